@@ -1,0 +1,30 @@
+# initwise developer entry points. Every target creates .venv and installs the
+# pinned dev requirements first, so a fresh clone needs nothing else.
+PY := .venv/bin/python
+STAMP := .venv/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): requirements-dev.txt pyproject.toml
+	python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m initwise.cli demo
+
+test: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m pytest -q --cov=initwise --cov-report=term:skip-covered
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) -m initwise.cli bench
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache .hypothesis .coverage

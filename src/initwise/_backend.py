@@ -1,0 +1,65 @@
+"""The few random and linear-algebra primitives a Scheme needs, and the NumPy back end.
+
+Schemes are written once against :class:`Backend`; NumPy (here) and torch
+(:mod:`initwise.torch.init`) implement it. Arrays only need ``+ - * / < > | & .T .reshape
+.clip .any`` and index assignment, which both libraries share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from scipy import special
+
+Array = Any
+
+
+class Backend(Protocol):
+    """Random draws and array helpers in one library's arrays (float64 or float32)."""
+
+    def normal(self, shape: tuple[int, ...], mean: float, std: float) -> Array: ...
+    def uniform(self, shape: tuple[int, ...], low: float, high: float) -> Array: ...
+    def qr_signed(self, a: Array) -> Array: ...
+    def rank_mask(self, rows: int, cols: int, k: int) -> Array: ...
+    def zeros(self, shape: tuple[int, ...]) -> Array: ...
+    def asarray(self, a: np.ndarray) -> Array: ...
+    def where(self, mask: Array, a: Array, b: Array) -> Array: ...
+    def ndtr(self, x: float) -> float: ...
+    def ndtri(self, u: Array) -> Array: ...
+
+
+class NumpyBackend:
+    """NumPy back end: float64 draws from an explicit ``np.random.Generator``."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def normal(self, shape: tuple[int, ...], mean: float, std: float) -> np.ndarray:
+        return self.rng.normal(mean, std, size=shape)
+
+    def uniform(self, shape: tuple[int, ...], low: float, high: float) -> np.ndarray:
+        return self.rng.uniform(low, high, size=shape)
+
+    def qr_signed(self, a: np.ndarray) -> np.ndarray:
+        q, r = np.linalg.qr(a)
+        return q * np.sign(np.diagonal(r))
+
+    def rank_mask(self, rows: int, cols: int, k: int) -> np.ndarray:
+        order = np.argsort(self.rng.random((rows, cols)), axis=0)
+        return np.argsort(order, axis=0) < k
+
+    def zeros(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.zeros(shape)
+
+    def asarray(self, a: np.ndarray) -> np.ndarray:
+        return np.asarray(a, dtype=np.float64)
+
+    def where(self, mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.where(mask, a, b)
+
+    def ndtr(self, x: float) -> float:
+        return float(special.ndtr(x))
+
+    def ndtri(self, u: np.ndarray) -> np.ndarray:
+        return special.ndtri(u)

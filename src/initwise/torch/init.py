@@ -1,0 +1,328 @@
+r"""Drop-in replacements for ``torch.nn.init`` — same names, same signatures, same bits.
+
+For a float32 tensor and the same ``generator`` state, ``uniform_``, ``normal_``,
+``xavier_*``, ``kaiming_*`` and ``orthogonal_`` produce exactly torch's values. They differ on
+purpose where torch is wrong or fragile:
+
+* keyword-only ``kind=``, ``groups=``, ``chunks=``, ``stride=`` (or ``fans=``) give the true fans
+  of grouped/depthwise/transposed convs and packed QKV / RNN-gate weights
+  (:func:`initwise.math.fans`); the default ``kind="linear"`` equals torch's convention;
+* bf16/fp16 tensors are sampled in float32 and cast last (torch's ``orthogonal_`` fails on them
+  and low-precision inverse-CDF truncation is biased);
+* ``trunc_normal_`` is exact in the far tails; ``sparse_`` honours ``generator`` (torch's row
+  permutations draw from the global RNG);
+* ``calculate_gain`` also knows GELU, SiLU, Mish, ELU… (numeric gain) instead of raising.
+
+Like torch, ``generator=None`` draws from torch's default generator; the planner
+(:func:`initwise.torch.plan`) always takes an explicit seed.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import special
+
+from .. import schemes as S
+from ..math.fans import Fans
+from ..math.fans import fans as compute_fans
+from ..math.gains import calculate_gain
+
+__all__ = [
+    "calculate_gain",
+    "constant_",
+    "delta_orthogonal_",
+    "dirac_",
+    "eye_",
+    "init_",
+    "kaiming_normal_",
+    "kaiming_uniform_",
+    "lecun_normal_",
+    "lecun_uniform_",
+    "normal_",
+    "ones_",
+    "orthogonal_",
+    "sparse_",
+    "trunc_normal_",
+    "uniform_",
+    "variance_scaling_",
+    "xavier_normal_",
+    "xavier_uniform_",
+    "zeros_",
+]
+
+
+class TorchBackend:
+    """torch back end: draws on ``device`` in ``dtype`` (float32, or float64 for float64
+    targets) from ``generator``. The first draw of the target's own shape is written straight
+    into ``target`` when dtypes agree, so float32 fills allocate nothing extra."""
+
+    def __init__(
+        self,
+        generator: torch.Generator | None,
+        device: torch.device,
+        dtype: torch.dtype,
+        target: torch.Tensor | None = None,
+    ) -> None:
+        self.generator = generator
+        self.device = device
+        self.dtype = dtype
+        self._target = target if target is not None and target.dtype == dtype else None
+
+    def _buf(self, shape: tuple[int, ...]) -> torch.Tensor:
+        t = self._target
+        if t is not None and tuple(t.shape) == tuple(shape):
+            self._target = None
+            return t
+        return torch.empty(shape, device=self.device, dtype=self.dtype)
+
+    def normal(self, shape: tuple[int, ...], mean: float, std: float) -> torch.Tensor:
+        return self._buf(shape).normal_(mean, std, generator=self.generator)
+
+    def uniform(self, shape: tuple[int, ...], low: float, high: float) -> torch.Tensor:
+        return self._buf(shape).uniform_(low, high, generator=self.generator)
+
+    def qr_signed(self, a: torch.Tensor) -> torch.Tensor:
+        q, r = torch.linalg.qr(a)
+        return q * r.diagonal().sign()
+
+    def rank_mask(self, rows: int, cols: int, k: int) -> torch.Tensor:
+        keys = torch.rand((rows, cols), generator=self.generator, device=self.device)
+        return keys.argsort(dim=0).argsort(dim=0) < k
+
+    def zeros(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.zeros(shape, device=self.device, dtype=self.dtype)
+
+    def asarray(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=self.dtype, device=self.device)
+
+    def where(self, mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.where(mask, a, b)
+
+    def ndtr(self, x: float) -> float:
+        return float(special.ndtr(x))
+
+    def ndtri(self, u: torch.Tensor) -> torch.Tensor:
+        return torch.special.ndtri(u)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Sampling precision for a target dtype: float64 stays, everything else uses float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def check_tensor(tensor: Any, where: str) -> None:
+    """Raise unless ``tensor`` is a floating-point torch tensor."""
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"{where}: expected a torch.Tensor, got {type(tensor).__name__}")
+    if not tensor.is_floating_point():
+        raise TypeError(
+            f"{where}: tensor has dtype {tensor.dtype}; initializers need a floating-point "
+            "tensor (convert it with tensor.float())"
+        )
+
+
+def sample(
+    scheme: S.Scheme,
+    shape: tuple[int, ...],
+    *,
+    generator: torch.Generator | None,
+    device: torch.device,
+    dtype: torch.dtype,
+    fans: Fans | None = None,
+    target: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Draw ``scheme`` values for ``shape`` in ``compute_dtype(dtype)`` (no checks, no write)."""
+    backend = TorchBackend(generator, device, compute_dtype(dtype), target)
+    return scheme.sample(shape, backend, fans)
+
+
+def init_(
+    tensor: torch.Tensor,
+    scheme: S.Scheme,
+    generator: torch.Generator | None = None,
+    *,
+    fans: Fans | None = None,
+    kind: str = "linear",
+    groups: int = 1,
+    chunks: int | None = None,
+    stride: int | Sequence[int] = 1,
+) -> torch.Tensor:
+    """Fill ``tensor`` in place from ``scheme`` (the general entry point behind every ``*_``).
+
+    Checks everything before writing; a meta tensor is left as is (no storage), a
+    zero-element tensor warns and is left as is.
+    """
+    where = f"initwise.torch.{getattr(scheme, 'name', scheme.type)}_"
+    check_tensor(tensor, where)
+    shape = tuple(tensor.shape)
+    scheme.check_shape(shape)
+    if scheme.needs_fans and fans is None and 0 not in shape:
+        fans = compute_fans(shape, kind, groups=groups, chunks=chunks, stride=stride)
+    if tensor.is_meta:
+        return tensor
+    if tensor.numel() == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
+        return tensor
+    with torch.no_grad():
+        values = sample(
+            scheme,
+            shape,
+            generator=generator,
+            device=tensor.device,
+            dtype=tensor.dtype,
+            fans=fans,
+            target=tensor,
+        )
+        if values is not tensor:
+            tensor.copy_(values)
+    return tensor
+
+
+def uniform_(
+    tensor: torch.Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Fill with ``U(a, b)``."""
+    return init_(tensor, S.uniform(a, b), generator)
+
+
+def normal_(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Fill with ``N(mean, std²)``."""
+    return init_(tensor, S.normal(mean, std), generator)
+
+
+def trunc_normal_(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    std: float = 1.0,
+    a: float = -2.0,
+    b: float = 2.0,
+    generator: torch.Generator | None = None,
+    *,
+    relative: bool = False,
+) -> torch.Tensor:
+    """Fill with ``N(mean, std²)`` truncated to ``[a, b]`` (absolute, as torch), or to
+    ``[mean + a·std, mean + b·std]`` with ``relative=True``."""
+    return init_(tensor, S.trunc_normal(mean, std, a, b, relative=relative), generator)
+
+
+def constant_(tensor: torch.Tensor, val: float) -> torch.Tensor:
+    """Fill with ``val``."""
+    return init_(tensor, S.constant(val))
+
+
+def ones_(tensor: torch.Tensor) -> torch.Tensor:
+    """Fill with ones."""
+    return init_(tensor, S.ones())
+
+
+def zeros_(tensor: torch.Tensor) -> torch.Tensor:
+    """Fill with zeros."""
+    return init_(tensor, S.zeros())
+
+
+def eye_(tensor: torch.Tensor) -> torch.Tensor:
+    """Identity matrix (2-D)."""
+    return init_(tensor, S.eye())
+
+
+def dirac_(tensor: torch.Tensor, groups: int = 1) -> torch.Tensor:
+    """Dirac delta (3-, 4-, 5-D conv weights)."""
+    return init_(tensor, S.dirac(groups))
+
+
+def xavier_uniform_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None, **fan_kw: Any
+) -> torch.Tensor:
+    """Glorot uniform ``U(±gain·√(6/(fan_in+fan_out)))``."""
+    return init_(tensor, S.xavier_uniform(gain), generator, **fan_kw)
+
+
+def xavier_normal_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None, **fan_kw: Any
+) -> torch.Tensor:
+    """Glorot normal ``N(0, gain²·2/(fan_in+fan_out))``."""
+    return init_(tensor, S.xavier_normal(gain), generator, **fan_kw)
+
+
+def kaiming_uniform_(
+    tensor: torch.Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+    **fan_kw: Any,
+) -> torch.Tensor:
+    """He uniform ``U(±gain·√(3/fan))``, ``gain = calculate_gain(nonlinearity, a)``."""
+    return init_(tensor, S.kaiming_uniform(a, mode, nonlinearity), generator, **fan_kw)
+
+
+def kaiming_normal_(
+    tensor: torch.Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: torch.Generator | None = None,
+    **fan_kw: Any,
+) -> torch.Tensor:
+    """He normal ``N(0, gain²/fan)``."""
+    return init_(tensor, S.kaiming_normal(a, mode, nonlinearity), generator, **fan_kw)
+
+
+def lecun_uniform_(
+    tensor: torch.Tensor, generator: torch.Generator | None = None, **fan_kw: Any
+) -> torch.Tensor:
+    """LeCun uniform ``U(±√(3/fan_in))``."""
+    return init_(tensor, S.lecun_uniform(), generator, **fan_kw)
+
+
+def lecun_normal_(
+    tensor: torch.Tensor, generator: torch.Generator | None = None, **fan_kw: Any
+) -> torch.Tensor:
+    """LeCun normal ``N(0, 1/fan_in)``."""
+    return init_(tensor, S.lecun_normal(), generator, **fan_kw)
+
+
+def variance_scaling_(
+    tensor: torch.Tensor,
+    scale: float = 1.0,
+    mode: str = "fan_in",
+    distribution: str = "truncated_normal",
+    generator: torch.Generator | None = None,
+    **fan_kw: Any,
+) -> torch.Tensor:
+    """JAX/Keras ``variance_scaling``: ``Var = scale/fan(mode)``."""
+    return init_(tensor, S.variance_scaling(scale, mode, distribution), generator, **fan_kw)
+
+
+def orthogonal_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(Semi-)orthogonal matrix times ``gain`` (works for bf16/fp16)."""
+    return init_(tensor, S.orthogonal(gain), generator)
+
+
+def delta_orthogonal_(
+    tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Delta-orthogonal conv kernel (Xiao et al. 2018)."""
+    return init_(tensor, S.delta_orthogonal(gain), generator)
+
+
+def sparse_(
+    tensor: torch.Tensor,
+    sparsity: float,
+    std: float = 0.01,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Sparse (Martens 2010), reproducible with ``generator``."""
+    return init_(tensor, S.sparse(sparsity, std), generator)

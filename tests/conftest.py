@@ -1,0 +1,19 @@
+"""Shared test helpers: statistical checks with fixed seeds and sensible power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+P_MIN = 1e-4  # torch's test_init.py threshold
+
+
+def ks_p(sample: np.ndarray, dist: stats.rv_continuous) -> float:
+    """Kolmogorov–Smirnov p-value of ``sample`` against the frozen ``dist``."""
+    return float(stats.kstest(np.asarray(sample, dtype=np.float64).ravel(), dist.cdf).pvalue)
+
+
+@pytest.fixture
+def ks():
+    return ks_p

@@ -1,0 +1,222 @@
+"""Every scheme against its paper formula, in distribution (KS, fixed seeds, p > 1e-4), with a
+negative control showing the same check rejects a wrong std."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import initwise.numpy as iw
+from initwise import schemes as S
+from initwise.math import fans
+from tests.conftest import P_MIN, ks_p
+
+SHAPE = (300, 200)  # fan_in 200, fan_out 300 -> 60_000 draws
+FI, FO = 200, 300
+
+
+def _check(sample, dist, wrong):
+    assert ks_p(sample, dist) > P_MIN
+    assert ks_p(sample, wrong) < P_MIN  # negative control: the test has power
+
+
+@pytest.mark.parametrize(
+    ("fn", "dist_of_std"),
+    [
+        (lambda r: iw.xavier_normal(SHAPE, rng=r), lambda s: stats.norm(0, s)),
+        (
+            lambda r: iw.kaiming_normal(SHAPE, nonlinearity="relu", rng=r),
+            lambda s: stats.norm(0, s),
+        ),
+        (lambda r: iw.lecun_normal(SHAPE, rng=r), lambda s: stats.norm(0, s)),
+        (
+            lambda r: iw.xavier_uniform(SHAPE, rng=r),
+            lambda s: stats.uniform(-math.sqrt(3) * s, 2 * math.sqrt(3) * s),
+        ),
+        (
+            lambda r: iw.kaiming_uniform(SHAPE, nonlinearity="relu", rng=r),
+            lambda s: stats.uniform(-math.sqrt(3) * s, 2 * math.sqrt(3) * s),
+        ),
+        (
+            lambda r: iw.lecun_uniform(SHAPE, rng=r),
+            lambda s: stats.uniform(-math.sqrt(3) * s, 2 * math.sqrt(3) * s),
+        ),
+    ],
+    ids=[
+        "xavier_normal",
+        "he_normal",
+        "lecun_normal",
+        "xavier_uniform",
+        "he_uniform",
+        "lecun_uniform",
+    ],
+)
+def test_variance_scaling_presets_in_distribution(fn, dist_of_std, request):
+    # the paper formulas, written out independently of the implementation
+    std = {
+        "xavier_normal": math.sqrt(2 / (FI + FO)),  # Glorot 2010 eq. 16 (normal form)
+        "xavier_uniform": math.sqrt(6 / (FI + FO)) / math.sqrt(3),  # bound √(6/(nin+nout))
+        "he_normal": math.sqrt(2 / FI),  # He 2015 eq. 10
+        "he_uniform": math.sqrt(6 / FI) / math.sqrt(3),  # bound √(6/fan_in)
+        "lecun_normal": math.sqrt(1 / FI),
+        "lecun_uniform": math.sqrt(3 / FI) / math.sqrt(3),
+    }[request.node.callspec.id]
+    _check(fn(0), dist_of_std(std), dist_of_std(std * 1.05))
+
+
+def test_popular_misstatements_are_not_what_we_compute():
+    # He-uniform bound √6/(2√(n_in+n_out)) and "Xavier std 1/√n_out" circulate in write-ups.
+    he_u = iw.kaiming_uniform(SHAPE, nonlinearity="relu", rng=0)
+    assert np.abs(he_u).max() == pytest.approx(math.sqrt(6 / FI), rel=1e-3)
+    assert np.abs(he_u).max() > 2 * math.sqrt(6) / (2 * math.sqrt(FI + FO))
+    xn = iw.xavier_normal(SHAPE, rng=0)
+    assert ks_p(xn, stats.norm(0, 1 / math.sqrt(FO))) < P_MIN
+
+
+def test_truncated_variance_scaling_has_target_variance():
+    w = iw.variance_scaling(SHAPE, 2.0, "fan_in", "truncated_normal", rng=0, dtype=np.float64)
+    std = math.sqrt(2 / FI)
+    sigma = std / S.TRUNC_STD_CORRECTION
+    assert np.abs(w).max() <= 2 * sigma
+    dist = stats.truncnorm(-2, 2, scale=sigma)
+    _check(w, dist, stats.truncnorm(-2, 2, scale=sigma * 1.05))
+    assert dist.std() == pytest.approx(std, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "a", "b"),
+    [
+        (0, 1, -2, 2),
+        (0, 0.02, -0.04, 0.04),
+        (0, 1, 5, 6),
+        (1, 1, -9, -8.5),
+        (0, 1, -0.1, 0.1),
+        (0, 0.02, -2, 2),
+    ],
+)
+def test_trunc_normal_exact_including_far_tails(mean, std, a, b):
+    w = iw.trunc_normal((40_000,), mean, std, a, b, rng=0, dtype=np.float64)
+    assert w.min() >= a and w.max() <= b
+    al, be = (a - mean) / std, (b - mean) / std
+    _check(
+        w,
+        stats.truncnorm(al, be, loc=mean, scale=std),
+        stats.truncnorm(al, be, loc=mean, scale=std * 1.1),
+    )
+
+
+def test_trunc_normal_relative_bounds():
+    w = iw.trunc_normal((40_000,), 0.0, 0.02, -2, 2, relative=True, rng=1, dtype=np.float64)
+    assert np.abs(w).max() <= 0.04
+    assert S.trunc_normal(0, 0.02, -2, 2, relative=True).std((1,)) == pytest.approx(
+        0.02 * S.TRUNC_STD_CORRECTION, rel=1e-9
+    )
+
+
+def test_normal_uniform_constant():
+    _check(iw.normal((50_000,), 0.5, 2.0, rng=0), stats.norm(0.5, 2.0), stats.norm(0.5, 2.1))
+    _check(iw.uniform((50_000,), -1, 3, rng=0), stats.uniform(-1, 4), stats.uniform(-1, 4.2))
+    assert (iw.constant((3, 4), 0.25) == 0.25).all()
+    assert (iw.zeros((3,)) == 0).all() and (iw.ones((2, 2)) == 1).all()
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (64, 20), (20, 64), (32, 8, 3, 3)])
+def test_orthogonal(shape):
+    w = iw.orthogonal(shape, gain=2.0, rng=0, dtype=np.float64).reshape(shape[0], -1)
+    small = min(w.shape)
+    gram = w @ w.T if w.shape[0] == small else w.T @ w
+    np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-10)
+    assert S.orthogonal(2.0).std(shape) == pytest.approx(float(np.sqrt((w**2).mean())), rel=1e-9)
+
+
+def test_orthogonal_is_haar():
+    # With the sign fix the diagonal of a Haar orthogonal matrix is symmetric about 0;
+    # without it (plain QR) it is biased. Chi-square on the sign of Q[0, 0] over many draws.
+    rng = np.random.default_rng(0)
+    signs = np.array([np.sign(iw.orthogonal((4, 4), rng=rng)[0, 0]) for _ in range(4000)])
+    obs = [(signs > 0).sum(), (signs < 0).sum()]
+    assert stats.chisquare(obs).pvalue > P_MIN
+    # negative control: plain QR (no sign fix) fails the same check
+    plain = np.array(
+        [np.sign(np.linalg.qr(rng.standard_normal((4, 4)))[0][0, 0]) for _ in range(4000)]
+    )
+    assert stats.chisquare([(plain > 0).sum(), (plain < 0).sum()]).pvalue < P_MIN
+
+
+def test_eye_dirac_delta_orthogonal():
+    np.testing.assert_array_equal(iw.eye((3, 5)), np.eye(3, 5))
+    d = iw.dirac((6, 2, 3, 3), groups=2)
+    assert d.sum() == 4 and d[0, 0, 1, 1] == 1 and d[3, 0, 1, 1] == 1 and d[3, 1, 1, 1] == 0
+    w = iw.delta_orthogonal((8, 4, 3, 3), gain=1.5, rng=0, dtype=np.float64)
+    centre = w[:, :, 1, 1]
+    np.testing.assert_allclose(centre.T @ centre, 2.25 * np.eye(4), atol=1e-10)
+    w[:, :, 1, 1] = 0
+    assert not w.any()
+
+
+def test_sparse_exact_zero_count_and_reproducible():
+    w = iw.sparse((50, 7), 0.3, std=0.5, rng=3)
+    assert ((w == 0).sum(axis=0) == math.ceil(0.3 * 50)).all()
+    np.testing.assert_array_equal(w, iw.sparse((50, 7), 0.3, std=0.5, rng=3))
+    nz = w[w != 0]
+    assert ks_p(nz, stats.norm(0, 0.5)) > P_MIN
+
+
+def test_grouped_fans_change_the_std():
+    shape = (32, 1, 3, 3)
+    w = iw.kaiming_normal(
+        shape, mode="fan_out", nonlinearity="relu", kind="conv", groups=32, rng=0, dtype=np.float64
+    )
+    assert w.std() == pytest.approx(math.sqrt(2 / 9), rel=0.1)
+
+
+ALL = [
+    S.zeros(),
+    S.ones(),
+    S.constant(0.5),
+    S.normal(0.1, 0.2),
+    S.uniform(-1, 2),
+    S.trunc_normal(0, 0.02, -2, 2, relative=True),
+    S.variance_scaling(2, "fan_out", "uniform"),
+    S.xavier_uniform(1.3),
+    S.xavier_normal(),
+    S.kaiming_uniform(0.2, "fan_out"),
+    S.kaiming_normal(nonlinearity="tanh"),
+    S.he_normal(),
+    S.he_uniform(),
+    S.lecun_normal(),
+    S.lecun_uniform(),
+    S.orthogonal(1.5),
+    S.eye(2.0),
+    S.dirac(2),
+    S.delta_orthogonal(),
+    S.sparse(0.2, 0.1),
+]
+
+
+@pytest.mark.parametrize("scheme", ALL, ids=lambda s: getattr(s, "name", s.type))
+def test_dict_round_trip(scheme):
+    d = scheme.to_dict()
+    again = S.from_dict(json.loads(json.dumps(d)))
+    assert again == scheme and again.to_dict() == d
+    assert isinstance(scheme.formula(), str)
+
+
+def test_std_matches_samples():
+    shape = (120, 90)
+    f = fans(shape)
+    for scheme in [s for s in ALL if s.type not in ("eye", "dirac", "delta_orthogonal")]:
+        w = iw.init(scheme, shape, rng=0, dtype=np.float64)
+        assert w.std() == pytest.approx(scheme.std(shape, f), rel=0.03, abs=1e-12), scheme
+
+
+def test_reproducible_and_rng_explicit():
+    a = iw.kaiming_normal
+    np.testing.assert_array_equal(a((5, 5), rng=7), a((5, 5), rng=7))
+    state = np.random.get_state()[1].copy()
+    iw.normal((10,), rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(state, np.random.get_state()[1])  # global RNG untouched
+    with pytest.raises(TypeError, match="never draws from global random state"):
+        iw.normal((3,), rng=None)

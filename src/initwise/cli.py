@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import os
 import sys
+from typing import Any
+
+
+def console() -> Any:
+    """A rich Console: the terminal's width, or 200 columns when output is piped."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _cmd_gains(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from .math.gains import calculate_gain, gain
@@ -22,7 +31,81 @@ def _cmd_gains(args: argparse.Namespace) -> int:
             f"{gain(name):.4f}",
             f"{gain(name, method='backward'):.4f}",
         )
-    Console().print(table)
+    console().print(table)
+    return 0
+
+
+def load_factory(spec: str) -> Any:
+    """Call ``MODULE:FACTORY`` (a dotted module path, importable from the current directory)
+    and return the model it builds."""
+    if ":" not in spec:
+        raise ValueError(
+            f"model must be given as MODULE:FACTORY (e.g. mypkg.models:resnet18), got {spec!r}"
+        )
+    mod_name, _, attr = spec.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise ValueError(f"could not import {mod_name!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if factory is None or not callable(factory):
+        raise ValueError(f"{mod_name!r} has no callable {attr!r}")
+    return factory()
+
+
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in text.replace("x", ",").split(",") if x)
+    except ValueError:
+        raise ValueError(f"--input-shape must look like 2,3,32,32; got {text!r}") from None
+
+
+def _example(args: argparse.Namespace) -> Any:
+    shape = _shape(getattr(args, "input_shape", None))
+    if shape is None:
+        return None
+    import torch
+
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from .torch import plan
+
+    model = load_factory(args.model)
+    p = plan(model, args.policy, example_input=_example(args))
+    if args.json:
+        p.save(args.json)
+    if not args.quiet:
+        out = console()
+        out.print(p.table(reasons=not args.no_reasons))
+        for n in p.notes:
+            out.print(f"note: {n}")
+        if args.json:
+            out.print(f"plan written to {args.json}")
+    return 0
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from .plan import Plan
+    from .torch import apply_plan, plan
+
+    model = load_factory(args.model)
+    p = (
+        Plan.load(args.plan)
+        if args.plan
+        else plan(model, args.policy, example_input=_example(args))
+    )
+    apply_plan(p, model, args.seed)
+    if args.out:
+        from safetensors.torch import save_model
+
+        save_model(model, args.out)
+        print(f"initialized {len(p)} parameters (seed {args.seed}); weights written to {args.out}")
     return 0
 
 
@@ -31,9 +114,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="initwise", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gains", help="print forward/backward gains of activations")
-    g.add_argument("names", nargs="*", default=["linear", "relu", "tanh", "sigmoid", "selu",
-                                                 "gelu", "silu", "mish"])
+    g.add_argument(
+        "names",
+        nargs="*",
+        default=["linear", "relu", "tanh", "sigmoid", "selu", "gelu", "silu", "mish"],
+    )
     g.set_defaults(func=_cmd_gains)
+
+    from .torch.planner import POLICIES
+
+    pl = sub.add_parser("plan", help="print (and save) the initialization plan of a model")
+    pl.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
+    pl.add_argument("--policy", default="auto", choices=POLICIES)
+    pl.add_argument("--json", help="write the plan as JSON to this file")
+    pl.add_argument("--input-shape", help="example input shape for tracing, e.g. 2,3,32,32")
+    pl.add_argument("--no-reasons", action="store_true", help="leave the reason column out")
+    pl.add_argument("--quiet", action="store_true", help="print nothing")
+    pl.set_defaults(func=_cmd_plan)
+
+    ap = sub.add_parser("apply", help="initialize a model and save its weights (safetensors)")
+    ap.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
+    ap.add_argument("--plan", help="plan JSON (from `initwise plan --json`); else --policy")
+    ap.add_argument("--policy", default="auto", choices=POLICIES)
+    ap.add_argument("--input-shape", help="example input shape for tracing")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True, help="output .safetensors file")
+    ap.set_defaults(func=_cmd_apply)
     return parser
 
 

@@ -81,6 +81,11 @@ class Scheme:
         """The rule in one line, for plans and tables."""
         raise NotImplementedError
 
+    @property
+    def label(self) -> str:
+        """Short name for tables: the preset's name where there is one."""
+        return getattr(self, "name", self.type)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict with a ``"type"`` key; :func:`from_dict` inverts it."""
         return {"type": self.type, **dataclasses.asdict(self)}
@@ -162,6 +167,10 @@ class Constant(Scheme):
 
     def formula(self) -> str:
         return f"constant {_num(self.value)}"
+
+    @property
+    def label(self) -> str:
+        return {0.0: "zeros", 1.0: "ones"}.get(self.value, f"constant({_num(self.value)})")
 
 
 @dataclass(frozen=True)
@@ -644,3 +653,58 @@ def from_dict(data: Mapping[str, Any]) -> Scheme:
 
 glorot_uniform = xavier_uniform
 glorot_normal = xavier_normal
+
+
+PRESETS: Mapping[str, Any] = {
+    f.__name__: f
+    for f in (
+        zeros,
+        ones,
+        constant,
+        normal,
+        uniform,
+        trunc_normal,
+        variance_scaling,
+        xavier_uniform,
+        xavier_normal,
+        kaiming_uniform,
+        kaiming_normal,
+        he_uniform,
+        he_normal,
+        lecun_uniform,
+        lecun_normal,
+        orthogonal,
+        eye,
+        dirac,
+        delta_orthogonal,
+        sparse,
+    )
+} | {"glorot_uniform": xavier_uniform, "glorot_normal": xavier_normal}
+"""Preset constructors by name (what plan overrides accept as ``"name"`` or
+``{"scheme": "name", **kwargs}``)."""
+
+
+def resolve(spec: Any) -> Scheme:
+    """A Scheme from a Scheme, a preset name, ``{"scheme": name, **kwargs}`` or a
+    :meth:`Scheme.to_dict` dict."""
+    if isinstance(spec, Scheme):
+        return spec
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"unknown scheme {spec!r}; presets: {', '.join(sorted(PRESETS))}")
+        return PRESETS[spec]()
+    if isinstance(spec, Mapping) and "type" in spec:
+        return from_dict(spec)
+    if isinstance(spec, Mapping) and "scheme" in spec:
+        name = spec["scheme"]
+        if name not in PRESETS:
+            raise ValueError(f"unknown scheme {name!r}; presets: {', '.join(sorted(PRESETS))}")
+        kwargs = {k: val for k, val in spec.items() if k != "scheme"}
+        try:
+            return PRESETS[name](**kwargs)
+        except TypeError as exc:
+            raise TypeError(f"scheme {name!r}: {exc}") from None
+    raise TypeError(
+        f"can not make a scheme from {spec!r}: pass a preset name ('xavier_uniform'), "
+        "{'scheme': 'normal', 'std': 0.02}, a scheme dict with 'type', or a Scheme"
+    )

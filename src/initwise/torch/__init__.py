@@ -1,6 +1,44 @@
-"""PyTorch integration: drop-in ``torch.nn.init`` replacements (``initwise.torch.init``)."""
+"""PyTorch integration.
 
+* drop-in ``torch.nn.init`` replacements (:mod:`initwise.torch.init`);
+* :func:`plan` / :func:`init_model`: whole-model initialization with an explainable plan;
+* :func:`apply_plan` / :func:`materialize`: write a plan (also onto meta-device models).
+"""
+
+from typing import Any
+
+from torch import nn
+
+from ..plan import ParamPlan, Plan
+from .apply import apply_plan, materialize, param_seed
 from .init import *  # noqa: F403
 from .init import __all__ as _init_all
+from .planner import POLICIES, plan
 
-__all__ = [*_init_all]
+
+def init_model(
+    model: nn.Module,
+    policy: str = "auto",
+    *,
+    seed: int = 0,
+    example_input: Any = None,
+    overrides: Any = None,
+    **kwargs: Any,
+) -> Plan:
+    """``plan(model, policy, ...)`` then ``apply`` it with ``seed``; returns the plan."""
+    p = plan(model, policy, example_input, overrides, **kwargs)
+    p.apply(model, seed)
+    return p
+
+
+__all__ = [
+    *_init_all,
+    "POLICIES",
+    "ParamPlan",
+    "Plan",
+    "apply_plan",
+    "init_model",
+    "materialize",
+    "param_seed",
+    "plan",
+]

@@ -1,0 +1,350 @@
+"""Plans: what initwise will do to every parameter of a model, and why — pure data.
+
+A :class:`Plan` holds one :class:`ParamPlan` per parameter (scheme, fans, gain, resulting std,
+and a sentence of reason). It round-trips through JSON (never pickle), prints as a table, takes
+per-name-pattern overrides, and is applied by :meth:`Plan.apply` (PyTorch) after validating
+every entry against the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import schemes as S
+from .math.fans import Fans
+
+FORMAT = "initwise-plan"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class ParamPlan:
+    """The plan for one parameter.
+
+    ``scheme`` is ``None`` when the parameter is left as is (``reason`` says why). Packed
+    parameters are split into ``chunks`` equal blocks along ``chunk_dim``; each block is drawn
+    on its own with the block's fans, and ``chunk_schemes`` replaces the scheme of single blocks
+    (e.g. an LSTM's forget-gate bias). ``zero_rows`` are set to 0 afterwards (an embedding's
+    ``padding_idx``).
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    scheme: S.Scheme | None
+    reason: str
+    layer: str = ""
+    fan_in: float | None = None
+    fan_out: float | None = None
+    gain: float | None = None
+    std: float | None = None
+    chunks: int = 1
+    chunk_dim: int = 0
+    chunk_schemes: tuple[tuple[int, S.Scheme], ...] = ()
+    zero_rows: tuple[int, ...] = ()
+
+    @property
+    def fans(self) -> Fans | None:
+        if self.fan_in is None or self.fan_out is None:
+            return None
+        return Fans(self.fan_in, self.fan_out)
+
+    @property
+    def block_shape(self) -> tuple[int, ...]:
+        s = list(self.shape)
+        if self.chunks > 1:
+            s[self.chunk_dim] //= self.chunks
+        return tuple(s)
+
+    def scheme_for_chunk(self, i: int) -> S.Scheme | None:
+        return dict(self.chunk_schemes).get(i, self.scheme)
+
+    def with_scheme(self, scheme: S.Scheme | None, reason: str) -> ParamPlan:
+        """A copy with another scheme (std recomputed, chunk overrides dropped)."""
+        std = None if scheme is None else _std(scheme, self.block_shape, self.fans)
+        return dataclasses.replace(self, scheme=scheme, reason=reason, std=std, chunk_schemes=())
+
+    def describe(self) -> str:
+        if self.scheme is None:
+            return "left as is"
+        name = self.scheme.label
+        if self.chunks > 1:
+            name += f" ×{self.chunks} blocks"
+        for i, s in self.chunk_schemes:
+            name += f", block {i}: {s.label}"
+        return name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "scheme": None if self.scheme is None else self.scheme.to_dict(),
+            "reason": self.reason,
+            "layer": self.layer,
+            "fan_in": self.fan_in,
+            "fan_out": self.fan_out,
+            "gain": self.gain,
+            "std": self.std,
+            "chunks": self.chunks,
+            "chunk_dim": self.chunk_dim,
+            "chunk_schemes": [[i, s.to_dict()] for i, s in self.chunk_schemes],
+            "zero_rows": list(self.zero_rows),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ParamPlan:
+        where = f"plan entry {d.get('name', '?')!r}" if isinstance(d, Mapping) else "plan entry"
+        if not isinstance(d, Mapping):
+            raise ValueError(f"{where}: must be an object, got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = set(d) - known
+        if extra:
+            raise ValueError(f"{where}: unknown keys {sorted(extra)}; known: {sorted(known)}")
+        for key in ("name", "shape", "scheme", "reason"):
+            if key not in d:
+                raise ValueError(f"{where}: missing key {key!r}")
+        try:
+            shape = tuple(int(x) for x in d["shape"])
+            chunk_schemes = tuple((int(i), S.from_dict(s)) for i, s in d.get("chunk_schemes", []))
+            entry = cls(
+                name=str(d["name"]),
+                shape=shape,
+                scheme=None if d["scheme"] is None else S.from_dict(d["scheme"]),
+                reason=str(d["reason"]),
+                layer=str(d.get("layer", "")),
+                fan_in=_opt_float(d.get("fan_in")),
+                fan_out=_opt_float(d.get("fan_out")),
+                gain=_opt_float(d.get("gain")),
+                std=_opt_float(d.get("std")),
+                chunks=int(d.get("chunks", 1)),
+                chunk_dim=int(d.get("chunk_dim", 0)),
+                chunk_schemes=chunk_schemes,
+                zero_rows=tuple(int(r) for r in d.get("zero_rows", [])),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        entry.check()
+        return entry
+
+    def check(self) -> None:
+        """Raise ``ValueError`` if the entry is inconsistent (shape, chunks, fans, scheme)."""
+        where = f"plan entry {self.name!r}"
+        if any(s < 0 for s in self.shape):
+            raise ValueError(f"{where}: negative dimension in shape {self.shape}")
+        if self.chunks < 1 or (self.shape and not 0 <= self.chunk_dim < len(self.shape)):
+            raise ValueError(f"{where}: bad chunks={self.chunks}/chunk_dim={self.chunk_dim}")
+        if self.chunks > 1 and self.shape[self.chunk_dim] % self.chunks:
+            raise ValueError(
+                f"{where}: dim {self.chunk_dim} of shape {self.shape} is not divisible into "
+                f"{self.chunks} chunks"
+            )
+        for i, _ in self.chunk_schemes:
+            if not 0 <= i < self.chunks:
+                raise ValueError(f"{where}: chunk_schemes index {i} outside 0..{self.chunks - 1}")
+        for f in (self.fan_in, self.fan_out):
+            if f is not None and not (math.isfinite(f) and f > 0):
+                raise ValueError(f"{where}: fans must be finite and > 0, got {f}")
+        for r in self.zero_rows:
+            if not self.shape or not 0 <= r < self.shape[0]:
+                raise ValueError(f"{where}: zero row {r} outside shape {self.shape}")
+        for i in range(self.chunks):
+            s = self.scheme_for_chunk(i)
+            if s is not None:
+                s.check_shape(self.block_shape)
+                if s.needs_fans and self.fans is None and len(self.block_shape) < 2:
+                    raise ValueError(f"{where}: {s.type} needs fans, and the entry has none")
+
+
+def _opt_float(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def _std(scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None) -> float | None:
+    if 0 in shape:
+        return None
+    return scheme.std(shape, fans)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per-parameter initialization plan for one model."""
+
+    entries: tuple[ParamPlan, ...]
+    policy: str = "custom"
+    model: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        seen = set()
+        for e in self.entries:
+            if e.name in seen:
+                raise ValueError(f"plan has two entries for parameter {e.name!r}")
+            seen.add(e.name)
+
+    def __iter__(self) -> Iterator[ParamPlan]:
+        return iter(self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __getitem__(self, name: str) -> ParamPlan:
+        for e in self.entries:
+            if e.name == name:
+                return e
+        raise KeyError(f"no plan entry for parameter {name!r}")
+
+    # ------------------------------------------------------------------ overrides
+
+    def override(self, overrides: Mapping[str, Any]) -> Plan:
+        """A new plan where parameters matching each glob pattern (``fnmatch`` on the parameter
+        name; later patterns win) get the given scheme: a preset name (``"zeros"``),
+        ``{"scheme": "normal", "std": 0.02}``, a scheme dict with ``"type"``, a Scheme, or
+        ``None`` to leave the parameter as is. A pattern that matches nothing is an error."""
+        if not isinstance(overrides, Mapping):
+            raise TypeError(f"overrides must be a dict of pattern -> scheme, got {overrides!r}")
+        entries = list(self.entries)
+        for pattern, spec in overrides.items():
+            scheme = None if spec is None else S.resolve(spec)
+            hits = [i for i, e in enumerate(entries) if fnmatch.fnmatchcase(e.name, pattern)]
+            if not hits:
+                sample = ", ".join(e.name for e in entries[:4])
+                raise ValueError(
+                    f"override pattern {pattern!r} matches no parameter (names look like "
+                    f"{sample}, …); fix the pattern"
+                )
+            for i in hits:
+                e = entries[i]
+                what = "left as is" if scheme is None else scheme.formula()
+                try:
+                    if scheme is not None:
+                        scheme.check_shape(e.block_shape)
+                    entries[i] = e.with_scheme(scheme, f"override {pattern!r}: {what}")
+                except ValueError as exc:
+                    raise ValueError(
+                        f"override {pattern!r} does not fit parameter {e.name!r}: {exc}"
+                    ) from None
+        return dataclasses.replace(self, entries=tuple(entries))
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "policy": self.policy,
+            "model": self.model,
+            "notes": list(self.notes),
+            "entries": [e.to_dict() for e in self.entries],
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        """JSON text; :meth:`from_json` reads it back to an equal plan."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Plan:
+        if not isinstance(d, Mapping):
+            raise ValueError(f"plan JSON must be an object, got {type(d).__name__}")
+        if d.get("format") != FORMAT:
+            raise ValueError(f"not an initwise plan (format {d.get('format')!r}, want {FORMAT!r})")
+        if d.get("version") != VERSION:
+            raise ValueError(f"plan version {d.get('version')!r} is not supported (want {VERSION})")
+        entries = d.get("entries")
+        if not isinstance(entries, list):
+            raise ValueError("plan JSON: 'entries' must be a list")
+        notes = d.get("notes", [])
+        if not isinstance(notes, list):
+            raise ValueError("plan JSON: 'notes' must be a list")
+        return cls(
+            tuple(ParamPlan.from_dict(e) for e in entries),
+            str(d.get("policy", "")),
+            str(d.get("model", "")),
+            tuple(str(n) for n in notes),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        """Parse and validate plan JSON; any problem raises ``ValueError`` saying where."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ValueError(f"plan JSON could not be parsed: {exc}") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+
+    @classmethod
+    def load(cls, path: str) -> Plan:
+        with open(path, encoding="utf-8") as f:
+            return cls.from_json(f.read())
+
+    # ------------------------------------------------------------------ display
+
+    def table(self, reasons: bool = True) -> Any:
+        """A ``rich`` table: parameter, shape, scheme, fans, gain, std (and reason)."""
+        from rich.table import Table
+
+        t = Table(title=f"initwise plan — {self.model} (policy {self.policy})")
+        for col in ("parameter", "shape", "scheme", "fan_in", "fan_out", "gain", "std"):
+            t.add_column(
+                col,
+                justify="right" if col in ("fan_in", "fan_out", "gain", "std") else "left",
+                overflow="fold",
+            )
+        if reasons:
+            t.add_column("reason", overflow="fold")
+        for e in self.entries:
+            row = [
+                e.name,
+                "×".join(map(str, e.shape)) or "scalar",
+                e.describe(),
+                _fmt(e.fan_in),
+                _fmt(e.fan_out),
+                _fmt(e.gain),
+                _fmt(e.std),
+            ]
+            t.add_row(*row, *([e.reason] if reasons else []))
+        return t
+
+    def render(self, width: int = 160, reasons: bool = True) -> str:
+        """The table as plain text."""
+        from rich.console import Console
+
+        console = Console(width=width, record=True, file=_Null())
+        console.print(self.table(reasons))
+        for n in self.notes:
+            console.print(f"note: {n}")
+        return console.export_text()
+
+    def __str__(self) -> str:
+        return self.render()
+
+    # ------------------------------------------------------------------ apply
+
+    def apply(self, model: Any, seed: int, **kwargs: Any) -> Any:
+        """Initialize ``model`` (a ``torch.nn.Module``) by this plan; see
+        :func:`initwise.torch.apply_plan`."""
+        from .torch.apply import apply_plan
+
+        return apply_plan(self, model, seed, **kwargs)
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:g}" if float(x).is_integer() else f"{x:.4g}"
+
+
+class _Null:
+    def write(self, s: str) -> int:
+        return len(s)
+
+    def flush(self) -> None:
+        pass

@@ -1,0 +1,572 @@
+"""Model inspection: a small dataflow graph of a torch model, and what it tells the planner.
+
+Two builders produce the same :class:`Graph`:
+
+* :func:`trace_fx` — ``torch.fx`` symbolic tracing, no input needed. The tracer goes *through*
+  containers (``Sequential``, ``TransformerEncoderLayer``, user blocks) and keeps as leaves the
+  modules that own parameters directly (Linear, Conv, MultiheadAttention, norms, …) and
+  parameter-free modules without children (activations, dropout, pooling).
+* :func:`trace_run` — runs an example input under a ``TorchFunctionMode`` plus forward hooks on
+  the same leaf modules, recording every torch call between them. It works for models fx cannot
+  trace (data-dependent control flow, Hugging Face models).
+
+:func:`analyze` then finds, for every leaf module, the activation that consumes its output
+(through norms, dropout, pooling, reshapes and residual additions), and the residual branches:
+additions ``a + b`` where one operand's computation starts from the other's (``x + f(x)``) or
+both start from a common split point, the branch being the side with more layers.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..math.gains import _ACTIVATIONS, _ALIASES, gain
+
+# ----------------------------------------------------------------------------- graph
+
+
+@dataclass
+class Node:
+    """One operation: ``op`` is ``input``, ``param``, ``module``, ``function`` or ``output``."""
+
+    idx: int
+    op: str
+    target: str
+    inputs: list[int] = field(default_factory=list)
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    """Nodes in execution (topological) order; ``method`` says how it was built."""
+
+    nodes: list[Node]
+    method: str
+
+    def users(self) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in self.nodes]
+        for n in self.nodes:
+            for i in dict.fromkeys(n.inputs):
+                out[i].append(n.idx)
+        return out
+
+
+def is_leaf(module: nn.Module) -> bool:
+    """Leaf for tracing: owns parameters directly, or has no children."""
+    if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        return False
+    own = next(module.parameters(recurse=False), None) is not None
+    if own and (type(module).__module__.startswith("torch.nn") or not any(module.children())):
+        return True
+    return not any(module.children())
+
+
+def _fn_name(fn: Any) -> str:
+    if fn in (operator.add, operator.iadd):
+        return "add"
+    if fn in (operator.mul, operator.imul):
+        return "mul"
+    if fn in (operator.truediv, operator.itruediv):
+        return "div"
+    if fn is operator.getitem:
+        return "getitem"
+    if fn is operator.matmul:
+        return "matmul"
+    name = getattr(fn, "__name__", None) or str(fn)
+    return name.strip("_") if name.startswith("__") else name
+
+
+class _Tracer(torch.fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf(m)
+
+
+def trace_fx(model: nn.Module) -> Graph:
+    """Build the graph with ``torch.fx`` (raises whatever fx raises when it cannot trace)."""
+    fx_graph = _Tracer().trace(model)
+    index: dict[torch.fx.Node, int] = {}
+    nodes: list[Node] = []
+    for fn in fx_graph.nodes:
+        inputs = [index[a] for a in fn.all_input_nodes]
+        scalars = tuple(a for a in fn.args if not isinstance(a, torch.fx.Node))
+        kwargs = {k: a for k, a in fn.kwargs.items() if not isinstance(a, torch.fx.Node)}
+        op = {
+            "placeholder": "input",
+            "get_attr": "param",
+            "call_module": "module",
+            "call_function": "function",
+            "call_method": "function",
+            "output": "output",
+        }[fn.op]
+        target = _fn_name(fn.target) if fn.op == "call_function" else str(fn.target)
+        node = Node(len(nodes), op, target, inputs, scalars, kwargs)
+        index[fn] = node.idx
+        nodes.append(node)
+    return Graph(nodes, "fx")
+
+
+def _tensors(obj: Any, out: list[torch.Tensor]) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _tensors(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _tensors(v, out)
+    return out
+
+
+def trace_run(model: nn.Module, example_input: Any) -> Graph:
+    """Build the graph by running ``example_input`` (a tensor, tuple of args or dict of kwargs)
+    under ``torch.no_grad`` in the model's current mode. Weights are not changed."""
+    nodes: list[Node] = []
+    producer: dict[int, int] = {}
+    keep: list[Any] = []  # keep traced tensors alive so their ids stay unique
+    param_names = {id(p): n for n, p in model.named_parameters()}
+    depth = [0]
+
+    def add(
+        op: str,
+        target: str,
+        inputs_obj: Any,
+        outputs_obj: Any,
+        args: tuple = (),
+        kwargs: dict | None = None,
+    ) -> None:
+        inputs = []
+        for t in _tensors(inputs_obj, []):
+            if id(t) not in producer and id(t) in param_names:
+                nodes.append(Node(len(nodes), "param", param_names[id(t)]))
+                producer[id(t)] = nodes[-1].idx
+            if id(t) in producer:
+                inputs.append(producer[id(t)])
+        node = Node(len(nodes), op, target, inputs, args, kwargs or {})
+        nodes.append(node)
+        for t in _tensors(outputs_obj, []):
+            producer[id(t)] = node.idx
+            keep.append(t)
+
+    class Recorder(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            if depth[0] == 0 and _tensors(out, []):
+                scalars = tuple(a for a in args if not isinstance(a, torch.Tensor))
+                kw = {k: a for k, a in kwargs.items() if not isinstance(a, torch.Tensor)}
+                add("function", _fn_name(func), (args, kwargs), out, scalars, kw)
+            return out
+
+    names = {m: n for n, m in model.named_modules()}
+    handles = []
+
+    def pre(m: nn.Module, args: Any, kwargs: Any) -> None:
+        depth[0] += 1
+
+    def post(m: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
+        depth[0] -= 1
+        if depth[0] == 0:
+            add("module", names[m], (args, kwargs), out)
+
+    for m in names:
+        if is_leaf(m) and m is not model:
+            handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
+            handles.append(m.register_forward_hook(post, with_kwargs=True))
+    if isinstance(example_input, dict):
+        args, kwargs = (), dict(example_input)
+    elif isinstance(example_input, (tuple, list)):
+        args, kwargs = tuple(example_input), {}
+    else:
+        args, kwargs = (example_input,), {}
+    for t in _tensors((args, kwargs), []):
+        nodes.append(Node(len(nodes), "input", "input"))
+        producer[id(t)] = nodes[-1].idx
+        keep.append(t)
+    try:
+        with torch.no_grad(), Recorder():
+            out = model(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    add("output", "output", out, None)
+    return Graph(nodes, "run")
+
+
+# ----------------------------------------------------------------------------- activations
+
+_MODULE_ACTS: dict[type, Callable[[nn.Module], tuple[str, float | None]]] = {
+    nn.ReLU: lambda m: ("relu", None),
+    nn.LeakyReLU: lambda m: ("leaky_relu", m.negative_slope),
+    nn.PReLU: lambda m: (
+        "leaky_relu",
+        float(m.weight.detach().float().mean()) if m.weight.device.type != "meta" else 0.25,
+    ),
+    nn.GELU: lambda m: ("gelu_tanh" if m.approximate == "tanh" else "gelu", None),
+    nn.SiLU: lambda m: ("silu", None),
+    nn.Tanh: lambda m: ("tanh", None),
+    nn.Sigmoid: lambda m: ("sigmoid", None),
+    nn.ELU: lambda m: ("elu", m.alpha),
+    nn.CELU: lambda m: ("celu", m.alpha),
+    nn.SELU: lambda m: ("selu", None),
+    nn.Mish: lambda m: ("mish", None),
+    nn.Softplus: lambda m: ("softplus", m.beta),
+    nn.Softsign: lambda m: ("softsign", None),
+    nn.Hardswish: lambda m: ("hardswish", None),
+    nn.Hardsigmoid: lambda m: ("hardsigmoid", None),
+    nn.Hardtanh: lambda m: ("hardtanh", None) if (m.min_val, m.max_val) == (-1, 1) else ("", None),
+    nn.ReLU6: lambda m: ("relu6", None),
+}
+# Hugging Face activation classes, by name (transformers need not be importable here).
+_NAMED_ACTS = {
+    "NewGELUActivation": "gelu_tanh",
+    "GELUTanh": "gelu_tanh",
+    "PytorchGELUTanh": "gelu_tanh",
+    "GELUActivation": "gelu",
+    "FastGELUActivation": "gelu_tanh",
+    "QuickGELUActivation": "gelu",
+    "SiLUActivation": "silu",
+    "MishActivation": "mish",
+    "ReLUSquaredActivation": "",
+    "AccurateGELUActivation": "gelu_tanh",
+    "LinearActivation": "linear",
+}
+_NORMS = (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+_STOP_FUNCS = {
+    "matmul",
+    "bmm",
+    "mm",
+    "addmm",
+    "baddbmm",
+    "einsum",
+    "softmax",
+    "log_softmax",
+    "scaled_dot_product_attention",
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "embedding",
+    "multi_head_attention_forward",
+    "cross_entropy",
+    "mse_loss",
+    "nll_loss",
+}
+_ADD = {"add", "add_", "iadd", "radd"}
+_MUL = {"mul", "mul_", "imul", "rmul", "div", "truediv"}
+
+
+@dataclass(frozen=True)
+class Act:
+    """An activation: a known ``name`` (+ ``param``), or a probed elementwise ``module``."""
+
+    name: str
+    param: float | None = None
+    module: nn.Module | None = None
+    label: str = ""
+
+    def gain(self, method: str = "forward") -> float:
+        if self.module is not None:
+            return gain(_as_float64(self.module), method=method)
+        return gain(self.name, self.param, method=method)
+
+    def describe(self) -> str:
+        if self.label:
+            return self.label
+        return self.name if self.param is None else f"{self.name}({self.param:g})"
+
+
+LINEAR = Act("linear")
+
+
+def _as_float64(module: nn.Module) -> Callable[[Any], Any]:
+    def f(x: Any) -> Any:
+        t = torch.as_tensor(x, dtype=torch.float32)
+        with torch.no_grad():
+            return module(t).double().numpy()
+
+    return f
+
+
+def module_activation(module: nn.Module) -> Act | None:
+    """The activation a parameter-free module computes, or None if it is not one."""
+    for cls, get in _MODULE_ACTS.items():
+        if isinstance(module, cls):
+            name, param = get(module)
+            return Act(name, param) if name else _probe(module)
+    name = _NAMED_ACTS.get(type(module).__name__)
+    if name:
+        return Act(name)
+    if name == "" or (next(module.parameters(), None) is None and not any(module.children())):
+        return _probe(module)
+    return None
+
+
+def _probe(module: nn.Module) -> Act | None:
+    """Treat an unknown parameter-free module as an activation if it acts elementwise and is not
+    the identity: then its gain is computed numerically from the module itself."""
+    if isinstance(module, (nn.Dropout, nn.Identity, nn.Flatten, nn.Unflatten)) or isinstance(
+        module, _NORMS
+    ):
+        return None
+    x = torch.linspace(-3, 3, 24).reshape(2, 12)
+    was = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            y = module(x)
+            if not isinstance(y, torch.Tensor) or y.shape != x.shape or torch.allclose(y, x):
+                return None
+            if not torch.allclose(module(x.flip(-1)), y.flip(-1)):
+                return None
+            x2 = x.clone()
+            x2[0, 0] += 0.5
+            d = (module(x2) - y).abs()
+            d[0, 0] = 0
+            if d.max() > 0:
+                return None
+    except Exception:
+        return None
+    finally:
+        module.train(was)
+    return Act(type(module).__name__.lower(), None, module, type(module).__name__)
+
+
+def function_activation(name: str, args: tuple, kwargs: dict) -> Act | None:
+    """The activation a torch function/method call computes, if any."""
+    key = name.rstrip("_").lower()
+    key = _ALIASES.get(key, key)
+    if key not in _ACTIVATIONS or key == "linear":
+        return None
+    if key == "gelu":
+        return Act("gelu_tanh" if kwargs.get("approximate") == "tanh" else "gelu")
+    if key == "leaky_relu":
+        slope = kwargs.get("negative_slope", args[0] if args else 0.01)
+        return Act(key, float(slope))
+    if key in ("elu", "celu"):
+        return Act(key, float(kwargs.get("alpha", args[0] if args else 1.0)))
+    if key == "softplus":
+        return Act(key, float(kwargs.get("beta", args[0] if args else 1.0)))
+    if key == "hardtanh" and (args[:2] not in ((), (-1.0, 1.0), (-1, 1))):
+        return None
+    return Act(key)
+
+
+# ----------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class LayerInfo:
+    """What the planner needs to know about one leaf module."""
+
+    name: str
+    module: nn.Module
+    activation: Act | None = None  # None: not found in the graph
+    activation_note: str = ""
+    branches: list[int] = field(default_factory=list)  # residual branch indices it sits on
+    last_in_branch: bool = False  # last weight layer of a residual branch
+    last_norm_in_branch: bool = False  # last norm of a residual branch
+    norm_after: bool = False  # last weight layer of a branch that ends in a norm
+    branch_size: int = 0  # weight layers in its (innermost) branch
+
+
+@dataclass
+class ModelInfo:
+    """Result of :func:`inspect_model`."""
+
+    layers: dict[str, LayerInfo]
+    n_residual: int
+    method: str
+    note: str = ""
+
+
+def is_weight_layer(m: nn.Module) -> bool:
+    """Layers that mix features (their output is a new pre-activation)."""
+    return (
+        next(m.parameters(recurse=False), None) is not None
+        and not isinstance(m, _NORMS)
+        and not isinstance(m, nn.PReLU)
+        and not type(m).__name__.endswith(("Norm", "LayerNorm"))
+    )
+
+
+def is_norm(m: nn.Module) -> bool:
+    return isinstance(m, _NORMS) or type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm"))
+
+
+def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
+    """Activation after each leaf module, and residual branches, from ``graph``."""
+    modules = dict(model.named_modules())
+    nodes = graph.nodes
+    users = graph.users()
+    kinds: list[str] = []
+    acts: dict[int, Act] = {}
+    for n in nodes:
+        kind = "other"
+        if n.op == "module":
+            m = modules[n.target]
+            if is_norm(m):
+                kind = "norm"
+            elif is_weight_layer(m):
+                kind = "weight"
+            else:
+                a = module_activation(m)
+                if a is not None:
+                    acts[n.idx] = a
+                    kind = "act"
+        elif n.op == "function":
+            a = function_activation(n.target, n.args, n.kwargs)
+            if a is not None:
+                acts[n.idx] = a
+                kind = "act"
+            elif n.target in _STOP_FUNCS:
+                kind = "stop"
+            elif n.target in _MUL and sum(nodes[i].op != "param" for i in n.inputs) > 1:
+                kind = "stop"  # gating x * g(x): a product, not an activation
+        elif n.op == "output":
+            kind = "stop"
+        kinds.append(kind)
+
+    layers: dict[str, LayerInfo] = {}
+    for n in nodes:
+        if n.op == "module" and n.target not in layers:
+            layers[n.target] = LayerInfo(n.target, modules[n.target])
+    for n in nodes:
+        if n.op != "module" or kinds[n.idx] != "weight":
+            continue
+        info = layers[n.target]
+        found = _find_activation(n.idx, users, kinds, acts)
+        if info.activation is None:
+            info.activation = found[0] if found else LINEAR
+            if len({a.describe() for a in found}) > 1:
+                info.activation_note = (
+                    "consumers disagree ("
+                    + ", ".join(sorted({a.describe() for a in found}))
+                    + f"); using the nearest, {found[0].describe()}"
+                )
+
+    n_res = _residuals(nodes, kinds, layers)
+    return ModelInfo(layers, n_res, graph.method)
+
+
+def _find_activation(
+    start: int, users: list[list[int]], kinds: list[str], acts: dict[int, Act]
+) -> list[Act]:
+    found: list[Act] = []
+    seen = {start}
+    queue = deque(users[start])
+    while queue:
+        i = queue.popleft()
+        if i in seen:
+            continue
+        seen.add(i)
+        k = kinds[i]
+        if k == "act":
+            found.append(acts[i])
+        elif k in ("weight", "stop"):
+            continue
+        else:
+            queue.extend(users[i])
+    return found
+
+
+def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]) -> int:
+    anc = [0] * len(nodes)  # ancestor sets as bitmasks
+    for n in nodes:
+        a = 0
+        for i in n.inputs:
+            a |= anc[i] | (1 << i)
+        anc[n.idx] = a
+    weight_bits = 0
+    for n in nodes:
+        if kinds[n.idx] == "weight":
+            weight_bits |= 1 << n.idx
+    branches: list[int] = []  # bitmask of nodes per branch
+    for n in nodes:
+        if n.op != "function" or n.target not in _ADD or len(set(n.inputs)) < 2:
+            continue
+        a, b = n.inputs[0], n.inputs[1]
+        full_a, full_b = anc[a] | (1 << a), anc[b] | (1 << b)
+        if anc[b] >> a & 1:
+            branch = full_b & ~full_a
+        elif anc[a] >> b & 1:
+            branch = full_a & ~full_b
+        else:
+            common = anc[a] & anc[b]
+            if not common:
+                continue
+            ea, eb = full_a & ~common, full_b & ~common
+            # a real split: every layer on both sides computes from the common ancestors
+            # (word + position embeddings share only an index tensor, and are no residual)
+            if any(anc[i] & common == 0 for i in _bits((ea | eb) & weight_bits)):
+                continue
+            ca, cb = (ea & weight_bits).bit_count(), (eb & weight_bits).bit_count()
+            if ca == cb:
+                continue
+            branch = ea if ca > cb else eb
+        if branch & weight_bits:
+            branches.append(branch)
+    for bi, branch in enumerate(branches):
+        members = [n for n in nodes if branch >> n.idx & 1 and n.op == "module"]
+        weights = [n for n in members if kinds[n.idx] == "weight"]
+        for n in members:
+            layers[n.target].branches.append(bi)
+            if kinds[n.idx] == "weight":
+                layers[n.target].branch_size = len(weights)
+        last_w = weights[-1]
+        layers[last_w.target].last_in_branch = True
+        norms_after = [n for n in members if kinds[n.idx] == "norm" and n.idx > last_w.idx]
+        if norms_after:
+            layers[norms_after[-1].target].last_norm_in_branch = True
+            layers[last_w.target].norm_after = True
+    return len(branches)
+
+
+def _bits(mask: int) -> list[int]:
+    out = []
+    while mask:
+        low = mask & -mask
+        out.append(low.bit_length() - 1)
+        mask ^= low
+    return out
+
+
+def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
+    """Trace ``model`` (fx first, then a run with ``example_input``, then Hugging Face's
+    ``dummy_inputs``) and analyze it. Never changes the model's weights or mode."""
+    if is_leaf(model):  # a single layer (nn.LSTM, nn.Linear): nothing to trace
+        return ModelInfo({"": LayerInfo("", model)}, 0, "single layer")
+    errors = []
+    try:
+        return analyze(model, trace_fx(model))
+    except Exception as exc:
+        errors.append(f"torch.fx could not trace it ({type(exc).__name__}: {_short(exc)})")
+    if example_input is None:
+        example_input = getattr(model, "dummy_inputs", None)
+    if example_input is not None:
+        try:
+            return analyze(model, trace_run(model, example_input))
+        except Exception as exc:
+            errors.append(f"running the example input failed ({type(exc).__name__}: {_short(exc)})")
+    else:
+        errors.append("no example_input was given to trace it by running")
+    layers = {n: LayerInfo(n, m) for n, m in model.named_modules() if is_leaf(m) and m is not model}
+    return ModelInfo(layers, 0, "none", "; ".join(errors))
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return text[:160]

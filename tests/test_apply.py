@@ -1,0 +1,192 @@
+"""Plan.apply: validate first, write atomically, reproducible per (seed, name), meta models."""
+
+import dataclasses
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise import schemes as S  # noqa: E402
+from initwise.plan import Plan  # noqa: E402
+from initwise.torch import apply as apply_mod  # noqa: E402
+from tests import models  # noqa: E402
+
+
+def snapshot(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_bits_other_seed_other_bits():
+    a, b = models.resnet(), models.resnet()
+    p = it.plan(a)
+    p.apply(a, seed=3)
+    p.apply(b, seed=3)
+    assert same(snapshot(a), snapshot(b))
+    p.apply(b, seed=4)
+    assert not torch.equal(a.fc.weight, b.fc.weight)
+
+
+def test_values_depend_only_on_seed_and_name():
+    m = models.resnet()
+    p = it.plan(m)
+    p.apply(m, seed=0)
+    ref = snapshot(m)
+    # another plan for one parameter, and the entries in reverse order: the rest is unchanged
+    q = dataclasses.replace(
+        p.override({"fc.weight": "xavier_normal"}),
+        entries=tuple(reversed(p.override({"fc.weight": "xavier_normal"}).entries)),
+    )
+    q.apply(m, seed=0)
+    now = snapshot(m)
+    changed = [k for k in ref if not torch.equal(ref[k], now[k])]
+    assert changed == ["fc.weight"]
+    assert it.param_seed(0, "fc.weight") != it.param_seed(0, "fc.bias")
+
+
+def test_mismatched_plan_leaves_model_bit_identical():
+    m = models.resnet()
+    before = snapshot(m)
+    other = it.plan(models.vgg())
+    with pytest.raises(ValueError, match="plan does not match the model.*make a new plan"):
+        other.apply(m, seed=0)
+    p = it.plan(m)
+    wrong = dataclasses.replace(
+        p,
+        entries=tuple(
+            dataclasses.replace(e, shape=(7, 7)) if e.name == "fc.weight" else e for e in p
+        ),
+    )
+    with pytest.raises(ValueError, match="'fc.weight' has shape"):
+        wrong.apply(m, seed=0)
+    assert same(before, snapshot(m))
+
+
+def test_failure_midway_leaves_model_bit_identical(monkeypatch):
+    m = models.resnet()
+    before = snapshot(m)
+    p = it.plan(m)
+    calls = {"n": 0}
+    real = apply_mod.draw
+
+    def flaky(entry, *args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise RuntimeError("simulated failure while sampling")
+        return real(entry, *args, **kw)
+
+    monkeypatch.setattr(apply_mod, "draw", flaky)
+    with pytest.raises(RuntimeError, match="simulated"):
+        p.apply(m, seed=0)
+    assert calls["n"] == 7 and same(before, snapshot(m))
+
+
+def test_integer_parameter_is_rejected_before_writing():
+    m = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    p = it.plan(m)
+    m[1].weight = nn.Parameter(torch.zeros(3, 3, dtype=torch.int64), requires_grad=False)
+    before = snapshot(m)
+    with pytest.raises(TypeError, match="parameter '1.weight'.*int64"):
+        p.apply(m, seed=0)
+    assert same(before, snapshot(m))
+
+
+def test_bad_seed():
+    m = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        it.plan(m).apply(m, seed="0")
+
+
+def test_meta_device_materialization_equals_cpu_init():
+    cpu = models.resnet()
+    p = it.plan(cpu)
+    p.apply(cpu, seed=5)
+    with torch.device("meta"):
+        meta = models.ResNet()
+    assert meta.fc.weight.is_meta
+    it.materialize(meta, p, seed=5)
+    assert not meta.fc.weight.is_meta
+    assert same(snapshot(cpu), snapshot(meta))  # running stats reset too
+    assert torch.equal(meta.layers[0].bn1.running_var, torch.ones(8))
+
+
+def test_meta_plan_made_on_meta_model():
+    with torch.device("meta"):
+        m = models.transformer()
+    p = it.plan(m, "gpt2")  # fx fails, no run possible on meta: structure still planned
+    assert p["layers.0.linear1.weight"].std == 0.02
+    it.materialize(m, p, seed=0)
+    assert m.layers[0].linear1.weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_meta_refuses_left_as_is_and_unknown_buffers():
+    with torch.device("meta"):
+        m = models.WithUnknown()
+    with pytest.raises(ValueError, match="meta device and the plan leaves .* as is"):
+        it.materialize(m, seed=0)
+    assert m.fc.weight.is_meta  # nothing happened
+
+    class WithBuffer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+            self.register_buffer("freqs", torch.arange(4.0))
+
+    with torch.device("meta"):
+        b = WithBuffer()
+    with pytest.raises(ValueError, match="buffers freqs are on the meta device"):
+        it.materialize(b, seed=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_low_and_high_precision_models(dtype):
+    m = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.LSTM(64, 32)).to(dtype)
+    it.plan(m[:2]).apply(m[:2], seed=0)
+    p = it.plan(m[2])
+    p.apply(m[2], seed=0)
+    assert m[0].weight.dtype == dtype
+    assert m[0].weight.float().std().item() == pytest.approx(math.sqrt(2 / 64), rel=0.1)
+    w = m[2].weight_hh_l0.float()[:32]
+    assert (w @ w.T - torch.eye(32)).abs().max().item() < 0.05
+
+
+def test_padding_row_zero_and_forget_bias():
+    m = models.Tied()
+    it.init_model(m, seed=0)
+    assert m.emb.weight[0].abs().sum().item() == 0
+    lstm = nn.LSTM(3, 5)
+    it.init_model(lstm, seed=0, forget_bias=2.0)
+    assert torch.equal(lstm.bias_ih_l0[5:10], torch.full((5,), 2.0))
+    assert lstm.bias_ih_l0[:5].abs().sum().item() == 0
+
+
+def test_non_atomic_writes_same_values():
+    a, b = models.resnet(), models.resnet()
+    p = it.plan(a)
+    p.apply(a, seed=1)
+    p.apply(b, seed=1, atomic=False)
+    assert same(snapshot(a), snapshot(b))
+
+
+def test_plan_survives_json_then_applies_identically():
+    a, b = models.resnet(), models.resnet()
+    p = it.plan(a, "zero-init-residual")
+    p.apply(a, seed=2)
+    Plan.from_json(p.to_json()).apply(b, seed=2)
+    assert same(snapshot(a), snapshot(b))
+
+
+def test_apply_restores_nothing_it_should_not_touch():
+    m = models.resnet()
+    m.eval()
+    p = it.plan(m, overrides={"fc.bias": S.constant(0.5)})
+    p.apply(m, seed=0)
+    assert not m.training
+    assert torch.equal(m.fc.bias, torch.full((10,), 0.5))
+    assert all(q.requires_grad for q in m.parameters())

@@ -1,0 +1,92 @@
+"""Hugging Face transformers models built offline from small configs (optional extra)."""
+
+import math
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+import initwise.torch as it  # noqa: E402
+from initwise.math import gain  # noqa: E402
+
+warnings.filterwarnings("ignore", module="transformers")
+
+
+def gpt2(n_layer=4):
+    cfg = transformers.GPT2Config(
+        n_layer=n_layer,
+        n_embd=64,
+        n_head=4,
+        vocab_size=1000,
+        n_positions=64,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(cfg)
+
+
+def test_gpt2_policy_matches_hf_init_weights():
+    hf = gpt2()  # constructed with HF's own _init_weights
+    p = it.plan(hf, "gpt2")
+    assert "8 residual branches" in p.notes[0]
+    checked = 0
+    for e in p:
+        if e.std and e.std > 0 and e.scheme.type == "normal":
+            measured = dict(hf.named_parameters())[e.name].std().item()
+            assert measured == pytest.approx(e.std, rel=0.1), e.name
+            checked += 1
+    assert checked == 2 + 4 * 4  # wte, wpe, and 4 matrices per block
+    c_proj = p["transformer.h.0.attn.c_proj.weight"]
+    assert c_proj.std == pytest.approx(0.02 / math.sqrt(2 * 4))
+    assert "tied with lm_head.weight" in p["transformer.wte.weight"].reason
+    ours = gpt2()
+    p.apply(ours, seed=0)
+    ids = torch.randint(0, 1000, (2, 16))
+    assert torch.isfinite(ours(ids).logits).all()
+
+
+def test_gpt2_auto_policy_true_fans_for_conv1d_and_packed_qkv():
+    p = it.plan(gpt2(2))
+    c_attn = p["transformer.h.0.attn.c_attn.weight"]  # Conv1D weight (in=64, out=192)
+    assert (c_attn.chunks, c_attn.chunk_dim, c_attn.fan_in, c_attn.fan_out) == (3, 1, 64, 64)
+    c_fc = p["transformer.h.0.mlp.c_fc.weight"]
+    assert (c_fc.fan_in, c_fc.fan_out) == (64, 256)
+    assert c_fc.gain == pytest.approx(gain("gelu_tanh"))
+
+
+def test_bert_and_llama_plan_apply_forward():
+    bert = transformers.BertModel(
+        transformers.BertConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=4,
+            intermediate_size=64,
+            vocab_size=100,
+        )
+    )
+    pb = it.init_model(bert, seed=0)
+    assert pb["encoder.layer.0.intermediate.dense.weight"].gain == pytest.approx(gain("gelu"))
+    assert pb["pooler.dense.weight"].scheme.label == "xavier_uniform"  # tanh pooler
+    assert "4 residual branches" in pb.notes[0]
+    llama = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(
+            num_hidden_layers=2,
+            hidden_size=32,
+            num_attention_heads=4,
+            intermediate_size=64,
+            vocab_size=100,
+        )
+    )
+    pl = it.plan(llama, "gpt2")
+    assert pl["model.layers.0.mlp.down_proj.weight"].std == pytest.approx(0.02 / 2)
+    assert pl["model.layers.0.self_attn.o_proj.weight"].std == pytest.approx(0.02 / 2)
+    assert pl["model.norm.weight"].scheme.label == "ones"
+    pa = it.plan(llama)
+    assert pa["model.layers.0.mlp.gate_proj.weight"].gain == pytest.approx(gain("silu"))
+    assert pa["model.layers.0.mlp.up_proj.weight"].gain == 1.0  # multiplies the gate
+    pa.apply(llama, seed=0)
+    out = llama(torch.randint(0, 100, (1, 8)))
+    assert torch.isfinite(out.logits).all()

@@ -1,0 +1,290 @@
+"""The planner: activations, true fans, residual branches, policies, overrides, JSON."""
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise import schemes as S  # noqa: E402
+from initwise.math import gain  # noqa: E402
+from initwise.plan import Plan  # noqa: E402
+from initwise.torch.graph import analyze, inspect_model, trace_run  # noqa: E402
+from tests import models  # noqa: E402
+
+
+def test_activation_detection_modules_functions_methods_and_unknown():
+    p = it.plan(models.ActMLP())
+    g = {e.name: e.gain for e in p}
+    assert g["relu.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)
+    assert g["gelu.weight"] == pytest.approx(gain("gelu"))
+    assert p["tanh.weight"].scheme.label == "xavier_uniform"
+    assert p["selu.weight"].scheme.label == "lecun_normal"
+    assert g["silu_f.weight"] == pytest.approx(gain("silu"))
+    assert g["leaky.weight"] == pytest.approx(gain("leaky_relu", 0.2))
+    assert g["method.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)
+    # an unknown elementwise module is probed and its gain computed from the module itself
+    assert g["swish.weight"] == pytest.approx(gain("silu"), rel=1e-6)
+    assert "Swish" in p["swish.weight"].reason
+    # through a LayerNorm to the ReLU
+    assert g["norm_relu.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)
+    assert g["out.weight"] == 1.0 and "no activation" in p["out.weight"].reason
+    assert p["ln.weight"].scheme == S.ones() and p["out.bias"].scheme == S.zeros()
+
+
+def test_plan_std_and_reason_text():
+    m = nn.Sequential(nn.Linear(512, 256), nn.GELU(), nn.Linear(256, 4))
+    e = it.plan(m)["0.weight"]
+    assert e.fan_in == 512 and e.fan_out == 256
+    assert e.std == pytest.approx(gain("gelu") / math.sqrt(512))
+    assert e.reason == (
+        f"Linear '0': fan_in 512, followed by gelu → numeric gain "
+        f"{gain('gelu'):.4g} → std {e.std:.4g}"
+    )
+
+
+def test_fx_and_run_tracing_agree_on_resnet():
+    m = models.resnet()
+    fx = inspect_model(m)
+    run = analyze(m, trace_run(m, torch.randn(2, 3, 32, 32)))
+    assert fx.method == "fx" and run.method == "run"
+    assert fx.n_residual == run.n_residual == 4
+    for name, info in fx.layers.items():
+        other = run.layers[name]
+        assert (info.activation, info.branches, info.last_in_branch, info.last_norm_in_branch) == (
+            other.activation,
+            other.branches,
+            other.last_in_branch,
+            other.last_norm_in_branch,
+        )
+
+
+def test_resnet_plan_true_fans_and_residuals():
+    m = models.resnet()
+    p = it.plan(m)
+    e = p["layers.1.conv1.weight"]  # 8 -> 16, 3x3
+    assert (e.fan_in, e.fan_out) == (8 * 9, 16 * 9)
+    assert "relu" in e.reason
+    # conv2 feeds bn2 -> add -> relu: still relu
+    assert p["layers.1.conv2.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)
+    z = it.plan(m, "zero-init-residual")
+    for b in range(4):
+        assert z[f"layers.{b}.bn2.weight"].scheme == S.zeros()
+        assert z[f"layers.{b}.bn1.weight"].scheme == S.ones()
+    assert z["layers.1.downsample.1.weight"].scheme == S.ones()  # the shortcut is no branch
+    assert z["stem.1.weight"].scheme == S.ones()
+
+
+def test_fixup_on_a_residual_net_without_norms():
+    m = models.NoNormResNet(blocks=4)
+    p = it.plan(m, "fixup")
+    L, mm = 4, 2
+    for b in range(4):
+        assert p[f"blocks.{b}.2.weight"].scheme == S.zeros()
+        e = p[f"blocks.{b}.0.weight"]
+        assert e.std == pytest.approx(math.sqrt(2 / 32) * L ** (-1 / (2 * mm - 2)))
+    assert p["head.weight"].scheme == S.zeros()
+    assert p["inp.weight"].std == pytest.approx(math.sqrt(2 / 16))
+
+
+def test_vgg_and_dropout_pool_transparent():
+    p = it.plan(models.vgg())
+    assert p["9.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)  # Linear -> ReLU
+    assert p["12.weight"].gain == 1.0  # last layer
+    assert p["5.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)
+
+
+def test_transformer_gpt2_policy_scales_residual_projections():
+    m = models.transformer()
+    p = it.plan(m, "gpt2", example_input=torch.randn(2, 5, 32))
+    assert "6 residual branches" in p.notes[0]
+    for i in range(3):
+        assert p[f"layers.{i}.self_attn.out_proj.weight"].std == pytest.approx(0.02 / math.sqrt(6))
+        assert p[f"layers.{i}.linear2.weight"].std == pytest.approx(0.02 / math.sqrt(6))
+        assert p[f"layers.{i}.linear1.weight"].std == pytest.approx(0.02)
+        qkv = p[f"layers.{i}.self_attn.in_proj_weight"]
+        assert qkv.chunks == 3 and (qkv.fan_in, qkv.fan_out) == (32, 32)
+
+
+def test_transformer_auto_detects_gelu_and_per_block_qkv():
+    p = it.plan(models.transformer(), example_input=torch.randn(2, 5, 32))
+    assert p["layers.0.linear1.weight"].gain == pytest.approx(gain("gelu"))
+    qkv = p["layers.0.self_attn.in_proj_weight"]
+    assert qkv.std == pytest.approx(1 / math.sqrt(32)) and "torch: fan_out 96" in qkv.reason
+
+
+def test_lstm_gru_rnn_per_gate():
+    p = it.plan(nn.LSTM(8, 16, num_layers=2))
+    hh = p["weight_hh_l0"]
+    assert hh.scheme == S.orthogonal() and hh.chunks == 4
+    assert p["weight_ih_l1"].chunks == 4 and (
+        p["weight_ih_l1"].fan_in,
+        p["weight_ih_l1"].fan_out,
+    ) == (16, 16)
+    assert p["bias_ih_l0"].scheme_for_chunk(1) == S.constant(1.0)
+    assert p["bias_hh_l0"].scheme == S.zeros()
+    assert "traced" not in " ".join(p.notes) or "single layer" in p.notes[0]
+    gru = it.plan(nn.GRU(4, 6))
+    assert gru["weight_hh_l0"].chunks == 3 and gru["bias_ih_l0"].chunk_schemes == ()
+    rnn = it.plan(nn.RNN(4, 6, nonlinearity="relu"))
+    assert rnn["weight_ih_l0"].gain == pytest.approx(math.sqrt(2), abs=1e-9)
+
+
+def test_conv_transpose_and_depthwise_fans():
+    m = nn.Sequential(
+        nn.ConvTranspose2d(16, 8, 4, stride=2, groups=2),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, groups=8),
+        nn.ReLU(),
+    )
+    p = it.plan(m)
+    t = p["0.weight"]  # (16, 4, 4, 4)
+    assert (t.fan_in, t.fan_out) == (8 * 16 / 4, 4 * 16)
+    d = p["2.weight"]
+    assert (d.fan_in, d.fan_out) == (9, 9)
+
+
+def test_embedding_padding_and_ties():
+    p = it.plan(models.Tied())
+    e = p["emb.weight"]
+    assert e.zero_rows == (0,) and e.std == 1.0 and "tied with head.weight" in e.reason
+    assert "head.weight" not in {x.name for x in p}
+    assert p["fc.weight"].scheme.label == "xavier_uniform"  # followed by tanh
+
+
+def test_unknown_layers_are_reported_not_skipped():
+    m = models.WithUnknown()
+    p = it.plan(m)
+    assert {e.name for e in p} == {n for n, _ in m.named_parameters()}
+    for name in ("bil.weight", "bil.bias", "scale"):
+        assert p[name].scheme is None and p[name].reason.startswith("left as is")
+    assert "Bilinear" in p["bil.weight"].reason
+    before = {n: t.clone() for n, t in m.named_parameters()}
+    p.apply(m, seed=0)
+    for name in ("bil.weight", "bil.bias", "scale"):
+        assert torch.equal(before[name], dict(m.named_parameters())[name])
+    assert not torch.equal(before["fc.weight"], m.fc.weight)
+
+
+def test_untraceable_without_input_says_so():
+    m = models.transformer()
+    p = it.plan(m)  # fx fails on TransformerEncoderLayer and there is no example input
+    assert any("could not trace" in n for n in p.notes)
+    assert "assumed linear" in p["layers.0.linear1.weight"].reason
+
+
+def test_torch_default_policy_matches_torch_in_distribution():
+    from scipy import stats
+
+    from tests.conftest import P_MIN, ks_p
+
+    lin = nn.Linear(300, 200)
+    p = it.plan(lin, "torch-default")
+    bound = 1 / math.sqrt(300)
+    assert p["weight"].std == pytest.approx(bound / math.sqrt(3))
+    p.apply(lin, seed=1)
+    assert ks_p(lin.weight.detach().numpy(), stats.uniform(-bound, 2 * bound)) > P_MIN
+    assert lin.bias.abs().max().item() <= bound
+    lstm = nn.LSTM(4, 25)
+    it.plan(lstm, "torch-default").apply(lstm, seed=0)
+    assert lstm.weight_hh_l0.abs().max().item() <= 1 / 5
+    mha = nn.MultiheadAttention(16, 2)
+    pm = it.plan(mha, "torch-default")
+    assert pm["in_proj_weight"].std == pytest.approx(math.sqrt(2 / (16 + 48)) * 1)
+
+
+@pytest.mark.parametrize("policy", it.POLICIES)
+def test_every_policy_plans_and_applies(policy):
+    m = models.resnet()
+    p = it.plan(m, policy)
+    p.apply(m, seed=0)
+    assert all(torch.isfinite(t).all() for t in m.parameters())
+    assert m(torch.randn(2, 3, 16, 16)).shape == (2, 10)
+
+
+def test_auto_init_preserves_signal_in_a_deep_relu_mlp():
+    x = torch.randn(512, 256, generator=torch.Generator().manual_seed(0))
+    ratios = {}
+    for policy in ("auto", "torch-default", "xavier"):
+        m = models.deep_mlp(20)
+        it.plan(m, policy).apply(m, seed=0)
+        with torch.no_grad():
+            ratios[policy] = (m(x) ** 2).mean().item() / (x**2).mean().item()
+    # mean-field predictions for post-ReLU E[x²] after 20 layers of width n = 256:
+    # He: q_{l+1} = (2/n)·n·q_l/2 = q_l -> 1; Xavier: q halves per layer -> 2^-21;
+    # torch default: weights Var 1/(3n), biases Var 1/(3n): fixed point
+    # q* = (1/(3n)) / (1 - 1/6), output E[relu²] = q*/2.
+    assert ratios["auto"] == pytest.approx(1.0, rel=0.25)
+    assert ratios["xavier"] == pytest.approx(2.0**-21, rel=0.5)
+    n = 256
+    assert ratios["torch-default"] == pytest.approx((1 / (3 * n)) / (1 - 1 / 6) / 2, rel=0.25)
+
+
+def test_overrides():
+    m = models.resnet()
+    p = it.plan(
+        m,
+        overrides={
+            "*.bias": "zeros",
+            "fc.*": {"scheme": "normal", "std": 0.01},
+            "stem.0.weight": S.orthogonal(2.0),
+        },
+    )
+    assert p["fc.weight"].std == 0.01 and "override 'fc.*'" in p["fc.weight"].reason
+    assert p["stem.0.weight"].scheme == S.orthogonal(2.0)
+    assert p["fc.weight"].fan_in == 64  # fans kept
+    left = p.override({"fc.bias": None})
+    assert left["fc.bias"].scheme is None
+    with pytest.raises(ValueError, match="matches no parameter"):
+        p.override({"fcc.*": "zeros"})
+    with pytest.raises(ValueError, match="does not fit parameter 'stem.0.weight'"):
+        p.override({"stem.0.weight": "eye"})
+    with pytest.raises(ValueError, match="unknown scheme 'he'"):
+        p.override({"fc.weight": "he"})
+    with pytest.raises(TypeError, match="scheme 'normal'"):
+        p.override({"fc.weight": {"scheme": "normal", "sigma": 1}})
+
+
+def test_json_round_trip_and_table():
+    p = it.plan(nn.LSTM(4, 8), overrides={"weight_ih_l0": "he_normal"})
+    q = Plan.from_json(p.to_json())
+    assert q == p
+    text = p.render(200)
+    assert "weight_hh_l0" in text and "orthogonal ×4 blocks" in text
+    assert "block 1: ones" in text  # forget-gate bias
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: "not json", "could not be parsed"),
+        (lambda d: [], "must be an object"),
+        (lambda d: {**d, "format": "x"}, "not an initwise plan"),
+        (lambda d: {**d, "version": 99}, "version 99"),
+        (lambda d: {**d, "entries": {}}, "'entries' must be a list"),
+        (lambda d: {**d, "entries": [{"name": "a"}]}, "missing key 'shape'"),
+        (lambda d: {**d, "entries": [{**d["entries"][0], "bogus": 1}]}, "unknown keys"),
+        (
+            lambda d: {**d, "entries": [{**d["entries"][0], "scheme": {"type": "magic"}}]},
+            "unknown scheme type 'magic'",
+        ),
+        (lambda d: {**d, "entries": [{**d["entries"][0], "chunks": 5}]}, "not divisible"),
+        (lambda d: {**d, "entries": [d["entries"][0], d["entries"][0]]}, "two entries"),
+        (lambda d: {**d, "entries": [{**d["entries"][0], "fan_in": -1}]}, "fans must be"),
+    ],
+)
+def test_corrupt_plan_json_is_rejected_clearly(mutate, match):
+    d = it.plan(nn.Linear(4, 6)).to_dict()
+    text = mutate(d)
+    with pytest.raises(ValueError, match=match):
+        Plan.from_json(text if isinstance(text, str) else json.dumps(text))
+
+
+def test_bad_policy_and_model():
+    with pytest.raises(ValueError, match="unknown policy 'kaiming'; policies: auto"):
+        it.plan(nn.Linear(2, 2), "kaiming")
+    with pytest.raises(TypeError, match="torch.nn.Module"):
+        it.plan("model")

@@ -199,7 +199,8 @@ def test_torch_default_policy_matches_torch_in_distribution():
 @pytest.mark.parametrize("policy", it.POLICIES)
 def test_every_policy_plans_and_applies(policy):
     m = models.resnet()
-    p = it.plan(m, policy)
+    batch = torch.randn(8, 3, 16, 16) if policy == "lsuv" else None
+    p = it.plan(m, policy, example_input=batch)
     p.apply(m, seed=0)
     assert all(torch.isfinite(t).all() for t in m.parameters())
     assert m(torch.randn(2, 3, 16, 16)).shape == (2, 10)

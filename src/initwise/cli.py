@@ -109,6 +109,50 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace) -> Any:
+    import torch
+
+    shape = _shape(args.input_shape)
+    if shape is None:
+        raise ValueError("diagnose needs --input-shape (e.g. 64,3,32,32)")
+    gen = torch.Generator().manual_seed(args.seed)
+    if args.vocab:
+        return torch.randint(0, args.vocab, shape, generator=gen)
+    return torch.randn(shape, generator=gen)
+
+
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnostics import diagnose, write_report
+    from .torch import plan
+
+    batch = _batch(args)
+    reports = {}
+    labels = [p.strip() for p in args.compare.split(",")] if args.compare else ["as built"]
+    for label in labels:
+        model = load_factory(args.model)
+        if label != "as built":
+            plan(model, label, example_input=batch).apply(model, args.seed)
+        reports[label] = diagnose(model, batch, jacobian=args.jacobian, label=label)
+    out = console()
+    for r in reports.values():
+        out.print(r.table())
+        for s in r.layers:
+            if s.suggestion:
+                out.print(f"  {s.name}: {s.suggestion}")
+    if args.out:
+        path = write_report(reports, args.out, f"initwise diagnose {args.model}")
+        out.print(f"report written to {path}")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    names = ["lsuv", "diagnose", "fill", "materialize"] if args.name == "all" else [args.name]
+    for name in names:
+        module = importlib.import_module(f"initwise.bench.{name}")
+        module.run()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``initwise`` argument parser."""
     parser = argparse.ArgumentParser(prog="initwise", description=__doc__)
@@ -140,6 +184,26 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output .safetensors file")
     ap.set_defaults(func=_cmd_apply)
+
+    dg = sub.add_parser("diagnose", help="signal propagation per layer vs mean-field theory")
+    dg.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
+    dg.add_argument("--input-shape", required=True, help="batch shape, e.g. 64,3,32,32")
+    dg.add_argument("--vocab", type=int, default=0, help="integer token inputs in [0, VOCAB)")
+    dg.add_argument(
+        "--compare",
+        help="policies to compare, e.g. auto,xavier,torch-default "
+        "(default: the model as the factory built it)",
+    )
+    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--jacobian", action="store_true", help="input-output Jacobian spectrum")
+    dg.add_argument("--out", help="write report.md, signal.png and results.json here")
+    dg.set_defaults(func=_cmd_diagnose)
+
+    bn = sub.add_parser("bench", help="run the benchmarks (ratios against peers)")
+    bn.add_argument(
+        "name", nargs="?", default="all", choices=["all", "lsuv", "diagnose", "fill", "materialize"]
+    )
+    bn.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -167,7 +167,7 @@ KINKS = (-6.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0)
 def _nodes(q: float, panel: float = 0.25, order: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """Abscissas ``x`` and weights ``w`` with ``Σ w·g(x) ≈ E[g(x)]`` for ``x ~ N(0, q)``."""
     span = 12.0 * math.sqrt(q)  # tail mass beyond 12σ is ~4e-33
-    n = max(16, math.ceil(span / panel))
+    n = min(max(16, math.ceil(span / panel)), 512)  # panels ≤ 0.25 wide, or span/512 for big q
     edges = np.linspace(-span, span, 2 * n + 1)
     inner = [k for k in KINKS if -span < k < span]
     edges = np.unique(np.concatenate([edges, inner]))

@@ -13,6 +13,7 @@ from ..plan import ParamPlan, Plan
 from .apply import apply_plan, materialize, param_seed
 from .init import *  # noqa: F403
 from .init import __all__ as _init_all
+from .lsuv import LSUVLayer, LSUVResult, lsuv
 from .planner import POLICIES, plan
 
 
@@ -34,6 +35,9 @@ def init_model(
 __all__ = [
     *_init_all,
     "POLICIES",
+    "LSUVLayer",
+    "LSUVResult",
+    "lsuv",
     "ParamPlan",
     "Plan",
     "apply_plan",

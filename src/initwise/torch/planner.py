@@ -17,6 +17,8 @@ zero-init-residual  auto, with the last norm (or, without one, the last weight) 
                     branch set to zero (Goyal et al. 2017)
 fixup               He inside residual branches scaled by ``L^(-1/(2m-2))``, last layer of each
                     branch and the classifier zero (Zhang et al. 2019)
+lsuv                orthonormal, then each layer scaled to unit output std on a batch
+                    (Mishkin & Matas 2015); needs ``example_input``
 =================== ==========================================================================
 """
 
@@ -44,6 +46,7 @@ POLICIES = (
     "gpt2",
     "zero-init-residual",
     "fixup",
+    "lsuv",
 )
 SATURATING = {"tanh", "sigmoid", "hardtanh", "softsign", "hardsigmoid"}
 _PACKED_NAMES = ("qkv", "c_attn", "query_key_value", "in_proj", "wqkv", "qkv_proj")
@@ -78,6 +81,13 @@ def plan(
         raise ValueError(f"unknown policy {policy!r}; policies: {', '.join(POLICIES)}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if policy == "lsuv":
+        if example_input is None:
+            raise ValueError("policy 'lsuv' needs a batch of real data: pass example_input=batch")
+        from .lsuv import lsuv_plan
+
+        out = lsuv_plan(model, example_input)
+        return out.override(overrides) if overrides else out
     info = inspect_model(model, example_input)
     ctx = _Context(policy, info.layers, info.n_residual, forget_bias, std)
     names = {id(p): n for n, p in model.named_parameters()}

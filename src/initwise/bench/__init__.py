@@ -1,0 +1,37 @@
+"""Benchmarks that print ratios against the peer measured in the same run (``initwise bench``).
+
+Timing: each measurement is the median of ``repeat`` runs after one warm-up, on the same
+thread count for both sides (``torch.get_num_threads()``, printed).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def timeit(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    """Print a rich table (plain text when piped)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    for h in header:
+        t.add_column(h, justify="right" if h != header[0] else "left")
+    for r in rows:
+        t.add_row(*r)
+    Console(width=160).print(t)

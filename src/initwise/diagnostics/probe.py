@@ -1,0 +1,525 @@
+r"""``diagnose``: one forward and one backward pass with hooks, per-layer statistics, the
+mean-field prediction next to each measurement, and a verdict.
+
+For every weight layer (in execution order) the report holds the second moment of its input
+``E[x²]``, the mean/std/second moment ``q`` of its output (the pre-activation), the fraction of
+dead units (zero after the activation for the whole batch) and of saturated outputs
+(``|tanh| > 0.99``, sigmoid outside [0.01, 0.99]), the std of the gradient at its output and of
+its weight gradient, and its weight std. Theory (:mod:`initwise.math.meanfield`):
+
+* local: ``q̂ = fan_in·E[w²]·E[x²] + E[b²]`` — what the layer itself should do;
+* chain (plain feed-forward nets without norms or residual branches): the variance map iterated
+  from the first layer's input, ``q̂_{l+1} = σ_w²·E[φ(√q̂_l z)²] + σ_b²``, and the gradient
+  variance back-propagated from the last layer, ``δ̂_l = δ̂_{l+1}·fan_out·E[w²]·E[φ'(√q_l z)²]``;
+* ``χ_l = fan_out_{l+1}·E[w_{l+1}²]·E[φ_l'(√q_l z)²]``, the per-layer gradient gain.
+
+The model's weights, gradients, buffers (BatchNorm running statistics) and train/eval mode are
+restored afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..math.meanfield import ChainLayer, chi, propagate
+from ..torch.graph import LINEAR, Act, ModelInfo, _tensors, inspect_model, is_weight_layer
+
+VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead")
+
+
+class NonFiniteError(ValueError):
+    """A layer produced Inf/NaN during a probe (the initialization explodes)."""
+
+
+def torch_activation(act: Act) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``act`` as a torch function (for post-activation statistics)."""
+    if act.module is not None:
+        return act.module
+    p = act.param
+    table: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "linear": lambda x: x,
+        "relu": F.relu,
+        "gelu": F.gelu,
+        "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+        "silu": F.silu,
+        "tanh": torch.tanh,
+        "sigmoid": torch.sigmoid,
+        "selu": F.selu,
+        "mish": F.mish,
+        "leaky_relu": lambda x: F.leaky_relu(x, p if p is not None else 0.01),
+        "elu": lambda x: F.elu(x, p or 1.0),
+        "celu": lambda x: F.celu(x, p or 1.0),
+        "softplus": lambda x: F.softplus(x, p or 1.0),
+        "softsign": F.softsign,
+        "hardtanh": F.hardtanh,
+        "relu6": F.relu6,
+        "hardsigmoid": F.hardsigmoid,
+        "hardswish": F.hardswish,
+    }
+    return table.get(act.name, lambda x: x)
+
+
+@dataclass
+class LayerStats:
+    """Measurements, predictions and verdict for one weight layer."""
+
+    name: str
+    kind: str
+    activation: str
+    fan_in: float | None
+    fan_out: float | None
+    weight_std: float
+    weight_m2: float
+    bias_m2: float
+    in_m2: float
+    out_mean: float
+    out_std: float
+    out_m2: float
+    post_m2: float
+    dead: float
+    saturated: float
+    grad_std: float | None = None
+    weight_grad_std: float | None = None
+    pred_local: float | None = None
+    pred_chain: float | None = None
+    pred_grad_chain: float | None = None
+    chi: float | None = None
+    verdict: str = "healthy"
+    suggestion: str = ""
+
+    @property
+    def deviation(self) -> float | None:
+        """``|log2(q / q̂_local)|``: how far the layer is from its own theory (in doublings)."""
+        if not self.pred_local or self.out_m2 <= 0:
+            return None
+        return abs(math.log2(self.out_m2 / self.pred_local))
+
+
+@dataclass
+class JacobianSpectrum:
+    """Singular values of the input–output Jacobian at one example (Saxe 2013; Pennington 2017).
+    Dynamical isometry: all singular values near 1."""
+
+    singular_values: list[float]
+
+    @property
+    def mean_sq(self) -> float:
+        s = self.singular_values
+        return sum(x * x for x in s) / len(s)
+
+    @property
+    def condition(self) -> float:
+        s = [x for x in self.singular_values if x > 0]
+        return max(s) / min(s) if s else math.inf
+
+
+@dataclass
+class Report:
+    """Result of :func:`diagnose`."""
+
+    model: str
+    layers: list[LayerStats]
+    verdict: str
+    summary: str
+    chain_theory: bool
+    method: str
+    loss: float
+    jacobian: JacobianSpectrum | None = None
+    label: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = [dict(asdict(s), deviation=s.deviation) for s in self.layers]
+        return d
+
+    def table(self) -> Any:
+        from .render import report_table
+
+        return report_table(self)
+
+    def render(self, width: int = 180) -> str:
+        from .render import render_text
+
+        return render_text(self, width)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+def _m2(t: torch.Tensor) -> float:
+    return float(t.detach().double().pow(2).mean())
+
+
+def _units_dim(out: torch.Tensor, module: nn.Module) -> int:
+    if isinstance(module, nn.modules.conv._ConvNd) and out.ndim > 2:
+        return 1
+    return out.ndim - 1
+
+
+def _first_tensor(obj: Any) -> torch.Tensor | None:
+    found = _tensors(obj, [])
+    return found[0] if found else None
+
+
+def _check_batch(batch: Any) -> None:
+    tensors = _tensors(batch, [])
+    if not tensors:
+        raise ValueError("batch must be a tensor, a tuple of tensors or a dict of tensors")
+    for t in tensors:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(
+                f"batch has non-finite values (NaN or Inf) in a tensor of shape {tuple(t.shape)};"
+                " clean the data first"
+            )
+
+
+def _call(model: nn.Module, batch: Any) -> Any:
+    if isinstance(batch, dict):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    return model(batch)
+
+
+def _shapes(batch: Any) -> str:
+    return ", ".join(str(tuple(t.shape)) for t in _tensors(batch, []))
+
+
+def run_model(model: nn.Module, batch: Any) -> Any:
+    """``model(batch)`` with a clear error when the batch does not fit the model."""
+    try:
+        return _call(model, batch)
+    except NonFiniteError:
+        raise
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(
+            f"the model could not run on the batch (shapes {_shapes(batch)}): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+
+
+def diagnose(
+    model: nn.Module,
+    batch: Any,
+    loss_fn: Callable[[Any], torch.Tensor] | None = None,
+    *,
+    train: bool | None = None,
+    jacobian: bool = False,
+    tol: float = 10.0,
+    seed: int = 0,
+    label: str = "",
+) -> Report:
+    """Probe signal propagation through ``model`` on ``batch``.
+
+    Args:
+        model: any module the planner supports (CPU or CUDA).
+        batch: the input (tensor, tuple of positional args, or dict of kwargs).
+        loss_fn: maps the model output to a scalar; default ``⟨output, r⟩`` with ``r ~ N(0, 1)``
+            (seeded), which sends unit-variance gradients back from the output.
+        train: run in train (True) or eval (False) mode; default the model's current mode.
+        jacobian: also compute the input–output Jacobian's singular values at the first example
+            (small models only: it costs one backward pass per output element).
+        tol: a layer whose forward second moment (or gradient std) differs from the first
+            layer's (last layer's) by more than this factor is vanishing/exploding.
+        seed: seed of the default loss's random projection.
+        label: name of this run in plots and reports (e.g. the init policy).
+
+    Returns:
+        a :class:`Report`; ``print(report)`` shows the table.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    _check_batch(batch)
+    info = inspect_model(model, batch)
+    was_training = model.training
+    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    params = [p for p in model.parameters()]
+    grads = [p.grad for p in params]
+    names = {m: n for n, m in model.named_modules()}
+    records: dict[str, dict[str, Any]] = {}
+    order: list[str] = []
+    handles = []
+
+    def hook(module: nn.Module, args: tuple, out: Any) -> None:
+        name = names[module]
+        y = _first_tensor(out)
+        x = _first_tensor(args)
+        if y is None or not y.is_floating_point() or name in records:
+            return
+        if not torch.isfinite(y).all():
+            raise NonFiniteError(
+                f"layer {name!r} produced non-finite values (Inf/NaN) on this batch: the "
+                "initialization explodes — re-initialize (e.g. initwise.torch.init_model)"
+            )
+        rec: dict[str, Any] = {"module": module, "in_m2": _m2(x) if x is not None else 0.0}
+        act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
+        rec["act"] = act
+        yd = y.detach().float()
+        rec["out_mean"], rec["out_std"] = float(yd.mean()), float(yd.std())
+        rec["out_m2"] = _m2(yd)
+        post = torch_activation(act)(yd)
+        rec["post_m2"] = _m2(post)
+        dim = _units_dim(yd, module)
+        flat = post.movedim(dim, -1).reshape(-1, post.shape[dim])
+        rec["dead"] = (
+            float((flat == 0).all(dim=0).float().mean()) if act.name in ("relu", "relu6") else 0.0
+        )
+        if act.name in ("tanh", "hardtanh", "softsign"):
+            rec["saturated"] = float((post.abs() > 0.99).float().mean())
+        elif act.name in ("sigmoid", "hardsigmoid"):
+            rec["saturated"] = float(((post < 0.01) | (post > 0.99)).float().mean())
+        else:
+            rec["saturated"] = 0.0
+        if y.requires_grad:
+            y.register_hook(lambda g, rec=rec: rec.__setitem__("grad_std", float(g.float().std())))
+        records[name] = rec
+        order.append(name)
+
+    for m in names:
+        if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+            handles.append(m.register_forward_hook(hook))
+    try:
+        if train is not None:
+            model.train(train)
+        for p in params:
+            p.grad = None
+        with torch.enable_grad():
+            out = run_model(model, batch)
+            y = _first_tensor(out)
+            if y is None:
+                raise ValueError("the model returned no tensor; pass loss_fn to say what to use")
+            if loss_fn is None:
+                r = torch.randn(
+                    y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32
+                ).to(device=y.device, dtype=y.dtype)
+                loss = (y * r).sum()
+            else:
+                loss = loss_fn(out)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError("loss_fn must return a scalar tensor")
+            if loss.requires_grad:
+                loss.backward()
+        for name in order:
+            w = getattr(records[name]["module"], "weight", None)
+            if isinstance(w, torch.Tensor) and w.grad is not None:
+                records[name]["weight_grad_std"] = float(w.grad.float().std())
+        jac = _jacobian(model, batch) if jacobian else None
+    finally:
+        for h in handles:
+            h.remove()
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers:
+                    b.copy_(buffers[k])
+        model.train(was_training)
+    layers = _stats(records, order, info)
+    chain = _chain_ok(info, layers)
+    if chain:
+        _chain_theory(layers)
+    verdict, summary = _verdicts(layers, tol)
+    notes = (
+        []
+        if chain
+        else [
+            "chain theory skipped: the model has norms or residual branches "
+            "(the local prediction still applies)"
+        ]
+    )
+    return Report(
+        type(model).__name__,
+        layers,
+        verdict,
+        summary,
+        chain,
+        info.method,
+        float(loss.detach()),
+        jac,
+        label,
+        notes,
+    )
+
+
+def _stats(
+    records: dict[str, dict[str, Any]], order: list[str], info: ModelInfo
+) -> list[LayerStats]:
+    from ..torch.planner import _kind, _weight_fans
+
+    out = []
+    for name in order:
+        r = records[name]
+        m = r["module"]
+        w = getattr(m, "weight", None)
+        b = getattr(m, "bias", None)
+        kind = _kind(name, m)
+        fi = fo = None
+        if kind in ("linear", "conv", "conv_transpose", "conv1d_hf") and w is not None:
+            f, _, _, _ = _weight_fans(kind, m, tuple(w.shape), name)
+            fi, fo = f.fan_in, f.fan_out
+        wm2 = _m2(w) if isinstance(w, torch.Tensor) else 0.0
+        bm2 = _m2(b) if isinstance(b, torch.Tensor) else 0.0
+        s = LayerStats(
+            name,
+            type(m).__name__,
+            r["act"].describe(),
+            fi,
+            fo,
+            float(w.detach().float().std()) if isinstance(w, torch.Tensor) else 0.0,
+            wm2,
+            bm2,
+            r["in_m2"],
+            r["out_mean"],
+            r["out_std"],
+            r["out_m2"],
+            r["post_m2"],
+            r["dead"],
+            r["saturated"],
+            r.get("grad_std"),
+            r.get("weight_grad_std"),
+        )
+        s._act = r["act"]  # type: ignore[attr-defined]
+        if fi is not None and kind != "conv_transpose":
+            s.pred_local = fi * wm2 * r["in_m2"] + bm2
+        out.append(s)
+    for i, s in enumerate(out[:-1]):
+        nxt = out[i + 1]
+        if nxt.fan_out is not None and s.out_m2 > 0:
+            s.chi = nxt.fan_out * nxt.weight_m2 * chi(s.out_m2, 1.0, *_act_args(s))
+    return out
+
+
+def _act_args(s: LayerStats) -> tuple[Any, Any]:
+    act: Act = s._act  # type: ignore[attr-defined]
+    if act.module is not None:
+        from ..torch.graph import _as_float64
+
+        return _as_float64(act.module), None
+    return act.name, act.param
+
+
+def _chain_ok(info: ModelInfo, layers: list[LayerStats]) -> bool:
+    from ..torch.graph import is_norm
+
+    if info.n_residual or not layers or info.method == "none":
+        return False
+    if any(is_norm(i.module) for i in info.layers.values()):
+        return False
+    return all(
+        s.fan_in is not None and s.kind in ("Linear", "Conv1d", "Conv2d", "Conv3d") for s in layers
+    )
+
+
+def _chain_theory(layers: list[LayerStats]) -> None:
+    chain = [
+        ChainLayer(
+            s.fan_in * s.weight_m2, s.bias_m2, *_act_args(s), out_over_in=s.fan_out / s.fan_in
+        )
+        for s in layers
+    ]  # type: ignore[operator]
+    qs, _ = propagate(chain, layers[0].in_m2)
+    for s, q in zip(layers, qs, strict=True):
+        s.pred_chain = q
+    last = layers[-1].grad_std
+    if last:
+        g = last**2
+        layers[-1].pred_grad_chain = g
+        for i in range(len(layers) - 2, -1, -1):
+            nxt = layers[i + 1]
+            g *= (
+                nxt.fan_out
+                * nxt.weight_m2
+                * chi(  # type: ignore[operator]
+                    max(layers[i].out_m2, 1e-300), 1.0, *_act_args(layers[i])
+                )
+            )
+            layers[i].pred_grad_chain = g
+
+
+def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
+    if not layers:
+        return "healthy", "no weight layers were run"
+    q0 = layers[0].out_m2 or 1e-300
+    g_last = layers[-1].grad_std
+    counts = dict.fromkeys(VERDICTS, 0)
+    for s in layers:
+        act: Act = s._act  # type: ignore[attr-defined]
+        r = s.out_m2 / q0
+        g = (s.grad_std / g_last) if (s.grad_std is not None and g_last) else 1.0
+        shrink = math.inf if min(r, g) == 0 else 1 / min(r, g)
+        try:
+            good = 1.0 if act.name in ("tanh", "sigmoid") else act.gain("forward")
+        except ValueError:
+            good = 1.0
+        if s.dead > 0.5:
+            s.verdict = "dead"
+            s.suggestion = (
+                f"{s.dead:.0%} of units never activate: biases too negative or the "
+                "weights too small — use He init (initwise policy auto)"
+            )
+        elif s.saturated > 0.3:
+            s.verdict = "saturated"
+            s.suggestion = (
+                f"{s.saturated:.0%} of outputs saturate {act.describe()}: weights too "
+                "large — use xavier_uniform (gain 1)"
+            )
+        elif r < 1 / tol or g < 1 / tol:
+            s.verdict = "vanishing"
+            sigma_w2 = (s.fan_in or 0) * s.weight_m2
+            if r >= 1 / tol and abs(sigma_w2 / good**2 - 1) < 0.2:
+                # forward is preserved by a fan_in init; the gradient shrinks where fan_out < fan_in
+                s.suggestion = (
+                    f"gradient shrank {shrink:.3g}× since the last layer although the forward "
+                    f"signal is preserved (fan_in-mode init): layers after it have fewer outputs "
+                    f"than inputs — use mode='fan_out' or a fan_avg (Xavier-style) rule if the "
+                    f"backward pass matters more"
+                )
+            else:
+                what = "signal" if r < 1 / tol else "gradient"
+                s.suggestion = (
+                    f"{what} shrank {shrink:.3g}× since the "
+                    f"{'first' if r < 1 / tol else 'last'} layer: use kaiming_normal with "
+                    f"gain {good:.4g} for {act.describe()} (initwise policy auto)"
+                )
+        elif r > tol or g > tol:
+            s.verdict = "exploding"
+            s.suggestion = (
+                f"grew {max(r, g):.3g}×: weights too large for {act.describe()} — use "
+                f"std = {good:.4g}/√fan_in (initwise policy auto)"
+            )
+        counts[s.verdict] += 1
+    bad = [v for v in ("exploding", "vanishing", "saturated", "dead") if counts[v]]
+    if not bad:
+        return "healthy", f"all {len(layers)} layers healthy (within ×{tol:g})"
+    worst = bad[0]
+    return worst, ", ".join(f"{counts[v]} {v}" for v in bad) + f" of {len(layers)} layers"
+
+
+def _jacobian(model: nn.Module, batch: Any) -> JacobianSpectrum:
+    if not isinstance(batch, torch.Tensor):
+        raise ValueError("jacobian=True needs a single tensor batch")
+    x = batch[:1].detach()
+
+    def f(inp: torch.Tensor) -> torch.Tensor:
+        y = _first_tensor(model(inp))
+        assert y is not None
+        return y.reshape(-1)
+
+    n_in, n_out = x.numel(), f(x).numel()
+    if n_in * n_out > 4_000_000:
+        raise ValueError(
+            f"jacobian=True is for small models: the Jacobian would be {n_out}×"
+            f"{n_in}; use a smaller input"
+        )
+    with torch.enable_grad():
+        j = torch.autograd.functional.jacobian(f, x).reshape(n_out, n_in)
+    s = torch.linalg.svdvals(j.double())
+    return JacobianSpectrum([float(v) for v in s])

@@ -1,0 +1,194 @@
+r"""Mean-field signal propagation (Poole et al. 2016; Schoenholz et al. 2016). NumPy only.
+
+For a wide layer ``h_{l+1} = W φ(h_l) + b`` with ``Var[W_ij] = σ_w²/fan_in`` and
+``Var[b] = σ_b²``, pre-activations are Gaussian with second moment ``q_l`` evolving by the
+**variance map**::
+
+    q_{l+1} = σ_w² · E[φ(√q_l · z)²] + σ_b²,          z ~ N(0, 1)
+
+The derivative of the correlation map at c = 1 is
+
+    χ = σ_w² · E[φ'(√q* · z)²]
+
+(χ < 1: ordered phase, signals and gradients vanish with depth; χ > 1: chaotic phase, they
+explode; χ = 1: the edge of chaos). Back-propagated gradient variance changes by χ per layer
+(for fan_in = fan_out). Correlations between two inputs approach their fixed point with depth
+scale ``ξ_c = −1 / ln χ``; Schoenholz et al. find networks deeper than about ``6·ξ_c`` untrainable.
+
+He init for ReLU is σ_w² = 2, σ_b² = 0: the variance map is q_{l+1} = q_l and χ = 1 exactly; Xavier
+(σ_w² = 1) gives q_{l+1} = q_l / 2, i.e. a ``2^−L`` decay.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .. import _validate as v
+from .gains import activation_fn, derivative, gaussian_expectation
+
+ActLike = str | Callable[..., Any]
+
+
+def _act(activation: ActLike, param: float | None) -> Callable[[np.ndarray], np.ndarray]:
+    return activation_fn(activation, param)
+
+
+def variance_map(
+    q: float, sigma_w2: float, sigma_b2: float, activation: ActLike, param: float | None = None
+) -> float:
+    """``σ_w² · E[φ(√q z)²] + σ_b²``."""
+    f = _act(activation, param)
+    return sigma_w2 * gaussian_expectation(lambda x: f(x) ** 2, q) + sigma_b2
+
+
+def chi(q: float, sigma_w2: float, activation: ActLike, param: float | None = None) -> float:
+    """``σ_w² · E[φ'(√q z)²]``: per-layer growth of gradient variance (and the slope of the
+    correlation map at c = 1)."""
+    df = derivative(_act(activation, param))
+    return sigma_w2 * gaussian_expectation(lambda x: df(x) ** 2, q)
+
+
+def fixed_point(
+    sigma_w2: float,
+    sigma_b2: float,
+    activation: ActLike,
+    param: float | None = None,
+    *,
+    q0: float = 1.0,
+    tol: float = 1e-10,
+    max_iter: int = 10_000,
+) -> float:
+    """The fixed point ``q*`` of the variance map, by iteration from ``q0``.
+
+    Raises ``ValueError`` if the map diverges (``σ_w²`` too large for an unbounded activation).
+    """
+    v.positive("sigma_w2", sigma_w2, where="fixed_point")
+    v.positive("sigma_b2", sigma_b2, where="fixed_point", allow_zero=True)
+    q = q0
+    for _ in range(max_iter):
+        nq = variance_map(max(q, 1e-300), sigma_w2, sigma_b2, activation, param)
+        if not math.isfinite(nq) or nq > 1e12:
+            raise ValueError(f"variance map diverges for sigma_w2={sigma_w2}: no fixed point")
+        if abs(nq - q) <= tol * max(1.0, q):
+            return nq
+        q = nq
+    return q
+
+
+@lru_cache(maxsize=2)
+def _grid2(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    w = w / math.sqrt(2 * math.pi)
+    z1, z2 = np.meshgrid(x, x, indexing="ij")
+    return z1.ravel(), z2.ravel(), np.outer(w, w).ravel()
+
+
+def correlation_map(
+    c: float,
+    q: float,
+    sigma_w2: float,
+    sigma_b2: float,
+    activation: ActLike,
+    param: float | None = None,
+    *,
+    nodes: int = 80,
+) -> float:
+    r"""``c_{l+1} = (σ_w² E[φ(u1) φ(u2)] + σ_b²) / q_{l+1}`` with ``u1 = √q z1``,
+    ``u2 = √q (c z1 + √(1−c²) z2)`` (Poole et al. 2016, eq. 4), by 2-D Gauss–Hermite
+    quadrature."""
+    if not -1.0 <= c <= 1.0:
+        raise ValueError(f"correlation c must be in [-1, 1], got {c}")
+    f = _act(activation, param)
+    z1, z2, w = _grid2(nodes)
+    u1 = math.sqrt(q) * z1
+    u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(0.0, 1 - c * c)) * z2)
+    num = sigma_w2 * float(np.dot(w, f(u1) * f(u2))) + sigma_b2
+    return num / variance_map(q, sigma_w2, sigma_b2, activation, param)
+
+
+@dataclass(frozen=True)
+class DepthScales:
+    """Fixed point, χ at it, and the depth scales of Schoenholz et al. 2016."""
+
+    q_star: float
+    chi: float
+    xi_c: float  # correlation depth scale, inf at χ = 1
+    trainable_depth: float  # 6·ξ_c, the empirical trainability limit
+
+    @property
+    def phase(self) -> str:
+        if abs(self.chi - 1) < 1e-3:
+            return "critical"
+        return "ordered" if self.chi < 1 else "chaotic"
+
+
+def depth_scales(
+    sigma_w2: float, sigma_b2: float, activation: ActLike, param: float | None = None
+) -> DepthScales:
+    """``q*``, ``χ(q*)``, ``ξ_c = −1/ln χ`` and ``6·ξ_c`` for a deep network of identical layers.
+
+    In the chaotic phase the relevant χ is that of the correlation map at its (non-trivial)
+    fixed point c* < 1; ξ_c = −1/ln χ_{c*} (Schoenholz et al. 2016, eq. 9).
+    """
+    q = fixed_point(sigma_w2, sigma_b2, activation, param)
+    x1 = chi(q, sigma_w2, activation, param)
+    xc = x1
+    if x1 > 1:  # chaotic: slope of the correlation map at its fixed point c* < 1
+        c = 0.5
+        for _ in range(500):
+            c_new = correlation_map(c, q, sigma_w2, sigma_b2, activation, param)
+            if abs(c_new - c) < 1e-10:
+                break
+            c = c_new
+        h = 1e-5
+        xc = (
+            correlation_map(min(c + h, 1.0), q, sigma_w2, sigma_b2, activation, param)
+            - correlation_map(c - h, q, sigma_w2, sigma_b2, activation, param)
+        ) / (min(c + h, 1.0) - (c - h))
+    xi = math.inf if abs(math.log(xc)) < 1e-9 else -1.0 / math.log(xc)
+    return DepthScales(q, x1, xi, 6 * xi)
+
+
+@dataclass(frozen=True)
+class ChainLayer:
+    """One layer of a plain chain for :func:`propagate`: ``σ_w² = fan_in·E[w²]``,
+    ``σ_b² = E[b²]``, the activation after it, and ``fan_out/fan_in`` for the backward pass."""
+
+    sigma_w2: float
+    sigma_b2: float
+    activation: ActLike
+    param: float | None = None
+    out_over_in: float = 1.0
+
+
+def propagate(
+    layers: Sequence[ChainLayer], input_second_moment: float, output_grad_var: float = 1.0
+) -> tuple[list[float], list[float]]:
+    r"""Predicted pre-activation second moments ``q_l`` (forward) and gradient variances
+    ``δ_l`` at each layer's output (backward) for a plain chain.
+
+    Forward: ``q_1 = σ_w,1²·m_0 + σ_b,1²``, then ``q_{l+1} = σ_w,l+1²·E[φ_l(√q_l z)²] + σ_b²``.
+    Backward: ``δ_L = output_grad_var``, ``δ_l = δ_{l+1}·σ_w,l+1²·(fan_out/fan_in)_{l+1}·
+    E[φ_l'(√q_l z)²]``.
+    """
+    qs: list[float] = []
+    m = input_second_moment
+    for layer in layers:
+        q = layer.sigma_w2 * m + layer.sigma_b2
+        qs.append(q)
+        f = _act(layer.activation, layer.param)
+        m = gaussian_expectation(lambda x, f=f: f(x) ** 2, max(q, 1e-300))
+    grads = [0.0] * len(layers)
+    if layers:
+        grads[-1] = output_grad_var
+        for i in range(len(layers) - 2, -1, -1):
+            nxt = layers[i + 1]
+            d = chi(max(qs[i], 1e-300), 1.0, layers[i].activation, layers[i].param)
+            grads[i] = grads[i + 1] * nxt.sigma_w2 * nxt.out_over_in * d
+    return qs, grads

@@ -1,0 +1,276 @@
+r"""LSUV — layer-sequential unit-variance initialization (Mishkin & Matas 2015), in one pass.
+
+Algorithm: orthonormal pre-init (Saxe et al. 2013), then for each weight layer in execution order
+scale its weight by ``target/std(output)`` until ``|std − target| < tol`` (at most ``max_iter``
+times), where the output is computed with all earlier layers already scaled.
+
+The reference implementation (the ``lsuv`` package) runs one full forward pass per layer and per
+attempt — O(L²) layer evaluations for L layers. Here an ``torch.fx`` interpreter runs the model
+once; at each weight layer it keeps the layer's input, rescales, and recomputes that layer only,
+then continues — one forward pass plus a few single-layer recomputations. Models fx cannot trace
+fall back to forward hooks (one forward per layer and attempt, as the reference). No global
+state: everything lives in the call.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import schemes as S
+from ..plan import Plan
+from .graph import _tensors, _Tracer, is_weight_layer
+
+
+@dataclass(frozen=True)
+class LSUVLayer:
+    """What LSUV did to one layer: total ``scale`` applied, attempts, std before/after."""
+
+    name: str
+    scale: float
+    iterations: int
+    std_before: float
+    std_after: float
+    converged: bool
+
+
+@dataclass(frozen=True)
+class LSUVResult:
+    """The scales applied, the cost, and (after orthogonal pre-init) a :class:`Plan` that
+    reproduces the result with the same seed: ``orthogonal(gain=scale)`` per weight."""
+
+    layers: tuple[LSUVLayer, ...]
+    plan: Plan | None
+    method: str  # "fx" (one pass) or "hooks"
+    forward_passes: int  # full forward passes run
+    layer_evals: int  # single-layer recomputations (fx) on top of them
+
+    def __str__(self) -> str:
+        ok = sum(x.converged for x in self.layers)
+        return (
+            f"LSUV ({self.method}): {len(self.layers)} layers, {ok} converged, "
+            f"{self.forward_passes} forward pass(es) + {self.layer_evals} layer recomputations"
+        )
+
+
+def _relevant(m: nn.Module) -> bool:
+    return is_weight_layer(m) and not isinstance(
+        m, (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase)
+    )
+
+
+def _scalable(m: nn.Module) -> torch.Tensor:
+    if isinstance(m, nn.MultiheadAttention):
+        return m.out_proj.weight
+    return m.weight
+
+
+def _first(obj: Any) -> torch.Tensor:
+    ts = _tensors(obj, [])
+    if not ts:
+        raise ValueError("LSUV: a layer returned no tensor")
+    return ts[0]
+
+
+class _Scaler:
+    def __init__(self, target: float, tol: float, max_iter: int) -> None:
+        self.target, self.tol, self.max_iter = target, tol, max_iter
+        self.layers: list[LSUVLayer] = []
+        self.evals = 0
+
+    def std(self, name: str, out: Any) -> float:
+        y = _first(out).detach().float()
+        s = float(y.std())
+        if not math.isfinite(s):
+            raise ValueError(
+                f"LSUV: layer {name!r} produced non-finite outputs; check the batch "
+                "and the pre-init"
+            )
+        if s == 0:
+            raise ValueError(
+                f"LSUV: layer {name!r} output has std 0 (constant or all units "
+                "dead on this batch); LSUV can not rescale it — use a larger batch or "
+                "another init for it"
+            )
+        return s
+
+
+def lsuv(
+    model: nn.Module,
+    batch: Any,
+    *,
+    tol: float = 0.1,
+    max_iter: int = 10,
+    target: float = 1.0,
+    seed: int = 0,
+    orthogonal: bool = True,
+) -> LSUVResult:
+    """Initialize ``model`` in place by LSUV on ``batch`` and return what was done.
+
+    Args:
+        model: the model; eval mode is used during the procedure, its mode is restored.
+        batch: a tensor, tuple of positional args or dict of kwargs.
+        tol: stop when ``|std(output) − target| < tol``.
+        max_iter: attempts per layer.
+        target: the output std to reach.
+        seed: seed of the orthogonal pre-init.
+        orthogonal: orthonormal pre-init first (Mishkin & Matas); ``False`` rescales the current
+            weights (then no reproducing plan is returned).
+    """
+    from ..diagnostics.probe import _check_batch, _shapes, run_model
+    from .apply import apply_plan
+    from .planner import plan as make_plan
+
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if tol <= 0 or max_iter < 1 or target <= 0:
+        raise ValueError(
+            f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"
+        )
+    _check_batch(batch)
+    base = None
+    if orthogonal:
+        base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
+        base = dataclasses.replace(
+            base,
+            entries=tuple(
+                e.with_scheme(S.orthogonal(1.0), "LSUV pre-init: orthonormal (Saxe 2013)")
+                if isinstance(e.scheme, S.Orthogonal)
+                else e
+                for e in base
+            ),
+            policy="lsuv",
+        )
+    was = model.training
+    scaler = _Scaler(target, tol, max_iter)
+    try:
+        if base is not None:
+            apply_plan(base, model, seed)
+        model.eval()
+        with torch.no_grad():
+            try:
+                gm = torch.fx.GraphModule(model, _Tracer().trace(model))
+                method = "fx"
+            except Exception:
+                gm, method = None, "hooks"
+            if gm is not None and not isinstance(batch, dict):
+                args = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+                try:
+                    _Interp(gm, scaler).run(*args)
+                except ValueError:
+                    raise
+                except (RuntimeError, TypeError, IndexError) as exc:
+                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    raise ValueError(
+                        f"the model could not run on the batch (shapes {_shapes(batch)}): {first}"
+                    ) from exc
+                passes = 1
+            else:
+                method = "hooks"
+                passes = _by_hooks(model, batch, scaler, run_model)
+    finally:
+        model.train(was)
+    result_plan = None
+    if base is not None:
+        scales = {x.name: x.scale for x in scaler.layers}
+        entries = []
+        for e in base:
+            s = scales.get(_owner(e.name, scales))
+            if s is not None and isinstance(e.scheme, S.Orthogonal):
+                e = e.with_scheme(
+                    S.orthogonal(s),
+                    f"LSUV: orthonormal × {s:.4g} → output std {target:g} ± {tol:g}",
+                )
+            entries.append(e)
+        result_plan = dataclasses.replace(base, entries=tuple(entries))
+    return LSUVResult(tuple(scaler.layers), result_plan, method, passes, scaler.evals)
+
+
+def _owner(param: str, scales: dict[str, float]) -> str:
+    """The LSUV layer whose scaled weight ``param`` is (MultiheadAttention scales out_proj)."""
+    for layer in scales:
+        if param in (f"{layer}.weight", f"{layer}.out_proj.weight") or (
+            layer == "" and param == "weight"
+        ):
+            return layer
+    return ""
+
+
+class _Interp(torch.fx.Interpreter):
+    def __init__(self, gm: torch.fx.GraphModule, scaler: _Scaler) -> None:
+        super().__init__(gm)
+        self.scaler = scaler
+
+    def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
+        out = super().call_module(target, args, kwargs)
+        m = self.fetch_attr(target)
+        if not _relevant(m):
+            return out
+        sc = self.scaler
+        w = _scalable(m)
+        before = s = sc.std(target, out)
+        total, it = 1.0, 0
+        while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
+            f = sc.target / s
+            w.mul_(f)
+            total *= f
+            out = super().call_module(target, args, kwargs)
+            sc.evals += 1
+            it += 1
+            s = sc.std(target, out)
+        sc.layers.append(LSUVLayer(str(target), total, it, before, s, abs(s - sc.target) < sc.tol))
+        return out
+
+
+def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
+    names = {m: n for n, m in model.named_modules()}
+    order: list[nn.Module] = []
+
+    def record(m: nn.Module, a: Any, o: Any) -> None:
+        if m not in order:
+            order.append(m)
+
+    hs = [m.register_forward_hook(record) for m in names if _relevant(m)]
+    try:
+        run(model, batch)
+    finally:
+        for h in hs:
+            h.remove()
+    passes = 1
+    for m in order:
+        box: dict[str, Any] = {}
+        h = m.register_forward_hook(lambda mod, a, o, box=box: box.setdefault("out", o))
+        try:
+            run(model, batch)
+            passes += 1
+            w = _scalable(m)
+            before = s = sc.std(names[m], box["out"])
+            total, it = 1.0, 0
+            while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
+                f = sc.target / s
+                w.mul_(f)
+                total *= f
+                box.clear()
+                run(model, batch)
+                passes += 1
+                it += 1
+                s = sc.std(names[m], box["out"])
+        finally:
+            h.remove()
+        sc.layers.append(LSUVLayer(names[m], total, it, before, s, abs(s - sc.target) < sc.tol))
+    return passes
+
+
+def lsuv_plan(model: nn.Module, batch: Any, **kwargs: Any) -> Plan:
+    """The ``lsuv`` planner policy: LSUV on a copy of ``model`` (seed 0 unless given), returned
+    as a plan — apply it with the same seed to reproduce LSUV's weights."""
+    clone = copy.deepcopy(model)
+    res = lsuv(clone, batch, **kwargs)
+    assert res.plan is not None
+    return res.plan

@@ -1,0 +1,176 @@
+"""diagnose: numbers against hand computation, theory, verdicts, restoration, rendering."""
+
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.diagnostics import diagnose, plot_reports, write_report  # noqa: E402
+from tests import models  # noqa: E402
+
+
+def test_probe_numbers_match_hand_computation():
+    m = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        m[0].weight.copy_(torch.tensor([[1.0, -1.0, 0.5], [0.0, 2.0, -1.0]]))
+        m[0].bias.copy_(torch.tensor([0.5, -0.5]))
+        m[2].weight.copy_(torch.tensor([[2.0, -3.0]]))
+        m[2].bias.zero_()
+    x = torch.tensor([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0]])
+    r = diagnose(m, x, loss_fn=lambda y: y.sum())
+    with torch.no_grad():
+        h = x @ m[0].weight.T + m[0].bias  # [[2.5, -2.5], [-1.5, 2.5]]
+        a = torch.relu(h)
+    s0, s1 = r.layers
+    assert s0.in_m2 == pytest.approx(float((x**2).mean()))
+    assert s0.out_m2 == pytest.approx(float((h**2).mean()))
+    assert s0.out_mean == pytest.approx(float(h.mean()))
+    assert s0.out_std == pytest.approx(float(h.std()))
+    assert s0.post_m2 == pytest.approx(float((a**2).mean()))
+    assert s0.dead == 0.0
+    # d(sum y)/dh = w2 * relu'(h): [[2, 0], [0, -3]] -> std of those 4 numbers
+    g = torch.tensor([[2.0, 0.0], [0.0, -3.0]])
+    assert s0.grad_std == pytest.approx(float(g.std()))
+    assert s1.grad_std == pytest.approx(0.0)  # dL/dy = 1 everywhere
+    # weight gradient of layer 0 = g^T x
+    assert s0.weight_grad_std == pytest.approx(float((g.T @ x).std()))
+    assert s0.pred_local == pytest.approx(
+        3 * float((m[0].weight ** 2).mean()) * s0.in_m2 + float((m[0].bias ** 2).mean())
+    )
+    assert s0.weight_std == pytest.approx(float(m[0].weight.std()))
+
+
+def test_he_flat_xavier_decays_as_predicted():
+    x = torch.randn(512, 256, generator=torch.Generator().manual_seed(1))
+    he, xa = models.deep_mlp(12), models.deep_mlp(12)
+    it.plan(he, "he").apply(he, seed=0)
+    it.plan(xa, "xavier").apply(xa, seed=0)
+    rh, rx = diagnose(he, x), diagnose(xa, x)
+    assert rh.chain_theory and rx.chain_theory
+    assert rh.verdict == "healthy"
+    qs = [s.out_m2 for s in rh.layers]
+    assert max(qs) / min(qs) < 1.6  # flat
+    for k, s in enumerate(rx.layers):  # 2^-L decay, measured and predicted
+        # measured: finite width (256) makes q a random walk around the prediction
+        assert s.out_m2 == pytest.approx(2.0**-k * rx.layers[0].out_m2, rel=0.5)
+        assert s.pred_chain == pytest.approx(2.0**-k * rx.layers[0].pred_chain, rel=0.05)
+        assert s.out_m2 == pytest.approx(s.pred_chain, rel=0.5)
+    assert rx.verdict == "vanishing"
+    assert "kaiming_normal with gain 1.414" in rx.layers[-1].suggestion
+    for s in rh.layers[:-1]:
+        assert s.chi == pytest.approx(1.0, abs=0.1)
+    for s in rx.layers[:-1]:
+        assert s.chi == pytest.approx(0.5, abs=0.05)
+    # predicted gradients follow the measurement
+    for s in rx.layers:
+        assert s.grad_std == pytest.approx(math.sqrt(s.pred_grad_chain), rel=0.25)
+
+
+def test_dead_saturated_exploding():
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    dead = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4))
+    it.init_model(dead, seed=0, overrides={"0.bias": {"scheme": "constant", "value": -50.0}})
+    assert diagnose(dead, x).layers[0].verdict == "dead"
+    sat = nn.Sequential(nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 4))
+    it.init_model(sat, seed=0, overrides={"0.weight": {"scheme": "normal", "std": 1.0}})
+    r = diagnose(sat, x)
+    assert r.layers[0].verdict == "saturated" and r.layers[0].saturated > 0.5
+    boom = models.deep_mlp(8, 64)
+    it.init_model(boom, seed=0, overrides={"*.weight": {"scheme": "normal", "std": 0.4}})
+    rb = diagnose(boom, x)
+    assert rb.verdict == "exploding"
+    assert "use std = 1.414/√fan_in" in rb.layers[-1].suggestion
+
+
+def test_model_is_restored():
+    m = models.resnet()
+    m.train()
+    m.fc.weight.grad = torch.ones_like(m.fc.weight)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    r = diagnose(m, torch.randn(8, 3, 16, 16), train=False)
+    assert m.training
+    assert torch.equal(m.fc.weight.grad, torch.ones_like(m.fc.weight))
+    assert m.layers[0].conv1.weight.grad is None
+    after = m.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # incl. BN running stats
+    assert not r.chain_theory and "chain theory skipped" in r.notes[0]
+    r2 = diagnose(m, torch.randn(8, 3, 16, 16))  # train mode: BN stats would move; restored
+    after = m.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert len(r2.layers) == 13  # stem, 4×2 block convs, 3 downsample convs, fc
+
+
+def test_bad_batches_are_clear():
+    m = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    with pytest.raises(ValueError, match="non-finite values"):
+        diagnose(m, torch.tensor([[float("nan"), 0, 0, 0]]))
+    with pytest.raises(ValueError, match=r"could not run on the batch \(shapes \(2, 5\)\)"):
+        diagnose(m, torch.randn(2, 5))
+    with pytest.raises(ValueError, match="must be a tensor"):
+        diagnose(m, [1, 2])
+    big = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    with torch.no_grad():
+        big[0].weight.fill_(1e30)  # finite output 4e30 ...
+        big[1].weight.fill_(1e30)  # ... times 1e30 overflows float32
+    with pytest.raises(ValueError, match="layer '1' produced non-finite values"):
+        diagnose(big, torch.ones(2, 4))
+
+
+def test_jacobian_isometry():
+    lin = nn.Sequential(*[nn.Linear(32, 32, bias=False) for _ in range(6)])
+    it.plan(lin, "orthogonal").apply(lin, seed=0)
+    r = diagnose(lin, torch.randn(4, 32), jacobian=True)
+    assert r.jacobian is not None
+    assert r.jacobian.singular_values == pytest.approx([1.0] * 32, abs=1e-4)
+    relu = models.deep_mlp(6, 32)
+    it.init_model(relu, seed=0)
+    rr = diagnose(relu, torch.randn(4, 32), jacobian=True)
+    assert rr.jacobian.condition > 10  # ReLU nets are far from isometry
+    with pytest.raises(ValueError, match="small models"):
+        diagnose(models.deep_mlp(2, 2048), torch.randn(2, 2048), jacobian=True)
+
+
+def test_rendering(tmp_path):
+    x = torch.randn(64, 256)
+    reps = {}
+    for policy in ("auto", "xavier"):
+        m = models.deep_mlp(5)
+        it.plan(m, policy).apply(m, seed=0)
+        reps[policy] = diagnose(m, x, label=policy)
+    text = reps["xavier"].render(200)
+    assert "E[x²] in" in text and "vanishing" in text and "q̂ chain" in text
+    png = plot_reports(reps, str(tmp_path / "p.png"))
+    assert open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    md = write_report(reps, str(tmp_path / "rep"), "test")
+    content = open(md).read()
+    assert "![signal propagation](signal.png)" in content and "## xavier: vanishing" in content
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert data["auto"]["verdict"] == "healthy" and len(data["auto"]["layers"]) == 5
+
+
+def test_cli_diagnose(tmp_path, capsys):
+    from initwise.cli import main
+
+    assert (
+        main(
+            [
+                "diagnose",
+                "tests.models:vgg",
+                "--input-shape",
+                "8,3,32,32",
+                "--compare",
+                "auto,torch-default",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "torch-default" in out and (tmp_path / "signal.png").exists()
+    assert main(["diagnose", "tests.models:vgg", "--input-shape", "8,3,31"]) == 2
+    assert "could not run on the batch" in capsys.readouterr().err

@@ -1,0 +1,86 @@
+"""LSUV: unit variance at every layer, one pass with fx, reproducible plan, clear errors."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from tests import models  # noqa: E402
+
+
+def _output_stds(model, batch, layer_types=(nn.Linear, nn.Conv2d)):
+    stds = []
+    hooks = [
+        m.register_forward_hook(lambda m, a, o: stds.append(float(o.std())))
+        for m in model.modules()
+        if isinstance(m, layer_types)
+    ]
+    model.eval()
+    with torch.no_grad():
+        model(batch)
+    for h in hooks:
+        h.remove()
+    return stds
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh, nn.GELU])
+def test_unit_variance_at_every_layer_in_one_pass(act):
+    x = torch.randn(128, 256, generator=torch.Generator().manual_seed(0))
+    m = models.deep_mlp(15, 256, act)
+    res = it.lsuv(m, x, tol=0.05)
+    assert res.method == "fx" and res.forward_passes == 1
+    assert all(layer.converged for layer in res.layers) and len(res.layers) == 15
+    assert all(abs(s - 1) < 0.05 for s in _output_stds(m, x))
+
+
+def test_cnn_resnet_and_hook_fallback():
+    x = torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    cnn = models.resnet()
+    res = it.lsuv(cnn, x)
+    assert res.forward_passes == 1 and len(res.layers) == 13
+    assert all(abs(s - 1) < 0.1 for s in _output_stds(cnn, x))
+    enc = models.transformer()  # not fx-traceable: one forward per layer and attempt
+    xb = torch.randn(8, 5, 32, generator=torch.Generator().manual_seed(0))
+    r2 = it.lsuv(enc, xb)
+    assert r2.method == "hooks" and r2.forward_passes > len(r2.layers)
+    assert all(layer.converged for layer in r2.layers)
+
+
+def test_plan_reproduces_the_weights_and_policy():
+    x = torch.randn(64, 256, generator=torch.Generator().manual_seed(0))
+    a, b = models.deep_mlp(8), models.deep_mlp(8)
+    res = it.lsuv(a, x, seed=3)
+    res.plan.apply(b, seed=3)
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(pa, pb, rtol=1e-5, atol=1e-7)
+    assert "LSUV: orthonormal ×" in res.plan["0.weight"].reason
+    p = it.plan(models.deep_mlp(8), "lsuv", example_input=x)
+    assert p.policy == "lsuv" and p["14.weight"].scheme.type == "orthogonal"
+    with pytest.raises(ValueError, match="policy 'lsuv' needs a batch"):
+        it.plan(models.deep_mlp(2), "lsuv")
+
+
+def test_same_call_twice_same_result_no_global_state():
+    x = torch.randn(32, 256, generator=torch.Generator().manual_seed(0))
+    a, b = models.deep_mlp(4), models.deep_mlp(4)
+    ra, rb = it.lsuv(a, x), it.lsuv(b, x)
+    assert [layer.scale for layer in ra.layers] == [layer.scale for layer in rb.layers]
+    m = models.deep_mlp(3)
+    m.train()
+    it.lsuv(m, x)
+    assert m.training
+
+
+def test_lsuv_errors():
+    m = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="non-finite values"):
+        it.lsuv(m, torch.full((2, 4), float("inf")))
+    with pytest.raises(ValueError, match="could not run on the batch|shape"):
+        it.lsuv(m, torch.randn(2, 7))
+    with pytest.raises(ValueError, match="tol > 0"):
+        it.lsuv(m, torch.randn(2, 4), tol=0)
+    with pytest.raises(ValueError, match="std 0"):
+        it.lsuv(m, torch.zeros(8, 4))  # zero input: the first layer's output is constant
+    r = it.lsuv(m, torch.randn(64, 4), orthogonal=False)
+    assert r.plan is None

@@ -1,0 +1,116 @@
+"""Mean-field theory against closed forms and Monte Carlo on random deep MLPs."""
+
+import math
+
+import numpy as np
+import pytest
+
+from initwise.math.gains import activation_fn
+from initwise.math.meanfield import (
+    ChainLayer,
+    chi,
+    correlation_map,
+    depth_scales,
+    fixed_point,
+    propagate,
+    variance_map,
+)
+
+
+def test_relu_closed_forms():
+    # He: q -> q, chi = 1; Xavier: q -> q/2
+    assert variance_map(3.0, 2.0, 0.0, "relu") == pytest.approx(3.0, rel=1e-12)
+    assert variance_map(3.0, 1.0, 0.0, "relu") == pytest.approx(1.5, rel=1e-12)
+    assert chi(1.0, 2.0, "relu") == pytest.approx(1.0, abs=1e-9)
+    qs, gs = propagate([ChainLayer(1.0, 0.0, "relu")] * 6, 1.0)
+    assert qs == pytest.approx([2.0**-k for k in range(6)], rel=1e-9)
+    assert gs == pytest.approx([2.0 ** -(5 - k) for k in range(6)], rel=1e-6)
+
+
+def test_tanh_edge_of_chaos_matches_schoenholz():
+    # Schoenholz et al. 2016: for sigma_b^2 = 0.05 the critical sigma_w^2 is about 1.76
+    ordered, critical, chaotic = (depth_scales(w, 0.05, "tanh") for w in (1.3, 1.76, 2.5))
+    assert ordered.phase == "ordered" and chaotic.phase == "chaotic"
+    assert critical.chi == pytest.approx(1.0, abs=2e-3)
+    assert critical.xi_c > 10 * max(ordered.xi_c, chaotic.xi_c)
+    assert ordered.trainable_depth == pytest.approx(6 * ordered.xi_c)
+
+
+def test_correlation_map_fixed_point_at_one_in_ordered_phase():
+    q = fixed_point(1.2, 0.05, "tanh")
+    c = 0.3
+    for _ in range(200):
+        c = correlation_map(c, q, 1.2, 0.05, "tanh")
+    assert c == pytest.approx(1.0, abs=1e-4)
+    assert correlation_map(1.0, q, 1.2, 0.05, "tanh") == pytest.approx(1.0, abs=1e-9)
+
+
+def _mc_mlp(act, sigma_w2, sigma_b2, depth=8, width=1000, n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    f = activation_fn(act)
+    x = rng.standard_normal((n, width))
+    qs = []
+    h = x
+    for _ in range(depth):
+        w = rng.normal(0, math.sqrt(sigma_w2 / width), (width, width))
+        b = rng.normal(0, math.sqrt(sigma_b2), width)
+        h = h @ w + b
+        qs.append(float(np.mean(h**2)))
+        h = f(h)
+    return qs
+
+
+@pytest.mark.parametrize(
+    ("act", "sw2", "sb2"),
+    [
+        ("relu", 2.0, 0.0),
+        ("relu", 1.0, 0.1),
+        ("tanh", 1.5, 0.05),
+        ("tanh", 3.0, 0.05),
+        ("gelu", 2.5, 0.0),
+        ("gelu", 1.0, 0.1),
+    ],
+)
+def test_variance_map_against_monte_carlo(act, sw2, sb2):
+    # 8 random networks of width 1000: finite width makes q a multiplicative random walk, so the
+    # prediction must lie within 4 standard errors of the mean over networks (+1% for O(1/width)
+    # corrections); a 10% error in sigma_w^2 must be rejected by the same check.
+    depth, seeds = 6, 8
+    runs = np.array([_mc_mlp(act, sw2, sb2, depth, 1000, 256, seed=s) for s in range(seeds)])
+    mean, sem = runs.mean(0), runs.std(0, ddof=1) / math.sqrt(seeds)
+
+    def consistent(pred):
+        return bool(np.all(np.abs(mean - pred) <= 4 * sem + 0.01 * np.abs(pred)))
+
+    pred, _ = propagate([ChainLayer(sw2, sb2, act)] * depth, 1.0)
+    assert consistent(np.array(pred))
+    wrong, _ = propagate([ChainLayer(1.1 * sw2, sb2, act)] * depth, 1.0)
+    assert not consistent(np.array(wrong))
+
+
+def test_gradient_growth_is_chi_per_layer_monte_carlo():
+    torch = pytest.importorskip("torch")
+    gen = torch.Generator().manual_seed(0)
+    width, depth, sw2 = 800, 6, 1.5
+    x = torch.randn(300, width, generator=gen, requires_grad=True)
+    ws = [torch.randn(width, width, generator=gen) * math.sqrt(sw2 / width) for _ in range(depth)]
+    hs = []
+    h = x
+    for w in ws:
+        pre = h @ w
+        pre.retain_grad()
+        hs.append(pre)
+        h = torch.tanh(pre)
+    (h * torch.randn(h.shape, generator=gen)).sum().backward()
+    measured = [float(p.grad.pow(2).mean()) for p in hs]
+    qs = [float(p.detach().pow(2).mean()) for p in hs]
+    for i in range(depth - 1):
+        predicted = measured[i + 1] * chi(qs[i], sw2, "tanh")
+        assert measured[i] == pytest.approx(predicted, rel=0.1)
+
+
+def test_divergent_map_raises():
+    with pytest.raises(ValueError, match="diverges"):
+        fixed_point(3.0, 0.0, "relu")
+    with pytest.raises(ValueError, match="correlation c"):
+        correlation_map(1.5, 1.0, 1.0, 0.0, "tanh")

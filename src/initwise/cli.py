@@ -153,6 +153,37 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress() -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not sys.stderr.isatty(),
+    )
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .experiments import run
+
+    with _progress() as progress:
+        res = run(args.name, quick=args.quick, seed=args.seed, out=args.out, progress=progress)
+    print(f"{args.name}: claim {'holds' if res['claim_holds'] else 'FAILS'} — {res['claim']}")
+    print(f"report: {os.path.join(args.out, args.name, 'report.md')}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .experiments import demo
+
+    with _progress() as progress:
+        path = demo(args.out, args.seed, progress)
+    print(f"initwise demo done — report written to {os.path.abspath(path)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``initwise`` argument parser."""
     parser = argparse.ArgumentParser(prog="initwise", description=__doc__)
@@ -198,6 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--jacobian", action="store_true", help="input-output Jacobian spectrum")
     dg.add_argument("--out", help="write report.md, signal.png and results.json here")
     dg.set_defaults(func=_cmd_diagnose)
+
+    from .experiments import EXPERIMENTS
+
+    rp = sub.add_parser(
+        "reproduce", help="run a classic experiment (results.json, plots, report.md)"
+    )
+    rp.add_argument("name", choices=list(EXPERIMENTS))
+    rp.add_argument("--quick", action="store_true", help="the short version (for tests)")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--out", default="initwise-report")
+    rp.set_defaults(func=_cmd_reproduce)
+
+    de = sub.add_parser("demo", help="quick he2015 + depth-sweep + diagnose report")
+    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--out", default="initwise-report")
+    de.set_defaults(func=_cmd_demo)
 
     bn = sub.add_parser("bench", help="run the benchmarks (ratios against peers)")
     bn.add_argument(

@@ -109,7 +109,8 @@ def correlation_map(
     u1 = math.sqrt(q) * z1
     u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(0.0, 1 - c * c)) * z2)
     num = sigma_w2 * float(np.dot(w, f(u1) * f(u2))) + sigma_b2
-    return num / variance_map(q, sigma_w2, sigma_b2, activation, param)
+    # clamp: 2-D and 1-D quadrature round differently, which can put c a hair above 1
+    return max(-1.0, min(1.0, num / variance_map(q, sigma_w2, sigma_b2, activation, param)))
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,9 @@ def depth_scales(
     """``q*``, ``χ(q*)``, ``ξ_c = −1/ln χ`` and ``6·ξ_c`` for a deep network of identical layers.
 
     In the chaotic phase the relevant χ is that of the correlation map at its (non-trivial)
-    fixed point c* < 1; ξ_c = −1/ln χ_{c*} (Schoenholz et al. 2016, eq. 9).
+    fixed point c* < 1; ξ_c = −1/ln χ_{c*} (Schoenholz et al. 2016, eq. 9). Where that slope can
+    not be estimated reliably (strongly saturated activations at large q*, where the 2-D
+    quadrature of the correlation map is too coarse), χ₁ is used instead.
     """
     q = fixed_point(sigma_w2, sigma_b2, activation, param)
     x1 = chi(q, sigma_w2, activation, param)
@@ -151,7 +154,9 @@ def depth_scales(
             correlation_map(min(c + h, 1.0), q, sigma_w2, sigma_b2, activation, param)
             - correlation_map(c - h, q, sigma_w2, sigma_b2, activation, param)
         ) / (min(c + h, 1.0) - (c - h))
-    xi = math.inf if abs(math.log(xc)) < 1e-9 else -1.0 / math.log(xc)
+        if not (math.isfinite(xc) and 0 < xc < 1) or c > 1 - 1e-6:
+            xc = x1  # degenerate estimate (saturated, step-like φ at large q*): use χ₁
+    xi = math.inf if abs(math.log(xc)) < 1e-9 else 1.0 / abs(math.log(xc))
     return DepthScales(q, x1, xi, 6 * xi)
 
 

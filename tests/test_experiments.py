@@ -1,0 +1,102 @@
+"""Experiments in quick mode: the qualitative outcome the data show, determinism, offline data."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("mnist1d")
+pytest.importorskip("sklearn")
+
+from initwise.experiments import EXPERIMENTS, run  # noqa: E402
+from initwise.experiments.common import digits, mlp, mnist1d  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache(tmp_path_factory):
+    old = os.environ.get("INITWISE_CACHE")
+    os.environ["INITWISE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        del os.environ["INITWISE_CACHE"]
+    else:
+        os.environ["INITWISE_CACHE"] = old
+
+
+def test_mnist1d_offline_cached_and_global_rng_untouched():
+    state = np.random.get_state()[1].copy()
+    d = mnist1d()
+    assert np.array_equal(state, np.random.get_state()[1])
+    assert d.x_train.shape == (4000, 40) and d.x_test.shape == (1000, 40)
+    assert d.n_classes == 10 and abs(float(d.x_train.mean())) < 1e-5
+    assert os.path.exists(os.path.join(os.environ["INITWISE_CACHE"], "mnist1d_seed42.npz"))
+    again = mnist1d()  # from the cache
+    assert torch.equal(again.x_train, d.x_train)
+
+
+def test_digits_split():
+    d = digits(0)
+    assert d.x_train.shape == (1437, 64) and d.x_test.shape == (360, 64) and d.n_classes == 10
+    assert not torch.equal(digits(1).y_train, d.y_train)
+
+
+def test_mlp_shapes_and_errors():
+    m = mlp(3, 16, 40, 10, "relu")
+    assert sum(isinstance(x, torch.nn.Linear) for x in m) == 3
+    with pytest.raises(ValueError, match="depth must be"):
+        mlp(0, 16, 40, 10, "relu")
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, cache):
+    out = tmp_path_factory.mktemp("quick")
+    return out, {name: run(name, quick=True, seed=0, out=str(out)) for name in EXPERIMENTS}
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_quick_experiment_claims(name, quick):
+    out, results = quick
+    d = out / name
+    assert (d / "results.json").exists() and (d / "report.md").exists()
+    assert any(p.suffix == ".png" for p in d.iterdir())
+    assert json.loads((d / "results.json").read_text())["experiment"] == name
+    assert results[name]["claim_holds"], results[name]["claim"]
+
+
+def test_he2015_quick_outcome_in_numbers(quick):
+    runs = quick[1]["he2015"]["runs"]
+    assert runs["30/he"]["final_loss"] < runs["30/xavier"]["final_loss"] - 0.3
+    assert runs["30/xavier"]["final_loss"] == pytest.approx(np.log(10), abs=0.02)  # stalled
+
+
+def test_sigmoid_quick_outcome_in_numbers(quick):
+    runs = quick[1]["sigmoid-vanishing"]["runs"]
+    assert runs["xavier"]["chi"] < 0.1 and runs["xavier"]["first_over_last_init"] < 1e-4
+    assert runs["normal1"]["chi"] > 0.9 and runs["normal1"]["first_over_last_init"] > 1e-2
+
+
+def test_rerun_gives_identical_json(tmp_path):
+    run("zero-symmetry", quick=True, seed=3, out=str(tmp_path / "a"))
+    run("zero-symmetry", quick=True, seed=3, out=str(tmp_path / "b"))
+    a = (tmp_path / "a" / "zero-symmetry" / "results.json").read_bytes()
+    b = (tmp_path / "b" / "zero-symmetry" / "results.json").read_bytes()
+    assert a == b
+
+
+def test_unknown_experiment():
+    with pytest.raises(ValueError, match="unknown experiment 'he2016'"):
+        run("he2016")
+
+
+def test_cli_reproduce_and_demo(tmp_path, capsys):
+    from initwise.cli import main
+
+    assert main(["reproduce", "seed-formulas", "--quick", "--out", str(tmp_path)]) == 0
+    assert "claim holds" in capsys.readouterr().out
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "report written to" in out
+    text = (tmp_path / "demo" / "report.md").read_text()
+    assert "He et al. 2015" in text and "diagnose/signal.png" in text

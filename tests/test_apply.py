@@ -116,6 +116,19 @@ def test_meta_device_materialization_equals_cpu_init():
     assert torch.equal(meta.layers[0].bn1.running_var, torch.ones(8))
 
 
+def test_meta_materialization_keeps_tied_parameters():
+    # Module.to_empty() gives each module its own copy of a shared parameter; initwise re-ties
+    cpu = models.Tied()
+    p = it.plan(cpu)
+    p.apply(cpu, seed=1)
+    with torch.device("meta"):
+        meta = models.Tied()
+    it.materialize(meta, p, seed=1)
+    assert meta.head.weight is meta.emb.weight
+    assert len(list(meta.parameters())) == len(list(cpu.parameters()))
+    assert same(snapshot(cpu), snapshot(meta))
+
+
 def test_meta_plan_made_on_meta_model():
     with torch.device("meta"):
         m = models.transformer()

@@ -39,7 +39,8 @@ def test_probe_numbers_match_hand_computation():
     # weight gradient of layer 0 = g^T x
     assert s0.weight_grad_std == pytest.approx(float((g.T @ x).std()))
     assert s0.pred_local == pytest.approx(
-        3 * float((m[0].weight ** 2).mean()) * s0.in_m2 + float((m[0].bias ** 2).mean())
+        3 * float((m[0].weight.detach() ** 2).mean()) * s0.in_m2
+        + float((m[0].bias.detach() ** 2).mean())
     )
     assert s0.weight_std == pytest.approx(float(m[0].weight.std()))
 
@@ -52,13 +53,17 @@ def test_he_flat_xavier_decays_as_predicted():
     rh, rx = diagnose(he, x), diagnose(xa, x)
     assert rh.chain_theory and rx.chain_theory
     assert rh.verdict == "healthy"
-    qs = [s.out_m2 for s in rh.layers]
-    assert max(qs) / min(qs) < 1.6  # flat
-    for k, s in enumerate(rx.layers):  # 2^-L decay, measured and predicted
-        # measured: finite width (256) makes q a random walk around the prediction
-        assert s.out_m2 == pytest.approx(2.0**-k * rx.layers[0].out_m2, rel=0.5)
+    preds = [s.pred_chain for s in rh.layers]
+    assert max(preds) / min(preds) < 1.1  # theory: flat
+    for s in rh.layers:  # measured: a finite-width (256) random walk around it
+        assert s.out_m2 == pytest.approx(s.pred_chain, rel=0.6)
+    for k, s in enumerate(rx.layers):  # 2^-L decay
         assert s.pred_chain == pytest.approx(2.0**-k * rx.layers[0].pred_chain, rel=0.05)
-        assert s.out_m2 == pytest.approx(s.pred_chain, rel=0.5)
+        # each layer does what its own theory says (the chain is only the expectation: finite
+        # width makes the measured q a random walk around it)
+        assert s.out_m2 == pytest.approx(s.pred_local, rel=0.2)
+    per_layer = (rx.layers[-1].out_m2 / rx.layers[0].out_m2) ** (1 / (len(rx.layers) - 1))
+    assert per_layer == pytest.approx(0.5, rel=0.1)
     assert rx.verdict == "vanishing"
     assert "kaiming_normal with gain 1.414" in rx.layers[-1].suggestion
     for s in rh.layers[:-1]:

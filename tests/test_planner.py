@@ -207,19 +207,24 @@ def test_every_policy_plans_and_applies(policy):
 
 
 def test_auto_init_preserves_signal_in_a_deep_relu_mlp():
+    # mean-field predictions for post-ReLU E[x²] after 20 layers of width n = 256:
+    # He: q_{l+1} = (2/n)·n·q_l/2 = q_l -> 1; Xavier: q_1 = E[x²] = 1 and q halves per layer,
+    # q_20 = 2^-19, post-ReLU output q_20/2 = 2^-20;
+    # torch default: weights Var 1/(3n), biases Var 1/(3n): fixed point
+    # q* = (1/(3n)) / (1 - 1/6), output E[relu²] = q*/2.
+    # One network is a finite-width random walk (seen: 0.34 to 2.2 for He), so average 8 seeds.
     x = torch.randn(512, 256, generator=torch.Generator().manual_seed(0))
     ratios = {}
     for policy in ("auto", "torch-default", "xavier"):
-        m = models.deep_mlp(20)
-        it.plan(m, policy).apply(m, seed=0)
-        with torch.no_grad():
-            ratios[policy] = (m(x) ** 2).mean().item() / (x**2).mean().item()
-    # mean-field predictions for post-ReLU E[x²] after 20 layers of width n = 256:
-    # He: q_{l+1} = (2/n)·n·q_l/2 = q_l -> 1; Xavier: q halves per layer -> 2^-21;
-    # torch default: weights Var 1/(3n), biases Var 1/(3n): fixed point
-    # q* = (1/(3n)) / (1 - 1/6), output E[relu²] = q*/2.
-    assert ratios["auto"] == pytest.approx(1.0, rel=0.25)
-    assert ratios["xavier"] == pytest.approx(2.0**-21, rel=0.5)
+        vals = []
+        for seed in range(8):
+            m = models.deep_mlp(20)
+            it.plan(m, policy).apply(m, seed=seed)
+            with torch.no_grad():
+                vals.append((m(x) ** 2).mean().item() / (x**2).mean().item())
+        ratios[policy] = sum(vals) / len(vals)
+    assert ratios["auto"] == pytest.approx(1.0, rel=0.3)
+    assert ratios["xavier"] == pytest.approx(2.0**-20, rel=0.3)
     n = 256
     assert ratios["torch-default"] == pytest.approx((1 / (3 * n)) / (1 - 1 / 6) / 2, rel=0.25)
 

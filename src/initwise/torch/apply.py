@@ -1,10 +1,9 @@
 """Apply a :class:`~initwise.plan.Plan` to a model: validate everything, then write.
 
-Every parameter is drawn from its own ``torch.Generator`` seeded by a hash of ``(seed, name)``,
-so a parameter's values depend on the seed and its name only — not on the order of layers, on
-other parameters, or on which parameters a plan leaves as is. CPU and CUDA generators produce
-different streams, so the same seed gives different (equally distributed) values per device
-type.
+Every parameter's values come from :mod:`initwise.sampling`: a pure function of
+``(seed, parameter name, element index)`` — not of the order of layers, of other parameters, of
+the thread count, of the device, or of how a DTensor/FSDP2 parameter is sharded (each rank draws
+only its own shard). ``engine="torch"`` uses a ``torch.Generator`` per parameter instead.
 """
 
 from __future__ import annotations
@@ -12,15 +11,19 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from .. import sampling
 from ..plan import ParamPlan, Plan
 from .init import check_tensor, sample
 
+Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
+
 
 def param_seed(seed: int, name: str) -> int:
-    """63-bit seed of parameter ``name``: ``blake2b(f"{seed}/{name}")``."""
+    """63-bit seed of parameter ``name`` for ``engine="torch"``: ``blake2b(f"{seed}/{name}")``."""
     digest = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
@@ -31,8 +34,86 @@ def draw(
     device: torch.device,
     dtype: torch.dtype,
     target: torch.Tensor | None = None,
+    *,
+    engine: str = "stream",
+    threads: int | None = None,
+    box: Box | None = None,
 ) -> torch.Tensor:
-    """The values of ``entry`` as a tensor on ``device`` (compute precision; not yet cast)."""
+    """The values of ``entry`` on ``device`` (compute precision, not yet cast).
+
+    ``engine="stream"``: :mod:`initwise.sampling` on the host. ``engine="torch"``: a
+    ``torch.Generator`` on ``device`` seeded by :func:`param_seed`. ``box`` draws only that
+    slice of the parameter (a shard); ``target`` may be filled in place and returned.
+    """
+    if engine == "torch":
+        if box is not None:
+            raise ValueError("engine='torch' can not draw a shard on its own; use 'stream'")
+        return _draw_torch(entry, seed, device, dtype, target)
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    if box is not None and entry.chunks == 1:
+        assert entry.scheme is not None
+        offset, local = box
+        flat = sampling.sample(
+            entry.scheme,
+            entry.shape,
+            seed=seed,
+            name=entry.name,
+            fans=entry.fans,
+            ranges=sampling.box_ranges(entry.shape, offset, local),
+            dtype=np_dtype,
+            threads=threads,
+        )
+        out = torch.from_numpy(flat).reshape(local)
+        rows = [r - offset[0] for r in entry.zero_rows if offset[0] <= r < offset[0] + local[0]]
+        if rows:
+            out[rows] = 0
+        return out.to(device)
+    direct = (
+        target is not None
+        and box is None
+        and entry.chunks == 1
+        and target.device.type == "cpu"
+        and target.is_contiguous()
+        and target.dtype == (torch.float64 if np_dtype == np.float64 else torch.float32)
+    )
+    blocks = []
+    for i in range(entry.chunks):
+        scheme = entry.scheme_for_chunk(i)
+        assert scheme is not None
+        name = entry.name if entry.chunks == 1 else f"{entry.name}[{i}]"
+        blocks.append(
+            sampling.sample(
+                scheme,
+                entry.block_shape,
+                seed=seed,
+                name=name,
+                fans=entry.fans,
+                dtype=np_dtype,
+                threads=threads,
+                out=target.detach().numpy() if direct else None,
+            )
+        )  # type: ignore[union-attr]
+    if direct:
+        assert target is not None
+        out = target
+    else:
+        full = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=entry.chunk_dim)
+        out = torch.from_numpy(np.ascontiguousarray(full))
+    if entry.zero_rows:
+        out[list(entry.zero_rows)] = 0
+    if box is not None:
+        offset, local = box
+        out = out[tuple(slice(o, o + n) for o, n in zip(offset, local, strict=True))]
+    return out if out is target else out.to(device)
+
+
+def _draw_torch(
+    entry: ParamPlan,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    target: torch.Tensor | None,
+) -> torch.Tensor:
     gen = torch.Generator(device=device).manual_seed(param_seed(seed, entry.name))
     blocks = []
     for i in range(entry.chunks):
@@ -53,6 +134,24 @@ def draw(
     if entry.zero_rows:
         out[list(entry.zero_rows)] = 0
     return out
+
+
+def shard_box(p: torch.Tensor) -> Box | None:
+    """(global offset, local shape) of a DTensor parameter's shard; None for plain tensors."""
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch without distributed
+        return None
+    if not isinstance(p, DTensor):
+        return None
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    local, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
+    return tuple(int(o) for o in offset), tuple(int(n) for n in local)
+
+
+def _local(p: torch.Tensor) -> torch.Tensor:
+    return p.to_local() if hasattr(p, "to_local") else p
 
 
 def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
@@ -101,17 +200,25 @@ def apply_plan(
     *,
     device: str | torch.device | None = None,
     atomic: bool = True,
+    engine: str = "stream",
+    threads: int | None = None,
 ) -> nn.Module:
     """Initialize ``model`` by ``plan`` in place and return it.
 
     Args:
         plan: from :func:`initwise.torch.plan` or :meth:`Plan.from_json`.
-        model: the model (any device; meta-device models are materialized).
+        model: the model (any device; meta-device models are materialized; DTensor / FSDP2
+            parameters are filled shard by shard).
         seed: integer; with the parameter name it determines every value.
         device: where a meta-device model is materialized (default ``"cpu"``).
         atomic: draw every parameter before writing any (peak memory: the new values of the
             whole model). ``False`` writes each parameter as it is drawn; validation still
             happens first. Meta-device models are always filled directly.
+        engine: ``"stream"`` (default): values from :mod:`initwise.sampling`, a pure function of
+            (seed, name, element index) — the same bits for any thread count, shard layout and
+            device. ``"torch"``: a ``torch.Generator`` per parameter on its device (fast on GPUs;
+            CPU and CUDA differ; no DTensor shards).
+        threads: threads for the stream engine (default ``INITWISE_THREADS`` or CPU count).
 
     Raises:
         ValueError / TypeError: plan and model disagree (names, shapes, dtypes), a scheme does
@@ -120,31 +227,59 @@ def apply_plan(
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if engine not in ("stream", "torch"):
+        raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     params = validate(plan, model)
     entries = [e for e in plan if e.scheme is not None]
-    meta = [n for n, p in params.items() if p.is_meta]
-    if meta:
+    if any(p.is_meta for p in params.values()):
         _check_meta(plan, model, params)
-        model.to_empty(device=device or "cpu")
+        to_empty_keeping_ties(model, device or "cpu")
         for m in model.modules():
             if hasattr(m, "reset_running_stats"):
                 m.reset_running_stats()
         params = dict(model.named_parameters())
         atomic = False
+    boxes = {e.name: shard_box(params[e.name]) for e in entries}
+
+    def values(e: ParamPlan, target: torch.Tensor | None) -> torch.Tensor:
+        local = _local(params[e.name])
+        return draw(
+            e,
+            seed,
+            local.device,
+            local.dtype,
+            target,
+            engine=engine,
+            threads=threads,
+            box=boxes[e.name],
+        )
+
     with torch.no_grad():
         if atomic:
-            staged = {
-                e.name: draw(e, seed, params[e.name].device, params[e.name].dtype) for e in entries
-            }
-            for name, values in staged.items():
-                params[name].copy_(values)
+            staged = {e.name: values(e, None) for e in entries}
+            for name, v in staged.items():
+                _local(params[name]).copy_(v)
         else:
             for e in entries:
-                p = params[e.name]
-                values = draw(e, seed, p.device, p.dtype, target=p)
-                if values is not p:
-                    p.copy_(values)
+                local = _local(params[e.name])
+                v = values(e, local if boxes[e.name] is None else None)
+                if v is not local:
+                    local.copy_(v)
     return model
+
+
+def to_empty_keeping_ties(model: nn.Module, device: str | torch.device) -> None:
+    """``model.to_empty(device)``, then re-tie parameters that were shared before (``to_empty``
+    gives each module its own copy, e.g. GPT-2's ``lm_head`` and ``wte``)."""
+    groups: dict[int, list[tuple[nn.Module, str]]] = {}
+    for mod in model.modules():
+        for pname, p in mod.named_parameters(recurse=False):
+            groups.setdefault(id(p), []).append((mod, pname))
+    model.to_empty(device=device)
+    for group in groups.values():
+        first_mod, first_name = group[0]
+        for mod, pname in group[1:]:
+            setattr(mod, pname, getattr(first_mod, first_name))
 
 
 def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -> None:
@@ -177,6 +312,7 @@ def materialize(
     seed: int = 0,
     device: str | torch.device = "cpu",
     policy: str = "auto",
+    threads: int | None = None,
     **plan_kw: Any,
 ) -> nn.Module:
     """Allocate a meta-device ``model`` on ``device`` and fill it by ``plan`` (made with
@@ -185,4 +321,4 @@ def materialize(
         from .planner import plan as make_plan
 
         plan = make_plan(model, policy, **plan_kw)
-    return apply_plan(plan, model, seed, device=device)
+    return apply_plan(plan, model, seed, device=device, threads=threads)

@@ -125,9 +125,20 @@ def _tensors(obj: Any, out: list[torch.Tensor]) -> list[torch.Tensor]:
     return out
 
 
+def _to_meta(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to("meta")
+    if isinstance(obj, dict):
+        return {k: _to_meta(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_meta(v) for v in obj)
+    return obj
+
+
 def trace_run(model: nn.Module, example_input: Any) -> Graph:
     """Build the graph by running ``example_input`` (a tensor, tuple of args or dict of kwargs)
-    under ``torch.no_grad`` in the model's current mode. Weights are not changed."""
+    under ``torch.no_grad`` in the model's current mode. Weights are not changed. A meta-device
+    model runs on meta copies of the inputs (shapes only, no data)."""
     nodes: list[Node] = []
     producer: dict[int, int] = {}
     keep: list[Any] = []  # keep traced tensors alive so their ids stay unique
@@ -180,6 +191,8 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         if is_leaf(m) and m is not model:
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(m.register_forward_hook(post, with_kwargs=True))
+    if any(p.is_meta for p in model.parameters()):  # shape-only run: inputs on meta too
+        example_input = _to_meta(example_input)
     if isinstance(example_input, dict):
         args, kwargs = (), dict(example_input)
     elif isinstance(example_input, (tuple, list)):

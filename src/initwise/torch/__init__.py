@@ -7,7 +7,13 @@
 
 from typing import Any
 
-from torch import nn
+try:
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "initwise.torch needs PyTorch, which is not installed: pip install 'initwise[torch]' "
+        "(on CPU-only machines: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
+    ) from exc
 
 from ..plan import ParamPlan, Plan
 from .apply import apply_plan, materialize, param_seed

@@ -212,8 +212,11 @@ def apply_plan(
         seed: integer; with the parameter name it determines every value.
         device: where a meta-device model is materialized (default ``"cpu"``).
         atomic: draw every parameter before writing any (peak memory: the new values of the
-            whole model). ``False`` writes each parameter as it is drawn; validation still
-            happens first. Meta-device models are always filled directly.
+            whole model), so a failure leaves the model bit-identical. ``False`` writes each
+            parameter as it is drawn (no extra memory; validation still happens first, but a
+            failure while drawing — out of memory, an interrupt — leaves earlier parameters
+            written). Meta-device models are filled directly; a failure puts them back on the
+            meta device.
         engine: ``"stream"`` (default): values from :mod:`initwise.sampling`, a pure function of
             (seed, name, element index) — the same bits for any thread count, shard layout and
             device. ``"torch"``: a ``torch.Generator`` per parameter on its device (fast on GPUs;
@@ -231,7 +234,8 @@ def apply_plan(
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     params = validate(plan, model)
     entries = [e for e in plan if e.scheme is not None]
-    if any(p.is_meta for p in params.values()):
+    was_meta = any(p.is_meta for p in params.values())
+    if was_meta:
         _check_meta(plan, model, params)
         to_empty_keeping_ties(model, device or "cpu")
         for m in model.modules():
@@ -254,17 +258,22 @@ def apply_plan(
             box=boxes[e.name],
         )
 
-    with torch.no_grad():
-        if atomic:
-            staged = {e.name: values(e, None) for e in entries}
-            for name, v in staged.items():
-                _local(params[name]).copy_(v)
-        else:
-            for e in entries:
-                local = _local(params[e.name])
-                v = values(e, local if boxes[e.name] is None else None)
-                if v is not local:
-                    local.copy_(v)
+    try:
+        with torch.no_grad():
+            if atomic:
+                staged = {e.name: values(e, None) for e in entries}
+                for name, v in staged.items():
+                    _local(params[name]).copy_(v)
+            else:
+                for e in entries:
+                    local = _local(params[e.name])
+                    v = values(e, local if boxes[e.name] is None else None)
+                    if v is not local:
+                        local.copy_(v)
+    except BaseException:
+        if was_meta:  # back to what it was: a meta-device model (its ties kept)
+            to_empty_keeping_ties(model, "meta")
+        raise
     return model
 
 

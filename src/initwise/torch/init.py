@@ -154,7 +154,8 @@ def init_(
 ) -> torch.Tensor:
     """Fill ``tensor`` in place from ``scheme`` (the general entry point behind every ``*_``).
 
-    Checks everything before writing; a meta tensor is left as is (no storage), a
+    Checks everything before writing and draws into a new buffer before copying, so any
+    failure leaves ``tensor`` unchanged; a meta tensor is left as is (no storage), a
     zero-element tensor warns and is left as is.
     """
     where = f"initwise.torch.{getattr(scheme, 'name', scheme.type)}_"
@@ -168,7 +169,7 @@ def init_(
     if tensor.numel() == 0:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
         return tensor
-    with torch.no_grad():
+    with torch.no_grad():  # draw into a new buffer, then write: a failure changes nothing
         values = sample(
             scheme,
             shape,
@@ -176,10 +177,8 @@ def init_(
             device=tensor.device,
             dtype=tensor.dtype,
             fans=fans,
-            target=tensor,
         )
-        if values is not tensor:
-            tensor.copy_(values)
+        tensor.copy_(values)
     return tensor
 
 

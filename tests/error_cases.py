@@ -1,0 +1,835 @@
+"""Every bad input initwise was tried with, and the error it must give.
+
+One list feeds both ``tests/test_errors.py`` (each case must raise exactly this) and
+``docs/errors.md`` (``python -m tests.error_cases`` writes it; a test checks it is current).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Case:
+    area: str
+    bad_input: str
+    call: Callable[[], Any]
+    exc: type[BaseException]
+    match: str  # regular expression the message must contain
+    fix: str  # what the message tells the user to do
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _it():
+    import initwise.torch as it
+
+    return it
+
+
+def _plan_json(mutate: Callable[[dict], Any]) -> Callable[[], Any]:
+    def call() -> Any:
+        from initwise.plan import Plan
+
+        d = _it().plan(_torch().nn.Linear(4, 6)).to_dict()
+        out = mutate(d)
+        return Plan.from_json(out if isinstance(out, str) else json.dumps(out))
+
+    return call
+
+
+def _apply_mismatch() -> Any:
+    torch = _torch()
+    _it().plan(torch.nn.Linear(3, 3)).apply(torch.nn.Sequential(torch.nn.Linear(3, 3)), seed=0)
+
+
+def _apply_shape() -> Any:
+    torch = _torch()
+    _it().plan(torch.nn.Linear(3, 3)).apply(torch.nn.Linear(4, 3), seed=0)
+
+
+def _apply_int_param() -> Any:
+    torch = _torch()
+    m = torch.nn.Linear(3, 3)
+    p = _it().plan(m)
+    m.weight = torch.nn.Parameter(torch.zeros(3, 3, dtype=torch.int64), requires_grad=False)
+    p.apply(m, seed=0)
+
+
+def _meta(build: Callable[[], Any]) -> Callable[[], Any]:
+    def call() -> Any:
+        torch = _torch()
+        with torch.device("meta"):
+            m = build()
+        _it().materialize(m, seed=0)
+
+    return call
+
+
+def _with_buffer() -> Any:
+    torch = _torch()
+
+    class M(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 2)
+            self.register_buffer("freqs", torch.arange(4.0))
+
+    return M()
+
+
+def _diagnose(batch: Callable[[], Any], **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        from initwise.diagnostics import diagnose
+
+        torch = _torch()
+        m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+        return diagnose(m, batch(), **kw)
+
+    return call
+
+
+def _overflow() -> Any:
+    from initwise.diagnostics import diagnose
+
+    torch = _torch()
+    m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4))
+    with torch.no_grad():
+        m[0].weight.fill_(1e30)
+        m[1].weight.fill_(1e30)
+    diagnose(m, torch.ones(2, 4))
+
+
+def _lsuv(batch: Callable[[], Any], **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        torch = _torch()
+        m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU(), torch.nn.Linear(4, 4))
+        return _it().lsuv(m, batch(), **kw)
+
+    return call
+
+
+def _override(spec: dict) -> Callable[[], Any]:
+    def call() -> Any:
+        torch = _torch()
+        m = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3),
+            torch.nn.ReLU(),
+            torch.nn.Flatten(),
+            torch.nn.LazyLinear(2) if False else torch.nn.Linear(4, 2),
+        )
+        return _it().plan(m, overrides=spec)
+
+    return call
+
+
+def _without(module: str, code: str) -> Callable[[], Any]:
+    """Run ``code`` in a subprocess where ``module`` can not be imported; re-raise its error."""
+
+    def call() -> Any:
+        import subprocess
+        import sys
+
+        prog = (
+            f"import sys; sys.modules[{module!r}] = None\n"
+            "try:\n"
+            + "".join(f"    {line}\n" for line in code.splitlines())
+            + "except ImportError as e:\n    print('ImportError:', e); sys.exit(3)\n"
+        )
+        r = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True)
+        if r.returncode == 3:
+            raise ImportError(r.stdout.split("ImportError:", 1)[1].strip())
+        raise AssertionError(f"no ImportError: rc={r.returncode} {r.stderr[-300:]}")
+
+    return call
+
+
+def _np(name: str, *a: Any, **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        import initwise.numpy as iw
+
+        return getattr(iw, name)(*a, **kw)
+
+    return call
+
+
+def _s(name: str, *a: Any, **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        from initwise import schemes as S
+
+        return getattr(S, name)(*a, **kw)
+
+    return call
+
+
+def _t(name: str, tensor: Callable[[], Any], *a: Any, **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        return getattr(_it(), name)(tensor(), *a, **kw)
+
+    return call
+
+
+def _fans(*a: Any, **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        from initwise.math import fans
+
+        return fans(*a, **kw)
+
+    return call
+
+
+def _gain(*a: Any, **kw: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        from initwise.math import gain
+
+        return gain(*a, **kw)
+
+    return call
+
+
+NAN, INF = math.nan, math.inf
+
+CASES: list[Case] = [
+    # fans
+    Case(
+        "fans",
+        "1-D shape (a bias)",
+        _fans((5,)),
+        ValueError,
+        "fewer than 2 dimensions",
+        "initialize biases with zeros/constant/normal, or let the planner do it",
+    ),
+    Case("fans", "0-D shape", _fans(()), ValueError, "fewer than 2 dimensions", "as above"),
+    Case(
+        "fans",
+        "zero-sized dimension",
+        _fans((3, 0)),
+        ValueError,
+        "zero-sized dimension",
+        "give the real shape",
+    ),
+    Case(
+        "fans",
+        "negative dimension",
+        _fans((3, -1)),
+        ValueError,
+        r"shape\[1\] must be >= 0",
+        "give the real shape",
+    ),
+    Case(
+        "fans",
+        "out_channels not divisible by groups",
+        _fans((10, 4, 3), "conv", groups=3),
+        ValueError,
+        "not divisible by groups=3",
+        "check the layer's groups",
+    ),
+    Case(
+        "fans",
+        "packed rows not divisible into q/k/v",
+        _fans((10, 4), "qkv"),
+        ValueError,
+        "can not be split into 3",
+        "check the hidden size",
+    ),
+    Case(
+        "fans",
+        "unknown kind",
+        _fans((3, 3), "dense"),
+        ValueError,
+        "kind must be one of",
+        "use a listed kind",
+    ),
+    Case(
+        "fans",
+        "groups = 0",
+        _fans((3, 3), "conv", groups=0),
+        ValueError,
+        "groups must be an integer >= 1",
+        "use groups >= 1",
+    ),
+    # gains
+    Case(
+        "gains",
+        "unknown activation name",
+        _gain("gleu"),
+        ValueError,
+        "unknown activation 'gleu'; known names:",
+        "use a listed name or pass the callable",
+    ),
+    Case(
+        "gains",
+        "NaN activation parameter",
+        _gain("leaky_relu", NAN),
+        ValueError,
+        "param must be finite",
+        "pass a finite slope",
+    ),
+    Case(
+        "gains",
+        "parameter for an activation without one",
+        _gain("relu", 0.1),
+        ValueError,
+        "takes no param",
+        "drop param",
+    ),
+    Case(
+        "gains",
+        "unknown method",
+        _gain("relu", method="sideways"),
+        ValueError,
+        "method must be one of",
+        "forward, backward or torch",
+    ),
+    Case(
+        "gains",
+        "non-elementwise callable",
+        _gain(lambda x: x[:3]),
+        ValueError,
+        "must be applied elementwise",
+        "pass an elementwise function",
+    ),
+    Case(
+        "gains",
+        "activation that is zero everywhere",
+        _gain(lambda x: 0 * x),
+        ValueError,
+        "zero on Gaussian input",
+        "no gain exists",
+    ),
+    # schemes
+    Case(
+        "schemes",
+        "negative std",
+        _s("normal", 0.0, -1.0),
+        ValueError,
+        "std must be >= 0",
+        "pass std >= 0",
+    ),
+    Case(
+        "schemes",
+        "NaN std",
+        _s("normal", 0.0, NAN),
+        ValueError,
+        "std must be finite",
+        "pass a finite std",
+    ),
+    Case(
+        "schemes",
+        "infinite gain",
+        _s("xavier_uniform", INF),
+        ValueError,
+        "gain must be finite",
+        "pass a finite gain",
+    ),
+    Case(
+        "schemes",
+        "zero gain",
+        _s("orthogonal", 0.0),
+        ValueError,
+        "gain must be > 0",
+        "pass gain > 0",
+    ),
+    Case(
+        "schemes",
+        "uniform a > b",
+        _s("uniform", 2.0, 1.0),
+        ValueError,
+        r"a \(low\) = 2.0 must be <= b \(high\) = 1.0; swap them",
+        "swap a and b",
+    ),
+    Case(
+        "schemes",
+        "truncation a >= b",
+        _s("trunc_normal", 0, 1, 1, -1),
+        ValueError,
+        "lower bound a = 1.0 must be < upper bound b = -1.0",
+        "swap a and b",
+    ),
+    Case(
+        "schemes",
+        "unknown mode",
+        _s("kaiming_normal", 0, "fan_sum"),
+        ValueError,
+        "mode must be one of 'fan_in', 'fan_out', 'fan_avg'",
+        "use a listed mode",
+    ),
+    Case(
+        "schemes",
+        "unknown distribution",
+        _s("variance_scaling", 1, "fan_in", "gauss"),
+        ValueError,
+        "distribution must be one of",
+        "use a listed distribution",
+    ),
+    Case(
+        "schemes",
+        "unknown nonlinearity",
+        _s("kaiming_normal", 0, "fan_in", "relux"),
+        ValueError,
+        "unknown activation 'relux'",
+        "use a listed name",
+    ),
+    Case(
+        "schemes",
+        "sparsity outside [0, 1)",
+        _s("sparse", 1.5),
+        ValueError,
+        r"in \[0, 1\)",
+        "pass a fraction",
+    ),
+    Case(
+        "schemes",
+        "non-finite constant",
+        _s("constant", INF),
+        ValueError,
+        "value must be finite",
+        "pass a finite value",
+    ),
+    Case(
+        "schemes",
+        "boolean where a number is needed",
+        _s("normal", 0.0, True),
+        TypeError,
+        "std must be a real number",
+        "pass a number",
+    ),
+    Case(
+        "schemes",
+        "unknown scheme type in a dict",
+        _s("from_dict", {"type": "magic"}),
+        ValueError,
+        "unknown scheme type 'magic'; known:",
+        "use a listed type",
+    ),
+    Case(
+        "schemes",
+        "unknown field in a scheme dict",
+        _s("from_dict", {"type": "normal", "sigma": 1}),
+        ValueError,
+        "has no field 'sigma'; fields:",
+        "use the listed fields",
+    ),
+    Case(
+        "schemes",
+        "unknown preset name",
+        _s("resolve", "he"),
+        ValueError,
+        "unknown scheme 'he'; presets:",
+        "use a listed preset",
+    ),
+    # numpy back end
+    Case(
+        "numpy",
+        "no rng given",
+        _np("normal", (3,), rng=None),
+        TypeError,
+        "never draws from global random state",
+        "pass rng=0 or a Generator",
+    ),
+    Case(
+        "numpy",
+        "integer dtype",
+        _np("normal", (3,), rng=0, dtype=np.int32),
+        TypeError,
+        "dtype must be a floating dtype",
+        "use np.float32",
+    ),
+    Case(
+        "numpy",
+        "orthogonal of a vector",
+        _np("orthogonal", (3,), rng=0),
+        ValueError,
+        "needs a tensor with >= 2 dimensions",
+        "use a matrix",
+    ),
+    Case(
+        "numpy",
+        "eye of a 3-D shape",
+        _np("eye", (3, 3, 3)),
+        ValueError,
+        "eye: needs a tensor with 2 dimensions",
+        "use a matrix",
+    ),
+    # torch back end
+    Case(
+        "torch",
+        "integer tensor",
+        _t("normal_", lambda: _torch().zeros(3, dtype=_torch().int64)),
+        TypeError,
+        r"dtype torch.int64.*tensor.float\(\)",
+        "convert with tensor.float()",
+    ),
+    Case(
+        "torch",
+        "bool tensor",
+        _t("normal_", lambda: _torch().zeros(3, dtype=_torch().bool)),
+        TypeError,
+        "floating-point tensor",
+        "convert with tensor.float()",
+    ),
+    Case(
+        "torch",
+        "not a tensor",
+        _t("normal_", lambda: np.zeros(3)),
+        TypeError,
+        "expected a torch.Tensor",
+        "pass a tensor",
+    ),
+    Case(
+        "torch",
+        "fan-based init of a 1-D tensor",
+        _t("xavier_uniform_", lambda: _torch().empty(3)),
+        ValueError,
+        "fewer than 2 dimensions",
+        "as for fans",
+    ),
+    Case(
+        "torch",
+        "dirac with groups not dividing dim 0",
+        _t("dirac_", lambda: _torch().empty(5, 3, 3), 2),
+        ValueError,
+        "divisible by groups=2",
+        "check groups",
+    ),
+    Case(
+        "torch",
+        "delta-orthogonal with out < in",
+        _t("delta_orthogonal_", lambda: _torch().empty(2, 4, 3)),
+        ValueError,
+        "must be >= in_channels",
+        "use orthogonal",
+    ),
+    Case(
+        "torch",
+        "zero-element tensor",
+        _t("xavier_normal_", lambda: _torch().empty(0, 4)),
+        UserWarning,
+        "zero-element tensors is a no-op",
+        "(a warning, as torch)",
+    ),
+    # planner and plans
+    Case(
+        "planner",
+        "unknown policy",
+        lambda: _it().plan(_torch().nn.Linear(2, 2), "kaiming"),
+        ValueError,
+        "unknown policy 'kaiming'; policies: auto",
+        "use a listed policy",
+    ),
+    Case(
+        "planner",
+        "not a module",
+        lambda: _it().plan("model"),
+        TypeError,
+        "must be a torch.nn.Module",
+        "pass the model",
+    ),
+    Case(
+        "planner",
+        "lsuv policy without a batch",
+        lambda: _it().plan(_torch().nn.Linear(2, 2), "lsuv"),
+        ValueError,
+        "policy 'lsuv' needs a batch",
+        "pass example_input=batch",
+    ),
+    Case(
+        "planner",
+        "override pattern matching nothing",
+        _override({"fcc.*": "zeros"}),
+        ValueError,
+        "matches no parameter",
+        "fix the pattern",
+    ),
+    Case(
+        "planner",
+        "override that does not fit the shape",
+        _override({"0.weight": "eye"}),
+        ValueError,
+        "does not fit parameter '0.weight'",
+        "choose a scheme for that shape",
+    ),
+    Case(
+        "planner",
+        "override with bad arguments",
+        _override({"3.weight": {"scheme": "normal", "sigma": 1}}),
+        TypeError,
+        "scheme 'normal'",
+        "use the preset's argument names",
+    ),
+    Case(
+        "plan JSON",
+        "not JSON",
+        _plan_json(lambda d: "not json"),
+        ValueError,
+        "could not be parsed",
+        "pass the file initwise wrote",
+    ),
+    Case(
+        "plan JSON",
+        "another format",
+        _plan_json(lambda d: {**d, "format": "x"}),
+        ValueError,
+        "not an initwise plan",
+        "pass an initwise plan",
+    ),
+    Case(
+        "plan JSON",
+        "unsupported version",
+        _plan_json(lambda d: {**d, "version": 99}),
+        ValueError,
+        "version 99 is not supported",
+        "re-plan with this version",
+    ),
+    Case(
+        "plan JSON",
+        "entry without a shape",
+        _plan_json(lambda d: {**d, "entries": [{"name": "a"}]}),
+        ValueError,
+        "missing key 'shape'",
+        "re-plan",
+    ),
+    Case(
+        "plan JSON",
+        "unknown key in an entry",
+        _plan_json(lambda d: {**d, "entries": [{**d["entries"][0], "bogus": 1}]}),
+        ValueError,
+        "unknown keys",
+        "re-plan",
+    ),
+    Case(
+        "plan JSON",
+        "two entries for one parameter",
+        _plan_json(lambda d: {**d, "entries": [d["entries"][0], d["entries"][0]]}),
+        ValueError,
+        "two entries",
+        "re-plan",
+    ),
+    Case(
+        "plan JSON",
+        "non-positive fan",
+        _plan_json(lambda d: {**d, "entries": [{**d["entries"][0], "fan_in": -1}]}),
+        ValueError,
+        "fans must be finite and > 0",
+        "re-plan",
+    ),
+    # apply
+    Case(
+        "apply",
+        "plan for another model",
+        _apply_mismatch,
+        ValueError,
+        "plan does not match the model.*make a new plan",
+        "plan this model",
+    ),
+    Case(
+        "apply",
+        "parameter of another shape",
+        _apply_shape,
+        ValueError,
+        r"parameter 'weight' has shape \(3, 4\) but the plan says \(3, 3\)",
+        "plan this model",
+    ),
+    Case(
+        "apply",
+        "integer parameter",
+        _apply_int_param,
+        TypeError,
+        "parameter 'weight'.*int64",
+        "convert the parameter",
+    ),
+    Case(
+        "apply",
+        "seed not an int",
+        lambda: _it().plan(_torch().nn.Linear(2, 2)).apply(_torch().nn.Linear(2, 2), seed="0"),
+        TypeError,
+        "seed must be an int",
+        "pass an int",
+    ),
+    Case(
+        "apply",
+        "unknown engine",
+        lambda: (
+            _it()
+            .plan(_torch().nn.Linear(2, 2))
+            .apply(_torch().nn.Linear(2, 2), seed=0, engine="jax")
+        ),
+        ValueError,
+        "engine must be 'stream' or 'torch'",
+        "use stream or torch",
+    ),
+    Case(
+        "apply",
+        "meta model with a parameter left as is",
+        _meta(lambda: _torch().nn.Bilinear(2, 2, 2)),
+        ValueError,
+        "meta device and the plan leaves",
+        "give it a scheme with overrides",
+    ),
+    Case(
+        "apply",
+        "meta model with a buffer initwise can not know",
+        _meta(_with_buffer),
+        ValueError,
+        "buffers freqs are on the meta device",
+        "create it on a real device",
+    ),
+    # diagnose and LSUV
+    Case(
+        "diagnose",
+        "NaN in the batch",
+        _diagnose(lambda: _torch().full((2, 4), NAN)),
+        ValueError,
+        "non-finite values",
+        "clean the data",
+    ),
+    Case(
+        "diagnose",
+        "batch of the wrong shape",
+        _diagnose(lambda: _torch().ones(2, 5)),
+        ValueError,
+        r"could not run on the batch \(shapes \(2, 5\)\)",
+        "fix the shape",
+    ),
+    Case(
+        "diagnose",
+        "batch that is not a tensor",
+        _diagnose(lambda: [1, 2]),
+        ValueError,
+        "batch must be a tensor",
+        "pass tensors",
+    ),
+    Case(
+        "diagnose",
+        "activations overflow (Inf)",
+        _overflow,
+        ValueError,
+        "layer '1' produced non-finite values",
+        "re-initialize",
+    ),
+    Case(
+        "diagnose",
+        "loss_fn returning a vector",
+        _diagnose(lambda: _torch().ones(2, 4), loss_fn=lambda y: y),
+        ValueError,
+        "loss_fn must return a scalar",
+        "reduce the loss",
+    ),
+    Case(
+        "diagnose",
+        "Jacobian of a large model",
+        lambda: __import__("initwise.diagnostics", fromlist=["diagnose"]).diagnose(
+            _torch().nn.Linear(2048, 2048), _torch().ones(2, 2048), jacobian=True
+        ),
+        ValueError,
+        "is for small models",
+        "use a smaller input",
+    ),
+    Case(
+        "lsuv",
+        "Inf in the batch",
+        _lsuv(lambda: _torch().full((2, 4), INF)),
+        ValueError,
+        "non-finite values",
+        "clean the data",
+    ),
+    Case(
+        "lsuv",
+        "layer with constant output",
+        _lsuv(lambda: _torch().zeros(8, 4)),
+        ValueError,
+        "output has std 0",
+        "use a larger batch or another init",
+    ),
+    Case(
+        "lsuv",
+        "tolerance 0",
+        _lsuv(lambda: _torch().ones(2, 4), tol=0),
+        ValueError,
+        "LSUV needs tol > 0",
+        "pass tol > 0",
+    ),
+    # optional dependencies
+    Case(
+        "dependencies",
+        "torch missing",
+        _without("torch", "import initwise.torch"),
+        ImportError,
+        r"needs PyTorch.*pip install 'initwise\[torch\]'",
+        "install the extra",
+    ),
+    Case(
+        "dependencies",
+        "matplotlib missing",
+        _without(
+            "matplotlib", ("from initwise.experiments.common import figure\nfigure('/tmp/x.png')")
+        ),
+        ImportError,
+        r"pip install 'initwise\[plot\]'",
+        "install the extra",
+    ),
+    Case(
+        "dependencies",
+        "mnist1d missing",
+        _without(
+            "mnist1d",
+            (
+                "import os, tempfile; os.environ['INITWISE_CACHE'] = tempfile.mkdtemp()\n"
+                "from initwise.experiments.common import mnist1d\nmnist1d()"
+            ),
+        ),
+        ImportError,
+        "pip install mnist1d",
+        "install mnist1d",
+    ),
+    Case(
+        "dependencies",
+        "transformers missing (materialize benchmark)",
+        _without("transformers", "from initwise.bench.materialize import run\nrun('ci')"),
+        ImportError,
+        "builds GPT-2 with transformers",
+        "install transformers",
+    ),
+    Case(
+        "experiments",
+        "unknown experiment",
+        lambda: __import__("initwise.experiments", fromlist=["run"]).run("he2016"),
+        ValueError,
+        "unknown experiment 'he2016'",
+        "use a listed experiment",
+    ),
+]
+
+
+def markdown() -> str:
+    """docs/errors.md, generated from :data:`CASES`."""
+    lines = [
+        "# Errors",
+        "",
+        "Every bad input initwise was tried with, the error it raises and the start of what the",
+        "message says. Generated from `tests/error_cases.py` (`python -m tests.error_cases`); ",
+        "`tests/test_errors.py` runs every row, so this table and the tests match one to one.",
+        "",
+        "| area | bad input | raises | the message contains | it tells you to |",
+        "|---|---|---|---|---|",
+    ]
+    for c in CASES:
+        pattern = c.match.replace("|", "\\|").replace("\\", "").replace(".*", " … ")
+        lines.append(f"| {c.area} | {c.bad_input} | `{c.exc.__name__}` | {pattern} | {c.fix} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    with open("docs/errors.md", "w", encoding="utf-8") as f:
+        f.write(markdown())
+    print(f"docs/errors.md: {len(CASES)} cases")

@@ -17,7 +17,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
-	$(PY) -m pytest -q --cov=initwise --cov-report=term:skip-covered
+	$(PY) -m pytest -q --cov=initwise --cov-report=term:skip-covered --cov-fail-under=90
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -126,7 +126,7 @@ class ParamPlan:
                 chunk_schemes=chunk_schemes,
                 zero_rows=tuple(int(r) for r in d.get("zero_rows", [])),
             )
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}: {exc}") from None
         entry.check()
         return entry
@@ -136,7 +136,8 @@ class ParamPlan:
         where = f"plan entry {self.name!r}"
         if any(s < 0 for s in self.shape):
             raise ValueError(f"{where}: negative dimension in shape {self.shape}")
-        if self.chunks < 1 or (self.shape and not 0 <= self.chunk_dim < len(self.shape)):
+        bad_dim = not 0 <= self.chunk_dim < len(self.shape)
+        if self.chunks < 1 or (bad_dim and (self.shape or self.chunks > 1)):
             raise ValueError(f"{where}: bad chunks={self.chunks}/chunk_dim={self.chunk_dim}")
         if self.chunks > 1 and self.shape[self.chunk_dim] % self.chunks:
             raise ValueError(

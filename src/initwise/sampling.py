@@ -133,8 +133,9 @@ class Stream:
         ]
         return np.random.Generator(np.random.SFC64(np.random.SeedSequence(words)))
 
-    def _normal(self, g: np.random.Generator, n: int, out: np.ndarray,
-                scale: float = 1.0) -> np.ndarray:
+    def _normal(
+        self, g: np.random.Generator, n: int, out: np.ndarray, scale: float = 1.0
+    ) -> np.ndarray:
         """Box–Muller: ``n`` (even) normals of std ``scale`` into ``out`` (the scale is folded
         into the radius: one pass over half the values instead of a pass over all)."""
         u = g.random(n, dtype=self.dtype)

@@ -111,7 +111,8 @@ def lsuv(
     seed: int = 0,
     orthogonal: bool = True,
 ) -> LSUVResult:
-    """Initialize ``model`` in place by LSUV on ``batch`` and return what was done.
+    """Initialize ``model`` in place by LSUV on ``batch`` and return what was done. On any
+    error the model is restored bit for bit (a copy of its state is kept meanwhile).
 
     Args:
         model: the model; eval mode is used during the procedure, its mode is restored.
@@ -149,6 +150,7 @@ def lsuv(
         )
     was = model.training
     scaler = _Scaler(target, tol, max_iter)
+    backup = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     try:
         if base is not None:
             apply_plan(base, model, seed)
@@ -174,6 +176,11 @@ def lsuv(
             else:
                 method = "hooks"
                 passes = _by_hooks(model, batch, scaler, run_model)
+    except BaseException:
+        with torch.no_grad():  # a failure leaves the model as it was
+            for k, v in model.state_dict(keep_vars=True).items():
+                v.copy_(backup[k])
+        raise
     finally:
         model.train(was)
     result_plan = None

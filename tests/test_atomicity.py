@@ -1,0 +1,137 @@
+"""Every write path: an exception midway leaves the model (or tensor) bit-identical; and the same
+seed gives the same bits across runs and processes."""
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.torch import apply as apply_mod  # noqa: E402
+from initwise.torch import init as init_mod  # noqa: E402
+from tests import models  # noqa: E402
+
+
+def snapshot(m):
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def failing_after(n, real):
+    calls = {"n": 0}
+
+    def f(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] > n:
+            raise RuntimeError("simulated failure")
+        return real(*args, **kw)
+
+    return f
+
+
+@pytest.mark.parametrize("engine", ["stream", "torch"])
+def test_apply_atomic(monkeypatch, engine):
+    m = models.resnet()
+    before = snapshot(m)
+    monkeypatch.setattr(apply_mod, "draw", failing_after(5, apply_mod.draw))
+    with pytest.raises(RuntimeError, match="simulated"):
+        it.plan(m).apply(m, seed=0, engine=engine)
+    assert same(before, snapshot(m))
+
+
+def test_apply_non_atomic_validates_before_writing():
+    m = models.resnet()
+    before = snapshot(m)
+    bad = it.plan(models.vgg())
+    with pytest.raises(ValueError):
+        bad.apply(m, seed=0, atomic=False)
+    assert same(before, snapshot(m))
+
+
+def test_meta_materialize_failure_returns_to_meta(monkeypatch):
+    with torch.device("meta"):
+        m = models.Tied()
+    p = it.plan(models.Tied())
+    monkeypatch.setattr(apply_mod, "draw", failing_after(1, apply_mod.draw))
+    with pytest.raises(RuntimeError, match="simulated"):
+        it.materialize(m, p, seed=0)
+    assert all(q.is_meta for q in m.parameters())
+    assert m.head.weight is m.emb.weight  # ties kept
+    monkeypatch.undo()
+    it.materialize(m, p, seed=0)  # and it can still be materialized
+    assert not m.fc.weight.is_meta
+
+
+def test_drop_in_init_failure_leaves_tensor(monkeypatch):
+    t = torch.randn(16, 16)
+    before = t.clone()
+    monkeypatch.setattr(init_mod, "sample", failing_after(0, init_mod.sample))
+    with pytest.raises(RuntimeError, match="simulated"):
+        it.kaiming_normal_(t)
+    assert torch.equal(t, before)
+
+
+def test_lsuv_failure_restores_model():
+    # the second Linear sees an all-zero input (ReLU of a very negative pre-activation), so its
+    # output is constant and LSUV fails there — after it already changed the first layer
+    m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    before = snapshot(m)
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+
+    class Hook:
+        def __call__(self, mod, inp, out):
+            return out - 1e6  # make every unit dead
+
+    h = m[0].register_forward_hook(Hook())
+    with pytest.raises(ValueError, match="layer '2' output has std 0"):
+        it.lsuv(m, x)
+    h.remove()
+    assert same(before, snapshot(m))
+
+
+def test_diagnose_failure_restores_model():
+    from initwise.diagnostics import diagnose
+
+    m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 4), nn.Linear(4, 4))
+    with torch.no_grad():
+        m[2].weight.fill_(1e30)
+        m[3].weight.fill_(1e30)  # its output overflows float32
+    m.train()
+    before = snapshot(m)
+    with pytest.raises(ValueError, match="non-finite"):
+        diagnose(m, torch.randn(8, 4) * 1e3)
+    assert same(before, snapshot(m)) and m.training
+
+
+DIGEST = """
+import hashlib, torch, initwise.torch as it
+from tests import models
+m = models.resnet()
+it.plan(m).apply(m, seed=11, threads={threads})
+h = hashlib.sha256()
+for k, v in sorted(m.state_dict().items()):
+    h.update(k.encode()); h.update(v.detach().numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_same_seed_same_bits_across_processes():
+    digests = {
+        subprocess.run([sys.executable, "-c", DIGEST.format(threads=t)], capture_output=True,
+                       text=True, check=True).stdout.strip()
+        for t in (1, 2)
+    }
+    m = models.resnet()
+    it.plan(m).apply(m, seed=11)
+    h = hashlib.sha256()
+    for k, v in sorted(m.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().numpy().tobytes())
+    assert digests == {h.hexdigest()}

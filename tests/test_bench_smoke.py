@@ -1,0 +1,46 @@
+"""The benchmarks run (tiny sizes) and report ratios against their peers; no timing asserted."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def test_fill_benchmark_reports_ratios(capsys):
+    from initwise.bench.fill import run
+
+    rows = run(numel=1 << 16, repeat=1, threads=1)
+    assert [r["dist"] for r in rows] == ["uniform", "normal", "trunc_normal ±2σ"]
+    assert all(r["ratio"] > 0 and r["ceiling_melem_s"] > 0 for r in rows)
+    assert "initwise / torch" in capsys.readouterr().out
+
+
+def test_lsuv_benchmark_against_the_lsuv_package(capsys):
+    pytest.importorskip("lsuv")
+    from initwise.bench.lsuv import run
+
+    rows = run(depths=(3,), repeat=1)
+    assert len(rows) == 2 and all(r["converged"] == r["layers"] for r in rows)
+    assert "lsuv / initwise" in capsys.readouterr().out
+
+
+def test_diagnose_benchmark(capsys):
+    from initwise.bench.diagnose import run
+
+    rows = run(repeat=1)
+    assert all(r["ratio"] > 0 for r in rows)
+
+
+def test_materialize_benchmark_ci_size(capsys):
+    pytest.importorskip("transformers")
+    from initwise.bench.materialize import run
+
+    rows = run("ci", variants=("initwise-meta", "hf-from-config"))
+    assert rows[0]["params"] == rows[1]["params"] == 38_866_432
+    assert "GPT-2-ci" in capsys.readouterr().out
+
+
+def test_bench_cli_unknown_name():
+    from initwise.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["bench", "nope"])

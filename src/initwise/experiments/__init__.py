@@ -41,7 +41,7 @@ def demo(out: str = "initwise-report", seed: int = 0, progress: Any = None) -> s
     import torch
 
     from ..diagnostics import diagnose, write_report
-    from .common import initialize, mlp, mnist1d
+    from .common import claim_line, initialize, mlp, mnist1d
 
     he = run("he2015", quick=True, seed=seed, out=out, progress=progress)
     sweep = run("depth-sweep", quick=True, seed=seed, out=out, progress=progress)
@@ -67,7 +67,7 @@ def demo(out: str = "initwise-report", seed: int = 0, progress: Any = None) -> s
         "![loss](he2015/loss.png)\n",
         "| init | final train loss |\n|---|---|",
         *[f"| {k.split('/')[1]} | {v} |" for k, v in he30.items()],
-        f"\nClaim: {he['claim']} — **{'holds' if he['claim_holds'] else 'fails'}**.\n",
+        "\n" + claim_line(he),
         f"## Trainability at depth {deepest}\n",
         "![depth sweep](depth-sweep/depth_sweep.png)\n",
         "| init | test accuracy |\n|---|---|",

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import schemes as S
+from ..torch import POLICIES
 from ..torch import plan as make_plan
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -134,18 +135,8 @@ def mlp(depth: int, width: int, n_in: int, n_out: int, act: str) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-INITS = (
-    "auto",
-    "he",
-    "xavier",
-    "lecun",
-    "orthogonal",
-    "torch-default",
-    "lsuv",
-    "normal1",
-    "zeros",
-    "constant",
-)
+INITS = (*POLICIES, "normal1", "zeros", "constant")
+"""What :func:`initialize` accepts: the planner's policies and three baselines."""
 
 
 def initialize(
@@ -157,6 +148,8 @@ def initialize(
 ) -> None:
     """Initialize ``model`` by an initwise policy or one of the named baselines:
     ``normal1`` (N(0, 1) weights), ``zeros``, ``constant`` (0.1 everywhere)."""
+    if how not in INITS:
+        raise ValueError(f"unknown init {how!r}; inits: {', '.join(INITS)}")
     extra: dict[str, Any] = {}
     policy = how
     if how == "normal1":
@@ -268,6 +261,20 @@ def write_results(out: str, name: str, results: dict[str, Any], report: str) -> 
         "json": os.path.join(d, "results.json"),
         "report": os.path.join(d, "report.md"),
     }
+
+
+def claim_line(results: dict[str, Any]) -> str:
+    """The report's last line: the pre-stated claim and whether the data bear it out."""
+    return f"Claim: {results['claim']} — **{'holds' if results['claim_holds'] else 'fails'}**.\n"
+
+
+def save_figure(fig: Any, path: str) -> None:
+    """Lay out, write (100 dpi PNG) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def figure(path: str) -> Any:

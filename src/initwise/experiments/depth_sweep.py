@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import figure, initialize, mlp, mnist1d, train, write_results
+from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
 
 FULL = {
     "depths": (5, 10, 20, 50, 100, 200),
@@ -77,9 +77,7 @@ def _plot(r: dict[str, Any], path: str) -> None:
     axes[0][0].set_ylabel(f"test accuracy after {cfg['steps']} steps")
     axes[0][-1].legend(fontsize=8)
     fig.suptitle("MNIST-1D, plain MLP width 64 (dotted: chance)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -102,5 +100,5 @@ def _report(r: dict[str, Any]) -> str:
             lines.append(
                 f"| {how} | " + " | ".join("div." if a is None else f"{a:.2f}" for a in accs) + " |"
             )
-    lines.append(f"\nClaim: {r['claim']} — **{'holds' if r['claim_holds'] else 'fails'}**.\n")
+    lines.append("\n" + claim_line(r))
     return "\n".join(lines)

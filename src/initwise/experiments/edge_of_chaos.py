@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import schemes as S
 from ..math.meanfield import depth_scales
-from .common import figure, initialize, mlp, mnist1d, train, write_results
+from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
 
 SIGMA_B2 = 0.05
 FULL = {
@@ -124,9 +124,7 @@ def _plot(r: dict[str, Any], path: str) -> None:
         xlabel="σ_w²", ylabel="depth", ylim=(0, len(ds)), title=f"tanh MLP, σ_b² = {r['sigma_b2']}"
     )
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -160,6 +158,5 @@ def _report(r: dict[str, Any]) -> str:
         + "\n".join([head, sep, *rows, lim])
         + f"\n\nMean train accuracy inside the predicted trainable region: "
         f"{a['inside_mean']:.3f} ({a['inside_cells']} cells); outside: {a['outside_mean']:.3f}"
-        f" ({a['outside_cells']} cells). Claim: {r['claim']} — "
-        f"**{'holds' if r['claim_holds'] else 'fails'}**.\n"
+        f" ({a['outside_cells']} cells). " + claim_line(r)
     )

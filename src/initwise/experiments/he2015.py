@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import figure, initialize, mlp, mnist1d, train, write_results
+from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
 
 SCHEMES = ("he", "xavier", "torch-default")
 
@@ -70,9 +70,7 @@ def _plot(results: dict[str, Any], path: str) -> None:
         ax.axhline(2.302585, color="gray", lw=0.8, ls=":")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -87,5 +85,5 @@ def _report(r: dict[str, Any]) -> str:
         f"{r['steps']} SGD steps (momentum 0.9, lr 0.01, batch 128) on MNIST-1D, width "
         f"{r['width']}, seed {r['seed']}. Dotted line: chance loss ln 10.\n\n"
         "| depth | init | final train loss | test accuracy |\n|---|---|---|---|\n"
-        f"{rows}\n\nClaim: {r['claim']} — **{'holds' if r['claim_holds'] else 'fails'}**.\n"
+        f"{rows}\n\n" + claim_line(r)
     )

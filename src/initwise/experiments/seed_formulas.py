@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import schemes as S
 from ..diagnostics import diagnose
-from .common import ACTIVATIONS, figure, initialize, mnist1d, write_results
+from .common import ACTIVATIONS, claim_line, figure, initialize, mnist1d, save_figure, write_results
 
 
 def _net(act: str, depth: int, n_in: int) -> nn.Sequential:
@@ -98,9 +98,7 @@ def _plot(r: dict[str, Any], path: str) -> None:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -110,5 +108,5 @@ def _report(r: dict[str, Any]) -> str:
     return (
         "# Formulas from popular write-ups vs the papers\n\n![signal](signal.png)\n\n"
         "| formula | q(last) / q(first) | verdict |\n|---|---|---|\n"
-        f"{rows}\n\nClaim: {r['claim']} — **{'holds' if r['claim_holds'] else 'fails'}**.\n"
+        f"{rows}\n\n" + claim_line(r)
     )

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..diagnostics import diagnose
 from ..math.meanfield import depth_scales
-from .common import figure, initialize, mlp, mnist1d, train, write_results
+from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
 
 SCHEMES = ("normal1", "xavier", "auto")
 
@@ -106,9 +106,7 @@ def _plot(r: dict[str, Any], path: str) -> None:
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -129,6 +127,5 @@ def _report(r: dict[str, Any]) -> str:
         f"N(0, 1) and 10^{exps['xavier']:.1f} with Xavier: the popular claim that N(0, 1) "
         "vanishes and Xavier cures it is not what happens in a sigmoid net — sigmoid'(0) = 1/4 "
         "puts Xavier (gain 1) deep in the ordered phase, while the saturating N(0, 1) weights "
-        "sit near χ = 1. Claim: "
-        f"{r['claim']} — **{'holds' if r['claim_holds'] else 'fails'}**.\n"
+        "sit near χ = 1. " + claim_line(r)
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .common import digits, figure, initialize, mlp, train, write_results
+from .common import claim_line, digits, figure, initialize, mlp, save_figure, train, write_results
 
 SCHEMES = ("zeros", "constant", "auto")
 
@@ -80,9 +80,7 @@ def _plot(r: dict[str, Any], path: str) -> None:
         ax.text(i, 0.02, f"{r['runs'][h]['distinct_units']} distinct", ha="center", fontsize=8)
     ax.set_xticks(list(xs), SCHEMES)
     ax.set(ylabel="test accuracy", title="digits, 2×32 tanh MLP", ylim=(0, 1))
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _report(r: dict[str, Any]) -> str:
@@ -95,5 +93,5 @@ def _report(r: dict[str, Any]) -> str:
         "# Zero / constant init and symmetry\n\n![symmetry](symmetry.png)\n\n"
         "| init | distinct hidden units (layer 1, 2) | max difference between units | "
         "test accuracy |\n|---|---|---|---|\n"
-        f"{rows}\n\nClaim: {r['claim']} — **{'holds' if r['claim_holds'] else 'fails'}**.\n"
+        f"{rows}\n\n" + claim_line(r)
     )

@@ -527,33 +527,29 @@ def _plan_mha(
 ) -> dict[str, ParamPlan]:
     out: dict[str, ParamPlan] = {}
     e = module.embed_dim
-    if ctx.policy == "torch-default":
-        for pname, p in params.items():
-            shape = tuple(p.shape)
-            if pname == "in_proj_weight" or pname.endswith("_proj_weight"):
-                f = fans(shape, "torch")
-                out[pname] = _entry(
-                    pname,
-                    shape,
-                    S.xavier_uniform(),
-                    f"MultiheadAttention: torch default xavier_uniform over the "
-                    f"packed tensor (fan_out {f.fan_out:g}) → std {{std}}",
-                    f,
-                )
-            elif pname in ("bias_k", "bias_v"):
-                out[pname] = _entry(
-                    pname,
-                    shape,
-                    S.normal(0.0, 1 / math.sqrt(e)),
-                    "MultiheadAttention: torch default xavier_normal → 1/√E",
-                    None,
-                )
-            else:
-                out[pname] = _entry(pname, shape, S.zeros(), "MultiheadAttention bias: zeros", None)
-        return out
     for pname, p in params.items():
         shape = tuple(p.shape)
-        if pname == "in_proj_weight":
+        if pname in ("bias_k", "bias_v"):  # torch: xavier_normal_ over (1, 1, E) → std 1/√E
+            out[pname] = _entry(
+                pname,
+                shape,
+                S.normal(0.0, 1 / math.sqrt(e)),
+                "MultiheadAttention extra key/value bias: N(0, 1/E)",
+                None,
+            )
+        elif not pname.endswith("_weight"):
+            out[pname] = _entry(pname, shape, S.zeros(), "MultiheadAttention bias: zeros", None)
+        elif ctx.policy == "torch-default":
+            f = fans(shape, "torch")
+            out[pname] = _entry(
+                pname,
+                shape,
+                S.xavier_uniform(),
+                f"MultiheadAttention: torch default xavier_uniform over the "
+                f"packed tensor (fan_out {f.fan_out:g}) → std {{std}}",
+                f,
+            )
+        elif pname == "in_proj_weight":
             f = fans(shape, "qkv")
             scheme, g, why = _policy_scheme(ctx, LINEAR)
             out[pname] = _entry(
@@ -567,7 +563,7 @@ def _plan_mha(
                 g,
                 chunks=3,
             )
-        elif pname.endswith("_proj_weight"):
+        else:  # q_proj_weight, k_proj_weight, v_proj_weight (kdim/vdim != embed_dim)
             f = fans(shape)
             scheme, g, why = _policy_scheme(ctx, LINEAR)
             out[pname] = _entry(
@@ -578,16 +574,6 @@ def _plan_mha(
                 f,
                 g,
             )
-        elif pname in ("bias_k", "bias_v"):
-            out[pname] = _entry(
-                pname,
-                shape,
-                S.normal(0.0, 1 / math.sqrt(e)),
-                "MultiheadAttention extra key/value bias: N(0, 1/E)",
-                None,
-            )
-        else:
-            out[pname] = _entry(pname, shape, S.zeros(), "MultiheadAttention bias: zeros", None)
     return out
 
 

@@ -448,13 +448,15 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
     if not layers:
         return "healthy", "no weight layers were run"
     q0 = layers[0].out_m2 or 1e-300
-    g_last = layers[-1].grad_std
+    # the output layer's gradient is set by the loss (and a pooling head shrinks it), not by the
+    # network: gradients are compared with the last hidden layer's
+    g_last = layers[-2].grad_std if len(layers) > 1 else layers[-1].grad_std
     counts = dict.fromkeys(VERDICTS, 0)
     for s in layers:
         act: Act = s._act  # type: ignore[attr-defined]
         r = s.out_m2 / q0
-        g = (s.grad_std / g_last) if (s.grad_std is not None and g_last) else 1.0
-        shrink = math.inf if min(r, g) == 0 else 1 / min(r, g)
+        is_output = s is layers[-1]
+        g = (s.grad_std / g_last) if (s.grad_std is not None and g_last and not is_output) else 1.0
         try:
             good = 1.0 if act.name in ("tanh", "sigmoid") else act.gain("forward")
         except ValueError:
@@ -471,36 +473,51 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
                 f"{s.saturated:.0%} of outputs saturate {act.describe()}: weights too "
                 "large — use xavier_uniform (gain 1)"
             )
-        elif r < 1 / tol or g < 1 / tol:
-            s.verdict = "vanishing"
-            sigma_w2 = (s.fan_in or 0) * s.weight_m2
-            if r >= 1 / tol and abs(sigma_w2 / good**2 - 1) < 0.2:
-                # forward is preserved by a fan_in init; the gradient shrinks where fan_out < fan_in
-                s.suggestion = (
-                    f"gradient shrank {shrink:.3g}× since the last layer although the forward "
-                    f"signal is preserved (fan_in-mode init): layers after it have fewer outputs "
-                    f"than inputs — use mode='fan_out' or a fan_avg (Xavier-style) rule if the "
-                    f"backward pass matters more"
-                )
-            else:
-                what = "signal" if r < 1 / tol else "gradient"
-                s.suggestion = (
-                    f"{what} shrank {shrink:.3g}× since the "
-                    f"{'first' if r < 1 / tol else 'last'} layer: use kaiming_normal with "
-                    f"gain {good:.4g} for {act.describe()} (initwise policy auto)"
-                )
-        elif r > tol or g > tol:
-            s.verdict = "exploding"
-            s.suggestion = (
-                f"grew {max(r, g):.3g}×: weights too large for {act.describe()} — use "
-                f"std = {good:.4g}/√fan_in (initwise policy auto)"
-            )
+        elif r < 1 / tol or g < 1 / tol or r > tol or g > tol:
+            s.verdict = "vanishing" if (r < 1 / tol or g < 1 / tol) else "exploding"
+            s.suggestion = _suggest(s, act, r, g, tol, good)
         counts[s.verdict] += 1
     bad = [v for v in ("exploding", "vanishing", "saturated", "dead") if counts[v]]
     if not bad:
         return "healthy", f"all {len(layers)} layers healthy (within ×{tol:g})"
     worst = bad[0]
     return worst, ", ".join(f"{counts[v]} {v}" for v in bad) + f" of {len(layers)} layers"
+
+
+def _suggest(s: LayerStats, act: Act, r: float, g: float, tol: float, good: float) -> str:
+    """The one-line advice for a vanishing/exploding layer: which quantity changed, and whether
+    the layer's own init is the cause (its σ_w² differs from gain²) or not."""
+    forward = r < 1 / tol or r > tol
+    factor = r if forward else g
+    change = (
+        (f"shrank {1 / factor:.3g}×" if factor < 1 else f"grew {factor:.3g}×")
+        if factor
+        else "shrank to 0"
+    )
+    where = "signal" if forward else "gradient"
+    since = "the first layer" if forward else "the last hidden layer"
+    sigma_w2 = (s.fan_in or 0) * s.weight_m2
+    own_init_ok = abs(sigma_w2 / good**2 - 1) < 0.2
+    local_ok = bool(s.pred_local) and abs(math.log2(s.out_m2 / s.pred_local)) < 1
+    if own_init_ok and not forward:
+        return (
+            f"{where} {change} since {since} although the forward signal is preserved "
+            "(fan_in-mode init): layers after it have fewer outputs than inputs — use "
+            "mode='fan_out' or a fan_avg (Xavier-style) rule if the backward pass matters more"
+        )
+    if own_init_ok and local_ok:
+        return (
+            f"{where} {change} since {since}, but this layer matches its own theory "
+            f"(q {s.out_m2:.3g} vs q̂ {s.pred_local:.3g}) with the right gain for "
+            f"{act.describe()}: the change comes from between the layers (max pooling raises "
+            "E[x²], average pooling and strides lower it) or from earlier layers"
+        )
+    direction = "small" if factor < 1 else "large"
+    return (
+        f"{where} {change} since {since}: weights too {direction} for {act.describe()} — "
+        f"use std = {good:.4g}/√fan_in (kaiming_normal with gain {good:.4g}; initwise policy "
+        "auto)"
+    )
 
 
 def _jacobian(model: nn.Module, batch: Any) -> JacobianSpectrum:

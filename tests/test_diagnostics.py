@@ -42,7 +42,7 @@ def test_probe_numbers_match_hand_computation():
         3 * float((m[0].weight.detach() ** 2).mean()) * s0.in_m2
         + float((m[0].bias.detach() ** 2).mean())
     )
-    assert s0.weight_std == pytest.approx(float(m[0].weight.std()))
+    assert s0.weight_std == pytest.approx(float(m[0].weight.detach().std()))
 
 
 def test_he_flat_xavier_decays_as_predicted():

@@ -263,6 +263,25 @@ def write_results(out: str, name: str, results: dict[str, Any], report: str) -> 
     }
 
 
+def publish(
+    out: str,
+    name: str,
+    results: dict[str, Any],
+    report: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], str], None],
+    png: str,
+) -> dict[str, Any]:
+    """Write ``results.json`` and ``report.md``, draw ``png``, and return ``results``."""
+    paths = write_results(out, name, results, report(results))
+    plot(results, os.path.join(paths["dir"], png))
+    return results
+
+
+def ticker(progress: Any, task: Any) -> Callable[[], None] | None:
+    """A per-step callback that advances ``task`` on a rich ``progress`` (None without one)."""
+    return (lambda: progress.advance(task)) if progress is not None else None
+
+
 def claim_line(results: dict[str, Any]) -> str:
     """The report's last line: the pre-stated claim and whether the data bear it out."""
     return f"Claim: {results['claim']} — **{'holds' if results['claim_holds'] else 'fails'}**.\n"

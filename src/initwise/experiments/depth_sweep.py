@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
+from .common import (
+    claim_line,
+    figure,
+    initialize,
+    mlp,
+    mnist1d,
+    publish,
+    save_figure,
+    train,
+)
 
 FULL = {
     "depths": (5, 10, 20, 50, 100, 200),
@@ -56,9 +65,7 @@ def run(
         "points of test accuracy",
         "claim_holds": bool(claim),
     }
-    paths = write_results(out, "depth-sweep", results, _report(results))
-    _plot(results, paths["dir"] + "/depth_sweep.png")
-    return results
+    return publish(out, "depth-sweep", results, _report, _plot, "depth_sweep.png")
 
 
 def _plot(r: dict[str, Any], path: str) -> None:

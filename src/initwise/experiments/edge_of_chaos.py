@@ -14,7 +14,16 @@ import numpy as np
 
 from .. import schemes as S
 from ..math.meanfield import depth_scales
-from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
+from .common import (
+    claim_line,
+    figure,
+    initialize,
+    mlp,
+    mnist1d,
+    publish,
+    save_figure,
+    train,
+)
 
 SIGMA_B2 = 0.05
 FULL = {
@@ -74,9 +83,7 @@ def run(
         "claim": "cells inside L < 6·ξ_c train better on average than cells outside",
         "claim_holds": agreement["inside_mean"] > agreement["outside_mean"],
     }
-    paths = write_results(out, "edge-of-chaos", results, _report(results))
-    _plot(results, paths["dir"] + "/heatmap.png")
-    return results
+    return publish(out, "edge-of-chaos", results, _report, _plot, "heatmap.png")
 
 
 def _agreement(cfg: dict[str, Any], grid: dict[str, Any], theory: dict[str, Any]) -> dict:

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
+from .common import (
+    claim_line,
+    figure,
+    initialize,
+    mlp,
+    mnist1d,
+    publish,
+    save_figure,
+    ticker,
+    train,
+)
 
 SCHEMES = ("he", "xavier", "torch-default")
 
@@ -34,7 +44,7 @@ def run(
                 steps=steps,
                 lr=0.01,
                 seed=seed,
-                on_step=(lambda: progress.advance(task)) if progress else None,
+                on_step=ticker(progress, task),
             )
             runs[f"{depth}/{how}"] = res.to_dict()
     r30 = {h: runs[f"30/{h}"]["final_loss"] for h in SCHEMES}
@@ -50,9 +60,7 @@ def run(
         "claim": "at 30 layers He's final loss is below Xavier's",
         "claim_holds": claim,
     }
-    paths = write_results(out, "he2015", results, _report(results))
-    _plot(results, paths["dir"] + "/loss.png")
-    return results
+    return publish(out, "he2015", results, _report, _plot, "loss.png")
 
 
 def _plot(results: dict[str, Any], path: str) -> None:

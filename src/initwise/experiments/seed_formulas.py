@@ -17,7 +17,15 @@ from torch import nn
 
 from .. import schemes as S
 from ..diagnostics import diagnose
-from .common import ACTIVATIONS, claim_line, figure, initialize, mnist1d, save_figure, write_results
+from .common import (
+    ACTIVATIONS,
+    claim_line,
+    figure,
+    initialize,
+    mnist1d,
+    publish,
+    save_figure,
+)
 
 
 def _net(act: str, depth: int, n_in: int) -> nn.Sequential:
@@ -80,9 +88,7 @@ def run(
         "claim": "the paper's He-uniform keeps the signal within 10× over the net; the "
         "mis-stated bound loses over 1000×",
     }
-    paths = write_results(out, "seed-formulas", results, _report(results))
-    _plot(results, paths["dir"] + "/signal.png")
-    return results
+    return publish(out, "seed-formulas", results, _report, _plot, "signal.png")
 
 
 def _plot(r: dict[str, Any], path: str) -> None:

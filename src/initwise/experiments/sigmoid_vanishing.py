@@ -22,7 +22,17 @@ import torch.nn.functional as F
 
 from ..diagnostics import diagnose
 from ..math.meanfield import depth_scales
-from .common import claim_line, figure, initialize, mlp, mnist1d, save_figure, train, write_results
+from .common import (
+    claim_line,
+    figure,
+    initialize,
+    mlp,
+    mnist1d,
+    publish,
+    save_figure,
+    ticker,
+    train,
+)
 
 SCHEMES = ("normal1", "xavier", "auto")
 
@@ -59,7 +69,7 @@ def run(
             steps=steps,
             lr=0.05,
             seed=seed,
-            on_step=(lambda: progress.advance(task)) if progress else None,
+            on_step=ticker(progress, task),
         )
         g1 = grad_norms(model, x, y)
         runs[how] = {
@@ -88,9 +98,7 @@ def run(
         "measured first/last gradient ratio, and N(0,1) saturates over half of "
         "the units",
     }
-    paths = write_results(out, "sigmoid-vanishing", results, _report(results))
-    _plot(results, paths["dir"] + "/grad_norms.png")
-    return results
+    return publish(out, "sigmoid-vanishing", results, _report, _plot, "grad_norms.png")
 
 
 def _plot(r: dict[str, Any], path: str) -> None:

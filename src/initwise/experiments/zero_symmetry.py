@@ -12,7 +12,17 @@ from typing import Any
 
 import torch
 
-from .common import claim_line, digits, figure, initialize, mlp, save_figure, train, write_results
+from .common import (
+    claim_line,
+    digits,
+    figure,
+    initialize,
+    mlp,
+    publish,
+    save_figure,
+    ticker,
+    train,
+)
 
 SCHEMES = ("zeros", "constant", "auto")
 
@@ -42,7 +52,7 @@ def run(
             steps=steps,
             lr=0.05,
             seed=seed,
-            on_step=(lambda: progress.advance(task)) if progress else None,
+            on_step=ticker(progress, task),
         )
         hidden = [model[0].weight, model[2].weight]
         spread = [float((w - w[:1]).abs().max().detach()) for w in hidden]
@@ -66,9 +76,7 @@ def run(
         "claim": "after training, zero/constant init leaves 1 distinct unit per hidden "
         "layer; initwise auto leaves all 32",
     }
-    paths = write_results(out, "zero-symmetry", results, _report(results))
-    _plot(results, paths["dir"] + "/symmetry.png")
-    return results
+    return publish(out, "zero-symmetry", results, _report, _plot, "symmetry.png")
 
 
 def _plot(r: dict[str, Any], path: str) -> None:

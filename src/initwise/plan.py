@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import io
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -66,7 +67,7 @@ class ParamPlan:
 
     def with_scheme(self, scheme: S.Scheme | None, reason: str) -> ParamPlan:
         """A copy with another scheme (std recomputed, chunk overrides dropped)."""
-        std = None if scheme is None else _std(scheme, self.block_shape, self.fans)
+        std = None if scheme is None else scheme_std(scheme, self.block_shape, self.fans)
         return dataclasses.replace(self, scheme=scheme, reason=reason, std=std, chunk_schemes=())
 
     def describe(self) -> str:
@@ -165,7 +166,8 @@ def _opt_float(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def _std(scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None) -> float | None:
+def scheme_std(scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None) -> float | None:
+    """Std of ``scheme``'s entries for a block of ``shape`` (None for an empty block)."""
     if 0 in shape:
         return None
     return scheme.std(shape, fans)
@@ -318,7 +320,7 @@ class Plan:
         """The table as plain text."""
         from rich.console import Console
 
-        console = Console(width=width, record=True, file=_Null())
+        console = Console(width=width, record=True, file=io.StringIO())
         console.print(self.table(reasons))
         for n in self.notes:
             console.print(f"note: {n}")
@@ -341,11 +343,3 @@ def _fmt(x: float | None) -> str:
     if x is None:
         return "—"
     return f"{x:g}" if float(x).is_integer() else f"{x:.4g}"
-
-
-class _Null:
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        pass

@@ -34,7 +34,12 @@ from ..torch.graph import LINEAR, Act, ModelInfo, _tensors, inspect_model, is_we
 VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead")
 
 
-class NonFiniteError(ValueError):
+class ProbeError(ValueError):
+    """An error a probe raises about the model's values (not about the batch): passed through
+    :func:`run_model` unchanged."""
+
+
+class NonFiniteError(ProbeError):
     """A layer produced Inf/NaN during a probe (the initialization explodes)."""
 
 
@@ -193,11 +198,11 @@ def _shapes(batch: Any) -> str:
     return ", ".join(str(tuple(t.shape)) for t in _tensors(batch, []))
 
 
-def run_model(model: nn.Module, batch: Any) -> Any:
-    """``model(batch)`` with a clear error when the batch does not fit the model."""
+def run_model(model: Callable[..., Any], batch: Any) -> Any:
+    """``model(batch)`` (or any callable) with a clear error when the batch does not fit."""
     try:
         return _call(model, batch)
-    except NonFiniteError:
+    except ProbeError:
         raise
     except (RuntimeError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(
@@ -400,9 +405,7 @@ def _stats(
 def _act_args(s: LayerStats) -> tuple[Any, Any]:
     act: Act = s._act  # type: ignore[attr-defined]
     if act.module is not None:
-        from ..torch.graph import _as_float64
-
-        return _as_float64(act.module), None
+        return act.module, None
     return act.name, act.param
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -70,7 +71,7 @@ def report_table(report: Report) -> Any:
 def render_text(report: Report, width: int = 180) -> str:
     from rich.console import Console
 
-    console = Console(width=width, record=True, file=open(os.devnull, "w"))
+    console = Console(width=width, record=True, file=io.StringIO())
     console.print(report_table(report))
     for s in report.layers:
         if s.suggestion:

@@ -154,9 +154,11 @@ def _wrap_callable(fn: Callable[..., Any]) -> Activation:
 
 
 def _wants_torch(fn: Callable[..., Any]) -> bool:
-    mod = getattr(type(fn), "__module__", "") or ""
+    """torch functions, and instances of any ``torch.nn.Module`` subclass (also user-defined)."""
     fmod = getattr(fn, "__module__", "") or ""
-    return mod.startswith("torch") or fmod.startswith("torch")
+    return fmod.startswith("torch") or any(
+        (getattr(c, "__module__", "") or "").startswith("torch") for c in type(fn).__mro__[:-1]
+    )
 
 
 KINKS = (-6.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0)

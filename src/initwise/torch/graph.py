@@ -293,7 +293,7 @@ class Act:
 
     def gain(self, method: str = "forward") -> float:
         if self.module is not None:
-            return gain(_as_float64(self.module), method=method)
+            return gain(self.module, method=method)
         return gain(self.name, self.param, method=method)
 
     def describe(self) -> str:
@@ -303,15 +303,6 @@ class Act:
 
 
 LINEAR = Act("linear")
-
-
-def _as_float64(module: nn.Module) -> Callable[[Any], Any]:
-    def f(x: Any) -> Any:
-        t = torch.as_tensor(x, dtype=torch.float32)
-        with torch.no_grad():
-            return module(t).double().numpy()
-
-    return f
 
 
 def module_activation(module: nn.Module) -> Act | None:

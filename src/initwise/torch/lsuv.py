@@ -85,15 +85,17 @@ class _Scaler:
         self.evals = 0
 
     def std(self, name: str, out: Any) -> float:
+        from ..diagnostics.probe import ProbeError  # probe imports initwise.torch: no cycle here
+
         y = _first(out).detach().float()
         s = float(y.std())
         if not math.isfinite(s):
-            raise ValueError(
+            raise ProbeError(
                 f"LSUV: layer {name!r} produced non-finite outputs; check the batch "
                 "and the pre-init"
             )
         if s == 0:
-            raise ValueError(
+            raise ProbeError(
                 f"LSUV: layer {name!r} output has std 0 (constant or all units "
                 "dead on this batch); LSUV can not rescale it — use a larger batch or "
                 "another init for it"
@@ -124,7 +126,7 @@ def lsuv(
         orthogonal: orthonormal pre-init first (Mishkin & Matas); ``False`` rescales the current
             weights (then no reproducing plan is returned).
     """
-    from ..diagnostics.probe import _check_batch, _shapes, run_model
+    from ..diagnostics.probe import _check_batch, run_model
     from .apply import apply_plan
     from .planner import plan as make_plan
 
@@ -162,16 +164,7 @@ def lsuv(
             except Exception:
                 gm, method = None, "hooks"
             if gm is not None and not isinstance(batch, dict):
-                args = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-                try:
-                    _Interp(gm, scaler).run(*args)
-                except ValueError:
-                    raise
-                except (RuntimeError, TypeError, IndexError) as exc:
-                    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                    raise ValueError(
-                        f"the model could not run on the batch (shapes {_shapes(batch)}): {first}"
-                    ) from exc
+                run_model(_Interp(gm, scaler).run, batch)
                 passes = 1
             else:
                 method = "hooks"

@@ -33,7 +33,7 @@ from torch import nn
 
 from .. import schemes as S
 from ..math.fans import Fans, fans
-from ..plan import ParamPlan, Plan
+from ..plan import ParamPlan, Plan, scheme_std
 from .graph import LINEAR, Act, LayerInfo, inspect_model, is_norm, is_weight_layer
 
 POLICIES = (
@@ -188,9 +188,8 @@ def _entry(
         gain=gain,
         **kw,
     )
-    std = None if 0 in e.block_shape else scheme.std(e.block_shape, f)
     # fill the std into the reason's placeholder
-    return _with_std(e, std)
+    return _with_std(e, scheme_std(scheme, e.block_shape, f))
 
 
 def _with_std(e: ParamPlan, std: float | None) -> ParamPlan:

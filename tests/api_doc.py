@@ -24,6 +24,7 @@ MODULES = {
                        "lecun_uniform", "lecun_normal", "orthogonal", "eye", "dirac",
                        "delta_orthogonal", "sparse", "zeros", "ones", "constant"],
     "initwise.sampling": ["sample", "Stream", "box_ranges", "stream_key"],
+    "initwise.kernels": ["fill", "backend", "warm", "key_words"],
     "initwise.torch": ["init_model", "plan", "apply_plan", "materialize", "lsuv", "init_",
                        "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_",
                        "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",

@@ -22,8 +22,12 @@ def free_port() -> int:
 def test_sharded_init_is_bit_identical(world, tmp_path):
     import torch.multiprocessing as mp
 
+    from initwise import kernels
     from tests.dist_worker import worker
 
+    # compile (or load) the stream kernel here, so the spawned ranks load it from the on-disk
+    # cache instead of all compiling it at once on two cores
+    kernels.warm()
     out = tmp_path / "result.json"
     mp.start_processes(
         worker, args=(world, free_port(), str(out)), nprocs=world, start_method="spawn"

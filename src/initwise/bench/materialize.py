@@ -1,8 +1,9 @@
 """Materializing a GPT-2-shaped model: initwise from the meta device vs "construct on CPU, then
 re-initialize" vs Hugging Face ``from_config``. Each variant runs in a fresh process so its peak
 RSS is its own; memory is reported above the process's baseline (Python + torch + transformers
-imported, initwise's compiled kernel loaded, the plan made: current RSS before building the model), as a multiple of the final
-weights' size. Linux only (``/proc/self/statm``, ``ru_maxrss``)."""
+imported, initwise's compiled kernel loaded, the plan made: current RSS before building the
+model), as a multiple of the final weights' size.
+Linux only (``/proc/self/statm``, ``ru_maxrss``)."""
 
 from __future__ import annotations
 

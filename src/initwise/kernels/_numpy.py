@@ -62,26 +62,33 @@ def _sincos(f: np.ndarray, q: np.ndarray, one: np.floating, sin_c: tuple, cos_c:
     return np.where(((qi + 1) >> 1) & 1 == 1, -bc, bc), np.where((qi >> 1) & 1 == 1, -bs, bs)
 
 
+def _radius(e: np.ndarray, m: np.ndarray, s2, sqrt2, ln2, coefs: tuple) -> np.ndarray:
+    """``sqrt(s2 · ln u)`` for ``u = 2^e · m``, ``m ∈ [1, 2)``: moved to ``[√½, √2)``, then
+    ``ln u = e ln 2 + 2t(1 + t² P(t²))``, ``t = (m − 1)/(m + 1)``."""
+    dt = m.dtype.type
+    one = dt(1)
+    big = m > sqrt2
+    m = np.where(big, m * dt(0.5), m)
+    e = np.where(big, e + 1, e)
+    t = (m - one) / (m + one)
+    z = t * t
+    lnm = (t + t) * (one + z * _horner(z, coefs))
+    return np.sqrt((e.astype(m.dtype) * ln2 + lnm) * s2)
+
+
 def normal32(a: np.ndarray, b: np.ndarray, s2: np.float32) -> tuple[np.ndarray, np.ndarray]:
     """Box–Muller pair from words ``a`` (radius) and ``b`` (angle): ``r cos θ, r sin θ`` with
     ``r = sqrt(s2 · ln u)``, ``u = ((a >> 8) + 1)·2^-24``, ``θ = 2π (b >> 8)·2^-24``."""
     f32 = np.float32
-    one = f32(1)
     u1 = ((a >> _U64(8)).astype(np.int32) + 1).astype(f32) * _F24
     bits = u1.view(np.uint32)
     e = (bits >> 23).astype(np.int32) - 127
     m = ((bits & np.uint32(0x7FFFFF)) | np.uint32(0x3F800000)).view(f32)
-    big = m > K.SQRT2_32
-    m = np.where(big, m * f32(0.5), m)
-    e = np.where(big, e + 1, e)
-    t = (m - one) / (m + one)
-    z = t * t
-    lnm = (t + t) * (one + z * _horner(z, K.LOG32))
-    r = np.sqrt((e.astype(f32) * K.LN2_32 + lnm) * s2)
+    r = _radius(e, m, s2, K.SQRT2_32, K.LN2_32, K.LOG32)
     k = (b >> _U64(8)).astype(np.int32)
     q = (k + (1 << 21)) >> 22
     f = (k - (q << 22)).astype(f32) * _F24
-    c, s = _sincos(f, q, one, K.SIN32, K.COS32)
+    c, s = _sincos(f, q, f32(1), K.SIN32, K.COS32)
     return r * c, r * s
 
 
@@ -99,22 +106,15 @@ def normal64(
 ) -> tuple[np.ndarray, np.ndarray]:
     """float64 Box–Muller pair: radius from 53 bits of ``(a, b)``, angle from ``(c, d)``."""
     f64 = np.float64
-    one = f64(1)
     u1 = (_u53(a, b).astype(np.int64) + 1).astype(f64) * _F53
     bits = u1.view(np.uint64)
     e = (bits >> _U64(52)).astype(np.int64) - 1023
     m = ((bits & _U64(0xFFFFFFFFFFFFF)) | _U64(0x3FF0000000000000)).view(f64)
-    big = m > K.SQRT2_64
-    m = np.where(big, m * f64(0.5), m)
-    e = np.where(big, e + 1, e)
-    t = (m - one) / (m + one)
-    z = t * t
-    lnm = (t + t) * (one + z * _horner(z, K.LOG64))
-    r = np.sqrt((e.astype(f64) * K.LN2_64 + lnm) * s2)
+    r = _radius(e, m, s2, K.SQRT2_64, K.LN2_64, K.LOG64)
     k = _u53(c, d).astype(np.int64)
     q = (k + (1 << 50)) >> 51
     f = (k - (q << 51)).astype(f64) * _F53
-    cs, sn = _sincos(f, q, one, K.SIN64, K.COS64)
+    cs, sn = _sincos(f, q, f64(1), K.SIN64, K.COS64)
     return r * cs, r * sn
 
 

@@ -48,6 +48,29 @@ def _plan_json(mutate: Callable[[dict], Any]) -> Callable[[], Any]:
     return call
 
 
+def _with_env(name: str, value: str, call: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        import os
+
+        old = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            return call()
+        finally:
+            if old is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = old
+
+    return run
+
+
+def _sample_one() -> Any:
+    from initwise import sampling, schemes
+
+    return sampling.sample(schemes.normal(), (4,), seed=0, name="w")
+
+
 def _apply_mismatch() -> Any:
     torch = _torch()
     _it().plan(torch.nn.Linear(3, 3)).apply(torch.nn.Sequential(torch.nn.Linear(3, 3)), seed=0)
@@ -683,6 +706,14 @@ CASES: list[Case] = [
         ValueError,
         "buffers freqs are on the meta device",
         "create it on a real device",
+    ),
+    Case(
+        "apply",
+        "INITWISE_KERNEL set to an unknown kernel",
+        _with_env("INITWISE_KERNEL", "fortran", lambda: _sample_one()),
+        ValueError,
+        "INITWISE_KERNEL must be 'numba' or 'numpy'",
+        "unset it or pick numba/numpy",
     ),
     # diagnose and LSUV
     Case(

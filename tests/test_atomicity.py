@@ -124,8 +124,12 @@ print(h.hexdigest())
 
 def test_same_seed_same_bits_across_processes():
     digests = {
-        subprocess.run([sys.executable, "-c", DIGEST.format(threads=t)], capture_output=True,
-                       text=True, check=True).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", DIGEST.format(threads=t)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         for t in (1, 2)
     }
     m = models.resnet()

@@ -2,6 +2,7 @@
 polynomial Box–Muller accuracy, distributions in both precisions, back-end selection."""
 
 import hashlib
+import warnings
 
 import numpy as np
 import pytest
@@ -215,3 +216,20 @@ def test_streams_are_pinned(scheme, dtype, digest, backend, monkeypatch):
     monkeypatch.setenv("INITWISE_KERNEL", backend)
     x = SM.sample(scheme, (96, 40), seed=2024, name="layer.weight", dtype=dtype)
     assert hashlib.sha256(x.tobytes()).hexdigest()[:16] == digest
+
+
+def test_large_fill_without_numba_warns_once(monkeypatch):
+    monkeypatch.setattr(KN, "_numba_module", lambda: None)
+    monkeypatch.setattr(KN, "_warned_slow", False)
+    monkeypatch.setattr(KN, "_SLOW_WARN_MIN", 1000)
+    monkeypatch.delenv("INITWISE_KERNEL", raising=False)
+    seg = (np.zeros(1, np.int64), np.array([1000]))
+    with pytest.warns(KN.SlowKernelWarning, match=r"initwise\[fast\]"):
+        KN.fill("uniform", 1, *seg, np.empty(1000, np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KN.fill("uniform", 1, *seg, np.empty(1000, np.float32))  # once only
+        monkeypatch.setattr(KN, "_warned_slow", False)
+        monkeypatch.setenv("INITWISE_KERNEL", "numpy")  # chosen on purpose: silent
+        KN.fill("uniform", 1, *seg, np.empty(1000, np.float32))
+        KN.fill("uniform", 1, np.zeros(1, np.int64), np.array([999]), np.empty(999, np.float32))

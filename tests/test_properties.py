@@ -14,19 +14,25 @@ from initwise import sampling
 from initwise import schemes as S
 from initwise.math import fans as compute_fans
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 finite = st.floats(0.05, 4.0)
 dims = st.integers(1, 7)
 
 
 @st.composite
 def scheme_and_shape(draw):
-    kind = draw(st.sampled_from(["vs", "normal", "uniform", "trunc", "const", "orth", "eye",
-                                 "dirac", "delta", "sparse"]))
+    kind = draw(
+        st.sampled_from(
+            ["vs", "normal", "uniform", "trunc", "const", "orth", "eye", "dirac", "delta", "sparse"]
+        )
+    )
     if kind == "vs":
-        sc = S.VarianceScaling(draw(finite), draw(st.sampled_from(S.MODES)),
-                               draw(st.sampled_from(S.DISTRIBUTIONS)), draw(finite))
+        sc = S.VarianceScaling(
+            draw(finite),
+            draw(st.sampled_from(S.MODES)),
+            draw(st.sampled_from(S.DISTRIBUTIONS)),
+            draw(finite),
+        )
         shape = tuple(draw(st.lists(dims, min_size=2, max_size=4)))
     elif kind == "normal":
         sc, shape = S.normal(draw(st.floats(-2, 2)), draw(finite)), (draw(dims), draw(dims))
@@ -35,20 +41,22 @@ def scheme_and_shape(draw):
         sc, shape = S.uniform(a, a + draw(finite)), (draw(dims),)
     elif kind == "trunc":
         a = draw(st.floats(-3, 2.5))
-        sc = S.trunc_normal(draw(st.floats(-1, 1)), draw(finite), a, a + draw(finite),
-                            relative=draw(st.booleans()))
+        sc = S.trunc_normal(
+            draw(st.floats(-1, 1)), draw(finite), a, a + draw(finite), relative=draw(st.booleans())
+        )
         shape = (draw(dims), draw(dims))
     elif kind == "const":
         sc, shape = S.constant(draw(st.floats(-5, 5))), (draw(dims), draw(dims))
     elif kind == "orth":
-        sc, shape = S.orthogonal(draw(finite)), tuple(draw(st.lists(dims, min_size=2,
-                                                                       max_size=4)))
+        sc, shape = S.orthogonal(draw(finite)), tuple(draw(st.lists(dims, min_size=2, max_size=4)))
     elif kind == "eye":
         sc, shape = S.eye(draw(finite)), (draw(dims), draw(dims))
     elif kind == "dirac":
         g = draw(st.integers(1, 3))
-        sc, shape = S.dirac(g), (g * draw(dims), draw(dims), *draw(st.lists(dims, min_size=1,
-                                                                              max_size=3)))
+        sc, shape = (
+            S.dirac(g),
+            (g * draw(dims), draw(dims), *draw(st.lists(dims, min_size=1, max_size=3))),
+        )
     elif kind == "delta":
         cin = draw(dims)
         sc = S.delta_orthogonal(draw(finite))
@@ -102,8 +110,7 @@ DEVICES = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
 
 
 @SETTINGS
-@given(scheme_and_shape(), st.integers(0, 2**31), st.sampled_from(DTYPES),
-       st.sampled_from(DEVICES))
+@given(scheme_and_shape(), st.integers(0, 2**31), st.sampled_from(DTYPES), st.sampled_from(DEVICES))
 def test_torch_backend(case, seed, dtype, device):
     import initwise.torch as it
 
@@ -121,11 +128,16 @@ def test_torch_backend(case, seed, dtype, device):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10, 10**6) |
-    st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8),
-                                                                      children, max_size=4),
-    max_leaves=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-10, 10**6)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
 
 
 def _valid_plan_dict():
@@ -146,10 +158,30 @@ def test_plan_loader_fuzz_arbitrary_json(value):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.integers(0, 10**6), st.sampled_from(["name", "shape", "scheme", "reason", "layer",
-                                                "fan_in", "fan_out", "gain", "std", "chunks",
-                                                "chunk_dim", "chunk_schemes", "zero_rows",
-                                                "type", "scale", "mode"]), json_values)
+@given(
+    st.integers(0, 10**6),
+    st.sampled_from(
+        [
+            "name",
+            "shape",
+            "scheme",
+            "reason",
+            "layer",
+            "fan_in",
+            "fan_out",
+            "gain",
+            "std",
+            "chunks",
+            "chunk_dim",
+            "chunk_schemes",
+            "zero_rows",
+            "type",
+            "scale",
+            "mode",
+        ]
+    ),
+    json_values,
+)
 def test_plan_loader_fuzz_mutations(pick, key, value):
     from initwise.plan import Plan
 

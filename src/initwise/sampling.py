@@ -18,7 +18,7 @@ Why Philox + Numba (the dependency is optional): a counter-based generator is wh
 guarantee cheap — per element, not per block — and Philox4x32-10 is the generator of
 Random123/cuRAND/JAX/TensorFlow, with published known-answer vectors (tested). NumPy alone cannot
 vectorize it and Box–Muller in one pass: the previous SFC64-per-block streams reached about 2×
-torch.nn.init, the fused Numba loop reaches 4–6× (``initwise bench fill``). Numba compiles for
+torch.nn.init, the fused Numba loop reaches 3.7–5.9× (``initwise bench fill``). Numba compiles for
 the host's SIMD width with no compiler on the user's machine; where it is missing (a Python it
 does not support yet), the NumPy reference gives the same values, slower.
 

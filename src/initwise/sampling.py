@@ -118,18 +118,12 @@ class Stream:
             raise TypeError(f"stream dtype must be float32 or float64, got {self.dtype}")
         self.threads = threads or default_threads()
 
-    def _rng(self, tag: int, block: int) -> np.random.Generator:
-        """A NumPy generator keyed by the stream key (for matrix schemes, drawn whole)."""
-        k = self.key
-        words = [
-            k & 0xFFFFFFFF,
-            (k >> 32) & 0xFFFFFFFF,
-            (k >> 64) & 0xFFFFFFFF,
-            k >> 96,
-            tag,
-            block,
-        ]
-        return np.random.Generator(np.random.SFC64(np.random.SeedSequence(words)))
+    def matrix_rng(self) -> np.random.Generator:
+        """A NumPy generator keyed by the stream key, for matrix schemes (drawn whole):
+        ``SFC64(SeedSequence([k0, k1, k2, k3, 2^31, 0]))``."""
+        return np.random.Generator(
+            np.random.SFC64(np.random.SeedSequence([*kernels.key_words(self.key), 1 << 31, 0]))
+        )
 
     def _segments(self, ranges: Ranges | None) -> tuple[np.ndarray, np.ndarray]:
         if ranges is None:
@@ -225,7 +219,7 @@ def sample(
             return out
         return vals if ranges is not None else vals.reshape(shape)
     # matrix schemes: the whole matrix from one generator keyed by the stream key, then slice
-    rng = stream._rng(1 << 31, 0)
+    rng = stream.matrix_rng()
     full = np.asarray(scheme.sample(shape, NumpyBackend(rng), fans), dtype=np.float64)
     full = full.astype(stream.dtype).reshape(-1)
     sel = (

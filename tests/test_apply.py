@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -203,3 +204,23 @@ def test_apply_restores_nothing_it_should_not_touch():
     assert not m.training
     assert torch.equal(m.fc.bias, torch.full((10,), 0.5))
     assert all(q.requires_grad for q in m.parameters())
+
+
+@pytest.mark.parametrize("chunk_dim", [0, 1])
+def test_packed_chunks_written_in_place_equal_the_concatenated_draw(chunk_dim):
+    # chunks along dim 0 are contiguous slices of the weight (filled in place); along dim 1 they
+    # are strided (drawn, then copied into the slice): both equal the chunks drawn and joined
+    from initwise import sampling
+
+    lin = nn.Linear(8, 24) if chunk_dim == 0 else nn.Linear(24, 8)
+    p = it.plan(lin)
+    e = dataclasses.replace(p["weight"], chunks=3, chunk_dim=chunk_dim)
+    plan = dataclasses.replace(p, entries=(e, p["bias"]))
+    plan.apply(lin, seed=5)
+    parts = [
+        sampling.sample(e.scheme, e.block_shape, seed=5, name=f"weight[{i}]", fans=e.fans)
+        for i in range(3)
+    ]
+    expected = torch.from_numpy(np.concatenate(parts, axis=chunk_dim))
+    assert torch.equal(lin.weight.detach(), expected)
+    assert torch.equal(apply_mod.draw(e, 5, torch.device("cpu"), torch.float32), expected)

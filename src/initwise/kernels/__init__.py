@@ -87,7 +87,7 @@ def backend() -> str:
 
 
 def warm() -> str:
-    """Load (or, the first time on a machine, compile — about 5 s — and cache) the compiled
+    """Load (or, the first time on a machine, compile — 5–7 s — and cache) the compiled
     kernels for both precisions now rather than at the first fill; returns :func:`backend`.
     A fixed per-process cost (the JIT's memory), independent of model size."""
     for dtype in (np.float32, np.float64):

@@ -71,28 +71,32 @@ def draw(
     direct = (
         target is not None
         and box is None
-        and entry.chunks == 1
         and target.device.type == "cpu"
         and target.is_contiguous()
         and target.dtype == (torch.float64 if np_dtype == np.float64 else torch.float32)
     )
     blocks = []
+    size = entry.block_shape[entry.chunk_dim]
     for i in range(entry.chunks):
         scheme = entry.scheme_for_chunk(i)
         assert scheme is not None
         name = entry.name if entry.chunks == 1 else f"{entry.name}[{i}]"
-        blocks.append(
-            sampling.sample(
-                scheme,
-                entry.block_shape,
-                seed=seed,
-                name=name,
-                fans=entry.fans,
-                dtype=np_dtype,
-                threads=threads,
-                out=target.detach().numpy() if direct else None,
-            )
-        )  # type: ignore[union-attr]
+        # straight into the target where the chunk is contiguous in it; else through a temporary
+        # copied into the strided slice (no concatenation of the chunks)
+        view = target.detach().narrow(entry.chunk_dim, i * size, size) if direct else None
+        values = sampling.sample(
+            scheme,
+            entry.block_shape,
+            seed=seed,
+            name=name,
+            fans=entry.fans,
+            dtype=np_dtype,
+            threads=threads,
+            out=view.numpy() if view is not None and view.is_contiguous() else None,
+        )
+        if view is not None and not view.is_contiguous():
+            view.copy_(torch.from_numpy(values))
+        blocks.append(values)
     if direct:
         assert target is not None
         out = target

@@ -1,5 +1,5 @@
 """The stream kernel compiled with Numba: the same operations as :mod:`._numpy`, one element at a
-time in loops that LLVM vectorizes for the host CPU (AVX2 / AVX-512 / NEON), and with the GIL
+time in loops that LLVM vectorizes for the host CPU (AVX-512 here), and with the GIL
 released so that threads fill disjoint parts of a tensor at once.
 
 Rules that keep the bits equal to the NumPy reference (tested on millions of values):

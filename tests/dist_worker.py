@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import torch
@@ -63,6 +64,12 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
                 json.dump(results, f)
     finally:
         dist.destroy_process_group()
+    # Done and written: leave without interpreter teardown. Ranks here have (rarely) aborted in
+    # C++ teardown after finishing (docs/scale.md, "Known issue"); that is not what this test
+    # checks, and an exception above still propagates and fails it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

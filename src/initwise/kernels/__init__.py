@@ -69,10 +69,15 @@ def _numba_module():
     return _numba
 
 
+def _kernel_env() -> str:
+    """``INITWISE_KERNEL``, normalized (``""`` when unset)."""
+    return os.environ.get("INITWISE_KERNEL", "").strip().lower()
+
+
 def backend() -> str:
     """``"numba"`` when the compiled kernel is used, else ``"numpy"``. ``INITWISE_KERNEL=numpy``
     forces the reference (values are identical either way)."""
-    want = os.environ.get("INITWISE_KERNEL", "").strip().lower()
+    want = _kernel_env()
     if want not in ("", "numba", "numpy"):
         raise ValueError(f"INITWISE_KERNEL must be 'numba' or 'numpy', got {want!r}")
     if want == "numpy":
@@ -102,8 +107,7 @@ class SlowKernelWarning(RuntimeWarning):
 
 def _warn_slow(n: int) -> None:
     global _warned_slow
-    chosen = os.environ.get("INITWISE_KERNEL", "").strip().lower() == "numpy"
-    if n < _SLOW_WARN_MIN or chosen or _warned_slow:
+    if n < _SLOW_WARN_MIN or _kernel_env() == "numpy" or _warned_slow:
         return
     _warned_slow = True
     warnings.warn(
@@ -187,11 +191,12 @@ def fill(
 
     def run(st: np.ndarray, ln: np.ndarray, dst: np.ndarray) -> None:
         if mod is None:
-            _numpy.fill(kind, words, st, ln, dst, (sc, sh, s2, float(a), float(b)))
-            return
-        fn = mod.fill32 if dtype == np.float32 else mod.fill64
-        w = tuple(np.uint32(x) for x in words)
-        if not fn(KINDS[kind], *w, st, ln, dst, sc, sh, s2, float(a), float(b)):
+            ok = _numpy.fill(kind, words, st, ln, dst, (sc, sh, s2, float(a), float(b)))
+        else:
+            fn = mod.fill32 if dtype == np.float32 else mod.fill64
+            w = tuple(np.uint32(x) for x in words)
+            ok = fn(KINDS[kind], *w, st, ln, dst, sc, sh, s2, float(a), float(b))
+        if not ok:
             raise RuntimeError(f"truncated normal: no draw in [{a}, {b}] after {K.MAX_TRIES} tries")
 
     parts = max(1, min(int(threads), out.size // _PARALLEL_MIN))

@@ -120,16 +120,17 @@ def normal64(
 
 def _redraw(
     z: np.ndarray, idx: np.ndarray, key: tuple[int, int, int, int], lo: float, hi: float
-) -> None:
+) -> bool:
     """Replace ``z[j]`` outside ``[lo, hi]`` by redraws: try ``t`` of element ``idx[j]`` is the
-    cosine half of the Box–Muller pair of counter ``(idx, k2 ^ t, k3)``."""
+    cosine half of the Box–Muller pair of counter ``(idx, k2 ^ t, k3)``. False if an element ran
+    out of tries (as the compiled kernel reports it)."""
     k0, k1, k2, k3 = key
     bad = np.flatnonzero((z.astype(np.float64) < lo) | (z.astype(np.float64) > hi))
     t = 0
     while bad.size:
         t += 1
         if t > K.MAX_TRIES:
-            raise RuntimeError(f"truncated normal: no draw in [{lo}, {hi}] after {t - 1} tries")
+            return False
         w0, w1, w2, w3 = philox(idx[bad], k2 ^ t, k3, k0, k1)
         if z.dtype == np.float32:
             v, _ = normal32(w0, w1, np.float32(-2.0))
@@ -137,12 +138,14 @@ def _redraw(
             v, _ = normal64(w0, w1, w2, w3, np.float64(-2.0))
         z[bad] = v
         bad = bad[(v.astype(np.float64) < lo) | (v.astype(np.float64) > hi)]
+    return True
 
 
 def groups(
     kind: str, dtype: np.dtype, key: tuple[int, int, int, int], g0: int, n: int, p: tuple
-) -> np.ndarray:
-    """The ``n · GROUP`` values of groups ``g0 … g0 + n − 1`` in element order.
+) -> np.ndarray | None:
+    """The ``n · GROUP`` values of groups ``g0 … g0 + n − 1`` in element order (None if a
+    truncated draw ran out of tries).
 
     ``p = (scale, shift, s2, lo, hi)`` in the stream's precision (``lo``/``hi`` float64)."""
     k0, k1, k2, k3 = key
@@ -171,7 +174,8 @@ def groups(
     if kind == "normal":
         return flat
     G = K.GROUP[np.dtype(dtype)]
-    _redraw(flat, np.arange(g0 * G, (g0 + n) * G, dtype=_U64), key, lo, hi)
+    if not _redraw(flat, np.arange(g0 * G, (g0 + n) * G, dtype=_U64), key, lo, hi):
+        return None
     return flat * scale + shift
 
 
@@ -182,8 +186,9 @@ def fill(
     lens: np.ndarray,
     out: np.ndarray,
     p: tuple,
-) -> None:
-    """Values of flat elements ``[starts[i], starts[i] + lens[i])``, concatenated, into ``out``."""
+) -> bool:
+    """Values of flat elements ``[starts[i], starts[i] + lens[i])``, concatenated, into ``out``.
+    False if a truncated draw ran out of tries (as the compiled kernel's ``fill32``)."""
     G = K.GROUP[out.dtype]
     pos = 0
     for a, n in zip(starts.tolist(), lens.tolist(), strict=True):
@@ -193,8 +198,11 @@ def fill(
         while g < gend:
             m = min(CHUNK, gend - g)
             vals = groups(kind, out.dtype, key, g, m, p)
+            if vals is None:
+                return False
             lo = max(a, g * G) - g * G
             hi = min(a + n, (g + m) * G) - g * G
             out[pos : pos + hi - lo] = vals[lo:hi]
             pos += hi - lo
             g += m
+    return True

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from initwise.activations import REGISTRY
 from initwise.math import KNOWN_ACTIVATIONS, calculate_gain, gain, second_moment
-from initwise.math.gains import _ACTIVATIONS, activation_fn, derivative, gaussian_expectation
+from initwise.math.gains import activation_fn, derivative, gaussian_expectation
 
 
 def test_closed_forms_match_torch_values():
@@ -41,7 +42,7 @@ def test_selu_is_self_normalizing():
     assert gain("selu") == pytest.approx(1.0, abs=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(_ACTIVATIONS))
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 @pytest.mark.parametrize("q", [0.25, 1.0, 4.0])
 def test_quadrature_matches_adaptive_integration(name, q):
     f = activation_fn(name)

@@ -2,18 +2,20 @@
 
 A :class:`Plan` holds one :class:`ParamPlan` per parameter (scheme, fans, gain, resulting std,
 and a sentence of reason). It round-trips through JSON (never pickle), prints as a table, takes
-per-name-pattern overrides, and is applied by :meth:`Plan.apply` (PyTorch) after validating
-every entry against the model.
+per-name-pattern overrides, and is applied by :meth:`Plan.apply` through the framework adapter
+(PyTorch: :func:`initwise.torch.apply_plan`), which validates every entry against the model.
+This module imports no framework.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import importlib
 import io
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +66,33 @@ class ParamPlan:
 
     def scheme_for_chunk(self, i: int) -> S.Scheme | None:
         return dict(self.chunk_schemes).get(i, self.scheme)
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        shape: tuple[int, ...],
+        scheme: S.Scheme,
+        reason: str,
+        fans: Fans | None,
+        gain: float | None = None,
+        **kw: Any,
+    ) -> ParamPlan:
+        """An entry whose ``std`` is computed from the scheme; ``{std}`` in ``reason`` is
+        replaced by it (how policies write their reasons)."""
+        e = cls(
+            name,
+            shape,
+            scheme,
+            reason,
+            fan_in=None if fans is None else fans.fan_in,
+            fan_out=None if fans is None else fans.fan_out,
+            gain=gain,
+            **kw,
+        )
+        std = scheme_std(scheme, e.block_shape, fans)
+        text = e.reason.replace("{std}", "—" if std is None else f"{std:.4g}")
+        return dataclasses.replace(e, std=std, reason=text)
 
     def with_scheme(self, scheme: S.Scheme | None, reason: str) -> ParamPlan:
         """A copy with another scheme (std recomputed, chunk overrides dropped)."""
@@ -332,11 +361,39 @@ class Plan:
     # ------------------------------------------------------------------ apply
 
     def apply(self, model: Any, seed: int, **kwargs: Any) -> Any:
-        """Initialize ``model`` (a ``torch.nn.Module``) by this plan; see
-        :func:`initwise.torch.apply_plan`."""
-        from .torch.apply import apply_plan
+        """Initialize ``model`` by this plan with the framework adapter that handles it
+        (PyTorch: :func:`initwise.torch.apply_plan`). Adapters register themselves with
+        :func:`register_applier` when imported; a torch model loads ``initwise.torch``."""
+        return applier_for(model)(self, model, seed, **kwargs)
 
-        return apply_plan(self, model, seed, **kwargs)
+
+Applier = Callable[..., Any]
+_APPLIERS: list[tuple[Callable[[Any], bool], Applier]] = []
+_ADAPTERS = {"torch": "initwise.torch"}  # root module of the model's class -> adapter package
+
+
+def register_applier(accepts: Callable[[Any], bool], apply: Applier) -> None:
+    """Let :meth:`Plan.apply` hand models for which ``accepts(model)`` is true to ``apply(plan,
+    model, seed, **kwargs)``. Pure data stays framework-free: frameworks plug in here."""
+    _APPLIERS.append((accepts, apply))
+
+
+def applier_for(model: Any) -> Applier:
+    """The registered applier for ``model``, importing the adapter its framework names."""
+    for accepts, apply in _APPLIERS:
+        if accepts(model):
+            return apply
+    roots = {(c.__module__ or "").split(".")[0] for c in type(model).__mro__}
+    for root, adapter in _ADAPTERS.items():
+        if root in roots:
+            importlib.import_module(adapter)
+            for accepts, apply in _APPLIERS:
+                if accepts(model):
+                    return apply
+    raise TypeError(
+        f"Plan.apply: no adapter for a {type(model).__name__} (initwise applies plans to "
+        "torch.nn.Module models; install torch and pass a module)"
+    )
 
 
 def _fmt(x: float | None) -> str:

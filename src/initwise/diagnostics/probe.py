@@ -25,50 +25,35 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..math.meanfield import ChainLayer, chi, propagate
-from ..torch.graph import LINEAR, Act, ModelInfo, _tensors, inspect_model, is_weight_layer
+from ..torch.batch import NonFiniteError, ProbeError, check_batch, first_tensor, run_model
+from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
+from ..torch.modules import is_norm, is_weight_layer, weight_fans
+from ..torch.modules import kind as module_kind
+from .render import render_text, report_table
 
 VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead")
 
 
-class ProbeError(ValueError):
-    """An error a probe raises about the model's values (not about the batch): passed through
-    :func:`run_model` unchanged."""
-
-
-class NonFiniteError(ProbeError):
-    """A layer produced Inf/NaN during a probe (the initialization explodes)."""
+__all__ = [
+    "VERDICTS",
+    "JacobianSpectrum",
+    "LayerStats",
+    "NonFiniteError",
+    "ProbeError",
+    "Report",
+    "diagnose",
+    "run_model",
+    "torch_activation",
+]
 
 
 def torch_activation(act: Act) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``act`` as a torch function (for post-activation statistics)."""
-    if act.module is not None:
-        return act.module
-    p = act.param
-    table: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-        "linear": lambda x: x,
-        "relu": F.relu,
-        "gelu": F.gelu,
-        "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
-        "silu": F.silu,
-        "tanh": torch.tanh,
-        "sigmoid": torch.sigmoid,
-        "selu": F.selu,
-        "mish": F.mish,
-        "leaky_relu": lambda x: F.leaky_relu(x, p if p is not None else 0.01),
-        "elu": lambda x: F.elu(x, p or 1.0),
-        "celu": lambda x: F.celu(x, p or 1.0),
-        "softplus": lambda x: F.softplus(x, p or 1.0),
-        "softsign": F.softsign,
-        "hardtanh": F.hardtanh,
-        "relu6": F.relu6,
-        "hardsigmoid": F.hardsigmoid,
-        "hardswish": F.hardswish,
-    }
-    return table.get(act.name, lambda x: x)
+    """``act`` as a torch function (for post-activation statistics), from the activation
+    registry; an activation that is not registered raises (never silently the identity)."""
+    return act.torch_fn()
 
 
 @dataclass
@@ -146,13 +131,9 @@ class Report:
         return d
 
     def table(self) -> Any:
-        from .render import report_table
-
         return report_table(self)
 
     def render(self, width: int = 180) -> str:
-        from .render import render_text
-
         return render_text(self, width)
 
     def __str__(self) -> str:
@@ -167,48 +148,6 @@ def _units_dim(out: torch.Tensor, module: nn.Module) -> int:
     if isinstance(module, nn.modules.conv._ConvNd) and out.ndim > 2:
         return 1
     return out.ndim - 1
-
-
-def _first_tensor(obj: Any) -> torch.Tensor | None:
-    found = _tensors(obj, [])
-    return found[0] if found else None
-
-
-def _check_batch(batch: Any) -> None:
-    tensors = _tensors(batch, [])
-    if not tensors:
-        raise ValueError("batch must be a tensor, a tuple of tensors or a dict of tensors")
-    for t in tensors:
-        if t.is_floating_point() and not torch.isfinite(t).all():
-            raise ValueError(
-                f"batch has non-finite values (NaN or Inf) in a tensor of shape {tuple(t.shape)};"
-                " clean the data first"
-            )
-
-
-def _call(model: nn.Module, batch: Any) -> Any:
-    if isinstance(batch, dict):
-        return model(**batch)
-    if isinstance(batch, (tuple, list)):
-        return model(*batch)
-    return model(batch)
-
-
-def _shapes(batch: Any) -> str:
-    return ", ".join(str(tuple(t.shape)) for t in _tensors(batch, []))
-
-
-def run_model(model: Callable[..., Any], batch: Any) -> Any:
-    """``model(batch)`` (or any callable) with a clear error when the batch does not fit."""
-    try:
-        return _call(model, batch)
-    except ProbeError:
-        raise
-    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
-        raise ValueError(
-            f"the model could not run on the batch (shapes {_shapes(batch)}): "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        ) from exc
 
 
 def diagnose(
@@ -242,7 +181,7 @@ def diagnose(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    _check_batch(batch)
+    check_batch(batch)
     info = inspect_model(model, batch)
     was_training = model.training
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
@@ -255,8 +194,8 @@ def diagnose(
 
     def hook(module: nn.Module, args: tuple, out: Any) -> None:
         name = names[module]
-        y = _first_tensor(out)
-        x = _first_tensor(args)
+        y = first_tensor(out)
+        x = first_tensor(args)
         if y is None or not y.is_floating_point() or name in records:
             return
         if not torch.isfinite(y).all():
@@ -270,19 +209,16 @@ def diagnose(
         yd = y.detach().float()
         rec["out_mean"], rec["out_std"] = float(yd.mean()), float(yd.std())
         rec["out_m2"] = _m2(yd)
-        post = torch_activation(act)(yd)
+        post = act.torch_fn()(yd)
         rec["post_m2"] = _m2(post)
         dim = _units_dim(yd, module)
         flat = post.movedim(dim, -1).reshape(-1, post.shape[dim])
+        spec = act.spec  # properties from the activation registry (None: probed module)
         rec["dead"] = (
-            float((flat == 0).all(dim=0).float().mean()) if act.name in ("relu", "relu6") else 0.0
+            float((flat == 0).all(dim=0).float().mean()) if spec is not None and spec.can_die
+            else 0.0
         )
-        if act.name in ("tanh", "hardtanh", "softsign"):
-            rec["saturated"] = float((post.abs() > 0.99).float().mean())
-        elif act.name in ("sigmoid", "hardsigmoid"):
-            rec["saturated"] = float(((post < 0.01) | (post > 0.99)).float().mean())
-        else:
-            rec["saturated"] = 0.0
+        rec["saturated"] = spec.saturated_fraction(post) if spec is not None else 0.0
         if y.requires_grad:
             y.register_hook(lambda g, rec=rec: rec.__setitem__("grad_std", float(g.float().std())))
         records[name] = rec
@@ -298,7 +234,7 @@ def diagnose(
             p.grad = None
         with torch.enable_grad():
             out = run_model(model, batch)
-            y = _first_tensor(out)
+            y = first_tensor(out)
             if y is None:
                 raise ValueError("the model returned no tensor; pass loss_fn to say what to use")
             if loss_fn is None:
@@ -357,18 +293,16 @@ def diagnose(
 def _stats(
     records: dict[str, dict[str, Any]], order: list[str], info: ModelInfo
 ) -> list[LayerStats]:
-    from ..torch.planner import _kind, _weight_fans
-
     out = []
     for name in order:
         r = records[name]
         m = r["module"]
         w = getattr(m, "weight", None)
         b = getattr(m, "bias", None)
-        kind = _kind(name, m)
+        kind = module_kind(m)
         fi = fo = None
         if kind in ("linear", "conv", "conv_transpose", "conv1d_hf") and w is not None:
-            f, _, _, _ = _weight_fans(kind, m, tuple(w.shape), name)
+            f, _, _, _ = weight_fans(kind, m, tuple(w.shape), name)
             fi, fo = f.fan_in, f.fan_out
         wm2 = _m2(w) if isinstance(w, torch.Tensor) else 0.0
         bm2 = _m2(b) if isinstance(b, torch.Tensor) else 0.0
@@ -410,8 +344,6 @@ def _act_args(s: LayerStats) -> tuple[Any, Any]:
 
 
 def _chain_ok(info: ModelInfo, layers: list[LayerStats]) -> bool:
-    from ..torch.graph import is_norm
-
     if info.n_residual or not layers or info.method == "none":
         return False
     if any(is_norm(i.module) for i in info.layers.values()):
@@ -529,7 +461,7 @@ def _jacobian(model: nn.Module, batch: Any) -> JacobianSpectrum:
     x = batch[:1].detach()
 
     def f(inp: torch.Tensor) -> torch.Tensor:
-        y = _first_tensor(model(inp))
+        y = first_tensor(model(inp))
         assert y is not None
         return y.reshape(-1)
 

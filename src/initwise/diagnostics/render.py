@@ -6,9 +6,10 @@ import io
 import json
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .probe import Report
+if TYPE_CHECKING:  # rendering needs the report's type for annotations only
+    from .probe import Report
 
 _COLORS = {
     "healthy": "green",

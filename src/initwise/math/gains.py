@@ -30,135 +30,49 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from .. import _validate as v
+from .. import activations as A
 
 Activation = Callable[[np.ndarray], np.ndarray]
 
-
-def _softplus(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
-    return np.logaddexp(0.0, beta * x) / beta
-
-
-def _relu6(x: np.ndarray) -> np.ndarray:
-    return np.clip(x, 0.0, 6.0)
-
-
-def _elu(x: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
-
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
-
-# name -> (function(x, param), default param or None). NumPy float64 in, float64 out.
-_ACTIVATIONS: dict[str, tuple[Callable[..., np.ndarray], float | None]] = {
-    "linear": (lambda x, p: x, None),
-    "sigmoid": (lambda x, p: special.expit(x), None),
-    "tanh": (lambda x, p: np.tanh(x), None),
-    "relu": (lambda x, p: np.maximum(x, 0.0), None),
-    "leaky_relu": (lambda x, p: np.where(x > 0, x, p * x), 0.01),
-    "elu": (lambda x, p: _elu(x, p), 1.0),
-    "celu": (
-        lambda x, p: np.maximum(x, 0) + np.minimum(0, p * np.expm1(np.minimum(x, 0) / p)),
-        1.0,
-    ),
-    "selu": (lambda x, p: _SELU_SCALE * _elu(x, _SELU_ALPHA), None),
-    "gelu": (lambda x, p: x * special.ndtr(x), None),
-    "gelu_tanh": (
-        lambda x, p: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))),
-        None,
-    ),
-    "silu": (lambda x, p: x * special.expit(x), None),
-    "mish": (lambda x, p: x * np.tanh(_softplus(x)), None),
-    "softplus": (lambda x, p: _softplus(x, p), 1.0),
-    "softsign": (lambda x, p: x / (1 + np.abs(x)), None),
-    "hardtanh": (lambda x, p: np.clip(x, -1.0, 1.0), None),
-    "relu6": (lambda x, p: _relu6(x), None),
-    "hardsigmoid": (lambda x, p: _relu6(x + 3.0) / 6.0, None),
-    "hardswish": (lambda x, p: x * _relu6(x + 3.0) / 6.0, None),
-}
-
-_ALIASES = {
-    "identity": "linear",
-    "none": "linear",
-    "swish": "silu",
-    "gelu_new": "gelu_tanh",
-    "gelu_pytorch_tanh": "gelu_tanh",
-    "gelu_fast": "gelu_tanh",
-    "quick_gelu": "gelu_tanh",
-    "leakyrelu": "leaky_relu",
-    "hard_swish": "hardswish",
-    "hard_sigmoid": "hardsigmoid",
-    "hard_tanh": "hardtanh",
-}
-_LINEAR_LIKE = tuple(
-    f"{op}{d}d" for op in ("conv", "conv_transpose") for d in (1, 2, 3)
-)  # torch names with gain 1
-
-KNOWN_ACTIVATIONS: tuple[str, ...] = tuple(sorted([*_ACTIVATIONS, *_ALIASES, *_LINEAR_LIKE]))
-"""Every activation name :func:`gain` and :func:`calculate_gain` accept."""
+KNOWN_ACTIVATIONS: tuple[str, ...] = A.known_names()
+"""Every built-in activation name :func:`gain` and :func:`calculate_gain` accept; names added
+with :func:`initwise.register_activation` are accepted too (:func:`initwise.activations.known_names`
+lists them all)."""
 
 
 def canonical_name(name: str) -> str:
     """Normalize an activation name (case, ``-``, aliases); raise listing the known names."""
-    if not isinstance(name, str):
-        raise TypeError(f"activation must be a name or a callable, got {type(name).__name__}")
-    key = name.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key in _LINEAR_LIKE:
-        return "linear"
-    if key not in _ACTIVATIONS:
-        raise ValueError(
-            f"unknown activation {name!r}; known names: {', '.join(KNOWN_ACTIVATIONS)} "
-            "(or pass the activation itself as a callable)"
-        )
-    return key
+    return A.lookup(name).name
 
 
 def activation_fn(activation: str | Callable[..., Any], param: float | None = None) -> Activation:
     """Return ``activation`` as a NumPy float64 → float64 function.
 
-    Names come from :data:`KNOWN_ACTIVATIONS` (``param`` is the slope/alpha/beta where the
-    activation has one). A callable may take NumPy arrays, or torch tensors (``nn.Module``
-    instances and ``torch.nn.functional`` functions are called on a float64 tensor).
+    Names come from the activation registry (:mod:`initwise.activations`; ``param`` is the
+    slope/alpha/beta where the activation has one). A callable may take NumPy arrays or torch
+    tensors (``nn.Module`` instances, ``torch.nn.functional`` functions and plain functions of
+    tensors such as ``lambda z: z * torch.sigmoid(z)`` are called on a float64 tensor).
     """
     if isinstance(activation, str):
-        name = canonical_name(activation)
-        fn, default = _ACTIVATIONS[name]
-        if default is None and param is not None:
+        spec = A.lookup(activation)
+        name = spec.name
+        if spec.default_param is None and param is not None:
             raise ValueError(f"activation {name!r} takes no param, got param={param!r}")
-        p = default if param is None else v.finite("param", param, where=f"activation {name!r}")
+        p = (
+            spec.default_param
+            if param is None
+            else v.finite("param", param, where=f"activation {name!r}")
+        )
         if name in ("elu", "celu", "softplus") and p is not None and p <= 0:
             raise ValueError(f"activation {name!r}: param must be > 0, got {p}")
-        return lambda x: fn(x, p)
+        return spec.numpy(p)
     if not callable(activation):
         raise TypeError(f"activation must be a name or a callable, got {type(activation).__name__}")
     if param is not None:
         raise ValueError("param only applies to named activations; bind it into the callable")
-    return _wrap_callable(activation)
-
-
-def _wrap_callable(fn: Callable[..., Any]) -> Activation:
-    def call(x: np.ndarray) -> np.ndarray:
-        if _wants_torch(fn):
-            import torch
-
-            with torch.no_grad():
-                out = fn(torch.from_numpy(np.asarray(x, dtype=np.float64)))
-            return out.detach().cpu().double().numpy()
-        return np.asarray(fn(x), dtype=np.float64)
-
-    return call
-
-
-def _wants_torch(fn: Callable[..., Any]) -> bool:
-    """torch functions, and instances of any ``torch.nn.Module`` subclass (also user-defined)."""
-    fmod = getattr(fn, "__module__", "") or ""
-    return fmod.startswith("torch") or any(
-        (getattr(c, "__module__", "") or "").startswith("torch") for c in type(fn).__mro__[:-1]
-    )
+    return A.numpy_callable(activation)
 
 
 KINKS = (-6.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0)

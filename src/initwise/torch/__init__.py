@@ -1,11 +1,11 @@
 """PyTorch integration.
 
 * drop-in ``torch.nn.init`` replacements (:mod:`initwise.torch.init`);
-* :func:`plan` / :func:`init_model`: whole-model initialization with an explainable plan;
-* :func:`apply_plan` / :func:`materialize`: write a plan (also onto meta-device models).
+* :func:`plan` / :func:`init_model`: whole-model initialization with an explainable plan, under a
+  policy (a name, a :class:`Policy` value, or a composition; :mod:`initwise.torch.policies`);
+* :func:`apply_plan` / :func:`materialize`: write a plan (also onto meta-device models);
+* :func:`lsuv`: layer-sequential unit-variance initialization on a batch.
 """
-
-from typing import Any
 
 try:
     from torch import nn
@@ -15,40 +15,34 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "(on CPU-only machines: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from exc
 
-from ..plan import ParamPlan, Plan
-from .apply import apply_plan, materialize, param_seed
+from ..plan import ParamPlan, Plan, register_applier
+from .api import init_model, materialize
+from .apply import apply_plan, param_seed
 from .init import *  # noqa: F403
 from .init import __all__ as _init_all
 from .lsuv import LSUVLayer, LSUVResult, lsuv
 from .planner import POLICIES, plan
+from .policies import Modifier, Policy, chain, get_policy, policy_names, register_policy
 
-
-def init_model(
-    model: nn.Module,
-    policy: str = "auto",
-    *,
-    seed: int = 0,
-    example_input: Any = None,
-    overrides: Any = None,
-    **kwargs: Any,
-) -> Plan:
-    """``plan(model, policy, ...)`` then ``apply`` it with ``seed``; returns the plan."""
-    p = plan(model, policy, example_input, overrides, **kwargs)
-    p.apply(model, seed)
-    return p
-
+register_applier(lambda m: isinstance(m, nn.Module), apply_plan)
 
 __all__ = [
     *_init_all,
     "POLICIES",
     "LSUVLayer",
     "LSUVResult",
-    "lsuv",
+    "Modifier",
     "ParamPlan",
     "Plan",
+    "Policy",
     "apply_plan",
+    "chain",
+    "get_policy",
     "init_model",
+    "lsuv",
     "materialize",
     "param_seed",
     "plan",
+    "policy_names",
+    "register_policy",
 ]

@@ -9,7 +9,6 @@ only its own shard). ``engine="torch"`` uses a ``torch.Generator`` per parameter
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import numpy as np
 import torch
@@ -316,22 +315,3 @@ def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -
     on = {p.device.type for p in params.values()}
     if len(on) > 1:
         raise ValueError(f"the model is partly on the meta device ({sorted(on)}); move it to one")
-
-
-def materialize(
-    model: nn.Module,
-    plan: Plan | None = None,
-    *,
-    seed: int = 0,
-    device: str | torch.device = "cpu",
-    policy: str = "auto",
-    threads: int | None = None,
-    **plan_kw: Any,
-) -> nn.Module:
-    """Allocate a meta-device ``model`` on ``device`` and fill it by ``plan`` (made with
-    ``policy`` when not given): one allocation per parameter, no default init to throw away."""
-    if plan is None:
-        from .planner import plan as make_plan
-
-        plan = make_plan(model, policy, **plan_kw)
-    return apply_plan(plan, model, seed, device=device, threads=threads)

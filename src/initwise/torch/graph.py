@@ -25,9 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..math.gains import _ACTIVATIONS, _ALIASES, gain
+from .. import activations as A
+from ..math.gains import gain
+from .batch import split, tensors, to_meta
+from .modules import NORMS, is_norm, is_weight_layer
 
 # ----------------------------------------------------------------------------- graph
 
@@ -84,14 +88,16 @@ def _fn_name(fn: Any) -> str:
     return name.strip("_") if name.startswith("__") else name
 
 
-class _Tracer(torch.fx.Tracer):
+class LeafTracer(torch.fx.Tracer):
+    """fx tracer that keeps :func:`is_leaf` modules as leaves."""
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return is_leaf(m)
 
 
 def trace_fx(model: nn.Module) -> Graph:
     """Build the graph with ``torch.fx`` (raises whatever fx raises when it cannot trace)."""
-    fx_graph = _Tracer().trace(model)
+    fx_graph = LeafTracer().trace(model)
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Node] = []
     for fn in fx_graph.nodes:
@@ -113,28 +119,6 @@ def trace_fx(model: nn.Module) -> Graph:
     return Graph(nodes, "fx")
 
 
-def _tensors(obj: Any, out: list[torch.Tensor]) -> list[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        out.append(obj)
-    elif isinstance(obj, dict):
-        for v in obj.values():
-            _tensors(v, out)
-    elif isinstance(obj, (list, tuple)):
-        for v in obj:
-            _tensors(v, out)
-    return out
-
-
-def _to_meta(obj: Any) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to("meta")
-    if isinstance(obj, dict):
-        return {k: _to_meta(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_meta(v) for v in obj)
-    return obj
-
-
 def trace_run(model: nn.Module, example_input: Any) -> Graph:
     """Build the graph by running ``example_input`` (a tensor, tuple of args or dict of kwargs)
     under ``torch.no_grad`` in the model's current mode. Weights are not changed. A meta-device
@@ -154,7 +138,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         kwargs: dict | None = None,
     ) -> None:
         inputs = []
-        for t in _tensors(inputs_obj, []):
+        for t in tensors(inputs_obj):
             if id(t) not in producer and id(t) in param_names:
                 nodes.append(Node(len(nodes), "param", param_names[id(t)]))
                 producer[id(t)] = nodes[-1].idx
@@ -162,7 +146,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
                 inputs.append(producer[id(t)])
         node = Node(len(nodes), op, target, inputs, args, kwargs or {})
         nodes.append(node)
-        for t in _tensors(outputs_obj, []):
+        for t in tensors(outputs_obj):
             producer[id(t)] = node.idx
             keep.append(t)
 
@@ -170,7 +154,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
-            if depth[0] == 0 and _tensors(out, []):
+            if depth[0] == 0 and tensors(out):
                 scalars = tuple(a for a in args if not isinstance(a, torch.Tensor))
                 kw = {k: a for k, a in kwargs.items() if not isinstance(a, torch.Tensor)}
                 add("function", _fn_name(func), (args, kwargs), out, scalars, kw)
@@ -192,14 +176,9 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(m.register_forward_hook(post, with_kwargs=True))
     if any(p.is_meta for p in model.parameters()):  # shape-only run: inputs on meta too
-        example_input = _to_meta(example_input)
-    if isinstance(example_input, dict):
-        args, kwargs = (), dict(example_input)
-    elif isinstance(example_input, (tuple, list)):
-        args, kwargs = tuple(example_input), {}
-    else:
-        args, kwargs = (example_input,), {}
-    for t in _tensors((args, kwargs), []):
+        example_input = to_meta(example_input)
+    args, kwargs = split(example_input)
+    for t in tensors((args, kwargs)):
         nodes.append(Node(len(nodes), "input", "input"))
         producer[id(t)] = nodes[-1].idx
         keep.append(t)
@@ -215,49 +194,6 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
 
 # ----------------------------------------------------------------------------- activations
 
-_MODULE_ACTS: dict[type, Callable[[nn.Module], tuple[str, float | None]]] = {
-    nn.ReLU: lambda m: ("relu", None),
-    nn.LeakyReLU: lambda m: ("leaky_relu", m.negative_slope),
-    nn.PReLU: lambda m: (
-        "leaky_relu",
-        float(m.weight.detach().float().mean()) if m.weight.device.type != "meta" else 0.25,
-    ),
-    nn.GELU: lambda m: ("gelu_tanh" if m.approximate == "tanh" else "gelu", None),
-    nn.SiLU: lambda m: ("silu", None),
-    nn.Tanh: lambda m: ("tanh", None),
-    nn.Sigmoid: lambda m: ("sigmoid", None),
-    nn.ELU: lambda m: ("elu", m.alpha),
-    nn.CELU: lambda m: ("celu", m.alpha),
-    nn.SELU: lambda m: ("selu", None),
-    nn.Mish: lambda m: ("mish", None),
-    nn.Softplus: lambda m: ("softplus", m.beta),
-    nn.Softsign: lambda m: ("softsign", None),
-    nn.Hardswish: lambda m: ("hardswish", None),
-    nn.Hardsigmoid: lambda m: ("hardsigmoid", None),
-    nn.Hardtanh: lambda m: ("hardtanh", None) if (m.min_val, m.max_val) == (-1, 1) else ("", None),
-    nn.ReLU6: lambda m: ("relu6", None),
-}
-# Hugging Face activation classes, by name (transformers need not be importable here).
-_NAMED_ACTS = {
-    "NewGELUActivation": "gelu_tanh",
-    "GELUTanh": "gelu_tanh",
-    "PytorchGELUTanh": "gelu_tanh",
-    "GELUActivation": "gelu",
-    "FastGELUActivation": "gelu_tanh",
-    "QuickGELUActivation": "gelu",
-    "SiLUActivation": "silu",
-    "MishActivation": "mish",
-    "ReLUSquaredActivation": "",
-    "AccurateGELUActivation": "gelu_tanh",
-    "LinearActivation": "linear",
-}
-_NORMS = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
 _STOP_FUNCS = {
     "matmul",
     "bmm",
@@ -284,17 +220,36 @@ _MUL = {"mul", "mul_", "imul", "rmul", "div", "truediv"}
 
 @dataclass(frozen=True)
 class Act:
-    """An activation: a known ``name`` (+ ``param``), or a probed elementwise ``module``."""
+    """An activation: a registered ``name`` (+ ``param``), or a probed elementwise ``module``
+    (an activation initwise does not know, measured numerically)."""
 
     name: str
     param: float | None = None
     module: nn.Module | None = None
     label: str = ""
 
+    @property
+    def spec(self) -> A.ActivationSpec | None:
+        """Its record in the activation registry (None for a probed module)."""
+        return None if self.module is not None else A.REGISTRY.get(self.name)
+
     def gain(self, method: str = "forward") -> float:
         if self.module is not None:
             return gain(self.module, method=method)
         return gain(self.name, self.param, method=method)
+
+    def torch_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The activation as a function of tensors (diagnostics apply it to pre-activations)."""
+        if self.module is not None:
+            return self.module
+        spec = self.spec
+        if spec is None or spec.torch_fn is None:
+            raise ValueError(
+                f"activation {self.name!r} is not in the registry (was it unregistered?); "
+                "register it with initwise.register_activation"
+            )
+        fn, p = spec.torch_fn, self.param
+        return lambda x: fn(F, x, p)
 
     def describe(self) -> str:
         if self.label:
@@ -306,15 +261,13 @@ LINEAR = Act("linear")
 
 
 def module_activation(module: nn.Module) -> Act | None:
-    """The activation a parameter-free module computes, or None if it is not one."""
-    for cls, get in _MODULE_ACTS.items():
-        if isinstance(module, cls):
-            name, param = get(module)
-            return Act(name, param) if name else _probe(module)
-    name = _NAMED_ACTS.get(type(module).__name__)
-    if name:
-        return Act(name)
-    if name == "" or (next(module.parameters(), None) is None and not any(module.children())):
+    """The activation a parameter-free module computes (from the activation registry, else
+    probed numerically), or None if it is not one."""
+    found = A.for_module(module)
+    if found is not None:
+        spec, param = found
+        return Act(spec.name, param)
+    if next(module.parameters(), None) is None and not any(module.children()):
         return _probe(module)
     return None
 
@@ -323,7 +276,7 @@ def _probe(module: nn.Module) -> Act | None:
     """Treat an unknown parameter-free module as an activation if it acts elementwise and is not
     the identity: then its gain is computed numerically from the module itself."""
     if isinstance(module, (nn.Dropout, nn.Identity, nn.Flatten, nn.Unflatten)) or isinstance(
-        module, _NORMS
+        module, NORMS
     ):
         return None
     x = torch.linspace(-3, 3, 24).reshape(2, 12)
@@ -350,23 +303,13 @@ def _probe(module: nn.Module) -> Act | None:
 
 
 def function_activation(name: str, args: tuple, kwargs: dict) -> Act | None:
-    """The activation a torch function/method call computes, if any."""
-    key = name.rstrip("_").lower()
-    key = _ALIASES.get(key, key)
-    if key not in _ACTIVATIONS or key == "linear":
+    """The activation a torch function/method call computes (from the activation registry),
+    if any."""
+    found = A.for_function(name, args, kwargs)
+    if found is None:
         return None
-    if key == "gelu":
-        return Act("gelu_tanh" if kwargs.get("approximate") == "tanh" else "gelu")
-    if key == "leaky_relu":
-        slope = kwargs.get("negative_slope", args[0] if args else 0.01)
-        return Act(key, float(slope))
-    if key in ("elu", "celu"):
-        return Act(key, float(kwargs.get("alpha", args[0] if args else 1.0)))
-    if key == "softplus":
-        return Act(key, float(kwargs.get("beta", args[0] if args else 1.0)))
-    if key == "hardtanh" and (args[:2] not in ((), (-1.0, 1.0), (-1, 1))):
-        return None
-    return Act(key)
+    spec, param = found
+    return Act(spec.name, param)
 
 
 # ----------------------------------------------------------------------------- analysis
@@ -395,20 +338,6 @@ class ModelInfo:
     n_residual: int
     method: str
     note: str = ""
-
-
-def is_weight_layer(m: nn.Module) -> bool:
-    """Layers that mix features (their output is a new pre-activation)."""
-    return (
-        next(m.parameters(recurse=False), None) is not None
-        and not isinstance(m, _NORMS)
-        and not isinstance(m, nn.PReLU)
-        and not type(m).__name__.endswith(("Norm", "LayerNorm"))
-    )
-
-
-def is_norm(m: nn.Module) -> bool:
-    return isinstance(m, _NORMS) or type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm"))
 
 
 def analyze(model: nn.Module, graph: Graph) -> ModelInfo:

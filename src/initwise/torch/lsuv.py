@@ -25,7 +25,12 @@ from torch import nn
 
 from .. import schemes as S
 from ..plan import Plan
-from .graph import _tensors, _Tracer, is_weight_layer
+from .apply import apply_plan
+from .batch import ProbeError, check_batch, run_model, tensors
+from .graph import LeafTracer
+from .modules import is_weight_layer
+from .planner import plan as make_plan
+from .policies import Policy, register_policy
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ def _scalable(m: nn.Module) -> torch.Tensor:
 
 
 def _first(obj: Any) -> torch.Tensor:
-    ts = _tensors(obj, [])
+    ts = tensors(obj)
     if not ts:
         raise ValueError("LSUV: a layer returned no tensor")
     return ts[0]
@@ -85,8 +90,6 @@ class _Scaler:
         self.evals = 0
 
     def std(self, name: str, out: Any) -> float:
-        from ..diagnostics.probe import ProbeError  # probe imports initwise.torch: no cycle here
-
         y = _first(out).detach().float()
         s = float(y.std())
         if not math.isfinite(s):
@@ -126,17 +129,13 @@ def lsuv(
         orthogonal: orthonormal pre-init first (Mishkin & Matas); ``False`` rescales the current
             weights (then no reproducing plan is returned).
     """
-    from ..diagnostics.probe import _check_batch, run_model
-    from .apply import apply_plan
-    from .planner import plan as make_plan
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if tol <= 0 or max_iter < 1 or target <= 0:
         raise ValueError(
             f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"
         )
-    _check_batch(batch)
+    check_batch(batch)
     base = None
     if orthogonal:
         base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
@@ -159,7 +158,7 @@ def lsuv(
         model.eval()
         with torch.no_grad():
             try:
-                gm = torch.fx.GraphModule(model, _Tracer().trace(model))
+                gm = torch.fx.GraphModule(model, LeafTracer().trace(model))
                 method = "fx"
             except Exception:
                 gm, method = None, "hooks"
@@ -274,3 +273,18 @@ def lsuv_plan(model: nn.Module, batch: Any, **kwargs: Any) -> Plan:
     res = lsuv(clone, batch, **kwargs)
     assert res.plan is not None
     return res.plan
+
+
+class LSUVPolicy(Policy):
+    """The ``lsuv`` policy: plans by running LSUV on a copy of the model with the example input
+    (:func:`lsuv_plan`); registered under the name ``"lsuv"``."""
+
+    name = "lsuv"
+
+    def plan_model(self, model: nn.Module, example_input: Any) -> Plan:  # type: ignore[override]
+        if example_input is None:
+            raise ValueError("policy 'lsuv' needs a batch of real data: pass example_input=batch")
+        return lsuv_plan(model, example_input)
+
+
+register_policy("lsuv", LSUVPolicy())

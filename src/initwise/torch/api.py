@@ -1,0 +1,45 @@
+"""Entry points that plan and apply in one call: :func:`init_model` and :func:`materialize`.
+They sit above the planner and :mod:`initwise.torch.apply`, which do not import each other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..plan import Plan
+from .apply import apply_plan
+from .planner import plan as make_plan
+
+
+def init_model(
+    model: nn.Module,
+    policy: Any = "auto",
+    *,
+    seed: int = 0,
+    example_input: Any = None,
+    overrides: Any = None,
+    **kwargs: Any,
+) -> Plan:
+    """``plan(model, policy, ...)`` then ``apply`` it with ``seed``; returns the plan."""
+    p = make_plan(model, policy, example_input, overrides, **kwargs)
+    apply_plan(p, model, seed)
+    return p
+
+
+def materialize(
+    model: nn.Module,
+    plan: Plan | None = None,
+    *,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    policy: Any = "auto",
+    threads: int | None = None,
+    **plan_kw: Any,
+) -> nn.Module:
+    """Allocate a meta-device ``model`` on ``device`` and fill it by ``plan`` (made with
+    ``policy`` when not given): one allocation per parameter, no default init to throw away."""
+    if plan is None:
+        plan = make_plan(model, policy, **plan_kw)
+    return apply_plan(plan, model, seed, device=device, threads=threads)

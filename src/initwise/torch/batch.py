@@ -1,0 +1,93 @@
+"""Running a model on a batch: finding the tensors in a batch, checking it, calling the model
+with it (tensor, tuple of positional args or dict of kwargs) and saying clearly when it does not
+fit. Shared by graph tracing, LSUV and the diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+
+class ProbeError(ValueError):
+    """An error a probe raises about the model's values (not about the batch): passed through
+    :func:`run_model` unchanged."""
+
+
+class NonFiniteError(ProbeError):
+    """A layer produced Inf/NaN during a probe (the initialization explodes)."""
+
+
+def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """Every tensor in ``obj`` (nested dicts, lists and tuples), in order."""
+    out = [] if out is None else out
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            tensors(v, out)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            tensors(v, out)
+    return out
+
+
+def first_tensor(obj: Any) -> torch.Tensor | None:
+    found = tensors(obj)
+    return found[0] if found else None
+
+
+def to_meta(obj: Any) -> Any:
+    """``obj`` with every tensor moved to the meta device (shapes only)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to("meta")
+    if isinstance(obj, dict):
+        return {k: to_meta(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_meta(v) for v in obj)
+    return obj
+
+
+def check_batch(batch: Any) -> None:
+    """Raise ``ValueError`` unless ``batch`` holds tensors with finite floating values."""
+    found = tensors(batch)
+    if not found:
+        raise ValueError("batch must be a tensor, a tuple of tensors or a dict of tensors")
+    for t in found:
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(
+                f"batch has non-finite values (NaN or Inf) in a tensor of shape {tuple(t.shape)};"
+                " clean the data first"
+            )
+
+
+def split(batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """(args, kwargs) for ``model(*args, **kwargs)``."""
+    if isinstance(batch, dict):
+        return (), dict(batch)
+    if isinstance(batch, (tuple, list)):
+        return tuple(batch), {}
+    return (batch,), {}
+
+
+def call(model: Callable[..., Any], batch: Any) -> Any:
+    args, kwargs = split(batch)
+    return model(*args, **kwargs)
+
+
+def shapes(batch: Any) -> str:
+    return ", ".join(str(tuple(t.shape)) for t in tensors(batch))
+
+
+def run_model(model: Callable[..., Any], batch: Any) -> Any:
+    """``model(batch)`` (or any callable) with a clear error when the batch does not fit."""
+    try:
+        return call(model, batch)
+    except ProbeError:
+        raise
+    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(
+            f"the model could not run on the batch (shapes {shapes(batch)}): "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc

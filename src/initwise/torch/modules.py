@@ -1,0 +1,96 @@
+"""What kind of layer a torch module is, and its true fans — shared by the planner, the policies,
+LSUV and the diagnostics.
+
+Kinds: ``mha``, ``rnn``, ``prelu``, ``norm``, ``embedding``, ``conv_transpose``, ``conv``,
+``linear``, ``conv1d_hf`` (Hugging Face GPT-2's ``Conv1D``, a Linear with an ``(in, out)``
+weight) and ``unknown``. Fans come from :func:`initwise.math.fans` with the layer's groups,
+stride and packing (q/k/v blocks) taken into account.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from ..math.fans import Fans, fans
+
+NORMS: tuple[type, ...] = (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+"""torch's normalization layers (others are recognised by class name, see :func:`is_norm`)."""
+
+PACKED_NAMES = ("qkv", "c_attn", "query_key_value", "in_proj", "wqkv", "qkv_proj")
+"""Names of packed q/k/v projections: a weight of 3E×E under one of these names is three
+blocks, each with its own fans."""
+
+
+def is_norm(m: nn.Module) -> bool:
+    """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm)."""
+    return isinstance(m, NORMS) or type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm"))
+
+
+def is_weight_layer(m: nn.Module) -> bool:
+    """Layers that mix features (their output is a new pre-activation)."""
+    return (
+        next(m.parameters(recurse=False), None) is not None
+        and not isinstance(m, NORMS)
+        and not isinstance(m, nn.PReLU)
+        and not type(m).__name__.endswith(("Norm", "LayerNorm"))
+    )
+
+
+def kind(module: nn.Module) -> str:
+    """The module's kind (see the module docstring)."""
+    if isinstance(module, nn.MultiheadAttention):
+        return "mha"
+    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
+        return "rnn"
+    if isinstance(module, nn.PReLU):
+        return "prelu"
+    if is_norm(module):
+        return "norm"
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return "conv_transpose"
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    w = getattr(module, "weight", None)
+    if type(module).__name__ == "Conv1D" and w is not None and w.ndim == 2:
+        return "conv1d_hf"
+    return "unknown"
+
+
+def weight_fans(
+    kind: str, module: nn.Module, shape: tuple[int, ...], name: str
+) -> tuple[Fans, int, int, str]:
+    """(fans per block, chunks, chunk_dim, description) of a weight of a ``kind`` module."""
+    groups = getattr(module, "groups", 1)
+    if kind == "conv":
+        return fans(shape, "conv", groups=groups), 1, 0, _g(groups)
+    if kind == "conv_transpose":
+        f = fans(shape, "conv_transpose", groups=groups, stride=module.stride)
+        strided = math.prod(module.stride) > 1
+        return f, 1, 0, _g(groups) + (f", stride {tuple(module.stride)}" if strided else "")
+    if kind == "embedding":
+        return fans(shape, "embedding"), 1, 0, ""
+    leaf = name.rsplit(".", 1)[-1].lower()
+    if kind == "conv1d_hf":
+        rows, cols = shape[1], shape[0]  # (in, out) layout
+        if leaf in PACKED_NAMES and rows == 3 * cols:
+            return fans((rows, cols), "qkv"), 3, 1, ", packed q/k/v: per-block fans"
+        return fans((rows, cols)), 1, 0, ""
+    if leaf in PACKED_NAMES and shape[0] == 3 * shape[1]:
+        return fans(shape, "qkv"), 3, 0, ", packed q/k/v: per-block fans"
+    return fans(shape), 1, 0, ""
+
+
+def _g(groups: int) -> str:
+    return f", groups {groups}" if groups > 1 else ""

@@ -1,0 +1,808 @@
+r"""Policies as values: what to do with each weight, bias, norm, recurrent cell and attention
+block of a model, and a last pass over the whole plan.
+
+A :class:`Policy` is a small immutable object with one method per decision; the planner
+(:mod:`initwise.torch.planner`) walks the model and asks it. A :class:`Modifier` changes what a
+policy decided (zero the last layer of residual branches, scale them with depth, Fixup) and
+composes with any policy the way ``optax.chain`` composes gradient transformations::
+
+    from initwise.torch import policies as P
+    policy = P.chain(P.Auto(), P.ZeroInitResidual())        # = the built-in "zero-init-residual"
+    policy = P.chain(P.Preset("he"), P.DepthScaledResidual()) # He, branch ends scaled by 1/√L
+    P.register_policy("he-depth", policy)
+    initwise.torch.plan(model, "he-depth")                    # or plan(model, policy)
+
+The built-ins (sources in docs/policies.md):
+
+=================== ==========================================================================
+auto                He-family ``N(0, gain²/fan_in)`` with the detected activation's forward gain
+                    (√2 ReLU, 1.5335 GELU, 1 for linear consumers = LeCun), LeCun for SELU,
+                    Xavier for saturating activations, orthogonal recurrent weights
+he / xavier / lecun that scheme for every weight matrix (true fans)
+orthogonal          orthogonal × the activation's gain (Saxe et al. 2013)
+torch-default       what each module's own ``reset_parameters`` does
+gpt2                ``N(0, 0.02²)``; the last projection of each of the L residual branches
+                    ``N(0, (0.02/√L)²)`` (GPT-2: L = 2·n_layer)
+zero-init-residual  auto + :class:`ZeroInitResidual` (Goyal et al. 2017)
+fixup               auto + :class:`Fixup` (Zhang et al. 2019)
+lsuv                orthonormal, then each layer scaled to unit output std on a batch
+                    (Mishkin & Matas 2015; registered by :mod:`initwise.torch.lsuv`)
+=================== ==========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from .. import schemes as S
+from ..math.fans import Fans, fans
+from ..plan import ParamPlan
+from .graph import LINEAR, Act, LayerInfo
+from .modules import is_weight_layer
+
+entry = ParamPlan.build
+
+
+@dataclass
+class Context:
+    """What the planner knows about the whole model, passed to every decision."""
+
+    layers: dict[str, LayerInfo]
+    n_res: int
+    forget_bias: float = 1.0
+    std: float = 0.02
+    model: nn.Module | None = None
+
+
+@dataclass(frozen=True)
+class WeightSite:
+    """A weight matrix (Linear, Conv, transposed Conv, Embedding, HF Conv1D) and what is known
+    about it: its true fans per block, the activation after it, its place in residual
+    branches, and ``head``, the start of its reason."""
+
+    module_name: str
+    module: nn.Module
+    kind: str
+    layer: LayerInfo
+    act: Act
+    shape: tuple[int, ...]
+    fans: Fans
+    chunks: int
+    chunk_dim: int
+    head: str
+    zero_rows: tuple[int, ...] = ()
+
+    @property
+    def cls(self) -> str:
+        return type(self.module).__name__
+
+    @property
+    def kw(self) -> dict[str, Any]:
+        return {"chunks": self.chunks, "chunk_dim": self.chunk_dim, "zero_rows": self.zero_rows}
+
+
+Planned = dict[str, ParamPlan]
+
+
+class Policy:
+    """Base policy: the ``auto`` decisions for everything except the weight-matrix rule
+    (:meth:`scheme`), which subclasses give. Override any method to change one decision."""
+
+    name: str = "custom"
+    describes_tracing: bool = True
+    """Whether reasons mention activations that tracing did not find (False for policies that
+    ignore activations, like torch-default)."""
+
+    # --- the one rule most policies change
+    def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
+        """(scheme, gain, why) for a weight matrix followed by ``act``."""
+        raise NotImplementedError(f"policy {self.name!r} does not say how to draw weights")
+
+    # --- per parameter kind
+    def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        if site.kind == "embedding":
+            return self.embedding(ctx, site)
+        scheme, g, why = self.scheme(ctx, site.act)
+        return entry(
+            "weight",
+            site.shape,
+            scheme,
+            f"{site.head}, {why} → std {{std}}",
+            site.fans,
+            g,
+            **site.kw,
+        )
+
+    def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        pad = ", padding row zero" if site.zero_rows else ""
+        return entry(
+            "weight",
+            site.shape,
+            S.normal(0.0, 1.0),
+            f"{site.cls} '{site.module_name}': one-hot lookup (fan_in 1) → N(0, 1) keeps unit "
+            f"variance{pad} → std {{std}}",
+            site.fans,
+            **site.kw,
+        )
+
+    def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        return entry("bias", shape, S.zeros(), f"{site.cls} bias: zeros", None)
+
+    def norm(
+        self,
+        ctx: Context,
+        name: str,
+        module: nn.Module,
+        layer: LayerInfo,
+        pname: str,
+        shape: tuple[int, ...],
+    ) -> ParamPlan | None:
+        cls = type(module).__name__
+        if pname == "bias":
+            return entry(pname, shape, S.zeros(), f"{cls} shift: zeros", None)
+        if pname == "weight":
+            return entry(pname, shape, S.ones(), f"{cls} scale: ones", None)
+        return None
+
+    def recurrent(
+        self, ctx: Context, name: str, module: nn.Module, params: Mapping[str, Any]
+    ) -> Planned:
+        return _rnn(self, ctx, name, module, params)
+
+    def recurrent_input_scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
+        """The rule for an RNN's input-to-hidden weights (the auto rule unless a preset says)."""
+        return auto_scheme(act)
+
+    def attention(
+        self,
+        ctx: Context,
+        name: str,
+        module: nn.MultiheadAttention,
+        layer: LayerInfo,
+        params: Mapping[str, Any],
+    ) -> Planned:
+        return _mha(self, ctx, name, module, params)
+
+    def attention_weight(
+        self,
+        ctx: Context,
+        name: str,
+        module: nn.MultiheadAttention,
+        pname: str,
+        shape: tuple[int, ...],
+    ) -> ParamPlan:
+        """A MultiheadAttention projection weight: packed q/k/v as 3 blocks with their own fans,
+        or a separate q/k/v weight (kdim/vdim ≠ embed_dim); the policy's linear rule."""
+        e = module.embed_dim
+        if pname == "in_proj_weight":
+            f = fans(shape, "qkv")
+            scheme, g, why = self.scheme(ctx, LINEAR)
+            return entry(
+                pname,
+                shape,
+                scheme,
+                f"MultiheadAttention '{name}' q/k/v: 3 blocks of {e}×{e}, fans "
+                f"per block ({f.fan_in:g}, {f.fan_out:g}) (torch: fan_out "
+                f"{3 * e}); {why} → std {{std}}",
+                f,
+                g,
+                chunks=3,
+            )
+        f = fans(shape)
+        scheme, g, why = self.scheme(ctx, LINEAR)
+        return entry(
+            pname,
+            shape,
+            scheme,
+            f"MultiheadAttention '{name}' {pname[0]}: {why} → std {{std}}",
+            f,
+            g,
+        )
+
+    # --- whole model
+    def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+        """A last pass over all entries (Fixup zeroes the classifier here)."""
+        return entries
+
+    plan_model: Callable[..., Any] | None = None
+    """Set by data-driven policies (LSUV): ``plan_model(model, example_input) -> Plan`` replaces
+    the per-parameter walk."""
+
+    def __repr__(self) -> str:
+        return f"<policy {self.name}>"
+
+
+class Modifier:
+    """Changes what a policy decided; every hook gets the policy's entry and returns one."""
+
+    name: str = "modifier"
+
+    def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
+        return planned
+
+    def norm(
+        self, ctx: Context, name: str, module: nn.Module, layer: LayerInfo, planned: ParamPlan
+    ) -> ParamPlan:
+        return planned
+
+    def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+        return entries
+
+
+class Chain(Policy):
+    """A policy followed by modifiers, applied in order (see :func:`chain`)."""
+
+    def __init__(self, base: Policy, *modifiers: Modifier, name: str | None = None) -> None:
+        if not isinstance(base, Policy):
+            raise TypeError(f"chain: the first element must be a Policy, got {base!r}")
+        for m in modifiers:
+            if not isinstance(m, Modifier):
+                raise TypeError(f"chain: after the policy come Modifiers, got {m!r}")
+        self.base = base
+        self.modifiers = modifiers
+        self.name = name or "+".join([base.name, *(m.name for m in modifiers)])
+        self.describes_tracing = base.describes_tracing
+        self.plan_model = base.plan_model
+
+    def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
+        return self.base.scheme(ctx, act)
+
+    def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        e = self.base.weight(ctx, site)
+        for m in self.modifiers:
+            e = m.weight(ctx, site, e)
+        return e
+
+    def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        return self.base.embedding(ctx, site)
+
+    def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        return self.base.bias(ctx, site, shape)
+
+    def norm(self, ctx, name, module, layer, pname, shape):  # type: ignore[no-untyped-def]
+        e = self.base.norm(ctx, name, module, layer, pname, shape)
+        if e is None or pname != "weight":
+            return e
+        for m in self.modifiers:
+            e = m.norm(ctx, name, module, layer, e)
+        return e
+
+    def recurrent(self, ctx, name, module, params):  # type: ignore[no-untyped-def]
+        return self.base.recurrent(ctx, name, module, params)
+
+    def recurrent_input_scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
+        return self.base.recurrent_input_scheme(ctx, act)
+
+    def attention(self, ctx, name, module, layer, params):  # type: ignore[no-untyped-def]
+        return self.base.attention(ctx, name, module, layer, params)
+
+    def attention_weight(self, ctx, name, module, pname, shape):  # type: ignore[no-untyped-def]
+        return self.base.attention_weight(ctx, name, module, pname, shape)
+
+    def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+        entries = self.base.finalize(ctx, entries)
+        for m in self.modifiers:
+            entries = m.finalize(ctx, entries)
+        return entries
+
+
+def chain(base: Policy, *modifiers: Modifier, name: str | None = None) -> Chain:
+    """``base`` followed by ``modifiers`` (each sees what the previous decided)."""
+    if isinstance(base, Chain):  # flatten: chain(chain(a, m1), m2) == chain(a, m1, m2)
+        return Chain(base.base, *base.modifiers, *modifiers, name=name)
+    return Chain(base, *modifiers, name=name)
+
+
+# ----------------------------------------------------------------------------- built-in bases
+
+
+def auto_scheme(act: Act) -> tuple[S.Scheme, float, str]:
+    """(scheme, gain, why) for a weight followed by ``act`` under the auto policy: Xavier before
+    a saturating activation, LeCun before SELU, He-family with the activation's numeric forward
+    gain otherwise (properties from the activation registry)."""
+    spec = act.spec
+    if spec is not None and spec.saturating:
+        return S.xavier_uniform(), 1.0, f"followed by {act.describe()} (saturating) → Xavier"
+    if act.name == "selu" and act.module is None:
+        return S.lecun_normal(), 1.0, "followed by SELU → LeCun normal (self-normalizing)"
+    g = act.gain("forward")
+    if act is LINEAR or (act.name == "linear" and act.module is None):
+        return (
+            S.VarianceScaling(1.0, "fan_in", "normal", 1.0, "lecun_normal"),
+            1.0,
+            "no activation after it → gain 1 (LeCun)",
+        )
+    how = "√2" if act.name == "relu" and act.module is None else f"numeric gain {g:.4g}"
+    return (
+        S.VarianceScaling(1.0, "fan_in", "normal", g, "kaiming_normal"),
+        g,
+        f"followed by {act.describe()} → {how}",
+    )
+
+
+class Auto(Policy):
+    """He-family with the detected activation's gain (see :func:`auto_scheme`)."""
+
+    name = "auto"
+
+    def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
+        return auto_scheme(act)
+
+
+_PRESETS: dict[str, tuple[Callable[[], S.Scheme], float, str]] = {
+    "he": (S.he_normal, math.sqrt(2), "He normal (policy he)"),
+    "xavier": (S.xavier_uniform, 1.0, "Xavier uniform (policy xavier)"),
+    "lecun": (S.lecun_normal, 1.0, "LeCun normal (policy lecun)"),
+}
+
+
+class Preset(Policy):
+    """One fixed scheme for every weight matrix (true fans): ``he``, ``xavier`` or ``lecun``, or
+    any scheme given with its gain and reason. RNN input weights use it too."""
+
+    def __init__(
+        self,
+        name: str,
+        scheme: S.Scheme | None = None,
+        gain: float | None = None,
+        why: str | None = None,
+    ) -> None:
+        if scheme is None:
+            if name not in _PRESETS:
+                raise ValueError(
+                    f"Preset: no built-in scheme {name!r} ({', '.join(_PRESETS)}); pass scheme="
+                )
+            make, gain, why = _PRESETS[name]
+            scheme = make()
+        self.name = name
+        self._rule = (scheme, gain, why or f"{scheme.label} (policy {name})")
+
+    def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
+        return self._rule
+
+    def recurrent_input_scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
+        return self._rule  # type: ignore[return-value]
+
+
+class Orthogonal(Policy):
+    """Orthogonal × the activation's forward gain (Saxe et al. 2013)."""
+
+    name = "orthogonal"
+
+    def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
+        g = 1.0 if act.name in ("linear", "selu") and act.module is None else act.gain("forward")
+        return S.orthogonal(g), g, f"orthogonal × gain {g:.4g} for {act.describe()} (Saxe 2013)"
+
+
+class GPT2(Policy):
+    """``N(0, std²)`` for every weight matrix and embedding (GPT-2; ``std`` defaults to the
+    planner's ``std=`` argument, 0.02). Combine with :class:`GPT2Residual` for the depth rule."""
+
+    name = "gpt2"
+
+    def __init__(self, std: float | None = None) -> None:
+        self.std = std
+
+    def _std(self, ctx: Context) -> float:
+        return ctx.std if self.std is None else self.std
+
+    def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
+        std = self._std(ctx)
+        return S.normal(0.0, std), None, f"GPT-2: N(0, {std:g}²)"
+
+    def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        std = self._std(ctx)
+        pad = ", padding row zero" if site.zero_rows else ""
+        return entry(
+            "weight",
+            site.shape,
+            S.normal(0.0, std),
+            f"{site.cls} '{site.module_name}': GPT-2: N(0, {std:g}²){pad} → std {{std}}",
+            site.fans,
+            **site.kw,
+        )
+
+
+class TorchDefault(Policy):
+    """What each module's own ``reset_parameters`` does (torch's fans, ``kaiming_uniform(a=√5)``
+    = ``U(±1/√fan_in)`` weights and biases, N(0, 1) embeddings, ``U(±1/√hidden)`` RNNs)."""
+
+    name = "torch-default"
+    describes_tracing = False
+
+    def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        return _torch_default_weight(site)[0]
+
+    def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        fan_in = _torch_default_weight(site)[1]
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        return entry(
+            "bias",
+            shape,
+            S.uniform(-bound, bound),
+            f"{site.cls} bias: torch default U(±1/√fan_in) = U(±{bound:.4g})",
+            None,
+        )
+
+    def recurrent(self, ctx, name, module, params):  # type: ignore[no-untyped-def]
+        cls = type(module).__name__
+        bound = 1 / math.sqrt(module.hidden_size)
+        return {
+            pname: entry(
+                pname,
+                tuple(p.shape),
+                S.uniform(-bound, bound),
+                f"{cls}: torch default U(±1/√hidden) = U(±{bound:.4g})",
+                None,
+            )
+            for pname, p in params.items()
+        }
+
+    def attention_weight(self, ctx, name, module, pname, shape):  # type: ignore[no-untyped-def]
+        f = fans(shape, "torch")
+        return entry(
+            pname,
+            shape,
+            S.xavier_uniform(),
+            f"MultiheadAttention: torch default xavier_uniform over the "
+            f"packed tensor (fan_out {f.fan_out:g}) → std {{std}}",
+            f,
+        )
+
+
+def _torch_default_weight(site: WeightSite) -> tuple[ParamPlan, float]:
+    cls, shape, kind = site.cls, site.shape, site.kind
+    f = fans(shape, "torch") if kind != "conv1d_hf" else fans((shape[1], shape[0]))
+    if kind == "embedding":
+        e = entry(
+            "weight",
+            shape,
+            S.normal(0.0, 1.0),
+            f"{cls}: torch default N(0, 1)",
+            f,
+            zero_rows=site.zero_rows,
+        )
+        return e, f.fan_in
+    if kind == "conv1d_hf":
+        e = entry("weight", shape, S.normal(0.0, 0.02), f"{cls}: its own default N(0, 0.02²)", f)
+        return e, f.fan_in
+    scheme = S.kaiming_uniform(math.sqrt(5))
+    return entry(
+        "weight",
+        shape,
+        scheme,
+        f"{cls}: torch default kaiming_uniform(a=√5) = U(±1/√fan_in), torch fans "
+        f"({f.fan_in:g}, {f.fan_out:g}) → std {{std}}",
+        f,
+        scheme.gain,
+    ), f.fan_in
+
+
+# ----------------------------------------------------------------------------- modifiers
+
+
+class ZeroInitResidual(Modifier):
+    """The last norm of every residual branch gets scale zero, or, with no norm after it, the
+    branch's last weight is zero: each block starts as the identity (Goyal et al. 2017)."""
+
+    name = "zero-init-residual"
+
+    def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
+        lay = site.layer
+        if site.kind == "embedding" or not lay.last_in_branch or lay.norm_after:
+            return planned
+        return entry(
+            "weight",
+            site.shape,
+            S.zeros(),
+            f"{site.head}; last layer of residual branch {lay.branches[-1]} with no norm after "
+            "it → zeros, the block starts as identity (Goyal et al. 2017)",
+            site.fans,
+            **site.kw,
+        )
+
+    def norm(self, ctx, name, module, layer, planned):  # type: ignore[no-untyped-def]
+        if not layer.last_norm_in_branch:
+            return planned
+        return entry(
+            "weight",
+            planned.shape,
+            S.zeros(),
+            f"{type(module).__name__} '{name}' ends residual branch {layer.branches[-1]}: "
+            "scale zeros, the block starts as identity (Goyal et al. 2017)",
+            None,
+        )
+
+
+class GPT2Residual(Modifier):
+    """The last projection of each of the L residual branches: ``N(0, (std/√L)²)`` (GPT-2,
+    Radford et al. 2019: L = 2·n_layer)."""
+
+    name = "gpt2-residual"
+
+    def __init__(self, std: float | None = None) -> None:
+        self.std = std
+
+    def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
+        lay = site.layer
+        if site.kind == "embedding" or not lay.last_in_branch or not ctx.n_res:
+            return planned
+        base = ctx.std if self.std is None else self.std
+        std = base / math.sqrt(ctx.n_res)
+        return entry(
+            "weight",
+            site.shape,
+            S.normal(0.0, std),
+            f"{site.cls} '{site.module_name}': last projection of residual branch "
+            f"{lay.branches[-1]} of {ctx.n_res} → GPT-2 std {base:g}/√{ctx.n_res} = {{std}}",
+            site.fans,
+            **site.kw,
+        )
+
+
+class DepthScaledResidual(Modifier):
+    """Whatever the policy chose for the last weight of each residual branch, scaled by
+    ``1/√L`` (L residual branches), so the sum's variance grows by at most a factor 2 over the
+    whole network at initialization (the rule of GPT-2 and of T-Fixup-style depth scaling,
+    applied to any base scheme)."""
+
+    name = "depth-scaled-residual"
+
+    def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
+        lay = site.layer
+        if (
+            site.kind == "embedding"
+            or not lay.last_in_branch
+            or not ctx.n_res
+            or planned.scheme is None
+        ):
+            return planned
+        f = 1 / math.sqrt(ctx.n_res)
+        return planned.with_scheme(
+            planned.scheme.scaled(f),
+            f"{planned.reason}; last layer of residual branch {lay.branches[-1]} of "
+            f"{ctx.n_res}, scaled by 1/√{ctx.n_res} = {f:.4g}",
+        )
+
+
+class Fixup(Modifier):
+    """Fixup (Zhang et al. 2019): inside residual branches He × ``L^(-1/(2m-2))`` (m weight
+    layers per branch), the last layer of each branch and the classifier zero."""
+
+    name = "fixup"
+
+    def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
+        lay = site.layer
+        if site.kind == "embedding" or not lay.branches:
+            return planned
+        if lay.last_in_branch:
+            return entry(
+                "weight",
+                site.shape,
+                S.zeros(),
+                f"{site.head}; last layer of residual branch {lay.branches[-1]} → zeros (Fixup)",
+                site.fans,
+                **site.kw,
+            )
+        m = max(lay.branch_size, 1)
+        scale = ctx.n_res ** (-1.0 / (2 * m - 2)) if m > 1 else 1.0
+        act = site.act
+        g = act.gain("forward") if not (act.name == "linear" and act.module is None) else 1.0
+        scheme = S.VarianceScaling(scale**2, "fan_in", "normal", g, "fixup_he")
+        return entry(
+            "weight",
+            site.shape,
+            scheme,
+            f"{site.head}; He × L^(-1/(2m-2)) = {ctx.n_res}^(-1/{2 * m - 2}) = {scale:.4g} "
+            f"(Fixup, m={m}) → std {{std}}",
+            site.fans,
+            g,
+            **site.kw,
+        )
+
+    def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+        """Zero the classification layer: the last weight layer that is not in a residual
+        branch, when it is the model's last weight layer."""
+        modules = dict(ctx.model.named_modules()) if ctx.model is not None else {}
+        weight_layers = [
+            n
+            for n in ctx.layers
+            if is_weight_layer(ctx.layers[n].module)
+            and not isinstance(modules.get(n), (nn.Embedding, nn.EmbeddingBag))
+        ]
+        if not weight_layers:
+            return entries
+        last = weight_layers[-1]
+        if ctx.layers[last].branches:
+            return entries
+        out = []
+        for e in entries:
+            if e.layer == last and e.name.endswith("weight") and e.scheme is not None:
+                e = e.with_scheme(S.zeros(), f"classifier '{last}' → zeros (Fixup)")
+            out.append(e)
+        return out
+
+
+# ----------------------------------------------------------------------------- shared rules
+
+
+def _mha(
+    policy: Policy,
+    ctx: Context,
+    name: str,
+    module: nn.MultiheadAttention,
+    params: Mapping[str, Any],
+) -> Planned:
+    out: Planned = {}
+    e = module.embed_dim
+    for pname, p in params.items():
+        shape = tuple(p.shape)
+        if pname in ("bias_k", "bias_v"):  # torch: xavier_normal_ over (1, 1, E) → std 1/√E
+            out[pname] = entry(
+                pname,
+                shape,
+                S.normal(0.0, 1 / math.sqrt(e)),
+                "MultiheadAttention extra key/value bias: N(0, 1/E)",
+                None,
+            )
+        elif not pname.endswith("_weight"):
+            out[pname] = entry(pname, shape, S.zeros(), "MultiheadAttention bias: zeros", None)
+        else:  # in_proj_weight, or q/k/v_proj_weight (kdim/vdim != embed_dim)
+            out[pname] = policy.attention_weight(ctx, name, module, pname, shape)
+    return out
+
+
+def _rnn(
+    policy: Policy, ctx: Context, name: str, module: nn.Module, params: Mapping[str, Any]
+) -> Planned:
+    cls = type(module).__name__
+    label = f"{cls} '{name}'" if name else cls
+    mode = getattr(module, "mode", None) or cls.replace("Cell", "").upper()
+    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    relu = "RELU" in mode or getattr(module, "nonlinearity", "tanh") == "relu"
+    h = module.hidden_size
+    gate_names = {4: "i, f, g, o", 3: "r, z, n", 1: "h"}[gates]
+    out: Planned = {}
+    for pname, p in params.items():
+        shape = tuple(p.shape)
+        if pname.startswith("weight_ih"):
+            f = fans(shape, "packed", chunks=gates)
+            act = Act("relu") if relu else Act("tanh")
+            scheme, g, why = policy.recurrent_input_scheme(ctx, act)
+            out[pname] = entry(
+                pname,
+                shape,
+                scheme,
+                f"{label} input weights, {gates} gate block(s) ({gate_names}) "
+                f"of {h}×{shape[1]}: {why} → std {{std}}",
+                f,
+                g,
+                chunks=gates,
+            )
+        elif pname.startswith("weight_hh"):
+            f = fans(shape, "packed", chunks=gates)
+            out[pname] = entry(
+                pname,
+                shape,
+                S.orthogonal(),
+                f"{label} recurrent weights: orthogonal per gate block "
+                f"({gates}× {h}×{shape[1]}) keeps the state's norm (Saxe 2013)",
+                f,
+                1.0,
+                chunks=gates,
+            )
+        elif pname.startswith("weight_hr"):
+            out[pname] = entry(
+                pname,
+                shape,
+                S.xavier_uniform(),
+                f"{label} projection: Xavier → std {{std}}",
+                fans(shape),
+                1.0,
+            )
+        elif pname.startswith("bias_ih") and mode == "LSTM" and ctx.forget_bias != 0:
+            out[pname] = entry(
+                pname,
+                shape,
+                S.zeros(),
+                f"{cls} bias: zeros, forget gate {ctx.forget_bias:g} (Gers 2000, Jozefowicz 2015)",
+                None,
+                chunks=4,
+                chunk_schemes=((1, S.constant(ctx.forget_bias)),),
+            )
+        else:
+            out[pname] = entry(pname, shape, S.zeros(), f"{cls} bias: zeros", None)
+    return out
+
+
+# ----------------------------------------------------------------------------- registry
+
+_REGISTRY: dict[str, Policy] = {}
+
+
+def register_policy(name: str, policy: Policy, *, replace: bool = False) -> Policy:
+    """Make ``policy`` available by ``name`` to :func:`initwise.torch.plan`, ``init_model``
+    and ``materialize``. Returns the policy (named ``name``)."""
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"register_policy: name must be a non-empty string, got {name!r}")
+    if not isinstance(policy, Policy):
+        raise TypeError(
+            f"register_policy: policy must be an initwise Policy (or chain(...)), got "
+            f"{type(policy).__name__}; subclass initwise.torch.Policy"
+        )
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"register_policy: {name!r} is already registered; pass replace=True")
+    policy = _renamed(policy, name)
+    _REGISTRY[name] = policy
+    return policy
+
+
+def _renamed(policy: Policy, name: str) -> Policy:
+    if policy.name == name:
+        return policy
+    if isinstance(policy, Chain):
+        return Chain(policy.base, *policy.modifiers, name=name)
+    clone = object.__new__(type(policy))
+    clone.__dict__.update(policy.__dict__)
+    clone.name = name
+    return clone
+
+
+def policy_names() -> tuple[str, ...]:
+    """Every registered policy name, built-ins first."""
+    return tuple(_REGISTRY)
+
+
+def get_policy(policy: str | Policy | Sequence[Any]) -> Policy:
+    """A Policy from a registered name, a Policy, or a sequence ``[policy, *modifiers]``
+    (names or values) composed with :func:`chain`."""
+    if isinstance(policy, Policy):
+        return policy
+    if isinstance(policy, str):
+        if policy not in _REGISTRY:
+            raise ValueError(
+                f"unknown policy {policy!r}; policies: {', '.join(_REGISTRY)} (or pass a Policy, "
+                "or register one with initwise.torch.register_policy)"
+            )
+        return _REGISTRY[policy]
+    if isinstance(policy, (list, tuple)) and policy:
+        base = get_policy(policy[0])
+        mods = [
+            _MODIFIERS[m]() if isinstance(m, str) and m in _MODIFIERS else m for m in policy[1:]
+        ]
+        for m in mods:
+            if not isinstance(m, Modifier):
+                raise ValueError(
+                    f"policy composition: {m!r} is not a Modifier (known by name: "
+                    f"{', '.join(_MODIFIERS)})"
+                )
+        return chain(base, *mods)
+    raise TypeError(
+        f"policy must be a name, a Policy, or [policy, *modifiers]; got {type(policy).__name__}"
+    )
+
+
+_MODIFIERS: dict[str, Callable[[], Modifier]] = {
+    "zero-init-residual": ZeroInitResidual,
+    "depth-scaled-residual": DepthScaledResidual,
+    "fixup": Fixup,
+    "gpt2-residual": GPT2Residual,
+}
+
+for _name, _policy in (
+    ("auto", Auto()),
+    ("he", Preset("he")),
+    ("xavier", Preset("xavier")),
+    ("lecun", Preset("lecun")),
+    ("orthogonal", Orthogonal()),
+    ("torch-default", TorchDefault()),
+    ("gpt2", chain(GPT2(), GPT2Residual(), name="gpt2")),
+    ("zero-init-residual", chain(Auto(), ZeroInitResidual(), name="zero-init-residual")),
+    ("fixup", chain(Auto(), Fixup(), name="fixup")),
+):
+    register_policy(_name, _policy)

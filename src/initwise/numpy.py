@@ -14,7 +14,7 @@ transposed or packed weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,7 +40,7 @@ def _rng(rng: Any, where: str) -> np.random.Generator:
 
 
 def init(
-    scheme: S.Scheme,
+    scheme: S.Scheme | str | Any,
     shape: Shape,
     *,
     rng: np.random.Generator | int,
@@ -51,10 +51,21 @@ def init(
     chunks: int | None = None,
     stride: int | Sequence[int] = 1,
 ) -> np.ndarray:
-    """Draw a new array of ``shape`` from ``scheme`` (the general entry point)."""
-    where = f"initwise.numpy.{getattr(scheme, 'name', scheme.type)}"
+    """Draw a new array of ``shape`` from ``scheme`` (the general entry point).
+
+    ``scheme`` is a Scheme, a preset name (``"xavier_uniform"``) or a dict (``{"scheme":
+    "normal", "std": 0.02}``, see :func:`initwise.schemes.resolve`). ``init(shape, scheme)`` is
+    read the same way: a shape can not be a scheme, so the order is unambiguous."""
+    if _is_shape(scheme) and not _is_shape(shape):
+        scheme, shape = shape, scheme
+    if isinstance(scheme, (str, Mapping)):
+        scheme = S.resolve(scheme)
     if not isinstance(scheme, S.Scheme):
-        raise TypeError(f"scheme must be an initwise Scheme, got {type(scheme).__name__}")
+        raise TypeError(
+            f"scheme must be an initwise Scheme or a preset name such as 'xavier_uniform', got "
+            f"{type(scheme).__name__}"
+        )
+    where = f"initwise.numpy.{getattr(scheme, 'name', scheme.type)}"
     shape = v.shape(shape, where=where)
     dt = np.dtype(dtype)
     if not np.issubdtype(dt, np.floating):
@@ -67,6 +78,14 @@ def init(
         fans = compute_fans(shape, kind, groups=groups, chunks=chunks, stride=stride)
     out = scheme.sample(shape, NumpyBackend(generator), fans)
     return np.asarray(out).astype(dt, copy=False)
+
+
+def _is_shape(x: Any) -> bool:
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return True
+    return isinstance(x, (tuple, list)) and all(
+        isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in x
+    )
 
 
 def zeros(shape: Shape, *, dtype: Any = np.float32) -> np.ndarray:

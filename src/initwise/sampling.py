@@ -35,15 +35,16 @@ import hashlib
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import special
 
+from . import distributions as D
 from . import kernels
 from . import schemes as S
 from ._backend import NumpyBackend
+from .distributions import Dist
 from .math.fans import Fans
 from .math.fans import fans as compute_fans
 
@@ -62,47 +63,6 @@ def default_threads() -> int:
     """Threads used when not given: ``INITWISE_THREADS`` or the CPU count."""
     env = os.environ.get("INITWISE_THREADS")
     return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """An elementwise distribution as a standard draw times ``scale`` plus ``shift``:
-    ``kind`` is ``uniform`` (on [0, 1)), ``normal``, ``trunc`` (standard normal restricted to
-    [``a``, ``b``]) or ``constant`` (``shift`` everywhere)."""
-
-    kind: str
-    scale: float = 1.0
-    shift: float = 0.0
-    a: float = -2.0
-    b: float = 2.0
-
-
-def spec_of(scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None) -> Spec | None:
-    """The :class:`Spec` of an elementwise scheme, or None for matrix schemes."""
-    if isinstance(scheme, S.Constant):
-        return Spec("constant", 0.0, scheme.value)
-    if isinstance(scheme, S.Normal):
-        return Spec("normal", scheme.std_, scheme.mean)
-    if isinstance(scheme, S.Uniform):
-        return Spec("uniform", scheme.high - scheme.low, scheme.low)
-    if isinstance(scheme, S.TruncNormal):
-        lo, hi = scheme.bounds()
-        return Spec(
-            "trunc",
-            scheme.std_,
-            scheme.mean,
-            (lo - scheme.mean) / scheme.std_,
-            (hi - scheme.mean) / scheme.std_,
-        )
-    if isinstance(scheme, S.VarianceScaling):
-        std = scheme.std(shape, fans)
-        if scheme.distribution == "normal":
-            return Spec("normal", std)
-        if scheme.distribution == "uniform":
-            bound = math.sqrt(3.0) * std
-            return Spec("uniform", 2 * bound, -bound)
-        return Spec("trunc", std / S.TRUNC_STD_CORRECTION, 0.0, -2.0, 2.0)
-    return None
 
 
 class Stream:
@@ -137,9 +97,9 @@ class Stream:
         return starts, lens
 
     def fill(
-        self, spec: Spec, ranges: Ranges | None = None, out: np.ndarray | None = None
+        self, dist: Dist, ranges: Ranges | None = None, out: np.ndarray | None = None
     ) -> np.ndarray:
-        """Values of ``spec`` at the flat indices in ``ranges`` (default: all), concatenated in
+        """Values of ``dist`` at the flat indices in ``ranges`` (default: all), concatenated in
         range order, into ``out`` (allocated when not given)."""
         starts, lens = self._segments(ranges)
         total = int(lens.sum())
@@ -148,44 +108,51 @@ class Stream:
         if out.size != total or out.dtype != self.dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a contiguous array of {total} {self.dtype} values")
         flat = out.reshape(-1)
-        if spec.kind == "constant":
-            flat[:] = spec.shift
+        kind, scale, shift, a, b = dist.stream_args()
+        if kind == "constant":
+            flat[:] = shift
             return out
-        if spec.kind == "trunc" and special.ndtr(spec.b) - special.ndtr(spec.a) <= 0.3:
-            self._narrow_trunc(spec, starts, lens, flat)
+        if kind == "trunc" and D.narrow(a, b, special.ndtr):
+            self._narrow_trunc(scale, shift, a, b, starts, lens, flat)
             return out
         kernels.fill(
-            spec.kind,
+            kind,
             self.key,
             starts,
             lens,
             flat,
-            scale=spec.scale,
-            shift=spec.shift,
-            a=spec.a,
-            b=spec.b,
+            scale=scale,
+            shift=shift,
+            a=a,
+            b=b,
             threads=self.threads,
         )
         return out
 
     def _narrow_trunc(
-        self, spec: Spec, starts: np.ndarray, lens: np.ndarray, out: np.ndarray
+        self,
+        scale: float,
+        shift: float,
+        a: float,
+        b: float,
+        starts: np.ndarray,
+        lens: np.ndarray,
+        out: np.ndarray,
     ) -> None:
-        """Standard normal on a narrow window [a, b] (mass ≤ 0.3, where rejection would waste
-        draws): the inverse CDF of the element's 53-bit uniform, in float64, on the side of 0
-        where Φ keeps relative precision (no ±inf, no pile-up at the bounds)."""
+        """Standard normal on a narrow window [a, b] (:func:`initwise.distributions.narrow`,
+        where rejection would waste draws): the inverse CDF of the element's 53-bit uniform, in
+        float64, on the :func:`~initwise.distributions.mirrored_window`."""
         u = kernels.fill(
             "uniform", self.key, starts, lens, np.empty(out.size), threads=self.threads
         )
-        flip = spec.a > 0
-        lo, hi = (-spec.b, -spec.a) if flip else (spec.a, spec.b)
+        flip, lo, hi = D.mirrored_window(a, b)
         z = special.ndtri(special.ndtr(lo) + (special.ndtr(hi) - special.ndtr(lo)) * u)
         np.clip(z, lo, hi, out=z)
         out[:] = -z if flip else z
-        if spec.scale != 1.0:
-            out *= self.dtype.type(spec.scale)
-        if spec.shift != 0.0:
-            out += self.dtype.type(spec.shift)
+        if scale != 1.0:
+            out *= self.dtype.type(scale)
+        if shift != 0.0:
+            out += self.dtype.type(shift)
 
 
 def sample(
@@ -212,9 +179,9 @@ def sample(
     if scheme.needs_fans and fans is None:
         fans = compute_fans(shape)
     stream = Stream(stream_key(seed, name), numel, dtype, threads)
-    spec = spec_of(scheme, shape, fans)
-    if spec is not None:
-        vals = stream.fill(spec, ranges, None if out is None else out.reshape(-1))
+    dist = scheme.dist(shape, fans)
+    if dist is not None:
+        vals = stream.fill(dist, ranges, None if out is None else out.reshape(-1))
         if out is not None:
             return out
         return vals if ranges is not None else vals.reshape(shape)

@@ -27,13 +27,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from . import _validate as v
+from . import distributions as D
 from ._backend import Array, Backend
+from .distributions import TRUNC_STD_CORRECTION, Dist, truncated_normal
 from .math.fans import Fans, fans
 from .math.gains import calculate_gain
 
-TRUNC_STD_CORRECTION = 0.87962566103423978
-"""Std of a standard normal truncated to [-2, 2]; dividing by it restores unit variance
-(the constant of JAX/TF/Keras ``variance_scaling(distribution="truncated_normal")``)."""
+__all__ = ["TRUNC_STD_CORRECTION", "Dist", "truncated_normal"]  # extended below
 
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
@@ -73,13 +73,26 @@ class Scheme:
         """Standard deviation of the entries this scheme produces for ``shape``."""
         raise NotImplementedError
 
+    def dist(self, shape: tuple[int, ...], fans: Fans | None = None) -> Dist | None:
+        """The elementwise distribution of the entries for ``shape``, or None for schemes that
+        need the whole matrix (orthogonal, sparse, eye, dirac, delta-orthogonal). Sampling,
+        streams and formulas of elementwise schemes all derive from it."""
+        return None
+
     def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
         """Draw an array of ``shape`` through ``backend``."""
-        raise NotImplementedError
+        d = self.dist(shape, fans)
+        if d is None:
+            raise NotImplementedError(f"{type(self).__name__} must implement sample or dist")
+        return d.sample(backend, shape)
 
     def formula(self) -> str:
         """The rule in one line, for plans and tables."""
         raise NotImplementedError
+
+    def scaled(self, factor: float) -> Scheme:
+        """The same scheme with every entry multiplied by ``factor`` > 0 (its std scales too)."""
+        raise NotImplementedError(f"{type(self).__name__} can not be scaled")
 
     @property
     def label(self) -> str:
@@ -98,7 +111,7 @@ class VarianceScaling(Scheme):
     * ``normal``: ``N(0, std²)`` with ``std = gain·√(scale/fan)``;
     * ``uniform``: ``U(−√3·std, √3·std)`` (same variance);
     * ``truncated_normal``: ``N(0, 1)`` truncated to [−2, 2], times
-      ``std / 0.87962566`` so the *truncated* variance is ``std²`` (JAX/TF semantics).
+      ``std / TRUNC_STD_CORRECTION`` so the *truncated* variance is ``std²`` (JAX/TF semantics).
 
     ``fan_avg = (fan_in + fan_out)/2``, so ``mode="fan_avg", gain=1`` is Glorot's
     ``2/(fan_in + fan_out)``.
@@ -128,25 +141,16 @@ class VarianceScaling(Scheme):
             return self.gain * math.sqrt(2.0 * self.scale / float(f.fan_in + f.fan_out))
         return self.gain * math.sqrt(self.scale) / math.sqrt(f.of(self.mode))
 
-    def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        std = self.std(shape, fans)
-        if self.distribution == "normal":
-            return backend.normal(shape, 0.0, std)
-        if self.distribution == "uniform":
-            bound = math.sqrt(3.0) * std
-            return backend.uniform(shape, -bound, bound)
-        sigma = std / TRUNC_STD_CORRECTION
-        return truncated_normal(backend, shape, 0.0, sigma, -2.0 * sigma, 2.0 * sigma)
+    def dist(self, shape: tuple[int, ...], fans: Fans | None = None) -> Dist:
+        return D.variance_scaling(self.distribution, self.std(shape, fans))
 
     def formula(self) -> str:
         core = f"√({_num(self.scale)}/{self.mode})" if self.scale != 1 else f"1/√{self.mode}"
         g = "" if self.gain == 1 else f"{self.gain:.4g}·"
-        dist = {
-            "normal": "N(0, std²)",
-            "uniform": "U(±√3·std)",
-            "truncated_normal": "TruncN(±2σ, std²)",
-        }[self.distribution]
-        return f"{dist}, std = {g}{core}"
+        return f"{D.VARIANCE_SCALING_TEXT[self.distribution]}, std = {g}{core}"
+
+    def scaled(self, factor: float) -> VarianceScaling:
+        return dataclasses.replace(self, scale=self.scale * factor * factor)
 
 
 @dataclass(frozen=True)
@@ -162,11 +166,14 @@ class Constant(Scheme):
     def std(self, shape: tuple[int, ...], fans: Fans | None = None) -> float:
         return 0.0
 
-    def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        return backend.zeros(shape) + self.value
+    def dist(self, shape: tuple[int, ...], fans: Fans | None = None) -> Dist:
+        return Dist.constant(self.value)
 
     def formula(self) -> str:
         return f"constant {_num(self.value)}"
+
+    def scaled(self, factor: float) -> Constant:
+        return Constant(self.value * factor)
 
     @property
     def label(self) -> str:
@@ -190,11 +197,14 @@ class Normal(Scheme):
     def std(self, shape: tuple[int, ...], fans: Fans | None = None) -> float:
         return self.std_
 
-    def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        return backend.normal(shape, self.mean, self.std_)
+    def dist(self, shape: tuple[int, ...], fans: Fans | None = None) -> Dist:
+        return Dist.normal(self.mean, self.std_)
 
     def formula(self) -> str:
         return f"N({_num(self.mean)}, {_num(self.std_)}²)"
+
+    def scaled(self, factor: float) -> Normal:
+        return Normal(self.mean * factor, self.std_ * factor)
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "mean": self.mean, "std": self.std_}
@@ -219,11 +229,14 @@ class Uniform(Scheme):
     def std(self, shape: tuple[int, ...], fans: Fans | None = None) -> float:
         return (self.high - self.low) / math.sqrt(12.0)
 
-    def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        return backend.uniform(shape, self.low, self.high)
+    def dist(self, shape: tuple[int, ...], fans: Fans | None = None) -> Dist:
+        return Dist.uniform(self.low, self.high)
 
     def formula(self) -> str:
         return f"U({_num(self.low)}, {_num(self.high)})"
+
+    def scaled(self, factor: float) -> Uniform:
+        return Uniform(self.low * factor, self.high * factor)
 
 
 @dataclass(frozen=True)
@@ -269,9 +282,16 @@ class TruncNormal(Scheme):
         al, be = (lo - self.mean) / self.std_, (hi - self.mean) / self.std_
         return float(stats.truncnorm.std(al, be, loc=self.mean, scale=self.std_))
 
-    def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
+    def dist(self, shape: tuple[int, ...], fans: Fans | None = None) -> Dist:
         lo, hi = self.bounds()
-        return truncated_normal(backend, shape, self.mean, self.std_, lo, hi)
+        return Dist.trunc(self.mean, self.std_, lo, hi)
+
+    def scaled(self, factor: float) -> TruncNormal:
+        if self.relative:
+            return TruncNormal(self.mean * factor, self.std_ * factor, self.a, self.b, True)
+        return TruncNormal(
+            self.mean * factor, self.std_ * factor, self.a * factor, self.b * factor, False
+        )
 
     def formula(self) -> str:
         lo, hi = self.bounds()
@@ -316,6 +336,9 @@ class Orthogonal(Scheme):
     def formula(self) -> str:
         return f"orthogonal (QR, sign-fixed) × {_num(self.gain)}"
 
+    def scaled(self, factor: float) -> Orthogonal:
+        return Orthogonal(self.gain * factor)
+
 
 @dataclass(frozen=True)
 class Eye(Scheme):
@@ -337,6 +360,9 @@ class Eye(Scheme):
 
     def formula(self) -> str:
         return "identity" + ("" if self.gain == 1 else f" × {_num(self.gain)}")
+
+    def scaled(self, factor: float) -> Eye:
+        return Eye(self.gain * factor)
 
 
 @dataclass(frozen=True)
@@ -413,6 +439,9 @@ class DeltaOrthogonal(Scheme):
     def formula(self) -> str:
         return f"delta-orthogonal × {_num(self.gain)}"
 
+    def scaled(self, factor: float) -> DeltaOrthogonal:
+        return DeltaOrthogonal(self.gain * factor)
+
 
 @dataclass(frozen=True)
 class Sparse(Scheme):
@@ -448,38 +477,14 @@ class Sparse(Scheme):
     def formula(self) -> str:
         return f"sparse: {self.sparsity:.0%} zeros per column, rest N(0, {_num(self.std_)}²)"
 
+    def scaled(self, factor: float) -> Sparse:
+        return Sparse(self.sparsity, self.std_ * factor)
+
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "sparsity": self.sparsity, "std": self.std_}
 
 
 # ----------------------------------------------------------------------------- algorithms
-
-
-def truncated_normal(
-    backend: Backend, shape: tuple[int, ...], mean: float, std: float, lo: float, hi: float
-) -> Array:
-    r"""Exact ``N(mean, std²)`` restricted to ``[lo, hi]``.
-
-    Wide windows (mass > 0.3) redraw the out-of-range entries of a normal sample; narrow ones
-    use the inverse CDF on the side of the mean where ``Φ`` keeps relative precision (the window
-    is mirrored into the lower tail), so far-tail windows neither return ±inf nor pile up at the
-    bounds (the failure of inverse-CDF samplers, pytorch#145498).
-    """
-    alpha, beta = (lo - mean) / std, (hi - mean) / std
-    if backend.ndtr(beta) - backend.ndtr(alpha) > 0.3:
-        out = backend.normal(shape, mean, std)
-        for _ in range(1000):
-            bad = (out < lo) | (out > hi)
-            if not bad.any():
-                return out
-            out = backend.where(bad, backend.normal(shape, mean, std), out)
-        raise RuntimeError("truncated_normal: rejection sampling did not converge")  # p<1e-500
-    flip = alpha > 0
-    if flip:
-        alpha, beta = -beta, -alpha
-    u = backend.uniform(shape, backend.ndtr(alpha), backend.ndtr(beta))
-    z = backend.ndtri(u).clip(alpha, beta)
-    return mean + std * (-z if flip else z)
 
 
 def orthogonal_matrix(backend: Backend, rows: int, cols: int) -> Array:

@@ -89,7 +89,8 @@ class LayerStats:
         """``|log2(q / q̂_local)|``: how far the layer is from its own theory (in doublings)."""
         if not self.pred_local or self.out_m2 <= 0:
             return None
-        return abs(math.log2(self.out_m2 / self.pred_local))
+        r = self.out_m2 / self.pred_local
+        return abs(math.log2(r)) if math.isfinite(r) and r > 0 else math.inf
 
 
 @dataclass
@@ -215,7 +216,8 @@ def diagnose(
         flat = post.movedim(dim, -1).reshape(-1, post.shape[dim])
         spec = act.spec  # properties from the activation registry (None: probed module)
         rec["dead"] = (
-            float((flat == 0).all(dim=0).float().mean()) if spec is not None and spec.can_die
+            float((flat == 0).all(dim=0).float().mean())
+            if spec is not None and spec.can_die
             else 0.0
         )
         rec["saturated"] = spec.saturated_fraction(post) if spec is not None else 0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -88,24 +89,40 @@ def render_text(report: Report, width: int = 180) -> str:
     return console.export_text()
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf: a layer that blew up, a ratio with a zero)
+    replaced by None, so the file is valid JSON (RFC 8259 has no NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def new_figure(figsize: tuple[float, float] | None = None, need: str = "") -> Any:
+    """A matplotlib ``Figure`` that renders off-screen without pyplot: the user's backend
+    (a notebook's inline one, say) is never switched, and nothing is left open."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ImportError(need or "plots need matplotlib: pip install 'initwise[plot]'") from exc
+    return Figure(figsize=figsize)
+
+
 def plot_reports(
     reports: Sequence[Report] | Mapping[str, Report], path: str, title: str = ""
 ) -> str:
     """Forward (output std) and backward (gradient std) per layer, log scale, one line per report,
     theory dashed where the chain prediction applies. Writes a PNG; returns its path."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - exercised via the error test
-        raise ImportError("plots need matplotlib: pip install 'initwise[plot]'") from exc
+    fig = new_figure(figsize=(11, 4), need="plots need matplotlib: pip install 'initwise[plot]'")
+    axes = fig.subplots(1, 2)
     items = (
         list(reports.items())
         if isinstance(reports, Mapping)
         else [(r.label or r.model, r) for r in reports]
     )
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for k, (label, r) in enumerate(items):
         color = f"C{k % 10}"
         xs = list(range(len(r.layers)))
@@ -137,7 +154,6 @@ def plot_reports(
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -177,5 +193,7 @@ def write_report(reports: Mapping[str, Report], out_dir: str, title: str = "") -
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as f:
-        json.dump({k: r.to_dict() for k, r in reports.items()}, f, indent=1, allow_nan=True)
+        json.dump(
+            json_safe({k: r.to_dict() for k, r in reports.items()}), f, indent=1, allow_nan=False
+        )
     return path

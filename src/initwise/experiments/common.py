@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import schemes as S
+from ..diagnostics.render import new_figure
 from ..torch import POLICIES
 from ..torch import plan as make_plan
 
@@ -288,24 +289,25 @@ def claim_line(results: dict[str, Any]) -> str:
 
 
 def save_figure(fig: Any, path: str) -> None:
-    """Lay out, write (100 dpi PNG) and close a matplotlib figure."""
-    import matplotlib.pyplot as plt
-
+    """Lay out and write (100 dpi PNG) a figure from :func:`figure`."""
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
+
+
+class _Figures:
+    """What experiments call ``plt``: ``subplots`` on an off-screen ``Figure`` (no pyplot, so
+    the caller's matplotlib backend is never changed)."""
+
+    def subplots(self, *args: Any, figsize: tuple[float, float] | None = None, **kw: Any) -> Any:
+        fig = new_figure(
+            figsize, "experiments draw plots with matplotlib: pip install 'initwise[plot]'"
+        )
+        return fig, fig.subplots(*args, **kw)
 
 
 def figure(path: str) -> Any:
-    """A matplotlib pyplot module using the Agg back end (raises if matplotlib is missing)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise ImportError(
-            "experiments draw plots with matplotlib: pip install 'initwise[plot]'"
-        ) from exc
+    """An object with ``subplots(...)`` → ``(fig, axes)`` drawing off-screen (raises if
+    matplotlib is missing); creates the folder of ``path``."""
+    new_figure(None, "experiments draw plots with matplotlib: pip install 'initwise[plot]'")
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    return plt
+    return _Figures()

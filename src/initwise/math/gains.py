@@ -184,7 +184,22 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     selu              3/4
     anything else     :func:`gain` (forward, numeric) — torch raises here
     ================= ==========================
+
+    ``nonlinearity`` may also be the activation itself: a torch module (``nn.Tanh()``,
+    ``nn.LeakyReLU(0.2)``) or functional (``F.silu``) that the activation registry knows gets
+    the gain of its name (with the module's parameter); any other elementwise callable gets its
+    numeric forward gain.
     """
+    if not isinstance(nonlinearity, str) and callable(nonlinearity):
+        named = _registered_name(nonlinearity)
+        if named is None:  # an activation initwise does not know: its numeric forward gain
+            if param is not None:
+                raise ValueError(
+                    "param only applies to named activations; bind it into the callable"
+                )
+            return gain(nonlinearity, method="forward")
+        nonlinearity, own = named
+        param = own if param is None else param
     name = canonical_name(nonlinearity)  # like torch, param is ignored unless leaky_relu
     if name in ("linear", "sigmoid"):
         return 1.0
@@ -198,3 +213,18 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if name == "selu":
         return 3.0 / 4
     return gain(name, param, method="forward")
+
+
+def _registered_name(fn: Callable[..., Any]) -> tuple[str, float | None] | None:
+    """(name, param) of a torch module or function the activation registry knows, else None."""
+    found = A.for_module(fn) if A.wants_torch(fn) and not _is_function(fn) else None
+    if found is None and _is_function(fn):
+        found = A.for_function(getattr(fn, "__name__", ""), (), {})
+    if found is None:
+        return None
+    spec, param = found
+    return spec.name, (None if param == spec.default_param else param)
+
+
+def _is_function(fn: Any) -> bool:
+    return not hasattr(fn, "forward") and hasattr(fn, "__name__")

@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench gpu-check clean
 
 $(STAMP): requirements-dev.txt pyproject.toml
 	python3 -m venv .venv
@@ -25,6 +25,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m initwise.cli bench
+
+# On a machine with a CUDA GPU (uses its python3 and torch, not .venv): issue 16's checks.
+gpu-check:
+	bash benchmarks/gpu_check.sh
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache .hypothesis .coverage

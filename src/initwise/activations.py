@@ -91,6 +91,9 @@ class ActivationSpec:
     bounds: tuple[float, float] | None = None  # output range of a saturating activation
     can_die: bool = False
     homogeneous: bool = False
+    torch_gain: Callable[[float | None], float] | None = field(default=None, repr=False)
+    """torch's ``calculate_gain`` closed form for the names torch knows (``tanh`` 5/3, ``selu``
+    3/4, …); None where torch raises and initwise uses the numeric forward gain."""
     call_variant: Callable[[tuple, dict], str | None] | None = field(default=None, repr=False)
     """For functionals whose keyword picks another registered activation (``F.gelu(x,
     approximate="tanh")`` → ``gelu_tanh``): returns that name, or ``""`` for "not an
@@ -149,6 +152,7 @@ def _builtin() -> list[ActivationSpec]:
         ActivationSpec(
             "linear",
             lambda x, p: x,
+            torch_gain=lambda p: 1.0,
             aliases=("identity", "none"),
             modules=(ModuleMatch("LinearActivation", torch_only=False),),
             functions=(),  # F.linear is a layer, not an activation
@@ -159,6 +163,7 @@ def _builtin() -> list[ActivationSpec]:
         ActivationSpec(
             "sigmoid",
             lambda x, p: special.expit(x),
+            torch_gain=lambda p: 1.0,
             modules=(M("Sigmoid"),),
             torch_fn=lambda F, x, p: F.sigmoid(x),
             saturating=True,
@@ -167,6 +172,7 @@ def _builtin() -> list[ActivationSpec]:
         ActivationSpec(
             "tanh",
             lambda x, p: np.tanh(x),
+            torch_gain=lambda p: 5.0 / 3,
             modules=(M("Tanh"),),
             torch_fn=lambda F, x, p: F.tanh(x),
             odd=True,
@@ -176,6 +182,7 @@ def _builtin() -> list[ActivationSpec]:
         ActivationSpec(
             "relu",
             lambda x, p: np.maximum(x, 0.0),
+            torch_gain=lambda p: math.sqrt(2.0),
             modules=(M("ReLU"),),
             torch_fn=lambda F, x, p: F.relu(x),
             can_die=True,
@@ -184,6 +191,7 @@ def _builtin() -> list[ActivationSpec]:
         ActivationSpec(
             "leaky_relu",
             lambda x, p: np.where(x > 0, x, p * x),
+            torch_gain=lambda p: math.sqrt(2.0 / (1 + (0.01 if p is None else p) ** 2)),
             default_param=0.01,
             param_name="negative_slope",
             aliases=("leakyrelu",),
@@ -210,6 +218,7 @@ def _builtin() -> list[ActivationSpec]:
         ActivationSpec(
             "selu",
             lambda x, p: SELU_SCALE * _elu(x, SELU_ALPHA),
+            torch_gain=lambda p: 3.0 / 4,
             modules=(M("SELU"),),
             torch_fn=lambda F, x, p: F.selu(x),
         ),

@@ -147,9 +147,18 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     names = ["lsuv", "diagnose", "fill", "materialize"] if args.name == "all" else [args.name]
+    if args.device != "cpu" and not set(names) <= {"fill", "materialize"}:
+        raise ValueError("--device applies to the fill and materialize benchmarks")
+    if args.size is not None and names != ["materialize"]:
+        raise ValueError("a size applies to the materialize benchmark only")
     for name in names:
         module = importlib.import_module(f"initwise.bench.{name}")
-        module.run()
+        kw: dict[str, Any] = {}
+        if name in ("fill", "materialize"):
+            kw["device"] = args.device
+        if name == "materialize" and args.size is not None:
+            kw["size"] = args.size
+        module.run(**kw)
     return 0
 
 
@@ -249,6 +258,18 @@ def build_parser() -> argparse.ArgumentParser:
     bn = sub.add_parser("bench", help="run the benchmarks (ratios against peers)")
     bn.add_argument(
         "name", nargs="?", default="all", choices=["all", "lsuv", "diagnose", "fill", "materialize"]
+    )
+    bn.add_argument(
+        "size",
+        nargs="?",
+        default=None,
+        choices=["ci", "small", "medium", "xl"],
+        help="GPT-2 size for the materialize benchmark (default medium)",
+    )
+    bn.add_argument(
+        "--device",
+        default="cpu",
+        help="fill/materialize on this device (e.g. cuda): initwise's on-device kernel vs torch's",
     )
     bn.set_defaults(func=_cmd_bench)
     return parser

@@ -129,6 +129,21 @@ class Stream:
         )
         return out
 
+    def fill_tensor(self, dist: Dist, ranges: Ranges | None, out: Any) -> Any:
+        """:meth:`fill` into a contiguous 1-D torch tensor ``out`` on its own device (same bits).
+        A narrow truncation window (inverse CDF, rare) is computed on the host and copied."""
+        starts, lens = self._segments(ranges)
+        kind, scale, shift, a, b = dist.stream_args()
+        if kind == "constant":
+            return out.fill_(shift)
+        if kind == "trunc" and D.narrow(a, b, special.ndtr):
+            host = np.empty(out.numel(), dtype=self.dtype)
+            self._narrow_trunc(scale, shift, a, b, starts, lens, host)
+            return out.copy_(_torch_from_numpy(host))
+        return kernels.fill_tensor(
+            kind, self.key, starts, lens, out, scale=scale, shift=shift, a=a, b=b
+        )
+
     def _narrow_trunc(
         self,
         scale: float,
@@ -198,6 +213,54 @@ def sample(
         out.reshape(-1)[:] = sel
         return out
     return sel.reshape(shape) if ranges is None else sel
+
+
+def sample_tensor(
+    scheme: S.Scheme,
+    shape: Sequence[int],
+    *,
+    seed: int,
+    name: str,
+    device: Any,
+    dtype: Any = None,
+    fans: Fans | None = None,
+    ranges: Ranges | None = None,
+    out: Any = None,
+) -> Any:
+    """:func:`sample` as a torch tensor drawn on ``device`` (float32, or float64 for
+    ``dtype=torch.float64``): elementwise schemes are generated there by the torch kernel — the
+    same bits as :func:`sample` — so a GPU parameter (or shard) never passes through host memory.
+    Matrix schemes (orthogonal, sparse, eye, dirac, delta-orthogonal) are made on the host and
+    copied. ``out``: a contiguous tensor of the result's size on ``device`` to fill in place."""
+    import torch
+
+    shape = tuple(int(s) for s in shape)
+    numel = math.prod(shape)
+    scheme.check_shape(shape)
+    if scheme.needs_fans and fans is None:
+        fans = compute_fans(shape)
+    tdt = torch.float64 if dtype == torch.float64 else torch.float32
+    np_dtype = np.float64 if tdt == torch.float64 else np.float32
+    dist = scheme.dist(shape, fans)
+    size = numel if ranges is None else sum(int(b) - int(a) for a, b in ranges)
+    target = out if out is not None else torch.empty(size, dtype=tdt, device=device)
+    if target.numel() != size or target.dtype != tdt or not target.is_contiguous():
+        raise ValueError(f"out must be a contiguous tensor of {size} {tdt} values")
+    flat = target.view(-1)
+    if dist is not None:
+        Stream(stream_key(seed, name), numel, np_dtype, 1).fill_tensor(dist, ranges, flat)
+    else:
+        host = sample(scheme, shape, seed=seed, name=name, fans=fans, ranges=ranges, dtype=np_dtype)
+        flat.copy_(torch.from_numpy(np.ascontiguousarray(host).reshape(-1)))
+    if out is not None:
+        return out
+    return target if ranges is not None else target.view(shape)
+
+
+def _torch_from_numpy(a: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(a)
 
 
 def box_ranges(

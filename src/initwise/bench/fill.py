@@ -1,32 +1,59 @@
 """Fill throughput: initwise's reproducible streams vs ``torch.nn.init`` at the same thread count,
-with ``Tensor.fill_`` (pure memory writes) printed as the ceiling, and the NumPy reference kernel
-(the fallback without Numba; same values) beside the compiled one."""
+with ``Tensor.fill_`` (pure memory writes) printed as the ceiling.
+
+On the CPU (default) the compiled host kernel is measured, with the NumPy reference and the torch
+kernel (the device path, eager torch ops on the CPU) beside it — all three give the same values.
+With ``device="cuda"`` the torch kernel draws on the GPU (fused by ``torch.compile`` when it
+passes its bit-for-bit check), against torch's own GPU generator and ``fill_``'s bandwidth, and
+the GPU's values are compared with the CPU's."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from typing import Any
 
 import torch
 
 from . import print_table, timeit
 
 
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(fn: Any, device: str, repeat: int) -> float:
+    def call() -> None:
+        fn()
+        _sync(device)
+
+    return timeit(call, repeat)
+
+
 def run(
-    numel: int = 1 << 26, repeat: int = 3, threads: int | None = None
-) -> list[dict[str, float]]:
+    numel: int = 1 << 26,
+    repeat: int = 3,
+    threads: int | None = None,
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
     from .. import kernels, sampling
     from .. import schemes as S
 
+    if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
+        raise ValueError(
+            f"bench fill --device {device}: no such device here (CUDA available: "
+            f"{torch.cuda.is_available()})"
+        )
     backend = kernels.warm()
-
     n_threads = threads or torch.get_num_threads()
     old = torch.get_num_threads()
     torch.set_num_threads(n_threads)
+    rows = []
     try:
-        t = torch.empty(numel)
-        out = t.numpy()
-        g = torch.Generator().manual_seed(0)
-        ceiling = numel / timeit(lambda: t.fill_(1.0), repeat) / 1e6
+        t = torch.empty(numel, device=device)
+        g = torch.Generator(device=device).manual_seed(0)
+        ceiling = numel / _timed(lambda: t.fill_(1.0), device, repeat) / 1e6
         cases = [
             ("uniform", lambda: torch.nn.init.uniform_(t, -1, 1, generator=g), S.uniform(-1, 1)),
             ("normal", lambda: torch.nn.init.normal_(t, 0, 0.02, generator=g), S.normal(0, 0.02)),
@@ -36,59 +63,105 @@ def run(
                 S.trunc_normal(0, 0.02, -0.04, 0.04),
             ),
         ]
-        rows = []
         for name, peer, scheme in cases:
 
-            def ours(scheme=scheme):
-                sampling.sample(scheme, (numel,), seed=0, name="bench", threads=n_threads, out=out)
+            def on_device(scheme: Any = scheme) -> None:
+                sampling.sample_tensor(scheme, (numel,), seed=0, name="bench", device=device, out=t)
 
-            tp = numel / timeit(peer, repeat) / 1e6
-            fast = numel / timeit(ours, repeat) / 1e6
-            ref = float("nan")
-            if backend == "numba":
+            def on_host(scheme: Any = scheme) -> None:
+                sampling.sample(
+                    scheme, (numel,), seed=0, name="bench", threads=n_threads, out=t.numpy()
+                )
+
+            tp = numel / _timed(peer, device, repeat) / 1e6
+            row: dict[str, Any] = {
+                "dist": name,
+                "torch_melem_s": tp,
+                "ceiling_melem_s": ceiling,
+                "kernel": backend,
+                "device": device,
+            }
+            if device == "cpu":
+                row["initwise_melem_s"] = numel / _timed(on_host, device, repeat) / 1e6
                 old_env = os.environ.get("INITWISE_KERNEL")
                 os.environ["INITWISE_KERNEL"] = "numpy"
                 try:
-                    ref = numel / timeit(ours, 1) / 1e6
+                    row["numpy_ref_melem_s"] = numel / timeit(on_host, 1) / 1e6
                 finally:
                     if old_env is None:
                         del os.environ["INITWISE_KERNEL"]
                     else:
                         os.environ["INITWISE_KERNEL"] = old_env
-            rows.append(
-                {
-                    "dist": name,
-                    "torch_melem_s": tp,
-                    "initwise_melem_s": fast,
-                    "numpy_ref_melem_s": ref,
-                    "ratio": fast / tp,
-                    "ceiling_melem_s": ceiling,
-                    "kernel": backend,
-                }
-            )
+                row["torch_ops_melem_s"] = numel / timeit(on_device, 1, warmup=0) / 1e6
+            else:
+                on_device()  # first call: compile (once per process) and self-check
+                row["initwise_melem_s"] = numel / _timed(on_device, device, repeat) / 1e6
+                on_device()
+                gpu = hashlib.sha256(t.cpu().numpy().tobytes()).hexdigest()
+                host = sampling.sample(scheme, (numel,), seed=0, name="bench", threads=n_threads)
+                row["same_bits_as_cpu"] = gpu == hashlib.sha256(host.tobytes()).hexdigest()
+            row["ratio"] = row["initwise_melem_s"] / tp
+            row["of_fill"] = row["initwise_melem_s"] / ceiling
+            rows.append(row)
     finally:
         torch.set_num_threads(old)
-    print_table(
-        f"fill {numel / 2**20:.0f} Mi float32 elements, {n_threads} threads, kernel {backend} "
-        f"(fill_ ceiling {ceiling:.0f} Melem/s, torch {torch.__version__})",
-        [
+    _print(rows, numel, n_threads, backend, device)
+    return rows
+
+
+def _f(x: float) -> str:
+    return "—" if x != x else f"{x:.0f}"
+
+
+def _print(rows: list[dict[str, Any]], numel: int, threads: int, backend: str, device: str) -> None:
+    ceiling = rows[0]["ceiling_melem_s"]
+    if device == "cpu":
+        title = (
+            f"fill {numel / 2**20:.0f} Mi float32 elements, {threads} threads, kernel "
+            f"{backend} (fill_ ceiling {ceiling:.0f} Melem/s, torch {torch.__version__})"
+        )
+        header = [
             "distribution",
             "torch.nn.init Melem/s",
             "initwise Melem/s",
             "initwise / torch",
             "NumPy reference Melem/s",
-        ],
-        [
+            "torch-ops kernel Melem/s",
+        ]
+        body = [
             [
                 r["dist"],
-                f"{r['torch_melem_s']:.0f}",
-                f"{r['initwise_melem_s']:.0f}",
+                _f(r["torch_melem_s"]),
+                _f(r["initwise_melem_s"]),
                 f"{r['ratio']:.2f}×",
-                "—"
-                if r["numpy_ref_melem_s"] != r["numpy_ref_melem_s"]
-                else f"{r['numpy_ref_melem_s']:.0f}",
+                _f(r["numpy_ref_melem_s"]),
+                _f(r["torch_ops_melem_s"]),
             ]
             for r in rows
-        ],
-    )
-    return rows
+        ]
+    else:
+        name = torch.cuda.get_device_name(torch.device(device))
+        title = (
+            f"fill {numel / 2**20:.0f} Mi float32 elements on {name} (fill_ "
+            f"{ceiling:.0f} Melem/s = {ceiling * 4 / 1e3:.0f} GB/s, torch {torch.__version__})"
+        )
+        header = [
+            "distribution",
+            "torch.nn.init Melem/s",
+            "initwise Melem/s",
+            "initwise / torch",
+            "initwise / fill_",
+            "same bits as CPU",
+        ]
+        body = [
+            [
+                r["dist"],
+                _f(r["torch_melem_s"]),
+                _f(r["initwise_melem_s"]),
+                f"{r['ratio']:.2f}×",
+                f"{r['of_fill']:.0%}",
+                str(r["same_bits_as_cpu"]),
+            ]
+            for r in rows
+        ]
+    print_table(title, header, body)

@@ -53,7 +53,7 @@ def _current_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def child(variant: str, size: str) -> dict[str, Any]:
+def child(variant: str, size: str, device: str = "cpu") -> dict[str, Any]:
     """One measurement, in this process."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -62,6 +62,8 @@ def child(variant: str, size: str) -> dict[str, Any]:
     from initwise import kernels
 
     kernels.warm()  # the compiled kernel is part of the baseline: a fixed cost, not the model's
+    if device != "cpu":
+        return _child_device(variant, size, device)
     n_layer, n_embd, n_head = SIZES[size]
     cfg = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head)
     with torch.device("meta"):
@@ -94,11 +96,56 @@ def child(variant: str, size: str) -> dict[str, Any]:
     }
 
 
-def measure(variant: str, size: str) -> dict[str, Any]:
+def _child_device(variant: str, size: str, device: str) -> dict[str, Any]:
+    """On a GPU: initwise materializes meta → device, drawing on the device; HF builds the model
+    under ``torch.device(device)`` (its own init on the GPU). Peak = CUDA allocator peak."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    import initwise.torch as it
+
+    n_layer, n_embd, n_head = SIZES[size]
+    cfg = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head)
+    with torch.device("meta"):
+        plan = it.plan(GPT2LMHeadModel(cfg), "gpt2")
+    if variant == "initwise-meta":  # compile + self-check the device kernel outside the timing
+        with torch.device("meta"):
+            warm = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=n_embd, n_head=n_head))
+        it.materialize(warm, seed=0, device=device, policy="gpt2")
+        del warm
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    if variant == "initwise-meta":
+        with torch.device("meta"):
+            model = GPT2LMHeadModel(cfg)
+        it.materialize(model, plan, seed=0, device=device)
+    elif variant == "hf-from-config":
+        with torch.device(device):
+            model = GPT2LMHeadModel(cfg)
+    else:
+        raise ValueError(f"variant {variant!r} is not measured on {device}")
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - t
+    weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    return {
+        "variant": variant,
+        "size": size,
+        "params": sum(p.numel() for p in model.parameters()),
+        "seconds": seconds,
+        "weights_mb": weights,
+        "peak_above_base_mb": torch.cuda.max_memory_allocated() / 2**20,
+        "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(),
+    }
+
+
+def measure(variant: str, size: str, device: str = "cpu") -> dict[str, Any]:
     """Run :func:`child` in a fresh interpreter and return its result."""
     code = (
         "import json, sys; from initwise.bench.materialize import child; "
-        f"print(json.dumps(child({variant!r}, {size!r})))"
+        f"print(json.dumps(child({variant!r}, {size!r}, {device!r})))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -110,19 +157,30 @@ def measure(variant: str, size: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(size: str = "medium", variants: tuple[str, ...] = VARIANTS) -> list[dict[str, Any]]:
+def run(
+    size: str = "medium", variants: tuple[str, ...] | None = None, device: str = "cpu"
+) -> list[dict[str, Any]]:
     from . import print_table
 
     try:
         import transformers  # noqa: F401
     except ImportError as exc:
         raise ImportError("the materialize benchmark builds GPT-2 with transformers") from exc
-    rows = [measure(v, size) for v in variants]
+    if size not in SIZES:
+        raise ValueError(f"bench materialize: size must be one of {', '.join(SIZES)}, got {size!r}")
+    if variants is None:
+        variants = VARIANTS if device == "cpu" else ("initwise-meta", "hf-from-config")
+    rows = [measure(v, size, device) for v in variants]
     ref = next((r for r in rows if r["variant"] == "initwise-meta"), rows[0])
     print_table(
         f"GPT-2-{size} ({rows[0]['params'] / 1e6:.0f} M params, {rows[0]['weights_mb']:.0f} MiB "
-        f"fp32), {rows[0]['threads']} threads",
-        ["variant", "seconds", "peak RSS above base / weights", "time / initwise"],
+        f"fp32), " + (f"{rows[0]['threads']} threads" if device == "cpu" else rows[0]["device"]),
+        [
+            "variant",
+            "seconds",
+            "peak RSS above base / weights" if device == "cpu" else "peak GPU memory / weights",
+            "time / initwise",
+        ],
         [
             [
                 r["variant"],

@@ -395,7 +395,8 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
         is_output = s is layers[-1]
         g = (s.grad_std / g_last) if (s.grad_std is not None and g_last and not is_output) else 1.0
         try:
-            good = 1.0 if act.name in ("tanh", "sigmoid") else act.gain("forward")
+            spec = act.spec  # the auto rule: gain 1 (Xavier) before a saturating activation
+            good = 1.0 if spec is not None and spec.saturating else act.gain("forward")
         except ValueError:
             good = 1.0
         if s.dead > 0.5:

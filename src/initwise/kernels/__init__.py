@@ -21,9 +21,10 @@ group ``g`` is one Philox4x32-10 call: counter ``(g mod 2^32, g >> 32, k2, k3)``
 ``log``, ``sin`` and ``cos`` are polynomials written out in IEEE operations (formulas in
 :mod:`.constants`), not a math library's, so the values do not depend on the library or CPU.
 
-Two implementations give the same bits: a Numba kernel (``pip install initwise[fast]``), compiled
-for the host CPU and run on threads with the GIL released, and a NumPy reference used when Numba
-is missing (or ``INITWISE_KERNEL=numpy``).
+Three implementations give the same bits: a Numba kernel (``pip install initwise[fast]``),
+compiled for the host CPU and run on threads with the GIL released; a NumPy reference used when
+Numba is missing (or ``INITWISE_KERNEL=numpy``); and a torch kernel (:func:`fill_tensor`) that
+draws straight into a tensor on any device (a GPU's memory, without a host round trip).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -208,4 +210,43 @@ def fill(
     futures = [ex.submit(run, st, ln, out[o : o + n]) for st, ln, o, n in runs]
     for f in futures:
         f.result()
+    return out
+
+
+def fill_tensor(
+    kind: str,
+    key: int,
+    starts: np.ndarray,
+    lens: np.ndarray,
+    out: Any,
+    *,
+    scale: float = 1.0,
+    shift: float = 0.0,
+    a: float = -2.0,
+    b: float = 2.0,
+) -> Any:
+    """:func:`fill` into a contiguous 1-D float32/float64 torch tensor on any device, with
+    torch operations on that device (:mod:`initwise.kernels._torch`): the same bits as the host
+    kernels."""
+    import torch
+
+    from . import _torch
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    if out.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"out must be float32 or float64, got {out.dtype}")
+    if out.dim() != 1 or not out.is_contiguous():
+        raise ValueError("out must be a contiguous 1-D tensor")
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    lens = np.ascontiguousarray(lens, dtype=np.int64)
+    if lens.size and int(lens.min()) < 0:
+        raise ValueError("segment lengths must be >= 0")
+    if int(lens.sum()) != out.numel():
+        raise ValueError(f"out has {out.numel()} elements, the segments {int(lens.sum())}")
+    np_dtype = np.dtype(np.float32 if out.dtype == torch.float32 else np.float64)
+    sc, sh, s2 = _params(np_dtype, scale, shift)
+    p = (float(sc), float(sh), float(s2), float(a), float(b))
+    if not _torch.fill(kind, key_words(key), starts, lens, out, p):
+        raise RuntimeError(f"truncated normal: no draw in [{a}, {b}] after {K.MAX_TRIES} tries")
     return out

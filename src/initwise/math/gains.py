@@ -200,19 +200,12 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
             return gain(nonlinearity, method="forward")
         nonlinearity, own = named
         param = own if param is None else param
-    name = canonical_name(nonlinearity)  # like torch, param is ignored unless leaky_relu
-    if name in ("linear", "sigmoid"):
-        return 1.0
-    if name == "tanh":
-        return 5.0 / 3
-    if name == "relu":
-        return math.sqrt(2.0)
-    if name == "leaky_relu":
-        slope = 0.01 if param is None else v.finite("param", param, where="calculate_gain")
-        return math.sqrt(2.0 / (1 + slope**2))
-    if name == "selu":
-        return 3.0 / 4
-    return gain(name, param, method="forward")
+    spec = A.lookup(nonlinearity)  # like torch, param is ignored unless leaky_relu
+    if spec.torch_gain is not None:  # torch's closed form for its names (the registry holds it)
+        if spec.default_param is not None and param is not None:
+            param = v.finite("param", param, where="calculate_gain")
+        return spec.torch_gain(param)
+    return gain(spec.name, param, method="forward")
 
 
 def _registered_name(fn: Callable[..., Any]) -> tuple[str, float | None] | None:

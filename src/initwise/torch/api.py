@@ -36,10 +36,13 @@ def materialize(
     device: str | torch.device = "cpu",
     policy: Any = "auto",
     threads: int | None = None,
+    draw_on: str = "auto",
     **plan_kw: Any,
 ) -> nn.Module:
     """Allocate a meta-device ``model`` on ``device`` and fill it by ``plan`` (made with
-    ``policy`` when not given): one allocation per parameter, no default init to throw away."""
+    ``policy`` when not given): one allocation per parameter, no default init to throw away.
+    On an accelerator the values are generated there (``draw_on``, see
+    :func:`~initwise.torch.apply_plan`)."""
     if plan is None:
         plan = make_plan(model, policy, **plan_kw)
-    return apply_plan(plan, model, seed, device=device, threads=threads)
+    return apply_plan(plan, model, seed, device=device, threads=threads, draw_on=draw_on)

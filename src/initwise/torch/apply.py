@@ -37,17 +37,25 @@ def draw(
     engine: str = "stream",
     threads: int | None = None,
     box: Box | None = None,
+    draw_on: str = "auto",
 ) -> torch.Tensor:
     """The values of ``entry`` on ``device`` (compute precision, not yet cast).
 
-    ``engine="stream"``: :mod:`initwise.sampling` on the host. ``engine="torch"``: a
-    ``torch.Generator`` on ``device`` seeded by :func:`param_seed`. ``box`` draws only that
-    slice of the parameter (a shard); ``target`` may be filled in place and returned.
+    ``engine="stream"``: :mod:`initwise.sampling`'s streams, drawn on the host (Numba/NumPy
+    kernels) for CPU parameters and on the parameter's own device (the torch kernel, same bits)
+    for accelerator parameters; ``draw_on="device"``/``"host"`` forces one or the other.
+    ``engine="torch"``: a ``torch.Generator`` on ``device`` seeded by :func:`param_seed`.
+    ``box`` draws only that slice of the parameter (a shard); ``target`` may be filled in place
+    and returned.
     """
     if engine == "torch":
         if box is not None:
             raise ValueError("engine='torch' can not draw a shard on its own; use 'stream'")
         return _draw_torch(entry, seed, device, dtype, target)
+    if draw_on == "device" or (
+        draw_on == "auto" and torch.device(device).type not in ("cpu", "meta")
+    ):
+        return _draw_device(entry, seed, torch.device(device), dtype, target, box)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
     if box is not None and entry.chunks == 1:
         assert entry.scheme is not None
@@ -108,6 +116,65 @@ def draw(
         offset, local = box
         out = out[tuple(slice(o, o + n) for o, n in zip(offset, local, strict=True))]
     return out if out is target else out.to(device)
+
+
+def _draw_device(
+    entry: ParamPlan,
+    seed: int,
+    device: torch.device,
+    dtype: torch.dtype,
+    target: torch.Tensor | None,
+    box: Box | None,
+) -> torch.Tensor:
+    """The stream's values generated on ``device`` by the torch kernel (no host round trip for
+    elementwise schemes); a shard generates only its own elements."""
+    cdt = torch.float64 if dtype == torch.float64 else torch.float32
+    if box is not None and entry.chunks == 1:
+        assert entry.scheme is not None
+        offset, local = box
+        flat = sampling.sample_tensor(
+            entry.scheme,
+            entry.shape,
+            seed=seed,
+            name=entry.name,
+            device=device,
+            dtype=cdt,
+            fans=entry.fans,
+            ranges=sampling.box_ranges(entry.shape, offset, local),
+        )
+        out = flat.reshape(local)
+        rows = [r - offset[0] for r in entry.zero_rows if offset[0] <= r < offset[0] + local[0]]
+        if rows:
+            out[rows] = 0
+        return out
+    direct = target is not None and box is None and target.dtype == cdt
+    full = target if direct else torch.empty(entry.shape, dtype=cdt, device=device)
+    assert full is not None
+    size = entry.block_shape[entry.chunk_dim]
+    for i in range(entry.chunks):
+        scheme = entry.scheme_for_chunk(i)
+        assert scheme is not None
+        name = entry.name if entry.chunks == 1 else f"{entry.name}[{i}]"
+        view = full.detach().narrow(entry.chunk_dim, i * size, size)
+        contiguous = view.is_contiguous()
+        values = sampling.sample_tensor(
+            scheme,
+            entry.block_shape,
+            seed=seed,
+            name=name,
+            device=device,
+            dtype=cdt,
+            fans=entry.fans,
+            out=view if contiguous else None,
+        )
+        if not contiguous:
+            view.copy_(values)
+    if entry.zero_rows:
+        full[list(entry.zero_rows)] = 0
+    if box is not None:
+        offset, local = box
+        return full[tuple(slice(o, o + n) for o, n in zip(offset, local, strict=True))]
+    return full
 
 
 def _draw_torch(
@@ -205,6 +272,7 @@ def apply_plan(
     atomic: bool = True,
     engine: str = "stream",
     threads: int | None = None,
+    draw_on: str = "auto",
 ) -> nn.Module:
     """Initialize ``model`` by ``plan`` in place and return it.
 
@@ -225,6 +293,10 @@ def apply_plan(
             device. ``"torch"``: a ``torch.Generator`` per parameter on its device (fast on GPUs;
             CPU and CUDA differ; no DTensor shards).
         threads: threads for the stream engine (default ``INITWISE_THREADS`` or CPU count).
+        draw_on: where the stream engine generates values: ``"auto"`` (default) — on the host
+            for CPU parameters, on the parameter's own device for accelerator parameters (each
+            rank draws only its shard there, no host round trip); ``"device"`` or ``"host"`` to
+            force one. Same bits everywhere.
 
     Raises:
         ValueError / TypeError: plan and model disagree (names, shapes, dtypes), a scheme does
@@ -235,6 +307,8 @@ def apply_plan(
         raise TypeError(f"seed must be an int, got {seed!r}")
     if engine not in ("stream", "torch"):
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
+    if draw_on not in ("auto", "device", "host"):
+        raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
     params = validate(plan, model)
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
@@ -259,6 +333,7 @@ def apply_plan(
             engine=engine,
             threads=threads,
             box=boxes[e.name],
+            draw_on=draw_on,
         )
 
     try:

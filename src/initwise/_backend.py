@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
-from scipy import special
 
 Array = Any
 
@@ -59,7 +58,11 @@ class NumpyBackend:
         return np.where(mask, a, b)
 
     def ndtr(self, x: float) -> float:
+        from scipy import special
+
         return float(special.ndtr(x))
 
     def ndtri(self, u: np.ndarray) -> np.ndarray:
+        from scipy import special
+
         return special.ndtri(u)

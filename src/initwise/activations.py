@@ -34,7 +34,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 NumpyFn = Callable[[np.ndarray, "float | None"], np.ndarray]
 TorchFn = Callable[[Any, Any, "float | None"], Any]  # (torch.nn.functional, x, param) -> tensor
@@ -115,6 +114,13 @@ class ActivationSpec:
 # ----------------------------------------------------------------------------- NumPy functions
 
 
+def _special() -> Any:
+    """``scipy.special``, imported at first use (0.3 s: not paid by ``import initwise.torch``)."""
+    from scipy import special
+
+    return special
+
+
 def _softplus(x: np.ndarray, beta: float = 1.0) -> np.ndarray:
     return np.logaddexp(0.0, beta * x) / beta
 
@@ -162,7 +168,7 @@ def _builtin() -> list[ActivationSpec]:
         ),
         ActivationSpec(
             "sigmoid",
-            lambda x, p: special.expit(x),
+            lambda x, p: _special().expit(x),
             torch_gain=lambda p: 1.0,
             modules=(M("Sigmoid"),),
             torch_fn=lambda F, x, p: F.sigmoid(x),
@@ -224,7 +230,7 @@ def _builtin() -> list[ActivationSpec]:
         ),
         ActivationSpec(
             "gelu",
-            lambda x, p: x * special.ndtr(x),
+            lambda x, p: x * _special().ndtr(x),
             modules=(
                 M("GELU", when=lambda m: m.approximate != "tanh"),
                 M("GELUActivation", torch_only=False),
@@ -254,7 +260,7 @@ def _builtin() -> list[ActivationSpec]:
         ),
         ActivationSpec(
             "silu",
-            lambda x, p: x * special.expit(x),
+            lambda x, p: x * _special().expit(x),
             aliases=("swish",),
             modules=(M("SiLU"), M("SiLUActivation", torch_only=False)),
             torch_fn=lambda F, x, p: F.silu(x),

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.set_defaults(func=_cmd_gains)
 
-    from .torch.planner import POLICIES
+    from .policy_names import BUILTIN as POLICIES
 
     pl = sub.add_parser("plan", help="print (and save) the initialization plan of a model")
     pl.add_argument("model", help="MODULE:FACTORY, a function that returns the model")

@@ -38,7 +38,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from . import distributions as D
 from . import kernels
@@ -49,6 +48,12 @@ from .math.fans import Fans
 from .math.fans import fans as compute_fans
 
 Ranges = Sequence[tuple[int, int]]
+
+
+def _ndtr() -> Any:
+    from scipy import special  # imported at first use: import initwise stays light
+
+    return special.ndtr
 
 
 def stream_key(seed: int, name: str) -> int:
@@ -112,7 +117,7 @@ class Stream:
         if kind == "constant":
             flat[:] = shift
             return out
-        if kind == "trunc" and D.narrow(a, b, special.ndtr):
+        if kind == "trunc" and D.narrow(a, b, _ndtr()):
             self._narrow_trunc(scale, shift, a, b, starts, lens, flat)
             return out
         kernels.fill(
@@ -136,7 +141,7 @@ class Stream:
         kind, scale, shift, a, b = dist.stream_args()
         if kind == "constant":
             return out.fill_(shift)
-        if kind == "trunc" and D.narrow(a, b, special.ndtr):
+        if kind == "trunc" and D.narrow(a, b, _ndtr()):
             host = np.empty(out.numel(), dtype=self.dtype)
             self._narrow_trunc(scale, shift, a, b, starts, lens, host)
             return out.copy_(_torch_from_numpy(host))
@@ -161,6 +166,8 @@ class Stream:
             "uniform", self.key, starts, lens, np.empty(out.size), threads=self.threads
         )
         flip, lo, hi = D.mirrored_window(a, b)
+        from scipy import special
+
         z = special.ndtri(special.ndtr(lo) + (special.ndtr(hi) - special.ndtr(lo)) * u)
         np.clip(z, lo, hi, out=z)
         out[:] = -z if flip else z

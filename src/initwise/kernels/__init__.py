@@ -38,7 +38,6 @@ from typing import Any
 
 import numpy as np
 
-from . import _numpy
 from . import constants as K
 
 KINDS = {"uniform": 0, "normal": 1, "trunc": 2}
@@ -62,12 +61,78 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+_JIT_MIN = 1 << 22
+"""Elements from which a fill loads — and, the first time in an environment, compiles — the Numba
+kernel. Smaller fills use the NumPy reference (same bits) until the kernel is loaded, so a small
+model never waits for the JIT (a cold compile is 5–7 s, a cached load about 0.3 s)."""
+_numba_ready = False
+
+
+def cache_dir() -> str | None:
+    """Where the compiled kernel is cached: ``INITWISE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/initwise``, else ``~/.cache/initwise`` — never the package's own folder.
+    None when the user set ``NUMBA_CACHE_DIR`` (numba's own choice is then respected)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return None
+    env = os.environ.get("INITWISE_CACHE_DIR")
+    if env:
+        return os.path.abspath(env)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(xdg, "initwise")
+
+
+def _install_cache_locator(path: str) -> None:
+    """Make numba cache initwise's kernel file (and nothing else) under ``path``: a locator class
+    in front of numba's, matching only ``kernels/_numba.py``. The user's own numba code and
+    settings are untouched. If numba's internals differ, its default places are used."""
+    try:
+        from numba.core import caching
+    except ImportError:  # pragma: no cover - numba missing: nothing to cache
+        return
+    base = getattr(caching, "UserProvidedCacheLocator", None) or getattr(
+        caching, "_UserProvidedCacheLocator", None
+    )
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    classes = getattr(impl, "_locator_classes", None)
+    if base is None or not isinstance(classes, list):
+        return
+    kernel_file = os.path.abspath(os.path.join(os.path.dirname(__file__), "_numba.py"))
+
+    class InitwiseCacheLocator(base):  # type: ignore[misc, valid-type]
+        def __init__(self, py_func: Any, py_file: str) -> None:
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(path, "numba", self.get_suitable_cache_subpath(py_file))
+
+        @classmethod
+        def from_function(cls, py_func: Any, py_file: str) -> Any:
+            if os.path.abspath(py_file) != kernel_file:
+                return None
+            return super(base, cls).from_function(py_func, py_file)
+
+    if not any(c.__name__ == "InitwiseCacheLocator" for c in classes):
+        classes.insert(0, InitwiseCacheLocator)
+
+
+@lru_cache(maxsize=1)
+def _numba_available() -> bool:
+    """Whether numba is installed (without importing it: that alone takes about 0.3 s)."""
+    import importlib.util
+
+    return importlib.util.find_spec("numba") is not None
+
+
 @lru_cache(maxsize=1)
 def _numba_module():
     try:
-        from . import _numba
+        import numba  # noqa: F401
     except ImportError:
         return None
+    path = cache_dir()
+    if path is not None:
+        _install_cache_locator(path)
+    from . import _numba
+
     return _numba
 
 
@@ -84,7 +149,7 @@ def backend() -> str:
         raise ValueError(f"INITWISE_KERNEL must be 'numba' or 'numpy', got {want!r}")
     if want == "numpy":
         return "numpy"
-    if _numba_module() is None:
+    if not _numba_available():
         if want == "numba":
             raise ImportError(
                 "INITWISE_KERNEL=numba but numba is not installed: pip install 'initwise[fast]'"
@@ -94,13 +159,49 @@ def backend() -> str:
 
 
 def warm() -> str:
-    """Load (or, the first time on a machine, compile — 5–7 s — and cache) the compiled
-    kernels for both precisions now rather than at the first fill; returns :func:`backend`.
-    A fixed per-process cost (the JIT's memory), independent of model size."""
+    """Load (or, the first time in an environment, compile — 5–7 s — and cache in
+    :func:`cache_dir`) the compiled kernels for both precisions now rather than at the first
+    large fill; returns :func:`backend`. ``initwise warm`` does this ahead of time."""
+    global _numba_ready
+    mod = _numba_module() if backend() == "numba" else None
     for dtype in (np.float32, np.float64):
         for kind in KINDS:
-            fill(kind, 0, np.zeros(1, np.int64), np.ones(1, np.int64), np.empty(1, dtype))
+            out = np.empty(1, dtype)
+            if mod is not None:
+                fn = mod.fill32 if dtype == np.float32 else mod.fill64
+                sc, sh, s2 = _params(np.dtype(dtype), 1.0, 0.0)
+                w = tuple(np.uint32(x) for x in key_words(0))
+                fn(
+                    KINDS[kind],
+                    *w,
+                    np.zeros(1, np.int64),
+                    np.ones(1, np.int64),
+                    out,
+                    sc,
+                    sh,
+                    s2,
+                    -2.0,
+                    2.0,
+                )
+            else:
+                fill(kind, 0, np.zeros(1, np.int64), np.ones(1, np.int64), out)
+    if mod is not None:
+        _numba_ready = True
     return backend()
+
+
+def _kernel_for(n: int) -> Any:
+    """The Numba module for a fill of ``n`` elements, or None for the NumPy reference: forced by
+    ``INITWISE_KERNEL``; otherwise Numba once loaded, or for fills of at least :data:`_JIT_MIN`
+    elements (which load or compile it)."""
+    global _numba_ready
+    if backend() != "numba":
+        return None
+    if not (_numba_ready or n >= _JIT_MIN or _kernel_env() == "numba"):
+        return None
+    mod = _numba_module()
+    _numba_ready = mod is not None
+    return mod
 
 
 class SlowKernelWarning(RuntimeWarning):
@@ -187,12 +288,14 @@ def fill(
     starts, lens = starts[keep], lens[keep]
     words = key_words(key)
     sc, sh, s2 = _params(dtype, scale, shift)
-    mod = _numba_module() if backend() == "numba" else None
-    if mod is None:
+    mod = _kernel_for(out.size)
+    if mod is None and backend() == "numpy":
         _warn_slow(out.size)
 
     def run(st: np.ndarray, ln: np.ndarray, dst: np.ndarray) -> None:
         if mod is None:
+            from . import _numpy
+
             ok = _numpy.fill(kind, words, st, ln, dst, (sc, sh, s2, float(a), float(b)))
         else:
             fn = mod.fill32 if dtype == np.float32 else mod.fill64

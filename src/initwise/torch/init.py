@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import special
 
 from .. import schemes as S
 from ..math.fans import Fans
@@ -104,6 +103,8 @@ class TorchBackend:
         return torch.where(mask, a, b)
 
     def ndtr(self, x: float) -> float:
+        from scipy import special
+
         return float(special.ndtr(x))
 
     def ndtri(self, u: torch.Tensor) -> torch.Tensor:

@@ -16,23 +16,13 @@ from torch import nn
 
 from .. import schemes as S
 from ..plan import ParamPlan, Plan
+from ..policy_names import BUILTIN
 from .graph import LINEAR, LayerInfo, inspect_model
 from .modules import kind as module_kind
 from .modules import weight_fans
 from .policies import Context, Policy, WeightSite, get_policy
 
-POLICIES = (
-    "auto",
-    "he",
-    "xavier",
-    "lecun",
-    "orthogonal",
-    "torch-default",
-    "gpt2",
-    "zero-init-residual",
-    "fixup",
-    "lsuv",
-)
+POLICIES = BUILTIN
 """The built-in policy names (:func:`initwise.torch.policies.policy_names` lists registered
 ones too)."""
 

@@ -753,9 +753,14 @@ def _renamed(policy: Policy, name: str) -> Policy:
     return clone
 
 
+_LAZY: dict[str, str] = {"lsuv": "initwise.torch.lsuv"}
+"""Policies whose module registers them when imported (loaded at first use, so that ``import
+initwise.torch`` stays light)."""
+
+
 def policy_names() -> tuple[str, ...]:
     """Every registered policy name, built-ins first."""
-    return tuple(_REGISTRY)
+    return tuple(dict.fromkeys([*_REGISTRY, *_LAZY]))
 
 
 def get_policy(policy: str | Policy | Sequence[Any]) -> Policy:
@@ -764,9 +769,14 @@ def get_policy(policy: str | Policy | Sequence[Any]) -> Policy:
     if isinstance(policy, Policy):
         return policy
     if isinstance(policy, str):
+        if policy not in _REGISTRY and policy in _LAZY:
+            import importlib
+
+            importlib.import_module(_LAZY[policy])
         if policy not in _REGISTRY:
             raise ValueError(
-                f"unknown policy {policy!r}; policies: {', '.join(_REGISTRY)} (or pass a Policy, "
+                f"unknown policy {policy!r}; policies: {', '.join(policy_names())} (or pass a "
+                "Policy, "
                 "or register one with initwise.torch.register_policy)"
             )
         return _REGISTRY[policy]

@@ -54,16 +54,18 @@ class ModuleMatch:
     when: Callable[[Any], bool] | None = None
     torch_only: bool = True
 
-    def matches(self, module: Any) -> bool:
+    def matches_class(self, cls: type) -> bool:
+        """The class test alone (``when`` not checked)."""
         if isinstance(self.cls, type):
-            ok = isinstance(module, self.cls)
-        else:
-            ok = any(
-                c.__name__ == self.cls
-                and (not self.torch_only or (c.__module__ or "").startswith("torch.nn"))
-                for c in type(module).__mro__
-            )
-        return ok and (self.when is None or bool(self.when(module)))
+            return issubclass(cls, self.cls)
+        return any(
+            c.__name__ == self.cls
+            and (not self.torch_only or (c.__module__ or "").startswith("torch.nn"))
+            for c in cls.__mro__
+        )
+
+    def matches(self, module: Any) -> bool:
+        return self.matches_class(type(module)) and (self.when is None or bool(self.when(module)))
 
     def param_of(self, module: Any) -> float | None:
         if self.param is None:
@@ -329,6 +331,7 @@ def _builtin() -> list[ActivationSpec]:
 
 _REGISTRY: dict[str, ActivationSpec] = {}
 _ALIAS: dict[str, str] = {}
+_CANDIDATES: dict[type, list[tuple[ActivationSpec, ModuleMatch]]] = {}
 _LINEAR_LIKE = tuple(f"{op}{d}d" for op in ("conv", "conv_transpose") for d in (1, 2, 3))
 """torch ``calculate_gain`` names with gain 1 (the layer itself, no activation)."""
 
@@ -337,6 +340,7 @@ NOT_AN_ACTIVATION = {"ReLUSquaredActivation"}
 
 
 def _add(spec: ActivationSpec) -> None:
+    _CANDIDATES.clear()
     _REGISTRY[spec.name] = spec
     _ALIAS[spec.name] = spec.name
     for a in spec.aliases:
@@ -386,11 +390,25 @@ def lookup(name: str) -> ActivationSpec:
 def for_module(module: Any) -> tuple[ActivationSpec, float | None] | None:
     """(record, parameter) of the registered activation a torch module computes, or None.
     User registrations are checked before built-ins, so a user's subclass wins."""
-    for spec in reversed(list(_REGISTRY.values())):
-        for m in spec.modules:
-            if m.matches(module):
-                return spec, m.param_of(module)
+    for spec, m in _candidates(type(module)):
+        if m.when is None or m.when(module):
+            return spec, m.param_of(module)
     return None
+
+
+
+def _candidates(cls: type) -> list[tuple[ActivationSpec, ModuleMatch]]:
+    """(record, match) pairs whose class test passes for ``cls`` (``when`` still to check), in
+    lookup order; cached per class and cleared when the registry changes."""
+    found = _CANDIDATES.get(cls)
+    if found is None:
+        found = []
+        for spec in reversed(list(_REGISTRY.values())):
+            for m in spec.modules:
+                if m.matches_class(cls):
+                    found.append((spec, m))
+        _CANDIDATES[cls] = found
+    return found
 
 
 def for_function(
@@ -525,6 +543,7 @@ def unregister_activation(name: str) -> None:
     if key is None or key in builtin:
         raise ValueError(f"unregister_activation: {name!r} is not a user-registered activation")
     spec = _REGISTRY.pop(key)
+    _CANDIDATES.clear()
     for a in (spec.name, *spec.aliases):
         _ALIAS.pop(a, None)
     _index_functions()

@@ -73,11 +73,18 @@ def _example(args: argparse.Namespace) -> Any:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
+def _threads(args: argparse.Namespace) -> Any:
+    from .torch.threads import intra_op_threads
+
+    return intra_op_threads(getattr(args, "threads", None))
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .torch import plan
 
     model = load_factory(args.model)
-    p = plan(model, args.policy, example_input=_example(args))
+    with _threads(args):
+        p = plan(model, args.policy, example_input=_example(args))
     if args.json:
         p.save(args.json)
     if not args.quiet:
@@ -100,7 +107,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         if args.plan
         else plan(model, args.policy, example_input=_example(args))
     )
-    apply_plan(p, model, args.seed)
+    with _threads(args):
+        apply_plan(p, model, args.seed, threads=args.threads)
     if args.out:
         from safetensors.torch import save_model
 
@@ -128,11 +136,15 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     batch = _batch(args)
     reports = {}
     labels = [p.strip() for p in args.compare.split(",")] if args.compare else ["as built"]
+    from .torch.threads import intra_op_threads, threads_for
+
     for label in labels:
         model = load_factory(args.model)
-        if label != "as built":
-            plan(model, label, example_input=batch).apply(model, args.seed)
-        reports[label] = diagnose(model, batch, jacobian=args.jacobian, label=label)
+        rows = int(batch.shape[0]) if batch.dim() else 1
+        with intra_op_threads(args.threads or threads_for(model, rows)):
+            if label != "as built":
+                plan(model, label, example_input=batch).apply(model, args.seed)
+            reports[label] = diagnose(model, batch, jacobian=args.jacobian, label=label)
     out = console()
     for r in reports.values():
         out.print(r.table())
@@ -151,6 +163,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         raise ValueError("--device applies to the fill and materialize benchmarks")
     if args.size is not None and names != ["materialize"]:
         raise ValueError("a size applies to the materialize benchmark only")
+    if args.name == "load" or names == ["load"]:
+        from .bench import load
+
+        load.run()
+        return 0
     for name in names:
         module = importlib.import_module(f"initwise.bench.{name}")
         kw: dict[str, Any] = {}
@@ -158,8 +175,47 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             kw["device"] = args.device
         if name == "materialize" and args.size is not None:
             kw["size"] = args.size
-        module.run(**kw)
+        with _threads(args):
+            module.run(**kw)
     return 0
+
+
+def _cmd_warm(args: argparse.Namespace) -> int:
+    import time
+
+    from . import kernels
+
+    t = time.perf_counter()
+    backend = kernels.warm()
+    where = kernels.cache_dir() or "NUMBA_CACHE_DIR"
+    print(
+        f"kernel {backend} ready in {time.perf_counter() - t:.1f} s"
+        + (
+            f" (cache: {where})"
+            if backend == "numba"
+            else " (numba not installed: NumPy reference)"
+        )
+    )
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return n
+
+
+def _add_threads(p: argparse.ArgumentParser, default_help: str) -> None:
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help=f"intra-op threads for torch (and initwise's fill threads); default: {default_help}",
+    )
 
 
 def _progress() -> Any:
@@ -178,7 +234,14 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .experiments import run
 
     with _progress() as progress:
-        res = run(args.name, quick=args.quick, seed=args.seed, out=args.out, progress=progress)
+        res = run(
+            args.name,
+            quick=args.quick,
+            seed=args.seed,
+            out=args.out,
+            progress=progress,
+            threads=args.threads or 1,
+        )
     print(f"{args.name}: claim {'holds' if res['claim_holds'] else 'FAILS'} — {res['claim']}")
     print(f"report: {os.path.join(args.out, args.name, 'report.md')}")
     return 0
@@ -188,7 +251,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments import demo
 
     with _progress() as progress:
-        path = demo(args.out, args.seed, progress)
+        path = demo(args.out, args.seed, progress, threads=args.threads or 1)
     print(f"initwise demo done — report written to {os.path.abspath(path)}")
     return 0
 
@@ -214,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--input-shape", help="example input shape for tracing, e.g. 2,3,32,32")
     pl.add_argument("--no-reasons", action="store_true", help="leave the reason column out")
     pl.add_argument("--quiet", action="store_true", help="print nothing")
+    _add_threads(pl, "torch's")
     pl.set_defaults(func=_cmd_plan)
 
     ap = sub.add_parser("apply", help="initialize a model and save its weights (safetensors)")
@@ -223,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-shape", help="example input shape for tracing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output .safetensors file")
+    _add_threads(ap, "torch's; fills split from 64 Ki elements per thread")
     ap.set_defaults(func=_cmd_apply)
 
     dg = sub.add_parser("diagnose", help="signal propagation per layer vs mean-field theory")
@@ -237,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--seed", type=int, default=0)
     dg.add_argument("--jacobian", action="store_true", help="input-output Jacobian spectrum")
     dg.add_argument("--out", help="write report.md, signal.png and results.json here")
+    _add_threads(dg, "1 for small models (parameters × batch < 2^26), else torch's")
     dg.set_defaults(func=_cmd_diagnose)
 
     from .experiments import EXPERIMENTS
@@ -248,16 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--quick", action="store_true", help="the short version (for tests)")
     rp.add_argument("--seed", type=int, default=0)
     rp.add_argument("--out", default="initwise-report")
+    _add_threads(rp, "1 (the experiments' networks are small)")
     rp.set_defaults(func=_cmd_reproduce)
 
     de = sub.add_parser("demo", help="quick he2015 + depth-sweep + diagnose report")
     de.add_argument("--seed", type=int, default=0)
     de.add_argument("--out", default="initwise-report")
+    _add_threads(de, "1 (the networks are small)")
     de.set_defaults(func=_cmd_demo)
 
     bn = sub.add_parser("bench", help="run the benchmarks (ratios against peers)")
     bn.add_argument(
-        "name", nargs="?", default="all", choices=["all", "lsuv", "diagnose", "fill", "materialize"]
+        "name",
+        nargs="?",
+        default="all",
+        choices=["all", "lsuv", "diagnose", "fill", "materialize", "load"],
     )
     bn.add_argument(
         "size",
@@ -271,7 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="cpu",
         help="fill/materialize on this device (e.g. cuda): initwise's on-device kernel vs torch's",
     )
+    _add_threads(bn, "torch's")
     bn.set_defaults(func=_cmd_bench)
+
+    wm = sub.add_parser(
+        "warm", help="compile (first time) or load the fast fill kernel now, into the user cache"
+    )
+    wm.set_defaults(func=_cmd_warm)
     return parser
 
 

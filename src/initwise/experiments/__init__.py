@@ -27,30 +27,39 @@ def run(
     seed: int = 0,
     out: str = "initwise-report",
     progress: Any = None,
+    threads: int | None = 1,
 ) -> dict[str, Any]:
-    """Run experiment ``name`` (see :data:`EXPERIMENTS`)."""
+    """Run experiment ``name`` (see :data:`EXPERIMENTS`) on ``threads`` intra-op threads (1 by
+    default: the networks are small, see :mod:`initwise.torch.threads`; None keeps torch's)."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; experiments: {', '.join(EXPERIMENTS)}")
+    from ..torch.threads import intra_op_threads
+
     module = importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")
-    return module.run(quick=quick, seed=seed, out=out, progress=progress)
+    with intra_op_threads(threads):
+        return module.run(quick=quick, seed=seed, out=out, progress=progress)
 
 
-def demo(out: str = "initwise-report", seed: int = 0, progress: Any = None) -> str:
+def demo(
+    out: str = "initwise-report", seed: int = 0, progress: Any = None, threads: int | None = 1
+) -> str:
     """The ``make demo`` job: quick he2015 and depth-sweep, and a diagnose comparison of three
     inits on a 20-layer ReLU MLP with a real MNIST-1D batch. Returns the index report's path."""
     import torch
 
     from ..diagnostics import diagnose, write_report
+    from ..torch.threads import intra_op_threads
     from .common import claim_line, initialize, mlp, mnist1d
 
-    he = run("he2015", quick=True, seed=seed, out=out, progress=progress)
-    sweep = run("depth-sweep", quick=True, seed=seed, out=out, progress=progress)
+    he = run("he2015", quick=True, seed=seed, out=out, progress=progress, threads=threads)
+    sweep = run("depth-sweep", quick=True, seed=seed, out=out, progress=progress, threads=threads)
     data = mnist1d()
     reports = {}
-    for how in ("auto", "xavier", "torch-default"):
-        model = mlp(20, 128, data.n_features, data.n_classes, "relu")
-        initialize(model, how, seed)
-        reports[how] = diagnose(model, data.x_train[:512], label=how)
+    with intra_op_threads(threads):
+        for how in ("auto", "xavier", "torch-default"):
+            model = mlp(20, 128, data.n_features, data.n_classes, "relu")
+            initialize(model, how, seed)
+            reports[how] = diagnose(model, data.x_train[:512], label=how)
     write_report(reports, os.path.join(out, "diagnose"), "20-layer ReLU MLP on MNIST-1D")
     he30 = {k: v["final_loss"] for k, v in he["runs"].items() if k.startswith("30/")}
     deepest = max(sweep["config"]["depths"])
@@ -76,7 +85,7 @@ def demo(out: str = "initwise-report", seed: int = 0, progress: Any = None) -> s
         "![signal](diagnose/signal.png)\n",
         "| init | verdict | summary |\n|---|---|---|",
         *[f"| {k} | {r.verdict} | {r.summary} |" for k, r in reports.items()],
-        f"\n(torch {torch.__version__}, {torch.get_num_threads()} threads)\n",
+        f"\n(torch {torch.__version__}, {threads or torch.get_num_threads()} intra-op thread(s))\n",
     ]
     path = os.path.join(out, "report.md")
     with open(path, "w", encoding="utf-8") as f:

@@ -62,10 +62,12 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 _JIT_MIN = 1 << 22
-"""Elements from which a fill loads — and, the first time in an environment, compiles — the Numba
-kernel. Smaller fills use the NumPy reference (same bits) until the kernel is loaded, so a small
-model never waits for the JIT (a cold compile is 5–7 s, a cached load about 0.3 s)."""
+"""Elements (in one fill, or in all fills of the process so far) from which the Numba kernel is
+loaded — and, the first time in an environment, compiled. Before that the NumPy reference (same
+bits) draws, so initializing a small model never waits for the JIT (a cold compile is 5–11 s, a
+cached load 0.3–0.8 s), while a process that keeps drawing switches to the fast kernel."""
 _numba_ready = False
+_drawn = 0
 
 
 def cache_dir() -> str | None:
@@ -192,12 +194,13 @@ def warm() -> str:
 
 def _kernel_for(n: int) -> Any:
     """The Numba module for a fill of ``n`` elements, or None for the NumPy reference: forced by
-    ``INITWISE_KERNEL``; otherwise Numba once loaded, or for fills of at least :data:`_JIT_MIN`
-    elements (which load or compile it)."""
-    global _numba_ready
+    ``INITWISE_KERNEL``; otherwise Numba once loaded, or once this fill or all fills so far
+    reach :data:`_JIT_MIN` elements (which loads or compiles it)."""
+    global _numba_ready, _drawn
     if backend() != "numba":
         return None
-    if not (_numba_ready or n >= _JIT_MIN or _kernel_env() == "numba"):
+    _drawn += n
+    if not (_numba_ready or n >= _JIT_MIN or _drawn >= _JIT_MIN or _kernel_env() == "numba"):
         return None
     mod = _numba_module()
     _numba_ready = mod is not None

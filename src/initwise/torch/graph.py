@@ -119,6 +119,35 @@ def trace_fx(model: nn.Module) -> Graph:
     return Graph(nodes, "fx")
 
 
+def trace_sequential(model: nn.Module) -> Graph | None:
+    """The graph of an ``nn.Sequential`` (exactly that class, nested only in Sequentials) whose
+    children are leaves: a chain, read from the structure without tracing (fx takes 10–15 ms for
+    a 40-module MLP). None for anything else."""
+    if type(model) is not nn.Sequential:
+        return None
+    names: list[str] = []
+
+    def walk(m: nn.Module, prefix: str) -> bool:
+        for name, child in m.named_children():
+            full = f"{prefix}.{name}" if prefix else name
+            if type(child) is nn.Sequential:
+                if not walk(child, full):
+                    return False
+            elif is_leaf(child):
+                names.append(full)
+            else:
+                return False
+        return True
+
+    if not walk(model, ""):
+        return None
+    nodes = [Node(0, "input", "input")]
+    for name in names:
+        nodes.append(Node(len(nodes), "module", name, [len(nodes) - 1]))
+    nodes.append(Node(len(nodes), "output", "output", [len(nodes) - 1]))
+    return Graph(nodes, "sequential")
+
+
 def trace_run(model: nn.Module, example_input: Any) -> Graph:
     """Build the graph by running ``example_input`` (a tensor, tuple of args or dict of kwargs)
     under ``torch.no_grad`` in the model's current mode. Weights are not changed. A meta-device
@@ -482,6 +511,9 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
     ``dummy_inputs``) and analyze it. Never changes the model's weights or mode."""
     if is_leaf(model):  # a single layer (nn.LSTM, nn.Linear): nothing to trace
         return ModelInfo({"": LayerInfo("", model)}, 0, "single layer")
+    chain = trace_sequential(model)
+    if chain is not None:
+        return analyze(model, chain)
     errors = []
     try:
         return analyze(model, trace_fx(model))

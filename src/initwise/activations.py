@@ -396,7 +396,6 @@ def for_module(module: Any) -> tuple[ActivationSpec, float | None] | None:
     return None
 
 
-
 def _candidates(cls: type) -> list[tuple[ActivationSpec, ModuleMatch]]:
     """(record, match) pairs whose class test passes for ``cls`` (``when`` still to check), in
     lookup order; cached per class and cleared when the registry changes."""

@@ -154,6 +154,7 @@ def test_backend_selection(monkeypatch):
     with pytest.raises(ValueError, match="INITWISE_KERNEL must be"):
         KN.backend()
     monkeypatch.setattr(KN, "_numba_module", lambda: None)
+    monkeypatch.setattr(KN, "_numba_available", lambda: False)
     monkeypatch.setenv("INITWISE_KERNEL", "")
     assert KN.backend() == "numpy"
     monkeypatch.setenv("INITWISE_KERNEL", "numba")
@@ -221,6 +222,7 @@ def test_streams_are_pinned(scheme, dtype, digest, backend, monkeypatch):
 
 def test_large_fill_without_numba_warns_once(monkeypatch):
     monkeypatch.setattr(KN, "_numba_module", lambda: None)
+    monkeypatch.setattr(KN, "_numba_available", lambda: False)
     monkeypatch.setattr(KN, "_warned_slow", False)
     monkeypatch.setattr(KN, "_SLOW_WARN_MIN", 1000)
     monkeypatch.delenv("INITWISE_KERNEL", raising=False)

@@ -8,7 +8,6 @@ MLP (beside one forward + backward)."""
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -17,7 +16,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
-from . import print_table
+from . import print_table, timeit
 
 _BUSY = (
     "import time, sys\nend = time.time() + float(sys.argv[1])\nx = 0\n"
@@ -35,16 +34,6 @@ def competitor(seconds: float = 900.0) -> Any:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-
-
-def _median_time(fn: Callable[[], Any], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def _tasks(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
@@ -98,9 +87,9 @@ def _tasks(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Measure every task idle, then loaded; print and return the rows."""
     tasks = _tasks(quick)
-    idle = {name: _median_time(fn, n) for name, fn, n in tasks}
+    idle = {name: timeit(fn, n) for name, fn, n in tasks}
     with competitor():
-        loaded = {name: _median_time(fn, n) for name, fn, n in tasks}
+        loaded = {name: timeit(fn, n) for name, fn, n in tasks}
     rows = [
         {
             "task": name,

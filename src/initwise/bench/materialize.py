@@ -84,15 +84,21 @@ def child(variant: str, size: str, device: str = "cpu") -> dict[str, Any]:
     else:
         model = GPT2LMHeadModel(cfg)
     seconds = time.perf_counter() - t
-    weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
+    return _row(variant, size, model, seconds, _peak_mb() - base)
+
+
+def _row(variant: str, size: str, model: Any, seconds: float, peak_mb: float, **extra: Any) -> dict:
+    import torch
+
     return {
         "variant": variant,
         "size": size,
         "params": sum(p.numel() for p in model.parameters()),
         "seconds": seconds,
-        "weights_mb": weights,
-        "peak_above_base_mb": _peak_mb() - base,
+        "weights_mb": sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20,
+        "peak_above_base_mb": peak_mb,
         "threads": torch.get_num_threads(),
+        **extra,
     }
 
 
@@ -128,17 +134,8 @@ def _child_device(variant: str, size: str, device: str) -> dict[str, Any]:
         raise ValueError(f"variant {variant!r} is not measured on {device}")
     torch.cuda.synchronize()
     seconds = time.perf_counter() - t
-    weights = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
-    return {
-        "variant": variant,
-        "size": size,
-        "params": sum(p.numel() for p in model.parameters()),
-        "seconds": seconds,
-        "weights_mb": weights,
-        "peak_above_base_mb": torch.cuda.max_memory_allocated() / 2**20,
-        "threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(),
-    }
+    peak = torch.cuda.max_memory_allocated() / 2**20
+    return _row(variant, size, model, seconds, peak, device=torch.cuda.get_device_name())
 
 
 def measure(variant: str, size: str, device: str = "cpu") -> dict[str, Any]:

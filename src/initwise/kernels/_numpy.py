@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import constants as K
+from ._segments import chunks
 
 CHUNK = 1 << 14  # groups per vectorized step
 
@@ -189,20 +190,9 @@ def fill(
 ) -> bool:
     """Values of flat elements ``[starts[i], starts[i] + lens[i])``, concatenated, into ``out``.
     False if a truncated draw ran out of tries (as the compiled kernel's ``fill32``)."""
-    G = K.GROUP[out.dtype]
-    pos = 0
-    for a, n in zip(starts.tolist(), lens.tolist(), strict=True):
-        if n <= 0:
-            continue
-        g, gend = a // G, (a + n - 1) // G + 1
-        while g < gend:
-            m = min(CHUNK, gend - g)
-            vals = groups(kind, out.dtype, key, g, m, p)
-            if vals is None:
-                return False
-            lo = max(a, g * G) - g * G
-            hi = min(a + n, (g + m) * G) - g * G
-            out[pos : pos + hi - lo] = vals[lo:hi]
-            pos += hi - lo
-            g += m
+    for g, m, lo, hi, pos in chunks(starts, lens, K.GROUP[out.dtype], CHUNK):
+        vals = groups(kind, out.dtype, key, g, m, p)
+        if vals is None:
+            return False
+        out[pos : pos + hi - lo] = vals[lo:hi]
     return True

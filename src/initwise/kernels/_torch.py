@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from . import constants as K
+from ._segments import chunks
 
 CHUNK = 1 << 20  # groups per step (float32: 4 Mi elements; ~40 intermediates of 8 MiB each)
 
@@ -378,19 +379,9 @@ def fill(
     contiguous 1-D float32/float64 tensor ``out`` (any device). False if a truncated draw ran
     out of tries."""
     G = 4 if out.dtype == torch.float32 else 2
-    pos = 0
-    for a, n in zip(starts.tolist(), lens.tolist(), strict=True):
-        if n <= 0:
-            continue
-        g, gend = a // G, (a + n - 1) // G + 1
-        while g < gend:
-            m = min(CHUNK, gend - g)
-            vals = groups(kind, out.dtype, key, g, m, p, out.device)
-            if vals is None:
-                return False
-            lo = max(a, g * G) - g * G
-            hi = min(a + n, (g + m) * G) - g * G
-            out[pos : pos + hi - lo] = vals[lo:hi]
-            pos += hi - lo
-            g += m
+    for g, m, lo, hi, pos in chunks(starts, lens, G, CHUNK):
+        vals = groups(kind, out.dtype, key, g, m, p, out.device)
+        if vals is None:
+            return False
+        out[pos : pos + hi - lo] = vals[lo:hi]
     return True

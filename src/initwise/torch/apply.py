@@ -72,11 +72,7 @@ def draw(
             dtype=np_dtype,
             threads=threads,
         )
-        out = torch.from_numpy(flat).reshape(local)
-        rows = [r - offset[0] for r in entry.zero_rows if offset[0] <= r < offset[0] + local[0]]
-        if rows:
-            out[rows] = 0
-        return out.to(device)
+        return _zero_rows_in_box(torch.from_numpy(flat).reshape(local), entry, offset).to(device)
     direct = (
         target is not None
         and box is None
@@ -120,6 +116,15 @@ def draw(
     return out if out is target else out.to(device)
 
 
+def _zero_rows_in_box(out: torch.Tensor, entry: ParamPlan, offset: tuple[int, ...]) -> torch.Tensor:
+    """Zero the entry's ``zero_rows`` (an embedding's padding row) that fall in this shard."""
+    n = out.shape[0] if out.dim() else 0
+    rows = [r - offset[0] for r in entry.zero_rows if offset[0] <= r < offset[0] + n]
+    if rows:
+        out[rows] = 0
+    return out
+
+
 def _draw_device(
     entry: ParamPlan,
     seed: int,
@@ -144,11 +149,7 @@ def _draw_device(
             fans=entry.fans,
             ranges=sampling.box_ranges(entry.shape, offset, local),
         )
-        out = flat.reshape(local)
-        rows = [r - offset[0] for r in entry.zero_rows if offset[0] <= r < offset[0] + local[0]]
-        if rows:
-            out[rows] = 0
-        return out
+        return _zero_rows_in_box(flat.reshape(local), entry, offset)
     direct = target is not None and box is None and target.dtype == cdt
     full = target if direct else torch.empty(entry.shape, dtype=cdt, device=device)
     assert full is not None

@@ -16,6 +16,8 @@ import initwise.numpy as inp  # noqa: E402
 import initwise.torch as it  # noqa: E402
 from initwise import activations as A  # noqa: E402
 from initwise.math import gain  # noqa: E402
+from initwise.math.gains import second_moment  # noqa: E402
+from initwise.math.operating import operating_point  # noqa: E402
 from initwise.torch.graph import Act, function_activation, module_activation  # noqa: E402
 
 
@@ -62,8 +64,11 @@ def test_registered_activation_reaches_gain_graph_auto_and_diagnostics(cube):
     assert function_activation("cube", (), {}).name == "cube"
     m = nn.Sequential(nn.Linear(16, 16), Cube(), nn.Linear(16, 2))
     p = it.plan(m)
-    assert p["0.weight"].gain == pytest.approx(gain("cube"))
-    assert "cube" in p["0.weight"].reason
+    assert "cube at q*" in p["0.weight"].reason
+    # the read-out sees E[cube(x)²] at the chosen q*: it restores unit output
+    q = operating_point("cube", depth=1).q
+    e2 = second_moment("cube", q)
+    assert p["2.weight"].gain == pytest.approx(math.sqrt(1 / e2), rel=1e-6)
     from initwise.diagnostics import diagnose
 
     rep = diagnose(m, torch.randn(64, 16, generator=torch.Generator().manual_seed(0)))

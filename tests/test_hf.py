@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import initwise.torch as it  # noqa: E402
-from initwise.math import gain  # noqa: E402
+from initwise.math.operating import operating_point  # noqa: E402
 
 warnings.filterwarnings("ignore", module="transformers")
 
@@ -54,7 +54,11 @@ def test_gpt2_auto_policy_true_fans_for_conv1d_and_packed_qkv():
     assert (c_attn.chunks, c_attn.chunk_dim, c_attn.fan_in, c_attn.fan_out) == (3, 1, 64, 64)
     c_fc = p["transformer.h.0.mlp.c_fc.weight"]
     assert (c_fc.fan_in, c_fc.fan_out) == (64, 256)
-    assert c_fc.gain == pytest.approx(gain("gelu_tanh"))
+    # reads ln_2's output (E[x²] = 1), feeds GELU at its classic operating point q* = 1
+    assert c_fc.gain == pytest.approx(1.0) and "gelu_tanh at q* 1 (" in c_fc.reason
+    # the branch ends add 1/R of the residual stream's second moment each (R = 4 branches)
+    proj = p["transformer.h.0.mlp.c_proj.weight"]
+    assert "last layer of one of 4 residual branches" in proj.reason
 
 
 def test_bert_and_llama_plan_apply_forward():
@@ -68,8 +72,9 @@ def test_bert_and_llama_plan_apply_forward():
         )
     )
     pb = it.init_model(bert, seed=0)
-    assert pb["encoder.layer.0.intermediate.dense.weight"].gain == pytest.approx(gain("gelu"))
-    assert pb["pooler.dense.weight"].scheme.label == "xavier_uniform"  # tanh pooler
+    dense = pb["encoder.layer.0.intermediate.dense.weight"]
+    assert dense.gain == pytest.approx(1.0) and "gelu at q* 1 (" in dense.reason
+    assert "tanh at q*" in pb["pooler.dense.weight"].reason  # tanh pooler
     assert "4 residual branches" in pb.notes[0]
     llama = transformers.LlamaForCausalLM(
         transformers.LlamaConfig(
@@ -85,8 +90,15 @@ def test_bert_and_llama_plan_apply_forward():
     assert pl["model.layers.0.self_attn.o_proj.weight"].std == pytest.approx(0.02 / 2)
     assert pl["model.norm.weight"].scheme.label == "ones"
     pa = it.plan(llama)
-    assert pa["model.layers.0.mlp.gate_proj.weight"].gain == pytest.approx(gain("silu"))
-    assert pa["model.layers.0.mlp.up_proj.weight"].gain == 1.0  # multiplies the gate
+    gate = pa["model.layers.0.mlp.gate_proj.weight"]  # reads RMSNorm's output, feeds SiLU
+    op = operating_point("silu", depth=1)
+    assert gate.gain == pytest.approx(math.sqrt(op.q), rel=1e-6) and "silu at q*" in gate.reason
+    up = pa["model.layers.0.mlp.up_proj.weight"]  # multiplies the gate: unit output
+    assert up.gain == pytest.approx(1.0) and "unit output" in up.reason
+    # silu(gate)·up has E[x²] = E[silu(z)²]·1: the branch end is solved from that
+    down = pa["model.layers.0.mlp.down_proj.weight"]
+    assert f"input E[x²] {op.second_moment:.3g}" in down.reason
+    assert "last layer of one of 4 residual branches" in down.reason
     pa.apply(llama, seed=0)
     out = llama(torch.randint(0, 100, (1, 8)))
     assert torch.isfinite(out.logits).all()

@@ -11,6 +11,7 @@ from torch import nn  # noqa: E402
 import initwise.torch as it  # noqa: E402
 from initwise import schemes as S  # noqa: E402
 from initwise.math import gain  # noqa: E402
+from initwise.math.operating import operating_point  # noqa: E402
 from initwise.plan import Plan  # noqa: E402
 from initwise.torch.graph import analyze, inspect_model, trace_run  # noqa: E402
 from tests import models  # noqa: E402
@@ -19,31 +20,47 @@ from tests import models  # noqa: E402
 def test_activation_detection_modules_functions_methods_and_unknown():
     p = it.plan(models.ActMLP())
     g = {e.name: e.gain for e in p}
-    assert g["relu.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)
-    assert g["gelu.weight"] == pytest.approx(gain("gelu"))
-    assert p["tanh.weight"].scheme.label == "xavier_uniform"
-    assert p["selu.weight"].scheme.label == "lecun_normal"
-    assert g["silu_f.weight"] == pytest.approx(gain("silu"))
-    assert g["leaky.weight"] == pytest.approx(gain("leaky_relu", 0.2))
-    assert g["method.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)
-    # an unknown elementwise module is probed and its gain computed from the module itself
-    assert g["swish.weight"] == pytest.approx(gain("silu"), rel=1e-6)
+    # each layer is solved for what arrives (input E[x²]) and the activation after it (q*):
+    # gain² · E[x²] = q*
+    for name, act in [
+        ("relu", "relu at q* 2"),
+        ("gelu", "gelu at q*"),
+        ("tanh", "tanh at q*"),
+        ("selu", "selu at q* 1 (SELU"),
+        ("silu_f", "silu at q*"),
+        ("leaky", "leaky_relu(0.2) at q*"),
+        ("method", "relu at q* 2"),
+        ("swish", "Swish at q*"),  # an unknown elementwise module, probed
+    ]:
+        assert act in p[f"{name}.weight"].reason, name
+    assert g["relu.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)  # unit input → He
+    # relu's output at q = 2 has E[x²] = 1, so GELU's layer gets gain √q*(gelu)
+    op = operating_point("gelu", depth=2)
+    assert g["gelu.weight"] == pytest.approx(math.sqrt(op.q), rel=1e-6)
+    # the probed Swish is SiLU: the same operating point as the registered one
     assert "Swish" in p["swish.weight"].reason
-    # through a LayerNorm to the ReLU
+    # through a LayerNorm to the ReLU: a norm follows, the classic gain is kept
     assert g["norm_relu.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)
-    assert g["out.weight"] == 1.0 and "no activation" in p["out.weight"].reason
+    assert "a norm follows" in p["norm_relu.weight"].reason
+    # the output layer reads relu(N(0, 1)), E[x²] = ½: unit output needs gain √2
+    assert g["out.weight"] == pytest.approx(math.sqrt(2), rel=1e-6)
+    assert "unit output" in p["out.weight"].reason
     assert p["ln.weight"].scheme == S.ones() and p["out.bias"].scheme == S.zeros()
 
 
 def test_plan_std_and_reason_text():
     m = nn.Sequential(nn.Linear(512, 256), nn.GELU(), nn.Linear(256, 4))
-    e = it.plan(m)["0.weight"]
+    p = it.plan(m)
+    e = p["0.weight"]
     assert e.fan_in == 512 and e.fan_out == 256
-    assert e.std == pytest.approx(gain("gelu") / math.sqrt(512))
-    assert e.reason == (
-        f"Linear '0': fan_in 512, followed by gelu → numeric gain "
-        f"{gain('gelu'):.4g} → std {e.std:.4g}"
-    )
+    # unit input, GELU at its classic operating point q* = 1 (a chain of depth 1)
+    assert e.std == pytest.approx(1 / math.sqrt(512))
+    assert e.reason.startswith("Linear '0': fan_in 512, input E[x²] 1 → gelu at q* 1 (")
+    assert e.reason.endswith(f"→ gain 1 → std {e.std:.4g}")
+    # the classic GELU gain appears where GELU's output arrives: E[gelu(z)²] = 1/gain²
+    out = p["2.weight"]
+    assert out.gain == pytest.approx(gain("gelu"), rel=1e-6)
+    assert "input E[x²] 0.425, mean 0.282 → linear consumer: unit output" in out.reason
 
 
 def test_fx_and_run_tracing_agree_on_resnet():
@@ -68,8 +85,9 @@ def test_resnet_plan_true_fans_and_residuals():
     e = p["layers.1.conv1.weight"]  # 8 -> 16, 3x3
     assert (e.fan_in, e.fan_out) == (8 * 9, 16 * 9)
     assert "relu" in e.reason
-    # conv2 feeds bn2 -> add -> relu: still relu
+    # conv2 feeds bn2 -> add -> relu: a norm follows, He's gain for the relu is kept
     assert p["layers.1.conv2.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)
+    assert "a norm follows" in p["layers.1.conv2.weight"].reason
     z = it.plan(m, "zero-init-residual")
     for b in range(4):
         assert z[f"layers.{b}.bn2.weight"].scheme == S.zeros()
@@ -110,10 +128,15 @@ def test_transformer_gpt2_policy_scales_residual_projections():
 
 
 def test_transformer_auto_detects_gelu_and_per_block_qkv():
-    p = it.plan(models.transformer(), example_input=torch.randn(2, 5, 32))
-    assert p["layers.0.linear1.weight"].gain == pytest.approx(gain("gelu"))
+    x = torch.randn(2, 5, 32)
+    p = it.plan(models.transformer(), example_input=x)
+    # linear1 reads a LayerNorm's output (E[x²] = 1) and feeds GELU at q* = 1: gain 1
+    lin1 = p["layers.0.linear1.weight"]
+    assert lin1.gain == pytest.approx(1.0) and "gelu at q* 1 (" in lin1.reason
     qkv = p["layers.0.self_attn.in_proj_weight"]
-    assert qkv.std == pytest.approx(1 / math.sqrt(32)) and "torch: fan_out 96" in qkv.reason
+    # the example input's own second moment reaches q/k/v: unit q/k/v for *this* input
+    s = float(x.double().pow(2).mean())
+    assert qkv.std == pytest.approx(1 / math.sqrt(32 * s)) and "torch: fan_out 96" in qkv.reason
 
 
 def test_lstm_gru_rnn_per_gate():
@@ -150,9 +173,15 @@ def test_conv_transpose_and_depthwise_fans():
 def test_embedding_padding_and_ties():
     p = it.plan(models.Tied())
     e = p["emb.weight"]
-    assert e.zero_rows == (0,) and e.std == 1.0 and "tied with head.weight" in e.reason
+    assert e.zero_rows == (0,) and "tied with head.weight" in e.reason
+    # planned once for both uses: the std that gives unit logits through the head
+    assert "tied with 'head': std" in e.reason and "unit-variance logits" in e.reason
     assert "head.weight" not in {x.name for x in p}
-    assert p["fc.weight"].scheme.label == "xavier_uniform"  # followed by tanh
+    assert "tanh at q*" in p["fc.weight"].reason
+    m = models.Tied()
+    it.init_model(m, seed=0)
+    logits = m(torch.randint(1, 50, (64, 8)))
+    assert 0.7 < float(logits.pow(2).mean().sqrt()) < 1.4
 
 
 def test_unknown_layers_are_reported_not_skipped():
@@ -169,11 +198,43 @@ def test_unknown_layers_are_reported_not_skipped():
     assert not torch.equal(before["fc.weight"], m.fc.weight)
 
 
+class _Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:  # data-dependent: fx can not trace it
+            return self.b(torch.relu(self.a(x)))
+        return self.b(self.a(x))
+
+
 def test_untraceable_without_input_says_so():
-    m = models.transformer()
-    p = it.plan(m)  # fx fails on TransformerEncoderLayer and there is no example input
+    p = it.plan(_Branchy())
     assert any("could not trace" in n for n in p.notes)
-    assert "assumed linear" in p["layers.0.linear1.weight"].reason
+    assert "assumed linear" in p["a.weight"].reason
+
+
+def test_transformer_containers_are_read_from_their_attributes():
+    m = models.transformer()  # fx can not trace TransformerEncoderLayer's fast-path checks
+    p = it.plan(m)  # no example input
+    assert not any("could not trace" in n for n in p.notes)
+    assert "gelu" in p["layers.0.linear1.weight"].reason
+    assert "6 residual branches" in p.notes[0]
+    g = it.plan(m, "gpt2")  # the depth rule is not dropped
+    assert g["layers.0.linear2.weight"].std == pytest.approx(0.02 / math.sqrt(6))
+    enc = nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(16, 2, 32, activation="gelu", norm_first=True),
+        2,
+        enable_nested_tensor=False,
+    )
+    q = it.plan(enc)  # the container is the model
+    assert "gelu" in q["layers.1.linear1.weight"].reason
+    assert "residual branches" in q.notes[0]
+    dec = nn.TransformerDecoderLayer(16, 2, 32)
+    r = it.plan(dec)
+    assert "relu" in r["linear1.weight"].reason
+    assert "3 residual branches" in r.notes[0]
 
 
 def test_torch_default_policy_matches_torch_in_distribution():

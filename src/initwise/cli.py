@@ -84,7 +84,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     model = load_factory(args.model)
     with _threads(args):
-        p = plan(model, args.policy, example_input=_example(args))
+        p = plan(model, args.policy, example_input=_example(args), strict=args.strict)
     if args.json:
         p.save(args.json)
     if not args.quiet:
@@ -105,7 +105,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     p = (
         Plan.load(args.plan)
         if args.plan
-        else plan(model, args.policy, example_input=_example(args))
+        else plan(model, args.policy, example_input=_example(args), strict=args.strict)
     )
     with _threads(args):
         apply_plan(p, model, args.seed, threads=args.threads)
@@ -277,6 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--input-shape", help="example input shape for tracing, e.g. 2,3,32,32")
     pl.add_argument("--no-reasons", action="store_true", help="leave the reason column out")
     pl.add_argument("--quiet", action="store_true", help="print nothing")
+    pl.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail instead of warning when the plan had to assume anything",
+    )
     _add_threads(pl, "torch's")
     pl.set_defaults(func=_cmd_plan)
 
@@ -287,6 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--input-shape", help="example input shape for tracing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True, help="output .safetensors file")
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail instead of warning when the plan had to assume anything",
+    )
     _add_threads(ap, "torch's; fills split from 64 Ki elements per thread")
     ap.set_defaults(func=_cmd_apply)
 
@@ -328,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
         "name",
         nargs="?",
         default="all",
-        choices=["all", "lsuv", "diagnose", "fill", "materialize", "load"],
+        choices=["all", "lsuv", "diagnose", "fill", "materialize", "load", "zoo"],
     )
     bn.add_argument(
         "size",
@@ -356,11 +366,23 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``initwise`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"initwise {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    import warnings
+
+    from .plan import AssumptionWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", AssumptionWarning)
+        try:
+            code = int(args.func(args))
+        except (ValueError, TypeError, FileNotFoundError) as exc:
+            print(f"initwise {args.command}: error: {exc}", file=sys.stderr)
+            code = 2
+    for w in caught:
+        if issubclass(w.category, AssumptionWarning):
+            print(f"initwise {args.command}: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return code
 
 
 if __name__ == "__main__":

@@ -22,6 +22,16 @@ from typing import Any
 from . import schemes as S
 from .math.fans import Fans
 
+
+class AssumptionWarning(UserWarning):
+    """A plan was made with assumptions (untraced model, unknown activation or input moments,
+    parameters without a rule); ``plan(..., strict=True)`` raises :class:`AssumptionError`."""
+
+
+class AssumptionError(ValueError):
+    """Raised by ``plan(..., strict=True)`` when anything had to be assumed."""
+
+
 FORMAT = "initwise-plan"
 VERSION = 1
 
@@ -34,7 +44,9 @@ class ParamPlan:
     parameters are split into ``chunks`` equal blocks along ``chunk_dim``; each block is drawn
     on its own with the block's fans, and ``chunk_schemes`` replaces the scheme of single blocks
     (e.g. an LSTM's forget-gate bias). ``zero_rows`` are set to 0 afterwards (an embedding's
-    ``padding_idx``).
+    ``padding_idx``). ``center_dims``: the drawn values are centered over these dims (each output
+    unit's weights sum to zero, then scaled by ``√(n/(n−1))`` so the variance is kept) — ``auto``
+    does this before activations with a large mean, so the mean does not reach the next layer.
     """
 
     name: str
@@ -50,6 +62,7 @@ class ParamPlan:
     chunk_dim: int = 0
     chunk_schemes: tuple[tuple[int, S.Scheme], ...] = ()
     zero_rows: tuple[int, ...] = ()
+    center_dims: tuple[int, ...] = ()
 
     @property
     def fans(self) -> Fans | None:
@@ -95,9 +108,12 @@ class ParamPlan:
         return dataclasses.replace(e, std=std, reason=text)
 
     def with_scheme(self, scheme: S.Scheme | None, reason: str) -> ParamPlan:
-        """A copy with another scheme (std recomputed, chunk overrides dropped)."""
+        """A copy with another scheme (std recomputed; chunk overrides and centering, which
+        belonged to the old scheme's decision, dropped)."""
         std = None if scheme is None else scheme_std(scheme, self.block_shape, self.fans)
-        return dataclasses.replace(self, scheme=scheme, reason=reason, std=std, chunk_schemes=())
+        return dataclasses.replace(
+            self, scheme=scheme, reason=reason, std=std, chunk_schemes=(), center_dims=()
+        )
 
     def describe(self) -> str:
         if self.scheme is None:
@@ -107,6 +123,8 @@ class ParamPlan:
             name += f" ×{self.chunks} blocks"
         for i, s in self.chunk_schemes:
             name += f", block {i}: {s.label}"
+        if self.center_dims:
+            name += ", centered"
         return name
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,6 +142,7 @@ class ParamPlan:
             "chunk_dim": self.chunk_dim,
             "chunk_schemes": [[i, s.to_dict()] for i, s in self.chunk_schemes],
             "zero_rows": list(self.zero_rows),
+            **({"center_dims": list(self.center_dims)} if self.center_dims else {}),
         }
 
     @classmethod
@@ -155,6 +174,7 @@ class ParamPlan:
                 chunk_dim=int(d.get("chunk_dim", 0)),
                 chunk_schemes=chunk_schemes,
                 zero_rows=tuple(int(r) for r in d.get("zero_rows", [])),
+                center_dims=tuple(int(r) for r in d.get("center_dims", [])),
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}: {exc}") from None
@@ -183,6 +203,16 @@ class ParamPlan:
         for r in self.zero_rows:
             if not self.shape or not 0 <= r < self.shape[0]:
                 raise ValueError(f"{where}: zero row {r} outside shape {self.shape}")
+        if self.center_dims:
+            if len(set(self.center_dims)) != len(self.center_dims) or not all(
+                0 <= c < len(self.shape) for c in self.center_dims
+            ):
+                raise ValueError(
+                    f"{where}: center_dims {list(self.center_dims)} must be distinct dims of "
+                    f"shape {self.shape}"
+                )
+            if self.chunks > 1:
+                raise ValueError(f"{where}: center_dims can not be combined with chunks")
         for i in range(self.chunks):
             s = self.scheme_for_chunk(i)
             if s is not None:
@@ -321,9 +351,10 @@ class Plan:
 
     def table(self, reasons: bool = True) -> Any:
         """A ``rich`` table: parameter, shape, scheme, fans, gain, std (and reason)."""
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"initwise plan — {self.model} (policy {self.policy})")
+        t = Table(title=escape(f"initwise plan — {self.model} (policy {self.policy})"))
         for col in ("parameter", "shape", "scheme", "fan_in", "fan_out", "gain", "std"):
             t.add_column(
                 col,
@@ -342,7 +373,8 @@ class Plan:
                 _fmt(e.gain),
                 _fmt(e.std),
             ]
-            t.add_row(*row, *([e.reason] if reasons else []))
+            cells = [*row, *([e.reason] if reasons else [])]
+            t.add_row(*(escape(c) for c in cells))  # names and reasons are text, not markup
         return t
 
     def render(self, width: int = 160, reasons: bool = True) -> str:

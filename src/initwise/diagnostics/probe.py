@@ -233,8 +233,10 @@ def diagnose(
                 raise ValueError("loss_fn must return a scalar tensor")
             if loss.requires_grad:
                 loss.backward()
+        feeds = _feeds(info)
         for name in order:
-            _measure(records[name])
+            nxt = records.get(feeds.get(name, ""))
+            _measure(records[name], nxt.get("x") if nxt is not None else None)
         jac = _jacobian(model, batch) if jacobian else None
     finally:
         for h in handles:
@@ -293,7 +295,28 @@ def _sums(t: torch.Tensor) -> list[torch.Tensor]:
     return [flat.sum(), torch.dot(flat, flat)]
 
 
-def _measure(rec: dict[str, Any]) -> None:
+def _feeds(info: ModelInfo) -> dict[str, str]:
+    """``{layer: next layer}`` where the activation of ``layer`` feeds ``next layer`` directly
+    (a chain ``Linear → act → Linear``): the next layer's recorded input *is* the post-activation,
+    so it is not computed again."""
+    g = info.graph
+    if g is None:
+        return {}
+    users = g.users()
+    out: dict[str, str] = {}
+    for n in g.nodes:
+        if n.op != "module" or info.kinds[n.idx] != "weight" or len(users[n.idx]) != 1:
+            continue
+        a = users[n.idx][0]
+        if info.kinds[a] != "act" or a in info.composite or len(users[a]) != 1:
+            continue
+        nxt = g.nodes[users[a][0]]
+        if nxt.op == "module" and info.kinds[nxt.idx] == "weight":
+            out[n.target] = nxt.target
+    return out
+
+
+def _measure(rec: dict[str, Any], post: torch.Tensor | None = None) -> None:
     """Every statistic of one layer from sums and dot products, read back in one conversion
     (each ``float(tensor)`` costs a dispatch and a copy; ``var_mean``/``std`` are Welford passes:
     together they were two thirds of ``diagnose``'s time)."""
@@ -302,7 +325,7 @@ def _measure(rec: dict[str, Any]) -> None:
     x = rec.pop("x")
     g = rec.pop("g", None)
     spec = act.spec  # properties from the activation registry (None: probed module)
-    post = act.torch_fn()(y)
+    post = act.torch_fn()(y) if post is None or post.shape != y.shape else post.float()
     zero = y.new_zeros(())
     vals: list[torch.Tensor] = []
     vals += _sums(x.float()) if x is not None else [zero, zero]  # 0, 1
@@ -448,15 +471,26 @@ def _chain_theory(layers: list[LayerStats]) -> None:
 def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
     if not layers:
         return "healthy", "no weight layers were run"
-    q0 = layers[0].out_m2 or 1e-300
-    # the output layer's gradient is set by the loss (and a pooling head shrinks it), not by the
-    # network: gradients are compared with the last hidden layer's
-    g_last = layers[-2].grad_std if len(layers) > 1 else layers[-1].grad_std
+    # Layers are compared with the first (forward) and last (gradients) layer of the same *role*:
+    # the same class at the same place of a repeated block, feeding the same activation. Roles
+    # differ on purpose (a branch's last layer adds 1/R of the stream; tanh runs at a smaller
+    # pre-activation scale than GELU), and vanishing/exploding is a trend along depth.
+    # The output layer's gradient is set by the loss (and a pooling head shrinks it), not by the
+    # network: it is not compared.
+    hidden = layers[:-1] if len(layers) > 1 else layers
+    first: dict[tuple[str, str, str], float] = {}
+    last: dict[tuple[str, str, str], float | None] = {}
+    for s in layers:
+        first.setdefault(_role(s), s.out_m2 or 1e-300)
+    for s in hidden:
+        if s.grad_std is not None:
+            last[_role(s)] = s.grad_std
     counts = dict.fromkeys(VERDICTS, 0)
     for s in layers:
         act: Act = s._act  # type: ignore[attr-defined]
-        r = s.out_m2 / q0
-        is_output = s is layers[-1]
+        r = s.out_m2 / first[_role(s)]
+        is_output = s is layers[-1] and len(layers) > 1
+        g_last = last.get(_role(s))
         g = (s.grad_std / g_last) if (s.grad_std is not None and g_last and not is_output) else 1.0
         try:
             spec = act.spec  # the auto rule: gain 1 (Xavier) before a saturating activation
@@ -484,6 +518,13 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
         return "healthy", f"all {len(layers)} layers healthy (within ×{tol:g})"
     worst = bad[0]
     return worst, ", ".join(f"{counts[v]} {v}" for v in bad) + f" of {len(layers)} layers"
+
+
+def _role(s: LayerStats) -> tuple[str, str, str]:
+    """(class, module path without indices, activation): ``h.3.attn.c_proj`` → ``h.attn.c_proj``."""
+    act: Act = s._act  # type: ignore[attr-defined]
+    path = ".".join(p for p in s.name.split(".") if not p.isdigit())
+    return (s.kind, path, act.describe())
 
 
 def _suggest(s: LayerStats, act: Act, r: float, g: float, tol: float, good: float) -> str:

@@ -15,7 +15,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "(on CPU-only machines: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from exc
 
-from ..plan import ParamPlan, Plan, register_applier
+from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, register_applier
 from .api import init_model, materialize
 from .apply import apply_plan, param_seed
 from .init import *  # noqa: F403
@@ -29,6 +29,8 @@ register_applier(lambda m: isinstance(m, nn.Module), apply_plan)
 __all__ = [
     *_init_all,
     "POLICIES",
+    "AssumptionError",
+    "AssumptionWarning",
     "LSUVLayer",
     "LSUVResult",
     "Modifier",

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..plan import Plan
 from .apply import apply_plan
+from .modules import unwrap
 from .planner import plan as make_plan
 
 
@@ -22,9 +23,16 @@ def init_model(
     overrides: Any = None,
     **kwargs: Any,
 ) -> Plan:
-    """``plan(model, policy, ...)`` then ``apply`` it with ``seed``; returns the plan."""
+    """``plan(model, policy, ...)`` then ``apply`` it with ``seed``; returns the plan.
+
+    Norm layers' running statistics (BatchNorm's mean/var and batch count) are reset once the
+    weights are written: statistics of the old weights do not describe the new ones. Nothing is
+    reset if planning or applying fails."""
     p = make_plan(model, policy, example_input, overrides, **kwargs)
     apply_plan(p, model, seed)
+    for m in unwrap(model).modules():
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+            m.reset_running_stats()
     return p
 
 

@@ -9,6 +9,7 @@ only its own shard). ``engine="torch"`` uses a ``torch.Generator`` per parameter
 from __future__ import annotations
 
 import hashlib
+import math
 import sys
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 from .. import sampling
 from ..plan import ParamPlan, Plan
 from .init import check_tensor, sample
+from .modules import unwrap
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -59,7 +61,7 @@ def draw(
     ):
         return _draw_device(entry, seed, torch.device(device), dtype, target, box)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    if box is not None and entry.chunks == 1:
+    if box is not None and entry.chunks == 1 and not entry.center_dims:
         assert entry.scheme is not None
         offset, local = box
         flat = sampling.sample(
@@ -108,8 +110,7 @@ def draw(
     else:
         full = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=entry.chunk_dim)
         out = torch.from_numpy(np.ascontiguousarray(full))
-    if entry.zero_rows:
-        out[list(entry.zero_rows)] = 0
+    _finish(out, entry)
     if box is not None:
         offset, local = box
         out = out[tuple(slice(o, o + n) for o, n in zip(offset, local, strict=True))]
@@ -136,7 +137,7 @@ def _draw_device(
     """The stream's values generated on ``device`` by the torch kernel (no host round trip for
     elementwise schemes); a shard generates only its own elements."""
     cdt = torch.float64 if dtype == torch.float64 else torch.float32
-    if box is not None and entry.chunks == 1:
+    if box is not None and entry.chunks == 1 and not entry.center_dims:
         assert entry.scheme is not None
         offset, local = box
         flat = sampling.sample_tensor(
@@ -172,8 +173,7 @@ def _draw_device(
         )
         if not contiguous:
             view.copy_(values)
-    if entry.zero_rows:
-        full[list(entry.zero_rows)] = 0
+    _finish(full, entry)
     if box is not None:
         offset, local = box
         return full[tuple(slice(o, o + n) for o, n in zip(offset, local, strict=True))]
@@ -204,9 +204,22 @@ def _draw_torch(
             )
         )
     out = blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=entry.chunk_dim)
+    _finish(out, entry)
+    return out
+
+
+def _finish(out: torch.Tensor, entry: ParamPlan) -> None:
+    """In place on the full tensor: center over ``entry.center_dims`` (in float64, times
+    ``√(n/(n−1))`` to keep the variance), then zero ``entry.zero_rows``."""
+    if entry.center_dims:
+        dims = tuple(entry.center_dims)
+        n = math.prod(out.shape[d] for d in dims)
+        if n > 1 and out.numel():
+            x = out.detach().double()
+            x = (x - x.mean(dim=dims, keepdim=True)) * math.sqrt(n / (n - 1))
+            out.detach().copy_(x)
     if entry.zero_rows:
         out[list(entry.zero_rows)] = 0
-    return out
 
 
 def shard_box(p: torch.Tensor) -> Box | None:
@@ -315,6 +328,7 @@ def apply_plan(
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     if draw_on not in ("auto", "device", "host"):
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
+    wrapper, model = model, unwrap(model)
     params = validate(plan, model)
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
@@ -364,7 +378,7 @@ def apply_plan(
         if was_meta:  # back to what it was: a meta-device model (its ties kept)
             to_empty_keeping_ties(model, "meta")
         raise
-    return model
+    return wrapper
 
 
 def _is_matrix(e: ParamPlan) -> bool:

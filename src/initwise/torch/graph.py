@@ -46,6 +46,9 @@ class Node:
     inputs: list[int] = field(default_factory=list)
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    call: Callable[[list[torch.Tensor]], Any] | None = field(default=None, repr=False)
+    """For function nodes: the call itself, as a function of the values of ``inputs`` (so an
+    elementwise stretch of the graph can be evaluated on its own, see :func:`composites`)."""
 
 
 @dataclass
@@ -63,14 +66,124 @@ class Graph:
         return out
 
 
+KNOWN = (
+    nn.TransformerEncoderLayer,
+    nn.TransformerDecoderLayer,
+    nn.TransformerEncoder,
+    nn.TransformerDecoder,
+    nn.Transformer,
+)
+"""Containers read from their attributes (:func:`expand_known`) instead of traced: their
+``forward`` has fast paths and mask checks that ``torch.fx`` can not trace, and their structure
+(norm placement, activation, residuals) is all in their fields."""
+
+
 def is_leaf(module: nn.Module) -> bool:
-    """Leaf for tracing: owns parameters directly, or has no children."""
+    """Leaf for tracing: owns parameters directly, or has no children, or is a :data:`KNOWN`
+    container (expanded from its attributes)."""
+    if isinstance(module, KNOWN):
+        return True
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
     own = next(module.parameters(recurse=False), None) is not None
     if own and (type(module).__module__.startswith("torch.nn") or not any(module.children())):
         return True
     return not any(module.children())
+
+
+def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[Node]) -> int:
+    """Append the dataflow of a :data:`KNOWN` container (named ``name``, fed by the nodes
+    ``inputs``: src, or tgt and memory) to ``nodes``; return its output node. Dropout is the
+    identity here; masks do not change the structure."""
+
+    def add(op: str, target: str, ins: list[int]) -> int:
+        nodes.append(Node(len(nodes), op, target, ins))
+        return len(nodes) - 1
+
+    def sub(child: str) -> str:
+        return f"{name}.{child}" if name else child
+
+    def act(layer: nn.Module, x: int, prefix: str) -> int:
+        a = layer.activation
+        if isinstance(a, nn.Module):
+            return add("module", f"{prefix}.activation" if prefix else "activation", [x])
+        return add("function", _fn_name(a), [x])
+
+    def ff(layer: nn.Module, prefix: str, x: int) -> int:
+        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
+        h = add("module", p("linear1"), [x])
+        return add("module", p("linear2"), [act(layer, h, prefix)])
+
+    def encoder_layer(layer: nn.Module, prefix: str, x: int) -> int:
+        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
+        if layer.norm_first:
+            x = add(
+                "function",
+                "add",
+                [x, add("module", p("self_attn"), [add("module", p("norm1"), [x])])],
+            )
+            return add("function", "add", [x, ff(layer, prefix, add("module", p("norm2"), [x]))])
+        x = add(
+            "module", p("norm1"), [add("function", "add", [x, add("module", p("self_attn"), [x])])]
+        )
+        return add("module", p("norm2"), [add("function", "add", [x, ff(layer, prefix, x)])])
+
+    def decoder_layer(layer: nn.Module, prefix: str, x: int, mem: int) -> int:
+        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
+        if layer.norm_first:
+            x = add(
+                "function",
+                "add",
+                [x, add("module", p("self_attn"), [add("module", p("norm1"), [x])])],
+            )
+            q = add("module", p("norm2"), [x])
+            x = add("function", "add", [x, add("module", p("multihead_attn"), [q, mem])])
+            return add("function", "add", [x, ff(layer, prefix, add("module", p("norm3"), [x]))])
+        x = add(
+            "module", p("norm1"), [add("function", "add", [x, add("module", p("self_attn"), [x])])]
+        )
+        a = add("module", p("multihead_attn"), [x, mem])
+        x = add("module", p("norm2"), [add("function", "add", [x, a])])
+        return add("module", p("norm3"), [add("function", "add", [x, ff(layer, prefix, x)])])
+
+    def encoder(enc: nn.Module, prefix: str, x: int) -> int:
+        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
+        for i, layer in enumerate(enc.layers):
+            x = encoder_layer(layer, p(f"layers.{i}"), x)
+        return add("module", p("norm"), [x]) if enc.norm is not None else x
+
+    def decoder(dec: nn.Module, prefix: str, x: int, mem: int) -> int:
+        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
+        for i, layer in enumerate(dec.layers):
+            x = decoder_layer(layer, p(f"layers.{i}"), x, mem)
+        return add("module", p("norm"), [x]) if dec.norm is not None else x
+
+    x = inputs[0]
+    mem = inputs[1] if len(inputs) > 1 else x
+    if isinstance(module, nn.TransformerEncoderLayer):
+        return encoder_layer(module, name, x)
+    if isinstance(module, nn.TransformerDecoderLayer):
+        return decoder_layer(module, name, x, mem)
+    if isinstance(module, nn.TransformerEncoder):
+        return encoder(module, name, x)
+    if isinstance(module, nn.TransformerDecoder):
+        return decoder(module, name, x, mem)
+    assert isinstance(module, nn.Transformer)
+    memory = encoder(module.encoder, sub("encoder"), x)
+    return decoder(module.decoder, sub("decoder"), mem, memory)
+
+
+def known_graph(model: nn.Module) -> Graph | None:
+    """The graph of a model that *is* a :data:`KNOWN` container (no tracing, no input)."""
+    if not isinstance(model, KNOWN):
+        return None
+    two = isinstance(model, (nn.TransformerDecoderLayer, nn.TransformerDecoder, nn.Transformer))
+    nodes = [Node(0, "input", "input")]
+    if two:
+        nodes.append(Node(1, "input", "input"))
+    out = expand_known(model, "", [n.idx for n in nodes], nodes)
+    nodes.append(Node(len(nodes), "output", "output", [out]))
+    return Graph(nodes, "attributes")
 
 
 def _fn_name(fn: Any) -> str:
@@ -113,10 +226,31 @@ def trace_fx(model: nn.Module) -> Graph:
             "output": "output",
         }[fn.op]
         target = _fn_name(fn.target) if fn.op == "call_function" else str(fn.target)
-        node = Node(len(nodes), op, target, inputs, scalars, kwargs)
+        call = _fx_call(fn) if op == "function" else None
+        if op == "module" and isinstance(model.get_submodule(target), KNOWN):
+            index[fn] = expand_known(model.get_submodule(target), target, inputs, nodes)
+            continue
+        node = Node(len(nodes), op, target, inputs, scalars, kwargs, call)
         index[fn] = node.idx
         nodes.append(node)
     return Graph(nodes, "fx")
+
+
+def _fx_call(fn: torch.fx.Node) -> Callable[[list[torch.Tensor]], Any]:
+    order = list(fn.all_input_nodes)
+    if fn.op == "call_method":
+        name = str(fn.target)
+        f: Callable[..., Any] = lambda self, *a, **k: getattr(self, name)(*a, **k)  # noqa: E731
+    else:
+        f = fn.target  # type: ignore[assignment]
+
+    def call(values: list[torch.Tensor]) -> Any:
+        env = dict(zip(order, values, strict=True))
+        args = torch.fx.node.map_arg(fn.args, lambda n: env[n])
+        kwargs = torch.fx.node.map_arg(fn.kwargs, lambda n: env[n])
+        return f(*args, **kwargs)
+
+    return call
 
 
 def trace_sequential(model: nn.Module) -> Graph | None:
@@ -165,6 +299,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         outputs_obj: Any,
         args: tuple = (),
         kwargs: dict | None = None,
+        func: Callable[..., Any] | None = None,
     ) -> None:
         inputs = []
         for t in tensors(inputs_obj):
@@ -173,7 +308,8 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
                 producer[id(t)] = nodes[-1].idx
             if id(t) in producer:
                 inputs.append(producer[id(t)])
-        node = Node(len(nodes), op, target, inputs, args, kwargs or {})
+        call = _run_call(func, inputs_obj, producer) if func is not None else None
+        node = Node(len(nodes), op, target, inputs, args, kwargs or {}, call)
         nodes.append(node)
         for t in tensors(outputs_obj):
             producer[id(t)] = node.idx
@@ -186,7 +322,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
             if depth[0] == 0 and tensors(out):
                 scalars = tuple(a for a in args if not isinstance(a, torch.Tensor))
                 kw = {k: a for k, a in kwargs.items() if not isinstance(a, torch.Tensor)}
-                add("function", _fn_name(func), (args, kwargs), out, scalars, kw)
+                add("function", _fn_name(func), (args, kwargs), out, scalars, kw, func)
             return out
 
     names = {m: n for n, m in model.named_modules()}
@@ -197,7 +333,13 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
 
     def post(m: nn.Module, args: Any, kwargs: Any, out: Any) -> None:
         depth[0] -= 1
-        if depth[0] == 0:
+        if depth[0] == 0 and isinstance(m, KNOWN):
+            ins = [producer[id(t)] for t in tensors((args, kwargs)) if id(t) in producer]
+            last = expand_known(m, names[m], ins, nodes)
+            for t in tensors(out):
+                producer[id(t)] = last
+                keep.append(t)
+        elif depth[0] == 0:
             add("module", names[m], (args, kwargs), out)
 
     for m in names:
@@ -219,6 +361,22 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
             h.remove()
     add("output", "output", out, None)
     return Graph(nodes, "run")
+
+
+def _run_call(
+    func: Callable[..., Any], inputs_obj: Any, producer: dict[int, int]
+) -> Callable[[list[torch.Tensor]], Any]:
+    ids = [id(t) for t in tensors(inputs_obj) if id(t) in producer]
+    structure = inputs_obj
+
+    def call(values: list[torch.Tensor]) -> Any:
+        sub = dict(zip(ids, values, strict=True))
+        a, k = torch.utils._pytree.tree_map(
+            lambda t: sub.get(id(t), t) if isinstance(t, torch.Tensor) else t, structure
+        )
+        return func(*a, **k)
+
+    return call
 
 
 # ----------------------------------------------------------------------------- activations
@@ -367,6 +525,22 @@ class ModelInfo:
     n_residual: int
     method: str
     note: str = ""
+    graph: Graph | None = None
+    kinds: list[str] = field(default_factory=list)  # per graph node: weight/norm/act/stop/other
+    acts: dict[int, Act] = field(default_factory=dict)  # graph node -> the activation it computes
+    adds: list[Residual] = field(default_factory=list)  # residual additions, one per branch
+    composite: dict[int, int] = field(default_factory=dict)  # probed activation node -> its source
+
+
+@dataclass(frozen=True)
+class Residual:
+    """A residual addition: graph node ``add`` sums the ``branch`` operand (the side with the
+    weight layers) and the ``skip`` operand; ``last`` is the branch's last weight layer."""
+
+    add: int
+    branch: int
+    skip: int
+    last: str
 
 
 def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
@@ -402,6 +576,7 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             kind = "stop"
         kinds.append(kind)
 
+    composite = composites(graph, kinds, acts)
     layers: dict[str, LayerInfo] = {}
     for n in nodes:
         if n.op == "module" and n.target not in layers:
@@ -420,8 +595,103 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
                     + f"); using the nearest, {found[0].describe()}"
                 )
 
-    n_res = _residuals(nodes, kinds, layers)
-    return ModelInfo(layers, n_res, graph.method)
+    adds = _residuals(nodes, kinds, layers)
+    return ModelInfo(layers, len(adds), graph.method, "", graph, kinds, acts, adds, composite)
+
+
+_NOT_ELEMENTWISE = _STOP_FUNCS | {
+    "view",
+    "reshape",
+    "flatten",
+    "permute",
+    "transpose",
+    "getitem",
+    "cat",
+    "stack",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "norm",
+    "split",
+    "chunk",
+    "expand",
+    "repeat",
+    "size",
+    "dropout",
+    "unsqueeze",
+    "squeeze",
+    "contiguous",
+    "to",
+    "type",
+    "t",
+    "roll",
+    "flip",
+    "cumsum",
+}
+
+
+class Composite(nn.Module):
+    """An elementwise stretch of a model's graph (``x * torch.sigmoid(1.5 * x)`` written in
+    ``forward``, a custom ``autograd.Function``) evaluated on its own, as an activation."""
+
+    def __init__(self, nodes: list[Node], source: int, sink: int) -> None:
+        super().__init__()
+        self._nodes, self._source, self._sink = nodes, source, sink
+        self.label = "probed " + "·".join(n.target for n in nodes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values: dict[int, Any] = {self._source: x}
+        for n in self._nodes:
+            assert n.call is not None
+            values[n.idx] = n.call([values[i] for i in n.inputs])
+        return values[self._sink]
+
+
+def composites(graph: Graph, kinds: list[str], acts: dict[int, Act]) -> dict[int, int]:
+    """Find elementwise stretches that follow a weight layer and are not one registered
+    activation; probe each numerically (:func:`_probe`) and, if it is an elementwise
+    nonlinearity, make its last node an activation computed by the stretch (``kinds`` and
+    ``acts`` are updated; inner nodes become pass-through). Returns ``{last node: source}``."""
+    nodes = graph.nodes
+    users = graph.users()
+    found: dict[int, int] = {}
+    for src in range(len(nodes)):
+        if kinds[src] != "weight":
+            continue
+        region: set[int] = set()
+        frontier = sorted(users[src])
+        while frontier:
+            i = frontier.pop(0)
+            n = nodes[i]
+            if i in region or n.op != "function" or n.call is None:
+                continue
+            if n.target in _NOT_ELEMENTWISE or not n.inputs:
+                continue
+            if any(j != src and j not in region for j in n.inputs):
+                continue
+            region.add(i)
+            frontier.extend(users[i])
+            frontier.sort()
+        if not region:
+            continue
+        sinks = [i for i in region if not users[i] or any(u not in region for u in users[i])]
+        if len(sinks) != 1:
+            continue
+        if len(region) == 1 and sinks[0] in acts:
+            continue  # one registered activation: nothing to probe
+        members = [nodes[i] for i in sorted(region)]
+        act = _probe(Composite(members, src, sinks[0]))
+        if act is None:
+            continue
+        sink = sinks[0]
+        for i in region:
+            acts.pop(i, None)
+            kinds[i] = "other"
+        kinds[sink] = "act"
+        acts[sink] = Act(act.name, None, act.module, act.module.label)  # type: ignore[union-attr]
+        found[sink] = src
+    return found
 
 
 def _find_activation(
@@ -445,7 +715,7 @@ def _find_activation(
     return found
 
 
-def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]) -> int:
+def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]) -> list[Residual]:
     anc = [0] * len(nodes)  # ancestor sets as bitmasks
     for n in nodes:
         a = 0
@@ -457,15 +727,16 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
         if kinds[n.idx] == "weight":
             weight_bits |= 1 << n.idx
     branches: list[int] = []  # bitmask of nodes per branch
+    ends: list[tuple[int, int, int]] = []  # (add node, branch operand, skip operand)
     for n in nodes:
         if n.op != "function" or n.target not in _ADD or len(set(n.inputs)) < 2:
             continue
         a, b = n.inputs[0], n.inputs[1]
         full_a, full_b = anc[a] | (1 << a), anc[b] | (1 << b)
         if anc[b] >> a & 1:
-            branch = full_b & ~full_a
+            branch, side = full_b & ~full_a, (b, a)
         elif anc[a] >> b & 1:
-            branch = full_a & ~full_b
+            branch, side = full_a & ~full_b, (a, b)
         else:
             common = anc[a] & anc[b]
             if not common:
@@ -478,9 +749,11 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             ca, cb = (ea & weight_bits).bit_count(), (eb & weight_bits).bit_count()
             if ca == cb:
                 continue
-            branch = ea if ca > cb else eb
+            branch, side = (ea, (a, b)) if ca > cb else (eb, (b, a))
         if branch & weight_bits:
             branches.append(branch)
+            ends.append((n.idx, *side))
+    out: list[Residual] = []
     for bi, branch in enumerate(branches):
         members = [n for n in nodes if branch >> n.idx & 1 and n.op == "module"]
         weights = [n for n in members if kinds[n.idx] == "weight"]
@@ -494,7 +767,8 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
         if norms_after:
             layers[norms_after[-1].target].last_norm_in_branch = True
             layers[last_w.target].norm_after = True
-    return len(branches)
+        out.append(Residual(*ends[bi], last_w.target))
+    return out
 
 
 def _bits(mask: int) -> list[int]:
@@ -509,6 +783,9 @@ def _bits(mask: int) -> list[int]:
 def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
     """Trace ``model`` (fx first, then a run with ``example_input``, then Hugging Face's
     ``dummy_inputs``) and analyze it. Never changes the model's weights or mode."""
+    known = known_graph(model)
+    if known is not None:
+        return analyze(model, known)
     if is_leaf(model):  # a single layer (nn.LSTM, nn.Linear): nothing to trace
         return ModelInfo({"": LayerInfo("", model)}, 0, "single layer")
     chain = trace_sequential(model)

@@ -94,3 +94,33 @@ def weight_fans(
 
 def _g(groups: int) -> str:
     return f", groups {groups}" if groups > 1 else ""
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside ``torch.compile``'s ``OptimizedModule`` (``_orig_mod``) and
+    ``DataParallel``/``DistributedDataParallel`` (``module``), so that plans name and draw the
+    same parameters with or without the wrapper. TorchScript modules are refused: their
+    parameters are copies the eager model does not see.
+
+    Raises:
+        TypeError: ``model`` is a ``torch.jit`` ScriptModule.
+    """
+    import torch
+
+    seen = 0
+    while seen < 16:
+        seen += 1
+        if isinstance(model, torch.jit.ScriptModule):
+            raise TypeError(
+                f"model is a TorchScript module ({type(model).__name__}); initwise plans eager "
+                "modules: plan and initialize the nn.Module first, then torch.jit.script it"
+            )
+        inner = getattr(model, "_orig_mod", None)
+        if isinstance(inner, nn.Module) and type(model).__name__ == "OptimizedModule":
+            model = inner
+            continue
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+            continue
+        return model
+    return model

@@ -9,17 +9,19 @@ This module only walks the model, builds what each decision needs, and records t
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from .. import schemes as S
-from ..plan import ParamPlan, Plan
+from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
 from .graph import LINEAR, LayerInfo, inspect_model
+from .modules import is_weight_layer, unwrap, weight_fans
 from .modules import kind as module_kind
-from .modules import weight_fans
+from .moments import input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
 
 POLICIES = BUILTIN
@@ -35,6 +37,7 @@ def plan(
     *,
     forget_bias: float = 1.0,
     std: float = 0.02,
+    strict: bool = False,
 ) -> Plan:
     """Plan the initialization of every parameter of ``model``.
 
@@ -50,6 +53,10 @@ def plan(
         overrides: ``{glob pattern: scheme}`` applied last (see :meth:`Plan.override`).
         forget_bias: LSTM forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
         std: base std of the ``gpt2`` policy.
+        strict: raise :class:`~initwise.plan.AssumptionError` when anything had to be assumed
+            (the model could not be traced, a layer's activation or input moments are unknown,
+            a parameter has no rule). Otherwise an :class:`~initwise.plan.AssumptionWarning`
+            says what was assumed (the plan's notes list it too).
 
     Returns:
         a :class:`~initwise.plan.Plan`; ``print(plan)`` shows the table, ``plan.apply(model,
@@ -58,11 +65,16 @@ def plan(
     pol = get_policy(policy)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    model = unwrap(model)
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
     info = inspect_model(model, example_input)
-    ctx = Context(info.layers, info.n_residual, forget_bias, std, model)
+    moments = None
+    if pol.propagates and info.graph is not None:
+        own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
+        moments = propagate(model, info, input_moments(example_input), n_res=None if own else 0)
+    ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments)
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
@@ -101,7 +113,43 @@ def plan(
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes))
-    return out.override(overrides) if overrides else out
+    out = out.override(overrides) if overrides else out
+    _report_assumptions(out, info, moments, pol, strict)
+    return out
+
+
+def _report_assumptions(out: Plan, info: Any, moments: Any, pol: Policy, strict: bool) -> None:
+    said: list[str] = []
+    if info.note:
+        said.append(info.note)
+    if pol.describes_tracing and info.method != "single layer":
+        blind = [
+            n
+            for n, lay in info.layers.items()
+            if lay.activation is None and n and is_weight_layer(lay.module)
+        ]
+        weights = {e.layer for e in out if e.scheme is not None and e.name.endswith("weight")}
+        blind = [n for n in blind if n in weights]
+        if blind and not info.note:
+            said.append(f"no activation found for {_few(blind)} (assumed linear)")
+    if moments is not None and moments.assumed:
+        said.append("; ".join(moments.assumed[:3]) + ("; …" if len(moments.assumed) > 3 else ""))
+    left = [e.name for e in out if e.scheme is None]
+    if left:
+        said.append(f"no rule for {_few(left)} (left as is)")
+    if not said:
+        return
+    text = f"plan({out.model}, {out.policy!r}) assumed: " + "; ".join(said)
+    if strict:
+        raise AssumptionError(
+            text + ". Give example_input=, an override for each parameter without a rule, or "
+            "plan with strict=False to accept the assumptions"
+        )
+    warnings.warn(AssumptionWarning(text), stacklevel=3)
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 def _inherited(name: str, module: nn.Module, layers: dict[str, LayerInfo]) -> LayerInfo:

@@ -32,6 +32,7 @@ lsuv                orthonormal, then each layer scaled to unit output std on a 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from ..math.fans import Fans, fans
 from ..plan import ParamPlan
 from .graph import LINEAR, Act, LayerInfo
 from .modules import is_weight_layer
+from .moments import Moments, Solved
 
 entry = ParamPlan.build
 
@@ -57,6 +59,8 @@ class Context:
     forget_bias: float = 1.0
     std: float = 0.02
     model: nn.Module | None = None
+    moments: Moments | None = None
+    """Propagated moments (:mod:`initwise.torch.moments`), for policies with ``propagates``."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,9 @@ class Policy:
     (:meth:`scheme`), which subclasses give. Override any method to change one decision."""
 
     name: str = "custom"
+    propagates: bool = False
+    """Whether the planner propagates moments through the graph for this policy
+    (``ctx.moments``; the ``auto`` policy solves each layer from them)."""
     describes_tracing: bool = True
     """Whether reasons mention activations that tracing did not find (False for policies that
     ignore activations, like torch-default)."""
@@ -221,6 +228,9 @@ class Modifier:
     """Changes what a policy decided; every hook gets the policy's entry and returns one."""
 
     name: str = "modifier"
+    handles_residual: bool = False
+    """True for modifiers that decide residual branch ends themselves (then ``auto``'s own
+    branch scaling is off, so the two do not multiply)."""
 
     def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
         return planned
@@ -247,6 +257,7 @@ class Chain(Policy):
         self.modifiers = modifiers
         self.name = name or "+".join([base.name, *(m.name for m in modifiers)])
         self.describes_tracing = base.describes_tracing
+        self.propagates = base.propagates
         self.plan_model = base.plan_model
 
     def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
@@ -326,12 +337,79 @@ def auto_scheme(act: Act) -> tuple[S.Scheme, float, str]:
 
 
 class Auto(Policy):
-    """He-family with the detected activation's gain (see :func:`auto_scheme`)."""
+    """Each weight solved from the moments that reach it (:mod:`initwise.torch.moments`): the
+    pre-activation second moment is the consuming activation's operating point for the chain's
+    depth (:mod:`initwise.math.operating`), branch ends of unnormalized residual blocks add
+    ``1/R`` of the stream's variance, tied embeddings give unit logits. Where the graph was not
+    traced, He-family with the activation's gain (:func:`auto_scheme`)."""
 
     name = "auto"
+    propagates = True
 
     def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
         return auto_scheme(act)
+
+    def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
+        if solved is None or site.kind == "embedding":
+            return super().weight(ctx, site)
+        return _solved_entry("weight", site.shape, site, solved)
+
+    def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        tied = ctx.moments.embedding_std.get(site.module_name) if ctx.moments else None
+        if tied is None:
+            return super().embedding(ctx, site)
+        std, why = tied
+        pad = ", padding row zero" if site.zero_rows else ""
+        return entry(
+            "weight",
+            site.shape,
+            S.normal(0.0, std),
+            f"{site.cls} '{site.module_name}': {why}{pad} → std {{std}}",
+            site.fans,
+            **site.kw,
+        )
+
+    def attention_weight(self, ctx, name, module, pname, shape):  # type: ignore[no-untyped-def]
+        e = super().attention_weight(ctx, name, module, pname, shape)
+        solved = ctx.moments.layers.get(name) if ctx.moments else None
+        if solved is None or (pname != "in_proj_weight" and not pname.endswith("_proj_weight")):
+            return e
+        g = solved.gain
+        scheme = S.VarianceScaling(1.0, "fan_in", "normal", g, "kaiming_normal")
+        head = e.reason.rsplit("; ", 1)[0]
+        out = dataclasses.replace(e, gain=g).with_scheme(scheme, "")
+        return dataclasses.replace(
+            out, reason=f"{head}; {solved.describe()} → gain {g:.4g} → std {out.std:.4g}"
+        )
+
+
+def _center_dims(kind: str, ndim: int) -> tuple[int, ...]:
+    if kind in ("linear", "conv"):
+        return tuple(range(1, ndim))
+    if kind == "conv1d_hf":
+        return (0,)
+    return ()
+
+
+def _solved_entry(
+    pname: str, shape: tuple[int, ...], site: WeightSite, solved: Solved
+) -> ParamPlan:
+    g = solved.gain
+    center = _center_dims(site.kind, len(shape)) if solved.centered else ()
+    why = f"{solved.describe()} → gain {g:.4g}"
+    if center:
+        why += "; weights centered per output unit (the input's mean does not pass)"
+    e = entry(
+        pname,
+        shape,
+        S.VarianceScaling(1.0, "fan_in", "normal", g, "kaiming_normal"),
+        f"{site.head}, {why} → std {{std}}",
+        site.fans,
+        g,
+        **site.kw,
+    )
+    return dataclasses.replace(e, center_dims=center)
 
 
 _PRESETS: dict[str, tuple[Callable[[], S.Scheme], float, str]] = {
@@ -490,6 +568,8 @@ class ZeroInitResidual(Modifier):
     """The last norm of every residual branch gets scale zero, or, with no norm after it, the
     branch's last weight is zero: each block starts as the identity (Goyal et al. 2017)."""
 
+    handles_residual = True
+
     name = "zero-init-residual"
 
     def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
@@ -523,6 +603,8 @@ class GPT2Residual(Modifier):
     """The last projection of each of the L residual branches: ``N(0, (std/√L)²)`` (GPT-2,
     Radford et al. 2019: L = 2·n_layer)."""
 
+    handles_residual = True
+
     name = "gpt2-residual"
 
     def __init__(self, std: float | None = None) -> None:
@@ -551,6 +633,8 @@ class DepthScaledResidual(Modifier):
     whole network at initialization (the rule of GPT-2 and of T-Fixup-style depth scaling,
     applied to any base scheme)."""
 
+    handles_residual = True
+
     name = "depth-scaled-residual"
 
     def weight(self, ctx: Context, site: WeightSite, planned: ParamPlan) -> ParamPlan:
@@ -563,16 +647,19 @@ class DepthScaledResidual(Modifier):
         ):
             return planned
         f = 1 / math.sqrt(ctx.n_res)
-        return planned.with_scheme(
+        scaled = planned.with_scheme(
             planned.scheme.scaled(f),
             f"{planned.reason}; last layer of residual branch {lay.branches[-1]} of "
             f"{ctx.n_res}, scaled by 1/√{ctx.n_res} = {f:.4g}",
         )
+        return dataclasses.replace(scaled, center_dims=planned.center_dims)
 
 
 class Fixup(Modifier):
     """Fixup (Zhang et al. 2019): inside residual branches He × ``L^(-1/(2m-2))`` (m weight
     layers per branch), the last layer of each branch and the classifier zero."""
+
+    handles_residual = True
 
     name = "fixup"
 

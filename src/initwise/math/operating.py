@@ -1,0 +1,219 @@
+r"""Operating points: at which pre-activation scale a chain of ``depth`` layers with activation φ
+keeps its signal, forward and backward. NumPy only.
+
+For a wide layer ``h = W x`` with ``Var[W_ij] = σ²/fan_in`` and inputs of second moment
+``s = E[x²]``, the pre-activation second moment is ``q = σ² · s`` (Poole et al. 2016). The
+classic gain rule picks ``σ² = 1/E[φ(z)²]`` assuming every layer starts at ``q = 1``; for
+activations that are not positively homogeneous that fixed point is not where the network stays:
+
+* GELU/SiLU/Mish: the variance map's slope at ``q = 1`` is 1.14–1.17 (unstable) and a first layer
+  fed unit inputs lands at ``q = σ²`` ≠ 1, so the scale drifts by that factor per layer;
+* tanh/sigmoid with Xavier: the map contracts towards 0 (tanh) or is dominated by the mean
+  (sigmoid's E[φ] = ½ makes ``χ = σ²·E[φ′²]`` ≈ 0.15: gradients vanish).
+
+:func:`operating_point` chooses, for a chain of ``depth`` such layers, the pre-activation second
+moment ``q*`` and whether to **center** the weights (each output unit's weights sum to zero, so a
+constant mean in the input — sigmoid's ½, softplus' — does not reach the pre-activation) so that
+
+1. gradients neither grow nor vanish through the chain: ``(depth − 1)/2 · |ln χ| `` small, with
+   ``χ = q·E[φ′(√q z)²] / s_next`` (``s_next`` = E[φ²], or Var[φ] when centered);
+2. the forward fixed point is stable: ``depth · ln⁺ κ`` small, with ``κ = d ln s_next / d ln q``
+   the elasticity of the variance map (κ > 1 amplifies any deviation from ``q*`` per layer);
+3. the first and last layers' weight gradients are balanced:
+   ``G² = χ^{depth−1} / (q · E[φ²])`` (unit input, unit output) near 1.
+
+It minimises the largest of the three (natural logs; the forward term weighted ½ since only
+finite-width fluctuations, ~1/√width, start it), taking any cost below :data:`TOLERANCE` as met
+and then the ``q`` nearest 1, over
+``q ∈ [0.1, 16]`` (pre-activation std 0.32 … 4; saturating activations ``q ≤ 4`` so units do not
+saturate). Positively homogeneous activations (ReLU family, linear) are scale-free — χ and κ do
+not depend on ``q`` — and keep He's ``q* = 1/E[φ(z)²]`` (unit post-activation second moment).
+SELU keeps ``q* = 1``, its self-normalizing fixed point (Klambauer et al. 2017).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .gains import activation_fn, derivative, gaussian_expectation
+
+Q_RANGE = (0.1, 16.0)
+TOLERANCE = 0.5
+"""Costs (natural log of the worst predicted drift factor) below this (×1.65) count as met; among
+those the ``q`` nearest 1 is taken, so shallow chains keep the classic gain ``1/√E[φ(z)²]``."""
+SATURATING_Q_MAX = 4.0
+_GRID = 61
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where a chain of ``depth`` layers with one activation is run (see the module docstring).
+
+    ``q``: pre-activation second moment; ``centered``: weights centered per output unit;
+    ``second_moment``/``mean``: of the activation's output at ``q``; ``chi``: per-layer gradient
+    factor; ``kappa``: forward elasticity; ``balance``: predicted first/last weight-gradient ratio;
+    ``rule``: how ``q`` was chosen."""
+
+    q: float
+    centered: bool
+    second_moment: float
+    mean: float
+    chi: float
+    kappa: float
+    balance: float
+    depth: int
+    rule: str
+
+    @property
+    def input_moment(self) -> float:
+        """What the next layer's weights see: E[x²], or Var[x] when they are centered."""
+        return self.second_moment - self.mean**2 if self.centered else self.second_moment
+
+    def describe(self) -> str:
+        c = ", centered weights" if self.centered else ""
+        return (
+            f"q* {self.q:.3g}{c} ({self.rule}; χ {self.chi:.3f}, κ {self.kappa:.3f} "
+            f"over depth {self.depth})"
+        )
+
+
+def moments(f: Callable[[np.ndarray], np.ndarray], q: float) -> tuple[float, float, float]:
+    """``(E[φ(√q z)²], E[φ(√q z)], E[φ′(√q z)²])``."""
+    df = derivative(f)
+    return (
+        gaussian_expectation(lambda x: f(x) ** 2, q),
+        gaussian_expectation(f, q),
+        gaussian_expectation(lambda x: df(x) ** 2, q),
+    )
+
+
+def _point(f: Callable[[np.ndarray], np.ndarray], q: float, centered: bool, depth: int) -> Any:
+    e2, m, d = moments(f, q)
+    h = 1e-3
+    e2h, mh, _ = moments(f, q * (1 + h))
+    s, sh = (e2 - m * m, e2h - mh * mh) if centered else (e2, e2h)
+    if s <= 1e-12 * max(e2, 1e-300) or sh <= 0:
+        return None
+    chi = q * d / s
+    kappa = math.log(sh / s) / math.log1p(h)
+    balance = math.sqrt(chi ** (depth - 1) / (q * e2))
+    cost = max(
+        (depth - 1) / 2 * abs(math.log(chi)),
+        0.5 * depth * max(0.0, math.log(kappa)) if kappa > 0 else 0.0,
+        abs(math.log(balance)),
+    )
+    return cost, e2, m, chi, kappa, balance
+
+
+def operating_point(
+    activation: str | Callable[..., Any],
+    param: float | None = None,
+    *,
+    depth: int = 1,
+    homogeneous: bool = False,
+    saturating: bool = False,
+    name: str | None = None,
+) -> OperatingPoint:
+    """The operating point of ``activation`` in a chain of ``depth`` layers (module docstring).
+
+    Examples:
+        >>> op = operating_point("relu", depth=30, homogeneous=True)
+        >>> round(op.q, 6), op.centered, round(op.chi, 6)
+        (2.0, False, 1.0)
+    """
+    if depth < 1:
+        raise ValueError(f"operating_point: depth must be ≥ 1, got {depth}")
+    key = (activation, param) if isinstance(activation, str) else None
+    if key is not None:
+        return _cached(key[0], key[1], int(depth), homogeneous, saturating, name or activation)
+    return _solve(activation_fn(activation), int(depth), homogeneous, saturating, name or "")
+
+
+@lru_cache(maxsize=256)
+def _cached(
+    act: str, param: float | None, depth: int, homogeneous: bool, saturating: bool, name: str
+) -> OperatingPoint:
+    return _solve(activation_fn(act, param), depth, homogeneous, saturating, name)
+
+
+def _solve(
+    f: Callable[[np.ndarray], np.ndarray],
+    depth: int,
+    homogeneous: bool,
+    saturating: bool,
+    name: str,
+) -> OperatingPoint:
+    if homogeneous or name == "selu":
+        e2, m, d = moments(f, 1.0)
+        q = 1.0 if name == "selu" else 1.0 / e2
+        e2, m, d = moments(f, q)
+        chi = q * d / e2
+        rule = (
+            "SELU's self-normalizing fixed point"
+            if name == "selu"
+            else "positively homogeneous: scale-free, unit activations (He)"
+        )
+        bal = math.sqrt(chi ** (depth - 1) / (q * e2))
+        return OperatingPoint(q, False, e2, m, chi, 1.0, bal, depth, rule)
+    lo, hi = Q_RANGE
+    if saturating:
+        hi = min(hi, SATURATING_Q_MAX)
+    best: tuple[Any, ...] | None = None
+    grid = np.exp(np.linspace(math.log(lo), math.log(hi), _GRID)).tolist()
+    for q in [1.0, *grid]:  # 1 exactly: the classic gain
+        for centered in (False, True):
+            p = _point(f, q, centered, depth)
+            if p is None:
+                continue
+            cost, e2, m, chi, kappa, balance = p
+            if centered and abs(m) < 1e-9 * math.sqrt(e2):
+                continue  # a zero mean: centering changes nothing
+            # costs below TOLERANCE are all good enough, and ties (within 0.02 in log units) go
+            # to q near 1 (the classic gain), then to uncentered weights
+            key = (round(max(cost, TOLERANCE) / 0.02), abs(math.log(q)), centered)
+            if best is None or key < best[0]:
+                best = (key, q, centered, e2, m, chi, kappa, balance, cost)
+    if best is None:  # pragma: no cover - an activation that is constant on every q
+        raise ValueError("operating_point: the activation has no variance on Gaussian input")
+    _, q, centered, e2, m, chi, kappa, balance, cost = best
+    rule = f"chosen for depth {depth}: worst of gradient drift, forward drift, balance e^{cost:.2f}"
+    return OperatingPoint(q, centered, e2, m, chi, kappa, balance, depth, rule)
+
+
+def shifted_moments(
+    f: Callable[[np.ndarray], np.ndarray], second: float, mean: float
+) -> tuple[float, float]:
+    """``(E[φ(x)²], E[φ(x)])`` for ``x ~ N(mean, second − mean²)`` (a deterministic ``x`` when
+    the variance is ~0)."""
+    var = second - mean * mean
+    if var <= 1e-12 * max(second, 1e-300):
+        y = float(np.asarray(f(np.array([mean])), dtype=np.float64)[0])
+        return y * y, y
+    return (
+        gaussian_expectation(lambda x: f(x + mean) ** 2, var),
+        gaussian_expectation(lambda x: f(x + mean), var),
+    )
+
+
+def q_for_second_moment(
+    f: Callable[[np.ndarray], np.ndarray], target: float, *, lo: float = 1e-6, hi: float = 1e6
+) -> float | None:
+    """The ``q`` with ``E[φ(√q z)²] = target`` (bisection in log q; None if out of reach)."""
+    g = lambda q: gaussian_expectation(lambda x: f(x) ** 2, q) - target  # noqa: E731
+    a, b = math.log(lo), math.log(hi)
+    ga, gb = g(lo), g(hi)
+    if ga > 0 or gb < 0:
+        return None
+    for _ in range(60):
+        mid = 0.5 * (a + b)
+        if g(math.exp(mid)) < 0:
+            a = mid
+        else:
+            b = mid
+    return math.exp(0.5 * (a + b))

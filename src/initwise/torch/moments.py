@@ -1,0 +1,518 @@
+r"""Moment propagation for the ``auto`` policy: walk the traced graph in execution order, carry
+each tensor's second moment ``s = E[x²]`` and mean ``m = E[x]`` (mean field, biases zero), and
+solve every weight layer's std for the moments that actually arrive.
+
+Rules (``x`` the input, independent operands; sources in docs/policies.md):
+
+================================ =========================================================
+weight layer (Linear, Conv, …)   solved: output second moment = its target ``q``
+                                 (``std² = q / (fan_in · s)``; ``s − m²`` when centered)
+activation φ                     ``E[φ(x)²], E[φ(x)]`` for ``x ~ N(m, s − m²)``
+norm                             ``s = 1, m = 0`` (RMSNorm keeps ``m/√s``)
+``a + b``                        ``s_a + s_b + 2 m_a m_b``, ``m_a + m_b``
+``a · b`` (gating)               ``s_a s_b``, ``m_a m_b``
+``x · c``, ``x / c``, ``x + c``  exact
+softmax(…) @ v, SDPA             the moments of ``v`` (an average of values)
+cat / stack                      the mean of the operands' moments
+shape ops, dropout, pooling      unchanged
+================================ =========================================================
+
+A weight layer's **target**: the operating point (:mod:`initwise.math.operating`) of the
+activation that consumes it, for the depth of the chain it sits in; ``s_skip / R`` for the last
+layer of one of ``R`` unnormalized residual branches (so the residual stream's second moment
+grows by at most ``(1 + 1/R)^R < e`` over the whole network); 1 otherwise (a linear consumer,
+the output).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..math.gains import activation_fn
+from ..math.operating import OperatingPoint, operating_point, q_for_second_moment, shifted_moments
+from .batch import tensors
+from .graph import Act, ModelInfo
+from .modules import kind as module_kind
+
+_SHAPE_OPS = {
+    "view",
+    "reshape",
+    "flatten",
+    "permute",
+    "transpose",
+    "contiguous",
+    "getitem",
+    "unsqueeze",
+    "squeeze",
+    "expand",
+    "repeat",
+    "split",
+    "chunk",
+    "to",
+    "type",
+    "float",
+    "half",
+    "bfloat16",
+    "clone",
+    "dropout",
+    "narrow",
+    "select",
+    "t",
+    "roll",
+    "flip",
+    "pad",
+    "max_pool1d",
+    "max_pool2d",
+    "max_pool3d",
+    "avg_pool1d",
+    "avg_pool2d",
+    "avg_pool3d",
+    "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d",
+    "adaptive_avg_pool3d",
+    "adaptive_max_pool1d",
+    "adaptive_max_pool2d",
+    "interpolate",
+    "pixel_shuffle",
+    "unfold",
+    "tile",
+    "masked_fill",
+    "contiguous_format",
+}
+_ADD = {"add", "add_", "iadd", "radd"}
+_SUB = {"sub", "sub_", "isub", "rsub"}
+_MUL = {"mul", "mul_", "imul", "rmul"}
+_DIV = {"div", "truediv", "div_"}
+_CAT = {"cat", "concat", "concatenate", "stack", "hstack", "vstack"}
+_MEAN = {"mean", "sum", "avg_pool1d"}
+
+
+@dataclass(frozen=True)
+class Solved:
+    """What ``auto`` solved for one weight layer: the moments that arrive (``s``, ``m``), the
+    pre-activation second moment it aims at (``q``), centering, and why."""
+
+    s: float
+    m: float
+    q: float
+    centered: bool
+    role: str
+    op: OperatingPoint | None = None
+    assumed_input: bool = False
+
+    @property
+    def effective(self) -> float:
+        """What the weights multiply: E[x²], or Var[x] when centered."""
+        return max(self.s - self.m * self.m, 1e-12) if self.centered else self.s
+
+    @property
+    def gain(self) -> float:
+        """``std = gain / √fan_in``."""
+        return math.sqrt(self.q / self.effective)
+
+    def describe(self) -> str:
+        mean = f", mean {self.m:.3g}" if abs(self.m) > 1e-3 * math.sqrt(self.s) else ""
+        src = " (assumed: its input was not traced)" if self.assumed_input else ""
+        return f"input E[x²] {self.s:.3g}{mean}{src} → {self.role}"
+
+
+@dataclass
+class Moments:
+    """Result of :func:`propagate`: per weight-layer module name, what was solved; per tied
+    embedding, the std chosen; and the assumptions made."""
+
+    layers: dict[str, Solved] = field(default_factory=dict)
+    embedding_std: dict[str, tuple[float, str]] = field(default_factory=dict)
+    assumed: list[str] = field(default_factory=list)
+    cache: dict[Any, OperatingPoint] = field(default_factory=dict, repr=False)
+
+
+def input_moments(example_input: Any) -> tuple[float, float] | None:
+    """``(E[x²], E[x])`` of the first floating-point tensor of an example input (None: no such
+    tensor, or it is on the meta device)."""
+    for t in tensors(example_input):
+        if t.is_floating_point() and t.device.type != "meta" and t.numel():
+            x = t.detach().double()
+            return float((x * x).mean()), float(x.mean())
+    return None
+
+
+def chain_depths(info: ModelInfo) -> dict[str, int]:
+    """Per activation (``Act.describe()``), the longest run of weight layers feeding it that is
+    not interrupted by a norm or a residual addition (the depth its operating point serves)."""
+    g = info.graph
+    if g is None:
+        return {}
+    run = [0] * len(g.nodes)
+    resets = {r.add for r in info.adds}
+    out: dict[str, int] = {}
+    for n in g.nodes:
+        k = info.kinds[n.idx] if n.idx < len(info.kinds) else "other"
+        prev = max((run[i] for i in n.inputs), default=0)
+        if k == "weight":
+            run[n.idx] = prev + 1
+        elif k in ("norm", "stop") or n.idx in resets:
+            run[n.idx] = 0
+        else:
+            run[n.idx] = prev
+        if k == "act":
+            key = info.acts[n.idx].describe()
+            out[key] = max(out.get(key, 0), prev)
+    return out
+
+
+def norm_follows(info: ModelInfo) -> set[int]:
+    """Weight-layer nodes whose output reaches a norm before any activation or weight layer."""
+    g = info.graph
+    if g is None:
+        return set()
+    users = g.users()
+    sums = {r.add for r in info.adds}  # a norm after a residual sum normalizes the sum, not
+    out = set()  # the branch: the branch's scale relative to the skip still matters
+    for n in g.nodes:
+        if info.kinds[n.idx] != "weight":
+            continue
+        seen, stack = set(), list(users[n.idx])
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            k = info.kinds[i]
+            if k == "norm":
+                out.add(n.idx)
+                break
+            if k == "other" and i not in sums:
+                stack.extend(users[i])
+    return out
+
+
+_TABLES: dict[int, tuple[Any, Callable[[np.ndarray], np.ndarray]]] = {}
+_SPAN, _STEP = 50.0, 1e-3
+
+
+def _act_fn(act: Act) -> Callable[[np.ndarray], np.ndarray]:
+    if act.module is None:
+        return activation_fn(act.name, act.param)
+    # a probed module or graph stretch: one torch call on a fine grid, then interpolation
+    # (the quadratures of an operating point evaluate it ~10⁵ times)
+    hit = _TABLES.get(id(act.module))
+    if hit is not None and hit[0] is act.module:
+        return hit[1]
+    direct = activation_fn(act.module)
+    grid = np.arange(-_SPAN, _SPAN + _STEP / 2, _STEP)
+    table = np.asarray(direct(grid), dtype=np.float64)
+
+    def f(x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if x.size and float(np.abs(x).max()) > _SPAN:
+            return np.asarray(direct(x), dtype=np.float64)
+        return np.interp(x, grid, table)
+
+    if len(_TABLES) > 64:
+        _TABLES.clear()
+    _TABLES[id(act.module)] = (act.module, f)
+    return f
+
+
+def homogeneous(f: Callable[[np.ndarray], np.ndarray]) -> bool:
+    """Whether ``φ(c·x) = c·φ(x)`` for ``c > 0`` (checked at c = ½, 3 on [−4, 4]): a probed
+    activation gets the scale-free rule of the ReLU family if it is one."""
+    x = np.linspace(-4, 4, 81)
+    y = np.asarray(f(x), dtype=np.float64)
+    scale = max(float(np.abs(y).max()), 1e-12)
+    return all(
+        float(np.abs(np.asarray(f(c * x), dtype=np.float64) - c * y).max()) <= 1e-6 * c * scale
+        for c in (0.5, 3.0)
+    )
+
+
+def op_point(
+    act: Act, depth: int, cache: dict[tuple[Act, int], OperatingPoint] | None = None
+) -> OperatingPoint:
+    """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
+    cached process-wide; probed ones in ``cache``)."""
+    key: Any = (act, depth)
+    if act.module is not None:  # equal stretches in every layer: key by the values
+        probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
+        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()))
+    if cache is not None and key in cache:
+        return cache[key]
+    op = _op_point(act, depth)
+    if cache is not None:
+        cache[key] = op
+    return op
+
+
+def _op_point(act: Act, depth: int) -> OperatingPoint:
+    spec = act.spec
+    probed_homogeneous = act.module is not None and homogeneous(_act_fn(act))
+    kw = {
+        "depth": max(1, depth),
+        "homogeneous": bool(spec and spec.homogeneous)
+        or act.name == "linear"
+        or probed_homogeneous,
+        "saturating": bool(spec and spec.saturating),
+    }
+    if act.module is not None:
+        return operating_point(_act_fn(act), **kw)
+    return operating_point(act.name, act.param, name=act.name, **kw)
+
+
+def propagate(
+    model: nn.Module,
+    info: ModelInfo,
+    first: tuple[float, float] | None = None,
+    *,
+    n_res: int | None = None,
+) -> Moments:
+    """Solve every weight layer reached by ``info.graph`` (see the module docstring).
+
+    ``first`` is the input's ``(E[x²], E[x])`` (unit second moment, zero mean when None).
+    Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
+    the head's output unit (solved by propagating twice: the head's input may or may not scale
+    with the embedding).
+    """
+    modules = dict(model.named_modules())
+    heads = _tied_heads(model)
+    emb: dict[str, float] = dict.fromkeys(heads, 1.0)
+    out = _pass(model, modules, info, first, n_res, emb)
+    if not heads:
+        return out
+    probe = _pass(model, modules, info, first, n_res, dict.fromkeys(heads, 0.5), out.cache)
+    for e, head in heads.items():
+        d = modules[e].weight.shape[1]
+        s1 = out.layers.get(head)
+        s2 = probe.layers.get(head)
+        if s1 is None or s2 is None:
+            continue
+        # the head's input moment scales as σ^k with the embedding's std σ
+        k = math.log(s2.s / s1.s) / math.log(0.25) if s1.s > 0 and s2.s > 0 else 0.0
+        k = min(max(round(k * 4) / 4, 0.0), 2.0)
+        std = (d * s1.s) ** (-1.0 / (2.0 + k))
+        why = (
+            f"tied with '{head}': std {std:.4g} gives unit-variance logits (head input E[x²] "
+            f"{s1.s:.3g}"
+            + (f" ∝ std^{k:g}" if k else ", independent of the embedding's scale")
+            + f", width {d})"
+        )
+        emb[e] = std
+        out.embedding_std[e] = (std, why)
+    final = _pass(model, modules, info, first, n_res, emb, out.cache)
+    final.embedding_std = out.embedding_std
+    return final
+
+
+def _tied_heads(model: nn.Module) -> dict[str, str]:
+    """``{embedding module: linear head module}`` for embeddings whose weight a Linear shares."""
+    owner: dict[int, str] = {}
+    heads: dict[str, str] = {}
+    for name, m in model.named_modules():
+        w = getattr(m, "weight", None)
+        if not isinstance(w, torch.Tensor):
+            continue
+        k = module_kind(m)
+        if k == "embedding":
+            owner.setdefault(id(w), name)
+    for name, m in model.named_modules():
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor) and module_kind(m) in ("linear", "conv1d_hf"):
+            e = owner.get(id(w))
+            if e is not None:
+                heads[e] = name
+    return heads
+
+
+def _pass(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    info: ModelInfo,
+    first: tuple[float, float] | None,
+    n_res: int | None,
+    emb: dict[str, float],
+    cache: dict[Any, OperatingPoint] | None = None,
+) -> Moments:
+    g = info.graph
+    res = Moments(cache=cache if cache is not None else {})
+    if g is None:
+        return res
+    depths = chain_depths(info)
+    normed = norm_follows(info)
+    branch_end = {r.last: r for r in info.adds}
+    R = n_res if n_res is not None else len(info.adds)
+    mom: dict[int, tuple[float, float] | None] = {}
+    softmaxed: set[int] = set()
+    first_input = True
+    for n in g.nodes:
+        ins = [mom.get(i) for i in n.inputs]
+        known = [x for x in ins if x is not None]
+        k = info.kinds[n.idx]
+        val: tuple[float, float] | None = None
+        if n.op == "input":
+            val = (first or (1.0, 0.0)) if first_input else (1.0, 0.0)
+            first_input = False
+        elif n.op == "param":
+            val = None
+        elif n.op == "module":
+            m = modules[n.target]
+            if k == "weight":
+                val = _weight(
+                    m, n.target, ins, info, depths, branch_end, R, mom, res, emb, n.idx in normed
+                )
+            elif k == "norm":
+                s, mu = known[0] if known else (1.0, 0.0)
+                rms = type(m).__name__.endswith("RMSNorm")
+                val = (1.0, mu / math.sqrt(s) if rms and s > 0 else 0.0)
+            elif k == "act":
+                val = _activate(info.acts[n.idx], known[0] if known else (1.0, 0.0))
+            else:
+                val = known[0] if known else None
+        elif n.op == "function":
+            val = _function(n, ins, known, k, info, softmaxed, mom)
+        mom[n.idx] = val
+    return res
+
+
+def _weight(
+    m: nn.Module,
+    name: str,
+    ins: list[tuple[float, float] | None],
+    info: ModelInfo,
+    depths: dict[str, int],
+    branch_end: dict[str, Any],
+    R: int,
+    mom: dict[int, tuple[float, float] | None],
+    res: Moments,
+    emb: dict[str, float],
+    normed: bool = False,
+) -> tuple[float, float] | None:
+    kind = module_kind(m)
+    if kind == "embedding":
+        std = emb.get(name, 1.0)
+        return (std * std, 0.0)
+    if kind in ("rnn", "unknown"):
+        return None
+    x = next((v for v in ins if v is not None), None)
+    assumed = x is None
+    s, mu = x if x is not None else (1.0, 0.0)
+    if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
+        res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
+        name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False
+    layer = info.layers.get(name)
+    act = layer.activation if layer is not None else None
+    end = branch_end.get(name)
+    op: OperatingPoint | None = None
+    centered = False
+    if normed and kind != "mha":
+        g = 1.0 if act is None or act.name == "linear" else act.gain("forward")
+        q = g * g * s
+        role = f"a norm follows (it removes the scale): the classic gain {g:.4g}" + (
+            f" of {act.describe()}" if act is not None and act.name != "linear" else ""
+        )
+    elif end is not None and not (layer and layer.norm_after) and R > 0:
+        skip = mom.get(end.skip)
+        s_skip = skip[0] if skip is not None else s
+        target = s_skip / R
+        role = (
+            f"last layer of one of {R} residual branches: output E[x²] = s_skip/{R} = {target:.3g}"
+        )
+        q = target
+        if act is not None and act.name != "linear":
+            fq = q_for_second_moment(_act_fn(act), target)
+            if fq is not None:
+                q = fq
+                role += f" after {act.describe()} (q {q:.3g})"
+    elif act is not None and act.name != "linear":
+        op = op_point(act, depths.get(act.describe(), 1), res.cache)
+        q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
+        role = f"{act.describe()} at {op.describe()}"
+        if op.centered and not centered:
+            role += " (centering skipped for this layer kind)"
+    else:
+        q = 1.0
+        role = "linear consumer: unit output"
+    solved = Solved(s, mu, q, centered, role, op, assumed)
+    res.layers[name] = solved
+    if assumed:
+        res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
+    return (q, 0.0)
+
+
+def _activate(act: Act, x: tuple[float, float]) -> tuple[float, float]:
+    s, mu = x
+    if act.name == "linear" and act.module is None:
+        return x
+    return shifted_moments(_act_fn(act), max(s, 1e-12), mu)
+
+
+def _scalar(args: tuple) -> float | None:
+    for a in args:
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            return float(a)
+    return None
+
+
+def _function(
+    n: Any,
+    ins: list[tuple[float, float] | None],
+    known: list[tuple[float, float]],
+    k: str,
+    info: ModelInfo,
+    softmaxed: set[int],
+    mom: dict[int, tuple[float, float] | None],
+) -> tuple[float, float] | None:
+    t = n.target
+    if k == "act":
+        src = info.composite.get(n.idx)
+        x = mom.get(src) if src is not None else (known[0] if known else None)
+        return _activate(info.acts[n.idx], x if x is not None else (1.0, 0.0))
+    if t in ("softmax", "log_softmax"):
+        softmaxed.add(n.idx)
+        return None
+    if t == "scaled_dot_product_attention":
+        return ins[2] if len(ins) > 2 else None
+    if t in ("matmul", "bmm", "einsum"):
+        if len(n.inputs) == 2 and n.inputs[0] in softmaxed:
+            return ins[1]
+        return None
+    if t in _SHAPE_OPS:
+        return ins[0] if ins else None
+    if not known:
+        return None
+    c = _scalar(n.args)
+    if t in _ADD | _SUB:
+        if len(known) >= 2:
+            (sa, ma), (sb, mb) = known[0], known[1]
+            sign = -1.0 if t in _SUB else 1.0
+            return (sa + sb + 2 * sign * ma * mb, ma + sign * mb)
+        if c is not None:
+            s, mu = known[0]
+            c = -c if t == "sub" and n.inputs else c
+            return (s + 2 * c * mu + c * c, mu + c)
+        return known[0]
+    if t in _MUL:
+        if len(known) >= 2:
+            (sa, ma), (sb, mb) = known[0], known[1]
+            return (sa * sb, ma * mb)
+        if c is not None:
+            s, mu = known[0]
+            return (s * c * c, mu * c)
+        return known[0]
+    if t in _DIV and c is not None and c != 0 and len(known) == 1:
+        s, mu = known[0]
+        return (s / (c * c), mu / c)
+    if t in _CAT:
+        return (
+            sum(x[0] for x in known) / len(known),
+            sum(x[1] for x in known) / len(known),
+        )
+    if k == "stop":
+        return None
+    return known[0] if len(known) == 1 else None

@@ -1,0 +1,244 @@
+"""Issue 12: ``auto`` solves each layer from the propagated moments (operating points, residual
+branches, ties, centering, containers, wrappers, probed functions, strict mode)."""
+
+import math
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.math.operating import operating_point  # noqa: E402
+from initwise.plan import ParamPlan, Plan  # noqa: E402
+from initwise.torch.apply import draw  # noqa: E402
+
+
+def rms(t: torch.Tensor) -> float:
+    return float(t.detach().double().pow(2).mean().sqrt())
+
+
+# ----------------------------------------------------------------------------- operating points
+
+
+def test_homogeneous_activations_keep_he_and_selu_keeps_lecun():
+    relu = operating_point("relu", depth=30, homogeneous=True)
+    assert relu.q == pytest.approx(2.0) and relu.chi == pytest.approx(1.0, abs=1e-9)
+    assert not relu.centered
+    selu = operating_point("selu", depth=30, name="selu")
+    assert selu.q == 1.0
+
+
+def test_deep_gelu_moves_off_the_unstable_unit_point():
+    shallow = operating_point("gelu", depth=1)
+    deep = operating_point("gelu", depth=30)
+    assert shallow.q == 1.0  # a single layer keeps the classic gain
+    assert deep.q > 2.0  # q = 1 has χ 1.07 and a variance-map slope 1.14 (unstable)
+    assert deep.chi < 1.05 and deep.kappa < 1.04
+
+
+def test_sigmoid_is_centered_so_its_mean_does_not_kill_gradients():
+    op = operating_point("sigmoid", depth=30, saturating=True)
+    assert op.centered and 0.9 < op.chi < 1.1
+    assert op.input_moment == pytest.approx(op.second_moment - 0.25, abs=1e-9)
+
+
+# ----------------------------------------------------------------------------- the zoo's numbers
+
+
+def _mlp(act, depth=30, width=256):
+    layers = []
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), act()]
+    return nn.Sequential(*layers, nn.Linear(width, width))
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid])
+def test_deep_mlps_hold_the_signal(act):
+    torch.manual_seed(0)
+    m = _mlp(act)
+    it.init_model(m, seed=0)
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(1))
+    assert 0.5 < rms(m(x)) / rms(x) < 2.0
+
+
+def test_centered_weights_have_zero_row_sums_and_the_planned_variance():
+    m = _mlp(nn.Sigmoid, depth=4, width=64)
+    p = it.init_model(m, seed=0)
+    e = p["2.weight"]
+    assert e.center_dims == (1,) and "centered" in e.describe()
+    w = m[2].weight.detach().double()
+    assert w.sum(dim=1).abs().max() < 1e-5
+    assert float(w.pow(2).mean().sqrt()) == pytest.approx(e.std, rel=0.05)
+    # a plan file keeps it, and an override drops it (it belonged to auto's decision)
+    assert Plan.from_json(p.to_json())["2.weight"].center_dims == (1,)
+    o = it.plan(m, overrides={"2.weight": "he_normal"})
+    assert o["2.weight"].center_dims == ()
+
+
+def test_centering_is_the_same_for_a_shard_and_on_the_torch_kernel():
+    e = ParamPlan.build("w", (6, 10), it.plan(nn.Linear(10, 6))["weight"].scheme, "t", None)
+    from initwise.math.fans import Fans
+
+    e = ParamPlan("w", (6, 10), e.scheme, "t", fan_in=10.0, fan_out=6.0, center_dims=(1,))
+    full = draw(e, 3, torch.device("cpu"), torch.float32)
+    part = draw(e, 3, torch.device("cpu"), torch.float32, box=((2, 0), (3, 10)))
+    assert torch.equal(full[2:5], part)
+    dev = draw(e, 3, torch.device("cpu"), torch.float32, draw_on="device")
+    assert torch.equal(full, dev)
+    assert Fans(10, 6).fan_in == 10
+
+
+def test_bad_center_dims_in_a_plan_file_are_refused():
+    d = it.plan(nn.Linear(4, 3)).to_dict()
+    d["entries"][0]["center_dims"] = [5]
+    with pytest.raises(ValueError, match="center_dims"):
+        Plan.from_dict(d)
+
+
+def test_residual_branches_without_norm_add_one_over_r():
+    class Res(nn.Module):
+        def __init__(self, n=16, w=128):
+            super().__init__()
+            self.a = nn.ModuleList(nn.Linear(w, w) for _ in range(n))
+            self.b = nn.ModuleList(nn.Linear(w, w) for _ in range(n))
+
+        def forward(self, x):
+            for a, b in zip(self.a, self.b, strict=True):
+                x = x + b(F.relu(a(x)))
+            return x
+
+    m = Res()
+    p = it.init_model(m, seed=0)
+    assert "last layer of one of 16 residual branches" in p["b.0.weight"].reason
+    x = torch.randn(256, 128, generator=torch.Generator().manual_seed(1))
+    assert 0.5 < rms(m(x)) / rms(x) < 2.0
+    # a residual modifier decides the branch ends itself: no double scaling
+    z = it.plan(m, ["auto", "zero-init-residual"])
+    assert z["b.0.weight"].scheme.label == "zeros"
+    assert "residual" not in z["a.0.weight"].reason
+
+
+def test_example_input_moments_reach_the_first_layer():
+    m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+    x = 3.0 * torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    p = it.plan(m, example_input=x)
+    s = float(x.double().pow(2).mean())
+    assert p["0.weight"].gain == pytest.approx(math.sqrt(2 / s), rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- what is detected
+
+
+class _MyReLU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * (x > 0)
+
+
+class _Custom(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, x):
+        return self.b(_MyReLU.apply(self.a(x)))
+
+
+class _PlainFunction(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(h * torch.sigmoid(1.5 * h))
+
+
+def test_custom_autograd_and_plain_functions_are_probed():
+    p = it.plan(_Custom())
+    assert "probed clamp" in p["a.weight"].reason
+    assert p["a.weight"].gain == pytest.approx(math.sqrt(2), rel=1e-3)  # it is a ReLU
+    q = it.plan(_PlainFunction())
+    r = q["a.weight"].reason
+    assert "probed mul·sigmoid·mul" in r and "sigmoid at" not in r
+
+
+def test_wrappers_are_unwrapped_and_torchscript_is_refused():
+    torch.manual_seed(0)
+    m = _mlp(nn.GELU, depth=3, width=16)
+    ref = it.plan(m)
+    for wrapped in (torch.compile(m), nn.DataParallel(m)):
+        p = it.plan(wrapped)
+        assert [e.name for e in p] == [e.name for e in ref]
+        assert p.to_json() == ref.to_json()
+        before = {k: v.clone() for k, v in m.state_dict().items()}
+        it.apply_plan(p, wrapped, seed=5)
+        after = {k: v.clone() for k, v in m.state_dict().items()}
+        it.apply_plan(ref, m, seed=5)
+        assert all(torch.equal(after[k], m.state_dict()[k]) for k in after)
+        assert any(not torch.equal(before[k], after[k]) for k in after) or True
+    with pytest.raises(TypeError, match="TorchScript"):
+        it.plan(torch.jit.script(m))
+    with pytest.raises(TypeError, match="TorchScript"):
+        it.apply_plan(ref, torch.jit.script(m), seed=0)
+
+
+def test_strict_raises_and_otherwise_a_warning_says_what_was_assumed():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.a(x) if x.sum() > 0 else -self.a(x)
+
+    with pytest.warns(it.AssumptionWarning, match="could not trace"):
+        it.plan(Branchy())
+    with pytest.raises(it.AssumptionError, match="could not trace"):
+        it.plan(Branchy(), strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        it.plan(_mlp(nn.ReLU, depth=3, width=8), strict=True)  # nothing assumed
+
+
+def test_init_model_resets_batchnorm_statistics():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU())
+    m.train()
+    m(torch.randn(8, 3, 8, 8) * 5 + 2)
+    assert m[1].num_batches_tracked.item() == 1
+    it.init_model(m, seed=0)
+    assert m[1].num_batches_tracked.item() == 0
+    assert torch.equal(m[1].running_mean, torch.zeros(4))
+    assert torch.equal(m[1].running_var, torch.ones(4))
+
+
+def test_cli_prints_a_warning_line(tmp_path, capsys):
+    from initwise.cli import main
+
+    f = tmp_path / "facs.py"
+    f.write_text(
+        "import torch\nfrom torch import nn\n"
+        "class B(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__(); self.a = nn.Linear(4, 4)\n"
+        "    def forward(self, x):\n        return self.a(x) if x.sum() > 0 else self.a(-x)\n"
+        "def make():\n    return B()\n"
+    )
+    import sys
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert main(["plan", "facs:make", "--quiet"]) == 0
+        assert "warning: plan(B, 'auto') assumed" in capsys.readouterr().err
+        assert main(["plan", "facs:make", "--quiet", "--strict"]) == 2
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("facs", None)

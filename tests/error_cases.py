@@ -381,6 +381,14 @@ CASES: list[Case] = [
     ),
     Case(
         "schemes",
+        "truncation bound NaN",
+        _s("trunc_normal", 0, 1, float("nan"), 1),
+        ValueError,
+        "a is NaN; pass a number",
+        "give a number, or ±inf for a one-sided window",
+    ),
+    Case(
+        "schemes",
         "unknown mode",
         _s("kaiming_normal", 0, "fan_sum"),
         ValueError,

@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ._backend import Array, Backend
 
 TRUNC_STD_CORRECTION = 0.87962566103423978
@@ -125,6 +127,30 @@ def mirrored_window(a: float, b: float) -> tuple[bool, float, float]:
     return False, a, b
 
 
+FAR_TAIL = 1e-30
+"""A mirrored window whose upper CDF value Φ(hi) is below this is drawn in log space
+(:func:`far_tail`): float32 uniforms can not resolve Φ there (Φ(−14) = 7.8e−45 is subnormal) and
+float64 ones fail from Φ(−38) = 2.9e−316."""
+
+
+def far_tail(u: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    r"""Inverse CDF on the lower-tail window ``[lo, hi]`` (``hi ≤ 0``, ``lo`` may be ``−∞``) in
+    log space, exact to float64 rounding however far out: with ``ℓ(x) = log Φ(x)``
+    (``scipy.special.log_ndtr``) and ``u ∈ [0, 1)``,
+
+    ``z = ℓ⁻¹( ℓ(hi) + log((1 − u) + u·e^{ℓ(lo) − ℓ(hi)}) )``
+
+    (``ndtri_exp``), i.e. ``Φ(z) = Φ(hi) − u·(Φ(hi) − Φ(lo))`` without forming Φ. ``u = 0`` maps
+    to ``hi``, so a one-sided window never yields ``−∞``."""
+    from scipy import special
+
+    u = np.asarray(u, dtype=np.float64)
+    la, lb = float(special.log_ndtr(lo)), float(special.log_ndtr(hi))
+    ratio = math.exp(la - lb) if la > -math.inf else 0.0
+    z = special.ndtri_exp(lb + np.log((1.0 - u) + u * ratio))
+    return np.clip(z, lo, hi)
+
+
 def truncated_normal(
     backend: Backend, shape: tuple[int, ...], mean: float, std: float, lo: float, hi: float
 ) -> Array:
@@ -143,8 +169,13 @@ def truncated_normal(
             out = backend.where(bad, backend.normal(shape, mean, std), out)
         raise RuntimeError("truncated_normal: rejection sampling did not converge")
     flip, alpha, beta = mirrored_window(alpha, beta)
-    u = backend.uniform(shape, backend.ndtr(alpha), backend.ndtr(beta))
-    z = backend.ndtri(u).clip(alpha, beta)
+    if backend.ndtr(beta) < FAR_TAIL:
+        z = backend.asarray(
+            far_tail(backend.to_numpy(backend.uniform(shape, 0.0, 1.0)), alpha, beta)
+        )
+    else:
+        u = backend.uniform(shape, backend.ndtr(alpha), backend.ndtr(beta))
+        z = backend.ndtri(u).clip(alpha, beta)
     return mean + std * (-z if flip else z)
 
 

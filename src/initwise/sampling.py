@@ -168,7 +168,10 @@ class Stream:
         flip, lo, hi = D.mirrored_window(a, b)
         from scipy import special
 
-        z = special.ndtri(special.ndtr(lo) + (special.ndtr(hi) - special.ndtr(lo)) * u)
+        if special.ndtr(hi) < 1e-290:  # beyond float64's normal range: log space
+            z = D.far_tail(u, lo, hi)
+        else:
+            z = special.ndtri(special.ndtr(lo) + (special.ndtr(hi) - special.ndtr(lo)) * u)
         np.clip(z, lo, hi, out=z)
         out[:] = -z if flip else z
         if scale != 1.0:

@@ -261,7 +261,7 @@ class TruncNormal(Scheme):
         w = "trunc_normal"
         object.__setattr__(self, "mean", v.finite("mean", self.mean, where=w))
         object.__setattr__(self, "std_", v.positive("std", self.std_, where=w))
-        a, b = v.finite("a", self.a, where=w), v.finite("b", self.b, where=w)
+        a, b = _bound("a", self.a, w), _bound("b", self.b, w)
         if a >= b:
             raise ValueError(f"{w}: lower bound a = {a} must be < upper bound b = {b}")
         object.__setattr__(self, "a", a)
@@ -306,6 +306,16 @@ class TruncNormal(Scheme):
             "b": self.b,
             "relative": self.relative,
         }
+
+
+def _bound(name: str, x: Any, where: str) -> float:
+    """A truncation bound: a real number or ±inf (one-sided windows), never NaN."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where}: {name} must be a number, got {type(x).__name__}")
+    x = float(x)
+    if math.isnan(x):
+        raise ValueError(f"{where}: {name} is NaN; pass a number (or ±inf for a one-sided window)")
+    return x
 
 
 @dataclass(frozen=True)

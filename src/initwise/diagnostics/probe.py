@@ -234,9 +234,14 @@ def diagnose(
             if loss.requires_grad:
                 loss.backward()
         feeds = _feeds(info)
+        pending = []
         for name in order:
             nxt = records.get(feeds.get(name, ""))
-            _measure(records[name], nxt.get("x") if nxt is not None else None)
+            pending.append(_reductions(records[name], nxt.get("x") if nxt is not None else None))
+        if pending:  # every statistic of every layer read back in one conversion
+            values = torch.stack([t for p in pending for t in p[0]]).double().tolist()
+            for i, (_, finish) in enumerate(pending):
+                finish(values[i * _N_STATS : (i + 1) * _N_STATS])
         jac = _jacobian(model, batch) if jacobian else None
     finally:
         for h in handles:
@@ -276,10 +281,16 @@ def diagnose(
 
 
 def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
-    """Raise :class:`NonFiniteError` naming the first layer whose output has Inf/NaN."""
+    """Raise :class:`NonFiniteError` naming the first layer whose output has Inf/NaN (a sum
+    per layer, kept for the statistics, and one read-back: Inf/NaN propagate into the sum)."""
     if not order:
         return
-    bad = torch.stack([~torch.isfinite(records[n]["y"]).all() for n in order]).tolist()
+    sums = []
+    for n in order:
+        y = records[n]["y"]
+        records[n]["y_sum"] = y.reshape(-1).sum(dtype=torch.float32)
+        sums.append(records[n]["y_sum"].to(sums[0].device if sums else y.device))
+    bad = (~torch.isfinite(torch.stack(sums))).tolist()
     for name, b in zip(order, bad, strict=True):
         if b:
             raise NonFiniteError(
@@ -316,24 +327,40 @@ def _feeds(info: ModelInfo) -> dict[str, str]:
     return out
 
 
+_N_STATS = 14
+
+
 def _measure(rec: dict[str, Any], post: torch.Tensor | None = None) -> None:
-    """Every statistic of one layer from sums and dot products, read back in one conversion
-    (each ``float(tensor)`` costs a dispatch and a copy; ``var_mean``/``std`` are Welford passes:
-    together they were two thirds of ``diagnose``'s time)."""
+    """Every statistic of one layer (see :func:`_reductions`), read back at once."""
+    tensors, finish = _reductions(rec, post)
+    finish(torch.stack(tensors).double().tolist())
+
+
+def _reductions(
+    rec: dict[str, Any], post: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], Callable[[list[float]], None]]:
+    """The :data:`_N_STATS` 0-d tensors one layer's statistics come from — sums and dot
+    products (each ``float(tensor)`` costs a dispatch and a copy; ``var_mean``/``std`` are
+    Welford passes: together they were two thirds of ``diagnose``'s time) — and the function
+    that turns their values into the record's statistics. ``post``: the activation's output
+    when it was recorded elsewhere (the next layer's input), else computed from the output."""
     module, act = rec["module"], rec["act"]
     y = rec.pop("y").float()
     x = rec.pop("x")
     g = rec.pop("g", None)
+    y_sum = rec.pop("y_sum", None)
     spec = act.spec  # properties from the activation registry (None: probed module)
     post = act.torch_fn()(y) if post is None or post.shape != y.shape else post.float()
     zero = y.new_zeros(())
     vals: list[torch.Tensor] = []
     vals += _sums(x.float()) if x is not None else [zero, zero]  # 0, 1
-    vals += _sums(y)  # 2, 3
+    flat = y.reshape(-1)
+    vals += [flat.sum() if y_sum is None else y_sum, torch.dot(flat, flat)]  # 2, 3
     vals.append(_sums(post)[1])  # 4
     if spec is not None and spec.can_die:  # 5: units zero on the whole batch
         dim = _units_dim(y, module)
-        per_unit = post.movedim(dim, -1).reshape(-1, post.shape[dim]).abs().sum(dim=0)
+        others = tuple(d for d in range(post.dim()) if d != dim)
+        per_unit = post.abs().amax(dim=others) if others else post.abs()  # no copy
         vals.append((per_unit == 0).float().mean())
     else:
         vals.append(zero)
@@ -351,12 +378,41 @@ def _measure(rec: dict[str, Any], post: torch.Tensor | None = None) -> None:
     vals.append(_sums(b.detach().float())[1] if b_ok else zero)  # 11
     wg = w.grad if w_ok else None
     vals += _sums(wg.float()) if wg is not None else [zero, zero]  # 12, 13
-    v = torch.stack([t.to(y.device, torch.float32) for t in vals]).double().tolist()
+    vals = [t.to(y.device, torch.float32) for t in vals]
     nx = x.numel() if x is not None else 1
     ny, nw = y.numel(), (w.numel() if w_ok else 1)
+    has_x, has_g, has_wg, b_n = (
+        x is not None,
+        g is not None,
+        wg is not None,
+        (b.numel() if b_ok else 1),
+    )
+    g_n, wg_n = (g.numel() if g is not None else 1), (wg.numel() if wg is not None else 1)
+
+    def finish(v: list[float]) -> None:
+        _store(rec, v, nx, ny, nw, b_n, g_n, wg_n, has_x, w_ok, b_ok, has_g, has_wg)
+
+    return vals, finish
+
+
+def _store(
+    rec: dict[str, Any],
+    v: list[float],
+    nx: int,
+    ny: int,
+    nw: int,
+    nb: int,
+    ng: int,
+    nwg: int,
+    has_x: bool,
+    w_ok: bool,
+    b_ok: bool,
+    has_g: bool,
+    has_wg: bool,
+) -> None:
     mean = v[2] / ny
     rec.update(
-        in_m2=v[1] / nx if x is not None else 0.0,
+        in_m2=v[1] / nx if has_x else 0.0,
         out_mean=mean,
         out_std=_std(v[2], v[3], ny),
         out_m2=v[3] / ny,
@@ -365,12 +421,12 @@ def _measure(rec: dict[str, Any], post: torch.Tensor | None = None) -> None:
         saturated=v[6],
         weight_std=_std(v[9], v[10], nw) if w_ok else 0.0,
         weight_m2=v[10] / nw if w_ok else 0.0,
-        bias_m2=v[11] / b.numel() if b_ok else 0.0,
+        bias_m2=v[11] / nb if b_ok else 0.0,
     )
-    if g is not None:
-        rec["grad_std"] = _std(v[7], v[8], g.numel())
-    if wg is not None:
-        rec["weight_grad_std"] = _std(v[12], v[13], wg.numel())
+    if has_g:
+        rec["grad_std"] = _std(v[7], v[8], ng)
+    if has_wg:
+        rec["weight_grad_std"] = _std(v[12], v[13], nwg)
 
 
 def _std(s1: float, s2: float, n: int) -> float:

@@ -99,6 +99,9 @@ class TorchBackend:
     def asarray(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=self.dtype, device=self.device)
 
+    def to_numpy(self, a: torch.Tensor) -> np.ndarray:
+        return a.detach().to("cpu", torch.float64).numpy()
+
     def where(self, mask: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.where(mask, a, b)
 

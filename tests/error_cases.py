@@ -25,6 +25,105 @@ class Case:
     fix: str  # what the message tells the user to do
 
 
+class CLIError(Exception):
+    """The ``initwise`` command exited non-zero; the message is what it printed on stderr."""
+
+
+def _cli(*argv: str, env: dict[str, str] | None = None) -> Callable[[], Any]:
+    def call() -> Any:
+        import contextlib
+        import io
+        import os
+
+        from initwise.cli import main
+
+        err = io.StringIO()
+        old = {k: os.environ.get(k) for k in (env or {})}
+        os.environ.update(env or {})
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                try:
+                    code = main(list(argv))
+                except SystemExit as exc:  # argparse
+                    code = exc.code
+        finally:
+            for k, v in old.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        if code:
+            raise CLIError(err.getvalue().strip().splitlines()[-1])
+        return code
+
+    return call
+
+
+def _pyfile(text: str, name: str = "facs.py") -> str:
+    """Write a module into a fresh temporary folder; return its path."""
+    import os
+    import tempfile
+
+    path = os.path.join(tempfile.mkdtemp(prefix="initwise-err-"), name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+_MLP = "from torch import nn\ndef make():\n    return nn.Sequential(nn.Linear(4, 4), nn.ReLU())\n"
+
+
+def _cli_file(*argv: str, text: str = _MLP, env: dict[str, str] | None = None):
+    def call() -> Any:
+        path = _pyfile(text)
+        args = [a.replace("{F}", path).replace("{D}", path.rsplit("/", 1)[0]) for a in argv]
+        return _cli(*args, env=env)()
+
+    return call
+
+
+def _plan_entry(**change: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        from torch import nn
+
+        import initwise.torch as it
+        from initwise.plan import Plan
+
+        d = it.plan(nn.Linear(8, 8)).to_dict()
+        d["entries"][0].update(change)
+        return Plan.from_dict(d)
+
+    return call
+
+
+def _apply_entry(**change: Any) -> Callable[[], Any]:
+    def call() -> Any:
+        from torch import nn
+
+        import initwise.torch as it
+        from initwise.plan import Plan
+
+        m = nn.Linear(8, 8)
+        d = it.plan(m).to_dict()
+        d["entries"][0].update(change)
+        return Plan.from_dict(d).apply(m, seed=0)
+
+    return call
+
+
+def _bin() -> str:
+    path = _pyfile("", "plan.bin")
+    with open(path, "wb") as f:
+        f.write(bytes(range(256)) * 4)
+    return path
+
+
+def _deep_json() -> Any:
+    from initwise.plan import Plan
+
+    return Plan.from_json("[" * 100_000 + "]" * 100_000)
+
+
 def _torch():
     import torch
 
@@ -838,6 +937,186 @@ CASES: list[Case] = [
         ImportError,
         "builds GPT-2 with transformers",
         "install transformers",
+    ),
+    # --- issue 17: plan files with absurd or malformed content
+    Case(
+        "plan file",
+        'shape given as a string ("88")',
+        _plan_entry(shape="88"),
+        ValueError,
+        "shape must be a list of integers",
+        "write the shape as a list",
+    ),
+    Case(
+        "plan file",
+        "shape with floats ([8.9, 8.2])",
+        _plan_entry(shape=[8.9, 8.2]),
+        ValueError,
+        "shape must be a list of integers",
+        "write integers",
+    ),
+    Case(
+        "plan file",
+        "shape with a boolean ([true, 8])",
+        _plan_entry(shape=[True, 8]),
+        ValueError,
+        "shape must be a list of integers",
+        "write integers",
+    ),
+    Case(
+        "plan file",
+        "NaN in the informational std field",
+        _plan_entry(std=float("nan")),
+        ValueError,
+        "expected a finite number",
+        "remove or correct the field",
+    ),
+    Case(
+        "plan file",
+        "std field disagreeing with the scheme",
+        _plan_entry(std=0.7),
+        ValueError,
+        "disagrees with its scheme",
+        "remove it or correct the scheme",
+    ),
+    Case(
+        "plan file",
+        "100,000-deep JSON nesting",
+        _deep_json,
+        ValueError,
+        "nested too deeply",
+        "pass a plan file",
+    ),
+    Case(
+        "apply",
+        "plan scheme N(0, 1e300²) on float32",
+        _apply_entry(scheme={"type": "normal", "mean": 0, "std": 1e300}, std=None),
+        ValueError,
+        "can not be represented in torch.float32",
+        "check the scale",
+    ),
+    Case(
+        "apply",
+        "plan fan_in 1e-300",
+        _apply_entry(fan_in=1e-300, std=None),
+        ValueError,
+        "can not be represented",
+        "check the scale",
+    ),
+    Case(
+        "apply",
+        "plan fan_in 1e308 (std underflows)",
+        _apply_entry(fan_in=1e308, std=None),
+        ValueError,
+        "underflows in torch.float32",
+        "check the scale",
+    ),
+    Case(
+        "torch drop-ins",
+        "normal_(std=1e40) on float32",
+        lambda: __import__("initwise.torch", fromlist=["x"]).normal_(_torch().empty(4), std=1e40),
+        ValueError,
+        "would be written as inf",
+        "check the scale",
+    ),
+    # --- issue 17: the command line
+    Case(
+        "CLI",
+        "--plan together with --policy",
+        _cli_file("apply", "{F}:make", "--plan", "{F}", "--policy", "he", "--out", "{D}/w.st"),
+        CLIError,
+        "--plan and --policy exclude each other",
+        "give one",
+    ),
+    Case(
+        "CLI",
+        "apply --out into a missing folder",
+        _cli_file("apply", "{F}:make", "--out", "{D}/missing/w.safetensors"),
+        CLIError,
+        "does not exist",
+        "create the folder (checked before any work)",
+    ),
+    Case(
+        "CLI",
+        "a factory raising RuntimeError",
+        _cli_file(
+            "plan", "{F}:make", "--quiet", text="def make():\n    raise RuntimeError('boom')\n"
+        ),
+        CLIError,
+        "the factory .* raised RuntimeError: boom",
+        "fix the factory",
+    ),
+    Case(
+        "CLI",
+        "a model file with a syntax error",
+        _cli_file("plan", "{F}:make", "--quiet", text="def make(:\n"),
+        CLIError,
+        "syntax error in .*, line 1",
+        "fix the file",
+    ),
+    Case(
+        "CLI",
+        "MODULE:FACTORY naming a missing file",
+        _cli("plan", "nope_missing.py:make", "--quiet"),
+        CLIError,
+        r"is not a \.py file \(e\.g\. mypkg\.models:resnet18",
+        "use MODULE:FACTORY or path.py:FACTORY",
+    ),
+    Case(
+        "CLI",
+        "--plan pointing at a folder",
+        _cli_file("apply", "{F}:make", "--plan", "{D}", "--out", "{D}/w.st"),
+        CLIError,
+        "is a directory; pass the plan's JSON file",
+        "pass the JSON file",
+    ),
+    Case(
+        "CLI",
+        "--plan pointing at a binary file",
+        lambda: _cli_file("apply", "{F}:make", "--plan", _bin(), "--out", "{D}/w.st")(),
+        CLIError,
+        "is not UTF-8 text",
+        "pass the JSON file",
+    ),
+    Case(
+        "CLI",
+        "--vocab -5",
+        _cli_file("diagnose", "{F}:make", "--input-shape", "2,4", "--vocab", "-5"),
+        CLIError,
+        "--vocab: must be > 0",
+        "give a positive vocabulary size",
+    ),
+    Case(
+        "CLI",
+        "--input-shape=-1,8",
+        _cli_file("diagnose", "{F}:make", "--input-shape=-1,8"),
+        CLIError,
+        "--input-shape needs positive sizes",
+        "give positive sizes",
+    ),
+    Case(
+        "CLI",
+        "--seed beyond 64 bits",
+        _cli_file("diagnose", "{F}:make", "--input-shape", "2,4", "--seed", str(2**64)),
+        CLIError,
+        r"--seed: must be in \[0, 2\*\*63\)",
+        "use a smaller seed",
+    ),
+    Case(
+        "CLI",
+        "reproduce --seed -1",
+        _cli("reproduce", "zero-symmetry", "--quick", "--seed", "-1"),
+        CLIError,
+        r"--seed: must be in \[0, 2\*\*63\)",
+        "use a seed ≥ 0 (the same rule for every experiment)",
+    ),
+    Case(
+        "CLI",
+        "INITWISE_THREADS=abc",
+        _cli_file("apply", "{F}:make", "--out", "{D}/w.st", env={"INITWISE_THREADS": "abc"}),
+        CLIError,
+        "INITWISE_THREADS must be a positive integer, got 'abc'",
+        "unset it or set a number",
     ),
     Case(
         "experiments",

@@ -102,3 +102,45 @@ def test_bert_and_llama_plan_apply_forward():
     pa.apply(llama, seed=0)
     out = llama(torch.randint(0, 100, (1, 8)))
     assert torch.isfinite(out.logits).all()
+
+
+def test_bert_mlm_tie_is_planned_by_the_module_with_a_rule_and_materializes_from_meta():
+    cfg = transformers.BertConfig(
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        intermediate_size=64,
+        vocab_size=100,
+    )
+    p = it.plan(transformers.BertForMaskedLM(cfg))
+    assert not [e.name for e in p if e.scheme is None]
+    assert "planned by that module" in p["cls.predictions.bias"].reason
+    with torch.device("meta"):
+        meta = transformers.BertForMaskedLM(cfg)
+    it.materialize(meta, seed=0)  # position_ids / token_type_ids are filled by convention
+    ref = transformers.BertForMaskedLM(cfg)
+    for name, b in ref.named_buffers():
+        assert torch.equal(b, dict(meta.named_buffers())[name]), name
+    assert torch.isfinite(meta(torch.randint(0, 100, (2, 8))).logits).all()
+
+
+def test_vit_gets_an_example_input_from_its_config_and_rules_for_its_tokens():
+    cfg = transformers.ViTConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        image_size=16,
+        patch_size=4,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        p = it.plan(transformers.ViTForImageClassification(cfg))  # nothing assumed
+    assert not [e.name for e in p if e.scheme is None]
+    assert any("gelu" in e.reason for e in p)  # traced by running pixel_values
+    tok = p["vit.embeddings.cls_token"]
+    assert tok.scheme.label == "trunc_normal" and "initializer_range" in tok.reason
+    with torch.device("meta"):
+        meta = transformers.ViTForImageClassification(cfg)
+    it.materialize(meta, seed=0)
+    assert torch.isfinite(meta(torch.randn(2, 3, 16, 16)).logits).all()

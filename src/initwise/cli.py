@@ -36,32 +36,108 @@ def _cmd_gains(args: argparse.Namespace) -> int:
 
 
 def load_factory(spec: str) -> Any:
-    """Call ``MODULE:FACTORY`` (a dotted module path, importable from the current directory)
-    and return the model it builds."""
-    if ":" not in spec:
-        raise ValueError(
-            f"model must be given as MODULE:FACTORY (e.g. mypkg.models:resnet18), got {spec!r}"
-        )
-    mod_name, _, attr = spec.partition(":")
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    """Call ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY`` and return the model it builds.
+
+    A dotted ``MODULE`` is imported normally, and from the current directory only when it is not
+    importable otherwise (the current directory is appended to ``sys.path``, never put first:
+    a folder named like a dependency must not replace it)."""
+    hint = "(e.g. mypkg.models:resnet18 or ./models.py:resnet18)"
+    if ":" not in spec or spec.endswith(":") or spec.startswith(":"):
+        raise ValueError(f"model must be given as MODULE:FACTORY {hint}, got {spec!r}")
+    mod_name, _, attr = spec.rpartition(":")
     try:
-        module = importlib.import_module(mod_name)
+        if mod_name.endswith(".py") or os.sep in mod_name or "/" in mod_name:
+            module = _import_file(mod_name, hint)
+        else:
+            if os.getcwd() not in sys.path:
+                sys.path.append(os.getcwd())
+            module = importlib.import_module(mod_name)
     except ImportError as exc:
-        raise ValueError(f"could not import {mod_name!r}: {exc}") from None
+        raise ValueError(f"could not import {mod_name!r} {hint}: {exc}") from None
+    except SyntaxError as exc:
+        raise ValueError(
+            f"could not import {mod_name!r}: syntax error in {exc.filename}, line {exc.lineno}: "
+            f"{exc.msg}"
+        ) from None
     factory = getattr(module, attr, None)
     if factory is None or not callable(factory):
-        raise ValueError(f"{mod_name!r} has no callable {attr!r}")
-    return factory()
+        raise ValueError(f"{mod_name!r} has no callable {attr!r} {hint}")
+    try:
+        return factory()
+    except Exception as exc:  # the user's code: say where it came from
+        raise ValueError(
+            f"the factory {spec!r} raised {type(exc).__name__}: {exc}".rstrip(": ")
+        ) from None
+
+
+def _import_file(path: str, hint: str) -> Any:
+    import importlib.util
+
+    if not path.endswith(".py") or not os.path.isfile(path):
+        raise ImportError(f"{path!r} is not a .py file {hint}")
+    name = "initwise_user_" + os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"can not load {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_out(path: str | None, what: str, *, folder: bool = False) -> None:
+    """Fail before any work if ``path`` can not be written (its folder is missing or not
+    writable, or it is a directory where a file is wanted)."""
+    if not path:
+        return
+    target = path if folder else os.path.dirname(os.path.abspath(path))
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} exists and is not a folder")
+    if not folder and os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder; give a file name")
+    probe = target
+    while not os.path.exists(probe):  # a folder to be created: its nearest existing parent
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe) or not os.access(probe, os.W_OK):
+        raise ValueError(f"{what} {path!r}: {probe!r} is not a writable folder")
+    if not folder and not os.path.isdir(target):
+        raise ValueError(f"{what} {path!r}: the folder {target!r} does not exist")
+
+
+def _seed(text: str) -> int:
+    """A CLI seed: an integer in [0, 2⁶³)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if not 0 <= n < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {n}")
+    return n
 
 
 def _shape(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
     try:
-        return tuple(int(x) for x in text.replace("x", ",").split(",") if x)
+        shape = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
     except ValueError:
         raise ValueError(f"--input-shape must look like 2,3,32,32; got {text!r}") from None
+    if not shape or any(n <= 0 for n in shape):
+        raise ValueError(f"--input-shape needs positive sizes, like 2,3,32,32; got {text!r}")
+    return shape
 
 
 def _example(args: argparse.Namespace) -> Any:
@@ -82,6 +158,7 @@ def _threads(args: argparse.Namespace) -> Any:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .torch import plan
 
+    check_out(args.json, "--json")
     model = load_factory(args.model)
     with _threads(args):
         p = plan(model, args.policy, example_input=_example(args), strict=args.strict)
@@ -101,20 +178,44 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     from .plan import Plan
     from .torch import apply_plan, plan
 
+    if args.plan and args.policy:
+        raise ValueError("--plan and --policy exclude each other: the plan already chose")
+    check_out(args.out, "--out")
     model = load_factory(args.model)
     p = (
         Plan.load(args.plan)
         if args.plan
-        else plan(model, args.policy, example_input=_example(args), strict=args.strict)
+        else plan(model, args.policy or "auto", example_input=_example(args), strict=args.strict)
     )
+    written = sum(1 for e in p if e.scheme is not None)
+    if written == 0:
+        raise ValueError(f"the plan initializes no parameter (all {len(p)} are left as is)")
     with _threads(args):
         apply_plan(p, model, args.seed, threads=args.threads)
-    if args.out:
-        from safetensors.torch import save_model
+    from safetensors.torch import save as save_bytes
 
-        save_model(model, args.out)
-        print(f"initialized {len(p)} parameters (seed {args.seed}); weights written to {args.out}")
+    from .plan import write_atomic
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    write_atomic(args.out, save_bytes(_untied(tensors)))
+    left = len(p) - written
+    print(
+        f"initialized {written} parameters"
+        + (f" ({left} left as is)" if left else "")
+        + f" (seed {args.seed}); weights written to {args.out}"
+    )
     return 0
+
+
+def _untied(tensors: dict[str, Any]) -> dict[str, Any]:
+    """safetensors refuses shared storage: tied parameters are saved once per name, copied."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in tensors.items():
+        ptr = v.untyped_storage().data_ptr() if v.numel() else id(v)
+        out[k] = v.clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
 
 
 def _batch(args: argparse.Namespace) -> Any:
@@ -124,7 +225,7 @@ def _batch(args: argparse.Namespace) -> Any:
     if shape is None:
         raise ValueError("diagnose needs --input-shape (e.g. 64,3,32,32)")
     gen = torch.Generator().manual_seed(args.seed)
-    if args.vocab:
+    if args.vocab is not None:
         return torch.randint(0, args.vocab, shape, generator=gen)
     return torch.randn(shape, generator=gen)
 
@@ -133,6 +234,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnostics import diagnose, write_report
     from .torch import plan
 
+    check_out(args.out, "--out", folder=True)
     batch = _batch(args)
     reports = {}
     labels = [p.strip() for p in args.compare.split(",")] if args.compare else ["as built"]
@@ -233,6 +335,7 @@ def _progress() -> Any:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .experiments import run
 
+    check_out(args.out, "--out", folder=True)
     with _progress() as progress:
         res = run(
             args.name,
@@ -250,6 +353,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .experiments import demo
 
+    check_out(args.out, "--out", folder=True)
     with _progress() as progress:
         path = demo(args.out, args.seed, progress, threads=args.threads or 1)
     print(f"initwise demo done — report written to {os.path.abspath(path)}")
@@ -288,9 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap = sub.add_parser("apply", help="initialize a model and save its weights (safetensors)")
     ap.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
     ap.add_argument("--plan", help="plan JSON (from `initwise plan --json`); else --policy")
-    ap.add_argument("--policy", default="auto", choices=POLICIES)
+    ap.add_argument("--policy", default=None, choices=POLICIES, help="default auto")
     ap.add_argument("--input-shape", help="example input shape for tracing")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     ap.add_argument("--out", required=True, help="output .safetensors file")
     ap.add_argument(
         "--strict",
@@ -303,13 +407,15 @@ def build_parser() -> argparse.ArgumentParser:
     dg = sub.add_parser("diagnose", help="signal propagation per layer vs mean-field theory")
     dg.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
     dg.add_argument("--input-shape", required=True, help="batch shape, e.g. 64,3,32,32")
-    dg.add_argument("--vocab", type=int, default=0, help="integer token inputs in [0, VOCAB)")
+    dg.add_argument(
+        "--vocab", type=_positive, default=None, help="integer token inputs in [0, VOCAB)"
+    )
     dg.add_argument(
         "--compare",
         help="policies to compare, e.g. auto,xavier,torch-default "
         "(default: the model as the factory built it)",
     )
-    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     dg.add_argument("--jacobian", action="store_true", help="input-output Jacobian spectrum")
     dg.add_argument("--out", help="write report.md, signal.png and results.json here")
     _add_threads(dg, "1 for small models (parameters × batch < 2^26), else torch's")
@@ -322,13 +428,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("name", choices=list(EXPERIMENTS))
     rp.add_argument("--quick", action="store_true", help="the short version (for tests)")
-    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     rp.add_argument("--out", default="initwise-report")
     _add_threads(rp, "1 (the experiments' networks are small)")
     rp.set_defaults(func=_cmd_reproduce)
 
     de = sub.add_parser("demo", help="quick he2015 + depth-sweep + diagnose report")
-    de.add_argument("--seed", type=int, default=0)
+    de.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     de.add_argument("--out", default="initwise-report")
     _add_threads(de, "1 (the networks are small)")
     de.set_defaults(func=_cmd_demo)
@@ -374,9 +480,21 @@ def main(argv: list[str] | None = None) -> int:
         warnings.simplefilter("always", AssumptionWarning)
         try:
             code = int(args.func(args))
-        except (ValueError, TypeError, FileNotFoundError) as exc:
+        except (ValueError, TypeError, OSError) as exc:
             print(f"initwise {args.command}: error: {exc}", file=sys.stderr)
             code = 2
+        except KeyboardInterrupt:
+            print(f"initwise {args.command}: interrupted", file=sys.stderr)
+            code = 130
+        except Exception as exc:  # not ours to hide: one line, the traceback on request
+            if os.environ.get("INITWISE_DEBUG"):
+                raise
+            print(
+                f"initwise {args.command}: error: {type(exc).__name__}: {exc} "
+                "(INITWISE_DEBUG=1 shows the traceback)",
+                file=sys.stderr,
+            )
+            code = 1
     for w in caught:
         if issubclass(w.category, AssumptionWarning):
             print(f"initwise {args.command}: warning: {w.message}", file=sys.stderr)

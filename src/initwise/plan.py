@@ -9,12 +9,14 @@ This module imports no framework.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import importlib
 import io
 import json
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,7 +160,7 @@ class ParamPlan:
             if key not in d:
                 raise ValueError(f"{where}: missing key {key!r}")
         try:
-            shape = tuple(int(x) for x in d["shape"])
+            shape = _shape(d["shape"])
             chunk_schemes = tuple((int(i), S.from_dict(s)) for i, s in d.get("chunk_schemes", []))
             entry = cls(
                 name=str(d["name"]),
@@ -179,6 +181,13 @@ class ParamPlan:
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}: {exc}") from None
         entry.check()
+        if entry.std is not None and entry.scheme is not None:
+            real = scheme_std(entry.scheme, entry.block_shape, entry.fans)
+            if real is not None and not math.isclose(entry.std, real, rel_tol=1e-6, abs_tol=1e-12):
+                raise ValueError(
+                    f"{where}: its 'std' field ({entry.std:g}) disagrees with its scheme, which "
+                    f"gives {real:g}; 'std' is informational: remove it or correct the scheme"
+                )
         return entry
 
     def check(self) -> None:
@@ -221,8 +230,57 @@ class ParamPlan:
                     raise ValueError(f"{where}: {s.type} needs fans, and the entry has none")
 
 
+def _shape(x: Any) -> tuple[int, ...]:
+    """A shape from JSON: a list of non-negative integers (not a string, floats or booleans)."""
+    if not isinstance(x, list):
+        raise ValueError(f"shape must be a list of integers, got {x!r}")
+    for n in x:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise ValueError(f"shape must be a list of integers, got {x!r}")
+    return tuple(x)
+
+
 def _opt_float(x: Any) -> float | None:
-    return None if x is None else float(x)
+    """An optional number from JSON: None, or a finite int/float (not a string or boolean)."""
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise ValueError(f"expected a number or null, got {x!r}")
+    x = float(x)
+    if not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x!r}")
+    return x
+
+
+MAX_PLAN_BYTES = 256 * 1024 * 1024
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and
+    ``os.replace``: readers see the old file or the new one, never a partial one; on failure the
+    temporary file is removed. The new file's mode follows the umask (as ``open`` would)."""
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"the folder of {path!r} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(prefix=".initwise-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+        if os.path.exists(path):
+            mode = os.stat(path).st_mode & 0o777
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def scheme_std(scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None) -> float | None:
@@ -336,16 +394,38 @@ class Plan:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError) as exc:
             raise ValueError(f"plan JSON could not be parsed: {exc}") from None
+        except RecursionError:
+            raise ValueError("plan JSON is nested too deeply to be a plan") from None
         return cls.from_dict(data)
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.to_json())
+        """Write the plan as JSON, atomically: serialized first, written to a temporary file
+        beside ``path`` and renamed over it, so a failure leaves any existing file as it was
+        (and no partial file). The new file gets the permissions ``open`` would give it."""
+        text = self.to_json()
+        write_atomic(path, text.encode("utf-8"))
 
     @classmethod
     def load(cls, path: str) -> Plan:
-        with open(path, encoding="utf-8") as f:
-            return cls.from_json(f.read())
+        """Read a plan written by :meth:`save` (``ValueError`` for a directory, a binary or
+        non-JSON file, or an invalid plan, naming the path)."""
+        if os.path.isdir(path):
+            raise ValueError(f"plan file {path!r} is a directory; pass the plan's JSON file")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_PLAN_BYTES + 1)
+        if len(raw) > MAX_PLAN_BYTES:
+            raise ValueError(f"plan file {path!r} is larger than {MAX_PLAN_BYTES} bytes")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"plan file {path!r} is not UTF-8 text (a binary file?); pass the JSON written "
+                "by `initwise plan --json` or Plan.save"
+            ) from None
+        try:
+            return cls.from_json(text)
+        except ValueError as exc:
+            raise ValueError(f"plan file {path!r}: {exc}") from None
 
     # ------------------------------------------------------------------ display
 

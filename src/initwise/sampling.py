@@ -67,7 +67,17 @@ def stream_key(seed: int, name: str) -> int:
 def default_threads() -> int:
     """Threads used when not given: ``INITWISE_THREADS`` or the CPU count."""
     env = os.environ.get("INITWISE_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+    if not env:
+        return max(1, os.cpu_count() or 1)
+    try:
+        n = int(env)
+    except ValueError:
+        raise ValueError(
+            f"INITWISE_THREADS must be a positive integer, got {env!r}; unset it or set e.g. 4"
+        ) from None
+    if n < 1:
+        raise ValueError(f"INITWISE_THREADS must be a positive integer, got {n}")
+    return n
 
 
 class Stream:

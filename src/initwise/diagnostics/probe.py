@@ -20,15 +20,24 @@ restored afterwards.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from math import inf
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..math.meanfield import ChainLayer, chi, propagate
-from ..torch.batch import NonFiniteError, ProbeError, check_batch, first_tensor, run_model
+from ..torch.batch import (
+    NonFiniteError,
+    ProbeError,
+    check_batch,
+    first_tensor,
+    run_model,
+    tensors,
+)
 from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
 from ..torch.modules import is_norm, is_weight_layer, weight_fans
 from ..torch.modules import kind as module_kind
@@ -182,10 +191,27 @@ def diagnose(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 1 or tol == inf:
+        raise ValueError(
+            f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
+        )
     check_batch(batch)
-    info = inspect_model(model, batch)
-    was_training = model.training
+    first = tensors(batch)[0]
+    if first.dim() and first.shape[0] < 2:
+        warnings.warn(
+            f"diagnose: a batch of {first.shape[0]} example: statistics over one example are "
+            "noisy and BatchNorm in train mode normalizes it to zero; use ≥ 32 examples",
+            stacklevel=2,
+        )
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+    try:
+        info = inspect_model(model, batch)
+    finally:  # tracing by running may touch norm statistics: put them back
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in buffers:
+                    b.copy_(buffers[k])
+    was_training = model.training
     params = [p for p in model.parameters()]
     grads = [p.grad for p in params]
     names = {m: n for n, m in model.named_modules()}
@@ -231,6 +257,11 @@ def diagnose(
                 loss = loss_fn(out)
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError("loss_fn must return a scalar tensor")
+            if not torch.isfinite(loss.detach()).all():
+                raise NonFiniteError(
+                    f"the loss is {float(loss.detach())} on this batch: gradients would be "
+                    "non-finite and every verdict meaningless; check loss_fn and the batch"
+                )
             if loss.requires_grad:
                 loss.backward()
         feeds = _feeds(info)

@@ -203,6 +203,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     spec = A.lookup(nonlinearity)  # like torch, param is ignored unless leaky_relu
     if spec.torch_gain is not None:  # torch's closed form for its names (the registry holds it)
         if spec.default_param is not None and param is not None:
+            if isinstance(param, bool) or not isinstance(param, (int, float)):
+                # torch's exact error for a non-number slope (True, a list, a dict)
+                raise ValueError(f"negative_slope {param} not a valid number")
             param = v.finite("param", param, where="calculate_gain")
         return spec.torch_gain(param)
     return gain(spec.name, param, method="forward")

@@ -8,9 +8,13 @@ only its own shard). ``engine="torch"`` uses a ``torch.Generator`` per parameter
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,7 +23,7 @@ from torch import nn
 
 from .. import sampling
 from ..plan import ParamPlan, Plan
-from .init import check_tensor, sample
+from .init import check_range, check_tensor, sample
 from .modules import unwrap
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
@@ -275,6 +279,10 @@ def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
         e.check()
         if e.scheme is not None:
             check_tensor(p, f"parameter {e.name!r}")
+            for i in range(e.chunks):
+                s = e.scheme_for_chunk(i)
+                if s is not None:
+                    check_range(s, e.block_shape, e.fans, p.dtype, f"parameter {e.name!r}")
     return params
 
 
@@ -338,6 +346,11 @@ def apply_plan(
         for m in model.modules():
             if hasattr(m, "reset_running_stats"):
                 m.reset_running_stats()
+        with torch.no_grad():
+            for n, b in model.named_buffers():
+                fill = _known_buffer(n, b)
+                if fill is not None:
+                    b.copy_(fill)
         params = dict(model.named_parameters())
         atomic = False
     boxes = {e.name: shard_box(params[e.name]) for e in entries}
@@ -370,8 +383,9 @@ def apply_plan(
         with torch.no_grad():
             if atomic:
                 staged = _draw_all(entries, lambda e: values(e, None), workers)
-                for name, v in staged.items():
-                    _local(params[name]).copy_(v)
+                with _interrupt_after():  # all written or none: Ctrl-C waits for the copies
+                    for name, v in staged.items():
+                        _local(params[name]).copy_(v)
             else:
                 _draw_all(entries, write, workers)
     except BaseException:
@@ -379,6 +393,24 @@ def apply_plan(
             to_empty_keeping_ties(model, "meta")
         raise
     return wrapper
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold SIGINT (Ctrl-C) until the block is done, then raise ``KeyboardInterrupt`` if one
+    came: the copy loop of an atomic apply is short and must not stop half way. Outside the
+    main thread (no signal handlers there) the block simply runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[Any] = []
+    previous = signal.signal(signal.SIGINT, lambda *a: got.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _is_matrix(e: ParamPlan) -> bool:
@@ -437,6 +469,21 @@ def to_empty_keeping_ties(model: nn.Module, device: str | torch.device) -> None:
             setattr(mod, pname, getattr(first_mod, first_name))
 
 
+def _known_buffer(name: str, b: torch.Tensor) -> torch.Tensor | None:
+    """The values of buffers whose content is fixed by convention, so a meta-device model can
+    be materialized: Hugging Face's ``position_ids`` (``arange`` along the last dim) and
+    ``token_type_ids`` (zeros), integer tensors. None for anything else."""
+    leaf = name.rsplit(".", 1)[-1]
+    if b.dtype.is_floating_point or b.dim() == 0:
+        return None
+    if leaf == "position_ids":
+        n = b.shape[-1]
+        return torch.arange(n, dtype=b.dtype, device=b.device).expand(b.shape)
+    if leaf == "token_type_ids":
+        return torch.zeros(b.shape, dtype=b.dtype, device=b.device)
+    return None
+
+
 def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -> None:
     left = [e.name for e in plan if e.scheme is None]
     if left:
@@ -448,7 +495,7 @@ def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -
     bad = [
         n
         for n, b in model.named_buffers()
-        if b.is_meta and n.rsplit(".", 1)[-1] not in norm_buffers
+        if b.is_meta and n.rsplit(".", 1)[-1] not in norm_buffers and _known_buffer(n, b) is None
     ]
     if bad:
         raise ValueError(

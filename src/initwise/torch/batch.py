@@ -55,6 +55,15 @@ def check_batch(batch: Any) -> None:
     if not found:
         raise ValueError("batch must be a tensor, a tuple of tensors or a dict of tensors")
     for t in found:
+        if t.is_meta:
+            raise ValueError(
+                f"batch has a meta-device tensor of shape {tuple(t.shape)}: statistics need "
+                "data; pass a real batch (and a model with materialized weights)"
+            )
+        if t.numel() == 0:
+            raise ValueError(
+                f"batch has an empty tensor of shape {tuple(t.shape)}; pass at least one example"
+            )
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise ValueError(
                 f"batch has non-finite values (NaN or Inf) in a tensor of shape {tuple(t.shape)};"

@@ -353,12 +353,17 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         nodes.append(Node(len(nodes), "input", "input"))
         producer[id(t)] = nodes[-1].idx
         keep.append(t)
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
     try:
         with torch.no_grad(), Recorder():
             out = model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
+        with torch.no_grad():  # running it may update norm statistics: put them back
+            for k, b in model.named_buffers():
+                if k in saved and not b.is_meta:
+                    b.copy_(saved[k])
     add("output", "output", out, None)
     return Graph(nodes, "run")
 
@@ -797,7 +802,7 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
     except Exception as exc:
         errors.append(f"torch.fx could not trace it ({type(exc).__name__}: {_short(exc)})")
     if example_input is None:
-        example_input = getattr(model, "dummy_inputs", None)
+        example_input = hf_example(model)
     if example_input is not None:
         try:
             return analyze(model, trace_run(model, example_input))
@@ -807,6 +812,23 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         errors.append("no example_input was given to trace it by running")
     layers = {n: LayerInfo(n, m) for n, m in model.named_modules() if is_leaf(m) and m is not model}
     return ModelInfo(layers, 0, "none", "; ".join(errors))
+
+
+def hf_example(model: nn.Module) -> Any:
+    """An example input for a Hugging Face model built from its config: ``pixel_values`` of
+    ``(1, num_channels, image_size, image_size)`` for vision models (their ``dummy_inputs`` are
+    ``input_ids``, which they can not run), else the model's ``dummy_inputs``; None otherwise.
+    On the meta device when the model is."""
+    cfg = getattr(model, "config", None)
+    if getattr(model, "main_input_name", None) == "pixel_values" and cfg is not None:
+        size = getattr(cfg, "image_size", None)
+        channels = getattr(cfg, "num_channels", 3)
+        if isinstance(size, int):
+            size = (size, size)
+        if isinstance(size, (tuple, list)) and len(size) == 2:
+            meta = any(p.is_meta for p in model.parameters())
+            return torch.zeros(1, channels, *size, device="meta" if meta else "cpu")
+    return getattr(model, "dummy_inputs", None)
 
 
 def _short(exc: Exception) -> str:

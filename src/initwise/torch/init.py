@@ -19,8 +19,9 @@ Like torch, ``generator=None`` draws from torch's default generator; the planner
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,23 +34,34 @@ from ..math.gains import calculate_gain
 
 __all__ = [
     "calculate_gain",
+    "constant",
     "constant_",
     "delta_orthogonal_",
+    "dirac",
     "dirac_",
+    "eye",
     "eye_",
     "init_",
+    "kaiming_normal",
     "kaiming_normal_",
+    "kaiming_uniform",
     "kaiming_uniform_",
     "lecun_normal_",
     "lecun_uniform_",
+    "normal",
     "normal_",
     "ones_",
+    "orthogonal",
     "orthogonal_",
+    "sparse",
     "sparse_",
     "trunc_normal_",
+    "uniform",
     "uniform_",
     "variance_scaling_",
+    "xavier_normal",
     "xavier_normal_",
+    "xavier_uniform",
     "xavier_uniform_",
     "zeros_",
 ]
@@ -145,6 +157,53 @@ def sample(
     return scheme.sample(shape, backend, fans)
 
 
+def check_range(
+    scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None, dtype: torch.dtype, where: str
+) -> None:
+    """Raise ``ValueError`` unless ``scheme``'s values fit ``dtype``: its largest likely value
+    (the bounds of a uniform/truncated window, ``|mean| + 7·std`` for a normal — beyond 7σ lies
+    one value in 10¹², — ``|value|`` for a constant) must be finite and below the dtype's largest
+    number, and a non-zero spread must not underflow to zero. Checked before anything is
+    written (``normal_(std=1e40)`` on float32 would write inf, ``std=1e-300`` zeros)."""
+    if 0 in shape or not dtype.is_floating_point:
+        return
+    info = torch.finfo(dtype)
+    dist = scheme.dist(shape, fans)
+    if dist is None:  # matrix schemes: entries are at most std·√n
+        std = float(scheme.std(shape, fans))
+        peak, spread = std * math.sqrt(math.prod(shape)), std
+    elif dist.kind == "constant":
+        peak, spread = abs(dist.mean), 0.0
+    elif dist.kind == "uniform":
+        peak, spread = max(abs(dist.low), abs(dist.high)), dist.high - dist.low
+    else:
+        peak = abs(dist.mean) + 7.0 * dist.std
+        if dist.kind == "trunc":
+            peak = min(peak, max(abs(dist.low), abs(dist.high)))
+        spread = dist.std
+    if not math.isfinite(peak) or peak > info.max:
+        raise ValueError(
+            f"{where}: values up to {peak:.3g} can not be represented in {dtype} (largest "
+            f"{info.max:.3g}): they would be written as inf; check the scale (std/bounds/fans)"
+        )
+    if dist is not None and dist.kind == "normal":
+        # the streams fold the std into the Box–Muller radius as √(−2·std²·ln u), computed in
+        # float32 (float64 for float64 targets): 2·std² must be finite there
+        cmax = torch.finfo(compute_dtype(dtype)).max
+        if 2.0 * dist.std * dist.std > cmax:
+            raise ValueError(
+                f"{where}: std {dist.std:.3g} is too large to draw in {compute_dtype(dtype)} "
+                f"(the normal transform needs 2·std² ≤ {cmax:.3g}): values would be inf; check "
+                "the scale (std/fans)"
+            )
+    if 0.0 < spread < info.tiny:
+        raise ValueError(
+            f"{where}: a spread of {spread:.3g} underflows in {dtype} (smallest normal "
+            f"{info.tiny:.3g}): every value would be written as {abs(dist.mean) if dist else 0:g}; "
+            "check the scale (std/bounds/fans)"
+        )
+
+
 def init_(
     tensor: torch.Tensor,
     scheme: S.Scheme,
@@ -173,6 +232,7 @@ def init_(
     if tensor.numel() == 0:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
         return tensor
+    check_range(scheme, shape, fans, tensor.dtype, where)
     with torch.no_grad():  # draw into a new buffer, then write: a failure changes nothing
         values = sample(
             scheme,
@@ -329,3 +389,50 @@ def sparse_(
 ) -> torch.Tensor:
     """Sparse (Martens 2010), reproducible with ``generator``."""
     return init_(tensor, S.sparse(sparsity, std), generator)
+
+
+# ----------------------------------------------------------------------------- deprecated names
+
+
+def _deprecated(new: Callable[..., Any], old: str) -> Callable[..., Any]:
+    """torch 2.13 still ships ``nn.init.normal`` & co. (FutureWarning): the same here, so code
+    written against the old names runs unchanged on initwise.torch."""
+
+    def fn(*args: Any, **kwargs: Any) -> Any:
+        warnings.warn(
+            f"`initwise.torch.{old}` is deprecated in favor of `initwise.torch.{old}_` "
+            f"(as `nn.init.{old}` is in torch).",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return new(*args, **kwargs)
+
+    fn.__name__ = fn.__qualname__ = old
+    fn.__doc__ = f"Deprecated alias of :func:`{old}_` (torch's ``nn.init.{old}``)."
+    return fn
+
+
+normal = _deprecated(normal_, "normal")
+uniform = _deprecated(uniform_, "uniform")
+constant = _deprecated(constant_, "constant")
+xavier_uniform = _deprecated(xavier_uniform_, "xavier_uniform")
+xavier_normal = _deprecated(xavier_normal_, "xavier_normal")
+kaiming_uniform = _deprecated(kaiming_uniform_, "kaiming_uniform")
+kaiming_normal = _deprecated(kaiming_normal_, "kaiming_normal")
+orthogonal = _deprecated(orthogonal_, "orthogonal")
+sparse = _deprecated(sparse_, "sparse")
+eye = _deprecated(eye_, "eye")
+dirac = _deprecated(dirac_, "dirac")
+DEPRECATED = (
+    "normal",
+    "uniform",
+    "constant",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
+    "eye",
+    "dirac",
+)

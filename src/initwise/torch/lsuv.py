@@ -88,6 +88,7 @@ class _Scaler:
         self.target, self.tol, self.max_iter = target, tol, max_iter
         self.layers: list[LSUVLayer] = []
         self.evals = 0
+        self.uses: dict[str, int] = {}
 
     def std(self, name: str, out: Any) -> float:
         y = _first(out).detach().float()
@@ -136,6 +137,7 @@ def lsuv(
             f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"
         )
     check_batch(batch)
+    backup = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     base = None
     if orthogonal:
         base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
@@ -151,7 +153,6 @@ def lsuv(
         )
     was = model.training
     scaler = _Scaler(target, tol, max_iter)
-    backup = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     try:
         if base is not None:
             apply_plan(base, model, seed)
@@ -212,6 +213,14 @@ class _Interp(torch.fx.Interpreter):
         if not _relevant(m):
             return out
         sc = self.scaler
+        uses = sc.uses.get(str(target), 0) + 1
+        sc.uses[str(target)] = uses
+        if uses > 1:  # a module applied again: its weights are already scaled; report this use
+            s = sc.std(target, out)
+            sc.layers.append(
+                LSUVLayer(f"{target} (use {uses})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
+            )
+            return out
         w = _scalable(m)
         before = s = sc.std(target, out)
         total, it = 1.0, 0
@@ -242,6 +251,7 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
         for h in hs:
             h.remove()
     passes = 1
+    outs: dict[nn.Module, list[Any]] = {}
     for m in order:
         box: dict[str, Any] = {}
         h = m.register_forward_hook(lambda mod, a, o, box=box: box.setdefault("out", o))
@@ -263,6 +273,22 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
         finally:
             h.remove()
         sc.layers.append(LSUVLayer(names[m], total, it, before, s, abs(s - sc.target) < sc.tol))
+    # modules applied more than once: each further use is reported with the std it ends at
+    hs = [
+        m.register_forward_hook(lambda mod, a, o: outs.setdefault(mod, []).append(o)) for m in order
+    ]
+    try:
+        run(model, batch)
+        passes += 1
+    finally:
+        for h in hs:
+            h.remove()
+    for m in order:
+        for k, o in enumerate(outs.get(m, [])[1:], start=2):
+            s = sc.std(names[m], o)
+            sc.layers.append(
+                LSUVLayer(f"{names[m]} (use {k})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
+            )
     return passes
 
 

@@ -88,13 +88,25 @@ def plan(
             if id(p) in done:  # tied: planned under its first name; say so there
                 i = done[id(p)]
                 tie = f"{mod_name}.{pname}" if mod_name else pname
+                other = planned.get(pname)
+                if entries[i].scheme is None and other is not None:
+                    # the first name has no rule (BERT's cls.predictions.bias), this one has
+                    # (cls.predictions.decoder.bias): plan the shared tensor by this module
+                    entries[i] = dataclasses.replace(
+                        other,
+                        name=entries[i].name,
+                        layer=mod_name,
+                        shape=tuple(p.shape),
+                        reason=other.reason + f"; tied with {tie} (planned by that module)",
+                    )
+                    continue
                 entries[i] = dataclasses.replace(
                     entries[i], reason=entries[i].reason + f"; tied with {tie}"
                 )
                 continue
             full = names[id(p)]
             done[id(p)] = len(entries)
-            e = planned.get(pname)
+            e = planned.get(pname) or loose_parameter(model, mod_name, pname, p)
             if e is None:
                 e = ParamPlan(
                     full,
@@ -150,6 +162,33 @@ def _report_assumptions(out: Plan, info: Any, moments: Any, pol: Policy, strict:
 
 def _few(names: list[str]) -> str:
     return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+
+_HF_TOKENS = ("cls_token", "position_embeddings", "mask_token", "distillation_token")
+
+
+def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
+    """A rule for a parameter that is not a layer's weight but whose family says how it is
+    initialized: Hugging Face vision transformers' ``cls_token``, ``position_embeddings``,
+    ``mask_token`` and ``distillation_token`` — ``trunc_normal_(std=initializer_range)`` as
+    their ``_init_weights`` does (ViT, DeiT), zeros for ``mask_token``. None otherwise."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or pname not in _HF_TOKENS or getattr(p, "ndim", 0) < 2:
+        return None
+    std = float(getattr(cfg, "initializer_range", 0.02))
+    family = type(model).__name__
+    if pname == "mask_token":
+        return ParamPlan.build(
+            pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros (HF _init_weights)", None
+        )
+    return ParamPlan.build(
+        pname,
+        tuple(p.shape),
+        S.trunc_normal(0.0, std, -2.0, 2.0),
+        f"{family} {pname}: truncated normal std {std:g} (config.initializer_range), bounds "
+        "±2 absolute, as HF ViT's _init_weights → std {std}",
+        None,
+    )
 
 
 def _inherited(name: str, module: nn.Module, layers: dict[str, LayerInfo]) -> LayerInfo:

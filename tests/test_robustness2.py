@@ -1,0 +1,200 @@
+"""Issue 17 (robustness, round 2): failures leave models and files as they were; numbers the
+target dtype can not hold are refused; a property test of extreme plan files."""
+
+import json
+import math
+import os
+import signal
+import stat
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.diagnostics import diagnose  # noqa: E402
+from initwise.plan import Plan  # noqa: E402
+from initwise.torch.batch import NonFiniteError  # noqa: E402
+
+
+def _state(m: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class _Fails(nn.Module):
+    """BatchNorm in train mode, then a data-dependent failure (fx can not trace it either)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bn = nn.BatchNorm1d(4)
+
+    def forward(self, x):
+        h = self.bn(self.fc(x))
+        if h.sum() > -1e9:
+            raise RuntimeError("boom")
+        return h
+
+
+def test_failures_mid_forward_leave_norm_statistics_alone():
+    m = _Fails().train()
+    before = _state(m)
+    x = torch.randn(8, 4) * 3 + 1
+    with pytest.raises((RuntimeError, ValueError), match="boom"):
+        diagnose(m, x)
+    assert _same(before, _state(m))
+    with pytest.raises(ValueError, match="could not run on the batch .*boom"):
+        it.lsuv(m, x)
+    assert _same(before, _state(m))
+    with pytest.warns(it.AssumptionWarning):
+        it.plan(m, example_input=x)  # fx fails, the run fails: nothing learned, nothing changed
+    assert _same(before, _state(m))
+
+
+def test_plan_by_running_restores_norm_statistics():
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            h = self.bn(self.fc(x))
+            return h if h.sum() > -1e9 else -h  # data-dependent: traced by running
+
+    m = Branchy().train()
+    before = _state(m)
+    it.plan(m, example_input=torch.randn(8, 4) * 3 + 1)
+    assert _same(before, _state(m))
+
+
+def test_diagnose_refuses_a_nan_loss_and_bad_tol_and_warns_on_one_example():
+    m = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = torch.randn(16, 4)
+    with pytest.raises(NonFiniteError, match="loss is nan"):
+        diagnose(m, x, loss_fn=lambda out: out.sum() * float("nan"))
+    for tol in (-1, 0, float("nan"), 1.0, float("inf")):
+        with pytest.raises(ValueError, match="tol must be a finite number > 1"):
+            diagnose(m, x, tol=tol)
+    with pytest.warns(UserWarning, match="a batch of 1 example"):
+        diagnose(m, x[:1])
+    with pytest.raises(ValueError, match="empty tensor"):
+        diagnose(m, x[:0])
+    with pytest.raises(ValueError, match="meta-device"):
+        diagnose(m, x.to("meta"))
+
+
+def test_lsuv_reports_each_use_of_a_module_applied_twice():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(16, 16)
+            self.b = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.b(torch.tanh(self.a(torch.tanh(self.a(x)))))
+
+    r = it.lsuv(Twice(), torch.randn(256, 16, generator=torch.Generator().manual_seed(0)))
+    names = [x.name for x in r.layers]
+    assert "a (use 2)" in names
+    second = r.layers[names.index("a (use 2)")]
+    assert second.converged == (abs(second.std_after - 1.0) < 0.1)
+
+
+def test_plan_save_is_atomic_and_keeps_the_old_file(tmp_path, monkeypatch):
+    p = it.plan(nn.Linear(3, 3))
+    path = tmp_path / "plan.json"
+    p.save(str(path))
+    old = path.read_bytes()
+
+    def broken(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", broken)
+    with pytest.raises(OSError, match="disk full"):
+        it.plan(nn.Linear(5, 5)).save(str(path))
+    assert path.read_bytes() == old  # untouched, not truncated
+    assert [f.name for f in tmp_path.iterdir()] == ["plan.json"]  # no temporary left
+
+
+def test_saved_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "p.json"
+        it.plan(nn.Linear(3, 3)).save(str(path))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+
+
+def test_ctrl_c_during_the_write_loop_waits_until_all_is_written(monkeypatch):
+    m = nn.Sequential(*[nn.Linear(8, 8) for _ in range(6)])
+    p = it.plan(m)
+    real = torch.Tensor.copy_
+    calls = []
+
+    def copy_and_interrupt(self, src, *a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(self, src, *a, **k)
+
+    monkeypatch.setattr(torch.Tensor, "copy_", copy_and_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        p.apply(m, seed=0)
+    monkeypatch.setattr(torch.Tensor, "copy_", real)
+    ref = nn.Sequential(*[nn.Linear(8, 8) for _ in range(6)])
+    p.apply(ref, seed=0)
+    assert _same(_state(ref), _state(m))  # every parameter written, none half
+
+
+_numbers = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=64),
+    st.sampled_from([1e-300, 1e300, 1e308, -1e308, 5e-324, 1e40, 1e-40, 0.0]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(["normal", "uniform", "constant", "fan_in", "trunc"]),
+    x=_numbers,
+    y=_numbers,
+    dtype=st.sampled_from([torch.float32, torch.float16, torch.bfloat16, torch.float64]),
+)
+def test_extreme_plan_files_are_refused_or_write_finite_values(kind, x, y, dtype):
+    m = nn.Linear(6, 4).to(dtype)
+    d = it.plan(m).to_dict()
+    e = d["entries"][0]
+    e["std"] = None
+    if kind == "normal":
+        e["scheme"] = {"type": "normal", "mean": x, "std": abs(y)}
+    elif kind == "uniform":
+        e["scheme"] = {"type": "uniform", "a": min(x, y), "b": max(x, y)}
+    elif kind == "constant":
+        e["scheme"] = {"type": "constant", "value": x}
+    elif kind == "trunc":
+        e["scheme"] = {
+            "type": "trunc_normal",
+            "mean": 0.0,
+            "std": abs(x),
+            "a": min(x, y),
+            "b": max(x, y),
+        }
+    else:
+        e["fan_in"] = abs(x)
+    before = _state(m)
+    try:
+        plan = Plan.from_json(json.dumps(d))
+        plan.apply(m, seed=0)
+    except (ValueError, TypeError):
+        assert _same(before, _state(m))  # refused: nothing written
+        return
+    w = m.weight.detach()
+    assert torch.isfinite(w).all(), (kind, x, y, dtype)
+    assert math.isfinite(float(w.double().abs().max()))

@@ -64,3 +64,15 @@ def test_cli_errors_are_clear(capsys):
 def test_gains_command(capsys):
     assert main(["gains", "relu", "gelu"]) == 0
     assert "1.5335" in capsys.readouterr().out
+
+
+def test_version_and_an_honest_gains_table(capsys):
+    from initwise import __version__
+    from initwise.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and __version__ in capsys.readouterr().out
+    assert main(["gains", "relu", "gelu"]) == 0
+    out = capsys.readouterr().out
+    assert "raises (unknown to torch)" in out and "1.4142" in out

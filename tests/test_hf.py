@@ -144,3 +144,27 @@ def test_vit_gets_an_example_input_from_its_config_and_rules_for_its_tokens():
         meta = transformers.ViTForImageClassification(cfg)
     it.materialize(meta, seed=0)
     assert torch.isfinite(meta(torch.randn(2, 3, 16, 16)).logits).all()
+
+
+def test_t5_query_carries_the_logit_scale_it_does_not_apply():
+    cfg = transformers.T5Config(
+        d_model=64,
+        d_kv=16,
+        num_heads=4,
+        d_ff=128,
+        num_layers=2,
+        num_decoder_layers=2,
+        vocab_size=100,
+    )
+    m = transformers.T5ForConditionalGeneration(cfg)
+    p = it.init_model(m, seed=0)
+    q = p["encoder.block.0.layer.0.SelfAttention.q.weight"]
+    k = p["encoder.block.0.layer.0.SelfAttention.k.weight"]
+    assert q.std == pytest.approx(k.std / 4) and "does not divide its logits" in q.reason
+    rel = p["encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight"]
+    assert rel.std == pytest.approx(64**-0.5)  # HF: factor · d_model^-0.5
+    att = m.encoder.block[0].layer[0].SelfAttention
+    x = torch.randn(8, 16, 64, generator=torch.Generator().manual_seed(0))
+    qs, ks = att.q(x).view(8, 16, 4, 16), att.k(x).view(8, 16, 4, 16)
+    logits = torch.einsum("bihd,bjhd->bhij", qs, ks)
+    assert 0.7 < float(logits.std()) < 1.4  # was 5.75 (issue 17)

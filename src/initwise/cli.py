@@ -21,13 +21,16 @@ def _cmd_gains(args: argparse.Namespace) -> int:
 
     from .math.gains import calculate_gain, gain
 
+    from . import activations as A
+
     table = Table(title="Activation gains (std = gain / √fan)")
-    for col in ("activation", "torch calculate_gain", "forward", "backward"):
+    for col in ("activation", "torch.nn.init.calculate_gain", "forward", "backward"):
         table.add_column(col, justify="right" if col != "activation" else "left")
     for name in args.names:
+        known = A.lookup(name).torch_gain is not None
         table.add_row(
             name,
-            f"{calculate_gain(name):.4f}",
+            f"{calculate_gain(name):.4f}" if known else "raises (unknown to torch)",
             f"{gain(name):.4f}",
             f"{gain(name, method='backward'):.4f}",
         )
@@ -362,7 +365,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``initwise`` argument parser."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="initwise", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"initwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("gains", help="print forward/backward gains of activations")
     g.add_argument(

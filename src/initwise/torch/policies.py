@@ -352,23 +352,29 @@ class Auto(Policy):
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
         solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
         if solved is None or site.kind == "embedding":
-            return super().weight(ctx, site)
-        return _solved_entry("weight", site.shape, site, solved)
+            e = super().weight(ctx, site)
+        else:
+            e = _solved_entry("weight", site.shape, site, solved)
+        unscaled = None if site.kind == "embedding" else _unscaled_logits(ctx, site.module_name)
+        if unscaled is not None and e.scheme is not None:
+            factor, why = unscaled
+            scaled = e.with_scheme(e.scheme.scaled(factor), "")
+            e = dataclasses.replace(
+                scaled,
+                center_dims=e.center_dims,
+                reason=e.reason.rsplit(" → std", 1)[0] + f"; {why} → std {scaled.std:.4g}",
+            )
+        return e
 
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        rel = _unscaled_logits(ctx, site.module_name)
+        if rel is not None:
+            return normal_embedding(site, rel[0], rel[1])
         tied = ctx.moments.embedding_std.get(site.module_name) if ctx.moments else None
         if tied is None:
             return super().embedding(ctx, site)
         std, why = tied
-        pad = ", padding row zero" if site.zero_rows else ""
-        return entry(
-            "weight",
-            site.shape,
-            S.normal(0.0, std),
-            f"{site.cls} '{site.module_name}': {why}{pad} → std {{std}}",
-            site.fans,
-            **site.kw,
-        )
+        return normal_embedding(site, std, why)
 
     def attention_weight(self, ctx, name, module, pname, shape):  # type: ignore[no-untyped-def]
         e = super().attention_weight(ctx, name, module, pname, shape)
@@ -382,6 +388,50 @@ class Auto(Policy):
         return dataclasses.replace(
             out, reason=f"{head}; {solved.describe()} → gain {g:.4g} → std {out.std:.4g}"
         )
+
+
+def _unscaled_logits(ctx: Context, module_name: str) -> tuple[float, str] | None:
+    """Attention families that do not divide their logits by √d (T5, mT5, UMT5, LongT5: HF
+    ``T5Attention``): ``(factor, why)`` for the query projection — its std carries the 1/√d_kv
+    — and ``(std, why)`` for the ``relative_attention_bias`` table added to the logits. None
+    elsewhere."""
+    if ctx.model is None or "." not in module_name:
+        return None
+    parent_name, leaf = module_name.rsplit(".", 1)
+    try:
+        parent = ctx.model.get_submodule(parent_name)
+    except AttributeError:
+        return None
+    if not type(parent).__name__.endswith("T5Attention"):
+        return None
+    d_kv = int(getattr(parent, "key_value_proj_dim", 0) or 0)
+    d_model = int(getattr(parent, "d_model", 0) or 0)
+    if leaf == "q" and d_kv > 0:
+        return (
+            1 / math.sqrt(d_kv),
+            f"{type(parent).__name__} does not divide its logits by √d_kv: q carries "
+            f"1/√{d_kv} so the logits have unit variance (HF T5 _init_weights)",
+        )
+    if leaf == "relative_attention_bias" and d_model > 0:
+        return (
+            1 / math.sqrt(d_model),
+            f"added to {type(parent).__name__}'s logits: N(0, 1/d_model) as HF T5's "
+            "_init_weights, small beside the unit-variance logits",
+        )
+    return None
+
+
+def normal_embedding(site: WeightSite, std: float, why: str) -> ParamPlan:
+    """An embedding table drawn from ``N(0, std²)`` (its padding row zeroed), with ``why``."""
+    pad = ", padding row zero" if site.zero_rows else ""
+    return entry(
+        "weight",
+        site.shape,
+        S.normal(0.0, std),
+        f"{site.cls} '{site.module_name}': {why}{pad} → std {{std}}",
+        site.fans,
+        **site.kw,
+    )
 
 
 def _center_dims(kind: str, ndim: int) -> tuple[int, ...]:
@@ -475,15 +525,7 @@ class GPT2(Policy):
 
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
         std = self._std(ctx)
-        pad = ", padding row zero" if site.zero_rows else ""
-        return entry(
-            "weight",
-            site.shape,
-            S.normal(0.0, std),
-            f"{site.cls} '{site.module_name}': GPT-2: N(0, {std:g}²){pad} → std {{std}}",
-            site.fans,
-            **site.kw,
-        )
+        return normal_embedding(site, std, f"GPT-2: N(0, {std:g}²)")
 
 
 class TorchDefault(Policy):

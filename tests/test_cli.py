@@ -76,3 +76,18 @@ def test_version_and_an_honest_gains_table(capsys):
     assert main(["gains", "relu", "gelu"]) == 0
     out = capsys.readouterr().out
     assert "raises (unknown to torch)" in out and "1.4142" in out
+
+
+def test_plain_progress_prints_periodic_lines():
+    import io
+
+    from initwise.cli import PlainProgress
+
+    buf = io.StringIO()
+    p = PlainProgress(every=0.0, stream=buf)
+    t = p.add_task("he2015", total=4)
+    for _ in range(4):
+        p.advance(t)
+    lines = buf.getvalue().splitlines()
+    assert lines[0].startswith("he2015: 0/4 (0%)") and lines[0].endswith("started")
+    assert lines[-1].startswith("he2015: 4/4 (100%)") and lines[-1].endswith("done")

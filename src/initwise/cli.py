@@ -19,9 +19,8 @@ def console() -> Any:
 def _cmd_gains(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from .math.gains import calculate_gain, gain
-
     from . import activations as A
+    from .math.gains import calculate_gain, gain
 
     table = Table(title="Activation gains (std = gain / √fan)")
     for col in ("activation", "torch.nn.init.calculate_gain", "forward", "backward"):
@@ -324,6 +323,9 @@ def _add_threads(p: argparse.ArgumentParser, default_help: str) -> None:
 
 
 def _progress() -> Any:
+    """A live bar on a terminal; plain periodic lines on stderr when it is piped or logged."""
+    if not sys.stderr.isatty():
+        return PlainProgress()
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     return Progress(
@@ -331,8 +333,53 @@ def _progress() -> Any:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        disable=not sys.stderr.isatty(),
     )
+
+
+class PlainProgress:
+    """The part of ``rich.progress.Progress`` the experiments use (``add_task``, ``advance``),
+    printing ``name: done/total (p%), elapsed`` to stderr at most every ``every`` seconds and
+    once when a task completes — readable in CI logs, where a live bar prints nothing."""
+
+    def __init__(self, every: float = 10.0, stream: Any = None) -> None:
+        import time
+
+        self._clock = time.monotonic
+        self.every = every
+        self.stream = stream
+        self.tasks: dict[int, list[Any]] = {}  # id -> [name, total, done, start, last print]
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+        now = self._clock()
+        self.tasks[len(self.tasks)] = [description, total, 0.0, now, now]
+        self._line(len(self.tasks) - 1, "started")
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1.0) -> None:
+        t = self.tasks[task]
+        t[2] += advance
+        now = self._clock()
+        finished = t[1] is not None and t[2] >= t[1]
+        if finished or now - t[4] >= self.every:
+            t[4] = now
+            self._line(task, "done" if finished else "")
+
+    def _line(self, task: int, word: str) -> None:
+        name, total, done, start, _ = self.tasks[task]
+        pct = f" ({100 * done / total:.0f}%)" if total else ""
+        amount = f"{done:g}/{total:g}{pct}" if total else f"{done:g}"
+        tail = f" {word}" if word else ""
+        print(
+            f"{name}: {amount}, {self._clock() - start:.0f} s{tail}",
+            file=self.stream or sys.stderr,
+            flush=True,
+        )
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:

@@ -113,7 +113,7 @@ def draw(
         out = target
     else:
         full = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=entry.chunk_dim)
-        out = torch.from_numpy(np.ascontiguousarray(full))
+        out = torch.from_numpy(np.ascontiguousarray(full, dtype=np_dtype))  # numpy casts fast
     _finish(out, entry)
     if box is not None:
         offset, local = box

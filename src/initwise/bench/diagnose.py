@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import statistics
+import time
+from typing import Any
+
 import torch
 
-from . import print_table, timeit
+from . import print_table
 
 
-def run(repeat: int = 5) -> list[dict[str, float]]:
+def interleaved(a: Any, b: Any, repeat: int) -> tuple[float, float]:
+    """Medians of ``a()`` and ``b()`` timed alternately (a VM's speed drifts between blocks of
+    runs; alternating puts the two under the same drift)."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        a()
+        ta.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        b()
+        tb.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def run(repeat: int = 15) -> list[dict[str, float]]:
     from ..diagnostics import diagnose
     from .lsuv import cnn, mlp
 
@@ -23,11 +42,13 @@ def run(repeat: int = 5) -> list[dict[str, float]]:
             out = model(batch)
             (out * torch.randn_like(out)).sum().backward()
 
-        base = timeit(plain, repeat)
-        diag = timeit(lambda model=model, batch=batch: diagnose(model, batch), repeat)
+        base, diag = interleaved(
+            plain, lambda model=model, batch=batch: diagnose(model, batch), repeat
+        )
         rows.append({"model": kind, "fwd_bwd_s": base, "diagnose_s": diag, "ratio": diag / base})
     print_table(
-        f"diagnose / one forward+backward (median of {repeat}, {torch.get_num_threads()} threads)",
+        f"diagnose / one forward+backward (medians of {repeat} alternating runs, "
+        f"{torch.get_num_threads()} threads)",
         ["model", "fwd+bwd s", "diagnose s", "ratio"],
         [
             [r["model"], f"{r['fwd_bwd_s']:.4f}", f"{r['diagnose_s']:.4f}", f"{r['ratio']:.1f}×"]

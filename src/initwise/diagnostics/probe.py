@@ -229,8 +229,7 @@ def diagnose(
         act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
         rec: dict[str, Any] = {"module": module, "act": act, "y": y.detach()}
         rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
-        if y.requires_grad:
-            y.register_hook(lambda g, rec=rec: rec.__setitem__("g", g.detach()))
+        rec["y_graph"] = y if y.requires_grad else None  # its gradient: one autograd.grad call
         records[name] = rec
         order.append(name)
 
@@ -263,7 +262,7 @@ def diagnose(
                     "non-finite and every verdict meaningless; check loss_fn and the batch"
                 )
             if loss.requires_grad:
-                loss.backward()
+                _gradients(loss, records, order)
         feeds = _feeds(info)
         pending = []
         for name in order:
@@ -337,6 +336,26 @@ def _sums(t: torch.Tensor) -> list[torch.Tensor]:
     return [flat.sum(), torch.dot(flat, flat)]
 
 
+def _gradients(loss: torch.Tensor, records: dict[str, dict[str, Any]], order: list[str]) -> None:
+    """Every layer output's gradient and every weight's gradient from one backward pass
+    (``torch.autograd.grad``: no tensor hooks, and the parameters' ``.grad`` are not touched)."""
+    outs: list[tuple[str, str, torch.Tensor]] = []
+    for n in order:
+        rec = records[n]
+        y = rec.pop("y_graph", None)
+        if y is not None:
+            outs.append((n, "g", y))
+        w = getattr(rec["module"], "weight", None)
+        if isinstance(w, torch.Tensor) and w.requires_grad:
+            outs.append((n, "wg", w))
+    if not outs:
+        return
+    grads = torch.autograd.grad(loss, [t for _, _, t in outs], allow_unused=True)
+    for (n, key, _), g in zip(outs, grads, strict=True):
+        if g is not None:
+            records[n][key] = g.detach()
+
+
 def _feeds(info: ModelInfo) -> dict[str, str]:
     """``{layer: next layer}`` where the activation of ``layer`` feeds ``next layer`` directly
     (a chain ``Linear → act → Linear``): the next layer's recorded input *is* the post-activation,
@@ -407,7 +426,7 @@ def _reductions(
     vals += _sums(w.detach().float()) if w_ok else [zero, zero]  # 9, 10
     b_ok = isinstance(b, torch.Tensor)
     vals.append(_sums(b.detach().float())[1] if b_ok else zero)  # 11
-    wg = w.grad if w_ok else None
+    wg = rec.pop("wg", None)
     vals += _sums(wg.float()) if wg is not None else [zero, zero]  # 12, 13
     vals = [t.to(y.device, torch.float32) for t in vals]
     nx = x.numel() if x is not None else 1

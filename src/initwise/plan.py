@@ -65,6 +65,9 @@ class ParamPlan:
     chunk_schemes: tuple[tuple[int, S.Scheme], ...] = ()
     zero_rows: tuple[int, ...] = ()
     center_dims: tuple[int, ...] = ()
+    lr_mult: tuple[tuple[str, float], ...] = ()
+    """Learning-rate multipliers by optimizer family (``(("adam", 0.25), ("sgd", 1.0))``), set
+    by width-aware policies (μP); :meth:`Plan.param_groups` reads them."""
 
     @property
     def fans(self) -> Fans | None:
@@ -145,6 +148,7 @@ class ParamPlan:
             "chunk_schemes": [[i, s.to_dict()] for i, s in self.chunk_schemes],
             "zero_rows": list(self.zero_rows),
             **({"center_dims": list(self.center_dims)} if self.center_dims else {}),
+            **({"lr_mult": dict(self.lr_mult)} if self.lr_mult else {}),
         }
 
     @classmethod
@@ -177,6 +181,7 @@ class ParamPlan:
                 chunk_schemes=chunk_schemes,
                 zero_rows=tuple(int(r) for r in d.get("zero_rows", [])),
                 center_dims=tuple(int(r) for r in d.get("center_dims", [])),
+                lr_mult=_lr_mult(d.get("lr_mult", {})),
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}: {exc}") from None
@@ -228,6 +233,24 @@ class ParamPlan:
                 s.check_shape(self.block_shape)
                 if s.needs_fans and self.fans is None and len(self.block_shape) < 2:
                     raise ValueError(f"{where}: {s.type} needs fans, and the entry has none")
+
+
+def _lr_mult(x: Any) -> tuple[tuple[str, float], ...]:
+    """``{"adam": 0.25, "sgd": 1}`` from JSON: optimizer family → a finite positive number."""
+    if not isinstance(x, Mapping):
+        raise ValueError(f"lr_mult must be an object of optimizer -> number, got {x!r}")
+    out = []
+    for k, v in x.items():
+        f = _opt_float(v)
+        if k not in OPTIMIZERS or f is None or f <= 0:
+            raise ValueError(
+                f"lr_mult: {k!r}: {v!r} — optimizers are {OPTIMIZERS}, multipliers numbers > 0"
+            )
+        out.append((str(k), f))
+    return tuple(sorted(out))
+
+
+OPTIMIZERS = ("adam", "sgd")
 
 
 def _shape(x: Any) -> tuple[int, ...]:
@@ -349,6 +372,56 @@ class Plan:
                         f"override {pattern!r} does not fit parameter {e.name!r}: {exc}"
                     ) from None
         return dataclasses.replace(self, entries=tuple(entries))
+
+    # ------------------------------------------------------------------ optimizers
+
+    def param_groups(
+        self,
+        model: Any,
+        lr: float,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+    ) -> list[dict[str, Any]]:
+        """torch optimizer parameter groups with each parameter's learning rate ``lr ×`` its
+        multiplier for ``optimizer`` (``"adam"`` for Adam/AdamW/…, ``"sgd"``), 1 where the plan
+        has none. Parameters are found by name on the model (``torch.compile``'s
+        ``OptimizedModule`` and ``DataParallel``/DDP wrappers are looked through; FSDP2
+        keeps the names), so nothing is stored on the tensors and the groups survive
+        ``state_dict`` round trips. Tied parameters appear once.
+
+        ``weight_decay`` is passed through per group unchanged: with decoupled decay (AdamW)
+        torch multiplies it by the group's ``lr``, so μP's rule that decay scales with the
+        learning rate holds."""
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        lr = float(lr)
+        if not (math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
+        inner = model
+        for _ in range(16):  # duck-typed unwrap (this module imports no framework)
+            if type(inner).__name__ == "OptimizedModule" and hasattr(inner, "_orig_mod"):
+                inner = inner._orig_mod
+            elif type(inner).__name__ in ("DataParallel", "DistributedDataParallel"):
+                inner = inner.module
+            else:
+                break
+        mults = {e.name: dict(e.lr_mult).get(optimizer, 1.0) for e in self.entries}
+        groups: dict[float, list[Any]] = {}
+        missing = []
+        for name, p in inner.named_parameters():
+            if name not in mults:
+                missing.append(name)
+                continue
+            groups.setdefault(mults[name], []).append(p)
+        if missing:
+            raise ValueError(
+                f"the model has parameters the plan lacks: {', '.join(missing[:4])}; make the "
+                "plan for this model"
+            )
+        return [
+            {"params": ps, "lr": lr * m, "weight_decay": weight_decay, "lr_mult": m}
+            for m, ps in sorted(groups.items(), key=lambda kv: -kv[0])
+        ]
 
     # ------------------------------------------------------------------ JSON
 

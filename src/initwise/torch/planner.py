@@ -74,7 +74,7 @@ def plan(
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
         moments = propagate(model, info, input_moments(example_input), n_res=None if own else 0)
-    ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments)
+    ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments, info)
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
@@ -124,6 +124,7 @@ def plan(
     ]
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
+    notes += pol.notes(ctx)
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes))
     out = out.override(overrides) if overrides else out
     _report_assumptions(out, info, moments, pol, strict)

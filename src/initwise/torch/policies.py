@@ -61,6 +61,8 @@ class Context:
     model: nn.Module | None = None
     moments: Moments | None = None
     """Propagated moments (:mod:`initwise.torch.moments`), for policies with ``propagates``."""
+    info: Any = None
+    """The traced :class:`~initwise.torch.graph.ModelInfo` (graph, kinds) when there is one."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,10 @@ class Policy:
     """Set by data-driven policies (LSUV): ``plan_model(model, example_input) -> Plan`` replaces
     the per-parameter walk."""
 
+    def notes(self, ctx: Context) -> list[str]:
+        """Lines for the plan's notes (what the policy needs beyond the weights)."""
+        return []
+
     def __repr__(self) -> str:
         return f"<policy {self.name}>"
 
@@ -294,6 +300,9 @@ class Chain(Policy):
 
     def attention_weight(self, ctx, name, module, pname, shape):  # type: ignore[no-untyped-def]
         return self.base.attention_weight(ctx, name, module, pname, shape)
+
+    def notes(self, ctx: Context) -> list[str]:
+        return self.base.notes(ctx)
 
     def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
         entries = self.base.finalize(ctx, entries)
@@ -945,3 +954,141 @@ for _name, _policy in (
     ("fixup", chain(Auto(), Fixup(), name="fixup")),
 ):
     register_policy(_name, _policy)
+
+
+# ----------------------------------------------------------------------------- μP
+
+
+def weight_roles(info: Any) -> dict[str, str]:
+    """``{module name: "input" | "hidden" | "output" | "input+output"}`` for the weight layers of
+    a traced graph: *input* layers have no weight layer upstream (they read the data or an
+    embedding's lookup is themselves), *output* layers none downstream (the readout)."""
+    g = getattr(info, "graph", None)
+    if g is None:
+        return {}
+    weights = [n.idx for n in g.nodes if info.kinds[n.idx] == "weight" and n.op == "module"]
+    up = [False] * len(g.nodes)  # a weight layer strictly upstream
+    for n in g.nodes:
+        up[n.idx] = any(up[i] or info.kinds[i] == "weight" for i in n.inputs)
+    users = g.users()
+    down = [False] * len(g.nodes)
+    for n in reversed(g.nodes):
+        down[n.idx] = any(down[u] or info.kinds[u] == "weight" for u in users[n.idx])
+    roles: dict[str, str] = {}
+    for i in weights:
+        name = g.nodes[i].target
+        first, last = not up[i], not down[i]
+        role = (
+            "input+output"
+            if first and last
+            else "input"
+            if first
+            else "output"
+            if last
+            else "hidden"
+        )
+        if roles.get(name, role) != role:  # a module used in several places: the widest role
+            role = "hidden"
+        roles[name] = role
+    return roles
+
+
+class MuP(Auto):
+    """Maximal Update Parametrization (Yang et al. 2022, Tensor Programs V, Table 3, the form
+    without output multipliers) on top of ``auto``'s init, against ``base_width``.
+
+    With ``m = width / base_width`` (the layer's width-like fan: fan_out for input layers,
+    fan_in for hidden and output layers):
+
+    ============ ==================== ================ =================
+    parameter    init std             Adam LR ×        SGD LR ×
+    ============ ==================== ================ =================
+    input        auto's               1                m
+    hidden       auto's (∝ 1/√n)      1/m              1
+    output       auto's × 1/√m        1/m              1/m
+    bias / norm  auto's               1                m (output: 1)
+    ============ ==================== ================ =================
+
+    At ``m = 1`` this is ``auto`` with multipliers 1, so a base model tuned with ``auto`` keeps
+    its hyperparameters. The multipliers live in the plan (``lr_mult``; JSON) and reach the
+    optimizer through :meth:`~initwise.plan.Plan.param_groups`. Attention logits: μP divides
+    them by ``d`` instead of ``√d``; that is a forward change the plan's notes state and does
+    not make.
+    """
+
+    name = "mup"
+
+    def __init__(self, base_width: int) -> None:
+        if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+            raise ValueError(f"MuP: base_width must be a positive integer, got {base_width!r}")
+        self.base_width = base_width
+
+    def _role(self, ctx: Context, name: str) -> str:
+        cache = ctx.__dict__.setdefault("_mup_roles", None)
+        if cache is None:
+            cache = weight_roles(ctx.info)
+            ctx.__dict__["_mup_roles"] = cache
+        return cache.get(name, "hidden")
+
+    def _mult(self, fan: float) -> float:
+        return float(fan) / self.base_width
+
+    def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        e = super().weight(ctx, site)
+        role = self._role(ctx, site.module_name)
+        if site.kind == "embedding" or role in ("input", "input+output"):
+            m = self._mult(site.fans.fan_out)
+            if role == "input+output":
+                return self._tag(e, 1.0, 1.0, "μP input and readout at once (one layer): as SP")
+            return self._tag(e, 1.0, m, f"μP input-like (m = fan_out/{self.base_width} = {m:.3g})")
+        m = self._mult(site.fans.fan_in)
+        if role == "output":
+            if e.scheme is not None and m != 1:
+                scaled = e.with_scheme(e.scheme.scaled(1 / math.sqrt(m)), "")
+                e = dataclasses.replace(
+                    scaled,
+                    center_dims=e.center_dims,
+                    reason=e.reason.rsplit(" → std", 1)[0]
+                    + f"; μP readout: × 1/√m → std {scaled.std:.4g}",
+                )
+            return self._tag(e, 1 / m, 1 / m, f"μP output (m = fan_in/{self.base_width} = {m:.3g})")
+        return self._tag(e, 1 / m, 1.0, f"μP hidden (m = fan_in/{self.base_width} = {m:.3g})")
+
+    def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        e = super().bias(ctx, site, shape)
+        if self._role(ctx, site.module_name) in ("output", "input+output"):
+            return self._tag(e, 1.0, 1.0, "μP readout bias")
+        m = self._mult(site.fans.fan_out)
+        return self._tag(e, 1.0, m, f"μP bias (m = {m:.3g})")
+
+    def norm(self, ctx, name, module, layer, pname, shape):  # type: ignore[no-untyped-def]
+        e = super().norm(ctx, name, module, layer, pname, shape)
+        if e is None:
+            return e
+        m = self._mult(shape[0]) if shape else 1.0
+        return self._tag(e, 1.0, m, f"μP norm parameter (m = {m:.3g})")
+
+    def notes(self, ctx: Context) -> list[str]:
+        out = [
+            f"μP against base width {self.base_width}: learning-rate multipliers are in each "
+            "entry (lr_mult); build the optimizer with plan.param_groups(model, lr, optimizer)"
+        ]
+        attn = ctx.model is not None and any(
+            isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith("Attention")
+            for m in ctx.model.modules()
+        )
+        if attn:
+            out.append(
+                "μP divides attention logits by d, not √d: that is a forward change initwise "
+                "does not make — without it, hyperparameters transfer for the MLP parts only"
+            )
+        return out
+
+    @staticmethod
+    def _tag(e: ParamPlan, adam: float, sgd: float, why: str) -> ParamPlan:
+        return dataclasses.replace(
+            e,
+            lr_mult=(("adam", adam), ("sgd", sgd)),
+            reason=f"{e.reason}; {why}: LR × {adam:.4g} (Adam), × {sgd:.4g} (SGD) "
+            "(Yang et al. 2022, Table 3)",
+        )

@@ -1,0 +1,98 @@
+"""μP (issue 14, part): roles from the graph, init and learning-rate multipliers in the plan,
+param_groups through wrappers and state_dict round trips, and a coordinate check."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.plan import Plan  # noqa: E402
+
+
+def mlp(width: int, d_in: int = 32, d_out: int = 10) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, d_out),
+    )
+
+
+def test_roles_multipliers_and_init_follow_table_3():
+    base, width = 64, 256
+    p = it.plan(mlp(width), it.MuP(base_width=base))
+    m = width / base
+    first, hidden, out = p["0.weight"], p["2.weight"], p["4.weight"]
+    assert dict(first.lr_mult) == {"adam": 1.0, "sgd": m}
+    assert dict(hidden.lr_mult) == {"adam": 1 / m, "sgd": 1.0}
+    assert dict(out.lr_mult) == {"adam": 1 / m, "sgd": 1 / m}
+    assert dict(p["0.bias"].lr_mult) == {"adam": 1.0, "sgd": m}
+    assert dict(p["4.bias"].lr_mult) == {"adam": 1.0, "sgd": 1.0}
+    auto = it.plan(mlp(width))
+    assert first.std == pytest.approx(auto["0.weight"].std)
+    assert hidden.std == pytest.approx(auto["2.weight"].std)
+    assert out.std == pytest.approx(auto["4.weight"].std / math.sqrt(m))
+    assert "Table 3" in out.reason and any("param_groups" in n for n in p.notes)
+    # at the base width μP is auto with multipliers 1
+    b = it.plan(mlp(base), it.MuP(base_width=base))
+    assert all(v == 1.0 for e in b for _, v in e.lr_mult if e.name != "0.weight")
+    with pytest.raises(ValueError, match="base_width"):
+        it.MuP(base_width=0)
+
+
+def test_multipliers_survive_json_and_reach_the_optimizer_through_wrappers(tmp_path):
+    model = mlp(128)
+    p = it.plan(model, it.MuP(base_width=32))
+    path = tmp_path / "plan.json"
+    p.save(str(path))
+    q = Plan.load(str(path))
+    assert [e.lr_mult for e in q] == [e.lr_mult for e in p]
+    groups = q.param_groups(model, lr=1e-3, optimizer="adam")
+    by_id = {id(t): g["lr"] for g in groups for t in g["params"]}
+    assert by_id[id(model[2].weight)] == pytest.approx(1e-3 / 4)
+    assert by_id[id(model[0].weight)] == pytest.approx(1e-3)
+    torch.optim.AdamW(groups)  # torch accepts the groups as they are
+    for wrapped in (torch.compile(model), nn.DataParallel(model)):
+        g2 = q.param_groups(wrapped, lr=1e-3)
+        assert {id(t): g["lr"] for g in g2 for t in g["params"]} == by_id
+    fresh = mlp(128)  # a new model after a state_dict round trip: same names, same groups
+    fresh.load_state_dict(model.state_dict())
+    g3 = q.param_groups(fresh, lr=1e-3, optimizer="sgd")
+    assert {round(g["lr_mult"], 6) for g in g3} == {4.0, 1.0, 0.25}
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        q.param_groups(model, lr=1e-3, optimizer="lion")
+    with pytest.raises(ValueError, match="plan lacks"):
+        q.param_groups(mlp(64), lr=1e-3) if False else q.param_groups(nn.Linear(3, 3), lr=1e-3)
+
+
+def _update_size(width: int, policy, steps: int = 4, lr: float = 0.02) -> float:
+    """rms change of the hidden activations after a few Adam steps (the coordinate check)."""
+    torch.manual_seed(0)
+    model = mlp(width)
+    p = it.init_model(model, policy, seed=0)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(256, 32, generator=g), torch.randint(0, 10, (256,), generator=g)
+    hidden = nn.Sequential(*list(model)[:4])
+    before = hidden(x).detach()
+    opt = torch.optim.Adam(
+        p.param_groups(model, lr=lr) if p.policy == "mup" else model.parameters(), lr=lr
+    )
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return float((hidden(x).detach() - before).pow(2).mean().sqrt())
+
+
+def test_coordinate_check_update_size_does_not_grow_with_width_under_mup():
+    widths = (64, 256, 1024)
+    mup = [_update_size(w, it.MuP(base_width=64)) for w in widths]
+    sp = [_update_size(w, "auto") for w in widths]
+    # standard parametrization: the hidden activations' per-step change grows with width
+    assert sp[-1] / sp[0] > 3.0
+    # μP: it stays within a factor 2 from width 64 to 1024
+    assert 0.5 < mup[-1] / mup[0] < 2.0

@@ -59,6 +59,21 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
         results["fsdp2-meta"] = all(
             torch.equal(p.full_tensor(), expected[n]) for n, p in fsdp.named_parameters()
         )
+        # μP learning rates reach FSDP2 and DDP models by name (nothing stored on the tensors)
+        mup = it.plan(build(), it.MuP(base_width=8))
+        want = {e.name: 1e-3 * dict(e.lr_mult)["adam"] for e in mup}
+        ok = True
+        for wrapped in (fsdp, torch.nn.parallel.DistributedDataParallel(build())):
+            groups = mup.param_groups(wrapped, lr=1e-3, optimizer="adam")
+            got = {id(p): g["lr"] for g in groups for p in g["params"]}
+            inner = getattr(wrapped, "module", wrapped)
+            ok &= len(got) == len(list(inner.parameters()))
+            ok &= all(abs(got[id(p)] - want[n]) < 1e-12 for n, p in inner.named_parameters())
+            opt = torch.optim.AdamW(groups)
+            loss = wrapped(torch.arange(8).reshape(2, 4) % 37).float().pow(2).mean()
+            loss.backward()
+            opt.step()
+        results["mup-param-groups"] = bool(ok)
         if rank == 0:
             with open(out, "w") as f:
                 json.dump(results, f)

@@ -32,4 +32,9 @@ def test_sharded_init_is_bit_identical(world, tmp_path):
     mp.start_processes(
         worker, args=(world, free_port(), str(out)), nprocs=world, start_method="spawn"
     )
-    assert json.loads(out.read_text()) == {"Shard(0)": True, "Shard(1)": True, "fsdp2-meta": True}
+    assert json.loads(out.read_text()) == {
+        "Shard(0)": True,
+        "Shard(1)": True,
+        "fsdp2-meta": True,
+        "mup-param-groups": True,
+    }

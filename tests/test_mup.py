@@ -96,3 +96,41 @@ def test_coordinate_check_update_size_does_not_grow_with_width_under_mup():
     assert sp[-1] / sp[0] > 3.0
     # μP: it stays within a factor 2 from width 64 to 1024
     assert 0.5 < mup[-1] / mup[0] < 2.0
+
+
+def test_coord_check_api_flat_under_mup_and_growing_under_sp(tmp_path):
+    from initwise.diagnostics import coord_check
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(128, 32, generator=g), torch.randint(0, 10, (128,), generator=g)
+    widths = (64, 256, 1024)
+    mup = coord_check(
+        mlp, widths, x, y, policy=lambda w: it.MuP(base_width=64), lr=0.02, label="μP"
+    )
+    sp = coord_check(mlp, widths, x, y, policy="auto", lr=0.02)
+    assert mup.layers == ["0", "2", "4"]
+    assert 0.5 < mup.growth()["2"] < 2.0  # hidden layer: flat across a 16× width range
+    assert sp.growth()["2"] > 3.0
+    pytest.importorskip("matplotlib")
+    path = mup.plot(str(tmp_path / "coord.png"))
+    assert (tmp_path / "coord.png").stat().st_size > 1000 and path.endswith("coord.png")
+    with pytest.raises(ValueError, match="two positive widths"):
+        coord_check(mlp, (64,), x, y)
+
+
+def test_cli_coord_check(tmp_path, capsys):
+    from initwise.cli import main
+
+    f = tmp_path / "wide.py"
+    f.write_text(
+        "from torch import nn\n"
+        "def make(width=64):\n"
+        "    return nn.Sequential(nn.Linear(16, width), nn.ReLU(), nn.Linear(width, width),"
+        " nn.ReLU(), nn.Linear(width, 4))\n"
+    )
+    args = ["diagnose", f"{f}:make", "--input-shape", "64,16", "--coord-check"]
+    assert main([*args, "--widths", "32,128", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "μP (base 32)" in out and "standard (auto)" in out
+    assert main(args) == 2  # no --widths
+    assert "needs --widths" in capsys.readouterr().err

@@ -37,7 +37,7 @@ def _cmd_gains(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_factory(spec: str) -> Any:
+def load_factory(spec: str, *args: Any) -> Any:
     """Call ``MODULE:FACTORY`` or ``path/to/file.py:FACTORY`` and return the model it builds.
 
     A dotted ``MODULE`` is imported normally, and from the current directory only when it is not
@@ -65,7 +65,7 @@ def load_factory(spec: str) -> Any:
     if factory is None or not callable(factory):
         raise ValueError(f"{mod_name!r} has no callable {attr!r} {hint}")
     try:
-        return factory()
+        return factory(*args)
     except Exception as exc:  # the user's code: say where it came from
         raise ValueError(
             f"the factory {spec!r} raised {type(exc).__name__}: {exc}".rstrip(": ")
@@ -232,11 +232,85 @@ def _batch(args: argparse.Namespace) -> Any:
     return torch.randn(shape, generator=gen)
 
 
+def _coord_widths(text: str) -> list[int]:
+    try:
+        widths = sorted({int(w) for w in text.split(",") if w.strip()})
+    except ValueError:
+        raise ValueError(f"--widths must look like 64,256,1024; got {text!r}") from None
+    if len(widths) < 2 or widths[0] < 1:
+        raise ValueError(f"--widths needs at least two positive widths, got {text!r}")
+    return widths
+
+
+def _cmd_coord_check(args: argparse.Namespace) -> int:
+    """``diagnose --coord-check``: μP (against the smallest width, or --base-width) beside the
+    standard parametrization (auto), the factory called as ``FACTORY(width)``."""
+    import torch
+
+    from .diagnostics import coord_check
+    from .torch import MuP
+
+    if not args.widths:
+        raise ValueError("--coord-check needs --widths, e.g. --widths 64,256,1024")
+    widths = _coord_widths(args.widths)
+    base = args.base_width or widths[0]
+    batch = _batch(args)
+    spec = args.model
+
+    def make(width: int) -> Any:
+        return load_factory(spec, width)
+
+    out_shape = first_output_shape(make(widths[0]), batch)
+    target = torch.randn(out_shape, generator=torch.Generator().manual_seed(args.seed + 1))
+
+    def loss(out: Any, t: Any) -> Any:  # ⟨output, r⟩ / n: unit-variance gradients, any output
+        return (out * t).sum() / out.shape[0]
+
+    results = {}
+    for label, policy in (("standard (auto)", "auto"), (f"μP (base {base})", lambda w: MuP(base))):
+        results[label] = coord_check(
+            make,
+            widths,
+            batch,
+            target,
+            policy=policy,
+            loss_fn=loss,
+            steps=args.steps,
+            lr=args.lr,
+            seed=args.seed,
+            label=label,
+        )
+    out = console()
+    for label, r in results.items():
+        growth = r.growth()
+        out.print(f"{label}: change after {args.steps} steps, width {widths[-1]} / {widths[0]}:")
+        for name in r.layers:
+            out.print(f"  {name or '(model)'}: ×{growth[name]:.3g}")
+        if args.out:
+            slug = "mup" if label.startswith("μP") else "standard"
+            out.print(f"  plot: {r.plot(os.path.join(args.out, f'coord_{slug}.png'))}")
+    return 0
+
+
+def first_output_shape(model: Any, batch: Any) -> tuple[int, ...]:
+    import torch
+
+    from .torch.batch import first_tensor, run_model
+
+    with torch.no_grad():
+        y = first_tensor(run_model(model, batch))
+    if y is None:
+        raise ValueError("the model returned no tensor")
+    return tuple(y.shape)
+
+
 def _cmd_diagnose(args: argparse.Namespace) -> int:
     from .diagnostics import diagnose, write_report
     from .torch import plan
 
     check_out(args.out, "--out", folder=True)
+    if args.coord_check:
+        return _cmd_coord_check(args)
     batch = _batch(args)
     reports = {}
     labels = [p.strip() for p in args.compare.split(",")] if args.compare else ["as built"]
@@ -471,6 +545,18 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     dg.add_argument("--jacobian", action="store_true", help="input-output Jacobian spectrum")
     dg.add_argument("--out", help="write report.md, signal.png and results.json here")
+    dg.add_argument(
+        "--coord-check",
+        action="store_true",
+        help="train a few steps at several widths (FACTORY(width)) under μP and the standard "
+        "parametrization; flat change against width = hyperparameters transfer",
+    )
+    dg.add_argument("--widths", help="with --coord-check: e.g. 64,256,1024")
+    dg.add_argument(
+        "--base-width", type=_positive, default=None, help="μP base (default: smallest)"
+    )
+    dg.add_argument("--steps", type=_positive, default=4, help="with --coord-check: Adam steps")
+    dg.add_argument("--lr", type=float, default=1e-2, help="with --coord-check: Adam learning rate")
     _add_threads(dg, "1 for small models (parameters × batch < 2^26), else torch's")
     dg.set_defaults(func=_cmd_diagnose)
 

@@ -100,3 +100,14 @@ def test_cli_reproduce_and_demo(tmp_path, capsys):
     assert "report written to" in out
     text = (tmp_path / "demo" / "report.md").read_text()
     assert "He et al. 2015" in text and "diagnose/signal.png" in text
+
+
+def test_lr_transfer_quick_outcome_in_numbers(quick):
+    r = quick[1]["lr-transfer"]
+    assert set(r["summary"]) == {"standard", "mup"}
+    for param in ("standard", "mup"):
+        s = r["summary"][param]
+        assert set(s["best_log2_lr"]) == {str(w) for w in r["widths"]}
+        assert s["transfer_cost"] >= 1.0  # the best loss is the best
+    # μP's transferred LR costs less at the widest width than the standard parametrization's
+    assert r["summary"]["mup"]["transfer_cost"] <= r["summary"]["standard"]["transfer_cost"]

@@ -134,3 +134,24 @@ def test_cli_coord_check(tmp_path, capsys):
     assert "μP (base 32)" in out and "standard (auto)" in out
     assert main(args) == 2  # no --widths
     assert "needs --widths" in capsys.readouterr().err
+
+
+def test_mup_attention_switches_hf_logits_to_one_over_d():
+    transformers = pytest.importorskip("transformers")
+    model = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100)
+    )
+    p = it.plan(model, it.MuP(base_width=32))
+    assert any("mup_attention" in n for n in p.notes)
+    names = it.mup_attention(model)
+    assert len(names) == 2
+    attn = model.transformer.h[0].attn
+    assert attn.scaling == pytest.approx(1 / 16)  # head_dim 16: 1/d
+    it.mup_attention(model)  # idempotent
+    assert attn.scaling == pytest.approx(1 / 16)
+    out = model(torch.randint(0, 100, (2, 8))).logits
+    assert torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="MultiheadAttention"):
+        it.mup_attention(nn.TransformerEncoderLayer(16, 2))
+    with pytest.raises(ValueError, match="no attention module"):
+        it.mup_attention(mlp(8))

@@ -17,6 +17,7 @@ EXPERIMENTS = {
     "depth-sweep": "depth_sweep",
     "edge-of-chaos": "edge_of_chaos",
     "seed-formulas": "seed_formulas",
+    "lr-transfer": "lr_transfer",
 }
 
 

@@ -22,7 +22,16 @@ from .init import *  # noqa: F403
 from .init import __all__ as _init_all
 from .lsuv import LSUVLayer, LSUVResult, lsuv
 from .planner import POLICIES, plan
-from .policies import Modifier, MuP, Policy, chain, get_policy, policy_names, register_policy
+from .policies import (
+    Modifier,
+    MuP,
+    Policy,
+    chain,
+    get_policy,
+    mup_attention,
+    policy_names,
+    register_policy,
+)
 
 register_applier(lambda m: isinstance(m, nn.Module), apply_plan)
 
@@ -44,6 +53,7 @@ __all__ = [
     "init_model",
     "lsuv",
     "materialize",
+    "mup_attention",
     "param_seed",
     "plan",
     "policy_names",

@@ -1079,8 +1079,10 @@ class MuP(Auto):
         )
         if attn:
             out.append(
-                "μP divides attention logits by d, not √d: that is a forward change initwise "
-                "does not make — without it, hyperparameters transfer for the MLP parts only"
+                "μP divides attention logits by d, not √d: a forward change the plan can not "
+                "make — call initwise.torch.mup_attention(model) (Hugging Face attention "
+                "modules; torch's MultiheadAttention has no switch), else hyperparameters "
+                "transfer for the MLP parts only"
             )
         return out
 
@@ -1092,3 +1094,42 @@ class MuP(Auto):
             reason=f"{e.reason}; {why}: LR × {adam:.4g} (Adam), × {sgd:.4g} (SGD) "
             "(Yang et al. 2022, Table 3)",
         )
+
+
+def mup_attention(model: nn.Module) -> list[str]:
+    """Switch attention modules to μP's logit scale ``1/d`` (from ``1/√d``): every module with a
+    float ``scaling`` used by its forward and a ``head_dim`` (Hugging Face's attention classes:
+    GPT-2, Llama, BERT, …) gets ``scaling / √head_dim`` — any other factor it had (GPT-2's
+    ``scale_attn_by_inverse_layer_idx``) is kept. Idempotent (a module already switched is left
+    alone). The scale is not part of a ``state_dict``: call it again on a rebuilt model. Returns
+    the switched modules' names.
+
+    Raises:
+        ValueError: the model has ``nn.MultiheadAttention`` (its scale is fixed at ``1/√d``:
+            use ``F.scaled_dot_product_attention(..., scale=1/d)`` in your own module) or no
+            attention module with a ``scaling`` at all.
+    """
+    mha = [n for n, m in model.named_modules() if isinstance(m, nn.MultiheadAttention)]
+    if mha:
+        raise ValueError(
+            f"mup_attention: {', '.join(mha[:3])} are nn.MultiheadAttention, whose logit scale is "
+            "fixed at 1/√d; write the attention with F.scaled_dot_product_attention(q, k, v, "
+            "scale=1/d) to use μP"
+        )
+    done = []
+    for name, m in model.named_modules():
+        scaling, head_dim = getattr(m, "scaling", None), getattr(m, "head_dim", None)
+        if not isinstance(scaling, float) or not isinstance(head_dim, int) or head_dim < 1:
+            continue
+        if getattr(m, "_initwise_mup_attention", False):
+            done.append(name)
+            continue
+        m.scaling = scaling / math.sqrt(head_dim)
+        m._initwise_mup_attention = True  # the module, not a tensor: survives wrappers
+        done.append(name)
+    if not done:
+        raise ValueError(
+            "mup_attention: no attention module with a `scaling` attribute was found; this "
+            "model's attention needs its own 1/d change"
+        )
+    return done

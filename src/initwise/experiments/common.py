@@ -199,6 +199,17 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
+def batches(n: int, size: int, gen: torch.Generator, steps: int) -> Iterator[torch.Tensor]:
+    """``steps`` index batches of ``size`` from a permutation of ``range(n)`` drawn from ``gen``,
+    a new permutation whenever the rest of the current one is shorter than a batch."""
+    order, pos = torch.randperm(n, generator=gen), 0
+    for _ in range(steps):
+        if pos + size > n:
+            order, pos = torch.randperm(n, generator=gen), 0
+        yield order[pos : pos + size]
+        pos += size
+
+
 def train(
     model: nn.Module,
     data: Data,
@@ -214,17 +225,10 @@ def train(
     """SGD with momentum on cross-entropy; the batch order comes from ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    n = len(data.y_train)
-    order = torch.randperm(n, generator=gen)
-    pos = 0
     losses: list[float] = []
     diverged = False
     model.train()
-    for _ in range(steps):
-        if pos + batch_size > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos : pos + batch_size]
-        pos += batch_size
+    for idx in batches(len(data.y_train), batch_size, gen, steps):
         loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         if not torch.isfinite(loss):
             diverged = True

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .common import claim_line, figure, mlp, mnist1d, publish, save_figure, ticker
+from .common import batches, claim_line, figure, mlp, mnist1d, publish, save_figure, ticker
 
 PARAMS = ("standard", "mup")
 
@@ -35,15 +35,9 @@ def _run_one(
     groups = plan.param_groups(model, lr=lr) if param == "mup" else model.parameters()
     opt = torch.optim.Adam(groups, lr=lr)
     gen = torch.Generator().manual_seed(seed)
-    n, batch = len(data.y_train), 128
-    order, pos = torch.randperm(n, generator=gen), 0
     tail: list[float] = []
     keep = max(1, steps // 10)
-    for step in range(steps):
-        if pos + batch > n:
-            order, pos = torch.randperm(n, generator=gen), 0
-        idx = order[pos : pos + batch]
-        pos += batch
+    for step, idx in enumerate(batches(len(data.y_train), 128, gen, steps)):
         loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         if not torch.isfinite(loss):
             return math.inf

@@ -44,6 +44,7 @@ def test_diagnose_says_healthy(measured, name):
         "residual MLP ×16, no norm",
         "tied LM, MLP, no norm",
         "tied LM, pre-norm transformer",
+        "LSTM ×2",
     ],
 )
 def test_output_scale_within_band(measured, name):

@@ -397,7 +397,10 @@ def _weight(
     if kind == "embedding":
         std = emb.get(name, 1.0)
         return (std * std, 0.0)
-    if kind in ("rnn", "unknown"):
+    if kind == "rnn":
+        x = next((v for v in ins if v is not None), None)
+        return rnn_moments(m, x or (1.0, 0.0))
+    if kind == "unknown":
         return None
     x = next((v for v in ins if v is not None), None)
     assumed = x is None
@@ -443,6 +446,51 @@ def _weight(
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (q, 0.0)
+
+
+RNN_PROBE_LIMIT = 4_000_000
+"""Recurrent layers up to this many parameters are probed (:func:`rnn_moments`)."""
+
+
+def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | None:
+    """``(E[h²], E[h])`` of a recurrent layer's output sequence, measured: a copy initialized by
+    ``auto``'s recurrent rule (input weights Xavier per gate, recurrent weights orthogonal per
+    gate, biases zero, LSTM forget-gate bias 1) runs a seeded Gaussian sequence with the incoming
+    moments (64 sequences of 16 steps). The state's recurrence has no closed-form mean field
+    here, so it is probed; None for cells, meta-device layers and layers over
+    :data:`RNN_PROBE_LIMIT` parameters (then the next layer assumes unit input and says so)."""
+    import copy
+
+    if not isinstance(m, nn.RNNBase) or any(p.is_meta for p in m.parameters()):
+        return None
+    if sum(p.numel() for p in m.parameters()) > RNN_PROBE_LIMIT:
+        return None
+    c = copy.deepcopy(m).float().cpu()
+    gates = {"LSTM": 4, "GRU": 3}.get(c.mode, 1)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in c.named_parameters():
+            if name.startswith("weight_ih"):
+                for block in p.chunk(gates, 0):
+                    bound = math.sqrt(6.0 / (block.shape[0] + block.shape[1]))
+                    block.uniform_(-bound, bound, generator=g)
+            elif name.startswith("weight_hh"):
+                for block in p.chunk(gates, 0):
+                    q, r = torch.linalg.qr(torch.randn(block.shape[::-1], generator=g))
+                    block.copy_((q * torch.sign(torch.diagonal(r))).T[: block.shape[0]])
+            elif name.startswith("weight_hr"):
+                bound = math.sqrt(6.0 / (p.shape[0] + p.shape[1]))
+                p.uniform_(-bound, bound, generator=g)
+            else:
+                p.zero_()
+                if c.mode == "LSTM" and name.startswith("bias_ih"):
+                    p.chunk(4, 0)[1].fill_(1.0)
+        s, mu = x
+        sd = math.sqrt(max(s - mu * mu, 0.0))
+        shape = (64, 16, c.input_size) if c.batch_first else (16, 64, c.input_size)
+        seq = torch.randn(shape, generator=g) * sd + mu
+        out = c(seq)[0].double()
+    return float(out.pow(2).mean()), float(out.mean())
 
 
 def _activate(act: Act, x: tuple[float, float]) -> tuple[float, float]:

@@ -217,3 +217,35 @@ def q_for_second_moment(
         else:
             b = mid
     return math.exp(0.5 * (a + b))
+
+
+def end_points(
+    activation: Callable[[np.ndarray], np.ndarray], op: OperatingPoint, *, saturating: bool = False
+) -> tuple[float, float, float]:
+    """The operating point of the last hidden layer (``q_e``) of a chain run at ``op`` (unit
+    input, unit output) that balances the first and last weight gradients:
+
+    ``G² = E[φ′²](q_f)/E[φ²](q_f) · χ(q*)^{L−3} · q_e·E[φ′²](q_e) / E[φ²](q_e)²``
+
+    with ``q_f = q*`` (the telescoped backward product, χ per layer as in Poole et al. 2016).
+    Moving the first layer too would balance tanh chains further but puts the first layer at a
+    scale ×10 from the rest, which reads as vanishing to any per-layer check, so only ``q_e``
+    moves. Returns ``(q*, q_e, G)``; ``(q*, q*, op.balance)`` when nothing is closer to 1."""
+    lo, hi = Q_RANGE
+    if saturating:
+        hi = min(hi, SATURATING_Q_MAX)
+    grid = [op.q, *np.exp(np.linspace(math.log(lo), math.log(hi), _GRID)).tolist()]
+    table = []
+    for q in grid:
+        e2, _, d = moments(activation, q)
+        if e2 > 0:
+            table.append((q, d / e2, q * d / (e2 * e2)))
+    head = table[0][1]  # q_f = q*
+    mid = op.chi ** (op.depth - 3)
+    best = (abs(math.log(op.balance)), 0.0, op.q, op.q, op.balance)
+    for q_e, _, tail in table:
+        g = math.sqrt(head * mid * tail)
+        key = (abs(math.log(g)), abs(math.log(q_e / op.q)))
+        if key < best[:2]:
+            best = (*key, op.q, q_e, g)
+    return best[2], best[3], best[4]

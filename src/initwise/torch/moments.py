@@ -36,7 +36,13 @@ import torch
 from torch import nn
 
 from ..math.gains import activation_fn
-from ..math.operating import OperatingPoint, operating_point, q_for_second_moment, shifted_moments
+from ..math.operating import (
+    OperatingPoint,
+    end_points,
+    operating_point,
+    q_for_second_moment,
+    shifted_moments,
+)
 from .batch import tensors
 from .graph import Act, ModelInfo
 from .modules import kind as module_kind
@@ -165,6 +171,28 @@ def chain_depths(info: ModelInfo) -> dict[str, int]:
         if k == "act":
             key = info.acts[n.idx].describe()
             out[key] = max(out.get(key, 0), prev)
+    return out
+
+
+def weight_runs(info: ModelInfo) -> dict[int, int]:
+    """Per weight-layer node: its position in its uninterrupted chain (1 = first), counted as
+    in :func:`chain_depths`."""
+    g = info.graph
+    if g is None:
+        return {}
+    run = [0] * len(g.nodes)
+    resets = {r.add for r in info.adds}
+    out: dict[int, int] = {}
+    for n in g.nodes:
+        k = info.kinds[n.idx]
+        prev = max((run[i] for i in n.inputs), default=0)
+        if k == "weight":
+            run[n.idx] = prev + 1
+            out[n.idx] = run[n.idx]
+        elif k in ("norm", "stop") or n.idx in resets:
+            run[n.idx] = 0
+        else:
+            run[n.idx] = prev
     return out
 
 
@@ -344,6 +372,7 @@ def _pass(
     if g is None:
         return res
     depths = chain_depths(info)
+    runs = weight_runs(info)
     normed = norm_follows(info)
     branch_end = {r.last: r for r in info.adds}
     R = n_res if n_res is not None else len(info.adds)
@@ -364,7 +393,18 @@ def _pass(
             m = modules[n.target]
             if k == "weight":
                 val = _weight(
-                    m, n.target, ins, info, depths, branch_end, R, mom, res, emb, n.idx in normed
+                    m,
+                    n.target,
+                    ins,
+                    info,
+                    depths,
+                    branch_end,
+                    R,
+                    mom,
+                    res,
+                    emb,
+                    n.idx in normed,
+                    runs.get(n.idx, 0),
                 )
             elif k == "norm":
                 s, mu = known[0] if known else (1.0, 0.0)
@@ -392,6 +432,7 @@ def _weight(
     res: Moments,
     emb: dict[str, float],
     normed: bool = False,
+    run: int = 0,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -433,9 +474,29 @@ def _weight(
                 q = fq
                 role += f" after {act.describe()} (q {q:.3g})"
     elif act is not None and act.name != "linear":
-        op = op_point(act, depths.get(act.describe(), 1), res.cache)
+        depth = depths.get(act.describe(), 1)
+        op = op_point(act, depth, res.cache)
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         role = f"{act.describe()} at {op.describe()}"
+        balance = kind in ("linear", "conv1d_hf")  # the formula assumes a chain of matrices
+        if balance and depth >= 3 and run in (1, depth) and not op.centered and op.kappa != 1.0:
+            # the chain's first and last hidden layers get their own operating points so the
+            # first and last weight gradients balance (the interior keeps the drift-free one)
+            key = ("ends", act.describe(), depth)
+            if key not in res.cache:
+                spec = act.spec
+                res.cache[key] = end_points(  # type: ignore[assignment]
+                    _act_fn(act), op, saturating=bool(spec and spec.saturating)
+                )
+            q_f, q_e, bal = res.cache[key]  # type: ignore[misc]
+            end = q_f if run == 1 else q_e
+            if end != op.q:
+                q = end
+                which = "first" if run == 1 else "last hidden"
+                role += (
+                    f"; {which} layer of the chain at q {end:.3g}: first/last weight gradients "
+                    f"balanced ({op.balance:.2f} → {bal:.2f} predicted)"
+                )
         if op.centered and not centered:
             role += " (centering skipped for this layer kind)"
     else:

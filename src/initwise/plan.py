@@ -397,18 +397,10 @@ class Plan:
         lr = float(lr)
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-        inner = model
-        for _ in range(16):  # duck-typed unwrap (this module imports no framework)
-            if type(inner).__name__ == "OptimizedModule" and hasattr(inner, "_orig_mod"):
-                inner = inner._orig_mod
-            elif type(inner).__name__ in ("DataParallel", "DistributedDataParallel"):
-                inner = inner.module
-            else:
-                break
         mults = {e.name: dict(e.lr_mult).get(optimizer, 1.0) for e in self.entries}
         groups: dict[float, list[Any]] = {}
         missing = []
-        for name, p in inner.named_parameters():
+        for name, p in _adapter_for(model)[2](model):
             if name not in mults:
                 missing.append(name)
                 continue
@@ -553,28 +545,39 @@ class Plan:
 
 
 Applier = Callable[..., Any]
-_APPLIERS: list[tuple[Callable[[Any], bool], Applier]] = []
+_APPLIERS: list[tuple[Callable[[Any], bool], Applier, Callable[[Any], Any]]] = []
 _ADAPTERS = {"torch": "initwise.torch"}  # root module of the model's class -> adapter package
 
 
-def register_applier(accepts: Callable[[Any], bool], apply: Applier) -> None:
+def register_applier(
+    accepts: Callable[[Any], bool],
+    apply: Applier,
+    named_parameters: Callable[[Any], Any] | None = None,
+) -> None:
     """Let :meth:`Plan.apply` hand models for which ``accepts(model)`` is true to ``apply(plan,
-    model, seed, **kwargs)``. Pure data stays framework-free: frameworks plug in here."""
-    _APPLIERS.append((accepts, apply))
+    model, seed, **kwargs)``, and :meth:`Plan.param_groups` find their parameters by name with
+    ``named_parameters(model)`` (looking through the framework's wrappers; default: the model's
+    own ``named_parameters()``). Pure data stays framework-free: frameworks plug in here."""
+    names = named_parameters or (lambda m: m.named_parameters())
+    _APPLIERS.append((accepts, apply, names))
 
 
 def applier_for(model: Any) -> Applier:
     """The registered applier for ``model``, importing the adapter its framework names."""
-    for accepts, apply in _APPLIERS:
-        if accepts(model):
-            return apply
+    return _adapter_for(model)[1]
+
+
+def _adapter_for(model: Any) -> tuple[Callable[[Any], bool], Applier, Callable[[Any], Any]]:
+    for adapter in _APPLIERS:
+        if adapter[0](model):
+            return adapter
     roots = {(c.__module__ or "").split(".")[0] for c in type(model).__mro__}
-    for root, adapter in _ADAPTERS.items():
+    for root, package in _ADAPTERS.items():
         if root in roots:
-            importlib.import_module(adapter)
-            for accepts, apply in _APPLIERS:
-                if accepts(model):
-                    return apply
+            importlib.import_module(package)
+            for adapter in _APPLIERS:
+                if adapter[0](model):
+                    return adapter
     raise TypeError(
         f"Plan.apply: no adapter for a {type(model).__name__} (initwise applies plans to "
         "torch.nn.Module models; install torch and pass a module)"

@@ -203,14 +203,8 @@ def diagnose(
             "noisy and BatchNorm in train mode normalizes it to zero; use ≥ 32 examples",
             stacklevel=2,
         )
+    info = inspect_model(model, batch)  # tracing by running restores norm statistics itself
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
-    try:
-        info = inspect_model(model, batch)
-    finally:  # tracing by running may touch norm statistics: put them back
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                if k in buffers:
-                    b.copy_(buffers[k])
     was_training = model.training
     params = [p for p in model.parameters()]
     grads = [p.grad for p in params]

@@ -21,6 +21,7 @@ from .apply import apply_plan, param_seed
 from .init import *  # noqa: F403
 from .init import __all__ as _init_all
 from .lsuv import LSUVLayer, LSUVResult, lsuv
+from .modules import unwrap_wrappers
 from .planner import POLICIES, plan
 from .policies import (
     Modifier,
@@ -33,7 +34,11 @@ from .policies import (
     register_policy,
 )
 
-register_applier(lambda m: isinstance(m, nn.Module), apply_plan)
+register_applier(
+    lambda m: isinstance(m, nn.Module),
+    apply_plan,
+    lambda m: unwrap_wrappers(m).named_parameters(),
+)
 
 __all__ = [
     *_init_all,

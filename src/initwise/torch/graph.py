@@ -100,63 +100,45 @@ def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[No
         nodes.append(Node(len(nodes), op, target, ins))
         return len(nodes) - 1
 
-    def sub(child: str) -> str:
-        return f"{name}.{child}" if name else child
+    def at(prefix: str, child: str) -> str:
+        return f"{prefix}.{child}" if prefix else child
 
-    def act(layer: nn.Module, x: int, prefix: str) -> int:
-        a = layer.activation
-        if isinstance(a, nn.Module):
-            return add("module", f"{prefix}.activation" if prefix else "activation", [x])
-        return add("function", _fn_name(a), [x])
+    def sublayer(layer: nn.Module, norm: str, x: int, body: Callable[[int], int]) -> int:
+        """``x + body(norm(x))`` (norm_first) or ``norm(x + body(x))``."""
+        if layer.norm_first:
+            return add("function", "add", [x, body(add("module", norm, [x]))])
+        return add("module", norm, [add("function", "add", [x, body(x)])])
 
     def ff(layer: nn.Module, prefix: str, x: int) -> int:
-        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
-        h = add("module", p("linear1"), [x])
-        return add("module", p("linear2"), [act(layer, h, prefix)])
+        h = add("module", at(prefix, "linear1"), [x])
+        a = layer.activation
+        if isinstance(a, nn.Module):
+            h = add("module", at(prefix, "activation"), [h])
+        else:
+            h = add("function", _fn_name(a), [h])
+        return add("module", at(prefix, "linear2"), [h])
+
+    def self_attn(prefix: str) -> Callable[[int], int]:
+        return lambda y: add("module", at(prefix, "self_attn"), [y])
 
     def encoder_layer(layer: nn.Module, prefix: str, x: int) -> int:
-        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
-        if layer.norm_first:
-            x = add(
-                "function",
-                "add",
-                [x, add("module", p("self_attn"), [add("module", p("norm1"), [x])])],
-            )
-            return add("function", "add", [x, ff(layer, prefix, add("module", p("norm2"), [x]))])
-        x = add(
-            "module", p("norm1"), [add("function", "add", [x, add("module", p("self_attn"), [x])])]
-        )
-        return add("module", p("norm2"), [add("function", "add", [x, ff(layer, prefix, x)])])
+        x = sublayer(layer, at(prefix, "norm1"), x, self_attn(prefix))
+        return sublayer(layer, at(prefix, "norm2"), x, lambda y: ff(layer, prefix, y))
 
     def decoder_layer(layer: nn.Module, prefix: str, x: int, mem: int) -> int:
-        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
-        if layer.norm_first:
-            x = add(
-                "function",
-                "add",
-                [x, add("module", p("self_attn"), [add("module", p("norm1"), [x])])],
-            )
-            q = add("module", p("norm2"), [x])
-            x = add("function", "add", [x, add("module", p("multihead_attn"), [q, mem])])
-            return add("function", "add", [x, ff(layer, prefix, add("module", p("norm3"), [x]))])
-        x = add(
-            "module", p("norm1"), [add("function", "add", [x, add("module", p("self_attn"), [x])])]
-        )
-        a = add("module", p("multihead_attn"), [x, mem])
-        x = add("module", p("norm2"), [add("function", "add", [x, a])])
-        return add("module", p("norm3"), [add("function", "add", [x, ff(layer, prefix, x)])])
+        x = sublayer(layer, at(prefix, "norm1"), x, self_attn(prefix))
+        cross = lambda y: add("module", at(prefix, "multihead_attn"), [y, mem])  # noqa: E731
+        x = sublayer(layer, at(prefix, "norm2"), x, cross)
+        return sublayer(layer, at(prefix, "norm3"), x, lambda y: ff(layer, prefix, y))
 
-    def encoder(enc: nn.Module, prefix: str, x: int) -> int:
-        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
-        for i, layer in enumerate(enc.layers):
-            x = encoder_layer(layer, p(f"layers.{i}"), x)
-        return add("module", p("norm"), [x]) if enc.norm is not None else x
-
-    def decoder(dec: nn.Module, prefix: str, x: int, mem: int) -> int:
-        p = lambda c: f"{prefix}.{c}" if prefix else c  # noqa: E731
-        for i, layer in enumerate(dec.layers):
-            x = decoder_layer(layer, p(f"layers.{i}"), x, mem)
-        return add("module", p("norm"), [x]) if dec.norm is not None else x
+    def stack(container: nn.Module, prefix: str, x: int, mem: int | None) -> int:
+        for i, layer in enumerate(container.layers):
+            sub_prefix = at(prefix, f"layers.{i}")
+            if mem is None:
+                x = encoder_layer(layer, sub_prefix, x)
+            else:
+                x = decoder_layer(layer, sub_prefix, x, mem)
+        return add("module", at(prefix, "norm"), [x]) if container.norm is not None else x
 
     x = inputs[0]
     mem = inputs[1] if len(inputs) > 1 else x
@@ -165,12 +147,12 @@ def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[No
     if isinstance(module, nn.TransformerDecoderLayer):
         return decoder_layer(module, name, x, mem)
     if isinstance(module, nn.TransformerEncoder):
-        return encoder(module, name, x)
+        return stack(module, name, x, None)
     if isinstance(module, nn.TransformerDecoder):
-        return decoder(module, name, x, mem)
+        return stack(module, name, x, mem)
     assert isinstance(module, nn.Transformer)
-    memory = encoder(module.encoder, sub("encoder"), x)
-    return decoder(module.decoder, sub("decoder"), mem, memory)
+    memory = stack(module.encoder, at(name, "encoder"), x, None)
+    return stack(module.decoder, at(name, "decoder"), mem, memory)
 
 
 def known_graph(model: nn.Module) -> Graph | None:

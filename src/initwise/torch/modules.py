@@ -103,24 +103,29 @@ def unwrap(model: nn.Module) -> nn.Module:
     parameters are copies the eager model does not see.
 
     Raises:
-        TypeError: ``model`` is a ``torch.jit`` ScriptModule.
+        TypeError: ``model`` (or a module it wraps) is a ``torch.jit`` ScriptModule.
     """
     import torch
 
-    seen = 0
-    while seen < 16:
-        seen += 1
-        if isinstance(model, torch.jit.ScriptModule):
+    inner = unwrap_wrappers(model)
+    for m in (model, inner):
+        if isinstance(m, torch.jit.ScriptModule):
             raise TypeError(
-                f"model is a TorchScript module ({type(model).__name__}); initwise plans eager "
+                f"model is a TorchScript module ({type(m).__name__}); initwise plans eager "
                 "modules: plan and initialize the nn.Module first, then torch.jit.script it"
             )
+    return inner
+
+
+def unwrap_wrappers(model: nn.Module) -> nn.Module:
+    """:func:`unwrap` without the TorchScript check: the innermost module under the compile and
+    data-parallel wrappers (at most 16 levels)."""
+    for _ in range(16):
         inner = getattr(model, "_orig_mod", None)
         if isinstance(inner, nn.Module) and type(model).__name__ == "OptimizedModule":
             model = inner
-            continue
-        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module
-            continue
-        return model
+        else:
+            return model
     return model

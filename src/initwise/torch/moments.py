@@ -150,50 +150,46 @@ def input_moments(example_input: Any) -> tuple[float, float] | None:
     return None
 
 
-def chain_depths(info: ModelInfo) -> dict[str, int]:
-    """Per activation (``Act.describe()``), the longest run of weight layers feeding it that is
-    not interrupted by a norm or a residual addition (the depth its operating point serves)."""
+def _runs(info: ModelInfo) -> list[int]:
+    """Per graph node: how many weight layers lead to it without a norm, a stop or a residual
+    addition in between (a weight layer counts itself)."""
     g = info.graph
-    if g is None:
-        return {}
+    assert g is not None
     run = [0] * len(g.nodes)
     resets = {r.add for r in info.adds}
-    out: dict[str, int] = {}
-    for n in g.nodes:
-        k = info.kinds[n.idx] if n.idx < len(info.kinds) else "other"
-        prev = max((run[i] for i in n.inputs), default=0)
-        if k == "weight":
-            run[n.idx] = prev + 1
-        elif k in ("norm", "stop") or n.idx in resets:
-            run[n.idx] = 0
-        else:
-            run[n.idx] = prev
-        if k == "act":
-            key = info.acts[n.idx].describe()
-            out[key] = max(out.get(key, 0), prev)
-    return out
-
-
-def weight_runs(info: ModelInfo) -> dict[int, int]:
-    """Per weight-layer node: its position in its uninterrupted chain (1 = first), counted as
-    in :func:`chain_depths`."""
-    g = info.graph
-    if g is None:
-        return {}
-    run = [0] * len(g.nodes)
-    resets = {r.add for r in info.adds}
-    out: dict[int, int] = {}
     for n in g.nodes:
         k = info.kinds[n.idx]
         prev = max((run[i] for i in n.inputs), default=0)
         if k == "weight":
             run[n.idx] = prev + 1
-            out[n.idx] = run[n.idx]
         elif k in ("norm", "stop") or n.idx in resets:
             run[n.idx] = 0
         else:
             run[n.idx] = prev
+    return run
+
+
+def chain_depths(info: ModelInfo) -> dict[str, int]:
+    """Per activation (``Act.describe()``), the longest run of weight layers feeding it that is
+    not interrupted by a norm or a residual addition (the depth its operating point serves)."""
+    if info.graph is None:
+        return {}
+    run = _runs(info)
+    out: dict[str, int] = {}
+    for n in info.graph.nodes:
+        if info.kinds[n.idx] == "act":
+            key = info.acts[n.idx].describe()
+            prev = max((run[i] for i in n.inputs), default=0)
+            out[key] = max(out.get(key, 0), prev)
     return out
+
+
+def weight_runs(info: ModelInfo) -> dict[int, int]:
+    """Per weight-layer node: its position in its uninterrupted chain (1 = first)."""
+    if info.graph is None:
+        return {}
+    run = _runs(info)
+    return {n.idx: run[n.idx] for n in info.graph.nodes if info.kinds[n.idx] == "weight"}
 
 
 def norm_follows(info: ModelInfo) -> set[int]:

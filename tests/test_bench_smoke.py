@@ -46,3 +46,15 @@ def test_bench_cli_unknown_name():
 
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "nope"])
+
+
+def test_shaping_benchmark_against_dks(capsys):
+    pytest.importorskip("dks")
+    from initwise.bench.shaping import run
+
+    rows = run(
+        repeat=1,
+        cases=(("DKS", "softplus", "softplus", 20), ("TAT", "leaky_relu", "leaky_relu", 50)),
+    )
+    assert len(rows) == 2 and all(r["max_rel_diff"] < 1e-4 for r in rows)
+    assert "dks / initwise" in capsys.readouterr().out

@@ -92,6 +92,10 @@ class ActivationSpec:
     bounds: tuple[float, float] | None = None  # output range of a saturating activation
     can_die: bool = False
     homogeneous: bool = False
+    kinks: tuple[float, ...] = ()
+    """Points where the function or its first two derivatives jump (ReLU: 0; hardtanh: ±1):
+    quadrature splits its interval there and finite differences do not straddle them
+    (:mod:`initwise.math.shaping`)."""
     torch_gain: Callable[[float | None], float] | None = field(default=None, repr=False)
     """torch's ``calculate_gain`` closed form for the names torch knows (``tanh`` 5/3, ``selu``
     3/4, …); None where torch raises and initwise uses the numeric forward gain."""
@@ -195,6 +199,7 @@ def _builtin() -> list[ActivationSpec]:
             torch_fn=lambda F, x, p: F.relu(x),
             can_die=True,
             homogeneous=True,
+            kinks=(0.0,),
         ),
         ActivationSpec(
             "leaky_relu",
@@ -206,6 +211,7 @@ def _builtin() -> list[ActivationSpec]:
             modules=(M("LeakyReLU", "negative_slope"), M("PReLU", _prelu_slope)),
             torch_fn=lambda F, x, p: F.leaky_relu(x, 0.01 if p is None else p),
             homogeneous=True,
+            kinks=(0.0,),
         ),
         ActivationSpec(
             "elu",
@@ -214,6 +220,7 @@ def _builtin() -> list[ActivationSpec]:
             param_name="alpha",
             modules=(M("ELU", "alpha"),),
             torch_fn=lambda F, x, p: F.elu(x, p or 1.0),
+            kinks=(0.0,),
         ),
         ActivationSpec(
             "celu",
@@ -222,6 +229,7 @@ def _builtin() -> list[ActivationSpec]:
             param_name="alpha",
             modules=(M("CELU", "alpha"),),
             torch_fn=lambda F, x, p: F.celu(x, p or 1.0),
+            kinks=(0.0,),
         ),
         ActivationSpec(
             "selu",
@@ -229,6 +237,7 @@ def _builtin() -> list[ActivationSpec]:
             torch_gain=lambda p: 3.0 / 4,
             modules=(M("SELU"),),
             torch_fn=lambda F, x, p: F.selu(x),
+            kinks=(0.0,),
         ),
         ActivationSpec(
             "gelu",
@@ -300,6 +309,7 @@ def _builtin() -> list[ActivationSpec]:
             saturating=True,
             bounds=(-1.0, 1.0),
             call_variant=_hardtanh_variant,
+            kinks=(-1.0, 1.0),
         ),
         ActivationSpec(
             "relu6",
@@ -307,6 +317,7 @@ def _builtin() -> list[ActivationSpec]:
             modules=(M("ReLU6"),),
             torch_fn=lambda F, x, p: F.relu6(x),
             can_die=True,
+            kinks=(0.0, 6.0),
         ),
         ActivationSpec(
             "hardsigmoid",
@@ -316,6 +327,7 @@ def _builtin() -> list[ActivationSpec]:
             torch_fn=lambda F, x, p: F.hardsigmoid(x),
             saturating=True,
             bounds=(0.0, 1.0),
+            kinks=(-3.0, 3.0),
         ),
         ActivationSpec(
             "hardswish",
@@ -323,6 +335,7 @@ def _builtin() -> list[ActivationSpec]:
             aliases=("hard_swish",),
             modules=(M("Hardswish"),),
             torch_fn=lambda F, x, p: F.hardswish(x),
+            kinks=(-3.0, 3.0),
         ),
     ]
 
@@ -464,6 +477,7 @@ def register_activation(
     bounds: tuple[float, float] | None = None,
     can_die: bool = False,
     homogeneous: bool = False,
+    kinks: Iterable[float] = (),
     replace: bool = False,
 ) -> ActivationSpec:
     """Teach initwise an activation: gains, mean-field maps, graph detection and diagnostics
@@ -483,6 +497,8 @@ def register_activation(
         torch_fn: ``f(x)`` or ``f(x, param)`` on tensors, used by diagnostics; by default
             ``fn`` is used (through NumPy when it is a NumPy function).
         odd, saturating, bounds, can_die, homogeneous: properties (see :class:`ActivationSpec`).
+        kinks: points where ``fn`` or its first two derivatives jump (for kernel shaping's
+            quadrature and derivatives).
         replace: allow replacing an existing registration.
 
     Returns:
@@ -521,6 +537,7 @@ def register_activation(
         bounds=bounds,
         can_die=can_die,
         homogeneous=homogeneous,
+        kinks=tuple(sorted(float(k) for k in kinks)),
     )
     # the quadrature must work before the name becomes visible
     x = np.linspace(-3.0, 3.0, 13)

@@ -169,6 +169,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if not args.quiet:
         out = console()
         out.print(p.table(reasons=not args.no_reasons))
+        if p.rewrites:
+            out.print(p.rewrite_table(reasons=not args.no_reasons))
         for n in p.notes:
             out.print(f"note: {n}")
         if args.json:
@@ -206,6 +208,13 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         + (f" ({left} left as is)" if left else "")
         + f" (seed {args.seed}); weights written to {args.out}"
     )
+    if p.rewrites:
+        print(
+            f"note: the plan also replaces {len(p.rewrites)} activations (kernel shaping), which a "
+            "weights file can not hold: after loading the weights, install them on the model "
+            "with initwise.torch.install_rewrites(plan, model) (save the plan with `initwise "
+            "plan --json`)"
+        )
     return 0
 
 
@@ -336,7 +345,11 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    names = ["lsuv", "diagnose", "fill", "materialize"] if args.name == "all" else [args.name]
+    names = (
+        ["lsuv", "diagnose", "fill", "materialize", "shaping"]
+        if args.name == "all"
+        else [args.name]
+    )
     if args.device != "cpu" and not set(names) <= {"fill", "materialize"}:
         raise ValueError("--device applies to the fill and materialize benchmarks")
     if args.size is not None and names != ["materialize"]:
@@ -583,7 +596,7 @@ def build_parser() -> argparse.ArgumentParser:
         "name",
         nargs="?",
         default="all",
-        choices=["all", "lsuv", "diagnose", "fill", "materialize", "load", "zoo"],
+        choices=["all", "lsuv", "diagnose", "fill", "materialize", "load", "zoo", "shaping"],
     )
     bn.add_argument(
         "size",

@@ -23,6 +23,7 @@ from typing import Any
 
 from . import schemes as S
 from .math.fans import Fans
+from .math.shaping import Transform
 
 
 class AssumptionWarning(UserWarning):
@@ -314,13 +315,62 @@ def scheme_std(scheme: S.Scheme, shape: tuple[int, ...], fans: Fans | None) -> f
 
 
 @dataclass(frozen=True)
+class ActivationRewrite:
+    """An activation the plan replaces (kernel shaping: DKS/TAT).
+
+    ``site`` is a module path (``"net.3"``, every use of that module) or ``"forward:<fn>#<k>"``,
+    the k-th call (from 0) of the function ``fn`` in the model's ``forward`` as ``torch.fx``
+    traces it. ``original`` names the activation found there; ``transform`` is what ``apply``
+    installs (:class:`initwise.math.shaping.Transform`)."""
+
+    site: str
+    original: str
+    transform: Transform
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "original": self.original,
+            "transform": self.transform.to_dict(),
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any) -> ActivationRewrite:
+        if not isinstance(d, Mapping):
+            raise ValueError(f"activation rewrite must be an object, got {type(d).__name__}")
+        extra = set(d) - {"site", "original", "transform", "reason"}
+        if extra:
+            raise ValueError(f"activation rewrite: unknown keys {sorted(extra)}")
+        for k in ("site", "original", "reason"):
+            if not isinstance(d.get(k), str):
+                raise ValueError(f"activation rewrite: {k!r} must be a string")
+        site = d["site"]
+        if site.startswith("forward:"):
+            fn, _, k = site[len("forward:") :].rpartition("#")
+            if not fn or not k.isdigit():
+                raise ValueError(
+                    f"activation rewrite: site {site!r} must be a module path or "
+                    "'forward:<function>#<call index>'"
+                )
+        try:
+            t = Transform.from_dict(dict(d.get("transform") or {}))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"activation rewrite at {site!r}: {exc}") from None
+        return cls(site, d["original"], t, d["reason"])
+
+
+@dataclass(frozen=True)
 class Plan:
-    """Per-parameter initialization plan for one model."""
+    """Per-parameter initialization plan for one model (and, for kernel-shaping policies, the
+    activations it replaces: ``rewrites``)."""
 
     entries: tuple[ParamPlan, ...]
     policy: str = "custom"
     model: str = ""
     notes: tuple[str, ...] = field(default=())
+    rewrites: tuple[ActivationRewrite, ...] = field(default=())
 
     def __post_init__(self) -> None:
         seen = set()
@@ -328,6 +378,9 @@ class Plan:
             if e.name in seen:
                 raise ValueError(f"plan has two entries for parameter {e.name!r}")
             seen.add(e.name)
+        sites = [r.site for r in self.rewrites]
+        if len(set(sites)) != len(sites):
+            raise ValueError("plan rewrites one activation site twice")
 
     def __iter__(self) -> Iterator[ParamPlan]:
         return iter(self.entries)
@@ -425,6 +478,7 @@ class Plan:
             "model": self.model,
             "notes": list(self.notes),
             "entries": [e.to_dict() for e in self.entries],
+            **({"rewrites": [r.to_dict() for r in self.rewrites]} if self.rewrites else {}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -445,11 +499,15 @@ class Plan:
         notes = d.get("notes", [])
         if not isinstance(notes, list):
             raise ValueError("plan JSON: 'notes' must be a list")
+        rewrites = d.get("rewrites", [])
+        if not isinstance(rewrites, list):
+            raise ValueError("plan JSON: 'rewrites' must be a list")
         return cls(
             tuple(ParamPlan.from_dict(e) for e in entries),
             str(d.get("policy", "")),
             str(d.get("model", "")),
             tuple(str(n) for n in notes),
+            tuple(ActivationRewrite.from_dict(r) for r in rewrites),
         )
 
     @classmethod
@@ -522,12 +580,41 @@ class Plan:
             t.add_row(*(escape(c) for c in cells))  # names and reasons are text, not markup
         return t
 
+    def rewrite_table(self, reasons: bool = True) -> Any:
+        """A ``rich`` table of the activations the plan replaces (site, original, installed
+        function, reason)."""
+        from rich.markup import escape
+        from rich.table import Table
+
+        t = Table(title="activation rewrites (installed by apply)")
+        for col in ("site", "original", "installed", *(["reason"] if reasons else [])):
+            t.add_column(col, overflow="fold")
+        for r in self.rewrites:
+            cells = [r.site, r.original, r.transform.formula(), *([r.reason] if reasons else [])]
+            t.add_row(*(escape(c) for c in cells))
+        return t
+
+    def explain(self) -> str:
+        """Every decision in words: one line per parameter (scheme and reason), one per
+        activation rewrite, then the notes."""
+        lines = [f"plan for {self.model} (policy {self.policy}):"]
+        for e in self.entries:
+            lines.append(f"- {e.name} {list(e.shape)}: {e.describe()} — {e.reason}")
+        for r in self.rewrites:
+            lines.append(
+                f"- activation at {r.site}: {r.original} → {r.transform.formula()} — {r.reason}"
+            )
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
     def render(self, width: int = 160, reasons: bool = True) -> str:
         """The table as plain text."""
         from rich.console import Console
 
         console = Console(width=width, record=True, file=io.StringIO())
         console.print(self.table(reasons))
+        if self.rewrites:
+            console.print(self.rewrite_table(reasons))
         for n in self.notes:
             console.print(f"note: {n}")
         return console.export_text()

@@ -13,4 +13,6 @@ BUILTIN: tuple[str, ...] = (
     "zero-init-residual",
     "fixup",
     "lsuv",
+    "tat",
+    "dks",
 )

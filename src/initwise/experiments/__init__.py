@@ -18,6 +18,7 @@ EXPERIMENTS = {
     "edge-of-chaos": "edge_of_chaos",
     "seed-formulas": "seed_formulas",
     "lr-transfer": "lr_transfer",
+    "deep-vanilla": "deep_vanilla",
 }
 
 

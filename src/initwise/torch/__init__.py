@@ -33,6 +33,7 @@ from .policies import (
     policy_names,
     register_policy,
 )
+from .shaping import KernelShaping, NormalizeInput, ShapedActivation, install_rewrites
 
 register_applier(
     lambda m: isinstance(m, nn.Module),
@@ -47,15 +48,19 @@ __all__ = [
     "AssumptionWarning",
     "LSUVLayer",
     "LSUVResult",
+    "KernelShaping",
     "Modifier",
+    "NormalizeInput",
     "MuP",
     "ParamPlan",
     "Plan",
     "Policy",
+    "ShapedActivation",
     "apply_plan",
     "chain",
     "get_policy",
     "init_model",
+    "install_rewrites",
     "lsuv",
     "materialize",
     "mup_attention",

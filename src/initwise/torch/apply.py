@@ -338,6 +338,11 @@ def apply_plan(
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
     wrapper, model = model, unwrap(model)
     params = validate(plan, model)
+    install = None
+    if plan.rewrites:  # kernel shaping: every site checked before anything is written
+        from .shaping import prepare
+
+        install = prepare(plan, model)
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
     if was_meta:
@@ -386,8 +391,12 @@ def apply_plan(
                 with _interrupt_after():  # all written or none: Ctrl-C waits for the copies
                     for name, v in staged.items():
                         _local(params[name]).copy_(v)
+                    if install is not None:
+                        install()
             else:
                 _draw_all(entries, write, workers)
+                if install is not None:
+                    install()
     except BaseException:
         if was_meta:  # back to what it was: a meta-device model (its ties kept)
             to_empty_keeping_ties(model, "meta")

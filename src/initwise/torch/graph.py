@@ -168,6 +168,11 @@ def known_graph(model: nn.Module) -> Graph | None:
     return Graph(nodes, "attributes")
 
 
+def fn_name(fn: Any) -> str:
+    """The name a function node gets in the graph (``torch.tanh`` → ``"tanh"``)."""
+    return _fn_name(fn)
+
+
 def _fn_name(fn: Any) -> str:
     if fn in (operator.add, operator.iadd):
         return "add"
@@ -390,6 +395,10 @@ _STOP_FUNCS = {
 }
 _ADD = {"add", "add_", "iadd", "radd"}
 _MUL = {"mul", "mul_", "imul", "rmul", "div", "truediv"}
+ADD_FUNCS = frozenset(_ADD)
+"""Function names of additions (residual sums)."""
+MUL_FUNCS = frozenset(_MUL)
+"""Function names of products and quotients."""
 
 
 @dataclass(frozen=True)

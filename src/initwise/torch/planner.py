@@ -125,14 +125,17 @@ def plan(
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
     notes += pol.notes(ctx)
-    out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes))
+    rewrites = tuple(pol.rewrites(ctx))
+    out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
-    _report_assumptions(out, info, moments, pol, strict)
+    _report_assumptions(out, info, moments, pol, strict, pol.assumptions(ctx))
     return out
 
 
-def _report_assumptions(out: Plan, info: Any, moments: Any, pol: Policy, strict: bool) -> None:
-    said: list[str] = []
+def _report_assumptions(
+    out: Plan, info: Any, moments: Any, pol: Policy, strict: bool, extra: list[str] = ()
+) -> None:
+    said: list[str] = list(extra)
     if info.note:
         said.append(info.note)
     if pol.describes_tracing and info.method != "single layer":

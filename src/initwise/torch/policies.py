@@ -226,6 +226,16 @@ class Policy:
         """Lines for the plan's notes (what the policy needs beyond the weights)."""
         return []
 
+    def rewrites(self, ctx: Context) -> list[Any]:
+        """Activations the plan replaces (:class:`~initwise.plan.ActivationRewrite`; kernel
+        shaping policies), installed by ``apply``."""
+        return []
+
+    def assumptions(self, ctx: Context) -> list[str]:
+        """What the policy had to assume or could not cover (raised by ``strict=True``,
+        warned otherwise)."""
+        return []
+
     def __repr__(self) -> str:
         return f"<policy {self.name}>"
 
@@ -303,6 +313,12 @@ class Chain(Policy):
 
     def notes(self, ctx: Context) -> list[str]:
         return self.base.notes(ctx)
+
+    def rewrites(self, ctx: Context) -> list[Any]:
+        return self.base.rewrites(ctx)
+
+    def assumptions(self, ctx: Context) -> list[str]:
+        return self.base.assumptions(ctx)
 
     def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
         entries = self.base.finalize(ctx, entries)
@@ -891,7 +907,11 @@ def _renamed(policy: Policy, name: str) -> Policy:
     return clone
 
 
-_LAZY: dict[str, str] = {"lsuv": "initwise.torch.lsuv"}
+_LAZY: dict[str, str] = {
+    "lsuv": "initwise.torch.lsuv",
+    "tat": "initwise.torch.shaping",
+    "dks": "initwise.torch.shaping",
+}
 """Policies whose module registers them when imported (loaded at first use, so that ``import
 initwise.torch`` stays light)."""
 

@@ -65,7 +65,7 @@ def compute() -> dict[str, str]:
     out: dict[str, str] = {}
     for mname, (factory, _) in _zoo().items():
         for policy in it.POLICIES:
-            if policy == "lsuv":
+            if policy in ("lsuv", "tat", "dks"):  # data-driven / kernel shaping: below
                 continue
             torch.manual_seed(0)
             m = factory()
@@ -73,6 +73,18 @@ def compute() -> dict[str, str]:
             out[f"plan/{mname}/{policy}"] = _sha(p.to_json())
             p.apply(m, seed=3)
             out[f"weights/{mname}/{policy}"] = _weights_digest(m)
+    for policy, act in (("tat", nn.ReLU), ("tat", nn.Tanh), ("dks", nn.GELU)):
+        torch.manual_seed(0)
+        m = nn.Sequential(
+            nn.Linear(16, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 32), act(),
+            nn.Linear(32, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 32), act(),
+            nn.Linear(32, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 32), act(),
+            nn.Linear(32, 32), act(), nn.Linear(32, 4),
+        )  # fmt: skip
+        p = it.plan(m, policy)
+        out[f"plan/shaped_mlp_{act.__name__.lower()}/{policy}"] = _sha(p.to_json())
+        p.apply(m, seed=3)
+        out[f"weights/shaped_mlp_{act.__name__.lower()}/{policy}"] = _weights_digest(m)
     torch.manual_seed(0)
     m = models.deep_mlp(4, 32)
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))

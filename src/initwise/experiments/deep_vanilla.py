@@ -46,8 +46,8 @@ FULL = {
     "width": 64,
 }
 QUICK = {
-    "depths": (5, 20),
-    "inits": ("he", "tat", "dks"),
+    "depths": (5, 30),
+    "inits": ("torch-default", "tat", "dks"),
     "log2_lrs": (-11, -8),
     "seeds": 3,
     "steps": 60,
@@ -184,22 +184,31 @@ def _claim(r: dict[str, Any]) -> dict[str, Any]:
     deep, shallow = max(cfg["depths"]), min(cfg["depths"])
     best5 = max(_mean(r, i, shallow) for i in cfg["inits"])
     tat = _mean(r, "tat", deep)
-    base = [_mean(r, i, deep) for i in ("he", "xavier", "torch-default") if i in cfg["inits"]]
+    names = [i for i in ("he", "xavier", "torch-default") if i in cfg["inits"]]
+    base = {i: _mean(r, i, deep) for i in names}
     dks_ok = "dks" not in cfg["inits"] or all(
         r["runs"][f"dks/{d}"]["diverged"] == 0 for d in cfg["depths"]
     )
-    holds = tat >= best5 - 0.03 and all(tat >= b + 0.15 for b in base) and dks_ok
-    return {
-        "claim": f"at depth {deep}, tat is within 3 points of the best depth-{shallow} network "
-        "and ≥ 15 points above He, Xavier and torch-default; dks with GELU diverges at no depth",
-        "claim_holds": bool(holds),
-        "summary": {
-            "best_shallow": best5,
-            "tat_deepest": tat,
-            "baselines_deepest": dict(zip(("he", "xavier", "torch-default"), base, strict=False)),
-            "dks_never_diverged": bool(dks_ok),
-        },
+    summary = {
+        "best_shallow": best5,
+        "tat_deepest": tat,
+        "baselines_deepest": base,
+        "dks_never_diverged": bool(dks_ok),
     }
+    if r["quick"]:  # a few dozen steps: the qualitative outcome only
+        holds = all(tat >= b + 0.05 for b in base.values()) and dks_ok
+        claim = (
+            f"(quick) at depth {deep}, tat is ≥ 5 points above "
+            + ", ".join(names)
+            + "; dks with GELU diverges at no depth"
+        )
+    else:
+        holds = tat >= best5 - 0.03 and all(tat >= b + 0.15 for b in base.values()) and dks_ok
+        claim = (
+            f"at depth {deep}, tat is within 3 points of the best depth-{shallow} network and "
+            "≥ 15 points above He, Xavier and torch-default; dks with GELU diverges at no depth"
+        )
+    return {"claim": claim, "claim_holds": bool(holds), "summary": summary}
 
 
 def _plot(r: dict[str, Any], path: str) -> None:

@@ -27,6 +27,8 @@ zero-init-residual  auto + :class:`ZeroInitResidual` (Goyal et al. 2017)
 fixup               auto + :class:`Fixup` (Zhang et al. 2019)
 lsuv                orthonormal, then each layer scaled to unit output std on a batch
                     (Mishkin & Matas 2015; registered by :mod:`initwise.torch.lsuv`)
+tat / dks           kernel shaping: scaled-uniform orthogonal weights and rewritten activations
+                    (Zhang et al. 2022; Martens et al. 2021; :mod:`initwise.torch.shaping`)
 =================== ==========================================================================
 """
 

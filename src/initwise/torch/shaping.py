@@ -426,7 +426,27 @@ class KernelShaping(Policy):
     def assumptions(self, ctx: Context) -> list[str]:
         gaps = self._solved(ctx)[2]
         self._cache.pop(id(ctx), None)  # the last hook the planner calls: free the cache
-        return list(dict.fromkeys(gaps))
+        return grouped(gaps)
+
+
+def grouped(gaps: list[str]) -> list[str]:
+    """``"site: what"`` lines grouped by what: ``"what (site1, site2, site3 and 4 more)"``."""
+    by: dict[str, list[str]] = {}
+    for g in gaps:
+        where, sep, what = g.partition(": ")
+        if sep:
+            by.setdefault(what, []).append(where)
+        else:
+            by.setdefault(g, [])
+    out = []
+    for what, wheres in by.items():
+        wheres = list(dict.fromkeys(wheres))
+        if not wheres:
+            out.append(what)
+            continue
+        more = f" and {len(wheres) - 3} more" if len(wheres) > 3 else ""
+        out.append(f"{what} ({', '.join(wheres[:3])}{more})")
+    return out
 
 
 # ----------------------------------------------------------------------------- install

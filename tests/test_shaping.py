@@ -430,3 +430,33 @@ def test_cli_plan_and_apply_show_rewrites(tmp_path, capsys) -> None:
     assert len(Plan.load(str(tmp_path / "p.json")).rewrites) == 2
     assert main(["apply", f"{f}:make", "--policy", "tat", "--out", str(tmp_path / "w.st")]) == 0
     assert "install_rewrites" in capsys.readouterr().out
+
+
+class Concat(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, 24)
+        self.a, self.b = nn.Linear(24, 8), nn.Linear(24, 16)
+        self.deep = nn.Linear(8, 8)
+        self.out = nn.Linear(24, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.inp(x))
+        a = torch.tanh(self.deep(torch.tanh(self.a(h))))  # two more nonlinear layers, width 8
+        b = torch.tanh(self.b(h))  # one, width 16
+        return self.out(torch.tanh(torch.cat([a, b], dim=1)))
+
+
+def test_concatenation_is_weighted_by_width() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        topo, gaps = network(inspect_model(Concat()))
+    assert gaps == []
+
+    def hand(x: float, r) -> float:
+        h = r(x)
+        return r(r(r(h)) * 8 / 24 + r(h) * 16 / 24)
+
+    for r in (lambda y: 1.05 * y, lambda y: 0.01 + y):
+        assert topo.subnet_max(0.5, r) == pytest.approx(hand(0.5, r), rel=1e-12)
+    assert topo.nonlinear == 4

@@ -184,12 +184,20 @@ def topology(
         elif n.op == "function" and n.target in ADD_FUNCS and len(sig) >= 2:
             total = sum(q[s] for s in sig)
             val[n.idx] = new(("sum", tuple((q[s] / total, s) for s in sig)), total)
-        elif n.op == "function" and n.target in ("cat", "stack", "concat") and len(sig) >= 2:
-            gaps.append(
-                f"{where}: concatenation weighted equally (its operands' widths are not traced)"
-            )
+        elif n.op == "function" and n.target in ("cat", "concat") and len(sig) >= 2:
+            srcs = [i for i in n.inputs if i in val]
+            widths = [_width(nodes, modules, i) for i in srcs]
+            if any(w is None for w in widths):
+                gaps.append(
+                    f"{where}: concatenation weighted equally (the width of an operand is not "
+                    "known from its layer)"
+                )
+                widths = [1] * len(srcs)
+            tot = float(sum(widths))  # type: ignore[arg-type]
+            qs = [w * q[val[i]] / tot for w, i in zip(widths, srcs, strict=True)]  # type: ignore[operator]
+            qt = sum(qs)
             val[n.idx] = new(
-                ("sum", tuple((1.0 / len(sig), s) for s in sig)), sum(q[s] for s in sig) / len(sig)
+                ("sum", tuple((qi / qt, val[i]) for qi, i in zip(qs, srcs, strict=True))), qt
             )
         elif n.op == "function" and (len(sig) >= 2 or n.target in _UNCOVERED_FUNCS):
             gaps.append(f"{where}: {n.target} is not covered by kernel shaping")
@@ -204,6 +212,22 @@ def topology(
     if stop is not None:
         out = val.get(stop, 0)
     return K.Topology(tuple(ops), out), gaps
+
+
+def _width(nodes: list[Any], modules: dict[str, nn.Module], i: int) -> int | None:
+    """The feature width of graph node ``i``'s value: the out_features/out_channels of the
+    weight layer it comes from through single-input, shape-keeping steps (None if unknown)."""
+    seen = 0
+    while seen < 64:
+        n = nodes[i]
+        m = modules.get(n.target) if n.op == "module" else None
+        if m is not None and next(m.parameters(recurse=False), None) is not None:
+            w = getattr(m, "out_features", None) or getattr(m, "out_channels", None)
+            return int(w) if w else None
+        if len(n.inputs) != 1:
+            return None
+        i, seen = n.inputs[0], seen + 1
+    return None
 
 
 def network(info: Any) -> tuple[K.Topology, list[str]]:

@@ -460,3 +460,15 @@ def test_concatenation_is_weighted_by_width() -> None:
     for r in (lambda y: 1.05 * y, lambda y: 0.01 + y):
         assert topo.subnet_max(0.5, r) == pytest.approx(hand(0.5, r), rel=1e-12)
     assert topo.nonlinear == 4
+
+
+def test_shaped_model_copies_and_saves(tmp_path) -> None:
+    import copy
+
+    m = mlp(4)
+    it.init_model(m, "tat", seed=0)
+    x = torch.randn(3, 12)
+    torch.testing.assert_close(copy.deepcopy(m)(x), m(x))
+    torch.save(m, tmp_path / "m.pt")  # users save whole modules; initwise itself never pickles
+    back = torch.load(tmp_path / "m.pt", weights_only=False)
+    torch.testing.assert_close(back(x), m(x))

@@ -57,14 +57,16 @@ class ShapedActivation(nn.Module):
         # not a child module (no parameters either way): the shaped module stays a leaf that
         # graph analysis probes as an elementwise activation
         object.__setattr__(self, "original", original)
-        p = spec.default_param if transform.param is None else transform.param
-        fn = spec.torch_fn
-        self._phi = lambda x: fn(F, x, p)
+        self._param = spec.default_param if transform.param is None else transform.param
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.transform
-        y = self._phi(
-            x * t.input_scale + t.input_shift if t.input_scale != 1.0 or t.input_shift else x
+        phi = A.REGISTRY[t.activation].torch_fn  # looked up per call: the module pickles
+        assert phi is not None
+        y = phi(
+            F,
+            x * t.input_scale + t.input_shift if t.input_scale != 1.0 or t.input_shift else x,
+            self._param,
         )
         if t.output_shift:
             y = y + t.output_shift

@@ -91,3 +91,80 @@ def test_plain_progress_prints_periodic_lines():
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("he2015: 0/4 (0%)") and lines[0].endswith("started")
     assert lines[-1].startswith("he2015: 4/4 (100%)") and lines[-1].endswith("done")
+
+
+def test_cli_override_device_dtype_batch_and_loss(tmp_path, capsys):
+    import numpy as np
+
+    from initwise.cli import main
+    from initwise.plan import Plan
+
+    f = tmp_path / "fac.py"
+    f.write_text(
+        "import torch.nn as nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))\n"
+    )
+    model = f"{f}:make"
+    pj = tmp_path / "p.json"
+    spec = '2.*={"scheme": "normal", "std": 0.02}'
+    assert (
+        main(["plan", model, "--override", "0.bias=ones", "--override", spec, "--json", str(pj)])
+        == 0
+    )
+    p = Plan.load(str(pj))
+    assert p["0.bias"].scheme.type == "constant" and p["2.weight"].std == 0.02
+    assert main(["plan", model, "--override", "0.bias=keep", "--json", str(pj), "--quiet"]) == 0
+    assert Plan.load(str(pj))["0.bias"].scheme is None
+    for bad in ("nonsense", "x.*=zeros", '0.*={"scheme": '):
+        assert main(["plan", model, "--override", bad]) == 2
+    capsys.readouterr()
+    out = tmp_path / "w.safetensors"
+    assert (
+        main(["apply", model, "--out", str(out), "--dtype", "float64", "--override", "*.bias=ones"])
+        == 0
+    )
+    from safetensors.torch import load_file
+
+    w = load_file(str(out))
+    assert w["0.weight"].dtype.is_floating_point and str(w["0.weight"].dtype) == "torch.float64"
+    assert float(w["0.bias"].min()) == 1.0
+    assert main(["apply", model, "--out", str(out), "--device", "nosuchdevice"]) == 2
+    assert "--device" in capsys.readouterr().err
+    # diagnose on a saved batch, with a chosen loss
+    np.save(
+        tmp_path / "x.npy", np.random.default_rng(0).standard_normal((32, 6)).astype(np.float32)
+    )
+    np.save(tmp_path / "y.npy", np.arange(32) % 3)
+    assert main(["diagnose", model, "--batch", str(tmp_path / "x.npy")]) == 0
+    assert (
+        main(
+            [
+                "diagnose",
+                model,
+                "--batch",
+                str(tmp_path / "x.npy"),
+                "--loss",
+                "cross-entropy",
+                "--targets",
+                str(tmp_path / "y.npy"),
+                "--compare",
+                "auto",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(["diagnose", model, "--batch", str(tmp_path / "x.npy"), "--loss", "cross-entropy"])
+        == 2
+    )
+    assert "--targets" in capsys.readouterr().err
+    assert (
+        main(["diagnose", model, "--batch", str(tmp_path / "x.npy"), "--input-shape", "2,6"]) == 2
+    )
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    assert main(["diagnose", model, "--batch", str(tmp_path / "obj.npy")]) == 2
+    assert "not a plain .npy" in capsys.readouterr().err
+    assert main(["diagnose", model]) == 2
+    assert "--batch" in capsys.readouterr().err

@@ -161,9 +161,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from .torch import plan
 
     check_out(args.json, "--json")
+    overrides = _overrides(args.override)
     model = load_factory(args.model)
     with _threads(args):
-        p = plan(model, args.policy, example_input=_example(args), strict=args.strict)
+        p = plan(
+            model,
+            args.policy,
+            example_input=_example(args),
+            strict=args.strict,
+            overrides=overrides,
+        )
     if args.json:
         p.save(args.json)
     if not args.quiet:
@@ -185,12 +192,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     if args.plan and args.policy:
         raise ValueError("--plan and --policy exclude each other: the plan already chose")
     check_out(args.out, "--out")
-    model = load_factory(args.model)
+    overrides = _overrides(args.override)
+    model = _to(load_factory(args.model), args)
     p = (
         Plan.load(args.plan)
         if args.plan
         else plan(model, args.policy or "auto", example_input=_example(args), strict=args.strict)
     )
+    if overrides:
+        p = p.override(overrides)
     written = sum(1 for e in p if e.scheme is not None)
     if written == 0:
         raise ValueError(f"the plan initializes no parameter (all {len(p)} are left as is)")
@@ -229,12 +239,127 @@ def _untied(tensors: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _overrides(items: list[str] | None) -> dict[str, Any] | None:
+    """``--override PATTERN=SCHEME`` values: a preset name (``zeros``), a JSON object
+    (``{"scheme": "normal", "std": 0.02}``) or ``keep`` (leave the parameter as is)."""
+    if not items:
+        return None
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items:
+        pattern, sep, spec = item.partition("=")
+        if not sep or not pattern.strip() or not spec.strip():
+            raise ValueError(
+                f"--override must look like 'PATTERN=SCHEME' (e.g. '*.bias=zeros' or "
+                f'\'head.*={{"scheme": "normal", "std": 0.02}}\'); got {item!r}'
+            )
+        spec = spec.strip()
+        if spec.startswith("{"):
+            try:
+                out[pattern.strip()] = json.loads(spec)
+            except json.JSONDecodeError as exc:
+                raise ValueError(
+                    f"--override {item!r}: the scheme is not valid JSON ({exc})"
+                ) from None
+        else:
+            out[pattern.strip()] = None if spec == "keep" else spec
+    return out
+
+
+def _to(model: Any, args: argparse.Namespace) -> Any:
+    """Move the factory's model to ``--device`` / ``--dtype`` (checked before any work)."""
+    import torch
+
+    device, dtype = getattr(args, "device", None), getattr(args, "dtype", None)
+    if dtype:
+        dt = {
+            "float32": torch.float32,
+            "float64": torch.float64,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }[dtype]
+        model = model.to(dtype=dt)
+    if device:
+        try:
+            dev = torch.device(device)
+            model = model.to(dev)
+        except (RuntimeError, AssertionError) as exc:
+            raise ValueError(f"--device {device!r} is not usable here: {exc}") from None
+    return model
+
+
+def _load_batch(path: str) -> Any:
+    """A batch from a ``.npy`` file (no pickles) or a ``.safetensors`` file holding one tensor
+    (or ``FILE:KEY``)."""
+    import numpy as np
+    import torch
+
+    key = None
+    if ":" in path and not os.path.exists(path):
+        path, key = path.rsplit(":", 1)
+    if not os.path.isfile(path):
+        raise ValueError(f"--batch {path!r} is not a file; give a .npy or .safetensors file")
+    if path.endswith(".npy"):
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"--batch {path!r}: not a plain .npy array ({exc})") from None
+        return torch.from_numpy(np.ascontiguousarray(arr))
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        try:
+            tensors = load_file(path)
+        except Exception as exc:
+            raise ValueError(f"--batch {path!r}: not a safetensors file ({exc})") from None
+        if key is None:
+            if len(tensors) != 1:
+                raise ValueError(
+                    f"--batch {path!r} holds {len(tensors)} tensors "
+                    f"({', '.join(list(tensors)[:4])}); pick one with FILE:KEY"
+                )
+            return next(iter(tensors.values()))
+        if key not in tensors:
+            raise ValueError(f"--batch {path!r} has no tensor {key!r}; it has {', '.join(tensors)}")
+        return tensors[key]
+    raise ValueError(f"--batch {path!r}: use a .npy or .safetensors file")
+
+
+def _loss(args: argparse.Namespace, batch: Any) -> Any:
+    """``--loss``: None (diagnose's random projection), mean square, or cross-entropy against
+    ``--targets``."""
+    import torch.nn.functional as F
+
+    kind = getattr(args, "loss", "projection")
+    if kind == "projection":
+        if getattr(args, "targets", None):
+            raise ValueError("--targets goes with --loss cross-entropy")
+        return None
+    if kind == "mean-square":
+        return lambda out: out.float().square().mean()
+    if not getattr(args, "targets", None):
+        raise ValueError("--loss cross-entropy needs --targets FILE (class indices, .npy)")
+    targets = _load_batch(args.targets).long()
+    n = int(batch.shape[0]) if batch.dim() else 1
+    if targets.dim() != 1 or targets.shape[0] != n:
+        raise ValueError(
+            f"--targets must be {n} class indices (one per batch row), got shape "
+            f"{tuple(targets.shape)}"
+        )
+    return lambda out: F.cross_entropy(out.float(), targets.to(out.device))
+
+
 def _batch(args: argparse.Namespace) -> Any:
     import torch
 
+    if getattr(args, "batch", None):
+        if args.input_shape or args.vocab is not None:
+            raise ValueError("--batch excludes --input-shape and --vocab (the file is the batch)")
+        return _load_batch(args.batch)
     shape = _shape(args.input_shape)
     if shape is None:
-        raise ValueError("diagnose needs --input-shape (e.g. 64,3,32,32)")
+        raise ValueError("diagnose needs --input-shape (e.g. 64,3,32,32) or --batch FILE")
     gen = torch.Generator().manual_seed(args.seed)
     if args.vocab is not None:
         return torch.randint(0, args.vocab, shape, generator=gen)
@@ -325,13 +450,22 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     labels = [p.strip() for p in args.compare.split(",")] if args.compare else ["as built"]
     from .torch.threads import intra_op_threads, threads_for
 
+    loss_fn = _loss(args, batch)
     for label in labels:
-        model = load_factory(args.model)
+        model = _to(load_factory(args.model), args)
+        p0 = next(model.parameters(), None)
+        x = batch
+        if p0 is not None:
+            x = batch.to(p0.device)
+            if x.is_floating_point():
+                x = x.to(p0.dtype)
         rows = int(batch.shape[0]) if batch.dim() else 1
         with intra_op_threads(args.threads or threads_for(model, rows)):
             if label != "as built":
-                plan(model, label, example_input=batch).apply(model, args.seed)
-            reports[label] = diagnose(model, batch, jacobian=args.jacobian, label=label)
+                plan(model, label, example_input=x).apply(model, args.seed)
+            reports[label] = diagnose(
+                model, x, jacobian=args.jacobian, label=label, loss_fn=loss_fn
+            )
     out = console()
     for r in reports.values():
         out.print(r.table())
@@ -398,6 +532,16 @@ def _positive_int(text: str) -> int:
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
     return n
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="move the model there first (e.g. cuda, cpu)")
+    p.add_argument(
+        "--dtype",
+        default=None,
+        choices=["float32", "float64", "bfloat16", "float16"],
+        help="convert the model's parameters first",
+    )
 
 
 def _add_threads(p: argparse.ArgumentParser, default_help: str) -> None:
@@ -513,10 +657,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_gains)
 
     from .policy_names import BUILTIN as POLICIES
+    from .policy_names import policy_help
+
+    override_help = (
+        "PATTERN=SCHEME, repeatable: parameters matching the glob get SCHEME — a preset "
+        '(zeros, ones, xavier_uniform, …), a JSON object (\'{"scheme": "normal", "std": '
+        "0.02}') or keep (left as is)"
+    )
 
     pl = sub.add_parser("plan", help="print (and save) the initialization plan of a model")
     pl.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
-    pl.add_argument("--policy", default="auto", choices=POLICIES)
+    pl.add_argument("--policy", default="auto", choices=POLICIES, help=policy_help())
+    pl.add_argument("--override", action="append", metavar="PATTERN=SCHEME", help=override_help)
     pl.add_argument("--json", help="write the plan as JSON to this file")
     pl.add_argument("--input-shape", help="example input shape for tracing, e.g. 2,3,32,32")
     pl.add_argument("--no-reasons", action="store_true", help="leave the reason column out")
@@ -532,7 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap = sub.add_parser("apply", help="initialize a model and save its weights (safetensors)")
     ap.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
     ap.add_argument("--plan", help="plan JSON (from `initwise plan --json`); else --policy")
-    ap.add_argument("--policy", default=None, choices=POLICIES, help="default auto")
+    ap.add_argument(
+        "--policy", default=None, choices=POLICIES, help="default auto; " + policy_help()
+    )
+    ap.add_argument("--override", action="append", metavar="PATTERN=SCHEME", help=override_help)
+    _add_device(ap)
     ap.add_argument("--input-shape", help="example input shape for tracing")
     ap.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     ap.add_argument("--out", required=True, help="output .safetensors file")
@@ -546,7 +702,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     dg = sub.add_parser("diagnose", help="signal propagation per layer vs mean-field theory")
     dg.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
-    dg.add_argument("--input-shape", required=True, help="batch shape, e.g. 64,3,32,32")
+    dg.add_argument(
+        "--input-shape", help="a random batch of this shape, e.g. 64,3,32,32 (or --batch)"
+    )
+    dg.add_argument(
+        "--batch", help="the batch from a file: .npy (no pickles) or .safetensors (FILE:KEY)"
+    )
+    dg.add_argument(
+        "--loss",
+        choices=["projection", "mean-square", "cross-entropy"],
+        default="projection",
+        help="what gradients are taken of: a random projection of the output (default), its "
+        "mean square, or cross-entropy against --targets",
+    )
+    dg.add_argument("--targets", help="with --loss cross-entropy: class indices (.npy)")
+    _add_device(dg)
     dg.add_argument(
         "--vocab", type=_positive, default=None, help="integer token inputs in [0, VOCAB)"
     )
@@ -578,7 +748,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "reproduce", help="run a classic experiment (results.json, plots, report.md)"
     )
-    rp.add_argument("name", choices=list(EXPERIMENTS))
+    rp.add_argument(
+        "name",
+        choices=list(EXPERIMENTS),
+        help="full run times on a 2-core machine (docs/experiments.md): he2015 ~1.5-2 min, "
+        "sigmoid-vanishing 12 s, zero-symmetry 9 s, seed-formulas 6 s, edge-of-chaos 4-11 min, "
+        "depth-sweep 3 seeds ~25 min, lr-transfer ~8 min, deep-vanilla ~35 min; --quick: under "
+        "a minute each",
+    )
     rp.add_argument("--quick", action="store_true", help="the short version (for tests)")
     rp.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     rp.add_argument("--out", default="initwise-report")

@@ -16,3 +16,24 @@ BUILTIN: tuple[str, ...] = (
     "tat",
     "dks",
 )
+
+DESCRIPTIONS: dict[str, str] = {
+    "auto": "solved from the moments that reach each layer (default)",
+    "he": "He normal N(0, 2/fan_in)",
+    "xavier": "Xavier uniform",
+    "lecun": "LeCun normal N(0, 1/fan_in)",
+    "orthogonal": "orthogonal x the activation's gain",
+    "torch-default": "what each module's reset_parameters does",
+    "gpt2": "N(0, 0.02^2), residual projections / sqrt(L)",
+    "zero-init-residual": "auto, last layer or norm of each residual branch zero",
+    "fixup": "Fixup (Zhang et al. 2019)",
+    "lsuv": "orthonormal, each layer scaled to unit output std on a batch (needs --input-shape)",
+    "tat": "kernel shaping (TAT): orthogonal weights and rewritten activations",
+    "dks": "kernel shaping (DKS): orthogonal weights and rewritten activations",
+}
+"""One line per built-in policy, for ``--help`` (docs/policies.md has the full rules)."""
+
+
+def policy_help() -> str:
+    """``--policy``'s help text: every built-in with its one-line description."""
+    return "; ".join(f"{n}: {DESCRIPTIONS.get(n, '')}" for n in BUILTIN)

@@ -179,3 +179,17 @@ def test_cli_diagnose(tmp_path, capsys):
     assert "torch-default" in out and (tmp_path / "signal.png").exists()
     assert main(["diagnose", "tests.models:vgg", "--input-shape", "8,3,31"]) == 2
     assert "could not run on the batch" in capsys.readouterr().err
+
+
+def test_chi_is_the_gradient_norm_gain_not_the_width_ratio():
+    """A 256 → 10 readout shrinks the per-unit gradient 25×; χ (mean-field, fan_in-based) does
+    not count that as instability (it printed 0.02 beside "healthy" before)."""
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
+    it.init_model(m, seed=0)
+    r = diagnose(m, torch.randn(256, 64))
+    assert r.verdict == "healthy"
+    assert r.layers[0].chi == pytest.approx(1.0, abs=0.1)  # He into He
+    assert r.layers[1].chi == pytest.approx(0.5, abs=0.08)  # ReLU into the gain-1 readout

@@ -518,10 +518,14 @@ def _stats(
         if fi is not None and kind != "conv_transpose":
             s.pred_local = fi * wm2 * r["in_m2"] + bm2
         out.append(s)
+    # χ: the mean-field gain of the gradient's squared norm across the layer's activation and
+    # the next weight layer, σ_w² = fan_in·E[w²] of that layer (Poole et al. 2016). Per unit
+    # the gradient also changes by the width ratio (fan_out/fan_in: a 256 → 10 readout makes
+    # it 0.04×), which the chain prediction δ̂ includes but which is not instability.
     for i, s in enumerate(out[:-1]):
         nxt = out[i + 1]
-        if nxt.fan_out is not None and s.out_m2 > 0:
-            s.chi = nxt.fan_out * nxt.weight_m2 * chi(s.out_m2, 1.0, *_act_args(s))
+        if nxt.fan_in is not None and s.out_m2 > 0:
+            s.chi = nxt.fan_in * nxt.weight_m2 * chi(s.out_m2, 1.0, *_act_args(s))
     return out
 
 

@@ -49,41 +49,98 @@ def _run_one(
     return sum(tail) / len(tail)
 
 
+def _one(args: tuple[Any, ...]) -> float:
+    """A worker's run: (width, param, base, lr, steps, seed) → final loss (one intra-op thread)."""
+    from ..torch.threads import intra_op_threads
+
+    width, param, base, lr, steps, seed = args
+    with intra_op_threads(1):
+        return _run_one(mnist1d(), width, param, base, lr, steps, seed)
+
+
 def run(
-    quick: bool = False, seed: int = 0, out: str = "initwise-report", progress: Any = None
+    quick: bool = False,
+    seed: int = 0,
+    out: str = "initwise-report",
+    progress: Any = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
+    """Every (parametrization, width, LR, seed) run; runs are independent and seeded, so
+    ``workers`` processes (default: 1 for ``quick``, else the CPU count, at most 4) give the
+    same numbers as one."""
+    import os
+    import statistics
+
     data = mnist1d()
     widths = (32, 256) if quick else (64, 128, 256, 512, 1024)
     log2_lrs = list(range(-12, -3)) if quick else list(range(-14, -3))
     steps = 80 if quick else 300
-    seeds = (seed,) if quick else (seed, seed + 1)
+    seeds = (seed,) if quick else (seed, seed + 1, seed + 2)
     base = widths[0]
-    total = len(PARAMS) * len(widths) * len(log2_lrs) * len(seeds)
-    task = progress.add_task("lr-transfer", total=total) if progress else None
+    jobs = [
+        (w, param, base, 2.0**k, steps, s)
+        for param in PARAMS
+        for w in widths
+        for k in log2_lrs
+        for s in seeds
+    ]
+    task = progress.add_task("lr-transfer", total=len(jobs)) if progress else None
     tick = ticker(progress, task)
+    n = workers or (1 if quick else min(4, os.cpu_count() or 1))
+    results_by_job: dict[tuple[Any, ...], float] = {}
+    if n <= 1:
+        for j in jobs:
+            results_by_job[j] = _run_one(data, *j)
+            if tick:
+                tick()
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(_one, j): j for j in sorted(jobs, key=lambda j: -j[0])}
+            for f in cf.as_completed(futures):
+                results_by_job[futures[f]] = f.result()
+                if tick:
+                    tick()
     loss: dict[str, dict[str, dict[str, float]]] = {}
+    per_seed: dict[str, dict[str, dict[str, list[float]]]] = {}
     for param in PARAMS:
-        loss[param] = {}
+        loss[param], per_seed[param] = {}, {}
         for w in widths:
-            row = {}
+            row, rows = {}, {}
             for k in log2_lrs:
-                vals = []
-                for s in seeds:
-                    vals.append(_run_one(data, w, param, base, 2.0**k, steps, s))
-                    if tick:
-                        tick()
+                vals = [results_by_job[(w, param, base, 2.0**k, steps, s)] for s in seeds]
                 row[str(k)] = sum(vals) / len(vals)
+                rows[str(k)] = vals
             loss[param][str(w)] = row
+            per_seed[param][str(w)] = rows
     summary = {}
     for param in PARAMS:
         best = {w: min(loss[param][w], key=lambda k: loss[param][w][k]) for w in loss[param]}
         lo, hi = str(widths[0]), str(widths[-1])
         moved = abs(int(best[hi]) - int(best[lo]))
         cost = loss[param][hi][best[lo]] / loss[param][hi][best[hi]]
+        # the spread: each seed's own best log2 LR per width, and the transfer cost per seed
+        seed_best = {
+            w: [
+                int(min(log2_lrs, key=lambda k, i=i: per_seed[param][w][str(k)][i]))
+                for i in range(len(seeds))
+            ]
+            for w in loss[param]
+        }
+        seed_cost = [
+            per_seed[param][hi][str(seed_best[lo][i])][i]
+            / per_seed[param][hi][str(seed_best[hi][i])][i]
+            for i in range(len(seeds))
+        ]
         summary[param] = {
             "best_log2_lr": {w: int(k) for w, k in best.items()},
+            "best_log2_lr_per_seed": seed_best,
             "octaves_moved": moved,
             "transfer_cost": cost,
+            "transfer_cost_per_seed": seed_cost,
+            "transfer_cost_sd": statistics.stdev(seed_cost) if len(seed_cost) > 1 else 0.0,
         }
     m = summary["mup"]
     claim = m["octaves_moved"] <= 1 and m["transfer_cost"] <= 1.10
@@ -97,6 +154,7 @@ def run(
         "steps": steps,
         "base_width": base,
         "loss": loss,
+        "loss_per_seed": per_seed,
         "summary": summary,
         "claim_holds": bool(claim),
         "claim": "under μP the best log2 LR moves at most one octave from the smallest to the "
@@ -130,15 +188,18 @@ def _report(r: dict[str, Any]) -> str:
     for param in PARAMS:
         s = r["summary"][param]
         best = ", ".join(f"{w}: {k}" for w, k in s["best_log2_lr"].items())
-        rows.append(f"| {param} | {best} | {s['octaves_moved']} | {s['transfer_cost']:.3f} |")
+        spread = s.get("best_log2_lr_per_seed", {})
+        per = "; ".join(f"{w}: {v}" for w, v in spread.items()) if len(r["seeds"]) > 1 else "—"
+        sd = f" ± {s['transfer_cost_sd']:.3f}" if len(r["seeds"]) > 1 else ""
+        rows.append(
+            f"| {param} | {best} | {per} | {s['octaves_moved']} | {s['transfer_cost']:.3f}{sd} |"
+        )
     return (
         "# Learning-rate transfer across width\n\n![lr transfer](lr_transfer.png)\n\n"
         f"3-layer ReLU MLP on MNIST-1D, Adam, {r['steps']} steps, widths {r['widths']}, "
         f"learning rates 2^{r['log2_lrs'][0]} … 2^{r['log2_lrs'][-1]}, seeds {r['seeds']} "
         f"(mean); μP against base width {r['base_width']}.\n\n"
-        "| parametrization | best log2 LR per width | octaves moved | loss at the widest "
-        "width with the narrowest's best LR / best there |\n|---|---|---|---|\n"
-        + "\n".join(rows)
-        + "\n\n"
-        + claim_line(r)
+        "| parametrization | best log2 LR per width (mean loss) | each seed's best | octaves "
+        "moved | loss at the widest width with the narrowest's best LR / best there (± sd over "
+        "seeds) |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n\n" + claim_line(r)
     )

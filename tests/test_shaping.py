@@ -472,3 +472,30 @@ def test_shaped_model_copies_and_saves(tmp_path) -> None:
     torch.save(m, tmp_path / "m.pt")  # users save whole modules; initwise itself never pickles
     back = torch.load(tmp_path / "m.pt", weights_only=False)
     torch.testing.assert_close(back(x), m(x))
+
+
+class FunctionalWithBuffer(Functional):
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.register_buffer("offset", torch.zeros(16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = torch.tanh(layer(x) + self.offset)
+        return self.head(x)
+
+
+def test_rewritten_forward_follows_the_model_through_copies_and_conversions() -> None:
+    import copy
+
+    m = FunctionalWithBuffer()
+    it.init_model(m, "dks", seed=0)
+    x = torch.randn(3, 16)
+    y = m(x)
+    c = copy.deepcopy(m)
+    with torch.no_grad():
+        c.offset.fill_(1.0)  # the copy's own buffer, not the original's
+    assert not torch.allclose(c(x), y)
+    torch.testing.assert_close(m(x), y)
+    d = m.double()  # buffers are replaced by new tensors: the forward must see them
+    torch.testing.assert_close(d(x.double()).float(), y, rtol=1e-4, atol=1e-5)

@@ -535,28 +535,43 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
             )
         graph_module = (graph, cls_forward)
 
-    def install() -> None:
-        for site, r in mod_sites:
-            old = modules[site]
-            original = old.original if isinstance(old, ShapedActivation) else old
+    # everything that can fail happens here, before anything is written: the new modules, the
+    # rewritten graph and its GraphModule (built from a dict, so the model is not touched)
+    shaped = []
+    for site, r in mod_sites:
+        old = modules[site]
+        original = old.original if isinstance(old, ShapedActivation) else old
+        shaped.append((site, ShapedActivation(r.transform, original)))
+    gm = None
+    added: dict[str, ShapedActivation] = {}
+    if graph_module is not None:
+        graph, _ = graph_module
+        for i, (node, r) in enumerate(replace.items()):
+            attr = f"initwise_shaped_{i}"
+            added[attr] = ShapedActivation(r.transform)
+            with graph.inserting_after(node):
+                new = graph.call_module(attr, (node.args[0],))
+            node.replace_all_uses_with(new)
+            graph.erase_node(node)
+        graph.lint()
+        # the rewritten forward as code on ``self`` (torch.fx's code generation): attributes
+        # are looked up on the model at each call, so .to(), deepcopy and buffer updates behave
+        code = graph.python_code(root_module="self")
+        namespace: dict[str, Any] = dict(code.globals)
+        exec(
+            compile(code.src, f"<initwise: shaped {type(model).__name__}.forward>", "exec"),
+            namespace,
+        )
+        gm = namespace["forward"]
+
+    def install() -> None:  # assignments only
+        for site, new_module in shaped:
             parent, _, child = site.rpartition(".")
-            setattr(
-                model.get_submodule(parent) if parent else model,
-                child,
-                ShapedActivation(r.transform, original),
-            )
-        if graph_module is not None:
-            graph, _ = graph_module
-            for i, (node, r) in enumerate(replace.items()):
-                attr = f"initwise_shaped_{i}"
-                model.add_module(attr, ShapedActivation(r.transform))
-                with graph.inserting_after(node):
-                    new = graph.call_module(attr, (node.args[0],))
-                node.replace_all_uses_with(new)
-                graph.erase_node(node)
-            graph.lint()
-            gm = torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
-            model.forward = types.MethodType(lambda self, *a, **k: gm(*a, **k), model)
+            setattr(model.get_submodule(parent) if parent else model, child, new_module)
+        for attr, m in added.items():
+            model.add_module(attr, m)
+        if gm is not None:
+            model.forward = types.MethodType(gm, model)
 
     return install
 

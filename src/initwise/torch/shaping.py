@@ -542,7 +542,7 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
         old = modules[site]
         original = old.original if isinstance(old, ShapedActivation) else old
         shaped.append((site, ShapedActivation(r.transform, original)))
-    gm = None
+    forward_fn = None
     added: dict[str, ShapedActivation] = {}
     if graph_module is not None:
         graph, _ = graph_module
@@ -562,7 +562,7 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
             compile(code.src, f"<initwise: shaped {type(model).__name__}.forward>", "exec"),
             namespace,
         )
-        gm = namespace["forward"]
+        forward_fn = namespace["forward"]
 
     def install() -> None:  # assignments only
         for site, new_module in shaped:
@@ -570,8 +570,8 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
             setattr(model.get_submodule(parent) if parent else model, child, new_module)
         for attr, m in added.items():
             model.add_module(attr, m)
-        if gm is not None:
-            model.forward = types.MethodType(gm, model)
+        if forward_fn is not None:
+            model.forward = types.MethodType(forward_fn, model)
 
     return install
 

@@ -111,3 +111,22 @@ def test_lr_transfer_quick_outcome_in_numbers(quick):
         assert s["transfer_cost"] >= 1.0  # the best loss is the best
     # μP's transferred LR costs less at the widest width than the standard parametrization's
     assert r["summary"]["mup"]["transfer_cost"] <= r["summary"]["standard"]["transfer_cost"]
+
+
+def test_worker_processes_give_the_same_numbers(quick, tmp_path):
+    """Cells run in spawned processes give exactly what one process gives."""
+    from initwise.experiments import depth_sweep
+
+    r = depth_sweep.run(quick=True, seed=0, out=str(tmp_path), workers=2)
+    assert r["runs"] == quick[1]["depth-sweep"]["runs"]
+
+
+def test_deep_vanilla_quick_outcome_in_numbers(quick):
+    r = quick[1]["deep-vanilla"]
+    runs = r["runs"]
+    assert set(runs) == {f"{i}/{d}" for i in r["config"]["inits"] for d in r["config"]["depths"]}
+    for cell in runs.values():
+        assert len(cell["test_acc"]) == 3 and cell["log2_lr"] in r["config"]["log2_lrs"]
+    # at depth 30 the torch default sits at chance while kernel shaping trains
+    assert runs["torch-default/30"]["mean"] < 0.15
+    assert runs["dks/30"]["mean"] > 0.2 and runs["tat/30"]["mean"] > 0.15

@@ -253,6 +253,55 @@ def train(
     )
 
 
+def default_workers(quick: bool) -> int:
+    """Worker processes for an experiment's independent cells: 1 for ``--quick`` (start-up
+    would dominate), else the CPU count, at most 4."""
+    return 1 if quick else min(4, os.cpu_count() or 1)
+
+
+def run_cells(
+    fn: Callable[..., Any],
+    jobs: list[tuple[Any, ...]],
+    workers: int,
+    progress: Any = None,
+    task: Any = None,
+) -> dict[tuple[Any, ...], Any]:
+    """``{job: fn(*job)}`` for independent, seeded jobs, in ``workers`` spawned processes
+    (``fn`` must be importable; each job sets its own threads). The results do not depend on
+    the worker count; ``jobs`` are started in the given order (put the longest first)."""
+    done: dict[tuple[Any, ...], Any] = {}
+    if workers <= 1:
+        for job in jobs:
+            done[job] = fn(*job)
+            if progress is not None:
+                progress.advance(task)
+        return done
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        futures = {pool.submit(fn, *job): job for job in jobs}
+        for f in cf.as_completed(futures):
+            done[futures[f]] = f.result()
+            if progress is not None:
+                progress.advance(task)
+    return done
+
+
+def mean_sd(values: list[float | None]) -> tuple[float | None, float | None, int]:
+    """(mean, sample sd, diverged count) over the values that are not None (diverged runs)."""
+    import statistics
+
+    ok = [v for v in values if v is not None]
+    if not ok:
+        return None, None, len(values)
+    return (
+        statistics.fmean(ok),
+        (statistics.stdev(ok) if len(ok) > 1 else 0.0),
+        len(values) - len(ok),
+    )
+
+
 def write_results(out: str, name: str, results: dict[str, Any], report: str) -> dict[str, str]:
     """Write ``results.json`` (sorted keys, no NaN) and ``report.md`` under ``out/name``."""
     d = os.path.join(out, name)

@@ -19,14 +19,26 @@ diverge at any depth.
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .common import Data, accuracy, batches, claim_line, figure, mlp, mnist1d, publish, save_figure
+from .common import (
+    Data,
+    accuracy,
+    batches,
+    claim_line,
+    default_workers,
+    figure,
+    mean_sd,
+    mlp,
+    mnist1d,
+    publish,
+    run_cells,
+    save_figure,
+)
 
 INIT_ACT = {
     "torch-default": "relu",
@@ -93,7 +105,7 @@ def _train(model: nn.Module, data: Data, lr: float, steps: int, seed: int) -> fl
     return accuracy(model, data.x_test, data.y_test)
 
 
-def _cell(init: str, depth: int, cfg: dict[str, Any], seeds: list[int]) -> dict[str, Any]:
+def _cell(init: str, depth: int, quick: bool, seeds: tuple[int, ...]) -> dict[str, Any]:
     """One (init, depth) cell: the learning rate picked on the validation split with the first
     seed, then every seed trained at it and scored on the test set."""
     import warnings
@@ -101,6 +113,7 @@ def _cell(init: str, depth: int, cfg: dict[str, Any], seeds: list[int]) -> dict[
     from ..plan import AssumptionWarning
     from ..torch.threads import intra_op_threads
 
+    cfg = QUICK if quick else FULL
     fit, val = _split(mnist1d())
     with warnings.catch_warnings(), intra_op_threads(1):
         warnings.simplefilter("ignore", AssumptionWarning)
@@ -113,15 +126,15 @@ def _cell(init: str, depth: int, cfg: dict[str, Any], seeds: list[int]) -> dict[
         for s in seeds:
             m = _model(init, depth, cfg["width"], fit, s)
             accs.append(_train(m, fit, 2.0 ** int(best), cfg["steps"], s))
-    ok = [a for a in accs if a is not None]
+    mean, sd, diverged = mean_sd(accs)
     return {
         "activation": INIT_ACT[init],
         "val_acc_by_log2_lr": val_acc,
         "log2_lr": int(best),
         "test_acc": accs,
-        "diverged": sum(a is None for a in accs),
-        "mean": statistics.fmean(ok) if ok else None,
-        "sd": statistics.stdev(ok) if len(ok) > 1 else 0.0 if ok else None,
+        "diverged": diverged,
+        "mean": mean,
+        "sd": sd,
     }
 
 
@@ -134,31 +147,13 @@ def run(
 ) -> dict[str, Any]:
     """Run the grid; cells are independent (each seeded), so ``workers`` processes (default:
     1 for ``quick``, else the CPU count, at most 4) give the same numbers as one."""
-    import os
-
     cfg = QUICK if quick else FULL
     seeds = [seed + i for i in range(cfg["seeds"])]
     cells = [(i, d) for i in cfg["inits"] for d in cfg["depths"]]
-    # the deepest cells first, so the pool's last tasks are short
-    order = sorted(cells, key=lambda c: -c[1])
     task = progress.add_task("deep-vanilla", total=len(cells)) if progress else None
-    n = workers or (1 if quick else min(4, os.cpu_count() or 1))
-    done: dict[tuple[str, int], Any] = {}
-    if n <= 1:
-        for c in order:
-            done[c] = _cell(*c, cfg, seeds)
-            if progress:
-                progress.advance(task)
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_cell, *c, cfg, seeds): c for c in order}
-            for f in cf.as_completed(futures):
-                done[futures[f]] = f.result()
-                if progress:
-                    progress.advance(task)
+    jobs = [(i, d, quick, tuple(seeds)) for i, d in sorted(cells, key=lambda c: -c[1])]
+    out_ = run_cells(_cell, jobs, workers or default_workers(quick), progress, task)
+    done = {(job[0], job[1]): res for job, res in out_.items()}
     runs = {f"{i}/{d}": done[(i, d)] for i, d in cells}
     results = {
         "experiment": "deep-vanilla",

@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from .common import claim_line, figure, initialize, mlp, mnist1d, publish, save_figure, train
+from .common import (
+    claim_line,
+    default_workers,
+    figure,
+    initialize,
+    mean_sd,
+    mlp,
+    mnist1d,
+    publish,
+    run_cells,
+    save_figure,
+    train,
+)
 
 FULL = {
     "depths": (5, 10, 20, 50, 100, 200),
@@ -26,11 +38,9 @@ QUICK = {
 }
 
 
-def _cell(act: str, how: str, depth: int, steps: int, seeds: list[int]) -> dict[str, Any]:
+def _cell(act: str, how: str, depth: int, steps: int, seeds: tuple[int, ...]) -> dict[str, Any]:
     """One (activation, init, depth) cell over ``seeds``: test accuracy per seed (None:
     diverged), mean and sd over the seeds that did not diverge, final losses."""
-    import statistics
-
     from ..torch.threads import intra_op_threads
 
     data = mnist1d()
@@ -43,13 +53,13 @@ def _cell(act: str, how: str, depth: int, steps: int, seeds: list[int]) -> dict[
             d = train(model, data, steps=steps, lr=0.01, seed=s).to_dict()
             accs.append(d["test_acc"])
             losses.append(d["final_loss"])
-    ok = [a for a in accs if a is not None]
+    mean, sd, diverged = mean_sd(accs)
     return {
-        "test_acc": statistics.fmean(ok) if ok else None,
-        "sd": statistics.stdev(ok) if len(ok) > 1 else 0.0 if ok else None,
+        "test_acc": mean,
+        "sd": sd,
         "test_accs": accs,
         "final_losses": losses,
-        "diverged": sum(a is None for a in accs),
+        "diverged": diverged,
     }
 
 
@@ -63,30 +73,13 @@ def run(
     """Every (activation, init, depth) cell over the seeds ``seed, seed+1, …``; cells are
     independent and seeded, so ``workers`` processes (default: 1 for ``quick``, else the CPU
     count, at most 4) give the same numbers as one."""
-    import os
-
     cfg = QUICK if quick else FULL
-    seeds = [seed + i for i in range(cfg["seeds"])]
+    seeds = tuple(seed + i for i in range(cfg["seeds"]))
     cells = [(a, h, d) for a in cfg["acts"] for h in cfg["inits"] for d in cfg["depths"]]
     task = progress.add_task("depth-sweep", total=len(cells)) if progress else None
-    n = workers or (1 if quick else min(4, os.cpu_count() or 1))
-    done: dict[tuple[str, str, int], Any] = {}
-    order = sorted(cells, key=lambda c: -c[2])  # deepest first: short tasks last
-    if n <= 1:
-        for c in order:
-            done[c] = _cell(*c, cfg["steps"], seeds)
-            if progress:
-                progress.advance(task)
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_cell, *c, cfg["steps"], seeds): c for c in order}
-            for f in cf.as_completed(futures):
-                done[futures[f]] = f.result()
-                if progress:
-                    progress.advance(task)
+    jobs = [(*c, cfg["steps"], seeds) for c in sorted(cells, key=lambda c: -c[2])]
+    out_ = run_cells(_cell, jobs, workers or default_workers(quick), progress, task)
+    done = {job[:3]: res for job, res in out_.items()}
     runs = {f"{a}/{h}/{d}": done[(a, h, d)] for a, h, d in cells}
     deepest = max(cfg["depths"])
     acc = {how: runs[f"relu/{how}/{deepest}"]["test_acc"] or 0.0 for how in cfg["inits"]}
@@ -95,7 +88,7 @@ def run(
         "experiment": "depth-sweep",
         "quick": quick,
         "seed": seed,
-        "seeds": seeds,
+        "seeds": list(seeds),
         "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
         "runs": runs,
         "claim": f"at depth {deepest} with ReLU, auto beats Xavier and torch-default by > 5 "

@@ -18,7 +18,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .common import batches, claim_line, figure, mlp, mnist1d, publish, save_figure, ticker
+from .common import (
+    batches,
+    claim_line,
+    default_workers,
+    figure,
+    mlp,
+    mnist1d,
+    publish,
+    run_cells,
+    save_figure,
+)
 
 PARAMS = ("standard", "mup")
 
@@ -49,11 +59,10 @@ def _run_one(
     return sum(tail) / len(tail)
 
 
-def _one(args: tuple[Any, ...]) -> float:
-    """A worker's run: (width, param, base, lr, steps, seed) → final loss (one intra-op thread)."""
+def _one(width: int, param: str, base: int, lr: float, steps: int, seed: int) -> float:
+    """One run in a worker: the final loss (one intra-op thread)."""
     from ..torch.threads import intra_op_threads
 
-    width, param, base, lr, steps, seed = args
     with intra_op_threads(1):
         return _run_one(mnist1d(), width, param, base, lr, steps, seed)
 
@@ -68,10 +77,8 @@ def run(
     """Every (parametrization, width, LR, seed) run; runs are independent and seeded, so
     ``workers`` processes (default: 1 for ``quick``, else the CPU count, at most 4) give the
     same numbers as one."""
-    import os
     import statistics
 
-    data = mnist1d()
     widths = (32, 256) if quick else (64, 128, 256, 512, 1024)
     log2_lrs = list(range(-12, -3)) if quick else list(range(-14, -3))
     steps = 80 if quick else 300
@@ -85,24 +92,8 @@ def run(
         for s in seeds
     ]
     task = progress.add_task("lr-transfer", total=len(jobs)) if progress else None
-    tick = ticker(progress, task)
-    n = workers or (1 if quick else min(4, os.cpu_count() or 1))
-    results_by_job: dict[tuple[Any, ...], float] = {}
-    if n <= 1:
-        for j in jobs:
-            results_by_job[j] = _run_one(data, *j)
-            if tick:
-                tick()
-    else:
-        import concurrent.futures as cf
-        import multiprocessing as mp
-
-        with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as pool:
-            futures = {pool.submit(_one, j): j for j in sorted(jobs, key=lambda j: -j[0])}
-            for f in cf.as_completed(futures):
-                results_by_job[futures[f]] = f.result()
-                if tick:
-                    tick()
+    ordered = sorted(jobs, key=lambda j: -j[0])  # widest first
+    results_by_job = run_cells(_one, ordered, workers or default_workers(quick), progress, task)
     loss: dict[str, dict[str, dict[str, float]]] = {}
     per_seed: dict[str, dict[str, dict[str, list[float]]]] = {}
     for param in PARAMS:

@@ -58,3 +58,11 @@ def test_shaping_benchmark_against_dks(capsys):
     )
     assert len(rows) == 2 and all(r["max_rel_diff"] < 1e-4 for r in rows)
     assert "dks / initwise" in capsys.readouterr().out
+
+
+def test_orthogonal_benchmark(capsys):
+    from initwise.bench.orthogonal import run
+
+    rows = run(shapes=((64, 128),), repeat=1)
+    assert rows[0]["ratio"] > 0
+    assert "initwise / torch" in capsys.readouterr().out

@@ -773,7 +773,17 @@ def build_parser() -> argparse.ArgumentParser:
         "name",
         nargs="?",
         default="all",
-        choices=["all", "lsuv", "diagnose", "fill", "materialize", "load", "zoo", "shaping"],
+        choices=[
+            "all",
+            "lsuv",
+            "diagnose",
+            "fill",
+            "materialize",
+            "load",
+            "zoo",
+            "shaping",
+            "orthogonal",
+        ],
     )
     bn.add_argument(
         "size",

@@ -168,3 +168,16 @@ def test_cli_override_device_dtype_batch_and_loss(tmp_path, capsys):
     assert "not a plain .npy" in capsys.readouterr().err
     assert main(["diagnose", model]) == 2
     assert "--batch" in capsys.readouterr().err
+
+
+def test_relative_output_folders_are_accepted(tmp_path, monkeypatch):
+    """The defaults (--out initwise-report) are relative names: `make demo` and `initwise
+    reproduce` must accept them (a relative folder's dirname is "")."""
+    from initwise.cli import check_out, main
+
+    monkeypatch.chdir(tmp_path)
+    check_out("initwise-report", "--out", folder=True)
+    check_out("new/deeper", "--out", folder=True)
+    check_out("plan.json", "--json")
+    assert main(["reproduce", "seed-formulas", "--quick"]) == 0
+    assert (tmp_path / "initwise-report" / "seed-formulas" / "report.md").exists()

@@ -92,7 +92,8 @@ def check_out(path: str | None, what: str, *, folder: bool = False) -> None:
     writable, or it is a directory where a file is wanted)."""
     if not path:
         return
-    target = path if folder else os.path.dirname(os.path.abspath(path))
+    # absolute first: a relative name's dirname is "" (the default --out initwise-report)
+    target = os.path.abspath(path) if folder else os.path.dirname(os.path.abspath(path))
     if folder and os.path.exists(path) and not os.path.isdir(path):
         raise ValueError(f"{what} {path!r} exists and is not a folder")
     if not folder and os.path.isdir(path):

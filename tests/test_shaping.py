@@ -26,16 +26,6 @@ at ELU's kink makes Powell's method fail from the first nine starts): both roots
 meet the conditions instead."""
 
 
-def mine(t: K.Transform) -> dict[str, float]:
-    return {
-        "input_scale": t.input_scale,
-        "input_shift": t.input_shift,
-        "output_shift": t.output_shift,
-        "output_scale": t.output_scale,
-        "negative_slope": t.param if t.param is not None else math.nan,
-    }
-
-
 def _cases() -> list[dict]:
     with open(ORACLE, encoding="utf-8") as f:
         return json.load(f)["cases"]
@@ -56,7 +46,7 @@ def test_constants_equal_dks(case: dict) -> None:
     ref = dict(case["params"])
     if "input_scale" in ref:  # α and −α are the same transform (x ~ N(0, 1) is symmetric)
         ref["input_scale"] = abs(ref["input_scale"])
-    got = mine(t)
+    got = t.as_dks()
     key = (case["method"], case["name"], case["depth"])
     if key in OTHER_ROOT:
         other = K.Transform(case["name"], None, **{k: ref[k] for k in KEYS[:4]})
@@ -127,7 +117,7 @@ def test_live_dks_agrees() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref, _, _ = solve(method, dks_name, depth)
-        got = mine(K.solve(name, method, K.Topology.chain(depth - 1)))
+        got = K.solve(name, method, K.Topology.chain(depth - 1)).as_dks()
         for k, v in ref.items():
             assert got[k] == pytest.approx(abs(v) if k == "input_scale" else v, rel=1e-4)
 
@@ -190,7 +180,7 @@ def test_graph_derived_subnet_function_drives_dks_too() -> None:
         ref = at._get_activations_params(
             ["softplus"], method="DKS", subnet_max_func=topo.subnet_max
         )
-    got = mine(K.solve("softplus", "dks", topo))
+    got = K.solve("softplus", "dks", topo).as_dks()
     for k, v in ref["softplus"].items():
         assert got[k] == pytest.approx(abs(float(v)) if k == "input_scale" else float(v), rel=1e-4)
 

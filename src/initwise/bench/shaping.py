@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import warnings
 
 from . import print_table, timeit
@@ -52,14 +51,7 @@ def run(repeat: int = 3, cases: tuple[tuple[str, str, str, int], ...] = CASES) -
 
         ref_t = timeit(theirs, repeat)
         our_t = timeit(ours, repeat)
-        ref, got = theirs(), ours()
-        mine = {
-            "input_scale": got.input_scale,
-            "input_shift": got.input_shift,
-            "output_shift": got.output_shift,
-            "output_scale": got.output_scale,
-            "negative_slope": got.param if got.param is not None else math.nan,
-        }
+        ref, mine = theirs(), ours().as_dks()
         diff = max(
             abs(mine[k] - (abs(float(v)) if k == "input_scale" else float(v)))
             / max(abs(float(v)), 1e-12)

@@ -42,7 +42,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -78,11 +78,16 @@ class Transform:
     target: str = ""
     """The condition solved for, in words (``"C'_f(1) = 1.5: local C'(1) = 1.0083"``)."""
 
-    def numpy(self, fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Callable:
-        """φ̂ as a NumPy function (``fn``: φ itself; default: the registry's)."""
-        phi = fn or A.lookup(self.activation).numpy(self.param)
-        a, b, d, g = self.input_scale, self.input_shift, self.output_shift, self.output_scale
-        return lambda x: g * (phi(a * np.asarray(x, dtype=np.float64) + b) + d)
+    def as_dks(self) -> dict[str, float]:
+        """The constants under the ``dks`` package's names (``negative_slope`` for the Leaky
+        ReLU slope; NaN where there is none), for comparing with it."""
+        return {
+            "input_scale": self.input_scale,
+            "input_shift": self.input_shift,
+            "output_shift": self.output_shift,
+            "output_scale": self.output_scale,
+            "negative_slope": self.param if self.param is not None else math.nan,
+        }
 
     def formula(self) -> str:
         name = self.activation if self.param is None else f"{self.activation}({self.param:.6g})"
@@ -198,60 +203,57 @@ def _derivatives(
     return d1, d2
 
 
-@dataclass
-class _Phi:
-    """One activation φ (NumPy, float64) with its kinks, and its local maps after transforming."""
-
-    phi: Callable[[np.ndarray, float | None], np.ndarray]
-    kinks: tuple[float, ...] = ()
-    calls: int = field(default=0)
-
-    def maps(
-        self,
-        scale: float,
-        shift: float,
-        param: float | None,
-        c0: float | None,
-        out_shift: float = 0.0,
-        derivs: int = 2,
-    ) -> dict[str, float]:
-        """Local maps of ``γ(φ(scale·x + shift) + δ)`` where δ makes C(0) = ``c0`` (or is
-        ``out_shift`` when ``c0`` is None) and γ makes Q(1) = 1."""
-        self.calls += 1
-        breaks = [(k - shift) / scale for k in self.kinks] if scale != 0 else []
-        x, w = _gauss_nodes(breaks)
-        u = scale * x + shift
-        f = self.phi(u, param)
-        mean = float(w @ f)
-        delta = math.sqrt(c0) - mean if c0 is not None else out_shift
-        g2 = f + delta
-        s2 = float(w @ (g2 * g2))
-        out: dict[str, float] = {
-            "delta": delta,
-            "gamma": 1.0 / math.sqrt(s2) if s2 > 0 else math.inf,
-        }
-        out["q_slope"] = 0.5 * float(w @ (g2 * g2 * (x * x - 1.0))) / s2
-        if derivs:
-            d1, d2 = _derivatives(lambda v: self.phi(v, param), u, self.kinks)
-            out["c_slope"] = scale * scale * float(w @ (d1 * d1)) / s2
-            out["c_curv"] = scale**4 * float(w @ (d2 * d2)) / s2
-        return out
+def _evaluate(
+    phi: Callable[[np.ndarray, float | None], np.ndarray],
+    kinks: Sequence[float],
+    scale: float,
+    shift: float,
+    param: float | None,
+) -> tuple[np.ndarray, ...]:
+    """Quadrature nodes x and weights w for x ~ N(0, 1), and φ, φ', φ'' at ``scale·x + shift``
+    (the interval split where φ's kinks land)."""
+    breaks = [(k - shift) / scale for k in kinks] if scale != 0 else []
+    x, w = _gauss_nodes(breaks)
+    u = scale * x + shift
+    f = phi(u, param)
+    d1, d2 = _derivatives(lambda v: phi(v, param), u, kinks)
+    return x, w, f, d1, d2
 
 
-def local_maps(
-    t: Transform, fn: Callable[[np.ndarray], np.ndarray] | None = None
+def _solved_maps(
+    phi: Callable[[np.ndarray, float | None], np.ndarray],
+    kinks: Sequence[float],
+    scale: float,
+    shift: float,
+    param: float | None,
+    c0: float | None,
+    out_shift: float = 0.0,
 ) -> dict[str, float]:
+    """Local maps of ``γ(φ(scale·x + shift) + δ)`` where δ makes C(0) = ``c0`` (or is
+    ``out_shift`` when ``c0`` is None) and γ makes Q(1) = 1 (both returned)."""
+    x, w, f, d1, d2 = _evaluate(phi, kinks, scale, shift, param)
+    mean = float(w @ f)
+    delta = math.sqrt(c0) - mean if c0 is not None else out_shift
+    g2 = f + delta
+    s2 = float(w @ (g2 * g2))
+    return {
+        "delta": delta,
+        "gamma": 1.0 / math.sqrt(s2) if s2 > 0 else math.inf,
+        "q_slope": 0.5 * float(w @ (g2 * g2 * (x * x - 1.0))) / s2,
+        "c_slope": scale * scale * float(w @ (d1 * d1)) / s2,
+        "c_curv": scale**4 * float(w @ (d2 * d2)) / s2,
+    }
+
+
+def local_maps(t: Transform) -> dict[str, float]:
     """The local maps of a transformed activation for x ~ N(0, 1): ``q`` = Q(1), ``q_slope`` =
     Q'(1), ``c0`` = C(0), ``c_slope`` = C'(1), ``c_curv`` = C''(1) (the C values divided by Q(1),
     as the papers define them)."""
     spec = A.lookup(t.activation)
-    phi = (lambda u, p: fn(u)) if fn is not None else spec.fn
-    x, w = _gauss_nodes([(k - t.input_shift) / t.input_scale for k in spec.kinks])
-    u = t.input_scale * x + t.input_shift
     p = spec.default_param if t.param is None else t.param
-    f = t.output_scale * (phi(u, p) + t.output_shift)
+    x, w, raw, d1, d2 = _evaluate(spec.fn, spec.kinks, t.input_scale, t.input_shift, p)
+    f = t.output_scale * (raw + t.output_shift)
     q = float(w @ (f * f))
-    d1, d2 = _derivatives(lambda v: phi(v, p), u, spec.kinks)
     k1 = t.output_scale * t.input_scale
     return {
         "q": q,
@@ -321,15 +323,6 @@ class Topology:
         """``M(x, r)``: the largest C value over the network and its residual branches
         (the signature ``dks`` takes as ``subnet_max_func``)."""
         return max([self.evaluate(x, r), *(b.subnet_max(x, r) for b in self.branches)])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ops": [
-                list(op) if op[0] != "sum" else ["sum", [list(p) for p in op[1]]] for op in self.ops
-            ],
-            "output": self.output,
-            "branches": [b.to_dict() for b in self.branches],
-        }
 
 
 # ----------------------------------------------------------------------------- targets
@@ -408,24 +401,22 @@ def solve(
     eta: float = DEFAULTS["eta"],
     q_slope: float = DEFAULTS["q_slope"],
     param: float | None = None,
-    fn: Callable[[np.ndarray], np.ndarray] | None = None,
     tries: int = 50,
 ) -> Transform:
     """The DKS or TAT transform of ``activation`` for a network of this ``topology``.
 
     Follows dks's search (the same starting points in the same order, then seeded random ones,
     Powell's hybrid method from each; TAT rejects solutions with α·γ ≥ 2), so the same root is
-    found; each evaluation is a few hundred quadrature nodes. ``fn`` gives φ as a NumPy function
-    for an activation the registry lacks (``activation`` is then a label)."""
+    found; each evaluation is a few hundred quadrature nodes. ``activation`` is a registered
+    name (:func:`initwise.register_activation` adds one)."""
     from scipy.optimize import root
 
     method = method.lower()
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    spec = A.lookup(activation) if fn is None else None
-    name = spec.name if spec is not None else activation
-    phi = _Phi(spec.fn if spec is not None else (lambda u, p: fn(u)), spec.kinks if spec else ())
-    base_param = spec.default_param if spec is not None and param is None else param
+    spec = A.lookup(activation)
+    name = spec.name
+    base_param = spec.default_param if param is None else param
     L = topology.nonlinear
     if L < 1:
         raise ValueError("the network has no nonlinear layer to shape")
@@ -469,7 +460,9 @@ def solve(
 
     def evaluate(v: np.ndarray) -> tuple[dict[str, float], dict[str, float]]:
         p = params(v)
-        m = phi.maps(
+        m = _solved_maps(
+            spec.fn,
+            spec.kinks,
             p.get("input_scale", 1.0),
             p.get("input_shift", 0.0),
             p.get("negative_slope", base_param),

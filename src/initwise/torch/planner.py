@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
@@ -133,7 +133,7 @@ def plan(
 
 
 def _report_assumptions(
-    out: Plan, info: Any, moments: Any, pol: Policy, strict: bool, extra: list[str] = ()
+    out: Plan, info: Any, moments: Any, pol: Policy, strict: bool, extra: Sequence[str] = ()
 ) -> None:
     said: list[str] = list(extra)
     if info.note:

@@ -65,6 +65,9 @@ class Context:
     """Propagated moments (:mod:`initwise.torch.moments`), for policies with ``propagates``."""
     info: Any = None
     """The traced :class:`~initwise.torch.graph.ModelInfo` (graph, kinds) when there is one."""
+    memo: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Per-plan scratch for a policy that derives several answers from one analysis (kernel
+    shaping solves once for its rewrites, notes and assumptions): policies stay immutable."""
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,6 @@ from .. import schemes as S
 from ..math import shaping as K
 from ..plan import ActivationRewrite, ParamPlan, Plan
 from .graph import ADD_FUNCS, MUL_FUNCS, Act, LeafTracer, fn_name, module_activation
-from .modules import is_norm
 from .policies import Context, Policy, WeightSite, register_policy
 
 entry = ParamPlan.build
@@ -112,7 +111,6 @@ _UNCOVERED_FUNCS = {
     "einsum",
     "scaled_dot_product_attention",
 }
-_SAME = 1e-6
 
 
 def topology(
@@ -175,9 +173,7 @@ def topology(
             if isinstance(m, nn.MultiheadAttention):
                 gaps.append(f"{where}: attention is not covered by kernel shaping")
             val[n.idx] = first
-        elif k == "norm" or (
-            n.op == "module" and n.target in modules and is_norm(modules[n.target])
-        ):
+        elif k == "norm":  # graph.analyze marks every norm module (modules.is_norm)
             gaps.append(
                 f"{where}: normalization layers are not covered by kernel shaping (DKS/TAT "
                 "networks have none)"
@@ -316,7 +312,6 @@ class KernelShaping(Policy):
             raise ValueError(f"KernelShaping: eta must be in [0, 1] (TAT's C_f(0)), got {eta!r}")
         self.method, self.zeta, self.tau, self.eta = method, float(zeta), float(tau), float(eta)
         self.name = method
-        self._cache: dict[int, Any] = {}
 
     def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
         return S.orthogonal(1.0), 1.0, "orthogonal (kernel shaping)"
@@ -364,18 +359,16 @@ class KernelShaping(Policy):
         return entry("bias", shape, S.zeros(), f"{site.cls} bias: zeros (kernel shaping)", None)
 
     def _solved(self, ctx: Context) -> tuple[list[ActivationRewrite], list[str], list[str]]:
-        key = id(ctx)
-        if key in self._cache:
-            return self._cache[key]
+        """(rewrites, notes, gaps), solved once per plan (kept in ``ctx.memo``)."""
+        key = f"kernel-shaping:{self.method}:{self.zeta}:{self.tau}:{self.eta}"
+        if key not in ctx.memo:
+            ctx.memo[key] = self._solve(ctx)
+        return ctx.memo[key]
+
+    def _solve(self, ctx: Context) -> tuple[list[ActivationRewrite], list[str], list[str]]:
         info = ctx.info
         if info is None or info.graph is None:
-            res: tuple[list[ActivationRewrite], list[str], list[str]] = (
-                [],
-                [],
-                ["the model could not be traced, so no activation was shaped"],
-            )
-            self._cache[key] = res
-            return res
+            return [], [], ["the model could not be traced, so no activation was shaped"]
         topo, gaps = network(info)
         found = sites(info)
         rewrites: list[ActivationRewrite] = []
@@ -439,9 +432,7 @@ class KernelShaping(Policy):
             )
         else:
             gaps.append("no activation found to shape")
-        res = (rewrites, notes, gaps)
-        self._cache[key] = res
-        return res
+        return rewrites, notes, gaps
 
     def rewrites(self, ctx: Context) -> list[Any]:
         return self._solved(ctx)[0]
@@ -450,9 +441,7 @@ class KernelShaping(Policy):
         return self._solved(ctx)[1]
 
     def assumptions(self, ctx: Context) -> list[str]:
-        gaps = self._solved(ctx)[2]
-        self._cache.pop(id(ctx), None)  # the last hook the planner calls: free the cache
-        return grouped(gaps)
+        return grouped(self._solved(ctx)[2])
 
 
 def grouped(gaps: list[str]) -> list[str]:
@@ -504,13 +493,18 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
                 f"({type(m).__name__}) has parameters; make the plan for this model"
             )
         mod_sites.append((r.site, r))
-    graph_module = None
-    replace: dict[Any, ActivationRewrite] = {}
+    # everything that can fail happens here, before anything is written: the new modules, the
+    # rewritten graph and the forward generated from it
+    shaped = []
+    for site, r in mod_sites:
+        old = modules[site]
+        original = old.original if isinstance(old, ShapedActivation) else old
+        shaped.append((site, ShapedActivation(r.transform, original)))
+    forward_fn = None
+    added: dict[str, ShapedActivation] = {}
     if fn_sites:
         try:
-            cls_forward = type(model).forward
-            tracer = LeafTracer()
-            graph = tracer.trace(model)
+            graph = LeafTracer().trace(model)
         except Exception as exc:
             first = next(iter(fn_sites.values())).site
             raise ValueError(
@@ -518,6 +512,7 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
                 f"trace {type(model).__name__}.forward to rewrite it ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0][:160]}); use activation modules (nn.Tanh()) there"
             ) from None
+        replace: dict[Any, ActivationRewrite] = {}
         counts: dict[str, int] = {}
         for node in graph.nodes:
             if node.op not in ("call_function", "call_method"):
@@ -533,19 +528,6 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
                 f"plan rewrites {missing}, but {type(model).__name__}.forward has no such call; "
                 "make the plan for this model"
             )
-        graph_module = (graph, cls_forward)
-
-    # everything that can fail happens here, before anything is written: the new modules, the
-    # rewritten graph and its GraphModule (built from a dict, so the model is not touched)
-    shaped = []
-    for site, r in mod_sites:
-        old = modules[site]
-        original = old.original if isinstance(old, ShapedActivation) else old
-        shaped.append((site, ShapedActivation(r.transform, original)))
-    forward_fn = None
-    added: dict[str, ShapedActivation] = {}
-    if graph_module is not None:
-        graph, _ = graph_module
         for i, (node, r) in enumerate(replace.items()):
             attr = f"initwise_shaped_{i}"
             added[attr] = ShapedActivation(r.transform)

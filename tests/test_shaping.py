@@ -209,7 +209,10 @@ def test_tat_refuses_mixed_rectifiers_and_smooth_activations() -> None:
 
 def test_shallow_relu_network_falls_back_to_slope_zero() -> None:
     m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
-    p = it.plan(m, "tat")
+    with pytest.warns(AssumptionWarning, match="can not reach"):
+        p = it.plan(m, "tat")
+    with pytest.raises(AssumptionError, match="can not reach"):
+        it.plan(m, "tat", strict=True)
     assert {r.transform.param for r in p.rewrites} == {0.0}
     assert "can not reach" in p.rewrites[0].reason
     eta = it.plan(m, it.KernelShaping("tat", eta=0.3))

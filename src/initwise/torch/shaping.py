@@ -418,6 +418,7 @@ class KernelShaping(Policy):
                         "slope 0 (√2·ReLU, the most nonlinear Leaky ReLU) is the closest"
                     )
                     notes.append(why)
+                    gaps += [f"{site}: {why}" for site in where]  # a fallback: warned
                 else:
                     raise
             for site in where:

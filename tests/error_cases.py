@@ -96,6 +96,23 @@ def _plan_entry(**change: Any) -> Callable[[], Any]:
     return call
 
 
+def _u_mup_on(kind: str) -> Callable[[], Any]:
+    def call() -> Any:
+        from torch import nn
+
+        import initwise.torch as it
+
+        if kind == "mha":
+            m = nn.Sequential(nn.Linear(8, 8))
+            m.attn = nn.MultiheadAttention(8, 2)
+        else:
+            m = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 10, bias=False))
+            m[1].weight = m[0].weight
+        return it.plan(m, "u-mup")
+
+    return call
+
+
 def _apply_entry(**change: Any) -> Callable[[], Any]:
     def call() -> Any:
         from torch import nn
@@ -937,6 +954,53 @@ CASES: list[Case] = [
         ImportError,
         "builds GPT-2 with transformers",
         "install transformers",
+    ),
+    # --- issue 14: u-μP
+    Case(
+        "plan file",
+        "forward_mult 0 (u-μP multiplier)",
+        _plan_entry(forward_mult=0),
+        ValueError,
+        "forward_mult must be a finite number > 0",
+        "write a positive multiplier",
+    ),
+    Case(
+        "plan file",
+        "forward_mult on a bias",
+        _plan_entry(
+            name="bias",
+            shape=[8],
+            scheme={"type": "constant", "value": 0.0},
+            std=None,
+            forward_mult=2.0,
+        ),
+        ValueError,
+        "forward_mult applies to weights",
+        "remove it from the entry",
+    ),
+    Case(
+        "policy",
+        "u-mup on nn.MultiheadAttention",
+        _u_mup_on("mha"),
+        ValueError,
+        "MultiheadAttention.*use MuP",
+        "Linear projections + F.scaled_dot_product_attention, or MuP",
+    ),
+    Case(
+        "policy",
+        "u-mup on tied embedding/readout weights",
+        _u_mup_on("tied"),
+        ValueError,
+        "tied weights.*Untie them",
+        "untie, or MuP(base_width)",
+    ),
+    Case(
+        "policy",
+        "UMuP(output_mult=0)",
+        lambda: __import__("initwise.torch", fromlist=["UMuP"]).UMuP(output_mult=0),
+        ValueError,
+        "output_mult must be a finite number > 0",
+        "a positive readout multiplier",
     ),
     # --- issue 17: plan files with absurd or malformed content
     Case(

@@ -104,13 +104,34 @@ def test_cli_reproduce_and_demo(tmp_path, capsys):
 
 def test_lr_transfer_quick_outcome_in_numbers(quick):
     r = quick[1]["lr-transfer"]
-    assert set(r["summary"]) == {"standard", "mup"}
-    for param in ("standard", "mup"):
-        s = r["summary"][param]
-        assert set(s["best_log2_lr"]) == {str(w) for w in r["widths"]}
-        assert s["transfer_cost"] >= 1.0  # the best loss is the best
-    # μP's transferred LR costs less at the widest width than the standard parametrization's
-    assert r["summary"]["mup"]["transfer_cost"] <= r["summary"]["standard"]["transfer_cost"]
+    assert set(r["tasks"]) == {"mlp", "transformer"}
+    for res in r["tasks"].values():
+        assert set(res["summary"]) == {"standard", "mup", "u-mup"}
+        for param, s in res["summary"].items():
+            assert set(s["best_log2_lr"]) == {str(w) for w in res["widths"]}
+            assert s["transfer_cost"] >= 1.0  # the best loss is the best
+            assert all(
+                str(k) in res["loss"][param][str(res["widths"][0])] for k in res["log2_lrs"][param]
+            )
+        # μP's transferred LR costs no more at the widest width than the standard one's
+        assert res["summary"]["mup"]["transfer_cost"] <= res["summary"]["standard"]["transfer_cost"]
+        assert res["claim_holds"] == (
+            res["summary"]["mup"]["octaves_moved"] <= 1
+            and res["summary"]["mup"]["transfer_cost"] <= 1.10
+        )
+    assert r["claim_holds"] == all(v["claim_holds"] for v in r["tasks"].values())
+
+
+def test_markov_sequences_offline_and_deterministic():
+    import numpy as np
+
+    from initwise.experiments.lr_transfer import VOCAB, markov_sequences
+
+    state = np.random.get_state()[1].copy()
+    a, b = markov_sequences(64, 10, seed=3), markov_sequences(64, 10, seed=3)
+    assert torch.equal(a, b) and a.shape == (64, 10) and int(a.max()) < VOCAB
+    assert np.array_equal(state, np.random.get_state()[1])
+    assert not torch.equal(a, markov_sequences(64, 10, seed=4))
 
 
 def test_worker_processes_give_the_same_numbers(quick, tmp_path):

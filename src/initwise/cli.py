@@ -205,8 +205,15 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     written = sum(1 for e in p if e.scheme is not None)
     if written == 0:
         raise ValueError(f"the plan initializes no parameter (all {len(p)} are left as is)")
-    with _threads(args):
-        apply_plan(p, model, args.seed, threads=args.threads)
+    with _threads(args), _progress() as progress:
+        task = progress.add_task("apply", total=written)
+        apply_plan(
+            p,
+            model,
+            args.seed,
+            threads=args.threads,
+            progress=lambda done, total: progress.advance(task),
+        )
     from safetensors.torch import save as save_bytes
 
     from .plan import write_atomic
@@ -225,6 +232,14 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             "weights file can not hold: after loading the weights, install them on the model "
             "with initwise.torch.install_rewrites(plan, model) (save the plan with `initwise "
             "plan --json`)"
+        )
+    n_mult = sum(1 for e in p if e.forward_mult is not None)
+    if n_mult:
+        print(
+            f"note: the plan also gives {n_mult} weights a forward multiplier (u-μP), which a "
+            "weights file can not hold: after loading the weights, install them on the model "
+            "with initwise.torch.install_rewrites(plan, model) (save the plan with `initwise "
+            "plan --json`), and build the optimizer with plan.param_groups(model, lr)"
         )
     return 0
 
@@ -402,19 +417,34 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
         return (out * t).sum() / out.shape[0]
 
     results = {}
-    for label, policy in (("standard (auto)", "auto"), (f"μP (base {base})", lambda w: MuP(base))):
-        results[label] = coord_check(
-            make,
-            widths,
-            batch,
-            target,
-            policy=policy,
-            loss_fn=loss,
-            steps=args.steps,
-            lr=args.lr,
-            seed=args.seed,
-            label=label,
-        )
+    skipped = {}
+    runs = (
+        ("standard (auto)", "auto"),
+        (f"μP (base {base})", lambda w: MuP(base)),
+        ("u-μP", "u-mup"),
+    )
+    with _progress() as progress:
+        task = progress.add_task("coord-check", total=len(runs) * len(widths) * args.steps)
+        for label, policy in runs:
+            try:
+                results[label] = coord_check(
+                    make,
+                    widths,
+                    batch,
+                    target,
+                    policy=policy,
+                    loss_fn=loss,
+                    steps=args.steps,
+                    lr=args.lr,
+                    seed=args.seed,
+                    label=label,
+                    progress=lambda: progress.advance(task),
+                )
+            except ValueError as exc:
+                if policy != "u-mup":
+                    raise
+                skipped[label] = str(exc)  # u-μP refuses some layers (attention, ties)
+                progress.advance(task, len(widths) * args.steps)
     out = console()
     for label, r in results.items():
         growth = r.growth()
@@ -422,8 +452,10 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
         for name in r.layers:
             out.print(f"  {name or '(model)'}: ×{growth[name]:.3g}")
         if args.out:
-            slug = "mup" if label.startswith("μP") else "standard"
+            slug = {"μ": "mup", "u": "umup"}.get(label[0], "standard")
             out.print(f"  plot: {r.plot(os.path.join(args.out, f'coord_{slug}.png'))}")
+    for label, why in skipped.items():
+        out.print(f"{label}: not run — {why}")
     return 0
 
 
@@ -440,8 +472,7 @@ def first_output_shape(model: Any, batch: Any) -> tuple[int, ...]:
 
 
 def _cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnostics import diagnose, write_report
-    from .torch import plan
+    from .diagnostics import write_report
 
     check_out(args.out, "--out", folder=True)
     if args.coord_check:
@@ -449,24 +480,12 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     batch = _batch(args)
     reports = {}
     labels = [p.strip() for p in args.compare.split(",")] if args.compare else ["as built"]
-    from .torch.threads import intra_op_threads, threads_for
-
     loss_fn = _loss(args, batch)
-    for label in labels:
-        model = _to(load_factory(args.model), args)
-        p0 = next(model.parameters(), None)
-        x = batch
-        if p0 is not None:
-            x = batch.to(p0.device)
-            if x.is_floating_point():
-                x = x.to(p0.dtype)
-        rows = int(batch.shape[0]) if batch.dim() else 1
-        with intra_op_threads(args.threads or threads_for(model, rows)):
-            if label != "as built":
-                plan(model, label, example_input=x).apply(model, args.seed)
-            reports[label] = diagnose(
-                model, x, jacobian=args.jacobian, label=label, loss_fn=loss_fn
-            )
+    with _progress() as progress:
+        task = progress.add_task("diagnose", total=len(labels))
+        for label in labels:
+            reports[label] = _diagnose_one(args, label, batch, loss_fn)
+            progress.advance(task)
     out = console()
     for r in reports.values():
         out.print(r.table())
@@ -477,6 +496,27 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
         path = write_report(reports, args.out, f"initwise diagnose {args.model}")
         out.print(f"report written to {path}")
     return 0
+
+
+def _diagnose_one(args: argparse.Namespace, label: str, batch: Any, loss_fn: Any) -> Any:
+    """One diagnosis: the model built fresh, initialized by ``label``'s policy unless it is
+    "as built", on the batch moved to its device and dtype."""
+    from .diagnostics import diagnose
+    from .torch import plan
+    from .torch.threads import intra_op_threads, threads_for
+
+    model = _to(load_factory(args.model), args)
+    p0 = next(model.parameters(), None)
+    x = batch
+    if p0 is not None:
+        x = batch.to(p0.device)
+        if x.is_floating_point():
+            x = x.to(p0.dtype)
+    rows = int(batch.shape[0]) if batch.dim() else 1
+    with intra_op_threads(args.threads or threads_for(model, rows)):
+        if label != "as built":
+            plan(model, label, example_input=x).apply(model, args.seed)
+        return diagnose(model, x, jacobian=args.jacobian, label=label, loss_fn=loss_fn)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -494,6 +534,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         load.run()
         return 0
+    from . import bench
+
     for name in names:
         module = importlib.import_module(f"initwise.bench.{name}")
         kw: dict[str, Any] = {}
@@ -501,8 +543,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             kw["device"] = args.device
         if name == "materialize" and args.size is not None:
             kw["size"] = args.size
-        with _threads(args):
-            module.run(**kw)
+        # plain lines on stderr (a live bar would fight the tables printed on stdout)
+        with _threads(args), PlainProgress() as progress:
+            task = progress.add_task(f"bench {name} (measurements)")
+            bench.report_progress(lambda task=task: progress.advance(task))
+            try:
+                module.run(**kw)
+            finally:
+                bench.report_progress(None)
     return 0
 
 

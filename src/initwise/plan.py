@@ -69,6 +69,10 @@ class ParamPlan:
     lr_mult: tuple[tuple[str, float], ...] = ()
     """Learning-rate multipliers by optimizer family (``(("adam", 0.25), ("sgd", 1.0))``), set
     by width-aware policies (μP); :meth:`Plan.param_groups` reads them."""
+    forward_mult: float | None = None
+    """A weight's forward multiplier ``A`` (the layer computes ``W·(A·x) + b``), set by u-μP;
+    ``apply`` installs it on the weight's module as an input pre-hook
+    (:mod:`initwise.torch.multipliers`). ``None``: no multiplier."""
 
     @property
     def fans(self) -> Fans | None:
@@ -150,6 +154,7 @@ class ParamPlan:
             "zero_rows": list(self.zero_rows),
             **({"center_dims": list(self.center_dims)} if self.center_dims else {}),
             **({"lr_mult": dict(self.lr_mult)} if self.lr_mult else {}),
+            **({"forward_mult": self.forward_mult} if self.forward_mult is not None else {}),
         }
 
     @classmethod
@@ -183,6 +188,7 @@ class ParamPlan:
                 zero_rows=tuple(int(r) for r in d.get("zero_rows", [])),
                 center_dims=tuple(int(r) for r in d.get("center_dims", [])),
                 lr_mult=_lr_mult(d.get("lr_mult", {})),
+                forward_mult=_opt_float(d.get("forward_mult")),
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}: {exc}") from None
@@ -215,6 +221,17 @@ class ParamPlan:
         for f in (self.fan_in, self.fan_out):
             if f is not None and not (math.isfinite(f) and f > 0):
                 raise ValueError(f"{where}: fans must be finite and > 0, got {f}")
+        a = self.forward_mult
+        if a is not None and not (math.isfinite(a) and 1e-30 < a < 1e30):
+            raise ValueError(
+                f"{where}: forward_mult must be a finite number > 0 (between 1e-30 and 1e30), "
+                f"got {a}"
+            )
+        if a is not None and not self.name.endswith("weight"):
+            raise ValueError(
+                f"{where}: forward_mult applies to weights (the layer's input is scaled); "
+                "remove it from this entry"
+            )
         for r in self.zero_rows:
             if not self.shape or not 0 <= r < self.shape[0]:
                 raise ValueError(f"{where}: zero row {r} outside shape {self.shape}")

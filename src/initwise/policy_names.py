@@ -15,6 +15,7 @@ BUILTIN: tuple[str, ...] = (
     "lsuv",
     "tat",
     "dks",
+    "u-mup",
 )
 
 DESCRIPTIONS: dict[str, str] = {
@@ -30,6 +31,7 @@ DESCRIPTIONS: dict[str, str] = {
     "lsuv": "orthonormal, each layer scaled to unit output std on a batch (needs --input-shape)",
     "tat": "kernel shaping (TAT): orthogonal weights and rewritten activations",
     "dks": "kernel shaping (DKS): orthogonal weights and rewritten activations",
+    "u-mup": "u-μP: unit-scale weights, forward multipliers and per-parameter learning rates",
 }
 """One line per built-in policy, for ``--help`` (docs/policies.md has the full rules)."""
 

@@ -11,6 +11,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+_progress: list[Callable[[], None]] = []
+
+
+def report_progress(callback: Callable[[], None] | None) -> None:
+    """Have :func:`timeit` call ``callback()`` after each measurement (the CLI prints periodic
+    progress lines from it); ``None`` stops it."""
+    _progress.clear()
+    if callback is not None:
+        _progress.append(callback)
+
 
 def timeit(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> float:
     """Median wall time of ``fn()`` in seconds."""
@@ -21,6 +31,8 @@ def timeit(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> float:
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
+    for cb in _progress:
+        cb()
     return statistics.median(times)
 
 

@@ -86,10 +86,12 @@ def coord_check(
     loss_fn: Callable[[Any, torch.Tensor], torch.Tensor] | None = None,
     seed: int = 0,
     label: str = "",
+    progress: Callable[[], None] | None = None,
 ) -> CoordCheck:
     """Run the coordinate check (see the module docstring). ``loss_fn(output, target)`` defaults
     to cross-entropy for integer targets and mean squared error otherwise. The models are built
-    here; global RNG state is left alone (weights come from the plan's seeded streams)."""
+    here; global RNG state is left alone (weights come from the plan's seeded streams).
+    ``progress()`` is called after each training step (``len(widths) × steps`` calls)."""
     from ..torch import init_model
 
     widths = sorted({int(w) for w in widths})
@@ -134,6 +136,8 @@ def coord_check(
             for n in names:
                 result.rms[w][n].append(_rms(now[n]))
                 result.delta[w][n].append(_rms(now[n] - first[n]))
+            if progress is not None:
+                progress()
     return result
 
 

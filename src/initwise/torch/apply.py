@@ -14,7 +14,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from .. import sampling
 from ..plan import ParamPlan, Plan
 from .init import check_range, check_tensor, sample
 from .modules import unwrap
+from .multipliers import prepare_multipliers
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -300,6 +301,7 @@ def apply_plan(
     engine: str = "stream",
     threads: int | None = None,
     draw_on: str = "auto",
+    progress: Callable[[int, int], None] | None = None,
 ) -> nn.Module:
     """Initialize ``model`` by ``plan`` in place and return it.
 
@@ -324,6 +326,8 @@ def apply_plan(
             for CPU parameters, on the parameter's own device for accelerator parameters (each
             rank draws only its shard there, no host round trip); ``"device"`` or ``"host"`` to
             force one. Same bits everywhere.
+        progress: called as ``progress(done, total)`` after each parameter is drawn (from the
+            drawing threads; the CLI's progress bar).
 
     Raises:
         ValueError / TypeError: plan and model disagree (names, shapes, dtypes), a scheme does
@@ -343,6 +347,9 @@ def apply_plan(
         from .shaping import prepare
 
         install = prepare(plan, model)
+    # u-μP's forward multipliers (and removing an earlier plan's): checked here, installed
+    # with the weights
+    install_mults = prepare_multipliers(plan, model)
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
     if was_meta:
@@ -384,19 +391,25 @@ def apply_plan(
     # threads with BLAS held to one thread each; elementwise ones run in order (their kernel
     # has its own threads)
     workers = _matrix_workers(entries, engine, threads)
+
+    def counted(fn: Any) -> Any:
+        return fn if progress is None else _counted(fn, len(entries), progress)
+
     try:
         with torch.no_grad():
             if atomic:
-                staged = _draw_all(entries, lambda e: values(e, None), workers)
+                staged = _draw_all(entries, counted(lambda e: values(e, None)), workers)
                 with _interrupt_after():  # all written or none: Ctrl-C waits for the copies
                     for name, v in staged.items():
                         _local(params[name]).copy_(v)
                     if install is not None:
                         install()
+                    install_mults()
             else:
-                _draw_all(entries, write, workers)
+                _draw_all(entries, counted(write), workers)
                 if install is not None:
                     install()
+                install_mults()
     except BaseException:
         if was_meta:  # back to what it was: a meta-device model (its ties kept)
             to_empty_keeping_ties(model, "meta")
@@ -434,6 +447,21 @@ def _matrix_workers(entries: list[ParamPlan], engine: str, threads: int | None) 
     if n_matrix < 2:
         return 1
     return max(1, min(n_matrix, threads or sampling.default_threads()))
+
+
+def _counted(fn: Any, total: int, progress: Callable[[int, int], None]) -> Any:
+    """``fn`` that reports ``progress(done, total)`` after each call (thread-safe)."""
+    lock, done = threading.Lock(), [0]
+
+    def call(e: ParamPlan, *rest: Any) -> Any:
+        out = fn(e, *rest)
+        with lock:
+            done[0] += 1
+            n = done[0]
+        progress(n, total)
+        return out
+
+    return call
 
 
 def _draw_all(entries: list[ParamPlan], fn: Any, workers: int) -> dict[str, Any]:

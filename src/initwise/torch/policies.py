@@ -1158,3 +1158,196 @@ def mup_attention(model: nn.Module) -> list[str]:
             "model's attention needs its own 1/d change"
         )
     return done
+
+
+# ----------------------------------------------------------------------------- u-μP
+
+
+class UMuP(Auto):
+    """u-μP, the Unit-Scaled Maximal Update Parametrization (Blake et al. 2024, arXiv
+    2407.17465, Table 3; the rules of graphcore-research/unit-scaling's ``optim``): every weight
+    is drawn at unit scale and a per-weight forward multiplier ``A`` carries the width
+    dependence, so no base width is needed.
+
+    With ``n = fan_in`` of the weight (true fans: ``in_channels × kernel`` for convs) and ``d``
+    an embedding's width:
+
+    ============== ======== ================== =============== ===========================
+    parameter      init     forward ``A``      Adam LR ×       SGD LR × (true gradients)
+    ============== ======== ================== =============== ===========================
+    embedding      N(0, 1)  1                  1/√d            d
+    input / hidden N(0, 1)  g/√n               1/√n            1/A² (input: fan_out/A²)
+    readout        N(0, 1)  ``output_mult``/n  1               n
+    bias           0        —                  1               fan_out (readout: 1)
+    norm scale     1        —                  1               size
+    ============== ======== ================== =============== ===========================
+
+    ``g`` is the gain ``auto`` solves for the activation after the layer (so ``A`` is auto's
+    std): u-μP multiplies by ``1/√n`` and keeps the signal at unit scale with unit-scaled
+    activation functions, which this plan does not install; the gain does that job here. The
+    effective weight ``A·W`` starts with std ``A`` and moves by ``A × LR`` per Adam step: μP's
+    Table 3 (Yang et al. 2022) in absolute form — hidden std ∝ 1/√n and update ∝ 1/n, readout
+    std 1/n and update 1/n — except the embedding's Adam rule 1/√d, u-μP's own choice.
+    The SGD column is μP's SGD rule with the multiplier folded in (``LR_w = LR_W / A²``, as
+    the gradient of ``w`` is ``A`` times that of ``W``); the unit-scaling library's SGD rules
+    differ because its ops scale the backward pass separately.
+
+    ``apply`` installs the multipliers (:mod:`initwise.torch.multipliers`: an input pre-hook on
+    each Linear/Conv; the model's state_dict is unchanged). Not done: u-μP's unit-scaled ops
+    (scaled GELU/softmax, residual τ-splits) and its depth rule — the plan's notes say so;
+    attention logits need 1/d (:func:`mup_attention`). Weights used by two modules (tied
+    embedding/readout), attention's packed projections and recurrent cells are refused: their
+    forward has no single place for the multiplier.
+    """
+
+    name = "u-mup"
+
+    def __init__(self, output_mult: float = 1.0) -> None:
+        ok = isinstance(output_mult, (int, float)) and not isinstance(output_mult, bool)
+        if not ok or not (math.isfinite(output_mult) and output_mult > 0):
+            raise ValueError(f"UMuP: output_mult must be a finite number > 0, got {output_mult!r}")
+        self.output_mult = float(output_mult)
+
+    def _roles(self, ctx: Context) -> dict[str, str]:
+        if "umup_roles" not in ctx.memo:
+            ctx.memo["umup_roles"] = weight_roles(ctx.info)
+            shared: dict[int, list[str]] = {}
+            if ctx.model is not None:
+                for n, m in ctx.model.named_modules():
+                    w = getattr(m, "weight", None)
+                    if isinstance(w, nn.Parameter):
+                        shared.setdefault(id(w), []).append(n)
+            ctx.memo["umup_tied"] = {n: v for v in shared.values() if len(v) > 1 for n in v}
+        return ctx.memo["umup_roles"]
+
+    def _untied(self, ctx: Context, site: WeightSite) -> None:
+        self._roles(ctx)
+        tied = ctx.memo["umup_tied"].get(site.module_name)
+        if tied:
+            raise ValueError(
+                f"u-mup: '{site.module_name}.weight' is shared by "
+                f"{', '.join(repr(t) for t in tied)} (tied weights); u-μP's forward multiplier "
+                "differs per use. Untie them, or use MuP(base_width) (no forward change)"
+            )
+
+    def _role(self, ctx: Context, site: WeightSite) -> str:
+        self._untied(ctx, site)
+        roles = self._roles(ctx)
+        role = roles.get(site.module_name)
+        if role is None:
+            why = (
+                "the model could not be traced (give example_input)"
+                if not roles
+                else "it is not called as a module in the traced forward"
+            )
+            raise ValueError(
+                f"u-mup: no role (input/hidden/readout) for '{site.module_name}': {why}; u-μP "
+                "installs its multiplier on the module's call"
+            )
+        return role
+
+    @staticmethod
+    def _tag(e: ParamPlan, adam: float, sgd: float, why: str) -> ParamPlan:
+        return dataclasses.replace(
+            e,
+            lr_mult=(("adam", adam), ("sgd", sgd)),
+            reason=f"{e.reason}; {why}: LR × {adam:.4g} (Adam), × {sgd:.4g} (SGD) "
+            "(Blake et al. 2024, u-μP Table 3)",
+        )
+
+    def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        if site.kind == "embedding":
+            return self.embedding(ctx, site)
+        role = self._role(ctx, site)
+        n, fan_out = float(site.fans.fan_in), float(site.fans.fan_out)
+        unit = entry(
+            "weight",
+            site.shape,
+            S.normal(0.0, 1.0),
+            f"{site.head}, u-μP unit init N(0, 1)",
+            site.fans,
+            **site.kw,
+        )
+        if role in ("output", "input+output"):
+            a = self.output_mult / n
+            e = dataclasses.replace(
+                unit,
+                forward_mult=a,
+                reason=f"{unit.reason}; readout: forward × {self.output_mult:g}/fan_in = {a:.4g}",
+            )
+            return self._tag(e, 1.0, n, "u-μP readout")
+        # the forward multiplier is auto's std: u-μP's 1/√fan_in times the activation's gain
+        # (which u-μP puts into its unit-scaled activation functions instead)
+        auto = super().weight(ctx, site)
+        a = auto.std if auto.std is not None else 1.0 / math.sqrt(n)
+        gain = a * math.sqrt(n)
+        e = dataclasses.replace(
+            unit,
+            forward_mult=a,
+            reason=f"{unit.reason}; forward × gain/√fan_in = {gain:.4g}/√{n:g} = {a:.4g} "
+            "(auto's std)",
+        )
+        if role == "input":
+            return self._tag(e, 1 / math.sqrt(n), fan_out / a**2, "u-μP input weight")
+        return self._tag(e, 1 / math.sqrt(n), 1 / a**2, "u-μP hidden weight")
+
+    def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        self._untied(ctx, site)
+        e = super().embedding(ctx, site)
+        d = float(site.shape[-1])
+        return self._tag(
+            dataclasses.replace(e, reason=f"{e.reason}; u-μP: no multiplier"),
+            1.0 / math.sqrt(d),
+            d,
+            "u-μP embedding (LR rule 1/√fan_out)",
+        )
+
+    def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        e = entry("bias", shape, S.zeros(), f"{site.cls} bias: zeros (u-μP)", None)
+        if self._roles(ctx).get(site.module_name) in ("output", "input+output"):
+            return self._tag(e, 1.0, 1.0, "u-μP readout bias")
+        size = float(shape[0]) if shape else 1.0
+        return self._tag(e, 1.0, size, "u-μP bias")
+
+    def norm(self, ctx, name, module, layer, pname, shape):  # type: ignore[no-untyped-def]
+        e = Policy.norm(self, ctx, name, module, layer, pname, shape)
+        if e is None:
+            return e
+        size = float(shape[0]) if shape else 1.0
+        return self._tag(e, 1.0, size, "u-μP norm parameter")
+
+    def attention(self, ctx, name, module, layer, params):  # type: ignore[no-untyped-def]
+        raise ValueError(
+            f"u-mup: '{name}' is an nn.MultiheadAttention, whose projections run inside its own "
+            "forward (no place for u-μP's multipliers); write the attention with nn.Linear "
+            "projections and F.scaled_dot_product_attention, or use MuP(base_width)"
+        )
+
+    def recurrent(self, ctx, name, module, params):  # type: ignore[no-untyped-def]
+        raise ValueError(
+            f"u-mup: '{name}' is a recurrent layer ({type(module).__name__}); u-μP's multipliers "
+            "are defined for Linear/Conv/Embedding weights — use MuP(base_width)"
+        )
+
+    def notes(self, ctx: Context) -> list[str]:
+        out = [
+            "u-μP: weights are drawn at unit scale and apply installs each weight's forward "
+            "multiplier (an input pre-hook on its module; not in the state_dict: after loading "
+            "saved weights call initwise.torch.install_rewrites(plan, model)); learning-rate "
+            "multipliers are in each entry: build the optimizer with plan.param_groups(model, "
+            "lr, optimizer)",
+            "u-μP's unit-scaled ops (scaled GELU/softmax, residual τ-splits) and depth rule are "
+            "not installed: this is its abc-parametrization (init, multipliers, learning rates)",
+        ]
+        attn = ctx.model is not None and any(
+            type(m).__name__.endswith("Attention") for m in ctx.model.modules()
+        )
+        if attn:
+            out.append(
+                "u-μP divides attention logits by d, not √d: call "
+                "initwise.torch.mup_attention(model) (a forward change the plan does not make)"
+            )
+        return out
+
+
+register_policy("u-mup", UMuP())

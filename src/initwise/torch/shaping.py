@@ -560,13 +560,19 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
 
 
 def install_rewrites(plan: Plan, model: nn.Module) -> nn.Module:
-    """Install ``plan``'s activation rewrites on ``model`` without touching its weights (for
-    weights loaded from a file written by ``initwise apply``); every site is checked first."""
+    """Install what ``plan`` changes in the forward pass — its activation rewrites (kernel
+    shaping) and its forward multipliers (u-μP) — on ``model`` without touching its weights
+    (for weights loaded from a file written by ``initwise apply``, or a model rebuilt from a
+    ``state_dict``); every site is checked first, so a mismatch changes nothing."""
     from .modules import unwrap
+    from .multipliers import prepare_multipliers
 
-    install = prepare(plan, unwrap(model))
+    inner = unwrap(model)
+    install = prepare(plan, inner)
+    install_mults = prepare_multipliers(plan, inner)
     if install is not None:
         install()
+    install_mults()
     return model
 
 

@@ -1,0 +1,245 @@
+"""u-μP (issue 14): unit-scale weights, forward multipliers installed by apply, learning-rate
+multipliers in the plan — checked against the abc-parametrization they must be equivalent to."""
+
+import copy
+import json
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.plan import Plan  # noqa: E402
+from initwise.torch.multipliers import installed  # noqa: E402
+
+
+def mlp(width: int, d_in: int = 32, d_out: int = 10) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(d_in, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, d_out),
+    )
+
+
+def test_rules_follow_the_table():
+    width = 256
+    p = it.plan(mlp(width), "u-mup")
+    auto = it.plan(mlp(width))
+    first, hidden, out = p["0.weight"], p["2.weight"], p["4.weight"]
+    for e in (first, hidden, out):
+        assert e.std == 1.0 and e.scheme.type == "normal"  # unit init
+    # input/hidden: the multiplier is auto's std (gain/√fan_in), Adam LR 1/√fan_in
+    assert first.forward_mult == pytest.approx(auto["0.weight"].std)
+    assert hidden.forward_mult == pytest.approx(math.sqrt(2 / width))
+    assert dict(hidden.lr_mult) == pytest.approx({"adam": 1 / 16, "sgd": width / 2})
+    assert dict(first.lr_mult)["adam"] == pytest.approx(1 / math.sqrt(32))
+    assert dict(first.lr_mult)["sgd"] == pytest.approx(width / first.forward_mult**2)
+    # readout: forward × 1/fan_in, Adam LR 1
+    assert out.forward_mult == pytest.approx(1 / width)
+    assert dict(out.lr_mult) == {"adam": 1.0, "sgd": float(width)}
+    assert p["0.bias"].std == 0.0 and p["0.bias"].forward_mult is None
+    assert dict(p["0.bias"].lr_mult) == {"adam": 1.0, "sgd": float(width)}
+    assert dict(p["4.bias"].lr_mult) == {"adam": 1.0, "sgd": 1.0}
+    assert "u-μP Table 3" in hidden.reason and "auto's std" in hidden.reason
+    assert any("install_rewrites" in n for n in p.notes)
+    q = it.plan(mlp(width), it.UMuP(output_mult=4.0))
+    assert q["4.weight"].forward_mult == pytest.approx(4 / width)
+    with pytest.raises(ValueError, match="output_mult"):
+        it.UMuP(output_mult=0)
+
+
+def test_embedding_rule_and_attention_note():
+    from initwise.experiments.lr_transfer import TinyLM
+
+    p = it.plan(TinyLM(64), "u-mup")
+    tok = p["tok.weight"]
+    assert tok.forward_mult is None and tok.std == 1.0
+    assert dict(tok.lr_mult) == pytest.approx({"adam": 1 / 8, "sgd": 64.0})
+    assert p["head.weight"].forward_mult == pytest.approx(1 / 64)
+    assert p["blocks.0.attn.qkv.weight"].forward_mult == pytest.approx(1 / 8)
+    assert dict(p["blocks.0.ln1.weight"].lr_mult) == {"adam": 1.0, "sgd": 64.0}
+    assert any("mup_attention" in n for n in p.notes)
+
+
+def _effective(model: nn.Sequential) -> nn.Sequential:
+    """A hook-free copy whose weights are A·W: what a u-μP model must compute."""
+    mults = installed(model)
+    eff = copy.deepcopy(model)
+    it.init_model(eff, "auto", seed=0)  # removes the hooks (values overwritten below)
+    assert installed(eff) == {}
+    with torch.no_grad():
+        for name, m in eff.named_modules():
+            src = model.get_submodule(name) if name else model
+            for pn, prm in m.named_parameters(recurse=False):
+                a = mults.get(name, 1.0) if pn == "weight" else 1.0
+                prm.copy_(getattr(src, pn) * a)
+    return eff
+
+
+def test_apply_installs_the_multipliers_and_computes_the_effective_network():
+    torch.manual_seed(0)
+    model = mlp(256)
+    keys = list(model.state_dict())
+    p = it.init_model(model, "u-mup", seed=0)
+    assert installed(model) == pytest.approx(
+        {"0": p["0.weight"].forward_mult, "2": 2**0.5 / 16, "4": 1 / 256}
+    )
+    assert list(model.state_dict()) == keys  # no new parameters or buffers
+    x = torch.randn(512, 32, generator=torch.Generator().manual_seed(1))
+    y = model(x)
+    assert torch.allclose(y, _effective(model)(x), atol=1e-6)
+    h = model[:4](x)  # unit-scale signal through the hidden layers (auto's gain in A)
+    assert 0.7 < float(h.detach().pow(2).mean().sqrt()) < 1.4
+    # deepcopy and pickling keep them; a plan without multipliers removes them
+    assert torch.equal(copy.deepcopy(model)(x), y)
+    it.init_model(model, "auto", seed=0)
+    assert installed(model) == {} and not model[0]._forward_pre_hooks
+    # applying u-mup twice does not stack hooks
+    it.init_model(model, "u-mup", seed=0)
+    it.init_model(model, "u-mup", seed=0)
+    assert len(model[2]._forward_pre_hooks) == 1
+    assert torch.equal(model(x), y)
+
+
+def test_adam_steps_equal_the_abc_equivalent_parametrization():
+    """u-μP with Adam = the network with weights A·W and learning rates A·C (Adam ignores the
+    gradient's scale): three steps give the same function."""
+    torch.manual_seed(0)
+    model = mlp(128)
+    p = it.init_model(model, "u-mup", seed=0)
+    eff = _effective(model)
+    lr = 0.05
+    opt = torch.optim.Adam(p.param_groups(model, lr=lr), eps=1e-30)
+    mults = installed(model)
+    groups = []
+    for name, prm in eff.named_parameters():
+        mod, _, pn = name.rpartition(".")
+        a = mults.get(mod, 1.0) if pn == "weight" else 1.0
+        groups.append({"params": [prm], "lr": lr * dict(p[name].lr_mult)["adam"] * a})
+    opt_eff = torch.optim.Adam(groups, eps=1e-30)
+    g = torch.Generator().manual_seed(2)
+    x, t = torch.randn(64, 32, generator=g), torch.randint(0, 10, (64,), generator=g)
+    for net, o in ((model, opt), (eff, opt_eff)):
+        for _ in range(3):
+            o.zero_grad()
+            nn.functional.cross_entropy(net(x), t).backward()
+            o.step()
+    assert torch.allclose(model(x), eff(x), rtol=1e-4, atol=1e-5)
+
+
+def _update_size(width: int, steps: int = 4, lr: float = 0.1) -> float:
+    torch.manual_seed(0)
+    model = mlp(width)
+    p = it.init_model(model, "u-mup", seed=0)
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(256, 32, generator=g), torch.randint(0, 10, (256,), generator=g)
+    before = model[:4](x).detach()
+    opt = torch.optim.Adam(p.param_groups(model, lr=lr))
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return float((model[:4](x).detach() - before).pow(2).mean().sqrt())
+
+
+def test_coordinate_check_flat_across_width():
+    sizes = [_update_size(w) for w in (64, 256, 1024)]
+    assert 0.5 < sizes[-1] / sizes[0] < 2.0, sizes
+
+
+def test_multipliers_survive_json_and_install_on_a_rebuilt_model(tmp_path):
+    torch.manual_seed(0)
+    model = mlp(64)
+    p = it.init_model(model, "u-mup", seed=3)
+    path = tmp_path / "plan.json"
+    p.save(str(path))
+    q = Plan.load(str(path))
+    assert [e.forward_mult for e in q] == [e.forward_mult for e in p]
+    fresh = mlp(64)
+    fresh.load_state_dict(model.state_dict())
+    x = torch.randn(8, 32)
+    assert not torch.allclose(fresh(x), model(x))  # weights alone are not the network
+    it.install_rewrites(q, fresh)
+    assert torch.equal(fresh(x), model(x))
+    wrapped = nn.DataParallel(mlp(64))
+    wrapped.module.load_state_dict(model.state_dict())
+    it.install_rewrites(q, wrapped)
+    assert torch.equal(wrapped(x), model(x))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [0, -1.0, 1e300, "0.1", True, float("nan")],
+    ids=["0", "neg", "huge", "str", "bool", "nan"],
+)
+def test_plan_file_forward_mult_validated(tmp_path, bad):
+    p = it.plan(mlp(16), "u-mup")
+    d = p.to_dict()
+    d["entries"][0]["forward_mult"] = bad
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="forward_mult|number"):
+        Plan.load(str(path))
+
+
+def test_forward_mult_on_a_bias_or_a_norm_refused_and_model_unchanged(tmp_path):
+    d = it.plan(mlp(16), "u-mup").to_dict()
+    d["entries"][1]["forward_mult"] = 0.5  # 0.bias
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(ValueError, match="applies to weights"):
+        Plan.load(str(path))
+    model = nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 2))
+    q = it.plan(model, "auto")
+    import dataclasses
+
+    q = Plan(
+        [dataclasses.replace(e, forward_mult=2.0) if e.name == "1.weight" else e for e in q],
+        policy=q.policy,
+    )
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="'1' is a LayerNorm"):
+        q.apply(model, seed=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert installed(model) == {}
+
+
+def test_refusals_name_the_module_and_the_way_out():
+    mha = nn.Sequential(nn.Linear(8, 8))
+    mha.attn = nn.MultiheadAttention(8, 2)
+    with pytest.raises(ValueError, match="MultiheadAttention.*MuP"):
+        it.plan(mha, "u-mup")
+    with pytest.raises(ValueError, match="recurrent.*MuP"):
+        it.plan(nn.LSTM(8, 8), "u-mup")
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb, self.head = nn.Embedding(10, 16), nn.Linear(16, 10, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, i):
+            return self.head(self.emb(i))
+
+    with pytest.raises(ValueError, match="tied weights.*Untie"):
+        it.plan(Tied(), "u-mup")
+
+
+def test_cli_apply_says_the_multipliers_need_installing(tmp_path, capsys):
+    from initwise.cli import main
+
+    f = tmp_path / "m.py"
+    f.write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 4))\n"
+    )
+    out = tmp_path / "w.safetensors"
+    assert main(["apply", f"{f}:make", "--policy", "u-mup", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "forward multiplier (u-μP)" in text and "install_rewrites" in text
+    assert "u-mup" in it.policy_names()

@@ -74,6 +74,22 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
             loss.backward()
             opt.step()
         results["mup-param-groups"] = bool(ok)
+        # u-μP on FSDP2: materialized from meta, its forward multipliers installed on the
+        # sharded modules, the same function as the single-process model; an Adam step runs
+        ref_u = build()
+        u_plan = it.plan(ref_u, "u-mup")
+        u_plan.apply(ref_u, seed=7)
+        x = torch.arange(8).reshape(2, 4) % 37
+        with torch.device("meta"):
+            fsdp_u = build()
+        fully_shard(fsdp_u, mesh=mesh)
+        it.materialize(fsdp_u, u_plan, seed=7)
+        y = fsdp_u(x)
+        ok = torch.allclose(y, ref_u(x), atol=1e-6)
+        opt = torch.optim.Adam(u_plan.param_groups(fsdp_u, lr=1e-2))
+        y.pow(2).mean().backward()
+        opt.step()
+        results["u-mup-fsdp2"] = bool(ok and torch.isfinite(fsdp_u(x)).all())
         if rank == 0:
             with open(out, "w") as f:
                 json.dump(results, f)

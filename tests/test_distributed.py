@@ -37,4 +37,5 @@ def test_sharded_init_is_bit_identical(world, tmp_path):
         "Shard(1)": True,
         "fsdp2-meta": True,
         "mup-param-groups": True,
+        "u-mup-fsdp2": True,
     }

@@ -243,3 +243,15 @@ def test_cli_apply_says_the_multipliers_need_installing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "forward multiplier (u-μP)" in text and "install_rewrites" in text
     assert "u-mup" in it.policy_names()
+
+
+def test_compiled_model_keeps_the_multipliers():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 4))
+    p = it.init_model(model, "u-mup", seed=0)
+    x = torch.randn(5, 8)
+    compiled = torch.compile(model)
+    assert torch.allclose(compiled(x), model(x))
+    assert {id(t) for g in p.param_groups(compiled, lr=0.1) for t in g["params"]} == {
+        id(t) for t in model.parameters()
+    }

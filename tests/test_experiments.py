@@ -122,6 +122,17 @@ def test_lr_transfer_quick_outcome_in_numbers(quick):
     assert r["claim_holds"] == all(v["claim_holds"] for v in r["tasks"].values())
 
 
+def test_lr_transfer_report_from_results_json_in_numeric_order(quick):
+    """results.json sorts its keys as strings ("256" < "32"); the report and plot made from it
+    list widths and learning rates in numeric order."""
+    from initwise.experiments import lr_transfer
+
+    out, _ = quick
+    r = json.loads((out / "lr-transfer" / "results.json").read_text())
+    text = lr_transfer._report(r)
+    assert "| standard | 32: " in text and "| standard | 256: " not in text
+
+
 def test_markov_sequences_offline_and_deterministic():
     import numpy as np
 

@@ -308,6 +308,7 @@ TITLES = {
     "mlp": "3-layer ReLU MLP, MNIST-1D",
     "transformer": "2-block transformer, order-2 Markov sequences",
 }
+SHORT = {"mlp": "MLP", "transformer": "transformer"}
 
 
 def _plot(r: dict[str, Any], path: str) -> None:
@@ -317,13 +318,14 @@ def _plot(r: dict[str, Any], path: str) -> None:
     for row, t in zip(axes, tasks, strict=True):
         res = r["tasks"][t]
         for ax, param in zip(row, PARAMS, strict=True):
-            for i, w in enumerate(res["loss"][param]):
-                ks = [int(k) for k in res["loss"][param][w]]
+            # numeric order (results.json, read back, has its keys sorted as strings)
+            for i, w in enumerate(sorted(res["loss"][param], key=int)):
+                ks = sorted(int(k) for k in res["loss"][param][w])
                 vs = [res["loss"][param][w][str(k)] for k in ks]
                 vs = [float("nan") if v is None else v for v in vs]
                 ax.plot(ks, vs, "-o", ms=3, color=f"C{i}", label=f"width {w}")
             par = {"mup": f"μP (base {res['base_width']})", "u-mup": "u-μP"}.get(param, param)
-            ax.set(title=f"{TITLES[t]}: {par}", xlabel="log2 learning rate (Adam)", yscale="log")
+            ax.set(title=f"{SHORT[t]}: {par}", xlabel="log2 learning rate (Adam)", yscale="log")
             ax.grid(alpha=0.3, which="both")
         row[0].set_ylabel(f"training loss, last 10 % of {res['steps']} steps")
         row[0].legend(fontsize=8)
@@ -337,12 +339,9 @@ def _report(r: dict[str, Any]) -> str:
         rows = []
         for param in PARAMS:
             s = res["summary"][param]
-            best = ", ".join(f"{w}: {k}" for w, k in s["best_log2_lr"].items())
-            per = (
-                "; ".join(f"{w}: {v}" for w, v in s["best_log2_lr_per_seed"].items())
-                if many
-                else "—"
-            )
+            order = sorted(s["best_log2_lr"], key=int)
+            best = ", ".join(f"{w}: {s['best_log2_lr'][w]}" for w in order)
+            per = "; ".join(f"{w}: {s['best_log2_lr_per_seed'][w]}" for w in order) if many else "—"
             sd = f" ± {s['transfer_cost_sd']:.3f}" if many else ""
             rows.append(
                 f"| {param} | {best} | {per} | {s['octaves_moved']} | "

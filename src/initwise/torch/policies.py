@@ -1317,15 +1317,17 @@ class UMuP(Auto):
         return self._tag(e, 1.0, size, "u-μP norm parameter")
 
     def attention(self, ctx, name, module, layer, params):  # type: ignore[no-untyped-def]
+        where = f"'{name}'" if name else "the model"
         raise ValueError(
-            f"u-mup: '{name}' is an nn.MultiheadAttention, whose projections run inside its own "
+            f"u-mup: {where} is an nn.MultiheadAttention, whose projections run inside its own "
             "forward (no place for u-μP's multipliers); write the attention with nn.Linear "
             "projections and F.scaled_dot_product_attention, or use MuP(base_width)"
         )
 
     def recurrent(self, ctx, name, module, params):  # type: ignore[no-untyped-def]
+        where = f"'{name}'" if name else "the model"
         raise ValueError(
-            f"u-mup: '{name}' is a recurrent layer ({type(module).__name__}); u-μP's multipliers "
+            f"u-mup: {where} is a recurrent layer ({type(module).__name__}); u-μP's multipliers "
             "are defined for Linear/Conv/Embedding weights — use MuP(base_width)"
         )
 

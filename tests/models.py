@@ -163,3 +163,14 @@ def resnet() -> ResNet:
 def transformer() -> nn.TransformerEncoder:
     layer = nn.TransformerEncoderLayer(32, 4, 64, activation="gelu", batch_first=True)
     return nn.TransformerEncoder(layer, 3, enable_nested_tensor=False)
+
+
+def width_mlp(width: int, d_in: int = 32, d_out: int = 10) -> nn.Sequential:
+    """The 3-layer ReLU MLP of the μP / u-μP tests: input, hidden and readout layers at 0/2/4."""
+    return nn.Sequential(
+        nn.Linear(d_in, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, d_out),
+    )

@@ -10,16 +10,9 @@ from torch import nn  # noqa: E402
 
 import initwise.torch as it  # noqa: E402
 from initwise.plan import Plan  # noqa: E402
+from tests.models import width_mlp  # noqa: E402
 
-
-def mlp(width: int, d_in: int = 32, d_out: int = 10) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(d_in, width),
-        nn.ReLU(),
-        nn.Linear(width, width),
-        nn.ReLU(),
-        nn.Linear(width, d_out),
-    )
+mlp = width_mlp
 
 
 def test_roles_multipliers_and_init_follow_table_3():

@@ -1018,6 +1018,16 @@ def weight_roles(info: Any) -> dict[str, str]:
     return roles
 
 
+def lr_tagged(e: ParamPlan, adam: float, sgd: float, why: str, source: str) -> ParamPlan:
+    """``e`` with learning-rate multipliers for Adam-family and SGD optimizers and the rule that
+    gave them appended to its reason."""
+    return dataclasses.replace(
+        e,
+        lr_mult=(("adam", adam), ("sgd", sgd)),
+        reason=f"{e.reason}; {why}: LR × {adam:.4g} (Adam), × {sgd:.4g} (SGD) ({source})",
+    )
+
+
 class MuP(Auto):
     """Maximal Update Parametrization (Yang et al. 2022, Tensor Programs V, Table 3, the form
     without output multipliers) on top of ``auto``'s init, against ``base_width``.
@@ -1113,12 +1123,7 @@ class MuP(Auto):
 
     @staticmethod
     def _tag(e: ParamPlan, adam: float, sgd: float, why: str) -> ParamPlan:
-        return dataclasses.replace(
-            e,
-            lr_mult=(("adam", adam), ("sgd", sgd)),
-            reason=f"{e.reason}; {why}: LR × {adam:.4g} (Adam), × {sgd:.4g} (SGD) "
-            "(Yang et al. 2022, Table 3)",
-        )
+        return lr_tagged(e, adam, sgd, why, "Yang et al. 2022, Table 3")
 
 
 def mup_attention(model: nn.Module) -> list[str]:
@@ -1248,12 +1253,7 @@ class UMuP(Auto):
 
     @staticmethod
     def _tag(e: ParamPlan, adam: float, sgd: float, why: str) -> ParamPlan:
-        return dataclasses.replace(
-            e,
-            lr_mult=(("adam", adam), ("sgd", sgd)),
-            reason=f"{e.reason}; {why}: LR × {adam:.4g} (Adam), × {sgd:.4g} (SGD) "
-            "(Blake et al. 2024, u-μP Table 3)",
-        )
+        return lr_tagged(e, adam, sgd, why, "Blake et al. 2024, u-μP Table 3")
 
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
         if site.kind == "embedding":

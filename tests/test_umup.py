@@ -248,3 +248,10 @@ def test_compiled_model_keeps_the_multipliers():
     assert {id(t) for g in p.param_groups(compiled, lr=0.1) for t in g["params"]} == {
         id(t) for t in model.parameters()
     }
+
+
+def test_an_override_says_the_multiplier_stays():
+    p = it.plan(mlp(64), "u-mup", overrides={"2.weight": {"scheme": "normal", "std": 0.02}})
+    e = p["2.weight"]
+    assert e.std == 0.02 and e.forward_mult == pytest.approx(math.sqrt(2 / 64))
+    assert "forward multiplier ×0.1768 stays: effective std 0.003536" in e.reason

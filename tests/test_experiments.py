@@ -162,3 +162,23 @@ def test_deep_vanilla_quick_outcome_in_numbers(quick):
     # at depth 30 the torch default sits at chance while kernel shaping trains
     assert runs["torch-default/30"]["mean"] < 0.15
     assert runs["dks/30"]["mean"] > 0.2 and runs["tat/30"]["mean"] > 0.15
+    # the plain 1-D CNN half: the same cells, its own config; at depth 20 the torch default is
+    # at chance, DKS trains
+    c = r["cnn"]
+    assert set(c["runs"]) == {
+        f"{i}/{d}" for i in c["config"]["inits"] for d in c["config"]["depths"]
+    }
+    assert all(len(cell["test_acc"]) == len(c["seeds"]) for cell in c["runs"].values())
+    assert c["runs"]["torch-default/20"]["mean"] < 0.15 < c["runs"]["dks/20"]["mean"]
+
+
+def test_plain_cnn_has_depth_weight_layers():
+    from torch import nn
+
+    from initwise.experiments.deep_vanilla import cnn
+
+    net = cnn(6, 8, 40, 10, "relu")
+    assert sum(isinstance(m, (nn.Conv1d, nn.Linear)) for m in net) == 6
+    assert net(torch.randn(3, 1, 40)).shape == (3, 10)
+    with pytest.raises(ValueError, match="depth"):
+        cnn(1, 8, 40, 10, "relu")

@@ -226,20 +226,18 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         + (f" ({left} left as is)" if left else "")
         + f" (seed {args.seed}); weights written to {args.out}"
     )
-    if p.rewrites:
-        print(
-            f"note: the plan also replaces {len(p.rewrites)} activations (kernel shaping), which a "
-            "weights file can not hold: after loading the weights, install them on the model "
-            "with initwise.torch.install_rewrites(plan, model) (save the plan with `initwise "
-            "plan --json`)"
-        )
     n_mult = sum(1 for e in p if e.forward_mult is not None)
-    if n_mult:
+    changes = [
+        *([f"replaces {len(p.rewrites)} activations (kernel shaping)"] if p.rewrites else []),
+        *([f"gives {n_mult} weights a forward multiplier (u-μP)"] if n_mult else []),
+    ]
+    if changes:
         print(
-            f"note: the plan also gives {n_mult} weights a forward multiplier (u-μP), which a "
-            "weights file can not hold: after loading the weights, install them on the model "
-            "with initwise.torch.install_rewrites(plan, model) (save the plan with `initwise "
-            "plan --json`), and build the optimizer with plan.param_groups(model, lr)"
+            f"note: the plan also {' and '.join(changes)}, which a weights file can not hold: "
+            "after loading the weights, install them on the model with "
+            "initwise.torch.install_rewrites(plan, model) (save the plan with `initwise plan "
+            "--json`)"
+            + (", and build the optimizer with plan.param_groups(model, lr)" if n_mult else "")
         )
     return 0
 

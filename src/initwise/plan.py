@@ -436,19 +436,19 @@ class Plan:
                 try:
                     if scheme is not None:
                         scheme.check_shape(e.block_shape)
-                    why = f"override {pattern!r}: {what}"
+                    new = e.with_scheme(scheme, f"override {pattern!r}: {what}")
                     if e.forward_mult is not None:  # u-μP: the stored weight is overridden
-                        new = e.with_scheme(scheme, why)
                         eff = (
                             ""
                             if new.std is None
                             else f": effective std {new.std * e.forward_mult:.4g}"
                         )
-                        why += (
-                            f" (the stored weight; its forward multiplier ×{e.forward_mult:.4g} "
-                            f"stays{eff})"
+                        new = dataclasses.replace(
+                            new,
+                            reason=f"{new.reason} (the stored weight; its forward multiplier "
+                            f"×{e.forward_mult:.4g} stays{eff})",
                         )
-                    entries[i] = e.with_scheme(scheme, why)
+                    entries[i] = new
                 except ValueError as exc:
                     raise ValueError(
                         f"override {pattern!r} does not fit parameter {e.name!r}: {exc}"

@@ -302,6 +302,11 @@ def mean_sd(values: list[float | None]) -> tuple[float | None, float | None, int
     )
 
 
+def json_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """An experiment's config for results.json: tuples as lists."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
+
+
 def write_results(out: str, name: str, results: dict[str, Any], report: str) -> dict[str, str]:
     """Write ``results.json`` (sorted keys, no NaN) and ``report.md`` under ``out/name``."""
     d = os.path.join(out, name)

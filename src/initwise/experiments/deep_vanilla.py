@@ -35,6 +35,7 @@ from .common import (
     claim_line,
     default_workers,
     figure,
+    json_config,
     mean_sd,
     mlp,
     mnist1d,
@@ -241,20 +242,16 @@ def run(
         "quick": quick,
         "seed": seed,
         "seeds": seeds,
-        "config": _plain(cfg),
+        "config": json_config(cfg),
         "runs": {f"{i}/{d}": done[(i, d, "mlp")] for i, d, a in cells if a == "mlp"},
         "cnn": {
-            "config": _plain(ccfg),
+            "config": json_config(ccfg),
             "seeds": list(cnn_seeds),
             "runs": {f"{i}/{d}": done[(i, d, "cnn")] for i, d, a in cells if a == "cnn"},
         },
     }
     results.update(_claim(results))
     return publish(out, "deep-vanilla", results, _report, _plot, "deep_vanilla.png")
-
-
-def _plain(cfg: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
 
 
 def _mean(r: dict[str, Any], init: str, depth: int) -> float:

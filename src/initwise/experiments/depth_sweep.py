@@ -13,6 +13,7 @@ from .common import (
     default_workers,
     figure,
     initialize,
+    json_config,
     mean_sd,
     mlp,
     mnist1d,
@@ -89,7 +90,7 @@ def run(
         "quick": quick,
         "seed": seed,
         "seeds": list(seeds),
-        "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+        "config": json_config(cfg),
         "runs": runs,
         "claim": f"at depth {deepest} with ReLU, auto beats Xavier and torch-default by > 5 "
         "points of test accuracy (mean over seeds)",

@@ -342,14 +342,7 @@ def apply_plan(
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
     wrapper, model = model, unwrap(model)
     params = validate(plan, model)
-    install = None
-    if plan.rewrites:  # kernel shaping: every site checked before anything is written
-        from .shaping import prepare
-
-        install = prepare(plan, model)
-    # u-μP's forward multipliers (and removing an earlier plan's): checked here, installed
-    # with the weights
-    install_mults = prepare_multipliers(plan, model)
+    install = prepare_forward(plan, model)  # every site checked before anything is written
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
     if was_meta:
@@ -402,14 +395,10 @@ def apply_plan(
                 with _interrupt_after():  # all written or none: Ctrl-C waits for the copies
                     for name, v in staged.items():
                         _local(params[name]).copy_(v)
-                    if install is not None:
-                        install()
-                    install_mults()
+                    install()
             else:
                 _draw_all(entries, counted(write), workers)
-                if install is not None:
-                    install()
-                install_mults()
+                install()
     except BaseException:
         if was_meta:  # back to what it was: a meta-device model (its ties kept)
             to_empty_keeping_ties(model, "meta")
@@ -447,6 +436,24 @@ def _matrix_workers(entries: list[ParamPlan], engine: str, threads: int | None) 
     if n_matrix < 2:
         return 1
     return max(1, min(n_matrix, threads or sampling.default_threads()))
+
+
+def prepare_forward(plan: Plan, model: nn.Module) -> Callable[[], None]:
+    """Check what ``plan`` changes in ``model``'s forward pass — activation rewrites (kernel
+    shaping) and forward multipliers (u-μP; an earlier plan's are removed) — raising
+    ``ValueError`` on a mismatch before anything is changed, and return the function that
+    installs them (assignments only)."""
+    from .shaping import prepare
+
+    rewrites = prepare(plan, model)
+    multipliers = prepare_multipliers(plan, model)
+
+    def install() -> None:
+        if rewrites is not None:
+            rewrites()
+        multipliers()
+
+    return install
 
 
 def _counted(fn: Any, total: int, progress: Callable[[int, int], None]) -> Any:

@@ -1018,6 +1018,13 @@ def weight_roles(info: Any) -> dict[str, str]:
     return roles
 
 
+def plan_roles(ctx: Context) -> dict[str, str]:
+    """:func:`weight_roles` of the plan's graph, computed once per plan (``ctx.memo``)."""
+    if "weight_roles" not in ctx.memo:
+        ctx.memo["weight_roles"] = weight_roles(ctx.info)
+    return ctx.memo["weight_roles"]
+
+
 def lr_tagged(e: ParamPlan, adam: float, sgd: float, why: str, source: str) -> ParamPlan:
     """``e`` with learning-rate multipliers for Adam-family and SGD optimizers and the rule that
     gave them appended to its reason."""
@@ -1059,11 +1066,7 @@ class MuP(Auto):
         self.base_width = base_width
 
     def _role(self, ctx: Context, name: str) -> str:
-        cache = ctx.__dict__.setdefault("_mup_roles", None)
-        if cache is None:
-            cache = weight_roles(ctx.info)
-            ctx.__dict__["_mup_roles"] = cache
-        return cache.get(name, "hidden")
+        return plan_roles(ctx).get(name, "hidden")
 
     def _mult(self, fan: float) -> float:
         return float(fan) / self.base_width
@@ -1213,9 +1216,11 @@ class UMuP(Auto):
             raise ValueError(f"UMuP: output_mult must be a finite number > 0, got {output_mult!r}")
         self.output_mult = float(output_mult)
 
-    def _roles(self, ctx: Context) -> dict[str, str]:
-        if "umup_roles" not in ctx.memo:
-            ctx.memo["umup_roles"] = weight_roles(ctx.info)
+    @staticmethod
+    def _tied(ctx: Context) -> dict[str, list[str]]:
+        """``{module name: the modules sharing its weight}`` for weights used by several
+        modules, computed once per plan."""
+        if "umup_tied" not in ctx.memo:
             shared: dict[int, list[str]] = {}
             if ctx.model is not None:
                 for n, m in ctx.model.named_modules():
@@ -1223,11 +1228,10 @@ class UMuP(Auto):
                     if isinstance(w, nn.Parameter):
                         shared.setdefault(id(w), []).append(n)
             ctx.memo["umup_tied"] = {n: v for v in shared.values() if len(v) > 1 for n in v}
-        return ctx.memo["umup_roles"]
+        return ctx.memo["umup_tied"]
 
     def _untied(self, ctx: Context, site: WeightSite) -> None:
-        self._roles(ctx)
-        tied = ctx.memo["umup_tied"].get(site.module_name)
+        tied = self._tied(ctx).get(site.module_name)
         if tied:
             raise ValueError(
                 f"u-mup: '{site.module_name}.weight' is shared by "
@@ -1237,7 +1241,7 @@ class UMuP(Auto):
 
     def _role(self, ctx: Context, site: WeightSite) -> str:
         self._untied(ctx, site)
-        roles = self._roles(ctx)
+        roles = plan_roles(ctx)
         role = roles.get(site.module_name)
         if role is None:
             why = (
@@ -1304,7 +1308,7 @@ class UMuP(Auto):
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
         e = entry("bias", shape, S.zeros(), f"{site.cls} bias: zeros (u-μP)", None)
-        if self._roles(ctx).get(site.module_name) in ("output", "input+output"):
+        if plan_roles(ctx).get(site.module_name) in ("output", "input+output"):
             return self._tag(e, 1.0, 1.0, "u-μP readout bias")
         size = float(shape[0]) if shape else 1.0
         return self._tag(e, 1.0, size, "u-μP bias")

@@ -564,15 +564,10 @@ def install_rewrites(plan: Plan, model: nn.Module) -> nn.Module:
     shaping) and its forward multipliers (u-μP) — on ``model`` without touching its weights
     (for weights loaded from a file written by ``initwise apply``, or a model rebuilt from a
     ``state_dict``); every site is checked first, so a mismatch changes nothing."""
+    from .apply import prepare_forward
     from .modules import unwrap
-    from .multipliers import prepare_multipliers
 
-    inner = unwrap(model)
-    install = prepare(plan, inner)
-    install_mults = prepare_multipliers(plan, inner)
-    if install is not None:
-        install()
-    install_mults()
+    prepare_forward(plan, unwrap(model))()
     return model
 
 

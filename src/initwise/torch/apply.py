@@ -25,7 +25,6 @@ from .. import sampling
 from ..plan import ParamPlan, Plan
 from .init import check_range, check_tensor, sample
 from .modules import unwrap
-from .multipliers import prepare_multipliers
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -342,6 +341,8 @@ def apply_plan(
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
     wrapper, model = model, unwrap(model)
     params = validate(plan, model)
+    from .shaping import prepare_forward
+
     install = prepare_forward(plan, model)  # every site checked before anything is written
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
@@ -436,24 +437,6 @@ def _matrix_workers(entries: list[ParamPlan], engine: str, threads: int | None) 
     if n_matrix < 2:
         return 1
     return max(1, min(n_matrix, threads or sampling.default_threads()))
-
-
-def prepare_forward(plan: Plan, model: nn.Module) -> Callable[[], None]:
-    """Check what ``plan`` changes in ``model``'s forward pass — activation rewrites (kernel
-    shaping) and forward multipliers (u-μP; an earlier plan's are removed) — raising
-    ``ValueError`` on a mismatch before anything is changed, and return the function that
-    installs them (assignments only)."""
-    from .shaping import prepare
-
-    rewrites = prepare(plan, model)
-    multipliers = prepare_multipliers(plan, model)
-
-    def install() -> None:
-        if rewrites is not None:
-            rewrites()
-        multipliers()
-
-    return install
 
 
 def _counted(fn: Any, total: int, progress: Callable[[int, int], None]) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,6 +35,7 @@ from .. import schemes as S
 from ..math import shaping as K
 from ..plan import ActivationRewrite, ParamPlan, Plan
 from .graph import ADD_FUNCS, MUL_FUNCS, Act, LeafTracer, fn_name, module_activation
+from .multipliers import prepare_multipliers
 from .policies import Context, Policy, WeightSite, register_policy
 
 entry = ParamPlan.build
@@ -559,12 +561,27 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
     return install
 
 
+def prepare_forward(plan: Plan, model: nn.Module) -> Callable[[], None]:
+    """Check what ``plan`` changes in ``model``'s forward pass — activation rewrites (kernel
+    shaping) and forward multipliers (u-μP; an earlier plan's are removed) — raising
+    ``ValueError`` on a mismatch before anything is changed, and return the function that
+    installs them (assignments only)."""
+    rewrites = prepare(plan, model)
+    multipliers = prepare_multipliers(plan, model)
+
+    def install() -> None:
+        if rewrites is not None:
+            rewrites()
+        multipliers()
+
+    return install
+
+
 def install_rewrites(plan: Plan, model: nn.Module) -> nn.Module:
     """Install what ``plan`` changes in the forward pass — its activation rewrites (kernel
     shaping) and its forward multipliers (u-μP) — on ``model`` without touching its weights
     (for weights loaded from a file written by ``initwise apply``, or a model rebuilt from a
     ``state_dict``); every site is checked first, so a mismatch changes nothing."""
-    from .apply import prepare_forward
     from .modules import unwrap
 
     prepare_forward(plan, unwrap(model))()

@@ -45,6 +45,58 @@ def test_sigmoid_is_centered_so_its_mean_does_not_kill_gradients():
     assert op.input_moment == pytest.approx(op.second_moment - 0.25, abs=1e-9)
 
 
+def test_deep_tanh_with_biases_sits_on_the_edge_of_chaos():
+    """Poole et al. 2016 / Schoenholz et al. 2017: σ_w² = 1/E[φ′²], σ_b² = q − E[φ²]/E[φ′²] is
+    critical (χ = 1) at a finite q; the q-map's fixed point is q itself (checked by iterating it
+    from the unit input) and the network curvature stays within the budget."""
+    import numpy as np
+
+    from initwise.math.gains import derivative, gaussian_expectation
+    from initwise.math.operating import CURVATURE_BUDGET
+
+    free = operating_point("tanh", depth=50, saturating=True)
+    op = operating_point("tanh", depth=50, saturating=True, bias=True)
+    assert free.bias_var == 0.0 and free.chi > 1.02  # bias-free: critical only as q → 0
+    assert op.bias_var > 0 and op.chi == 1.0
+    e2 = gaussian_expectation(lambda x: np.tanh(x) ** 2, op.q)
+    sw2 = 1 / gaussian_expectation(lambda x: (1 - np.tanh(x) ** 2) ** 2, op.q)
+    assert op.bias_var == pytest.approx(op.q - sw2 * e2, rel=1e-6)
+    q = 1.0
+    for _ in range(200):  # the variance map with these σ_w², σ_b² converges to q*
+        q = sw2 * gaussian_expectation(lambda x: np.tanh(x) ** 2, q) + op.bias_var
+    assert q == pytest.approx(op.q, rel=1e-4)
+    d2 = derivative(lambda x: 1 - np.tanh(x) ** 2)
+    curv = 49 * sw2 * op.q * gaussian_expectation(lambda x: d2(x) ** 2, op.q)
+    assert curv == pytest.approx(CURVATURE_BUDGET, rel=0.1) and curv <= CURVATURE_BUDGET * 1.001
+    # deeper chains sit closer to linear; shallow ones stop at the classic q = 1
+    qs = [operating_point("tanh", depth=L, saturating=True, bias=True).q for L in (5, 20, 100)]
+    assert qs[0] == pytest.approx(1.0, rel=0.05) and qs[0] > qs[1] > qs[2]
+    # kinked (hardtanh) activations keep the bias-free point
+    assert operating_point("hardtanh", depth=50, saturating=True, bias=True).bias_var == 0.0
+
+
+def test_auto_gives_tanh_biases_the_edge_of_chaos_variance_and_a_reason():
+    torch.manual_seed(0)
+    m = _mlp(nn.Tanh, depth=20, width=64)
+    p = it.plan(m)
+    b = p["0.bias"]
+    assert b.scheme.to_dict()["type"] == "normal" and 0.15 < b.std < 0.2
+    assert "edge of chaos" in b.reason and "Schoenholz" in b.reason
+    assert p["38.bias"].std == 0.0  # the readout's bias stays zero
+    w = p["2.weight"]
+    op = operating_point("tanh", depth=19, saturating=True, bias=True)
+    assert w.std == pytest.approx(math.sqrt((op.q - op.bias_var) / op.second_moment / 64))
+    # without biases the chain keeps the bias-free point (no bias to carry σ_b²)
+    nb = nn.Sequential(*[x for i in range(19) for x in (nn.Linear(64, 64, bias=False), nn.Tanh())])
+    assert "edge of chaos" not in it.plan(nb)["2.weight"].reason
+    it.init_model(m, seed=0)
+    x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+    h = x
+    for layer in list(m)[:-1]:
+        h = layer(h)
+    assert rms(h) ** 2 == pytest.approx(op.second_moment, rel=0.25)
+
+
 # ----------------------------------------------------------------------------- the zoo's numbers
 
 

@@ -20,7 +20,7 @@ BALANCED = {
     "MLP F.gelu/torch.tanh ×30",
     "MLP x·sigmoid(1.5x) ×10",
 }
-PINNED = {"MLP tanh ×30": (0.5, 6.5)}
+PINNED = {"MLP tanh ×30": (0.5, 4.5)}
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,21 @@ and then the ``q`` nearest 1, over
 saturate). Positively homogeneous activations (ReLU family, linear) are scale-free — χ and κ do
 not depend on ``q`` — and keep He's ``q* = 1/E[φ(z)²]`` (unit post-activation second moment).
 SELU keeps ``q* = 1``, its self-normalizing fixed point (Klambauer et al. 2017).
+
+**With biases: the edge of chaos.** Where no bias-free point meets the tolerance (tanh beyond
+~10 layers: it is critical only as ``q → 0``) and the layers have biases, a small bias variance
+makes criticality reachable at a finite ``q`` (Poole et al. 2016; Schoenholz et al. 2017):
+``σ_w² = 1/E[φ′(√q z)²]`` (χ = 1 exactly) and ``σ_b² = q − E[φ²]/E[φ′²] ≥ 0`` (the q-map's
+fixed point, stable: its slope is ``κ/χ₀ < 1``). Along that curve larger ``q`` balances the end
+layers' gradients better (``G² = E[φ′²]/E[φ²]²``) but bends the network's correlation map more:
+its curvature ``C″_f(1) = (L − 1)·σ_w²·q·E[φ″(√q z)²]`` (the per-layer ``C″(1)`` adds up when
+``C′(1) = 1``; Zhang et al. 2022 keep it bounded, TAT). :func:`operating_point` takes the largest
+``q ≤ 1`` (no deeper into saturation than the classic gain's unit pre-activation; shallow
+chains would otherwise get σ_b ≈ 1) whose curvature stays within :data:`CURVATURE_BUDGET`.
+Measured (MNIST-1D, width 64, tanh, 600 SGD steps, lr 0.01, 3–5 seeds): depth 50 trains to
+0.48 ± 0.02 at ``q`` 0.25 against 0.13 for the bias-free point and 0.42 for Xavier; ``q`` 1
+(curvature 32) stays at chance; moving the last hidden layer for balance as below put one seed
+of three at chance, so edge-of-chaos chains keep one ``q`` throughout.
 """
 
 from __future__ import annotations
@@ -41,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import activations as A
 from .gains import activation_fn, derivative, gaussian_expectation
 
 Q_RANGE = (0.1, 16.0)
@@ -48,6 +64,9 @@ TOLERANCE = 0.5
 """Costs (natural log of the worst predicted drift factor) below this (×1.65) count as met; among
 those the ``q`` nearest 1 is taken, so shallow chains keep the classic gain ``1/√E[φ(z)²]``."""
 SATURATING_Q_MAX = 4.0
+CURVATURE_BUDGET = 5.0
+"""Largest network C-map curvature ``C″_f(1)`` an edge-of-chaos chain may have (module docstring;
+5 is where depth-50 tanh trained best among q ∈ {0.15, 0.25, 0.5, 1} in the measurement there)."""
 _GRID = 61
 
 
@@ -69,6 +88,8 @@ class OperatingPoint:
     balance: float
     depth: int
     rule: str
+    bias_var: float = 0.0
+    """σ_b²: the bias variance of an edge-of-chaos point (0: biases zero)."""
 
     @property
     def input_moment(self) -> float:
@@ -77,6 +98,8 @@ class OperatingPoint:
 
     def describe(self) -> str:
         c = ", centered weights" if self.centered else ""
+        if self.bias_var > 0:
+            c += f", bias variance {self.bias_var:.3g}"
         return (
             f"q* {self.q:.3g}{c} ({self.rule}; χ {self.chi:.3f}, κ {self.kappa:.3f} "
             f"over depth {self.depth})"
@@ -119,8 +142,12 @@ def operating_point(
     homogeneous: bool = False,
     saturating: bool = False,
     name: str | None = None,
+    bias: bool = False,
 ) -> OperatingPoint:
     """The operating point of ``activation`` in a chain of ``depth`` layers (module docstring).
+    ``bias``: the layers have biases, so an edge-of-chaos point may be chosen where no bias-free
+    point is good enough (smooth activations only: a registered name with kinks keeps the
+    bias-free point).
 
     Examples:
         >>> op = operating_point("relu", depth=30, homogeneous=True)
@@ -130,16 +157,27 @@ def operating_point(
     if depth < 1:
         raise ValueError(f"operating_point: depth must be ≥ 1, got {depth}")
     key = (activation, param) if isinstance(activation, str) else None
+    if bias and key is not None:  # kinked activations (hardtanh) have no C″: bias-free point
+        canon = A.canonical(activation)
+        bias = canon is not None and not A.lookup(canon).kinks
     if key is not None:
-        return _cached(key[0], key[1], int(depth), homogeneous, saturating, name or activation)
-    return _solve(activation_fn(activation), int(depth), homogeneous, saturating, name or "")
+        return _cached(
+            key[0], key[1], int(depth), homogeneous, saturating, name or activation, bias
+        )
+    return _solve(activation_fn(activation), int(depth), homogeneous, saturating, name or "", bias)
 
 
 @lru_cache(maxsize=256)
 def _cached(
-    act: str, param: float | None, depth: int, homogeneous: bool, saturating: bool, name: str
+    act: str,
+    param: float | None,
+    depth: int,
+    homogeneous: bool,
+    saturating: bool,
+    name: str,
+    bias: bool = False,
 ) -> OperatingPoint:
-    return _solve(activation_fn(act, param), depth, homogeneous, saturating, name)
+    return _solve(activation_fn(act, param), depth, homogeneous, saturating, name, bias)
 
 
 def _solve(
@@ -148,6 +186,7 @@ def _solve(
     homogeneous: bool,
     saturating: bool,
     name: str,
+    bias: bool = False,
 ) -> OperatingPoint:
     if homogeneous or name == "selu":
         e2, m, d = moments(f, 1.0)
@@ -182,8 +221,55 @@ def _solve(
     if best is None:  # pragma: no cover - an activation that is constant on every q
         raise ValueError("operating_point: the activation has no variance on Gaussian input")
     _, q, centered, e2, m, chi, kappa, balance, cost = best
+    if bias and cost > TOLERANCE and not centered:
+        edge = edge_of_chaos(f, depth, min(hi, 1.0))
+        if edge is not None:
+            return edge
     rule = f"chosen for depth {depth}: worst of gradient drift, forward drift, balance e^{cost:.2f}"
     return OperatingPoint(q, centered, e2, m, chi, kappa, balance, depth, rule)
+
+
+def edge_of_chaos(
+    f: Callable[[np.ndarray], np.ndarray], depth: int, q_max: float = Q_RANGE[1]
+) -> OperatingPoint | None:
+    """The edge-of-chaos point with biases for a chain of ``depth`` layers (module docstring):
+    the largest ``q`` on the grid with ``σ_b² ≥ 0``, a stable fixed point and network curvature
+    ``(depth − 1)·C″(1) ≤`` :data:`CURVATURE_BUDGET`; None where no ``q`` qualifies or the
+    activation's mean is not ~0 (a bias would then shift it).
+
+    Examples:
+        >>> op = edge_of_chaos(np.tanh, 50)
+        >>> round(op.q, 3), round(op.chi, 6), round(op.bias_var, 4)
+        (0.238, 1.0, 0.0073)
+    """
+    d1 = derivative(f)
+    d2 = derivative(d1, 1e-4)
+    best = None
+    grid = np.exp(np.linspace(math.log(Q_RANGE[0] / 10), math.log(q_max), _GRID * 2)).tolist()
+    for q in grid:
+        e2, m, d = moments(f, q)
+        if d <= 0 or e2 <= 0 or abs(m) > 1e-6 * math.sqrt(e2):
+            return None
+        sw2 = 1.0 / d
+        b = q - e2 * sw2
+        if b < 0:
+            continue
+        curvature = (depth - 1) * sw2 * q * gaussian_expectation(lambda x: d2(x) ** 2, q)
+        if curvature > CURVATURE_BUDGET:
+            break
+        best = (q, e2, m, sw2, b, curvature)
+    if best is None:
+        return None
+    q, e2, m, sw2, b, curvature = best
+    h = 1e-3
+    kappa = math.log(moments(f, q * (1 + h))[0] / e2) / math.log1p(h)
+    slope = kappa * sw2 * e2 / q  # the q-map's slope at its fixed point: κ/χ₀
+    balance = math.sqrt(1.0 / sw2) / e2  # G² = E[φ′²]/E[φ²]²
+    rule = (
+        f"edge of chaos for depth {depth}: σ_w² {sw2:.4g} (χ = 1), q-map slope {slope:.3f}, "
+        f"network C''(1) {curvature:.3g} ≤ {CURVATURE_BUDGET:g}"
+    )
+    return OperatingPoint(q, False, e2, m, 1.0, slope, balance, depth, rule, b)
 
 
 def shifted_moments(

@@ -112,6 +112,8 @@ class Solved:
     role: str
     op: OperatingPoint | None = None
     assumed_input: bool = False
+    bias_var: float = 0.0
+    """The part of ``q`` the layer's bias carries (an edge-of-chaos point); the weights the rest."""
 
     @property
     def effective(self) -> float:
@@ -121,7 +123,7 @@ class Solved:
     @property
     def gain(self) -> float:
         """``std = gain / √fan_in``."""
-        return math.sqrt(self.q / self.effective)
+        return math.sqrt((self.q - self.bias_var) / self.effective)
 
     def describe(self) -> str:
         mean = f", mean {self.m:.3g}" if abs(self.m) > 1e-3 * math.sqrt(self.s) else ""
@@ -259,23 +261,27 @@ def homogeneous(f: Callable[[np.ndarray], np.ndarray]) -> bool:
 
 
 def op_point(
-    act: Act, depth: int, cache: dict[tuple[Act, int], OperatingPoint] | None = None
+    act: Act,
+    depth: int,
+    cache: dict[tuple[Act, int], OperatingPoint] | None = None,
+    bias: bool = False,
 ) -> OperatingPoint:
     """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
-    cached process-wide; probed ones in ``cache``)."""
-    key: Any = (act, depth)
+    cached process-wide; probed ones in ``cache``). ``bias``: the layer has a bias, so an
+    edge-of-chaos point is allowed (named smooth activations only)."""
+    key: Any = (act, depth, bias)
     if act.module is not None:  # equal stretches in every layer: key by the values
         probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
         key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()))
     if cache is not None and key in cache:
         return cache[key]
-    op = _op_point(act, depth)
+    op = _op_point(act, depth, bias)
     if cache is not None:
         cache[key] = op
     return op
 
 
-def _op_point(act: Act, depth: int) -> OperatingPoint:
+def _op_point(act: Act, depth: int, bias: bool = False) -> OperatingPoint:
     spec = act.spec
     probed_homogeneous = act.module is not None and homogeneous(_act_fn(act))
     kw = {
@@ -287,7 +293,8 @@ def _op_point(act: Act, depth: int) -> OperatingPoint:
     }
     if act.module is not None:
         return operating_point(_act_fn(act), **kw)
-    return operating_point(act.name, act.param, name=act.name, **kw)
+    smooth = spec is not None and not spec.kinks
+    return operating_point(act.name, act.param, name=act.name, bias=bias and smooth, **kw)
 
 
 def propagate(
@@ -450,6 +457,7 @@ def _weight(
     end = branch_end.get(name)
     op: OperatingPoint | None = None
     centered = False
+    bias_var = 0.0
     if normed and kind != "mha":
         g = 1.0 if act is None or act.name == "linear" else act.gain("forward")
         q = g * g * s
@@ -471,10 +479,14 @@ def _weight(
                 role += f" after {act.describe()} (q {q:.3g})"
     elif act is not None and act.name != "linear":
         depth = depths.get(act.describe(), 1)
-        op = op_point(act, depth, res.cache)
+        has_bias = isinstance(getattr(m, "bias", None), torch.Tensor)
+        op = op_point(act, depth, res.cache, bias=has_bias and kind != "mha")
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
+        bias_var = op.bias_var
         role = f"{act.describe()} at {op.describe()}"
         balance = kind in ("linear", "conv1d_hf")  # the formula assumes a chain of matrices
+        if bias_var > 0:
+            balance = False  # measured: moving an end layer off the edge of chaos trains worse
         if balance and depth >= 3 and run in (1, depth) and not op.centered and op.kappa != 1.0:
             # the chain's first and last hidden layers get their own operating points so the
             # first and last weight gradients balance (the interior keeps the drift-free one)
@@ -498,7 +510,7 @@ def _weight(
     else:
         q = 1.0
         role = "linear consumer: unit output"
-    solved = Solved(s, mu, q, centered, role, op, assumed)
+    solved = Solved(s, mu, q, centered, role, op, assumed, bias_var)
     res.layers[name] = solved
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")

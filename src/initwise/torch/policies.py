@@ -396,6 +396,21 @@ class Auto(Policy):
             )
         return e
 
+    def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
+        if solved is None or solved.bias_var <= 0:
+            return super().bias(ctx, site, shape)
+        std = math.sqrt(solved.bias_var)
+        return entry(
+            "bias",
+            shape,
+            S.normal(0.0, std),
+            f"{site.cls} bias: N(0, σ_b² {solved.bias_var:.4g}), with the weights the edge of "
+            f"chaos at q* {solved.q:.3g} (χ = 1; Poole et al. 2016, Schoenholz et al. 2017) "
+            "→ std {std}",
+            None,
+        )
+
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
         rel = _unscaled_logits(ctx, site.module_name)
         if rel is not None:
@@ -1284,12 +1299,16 @@ class UMuP(Auto):
         # (which u-μP puts into its unit-scaled activation functions instead)
         auto = super().weight(ctx, site)
         a = auto.std if auto.std is not None else 1.0 / math.sqrt(n)
+        src = "auto's std"
+        solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
+        if solved is not None and solved.bias_var > 0:  # u-μP's biases start at zero: the
+            a = math.sqrt(solved.q / solved.effective / n)  # weights carry auto's whole q
+            src = "auto's std with its edge-of-chaos bias variance folded in: biases start at 0"
         gain = a * math.sqrt(n)
         e = dataclasses.replace(
             unit,
             forward_mult=a,
-            reason=f"{unit.reason}; forward × gain/√fan_in = {gain:.4g}/√{n:g} = {a:.4g} "
-            "(auto's std)",
+            reason=f"{unit.reason}; forward × gain/√fan_in = {gain:.4g}/√{n:g} = {a:.4g} ({src})",
         )
         if role == "input":
             return self._tag(e, 1 / math.sqrt(n), fan_out / a**2, "u-μP input weight")

@@ -125,6 +125,33 @@ def test_bad_batches_are_clear():
         diagnose(big, torch.ones(2, 4))
 
 
+def test_batch_finiteness_check_is_exact_and_reductions_restore_threads():
+    """check_batch reads one sum first: NaN/Inf anywhere is caught (also +Inf and −Inf that
+    cancel to NaN), and a finite batch whose float32 sum overflows is not refused."""
+    from initwise.diagnostics.probe import SMALL_REDUCTION, _reduction_threads
+    from initwise.torch.batch import check_batch
+
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.zeros(3, 4)
+        x[1, 2] = bad
+        with pytest.raises(ValueError, match="non-finite values"):
+            check_batch(x)
+    x = torch.zeros(2, 4)
+    x[0, 0], x[1, 1] = float("inf"), -float("inf")
+    with pytest.raises(ValueError, match="non-finite values"):
+        check_batch(x)
+    check_batch(torch.full((4, 4), 3e38))  # sum overflows float32, every value is finite
+    # small CPU tensors: one thread for the reductions; torch's setting restored after
+    before = torch.get_num_threads()
+    m = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
+    diagnose(m, torch.randn(16, 8))
+    assert torch.get_num_threads() == before
+    small = {"a": {"x": torch.zeros(4), "y": torch.zeros(4)}}
+    assert _reduction_threads(small, ["a"]) == 1
+    large = {"a": {"x": torch.zeros(4), "y": torch.zeros(SMALL_REDUCTION)}}
+    assert _reduction_threads(large, ["a"]) is None
+
+
 def test_jacobian_isometry():
     lin = nn.Sequential(*[nn.Linear(32, 32, bias=False) for _ in range(6)])
     it.plan(lin, "orthogonal").apply(lin, seed=0)

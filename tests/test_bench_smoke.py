@@ -64,5 +64,6 @@ def test_orthogonal_benchmark(capsys):
     from initwise.bench.orthogonal import run
 
     rows = run(shapes=((64, 128),), repeat=1)
-    assert rows[0]["ratio"] > 0
-    assert "initwise / torch" in capsys.readouterr().out
+    assert rows[0]["ratio"] > 0 and rows[0]["dropin_ratio"] > 0
+    out = capsys.readouterr().out
+    assert "plan / torch" in out and "drop-in / torch" in out

@@ -307,7 +307,7 @@ def diagnose(
     )
 
 
-SMALL_REDUCTION = 1 << 20
+SMALL_REDUCTION = 1 << 17
 """Elements below which the statistics' reductions run on one intra-op thread
 (:func:`_reduction_threads`)."""
 
@@ -420,20 +420,26 @@ def _reductions(
     post = act.torch_fn()(y) if post is None or post.shape != y.shape else post.float()
     zero = y.new_zeros(())
     vals: list[torch.Tensor] = []
-    vals += _sums(x.float()) if x is not None else [zero, zero]  # 0, 1
+    xf = x.reshape(-1).float() if x is not None else None
+    vals += [zero, torch.dot(xf, xf) if xf is not None else zero]  # 0 (Σx: unused), 1 (Σx²)
     flat = y.reshape(-1)
     vals += [flat.sum() if y_sum is None else y_sum, torch.dot(flat, flat)]  # 2, 3
     vals.append(_sums(post)[1])  # 4
     if spec is not None and spec.can_die:  # 5: units zero on the whole batch
         dim = _units_dim(y, module)
         others = tuple(d for d in range(post.dim()) if d != dim)
-        per_unit = post.abs().amax(dim=others) if others else post.abs()  # no copy
+        mag = post if spec.name in ("relu", "relu6") else post.abs()  # ReLUs: already ≥ 0
+        per_unit = mag.amax(dim=others) if others else mag  # no copy
         vals.append((per_unit == 0).float().mean())
     else:
         vals.append(zero)
     if spec is not None and spec.saturating and spec.bounds is not None:  # 6
+        # within 0.01 of either bound: |post − mid| > half − 0.01, one float pass and an
+        # in-place compare (three boolean tensors and an `|` took 8× as long)
         lo, hi = spec.bounds
-        vals.append(((post < lo + 0.01) | (post > hi - 0.01)).float().mean())
+        mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        dist = post.abs() if mid == 0 else (post - mid).abs_()
+        vals.append(dist.gt_(half - 0.01).mean())
     else:
         vals.append(zero)
     vals += _sums(g.float()) if g is not None else [zero, zero]  # 7, 8

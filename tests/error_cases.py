@@ -481,6 +481,14 @@ CASES: list[Case] = [
     ),
     Case(
         "schemes",
+        "unknown orthogonal method",
+        _s("orthogonal", 1.0, "svd"),
+        ValueError,
+        r"orthogonal: method must be one of 'reflectors', 'qr'",
+        "pass method='reflectors' (default) or 'qr' (torch's algorithm)",
+    ),
+    Case(
+        "schemes",
         "uniform a > b",
         _s("uniform", 2.0, 1.0),
         ValueError,

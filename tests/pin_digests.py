@@ -57,6 +57,15 @@ def _weights_digest(model: nn.Module) -> str:
     return h.hexdigest()[:20]
 
 
+def _strip_method(obj: object) -> object:
+    """``obj`` (parsed plan JSON) without the orthogonal schemes' ``method`` field."""
+    if isinstance(obj, dict):
+        return {k: _strip_method(v) for k, v in obj.items() if k != "method"}
+    if isinstance(obj, list):
+        return [_strip_method(v) for v in obj]
+    return obj
+
+
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -79,6 +88,16 @@ def compute() -> dict[str, str]:
             out[f"plan/{mname}/{policy}"] = _sha(p.to_json())
             p.apply(m, seed=3)
             out[f"weights/{mname}/{policy}"] = _weights_digest(m)
+    # plan files written before schemes had `method` keep their bits: the orthogonal plans with
+    # the field removed must give the weights pinned before the reflector method (2026-12-01)
+    for mname, (factory, _) in _zoo().items():
+        torch.manual_seed(0)
+        m = factory()
+        legacy = it.Plan.from_json(
+            json.dumps(_strip_method(json.loads(it.plan(m, "orthogonal").to_json())))
+        )
+        legacy.apply(m, seed=3)
+        out[f"legacy-qr/weights/{mname}/orthogonal"] = _weights_digest(m)
     for policy, act in (("tat", nn.ReLU), ("tat", nn.Tanh), ("dks", nn.GELU)):
         torch.manual_seed(0)
         m = nn.Sequential(

@@ -206,7 +206,8 @@ GOLDEN = [
     (S.xavier_uniform(), "float64", "a7fb59221edc9e86"),
     (S.trunc_normal(0, 0.02, -2, 2, relative=True), "float64", "deb99092458e1f2b"),
     (S.trunc_normal(0, 1, 3, 4), "float64", "10d0d5bfa4316936"),
-    (S.orthogonal(), "float32", "717085fb5eb10674"),  # matrix schemes: NumPy SFC64, drawn whole
+    (S.orthogonal(), "float32", "99d494c38358fe2e"),  # matrix schemes: NumPy SFC64, drawn whole
+    (S.orthogonal(method="qr"), "float32", "717085fb5eb10674"),  # the QR method: as before
 ]
 
 

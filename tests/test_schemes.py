@@ -145,6 +145,74 @@ def test_orthogonal_is_haar():
     assert stats.chisquare([(plain > 0).sum(), (plain < 0).sum()]).pvalue < P_MIN
 
 
+@pytest.mark.parametrize("method", ["reflectors", "qr"])
+def test_both_orthogonal_methods_are_haar(method):
+    """The eigenvalues of a Haar-distributed orthogonal matrix have uniformly distributed
+    phases on the circle (Mezzadri 2007, fig. 1: plain QR without the sign fix clusters them);
+    KS test of the phases in [0, π] over many 6×6 draws, for both methods, and the entries'
+    law: Q[0, 0]·√n → N(0, 1)-like, checked against the exact Beta law of Q[0, 0]²."""
+    from initwise._backend import NumpyBackend
+
+    rng = np.random.default_rng(1)
+    b = NumpyBackend(rng)
+    make = b.reflectors_signed if method == "reflectors" else b.qr_signed
+    phases, first = [], []
+    for _ in range(1500):
+        q = make(rng.standard_normal((6, 6)))
+        ang = np.abs(np.angle(np.linalg.eigvals(q)))
+        phases.extend(ang[(ang > 1e-9) & (ang < np.pi - 1e-9)])
+        first.append(q[0, 0])
+    assert stats.kstest(np.array(phases), stats.uniform(0, np.pi).cdf).pvalue > P_MIN
+    # Q[0,0]² ~ Beta(1/2, (n−1)/2) for a Haar column of length n = 6
+    assert stats.kstest(np.array(first) ** 2, stats.beta(0.5, 2.5).cdf).pvalue > P_MIN
+    # negative control: reflectors without the sign fix are not Haar (phases cluster)
+    bad = []
+    for _ in range(1500):
+        q = b.reflectors_signed(rng.standard_normal((6, 6)))
+        q = q * np.sign(q[0:1, :] + 1e-300)  # undo the fix in a data-dependent way
+        ang = np.abs(np.angle(np.linalg.eigvals(q)))
+        bad.extend(ang[(ang > 1e-9) & (ang < np.pi - 1e-9)])
+    assert stats.kstest(np.array(bad), stats.uniform(0, np.pi).cdf).pvalue < P_MIN
+
+
+def test_reflector_method_numpy_and_torch_agree_and_old_plans_read_as_qr():
+    torch = pytest.importorskip("torch")
+    from initwise._backend import NumpyBackend
+    from initwise.torch.init import TorchBackend
+
+    rng = np.random.default_rng(2)
+    for shape in [(7, 7), (12, 5), (1, 1), (9, 1)]:
+        a = rng.standard_normal(shape)
+        q_np = NumpyBackend(rng).reflectors_signed(np.asfortranarray(a))  # a as laid out
+        g = torch.Generator().manual_seed(0)
+        q_t = TorchBackend(g, torch.device("cpu"), torch.float64).reflectors_signed(
+            torch.from_numpy(a.copy())
+        )
+        np.testing.assert_allclose(q_t.numpy(), q_np, atol=1e-12)
+        np.testing.assert_allclose(q_np.T @ q_np, np.eye(shape[1]), atol=1e-12)
+    # the default is the reflector method; the torch drop-ins keep torch's QR (torch's bits)
+    assert S.orthogonal().method == "reflectors" and S.delta_orthogonal().method == "reflectors"
+    assert S.orthogonal(2.0).to_dict() == {
+        "type": "orthogonal",
+        "gain": 2.0,
+        "method": "reflectors",
+    }
+    assert S.from_dict({"type": "orthogonal", "gain": 2.0}).method == "qr"  # written before
+    assert S.from_dict({"type": "delta_orthogonal", "gain": 1.0}).method == "qr"
+    assert S.orthogonal(2.0, "qr").scaled(0.5) == S.orthogonal(1.0, "qr")
+    with pytest.raises(ValueError, match="method must be one of 'reflectors', 'qr'"):
+        S.orthogonal(1.0, "svd")
+    with pytest.raises(ValueError, match="method must be one of"):
+        S.from_dict({"type": "orthogonal", "gain": 1.0, "method": 3})
+    w = torch.empty(16, 24)
+    import initwise.torch as it
+
+    it.orthogonal_(w, generator=torch.Generator().manual_seed(4))
+    ref = torch.empty(16, 24)
+    torch.nn.init.orthogonal_(ref, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(w, ref)
+
+
 def test_eye_dirac_delta_orthogonal():
     np.testing.assert_array_equal(iw.eye((3, 5)), np.eye(3, 5))
     d = iw.dirac((6, 2, 3, 3), groups=2)

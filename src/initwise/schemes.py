@@ -322,18 +322,23 @@ def _bound(name: str, x: Any, where: str) -> float:
 class Orthogonal(Scheme):
     r"""A (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013).
 
-    The tensor is viewed as ``rows × cols`` (``cols = ∏ shape[1:]``); a Gaussian matrix is
-    QR-factored and ``Q`` multiplied by ``sign(diag R)`` so it is Haar-distributed
-    (Mezzadri 2007). Always computed in float ≥ 32 and cast last, so bf16/fp16 work.
-    Entry std: ``gain·√(min(rows, cols)/(rows·cols))``.
+    The tensor is viewed as ``rows × cols`` (``cols = ∏ shape[1:]``) and drawn Haar-distributed
+    (Mezzadri 2007) by ``method``: ``"reflectors"`` (default) — ``Q`` formed from random
+    Householder reflectors, the Gaussian columns themselves (Stewart 1980), half the flops of
+    a QR; ``"qr"`` — a Gaussian matrix QR-factored and ``Q`` multiplied by ``sign(diag R)``
+    (torch's algorithm; plans written before ``method`` existed read as ``"qr"`` and keep their
+    bits). Always computed in float ≥ 32 and cast last, so bf16/fp16 work. Entry std:
+    ``gain·√(min(rows, cols)/(rows·cols))``.
     """
 
     type: ClassVar[str] = "orthogonal"
     min_ndim: ClassVar[int] = 2
     gain: float = 1.0
+    method: str = "reflectors"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gain", v.positive("gain", self.gain, where="orthogonal"))
+        _check_method(self.method, "orthogonal")
 
     def std(self, shape: tuple[int, ...], fans: Fans | None = None) -> float:
         rows, cols = shape[0], math.prod(shape[1:])
@@ -341,13 +346,14 @@ class Orthogonal(Scheme):
 
     def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
         rows, cols = shape[0], math.prod(shape[1:])
-        return (orthogonal_matrix(backend, rows, cols) * self.gain).reshape(shape)
+        return (orthogonal_matrix(backend, rows, cols, self.method) * self.gain).reshape(shape)
 
     def formula(self) -> str:
-        return f"orthogonal (QR, sign-fixed) × {_num(self.gain)}"
+        how = "QR, sign-fixed" if self.method == "qr" else "Householder reflectors, Haar"
+        return f"orthogonal ({how}) × {_num(self.gain)}"
 
     def scaled(self, factor: float) -> Orthogonal:
-        return Orthogonal(self.gain * factor)
+        return Orthogonal(self.gain * factor, self.method)
 
 
 @dataclass(frozen=True)
@@ -425,9 +431,11 @@ class DeltaOrthogonal(Scheme):
     min_ndim: ClassVar[int] = 3
     max_ndim: ClassVar[int | None] = 5
     gain: float = 1.0
+    method: str = "reflectors"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gain", v.positive("gain", self.gain, where="delta_orthogonal"))
+        _check_method(self.method, "delta_orthogonal")
 
     def check_shape(self, shape: tuple[int, ...]) -> None:
         super().check_shape(shape)
@@ -441,7 +449,7 @@ class DeltaOrthogonal(Scheme):
         return self.gain * math.sqrt(shape[1] / math.prod(shape))
 
     def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        q = orthogonal_matrix(backend, shape[0], shape[1]) * self.gain
+        q = orthogonal_matrix(backend, shape[0], shape[1], self.method) * self.gain
         w = backend.zeros(shape)
         w[(slice(None), slice(None), *(s // 2 for s in shape[2:]))] = q
         return w
@@ -450,7 +458,7 @@ class DeltaOrthogonal(Scheme):
         return f"delta-orthogonal × {_num(self.gain)}"
 
     def scaled(self, factor: float) -> DeltaOrthogonal:
-        return DeltaOrthogonal(self.gain * factor)
+        return DeltaOrthogonal(self.gain * factor, self.method)
 
 
 @dataclass(frozen=True)
@@ -497,12 +505,25 @@ class Sparse(Scheme):
 # ----------------------------------------------------------------------------- algorithms
 
 
-def orthogonal_matrix(backend: Backend, rows: int, cols: int) -> Array:
-    """A ``rows × cols`` matrix with orthonormal rows (or columns, whichever is fewer)."""
+ORTHOGONAL_METHODS = ("reflectors", "qr")
+
+
+def _check_method(method: Any, where: str) -> None:
+    if method not in ORTHOGONAL_METHODS:
+        raise ValueError(
+            f"{where}: method must be one of {', '.join(map(repr, ORTHOGONAL_METHODS))} "
+            f"(reflectors: the default, half the flops; qr: torch's algorithm), got {method!r}"
+        )
+
+
+def orthogonal_matrix(backend: Backend, rows: int, cols: int, method: str = "reflectors") -> Array:
+    """A ``rows × cols`` Haar matrix with orthonormal rows (or columns, whichever is fewer),
+    from one ``rows × cols`` Gaussian draw (:class:`Orthogonal` for ``method``)."""
     flat = backend.normal((rows, cols), 0.0, 1.0)
+    make = backend.qr_signed if method == "qr" else backend.reflectors_signed
     if rows < cols:
-        return backend.qr_signed(flat.T).T
-    return backend.qr_signed(flat)
+        return make(flat.T).T
+    return make(flat)
 
 
 def _num(x: float) -> str:
@@ -602,9 +623,9 @@ def lecun_normal() -> VarianceScaling:
     return VarianceScaling(1.0, "fan_in", "normal", 1.0, "lecun_normal")
 
 
-def orthogonal(gain: float = 1.0) -> Orthogonal:
-    """Saxe et al. 2013."""
-    return Orthogonal(gain)
+def orthogonal(gain: float = 1.0, method: str = "reflectors") -> Orthogonal:
+    """Saxe et al. 2013 (``method``: see :class:`Orthogonal`)."""
+    return Orthogonal(gain, method)
 
 
 def eye(gain: float = 1.0) -> Eye:
@@ -617,9 +638,9 @@ def dirac(groups: int = 1) -> Dirac:
     return Dirac(groups)
 
 
-def delta_orthogonal(gain: float = 1.0) -> DeltaOrthogonal:
-    """Xiao et al. 2018."""
-    return DeltaOrthogonal(gain)
+def delta_orthogonal(gain: float = 1.0, method: str = "reflectors") -> DeltaOrthogonal:
+    """Xiao et al. 2018 (``method``: see :class:`Orthogonal`)."""
+    return DeltaOrthogonal(gain, method)
 
 
 def sparse(sparsity: float, std: float = 0.01) -> Sparse:
@@ -654,7 +675,9 @@ def from_dict(data: Mapping[str, Any]) -> Scheme:
         raise ValueError(f"unknown scheme type {kind!r}; known: {', '.join(sorted(SCHEMES))}")
     cls = SCHEMES[kind]
     keys = {f.metadata.get("key", f.name): f.name for f in dataclasses.fields(cls)}
-    args = {}
+    args: dict[str, Any] = {}
+    if cls in (Orthogonal, DeltaOrthogonal):
+        args["method"] = "qr"  # written before `method` existed: those plans keep their bits
     for k, val in data.items():
         if k == "type":
             continue

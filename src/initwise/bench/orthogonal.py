@@ -1,5 +1,6 @@
 """Orthogonal init: initwise's reproducible draw (the plan path: a float64 Gaussian keyed by
-(seed, name), Householder QR through SciPy's LAPACK, signs fixed by diag R, cast last) and the
+(seed, name), its columns taken as Householder reflectors and Q formed by LAPACK's dorgqr —
+Stewart 1980, half a QR's flops — signed for Haar, cast last) and the
 drop-in ``initwise.torch.orthogonal_`` (torch's algorithm: float32 QR, torch's bits) against
 ``torch.nn.init.orthogonal_`` at the same thread count. The plan path computes in float64 on
 purpose: a float32 QR's values change with the BLAS thread count and kernel (docs/scale.md)."""
@@ -43,7 +44,7 @@ def run(shapes: tuple[tuple[int, int], ...] = SHAPES, repeat: int = 3) -> list[d
         )
     print_table(
         f"orthogonal init, {torch.get_num_threads()} thread(s): the plan (seed-keyed bits, "
-        "float64 QR) and the drop-in (torch's float32 QR) vs torch.nn.init.orthogonal_",
+        "float64 reflectors) and the drop-in (torch's float32 QR) vs torch.nn.init.orthogonal_",
         ["shape", "plan", "drop-in", "torch", "plan / torch", "drop-in / torch"],
         [
             [

@@ -101,6 +101,22 @@ class TorchBackend:
         q, r = torch.linalg.qr(a)
         return q * r.diagonal().sign()
 
+    def reflectors_signed(self, a: torch.Tensor) -> torch.Tensor:
+        """As :meth:`initwise._backend.NumpyBackend.reflectors_signed`, with
+        ``torch.linalg.householder_product`` (LAPACK's ``orgqr``) in ``a``'s dtype."""
+        m, n = a.shape
+        x0 = a.diagonal()
+        below = torch.tril(a)  # column k's reflector is a[k:, k]
+        norm = below.pow(2).sum(0).sqrt()
+        beta = -torch.copysign(norm, x0)
+        safe = norm > 0
+        denom = torch.where(safe, x0 - beta, torch.ones_like(x0))
+        v = torch.tril(below / denom, diagonal=-1)
+        v = v + torch.eye(m, n, dtype=a.dtype, device=a.device)
+        tau = torch.where(safe, (beta - x0) / torch.where(safe, beta, torch.ones_like(beta)), 0)
+        sign = torch.where(beta > 0, 1.0, -1.0).to(a.dtype)
+        return torch.linalg.householder_product(v, tau) * torch.where(safe, sign, 1.0)
+
     def rank_mask(self, rows: int, cols: int, k: int) -> torch.Tensor:
         keys = torch.rand((rows, cols), generator=self.generator, device=self.device)
         return keys.argsort(dim=0).argsort(dim=0) < k
@@ -370,15 +386,16 @@ def variance_scaling_(
 def orthogonal_(
     tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """(Semi-)orthogonal matrix times ``gain`` (works for bf16/fp16)."""
-    return init_(tensor, S.orthogonal(gain), generator)
+    """(Semi-)orthogonal matrix times ``gain`` (works for bf16/fp16); torch's algorithm (QR of a
+    Gaussian), so torch's bits."""
+    return init_(tensor, S.orthogonal(gain, method="qr"), generator)
 
 
 def delta_orthogonal_(
     tensor: torch.Tensor, gain: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Delta-orthogonal conv kernel (Xiao et al. 2018)."""
-    return init_(tensor, S.delta_orthogonal(gain), generator)
+    """Delta-orthogonal conv kernel (Xiao et al. 2018); its centre tap by QR, as ``orthogonal_``."""
+    return init_(tensor, S.delta_orthogonal(gain, method="qr"), generator)
 
 
 def sparse_(

@@ -255,3 +255,23 @@ def test_an_override_says_the_multiplier_stays():
     e = p["2.weight"]
     assert e.std == 0.02 and e.forward_mult == pytest.approx(math.sqrt(2 / 64))
     assert "forward multiplier ×0.1768 stays: effective std 0.003536" in e.reason
+
+
+def test_edge_of_chaos_bias_variance_is_folded_into_the_multiplier():
+    """auto gives deep tanh chains random biases (the edge of chaos); u-μP's biases start at
+    zero, so its multiplier carries auto's whole pre-activation q (not q − σ_b²)."""
+    depth, width = 12, 32
+    layers = []
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), nn.Tanh()]
+    m = nn.Sequential(*layers, nn.Linear(width, width))
+    auto = it.plan(m)
+    u = it.plan(m, it.UMuP())
+    assert auto["2.bias"].std > 0 and u["2.bias"].std == 0.0
+    a = u["2.weight"].forward_mult
+    w = auto["2.weight"].std
+    b2 = auto["2.bias"].std ** 2
+    s_in = float(auto["2.weight"].reason.split("input E[x²] ")[1].split(" ")[0])
+    # auto: w²·fan_in·s + σ_b² = q; u-μP: a²·fan_in·s = q (3-significant-digit s from the reason)
+    assert a**2 * width * s_in == pytest.approx(w**2 * width * s_in + b2, rel=5e-3)
+    assert "bias variance folded in" in u["2.weight"].reason

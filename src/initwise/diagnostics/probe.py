@@ -314,9 +314,11 @@ SMALL_REDUCTION = 1 << 17
 
 def _reduction_threads(records: dict[str, dict[str, Any]], order: list[str]) -> int | None:
     """1 where every recorded CPU tensor is below :data:`SMALL_REDUCTION` elements, else None
-    (torch's setting). The ~14 reductions per layer are each too small to repay splitting over
-    threads: measured on the 2-core VM beside a busy process, `diagnose` of a 20×256 MLP took
-    2.8× one forward+backward with the default threads and 1.0× with one; a CNN 1.9× → 1.4×."""
+    (torch's setting). The ~13 reductions per layer are each too small to repay splitting over
+    threads: measured on the 2-core VM with both cores busy (two experiment workers), `diagnose`
+    of a 20×256 MLP took 2.8× one forward+backward with the default threads and 1.0× with one;
+    idle the same (1.8×); a CNN's 512 Ki-element layers were slower on one thread idle (1.5× →
+    1.8×), hence the threshold."""
     for n in order:
         for key in ("x", "y"):
             t = records[n].get(key)

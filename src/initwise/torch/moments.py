@@ -122,7 +122,7 @@ class Solved:
 
     @property
     def gain(self) -> float:
-        """``std = gain / √fan_in``."""
+        """``std = gain / √fan_in``: the weights' part of ``q`` (the bias carries ``bias_var``)."""
         return math.sqrt((self.q - self.bias_var) / self.effective)
 
     def describe(self) -> str:
@@ -268,7 +268,8 @@ def op_point(
 ) -> OperatingPoint:
     """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
     cached process-wide; probed ones in ``cache``). ``bias``: the layer has a bias, so an
-    edge-of-chaos point is allowed (named smooth activations only)."""
+    edge-of-chaos point is allowed (:func:`operating_point` keeps kinked activations off it;
+    probed ones are never given it)."""
     key: Any = (act, depth, bias)
     if act.module is not None:  # equal stretches in every layer: key by the values
         probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
@@ -293,8 +294,7 @@ def _op_point(act: Act, depth: int, bias: bool = False) -> OperatingPoint:
     }
     if act.module is not None:
         return operating_point(_act_fn(act), **kw)
-    smooth = spec is not None and not spec.kinks
-    return operating_point(act.name, act.param, name=act.name, bias=bias and smooth, **kw)
+    return operating_point(act.name, act.param, name=act.name, bias=bias, **kw)
 
 
 def propagate(
@@ -484,9 +484,9 @@ def _weight(
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var
         role = f"{act.describe()} at {op.describe()}"
-        balance = kind in ("linear", "conv1d_hf")  # the formula assumes a chain of matrices
-        if bias_var > 0:
-            balance = False  # measured: moving an end layer off the edge of chaos trains worse
+        # the formula assumes a chain of matrices; an edge-of-chaos chain keeps one q (measured:
+        # moving an end layer off the edge of chaos trains worse)
+        balance = kind in ("linear", "conv1d_hf") and bias_var == 0
         if balance and depth >= 3 and run in (1, depth) and not op.centered and op.kappa != 1.0:
             # the chain's first and last hidden layers get their own operating points so the
             # first and last weight gradients balance (the interior keeps the drift-free one)

@@ -380,7 +380,7 @@ class Auto(Policy):
         return auto_scheme(act)
 
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
-        solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
+        solved = solved_layer(ctx, site.module_name)
         if solved is None or site.kind == "embedding":
             e = super().weight(ctx, site)
         else:
@@ -397,7 +397,7 @@ class Auto(Policy):
         return e
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
-        solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
+        solved = solved_layer(ctx, site.module_name)
         if solved is None or solved.bias_var <= 0:
             return super().bias(ctx, site, shape)
         std = math.sqrt(solved.bias_var)
@@ -423,7 +423,7 @@ class Auto(Policy):
 
     def attention_weight(self, ctx, name, module, pname, shape):  # type: ignore[no-untyped-def]
         e = super().attention_weight(ctx, name, module, pname, shape)
-        solved = ctx.moments.layers.get(name) if ctx.moments else None
+        solved = solved_layer(ctx, name)
         if solved is None or (pname != "in_proj_weight" and not pname.endswith("_proj_weight")):
             return e
         g = solved.gain
@@ -433,6 +433,11 @@ class Auto(Policy):
         return dataclasses.replace(
             out, reason=f"{head}; {solved.describe()} → gain {g:.4g} → std {out.std:.4g}"
         )
+
+
+def solved_layer(ctx: Context, module_name: str) -> Solved | None:
+    """What ``auto``'s moment propagation solved for ``module_name`` (None: not reached)."""
+    return ctx.moments.layers.get(module_name) if ctx.moments else None
 
 
 def _unscaled_logits(ctx: Context, module_name: str) -> tuple[float, str] | None:
@@ -1300,7 +1305,7 @@ class UMuP(Auto):
         auto = super().weight(ctx, site)
         a = auto.std if auto.std is not None else 1.0 / math.sqrt(n)
         src = "auto's std"
-        solved = ctx.moments.layers.get(site.module_name) if ctx.moments else None
+        solved = solved_layer(ctx, site.module_name)
         if solved is not None and solved.bias_var > 0:  # u-μP's biases start at zero: the
             a = math.sqrt(solved.q / solved.effective / n)  # weights carry auto's whole q
             src = "auto's std with its edge-of-chaos bias variance folded in: biases start at 0"

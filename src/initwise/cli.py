@@ -800,7 +800,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=list(EXPERIMENTS),
         help="full run times on a 2-core machine (docs/experiments.md): he2015 ~1.5-2 min, "
         "sigmoid-vanishing 12 s, zero-symmetry 9 s, seed-formulas 6 s, edge-of-chaos 4-11 min, "
-        "depth-sweep 3 seeds ~25 min, lr-transfer ~45 min, deep-vanilla ~55 min; --quick: under "
+        "depth-sweep 3 seeds ~30-40 min, lr-transfer ~45 min, deep-vanilla ~55 min; --quick: under "
         "a minute each",
     )
     rp.add_argument("--quick", action="store_true", help="the short version (for tests)")

@@ -7,7 +7,6 @@ Schemes are written once against :class:`Backend`; NumPy (here) and torch
 
 from __future__ import annotations
 
-import math
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,12 +56,13 @@ class NumpyBackend:
         ``n`` random Householder reflectors (Stewart 1980; Mezzadri 2007, §5): reflector ``k``
         is the Gaussian column ``a[k:, k]`` itself — in a Householder QR of a Gaussian matrix
         the transformed column is again i.i.d. Gaussian, so the factorization can be skipped
-        — and ``Q = H₁⋯Hₙ`` is formed by LAPACK's blocked ``dorgqr``, columns signed by
-        ``sign(β_k)`` (the diagonal of the R the QR would have produced). Half the flops of
-        ``qr_signed`` (no ``dgeqrf``). ``a`` (a fresh draw) is overwritten; a C-ordered float64
-        ``a`` is read column-major in place (its values land elsewhere in the matrix, which
-        changes nothing in the law) and half of it — the upper triangle — is not used."""
-        from scipy.linalg import lapack
+        — and ``Q = H₁⋯Hₙ`` is formed in float64 by :func:`initwise._householder.form_q`
+        (``dorgqr``'s backward accumulation in blocks of up to 512 reflectors), columns signed
+        by ``sign(β_k)`` (the diagonal of the R the QR would have produced). Half the flops of
+        ``qr_signed`` (no ``dgeqrf``). ``a`` (a fresh draw) is overwritten; a C-ordered
+        float64 ``a`` is read column-major in place (its values land elsewhere in the matrix,
+        which changes nothing in the law) and half of it — the upper triangle — is not used."""
+        from ._householder import form_q, reflectors
 
         m, n = a.shape
         if a.dtype == np.float64 and a.flags.c_contiguous:
@@ -71,25 +71,8 @@ class NumpyBackend:
             f = a.reshape(n, m).T
         else:
             f = np.asfortranarray(a, dtype=np.float64)  # a transposed draw: already F-ordered
-        tau = np.empty(n)
-        sign = np.empty(n)
-        for k in range(n):  # LAPACK's dlarfg convention: H = I − τ·v·vᵀ with v₀ = 1
-            x = f[k:, k]
-            x0 = float(x[0])
-            norm = float(np.sqrt(np.dot(x, x)))
-            if norm == 0.0:  # a zero column (probability 0): the identity reflector
-                tau[k], sign[k] = 0.0, 1.0
-                x[:] = 0.0
-                x[0] = 1.0
-                continue
-            beta = -math.copysign(norm, x0)
-            tau[k] = (beta - x0) / beta
-            x[1:] /= x0 - beta
-            x[0] = 1.0
-            sign[k] = 1.0 if beta > 0 else -1.0
-        q, _, info = lapack.dorgqr(f, tau, lwork=max(1, 64 * n), overwrite_a=1)
-        if info != 0:  # pragma: no cover - LAPACK argument errors only
-            raise RuntimeError(f"dorgqr failed (info {info})")
+        tau, sign = reflectors(f)
+        q = form_q(f, tau)
         q *= sign
         return q
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _progress: list[Callable[[], None]] = []
@@ -34,6 +34,31 @@ def timeit(fn: Callable[[], Any], repeat: int = 3, warmup: int = 1) -> float:
     for cb in _progress:
         cb()
     return statistics.median(times)
+
+
+def timeit_side_by_side(
+    fns: Sequence[Callable[[], Any]], repeat: int = 3, warmup: int = 1, settle: float = 0.3
+) -> list[float]:
+    """Median wall times of several ``fns``, measured in turns (each round runs every one, the
+    order rotated), so that a machine whose speed drifts — a busy host, a VM's neighbours —
+    moves all of them alike and their ratio stays fair. ``settle`` seconds of sleep before each
+    measurement let the previous one's thread pool go quiet: OpenBLAS's and OpenMP's workers
+    spin for up to ~0.1–0.2 s after a call, and whatever runs next shares the cores with them
+    (torch's 1024² orthogonal_ took 117 ms right after a SciPy QR, 80 ms after a pause)."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for r in range(repeat):
+        for i in [(r + j) % len(fns) for j in range(len(fns))]:
+            if settle:
+                time.sleep(settle)
+            t = time.perf_counter()
+            fns[i]()
+            times[i].append(time.perf_counter() - t)
+    for cb in _progress:
+        cb()
+    return [statistics.median(ts) for ts in times]
 
 
 def print_table(title: str, header: list[str], rows: list[list[str]]) -> None:

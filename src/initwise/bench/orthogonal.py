@@ -11,13 +11,19 @@ from typing import Any
 
 import torch
 
-from . import print_table, timeit
+from . import print_table, timeit_side_by_side
 
 SHAPES = ((1024, 1024), (2048, 8192), (4096, 4096))
+XL_SHAPES = ((4096, 25088),)  # VGG-11's first classifier weight
 
 
-def run(shapes: tuple[tuple[int, int], ...] = SHAPES, repeat: int = 3) -> list[dict[str, Any]]:
-    """Time both on each shape; return rows (and print the table)."""
+def run(
+    shapes: tuple[tuple[int, int], ...] = SHAPES, repeat: int = 5, xl: bool = False
+) -> list[dict[str, Any]]:
+    """Time the three on each shape (``xl`` adds :data:`XL_SHAPES`), in turns; return rows (and
+    print the table)."""
+    if xl:
+        shapes = tuple(shapes) + XL_SHAPES
     from .. import schemes as S
     from ..plan import ParamPlan, Plan
     from ..torch.apply import apply_plan
@@ -29,9 +35,14 @@ def run(shapes: tuple[tuple[int, int], ...] = SHAPES, repeat: int = 3) -> list[d
         g = torch.Generator().manual_seed(0)
         model = torch.nn.Linear(shape[1], shape[0], bias=False)
         plan = Plan((ParamPlan.build("weight", shape, S.orthogonal(1.0), "bench", None),))
-        ours = timeit(lambda model=model, plan=plan: apply_plan(plan, model, seed=0), repeat)
-        drop = timeit(lambda w=w, g=g: dropin_orthogonal(w, generator=g), repeat)
-        theirs = timeit(lambda w=w, g=g: torch.nn.init.orthogonal_(w, generator=g), repeat)
+        ours, drop, theirs = timeit_side_by_side(
+            [
+                lambda model=model, plan=plan: apply_plan(plan, model, seed=0),
+                lambda w=w, g=g: dropin_orthogonal(w, generator=g),
+                lambda w=w, g=g: torch.nn.init.orthogonal_(w, generator=g),
+            ],
+            repeat,
+        )
         rows.append(
             {
                 "shape": shape,

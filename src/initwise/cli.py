@@ -843,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=["ci", "small", "medium", "xl"],
         help="GPT-2 size for the materialize benchmark (default medium); orthogonal xl adds "
-        "VGG-11's 4096×25088 classifier (~2 min more)",
+        "VGG-11's 4096×25088 classifier (~6 min more)",
     )
     bn.add_argument(
         "--device",

@@ -1,9 +1,11 @@
 """Orthogonal init: initwise's reproducible draw (the plan path: a float64 Gaussian keyed by
-(seed, name), its columns taken as Householder reflectors and Q formed by LAPACK's dorgqr —
-Stewart 1980, half a QR's flops — signed for Haar, cast last) and the
+(seed, name), its columns taken as Householder reflectors and Q formed in blocks of up to 512
+(initwise._householder; Stewart 1980, half a QR's flops), signed for Haar, cast last) and the
 drop-in ``initwise.torch.orthogonal_`` (torch's algorithm: float32 QR, torch's bits) against
-``torch.nn.init.orthogonal_`` at the same thread count. The plan path computes in float64 on
-purpose: a float32 QR's values change with the BLAS thread count and kernel (docs/scale.md)."""
+``torch.nn.init.orthogonal_`` at the same thread count, timed in turns with a pause before each
+(``timeit_side_by_side``: a BLAS pool's spinning workers would otherwise slow the next one).
+The plan path computes in float64 on purpose: a float32 QR's values change with the BLAS
+thread count and kernel (docs/scale.md)."""
 
 from __future__ import annotations
 

@@ -2,28 +2,9 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-from typing import Any
-
 import torch
 
-from . import print_table
-
-
-def interleaved(a: Any, b: Any, repeat: int) -> tuple[float, float]:
-    """Medians of ``a()`` and ``b()`` timed alternately (a VM's speed drifts between blocks of
-    runs; alternating puts the two under the same drift)."""
-    a(), b()
-    ta, tb = [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        a()
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        b()
-        tb.append(time.perf_counter() - t)
-    return statistics.median(ta), statistics.median(tb)
+from . import print_table, timeit_side_by_side
 
 
 def run(repeat: int = 15) -> list[dict[str, float]]:
@@ -42,12 +23,12 @@ def run(repeat: int = 15) -> list[dict[str, float]]:
             out = model(batch)
             (out * torch.randn_like(out)).sum().backward()
 
-        base, diag = interleaved(
-            plain, lambda model=model, batch=batch: diagnose(model, batch), repeat
+        base, diag = timeit_side_by_side(
+            [plain, lambda model=model, batch=batch: diagnose(model, batch)], repeat, settle=0.0
         )
         rows.append({"model": kind, "fwd_bwd_s": base, "diagnose_s": diag, "ratio": diag / base})
     print_table(
-        f"diagnose / one forward+backward (medians of {repeat} alternating runs, "
+        f"diagnose / one forward+backward (medians of {repeat} runs in turns, "
         f"{torch.get_num_threads()} threads)",
         ["model", "fwd+bwd s", "diagnose s", "ratio"],
         [

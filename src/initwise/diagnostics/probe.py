@@ -260,11 +260,15 @@ def diagnose(
                 _gradients(loss, records, order)
         feeds = _feeds(info)
         pending = []
+        known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
         with intra_op_threads(_reduction_threads(records, order)):
             for name in order:
                 nxt = records.get(feeds.get(name, ""))
                 x_next = nxt.get("x") if nxt is not None else None
-                pending.append(_reductions(records[name], x_next))
+                vals, finish, fed = _reductions(records[name], x_next, known_sq.pop(name, None))
+                if fed:
+                    known_sq[feeds[name]] = vals[4]
+                pending.append((vals, finish))
             if pending:  # every statistic of every layer read back in one conversion
                 values = torch.stack([t for p in pending for t in p[0]]).double().tolist()
         for i, (_, finish) in enumerate(pending):
@@ -355,6 +359,12 @@ def _sums(t: torch.Tensor) -> list[torch.Tensor]:
     return [flat.sum(), torch.dot(flat, flat)]
 
 
+def _sq(t: torch.Tensor) -> torch.Tensor:
+    """``Σx²`` of a float tensor as a 0-d tensor (one dot product)."""
+    flat = t.reshape(-1)
+    return torch.dot(flat, flat)
+
+
 def _gradients(loss: torch.Tensor, records: dict[str, dict[str, Any]], order: list[str]) -> None:
     """Every layer output's gradient and every weight's gradient from one backward pass
     (``torch.autograd.grad``: no tensor hooks, and the parameters' ``.grad`` are not touched)."""
@@ -399,34 +409,33 @@ def _feeds(info: ModelInfo) -> dict[str, str]:
 _N_STATS = 14
 
 
-def _measure(rec: dict[str, Any], post: torch.Tensor | None = None) -> None:
-    """Every statistic of one layer (see :func:`_reductions`), read back at once."""
-    tensors, finish = _reductions(rec, post)
-    finish(torch.stack(tensors).double().tolist())
-
-
 def _reductions(
-    rec: dict[str, Any], post: torch.Tensor | None = None
-) -> tuple[list[torch.Tensor], Callable[[list[float]], None]]:
+    rec: dict[str, Any], post: torch.Tensor | None = None, x_sq: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], Callable[[list[float]], None], bool]:
     """The :data:`_N_STATS` 0-d tensors one layer's statistics come from — sums and dot
     products (each ``float(tensor)`` costs a dispatch and a copy; ``var_mean``/``std`` are
     Welford passes: together they were two thirds of ``diagnose``'s time) — and the function
-    that turns their values into the record's statistics. ``post``: the activation's output
-    when it was recorded elsewhere (the next layer's input), else computed from the output."""
+    that turns their values into the record's statistics, and whether ``post`` was used as
+    given. ``post``: the activation's output when it was recorded elsewhere (the next layer's
+    input), else computed from the output; ``x_sq``: this layer's ``Σx²`` when it is already
+    known (its input is the previous layer's ``post``: the same tensor, the same dot)."""
     module, act = rec["module"], rec["act"]
     y = rec.pop("y").float()
     x = rec.pop("x")
     g = rec.pop("g", None)
     y_sum = rec.pop("y_sum", None)
     spec = act.spec  # properties from the activation registry (None: probed module)
-    post = act.torch_fn()(y) if post is None or post.shape != y.shape else post.float()
+    given = post is not None and post.shape == y.shape
+    post = post.float() if given else act.torch_fn()(y)  # type: ignore[union-attr]
     zero = y.new_zeros(())
     vals: list[torch.Tensor] = []
     xf = x.reshape(-1).float() if x is not None else None
-    vals += [zero, torch.dot(xf, xf) if xf is not None else zero]  # 0 (Σx: unused), 1 (Σx²)
+    if x_sq is None:
+        x_sq = torch.dot(xf, xf) if xf is not None else zero
+    vals += [zero, x_sq]  # 0 (Σx: unused), 1 (Σx²)
     flat = y.reshape(-1)
     vals += [flat.sum() if y_sum is None else y_sum, torch.dot(flat, flat)]  # 2, 3
-    vals.append(_sums(post)[1])  # 4
+    vals.append(_sq(post))  # 4
     if spec is not None and spec.can_die:  # 5: units zero on the whole batch
         dim = _units_dim(y, module)
         others = tuple(d for d in range(post.dim()) if d != dim)
@@ -450,7 +459,7 @@ def _reductions(
     w_ok = isinstance(w, torch.Tensor)
     vals += _sums(w.detach().float()) if w_ok else [zero, zero]  # 9, 10
     b_ok = isinstance(b, torch.Tensor)
-    vals.append(_sums(b.detach().float())[1] if b_ok else zero)  # 11
+    vals.append(_sq(b.detach().float()) if b_ok else zero)  # 11
     wg = rec.pop("wg", None)
     vals += _sums(wg.float()) if wg is not None else [zero, zero]  # 12, 13
     vals = [t.to(y.device, torch.float32) for t in vals]
@@ -467,7 +476,7 @@ def _reductions(
     def finish(v: list[float]) -> None:
         _store(rec, v, nx, ny, nw, b_n, g_n, wg_n, has_x, w_ok, b_ok, has_g, has_wg)
 
-    return vals, finish
+    return vals, finish, given
 
 
 def _store(
@@ -556,8 +565,18 @@ def _stats(
     for i, s in enumerate(out[:-1]):
         nxt = out[i + 1]
         if nxt.fan_in is not None and s.out_m2 > 0:
-            s.chi = nxt.fan_in * nxt.weight_m2 * chi(s.out_m2, 1.0, *_act_args(s))
+            s._act_chi = chi(s.out_m2, 1.0, *_act_args(s))  # type: ignore[attr-defined]
+            s.chi = nxt.fan_in * nxt.weight_m2 * s._act_chi  # type: ignore[attr-defined]
     return out
+
+
+def _act_chi(s: LayerStats) -> float:
+    """``E[φ′(√q·z)²]`` at the layer's measured output second moment (the factor of χ that
+    belongs to its activation), as :func:`_stats` computed it where it did."""
+    known = getattr(s, "_act_chi", None)
+    if known is not None and s.out_m2 > 0:
+        return float(known)
+    return chi(max(s.out_m2, 1e-300), 1.0, *_act_args(s))
 
 
 def _act_args(s: LayerStats) -> tuple[Any, Any]:
@@ -593,13 +612,7 @@ def _chain_theory(layers: list[LayerStats]) -> None:
         layers[-1].pred_grad_chain = g
         for i in range(len(layers) - 2, -1, -1):
             nxt = layers[i + 1]
-            g *= (
-                nxt.fan_out
-                * nxt.weight_m2
-                * chi(  # type: ignore[operator]
-                    max(layers[i].out_m2, 1e-300), 1.0, *_act_args(layers[i])
-                )
-            )
+            g *= nxt.fan_out * nxt.weight_m2 * _act_chi(layers[i])  # type: ignore[operator]
             layers[i].pred_grad_chain = g
 
 

@@ -203,3 +203,7 @@ def test_cli_bench_device_and_size_arguments(capsys):
     assert "--device applies to the fill and materialize" in capsys.readouterr().err
     assert main(["bench", "fill", "small"]) == 2
     assert "size applies to the materialize benchmark" in capsys.readouterr().err
+    assert main(["bench", "orthogonal", "small"]) == 2  # orthogonal and lsuv take xl only
+    assert "xl to orthogonal and lsuv" in capsys.readouterr().err
+    assert main(["bench", "diagnose", "xl"]) == 2
+    assert "xl to orthogonal and lsuv" in capsys.readouterr().err

@@ -109,3 +109,15 @@ def test_cast_row_major_is_astype_then_flatten(shape, order):
         assert out.dtype == dtype and out.flags.c_contiguous and np.array_equal(out, ref)
     cube = np.asfortranarray(np.ones((2, 3, 4)))
     assert np.array_equal(SM.cast_row_major(cube, np.float32), np.ones(24, np.float32))
+
+
+def test_bench_vgg11_is_vgg11():
+    torch = pytest.importorskip("torch")
+    from initwise.bench.lsuv import vgg11
+
+    with torch.device("meta"):
+        model = vgg11()
+        out = model(torch.empty(2, 3, 224, 224))
+    assert out.shape == (2, 1000)
+    assert sum(p.numel() for p in model.parameters()) == 132_863_336  # VGG-11 (config A)
+    assert tuple(model[-1 - 4].weight.shape) == (4096, 25088)

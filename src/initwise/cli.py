@@ -526,9 +526,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.device != "cpu" and not set(names) <= {"fill", "materialize"}:
         raise ValueError("--device applies to the fill and materialize benchmarks")
     if args.size is not None and names != ["materialize"]:
-        if names != ["orthogonal"] or args.size != "xl":
+        if names not in (["orthogonal"], ["lsuv"]) or args.size != "xl":
             raise ValueError(
-                "a size applies to the materialize benchmark (and xl to orthogonal) only"
+                "a size applies to the materialize benchmark (and xl to orthogonal and lsuv) only"
             )
     if args.name == "load" or names == ["load"]:
         from .bench import load
@@ -544,7 +544,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             kw["device"] = args.device
         if name == "materialize" and args.size is not None:
             kw["size"] = args.size
-        if name == "orthogonal" and args.size == "xl":
+        if name in ("orthogonal", "lsuv") and args.size == "xl":
             kw["xl"] = True
         # plain lines on stderr (a live bar would fight the tables printed on stdout)
         with _threads(args), PlainProgress() as progress:
@@ -843,7 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=["ci", "small", "medium", "xl"],
         help="GPT-2 size for the materialize benchmark (default medium); orthogonal xl adds "
-        "VGG-11's 4096×25088 classifier (~6 min more)",
+        "VGG-11's 4096×25088 classifier (~6 min more), lsuv xl VGG-11 at 224² (~4 min more)",
     )
     bn.add_argument(
         "--device",

@@ -1077,6 +1077,14 @@ CASES: list[Case] = [
     ),
     Case(
         "apply",
+        "plan fan_in 1.2e-38 (std 9e18: its normal transform overflows float32)",
+        _apply_entry(fan_in=1.1754943508222875e-38, std=None),
+        ValueError,
+        "too large to draw in torch.float32",
+        "check the scale",
+    ),
+    Case(
+        "apply",
         "plan fan_in 1e308 (std underflows)",
         _apply_entry(fan_in=1e308, std=None),
         ValueError,

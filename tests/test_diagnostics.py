@@ -43,6 +43,19 @@ def test_probe_numbers_match_hand_computation():
         + float((m[0].bias.detach() ** 2).mean())
     )
     assert s0.weight_std == pytest.approx(float(m[0].weight.detach().std()))
+    assert s1.in_m2 == pytest.approx(float((a**2).mean()))  # Σx² reused from layer 0's Σpost²
+
+
+def test_a_root_weight_layer_is_not_its_own_successor():
+    """The model itself a weight layer (its name is ""): its post-activation is its output, not
+    its input (a "" default in the successor lookup once read its own input back)."""
+    m = nn.Linear(8, 8)
+    x = torch.randn(64, 8) * 3.0
+    (s,) = diagnose(m, x).layers
+    with torch.no_grad():
+        y = m(x)
+    assert s.post_m2 == pytest.approx(float((y**2).mean()), rel=1e-5)
+    assert s.in_m2 == pytest.approx(float((x**2).mean()), rel=1e-5)
 
 
 def test_he_flat_xavier_decays_as_predicted():

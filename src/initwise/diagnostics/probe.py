@@ -263,11 +263,12 @@ def diagnose(
         known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
         with intra_op_threads(_reduction_threads(records, order)):
             for name in order:
-                nxt = records.get(feeds.get(name, ""))
+                fed_name = feeds.get(name)  # (not a "" default: "" names a root weight layer)
+                nxt = records.get(fed_name) if fed_name is not None else None
                 x_next = nxt.get("x") if nxt is not None else None
                 vals, finish, fed = _reductions(records[name], x_next, known_sq.pop(name, None))
-                if fed:
-                    known_sq[feeds[name]] = vals[4]
+                if fed and fed_name is not None:
+                    known_sq[fed_name] = vals[4]
                 pending.append((vals, finish))
             if pending:  # every statistic of every layer read back in one conversion
                 values = torch.stack([t for p in pending for t in p[0]]).double().tolist()

@@ -203,14 +203,18 @@ def check_range(
             f"{info.max:.3g}): they would be written as inf; check the scale (std/bounds/fans)"
         )
     if dist is not None and dist.kind == "normal":
-        # the streams fold the std into the Box–Muller radius as √(−2·std²·ln u), computed in
-        # float32 (float64 for float64 targets): 2·std² must be finite there
-        cmax = torch.finfo(compute_dtype(dtype)).max
-        if 2.0 * dist.std * dist.std > cmax:
+        # the streams fold the std into the Box–Muller radius as √(2·std²·(−ln u)), computed in
+        # float32 (float64 for float64 targets) with u ≥ 2⁻²⁴ (2⁻⁵³): the product must be
+        # finite for the smallest u, not only 2·std² (a property test found std 9e18 writing inf)
+        cdt = compute_dtype(dtype)
+        cmax = torch.finfo(cdt).max
+        bits = 53 if cdt == torch.float64 else 24
+        if 2.0 * dist.std * dist.std * bits * math.log(2.0) > cmax:
+            largest = math.sqrt(cmax / (2.0 * bits * math.log(2.0)))
             raise ValueError(
-                f"{where}: std {dist.std:.3g} is too large to draw in {compute_dtype(dtype)} "
-                f"(the normal transform needs 2·std² ≤ {cmax:.3g}): values would be inf; check "
-                "the scale (std/fans)"
+                f"{where}: std {dist.std:.3g} is too large to draw in {cdt} (the normal "
+                f"transform needs 2·std²·{bits}·ln 2 ≤ {cmax:.3g}, so std ≤ {largest:.3g}): "
+                "values would be inf; check the scale (std/fans)"
             )
     if 0.0 < spread < info.tiny:
         raise ValueError(

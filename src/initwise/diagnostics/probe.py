@@ -356,8 +356,7 @@ def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
 def _sums(t: torch.Tensor) -> list[torch.Tensor]:
     """``[Σx, Σx²]`` of a float tensor as two 0-d tensors: a sum and a dot product (several
     times faster than ``var_mean``/``std``, which use Welford's algorithm)."""
-    flat = t.reshape(-1)
-    return [flat.sum(), torch.dot(flat, flat)]
+    return [t.reshape(-1).sum(), _sq(t)]
 
 
 def _sq(t: torch.Tensor) -> torch.Tensor:
@@ -430,9 +429,8 @@ def _reductions(
     post = post.float() if given else act.torch_fn()(y)  # type: ignore[union-attr]
     zero = y.new_zeros(())
     vals: list[torch.Tensor] = []
-    xf = x.reshape(-1).float() if x is not None else None
     if x_sq is None:
-        x_sq = torch.dot(xf, xf) if xf is not None else zero
+        x_sq = _sq(x.float()) if x is not None else zero
     vals += [zero, x_sq]  # 0 (Σx: unused), 1 (Σx²)
     flat = y.reshape(-1)
     vals += [flat.sum() if y_sum is None else y_sum, torch.dot(flat, flat)]  # 2, 3

@@ -209,8 +209,8 @@ def check_range(
         cdt = compute_dtype(dtype)
         cmax = torch.finfo(cdt).max
         bits = 53 if cdt == torch.float64 else 24
-        if 2.0 * dist.std * dist.std * bits * math.log(2.0) > cmax:
-            largest = math.sqrt(cmax / (2.0 * bits * math.log(2.0)))
+        largest = math.sqrt(cmax / (2.0 * bits * math.log(2.0)))
+        if dist.std > largest:
             raise ValueError(
                 f"{where}: std {dist.std:.3g} is too large to draw in {cdt} (the normal "
                 f"transform needs 2·std²·{bits}·ln 2 ≤ {cmax:.3g}, so std ≤ {largest:.3g}): "

@@ -104,6 +104,33 @@ def test_dead_saturated_exploding():
     assert "use std = 1.414/√fan_in" in rb.layers[-1].suggestion
 
 
+@pytest.mark.parametrize("width", [64, 512])  # reduced after the pass / in the hooks
+def test_in_place_activations_give_the_same_report(width):
+    """ReLU(inplace=True) (torchvision's default) overwrites a layer's output after its hook:
+    the pre-activation statistics and the gradient at the pre-activation are taken before."""
+    reports = []
+    for inplace in (False, True):
+        torch.manual_seed(0)
+        m = nn.Sequential(
+            nn.Linear(width, width),
+            nn.ReLU(inplace=inplace),
+            nn.Linear(width, width),
+            nn.ReLU(inplace=inplace),
+            nn.Linear(width, 10),
+            nn.ReLU(inplace=inplace),  # the last one: no next layer sees its output
+        )
+        reports.append(
+            diagnose(m, torch.randn(300, width, generator=torch.Generator().manual_seed(1)))
+        )
+    plain, inplace = (r.to_dict()["layers"] for r in reports)
+    assert plain[0]["out_mean"] == pytest.approx(0.0, abs=0.05)  # not the ReLU's positive mean
+    for a, b in zip(plain, inplace, strict=True):
+        for k, va in a.items():
+            assert b[k] == (
+                pytest.approx(va, rel=1e-6, abs=1e-9) if isinstance(va, float) else va
+            ), k
+
+
 def test_model_is_restored():
     m = models.resnet()
     m.train()
@@ -159,10 +186,10 @@ def test_batch_finiteness_check_is_exact_and_reductions_restore_threads():
     m = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
     diagnose(m, torch.randn(16, 8))
     assert torch.get_num_threads() == before
-    small = {"a": {"x": torch.zeros(4), "y": torch.zeros(4)}}
-    assert _reduction_threads(small, ["a"]) == 1
-    large = {"a": {"x": torch.zeros(4), "y": torch.zeros(SMALL_REDUCTION)}}
-    assert _reduction_threads(large, ["a"]) is None
+    assert _reduction_threads(torch.zeros(4), torch.zeros(4)) == 1
+    assert _reduction_threads(None, torch.zeros(4)) == 1
+    assert _reduction_threads(torch.zeros(4), torch.zeros(SMALL_REDUCTION)) is None
+    assert _reduction_threads(torch.zeros(SMALL_REDUCTION), torch.zeros(4)) is None
 
 
 def test_jacobian_isometry():

@@ -25,6 +25,7 @@ def test_relu_closed_forms():
     qs, gs = propagate([ChainLayer(1.0, 0.0, "relu")] * 6, 1.0)
     assert qs == pytest.approx([2.0**-k for k in range(6)], rel=1e-9)
     assert gs == pytest.approx([2.0 ** -(5 - k) for k in range(6)], rel=1e-6)
+    assert propagate([ChainLayer(1.0, 0.0, "relu")] * 6, 1.0, gradients=False) == (qs, [])
 
 
 def test_tanh_edge_of_chaos_matches_schoenholz():

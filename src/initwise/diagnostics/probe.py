@@ -671,7 +671,7 @@ def _chain_theory(layers: list[LayerStats]) -> None:
         )
         for s in layers
     ]  # type: ignore[operator]
-    qs, _ = propagate(chain, layers[0].in_m2)
+    qs, _ = propagate(chain, layers[0].in_m2, gradients=False)  # δ̂ below, from measured q
     for s, q in zip(layers, qs, strict=True):
         s.pred_chain = q
     last = layers[-1].grad_std

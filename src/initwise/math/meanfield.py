@@ -173,14 +173,19 @@ class ChainLayer:
 
 
 def propagate(
-    layers: Sequence[ChainLayer], input_second_moment: float, output_grad_var: float = 1.0
+    layers: Sequence[ChainLayer],
+    input_second_moment: float,
+    output_grad_var: float = 1.0,
+    *,
+    gradients: bool = True,
 ) -> tuple[list[float], list[float]]:
     r"""Predicted pre-activation second moments ``q_l`` (forward) and gradient variances
     ``δ_l`` at each layer's output (backward) for a plain chain.
 
     Forward: ``q_1 = σ_w,1²·m_0 + σ_b,1²``, then ``q_{l+1} = σ_w,l+1²·E[φ_l(√q_l z)²] + σ_b²``.
     Backward: ``δ_L = output_grad_var``, ``δ_l = δ_{l+1}·σ_w,l+1²·(fan_out/fan_in)_{l+1}·
-    E[φ_l'(√q_l z)²]``.
+    E[φ_l'(√q_l z)²]``. ``gradients=False``: the forward half only (the list of ``δ_l`` empty;
+    one quadrature per layer fewer).
     """
     qs: list[float] = []
     m = input_second_moment
@@ -189,6 +194,8 @@ def propagate(
         qs.append(q)
         f = _act(layer.activation, layer.param)
         m = gaussian_expectation(lambda x, f=f: f(x) ** 2, max(q, 1e-300))
+    if not gradients:
+        return qs, []
     grads = [0.0] * len(layers)
     if layers:
         grads[-1] = output_grad_var

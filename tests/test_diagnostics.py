@@ -104,7 +104,7 @@ def test_dead_saturated_exploding():
     assert "use std = 1.414/√fan_in" in rb.layers[-1].suggestion
 
 
-@pytest.mark.parametrize("width", [64, 512])  # reduced after the pass / in the hooks
+@pytest.mark.parametrize("width", [64, 512])  # the hook's sums by NumPy / by torch
 def test_in_place_activations_give_the_same_report(width):
     """ReLU(inplace=True) (torchvision's default) overwrites a layer's output after its hook:
     the pre-activation statistics and the gradient at the pre-activation are taken before."""
@@ -127,8 +127,47 @@ def test_in_place_activations_give_the_same_report(width):
     for a, b in zip(plain, inplace, strict=True):
         for k, va in a.items():
             assert b[k] == (
-                pytest.approx(va, rel=1e-6, abs=1e-9) if isinstance(va, float) else va
+                pytest.approx(va, rel=1e-5, abs=1e-5) if isinstance(va, float) else va
             ), k
+
+
+class _Functional(nn.Module):
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.in_place = in_place
+        self.a, self.b, self.c = nn.Linear(32, 32), nn.Linear(32, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.nn.functional.relu(self.a(x), inplace=self.in_place)
+        h = self.b(h).relu_() if self.in_place else self.b(h).relu()
+        return self.c(h)
+
+
+class _SetItem(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(32, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        h[:, 0] = 0.0  # an in-place change diagnose does not recognize
+        return self.b(torch.relu(h))
+
+
+def test_functional_in_place_activations_and_unrecognized_changes():
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
+    reports = []
+    for in_place in (False, True):
+        torch.manual_seed(0)
+        reports.append(diagnose(_Functional(in_place), x).to_dict()["layers"])
+    for a, b in zip(*reports, strict=True):
+        for k, va in a.items():
+            assert b[k] == (
+                pytest.approx(va, rel=1e-5, abs=1e-5) if isinstance(va, float) else va
+            ), k
+    r = diagnose(_SetItem(), x)
+    assert any("'a' was changed in place" in n for n in r.notes)
+    assert not any("changed in place" in n for n in diagnose(_Functional(True), x).notes)
 
 
 def test_model_is_restored():
@@ -186,10 +225,10 @@ def test_batch_finiteness_check_is_exact_and_reductions_restore_threads():
     m = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
     diagnose(m, torch.randn(16, 8))
     assert torch.get_num_threads() == before
-    assert _reduction_threads(torch.zeros(4), torch.zeros(4)) == 1
-    assert _reduction_threads(None, torch.zeros(4)) == 1
-    assert _reduction_threads(torch.zeros(4), torch.zeros(SMALL_REDUCTION)) is None
-    assert _reduction_threads(torch.zeros(SMALL_REDUCTION), torch.zeros(4)) is None
+    small = {"a": {"x": torch.zeros(4), "y": torch.zeros(4)}}
+    assert _reduction_threads(small, ["a"]) == 1
+    large = {"a": {"x": torch.zeros(4), "y": torch.zeros(SMALL_REDUCTION)}}
+    assert _reduction_threads(large, ["a"]) is None
 
 
 def test_jacobian_isometry():

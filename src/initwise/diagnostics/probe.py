@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from math import inf
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -210,56 +211,34 @@ def diagnose(
     params = [p for p in model.parameters()]
     grads = [p.grad for p in params]
     names = {m: n for n, m in model.named_modules()}
-    feeds = _feeds(info)
-    fed_by = {b: a for a, b in feeds.items()}
+    in_place = _changed_in_place(model, info)
     records: dict[str, dict[str, Any]] = {}
     order: list[str] = []
-    handles: list[Any] = []
-    # id(tensor) → (tensor, its Σx²): an activation's output is the next layer's input
-    sq_known: _SqCache = {}
+    handles = []
 
     def hook(module: nn.Module, args: tuple, out: Any) -> None:
-        # The output's Σy and Σy² are reduced here, before an in-place activation
-        # (ReLU(inplace=True)) overwrites it, and its gradient is taken by a tensor hook
-        # registered now (which sees the gradient at this value, not at the overwritten one).
-        # Large layers reduce everything here, while the tensors are still in cache; small
-        # ones keep references and reduce after the pass on one thread (see _reduction_threads).
+        # Keep references only: the statistics are computed after the pass, all at once (work
+        # between the layers lets torch's idle workers fall asleep, and on a busy machine each
+        # wake-up waits for a core). A layer whose output an in-place activation overwrites
+        # next (ReLU(inplace=True)) has its output sums taken now and its gradient by a tensor
+        # hook registered now, which sees the gradient at this value, not the overwritten one.
         name = names[module]
         y = first_tensor(out)
         x = first_tensor(args)
         if y is None or not y.is_floating_point() or name in records:
             return
-        x = x.detach() if x is not None and x.is_floating_point() else None
         act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
-        rec: dict[str, Any] = {"module": module, "act": act, "v": {}, "ny": y.numel()}
+        yd = y.detach()
+        rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
+        rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
+        rec["y_graph"] = y if y.requires_grad else None  # its gradient: one autograd.grad call
+        if name in in_place:
+            rec["y_sums"] = _sums_now(yd)
+            if y.requires_grad:
+                handles.append(y.register_hook(lambda g, rec=rec: rec.__setitem__("g", g)))
+                rec["y_graph"] = None
         records[name] = rec
         order.append(name)
-        eager = _reduction_threads(x, y) is None
-        rec["eager"] = eager
-        yd = y.detach()
-        flat = yd.float().reshape(-1)
-        rec["v"]["y_sum"], rec["v"]["y_sq"] = _sum(flat), torch.dot(flat, flat)
-        rec["y"], rec["y_version"] = yd, yd._version
-        if x is not None:
-            rec["x"] = x
-            rec["nx"] = x.numel()
-        prev = records.get(fed_by[name]) if name in fed_by else None
-        if prev is not None and x is not None and tuple(x.shape) == tuple(prev["y"].shape):
-            prev["post_t"] = x  # the previous layer's activation output, as it reached here
-        if eager:
-            _layer_stats(rec, sq_known)
-            if prev is not None and prev.get("post_t") is x:
-                _post_stats(prev, x.float(), sq_known)
-            if name not in feeds:
-                _post_stats(rec, act.torch_fn()(yd.float()), sq_known)
-        if y.requires_grad:
-            handles.append(y.register_hook(_grad_hook(rec, "g", eager)))
-            rec["y_graph"] = y
-        w = getattr(module, "weight", None)
-        if isinstance(w, torch.Tensor) and w.requires_grad:
-            if eager:
-                handles.append(w.register_hook(_grad_hook(rec, "wg", eager)))
-            rec["w_graph"] = w
 
     for m in names:
         if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
@@ -271,6 +250,11 @@ def diagnose(
             p.grad = None
         with torch.enable_grad():
             out = run_model(model, batch)
+            changed = [
+                n
+                for n in order
+                if n not in in_place and records[n]["y"]._version != records[n]["y_version"]
+            ]
             _check_finite(records, order)
             y = first_tensor(out)
             if y is None:
@@ -291,18 +275,22 @@ def diagnose(
                 )
             if loss.requires_grad:
                 _gradients(loss, records, order)
-        small = [n for n in order if not records[n]["eager"]]
-        with intra_op_threads(1 if small else None):
-            for name in small:
-                _layer_stats(records[name], sq_known)
-        for name in order:  # the activation's output: as the next layer received it, else
-            rec = records[name]  # recomputed from the output
-            if "post" not in rec["v"]:
-                post = rec.get("post_t")
-                post = post.float() if post is not None else _post_from(rec)
-                with intra_op_threads(_reduction_threads(None, post)):
-                    _post_stats(rec, post, sq_known)
-        _read_back(records, order)
+        feeds = _feeds(info)
+        pending = []
+        known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
+        with intra_op_threads(_reduction_threads(records, order)):
+            for name in order:
+                fed_name = feeds.get(name)  # (not a "" default: "" names a root weight layer)
+                nxt = records.get(fed_name) if fed_name is not None else None
+                x_next = nxt.get("x") if nxt is not None else None
+                vals, finish, fed = _reductions(records[name], x_next, known_sq.pop(name, None))
+                if fed and fed_name is not None:
+                    known_sq[fed_name] = vals[4]
+                pending.append((vals, finish))
+            if pending:  # every statistic of every layer read back in one conversion
+                values = torch.stack([t for p in pending for t in p[0]]).double().tolist()
+        for i, (_, finish) in enumerate(pending):
+            finish(values[i * _N_STATS : (i + 1) * _N_STATS])
         jac = _jacobian(model, batch) if jacobian else None
     finally:
         for h in handles:
@@ -327,6 +315,12 @@ def diagnose(
             "(the local prediction still applies)"
         ]
     )
+    if changed:
+        notes.append(
+            f"the output of {', '.join(repr(n) for n in changed)} was changed in place after the "
+            "layer by an operation not recognized as in-place: its output statistics and "
+            "gradient are those of the changed tensor"
+        )
     return Report(
         type(model).__name__,
         layers,
@@ -341,115 +335,88 @@ def diagnose(
     )
 
 
-_SqCache = dict[int, tuple[torch.Tensor, torch.Tensor]]
-"""``id(tensor) → (tensor, Σx²)``: an activation's output is the next layer's input."""
-
 SMALL_REDUCTION = 1 << 17
-"""Elements below which a layer's reductions run on one intra-op thread
+"""Elements below which the statistics' reductions run on one intra-op thread
 (:func:`_reduction_threads`)."""
 
 
-def _reduction_threads(x: torch.Tensor | None, y: torch.Tensor) -> int | None:
-    """1 where the layer's input and output are CPU tensors below :data:`SMALL_REDUCTION`
-    elements, else None (torch's setting). A layer's ~12 reductions are each too small to repay
-    splitting over threads: measured on the 2-core VM with both cores busy (two experiment
-    workers), `diagnose` of a 20×256 MLP took 2.8× one forward+backward with the default threads
-    and 1.0× with one; a CNN's 512 Ki-element layers were slower on one thread idle (1.5× →
-    1.8×), hence the threshold. (Switching torch's thread count costs about 1 µs.)"""
-    for t in (x, y):
-        if t is not None and (t.device.type != "cpu" or t.numel() >= SMALL_REDUCTION):
-            return None
+def _reduction_threads(records: dict[str, dict[str, Any]], order: list[str]) -> int | None:
+    """1 where every recorded CPU tensor is below :data:`SMALL_REDUCTION` elements, else None
+    (torch's setting). The ~13 reductions per layer are each too small to repay splitting over
+    threads: measured on the 2-core VM with both cores busy (two experiment workers), `diagnose`
+    of a 20×256 MLP took 2.8× one forward+backward with the default threads and 1.0× with one;
+    idle the same (1.8×); a CNN's 512 Ki-element layers were slower on one thread idle (1.5× →
+    1.8×), hence the threshold."""
+    for n in order:
+        for key in ("x", "y"):
+            t = records[n].get(key)
+            if isinstance(t, torch.Tensor) and (
+                t.device.type != "cpu" or t.numel() >= SMALL_REDUCTION
+            ):
+                return None
     return 1
 
 
-def _layer_stats(rec: dict[str, Any], sq_known: _SqCache) -> None:
-    """A layer's input and weight statistics as 0-d tensors in ``rec["v"]`` (``Σx²``, ``Σw``,
-    ``Σw²``, ``Σb²``) and, for a layer reduced after the pass, its kept gradients'."""
-    v = rec["v"]
-    module = rec["module"]
-    x = rec.get("x")
-    if x is not None:
-        v["x_sq"] = _sq_known(x, sq_known)
-    w = getattr(module, "weight", None)
-    if isinstance(w, torch.Tensor):
-        v["w_sum"], v["w_sq"] = _sums(w.detach().float())
-        rec["nw"] = w.numel()
-    b = getattr(module, "bias", None)
-    if isinstance(b, torch.Tensor):
-        v["b_sq"] = _sq(b.detach().float())
-        rec["nb"] = b.numel()
-    for key in ("g", "wg"):
-        g = rec.pop(key + "_t", None)
-        if g is not None:
-            v[key + "_sum"], v[key + "_sq"] = _sums(g)
+_IN_PLACE_OPERATORS = ("iadd", "isub", "imul", "itruediv", "ipow")
 
 
-def _sq_known(t: torch.Tensor, sq_known: _SqCache) -> torch.Tensor:
-    """``Σt²``, reduced once per tensor: a layer's activation output is the next layer's input
-    (the same tensor object)."""
-    got = sq_known.get(id(t))
-    if got is not None and got[0] is t:  # (the tensor is kept: its id is not reused meanwhile)
-        return got[1]
-    sq = _sq(t.float())
-    sq_known[id(t)] = (t, sq)
-    return sq
+def _changed_in_place(model: nn.Module, info: ModelInfo) -> set[str]:
+    """Weight layers whose output the next operation changes in place: a module with
+    ``inplace=True`` (``nn.ReLU(inplace=True)``, torchvision's default), a function called with
+    ``inplace=True``, a trailing-underscore method (``relu_``) or an in-place operator."""
+    g = info.graph
+    if g is None:
+        return set()
+    users = g.users()
+    out: set[str] = set()
+    for n in g.nodes:
+        if n.op != "module" or info.kinds[n.idx] != "weight":
+            continue
+        for u in users[n.idx]:
+            node = g.nodes[u]
+            if node.op == "module":
+                try:
+                    hit = getattr(model.get_submodule(node.target), "inplace", False) is True
+                except AttributeError:
+                    hit = False
+            else:
+                name = str(node.target)
+                hit = (
+                    node.kwargs.get("inplace") is True
+                    or (name.endswith("_") and not name.endswith("__"))
+                    or name in _IN_PLACE_OPERATORS
+                )
+            if hit:
+                out.add(n.target)
+    return out
 
 
-def _post_from(rec: dict[str, Any]) -> torch.Tensor:
-    """The activation's output recomputed from the kept layer output (fallback). An output
-    changed in place since the hook (``ReLU(inplace=True)``) already *is* that output."""
-    y = rec["y"].float()
-    if rec["y"]._version != rec["y_version"]:
-        return y
-    return rec["act"].torch_fn()(y)
-
-
-def _post_stats(rec: dict[str, Any], post: torch.Tensor, sq_known: _SqCache) -> None:
-    """``Σφ²`` (shared with the next layer's ``Σx²`` when that is the same tensor), the fraction
-    of units zero on the whole batch and of saturated outputs, for the activation output
-    ``post`` of the layer ``rec``."""
-    v = rec["v"]
-    spec = rec["act"].spec  # properties from the activation registry (None: probed module)
-    v["post"] = _sq_known(post, sq_known)
-    if spec is not None and spec.can_die:  # units zero on the whole batch
-        dim = _units_dim(post, rec["module"])
-        others = tuple(d for d in range(post.dim()) if d != dim)
-        mag = post if spec.name in ("relu", "relu6") else post.abs()  # ReLUs: already ≥ 0
-        per_unit = mag.amax(dim=others) if others else mag  # no copy
-        v["dead"] = (per_unit == 0).float().mean()
-    if spec is not None and spec.saturating and spec.bounds is not None:
-        # within 0.01 of either bound: |post − mid| > half − 0.01, one float pass and an
-        # in-place compare (three boolean tensors and an `|` took 8× as long)
-        lo, hi = spec.bounds
-        mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        dist = post.abs() if mid == 0 else (post - mid).abs_()
-        v["saturated"] = dist.gt_(half - 0.01).mean()
-
-
-def _grad_hook(rec: dict[str, Any], key: str, eager: bool) -> Callable[[torch.Tensor], None]:
-    """A tensor hook that reduces the gradient it sees to ``Σg``, ``Σg²`` (``eager``: in cache,
-    as the backward pass makes it) or keeps it for the reductions after the pass; it never
-    changes the gradient."""
-
-    def fn(g: torch.Tensor) -> None:
-        gf = g.detach().float()
-        rec["n" + key] = g.numel()
-        if eager:
-            rec["v"][key + "_sum"], rec["v"][key + "_sq"] = _sums(gf)
-        else:
-            rec[key + "_t"] = gf
-
-    return fn
+def _sums_now(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Σy, Σy²)`` as 0-d float32 tensors, inside the forward pass. A small CPU float32 tensor
+    is reduced by NumPy (a pairwise sum and ``einsum``: one thread, no pool to wake): torch's
+    reductions and MKL's dot would use the intra-op threads, which wait for a busy core."""
+    if y.device.type == "cpu" and y.dtype == torch.float32 and y.numel() < SMALL_REDUCTION:
+        a = y.reshape(-1).numpy()
+        return (
+            torch.tensor(a.sum(dtype=np.float32).item(), dtype=torch.float32),
+            torch.tensor(np.einsum("i,i->", a, a).item(), dtype=torch.float32),
+        )
+    flat = y.float().reshape(-1)
+    return flat.sum(), torch.dot(flat, flat)
 
 
 def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
-    """Raise :class:`NonFiniteError` naming the first layer whose output has Inf/NaN (its
-    ``Σy`` from the hook, one read-back for all: Inf/NaN propagate into the sum)."""
+    """Raise :class:`NonFiniteError` naming the first layer whose output has Inf/NaN (a sum
+    per layer, kept for the statistics, and one read-back: Inf/NaN propagate into the sum)."""
     if not order:
         return
-    dev = records[order[0]]["v"]["y_sum"].device
-    sums = torch.stack([records[n]["v"]["y_sum"].to(dev) for n in order])
-    bad = (~torch.isfinite(sums)).tolist()
+    sums = []
+    for n in order:
+        y = records[n]["y"]
+        known = records[n].get("y_sums")
+        records[n]["y_sum"] = known[0] if known else y.reshape(-1).sum(dtype=torch.float32)
+        sums.append(records[n]["y_sum"].to(sums[0].device if sums else y.device))
+    bad = (~torch.isfinite(torch.stack(sums))).tolist()
     for name, b in zip(order, bad, strict=True):
         if b:
             raise NonFiniteError(
@@ -458,28 +425,10 @@ def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
             )
 
 
-_ONES: dict[tuple[str, torch.dtype], torch.Tensor] = {}
-
-
-def _sum(flat: torch.Tensor) -> torch.Tensor:
-    """``Σx`` of a 1-D float tensor as a 0-d tensor. Below :data:`SMALL_REDUCTION` CPU elements
-    a dot product with ones (BLAS, one thread: 10 µs at 64 Ki elements), since torch's ``sum``
-    splits such a tensor over its threads and waits for them (20 µs idle on 2 cores, 37 µs
-    between the layers of a pass)."""
-    n = flat.numel()
-    if flat.device.type != "cpu" or n >= SMALL_REDUCTION or flat.dtype != torch.float32:
-        return flat.sum()
-    key = (str(flat.device), flat.dtype)
-    ones = _ONES.get(key)
-    if ones is None or ones.numel() < n:
-        ones = _ONES[key] = torch.ones(max(n, 1024), dtype=flat.dtype)
-    return torch.dot(flat, ones[:n])
-
-
-def _sums(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Σx, Σx²)`` of a float tensor as two 0-d tensors: a sum and a dot product (several
+def _sums(t: torch.Tensor) -> list[torch.Tensor]:
+    """``[Σx, Σx²]`` of a float tensor as two 0-d tensors: a sum and a dot product (several
     times faster than ``var_mean``/``std``, which use Welford's algorithm)."""
-    return _sum(t.reshape(-1)), _sq(t)
+    return [t.reshape(-1).sum(), _sq(t)]
 
 
 def _sq(t: torch.Tensor) -> torch.Tensor:
@@ -489,27 +438,23 @@ def _sq(t: torch.Tensor) -> torch.Tensor:
 
 
 def _gradients(loss: torch.Tensor, records: dict[str, dict[str, Any]], order: list[str]) -> None:
-    """One backward pass (``torch.autograd.grad``: the parameters' ``.grad`` are not touched);
-    the tensor hooks take each output's gradient as it is made. It asks for the layers'
-    weights, and for a layer's output only where its weight is frozen (a requested gradient is
-    kept to the end of the pass instead of its memory being reused for the next layer's). A
-    gradient no hook saw (an output changed in place whose earlier value the requested tensors
-    do not reach) is taken from what ``grad`` returned."""
+    """Every layer output's gradient and every weight's gradient from one backward pass
+    (``torch.autograd.grad``: no tensor hooks, and the parameters' ``.grad`` are not touched)."""
     outs: list[tuple[str, str, torch.Tensor]] = []
     for n in order:
         rec = records[n]
-        w, y = rec.pop("w_graph", None), rec.pop("y_graph", None)
-        if w is not None:
-            outs.append((n, "wg", w))
-        elif y is not None:
+        y = rec.pop("y_graph", None)
+        if y is not None:
             outs.append((n, "g", y))
+        w = getattr(rec["module"], "weight", None)
+        if isinstance(w, torch.Tensor) and w.requires_grad:
+            outs.append((n, "wg", w))
     if not outs:
         return
     grads = torch.autograd.grad(loss, [t for _, _, t in outs], allow_unused=True)
     for (n, key, _), g in zip(outs, grads, strict=True):
-        rec = records[n]
-        if g is not None and key + "_sum" not in rec["v"] and key + "_t" not in rec:
-            _grad_hook(rec, key, rec["eager"])(g)
+        if g is not None:
+            records[n][key] = g.detach()
 
 
 def _feeds(info: ModelInfo) -> dict[str, str]:
@@ -533,52 +478,119 @@ def _feeds(info: ModelInfo) -> dict[str, str]:
     return out
 
 
-_KEYS = (
-    "x_sq", "y_sum", "y_sq", "post", "dead", "saturated", "g_sum", "g_sq",
-    "w_sum", "w_sq", "b_sq", "wg_sum", "wg_sq",
-)  # fmt: skip
+_N_STATS = 14
 
 
-def _read_back(records: dict[str, dict[str, Any]], order: list[str]) -> None:
-    """Every layer's 0-d statistics read back in one conversion (each ``float(tensor)`` costs a
-    dispatch and a copy), then turned into the record's statistics."""
-    dev = None
-    flat: list[torch.Tensor] = []
-    where: list[tuple[str, str]] = []
-    for n in order:
-        for k in _KEYS:
-            t = records[n]["v"].get(k)
-            if t is not None:
-                dev = t.device if dev is None else dev
-                flat.append(t.to(dev, torch.float32))
-                where.append((n, k))
-    values = torch.stack(flat).double().tolist() if flat else []
-    got: dict[str, dict[str, float]] = {n: {} for n in order}
-    for (n, k), val in zip(where, values, strict=True):
-        got[n][k] = val
-    for n in order:
-        _store(records[n], got[n])
-
-
-def _store(rec: dict[str, Any], v: dict[str, float]) -> None:
-    ny = rec["ny"]
-    nw, nb = rec.get("nw", 1), rec.get("nb", 1)
-    rec.update(
-        in_m2=v["x_sq"] / rec["nx"] if "x_sq" in v else 0.0,
-        out_mean=v["y_sum"] / ny,
-        out_std=_std(v["y_sum"], v["y_sq"], ny),
-        out_m2=v["y_sq"] / ny,
-        post_m2=v.get("post", 0.0) / ny,
-        dead=v.get("dead", 0.0),
-        saturated=v.get("saturated", 0.0),
-        weight_std=_std(v["w_sum"], v["w_sq"], nw) if "w_sq" in v else 0.0,
-        weight_m2=v["w_sq"] / nw if "w_sq" in v else 0.0,
-        bias_m2=v["b_sq"] / nb if "b_sq" in v else 0.0,
+def _reductions(
+    rec: dict[str, Any], post: torch.Tensor | None = None, x_sq: torch.Tensor | None = None
+) -> tuple[list[torch.Tensor], Callable[[list[float]], None], bool]:
+    """The :data:`_N_STATS` 0-d tensors one layer's statistics come from — sums and dot
+    products (each ``float(tensor)`` costs a dispatch and a copy; ``var_mean``/``std`` are
+    Welford passes: together they were two thirds of ``diagnose``'s time) — and the function
+    that turns their values into the record's statistics, and whether ``post`` was used as
+    given. ``post``: the activation's output when it was recorded elsewhere (the next layer's
+    input), else computed from the output; ``x_sq``: this layer's ``Σx²`` when it is already
+    known (its input is the previous layer's ``post``: the same tensor, the same dot)."""
+    module, act = rec["module"], rec["act"]
+    y_kept = rec.pop("y")
+    overwritten = y_kept._version != rec["y_version"]  # by an in-place activation: y *is* φ(y)
+    y = y_kept.float()
+    x = rec.pop("x")
+    g = rec.pop("g", None)
+    y_sum = rec.pop("y_sum", None)
+    y_sums = rec.pop("y_sums", None)  # taken in the hook, before the activation overwrote y
+    spec = act.spec  # properties from the activation registry (None: probed module)
+    given = post is not None and post.shape == y.shape
+    if given:
+        post = post.float()  # type: ignore[union-attr]
+    else:
+        post = y if overwritten else act.torch_fn()(y)
+    zero = y.new_zeros(())
+    vals: list[torch.Tensor] = []
+    if x_sq is None:
+        x_sq = _sq(x.float()) if x is not None else zero
+    vals += [zero, x_sq]  # 0 (Σx: unused), 1 (Σx²)
+    if y_sums is not None:
+        vals += list(y_sums)  # 2, 3
+    else:
+        flat = y.reshape(-1)
+        vals += [flat.sum() if y_sum is None else y_sum, torch.dot(flat, flat)]  # 2, 3
+    vals.append(_sq(post))  # 4
+    if spec is not None and spec.can_die:  # 5: units zero on the whole batch
+        dim = _units_dim(y, module)
+        others = tuple(d for d in range(post.dim()) if d != dim)
+        mag = post if spec.name in ("relu", "relu6") else post.abs()  # ReLUs: already ≥ 0
+        per_unit = mag.amax(dim=others) if others else mag  # no copy
+        vals.append((per_unit == 0).float().mean())
+    else:
+        vals.append(zero)
+    if spec is not None and spec.saturating and spec.bounds is not None:  # 6
+        # within 0.01 of either bound: |post − mid| > half − 0.01, one float pass and an
+        # in-place compare (three boolean tensors and an `|` took 8× as long)
+        lo, hi = spec.bounds
+        mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
+        dist = post.abs() if mid == 0 else (post - mid).abs_()
+        vals.append(dist.gt_(half - 0.01).mean())
+    else:
+        vals.append(zero)
+    vals += _sums(g.float()) if g is not None else [zero, zero]  # 7, 8
+    w = getattr(module, "weight", None)
+    b = getattr(module, "bias", None)
+    w_ok = isinstance(w, torch.Tensor)
+    vals += _sums(w.detach().float()) if w_ok else [zero, zero]  # 9, 10
+    b_ok = isinstance(b, torch.Tensor)
+    vals.append(_sq(b.detach().float()) if b_ok else zero)  # 11
+    wg = rec.pop("wg", None)
+    vals += _sums(wg.float()) if wg is not None else [zero, zero]  # 12, 13
+    vals = [t.to(y.device, torch.float32) for t in vals]
+    nx = x.numel() if x is not None else 1
+    ny, nw = y.numel(), (w.numel() if w_ok else 1)
+    has_x, has_g, has_wg, b_n = (
+        x is not None,
+        g is not None,
+        wg is not None,
+        (b.numel() if b_ok else 1),
     )
-    if "g_sq" in v:
-        rec["grad_std"] = _std(v["g_sum"], v["g_sq"], rec["ng"])
-    if "wg_sq" in v:
-        rec["weight_grad_std"] = _std(v["wg_sum"], v["wg_sq"], rec["nwg"])
+    g_n, wg_n = (g.numel() if g is not None else 1), (wg.numel() if wg is not None else 1)
+
+    def finish(v: list[float]) -> None:
+        _store(rec, v, nx, ny, nw, b_n, g_n, wg_n, has_x, w_ok, b_ok, has_g, has_wg)
+
+    return vals, finish, given
+
+
+def _store(
+    rec: dict[str, Any],
+    v: list[float],
+    nx: int,
+    ny: int,
+    nw: int,
+    nb: int,
+    ng: int,
+    nwg: int,
+    has_x: bool,
+    w_ok: bool,
+    b_ok: bool,
+    has_g: bool,
+    has_wg: bool,
+) -> None:
+    mean = v[2] / ny
+    rec.update(
+        in_m2=v[1] / nx if has_x else 0.0,
+        out_mean=mean,
+        out_std=_std(v[2], v[3], ny),
+        out_m2=v[3] / ny,
+        post_m2=v[4] / ny,
+        dead=v[5],
+        saturated=v[6],
+        weight_std=_std(v[9], v[10], nw) if w_ok else 0.0,
+        weight_m2=v[10] / nw if w_ok else 0.0,
+        bias_m2=v[11] / nb if b_ok else 0.0,
+    )
+    if has_g:
+        rec["grad_std"] = _std(v[7], v[8], ng)
+    if has_wg:
+        rec["weight_grad_std"] = _std(v[12], v[13], nwg)
 
 
 def _std(s1: float, s2: float, n: int) -> float:

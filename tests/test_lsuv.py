@@ -47,6 +47,38 @@ def test_cnn_resnet_and_hook_fallback():
     assert all(layer.converged for layer in r2.layers)
 
 
+class _Untraceable(nn.Module):
+    """Data-dependent control flow (fx cannot trace it: LSUV goes through hooks)."""
+
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(32, 32), nn.Linear(32, 32), nn.Linear(32, 4)
+        self.r1, self.r2 = nn.ReLU(inplace=in_place), nn.ReLU(inplace=in_place)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > -1e9:
+            x = self.r1(self.a(x))
+        return self.c(self.r2(self.b(x)))
+
+
+def test_hook_path_reads_the_output_before_an_in_place_activation():
+    """The std was read after the hook returned, when ReLU(inplace=True) had overwritten the
+    output: layer a measured 0.59 (its ReLU's std) instead of 1.01 and was scaled wrongly."""
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
+    runs = []
+    for in_place in (False, True):
+        torch.manual_seed(0)
+        m = _Untraceable(in_place)
+        res = it.lsuv(m, x, seed=0)
+        assert res.method == "hooks"
+        runs.append((res, [p.detach().clone() for p in m.parameters()]))
+    (r0, p0), (r1, p1) = runs
+    assert [(a.std_before, a.scale) for a in r0.layers] == [
+        (b.std_before, b.scale) for b in r1.layers
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(p0, p1, strict=True))
+
+
 def test_plan_reproduces_the_weights_and_policy():
     x = torch.randn(64, 256, generator=torch.Generator().manual_seed(0))
     a, b = models.deep_mlp(8), models.deep_mlp(8)

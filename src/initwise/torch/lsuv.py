@@ -91,8 +91,10 @@ class _Scaler:
         self.uses: dict[str, int] = {}
 
     def std(self, name: str, out: Any) -> float:
-        y = _first(out).detach().float()
-        s = float(y.std())
+        return self.check(name, _raw_std(out))
+
+    def check(self, name: str, s: float) -> float:
+        """``s``, the std of ``name``'s output, or a clear error when LSUV cannot use it."""
         if not math.isfinite(s):
             raise ProbeError(
                 f"LSUV: layer {name!r} produced non-finite outputs; check the batch "
@@ -268,7 +270,27 @@ class _Interp(torch.fx.Interpreter):
         )
 
 
+def _raw_std(out: Any) -> float:
+    """The std of a layer's output (its first tensor)."""
+    return float(_first(out).detach().float().std())
+
+
+def _first_std_hook(box: dict[str, float]) -> Any:
+    """A forward hook keeping the std of the module's first output of a run in ``box["s"]``
+    (it returns None, so the output is left as it is)."""
+
+    def hook(mod: nn.Module, a: Any, o: Any) -> None:
+        if "s" not in box:
+            box["s"] = _raw_std(o)
+
+    return hook
+
+
 def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
+    """LSUV through forward hooks (models fx cannot trace). The std is taken inside the hook:
+    an in-place activation after the layer (``ReLU(inplace=True)``) overwrites the output once
+    the hook returns, and a std read afterwards was the activation's (the layer was then
+    scaled for the wrong quantity)."""
     names = {m: n for n, m in model.named_modules()}
     order: list[nn.Module] = []
 
@@ -283,15 +305,15 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
         for h in hs:
             h.remove()
     passes = 1
-    outs: dict[nn.Module, list[Any]] = {}
+    outs: dict[nn.Module, list[float]] = {}
     for m in order:
         box: dict[str, Any] = {}
-        h = m.register_forward_hook(lambda mod, a, o, box=box: box.setdefault("out", o))
+        h = m.register_forward_hook(_first_std_hook(box))
         try:
             run(model, batch)
             passes += 1
             w = _scalable(m)
-            before = s = sc.std(names[m], box["out"])
+            before = s = sc.check(names[m], box["s"])
             total, it = 1.0, 0
             while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
                 f = sc.target / s
@@ -301,13 +323,14 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
                 run(model, batch)
                 passes += 1
                 it += 1
-                s = sc.std(names[m], box["out"])
+                s = sc.check(names[m], box["s"])
         finally:
             h.remove()
         sc.layers.append(LSUVLayer(names[m], total, it, before, s, abs(s - sc.target) < sc.tol))
     # modules applied more than once: each further use is reported with the std it ends at
     hs = [
-        m.register_forward_hook(lambda mod, a, o: outs.setdefault(mod, []).append(o)) for m in order
+        m.register_forward_hook(lambda mod, a, o: outs.setdefault(mod, []).append(_raw_std(o)))
+        for m in order  # (list.append returns None: the hook leaves the output as it is)
     ]
     try:
         run(model, batch)
@@ -317,7 +340,7 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
             h.remove()
     for m in order:
         for k, o in enumerate(outs.get(m, [])[1:], start=2):
-            s = sc.std(names[m], o)
+            s = sc.check(names[m], o)
             sc.layers.append(
                 LSUVLayer(f"{names[m]} (use {k})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
             )

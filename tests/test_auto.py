@@ -11,6 +11,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 import initwise.torch as it  # noqa: E402
+from initwise.diagnostics import diagnose  # noqa: E402
 from initwise.math.operating import operating_point  # noqa: E402
 from initwise.plan import ParamPlan, Plan  # noqa: E402
 from initwise.torch.apply import draw  # noqa: E402
@@ -215,6 +216,12 @@ class _PlainFunction(nn.Module):
         return self.b(h * torch.sigmoid(1.5 * h))
 
 
+class _InPlaceFunction(_PlainFunction):
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(h.mul_(torch.sigmoid(1.5 * h)))  # the same function, written in place
+
+
 def test_custom_autograd_and_plain_functions_are_probed():
     p = it.plan(_Custom())
     assert "probed clamp" in p["a.weight"].reason
@@ -222,6 +229,19 @@ def test_custom_autograd_and_plain_functions_are_probed():
     q = it.plan(_PlainFunction())
     r = q["a.weight"].reason
     assert "probed mul·sigmoid·mul" in r and "sigmoid at" not in r
+    # in place: the probe got its input back (read as the identity), and sigmoid was planned
+    torch.manual_seed(0)
+    a = _PlainFunction()
+    torch.manual_seed(0)
+    b = _InPlaceFunction()
+    pa, pb = it.plan(a), it.plan(b)
+    assert [(e.name, e.scheme, e.reason) for e in pb] == [(e.name, e.scheme, e.reason) for e in pa]
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+    da, db = (diagnose(m, x).to_dict()["layers"] for m in (a, b))
+    for la, lb in zip(da, db, strict=True):
+        assert lb["out_m2"] == pytest.approx(la["out_m2"], rel=1e-5)
+        assert lb["post_m2"] == pytest.approx(la["post_m2"], rel=1e-5)
+        assert lb["grad_std"] == pytest.approx(la["grad_std"], rel=1e-5)
 
 
 def test_wrappers_are_unwrapped_and_torchscript_is_refused():

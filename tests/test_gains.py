@@ -6,7 +6,7 @@ from scipy import integrate, stats
 
 from initwise.activations import REGISTRY
 from initwise.math import KNOWN_ACTIVATIONS, calculate_gain, gain, second_moment
-from initwise.math.gains import activation_fn, derivative, gaussian_expectation
+from initwise.math.gains import _nodes, activation_fn, derivative, gaussian_expectation
 
 
 def test_closed_forms_match_torch_values():
@@ -73,6 +73,20 @@ def test_callables_numpy_and_torch():
     assert gain(torch.nn.functional.silu) == pytest.approx(gain("swish"), abs=1e-9)
     assert gain(torch.nn.LeakyReLU(0.2)) == pytest.approx(gain("leaky_relu", 0.2), abs=1e-9)
     assert gain(torch.nn.GELU(approximate="tanh")) == pytest.approx(gain("gelu_new"), abs=1e-9)
+
+
+def test_in_place_activations_do_not_corrupt_the_cached_nodes():
+    """An activation that writes into its input used to write into the cached quadrature nodes:
+    after gain(nn.ReLU(inplace=True)), gain("tanh") was 2.25 for the rest of the process."""
+    torch = pytest.importorskip("torch")
+    tanh, silu = gain("tanh"), gain("silu")
+    assert gain(torch.nn.ReLU(inplace=True)) == pytest.approx(math.sqrt(2), abs=1e-9)
+    assert gain(lambda z: z.mul_(torch.sigmoid(z))) == pytest.approx(silu, abs=1e-9)
+    assert gain(lambda x: np.maximum(x, 0, out=x)) == pytest.approx(math.sqrt(2), abs=1e-9)
+    assert gain("tanh") == tanh and gain("silu") == silu
+    x, _ = _nodes(1.0)
+    with pytest.raises(ValueError, match="read-only"):
+        x[0] = 0.0
 
 
 def test_second_moment_is_the_mean_field_variance_map():

@@ -578,13 +578,16 @@ def numpy_callable(fn: Callable[..., Any]) -> Callable[[np.ndarray], np.ndarray]
 
     torch modules and functions are called on a float64 tensor; a plain Python function is tried
     on the NumPy array first and, if it fails there or returns a tensor (``lambda z: z *
-    torch.sigmoid(z)``), on a float64 tensor."""
+    torch.sigmoid(z)``), on a float64 tensor. Each call gets its own copy of ``x``: an
+    activation that works in place (``nn.ReLU(inplace=True)``, ``z.mul_(…)``) wrote into the
+    caller's array — the cached quadrature nodes, so every later expectation at that ``q`` was
+    wrong (``gain("tanh")`` 2.25 instead of 1.59 after ``gain(nn.ReLU(inplace=True))``)."""
 
     def via_torch(x: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.no_grad():
-            out = fn(torch.from_numpy(np.asarray(x, dtype=np.float64)))
+            out = fn(torch.from_numpy(np.array(x, dtype=np.float64)))  # a copy
         if not isinstance(out, torch.Tensor):
             return np.asarray(out, dtype=np.float64)
         return out.detach().cpu().double().numpy()
@@ -594,8 +597,8 @@ def numpy_callable(fn: Callable[..., Any]) -> Callable[[np.ndarray], np.ndarray]
 
     def call(x: np.ndarray) -> np.ndarray:
         try:
-            out = fn(x)
-        except TypeError:
+            out = fn(np.array(x, dtype=np.float64))  # a copy (see above)
+        except (TypeError, AttributeError):  # a function of tensors (z.sigmoid(), z.mul_(…))
             return via_torch(x)
         if type(out).__module__.startswith("torch"):
             return out.detach().cpu().double().numpy()  # type: ignore[union-attr]

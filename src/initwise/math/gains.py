@@ -101,7 +101,9 @@ def _nodes(q: float, panel: float = 0.25, order: int = 8) -> tuple[np.ndarray, n
     lo, hi = edges[:-1, None], edges[1:, None]
     x = (0.5 * (hi - lo) * t + 0.5 * (hi + lo)).ravel()
     w = (0.5 * (hi - lo) * wt).ravel() * np.exp(-0.5 * x * x / q) / math.sqrt(2 * math.pi * q)
-    return x, w / w.sum()
+    w = w / w.sum()
+    x.flags.writeable = w.flags.writeable = False  # cached: an in-place write must fail loudly
+    return x, w
 
 
 def gaussian_expectation(f: Activation, q: float = 1.0) -> float:

@@ -422,9 +422,11 @@ class Act:
         return gain(self.name, self.param, method=method)
 
     def torch_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The activation as a function of tensors (diagnostics apply it to pre-activations)."""
+        """The activation as a function of tensors (diagnostics apply it to pre-activations;
+        a probed module gets a copy, since it may work in place)."""
         if self.module is not None:
-            return self.module
+            module = self.module
+            return lambda x: module(x.clone())
         spec = self.spec
         if spec is None or spec.torch_fn is None:
             raise ValueError(
@@ -466,11 +468,11 @@ def _probe(module: nn.Module) -> Act | None:
     was = module.training
     try:
         module.eval()
-        with torch.no_grad():
-            y = module(x)
+        with torch.no_grad():  # each call on its own copy: an in-place module returns its input
+            y = module(x.clone())
             if not isinstance(y, torch.Tensor) or y.shape != x.shape or torch.allclose(y, x):
                 return None
-            if not torch.allclose(module(x.flip(-1)), y.flip(-1)):
+            if not torch.allclose(module(x.flip(-1).clone()), y.flip(-1)):
                 return None
             x2 = x.clone()
             x2[0, 0] += 0.5
@@ -634,10 +636,12 @@ class Composite(nn.Module):
     def __init__(self, nodes: list[Node], source: int, sink: int) -> None:
         super().__init__()
         self._nodes, self._source, self._sink = nodes, source, sink
-        self.label = "probed " + "·".join(n.target for n in nodes)
+        self.label = "probed " + "·".join(n.target.rstrip("_") for n in nodes)
+        # a member that works in place (h.mul_(torch.sigmoid(1.5 * h))) writes into the input
+        self._in_place = any(n.target.endswith("_") and not n.target.endswith("__") for n in nodes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        values: dict[int, Any] = {self._source: x}
+        values: dict[int, Any] = {self._source: x.clone() if self._in_place else x}
         for n in self._nodes:
             assert n.call is not None
             values[n.idx] = n.call([values[i] for i in n.inputs])

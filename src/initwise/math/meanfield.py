@@ -86,7 +86,10 @@ def _grid2(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, w = np.polynomial.hermite_e.hermegauss(n)
     w = w / math.sqrt(2 * math.pi)
     z1, z2 = np.meshgrid(x, x, indexing="ij")
-    return z1.ravel(), z2.ravel(), np.outer(w, w).ravel()
+    out = z1.ravel(), z2.ravel(), np.outer(w, w).ravel()
+    for a in out:
+        a.flags.writeable = False  # cached: an in-place write must fail loudly
+    return out
 
 
 def correlation_map(

@@ -151,7 +151,9 @@ class Transform:
 
 @lru_cache(maxsize=4)
 def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
-    return np.polynomial.legendre.leggauss(n)
+    t, w = np.polynomial.legendre.leggauss(n)
+    t.flags.writeable = w.flags.writeable = False  # cached: an in-place write must fail loudly
+    return t, w
 
 
 def _gauss_nodes(breaks: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:

@@ -154,6 +154,34 @@ class _SetItem(nn.Module):
         return self.b(torch.relu(h))
 
 
+class _AddInPlace(nn.Module):
+    def __init__(self, in_place: bool) -> None:
+        super().__init__()
+        self.in_place = in_place
+        self.a, self.b = nn.Linear(32, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        if self.in_place:
+            h += x  # a residual sum written in place: not the activation
+        else:
+            h = h + x
+        return self.b(torch.relu(h))
+
+
+def test_in_place_sum_after_a_layer_keeps_its_own_statistics():
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
+    reports = []
+    for in_place in (False, True):
+        torch.manual_seed(0)
+        reports.append(diagnose(_AddInPlace(in_place), x).to_dict()["layers"])
+    for a, b in zip(*reports, strict=True):
+        for k in ("out_mean", "out_m2", "post_m2", "grad_std", "weight_grad_std"):
+            assert b[k] == pytest.approx(a[k], rel=1e-5), k
+    r = diagnose(_AddInPlace(True), x)
+    assert any("'a' was changed in place" in n and "recomputed" in n for n in r.notes)
+
+
 def test_functional_in_place_activations_and_unrecognized_changes():
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
     reports = []
@@ -165,8 +193,13 @@ def test_functional_in_place_activations_and_unrecognized_changes():
             assert b[k] == (
                 pytest.approx(va, rel=1e-5, abs=1e-5) if isinstance(va, float) else va
             ), k
+    torch.manual_seed(0)
     r = diagnose(_SetItem(), x)
     assert any("'a' was changed in place" in n for n in r.notes)
+    torch.manual_seed(0)
+    ref = _SetItem()
+    ref.forward = lambda t: ref.b(torch.relu(ref.a(t)))  # the same layer, nothing in place
+    assert r.layers[0].out_m2 == pytest.approx(diagnose(ref, x).layers[0].out_m2, rel=1e-5)
     assert not any("changed in place" in n for n in diagnose(_Functional(True), x).notes)
 
 

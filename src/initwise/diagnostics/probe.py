@@ -231,9 +231,11 @@ def diagnose(
         yd = y.detach()
         rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
         rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
+        rec["x_version"] = rec["x"]._version if rec["x"] is not None else None
         rec["y_graph"] = y if y.requires_grad else None  # its gradient: one autograd.grad call
         if name in in_place:
             rec["y_sums"] = _sums_now(yd)
+            rec["act_in_place"] = in_place[name]
             if y.requires_grad:
                 handles.append(y.register_hook(lambda g, rec=rec: rec.__setitem__("g", g)))
                 rec["y_graph"] = None
@@ -255,6 +257,8 @@ def diagnose(
                 for n in order
                 if n not in in_place and records[n]["y"]._version != records[n]["y_version"]
             ]
+            for n in changed:  # fx reads `h += x` as `h + x`: recompute what the layer gave
+                _recompute_output(records[n])
             _check_finite(records, order)
             y = first_tensor(out)
             if y is None:
@@ -316,10 +320,18 @@ def diagnose(
         ]
     )
     if changed:
+        lost = [n for n in changed if "y_sums" not in records[n]]
         notes.append(
             f"the output of {', '.join(repr(n) for n in changed)} was changed in place after the "
-            "layer by an operation not recognized as in-place: its output statistics and "
-            "gradient are those of the changed tensor"
+            "layer by an operation not recognized as in-place (e.g. `h += x`, which fx reads "
+            "as `h + x`): its output statistics were recomputed from the layer's input, its "
+            "gradient is the one at the changed tensor"
+            + (
+                f"; for {', '.join(repr(n) for n in lost)} the input had changed too, so the "
+                "statistics are those of the changed tensor"
+                if lost
+                else ""
+            )
         )
     return Report(
         type(model).__name__,
@@ -360,15 +372,16 @@ def _reduction_threads(records: dict[str, dict[str, Any]], order: list[str]) -> 
 _IN_PLACE_OPERATORS = ("iadd", "isub", "imul", "itruediv", "ipow")
 
 
-def _changed_in_place(model: nn.Module, info: ModelInfo) -> set[str]:
-    """Weight layers whose output the next operation changes in place: a module with
+def _changed_in_place(model: nn.Module, info: ModelInfo) -> dict[str, bool]:
+    """Weight layers whose output the next operation changes in place — a module with
     ``inplace=True`` (``nn.ReLU(inplace=True)``, torchvision's default), a function called with
-    ``inplace=True``, a trailing-underscore method (``relu_``) or an in-place operator."""
+    ``inplace=True``, a trailing-underscore method (``relu_``) or an in-place operator
+    (``+=``) — each with whether that operation is the layer's activation."""
     g = info.graph
     if g is None:
-        return set()
+        return {}
     users = g.users()
-    out: set[str] = set()
+    out: dict[str, bool] = {}
     for n in g.nodes:
         if n.op != "module" or info.kinds[n.idx] != "weight":
             continue
@@ -387,8 +400,23 @@ def _changed_in_place(model: nn.Module, info: ModelInfo) -> set[str]:
                     or name in _IN_PLACE_OPERATORS
                 )
             if hit:
-                out.add(n.target)
+                out[n.target] = out.get(n.target, False) or info.kinds[u] == "act"
     return out
+
+
+def _recompute_output(rec: dict[str, Any]) -> None:
+    """The layer's own output again, from its kept input (unchanged since the hook), for an
+    output something changed in place later: its ``Σy``, ``Σy²`` and the kept output (so the
+    activation's statistics are computed from it, as for any layer). ``module.forward`` skips
+    the hooks; a weight layer is deterministic."""
+    x = rec["x"]
+    if x is None or x._version != rec["x_version"]:
+        return
+    with torch.no_grad():
+        y = first_tensor(rec["module"].forward(x))
+    if isinstance(y, torch.Tensor) and y.shape == rec["y"].shape:
+        rec["y"], rec["y_version"] = y, y._version
+        rec["y_sums"] = _sums_now(y)
 
 
 def _sums_now(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -493,7 +521,8 @@ def _reductions(
     known (its input is the previous layer's ``post``: the same tensor, the same dot)."""
     module, act = rec["module"], rec["act"]
     y_kept = rec.pop("y")
-    overwritten = y_kept._version != rec["y_version"]  # by an in-place activation: y *is* φ(y)
+    # overwritten by the layer's own activation in place: the kept output *is* φ(y)
+    overwritten = y_kept._version != rec["y_version"] and rec.get("act_in_place", False)
     y = y_kept.float()
     x = rec.pop("x")
     g = rec.pop("g", None)

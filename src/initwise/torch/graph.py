@@ -636,12 +636,13 @@ class Composite(nn.Module):
     def __init__(self, nodes: list[Node], source: int, sink: int) -> None:
         super().__init__()
         self._nodes, self._source, self._sink = nodes, source, sink
+        # (`mul_` labelled as `mul`: written in place or not, the same function. A member that
+        # works in place writes into x — every caller passes a copy: _probe, Act.torch_fn and
+        # numpy_callable)
         self.label = "probed " + "·".join(n.target.rstrip("_") for n in nodes)
-        # a member that works in place (h.mul_(torch.sigmoid(1.5 * h))) writes into the input
-        self._in_place = any(n.target.endswith("_") and not n.target.endswith("__") for n in nodes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        values: dict[int, Any] = {self._source: x.clone() if self._in_place else x}
+        values: dict[int, Any] = {self._source: x}
         for n in self._nodes:
             assert n.call is not None
             values[n.idx] = n.call([values[i] for i in n.inputs])

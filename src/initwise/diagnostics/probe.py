@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..math.meanfield import ChainLayer, chi, propagate
+from ..plan import AssumptionWarning
 from ..torch.batch import (
     NonFiniteError,
     ProbeError,
@@ -333,6 +334,7 @@ def diagnose(
                 else ""
             )
         )
+        warnings.warn(f"diagnose: {notes[-1]}", AssumptionWarning, stacklevel=2)  # not only a note
     return Report(
         type(model).__name__,
         layers,

@@ -182,6 +182,7 @@ def test_in_place_sum_after_a_layer_keeps_its_own_statistics():
     with pytest.warns(AssumptionWarning, match="'a' was changed in place"):
         r = diagnose(_AddInPlace(True), x)
     assert any("'a' was changed in place" in n and "recomputed" in n for n in r.notes)
+    assert not any("input had changed too" in n for n in r.notes)  # its input was kept intact
 
 
 def test_functional_in_place_activations_and_unrecognized_changes():
@@ -203,6 +204,16 @@ def test_functional_in_place_activations_and_unrecognized_changes():
     ref = _SetItem()
     ref.forward = lambda t: ref.b(torch.relu(ref.a(t)))  # the same layer, nothing in place
     assert r.layers[0].out_m2 == pytest.approx(diagnose(ref, x).layers[0].out_m2, rel=1e-5)
+
+    def masked(t: torch.Tensor) -> torch.Tensor:  # column 0 zeroed out of place
+        h = ref.a(t).clone()
+        h[:, 0] = 0.0
+        return ref.b(torch.relu(h))
+
+    ref.forward = masked  # the gradient at the layer's own output (column 0 gets none)
+    m = diagnose(ref, x).layers[0]
+    assert r.layers[0].grad_std == pytest.approx(m.grad_std, rel=1e-5)
+    assert r.layers[0].weight_grad_std == pytest.approx(m.weight_grad_std, rel=1e-5)
     assert not any("changed in place" in n for n in diagnose(_Functional(True), x).notes)
 
 

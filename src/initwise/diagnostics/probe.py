@@ -233,13 +233,11 @@ def diagnose(
         rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
         rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
         rec["x_version"] = rec["x"]._version if rec["x"] is not None else None
-        rec["y_graph"] = y if y.requires_grad else None  # its gradient: one autograd.grad call
         if name in in_place:
             rec["y_sums"] = _sums_now(yd)
             rec["act_in_place"] = in_place[name]
-            if y.requires_grad:
-                handles.append(y.register_hook(lambda g, rec=rec: rec.__setitem__("g", g)))
-                rec["y_graph"] = None
+        if y.requires_grad:  # the gradient at this value, reduced as backward produces it
+            handles.append(y.register_hook(lambda g, rec=rec: _grad_sums(rec, g)))
         records[name] = rec
         order.append(name)
 
@@ -261,6 +259,21 @@ def diagnose(
             for n in changed:  # fx reads `h += x` as `h + x`: recompute what the layer gave
                 _recompute_output(records[n])
             _check_finite(records, order)
+            # the forward half of every layer's statistics now, then its output released (the
+            # gradient comes from a tensor hook): kept until after backward, every layer's
+            # output and gradient raised the peak memory, which the allocator gave back at the
+            # end and took again (page faults) on every call
+            feeds = _feeds(info)
+            threads = _reduction_threads(records, order)
+            known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
+            with intra_op_threads(threads):
+                for name in order:
+                    fed_name = feeds.get(name)  # (not a "" default: "" names a root layer)
+                    nxt = records.get(fed_name) if fed_name is not None else None
+                    x_next = nxt.get("x") if nxt is not None else None
+                    fwd = _forward_reductions(records[name], x_next, known_sq.pop(name, None))
+                    if fwd and fed_name is not None:
+                        known_sq[fed_name] = records[name]["vals"][4]
             y = first_tensor(out)
             if y is None:
                 raise ValueError("the model returned no tensor; pass loss_fn to say what to use")
@@ -280,18 +293,10 @@ def diagnose(
                 )
             if loss.requires_grad:
                 _gradients(loss, records, order)
-        feeds = _feeds(info)
         pending = []
-        known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
-        with intra_op_threads(_reduction_threads(records, order)):
+        with intra_op_threads(threads):
             for name in order:
-                fed_name = feeds.get(name)  # (not a "" default: "" names a root weight layer)
-                nxt = records.get(fed_name) if fed_name is not None else None
-                x_next = nxt.get("x") if nxt is not None else None
-                vals, finish, fed = _reductions(records[name], x_next, known_sq.pop(name, None))
-                if fed and fed_name is not None:
-                    known_sq[fed_name] = vals[4]
-                pending.append((vals, finish))
+                pending.append(_backward_reductions(records[name]))
             if pending:  # every statistic of every layer read back in one conversion
                 values = torch.stack([t for p in pending for t in p[0]]).double().tolist()
         for i, (_, finish) in enumerate(pending):
@@ -321,12 +326,12 @@ def diagnose(
         ]
     )
     if changed:
-        lost = [n for n in changed if "y_sums" not in records[n]]
+        lost = [n for n in changed if not records[n].get("recomputed")]
         notes.append(
             f"the output of {', '.join(repr(n) for n in changed)} was changed in place after the "
             "layer by an operation not recognized as in-place (e.g. `h += x`, which fx reads "
-            "as `h + x`): its output statistics were recomputed from the layer's input, its "
-            "gradient is the one at the changed tensor"
+            "as `h + x`): its output statistics were recomputed from the layer's input (its "
+            "gradient is the one at the layer's own output, as for any layer)"
             + (
                 f"; for {', '.join(repr(n) for n in lost)} the input had changed too, so the "
                 "statistics are those of the changed tensor"
@@ -419,6 +424,7 @@ def _recompute_output(rec: dict[str, Any]) -> None:
     if isinstance(y, torch.Tensor) and y.shape == rec["y"].shape:
         rec["y"], rec["y_version"] = y, y._version
         rec["y_sums"] = _sums_now(y)
+        rec["recomputed"] = True
 
 
 def _sums_now(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,23 +474,27 @@ def _sq(t: torch.Tensor) -> torch.Tensor:
 
 
 def _gradients(loss: torch.Tensor, records: dict[str, dict[str, Any]], order: list[str]) -> None:
-    """Every layer output's gradient and every weight's gradient from one backward pass
-    (``torch.autograd.grad``: no tensor hooks, and the parameters' ``.grad`` are not touched)."""
-    outs: list[tuple[str, str, torch.Tensor]] = []
+    """Every weight's gradient from one backward pass (``torch.autograd.grad``: the parameters'
+    ``.grad`` are not touched); the gradients at the layers' outputs are reduced by the tensor
+    hooks registered in the forward pass (:func:`_grad_sums`) as backward produces them."""
+    outs: list[tuple[str, torch.Tensor]] = []
     for n in order:
-        rec = records[n]
-        y = rec.pop("y_graph", None)
-        if y is not None:
-            outs.append((n, "g", y))
-        w = getattr(rec["module"], "weight", None)
+        w = getattr(records[n]["module"], "weight", None)
         if isinstance(w, torch.Tensor) and w.requires_grad:
-            outs.append((n, "wg", w))
+            outs.append((n, w))
     if not outs:
         return
-    grads = torch.autograd.grad(loss, [t for _, _, t in outs], allow_unused=True)
-    for (n, key, _), g in zip(outs, grads, strict=True):
+    grads = torch.autograd.grad(loss, [t for _, t in outs], allow_unused=True)
+    for (n, _), g in zip(outs, grads, strict=True):
         if g is not None:
-            records[n][key] = g.detach()
+            records[n]["wg"] = g.detach()
+
+
+def _grad_sums(rec: dict[str, Any], g: torch.Tensor) -> None:
+    """Tensor hook: ``Σg``, ``Σg²`` of the gradient at a layer's output as backward produces it
+    (two reductions of a tensor in cache, no read-back); the gradient itself is not kept."""
+    rec["g_sums"] = _sums(g.detach().float())
+    rec["g_n"] = g.numel()
 
 
 def _feeds(info: ModelInfo) -> dict[str, str]:
@@ -511,23 +521,22 @@ def _feeds(info: ModelInfo) -> dict[str, str]:
 _N_STATS = 14
 
 
-def _reductions(
+def _forward_reductions(
     rec: dict[str, Any], post: torch.Tensor | None = None, x_sq: torch.Tensor | None = None
-) -> tuple[list[torch.Tensor], Callable[[list[float]], None], bool]:
-    """The :data:`_N_STATS` 0-d tensors one layer's statistics come from — sums and dot
-    products (each ``float(tensor)`` costs a dispatch and a copy; ``var_mean``/``std`` are
-    Welford passes: together they were two thirds of ``diagnose``'s time) — and the function
-    that turns their values into the record's statistics, and whether ``post`` was used as
-    given. ``post``: the activation's output when it was recorded elsewhere (the next layer's
+) -> bool:
+    """Statistics 0–6 of :data:`_N_STATS` for one layer, from its input and output, as 0-d
+    tensors in ``rec["vals"]`` (sums and dot products: each ``float(tensor)`` costs a dispatch
+    and a copy, and ``var_mean``/``std`` are slow Welford passes); the kept input and output are
+    released. ``post``: the activation's output when it was recorded elsewhere (the next layer's
     input), else computed from the output; ``x_sq``: this layer's ``Σx²`` when it is already
-    known (its input is the previous layer's ``post``: the same tensor, the same dot)."""
+    known (its input is the previous layer's ``post``: the same tensor, the same dot). Returns
+    whether ``post`` was used as given (then ``vals[4]`` is the next layer's ``Σx²``)."""
     module, act = rec["module"], rec["act"]
     y_kept = rec.pop("y")
     # overwritten by the layer's own activation in place: the kept output *is* φ(y)
     overwritten = y_kept._version != rec["y_version"] and rec.get("act_in_place", False)
     y = y_kept.float()
     x = rec.pop("x")
-    g = rec.pop("g", None)
     y_sum = rec.pop("y_sum", None)
     y_sums = rec.pop("y_sums", None)  # taken in the hook, before the activation overwrote y
     spec = act.spec  # properties from the activation registry (None: probed module)
@@ -564,30 +573,45 @@ def _reductions(
         vals.append(dist.gt_(half - 0.01).mean())
     else:
         vals.append(zero)
-    vals += _sums(g.float()) if g is not None else [zero, zero]  # 7, 8
+    rec["vals"] = vals
+    rec["nx"] = x.numel() if x is not None else 1
+    rec["ny"] = y.numel()
+    rec["has_x"] = x is not None
+    return given
+
+
+def _backward_reductions(
+    rec: dict[str, Any],
+) -> tuple[list[torch.Tensor], Callable[[list[float]], None]]:
+    """All :data:`_N_STATS` 0-d tensors of one layer — 0–6 from :func:`_forward_reductions`,
+    7–8 the output gradient's sums from :func:`_grad_sums`, 9–13 the weight's, bias's and
+    weight gradient's — and the function that turns their values into the record's
+    statistics."""
+    module = rec["module"]
+    vals: list[torch.Tensor] = rec.pop("vals")
+    zero = vals[0]
+    g_sums = rec.pop("g_sums", None)
+    vals += list(g_sums) if g_sums is not None else [zero, zero]  # 7, 8
     w = getattr(module, "weight", None)
     b = getattr(module, "bias", None)
     w_ok = isinstance(w, torch.Tensor)
-    vals += _sums(w.detach().float()) if w_ok else [zero, zero]  # 9, 10
     b_ok = isinstance(b, torch.Tensor)
+    vals += _sums(w.detach().float()) if w_ok else [zero, zero]  # 9, 10
     vals.append(_sq(b.detach().float()) if b_ok else zero)  # 11
     wg = rec.pop("wg", None)
     vals += _sums(wg.float()) if wg is not None else [zero, zero]  # 12, 13
-    vals = [t.to(y.device, torch.float32) for t in vals]
-    nx = x.numel() if x is not None else 1
-    ny, nw = y.numel(), (w.numel() if w_ok else 1)
-    has_x, has_g, has_wg, b_n = (
-        x is not None,
-        g is not None,
-        wg is not None,
-        (b.numel() if b_ok else 1),
-    )
-    g_n, wg_n = (g.numel() if g is not None else 1), (wg.numel() if wg is not None else 1)
+    device = zero.device
+    vals = [t.to(device, torch.float32) for t in vals]
+    nx, ny, has_x = rec.pop("nx"), rec.pop("ny"), rec.pop("has_x")
+    nw = w.numel() if w_ok else 1
+    has_g, has_wg = g_sums is not None, wg is not None
+    b_n = b.numel() if b_ok else 1
+    g_n, wg_n = rec.pop("g_n", 1), (wg.numel() if wg is not None else 1)
 
     def finish(v: list[float]) -> None:
         _store(rec, v, nx, ny, nw, b_n, g_n, wg_n, has_x, w_ok, b_ok, has_g, has_wg)
 
-    return vals, finish, given
+    return vals, finish
 
 
 def _store(

@@ -258,7 +258,6 @@ def diagnose(
             ]
             for n in changed:  # fx reads `h += x` as `h + x`: recompute what the layer gave
                 _recompute_output(records[n])
-            _check_finite(records, order)
             # the forward half of every layer's statistics now, then its output released (the
             # gradient comes from a tensor hook): kept until after backward, every layer's
             # output and gradient raised the peak memory, which the allocator gave back at the
@@ -274,6 +273,7 @@ def diagnose(
                     fwd = _forward_reductions(records[name], x_next, known_sq.pop(name, None))
                     if fwd and fed_name is not None:
                         known_sq[fed_name] = records[name]["vals"][4]
+            _check_finite(records, order)
             y = first_tensor(out)
             if y is None:
                 raise ValueError("the model returned no tensor; pass loss_fn to say what to use")
@@ -442,17 +442,14 @@ def _sums_now(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
-    """Raise :class:`NonFiniteError` naming the first layer whose output has Inf/NaN (a sum
-    per layer, kept for the statistics, and one read-back: Inf/NaN propagate into the sum)."""
+    """Raise :class:`NonFiniteError` naming the first layer whose output has Inf/NaN, from the
+    output sums :func:`_forward_reductions` took (Inf/NaN propagate into a sum; one
+    read-back for all layers)."""
     if not order:
         return
-    sums = []
-    for n in order:
-        y = records[n]["y"]
-        known = records[n].get("y_sums")
-        records[n]["y_sum"] = known[0] if known else y.reshape(-1).sum(dtype=torch.float32)
-        sums.append(records[n]["y_sum"].to(sums[0].device if sums else y.device))
-    bad = (~torch.isfinite(torch.stack(sums))).tolist()
+    sums = [records[n]["vals"][2] for n in order]
+    device = sums[0].device
+    bad = (~torch.isfinite(torch.stack([t.to(device) for t in sums]))).tolist()
     for name, b in zip(order, bad, strict=True):
         if b:
             raise NonFiniteError(
@@ -537,7 +534,6 @@ def _forward_reductions(
     overwritten = y_kept._version != rec["y_version"] and rec.get("act_in_place", False)
     y = y_kept.float()
     x = rec.pop("x")
-    y_sum = rec.pop("y_sum", None)
     y_sums = rec.pop("y_sums", None)  # taken in the hook, before the activation overwrote y
     spec = act.spec  # properties from the activation registry (None: probed module)
     given = post is not None and post.shape == y.shape
@@ -554,7 +550,7 @@ def _forward_reductions(
         vals += list(y_sums)  # 2, 3
     else:
         flat = y.reshape(-1)
-        vals += [flat.sum() if y_sum is None else y_sum, torch.dot(flat, flat)]  # 2, 3
+        vals += [flat.sum(), torch.dot(flat, flat)]  # 2, 3: back to back, the dot from cache
     vals.append(_sq(post))  # 4
     if spec is not None and spec.can_die:  # 5: units zero on the whole batch
         dim = _units_dim(y, module)

@@ -1,5 +1,6 @@
 """diagnose: numbers against hand computation, theory, verdicts, restoration, rendering."""
 
+import copy
 import json
 import math
 
@@ -346,3 +347,22 @@ def test_chi_is_the_gradient_norm_gain_not_the_width_ratio():
     assert r.verdict == "healthy"
     assert r.layers[0].chi == pytest.approx(1.0, abs=0.1)  # He into He
     assert r.layers[1].chi == pytest.approx(0.5, abs=0.08)  # ReLU into the gain-1 readout
+
+
+def test_gradient_at_a_frozen_layer_is_still_measured():
+    # the first layer's weight frozen, its bias trainable: its output needs a gradient but lies
+    # on no path to a trainable weight; the report must still give its gradient, equal to the
+    # unfrozen model's (the gradient does not depend on what is trainable)
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(3))
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 8))
+    frozen = copy.deepcopy(ref)
+    frozen[0].weight.requires_grad_(False)
+    a, b = diagnose(ref, x).layers, diagnose(frozen, x).layers
+    assert b[0].grad_std is not None
+    assert b[0].grad_std == pytest.approx(a[0].grad_std, rel=1e-6)
+    assert b[1].weight_grad_std == pytest.approx(a[1].weight_grad_std, rel=1e-6)
+    assert b[0].weight_grad_std is None  # a frozen weight has no gradient to report
+    assert frozen[0].bias.grad is None and frozen[2].weight.grad is None  # .grad untouched
+    every = copy.deepcopy(ref).requires_grad_(False)  # nothing trainable: no gradients at all
+    assert all(s.grad_std is None for s in diagnose(every, x).layers)

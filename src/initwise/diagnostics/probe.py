@@ -238,6 +238,7 @@ def diagnose(
             rec["act_in_place"] = in_place[name]
         if y.requires_grad:  # the gradient at this value, reduced as backward produces it
             handles.append(y.register_hook(lambda g, rec=rec: _grad_sums(rec, g)))
+            rec["hooked"] = True
         records[name] = rec
         order.append(name)
 
@@ -292,7 +293,7 @@ def diagnose(
                     "non-finite and every verdict meaningless; check loss_fn and the batch"
                 )
             if loss.requires_grad:
-                _gradients(loss, records, order)
+                _gradients(loss, records, order, model, batch)
         pending = []
         with intra_op_threads(threads):
             for name in order:
@@ -470,19 +471,38 @@ def _sq(t: torch.Tensor) -> torch.Tensor:
     return torch.dot(flat, flat)
 
 
-def _gradients(loss: torch.Tensor, records: dict[str, dict[str, Any]], order: list[str]) -> None:
+def _gradients(
+    loss: torch.Tensor,
+    records: dict[str, dict[str, Any]],
+    order: list[str],
+    model: nn.Module,
+    batch: Any,
+) -> None:
     """Every weight's gradient from one backward pass (``torch.autograd.grad``: the parameters'
     ``.grad`` are not touched); the gradients at the layers' outputs are reduced by the tensor
-    hooks registered in the forward pass (:func:`_grad_sums`) as backward produces them."""
+    hooks registered in the forward pass (:func:`_grad_sums`) as backward produces them. A layer
+    whose output needs a gradient but whose weight does not (a frozen weight, a trainable bias)
+    may lie on no path to a trainable weight: then backward runs to every leaf that needs a
+    gradient (all trainable parameters and inputs), so its hook is reached too."""
     outs: list[tuple[str, torch.Tensor]] = []
+    frozen = False
     for n in order:
         w = getattr(records[n]["module"], "weight", None)
         if isinstance(w, torch.Tensor) and w.requires_grad:
             outs.append((n, w))
-    if not outs:
+        elif records[n].get("hooked"):
+            frozen = True
+    inputs = [t for _, t in outs]
+    if frozen:
+        seen = {id(t) for t in inputs}
+        for t in [*model.parameters(), *tensors(batch)]:
+            if t.requires_grad and id(t) not in seen:
+                seen.add(id(t))
+                inputs.append(t)
+    if not inputs:
         return
-    grads = torch.autograd.grad(loss, [t for _, t in outs], allow_unused=True)
-    for (n, _), g in zip(outs, grads, strict=True):
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    for (n, _), g in zip(outs, grads[: len(outs)], strict=True):
         if g is not None:
             records[n]["wg"] = g.detach()
 

@@ -32,7 +32,7 @@ def run(repeat: int = 15) -> list[dict[str, float]]:
         f"{torch.get_num_threads()} threads)",
         ["model", "fwd+bwd s", "diagnose s", "ratio"],
         [
-            [r["model"], f"{r['fwd_bwd_s']:.4f}", f"{r['diagnose_s']:.4f}", f"{r['ratio']:.1f}×"]
+            [r["model"], f"{r['fwd_bwd_s']:.4f}", f"{r['diagnose_s']:.4f}", f"{r['ratio']:.2f}×"]
             for r in rows
         ],
     )

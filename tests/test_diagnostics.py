@@ -366,3 +366,22 @@ def test_gradient_at_a_frozen_layer_is_still_measured():
     assert frozen[0].bias.grad is None and frozen[2].weight.grad is None  # .grad untouched
     every = copy.deepcopy(ref).requires_grad_(False)  # nothing trainable: no gradients at all
     assert all(s.grad_std is None for s in diagnose(every, x).layers)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_report_equals_cpu():
+    # the same statistics on the device (sums, tensor hooks and the one read-back on the GPU),
+    # including an in-place activation (its sums taken in the hook) and a ReLU's dead fraction
+    x = torch.randn(128, 32, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(32, 64), nn.ReLU(inplace=True), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 8)
+    )
+    cpu = diagnose(model, x).to_dict()["layers"]
+    gpu = diagnose(model.cuda(), x.cuda()).to_dict()["layers"]
+    for a, b in zip(cpu, gpu, strict=True):
+        for k, va in a.items():
+            if isinstance(va, float):
+                assert b[k] == pytest.approx(va, rel=1e-3, abs=1e-6), k
+            else:
+                assert b[k] == va, k

@@ -385,3 +385,33 @@ def test_cuda_report_equals_cpu():
                 assert b[k] == pytest.approx(va, rel=1e-3, abs=1e-6), k
             else:
                 assert b[k] == va, k
+
+
+class _Checkpointed(nn.Module):
+    def __init__(self, ck: bool) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(16, 32), nn.Linear(32, 32), nn.Linear(32, 4)
+        self.ck = ck
+
+    def block(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.b(torch.tanh(self.a(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils.checkpoint import checkpoint
+
+        h = checkpoint(self.block, x, use_reentrant=False) if self.ck else self.block(x)
+        return self.c(h)
+
+
+def test_activation_checkpointing_gives_the_same_report():
+    # the block runs twice (again in backward); the hooks keep the first run and its gradients
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(0)
+    plain = _Checkpointed(False)
+    ck = copy.deepcopy(plain)
+    ck.ck = True
+    a, b = diagnose(plain, x).to_dict()["layers"], diagnose(ck, x).to_dict()["layers"]
+    assert [s["name"] for s in b] == ["a", "b", "c"]
+    for sa, sb in zip(a, b, strict=True):
+        for k in ("out_m2", "post_m2", "grad_std", "weight_grad_std", "in_m2"):
+            assert sb[k] == pytest.approx(sa[k], rel=1e-6), k

@@ -3,6 +3,7 @@
 import copy
 import json
 import math
+import warnings
 
 import pytest
 
@@ -415,3 +416,25 @@ def test_activation_checkpointing_gives_the_same_report():
     for sa, sb in zip(a, b, strict=True):
         for k in ("out_m2", "post_m2", "grad_std", "weight_grad_std", "in_m2"):
             assert sb[k] == pytest.approx(sa[k], rel=1e-6), k
+
+
+class _Detached(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.tanh(self.a(x)).detach())  # `a` can never learn
+
+
+def test_a_trainable_weight_no_gradient_reaches_is_reported():
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(5))
+    with pytest.warns(UserWarning, match="no gradient from the loss reaches the weight of 'a'"):
+        r = diagnose(_Detached(), x)
+    assert r.layers[0].weight_grad_std is None and r.layers[1].weight_grad_std is not None
+    assert any("'a'" in n and "would not change" in n for n in r.notes)
+    frozen = _Detached()
+    frozen.a.requires_grad_(False)  # frozen on purpose: nothing to report
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not any("no gradient" in n for n in diagnose(frozen, x).notes)

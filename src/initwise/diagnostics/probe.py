@@ -326,6 +326,19 @@ def diagnose(
             "(the local prediction still applies)"
         ]
     )
+    unreached = [
+        s.name
+        for s in layers
+        if s.weight_grad_std is None
+        and getattr(getattr(records[s.name]["module"], "weight", None), "requires_grad", False)
+    ]
+    if unreached and loss.requires_grad:
+        notes.append(
+            f"no gradient from the loss reaches the weight of {', '.join(map(repr, unreached))}, "
+            "which is trainable: in training it would not change (a detach or torch.no_grad() "
+            "on the way, or reentrant checkpointing with no input that requires grad)"
+        )
+        warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=2)  # a finding
     if changed:
         lost = [n for n in changed if not records[n].get("recomputed")]
         notes.append(

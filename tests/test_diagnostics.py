@@ -438,3 +438,16 @@ def test_a_trainable_weight_no_gradient_reaches_is_reported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert not any("no gradient" in n for n in diagnose(frozen, x).notes)
+
+
+def test_dropout_in_train_mode_is_seeded_and_the_global_rng_left_alone():
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 4))
+    model.train()
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(6))
+    state = torch.get_rng_state().clone()
+    a = diagnose(model, x).to_dict()["layers"]
+    assert torch.equal(state, torch.get_rng_state())  # the caller's stream did not move
+    torch.manual_seed(123)  # whatever the global state: the same masks for the same seed
+    assert diagnose(model, x).to_dict()["layers"] == a
+    other = diagnose(model, x, seed=1).to_dict()["layers"]
+    assert other[1]["in_m2"] != a[1]["in_m2"]  # another seed, other dropout masks

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from math import inf
 from typing import Any
@@ -60,6 +61,22 @@ __all__ = [
     "run_model",
     "torch_activation",
 ]
+
+
+@contextmanager
+def _own_rng(model: nn.Module, seed: int) -> Iterator[None]:
+    """Run the block with torch's global generators seeded by ``seed`` (random layers such as
+    dropout in train mode draw the same masks on every call) and put their states back after:
+    ``diagnose`` never moves the caller's random stream. CUDA generators are saved and restored
+    where CUDA is in use."""
+    devices = (
+        list(range(torch.cuda.device_count()))
+        if torch.cuda.is_available() and torch.cuda.is_initialized()
+        else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def torch_activation(act: Act) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -186,7 +203,9 @@ def diagnose(
             (small models only: it costs one backward pass per output element).
         tol: a layer whose forward second moment (or gradient std) differs from the first
             layer's (last layer's) by more than this factor is vanishing/exploding.
-        seed: seed of the default loss's random projection.
+        seed: seed of the default loss's random projection and of random layers run in train
+            mode (dropout draws the same masks on every call); torch's global random state is
+            left as it was.
         label: name of this run in plots and reports (e.g. the init policy).
 
     Returns:
@@ -206,113 +225,116 @@ def diagnose(
             "noisy and BatchNorm in train mode normalizes it to zero; use ≥ 32 examples",
             stacklevel=2,
         )
-    info = inspect_model(model, batch)  # tracing by running restores norm statistics itself
-    buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
-    was_training = model.training
-    params = [p for p in model.parameters()]
-    grads = [p.grad for p in params]
-    names = {m: n for n, m in model.named_modules()}
-    in_place = _changed_in_place(model, info)
-    records: dict[str, dict[str, Any]] = {}
-    order: list[str] = []
-    handles = []
+    with _own_rng(model, seed):  # dropout in train mode: seeded, the global state restored
+        info = inspect_model(model, batch)  # tracing by running restores norm statistics itself
+        buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
+        was_training = model.training
+        params = [p for p in model.parameters()]
+        grads = [p.grad for p in params]
+        names = {m: n for n, m in model.named_modules()}
+        in_place = _changed_in_place(model, info)
+        records: dict[str, dict[str, Any]] = {}
+        order: list[str] = []
+        handles = []
 
-    def hook(module: nn.Module, args: tuple, out: Any) -> None:
-        # Keep references only: the statistics are computed after the pass, all at once (work
-        # between the layers lets torch's idle workers fall asleep, and on a busy machine each
-        # wake-up waits for a core). A layer whose output an in-place activation overwrites
-        # next (ReLU(inplace=True)) has its output sums taken now and its gradient by a tensor
-        # hook registered now, which sees the gradient at this value, not the overwritten one.
-        name = names[module]
-        y = first_tensor(out)
-        x = first_tensor(args)
-        if y is None or not y.is_floating_point() or name in records:
-            return
-        act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
-        yd = y.detach()
-        rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
-        rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
-        rec["x_version"] = rec["x"]._version if rec["x"] is not None else None
-        if name in in_place:
-            rec["y_sums"] = _sums_now(yd)
-            rec["act_in_place"] = in_place[name]
-        if y.requires_grad:  # the gradient at this value, reduced as backward produces it
-            handles.append(y.register_hook(lambda g, rec=rec: _grad_sums(rec, g)))
-            rec["hooked"] = True
-        records[name] = rec
-        order.append(name)
+        def hook(module: nn.Module, args: tuple, out: Any) -> None:
+            # Keep references only: the statistics are computed after the pass, all at once (work
+            # between the layers lets torch's idle workers fall asleep, and on a busy machine each
+            # wake-up waits for a core). A layer whose output an in-place activation overwrites
+            # next (ReLU(inplace=True)) has its output sums taken now and its gradient by a tensor
+            # hook registered now, which sees the gradient at this value, not the overwritten one.
+            name = names[module]
+            y = first_tensor(out)
+            x = first_tensor(args)
+            if y is None or not y.is_floating_point() or name in records:
+                return
+            act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
+            yd = y.detach()
+            rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
+            rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
+            rec["x_version"] = rec["x"]._version if rec["x"] is not None else None
+            if name in in_place:
+                rec["y_sums"] = _sums_now(yd)
+                rec["act_in_place"] = in_place[name]
+            if y.requires_grad:  # the gradient at this value, reduced as backward produces it
+                handles.append(y.register_hook(lambda g, rec=rec: _grad_sums(rec, g)))
+                rec["hooked"] = True
+            records[name] = rec
+            order.append(name)
 
-    for m in names:
-        if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-            handles.append(m.register_forward_hook(hook))
-    try:
-        if train is not None:
-            model.train(train)
-        for p in params:
-            p.grad = None
-        with torch.enable_grad():
-            out = run_model(model, batch)
-            changed = [
-                n
-                for n in order
-                if n not in in_place and records[n]["y"]._version != records[n]["y_version"]
-            ]
-            for n in changed:  # fx reads `h += x` as `h + x`: recompute what the layer gave
-                _recompute_output(records[n])
-            # the forward half of every layer's statistics now, then its output released (the
-            # gradient comes from a tensor hook): kept until after backward, every layer's
-            # output and gradient raised the peak memory, which the allocator gave back at the
-            # end and took again (page faults) on every call
-            feeds = _feeds(info)
-            threads = _reduction_threads(records, order)
-            known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
+        for m in names:
+            if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+                handles.append(m.register_forward_hook(hook))
+        try:
+            if train is not None:
+                model.train(train)
+            for p in params:
+                p.grad = None
+            with torch.enable_grad():
+                out = run_model(model, batch)
+                changed = [
+                    n
+                    for n in order
+                    if n not in in_place and records[n]["y"]._version != records[n]["y_version"]
+                ]
+                for n in changed:  # fx reads `h += x` as `h + x`: recompute what the layer gave
+                    _recompute_output(records[n])
+                # the forward half of every layer's statistics now, then its output released (the
+                # gradient comes from a tensor hook): kept until after backward, every layer's
+                # output and gradient raised the peak memory, which the allocator gave back at the
+                # end and took again (page faults) on every call
+                feeds = _feeds(info)
+                threads = _reduction_threads(records, order)
+                known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
+                with intra_op_threads(threads):
+                    for name in order:
+                        fed_name = feeds.get(name)  # (not a "" default: "" names a root layer)
+                        nxt = records.get(fed_name) if fed_name is not None else None
+                        x_next = nxt.get("x") if nxt is not None else None
+                        fwd = _forward_reductions(records[name], x_next, known_sq.pop(name, None))
+                        if fwd and fed_name is not None:
+                            known_sq[fed_name] = records[name]["vals"][4]
+                _check_finite(records, order)
+                y = first_tensor(out)
+                if y is None:
+                    raise ValueError(
+                        "the model returned no tensor; pass loss_fn to say what to use"
+                    )
+                if loss_fn is None:
+                    r = torch.randn(
+                        y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32
+                    ).to(device=y.device, dtype=y.dtype)
+                    loss = (y * r).sum()
+                else:
+                    loss = loss_fn(out)
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise ValueError("loss_fn must return a scalar tensor")
+                if not torch.isfinite(loss.detach()).all():
+                    raise NonFiniteError(
+                        f"the loss is {float(loss.detach())} on this batch: gradients would be "
+                        "non-finite and every verdict meaningless; check loss_fn and the batch"
+                    )
+                if loss.requires_grad:
+                    _gradients(loss, records, order, model, batch)
+            pending = []
             with intra_op_threads(threads):
                 for name in order:
-                    fed_name = feeds.get(name)  # (not a "" default: "" names a root layer)
-                    nxt = records.get(fed_name) if fed_name is not None else None
-                    x_next = nxt.get("x") if nxt is not None else None
-                    fwd = _forward_reductions(records[name], x_next, known_sq.pop(name, None))
-                    if fwd and fed_name is not None:
-                        known_sq[fed_name] = records[name]["vals"][4]
-            _check_finite(records, order)
-            y = first_tensor(out)
-            if y is None:
-                raise ValueError("the model returned no tensor; pass loss_fn to say what to use")
-            if loss_fn is None:
-                r = torch.randn(
-                    y.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32
-                ).to(device=y.device, dtype=y.dtype)
-                loss = (y * r).sum()
-            else:
-                loss = loss_fn(out)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                raise ValueError("loss_fn must return a scalar tensor")
-            if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteError(
-                    f"the loss is {float(loss.detach())} on this batch: gradients would be "
-                    "non-finite and every verdict meaningless; check loss_fn and the batch"
-                )
-            if loss.requires_grad:
-                _gradients(loss, records, order, model, batch)
-        pending = []
-        with intra_op_threads(threads):
-            for name in order:
-                pending.append(_backward_reductions(records[name]))
-            if pending:  # every statistic of every layer read back in one conversion
-                values = torch.stack([t for p in pending for t in p[0]]).double().tolist()
-        for i, (_, finish) in enumerate(pending):
-            finish(values[i * _N_STATS : (i + 1) * _N_STATS])
-        jac = _jacobian(model, batch) if jacobian else None
-    finally:
-        for h in handles:
-            h.remove()
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                if k in buffers:
-                    b.copy_(buffers[k])
-        model.train(was_training)
+                    pending.append(_backward_reductions(records[name]))
+                if pending:  # every statistic of every layer read back in one conversion
+                    values = torch.stack([t for p in pending for t in p[0]]).double().tolist()
+            for i, (_, finish) in enumerate(pending):
+                finish(values[i * _N_STATS : (i + 1) * _N_STATS])
+            jac = _jacobian(model, batch) if jacobian else None
+        finally:
+            for h in handles:
+                h.remove()
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g
+            with torch.no_grad():
+                for k, b in model.named_buffers():
+                    if k in buffers:
+                        b.copy_(buffers[k])
+            model.train(was_training)
     layers = _stats(records, order, info)
     chain = _chain_ok(info, layers)
     if chain:

@@ -111,6 +111,26 @@ def test_coord_check_api_flat_under_mup_and_growing_under_sp(tmp_path):
         coord_check(mlp, (64,), x, y)
 
 
+def test_coord_check_is_seeded_and_leaves_the_global_rng_alone():
+    # the constructors' draws and dropout come from `seed` in a forked RNG: the same result on
+    # every call, and the caller's random stream does not move (it did before)
+    from initwise.diagnostics import coord_check
+
+    def make(w: int) -> nn.Module:
+        return nn.Sequential(nn.Linear(8, w), nn.ReLU(), nn.Dropout(0.1), nn.Linear(w, 4))
+
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(16, 8, generator=g), torch.randint(0, 4, (16,), generator=g)
+    state = torch.get_rng_state().clone()
+    a = coord_check(make, (16, 32), x, y, steps=2)
+    assert torch.equal(state, torch.get_rng_state())
+    torch.manual_seed(99)
+    b = coord_check(make, (16, 32), x, y, steps=2)
+    assert a.rms == b.rms and a.delta == b.delta
+    c = coord_check(make, (16, 32), x, y, steps=2, seed=1)
+    assert c.delta != a.delta
+
+
 def test_cli_coord_check(tmp_path, capsys):
     from initwise.cli import main
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..torch.batch import check_batch, first_tensor, run_model
+from ..torch.batch import check_batch, first_tensor, run_model, seeded_rng
 from ..torch.modules import is_weight_layer
 
 
@@ -90,7 +90,9 @@ def coord_check(
 ) -> CoordCheck:
     """Run the coordinate check (see the module docstring). ``loss_fn(output, target)`` defaults
     to cross-entropy for integer targets and mean squared error otherwise. The models are built
-    here; global RNG state is left alone (weights come from the plan's seeded streams).
+    here; weights come from the plan's seeded streams, and everything else random (the
+    constructors' own draws, dropout) from ``seed`` inside a forked RNG: the same result on
+    every call, and torch's global random state is left as it was.
     ``progress()`` is called after each training step (``len(widths) × steps`` calls)."""
     from ..torch import init_model
 
@@ -109,35 +111,38 @@ def coord_check(
             else nn.functional.mse_loss
         )
     result = CoordCheck(widths, [], label=label or (policy if isinstance(policy, str) else ""))
-    for w in widths:
-        model = make(w)
-        pol = policy(w) if callable(policy) else policy
-        plan = init_model(model, pol, seed=seed)
-        groups = plan.param_groups(model, lr=lr, optimizer=optimizer)
-        opt = (
-            torch.optim.Adam(groups, lr=lr)
-            if optimizer == "adam"
-            else torch.optim.SGD(groups, lr=lr)
-        )
-        names = [n for n, m in model.named_modules() if is_weight_layer(m) and n]
-        if not result.layers:
-            result.layers = names
-        elif names != result.layers:
-            raise ValueError("coord_check: the models at different widths have different layers")
-        first = _outputs(model, names, batch)
-        result.rms[w] = {n: [_rms(first[n])] for n in names}
-        result.delta[w] = {n: [0.0] for n in names}
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(first_tensor(run_model(model, batch)), target)
-            loss.backward()
-            opt.step()
-            now = _outputs(model, names, batch)
-            for n in names:
-                result.rms[w][n].append(_rms(now[n]))
-                result.delta[w][n].append(_rms(now[n] - first[n]))
-            if progress is not None:
-                progress()
+    with seeded_rng(seed):  # constructors and dropout draw from seed; the caller's stream stays
+        for w in widths:
+            model = make(w)
+            pol = policy(w) if callable(policy) else policy
+            plan = init_model(model, pol, seed=seed)
+            groups = plan.param_groups(model, lr=lr, optimizer=optimizer)
+            opt = (
+                torch.optim.Adam(groups, lr=lr)
+                if optimizer == "adam"
+                else torch.optim.SGD(groups, lr=lr)
+            )
+            names = [n for n, m in model.named_modules() if is_weight_layer(m) and n]
+            if not result.layers:
+                result.layers = names
+            elif names != result.layers:
+                raise ValueError(
+                    "coord_check: the models at different widths have different layers"
+                )
+            first = _outputs(model, names, batch)
+            result.rms[w] = {n: [_rms(first[n])] for n in names}
+            result.delta[w] = {n: [0.0] for n in names}
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(first_tensor(run_model(model, batch)), target)
+                loss.backward()
+                opt.step()
+                now = _outputs(model, names, batch)
+                for n in names:
+                    result.rms[w][n].append(_rms(now[n]))
+                    result.delta[w][n].append(_rms(now[n] - first[n]))
+                if progress is not None:
+                    progress()
     return result
 
 

@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from math import inf
 from typing import Any
@@ -39,6 +38,7 @@ from ..torch.batch import (
     check_batch,
     first_tensor,
     run_model,
+    seeded_rng,
     tensors,
 )
 from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
@@ -61,22 +61,6 @@ __all__ = [
     "run_model",
     "torch_activation",
 ]
-
-
-@contextmanager
-def _own_rng(model: nn.Module, seed: int) -> Iterator[None]:
-    """Run the block with torch's global generators seeded by ``seed`` (random layers such as
-    dropout in train mode draw the same masks on every call) and put their states back after:
-    ``diagnose`` never moves the caller's random stream. CUDA generators are saved and restored
-    where CUDA is in use."""
-    devices = (
-        list(range(torch.cuda.device_count()))
-        if torch.cuda.is_available() and torch.cuda.is_initialized()
-        else []
-    )
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
 
 
 def torch_activation(act: Act) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -225,7 +209,7 @@ def diagnose(
             "noisy and BatchNorm in train mode normalizes it to zero; use ≥ 32 examples",
             stacklevel=2,
         )
-    with _own_rng(model, seed):  # dropout in train mode: seeded, the global state restored
+    with seeded_rng(seed):  # dropout in train mode: seeded, the global state restored
         info = inspect_model(model, batch)  # tracing by running restores norm statistics itself
         buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
         was_training = model.training

@@ -4,7 +4,8 @@ fit. Shared by graph tracing, LSUV and the diagnostics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -17,6 +18,22 @@ class ProbeError(ValueError):
 
 class NonFiniteError(ProbeError):
     """A layer produced Inf/NaN during a probe (the initialization explodes)."""
+
+
+@contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Run the block with torch's global generators seeded by ``seed`` — random layers (dropout
+    in train mode) and module constructors draw the same values on every call — and put their
+    states back afterwards, so the caller's random stream does not move. CUDA generators are
+    saved and restored where CUDA is in use."""
+    devices = (
+        list(range(torch.cuda.device_count()))
+        if torch.cuda.is_available() and torch.cuda.is_initialized()
+        else []
+    )
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:

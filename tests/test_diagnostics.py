@@ -451,3 +451,17 @@ def test_dropout_in_train_mode_is_seeded_and_the_global_rng_left_alone():
     assert diagnose(model, x).to_dict()["layers"] == a
     other = diagnose(model, x, seed=1).to_dict()["layers"]
     assert other[1]["in_m2"] != a[1]["in_m2"]  # another seed, other dropout masks
+
+
+def test_the_callers_queued_gpu_seed_is_left_alone():
+    # torch.manual_seed queues a seed for GPUs not yet initialized (even on a CPU-only build);
+    # seeding dropout with it inside diagnose would replace the caller's queued seed, which a
+    # later first use of CUDA would then apply
+    tracker = getattr(torch.cuda, "_lazy_seed_tracker", None)
+    if tracker is None or not hasattr(tracker, "manual_seed_all_cb"):
+        pytest.skip("this torch has no lazy CUDA seed tracker")
+    torch.manual_seed(5)
+    queued = tracker.manual_seed_all_cb
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 2)).train()
+    diagnose(model, torch.randn(16, 8))
+    assert tracker.manual_seed_all_cb is queued

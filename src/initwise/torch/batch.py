@@ -32,7 +32,11 @@ def seeded_rng(seed: int) -> Iterator[None]:
         else []
     )
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        # not torch.manual_seed: with CUDA present but not yet initialized it queues a seed
+        # for the GPUs that would run later, outside this block, over the caller's own
+        torch.random.default_generator.manual_seed(seed)
+        if devices:
+            torch.cuda.manual_seed_all(seed)
         yield
 
 

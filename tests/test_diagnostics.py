@@ -4,6 +4,7 @@ import copy
 import json
 import math
 import warnings
+from typing import Any
 
 import pytest
 
@@ -172,12 +173,19 @@ class _AddInPlace(nn.Module):
         return self.b(torch.relu(h))
 
 
-def test_in_place_sum_after_a_layer_keeps_its_own_statistics():
-    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
+def _both_forms(make: Any, x: torch.Tensor) -> list[list[dict[str, Any]]]:
+    """The report layers of ``make(False)`` and ``make(True)`` (out of place, in place), built
+    from the same seed."""
     reports = []
     for in_place in (False, True):
         torch.manual_seed(0)
-        reports.append(diagnose(_AddInPlace(in_place), x).to_dict()["layers"])
+        reports.append(diagnose(make(in_place), x).to_dict()["layers"])
+    return reports
+
+
+def test_in_place_sum_after_a_layer_keeps_its_own_statistics():
+    x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
+    reports = _both_forms(_AddInPlace, x)
     for a, b in zip(*reports, strict=True):
         for k in ("out_mean", "out_m2", "post_m2", "grad_std", "weight_grad_std"):
             assert b[k] == pytest.approx(a[k], rel=1e-5), k
@@ -189,10 +197,7 @@ def test_in_place_sum_after_a_layer_keeps_its_own_statistics():
 
 def test_functional_in_place_activations_and_unrecognized_changes():
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(1))
-    reports = []
-    for in_place in (False, True):
-        torch.manual_seed(0)
-        reports.append(diagnose(_Functional(in_place), x).to_dict()["layers"])
+    reports = _both_forms(_Functional, x)
     for a, b in zip(*reports, strict=True):
         for k, va in a.items():
             assert b[k] == (

@@ -222,11 +222,12 @@ def diagnose(
         handles = []
 
         def hook(module: nn.Module, args: tuple, out: Any) -> None:
-            # Keep references only: the statistics are computed after the pass, all at once (work
-            # between the layers lets torch's idle workers fall asleep, and on a busy machine each
-            # wake-up waits for a core). A layer whose output an in-place activation overwrites
-            # next (ReLU(inplace=True)) has its output sums taken now and its gradient by a tensor
-            # hook registered now, which sees the gradient at this value, not the overwritten one.
+            # Keep references only: the statistics are computed after the forward pass, all at
+            # once (work between the layers lets torch's idle workers fall asleep, and on a busy
+            # machine each wake-up waits for a core). A layer whose output an in-place activation
+            # overwrites next (ReLU(inplace=True)) has its output sums taken now. The gradient at
+            # the output comes from a tensor hook registered now: it sees the gradient at this
+            # value (not at an overwritten one) and reduces it as backward produces it.
             name = names[module]
             y = first_tensor(out)
             x = first_tensor(args)
@@ -457,8 +458,8 @@ def _sums_now(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             torch.tensor(a.sum(dtype=np.float32).item(), dtype=torch.float32),
             torch.tensor(np.einsum("i,i->", a, a).item(), dtype=torch.float32),
         )
-    flat = y.float().reshape(-1)
-    return flat.sum(), torch.dot(flat, flat)
+    s, sq = _sums(y.float())
+    return s, sq
 
 
 def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
@@ -530,7 +531,6 @@ def _grad_sums(rec: dict[str, Any], g: torch.Tensor) -> None:
     """Tensor hook: ``Σg``, ``Σg²`` of the gradient at a layer's output as backward produces it
     (two reductions of a tensor in cache, no read-back); the gradient itself is not kept."""
     rec["g_sums"] = _sums(g.detach().float())
-    rec["g_n"] = g.numel()
 
 
 def _feeds(info: ModelInfo) -> dict[str, str]:
@@ -588,8 +588,7 @@ def _forward_reductions(
     if y_sums is not None:
         vals += list(y_sums)  # 2, 3
     else:
-        flat = y.reshape(-1)
-        vals += [flat.sum(), torch.dot(flat, flat)]  # 2, 3: back to back, the dot from cache
+        vals += _sums(y)  # 2, 3: back to back, the dot from cache
     vals.append(_sq(post))  # 4
     if spec is not None and spec.can_die:  # 5: units zero on the whole batch
         dim = _units_dim(y, module)
@@ -624,7 +623,7 @@ def _backward_reductions(
     statistics."""
     module = rec["module"]
     vals: list[torch.Tensor] = rec.pop("vals")
-    zero = vals[0]
+    zero = vals[0]  # statistic 0 (Σx, unused) is a zero on the output's device
     g_sums = rec.pop("g_sums", None)
     vals += list(g_sums) if g_sums is not None else [zero, zero]  # 7, 8
     w = getattr(module, "weight", None)
@@ -641,10 +640,10 @@ def _backward_reductions(
     nw = w.numel() if w_ok else 1
     has_g, has_wg = g_sums is not None, wg is not None
     b_n = b.numel() if b_ok else 1
-    g_n, wg_n = rec.pop("g_n", 1), (wg.numel() if wg is not None else 1)
+    wg_n = wg.numel() if wg is not None else 1
 
-    def finish(v: list[float]) -> None:
-        _store(rec, v, nx, ny, nw, b_n, g_n, wg_n, has_x, w_ok, b_ok, has_g, has_wg)
+    def finish(v: list[float]) -> None:  # (the output's gradient has the output's ny elements)
+        _store(rec, v, nx, ny, nw, b_n, ny, wg_n, has_x, w_ok, b_ok, has_g, has_wg)
 
     return vals, finish
 

@@ -224,6 +224,20 @@ def test_functional_in_place_activations_and_unrecognized_changes():
     assert not any("changed in place" in n for n in diagnose(_Functional(True), x).notes)
 
 
+@pytest.mark.parametrize("train", [None, True, False])
+def test_each_submodule_gets_its_mode_back(train):
+    # a BatchNorm frozen in eval inside a model in train mode (fine-tuning) stays frozen:
+    # model.train(was) would have switched it back to train mode
+    m = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    m.train()
+    m[1].eval()
+    seen = []
+    m[1].register_forward_hook(lambda mod, a, o: seen.append(mod.training))
+    diagnose(m, torch.randn(32, 8), train=train)
+    assert [x.training for x in m.modules()] == [True, True, False, True, True]
+    assert seen[-1] is (False if train is None else train)  # the mode it ran in
+
+
 def test_model_is_restored():
     m = models.resnet()
     m.train()

@@ -104,6 +104,20 @@ def test_same_call_twice_same_result_no_global_state():
     assert m.training
 
 
+def test_lsuv_gives_each_submodule_its_mode_back():
+    # fine-tuning: the model in train mode, a BatchNorm frozen in eval; model.train(was) would
+    # put the BatchNorm back in train mode (and its statistics would move on the next step)
+    m = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 4))
+    m.train()
+    m[1].eval()
+    it.lsuv(m, torch.randn(32, 8, generator=torch.Generator().manual_seed(0)))
+    assert [x.training for x in m.modules()] == [True, True, False, True, True]
+    m.eval()
+    m[0].train()
+    it.lsuv(m, torch.randn(32, 8, generator=torch.Generator().manual_seed(0)))
+    assert [x.training for x in m.modules()] == [False, True, False, False, False]
+
+
 def test_lsuv_errors():
     m = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4))
     with pytest.raises(ValueError, match="non-finite values"):

@@ -37,6 +37,7 @@ from ..torch.batch import (
     ProbeError,
     check_batch,
     first_tensor,
+    kept_modes,
     run_model,
     seeded_rng,
     tensors,
@@ -209,10 +210,10 @@ def diagnose(
             "noisy and BatchNorm in train mode normalizes it to zero; use ≥ 32 examples",
             stacklevel=2,
         )
-    with seeded_rng(seed):  # dropout in train mode: seeded, the global state restored
+    # dropout in train mode: seeded, the global state restored; each submodule's mode given back
+    with seeded_rng(seed), kept_modes(model):
         info = inspect_model(model, batch)  # tracing by running restores norm statistics itself
         buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
-        was_training = model.training
         params = [p for p in model.parameters()]
         grads = [p.grad for p in params]
         names = {m: n for n, m in model.named_modules()}
@@ -319,7 +320,6 @@ def diagnose(
                 for k, b in model.named_buffers():
                     if k in buffers:
                         b.copy_(buffers[k])
-            model.train(was_training)
     layers = _stats(records, order, info)
     chain = _chain_ok(info, layers)
     if chain:

@@ -40,6 +40,22 @@ def seeded_rng(seed: int) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def kept_modes(model: torch.nn.Module, mode: bool | None = None) -> Iterator[None]:
+    """Run the block with ``model.train(mode)`` (None: the modes as they are) and give every
+    submodule its own train/eval flag back afterwards. ``model.train(was)`` would not: it sets
+    one flag on all of them, so a BatchNorm the user froze with ``.eval()`` inside a model in
+    train mode (fine-tuning) would come back in train mode and update its statistics."""
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        if mode is not None:
+            model.train(mode)
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
 def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Every tensor in ``obj`` (nested dicts, lists and tuples), in order."""
     out = [] if out is None else out

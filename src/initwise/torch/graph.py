@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import activations as A
 from ..math.gains import gain
-from .batch import split, tensors, to_meta
+from .batch import kept_modes, split, tensors, to_meta
 from .modules import NORMS, is_norm, is_weight_layer
 
 # ----------------------------------------------------------------------------- graph
@@ -465,10 +465,10 @@ def _probe(module: nn.Module) -> Act | None:
     ):
         return None
     x = torch.linspace(-3, 3, 24).reshape(2, 12)
-    was = module.training
     try:
-        module.eval()
-        with torch.no_grad():  # each call on its own copy: an in-place module returns its input
+        # eval mode, each submodule's own mode given back; each call on its own copy: an
+        # in-place module returns its input
+        with kept_modes(module, False), torch.no_grad():
             y = module(x.clone())
             if not isinstance(y, torch.Tensor) or y.shape != x.shape or torch.allclose(y, x):
                 return None
@@ -482,8 +482,6 @@ def _probe(module: nn.Module) -> Act | None:
                 return None
     except Exception:
         return None
-    finally:
-        module.train(was)
     return Act(type(module).__name__.lower(), None, module, type(module).__name__)
 
 

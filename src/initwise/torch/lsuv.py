@@ -26,7 +26,7 @@ from torch import nn
 from .. import schemes as S
 from ..plan import Plan
 from .apply import apply_plan
-from .batch import ProbeError, check_batch, run_model, tensors
+from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
 from .modules import is_weight_layer
 from .planner import plan as make_plan
@@ -153,21 +153,17 @@ def lsuv(
             ),
             policy="lsuv",
         )
-    was = model.training
     scaler = _Scaler(target, tol, max_iter)
     try:
         if base is not None:
             apply_plan(base, model, seed)
-        model.eval()
-        with torch.no_grad():
+        with kept_modes(model, False), torch.no_grad():  # each submodule's own mode given back
             method, passes = _run(model, batch, scaler)
     except BaseException:
         with torch.no_grad():  # a failure leaves the model as it was
             for k, v in model.state_dict(keep_vars=True).items():
                 v.copy_(backup[k])
         raise
-    finally:
-        model.train(was)
     result_plan = None
     if base is not None:
         scales = {x.name: x.scale for x in scaler.layers}

@@ -5,10 +5,17 @@ import math
 import numpy as np
 import pytest
 
-from initwise.math.gains import activation_fn
+from initwise.math.gains import (
+    KINKS,
+    activation_fn,
+    gaussian_expectation,
+    gaussian_expectations,
+    kinks_of,
+)
 from initwise.math.meanfield import (
     ChainLayer,
     chi,
+    chis,
     correlation_map,
     depth_scales,
     fixed_point,
@@ -115,3 +122,47 @@ def test_divergent_map_raises():
         fixed_point(3.0, 0.0, "relu")
     with pytest.raises(ValueError, match="correlation c"):
         correlation_map(1.5, 1.0, 1.0, 0.0, "tanh")
+
+
+_MANY = ["tanh", "relu", "gelu", "silu", "hardtanh", "elu", "sigmoid", "softplus", "hardswish"]
+
+
+@pytest.mark.parametrize("act", _MANY)
+def test_many_q_at_once_equals_one_at_a_time(act):
+    qs = np.array([1e-3, 0.05, 0.3, 1.0, 1.7, 2.9, 10.0, 100.0])
+    f = activation_fn(act)
+    one = np.array([gaussian_expectation(lambda x: f(x) ** 2, q) for q in qs])
+    for panel, kinks in ((0.25, KINKS), (1.0, kinks_of(act))):
+        many = gaussian_expectations(lambda x: f(x) ** 2, qs, panel=panel, kinks=kinks)
+        np.testing.assert_allclose(many, one, rtol=1e-12)
+    np.testing.assert_allclose(
+        chis(qs, 1.5, act, panel=1.0), [chi(q, 1.5, act) for q in qs], rtol=1e-9
+    )
+    layers = [ChainLayer(1.2, 0.01, act), ChainLayer(0.9, 0.0, act), ChainLayer(1.1, 0.0, act)]
+    a, b = propagate(layers, 0.8), propagate(layers, 0.8, panel=1.0)
+    np.testing.assert_allclose(a[0], b[0], rtol=1e-12)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-9)
+
+
+def test_kinks_from_the_registry_and_errors():
+    assert (
+        kinks_of("relu") == (0.0,)
+        and kinks_of("tanh") == ()
+        and kinks_of("hardtanh")
+        == (
+            -1.0,
+            1.0,
+        )
+    )
+    assert kinks_of(np.tanh) == KINKS  # a callable's kinks are unknown: every known one
+    assert gaussian_expectations(np.square, []).shape == (0,)
+    with pytest.raises(ValueError, match="every q must be finite and > 0"):
+        gaussian_expectations(np.square, [1.0, 0.0])
+    with pytest.raises(ValueError, match="every q must be finite and > 0"):
+        gaussian_expectations(np.square, [np.nan])
+    with pytest.raises(ValueError, match="panel must be > 0"):
+        gaussian_expectations(np.square, [1.0], panel=0)
+    with pytest.raises(ValueError, match="applied elementwise"):
+        gaussian_expectations(lambda x: x[:3], [1.0, 2.0])
+    with pytest.raises(ValueError, match="non-finite"):
+        gaussian_expectations(lambda x: np.exp(1e3 * x), [1.0])

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..math.meanfield import ChainLayer, chi, propagate
+from ..math.meanfield import ChainLayer, chis, propagate
 from ..plan import AssumptionWarning
 from ..torch.batch import (
     NonFiniteError,
@@ -499,8 +499,12 @@ def _gradients(
     batch: Any,
 ) -> None:
     """Every weight's gradient from one backward pass (``torch.autograd.grad``: the parameters'
-    ``.grad`` are not touched); the gradients at the layers' outputs are reduced by the tensor
-    hooks registered in the forward pass (:func:`_grad_sums`) as backward produces them. A layer
+    ``.grad`` are not touched, and hooks on gradient accumulation — DDP's, FSDP's — do not run);
+    the gradients at the layers' outputs are reduced by the tensor hooks registered in the
+    forward pass (:func:`_grad_sums`) as backward produces them. (Reducing each weight's
+    gradient in a hook on the weight as well, and freeing it there, took the 20×256 MLP's page
+    faults from ~1,800 to ~500 a call but was no faster idle and 9 % slower beside a busy
+    process: each reduction inside backward is one more split over torch's threads.) A layer
     whose output needs a gradient but whose weight does not (a frozen weight, a trainable bias)
     may lie on no path to a trainable weight: then backward runs to every leaf that needs a
     gradient (all trainable parameters and inputs), so its hook is reached too."""
@@ -731,12 +735,25 @@ def _stats(
     # the next weight layer, σ_w² = fan_in·E[w²] of that layer (Poole et al. 2016). Per unit
     # the gradient also changes by the width ratio (fan_out/fan_in: a 256 → 10 readout makes
     # it 0.04×), which the chain prediction δ̂ includes but which is not instability.
+    # One quadrature per activation for all its layers (one each cost ~0.2 ms of NumPy).
+    groups: dict[tuple[Any, Any], list[int]] = {}
     for i, s in enumerate(out[:-1]):
-        nxt = out[i + 1]
-        if nxt.fan_in is not None and s.out_m2 > 0:
-            s._act_chi = chi(s.out_m2, 1.0, *_act_args(s))  # type: ignore[attr-defined]
-            s.chi = nxt.fan_in * nxt.weight_m2 * s._act_chi  # type: ignore[attr-defined]
+        if out[i + 1].fan_in is not None and s.out_m2 > 0:
+            fn, param = _act_args(s)
+            groups.setdefault((fn if isinstance(fn, str) else id(fn), param), []).append(i)
+    for idx in groups.values():
+        fn, param = _act_args(out[idx[0]])
+        values = chis([out[i].out_m2 for i in idx], 1.0, fn, param, panel=_PANEL)
+        for i, c in zip(idx, values.tolist(), strict=True):
+            s, nxt = out[i], out[i + 1]
+            s._act_chi = c  # type: ignore[attr-defined]
+            s.chi = nxt.fan_in * nxt.weight_m2 * c  # type: ignore[attr-defined,operator]
     return out
+
+
+_PANEL = 1.0
+"""The theory's quadrature panel (:func:`~initwise.math.gains.gaussian_expectations`): a quarter
+of the nodes of the library's 0.25, the same values to 2.4e-10 for q ≤ 100 (measured there)."""
 
 
 def _act_chi(s: LayerStats) -> float:
@@ -745,7 +762,7 @@ def _act_chi(s: LayerStats) -> float:
     known = getattr(s, "_act_chi", None)
     if known is not None and s.out_m2 > 0:
         return float(known)
-    return chi(max(s.out_m2, 1e-300), 1.0, *_act_args(s))
+    return float(chis([max(s.out_m2, 1e-300)], 1.0, *_act_args(s), panel=_PANEL)[0])
 
 
 def _act_args(s: LayerStats) -> tuple[Any, Any]:
@@ -772,7 +789,7 @@ def _chain_theory(layers: list[LayerStats]) -> None:
         )
         for s in layers
     ]  # type: ignore[operator]
-    qs, _ = propagate(chain, layers[0].in_m2, gradients=False)  # δ̂ below, from measured q
+    qs, _ = propagate(chain, layers[0].in_m2, gradients=False, panel=_PANEL)  # δ̂ below
     for s, q in zip(layers, qs, strict=True):
         s.pred_chain = q
     last = layers[-1].grad_std

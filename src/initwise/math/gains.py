@@ -128,6 +128,92 @@ def gaussian_expectation(f: Activation, q: float = 1.0) -> float:
     return float(np.dot(w, vals))
 
 
+@lru_cache(maxsize=64)
+def _z_nodes(n: int, order: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes ``z`` and weights for ``E[g(z)]``, ``z ~ N(0, 1)``, on ``2n`` equal panels over
+    ±12: the nodes of :func:`_nodes` in units of ``√q`` when no kink but 0 (always an edge) is
+    to be placed, so the same for every ``q`` of that panel count."""
+    edges = np.linspace(-12.0, 12.0, 2 * n + 1)
+    t, wt = _leggauss(order)
+    half, mid = 0.5 * np.diff(edges), 0.5 * (edges[1:] + edges[:-1])
+    z = (half[:, None] * t + mid[:, None]).ravel()
+    w = (half[:, None] * wt).ravel() * np.exp(-0.5 * z * z)
+    w /= w.sum()
+    z.flags.writeable = w.flags.writeable = False  # cached: an in-place write must fail loudly
+    return z, w
+
+
+def _nodes_many(
+    qs: np.ndarray, panel: float = 0.25, order: int = 8, kinks: tuple[float, ...] = KINKS
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_nodes` for many ``q`` at once, one row each: every row has the panel count of the
+    widest (so each row's panels are at most as wide as its own :func:`_nodes` would make them)
+    and an edge at every point of ``kinks`` (those outside a row's span are clipped to its ends,
+    giving empty panels of weight zero). Without kinks other than 0 the weights are one row
+    shared by all (:func:`_z_nodes`)."""
+    span = 12.0 * np.sqrt(qs)
+    n = int(np.clip(np.ceil(span / panel), 16, 512).max())
+    if all(k == 0 for k in kinks):
+        z, wz = _z_nodes(n, order)
+        return np.sqrt(qs)[:, None] * z, wz
+    ks = np.clip(np.asarray(kinks, dtype=np.float64)[None, :], -span[:, None], span[:, None])
+    edges = np.concatenate([span[:, None] * np.linspace(-1.0, 1.0, 2 * n + 1), ks], axis=1)
+    edges.sort(axis=1)
+    t, wt = _leggauss(order)
+    half, mid = 0.5 * np.diff(edges, axis=1), 0.5 * (edges[:, 1:] + edges[:, :-1])
+    x = (half[:, :, None] * t + mid[:, :, None]).reshape(len(qs), -1)
+    q = qs[:, None]
+    w = (half[:, :, None] * wt).reshape(len(qs), -1) * np.exp(-0.5 * x * x / q)
+    return x, w / w.sum(axis=1, keepdims=True)
+
+
+def gaussian_expectations(
+    f: Activation, qs: Any, *, panel: float = 0.25, kinks: Any = KINKS
+) -> np.ndarray:
+    r"""``E[f(x)]`` for ``x ~ N(0, q)`` at every ``q`` of ``qs`` (a 1-d array out), from one call
+    of ``f`` on all their nodes: the quadrature of :func:`gaussian_expectation` (rows as fine or
+    finer, the same edges at :data:`KINKS`; agrees with it to ~1e-12), for callers that need
+    many — :func:`initwise.diagnostics.diagnose` wants χ at every layer, where one call each
+    cost ~0.2 ms of NumPy overhead.
+
+    ``panel``: the widest panel (8 Gauss–Legendre nodes each; at least 32 panels over ±12√q).
+    Measured against 0.25 for 11 activations (tanh, relu, gelu, silu, hardtanh, elu, sigmoid,
+    softplus, hardswish, selu, mish) at q from 1e-3 to 100: ``E[φ²]`` agrees to 9e-13 with
+    panels of 1 and 2, ``E[φ′²]`` (central differences) to 2e-10 — the differences' own error.
+    ``kinks``: the points that must be panel edges, where ``f`` is known (the activation's own,
+    :func:`kinks_of`); by default every point of :data:`KINKS`. With the activation's own kinks
+    and panels of 1 the results agree with :func:`gaussian_expectation` to 2.4e-10 for those 11
+    and leaky_relu and relu6 at q ≤ 100, and to 2e-8 at q = 1e4 (panels 2.3 wide there: the
+    panel count is capped at 1,024)."""
+    q = np.asarray(qs, dtype=np.float64).reshape(-1)
+    if not q.size:
+        return np.zeros(0)
+    if not np.all(np.isfinite(q)) or not np.all(q > 0):
+        raise ValueError(f"gaussian_expectations: every q must be finite and > 0, got {qs!r}")
+    width = v.positive("panel", panel, where="gaussian_expectations")
+    x, w = _nodes_many(q, width, 8, tuple(float(k) for k in kinks))
+    flat = x.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        vals = np.asarray(f(flat), dtype=np.float64)
+    if vals.shape != flat.shape:
+        raise ValueError(
+            f"the activation returned shape {vals.shape} for input shape {flat.shape}; "
+            "it must be applied elementwise"
+        )
+    if not np.all(np.isfinite(vals)):
+        raise ValueError("the activation returned non-finite values on Gaussian input")
+    vals = vals.reshape(x.shape)
+    return vals @ w if w.ndim == 1 else np.einsum("ij,ij->i", w, vals)
+
+
+def kinks_of(activation: str | Callable[..., Any]) -> tuple[float, ...]:
+    """The points where a named activation (or its first two derivatives) is not smooth, from
+    the registry; :data:`KINKS` (every built-in one) for a callable, whose kinks are unknown."""
+    if isinstance(activation, str):
+        return A.lookup(activation).kinks
+    return KINKS
+
+
 def derivative(f: Activation, h: float = 1e-6) -> Activation:
     """Central-difference derivative ``(f(x+h) − f(x−h)) / 2h`` (error O(h²) where smooth)."""
     return lambda x: (f(x + h) - f(x - h)) / (2 * h)

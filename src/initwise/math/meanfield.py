@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 
 from .. import _validate as v
-from .gains import activation_fn, derivative, gaussian_expectation
+from .gains import (
+    activation_fn,
+    derivative,
+    gaussian_expectation,
+    gaussian_expectations,
+    kinks_of,
+)
 
 ActLike = str | Callable[..., Any]
 
@@ -52,6 +58,21 @@ def chi(q: float, sigma_w2: float, activation: ActLike, param: float | None = No
     correlation map at c = 1)."""
     df = derivative(_act(activation, param))
     return sigma_w2 * gaussian_expectation(lambda x: df(x) ** 2, q)
+
+
+def chis(
+    qs: Sequence[float] | np.ndarray,
+    sigma_w2: float,
+    activation: ActLike,
+    param: float | None = None,
+    *,
+    panel: float = 0.25,
+) -> np.ndarray:
+    """:func:`chi` at every ``q`` of ``qs`` from one quadrature over all of them
+    (:func:`~initwise.math.gains.gaussian_expectations`, whose ``panel`` this passes on)."""
+    df = derivative(_act(activation, param))
+    ks = kinks_of(activation)
+    return sigma_w2 * gaussian_expectations(lambda x: df(x) ** 2, qs, panel=panel, kinks=ks)
 
 
 def fixed_point(
@@ -181,6 +202,7 @@ def propagate(
     output_grad_var: float = 1.0,
     *,
     gradients: bool = True,
+    panel: float | None = None,
 ) -> tuple[list[float], list[float]]:
     r"""Predicted pre-activation second moments ``q_l`` (forward) and gradient variances
     ``δ_l`` at each layer's output (backward) for a plain chain.
@@ -188,7 +210,8 @@ def propagate(
     Forward: ``q_1 = σ_w,1²·m_0 + σ_b,1²``, then ``q_{l+1} = σ_w,l+1²·E[φ_l(√q_l z)²] + σ_b²``.
     Backward: ``δ_L = output_grad_var``, ``δ_l = δ_{l+1}·σ_w,l+1²·(fan_out/fan_in)_{l+1}·
     E[φ_l'(√q_l z)²]``. ``gradients=False``: the forward half only (the list of ``δ_l`` empty;
-    one quadrature per layer fewer).
+    one quadrature per layer fewer). ``panel``: the quadrature's widest panel
+    (:func:`~initwise.math.gains.gaussian_expectations`; None: :func:`gaussian_expectation`'s).
     """
     qs: list[float] = []
     m = input_second_moment
@@ -196,7 +219,14 @@ def propagate(
         q = layer.sigma_w2 * m + layer.sigma_b2
         qs.append(q)
         f = _act(layer.activation, layer.param)
-        m = gaussian_expectation(lambda x, f=f: f(x) ** 2, max(q, 1e-300))
+        q = max(q, 1e-300)
+        if panel is None:
+            m = gaussian_expectation(lambda x, f=f: f(x) ** 2, q)
+        else:
+            ks = kinks_of(layer.activation)
+            m = float(
+                gaussian_expectations(lambda x, f=f: f(x) ** 2, [q], panel=panel, kinks=ks)[0]
+            )
     if not gradients:
         return qs, []
     grads = [0.0] * len(layers)
@@ -204,6 +234,10 @@ def propagate(
         grads[-1] = output_grad_var
         for i in range(len(layers) - 2, -1, -1):
             nxt = layers[i + 1]
-            d = chi(max(qs[i], 1e-300), 1.0, layers[i].activation, layers[i].param)
+            q = max(qs[i], 1e-300)
+            if panel is None:
+                d = chi(q, 1.0, layers[i].activation, layers[i].param)
+            else:
+                d = float(chis([q], 1.0, layers[i].activation, layers[i].param, panel=panel)[0])
             grads[i] = grads[i + 1] * nxt.sigma_w2 * nxt.out_over_in * d
     return qs, grads

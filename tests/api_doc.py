@@ -9,8 +9,9 @@ import inspect
 # fmt: off
 MODULES = {
     "initwise.math": ["fans", "Fans", "gain", "calculate_gain", "second_moment",
-                      "gaussian_expectation", "activation_fn"],
-    "initwise.math.meanfield": ["variance_map", "chi", "fixed_point", "correlation_map",
+                      "gaussian_expectation", "gaussian_expectations", "kinks_of",
+                      "activation_fn"],
+    "initwise.math.meanfield": ["variance_map", "chi", "chis", "fixed_point", "correlation_map",
                                 "depth_scales", "propagate", "ChainLayer", "DepthScales"],
     "initwise.schemes": ["VarianceScaling", "Constant", "Normal", "Uniform", "TruncNormal",
                          "Orthogonal", "Eye", "Dirac", "DeltaOrthogonal", "Sparse", "from_dict",
@@ -31,6 +32,9 @@ MODULES = {
                        "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
                        "kaiming_normal_", "lecun_uniform_", "lecun_normal_", "variance_scaling_",
                        "orthogonal_", "delta_orthogonal_", "sparse_", "calculate_gain"],
+    "initwise.torch.parametrized": ["sites", "original_of", "kinds", "describe", "writable",
+                                    "effective", "write", "state", "restore", "quiet",
+                                    "written_buffer"],
     "initwise.plan": ["Plan", "ParamPlan", "register_applier"],
     "initwise.activations": ["register_activation", "unregister_activation", "lookup",
                              "ActivationSpec", "ModuleMatch", "known_names"],

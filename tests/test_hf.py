@@ -168,3 +168,34 @@ def test_t5_query_carries_the_logit_scale_it_does_not_apply():
     qs, ks = att.q(x).view(8, 16, 4, 16), att.k(x).view(8, 16, 4, 16)
     logits = torch.einsum("bihd,bjhd->bhij", qs, ks)
     assert 0.7 < float(logits.std()) < 1.4  # was 5.75 (issue 17)
+
+
+def test_wav2vec2_weight_norm_positional_conv_is_planned_and_written_through():
+    # HF's Wav2Vec2 puts torch's parametrized weight_norm on its positional convolution
+    cfg = transformers.Wav2Vec2Config(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16, 16),
+        conv_stride=(5, 2),
+        conv_kernel=(10, 3),
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=4,
+    )
+    torch.manual_seed(0)
+    m = transformers.Wav2Vec2Model(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(m, example_input=torch.randn(2, 800))
+    name = "encoder.pos_conv_embed.conv.weight"
+    e = p[name]
+    assert e.scheme is not None and "weight_norm: written through it" in e.reason
+    assert not any(".parametrizations." in x.name for x in p)
+    p.apply(m, seed=0)
+    conv = m.encoder.pos_conv_embed.conv
+    g, v = conv.parametrizations.weight.original0, conv.parametrizations.weight.original1
+    with torch.no_grad():
+        torch.testing.assert_close(conv.weight, v, rtol=1e-5, atol=1e-6)  # computes with the draw
+        assert float(v.std()) == pytest.approx(e.scheme.std(e.shape, e.fans), rel=0.1)
+    assert g.shape == (1, 1, v.shape[-1])  # HF's weight_norm over dim 2

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrize import is_parametrized
 
 from ..math.meanfield import ChainLayer, chis, propagate
 from ..plan import AssumptionWarning
@@ -239,6 +241,8 @@ def diagnose(
             rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
             rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
             rec["x_version"] = rec["x"]._version if rec["x"] is not None else None
+            if is_parametrized(module) and "weight" in module.parametrizations:
+                rec["weight"] = module.weight  # cached: the tensor this forward computed with
             if name in in_place:
                 rec["y_sums"] = _sums_now(yd)
                 rec["act_in_place"] = in_place[name]
@@ -257,7 +261,8 @@ def diagnose(
             for p in params:
                 p.grad = None
             with torch.enable_grad():
-                out = run_model(model, batch)
+                with parametrize.cached():  # a parametrized weight computed once, as used
+                    out = run_model(model, batch)
                 changed = [
                     n
                     for n in order
@@ -336,8 +341,7 @@ def diagnose(
     unreached = [
         s.name
         for s in layers
-        if s.weight_grad_std is None
-        and getattr(getattr(records[s.name]["module"], "weight", None), "requires_grad", False)
+        if s.weight_grad_std is None and getattr(_weight(records[s.name]), "requires_grad", False)
     ]
     if unreached and loss.requires_grad:
         notes.append(
@@ -479,6 +483,13 @@ def _check_finite(records: dict[str, dict[str, Any]], order: list[str]) -> None:
             )
 
 
+def _weight(rec: dict[str, Any]) -> Any:
+    """The layer's weight as its forward used it: a parametrized one (``weight_norm``…) was
+    captured in the hook while ``parametrize.cached()`` held it (reading ``module.weight`` later
+    computes a new tensor that no gradient reaches)."""
+    return rec["weight"] if "weight" in rec else getattr(rec["module"], "weight", None)
+
+
 def _sums(t: torch.Tensor) -> list[torch.Tensor]:
     """``[Σx, Σx²]`` of a float tensor as two 0-d tensors: a sum and a dot product (several
     times faster than ``var_mean``/``std``, which use Welford's algorithm)."""
@@ -511,7 +522,7 @@ def _gradients(
     outs: list[tuple[str, torch.Tensor]] = []
     frozen = False
     for n in order:
-        w = getattr(records[n]["module"], "weight", None)
+        w = _weight(records[n])
         if isinstance(w, torch.Tensor) and w.requires_grad:
             outs.append((n, w))
         elif records[n].get("hooked"):
@@ -630,7 +641,7 @@ def _backward_reductions(
     zero = vals[0]  # statistic 0 (Σx, unused) is a zero on the output's device
     g_sums = rec.pop("g_sums", None)
     vals += list(g_sums) if g_sums is not None else [zero, zero]  # 7, 8
-    w = getattr(module, "weight", None)
+    w = _weight(rec)
     b = getattr(module, "bias", None)
     w_ok = isinstance(w, torch.Tensor)
     b_ok = isinstance(b, torch.Tensor)
@@ -701,7 +712,7 @@ def _stats(
     for name in order:
         r = records[name]
         m = r["module"]
-        w = getattr(m, "weight", None)
+        w = _weight(r)
         kind = module_kind(m)
         fi = fo = None
         if kind in ("linear", "conv", "conv_transpose", "conv1d_hf") and w is not None:
@@ -778,7 +789,9 @@ def _chain_ok(info: ModelInfo, layers: list[LayerStats]) -> bool:
     if any(is_norm(i.module) for i in info.layers.values()):
         return False
     return all(
-        s.fan_in is not None and s.kind in ("Linear", "Conv1d", "Conv2d", "Conv3d") for s in layers
+        s.fan_in is not None
+        and s.kind.removeprefix("Parametrized") in ("Linear", "Conv1d", "Conv2d", "Conv3d")
+        for s in layers
     )
 
 

@@ -7,6 +7,8 @@ from .gains import (
     calculate_gain,
     gain,
     gaussian_expectation,
+    gaussian_expectations,
+    kinks_of,
     second_moment,
 )
 
@@ -19,5 +21,7 @@ __all__ = [
     "fans",
     "gain",
     "gaussian_expectation",
+    "gaussian_expectations",
+    "kinks_of",
     "second_moment",
 ]

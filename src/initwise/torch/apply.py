@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import sampling
 from ..plan import ParamPlan, Plan
+from . import parametrized as PZ
 from .init import check_range, check_tensor, sample
 from .modules import unwrap
 
@@ -254,7 +255,7 @@ def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
         raise TypeError(f"plan must be an initwise Plan, got {type(plan).__name__}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    params = dict(model.named_parameters())
+    params = targets(model)
     names = {e.name for e in plan}
     missing = [n for n in params if n not in names]
     extra = [n for n in names if n not in params]
@@ -288,6 +289,25 @@ def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
 
 def _few(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
+
+
+def targets(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The tensors a plan names: every parameter except the originals of parametrized weights,
+    and each parametrized weight under its own name (``"0.weight"``: the tensor the layer
+    computes with; :mod:`initwise.torch.parametrized`)."""
+    out: dict[str, torch.Tensor] = {
+        n: p for n, p in model.named_parameters() if PZ.original_of(n) is None
+    }
+    for name, (m, attr) in PZ.sites(model).items():
+        t = PZ.effective(m, attr)
+        if shard_box(t) is not None:
+            raise ValueError(
+                f"{name!r} is parametrized ({', '.join(PZ.kinds(m, attr))}) and sharded "
+                "(DTensor/FSDP2): initwise cannot write it through its parametrization shard by "
+                "shard — initialize before sharding"
+            )
+        out[name] = t
+    return out
 
 
 def apply_plan(
@@ -345,9 +365,11 @@ def apply_plan(
 
     install = prepare_forward(plan, model)  # every site checked before anything is written
     entries = [e for e in plan if e.scheme is not None]
+    through = PZ.sites(model)  # parametrized weights: written through their parametrization
     was_meta = any(p.is_meta for p in params.values())
     if was_meta:
         _check_meta(plan, model, params)
+        shapes = {n: params[n] for n in through}
         to_empty_keeping_ties(model, device or "cpu")
         for m in model.modules():
             if hasattr(m, "reset_running_stats"):
@@ -357,9 +379,19 @@ def apply_plan(
                 fill = _known_buffer(n, b)
                 if fill is not None:
                     b.copy_(fill)
-        params = dict(model.named_parameters())
+        params = {n: p for n, p in model.named_parameters() if PZ.original_of(n) is None}
+        dev = torch.device(device or "cpu")
+        # the originals hold uninitialized memory until written: only shape and dtype are used
+        params.update({n: torch.empty_like(t, device=dev) for n, t in shapes.items()})
         atomic = False
     boxes = {e.name: shard_box(params[e.name]) for e in entries}
+
+    def put(name: str, v: torch.Tensor) -> None:
+        if name in through:
+            m, attr = through[name]
+            PZ.write(m, attr, v, param_seed(seed, name))
+        else:
+            _local(params[name]).copy_(v)
 
     def values(e: ParamPlan, target: torch.Tensor | None) -> torch.Tensor:
         local = _local(params[e.name])
@@ -377,9 +409,10 @@ def apply_plan(
 
     def write(e: ParamPlan) -> None:
         local = _local(params[e.name])
-        v = values(e, local if boxes[e.name] is None else None)
+        direct = boxes[e.name] is None and e.name not in through
+        v = values(e, local if direct else None)
         if v is not local:
-            local.copy_(v)
+            put(e.name, v)
 
     # matrix schemes (orthogonal: a QR per matrix, which releases the GIL) are drawn on a few
     # threads with BLAS held to one thread each; elementwise ones run in order (their kernel
@@ -393,9 +426,20 @@ def apply_plan(
         with torch.no_grad():
             if atomic:
                 staged = _draw_all(entries, counted(lambda e: values(e, None)), workers)
+                # a parametrization's right_inverse may refuse a value: those are written
+                # first, their state kept, and put back if any fails
+                saved = {n: PZ.state(*through[n]) for n in staged if n in through}
+                try:
+                    for name in saved:
+                        put(name, staged[name])
+                except BaseException:
+                    for name, st in saved.items():
+                        PZ.restore(*through[name], st)
+                    raise
                 with _interrupt_after():  # all written or none: Ctrl-C waits for the copies
                     for name, v in staged.items():
-                        _local(params[name]).copy_(v)
+                        if name not in through:
+                            put(name, v)
                     install()
             else:
                 _draw_all(entries, counted(write), workers)
@@ -522,7 +566,10 @@ def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -
     bad = [
         n
         for n, b in model.named_buffers()
-        if b.is_meta and n.rsplit(".", 1)[-1] not in norm_buffers and _known_buffer(n, b) is None
+        if b.is_meta
+        and n.rsplit(".", 1)[-1] not in norm_buffers
+        and _known_buffer(n, b) is None
+        and not PZ.written_buffer(n)
     ]
     if bad:
         raise ValueError(

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.parametrize import is_parametrized
 
 from .. import activations as A
 from ..math.gains import gain
@@ -85,6 +86,8 @@ def is_leaf(module: nn.Module) -> bool:
         return True
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
+    if is_parametrized(module):  # the layer; its parametrizations compute its weight inside
+        return True
     own = next(module.parameters(recurse=False), None) is not None
     if own and (type(module).__module__.startswith("torch.nn") or not any(module.children())):
         return True

@@ -25,6 +25,7 @@ from torch import nn
 
 from .. import schemes as S
 from ..plan import Plan
+from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
@@ -70,10 +71,26 @@ def _relevant(m: nn.Module) -> bool:
     )
 
 
-def _scalable(m: nn.Module) -> torch.Tensor:
-    if isinstance(m, nn.MultiheadAttention):
-        return m.out_proj.weight
-    return m.weight
+def _scalable(m: nn.Module) -> nn.Module:
+    """The module whose ``weight`` LSUV scales (MultiheadAttention: ``out_proj``)."""
+    return m.out_proj if isinstance(m, nn.MultiheadAttention) else m
+
+
+def _fixed_scale(m: nn.Module) -> str | None:
+    """Why ``m``'s weight cannot be scaled (a parametrization normalizes it), else None."""
+    if PZ.is_parametrized(m) and "weight" in m.parametrizations:
+        fixed = [k for k in PZ.kinds(m, "weight") if k in ("spectral_norm", "orthogonal")]
+        if fixed:
+            return f"{fixed[0]} fixes its weight's scale: left as it is"
+    return None
+
+
+def _multiply(m: nn.Module, f: float) -> None:
+    """``m.weight *= f``; a parametrized weight through its parametrization (weight_norm: g)."""
+    if PZ.is_parametrized(m) and "weight" in m.parametrizations:
+        PZ.write(m, "weight", PZ.effective(m, "weight") * f)
+    else:
+        m.weight.mul_(f)
 
 
 def _first(obj: Any) -> torch.Tensor:
@@ -222,10 +239,14 @@ def _scale(sc: _Scaler, name: str, m: nn.Module, out: Any, again: Any) -> Any:
         return out
     w = _scalable(m)
     before = s = sc.std(name, out)
+    fixed = _fixed_scale(w)
+    if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
+        sc.layers.append(LSUVLayer(f"{name} ({fixed})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol))
+        return out
     total, it = 1.0, 0
     while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
         f = sc.target / s
-        w.mul_(f)
+        _multiply(w, f)
         total *= f
         out = again()
         sc.evals += 1
@@ -311,9 +332,10 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
             w = _scalable(m)
             before = s = sc.check(names[m], box["s"])
             total, it = 1.0, 0
-            while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
+            fixed = _fixed_scale(w)
+            while fixed is None and abs(s - sc.target) >= sc.tol and it < sc.max_iter:
                 f = sc.target / s
-                w.mul_(f)
+                _multiply(w, f)
                 total *= f
                 box.clear()
                 run(model, batch)
@@ -322,7 +344,8 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
                 s = sc.check(names[m], box["s"])
         finally:
             h.remove()
-        sc.layers.append(LSUVLayer(names[m], total, it, before, s, abs(s - sc.target) < sc.tol))
+        label = names[m] if fixed is None else f"{names[m]} ({fixed})"
+        sc.layers.append(LSUVLayer(label, total, it, before, s, abs(s - sc.target) < sc.tol))
     # modules applied more than once: each further use is reported with the std it ends at
     hs = [
         m.register_forward_hook(lambda mod, a, o: outs.setdefault(mod, []).append(_raw_std(o)))

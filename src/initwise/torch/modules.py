@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList, is_parametrized
 
 from ..math.fans import Fans, fans
 
@@ -35,9 +36,13 @@ def is_norm(m: nn.Module) -> bool:
 
 
 def is_weight_layer(m: nn.Module) -> bool:
-    """Layers that mix features (their output is a new pre-activation)."""
+    """Layers that mix features (their output is a new pre-activation). A layer whose weight is
+    parametrized (``weight_norm``…) is one even when it owns no parameter directly; the
+    parametrizations' container (which owns the originals) is not."""
+    if isinstance(m, ParametrizationList):
+        return False
     return (
-        next(m.parameters(recurse=False), None) is not None
+        (next(m.parameters(recurse=False), None) is not None or is_parametrized(m))
         and not isinstance(m, NORMS)
         and not isinstance(m, nn.PReLU)
         and not type(m).__name__.endswith(("Norm", "LayerNorm"))

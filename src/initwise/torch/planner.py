@@ -14,10 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
+from torch.nn.utils.parametrize import ParametrizationList
 
 from .. import schemes as S
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
+from . import parametrized as PZ
 from .graph import LINEAR, LayerInfo, inspect_model
 from .modules import is_weight_layer, unwrap, weight_fans
 from .modules import kind as module_kind
@@ -66,6 +68,19 @@ def plan(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = unwrap(model)
+    with PZ.quiet(model):  # reading a spectral_norm weight in train mode moves its vectors
+        return _plan(model, pol, example_input, overrides, forget_bias, std, strict)
+
+
+def _plan(
+    model: nn.Module,
+    pol: Policy,
+    example_input: Any,
+    overrides: Mapping[str, Any] | None,
+    forget_bias: float,
+    std: float,
+    strict: bool,
+) -> Plan:
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
@@ -79,7 +94,14 @@ def plan(
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
     for mod_name, module in model.named_modules():
+        if isinstance(module, ParametrizationList):
+            continue  # the originals of a parametrized weight: planned as that weight
         own = list(module.named_parameters(recurse=False))
+        through: dict[str, str] = {}  # parametrized weights: written through the parametrization
+        if PZ.is_parametrized(module):
+            first = [(attr, PZ.effective(module, attr)) for attr in module.parametrizations]
+            own = first + own  # (the weight before the bias, as without the parametrization)
+            through = {attr: PZ.describe(module, attr) for attr in module.parametrizations}
         if not own:
             continue
         layer = info.layers.get(mod_name) or _inherited(mod_name, module, info.layers)
@@ -104,9 +126,20 @@ def plan(
                     entries[i], reason=entries[i].reason + f"; tied with {tie}"
                 )
                 continue
-            full = names[id(p)]
+            full = names.get(id(p)) or (f"{mod_name}.{pname}" if mod_name else pname)
             done[id(p)] = len(entries)
             e = planned.get(pname) or loose_parameter(model, mod_name, pname, p)
+            if pname in through and not PZ.writable(module, pname):
+                e = ParamPlan(
+                    full,
+                    tuple(p.shape),
+                    None,
+                    f"left as is: {through[pname]}, but one of them has no right_inverse, so "
+                    "nothing can be written through it; initialize its original yourself",
+                    mod_name,
+                )
+            elif e is not None and pname in through:
+                e = dataclasses.replace(e, reason=f"{e.reason}; {through[pname]}")
             if e is None:
                 e = ParamPlan(
                     full,
@@ -161,7 +194,7 @@ def _report_assumptions(
             text + ". Give example_input=, an override for each parameter without a rule, or "
             "plan with strict=False to accept the assumptions"
         )
-    warnings.warn(AssumptionWarning(text), stacklevel=3)
+    warnings.warn(AssumptionWarning(text), stacklevel=4)
 
 
 def _few(names: list[str]) -> str:

@@ -1,0 +1,217 @@
+"""Parametrized weights (weight_norm, spectral_norm, orthogonal, custom): planned under the
+weight's own name, written through the parametrization, measured by diagnose, scaled by LSUV."""
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import orthogonal, spectral_norm, weight_norm
+
+import initwise.torch as it
+from initwise.diagnostics import diagnose
+from initwise.plan import Plan
+from initwise.torch import parametrized as PZ
+
+
+def _mlp(wrap=None, device="cpu", bias=True):
+    with torch.device(device):
+        torch.manual_seed(0)
+        m = nn.Sequential(
+            nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 32, bias=bias), nn.GELU(), nn.Linear(32, 8)
+        )
+        if wrap is not None:
+            m[2] = wrap(m[2])
+    return m
+
+
+def _planned(model, seed=3):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is assumed or left as is
+        p = it.plan(model)
+    p.apply(model, seed=seed)
+    return p
+
+
+def _snapshot(m):
+    return {k: v.detach().clone() for k, v in m.state_dict(keep_vars=True).items()}
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_weight_norm_gets_the_plain_models_values(bias):
+    ref, m = _mlp(bias=bias), _mlp(weight_norm, bias=bias)
+    pr, pm = _planned(ref), _planned(m)
+    assert [e.name for e in pm] == [e.name for e in pr]  # "2.weight", not the originals
+    assert "weight_norm: written through it" in pm["2.weight"].reason
+    assert pm["2.weight"].scheme == pr["2.weight"].scheme
+    torch.testing.assert_close(m[2].weight, ref[2].weight, rtol=1e-6, atol=1e-7)
+    g, v = m[2].parametrizations.weight.original0, m[2].parametrizations.weight.original1
+    assert torch.equal(v, ref[2].weight)  # v is the draw, g its norm per output unit
+    torch.testing.assert_close(g, ref[2].weight.norm(dim=1, keepdim=True))
+    assert all(torch.equal(m[i].weight, ref[i].weight) for i in (0, 4))
+
+
+def test_spectral_norm_direction_from_the_draw_power_iteration_from_the_seed():
+    ref, m = _mlp(), _mlp(spectral_norm)
+    m.train()
+    _planned(ref)
+    p = _planned(m)
+    assert "spectral_norm" in p["2.weight"].reason and "not its scale" in p["2.weight"].reason
+    assert torch.equal(m[2].parametrizations.weight.original, ref[2].weight)
+    with torch.no_grad():
+        m.eval()  # (train mode would run a power iteration on this read)
+        ratio = ref[2].weight / m[2].weight
+    torch.testing.assert_close(
+        ratio, torch.full_like(ratio, float(ratio.mean())), rtol=1e-5, atol=0
+    )
+    sigma = float(torch.linalg.matrix_norm(ref[2].weight.detach(), 2))
+    assert float(ratio.mean()) == pytest.approx(sigma, rel=0.05)
+    again = _mlp(spectral_norm)
+    _planned(again)
+    assert _same(_snapshot(again), _snapshot(m))  # _u, _v included: a function of the seed
+
+
+def test_orthogonal_parametrization_stays_orthogonal():
+    m = _mlp(orthogonal)
+    p = _planned(m)
+    assert "orthogonal parametrization" in p["2.weight"].reason
+    q = m[2].weight.detach()
+    torch.testing.assert_close(q.T @ q, torch.eye(32), atol=1e-5, rtol=0)
+    again = _mlp(orthogonal)
+    _planned(again)
+    assert _same(_snapshot(again), _snapshot(m))
+
+
+def test_json_round_trip_and_meta_device():
+    m = _mlp(weight_norm)
+    p = _planned(m)
+    back = Plan.from_json(p.to_json())
+    n = _mlp(weight_norm)
+    back.apply(n, seed=3)
+    assert _same(_snapshot(n), _snapshot(m))
+    for wrap in (weight_norm, spectral_norm):
+        on_meta = _mlp(wrap, device="meta")
+        _planned(on_meta)
+        ref = _mlp(wrap)
+        _planned(ref)
+        assert not any(t.is_meta for t in on_meta.state_dict().values())
+        assert _same(_snapshot(on_meta), _snapshot(ref))
+
+
+class _Refuses(nn.Module):
+    armed = False  # (registering calls right_inverse once)
+
+    def forward(self, x):
+        return x
+
+    def right_inverse(self, x):
+        if self.armed:
+            raise ValueError("this parametrization refuses assignment")
+        return x
+
+
+class _Doubles(nn.Module):
+    def forward(self, x):
+        return 2 * x
+
+
+def test_a_refusing_parametrization_leaves_the_model_bit_identical():
+    m = _mlp()
+    refuses = _Refuses()
+    parametrize.register_parametrization(m[2], "weight", refuses)
+    refuses.armed = True
+    before = _snapshot(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(m)
+    assert "parametrized by _Refuses" in p["2.weight"].reason
+    with pytest.raises(ValueError, match="refuses assignment"):
+        p.apply(m, seed=0)
+    assert _same(_snapshot(m), before)
+    # a parametrization without right_inverse cannot be written through: left as is, said
+    d = _mlp()
+    parametrize.register_parametrization(d[2], "weight", _Doubles())
+    with pytest.warns(it.AssumptionWarning, match=r"no rule for 2\.weight"):
+        p = it.plan(d)
+    assert p["2.weight"].scheme is None and "no right_inverse" in p["2.weight"].reason
+    before = _snapshot(d)
+    p.apply(d, seed=3)
+    assert torch.equal(
+        d[2].parametrizations.weight.original, before["2.parametrizations.weight.original"]
+    )
+
+
+def test_planning_does_not_move_spectral_norm_vectors_in_train_mode():
+    m = _mlp(spectral_norm)
+    m.train()
+    before = _snapshot(m)
+    it.plan(m)
+    assert _same(_snapshot(m), before)
+
+
+def test_diagnose_measures_the_weight_the_forward_used():
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    ref, m = _mlp(), _mlp(weight_norm)
+    _planned(ref)
+    _planned(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # before: "no gradient reaches the weight of '2'"
+        a, b = diagnose(ref, x), diagnose(m, x)
+    assert [s.name for s in b.layers] == ["0", "2", "4"]  # not the parametrization container
+    assert b.chain_theory == a.chain_theory
+    for sa, sb in zip(a.layers, b.layers, strict=True):
+        assert sb.weight_grad_std == pytest.approx(sa.weight_grad_std, rel=1e-4)
+        assert sb.weight_std == pytest.approx(sa.weight_std, rel=1e-4)
+        assert sb.grad_std == pytest.approx(sa.grad_std, rel=1e-4)
+    s = _mlp(spectral_norm)
+    s.train()
+    before = _snapshot(s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = diagnose(s, x)
+    assert r.layers[1].weight_grad_std is not None
+    assert _same(_snapshot(s), before)  # the power iteration's vectors put back
+
+
+def test_lsuv_scales_weight_norm_and_says_what_it_cannot_scale():
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    m = _mlp(weight_norm)
+    r = it.lsuv(m, x, seed=0)
+    assert all(layer.converged for layer in r.layers)
+    with torch.no_grad():
+        assert float(m[:3](x).std()) == pytest.approx(1.0, abs=0.02)
+    s = _mlp(spectral_norm)
+    r = it.lsuv(s, x, seed=0)
+    (fixed,) = [layer for layer in r.layers if "fixes its weight's scale" in layer.name]
+    assert fixed.scale == 1.0 and fixed.iterations == 0 and fixed.name.startswith("2 ")
+
+
+def test_parametrized_layer_without_own_parameters_is_a_layer():
+    m = _mlp(weight_norm, bias=False)
+    p = it.plan(m)  # before: the weight was an original under the container, left as is
+    assert p["2.weight"].scheme is not None and "gelu" in p["2.weight"].reason
+    assert PZ.sites(m) == {"2.weight": (m[2], "weight")}
+    assert PZ.original_of("2.parametrizations.weight.original1") == "2.weight"
+    assert PZ.original_of("parametrizations.weight.original") == "weight"
+    assert PZ.original_of("2.weight") is None
+
+
+def test_param_groups_give_the_originals_their_weights_multiplier():
+    m = nn.Sequential(
+        nn.Linear(16, 64), nn.ReLU(), weight_norm(nn.Linear(64, 64)), nn.ReLU(), nn.Linear(64, 8)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(m, it.MuP(base_width=16))
+    groups = p.param_groups(m, lr=1e-3)
+    by_param = {id(q): g["lr_mult"] for g in groups for q in g["params"]}
+    assert len(by_param) == len(list(m.parameters()))  # g and v included, nothing missing
+    mult = dict(p["2.weight"].lr_mult)["adam"]
+    assert mult != 1.0
+    wn = m[2].parametrizations.weight
+    assert by_param[id(wn.original0)] == by_param[id(wn.original1)] == mult

@@ -684,6 +684,24 @@ CASES: list[Case] = [
     ),
     Case(
         "planner",
+        "lazy module that has not run",
+        lambda: _it().plan(_torch().nn.Sequential(_torch().nn.LazyLinear(4))),
+        ValueError,
+        r"plan: 0\.weight, 0\.bias belong to lazy modules that have not run yet",
+        "run the model once on a batch first",
+    ),
+    Case(
+        "diagnose",
+        "lazy module that has not run",
+        lambda: __import__("initwise.diagnostics", fromlist=["diagnose"]).diagnose(
+            _torch().nn.Sequential(_torch().nn.LazyLinear(4)), _torch().randn(8, 3)
+        ),
+        ValueError,
+        "diagnose: 0.weight, 0.bias belong to lazy modules",
+        "run the model once first (diagnose does not change the model)",
+    ),
+    Case(
+        "planner",
         "not a module",
         lambda: _it().plan("model"),
         TypeError,

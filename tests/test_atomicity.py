@@ -139,3 +139,23 @@ def test_same_seed_same_bits_across_processes():
         h.update(k.encode())
         h.update(v.detach().numpy().tobytes())
     assert digests == {h.hexdigest()}
+
+
+def test_lazy_modules_are_refused_not_materialized():
+    # running a lazy model creates its parameters with torch's defaults: a change to the model
+    # that diagnose/lsuv/plan must not make on their own (before: diagnose did, silently)
+    from initwise.diagnostics import diagnose
+
+    x = torch.randn(8, 3)
+    calls = {
+        "plan": lambda m: it.plan(m),
+        "init_model": lambda m: it.init_model(m, seed=0),
+        "lsuv": lambda m: it.lsuv(m, x, seed=0),
+        "diagnose": lambda m: diagnose(m, x),
+        "apply": lambda m: it.plan(nn.Sequential(nn.Linear(3, 4), nn.ReLU())).apply(m, seed=0),
+    }
+    for where, call in calls.items():
+        m = nn.Sequential(nn.LazyLinear(4), nn.ReLU())
+        with pytest.raises(ValueError, match="lazy modules that have not run yet"):
+            call(m)
+        assert isinstance(m[0], nn.LazyLinear), where

@@ -45,7 +45,7 @@ from ..torch.batch import (
     tensors,
 )
 from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
-from ..torch.modules import is_norm, is_weight_layer, weight_fans
+from ..torch.modules import check_materialized, is_norm, is_weight_layer, weight_fans
 from ..torch.modules import kind as module_kind
 from ..torch.threads import intra_op_threads
 from .render import render_text, report_table
@@ -205,6 +205,7 @@ def diagnose(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
         )
     check_batch(batch)
+    check_materialized(model, "diagnose")  # running it would create them: a change to the model
     first = tensors(batch)[0]
     if first.dim() and first.shape[0] < 2:
         warnings.warn(

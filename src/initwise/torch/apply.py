@@ -25,7 +25,7 @@ from .. import sampling
 from ..plan import ParamPlan, Plan
 from . import parametrized as PZ
 from .init import check_range, check_tensor, sample
-from .modules import unwrap
+from .modules import check_materialized, unwrap
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -255,6 +255,7 @@ def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
         raise TypeError(f"plan must be an initwise Plan, got {type(plan).__name__}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_materialized(model, "apply")
     params = targets(model)
     names = {e.name for e in plan}
     missing = [n for n in params if n not in names]

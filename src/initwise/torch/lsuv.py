@@ -29,7 +29,7 @@ from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
-from .modules import is_weight_layer
+from .modules import check_materialized, is_weight_layer
 from .planner import plan as make_plan
 from .policies import Policy, register_policy
 
@@ -156,6 +156,7 @@ def lsuv(
             f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"
         )
     check_batch(batch)
+    check_materialized(model, "lsuv")
     backup = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     base = None
     if orthogonal:

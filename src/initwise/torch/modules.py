@@ -101,6 +101,21 @@ def _g(groups: int) -> str:
     return f", groups {groups}" if groups > 1 else ""
 
 
+def check_materialized(model: nn.Module, where: str) -> None:
+    """Raise a clear ``ValueError`` when ``model`` has lazy modules that have not run yet
+    (``nn.LazyLinear``…: their parameters have no shape until the first forward pass, which
+    also gives them torch's default values — a change initwise does not make on its own)."""
+    lazy = [
+        n for n, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)
+    ]
+    if lazy:
+        few = ", ".join(lazy[:4]) + (f" and {len(lazy) - 4} more" if len(lazy) > 4 else "")
+        raise ValueError(
+            f"{where}: {few} belong to lazy modules that have not run yet (no shape); run the "
+            "model once on a batch first (model(x) — torch then creates them), then call this"
+        )
+
+
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside ``torch.compile``'s ``OptimizedModule`` (``_orig_mod``) and
     ``DataParallel``/``DistributedDataParallel`` (``module``), so that plans name and draw the

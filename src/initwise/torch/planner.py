@@ -21,7 +21,7 @@ from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .graph import LINEAR, LayerInfo, inspect_model
-from .modules import is_weight_layer, unwrap, weight_fans
+from .modules import check_materialized, is_weight_layer, unwrap, weight_fans
 from .modules import kind as module_kind
 from .moments import input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
@@ -68,6 +68,7 @@ def plan(
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = unwrap(model)
+    check_materialized(model, "plan")
     with PZ.quiet(model):  # reading a spectral_norm weight in train mode moves its vectors
         return _plan(model, pol, example_input, overrides, forget_bias, std, strict)
 

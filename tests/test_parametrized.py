@@ -6,7 +6,7 @@ import warnings
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils import parametrize
+from torch.nn.utils import parametrize, prune
 from torch.nn.utils.parametrizations import orthogonal, spectral_norm, weight_norm
 
 import initwise.torch as it
@@ -103,6 +103,44 @@ def test_json_round_trip_and_meta_device():
         assert _same(_snapshot(on_meta), _snapshot(ref))
 
 
+def _legacy_weight_norm(module):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch deprecates the hook-based API
+        return torch.nn.utils.weight_norm(module)
+
+
+def test_hook_based_weight_norm_and_pruning_are_written_through():
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(1))
+    ref = _mlp()
+    pr = _planned(ref)
+    wn, pruned = _mlp(_legacy_weight_norm), _mlp()
+    prune.random_unstructured(pruned[2], "weight", amount=0.5)
+    mask = pruned[2].weight_mask.clone()
+    for m, tag in ((wn, "hook-based torch.nn.utils.weight_norm"), (pruned, "keeps 50%")):
+        p = _planned(m)
+        assert [e.name for e in p] == [e.name for e in pr] and tag in p["2.weight"].reason
+    assert torch.equal(wn[2].weight_v, ref[2].weight)
+    torch.testing.assert_close(wn[2].weight_g, ref[2].weight.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(wn[2].weight, ref[2].weight, rtol=1e-6, atol=1e-7)
+    with torch.no_grad():
+        torch.testing.assert_close(wn(x), ref(x), rtol=1e-5, atol=1e-6)
+    assert torch.equal(pruned[2].weight_orig, ref[2].weight)
+    assert torch.equal(pruned[2].weight_mask, mask)  # the mask stays
+    assert torch.equal(pruned[2].weight, ref[2].weight * mask)
+    # diagnose, LSUV and param_groups see them too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        a, b = diagnose(ref, x), diagnose(wn, x)
+    assert b.layers[1].weight_grad_std == pytest.approx(a.layers[1].weight_grad_std, rel=1e-4)
+    for m in (wn, pruned):
+        r = it.lsuv(m, x, seed=0)
+        assert all(layer.converged for layer in r.layers)
+        with torch.no_grad():
+            assert float(m[:3](x).std()) == pytest.approx(1.0, abs=0.02)
+    groups = it.plan(wn).param_groups(wn, lr=1e-3)
+    assert sum(len(g["params"]) for g in groups) == len(list(wn.parameters()))
+
+
 class _Refuses(nn.Module):
     armed = False  # (registering calls right_inverse once)
 
@@ -122,6 +160,7 @@ class _Doubles(nn.Module):
 
 def test_a_refusing_parametrization_leaves_the_model_bit_identical():
     m = _mlp()
+    m[0] = _legacy_weight_norm(m[0])  # written first, then put back when '2' refuses
     refuses = _Refuses()
     parametrize.register_parametrization(m[2], "weight", refuses)
     refuses.armed = True
@@ -195,10 +234,17 @@ def test_parametrized_layer_without_own_parameters_is_a_layer():
     m = _mlp(weight_norm, bias=False)
     p = it.plan(m)  # before: the weight was an original under the container, left as is
     assert p["2.weight"].scheme is not None and "gelu" in p["2.weight"].reason
-    assert PZ.sites(m) == {"2.weight": (m[2], "weight")}
-    assert PZ.original_of("2.parametrizations.weight.original1") == "2.weight"
-    assert PZ.original_of("parametrizations.weight.original") == "weight"
-    assert PZ.original_of("2.weight") is None
+    (site,) = PZ.sites(m).values()
+    assert (site.name, site.module, site.attr) == ("2.weight", m[2], "weight")
+    assert PZ.originals(m) == {
+        "2.parametrizations.weight.original0": "2.weight",
+        "2.parametrizations.weight.original1": "2.weight",
+    }
+    root = weight_norm(nn.Linear(3, 3))
+    assert PZ.originals(root) == {
+        "parametrizations.weight.original0": "weight",
+        "parametrizations.weight.original1": "weight",
+    }
 
 
 def test_param_groups_give_the_originals_their_weights_multiplier():

@@ -22,7 +22,7 @@ from .init import *  # noqa: F403
 from .init import __all__ as _init_all
 from .lsuv import LSUVLayer, LSUVResult, lsuv
 from .modules import unwrap_wrappers
-from .parametrized import original_of
+from .parametrized import named_parameters as parametrized_names
 from .planner import POLICIES, plan
 from .policies import (
     Modifier,
@@ -40,8 +40,8 @@ from .shaping import KernelShaping, NormalizeInput, ShapedActivation, install_re
 register_applier(
     lambda m: isinstance(m, nn.Module),
     apply_plan,
-    # the originals of a parametrized weight (weight_norm's g and v) take that weight's entry
-    lambda m: ((original_of(n) or n, p) for n, p in unwrap_wrappers(m).named_parameters()),
+    # the originals of a computed weight (weight_norm's g and v) take that weight's entry
+    lambda m: parametrized_names(unwrap_wrappers(m)),
 )
 
 __all__ = [

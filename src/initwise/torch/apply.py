@@ -296,16 +296,15 @@ def targets(model: nn.Module) -> dict[str, torch.Tensor]:
     """The tensors a plan names: every parameter except the originals of parametrized weights,
     and each parametrized weight under its own name (``"0.weight"``: the tensor the layer
     computes with; :mod:`initwise.torch.parametrized`)."""
-    out: dict[str, torch.Tensor] = {
-        n: p for n, p in model.named_parameters() if PZ.original_of(n) is None
-    }
-    for name, (m, attr) in PZ.sites(model).items():
-        t = PZ.effective(m, attr)
+    orig = PZ.originals(model)
+    out: dict[str, torch.Tensor] = {n: p for n, p in model.named_parameters() if n not in orig}
+    for name, site in PZ.sites(model).items():
+        t = site.effective()
         if shard_box(t) is not None:
             raise ValueError(
-                f"{name!r} is parametrized ({', '.join(PZ.kinds(m, attr))}) and sharded "
-                "(DTensor/FSDP2): initwise cannot write it through its parametrization shard by "
-                "shard — initialize before sharding"
+                f"{name!r} is computed ({', '.join(site.kinds)}) and sharded "
+                "(DTensor/FSDP2): initwise cannot write it through its reparametrization shard "
+                "by shard — initialize before sharding"
             )
         out[name] = t
     return out
@@ -380,7 +379,8 @@ def apply_plan(
                 fill = _known_buffer(n, b)
                 if fill is not None:
                     b.copy_(fill)
-        params = {n: p for n, p in model.named_parameters() if PZ.original_of(n) is None}
+        orig = PZ.originals(model)
+        params = {n: p for n, p in model.named_parameters() if n not in orig}
         dev = torch.device(device or "cpu")
         # the originals hold uninitialized memory until written: only shape and dtype are used
         params.update({n: torch.empty_like(t, device=dev) for n, t in shapes.items()})
@@ -389,8 +389,7 @@ def apply_plan(
 
     def put(name: str, v: torch.Tensor) -> None:
         if name in through:
-            m, attr = through[name]
-            PZ.write(m, attr, v, param_seed(seed, name))
+            through[name].write(v, param_seed(seed, name))
         else:
             _local(params[name]).copy_(v)
 
@@ -429,13 +428,13 @@ def apply_plan(
                 staged = _draw_all(entries, counted(lambda e: values(e, None)), workers)
                 # a parametrization's right_inverse may refuse a value: those are written
                 # first, their state kept, and put back if any fails
-                saved = {n: PZ.state(*through[n]) for n in staged if n in through}
+                saved = {n: through[n].state() for n in staged if n in through}
                 try:
                     for name in saved:
                         put(name, staged[name])
                 except BaseException:
                     for name, st in saved.items():
-                        PZ.restore(*through[name], st)
+                        through[name].restore(st)
                     raise
                 with _interrupt_after():  # all written or none: Ctrl-C waits for the copies
                     for name, v in staged.items():

@@ -78,17 +78,16 @@ def _scalable(m: nn.Module) -> nn.Module:
 
 def _fixed_scale(m: nn.Module) -> str | None:
     """Why ``m``'s weight cannot be scaled (a parametrization normalizes it), else None."""
-    if PZ.is_parametrized(m) and "weight" in m.parametrizations:
-        fixed = [k for k in PZ.kinds(m, "weight") if k in ("spectral_norm", "orthogonal")]
-        if fixed:
-            return f"{fixed[0]} fixes its weight's scale: left as it is"
-    return None
+    site = PZ.site_of(m)
+    fixed = site.fixed_scale if site is not None else None
+    return f"{fixed} fixes its weight's scale: left as it is" if fixed else None
 
 
 def _multiply(m: nn.Module, f: float) -> None:
-    """``m.weight *= f``; a parametrized weight through its parametrization (weight_norm: g)."""
-    if PZ.is_parametrized(m) and "weight" in m.parametrizations:
-        PZ.write(m, "weight", PZ.effective(m, "weight") * f)
+    """``m.weight *= f``; a computed weight through its reparametrization (weight_norm: g)."""
+    site = PZ.site_of(m)
+    if site is not None:
+        site.scale(f)
     else:
         m.weight.mul_(f)
 

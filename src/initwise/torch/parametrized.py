@@ -1,111 +1,248 @@
-"""Weights under ``torch.nn.utils.parametrize`` — ``weight_norm``, ``spectral_norm``,
-``orthogonal`` and custom parametrizations.
+"""Weights a layer computes from other parameters: ``torch.nn.utils.parametrize``
+(``weight_norm``, ``spectral_norm``, ``orthogonal``, custom), the older hook-based
+``torch.nn.utils.weight_norm``, and ``torch.nn.utils.prune``.
 
-A parametrized layer computes with ``module.weight``, a function of *original* parameters
-(``…parametrizations.weight.original`` or ``original0``/``original1``). initwise plans that
-tensor under its own name (``"0.weight"``, as in the same model without the parametrization:
-the same seed draws the same values) and writes it *through* the parametrization
-(``module.weight = value`` calls its ``right_inverse``), so the originals follow:
+Such a layer computes with ``module.weight``, a function of *original* parameters
+(``…parametrizations.weight.original0/1``; ``weight_g``/``weight_v``; ``weight_orig`` and the
+buffer ``weight_mask``). initwise plans that tensor under its own name (``"0.weight"``, as in the
+same model without the reparametrization: the same seed draws the same values), gives the
+originals no entries, and writes the draw *through* the reparametrization:
 
-* ``weight_norm`` (Salimans & Kingma 2016, ``w = g·v/‖v‖``): ``g = ‖value‖`` per output unit,
-  ``v = value`` — the layer computes with the drawn tensor (to float rounding: ``g·v/‖v‖`` is
-  recomputed);
-* ``spectral_norm`` (Miyato et al. 2018, ``w = W/σ_max(W)``): ``W = value``; the power-iteration
-  vectors ``_u``, ``_v`` are restarted from the seed and iterated 15 times on the new matrix (as
-  torch does when the parametrization is registered) — the layer computes with the draw scaled
-  to spectral norm 1: the init sets its direction, not its scale;
-* ``orthogonal`` (``torch.nn.utils.parametrizations.orthogonal``): the layer computes with an
-  orthogonal matrix (the Q of the draw's QR): the init picks which one, not its scale;
-* others: written through ``right_inverse`` where they define one (else the value becomes the
-  original); the layer computes with ``f(value)``, which ``diagnose`` measures.
+* ``weight_norm`` (Salimans & Kingma 2016, ``w = g·v/‖v‖``), either API: ``v`` = the draw,
+  ``g = ‖draw‖`` per output unit — the layer computes with the draw (to float rounding:
+  ``g·v/‖v‖`` is recomputed);
+* ``spectral_norm`` (Miyato et al. 2018, ``w = W/σ_max(W)``): ``W`` = the draw; the
+  power-iteration vectors ``_u``, ``_v`` are restarted from the seed and iterated 15 times on the
+  new matrix (as torch does when the parametrization is registered) — the layer computes with
+  the draw scaled to spectral norm 1: the init sets its direction, not its scale;
+* ``orthogonal``: the layer computes with an orthogonal matrix (the Q of the draw's QR): the init
+  picks which one, not its scale;
+* other parametrizations: written through ``right_inverse`` (one without it cannot be written:
+  the planner leaves it as is and says so); the layer computes with ``f(draw)``;
+* ``prune`` (``w = weight_orig ⊙ weight_mask``): ``weight_orig`` = the draw, the mask stays — the
+  layer computes with the draw's kept entries (its output variance is the kept fraction of the
+  planned one).
 
-The originals themselves get no plan entries. Imports only torch.
+Imports only torch.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize as P
 
-_ORIGINAL = re.compile(r"^(?:(.*)\.)?parametrizations\.([^.]+)\.(original\d*)$")
-
 POWER_ITERATIONS = 15
 """Power iterations for ``spectral_norm``'s vectors after a write (torch's own at registration)."""
 
 
-def is_parametrized(module: nn.Module) -> bool:
-    """Whether ``module`` has any parametrized tensor."""
-    return P.is_parametrized(module)
+@dataclass(frozen=True, eq=False)
+class Site:
+    """One weight computed from other parameters: ``module.attr``, planned as ``name``."""
+
+    name: str
+    module: nn.Module
+    attr: str
+    mechanism: str  # "parametrize", "weight_norm_hook" or "prune"
+    hook: Any = None  # the forward pre-hook object of the hook-based mechanisms
+    originals: tuple[str, ...] = ()  # full names of the parameters it is computed from
+
+    @property
+    def kinds(self) -> list[str]:
+        """The reparametrizations in order (``["weight_norm"]``, ``["pruned"]``…)."""
+        if self.mechanism == "weight_norm_hook":
+            return ["weight_norm"]
+        if self.mechanism == "prune":
+            return ["pruned"]
+        known = {
+            "_WeightNorm": "weight_norm",
+            "_SpectralNorm": "spectral_norm",
+            "_Orthogonal": "orthogonal",
+        }
+        plist = self.module.parametrizations[self.attr]
+        return [known.get(type(p).__name__, type(p).__name__) for p in plist]
+
+    @property
+    def writable(self) -> bool:
+        """Whether a value can be written through it (every parametrization on it has a
+        ``right_inverse``; torch raises otherwise)."""
+        if self.mechanism != "parametrize":
+            return True
+        return all(hasattr(p, "right_inverse") for p in self.module.parametrizations[self.attr])
+
+    @property
+    def fixed_scale(self) -> str | None:
+        """The reparametrization that fixes the weight's scale (LSUV cannot change it)."""
+        return next((k for k in self.kinds if k in ("spectral_norm", "orthogonal")), None)
+
+    def describe(self) -> str:
+        """What writing the weight through it does, for a plan entry's reason."""
+        ks = self.kinds
+        if ks == ["weight_norm"]:
+            api = " (hook-based torch.nn.utils.weight_norm)" if self.hook is not None else ""
+            return (
+                f"weight_norm{api}: written through it (g = the draw's norm per unit, v = the "
+                "draw), the layer computes with the draw (g·v/‖v‖: to float rounding)"
+            )
+        if ks == ["spectral_norm"]:
+            return (
+                "spectral_norm: written through it, the layer computes with the draw divided by "
+                "its largest singular value (power iteration restarted from the seed) — the "
+                "init sets its direction, not its scale"
+            )
+        if ks == ["orthogonal"]:
+            return (
+                "orthogonal parametrization: written through it, the layer computes with the Q "
+                "of the draw's QR — orthogonal whatever the draw; the init picks which, not the "
+                "scale"
+            )
+        if ks == ["pruned"]:
+            mask = getattr(self.module, f"{self.attr}_mask")
+            kept = float(mask.float().mean()) if not mask.is_meta else float("nan")
+            return (
+                f"pruned (torch.nn.utils.prune): {self.attr}_orig = the draw, the mask stays "
+                f"(keeps {kept:.0%}): the layer computes with the kept entries, so its output "
+                "variance is that fraction of the planned one"
+            )
+        return (
+            f"parametrized by {' → '.join(ks)}: written through right_inverse, the layer "
+            "computes with f(draw)"
+        )
+
+    def effective(self) -> torch.Tensor:
+        """The tensor the layer computes with (no graph kept). Parametrizations run in eval
+        mode: in train mode ``spectral_norm`` runs a power iteration on every read and moves
+        its vectors (buffers of the user's model)."""
+        from .batch import kept_modes
+
+        with torch.no_grad():
+            if self.mechanism == "weight_norm_hook":
+                return self.hook.compute_weight(self.module).detach()
+            if self.mechanism == "prune":
+                return self.hook.apply_mask(self.module).detach()
+            with kept_modes(self.module.parametrizations[self.attr], False):
+                return getattr(self.module, self.attr).detach()
+
+    def state(self) -> dict[str, Any]:
+        """A copy of everything a write changes, for :meth:`restore` (bit for bit)."""
+        if self.mechanism == "parametrize":
+            plist = self.module.parametrizations[self.attr]
+            return {k: t.detach().clone() for k, t in plist.state_dict(keep_vars=True).items()}
+        names = ("_g", "_v") if self.mechanism == "weight_norm_hook" else ("_orig",)
+        saved: dict[str, Any] = {
+            s: getattr(self.module, self.attr + s).detach().clone() for s in names
+        }
+        saved[""] = getattr(self.module, self.attr, None)  # the computed attribute (an object)
+        return saved
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Put back what :meth:`state` copied."""
+        with torch.no_grad():
+            if self.mechanism == "parametrize":
+                plist = self.module.parametrizations[self.attr]
+                for k, t in plist.state_dict(keep_vars=True).items():
+                    t.copy_(saved[k])
+                return
+            for s, t in saved.items():
+                if s:
+                    getattr(self.module, self.attr + s).copy_(t)
+            setattr(self.module, self.attr, saved[""])
+
+    def write(self, value: torch.Tensor, seed: int | None = None) -> None:
+        """The layer's weight := ``value`` through the reparametrization (see the module
+        docstring); ``seed`` restarts ``spectral_norm``'s power iteration."""
+        m, attr = self.module, self.attr
+        with torch.no_grad():
+            if self.mechanism == "weight_norm_hook":
+                v, g = getattr(m, attr + "_v"), getattr(m, attr + "_g")
+                v.copy_(value)
+                g.copy_(torch.norm_except_dim(value, 2, self.hook.dim))
+                setattr(m, attr, self.hook.compute_weight(m))  # as its own hook does
+                return
+            if self.mechanism == "prune":
+                getattr(m, attr + "_orig").copy_(value)
+                setattr(m, attr, self.hook.apply_mask(m))  # as its own hook does
+                return
+            plist = m.parametrizations[attr]
+            setattr(m, attr, value)
+            first = plist[0]
+            if type(first).__name__ == "_SpectralNorm" and hasattr(plist, "original"):
+                _restart_power_iteration(first, plist.original, seed)
+
+    def scale(self, f: float) -> None:
+        """The layer's weight × ``f`` (LSUV): weight_norm's ``g``, prune's ``weight_orig``."""
+        m, attr = self.module, self.attr
+        with torch.no_grad():
+            if self.mechanism == "weight_norm_hook":
+                getattr(m, attr + "_g").mul_(f)
+                setattr(m, attr, self.hook.compute_weight(m))
+            elif self.mechanism == "prune":
+                getattr(m, attr + "_orig").mul_(f)
+                setattr(m, attr, self.hook.apply_mask(m))
+            else:
+                self.write(self.effective() * f)
 
 
-def sites(model: nn.Module) -> dict[str, tuple[nn.Module, str]]:
-    """``{"0.weight": (module, "weight")}`` for every parametrized tensor of ``model``."""
-    out: dict[str, tuple[nn.Module, str]] = {}
-    for name, m in model.named_modules():
-        if P.is_parametrized(m):
-            for attr in m.parametrizations:
-                out[f"{name}.{attr}" if name else attr] = (m, attr)
+def _hook_sites(name: str, m: nn.Module) -> Iterator[Site]:
+    from torch.nn.utils import prune
+    from torch.nn.utils.weight_norm import WeightNorm
+
+    prefix = f"{name}." if name else ""
+    for hook in m._forward_pre_hooks.values():
+        if isinstance(hook, WeightNorm):
+            originals = (f"{prefix}{hook.name}_g", f"{prefix}{hook.name}_v")
+            yield Site(f"{prefix}{hook.name}", m, hook.name, "weight_norm_hook", hook, originals)
+        elif isinstance(hook, prune.BasePruningMethod):  # (a PruningContainer too)
+            t = hook._tensor_name
+            yield Site(f"{prefix}{t}", m, t, "prune", hook, (f"{prefix}{t}_orig",))
+
+
+def sites_of(name: str, module: nn.Module) -> list[Site]:
+    """The computed weights of one module (``name``: its name in the model)."""
+    out = list(_hook_sites(name, module)) if module._forward_pre_hooks else []
+    if P.is_parametrized(module):
+        prefix = f"{name}." if name else ""
+        for attr, plist in module.parametrizations.items():
+            originals = tuple(
+                f"{prefix}parametrizations.{attr}.{n}"
+                for n, _ in plist.named_parameters(recurse=False)
+            )
+            out.append(Site(f"{prefix}{attr}", module, attr, "parametrize", None, originals))
     return out
 
 
-def original_of(param_name: str) -> str | None:
-    """The parametrized tensor an original parameter belongs to
-    (``"0.parametrizations.weight.original1"`` → ``"0.weight"``), else None."""
-    match = _ORIGINAL.match(param_name)
-    if match is None:
-        return None
-    prefix, attr = match.group(1), match.group(2)
-    return f"{prefix}.{attr}" if prefix else attr
+def sites(model: nn.Module) -> dict[str, Site]:
+    """``{"0.weight": Site}`` for every computed weight of ``model``."""
+    return {s.name: s for n, m in model.named_modules() for s in sites_of(n, m)}
 
 
-_WRITTEN_BUFFER = re.compile(r"(?:^|\.)parametrizations\.[^.]+\.0\._[uv]$")
+def originals(model: nn.Module) -> dict[str, str]:
+    """``{original parameter's name: its site's name}``
+    (``"0.parametrizations.weight.original1"`` → ``"0.weight"``, ``"0.weight_g"`` → …)."""
+    return {o: s.name for s in sites(model).values() for o in s.originals}
 
 
-def written_buffer(buffer_name: str) -> bool:
-    """Whether :func:`write` sets this buffer (``spectral_norm``'s ``_u``/``_v``), so a
-    meta-device model's copy need not be known in advance."""
-    return _WRITTEN_BUFFER.search(buffer_name) is not None
+def named_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
+    """``model.named_parameters()`` with each original under its site's name (the name a plan
+    gives it: weight_norm's ``g`` and ``v`` both as ``"0.weight"``)."""
+    orig = originals(model)
+    for n, p in model.named_parameters():
+        yield orig.get(n, n), p
 
 
-def kinds(module: nn.Module, attr: str) -> list[str]:
-    """Names of the parametrizations on ``module.attr`` in order (``["weight_norm"]``)."""
-    known = {
-        "_WeightNorm": "weight_norm",
-        "_SpectralNorm": "spectral_norm",
-        "_Orthogonal": "orthogonal",
-    }
-    return [known.get(type(p).__name__, type(p).__name__) for p in module.parametrizations[attr]]
+def site_of(module: nn.Module, attr: str = "weight") -> Site | None:
+    """The :class:`Site` of ``module.attr`` if it is computed, else None."""
+    return next((s for s in sites_of("", module) if s.attr == attr), None)
 
 
-def describe(module: nn.Module, attr: str) -> str:
-    """What writing ``module.attr`` through its parametrization does, for a plan's reason."""
-    ks = kinds(module, attr)
-    if ks == ["weight_norm"]:
-        return (
-            "weight_norm: written through it (g = the draw's norm per unit, v = the draw), the "
-            "layer computes with the draw (g·v/‖v‖: to float rounding)"
-        )
-    if ks == ["spectral_norm"]:
-        return (
-            "spectral_norm: written through it, the layer computes with the draw divided by its "
-            "largest singular value (power iteration restarted from the seed) — the init sets "
-            "its direction, not its scale"
-        )
-    if ks == ["orthogonal"]:
-        return (
-            "orthogonal parametrization: written through it, the layer computes with the Q of "
-            "the draw's QR — orthogonal whatever the draw; the init picks which, not the scale"
-        )
-    return (
-        f"parametrized by {' → '.join(ks)}: written through right_inverse where defined, the "
-        "layer computes with f(draw)"
-    )
+def is_reparametrized(module: nn.Module) -> bool:
+    """Whether any of ``module``'s weights is computed (any mechanism above)."""
+    return bool(sites_of("", module))
 
 
 @contextmanager
@@ -124,46 +261,16 @@ def quiet(model: nn.Module) -> Iterator[None]:
             m.training = flag
 
 
-def writable(module: nn.Module, attr: str) -> bool:
-    """Whether ``module.attr = value`` works: every parametrization on it has a
-    ``right_inverse`` (torch raises otherwise)."""
-    return all(hasattr(p, "right_inverse") for p in module.parametrizations[attr])
-
-
-def effective(module: nn.Module, attr: str) -> torch.Tensor:
-    """The tensor the layer computes with (no graph kept), computed with the parametrizations in
-    eval mode: in train mode ``spectral_norm`` runs a power iteration on every read and moves
-    its vectors (buffers of the user's model)."""
-    from .batch import kept_modes
-
-    with torch.no_grad(), kept_modes(module.parametrizations[attr], False):
-        return getattr(module, attr).detach()
-
-
-def state(module: nn.Module, attr: str) -> dict[str, torch.Tensor]:
-    """A copy of everything a write to ``module.attr`` changes (the originals, and buffers of
-    the parametrizations such as ``spectral_norm``'s vectors), for :func:`restore`."""
-    plist = module.parametrizations[attr]
-    return {k: t.detach().clone() for k, t in plist.state_dict(keep_vars=True).items()}
-
-
-def restore(module: nn.Module, attr: str, saved: dict[str, torch.Tensor]) -> None:
-    """Put back what :func:`state` copied (bit for bit)."""
-    plist = module.parametrizations[attr]
-    with torch.no_grad():
-        for k, t in plist.state_dict(keep_vars=True).items():
-            t.copy_(saved[k])
-
-
-def write(module: nn.Module, attr: str, value: torch.Tensor, seed: int | None = None) -> None:
-    """``module.attr = value`` through its parametrization (its ``right_inverse``), then
-    ``spectral_norm``'s power-iteration vectors restarted (from ``seed``) on the new matrix."""
-    plist = module.parametrizations[attr]
-    with torch.no_grad():
-        setattr(module, attr, value)
-        first = plist[0]
-        if type(first).__name__ == "_SpectralNorm" and hasattr(plist, "original"):
-            _restart_power_iteration(first, plist.original, seed)
+def written_buffer(buffer_name: str) -> bool:
+    """Whether :meth:`Site.write` sets this buffer (``spectral_norm``'s ``_u``/``_v``), so a
+    meta-device model's copy need not be known in advance."""
+    parts = buffer_name.split(".")
+    return (
+        len(parts) >= 4
+        and parts[-1] in ("_u", "_v")
+        and parts[-2] == "0"
+        and parts[-4] == "parametrizations"
+    )
 
 
 def _restart_power_iteration(sn: Any, original: torch.Tensor, seed: int | None) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import nn
-from torch.nn.utils.parametrize import ParametrizationList
 
 from .. import schemes as S
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
@@ -94,15 +93,14 @@ def _plan(
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
+    orig = PZ.originals(model)  # weight_norm's g, v…: planned as the weight they compute
     for mod_name, module in model.named_modules():
-        if isinstance(module, ParametrizationList):
-            continue  # the originals of a parametrized weight: planned as that weight
-        own = list(module.named_parameters(recurse=False))
-        through: dict[str, str] = {}  # parametrized weights: written through the parametrization
-        if PZ.is_parametrized(module):
-            first = [(attr, PZ.effective(module, attr)) for attr in module.parametrizations]
-            own = first + own  # (the weight before the bias, as without the parametrization)
-            through = {attr: PZ.describe(module, attr) for attr in module.parametrizations}
+        prefix = f"{mod_name}." if mod_name else ""
+        own = [(n, p) for n, p in module.named_parameters(recurse=False) if prefix + n not in orig]
+        # computed weights (weight_norm, spectral_norm, prune…): written through their
+        # reparametrization; first, as the weight is without one
+        through = {s.attr: s for s in PZ.sites_of(mod_name, module)}
+        own = [(a, s.effective()) for a, s in through.items()] + own
         if not own:
             continue
         layer = info.layers.get(mod_name) or _inherited(mod_name, module, info.layers)
@@ -130,17 +128,18 @@ def _plan(
             full = names.get(id(p)) or (f"{mod_name}.{pname}" if mod_name else pname)
             done[id(p)] = len(entries)
             e = planned.get(pname) or loose_parameter(model, mod_name, pname, p)
-            if pname in through and not PZ.writable(module, pname):
+            if pname in through and not through[pname].writable:
                 e = ParamPlan(
                     full,
                     tuple(p.shape),
                     None,
-                    f"left as is: {through[pname]}, but one of them has no right_inverse, so "
-                    "nothing can be written through it; initialize its original yourself",
+                    f"left as is: {through[pname].describe()}, but one of them has no "
+                    "right_inverse, so nothing can be written through it; initialize its "
+                    "original yourself",
                     mod_name,
                 )
             elif e is not None and pname in through:
-                e = dataclasses.replace(e, reason=f"{e.reason}; {through[pname]}")
+                e = dataclasses.replace(e, reason=f"{e.reason}; {through[pname].describe()}")
             if e is None:
                 e = ParamPlan(
                     full,

@@ -249,7 +249,7 @@ def test_model_is_restored():
     assert m.layers[0].conv1.weight.grad is None
     after = m.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # incl. BN running stats
-    assert not r.chain_theory and "chain theory skipped" in r.notes[0]
+    assert not r.chain_theory and "chain theory skipped: the model has 4 residual" in r.notes[0]
     r2 = diagnose(m, torch.randn(8, 3, 16, 16))  # train mode: BN stats would move; restored
     after = m.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
@@ -484,3 +484,23 @@ def test_the_callers_queued_gpu_seed_is_left_alone():
     model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.Linear(8, 2)).train()
     diagnose(model, torch.randn(16, 8))
     assert tracker.manual_seed_all_cb is queued
+
+
+def test_chain_theory_skipped_says_why():
+    # before: "the model has norms or residual branches" whatever the reason
+    cases = [
+        (nn.GRUCell(8, 16), torch.randn(4, 8), "Linear and Conv layers only: the model itself is"),
+        (
+            nn.Sequential(nn.Linear(8, 8), nn.LayerNorm(8), nn.Linear(8, 4)),
+            torch.randn(16, 8),
+            "normalization layers ('1')",
+        ),
+        (
+            nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.LSTM(16, 4)),
+            torch.randn(5, 8),
+            "'2' is a LSTM",
+        ),
+    ]
+    for m, x, why in cases:
+        r = diagnose(m, x)
+        assert not r.chain_theory and why in r.notes[0], r.notes

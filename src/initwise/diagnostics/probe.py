@@ -327,17 +327,13 @@ def diagnose(
                     if k in buffers:
                         b.copy_(buffers[k])
     layers = _stats(records, order, info)
-    chain = _chain_ok(info, layers)
+    skipped = _chain_skipped(info, layers)
+    chain = skipped is None
     if chain:
         _chain_theory(layers)
     verdict, summary = _verdicts(layers, tol)
     notes = (
-        []
-        if chain
-        else [
-            "chain theory skipped: the model has norms or residual branches "
-            "(the local prediction still applies)"
-        ]
+        [] if chain else [f"chain theory skipped: {skipped} (the local prediction still applies)"]
     )
     unreached = [
         s.name
@@ -784,16 +780,31 @@ def _act_args(s: LayerStats) -> tuple[Any, Any]:
     return act.name, act.param
 
 
-def _chain_ok(info: ModelInfo, layers: list[LayerStats]) -> bool:
-    if info.n_residual or not layers or info.method == "none":
-        return False
-    if any(is_norm(i.module) for i in info.layers.values()):
-        return False
-    return all(
-        s.fan_in is not None
-        and s.kind.removeprefix("Parametrized") in ("Linear", "Conv1d", "Conv2d", "Conv3d")
+def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
+    """Why the chain theory (a plain stack of Linear/Conv layers and activations) does not
+    apply to this model, or None when it does."""
+    if not layers:
+        return "no weight layers ran"
+    if info.method == "none":
+        return "the model's graph is unknown (it could not be traced)"
+    if info.n_residual:
+        return f"the model has {info.n_residual} residual branches"
+    norms = [n for n, i in info.layers.items() if is_norm(i.module)]
+    if norms:
+        return f"the model has normalization layers ({_names([repr(n) for n in norms])})"
+    other = [
+        (f"{s.name!r} is a {s.kind}" if s.name else f"the model itself is a {s.kind}")
         for s in layers
-    )
+        if s.fan_in is None
+        or s.kind.removeprefix("Parametrized") not in ("Linear", "Conv1d", "Conv2d", "Conv3d")
+    ]
+    if other:
+        return f"the chain covers Linear and Conv layers only: {_names(other)}"
+    return None
+
+
+def _names(xs: list[str]) -> str:
+    return ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")
 
 
 def _chain_theory(layers: list[LayerStats]) -> None:

@@ -504,3 +504,12 @@ def test_chain_theory_skipped_says_why():
     for m, x, why in cases:
         r = diagnose(m, x)
         assert not r.chain_theory and why in r.notes[0], r.notes
+
+
+def test_a_fully_frozen_model_says_no_gradients_were_measured():
+    m = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    for p in m.parameters():
+        p.requires_grad_(False)
+    r = diagnose(m, torch.randn(16, 8))
+    assert all(s.grad_std is None for s in r.layers)
+    assert any("no gradients were measured" in n for n in r.notes)

@@ -340,6 +340,12 @@ def diagnose(
         for s in layers
         if s.weight_grad_std is None and getattr(_weight(records[s.name]), "requires_grad", False)
     ]
+    if not loss.requires_grad:  # (no weight is trainable, or none reaches the loss)
+        notes.append(
+            "the loss does not depend on anything that requires grad (every parameter frozen, "
+            "or the output computed under torch.no_grad()): no gradients were measured, and the "
+            "verdict is the forward pass's only"
+        )
     if unreached and loss.requires_grad:
         notes.append(
             f"no gradient from the loss reaches the weight of {', '.join(map(repr, unreached))}, "

@@ -199,3 +199,30 @@ def test_wav2vec2_weight_norm_positional_conv_is_planned_and_written_through():
         torch.testing.assert_close(conv.weight, v, rtol=1e-5, atol=1e-6)  # computes with the draw
         assert float(v.std()) == pytest.approx(e.scheme.std(e.shape, e.fans), rel=0.1)
     assert g.shape == (1, 1, v.shape[-1])  # HF's weight_norm over dim 2
+
+
+def test_encodec_every_weight_norm_conv_is_planned_and_written():
+    cfg = transformers.EncodecConfig(
+        num_filters=4,
+        hidden_size=16,
+        codebook_size=32,
+        codebook_dim=16,
+        num_residual_layers=1,
+        upsampling_ratios=[2, 2],
+        num_lstm_layers=1,
+    )
+    torch.manual_seed(0)
+    m = transformers.EncodecModel(cfg)
+    from initwise.torch import parametrized as PZ
+
+    sites = PZ.sites(m)
+    assert len(sites) > 10  # every conv of Encodec is weight_norm'd
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(m, example_input=torch.randn(1, 1, 400))
+    names = {e.name for e in p}
+    assert set(sites) <= names and not [e.name for e in p if e.scheme is None]
+    p.apply(m, seed=0)
+    for site in sites.values():
+        v = site.module.parametrizations.weight.original1
+        torch.testing.assert_close(site.effective(), v, rtol=1e-5, atol=1e-6)

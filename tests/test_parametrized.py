@@ -261,3 +261,15 @@ def test_param_groups_give_the_originals_their_weights_multiplier():
     assert mult != 1.0
     wn = m[2].parametrizations.weight
     assert by_param[id(wn.original0)] == by_param[id(wn.original1)] == mult
+
+
+def test_every_computed_weight_of_a_deep_stack_gets_its_entry():
+    # each computed weight is a fresh tensor; ties are found by id(), and a freed tensor's id
+    # is reused by the next one — found on HF's Encodec, whose plan lost two weight_norm convs
+    layers = []
+    for _ in range(8):
+        layers += [weight_norm(nn.Linear(8, 8)), nn.Tanh()]
+    m = nn.Sequential(*layers)
+    p = it.plan(m)
+    assert [e.name for e in p if e.name.endswith("weight")] == [f"{2 * i}.weight" for i in range(8)]
+    p.apply(m, seed=0)

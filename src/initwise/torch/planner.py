@@ -94,13 +94,16 @@ def _plan(
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
     orig = PZ.originals(model)  # weight_norm's g, v…: planned as the weight they compute
+    alive: list[Any] = []
     for mod_name, module in model.named_modules():
         prefix = f"{mod_name}." if mod_name else ""
         own = [(n, p) for n, p in module.named_parameters(recurse=False) if prefix + n not in orig]
         # computed weights (weight_norm, spectral_norm, prune…): written through their
         # reparametrization; first, as the weight is without one
         through = {s.attr: s for s in PZ.sites_of(mod_name, module)}
-        own = [(a, s.effective()) for a, s in through.items()] + own
+        computed = [(a, s.effective()) for a, s in through.items()]
+        alive.extend(t for _, t in computed)  # ties are found by id(): no id may be reused
+        own = computed + own
         if not own:
             continue
         layer = info.layers.get(mod_name) or _inherited(mod_name, module, info.layers)

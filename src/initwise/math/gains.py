@@ -116,6 +116,12 @@ def gaussian_expectation(f: Activation, q: float = 1.0) -> float:
     """
     q = v.positive("q", q, where="gaussian_expectation")
     x, w = _nodes(q)
+    return float(np.dot(w, _evaluate(f, x)))
+
+
+def _evaluate(f: Activation, x: np.ndarray) -> np.ndarray:
+    """``f`` at the 1-d nodes ``x`` as float64, or a clear error when ``f`` is not elementwise or
+    not finite there."""
     with np.errstate(over="ignore", invalid="ignore"):
         vals = np.asarray(f(x), dtype=np.float64)
     if vals.shape != x.shape:
@@ -125,7 +131,7 @@ def gaussian_expectation(f: Activation, q: float = 1.0) -> float:
         )
     if not np.all(np.isfinite(vals)):
         raise ValueError("the activation returned non-finite values on Gaussian input")
-    return float(np.dot(w, vals))
+    return vals
 
 
 @lru_cache(maxsize=64)
@@ -192,17 +198,7 @@ def gaussian_expectations(
         raise ValueError(f"gaussian_expectations: every q must be finite and > 0, got {qs!r}")
     width = v.positive("panel", panel, where="gaussian_expectations")
     x, w = _nodes_many(q, width, 8, tuple(float(k) for k in kinks))
-    flat = x.reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        vals = np.asarray(f(flat), dtype=np.float64)
-    if vals.shape != flat.shape:
-        raise ValueError(
-            f"the activation returned shape {vals.shape} for input shape {flat.shape}; "
-            "it must be applied elementwise"
-        )
-    if not np.all(np.isfinite(vals)):
-        raise ValueError("the activation returned non-finite values on Gaussian input")
-    vals = vals.reshape(x.shape)
+    vals = _evaluate(f, x.reshape(-1)).reshape(x.shape)
     return vals @ w if w.ndim == 1 else np.einsum("ij,ij->i", w, vals)
 
 

@@ -94,6 +94,11 @@ def test_json_round_trip_and_meta_device():
     n = _mlp(weight_norm)
     back.apply(n, seed=3)
     assert _same(_snapshot(n), _snapshot(m))
+    # the names are the plain model's: a plan made without the parametrization applies to it
+    plain_plan = Plan.from_json(it.plan(_mlp()).to_json())
+    o = _mlp(weight_norm)
+    plain_plan.apply(o, seed=3)
+    torch.testing.assert_close(o[2].weight, m[2].weight, rtol=1e-6, atol=1e-7)
     for wrap in (weight_norm, spectral_norm):
         on_meta = _mlp(wrap, device="meta")
         _planned(on_meta)

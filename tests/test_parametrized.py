@@ -121,17 +121,21 @@ def test_hook_based_weight_norm_and_pruning_are_written_through():
     wn, pruned = _mlp(_legacy_weight_norm), _mlp()
     prune.random_unstructured(pruned[2], "weight", amount=0.5)
     mask = pruned[2].weight_mask.clone()
+    plans = {}
     for m, tag in ((wn, "hook-based torch.nn.utils.weight_norm"), (pruned, "keeps 50%")):
-        p = _planned(m)
+        plans[tag] = p = _planned(m)
         assert [e.name for e in p] == [e.name for e in pr] and tag in p["2.weight"].reason
     assert torch.equal(wn[2].weight_v, ref[2].weight)
     torch.testing.assert_close(wn[2].weight_g, ref[2].weight.norm(dim=1, keepdim=True))
     torch.testing.assert_close(wn[2].weight, ref[2].weight, rtol=1e-6, atol=1e-7)
     with torch.no_grad():
         torch.testing.assert_close(wn(x), ref(x), rtol=1e-5, atol=1e-6)
-    assert torch.equal(pruned[2].weight_orig, ref[2].weight)
+    # the same draw, scaled for the kept fan (a fan-based scheme: std ∝ 1/√fan_in)
+    dense, kept = pr["2.weight"].fans.fan_in, plans["keeps 50%"]["2.weight"].fans.fan_in
+    assert kept == pytest.approx(16, rel=0.2)
+    torch.testing.assert_close(pruned[2].weight_orig, ref[2].weight * (dense / kept) ** 0.5)
     assert torch.equal(pruned[2].weight_mask, mask)  # the mask stays
-    assert torch.equal(pruned[2].weight, ref[2].weight * mask)
+    assert torch.equal(pruned[2].weight, pruned[2].weight_orig * mask)
     # diagnose, LSUV and param_groups see them too
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -278,3 +282,31 @@ def test_every_computed_weight_of_a_deep_stack_gets_its_entry():
     p = it.plan(m)
     assert [e.name for e in p if e.name.endswith("weight")] == [f"{2 * i}.weight" for i in range(8)]
     p.apply(m, seed=0)
+
+
+def test_pruned_layers_get_the_kept_fans_and_hold_the_signal():
+    # 90 % of every weight pruned at random: dense fans shrink the output variance ~10× a layer
+    # (output rms 4.7e-11 after 21 layers, measured); the kept fans hold it
+    torch.manual_seed(0)
+    layers = []
+    for _ in range(20):
+        layers += [nn.Linear(256, 256), nn.ReLU()]
+    m = nn.Sequential(*layers, nn.Linear(256, 256))
+    for layer in m:
+        if isinstance(layer, nn.Linear):
+            prune.random_unstructured(layer, "weight", amount=0.9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m)
+    assert p["0.weight"].fans.fan_in == pytest.approx(25.6, rel=0.02)
+    assert "pruned: the kept fans" in p["0.weight"].reason
+    p.apply(m, seed=0)
+    x = torch.randn(512, 256, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ratio = float(m(x).pow(2).mean().sqrt() / x.pow(2).mean().sqrt())
+    assert 0.5 < ratio < 2.0
+    # whole output rows pruned (structured): each kept unit still has all its inputs
+    s = nn.Linear(64, 32)
+    prune.ln_structured(s, "weight", amount=0.5, n=2, dim=0)
+    f = it.plan(s)["weight"].fans
+    assert f.fan_in == pytest.approx(64) and f.fan_out == pytest.approx(16)

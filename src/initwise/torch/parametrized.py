@@ -106,13 +106,32 @@ class Site:
             kept = float(mask.float().mean()) if not mask.is_meta else float("nan")
             return (
                 f"pruned (torch.nn.utils.prune): {self.attr}_orig = the draw, the mask stays "
-                f"(keeps {kept:.0%}): the layer computes with the kept entries, so its output "
-                "variance is that fraction of the planned one"
+                f"(keeps {kept:.0%}): the layer computes with the kept entries"
             )
         return (
             f"parametrized by {' → '.join(ks)}: written through right_inverse, the layer "
             "computes with f(draw)"
         )
+
+    def kept_fractions(self) -> tuple[float, float] | None:
+        """For a pruned weight: the mean kept fraction of the non-empty slices along dim 0 and
+        along dim 1 (for a Linear/Conv weight, each output unit's inputs and each input's
+        outputs); None for other mechanisms, a meta mask, or nothing kept."""
+        if self.mechanism != "prune":
+            return None
+        mask = getattr(self.module, f"{self.attr}_mask")
+        if mask.is_meta or mask.ndim < 2:
+            return None
+        m = (mask != 0).to(torch.float64)
+        out = []
+        for d in (0, 1):
+            per = m.transpose(0, d).reshape(m.shape[d], -1)
+            kept = per.sum(1)
+            nonempty = kept > 0
+            if not bool(nonempty.any()):
+                return None
+            out.append(float((kept[nonempty] / per.shape[1]).mean()))
+        return out[0], out[1]
 
     def effective(self) -> torch.Tensor:
         """The tensor the layer computes with (no graph kept). Parametrizations run in eval

@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from .. import schemes as S
+from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
@@ -296,6 +297,18 @@ def weight_site(
 ) -> WeightSite:
     """What a policy needs to decide one weight matrix (fans, activation, reason head)."""
     f, chunks, chunk_dim, extra = weight_fans(kind, module, shape, name)
+    pruned = PZ.site_of(module, "weight")
+    kept = pruned.kept_fractions() if pruned is not None and chunks == 1 else None
+    if kept is not None:
+        # a unit of a pruned layer sums only its kept inputs: Var[y] = kept·Var[w]·E[x²], so a
+        # fan-based rule divides by the kept fan (sparsity-aware init; Evci et al. 2022)
+        k_in, k_out = kept if kind not in ("conv_transpose", "conv1d_hf") else kept[::-1]
+        dense = f
+        f = Fans(f.fan_in * k_in, f.fan_out * k_out)
+        extra += (
+            f" (pruned: the kept fans, {k_in:.3g} of fan_in {dense.fan_in:g} and {k_out:.3g} "
+            f"of fan_out {dense.fan_out:g} on average)"
+        )
     head = f"{type(module).__name__} '{name}': fan_in {f.fan_in:g}{extra}"
     if layer.activation is None and pol.describes_tracing:
         head += " (not reached by tracing: assumed linear)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -122,13 +124,30 @@ class ActMLP(nn.Module):
         return self.out(x)
 
 
+class _OwnBilinear(nn.Module):
+    """A user's own bilinear layer (``einsum``): initwise knows no rule for it. Built like
+    ``nn.Bilinear(4, 4, 3)`` (same parameters, same draws from torch's RNG), which initwise now
+    plans."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(3, 4, 4))
+        self.bias = nn.Parameter(torch.empty(3))
+        bound = 1 / math.sqrt(4)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bi,kij,bj->bk", x1, self.weight, x2) + self.bias
+
+
 class WithUnknown(nn.Module):
-    """A layer without a rule (Bilinear) and a loose parameter."""
+    """A layer without a rule (a user's own bilinear layer) and a loose parameter."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(4, 4)
-        self.bil = nn.Bilinear(4, 4, 3)
+        self.bil = _OwnBilinear()
         self.scale = nn.Parameter(torch.ones(3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

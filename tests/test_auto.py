@@ -314,3 +314,43 @@ def test_cli_prints_a_warning_line(tmp_path, capsys):
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("facs", None)
+
+
+class _TwoBranches(nn.Module):
+    """Two branches multiplied by an ``nn.Bilinear``: ``y_k = h1ᵀ W_k h2``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(16, 32), nn.Linear(16, 24)
+        self.bil, self.out = nn.Bilinear(32, 24, 48), nn.Linear(48, 8)
+
+    def forward(self, x):
+        h1, h2 = torch.relu(self.a(x)), torch.tanh(self.b(x))
+        return self.out(torch.tanh(self.bil(h1, h2)))
+
+
+def test_bilinear_gets_in1_times_in2_and_the_product_of_its_inputs_moments():
+    # before: "no rule for bil.weight, bil.bias (left as is)"; torch's own default gives
+    # Var[y] = in2/3 for unit inputs
+    b = nn.Bilinear(64, 32, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(b)
+    assert p["weight"].fans.fan_in == 64 * 32 and "in1·in2 (64·32)" in p["weight"].reason
+    p.apply(b, seed=0)
+    g = torch.Generator().manual_seed(1)
+    x1, x2 = torch.randn(4096, 64, generator=g), torch.randn(4096, 32, generator=g)
+    with torch.no_grad():
+        assert float(b(x1, x2).pow(2).mean()) == pytest.approx(1.0, rel=0.1)
+    m = _TwoBranches()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # both input moments known: nothing assumed
+        p = it.plan(m)
+    p.apply(m, seed=0)
+    x = torch.randn(4096, 16, generator=g)
+    with torch.no_grad():
+        h1, h2 = torch.relu(m.a(x)), torch.tanh(m.b(x))
+        q = float(m.bil(h1, h2).pow(2).mean())
+    solved = p["bil.weight"].reason
+    target = float(solved.split(" at q* ")[1].split(" ")[0])
+    assert q == pytest.approx(target, rel=0.15)

@@ -190,7 +190,7 @@ def test_unknown_layers_are_reported_not_skipped():
     assert {e.name for e in p} == {n for n, _ in m.named_parameters()}
     for name in ("bil.weight", "bil.bias", "scale"):
         assert p[name].scheme is None and p[name].reason.startswith("left as is")
-    assert "Bilinear" in p["bil.weight"].reason
+    assert "_OwnBilinear" in p["bil.weight"].reason
     before = {n: t.clone() for n, t in m.named_parameters()}
     p.apply(m, seed=0)
     for name in ("bil.weight", "bil.bias", "scale"):

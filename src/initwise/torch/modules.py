@@ -2,9 +2,10 @@
 LSUV and the diagnostics.
 
 Kinds: ``mha``, ``rnn``, ``prelu``, ``norm``, ``embedding``, ``conv_transpose``, ``conv``,
-``linear``, ``conv1d_hf`` (Hugging Face GPT-2's ``Conv1D``, a Linear with an ``(in, out)``
-weight) and ``unknown``. Fans come from :func:`initwise.math.fans` with the layer's groups,
-stride and packing (q/k/v blocks) taken into account.
+``linear``, ``bilinear`` (``nn.Bilinear``, ``y_k = x1ᵀ W_k x2``: ``fan_in = in1·in2``, and its
+input moment is ``E[x1²]·E[x2²]``), ``conv1d_hf`` (Hugging Face GPT-2's ``Conv1D``, a Linear
+with an ``(in, out)`` weight) and ``unknown``. Fans come from :func:`initwise.math.fans` with
+the layer's groups, stride and packing (q/k/v blocks) taken into account.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def kind(module: nn.Module) -> str:
         return "conv"
     if isinstance(module, nn.Linear):
         return "linear"
+    if isinstance(module, nn.Bilinear):
+        return "bilinear"
     w = getattr(module, "weight", None)
     if type(module).__name__ == "Conv1D" and w is not None and w.ndim == 2:
         return "conv1d_hf"
@@ -94,6 +97,8 @@ def weight_fans(
         return fans((rows, cols)), 1, 0, ""
     if leaf in PACKED_NAMES and shape[0] == 3 * shape[1]:
         return fans(shape, "qkv"), 3, 0, ", packed q/k/v: per-block fans"
+    if kind == "bilinear":  # y_k = x1ᵀ W_k x2: in1·in2 products per output (linear's fans)
+        return fans(shape), 1, 0, f" = in1·in2 ({shape[1]}·{shape[2]}), bilinear"
     return fans(shape), 1, 0, ""
 
 

@@ -449,6 +449,10 @@ def _weight(
     x = next((v for v in ins if v is not None), None)
     assumed = x is None
     s, mu = x if x is not None else (1.0, 0.0)
+    if kind == "bilinear":  # E[(x1_i·x2_j)²] = E[x1²]·E[x2²] for independent inputs
+        both = ins[:2] if len(ins) >= 2 else []
+        assumed = len(both) < 2 or any(v is None for v in both)
+        s, mu = (both[0][0] * both[1][0], 0.0) if not assumed else (1.0, 0.0)  # type: ignore[index]
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
         res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
         name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False

@@ -354,3 +354,19 @@ def test_bilinear_gets_in1_times_in2_and_the_product_of_its_inputs_moments():
     solved = p["bil.weight"].reason
     target = float(solved.split(" at q* ")[1].split(" ")[0])
     assert q == pytest.approx(target, rel=0.15)
+
+
+def test_bilinear_under_torch_default_and_u_mup():
+    b = nn.Bilinear(6, 5, 4)
+    p = it.plan(b, "torch-default")  # what nn.Bilinear.reset_parameters does: U(±1/√in1)
+    for name in ("weight", "bias"):
+        assert p[name].scheme.low == pytest.approx(-1 / math.sqrt(6))
+        assert p[name].scheme.high == pytest.approx(1 / math.sqrt(6))
+    m = _TwoBranches()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = it.plan(m, "u-mup")
+    q.apply(m, seed=0)  # the multiplier is installed on the bilinear layer's first input
+    assert q["bil.weight"].forward_mult is not None
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(m(x)).all()

@@ -50,9 +50,9 @@ def hook_kind(module: nn.Module) -> str | None:
     """``"input"`` for modules linear in their input, ``"output"`` for embedding lookups,
     ``None`` where a multiplier can not be installed by a hook."""
     if (
-        isinstance(module, (nn.Linear, nn.modules.conv._ConvNd))
+        isinstance(module, (nn.Linear, nn.modules.conv._ConvNd, nn.Bilinear))
         or type(module).__name__ == "Conv1D"
-    ):
+    ):  # (Bilinear: x1ᵀ(a·W)x2 = (a·x1)ᵀW x2, so scaling the first input is enough)
         return "input"
     if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
         return "output"

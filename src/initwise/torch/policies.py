@@ -641,6 +641,16 @@ def _torch_default_weight(site: WeightSite) -> tuple[ParamPlan, float]:
     if kind == "conv1d_hf":
         e = entry("weight", shape, S.normal(0.0, 0.02), f"{cls}: its own default N(0, 0.02²)", f)
         return e, f.fan_in
+    if kind == "bilinear":  # nn.Bilinear.reset_parameters: U(±1/√in1), weight and bias
+        bound = 1 / math.sqrt(shape[1])
+        e = entry(
+            "weight",
+            shape,
+            S.uniform(-bound, bound),
+            f"{cls}: torch default U(±1/√in1) = U(±{bound:.4g})",
+            None,
+        )
+        return e, float(shape[1])
     scheme = S.kaiming_uniform(math.sqrt(5))
     return entry(
         "weight",

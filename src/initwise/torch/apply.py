@@ -255,8 +255,9 @@ def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
         raise TypeError(f"plan must be an initwise Plan, got {type(plan).__name__}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_materialized(model, "apply")
-    params = targets(model)
+    named = list(model.named_parameters())
+    check_materialized(model, "apply", named)
+    params = targets(model, named)
     names = {e.name for e in plan}
     missing = [n for n in params if n not in names]
     extra = [n for n in names if n not in params]
@@ -292,13 +293,18 @@ def _few(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" (+{len(names) - 5} more)" if len(names) > 5 else "")
 
 
-def targets(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The tensors a plan names: every parameter except the originals of parametrized weights,
-    and each parametrized weight under its own name (``"0.weight"``: the tensor the layer
-    computes with; :mod:`initwise.torch.parametrized`)."""
-    orig = PZ.originals(model)
-    out: dict[str, torch.Tensor] = {n: p for n, p in model.named_parameters() if n not in orig}
-    for name, site in PZ.sites(model).items():
+def targets(
+    model: nn.Module, named: list[tuple[str, nn.Parameter]] | None = None
+) -> dict[str, torch.Tensor]:
+    """The tensors a plan names: every parameter except the originals of computed weights, and
+    each computed weight under its own name (``"0.weight"``: the tensor the layer computes
+    with; :mod:`initwise.torch.parametrized`). ``named``: ``model.named_parameters()`` when
+    already listed."""
+    found = PZ.sites(model)
+    orig = PZ.originals(model, found)
+    named = list(model.named_parameters()) if named is None else named
+    out: dict[str, torch.Tensor] = {n: p for n, p in named if n not in orig}
+    for name, site in found.items():
         t = site.effective()
         if shard_box(t) is not None:
             raise ValueError(

@@ -106,13 +106,15 @@ def _g(groups: int) -> str:
     return f", groups {groups}" if groups > 1 else ""
 
 
-def check_materialized(model: nn.Module, where: str) -> None:
+def check_materialized(
+    model: nn.Module, where: str, named: list[tuple[str, nn.Parameter]] | None = None
+) -> None:
     """Raise a clear ``ValueError`` when ``model`` has lazy modules that have not run yet
     (``nn.LazyLinear``…: their parameters have no shape until the first forward pass, which
-    also gives them torch's default values — a change initwise does not make on its own)."""
-    lazy = [
-        n for n, p in model.named_parameters() if isinstance(p, nn.parameter.UninitializedParameter)
-    ]
+    also gives them torch's default values — a change initwise does not make on its own).
+    ``named``: ``model.named_parameters()`` when already listed."""
+    named = list(model.named_parameters()) if named is None else named
+    lazy = [n for n, p in named if isinstance(p, nn.parameter.UninitializedParameter)]
     if lazy:
         few = ", ".join(lazy[:4]) + (f" and {len(lazy) - 4} more" if len(lazy) > 4 else "")
         raise ValueError(

@@ -236,14 +236,25 @@ def sites_of(name: str, module: nn.Module) -> list[Site]:
 
 
 def sites(model: nn.Module) -> dict[str, Site]:
-    """``{"0.weight": Site}`` for every computed weight of ``model``."""
-    return {s.name: s for n, m in model.named_modules() for s in sites_of(n, m)}
+    """``{"0.weight": Site}`` for every computed weight of ``model`` (one walk; a module with
+    no forward pre-hook and no parametrization is passed over without a call — ``apply`` asks
+    this of every model)."""
+    out: dict[str, Site] = {}
+    for n, m in model.named_modules():
+        if m._forward_pre_hooks or isinstance(
+            m.__dict__.get("_modules", {}).get("parametrizations"), nn.ModuleDict
+        ):
+            for s in sites_of(n, m):
+                out[s.name] = s
+    return out
 
 
-def originals(model: nn.Module) -> dict[str, str]:
+def originals(model: nn.Module, found: dict[str, Site] | None = None) -> dict[str, str]:
     """``{original parameter's name: its site's name}``
-    (``"0.parametrizations.weight.original1"`` → ``"0.weight"``, ``"0.weight_g"`` → …)."""
-    return {o: s.name for s in sites(model).values() for o in s.originals}
+    (``"0.parametrizations.weight.original1"`` → ``"0.weight"``, ``"0.weight_g"`` → …);
+    ``found``: :func:`sites` of the model when already known."""
+    found = sites(model) if found is None else found
+    return {o: s.name for s in found.values() for o in s.originals}
 
 
 def named_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:

@@ -33,7 +33,7 @@ MODULES = {
                        "kaiming_normal_", "lecun_uniform_", "lecun_normal_", "variance_scaling_",
                        "orthogonal_", "delta_orthogonal_", "sparse_", "calculate_gain"],
     "initwise.torch.parametrized": ["Site", "sites", "sites_of", "site_of", "originals",
-                                    "named_parameters", "is_reparametrized", "quiet",
+                                    "named_parameters", "quiet",
                                     "written_buffer"],
     "initwise.plan": ["Plan", "ParamPlan", "register_applier"],
     "initwise.activations": ["register_activation", "unregister_activation", "lookup",

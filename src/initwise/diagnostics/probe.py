@@ -45,7 +45,7 @@ from ..torch.batch import (
     tensors,
 )
 from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
-from ..torch.modules import check_materialized, is_norm, is_weight_layer, weight_fans
+from ..torch.modules import check_materialized, few, is_norm, is_weight_layer, weight_fans
 from ..torch.modules import kind as module_kind
 from ..torch.threads import intra_op_threads
 from .render import render_text, report_table
@@ -797,7 +797,7 @@ def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
         return f"the model has {info.n_residual} residual branches"
     norms = [n for n, i in info.layers.items() if is_norm(i.module)]
     if norms:
-        return f"the model has normalization layers ({_names([repr(n) for n in norms])})"
+        return f"the model has normalization layers ({few([repr(n) for n in norms], 3)})"
     other = [
         (f"{s.name!r} is a {s.kind}" if s.name else f"the model itself is a {s.kind}")
         for s in layers
@@ -805,12 +805,8 @@ def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
         or s.kind.removeprefix("Parametrized") not in ("Linear", "Conv1d", "Conv2d", "Conv3d")
     ]
     if other:
-        return f"the chain covers Linear and Conv layers only: {_names(other)}"
+        return f"the chain covers Linear and Conv layers only: {few(other, 3)}"
     return None
-
-
-def _names(xs: list[str]) -> str:
-    return ", ".join(xs[:3]) + (f" and {len(xs) - 3} more" if len(xs) > 3 else "")
 
 
 def _chain_theory(layers: list[LayerStats]) -> None:

@@ -248,16 +248,19 @@ def _local(p: torch.Tensor) -> torch.Tensor:
     return p.to_local() if hasattr(p, "to_local") else p
 
 
-def validate(plan: Plan, model: nn.Module) -> dict[str, nn.Parameter]:
+def validate(
+    plan: Plan, model: nn.Module, found: dict[str, PZ.Site] | None = None
+) -> dict[str, nn.Parameter]:
     """Check ``plan`` against ``model``; return the parameters by name. Raises ``ValueError``
-    naming the first problems and the fix; nothing is written."""
+    naming the first problems and the fix; nothing is written. ``found``: the model's computed
+    weights (:func:`initwise.torch.parametrized.sites`) when already known."""
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be an initwise Plan, got {type(plan).__name__}")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     named = list(model.named_parameters())
     check_materialized(model, "apply", named)
-    params = targets(model, named)
+    params = targets(model, named, found)
     names = {e.name for e in plan}
     missing = [n for n in params if n not in names]
     extra = [n for n in names if n not in params]
@@ -294,13 +297,15 @@ def _few(names: list[str]) -> str:
 
 
 def targets(
-    model: nn.Module, named: list[tuple[str, nn.Parameter]] | None = None
+    model: nn.Module,
+    named: list[tuple[str, nn.Parameter]] | None = None,
+    found: dict[str, PZ.Site] | None = None,
 ) -> dict[str, torch.Tensor]:
     """The tensors a plan names: every parameter except the originals of computed weights, and
     each computed weight under its own name (``"0.weight"``: the tensor the layer computes
-    with; :mod:`initwise.torch.parametrized`). ``named``: ``model.named_parameters()`` when
-    already listed."""
-    found = PZ.sites(model)
+    with; :mod:`initwise.torch.parametrized`). ``named``: ``model.named_parameters()`` and
+    ``found``: its sites, when already listed."""
+    found = PZ.sites(model) if found is None else found
     orig = PZ.originals(model, found)
     named = list(model.named_parameters()) if named is None else named
     out: dict[str, torch.Tensor] = {n: p for n, p in named if n not in orig}
@@ -366,12 +371,12 @@ def apply_plan(
     if draw_on not in ("auto", "device", "host"):
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
     wrapper, model = model, unwrap(model)
-    params = validate(plan, model)
+    through = PZ.sites(model)  # computed weights: written through their reparametrization
+    params = validate(plan, model, through)
     from .shaping import prepare_forward
 
     install = prepare_forward(plan, model)  # every site checked before anything is written
     entries = [e for e in plan if e.scheme is not None]
-    through = PZ.sites(model)  # parametrized weights: written through their parametrization
     was_meta = any(p.is_meta for p in params.values())
     if was_meta:
         _check_meta(plan, model, params)
@@ -385,7 +390,7 @@ def apply_plan(
                 fill = _known_buffer(n, b)
                 if fill is not None:
                     b.copy_(fill)
-        orig = PZ.originals(model)
+        orig = PZ.originals(model, through)  # (the sites outlive to_empty: same modules)
         params = {n: p for n, p in model.named_parameters() if n not in orig}
         dev = torch.device(device or "cpu")
         # the originals hold uninitialized memory until written: only shape and dtype are used

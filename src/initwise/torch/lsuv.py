@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,20 +77,15 @@ def _scalable(m: nn.Module) -> nn.Module:
     return m.out_proj if isinstance(m, nn.MultiheadAttention) else m
 
 
-def _fixed_scale(m: nn.Module) -> str | None:
-    """Why ``m``'s weight cannot be scaled (a parametrization normalizes it), else None."""
+def _scaling(m: nn.Module) -> tuple[str | None, Callable[[float], Any]]:
+    """Why ``m``'s weight cannot be scaled (a parametrization normalizes it; else None), and
+    the function that multiplies it by ``f`` (a computed weight through its reparametrization:
+    weight_norm's ``g``, prune's ``weight_orig``)."""
     site = PZ.site_of(m)
-    fixed = site.fixed_scale if site is not None else None
-    return f"{fixed} fixes its weight's scale: left as it is" if fixed else None
-
-
-def _multiply(m: nn.Module, f: float) -> None:
-    """``m.weight *= f``; a computed weight through its reparametrization (weight_norm: g)."""
-    site = PZ.site_of(m)
-    if site is not None:
-        site.scale(f)
-    else:
-        m.weight.mul_(f)
+    if site is None:
+        return None, m.weight.mul_
+    fixed = site.fixed_scale
+    return (f"{fixed} fixes its weight's scale: left as it is" if fixed else None), site.scale
 
 
 def _first(obj: Any) -> torch.Tensor:
@@ -237,16 +233,15 @@ def _scale(sc: _Scaler, name: str, m: nn.Module, out: Any, again: Any) -> Any:
             LSUVLayer(f"{name} (use {uses})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
         )
         return out
-    w = _scalable(m)
+    fixed, multiply = _scaling(_scalable(m))
     before = s = sc.std(name, out)
-    fixed = _fixed_scale(w)
     if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
         sc.layers.append(LSUVLayer(f"{name} ({fixed})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol))
         return out
     total, it = 1.0, 0
     while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
         f = sc.target / s
-        _multiply(w, f)
+        multiply(f)
         total *= f
         out = again()
         sc.evals += 1
@@ -329,13 +324,12 @@ def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
         try:
             run(model, batch)
             passes += 1
-            w = _scalable(m)
+            fixed, multiply = _scaling(_scalable(m))
             before = s = sc.check(names[m], box["s"])
             total, it = 1.0, 0
-            fixed = _fixed_scale(w)
             while fixed is None and abs(s - sc.target) >= sc.tol and it < sc.max_iter:
                 f = sc.target / s
-                _multiply(w, f)
+                multiply(f)
                 total *= f
                 box.clear()
                 run(model, batch)

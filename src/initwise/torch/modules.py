@@ -106,6 +106,12 @@ def _g(groups: int) -> str:
     return f", groups {groups}" if groups > 1 else ""
 
 
+def few(names: list[str], n: int = 4) -> str:
+    """The first ``n`` of ``names`` and how many more (``"a, b, c, d and 3 more"``): the list a
+    message names."""
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
 def check_materialized(
     model: nn.Module, where: str, named: list[tuple[str, nn.Parameter]] | None = None
 ) -> None:
@@ -116,10 +122,9 @@ def check_materialized(
     named = list(model.named_parameters()) if named is None else named
     lazy = [n for n, p in named if isinstance(p, nn.parameter.UninitializedParameter)]
     if lazy:
-        few = ", ".join(lazy[:4]) + (f" and {len(lazy) - 4} more" if len(lazy) > 4 else "")
         raise ValueError(
-            f"{where}: {few} belong to lazy modules that have not run yet (no shape); run the "
-            "model once on a batch first (model(x) — torch then creates them), then call this"
+            f"{where}: {few(lazy)} belong to lazy modules that have not run yet (no shape); run "
+            "the model once on a batch first (model(x) — torch then creates them), then call this"
         )
 
 

@@ -23,19 +23,21 @@ originals no entries, and writes the draw *through* the reparametrization:
   layer computes with the draw's kept entries (its output variance is the kept fraction of the
   planned one).
 
-Imports only torch.
+Imports only torch and :mod:`initwise.torch.batch`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize as P
+
+from .batch import kept_modes
 
 POWER_ITERATIONS = 15
 """Power iterations for ``spectral_norm``'s vectors after a write (torch's own at registration)."""
@@ -137,8 +139,6 @@ class Site:
         """The tensor the layer computes with (no graph kept). Parametrizations run in eval
         mode: in train mode ``spectral_norm`` runs a power iteration on every read and moves
         its vectors (buffers of the user's model)."""
-        from .batch import kept_modes
-
         with torch.no_grad():
             if self.mechanism == "weight_norm_hook":
                 return self.hook.compute_weight(self.module).detach()
@@ -241,6 +241,8 @@ def sites(model: nn.Module) -> dict[str, Site]:
     this of every model)."""
     out: dict[str, Site] = {}
     for n, m in model.named_modules():
+        # (not P.is_parametrized: it reads the attribute through Module.__getattr__, which
+        # raises for almost every module — 3× the time of this whole walk)
         if m._forward_pre_hooks or isinstance(
             m.__dict__.get("_modules", {}).get("parametrizations"), nn.ModuleDict
         ):
@@ -270,25 +272,16 @@ def site_of(module: nn.Module, attr: str = "weight") -> Site | None:
     return next((s for s in sites_of("", module) if s.attr == attr), None)
 
 
-def is_reparametrized(module: nn.Module) -> bool:
-    """Whether any of ``module``'s weights is computed (any mechanism above)."""
-    return bool(sites_of("", module))
-
-
 @contextmanager
 def quiet(model: nn.Module) -> Iterator[None]:
     """Run the block with every parametrization of ``model`` in eval mode (each one's own mode
     given back after): reading a weight under ``spectral_norm`` in train mode runs a power
     iteration and moves its vectors, buffers of the user's model — planning reads weights."""
-    lists = [m for m in model.modules() if isinstance(m, P.ParametrizationList)]
-    saved = [(m, m.training) for x in lists for m in x.modules()]
-    try:
-        for x in lists:
-            x.eval()
+    with ExitStack() as stack:
+        for m in model.modules():
+            if isinstance(m, P.ParametrizationList):
+                stack.enter_context(kept_modes(m, False))
         yield
-    finally:
-        for m, flag in saved:
-            m.training = flag
 
 
 def written_buffer(buffer_name: str) -> bool:

@@ -21,7 +21,7 @@ from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .graph import LINEAR, LayerInfo, inspect_model
-from .modules import check_materialized, is_weight_layer, unwrap, weight_fans
+from .modules import check_materialized, few, is_weight_layer, unwrap, weight_fans
 from .modules import kind as module_kind
 from .moments import input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
@@ -94,14 +94,18 @@ def _plan(
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
-    orig = PZ.originals(model)  # weight_norm's g, v…: planned as the weight they compute
+    found = PZ.sites(model)
+    orig = PZ.originals(model, found)  # weight_norm's g, v…: planned as the weight they compute
+    by_module: dict[int, dict[str, PZ.Site]] = {}
+    for site in found.values():
+        by_module.setdefault(id(site.module), {})[site.attr] = site
     alive: list[Any] = []
     for mod_name, module in model.named_modules():
         prefix = f"{mod_name}." if mod_name else ""
         own = [(n, p) for n, p in module.named_parameters(recurse=False) if prefix + n not in orig]
         # computed weights (weight_norm, spectral_norm, prune…): written through their
         # reparametrization; first, as the weight is without one
-        through = {s.attr: s for s in PZ.sites_of(mod_name, module)}
+        through = by_module.get(id(module), {})
         computed = [(a, s.effective()) for a, s in through.items()]
         alive.extend(t for _, t in computed)  # ties are found by id(): no id may be reused
         own = computed + own
@@ -184,12 +188,12 @@ def _report_assumptions(
         weights = {e.layer for e in out if e.scheme is not None and e.name.endswith("weight")}
         blind = [n for n in blind if n in weights]
         if blind and not info.note:
-            said.append(f"no activation found for {_few(blind)} (assumed linear)")
+            said.append(f"no activation found for {few(blind)} (assumed linear)")
     if moments is not None and moments.assumed:
         said.append("; ".join(moments.assumed[:3]) + ("; …" if len(moments.assumed) > 3 else ""))
     left = [e.name for e in out if e.scheme is None]
     if left:
-        said.append(f"no rule for {_few(left)} (left as is)")
+        said.append(f"no rule for {few(left)} (left as is)")
     if not said:
         return
     text = f"plan({out.model}, {out.policy!r}) assumed: " + "; ".join(said)
@@ -199,10 +203,6 @@ def _report_assumptions(
             "plan with strict=False to accept the assumptions"
         )
     warnings.warn(AssumptionWarning(text), stacklevel=4)
-
-
-def _few(names: list[str]) -> str:
-    return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
 
 
 _HF_TOKENS = ("cls_token", "position_embeddings", "mask_token", "distillation_token")
@@ -297,8 +297,8 @@ def weight_site(
 ) -> WeightSite:
     """What a policy needs to decide one weight matrix (fans, activation, reason head)."""
     f, chunks, chunk_dim, extra = weight_fans(kind, module, shape, name)
-    pruned = PZ.site_of(module, "weight")
-    kept = pruned.kept_fractions() if pruned is not None and chunks == 1 else None
+    site = PZ.site_of(module, "weight")
+    kept = site.kept_fractions() if site is not None and chunks == 1 else None  # pruned
     if kept is not None:
         # a unit of a pruned layer sums only its kept inputs: Var[y] = kept·Var[w]·E[x²], so a
         # fan-based rule divides by the kept fan (sparsity-aware init; Evci et al. 2022)

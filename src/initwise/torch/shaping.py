@@ -35,6 +35,7 @@ from .. import schemes as S
 from ..math import shaping as K
 from ..plan import ActivationRewrite, ParamPlan, Plan
 from .graph import ADD_FUNCS, MUL_FUNCS, Act, LeafTracer, fn_name, module_activation
+from .modules import few
 from .multipliers import prepare_multipliers
 from .policies import Context, Policy, WeightSite, register_policy
 
@@ -462,8 +463,7 @@ def grouped(gaps: list[str]) -> list[str]:
         if not wheres:
             out.append(what)
             continue
-        more = f" and {len(wheres) - 3} more" if len(wheres) > 3 else ""
-        out.append(f"{what} ({', '.join(wheres[:3])}{more})")
+        out.append(f"{what} ({few(wheres, 3)})")
     return out
 
 

@@ -310,3 +310,15 @@ def test_pruned_layers_get_the_kept_fans_and_hold_the_signal():
     prune.ln_structured(s, "weight", amount=0.5, n=2, dim=0)
     f = it.plan(s)["weight"].fans
     assert f.fan_in == pytest.approx(64) and f.fan_out == pytest.approx(16)
+
+
+def test_spectral_norm_without_the_internals_it_restarts_says_so():
+    # torch's _SpectralNorm keeps _u, _v and _power_method; if a torch lacked them, the vectors
+    # would stay the old weight's: a warning, not silence
+    m = _mlp(spectral_norm)
+    m[2].parametrizations.weight[0]._power_method = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(m)
+    with pytest.warns(it.AssumptionWarning, match="were not restarted"):
+        p.apply(m, seed=3)

@@ -23,11 +23,12 @@ originals no entries, and writes the draw *through* the reparametrization:
   layer computes with the draw's kept entries (its output variance is the kept fraction of the
   planned one).
 
-Imports only torch and :mod:`initwise.torch.batch`.
+Imports only torch, :mod:`initwise.plan` and :mod:`initwise.torch.batch`.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize as P
 
+from ..plan import AssumptionWarning
 from .batch import kept_modes
 
 POWER_ITERATIONS = 15
@@ -297,11 +299,21 @@ def written_buffer(buffer_name: str) -> bool:
 
 
 def _restart_power_iteration(sn: Any, original: torch.Tensor, seed: int | None) -> None:
+    if original.ndim <= 1:
+        return  # a vector is normalized exactly (no iteration)
     u, v = getattr(sn, "_u", None), getattr(sn, "_v", None)
     method = getattr(sn, "_power_method", None)
     reshape = getattr(sn, "_reshape_weight_to_matrix", None)
-    if u is None or v is None or method is None or reshape is None or original.ndim <= 1:
-        return  # a vector is normalized exactly (no iteration), or torch changed its internals
+    if u is None or v is None or method is None or reshape is None:  # torch changed its internals
+        warnings.warn(
+            AssumptionWarning(
+                "spectral_norm: this torch has no _u/_v/_power_method on its parametrization; "
+                "the power-iteration vectors were not restarted for the new weight (they catch "
+                "up one iteration per forward pass in train mode)"
+            ),
+            stacklevel=4,
+        )
+        return
     gen = torch.Generator().manual_seed(0 if seed is None else seed)
     for t in (u, v):
         start = torch.randn(t.shape, generator=gen, dtype=torch.float64)

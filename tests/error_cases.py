@@ -1217,6 +1217,14 @@ CASES: list[Case] = [
         "unset it or set a number",
     ),
     Case(
+        "CLI",
+        "reproduce --resume of a short experiment",
+        _cli("reproduce", "he2015", "--quick", "--resume"),
+        CLIError,
+        "resume: he2015 is short and keeps no journal",
+        "run it without --resume (depth-sweep, lr-transfer and deep-vanilla keep one)",
+    ),
+    Case(
         "experiments",
         "unknown experiment",
         lambda: __import__("initwise.experiments", fromlist=["run"]).run("he2016"),

@@ -182,3 +182,63 @@ def test_plain_cnn_has_depth_weight_layers():
     assert net(torch.randn(3, 1, 40)).shape == (3, 10)
     with pytest.raises(ValueError, match="depth"):
         cnn(1, 8, 40, 10, "relu")
+
+
+def test_resume_goes_on_where_an_interrupted_run_stopped(quick, tmp_path, monkeypatch):
+    """A run killed after two cells, resumed: only the other cells run, and the numbers equal an
+    uninterrupted run's; a journal from another seed or other code is refused, untouched."""
+    from initwise.experiments import common, depth_sweep
+
+    real, calls = depth_sweep._cell, []
+
+    def dies_after_two(*job):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as a user's ^C or a lost machine
+        calls.append(job)
+        return real(*job)
+
+    monkeypatch.setattr(depth_sweep, "_cell", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        depth_sweep.run(quick=True, seed=0, out=str(tmp_path), workers=1)
+    path = tmp_path / "depth-sweep" / "cells.jsonl"
+    assert len(path.read_text().splitlines()) == 3  # the fingerprint and two cells
+    with open(path, "a") as f:
+        f.write('{"job": "[\\"relu\\", ')  # a line cut short by the kill: ignored
+    before = path.read_bytes()
+
+    with pytest.raises(ValueError, match="seed 0 there, 1 here"):
+        depth_sweep.run(quick=True, seed=1, out=str(tmp_path), workers=1, resume=True)
+    monkeypatch.setattr(common, "code_digest", lambda: "other")
+    with pytest.raises(ValueError, match="package's source"):
+        depth_sweep.run(quick=True, seed=0, out=str(tmp_path), workers=1, resume=True)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+
+    rerun = []
+    monkeypatch.setattr(depth_sweep, "_cell", lambda *job: rerun.append(job) or real(*job))
+    r = depth_sweep.run(quick=True, seed=0, out=str(tmp_path), workers=1, resume=True)
+    total = len(quick[1]["depth-sweep"]["runs"])
+    assert len(rerun) == total - 2 and not set(rerun) & set(calls)
+    assert r["runs"] == quick[1]["depth-sweep"]["runs"]
+    lines = path.read_text().splitlines()
+    assert len([ln for ln in lines if ln.startswith('{"job"') and ln.endswith("}")]) == total
+    # resumed once more: nothing runs, the same results
+    rerun.clear()
+    again = depth_sweep.run(quick=True, seed=0, out=str(tmp_path), workers=1, resume=True)
+    assert rerun == [] and again["runs"] == r["runs"]
+
+
+def test_resume_refused_where_no_journal_is_kept(tmp_path):
+    with pytest.raises(ValueError, match="he2015 is short and keeps no journal"):
+        run("he2015", quick=True, out=str(tmp_path), resume=True)
+    assert not os.listdir(tmp_path)
+
+
+def test_resume_refuses_a_file_that_is_not_a_journal(tmp_path):
+    from initwise.experiments.common import Journal
+
+    (tmp_path / "deep-vanilla").mkdir()
+    (tmp_path / "deep-vanilla" / "cells.jsonl").write_text("hello\n")
+    with pytest.raises(ValueError, match="is not a journal"):
+        Journal(str(tmp_path), "deep-vanilla", {"seed": 0}, resume=True)
+    assert (tmp_path / "deep-vanilla" / "cells.jsonl").read_text() == "hello\n"

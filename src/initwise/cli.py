@@ -677,6 +677,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             out=args.out,
             progress=progress,
             threads=args.threads or 1,
+            resume=args.resume,
         )
     print(f"{args.name}: claim {'holds' if res['claim_holds'] else 'FAILS'} — {res['claim']}")
     print(f"report: {os.path.join(args.out, args.name, 'report.md')}")
@@ -809,6 +810,12 @@ def build_parser() -> argparse.ArgumentParser:
         "a minute each",
     )
     rp.add_argument("--quick", action="store_true", help="the short version (for tests)")
+    rp.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on from the cells an interrupted run finished (OUT/NAME/cells.jsonl; same "
+        "seed, config and package source, else an error): depth-sweep, lr-transfer, deep-vanilla",
+    )
     rp.add_argument("--seed", type=_seed, default=0, help="integer in [0, 2**63)")
     rp.add_argument("--out", default="initwise-report")
     _add_threads(rp, "1 (the experiments' networks are small)")

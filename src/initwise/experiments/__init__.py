@@ -20,6 +20,8 @@ EXPERIMENTS = {
     "lr-transfer": "lr_transfer",
     "deep-vanilla": "deep_vanilla",
 }
+RESUMABLE = ("depth-sweep", "lr-transfer", "deep-vanilla")
+"""The experiments whose cells are journaled (``initwise reproduce NAME --resume``)."""
 
 
 def run(
@@ -30,16 +32,25 @@ def run(
     out: str = "initwise-report",
     progress: Any = None,
     threads: int | None = 1,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run experiment ``name`` (see :data:`EXPERIMENTS`) on ``threads`` intra-op threads (1 by
-    default: the networks are small, see :mod:`initwise.torch.threads`; None keeps torch's)."""
+    default: the networks are small, see :mod:`initwise.torch.threads`; None keeps torch's).
+    ``resume``: the long ones (:data:`RESUMABLE`) journal each finished cell in
+    ``out/name/cells.jsonl`` and go on from it (:class:`~initwise.experiments.common.Journal`)."""
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; experiments: {', '.join(EXPERIMENTS)}")
+    if resume and name not in RESUMABLE:
+        raise ValueError(
+            f"resume: {name} is short and keeps no journal; resumable: {', '.join(RESUMABLE)} "
+            "(run it without resume)"
+        )
     from ..torch.threads import intra_op_threads
 
     module = importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")
+    extra = {"resume": resume} if name in RESUMABLE else {}
     with intra_op_threads(threads):
-        return module.run(quick=quick, seed=seed, out=out, progress=progress)
+        return module.run(quick=quick, seed=seed, out=out, progress=progress, **extra)
 
 
 def demo(

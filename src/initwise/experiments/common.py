@@ -259,33 +259,156 @@ def default_workers(quick: bool) -> int:
     return 1 if quick else min(4, os.cpu_count() or 1)
 
 
+def code_digest() -> str:
+    """SHA-256 over the initwise package's Python sources (relative path and bytes of each, in
+    path order): a journal written by other code is not resumed."""
+    import hashlib
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    files = sorted(
+        os.path.relpath(os.path.join(d, f), root)
+        for d, _, fs in os.walk(root)
+        for f in fs
+        if f.endswith(".py")
+    )
+    for rel in files:
+        h.update(rel.replace(os.sep, "/").encode() + b"\0")
+        with open(os.path.join(root, rel), "rb") as fh:
+            h.update(fh.read() + b"\0")
+    return h.hexdigest()
+
+
+class Journal:
+    """The finished cells of a long experiment, one JSON line each, in ``out/name/cells.jsonl``,
+    so that an interrupted run can go on where it stopped (``initwise reproduce NAME --resume``).
+
+    The first line is the run's fingerprint: the experiment, its config, the seed, torch's
+    version and :func:`code_digest`. With ``resume`` the cells of a journal whose fingerprint
+    matches are taken as done (same seeds, same code: the same numbers a fresh run gives, since
+    every cell is seeded); a journal with another fingerprint is refused with an error saying
+    what differs, and nothing is written. Without ``resume`` the journal is started afresh. A
+    line cut short by a kill is ignored (that cell runs again). JSON only, never pickle.
+    """
+
+    FILE = "cells.jsonl"
+
+    def __init__(self, out: str, name: str, fingerprint: dict[str, Any], resume: bool) -> None:
+        self.path = os.path.join(out, name, self.FILE)
+        self.fingerprint = json.loads(  # (as read back: tuples as lists, keys as strings)
+            json.dumps(
+                {
+                    **fingerprint,
+                    "experiment": name,
+                    "torch": torch.__version__,
+                    "code": code_digest(),
+                }
+            )
+        )
+        self.done: dict[str, Any] = {}
+        head = json.dumps({"fingerprint": self.fingerprint}, sort_keys=True)
+        if resume and os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+            try:
+                theirs = json.loads(lines[0])["fingerprint"]
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(
+                    f"--resume: {self.path} is not a journal of initwise's ({e}); move it away "
+                    "or run without --resume"
+                ) from None
+            if theirs != self.fingerprint:
+                diff = sorted(
+                    k
+                    for k in set(theirs) | set(self.fingerprint)
+                    if theirs.get(k) != self.fingerprint.get(k)
+                )
+                what = "; ".join(
+                    "the package's source changed since"
+                    if k == "code"
+                    else f"{k} {theirs.get(k)!r} there, {self.fingerprint.get(k)!r} here"
+                    for k in diff
+                )
+                raise ValueError(
+                    f"--resume: {self.path} was written by another run ({what}); its cells "
+                    "would mix with this run's: run without --resume to start afresh"
+                )
+            for line in lines[1:]:
+                try:
+                    rec = json.loads(line)
+                    self.done[rec["job"]] = rec["result"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # the last line of a killed run, or blank
+            self._file = open(self.path, "a", encoding="utf-8")
+            if lines and lines[-1] != "":  # a cut-short last line: start on a fresh one
+                self._file.write("\n")
+        else:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self._file = open(self.path, "w", encoding="utf-8")
+            self._file.write(head + "\n")
+        self._file.flush()
+
+    @staticmethod
+    def key(job: tuple[Any, ...]) -> str:
+        return json.dumps(job)
+
+    def record(self, job: tuple[Any, ...], result: Any) -> None:
+        """Append one finished cell (flushed and synced: a kill loses at most the cell running)."""
+        self._file.write(json.dumps({"job": self.key(job), "result": result}) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
 def run_cells(
     fn: Callable[..., Any],
     jobs: list[tuple[Any, ...]],
     workers: int,
     progress: Any = None,
     task: Any = None,
+    journal: Journal | None = None,
 ) -> dict[tuple[Any, ...], Any]:
     """``{job: fn(*job)}`` for independent, seeded jobs, in ``workers`` spawned processes
     (``fn`` must be importable; each job sets its own threads). The results do not depend on
-    the worker count; ``jobs`` are started in the given order (put the longest first)."""
+    the worker count; ``jobs`` are started in the given order (put the longest first). With a
+    ``journal``, cells it holds are not run again and each finished cell is appended to it;
+    results come back as JSON gives them (tuples as lists), resumed or not."""
     done: dict[tuple[Any, ...], Any] = {}
-    if workers <= 1:
-        for job in jobs:
-            done[job] = fn(*job)
+    todo = []
+    for job in jobs:
+        if journal is not None and journal.key(job) in journal.done:
+            done[job] = journal.done[journal.key(job)]
             if progress is not None:
                 progress.advance(task)
-        return done
-    import concurrent.futures as cf
-    import multiprocessing as mp
+        else:
+            todo.append(job)
 
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        futures = {pool.submit(fn, *job): job for job in jobs}
-        for f in cf.as_completed(futures):
-            done[futures[f]] = f.result()
-            if progress is not None:
-                progress.advance(task)
-    return done
+    def finish(job: tuple[Any, ...], result: Any) -> None:
+        if journal is not None:
+            journal.record(job, result)
+            result = json.loads(json.dumps(result))  # as a resumed run reads it
+        done[job] = result
+        if progress is not None:
+            progress.advance(task)
+
+    try:
+        if workers <= 1:
+            for job in todo:
+                finish(job, fn(*job))
+            return done
+        import concurrent.futures as cf
+        import multiprocessing as mp
+
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            futures = {pool.submit(fn, *job): job for job in todo}
+            for f in cf.as_completed(futures):
+                finish(futures[f], f.result())
+        return done
+    finally:
+        if journal is not None:
+            journal.close()
 
 
 def mean_sd(values: list[float | None]) -> tuple[float | None, float | None, int]:

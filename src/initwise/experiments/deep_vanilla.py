@@ -30,6 +30,7 @@ from torch import nn
 
 from .common import (
     Data,
+    Journal,
     accuracy,
     batches,
     claim_line,
@@ -221,9 +222,11 @@ def run(
     out: str = "initwise-report",
     progress: Any = None,
     workers: int | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Run the grid; cells are independent (each seeded), so ``workers`` processes (default:
-    1 for ``quick``, else the CPU count, at most 4) give the same numbers as one."""
+    1 for ``quick``, else the CPU count, at most 4) give the same numbers as one. Finished cells
+    go to a :class:`~initwise.experiments.common.Journal`; ``resume`` skips those it holds."""
     cfg = QUICK if quick else FULL
     ccfg = CNN_QUICK if quick else CNN_FULL
     seeds = [seed + i for i in range(cfg["seeds"])]
@@ -235,7 +238,10 @@ def run(
         (i, d, quick, tuple(seeds) if a == "mlp" else cnn_seeds, a)
         for i, d, a in sorted(cells, key=lambda c: -c[1] * (2 if c[2] == "cnn" else 1))
     ]
-    out_ = run_cells(_cell, jobs, workers or default_workers(quick), progress, task)
+    journal = Journal(
+        out, "deep-vanilla", {"quick": quick, "seed": seed, "mlp": cfg, "cnn": ccfg}, resume
+    )
+    out_ = run_cells(_cell, jobs, workers or default_workers(quick), progress, task, journal)
     done = {(job[0], job[1], job[4]): res for job, res in out_.items()}
     results = {
         "experiment": "deep-vanilla",

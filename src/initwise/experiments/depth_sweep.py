@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .common import (
+    Journal,
     claim_line,
     default_workers,
     figure,
@@ -70,16 +71,19 @@ def run(
     out: str = "initwise-report",
     progress: Any = None,
     workers: int | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Every (activation, init, depth) cell over the seeds ``seed, seed+1, …``; cells are
     independent and seeded, so ``workers`` processes (default: 1 for ``quick``, else the CPU
-    count, at most 4) give the same numbers as one."""
+    count, at most 4) give the same numbers as one. Finished cells go to a
+    :class:`~initwise.experiments.common.Journal`; ``resume`` skips those it holds."""
     cfg = QUICK if quick else FULL
     seeds = tuple(seed + i for i in range(cfg["seeds"]))
     cells = [(a, h, d) for a in cfg["acts"] for h in cfg["inits"] for d in cfg["depths"]]
     task = progress.add_task("depth-sweep", total=len(cells)) if progress else None
     jobs = [(*c, cfg["steps"], seeds) for c in sorted(cells, key=lambda c: -c[2])]
-    out_ = run_cells(_cell, jobs, workers or default_workers(quick), progress, task)
+    journal = Journal(out, "depth-sweep", {"quick": quick, "seed": seed, "config": cfg}, resume)
+    out_ = run_cells(_cell, jobs, workers or default_workers(quick), progress, task, journal)
     done = {job[:3]: res for job, res in out_.items()}
     runs = {f"{a}/{h}/{d}": done[(a, h, d)] for a, h, d in cells}
     deepest = max(cfg["depths"])

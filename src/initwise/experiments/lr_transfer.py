@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import (
+    Journal,
     batches,
     default_workers,
     figure,
@@ -237,10 +238,12 @@ def run(
     progress: Any = None,
     workers: int | None = None,
     tasks: tuple[str, ...] = TASKS,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Every (network, parametrization, width, LR, seed) run; runs are independent and seeded,
     so ``workers`` processes (default: 1 for ``quick``, else the CPU count, at most 4) give the
-    same numbers as one."""
+    same numbers as one. Finished runs go to a :class:`~initwise.experiments.common.Journal`;
+    ``resume`` skips those it holds."""
     seeds = (seed,) if quick else (seed, seed + 1, seed + 2)
     grids = {t: settings(t, quick) for t in tasks}
     jobs = [
@@ -254,7 +257,8 @@ def run(
     task_bar = progress.add_task("lr-transfer", total=len(jobs)) if progress else None
     cost = {"mlp": 1.0, "transformer": 40.0}  # rough time per width unit: longest first
     ordered = sorted(jobs, key=lambda j: -cost[j[0]] * j[1] * (1 + j[1] / 256) * j[5])
-    done = run_cells(_one, ordered, workers or default_workers(quick), progress, task_bar)
+    journal = Journal(out, "lr-transfer", {"quick": quick, "seed": seed, "grids": grids}, resume)
+    done = run_cells(_one, ordered, workers or default_workers(quick), progress, task_bar, journal)
     out_tasks: dict[str, Any] = {}
     for t, g in grids.items():
         loss: dict[str, dict[str, dict[str, float]]] = {}

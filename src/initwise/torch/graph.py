@@ -33,6 +33,7 @@ from .. import activations as A
 from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
 from .modules import NORMS, is_norm, is_weight_layer
+from .modules import kind as module_kind
 
 # ----------------------------------------------------------------------------- graph
 
@@ -82,8 +83,8 @@ KNOWN = (
 def is_leaf(module: nn.Module) -> bool:
     """Leaf for tracing: owns parameters directly, or has no children, or is a :data:`KNOWN`
     container (expanded from its attributes)."""
-    if isinstance(module, KNOWN):
-        return True
+    if isinstance(module, KNOWN) or module_kind(module) == "experts":
+        return True  # (a MoE expert stack: planned from its attributes, one node)
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
     if is_parametrized(module):  # the layer; its parametrizations compute its weight inside
@@ -387,10 +388,34 @@ _STOP_FUNCS = {
     "log_softmax",
     "scaled_dot_product_attention",
     "linear",
+    "bilinear",
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "conv_tbc",
+    # the rest of the products with a weight: a new pre-activation starts there (MoE experts
+    # run through grouped GEMMs — transformers' `_grouped_mm`, its fallback op — not `linear`)
+    "_grouped_mm",
+    "grouped_mm",
+    "grouped_mm_fallback",
+    "_scaled_mm",
+    "_scaled_grouped_mm",
+    "scaled_grouped_mm",
+    "addbmm",
+    "addmv",
+    "addr",
+    "mv",
+    "dot",
+    "inner",
+    "outer",
+    "tensordot",
+    "chain_matmul",
+    "multi_dot",
     "embedding",
+    "embedding_bag",
     "multi_head_attention_forward",
     "cross_entropy",
     "mse_loss",
@@ -540,6 +565,9 @@ class Residual:
     branch: int
     skip: int
     last: str
+    exits: tuple[str, ...] = ()
+    """The branch's weight layers whose output reaches the sum with no weight layer between
+    (``(last,)`` for a chain; a MoE block's routed experts and its shared expert both)."""
 
 
 def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
@@ -751,6 +779,11 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             ca, cb = (ea & weight_bits).bit_count(), (eb & weight_bits).bit_count()
             if ca == cb:
                 continue
+            if any(
+                nodes[i].op == "module" and module_kind(layers[nodes[i].target].module) == "experts"
+                for i in _bits((ea | eb) & weight_bits)
+            ):
+                continue  # routed experts + a shared expert: one MoE output, not a residual
             branch, side = (ea, (a, b)) if ca > cb else (eb, (b, a))
         if branch & weight_bits:
             branches.append(branch)
@@ -764,13 +797,42 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             if kinds[n.idx] == "weight":
                 layers[n.target].branch_size = len(weights)
         last_w = weights[-1]
-        layers[last_w.target].last_in_branch = True
+        exits = _exits(nodes, kinds, ends[bi][1], branch) or [last_w.target]
+        for e in exits:
+            layers[e].last_in_branch = True
         norms_after = [n for n in members if kinds[n.idx] == "norm" and n.idx > last_w.idx]
         if norms_after:
             layers[norms_after[-1].target].last_norm_in_branch = True
-            layers[last_w.target].norm_after = True
-        out.append(Residual(*ends[bi], last_w.target))
+            for e in exits:
+                layers[e].norm_after = True
+        out.append(Residual(*ends[bi], last_w.target, tuple(exits)))
     return out
+
+
+def _exits(nodes: list[Node], kinds: list[str], operand: int, branch: int) -> list[str]:
+    """The weight layers of a branch (node bitmask) whose output reaches ``operand`` (the sum's
+    branch side) with no other weight layer between — walking back through the branch, where a
+    gating product ``φ(g) · v`` is followed on its value side only (an operand that is an
+    activation is the gate)."""
+    found: list[str] = []
+    seen: set[int] = set()
+    stack = [operand]
+    while stack:
+        i = stack.pop()
+        if i in seen or not branch >> i & 1:
+            continue
+        seen.add(i)
+        n = nodes[i]
+        if kinds[i] == "weight":
+            if n.target not in found:
+                found.append(n.target)
+            continue
+        ins = n.inputs
+        if n.op == "function" and n.target in _MUL:
+            values = [j for j in ins if kinds[j] != "act" and nodes[j].op != "param"]
+            ins = values or ins
+        stack.extend(ins)
+    return found
 
 
 def _bits(mask: int) -> list[int]:

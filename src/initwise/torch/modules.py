@@ -4,7 +4,10 @@ LSUV and the diagnostics.
 Kinds: ``mha``, ``rnn``, ``prelu``, ``norm``, ``embedding``, ``conv_transpose``, ``conv``,
 ``linear``, ``bilinear`` (``nn.Bilinear``, ``y_k = x1ᵀ W_k x2``: ``fan_in = in1·in2``, and its
 input moment is ``E[x1²]·E[x2²]``), ``conv1d_hf`` (Hugging Face GPT-2's ``Conv1D``, a Linear
-with an ``(in, out)`` weight) and ``unknown``. Fans come from :func:`initwise.math.fans` with
+with an ``(in, out)`` weight), ``experts`` (a mixture-of-experts module holding its experts'
+matrices as ``(E, out, in)`` or ``(E, in, out)`` stacks: Mixtral, Qwen-MoE, DeepSeek, OLMoE,
+gpt-oss in transformers), ``router`` (its ``(E, width)`` router weight, used as ``F.linear``)
+and ``unknown``. Fans come from :func:`initwise.math.fans` with
 the layer's groups, stride and packing (q/k/v blocks) taken into account.
 """
 
@@ -73,7 +76,90 @@ def kind(module: nn.Module) -> str:
     w = getattr(module, "weight", None)
     if type(module).__name__ == "Conv1D" and w is not None and w.ndim == 2:
         return "conv1d_hf"
+    e = num_experts(module)
+    if e is not None:
+        own = dict(module.named_parameters(recurse=False))
+        if any(p.ndim == 3 and p.shape[0] == e for p in own.values()):
+            return "experts"
+        w = own.get("weight")
+        if w is not None and w.ndim == 2 and w.shape[0] == e:
+            return "router"
     return "unknown"
+
+
+EXPERT_COUNT = ("num_experts", "num_local_experts", "n_routed_experts")
+"""Attributes that give a mixture-of-experts module's expert count (Hugging Face's names)."""
+
+EXPERT_OUT_SIDE = ("down", "w2", "wo", "fc2", "out")
+"""Name parts of an expert stack that produces the block's output (the others read its input)."""
+
+
+def num_experts(module: nn.Module) -> int | None:
+    """The expert count a MoE module states (:data:`EXPERT_COUNT`), or None."""
+    for a in EXPERT_COUNT:
+        v = getattr(module, a, None)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def hidden_size(module: nn.Module) -> int | None:
+    """The model width a MoE experts module states (``hidden_dim``, ``hidden_size`` or its
+    ``config.hidden_size``), or None."""
+    for v in (
+        getattr(module, "hidden_dim", None),
+        getattr(module, "hidden_size", None),
+        getattr(getattr(module, "config", None), "hidden_size", None),
+    ):
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    return None
+
+
+def expert_stack(
+    module: nn.Module, pname: str, shape: tuple[int, ...]
+) -> tuple[bool, bool, bool] | None:
+    """How one ``(E, a, b)`` expert stack of a MoE experts module is used:
+    ``(out_side, transposed, packed)`` — whether it produces the block's output (its name has a
+    part of :data:`EXPERT_OUT_SIDE`), whether it is stored ``(E, in, out)`` (multiplied as
+    ``x @ W[e]``) rather than ``(E, out, in)`` (``F.linear(x, W[e])``), and whether it holds the
+    gate and up projections together (``gate_up``). The layout is the module's own
+    ``is_transposed`` flag (transformers' experts) where it has one; otherwise the side that
+    meets the model width (:func:`hidden_size`). None where neither tells."""
+    _, a, b = shape
+    low = pname.lower()
+    out_side = any(part in low for part in EXPERT_OUT_SIDE)
+    packed = "gate_up" in low
+    flag = getattr(module, "is_transposed", None)
+    if isinstance(flag, bool):
+        return out_side, flag, packed
+    h = hidden_size(module)
+    if a == b:  # square: the same fans either way
+        return out_side, False, packed
+    if h is None or (a == h) == (b == h):
+        return None
+    # the input side contracts over the width, the output side produces it
+    transposed = (a == h) != out_side
+    return out_side, transposed, packed
+
+
+def expert_fans(
+    module: nn.Module, pname: str, shape: tuple[int, ...]
+) -> tuple[Fans, int, int, str] | None:
+    """(per-expert fans per block, chunks, chunk_dim, description) of an expert stack, like
+    :func:`weight_fans`; None where its layout cannot be told (:func:`expert_stack`)."""
+    how = expert_stack(module, pname, shape)
+    if how is None:
+        return None
+    _, transposed, packed = how
+    e, a, b = shape
+    out, inp = (b, a) if transposed else (a, b)
+    chunks = 2 if packed and out % 2 == 0 else 1
+    dim = (2 if transposed else 1) if chunks == 2 else 0
+    desc = f", {e} experts: per-expert fans" + (", stored (in, out)" if transposed else "")
+    if chunks == 2:
+        desc += ", gate and up halves"
+    return Fans(float(inp), float(out // chunks)), chunks, dim, desc
 
 
 def weight_fans(

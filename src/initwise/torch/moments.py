@@ -377,7 +377,7 @@ def _pass(
     depths = chain_depths(info)
     runs = weight_runs(info)
     normed = norm_follows(info)
-    branch_end = {r.last: r for r in info.adds}
+    branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
     R = n_res if n_res is not None else len(info.adds)
     mom: dict[int, tuple[float, float] | None] = {}
     softmaxed: set[int] = set()
@@ -446,6 +446,8 @@ def _weight(
         return rnn_moments(m, x or (1.0, 0.0))
     if kind == "unknown":
         return None
+    if kind == "experts":
+        return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res)
     x = next((v for v in ins if v is not None), None)
     assumed = x is None
     s, mu = x if x is not None else (1.0, 0.0)
@@ -471,10 +473,7 @@ def _weight(
     elif end is not None and not (layer and layer.norm_after) and R > 0:
         skip = mom.get(end.skip)
         s_skip = skip[0] if skip is not None else s
-        target = s_skip / R
-        role = (
-            f"last layer of one of {R} residual branches: output E[x²] = s_skip/{R} = {target:.3g}"
-        )
+        target, role = _branch_target(s_skip, R, end)
         q = target
         if act is not None and act.name != "linear":
             fq = q_for_second_moment(_act_fn(act), target)
@@ -519,6 +518,88 @@ def _weight(
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (q, 0.0)
+
+
+def _branch_target(s_skip: float, R: int, end: Any) -> tuple[float, str]:
+    """(target E[y²], role) of a layer that ends one of ``R`` residual branches: ``s_skip / R``,
+    shared equally by the branch's ``k`` exits (layers whose outputs are summed into it)."""
+    k = max(len(end.exits), 1)
+    target = s_skip / (R * k)
+    role = f"last layer of one of {R} residual branches: output E[x²] = s_skip/{R}"
+    if k > 1:
+        role += f", shared by its {k} summed outputs: s_skip/{R * k}"
+    return target, role + f" = {target:.3g}"
+
+
+def _experts(
+    m: nn.Module,
+    name: str,
+    x: tuple[float, float] | None,
+    branch_end: dict[str, Any],
+    R: int,
+    mom: dict[int, tuple[float, float] | None],
+    res: Moments,
+) -> tuple[float, float] | None:
+    """A MoE experts module (``kind == "experts"``): every expert is the MLP ``down(φ(gate(x)) ·
+    up(x))`` (or ``down(φ(up(x)))`` without a gate), solved like the dense one — the input side
+    for φ's operating point (a fused gate/up stack draws both halves alike, so ``E[u²] = q`` too,
+    which the output side then sees), the output side for the block's target (``s_skip / R``
+    at the end of one of ``R`` residual branches, else 1). The block returns ``Σ_k w_k·y_k`` over
+    the top-k experts with router weights ``Σ w_k ≤ 1``, so ``E[out²] = Σ w_k²·E[y²] ≤ E[y²]``:
+    each expert is solved for the target itself (an upper bound the routing only lowers), divided
+    by ``routed_scaling_factor²`` where the config has one (DeepSeek multiplies the weights by
+    it). Entries
+    are per stack, ``"{name}.{stack}"``; a module with another structure is not solved (None:
+    the policy's scheme with the per-expert fans)."""
+    from .graph import LINEAR, module_activation
+    from .modules import expert_stack, num_experts
+
+    e = num_experts(m)
+    stacks = {
+        pname: expert_stack(m, pname, tuple(p.shape))
+        for pname, p in m.named_parameters(recurse=False)
+        if p.ndim == 3 and p.shape[0] == e
+    }
+    ins_ = [k for k, v in stacks.items() if v is not None and not v[0]]
+    outs = [k for k, v in stacks.items() if v is not None and v[0]]
+    if len(outs) != 1 or not 1 <= len(ins_) <= 2 or len(stacks) != len(ins_) + 1:
+        return None
+    fn = getattr(m, "act_fn", None)
+    found = module_activation(fn) if isinstance(fn, nn.Module) else None
+    act = found or LINEAR
+    if found is None:  # (gpt-oss gates inside its own code: x·σ(1.702x) on clamped halves)
+        res.assumed.append(
+            f"{name}: no act_fn module tells the experts' activation (assumed linear)"
+        )
+    assumed = x is None
+    s, mu = x if x is not None else (1.0, 0.0)
+    gated = len(ins_) == 2 or bool(stacks[ins_[0]][2])  # type: ignore[index]
+    if act.name != "linear" or act.module is not None:
+        op = op_point(act, 1, res.cache)
+        q, role = op.q, f"{act.describe()} at {op.describe()}"
+    else:
+        op, q, role = None, 1.0, "linear consumer: unit output"
+    if gated:
+        role = f"gate: {role}; the up projection drawn alike (E[u²] = {q:.3g})"
+    for k in ins_:
+        res.layers[f"{name}.{k}"] = Solved(s, mu, q, False, role, op, assumed)
+    a2, _ = _activate(act, (q, 0.0))
+    h = a2 * q if gated else a2  # E[(φ(g)·u)²] = E[φ(g)²]·E[u²] for independent g, u
+    end = branch_end.get(name)
+    if end is not None and R > 0:
+        skip = mom.get(end.skip)
+        target, why = _branch_target(skip[0] if skip is not None else s, R, end)
+    else:
+        target, why = 1.0, "linear consumer: unit output"
+    scale = getattr(getattr(m, "config", None), "routed_scaling_factor", None)
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0 and scale != 1:
+        target /= scale * scale  # DeepSeek: the routing weights are multiplied by it
+        why += f" / routed_scaling_factor² ({scale:g}²) = {target:.3g}"
+    why += " per expert (the top-k mixture of softmax weights, Σ w_k ≤ 1, only lowers it)"
+    res.layers[f"{name}.{outs[0]}"] = Solved(h, 0.0, target, False, why, None, False)
+    if assumed:
+        res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
+    return (target, 0.0)
 
 
 RNN_PROBE_LIMIT = 4_000_000

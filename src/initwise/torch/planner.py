@@ -20,8 +20,17 @@ from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
-from .graph import LINEAR, LayerInfo, inspect_model
-from .modules import check_materialized, few, is_weight_layer, unwrap, weight_fans
+from .graph import LINEAR, LayerInfo, inspect_model, module_activation
+from .modules import (
+    check_materialized,
+    expert_fans,
+    expert_stack,
+    few,
+    is_weight_layer,
+    num_experts,
+    unwrap,
+    weight_fans,
+)
 from .modules import kind as module_kind
 from .moments import input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
@@ -279,6 +288,8 @@ def _plan_module(
         return pol.recurrent(ctx, name, module, params)
     if kind == "mha":
         return pol.attention(ctx, name, module, layer, params)
+    if kind == "experts":
+        return _plan_experts(pol, ctx, name, module, layer, params)
     if kind == "unknown":
         return {}
     w = params.get("weight")
@@ -289,6 +300,83 @@ def _plan_module(
     b = params.get("bias")
     if b is not None:
         out["bias"] = pol.bias(ctx, site, tuple(b.shape))
+    return out
+
+
+def _plan_experts(
+    pol: Policy,
+    ctx: Context,
+    name: str,
+    module: nn.Module,
+    layer: LayerInfo,
+    params: dict[str, Any],
+) -> dict[str, ParamPlan]:
+    """A MoE experts module's ``(E, ·, ·)`` stacks: each expert's matrix planned as a Linear with
+    its per-expert fans (:func:`~initwise.torch.modules.expert_fans`) — the input-side stacks
+    followed by the experts' activation (``act_fn``), the output side by what follows the
+    block — and their ``(E, ·)`` biases by the policy's bias rule. Schemes that need the whole
+    matrix (orthogonal…) would mix the experts: those stacks are left as is, with the reason."""
+    e = num_experts(module)
+    act = getattr(module, "act_fn", None)
+    inner = (module_activation(act) if isinstance(act, nn.Module) else None) or LINEAR
+    out: dict[str, ParamPlan] = {}
+    sites: dict[str, WeightSite] = {}
+    for pname, p in params.items():
+        if p.ndim != 3 or p.shape[0] != e:
+            continue
+        shape = tuple(p.shape)
+        spec = expert_fans(module, pname, shape)
+        if spec is None:
+            out[pname] = ParamPlan(
+                pname,
+                shape,
+                None,
+                f"left as is: {type(module).__name__}.{pname} is a stack of {e} expert "
+                f"matrices {shape[1]}×{shape[2]}, and neither an is_transposed flag nor the "
+                "model width (hidden_dim/hidden_size) tells which side is its input; add an "
+                "override for it",
+                name,
+            )
+            continue
+        f, chunks, chunk_dim, extra = spec
+        out_side = bool(expert_stack(module, pname, shape)[0])  # type: ignore[index]
+        sub = dataclasses.replace(
+            layer,
+            name=f"{name}.{pname}",
+            activation=layer.activation if out_side else inner,
+            last_in_branch=layer.last_in_branch and out_side,
+            norm_after=layer.norm_after and out_side,
+        )
+        head = f"{type(module).__name__} '{name}.{pname}': fan_in {f.fan_in:g}{extra}"
+        site = WeightSite(
+            f"{name}.{pname}",
+            module,
+            "experts",
+            sub,
+            sub.activation or LINEAR,
+            shape,
+            f,
+            chunks,
+            chunk_dim,
+            head,
+        )
+        planned = pol.weight(ctx, site)
+        if planned.scheme is not None and planned.scheme.dist(planned.block_shape) is None:
+            planned = ParamPlan(
+                pname,
+                shape,
+                None,
+                f"left as is: {planned.scheme.label} needs the whole matrix, and drawn over "
+                f"the ({e}, {shape[1]}, {shape[2]}) stack it would mix the {e} experts; add "
+                "an override for it",
+                name,
+            )
+        out[pname] = planned
+        sites[pname] = site
+    for pname, p in params.items():  # (E, out) biases: gate_up_proj_bias, down_proj_bias…
+        owner = pname[: -len("_bias")] if pname.endswith("_bias") else None
+        if owner in sites and p.ndim == 2 and p.shape[0] == e:
+            out[pname] = pol.bias(ctx, sites[owner], tuple(p.shape))
     return out
 
 

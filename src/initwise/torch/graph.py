@@ -485,6 +485,13 @@ def module_activation(module: nn.Module) -> Act | None:
     return None
 
 
+def expert_activation(module: nn.Module) -> Act | None:
+    """The activation of a MoE experts module: its ``act_fn`` module's, or None (no such module:
+    the gate is written in its code)."""
+    fn = getattr(module, "act_fn", None)
+    return module_activation(fn) if isinstance(fn, nn.Module) else None
+
+
 def _probe(module: nn.Module) -> Act | None:
     """Treat an unknown parameter-free module as an activation if it acts elementwise and is not
     the identity: then its gain is computed numerically from the module itself."""

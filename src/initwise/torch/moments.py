@@ -551,7 +551,7 @@ def _experts(
     it). Entries
     are per stack, ``"{name}.{stack}"``; a module with another structure is not solved (None:
     the policy's scheme with the per-expert fans)."""
-    from .graph import LINEAR, module_activation
+    from .graph import LINEAR, expert_activation
     from .modules import expert_stack, num_experts
 
     e = num_experts(m)
@@ -564,8 +564,7 @@ def _experts(
     outs = [k for k, v in stacks.items() if v is not None and v[0]]
     if len(outs) != 1 or not 1 <= len(ins_) <= 2 or len(stacks) != len(ins_) + 1:
         return None
-    fn = getattr(m, "act_fn", None)
-    found = module_activation(fn) if isinstance(fn, nn.Module) else None
+    found = expert_activation(m)
     act = found or LINEAR
     if found is None:  # (gpt-oss gates inside its own code: x·σ(1.702x) on clamped halves)
         res.assumed.append(

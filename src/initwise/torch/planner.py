@@ -20,7 +20,7 @@ from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
-from .graph import LINEAR, LayerInfo, inspect_model, module_activation
+from .graph import LINEAR, LayerInfo, expert_activation, inspect_model
 from .modules import (
     check_materialized,
     expert_fans,
@@ -317,8 +317,7 @@ def _plan_experts(
     block — and their ``(E, ·)`` biases by the policy's bias rule. Schemes that need the whole
     matrix (orthogonal…) would mix the experts: those stacks are left as is, with the reason."""
     e = num_experts(module)
-    act = getattr(module, "act_fn", None)
-    inner = (module_activation(act) if isinstance(act, nn.Module) else None) or LINEAR
+    inner = expert_activation(module) or LINEAR
     out: dict[str, ParamPlan] = {}
     sites: dict[str, WeightSite] = {}
     for pname, p in params.items():

@@ -566,7 +566,11 @@ def _experts(
         return None
     found = expert_activation(m)
     act = found or LINEAR
-    if found is None:  # (gpt-oss gates inside its own code: x·σ(1.702x) on clamped halves)
+    inner = stacks[ins_[0]]
+    measured = None
+    if found is None and len(ins_) == 1 and inner is not None and inner[2]:
+        measured = _measured_gate(m, tuple(dict(m.named_parameters())[ins_[0]].shape), inner[1])
+    if found is None and measured is None:
         res.assumed.append(
             f"{name}: no act_fn module tells the experts' activation (assumed linear)"
         )
@@ -582,8 +586,22 @@ def _experts(
         role = f"gate: {role}; the up projection drawn alike (E[u²] = {q:.3g})"
     for k in ins_:
         res.layers[f"{name}.{k}"] = Solved(s, mu, q, False, role, op, assumed)
-    a2, _ = _activate(act, (q, 0.0))
-    h = a2 * q if gated else a2  # E[(φ(g)·u)²] = E[φ(g)²]·E[u²] for independent g, u
+    if measured is not None:  # the module's own gate code, run on N(0, 1) halves (q = 1)
+        h = measured
+        for k in ins_:
+            res.layers[f"{name}.{k}"] = Solved(
+                s,
+                mu,
+                q,
+                False,
+                f"gate and up at unit second moment; {type(m).__name__}."
+                f"_apply_gate gives E[h²] {h:.3g} (measured)",
+                None,
+                assumed,
+            )
+    else:
+        a2, _ = _activate(act, (q, 0.0))
+        h = a2 * q if gated else a2  # E[(φ(g)·u)²] = E[φ(g)²]·E[u²] for independent g, u
     end = branch_end.get(name)
     if end is not None and R > 0:
         skip = mom.get(end.skip)
@@ -599,6 +617,33 @@ def _experts(
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (target, 0.0)
+
+
+GATE_SAMPLES = 1 << 18
+"""Gaussian values a MoE experts module's own gate code is measured on (:func:`_measured_gate`)."""
+
+
+def _measured_gate(m: nn.Module, shape: tuple[int, ...], transposed: bool) -> float | None:
+    """``E[h²]`` of ``h = m._apply_gate(z)`` for a fused gate/up output ``z`` of i.i.d. N(0, 1)
+    entries (what unit-variance gate and up halves give): experts whose gate is written in their
+    own code instead of an ``act_fn`` module — gpt-oss's ``(clamp(u) + 1)·g·σ(1.702·g)`` on
+    interleaved, clamped halves. Seeded (the same value every call); None if the module has no
+    such method or it fails on the sample."""
+    gate = getattr(m, "_apply_gate", None)
+    if not callable(gate):
+        return None
+    width = shape[2] if transposed else shape[1]  # the fused output: gate and up halves
+    rows = max(1, GATE_SAMPLES // max(width, 1))
+    z = torch.randn(rows, width, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            h = gate(z)
+    except Exception:  # (a gate that needs more than its input: the formula's assumption)
+        return None
+    if not isinstance(h, torch.Tensor) or not h.is_floating_point() or not h.numel():
+        return None
+    v = float(h.double().pow(2).mean())
+    return v if math.isfinite(v) and v > 0 else None
 
 
 RNN_PROBE_LIMIT = 4_000_000
@@ -676,6 +721,9 @@ def _function(
         return _activate(info.acts[n.idx], x if x is not None else (1.0, 0.0))
     if t in ("softmax", "log_softmax"):
         softmaxed.add(n.idx)
+        return None
+    if t in _SHAPE_OPS and n.inputs and n.inputs[0] in softmaxed:
+        softmaxed.add(n.idx)  # eager attention: softmax(…)[..., :-1] (a sink dropped), .to, dropout
         return None
     if t == "scaled_dot_product_attention":
         return ins[2] if len(ins) > 2 else None

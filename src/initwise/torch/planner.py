@@ -221,12 +221,24 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     """A rule for a parameter that is not a layer's weight but whose family says how it is
     initialized: Hugging Face vision transformers' ``cls_token``, ``position_embeddings``,
     ``mask_token`` and ``distillation_token`` — ``trunc_normal_(std=initializer_range)`` as
-    their ``_init_weights`` does (ViT, DeiT), zeros for ``mask_token``. None otherwise."""
+    their ``_init_weights`` does (ViT, DeiT), zeros for ``mask_token``; gpt-oss's attention
+    ``sinks`` — ``N(0, initializer_range²)``, as its ``_init_weights``. None otherwise."""
     cfg = getattr(model, "config", None)
-    if cfg is None or pname not in _HF_TOKENS or getattr(p, "ndim", 0) < 2:
+    if cfg is None:
         return None
     std = float(getattr(cfg, "initializer_range", 0.02))
     family = type(model).__name__
+    if pname == "sinks" and getattr(p, "ndim", 0) == 1:  # gpt-oss: one extra logit per head
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.normal(0.0, std),
+            f"{family} {pname}: attention-sink logits (one per head, a key every query sees), "
+            f"N(0, {std:g}²) (config.initializer_range) as HF's _init_weights → std {{std}}",
+            None,
+        )
+    if pname not in _HF_TOKENS or getattr(p, "ndim", 0) < 2:
+        return None
     if pname == "mask_token":
         return ParamPlan.build(
             pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros (HF _init_weights)", None

@@ -370,3 +370,145 @@ def test_moe_expert_stack_layout_needs_a_flag_or_the_width():
     with pytest.warns(it.AssumptionWarning, match="no rule for 1.up_proj, 1.down_proj"):
         orth = it.plan(nn.Sequential(nn.Linear(16, 16), Experts(hidden=16)), "orthogonal")
     assert orth["1.up_proj"].scheme is None and "mix the 4 experts" in orth["1.up_proj"].reason
+
+
+def _small(name, layers=4):
+    torch.manual_seed(0)
+    c = dict(vocab_size=128, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4)
+    if name == "gemma":
+        return transformers.GemmaForCausalLM(
+            transformers.GemmaConfig(**c, intermediate_size=128, num_key_value_heads=2, head_dim=16)
+        )
+    if name == "gemma2":
+        return transformers.Gemma2ForCausalLM(
+            transformers.Gemma2Config(
+                **c, intermediate_size=128, num_key_value_heads=2, head_dim=16
+            )
+        )
+    if name == "gptj":
+        return transformers.GPTJForCausalLM(
+            transformers.GPTJConfig(
+                vocab_size=128, n_embd=64, n_layer=layers, n_head=4, rotary_dim=8, n_positions=64
+            )
+        )
+    if name == "bloom":
+        return transformers.BloomForCausalLM(
+            transformers.BloomConfig(vocab_size=128, hidden_size=64, n_layer=layers, n_head=4)
+        )
+    return transformers.CohereForCausalLM(
+        transformers.CohereConfig(**c, intermediate_size=128, num_key_value_heads=2)
+    )
+
+
+def _stream(m):
+    x = torch.randint(3, 128, (4, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = m(x, output_hidden_states=True)
+    return [float(h.pow(2).mean()) for h in out.hidden_states[:-1]], float(out.logits.std())
+
+
+@pytest.mark.parametrize("name", ["gemma", "gemma2"])
+def test_gemma_norms_scale_by_one_plus_weight(name):
+    """Gemma's RMSNorm multiplies by (1 + weight): "scale: ones" made every norm scale by 2 —
+    Gemma's logits came out at std 2.35 and Gemma 2's residual stream (its branches end in such a
+    norm) grew 25× over 4 layers, without a warning. The offset is measured on a copy of the
+    norm; its identity scale is weight zeros, and zero-init-residual's zero scale is −1."""
+    m = _small(name)
+    p = it.plan(m, "auto")
+    e = p["model.layers.0.input_layernorm.weight"]
+    assert e.std == 0 and e.scheme.label == "zeros" and "(1 + weight)" in e.reason
+    p.apply(m, seed=0)
+    assert float(m.model.norm.weight.detach().abs().max()) == 0.0
+    streams, logits = _stream(m)
+    assert 0.5 < logits < 2
+    if name == "gemma":
+        assert max(streams) / streams[0] < math.e
+    zero = it.plan(m, "zero-init-residual")
+    if name == "gemma2":  # its MLP branch ends in post_feedforward_layernorm
+        z = zero["model.layers.1.post_feedforward_layernorm.weight"]
+        assert "weight −1" in z.reason
+        zero.apply(m, seed=0)
+        norm = m.model.layers[1].post_feedforward_layernorm
+        with torch.no_grad():
+            assert float(norm(torch.randn(2, 5, 64)).abs().max()) == 0.0
+
+
+def test_norm_offset_is_measured_not_named():
+    """The offset comes from what the norm computes, not from its class name."""
+    from torch import nn
+
+    class OffsetNorm(nn.Module):  # (1 + w)·x̂, like Gemma, under another name
+        def __init__(self, d):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(d))
+
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + self.weight)
+
+    class PlainNorm(OffsetNorm):  # w·x̂
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+
+    m = nn.Sequential(nn.Linear(8, 8), OffsetNorm(8), nn.Linear(8, 8), PlainNorm(8))
+    p = it.plan(m, "auto")
+    assert p["1.weight"].scheme.label == "zeros" and p["3.weight"].scheme.label == "ones"
+
+
+@pytest.mark.parametrize("name", ["gptj", "bloom", "cohere"])
+def test_attention_masks_parallel_blocks_and_eager_attention(name):
+    """GPT-J: `scores + mask` looked like a residual `x + f(x)` from layer 1 on (the scores
+    descend from the mask through layer 0), so q/k were solved as branch ends; its parallel
+    block's `attn + mlp` counted as another residual (11 branches for 4 layers, now 4). Cohere
+    writes `x + attn + mlp`: the MLP was taken for the skip and the stream grew 196×. GPT-J and
+    Bloom's eager attention (softmax, then a Dropout *module*, then @ v) left o_proj's input
+    "unknown". Now the planner assumes nothing and the stream grows by less than e."""
+    m = _small(name)
+    p = it.plan(m, "auto", strict=True)
+    n_res = int(p.notes[0].split("; ")[1].split()[0])
+    assert n_res == {"gptj": 4, "bloom": 8, "cohere": 8}[name]  # a parallel block is one
+    q = next(e for e in p if e.name.endswith(("q_proj.weight", "query_key_value.weight")))
+    assert "residual branches" not in q.reason
+    p.apply(m, seed=0)
+    streams, _ = _stream(m)
+    assert max(streams) / streams[0] < math.e
+
+
+def test_mamba_keeps_its_state_space_parameters():
+    """Mamba's Δ bias (softplus⁻¹ of Δ in [0.001, 0.1]) got the Linear bias rule, zeros — Δ ≈ 0.7,
+    a state that forgets at once — without a warning; A_log and D were "no rule". Now the mixer's
+    structured parameters are kept as built, said in the reason, and are no assumption. Mamba 2's
+    gated RMSNorm is a norm."""
+    torch.manual_seed(0)
+    m = transformers.MambaForCausalLM(
+        transformers.MambaConfig(
+            vocab_size=100, hidden_size=64, state_size=8, num_hidden_layers=2, expand=2
+        )
+    )
+    mixer = m.backbone.layers[0].mixer
+    before = {n: t.detach().clone() for n, t in mixer.named_parameters()}
+    p = it.plan(m, "auto", strict=True)
+    for n in ("A_log", "D", "dt_proj.weight", "dt_proj.bias"):
+        e = p[f"backbone.layers.0.mixer.{n}"]
+        assert e.scheme is None and e.reason.startswith("kept: ") and "Gu & Dao" in e.reason
+    p.apply(m, seed=0)
+    after = dict(mixer.named_parameters())
+    for n in ("A_log", "D", "dt_proj.weight", "dt_proj.bias"):
+        assert torch.equal(after[n], before[n])
+    assert not torch.equal(after["in_proj.weight"], before["in_proj.weight"])
+    dt = torch.nn.functional.softplus(after["dt_proj.bias"].detach())
+    assert float(dt.max()) <= 0.1 + 1e-6 and float(dt.min()) >= 1e-4
+    m2 = transformers.Mamba2ForCausalLM(
+        transformers.Mamba2Config(
+            vocab_size=128,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_heads=8,
+            head_dim=16,
+            state_size=8,
+            expand=2,
+            n_groups=1,
+        )
+    )
+    p2 = it.plan(m2, "auto", strict=True)
+    assert p2["backbone.layers.0.mixer.dt_bias"].reason.startswith("kept: ")
+    assert "scale: ones" in p2["backbone.layers.0.mixer.norm.weight"].reason

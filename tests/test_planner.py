@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import pytest
 
@@ -355,3 +356,13 @@ def test_bad_policy_and_model():
         it.plan(nn.Linear(2, 2), "kaiming")
     with pytest.raises(TypeError, match="torch.nn.Module"):
         it.plan("model")
+
+
+def test_a_keep_override_is_not_an_assumption():
+    """`overrides={"0.bias": None}` (keep) said "no rule for 0.bias" and strict=True raised,
+    asking for the override the user had given."""
+    m = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "he", overrides={"0.bias": None}, strict=True)
+    assert p["0.bias"].scheme is None and p["0.bias"].reason.startswith("override '0.bias'")

@@ -765,15 +765,27 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             weight_bits |= 1 << n.idx
     branches: list[int] = []  # bitmask of nodes per branch
     ends: list[tuple[int, int, int]] = []  # (add node, branch operand, skip operand)
+    split: list[bool] = []  # found as two sides of a common split point
+    sums: set[int] = set()  # residual sums found so far (stream values)
+    added = [0] * len(nodes)  # how many sums take each node as an operand
+    for n in nodes:
+        if n.op == "function" and n.target in _ADD:
+            for i in set(n.inputs):
+                added[i] += 1
     for n in nodes:
         if n.op != "function" or n.target not in _ADD or len(set(n.inputs)) < 2:
             continue
         a, b = n.inputs[0], n.inputs[1]
         full_a, full_b = anc[a] | (1 << a), anc[b] | (1 << b)
-        if anc[b] >> a & 1:
+        # a term added in several places (an attention mask, a position embedding added in
+        # every layer) is broadcast, not a stream: what later layers compute descends from it
+        # through the first layer, which made `scores + mask` look like `x + f(x)`
+        if anc[b] >> a & 1 and added[a] < 2:
             branch, side = full_b & ~full_a, (b, a)
-        elif anc[a] >> b & 1:
+        elif anc[a] >> b & 1 and added[b] < 2:
             branch, side = full_a & ~full_b, (a, b)
+        elif anc[b] >> a & 1 or anc[a] >> b & 1:
+            continue
         else:
             common = anc[a] & anc[b]
             if not common:
@@ -784,17 +796,31 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             if any(anc[i] & common == 0 for i in _bits((ea | eb) & weight_bits)):
                 continue
             ca, cb = (ea & weight_bits).bit_count(), (eb & weight_bits).bit_count()
-            if ca == cb:
+            if a in sums and b not in sums:  # `(x + attn) + mlp` (Cohere): the sum is the stream
+                branch, side = eb, (b, a)
+            elif b in sums and a not in sums:
+                branch, side = ea, (a, b)
+            elif ca == cb:
                 continue
-            if any(
-                nodes[i].op == "module" and module_kind(layers[nodes[i].target].module) == "experts"
-                for i in _bits((ea | eb) & weight_bits)
-            ):
-                continue  # routed experts + a shared expert: one MoE output, not a residual
-            branch, side = (ea, (a, b)) if ca > cb else (eb, (b, a))
+            else:
+                branch, side = (ea, (a, b)) if ca > cb else (eb, (b, a))
         if branch & weight_bits:
             branches.append(branch)
             ends.append((n.idx, *side))
+            sums.add(n.idx)
+            split.append(not (anc[b] >> a & 1 or anc[a] >> b & 1))
+    # a sum of two sides of a split point inside another branch is part of that branch, not a
+    # residual of its own: a parallel block's attention + MLP (GPT-J, Cohere, Falcon), a MoE
+    # block's routed + shared experts; a ResNet shortcut's sum is inside no other branch
+    keep = [
+        i
+        for i in range(len(branches))
+        if not (
+            split[i] and any(branches[j] >> ends[i][0] & 1 for j in range(len(branches)) if j != i)
+        )
+    ]
+    branches = [branches[i] for i in keep]
+    ends = [ends[i] for i in keep]
     out: list[Residual] = []
     for bi, branch in enumerate(branches):
         members = [n for n in nodes if branch >> n.idx & 1 and n.op == "module"]

@@ -36,7 +36,9 @@ blocks, each with its own fans."""
 
 def is_norm(m: nn.Module) -> bool:
     """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm)."""
-    return isinstance(m, NORMS) or type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm"))
+    return isinstance(m, NORMS) or type(m).__name__.endswith(
+        ("RMSNorm", "LayerNorm", "Norm", "NormGated")
+    )
 
 
 def is_weight_layer(m: nn.Module) -> bool:
@@ -49,7 +51,7 @@ def is_weight_layer(m: nn.Module) -> bool:
         (next(m.parameters(recurse=False), None) is not None or is_parametrized(m))
         and not isinstance(m, NORMS)
         and not isinstance(m, nn.PReLU)
-        and not type(m).__name__.endswith(("Norm", "LayerNorm"))
+        and not type(m).__name__.endswith(("Norm", "LayerNorm", "NormGated"))
     )
 
 
@@ -85,6 +87,52 @@ def kind(module: nn.Module) -> str:
         if w is not None and w.ndim == 2 and w.shape[0] == e:
             return "router"
     return "unknown"
+
+
+_OFFSETS: dict[tuple[type, str, tuple[int, ...]], float] = {}
+
+
+def norm_offset(module: nn.Module) -> float:
+    """``c`` in the scale ``c + weight`` a norm applies to its normalized input: 0 for torch's
+    norms and most others (``weight · x̂``), 1 for Gemma's RMSNorm (``(1 + weight) · x̂``, whose
+    identity scale is weight zeros). Measured on a copy of a norm not from torch (its weight set
+    to 0 and to 1, the bias to 0, a seeded ``(4, d)`` input): ``c = ⟨y₀, y₁ − y₀⟩ / ‖y₁ − y₀‖²``,
+    rounded to 0 or 1; 0 where the copy cannot run on such an input or gives another value (the
+    scale rule then stays ``ones``). Cached per class, ``extra_repr`` and weight shape."""
+    import copy
+
+    import torch
+
+    w = getattr(module, "weight", None)
+    if isinstance(module, NORMS) or not isinstance(w, torch.Tensor) or w.ndim != 1:
+        return 0.0
+    key = (type(module), module.extra_repr(), tuple(w.shape))
+    if key in _OFFSETS:
+        return _OFFSETS[key]
+    c = 0.0
+    try:
+        probe = copy.deepcopy(module)
+        if any(t.is_meta for t in probe.parameters()):
+            probe = probe.to_empty(device="cpu")
+        probe = probe.float().cpu()
+        x = torch.randn(4, w.shape[0], generator=torch.Generator().manual_seed(0))
+        outs = []
+        with torch.no_grad():
+            for v in (0.0, 1.0):
+                probe.weight.fill_(v)
+                b = getattr(probe, "bias", None)
+                if isinstance(b, torch.Tensor):
+                    b.zero_()
+                outs.append(probe(x).double())
+        y0, y1 = outs
+        d = y1 - y0
+        if y0.shape == x.shape and float((d * d).sum()) > 0:
+            ratio = float((y0 * d).sum() / (d * d).sum())
+            c = 1.0 if abs(ratio - 1.0) < 1e-3 else 0.0
+    except Exception:  # a norm that needs another input: the usual weight · x̂
+        c = 0.0
+    _OFFSETS[key] = c
+    return c
 
 
 EXPERT_COUNT = ("num_experts", "num_local_experts", "n_routed_experts")

@@ -417,6 +417,12 @@ def _pass(
                 val = _activate(info.acts[n.idx], known[0] if known else (1.0, 0.0))
             else:
                 val = known[0] if known else None
+                if (
+                    isinstance(m, nn.modules.dropout._DropoutNd)
+                    and n.inputs[:1]
+                    and (n.inputs[0] in softmaxed)
+                ):
+                    softmaxed.add(n.idx)  # attention dropout module (GPT-J, Bloom): still weights
         elif n.op == "function":
             val = _function(n, ins, known, k, info, softmaxed, mom)
         mom[n.idx] = val
@@ -447,7 +453,7 @@ def _weight(
     if kind == "unknown":
         return None
     if kind == "experts":
-        return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res)
+        return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res, info)
     x = next((v for v in ins if v is not None), None)
     assumed = x is None
     s, mu = x if x is not None else (1.0, 0.0)
@@ -471,7 +477,7 @@ def _weight(
             f" of {act.describe()}" if act is not None and act.name != "linear" else ""
         )
     elif end is not None and not (layer and layer.norm_after) and R > 0:
-        skip = mom.get(end.skip)
+        skip = _skip_moment(end, mom, info)
         s_skip = skip[0] if skip is not None else s
         target, role = _branch_target(s_skip, R, end)
         q = target
@@ -520,6 +526,19 @@ def _weight(
     return (q, 0.0)
 
 
+def _skip_moment(
+    end: Any, mom: dict[int, tuple[float, float] | None], info: ModelInfo
+) -> tuple[float, float] | None:
+    """The moments of a residual branch's skip operand. In a parallel block written
+    ``x + attn(n(x)) + mlp(n(x))`` (Cohere) the MLP's skip is the sum ``x + attn``, computed
+    after the MLP: then the stream it extends (``x``, through the earlier sums) stands in."""
+    node = end.skip
+    by_add = {r.add: r for r in info.adds}
+    while mom.get(node) is None and node in by_add:
+        node = by_add[node].skip
+    return mom.get(node)
+
+
 def _branch_target(s_skip: float, R: int, end: Any) -> tuple[float, str]:
     """(target E[y²], role) of a layer that ends one of ``R`` residual branches: ``s_skip / R``,
     shared equally by the branch's ``k`` exits (layers whose outputs are summed into it)."""
@@ -539,6 +558,7 @@ def _experts(
     R: int,
     mom: dict[int, tuple[float, float] | None],
     res: Moments,
+    info: ModelInfo,
 ) -> tuple[float, float] | None:
     """A MoE experts module (``kind == "experts"``): every expert is the MLP ``down(φ(gate(x)) ·
     up(x))`` (or ``down(φ(up(x)))`` without a gate), solved like the dense one — the input side
@@ -604,7 +624,7 @@ def _experts(
         h = a2 * q if gated else a2  # E[(φ(g)·u)²] = E[φ(g)²]·E[u²] for independent g, u
     end = branch_end.get(name)
     if end is not None and R > 0:
-        skip = mom.get(end.skip)
+        skip = _skip_moment(end, mom, info)
         target, why = _branch_target(skip[0] if skip is not None else s, R, end)
     else:
         target, why = 1.0, "linear consumer: unit output"

@@ -144,7 +144,11 @@ def _plan(
                 continue
             full = names.get(id(p)) or (f"{mod_name}.{pname}" if mod_name else pname)
             done[id(p)] = len(entries)
-            e = planned.get(pname) or loose_parameter(model, mod_name, pname, p)
+            e = (
+                ssm_parameter(model, mod_name, module, pname, p)
+                or planned.get(pname)
+                or loose_parameter(model, mod_name, pname, p)
+            )
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
                     full,
@@ -200,7 +204,7 @@ def _report_assumptions(
             said.append(f"no activation found for {few(blind)} (assumed linear)")
     if moments is not None and moments.assumed:
         said.append("; ".join(moments.assumed[:3]) + ("; …" if len(moments.assumed) > 3 else ""))
-    left = [e.name for e in out if e.scheme is None]
+    left = [e.name for e in out if e.scheme is None and not e.reason.startswith(KEPT)]
     if left:
         said.append(f"no rule for {few(left)} (left as is)")
     if not said:
@@ -215,6 +219,47 @@ def _report_assumptions(
 
 
 _HF_TOKENS = ("cls_token", "position_embeddings", "mask_token", "distillation_token")
+
+
+KEPT = ("override ", "kept: ")
+"""Reasons of entries left as is on purpose — a user's ``keep`` override, a rule that keeps what
+the model built (:func:`ssm_parameter`) — which are not reported as assumptions."""
+
+_SSM_KEPT = {
+    "A_log": "the state matrix A = −exp(A_log), S4D-real log(1…N) per channel",
+    "D": "the skip D (ones)",
+    "dt_bias": "the Δ bias softplus⁻¹(Δ), Δ log-uniform in [dt_min, dt_max]",
+    "bias": "the Δ bias softplus⁻¹(Δ), Δ log-uniform in [dt_min, dt_max]",
+    "weight": "the Δ projection, U(±dt_scale/√dt_rank)",
+}
+
+
+def ssm_parameter(
+    model: nn.Module, mod_name: str, module: nn.Module, pname: str, p: Any
+) -> ParamPlan | None:
+    """Mamba's structured parameters, kept as the model built them (Gu & Dao 2023; Dao & Gu
+    2024): a mixer — a module owning ``A_log`` and ``D`` — keeps ``A_log``, ``D`` and (Mamba 2)
+    ``dt_bias``, and its ``dt_proj`` Linear (Mamba 1) keeps its weight and bias. They set the
+    state's time scales, not a signal's variance: a zero Δ bias (a plain Linear bias rule) gives
+    Δ = softplus(·) ≈ 0.7 where Mamba draws 0.001–0.1, and the state forgets at once. Kept
+    entries are not assumptions (:data:`KEPT`). None for anything else."""
+    owner, key = module, pname
+    if mod_name.rsplit(".", 1)[-1] == "dt_proj" and pname in ("weight", "bias"):
+        parent = model.get_submodule(mod_name.rsplit(".", 1)[0]) if "." in mod_name else model
+        owner = parent
+    elif pname not in ("A_log", "D", "dt_bias"):
+        return None
+    own = dict(owner.named_parameters(recurse=False))
+    if "A_log" not in own or "D" not in own:
+        return None
+    return ParamPlan(
+        pname,
+        tuple(p.shape),
+        None,
+        f"kept: {_SSM_KEPT[key]} of {type(owner).__name__}, as the model built it — Mamba's "
+        "structured state-space init (Gu & Dao 2023), which sets the state's time scales",
+        mod_name,
+    )
 
 
 def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> ParamPlan | None:

@@ -46,7 +46,7 @@ from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
 from .graph import LINEAR, Act, LayerInfo
-from .modules import is_weight_layer
+from .modules import is_weight_layer, norm_offset
 from .moments import Moments, Solved
 
 entry = ParamPlan.build
@@ -160,6 +160,15 @@ class Policy:
         if pname == "bias":
             return entry(pname, shape, S.zeros(), f"{cls} shift: zeros", None)
         if pname == "weight":
+            if norm_offset(module) == 1.0:
+                return entry(
+                    pname,
+                    shape,
+                    S.zeros(),
+                    f"{cls} scale: zeros — it multiplies by (1 + weight) (measured), so zeros "
+                    "is a scale of 1",
+                    None,
+                )
             return entry(pname, shape, S.ones(), f"{cls} scale: ones", None)
         return None
 
@@ -691,12 +700,14 @@ class ZeroInitResidual(Modifier):
     def norm(self, ctx, name, module, layer, planned):  # type: ignore[no-untyped-def]
         if not layer.last_norm_in_branch:
             return planned
+        offset = norm_offset(module)  # (1 + weight)·x̂ (Gemma): a zero scale is weight −1
         return entry(
             "weight",
             planned.shape,
-            S.zeros(),
+            S.constant(-offset) if offset else S.zeros(),
             f"{type(module).__name__} '{name}' ends residual branch {layer.branches[-1]}: "
-            "scale zeros, the block starts as identity (Goyal et al. 2017)",
+            + ("weight −1 (it multiplies by 1 + weight): scale zero" if offset else "scale zeros")
+            + ", the block starts as identity (Goyal et al. 2017)",
             None,
         )
 

@@ -67,3 +67,15 @@ def test_orthogonal_benchmark(capsys):
     assert rows[0]["ratio"] > 0 and rows[0]["dropin_ratio"] > 0
     out = capsys.readouterr().out
     assert "plan / torch" in out and "drop-in / torch" in out
+
+
+def test_families_benchmark(capsys):
+    """A dense, a MoE and a state-space family: planned with nothing assumed, the stream bounded."""
+    pytest.importorskip("transformers")
+    from initwise.bench.families import run
+
+    rows = run(("llama", "mixtral", "mamba"))
+    assert [r["family"] for r in rows] == ["llama", "mixtral", "mamba"]
+    assert all(r["assumed"] == "none" and r["growth"] < 2.8 for r in rows)
+    assert all(0.5 < r["logits_std"] < 2 for r in rows)
+    assert "Hugging Face families under plain auto" in capsys.readouterr().out

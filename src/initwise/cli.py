@@ -840,6 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
             "materialize",
             "load",
             "zoo",
+            "families",
             "shaping",
             "orthogonal",
         ],

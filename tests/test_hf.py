@@ -469,8 +469,11 @@ def test_attention_masks_parallel_blocks_and_eager_attention(name):
     q = next(e for e in p if e.name.endswith(("q_proj.weight", "query_key_value.weight")))
     assert "residual branches" not in q.reason
     p.apply(m, seed=0)
-    streams, _ = _stream(m)
+    streams, logits = _stream(m)
     assert max(streams) / streams[0] < math.e
+    assert 0.5 < logits < 2  # Cohere's head output is scaled by logit_scale: was 0.063
+    if name == "cohere":
+        assert "then scaled by 0.0625" in p["model.embed_tokens.weight"].reason
 
 
 def test_mamba_keeps_its_state_space_parameters():

@@ -327,18 +327,46 @@ def propagate(
         # the head's input moment scales as σ^k with the embedding's std σ
         k = math.log(s2.s / s1.s) / math.log(0.25) if s1.s > 0 and s2.s > 0 else 0.0
         k = min(max(round(k * 4) / 4, 0.0), 2.0)
-        std = (d * s1.s) ** (-1.0 / (2.0 + k))
+        f = _scale_after(info, head)  # (Cohere: logits × logit_scale after the head)
+        std = (f * d * s1.s) ** (-1.0 / (2.0 + k))
         why = (
             f"tied with '{head}': std {std:.4g} gives unit-variance logits (head input E[x²] "
             f"{s1.s:.3g}"
             + (f" ∝ std^{k:g}" if k else ", independent of the embedding's scale")
-            + f", width {d})"
+            + f", width {d}"
+            + (f"; the head's output is then scaled by {math.sqrt(f):.4g}" if f != 1.0 else "")
+            + ")"
         )
         emb[e] = std
         out.embedding_std[e] = (std, why)
     final = _pass(model, modules, info, first, n_res, emb, out.cache)
     final.embedding_std = out.embedding_std
     return final
+
+
+def _scale_after(info: ModelInfo, head: str) -> float:
+    """``c²`` for a head whose output reaches the model's output only through reshapes and
+    multiplications or divisions by constants ``c`` (Cohere's ``logits * logit_scale``); 1
+    otherwise."""
+    g = info.graph
+    if g is None:
+        return 1.0
+    users = g.users()
+    at = next((n.idx for n in g.nodes if n.op == "module" and n.target == head), None)
+    f = 1.0
+    while at is not None and len(users[at]) == 1:
+        n = g.nodes[users[at][0]]
+        c = _scalar(n.args) if n.op == "function" and len(n.inputs) == 1 else None
+        if n.op == "function" and n.target in _MUL and c is not None:
+            f *= c * c
+        elif n.op == "function" and n.target in _DIV and c:
+            f /= c * c
+        elif n.op == "output":
+            return f
+        elif not (n.op == "function" and n.target in _SHAPE_OPS):
+            return 1.0  # something else comes after the head: its output is what we solve
+        at = n.idx
+    return 1.0
 
 
 def _tied_heads(model: nn.Module) -> dict[str, str]:

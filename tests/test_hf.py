@@ -515,3 +515,67 @@ def test_mamba_keeps_its_state_space_parameters():
     p2 = it.plan(m2, "auto", strict=True)
     assert p2["backbone.layers.0.mixer.dt_bias"].reason.startswith("kept: ")
     assert "scale: ones" in p2["backbone.layers.0.mixer.norm.weight"].reason
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+def test_text_image_models_plan_with_nothing_assumed(family):
+    """CLIPModel could not run its example input (its forward needs input_ids and pixel_values:
+    "activations were not detected"), its class_embedding and logit_scale had no rule, and its
+    projections were solved for a "probed pow" — the x² of the L2 normalization after them.
+    SigLIP's pooling probe had no rule either."""
+    text = dict(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=32,
+    )
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+    )
+    torch.manual_seed(0)
+    if family == "clip":
+        cfg = transformers.CLIPConfig(
+            text_config=dict(text, bos_token_id=0, eos_token_id=2),
+            vision_config=vision,
+            projection_dim=16,
+        )
+        m = transformers.CLIPModel(cfg)
+    else:
+        m = transformers.SiglipModel(
+            transformers.SiglipConfig(text_config=text, vision_config=vision)
+        )
+    p = it.plan(m, "auto", strict=True)
+    assert p.notes[0].startswith("traced with run")
+    assert p["logit_scale"].reason.startswith("kept: ")
+    if family == "clip":
+        assert p["vision_model.embeddings.class_embedding"].std == pytest.approx(32**-0.5)
+        proj = p["visual_projection.weight"]
+        assert "pow" not in proj.reason and "linear consumer" in proj.reason
+    else:
+        assert p["vision_model.head.probe"].std == pytest.approx(32**-0.5)
+    scale = m.logit_scale.detach().clone()
+    p.apply(m, seed=0)
+    assert torch.equal(m.logit_scale.detach(), scale)
+
+
+def test_an_elementwise_op_feeding_a_reduction_is_no_activation():
+    from torch import nn
+
+    class Normalized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(16, 8)
+
+        def forward(self, x):
+            y = self.lin(x)
+            return y / y.pow(2).sum(-1, keepdim=True).sqrt()
+
+    p = it.plan(Normalized(), "auto", example_input=torch.randn(4, 16), strict=True)
+    assert "linear consumer" in p["lin.weight"].reason

@@ -421,6 +421,7 @@ _STOP_FUNCS = {
     "mse_loss",
     "nll_loss",
 }
+_REDUCE = {"sum", "mean", "norm", "amax", "var", "std", "var_mean", "std_mean", "logsumexp"}
 _ADD = {"add", "add_", "iadd", "radd"}
 _MUL = {"mul", "mul_", "imul", "rmul", "div", "truediv"}
 ADD_FUNCS = frozenset(_ADD)
@@ -610,6 +611,11 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             kind = "stop"
         kinds.append(kind)
 
+    # an elementwise op that feeds only reductions is part of a statistic — the x² of a norm
+    # written in code (CLIP's `x / x.pow(2).sum(-1).sqrt()`), a variance — not an activation
+    for i in [i for i in acts if _statistic(nodes, users, i)]:
+        del acts[i]
+        kinds[i] = "other"
     composite = composites(graph, kinds, acts)
     layers: dict[str, LayerInfo] = {}
     for n in nodes:
@@ -685,6 +691,14 @@ class Composite(nn.Module):
         return values[self._sink]
 
 
+def _statistic(nodes: list[Node], users: list[list[int]], i: int) -> bool:
+    """Whether node ``i`` feeds reductions only (``x.pow(2)`` then ``.sum(-1)``): a statistic's
+    part, not an activation."""
+    return bool(users[i]) and all(
+        nodes[u].op == "function" and nodes[u].target in _REDUCE for u in users[i]
+    )
+
+
 def composites(graph: Graph, kinds: list[str], acts: dict[int, Act]) -> dict[int, int]:
     """Find elementwise stretches that follow a weight layer and are not one registered
     activation; probe each numerically (:func:`_probe`) and, if it is an elementwise
@@ -717,6 +731,8 @@ def composites(graph: Graph, kinds: list[str], acts: dict[int, Act]) -> dict[int
             continue
         if len(region) == 1 and sinks[0] in acts:
             continue  # one registered activation: nothing to probe
+        if _statistic(nodes, users, sinks[0]):
+            continue
         members = [nodes[i] for i in sorted(region)]
         act = _probe(Composite(members, src, sinks[0]))
         if act is None:
@@ -909,7 +925,8 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
 def hf_example(model: nn.Module) -> Any:
     """An example input for a Hugging Face model built from its config: ``pixel_values`` of
     ``(1, num_channels, image_size, image_size)`` for vision models (their ``dummy_inputs`` are
-    ``input_ids``, which they can not run), else the model's ``dummy_inputs``; None otherwise.
+    ``input_ids``, which they can not run), else the model's ``dummy_inputs`` (with those
+    ``pixel_values`` added for text + image models: CLIP, SigLIP); None otherwise.
     On the meta device when the model is."""
     cfg = getattr(model, "config", None)
     if getattr(model, "main_input_name", None) == "pixel_values" and cfg is not None:
@@ -920,7 +937,16 @@ def hf_example(model: nn.Module) -> Any:
         if isinstance(size, (tuple, list)) and len(size) == 2:
             meta = any(p.is_meta for p in model.parameters())
             return torch.zeros(1, channels, *size, device="meta" if meta else "cpu")
-    return getattr(model, "dummy_inputs", None)
+    dummy = getattr(model, "dummy_inputs", None)
+    vision = getattr(cfg, "vision_config", None)
+    size = getattr(vision, "image_size", None)
+    if isinstance(dummy, dict) and isinstance(size, int) and "pixel_values" not in dummy:
+        # text + image models (CLIP, SigLIP): their forward needs both inputs
+        meta = any(p.is_meta for p in model.parameters())
+        channels = getattr(vision, "num_channels", 3)
+        pixels = torch.zeros(1, channels, size, size, device="meta" if meta else "cpu")
+        return {**dummy, "pixel_values": pixels}
+    return dummy
 
 
 def _short(exc: Exception) -> str:

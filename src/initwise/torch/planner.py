@@ -267,12 +267,43 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     initialized: Hugging Face vision transformers' ``cls_token``, ``position_embeddings``,
     ``mask_token`` and ``distillation_token`` — ``trunc_normal_(std=initializer_range)`` as
     their ``_init_weights`` does (ViT, DeiT), zeros for ``mask_token``; gpt-oss's attention
-    ``sinks`` — ``N(0, initializer_range²)``, as its ``_init_weights``. None otherwise."""
+    ``sinks`` — ``N(0, initializer_range²)``, as its ``_init_weights``; CLIP's ``class_embedding``
+    (``N(0, 1/width)``) and SigLIP's pooling ``probe`` (xavier_uniform) as theirs; CLIP/SigLIP's
+    scalar ``logit_scale``/``logit_bias`` kept as built. None otherwise."""
     cfg = getattr(model, "config", None)
     if cfg is None:
         return None
     std = float(getattr(cfg, "initializer_range", 0.02))
     family = type(model).__name__
+    if pname in ("logit_scale", "logit_bias") and getattr(p, "ndim", 1) <= 1 and p.numel() == 1:
+        return ParamPlan(  # CLIP, SigLIP: a learned temperature (and bias) of the similarity
+            pname,
+            tuple(p.shape),
+            None,
+            f"kept: {family}'s learned {pname.replace('_', ' ')} of the similarity logits, as "
+            "the model built it (CLIP: log(1/0.07), Radford et al. 2021)",
+            mod_name,
+        )
+    if pname == "class_embedding" and getattr(p, "ndim", 0) == 1:  # CLIP's vision [CLS]
+        factor = float(getattr(cfg, "initializer_factor", 1.0))
+        std = p.shape[0] ** -0.5 * factor
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.normal(0.0, std),
+            f"{family} {pname}: N(0, (embed_dim^-½ · initializer_factor)²) as HF CLIP's "
+            "_init_weights (a per-token norm follows, so only its direction matters) → std {std}",
+            None,
+        )
+    if pname == "probe" and getattr(p, "ndim", 0) == 3 and tuple(p.shape[:2]) == (1, 1):
+        return ParamPlan.build(  # SigLIP's attention-pooling query
+            pname,
+            tuple(p.shape),
+            S.xavier_uniform(),
+            f"{family} {pname}: the attention-pooling query, xavier_uniform over (1, 1, width) "
+            "as HF SigLIP's _init_weights → std {std}",
+            None,
+        )
     if pname == "sinks" and getattr(p, "ndim", 0) == 1:  # gpt-oss: one extra logit per head
         return ParamPlan.build(
             pname,

@@ -579,3 +579,85 @@ def test_an_elementwise_op_feeding_a_reduction_is_no_activation():
 
     p = it.plan(Normalized(), "auto", example_input=torch.randn(4, 16), strict=True)
     assert "linear consumer" in p["lin.weight"].reason
+
+
+def _vision(name):
+    torch.manual_seed(0)
+    if name == "convnext":
+        return transformers.ConvNextForImageClassification(
+            transformers.ConvNextConfig(
+                hidden_sizes=[16, 32, 48, 64],
+                depths=[1, 1, 1, 1],
+                num_labels=10,
+                image_size=32,
+                layer_scale_init_value=1e-6,
+            )
+        )
+    if name == "convnextv2":
+        return transformers.ConvNextV2ForImageClassification(
+            transformers.ConvNextV2Config(
+                hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 1, 1], num_labels=10, image_size=32
+            )
+        )
+    if name == "dinov2":
+        return transformers.Dinov2Model(
+            transformers.Dinov2Config(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+                image_size=32,
+                patch_size=8,
+            )
+        )
+    if name == "swin":
+        return transformers.SwinForImageClassification(
+            transformers.SwinConfig(
+                image_size=32,
+                patch_size=4,
+                embed_dim=16,
+                depths=[1, 1],
+                num_heads=[2, 2],
+                window_size=4,
+                num_labels=10,
+            )
+        )
+    if name == "resnet":
+        return transformers.ResNetForImageClassification(
+            transformers.ResNetConfig(
+                embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10
+            )
+        )
+    return transformers.MobileNetV2ForImageClassification(
+        transformers.MobileNetV2Config(image_size=32, num_labels=10, depth_multiplier=0.35)
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["convnext", "convnextv2", "dinov2", "swin", "resnet", "mobilenetv2"]
+)
+def test_vision_families_plan_with_nothing_assumed(name):
+    """Layer scales (ConvNeXt, DINOv2), Swin's relative position bias table and ConvNeXt-V2's
+    GRN had no rule (and the GRN hid the moments from the next layer); HF ResNet/MobileNet were
+    not traced at all — their configs state no image size and their example input failed (and a
+    batch of one cannot pass BatchNorm in train mode)."""
+    m = _vision(name)
+    p = it.plan(m, "auto", strict=True)
+    assert p.notes[0].startswith("traced with run")
+    if name == "convnext":
+        e = p["convnext.encoder.stages.0.layers.0.layer_scale_parameter"]
+        assert e.std == 0 and "1e-06" in e.reason  # constant 1e-6: std 0
+        assert e.scheme.label.startswith("constant")
+    if name == "dinov2":
+        assert "layer scale" in p["encoder.layer.0.layer_scale1.lambda1"].reason
+    if name == "swin":
+        table = [e for e in p if e.name.endswith("relative_position_bias_table")]
+        assert table and all(e.scheme.label == "zeros" for e in table)
+    if name == "convnextv2":
+        grn = [e for e in p if ".grn." in e.name]
+        assert len(grn) == 8 and all(e.scheme.label == "zeros" for e in grn)
+    p.apply(m, seed=0)
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = m(pixel_values=x)
+    assert torch.isfinite(out[0]).all()

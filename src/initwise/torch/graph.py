@@ -924,19 +924,23 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
 
 def hf_example(model: nn.Module) -> Any:
     """An example input for a Hugging Face model built from its config: ``pixel_values`` of
-    ``(1, num_channels, image_size, image_size)`` for vision models (their ``dummy_inputs`` are
+    ``(2, num_channels, image_size, image_size)`` for vision models (64 where the config states
+    no size) (their ``dummy_inputs`` are
     ``input_ids``, which they can not run), else the model's ``dummy_inputs`` (with those
     ``pixel_values`` added for text + image models: CLIP, SigLIP); None otherwise.
     On the meta device when the model is."""
     cfg = getattr(model, "config", None)
     if getattr(model, "main_input_name", None) == "pixel_values" and cfg is not None:
-        size = getattr(cfg, "image_size", None)
+        # convnets' configs (ResNet, MobileNet, RegNet) state no image size: 64×64 runs them
+        # (32× downsampling leaves 2×2); a batch of 2, since BatchNorm in train mode cannot
+        # normalize one value per channel
+        size = getattr(cfg, "image_size", None) or 64
         channels = getattr(cfg, "num_channels", 3)
         if isinstance(size, int):
             size = (size, size)
         if isinstance(size, (tuple, list)) and len(size) == 2:
             meta = any(p.is_meta for p in model.parameters())
-            return torch.zeros(1, channels, *size, device="meta" if meta else "cpu")
+            return torch.zeros(2, channels, *size, device="meta" if meta else "cpu")
     dummy = getattr(model, "dummy_inputs", None)
     vision = getattr(cfg, "vision_config", None)
     size = getattr(vision, "image_size", None)

@@ -6,8 +6,9 @@ Kinds: ``mha``, ``rnn``, ``prelu``, ``norm``, ``embedding``, ``conv_transpose``,
 input moment is ``E[x1²]·E[x2²]``), ``conv1d_hf`` (Hugging Face GPT-2's ``Conv1D``, a Linear
 with an ``(in, out)`` weight), ``experts`` (a mixture-of-experts module holding its experts'
 matrices as ``(E, out, in)`` or ``(E, in, out)`` stacks: Mixtral, Qwen-MoE, DeepSeek, OLMoE,
-gpt-oss in transformers), ``router`` (its ``(E, width)`` router weight, used as ``F.linear``)
-and ``unknown``. Fans come from :func:`initwise.math.fans` with
+gpt-oss in transformers), ``router`` (its ``(E, width)`` router weight, used as ``F.linear``),
+``grn`` (ConvNeXt-V2's global response normalization ``x + γ·(x·N(x)) + β``) and
+``unknown``. Fans come from :func:`initwise.math.fans` with
 the layer's groups, stride and packing (q/k/v blocks) taken into account.
 """
 
@@ -78,6 +79,8 @@ def kind(module: nn.Module) -> str:
     w = getattr(module, "weight", None)
     if type(module).__name__ == "Conv1D" and w is not None and w.ndim == 2:
         return "conv1d_hf"
+    if type(module).__name__.endswith("GRN"):
+        return "grn"  # ConvNeXt-V2's global response normalization: x + γ·(x·N(x)) + β
     e = num_experts(module)
     if e is not None:
         own = dict(module.named_parameters(recurse=False))

@@ -480,6 +480,8 @@ def _weight(
         return rnn_moments(m, x or (1.0, 0.0))
     if kind == "unknown":
         return None
+    if kind == "grn":  # the identity at init (γ = β = 0)
+        return next((v for v in ins if v is not None), None)
     if kind == "experts":
         return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res, info)
     x = next((v for v in ins if v is not None), None)

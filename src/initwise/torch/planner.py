@@ -221,6 +221,9 @@ def _report_assumptions(
 _HF_TOKENS = ("cls_token", "position_embeddings", "mask_token", "distillation_token")
 
 
+_LAYER_SCALES = ("layer_scale_parameter", "lambda1", "lambda_1", "lambda_2", "gamma_1", "gamma_2")
+"""Names of per-channel layer-scale parameters (ConvNeXt, DINOv2, BEiT, Data2Vec-vision…)."""
+
 KEPT = ("override ", "kept: ")
 """Reasons of entries left as is on purpose — a user's ``keep`` override, a rule that keeps what
 the model built (:func:`ssm_parameter`) — which are not reported as assumptions."""
@@ -293,6 +296,38 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             S.normal(0.0, std),
             f"{family} {pname}: N(0, (embed_dim^-½ · initializer_factor)²) as HF CLIP's "
             "_init_weights (a per-token norm follows, so only its direction matters) → std {std}",
+            None,
+        )
+    if pname in _LAYER_SCALES and getattr(p, "ndim", 0) == 1:  # CaiT-style layer scale
+        value = next(
+            (
+                float(v)
+                for v in (
+                    getattr(cfg, "layer_scale_init_value", None),
+                    getattr(cfg, "layerscale_value", None),
+                )
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            ),
+            None,
+        )
+        if value is None:
+            return ParamPlan(
+                pname, tuple(p.shape), None, f"kept: {family}'s layer scale, as built", mod_name
+            )
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.constant(value),
+            f"{family} {pname}: the layer scale's config value {value:g} (Touvron et al. 2021): "
+            "each branch starts that small",
+            None,
+        )
+    if pname == "relative_position_bias_table":  # Swin, BEiT: no position bias at init
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.zeros(),
+            f"{family} {pname}: zeros, no relative position bias at init (HF's _init_weights)",
             None,
         )
     if pname == "probe" and getattr(p, "ndim", 0) == 3 and tuple(p.shape[:2]) == (1, 1):
@@ -378,6 +413,19 @@ def _plan_module(
         return pol.attention(ctx, name, module, layer, params)
     if kind == "experts":
         return _plan_experts(pol, ctx, name, module, layer, params)
+    if kind == "grn":  # γ = β = 0: the layer starts as the identity (ConvNeXt-V2's own init)
+        return {
+            pname: ParamPlan.build(
+                pname,
+                tuple(p.shape),
+                S.zeros(),
+                f"{type(module).__name__} {'γ' if pname == 'weight' else 'β'}: zeros — global "
+                "response normalization x + γ·(x·N(x)) + β starts as the identity (Woo et al. "
+                "2023)",
+                None,
+            )
+            for pname, p in params.items()
+        }
     if kind == "unknown":
         return {}
     w = params.get("weight")

@@ -661,3 +661,50 @@ def test_vision_families_plan_with_nothing_assumed(name):
     with torch.no_grad():
         out = m(pixel_values=x)
     assert torch.isfinite(out[0]).all()
+
+
+@pytest.mark.parametrize("name", ["whisper", "hubert"])
+def test_speech_models_get_an_example_input(name):
+    """Whisper (input_features + decoder_input_ids) and HuBERT (raw input_values) were not traced:
+    their dummy_inputs are token ids; every activation went undetected. HuBERT's
+    masked_spec_embed had no rule."""
+    torch.manual_seed(0)
+    if name == "whisper":
+        m = transformers.WhisperForConditionalGeneration(
+            transformers.WhisperConfig(
+                vocab_size=100,
+                d_model=32,
+                encoder_layers=2,
+                decoder_layers=2,
+                encoder_attention_heads=4,
+                decoder_attention_heads=4,
+                encoder_ffn_dim=64,
+                decoder_ffn_dim=64,
+                num_mel_bins=16,
+                max_source_positions=32,
+                max_target_positions=32,
+                pad_token_id=0,
+                bos_token_id=1,
+                eos_token_id=2,
+                decoder_start_token_id=1,
+            )
+        )
+    else:
+        m = transformers.HubertModel(
+            transformers.HubertConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+                conv_dim=(16, 16),
+                conv_stride=(5, 2),
+                conv_kernel=(10, 3),
+                num_conv_pos_embeddings=16,
+                num_conv_pos_embedding_groups=4,
+            )
+        )
+    p = it.plan(m, "auto", strict=True)
+    assert p.notes[0].startswith("traced with run")
+    if name == "hubert":
+        assert p["masked_spec_embed"].scheme.label.startswith("uniform")
+    p.apply(m, seed=0)

@@ -923,13 +923,32 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
 
 
 def hf_example(model: nn.Module) -> Any:
-    """An example input for a Hugging Face model built from its config: ``pixel_values`` of
-    ``(2, num_channels, image_size, image_size)`` for vision models (64 where the config states
-    no size) (their ``dummy_inputs`` are
-    ``input_ids``, which they can not run), else the model's ``dummy_inputs`` (with those
-    ``pixel_values`` added for text + image models: CLIP, SigLIP); None otherwise.
-    On the meta device when the model is."""
+    """An example input for a Hugging Face model built from its config (their ``dummy_inputs``
+    are ``input_ids``, which only text models can run): ``pixel_values`` of ``(2, num_channels,
+    image_size, image_size)`` for vision models (64 where the config states no size); speech
+    models' ``input_features`` ``(2, num_mel_bins, 2·max_source_positions)`` (Whisper) or raw
+    ``input_values`` ``(2, 32·Π conv_stride)`` (Wav2Vec2, HuBERT, WavLM), with
+    ``decoder_input_ids`` for encoder–decoders; else the model's ``dummy_inputs`` (with
+    ``pixel_values`` added for text + image models: CLIP, SigLIP); None otherwise. Zeros, on
+    the meta device when the model is."""
     cfg = getattr(model, "config", None)
+    meta = any(p.is_meta for p in model.parameters())
+    dev = "meta" if meta else "cpu"
+    main = getattr(model, "main_input_name", None)
+    speech: dict[str, Any] | None = None
+    if main == "input_features" and isinstance(getattr(cfg, "num_mel_bins", None), int):
+        frames = 2 * int(getattr(cfg, "max_source_positions", 1500))
+        speech = {"input_features": torch.zeros(2, cfg.num_mel_bins, frames, device=dev)}
+    elif main == "input_values" and getattr(cfg, "conv_stride", None):
+        hop = 1
+        for k in cfg.conv_stride:
+            hop *= int(k)
+        speech = {"input_values": torch.zeros(2, 32 * hop, device=dev)}
+    if speech is not None:
+        if getattr(cfg, "is_encoder_decoder", False):
+            start = getattr(cfg, "decoder_start_token_id", None) or 0
+            speech["decoder_input_ids"] = torch.full((2, 4), int(start), device=dev)
+        return speech
     if getattr(model, "main_input_name", None) == "pixel_values" and cfg is not None:
         # convnets' configs (ResNet, MobileNet, RegNet) state no image size: 64×64 runs them
         # (32× downsampling leaves 2×2); a batch of 2, since BatchNorm in train mode cannot
@@ -939,17 +958,14 @@ def hf_example(model: nn.Module) -> Any:
         if isinstance(size, int):
             size = (size, size)
         if isinstance(size, (tuple, list)) and len(size) == 2:
-            meta = any(p.is_meta for p in model.parameters())
-            return torch.zeros(2, channels, *size, device="meta" if meta else "cpu")
+            return torch.zeros(2, channels, *size, device=dev)
     dummy = getattr(model, "dummy_inputs", None)
     vision = getattr(cfg, "vision_config", None)
     size = getattr(vision, "image_size", None)
     if isinstance(dummy, dict) and isinstance(size, int) and "pixel_values" not in dummy:
         # text + image models (CLIP, SigLIP): their forward needs both inputs
-        meta = any(p.is_meta for p in model.parameters())
         channels = getattr(vision, "num_channels", 3)
-        pixels = torch.zeros(1, channels, size, size, device="meta" if meta else "cpu")
-        return {**dummy, "pixel_values": pixels}
+        return {**dummy, "pixel_values": torch.zeros(1, channels, size, size, device=dev)}
     return dummy
 
 

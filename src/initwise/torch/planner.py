@@ -322,6 +322,15 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             "each branch starts that small",
             None,
         )
+    if pname == "masked_spec_embed" and getattr(p, "ndim", 0) == 1:  # Wav2Vec2, HuBERT, WavLM
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.uniform(0.0, 1.0),
+            f"{family} {pname}: the learned vector masked time steps are replaced with "
+            "(SpecAugment in training), U(0, 1) as HF's _init_weights → std {std}",
+            None,
+        )
     if pname == "relative_position_bias_table":  # Swin, BEiT: no position bias at init
         return ParamPlan.build(
             pname,

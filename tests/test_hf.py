@@ -228,57 +228,23 @@ def test_encodec_every_weight_norm_conv_is_planned_and_written():
         torch.testing.assert_close(site.effective(), v, rtol=1e-5, atol=1e-6)
 
 
-def _moe(name, layers=4):
+_FAMILY = {
+    "qwen2moe": "qwen2-moe",
+    "gptoss": "gpt-oss",
+    "deepseekv3": "deepseek-v3",
+    "gptj": "gpt-j",
+}
+
+
+def _family(name):
+    """The 4-layer, width-64 model `initwise bench families` measures."""
+    from initwise.bench.families import builders
+
     torch.manual_seed(0)
-    common = dict(vocab_size=100, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4)
-    if name == "mixtral":
-        cfg = transformers.MixtralConfig(
-            **common,
-            intermediate_size=128,
-            num_key_value_heads=2,
-            num_local_experts=4,
-            num_experts_per_tok=2,
-        )
-        return transformers.MixtralForCausalLM(cfg)
-    if name == "qwen2moe":
-        cfg = transformers.Qwen2MoeConfig(
-            **common,
-            intermediate_size=128,
-            moe_intermediate_size=32,
-            shared_expert_intermediate_size=64,
-            num_key_value_heads=2,
-            num_experts=4,
-            num_experts_per_tok=2,
-        )
-        return transformers.Qwen2MoeForCausalLM(cfg)
-    if name == "gptoss":
-        cfg = transformers.GptOssConfig(
-            **common,
-            intermediate_size=64,
-            num_key_value_heads=2,
-            num_local_experts=4,
-            num_experts_per_tok=2,
-            head_dim=16,
-            layer_types=["full_attention"] * layers,
-        )
-        return transformers.GptOssForCausalLM(cfg)
-    cfg = transformers.DeepseekV3Config(
-        **common,
-        intermediate_size=128,
-        moe_intermediate_size=32,
-        num_key_value_heads=4,
-        n_routed_experts=4,
-        num_experts_per_tok=2,
-        n_group=1,
-        topk_group=1,
-        first_k_dense_replace=1,
-        q_lora_rank=None,
-        kv_lora_rank=16,
-        qk_rope_head_dim=8,
-        qk_nope_head_dim=8,
-        v_head_dim=16,
-    )
-    return transformers.DeepseekV3ForCausalLM(cfg)
+    return builders(transformers)[_FAMILY.get(name, name)]()
+
+
+_moe = _family
 
 
 @pytest.mark.parametrize("name", ["mixtral", "qwen2moe", "gptoss", "deepseekv3"])
@@ -372,32 +338,7 @@ def test_moe_expert_stack_layout_needs_a_flag_or_the_width():
     assert orth["1.up_proj"].scheme is None and "mix the 4 experts" in orth["1.up_proj"].reason
 
 
-def _small(name, layers=4):
-    torch.manual_seed(0)
-    c = dict(vocab_size=128, hidden_size=64, num_hidden_layers=layers, num_attention_heads=4)
-    if name == "gemma":
-        return transformers.GemmaForCausalLM(
-            transformers.GemmaConfig(**c, intermediate_size=128, num_key_value_heads=2, head_dim=16)
-        )
-    if name == "gemma2":
-        return transformers.Gemma2ForCausalLM(
-            transformers.Gemma2Config(
-                **c, intermediate_size=128, num_key_value_heads=2, head_dim=16
-            )
-        )
-    if name == "gptj":
-        return transformers.GPTJForCausalLM(
-            transformers.GPTJConfig(
-                vocab_size=128, n_embd=64, n_layer=layers, n_head=4, rotary_dim=8, n_positions=64
-            )
-        )
-    if name == "bloom":
-        return transformers.BloomForCausalLM(
-            transformers.BloomConfig(vocab_size=128, hidden_size=64, n_layer=layers, n_head=4)
-        )
-    return transformers.CohereForCausalLM(
-        transformers.CohereConfig(**c, intermediate_size=128, num_key_value_heads=2)
-    )
+_small = _family
 
 
 def _stream(m):

@@ -20,7 +20,9 @@ import torch
 from . import print_table
 
 
-def _configs(T: Any) -> dict[str, Callable[[], Any]]:
+def builders(T: Any) -> dict[str, Callable[[], Any]]:
+    """``{family: build}``: each family's small model from its config (``T`` is the
+    transformers module); the tests build the same models."""
     c = dict(vocab_size=128, hidden_size=64, num_hidden_layers=4, num_attention_heads=4)
     ffn = dict(c, intermediate_size=128)
     moe = dict(num_experts_per_tok=2)
@@ -182,7 +184,7 @@ def run(names: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
 
     logging.getLogger("transformers").setLevel(logging.ERROR)
     rows, skipped = [], []
-    for name, build in _configs(T).items():
+    for name, build in builders(T).items():
         if names is not None and name not in names:
             continue
         try:

@@ -40,10 +40,27 @@ def builders(T: Any) -> dict[str, Callable[[], Any]]:
         "gemma3": lambda: T.Gemma3ForCausalLM(
             T.Gemma3TextConfig(**ffn, num_key_value_heads=2, head_dim=16)
         ),
+        "phi": lambda: T.PhiForCausalLM(T.PhiConfig(**ffn)),
+        "stablelm": lambda: T.StableLmForCausalLM(T.StableLmConfig(**ffn, num_key_value_heads=2)),
+        "starcoder2": lambda: T.Starcoder2ForCausalLM(
+            T.Starcoder2Config(**ffn, num_key_value_heads=2)
+        ),
+        "granite": lambda: T.GraniteForCausalLM(  # μP-style multipliers in the config
+            T.GraniteConfig(
+                **ffn,
+                num_key_value_heads=2,
+                embedding_multiplier=12.0,
+                residual_multiplier=0.22,
+                logits_scaling=8.0,
+                attention_multiplier=0.0078125,
+                tie_word_embeddings=True,
+            )
+        ),
         "phi3": lambda: T.Phi3ForCausalLM(
             T.Phi3Config(**ffn, num_key_value_heads=4, pad_token_id=0)
         ),
         "olmo2": lambda: T.Olmo2ForCausalLM(T.Olmo2Config(**ffn)),
+        "exaone4": lambda: T.Exaone4ForCausalLM(T.Exaone4Config(**ffn, num_key_value_heads=2)),
         "gpt-neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**ffn)),
         "gpt-j": lambda: T.GPTJForCausalLM(
             T.GPTJConfig(vocab_size=128, n_embd=64, n_layer=4, n_head=4, rotary_dim=8)
@@ -83,6 +100,9 @@ def builders(T: Any) -> dict[str, Callable[[], Any]]:
                 num_experts=4,
                 **moe,
             )
+        ),
+        "granite-moe": lambda: T.GraniteMoeForCausalLM(
+            T.GraniteMoeConfig(**ffn, num_key_value_heads=2, num_local_experts=4, **moe)
         ),
         "olmoe": lambda: T.OlmoeForCausalLM(
             T.OlmoeConfig(**dict(c, intermediate_size=32), num_experts=4, **moe)

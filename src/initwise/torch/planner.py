@@ -9,6 +9,7 @@ This module only walks the model, builds what each decision needs, and records t
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -172,6 +173,8 @@ def _plan(
                 )
             entries.append(dataclasses.replace(e, name=full, layer=mod_name, shape=tuple(p.shape)))
     entries = pol.finalize(ctx, entries)
+    if moments is not None:
+        entries = calibrate_ssm(model, ctx, entries)
     notes = [
         f"traced with {info.method}"
         + (f"; {info.n_residual} residual branches" if info.n_residual else "")
@@ -184,6 +187,77 @@ def _plan(
     out = out.override(overrides) if overrides else out
     _report_assumptions(out, info, moments, pol, strict, pol.assumptions(ctx))
     return out
+
+
+SSM_PROBE_TOKENS = 16
+"""Tokens (×2 sequences) of the seeded Gaussian input :func:`calibrate_ssm` runs."""
+
+
+def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+    """``auto``'s output projection of every Mamba mixer (a module owning ``A_log`` and ``D``),
+    solved for the input moment *measured* on a copy of the mixer drawn from this plan: the
+    selective scan is not traced into, and the propagated moment was ~6× too small in Jamba
+    (its stream grew 2.9× over 4 layers). The copy (CPU, float32, the plan applied with seed 0)
+    runs ``N(0, 1)`` input — a mixer follows a norm — of 2 × :data:`SSM_PROBE_TOKENS` tokens;
+    ``out_proj``'s std is scaled by ``√(propagated / measured)`` and the reason says both.
+    Meta-device mixers and ones whose copy fails to run keep the propagated value."""
+    import copy
+
+    import torch
+
+    index = {e.name: i for i, e in enumerate(entries)}
+    solved = ctx.moments.layers if ctx.moments is not None else {}
+    for name, mixer in model.named_modules():
+        own = dict(mixer.named_parameters(recurse=False))
+        out = getattr(mixer, "out_proj", None)
+        prefix = f"{name}." if name else ""
+        key = f"{prefix}out_proj.weight"
+        target = solved.get(f"{prefix}out_proj")
+        if "A_log" not in own or "D" not in own or not isinstance(out, nn.Linear):
+            continue
+        if key not in index or target is None or entries[index[key]].scheme is None:
+            continue
+        if any(p.is_meta for p in mixer.parameters()):
+            continue
+        sub = Plan(
+            tuple(
+                dataclasses.replace(e, name=e.name[len(prefix) :])
+                for e in entries
+                if e.name.startswith(prefix)
+            )
+        )
+        seen: list[float] = []
+        try:
+            probe = copy.deepcopy(mixer).float().cpu()
+            sub.apply(probe, 0)
+            hook = probe.out_proj.register_forward_pre_hook(
+                lambda m, a, seen=seen: seen.append(float(a[0].detach().double().pow(2).mean()))
+            )
+            x = torch.randn(
+                2,
+                SSM_PROBE_TOKENS,
+                probe.out_proj.out_features,
+                generator=torch.Generator().manual_seed(0),
+            )
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                probe(x)
+            hook.remove()
+        except Exception:  # (a mixer that needs more than hidden states: the propagated value)
+            continue
+        if not seen or not seen[0] > 0 or not math.isfinite(seen[0]):
+            continue
+        e = entries[index[key]]
+        factor = math.sqrt(target.effective / seen[0])
+        scaled = e.with_scheme(e.scheme.scaled(factor), "")  # type: ignore[union-attr]
+        entries[index[key]] = dataclasses.replace(
+            scaled,
+            reason=e.reason.rsplit(" → std", 1)[0]
+            + f"; its input measured on a seeded copy of the mixer drawn from this plan: E[x²] "
+            f"{seen[0]:.3g} (propagated {target.effective:.3g}: the scan is not traced into) → "
+            f"std {scaled.std:.4g}",
+        )
+    return entries
 
 
 def _report_assumptions(

@@ -378,8 +378,9 @@ def run_cells(
     done: dict[tuple[Any, ...], Any] = {}
     todo = []
     for job in jobs:
-        if journal is not None and journal.key(job) in journal.done:
-            done[job] = journal.done[journal.key(job)]
+        key = journal.key(job) if journal is not None else None
+        if journal is not None and key in journal.done:
+            done[job] = journal.done[key]
             if progress is not None:
                 progress.advance(task)
         else:

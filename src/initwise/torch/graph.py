@@ -796,6 +796,7 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
         # a term added in several places (an attention mask, a position embedding added in
         # every layer) is broadcast, not a stream: what later layers compute descends from it
         # through the first layer, which made `scores + mask` look like `x + f(x)`
+        is_split = False
         if anc[b] >> a & 1 and added[a] < 2:
             branch, side = full_b & ~full_a, (b, a)
         elif anc[a] >> b & 1 and added[b] < 2:
@@ -803,6 +804,7 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
         elif anc[b] >> a & 1 or anc[a] >> b & 1:
             continue
         else:
+            is_split = True
             common = anc[a] & anc[b]
             if not common:
                 continue
@@ -824,7 +826,7 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             branches.append(branch)
             ends.append((n.idx, *side))
             sums.add(n.idx)
-            split.append(not (anc[b] >> a & 1 or anc[a] >> b & 1))
+            split.append(is_split)
     # a sum of two sides of a split point inside another branch is part of that branch, not a
     # residual of its own: a parallel block's attention + MLP (GPT-J, Cohere, Falcon), a MoE
     # block's routed + shared experts; a ResNet shortcut's sum is inside no other branch
@@ -949,7 +951,7 @@ def hf_example(model: nn.Module) -> Any:
             start = getattr(cfg, "decoder_start_token_id", None) or 0
             speech["decoder_input_ids"] = torch.full((2, 4), int(start), device=dev)
         return speech
-    if getattr(model, "main_input_name", None) == "pixel_values" and cfg is not None:
+    if main == "pixel_values" and cfg is not None:
         # convnets' configs (ResNet, MobileNet, RegNet) state no image size: 64×64 runs them
         # (32× downsampling leaves 2×2); a batch of 2, since BatchNorm in train mode cannot
         # normalize one value per channel

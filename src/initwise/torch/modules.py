@@ -138,6 +138,13 @@ def norm_offset(module: nn.Module) -> float:
     return c
 
 
+def is_ssm_mixer(module: nn.Module) -> bool:
+    """A Mamba-style mixer: a module owning ``A_log`` and ``D`` (transformers' Mamba, Mamba 2,
+    Jamba, Falcon-Mamba)."""
+    own = module._parameters
+    return own.get("A_log") is not None and own.get("D") is not None
+
+
 EXPERT_COUNT = ("num_experts", "num_local_experts", "n_routed_experts")
 """Attributes that give a mixture-of-experts module's expert count (Hugging Face's names)."""
 
@@ -194,14 +201,9 @@ def expert_stack(
     return out_side, transposed, packed
 
 
-def expert_fans(
-    module: nn.Module, pname: str, shape: tuple[int, ...]
-) -> tuple[Fans, int, int, str] | None:
+def expert_fans(shape: tuple[int, ...], how: tuple[bool, bool, bool]) -> tuple[Fans, int, int, str]:
     """(per-expert fans per block, chunks, chunk_dim, description) of an expert stack, like
-    :func:`weight_fans`; None where its layout cannot be told (:func:`expert_stack`)."""
-    how = expert_stack(module, pname, shape)
-    if how is None:
-        return None
+    :func:`weight_fans`, from its layout ``how`` (:func:`expert_stack`)."""
     _, transposed, packed = how
     e, a, b = shape
     out, inp = (b, a) if transposed else (a, b)

@@ -616,42 +616,36 @@ def _experts(
         return None
     found = expert_activation(m)
     act = found or LINEAR
-    inner = stacks[ins_[0]]
+    _, transposed, packed = stacks[ins_[0]]  # type: ignore[misc]
+    gated = len(ins_) == 2 or packed
     measured = None
-    if found is None and len(ins_) == 1 and inner is not None and inner[2]:
-        measured = _measured_gate(m, tuple(dict(m.named_parameters())[ins_[0]].shape), inner[1])
+    if found is None and len(ins_) == 1 and packed:
+        measured = _measured_gate(m, tuple(getattr(m, ins_[0]).shape), transposed)
     if found is None and measured is None:
         res.assumed.append(
             f"{name}: no act_fn module tells the experts' activation (assumed linear)"
         )
     assumed = x is None
     s, mu = x if x is not None else (1.0, 0.0)
-    gated = len(ins_) == 2 or bool(stacks[ins_[0]][2])  # type: ignore[index]
-    if act.name != "linear" or act.module is not None:
-        op = op_point(act, 1, res.cache)
-        q, role = op.q, f"{act.describe()} at {op.describe()}"
-    else:
-        op, q, role = None, 1.0, "linear consumer: unit output"
-    if gated:
-        role = f"gate: {role}; the up projection drawn alike (E[u²] = {q:.3g})"
-    for k in ins_:
-        res.layers[f"{name}.{k}"] = Solved(s, mu, q, False, role, op, assumed)
+    op: OperatingPoint | None = None
     if measured is not None:  # the module's own gate code, run on N(0, 1) halves (q = 1)
-        h = measured
-        for k in ins_:
-            res.layers[f"{name}.{k}"] = Solved(
-                s,
-                mu,
-                q,
-                False,
-                f"gate and up at unit second moment; {type(m).__name__}."
-                f"_apply_gate gives E[h²] {h:.3g} (measured)",
-                None,
-                assumed,
-            )
+        q, h = 1.0, measured
+        role = (
+            f"gate and up at unit second moment; {type(m).__name__}._apply_gate gives E[h²] "
+            f"{h:.3g} (measured)"
+        )
     else:
+        if act.name != "linear" or act.module is not None:
+            op = op_point(act, 1, res.cache)
+            q, role = op.q, f"{act.describe()} at {op.describe()}"
+        else:
+            q, role = 1.0, "linear consumer: unit output"
+        if gated:
+            role = f"gate: {role}; the up projection drawn alike (E[u²] = {q:.3g})"
         a2, _ = _activate(act, (q, 0.0))
         h = a2 * q if gated else a2  # E[(φ(g)·u)²] = E[φ(g)²]·E[u²] for independent g, u
+    for k in ins_:
+        res.layers[f"{name}.{k}"] = Solved(s, mu, q, False, role, op, assumed)
     end = branch_end.get(name)
     if end is not None and R > 0:
         skip = _skip_moment(end, mom, info)

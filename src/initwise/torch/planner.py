@@ -27,6 +27,7 @@ from .modules import (
     expert_fans,
     expert_stack,
     few,
+    is_ssm_mixer,
     is_weight_layer,
     num_experts,
     unwrap,
@@ -208,13 +209,11 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
     index = {e.name: i for i, e in enumerate(entries)}
     solved = ctx.moments.layers if ctx.moments is not None else {}
     for name, mixer in model.named_modules():
-        own = dict(mixer.named_parameters(recurse=False))
-        out = getattr(mixer, "out_proj", None)
+        if not is_ssm_mixer(mixer) or not isinstance(getattr(mixer, "out_proj", None), nn.Linear):
+            continue
         prefix = f"{name}." if name else ""
         key = f"{prefix}out_proj.weight"
         target = solved.get(f"{prefix}out_proj")
-        if "A_log" not in own or "D" not in own or not isinstance(out, nn.Linear):
-            continue
         if key not in index or target is None or entries[index[key]].scheme is None:
             continue
         if any(p.is_meta for p in mixer.parameters()):
@@ -326,8 +325,7 @@ def ssm_parameter(
         owner = parent
     elif pname not in ("A_log", "D", "dt_bias"):
         return None
-    own = dict(owner.named_parameters(recurse=False))
-    if "A_log" not in own or "D" not in own:
+    if not is_ssm_mixer(owner):
         return None
     return ParamPlan(
         pname,
@@ -543,8 +541,8 @@ def _plan_experts(
         if p.ndim != 3 or p.shape[0] != e:
             continue
         shape = tuple(p.shape)
-        spec = expert_fans(module, pname, shape)
-        if spec is None:
+        how = expert_stack(module, pname, shape)
+        if how is None:
             out[pname] = ParamPlan(
                 pname,
                 shape,
@@ -556,8 +554,8 @@ def _plan_experts(
                 name,
             )
             continue
-        f, chunks, chunk_dim, extra = spec
-        out_side = bool(expert_stack(module, pname, shape)[0])  # type: ignore[index]
+        f, chunks, chunk_dim, extra = expert_fans(shape, how)
+        out_side = how[0]
         sub = dataclasses.replace(
             layer,
             name=f"{name}.{pname}",

@@ -665,3 +665,18 @@ def test_jamba_mamba_mixers_output_projection_is_solved_for_what_the_scan_gives(
     p.apply(m, seed=0)
     streams, logits = _stream(m)
     assert max(streams) / streams[0] < math.e and 0.5 < logits < 2
+
+
+def test_a_mixer_that_cannot_be_measured_is_an_assumption():
+    """On the meta device there is no copy to run: out_proj keeps the propagated moment, and
+    the plan says so instead of keeping quiet."""
+    with torch.device("meta"):
+        m = transformers.MambaForCausalLM(
+            transformers.MambaConfig(
+                vocab_size=100, hidden_size=64, state_size=8, num_hidden_layers=2, expand=2
+            )
+        )
+    with pytest.warns(it.AssumptionWarning, match="the mixer's copy could not run"):
+        it.plan(m, "auto")
+    with pytest.raises(it.AssumptionError, match="could not run"):
+        it.plan(m, "auto", strict=True)

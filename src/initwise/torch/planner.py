@@ -201,7 +201,8 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
     (its stream grew 2.9× over 4 layers). The copy (CPU, float32, the plan applied with seed 0)
     runs ``N(0, 1)`` input — a mixer follows a norm — of 2 × :data:`SSM_PROBE_TOKENS` tokens;
     ``out_proj``'s std is scaled by ``√(propagated / measured)`` and the reason says both.
-    Meta-device mixers and ones whose copy fails to run keep the propagated value."""
+    Meta-device mixers and ones whose copy fails to run keep the propagated value, and the
+    plan's assumptions say so (an ``AssumptionWarning``; ``strict=True`` raises)."""
     import copy
 
     import torch
@@ -216,7 +217,12 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
         target = solved.get(f"{prefix}out_proj")
         if key not in index or target is None or entries[index[key]].scheme is None:
             continue
+        unmeasured = (
+            f"{prefix}out_proj: the mixer's copy could not run, so it is solved for the "
+            f"propagated E[x²] {target.effective:.3g} (the scan is not traced into)"
+        )
         if any(p.is_meta for p in mixer.parameters()):
+            ctx.moments.assumed.append(unmeasured)  # type: ignore[union-attr]
             continue
         sub = Plan(
             tuple(
@@ -243,8 +249,9 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
                 probe(x)
             hook.remove()
         except Exception:  # (a mixer that needs more than hidden states: the propagated value)
-            continue
+            seen.clear()
         if not seen or not seen[0] > 0 or not math.isfinite(seen[0]):
+            ctx.moments.assumed.append(unmeasured)  # type: ignore[union-attr]
             continue
         e = entries[index[key]]
         factor = math.sqrt(target.effective / seen[0])

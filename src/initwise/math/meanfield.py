@@ -31,6 +31,7 @@ import numpy as np
 
 from .. import _validate as v
 from .gains import (
+    _expectation_at,
     activation_fn,
     derivative,
     gaussian_expectation,
@@ -213,20 +214,25 @@ def propagate(
     one quadrature per layer fewer). ``panel``: the quadrature's widest panel
     (:func:`~initwise.math.gains.gaussian_expectations`; None: :func:`gaussian_expectation`'s).
     """
+    if panel is not None:
+        v.positive("panel", panel, where="propagate")
     qs: list[float] = []
     m = input_second_moment
+    squares: dict[tuple[Any, Any], tuple[Callable[[np.ndarray], np.ndarray], Any]] = {}
     for layer in layers:
         q = layer.sigma_w2 * m + layer.sigma_b2
         qs.append(q)
-        f = _act(layer.activation, layer.param)
+        a = layer.activation
+        key = (a if isinstance(a, str) else id(a), layer.param)
+        if key not in squares:  # φ² and its kinks once per activation, not once per layer
+            f = _act(layer.activation, layer.param)
+            squares[key] = (lambda x, f=f: f(x) ** 2), kinks_of(layer.activation)
+        f2, ks = squares[key]
         q = max(q, 1e-300)
         if panel is None:
-            m = gaussian_expectation(lambda x, f=f: f(x) ** 2, q)
+            m = gaussian_expectation(f2, q)
         else:
-            ks = kinks_of(layer.activation)
-            m = float(
-                gaussian_expectations(lambda x, f=f: f(x) ** 2, [q], panel=panel, kinks=ks)[0]
-            )
+            m = _expectation_at(f2, q, panel, tuple(float(k) for k in ks))
     if not gradients:
         return qs, []
     grads = [0.0] * len(layers)

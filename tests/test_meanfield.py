@@ -7,8 +7,8 @@ import pytest
 
 from initwise.math.gains import (
     KINKS,
-    _expectation_at,
     activation_fn,
+    expectation_at,
     gaussian_expectation,
     gaussian_expectations,
     kinks_of,
@@ -147,7 +147,7 @@ def test_many_q_at_once_equals_one_at_a_time(act):
 
 @pytest.mark.parametrize("act", _MANY)
 def test_one_q_fast_path_gives_the_same_bits(act):
-    # propagate walks a chain one layer at a time through _expectation_at: the same nodes and
+    # propagate walks a chain one layer at a time through expectation_at: the same nodes and
     # summation as gaussian_expectations with one q, so the same value to the last bit
     f = activation_fn(act)
 
@@ -157,11 +157,11 @@ def test_one_q_fast_path_gives_the_same_bits(act):
     for q in (1e-300, 1e-3, 0.05, 0.3, 1.0, 1.7, 2.9, 10.0, 100.0, 1e4):
         for panel, kinks in ((1.0, kinks_of(act)), (0.25, KINKS), (1.0, ()), (0.5, (0.0,))):
             want = float(gaussian_expectations(f2, [q], panel=panel, kinks=kinks)[0])
-            assert _expectation_at(f2, q, panel, tuple(kinks)) == want, (q, panel, kinks)
+            assert expectation_at(f2, q, panel, tuple(kinks)) == want, (q, panel, kinks)
     with pytest.raises(ValueError, match="every q must be finite and > 0"):
-        _expectation_at(f2, float("nan"), 1.0, ())
+        expectation_at(f2, float("nan"), 1.0, ())
     with pytest.raises(ValueError, match="every q must be finite and > 0"):
-        _expectation_at(f2, 0.0, 1.0, ())
+        expectation_at(f2, 0.0, 1.0, ())
     with pytest.raises(ValueError, match="panel must be > 0"):
         propagate([ChainLayer(1.0, 0.0, act)], 1.0, gradients=False, panel=0.0)
 

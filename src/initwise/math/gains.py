@@ -202,7 +202,7 @@ def gaussian_expectations(
     return vals @ w if w.ndim == 1 else np.einsum("ij,ij->i", w, vals)
 
 
-def _expectation_at(f: Activation, q: float, panel: float, kinks: tuple[float, ...]) -> float:
+def expectation_at(f: Activation, q: float, panel: float, kinks: tuple[float, ...]) -> float:
     r"""``gaussian_expectations(f, [q], panel=panel, kinks=kinks)[0]`` for one ``q`` — the same
     nodes, the same summation, the same bits — without its per-call array work: for callers that
     walk a chain one layer at a time (:func:`initwise.math.meanfield.propagate`, where each layer

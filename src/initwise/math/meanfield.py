@@ -31,9 +31,9 @@ import numpy as np
 
 from .. import _validate as v
 from .gains import (
-    _expectation_at,
     activation_fn,
     derivative,
+    expectation_at,
     gaussian_expectation,
     gaussian_expectations,
     kinks_of,
@@ -232,7 +232,7 @@ def propagate(
         if panel is None:
             m = gaussian_expectation(f2, q)
         else:
-            m = _expectation_at(f2, q, panel, tuple(float(k) for k in ks))
+            m = expectation_at(f2, q, panel, tuple(float(k) for k in ks))
     if not gradients:
         return qs, []
     grads = [0.0] * len(layers)

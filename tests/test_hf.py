@@ -10,6 +10,7 @@ transformers = pytest.importorskip("transformers")
 
 import initwise.torch as it  # noqa: E402
 from initwise.math.operating import operating_point  # noqa: E402
+from initwise.torch.modules import LAYER_SCALES, is_weight_layer  # noqa: E402
 
 warnings.filterwarnings("ignore", module="transformers")
 
@@ -569,19 +570,32 @@ def _vision(name):
                 embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10
             )
         )
+    if name == "levit":
+        return transformers.LevitForImageClassification(
+            transformers.LevitConfig(
+                image_size=32,
+                hidden_sizes=[32, 48, 64],
+                num_attention_heads=[2, 3, 4],
+                depths=[1, 1, 1],
+                key_dim=[8, 8, 8],
+                num_labels=10,
+            )
+        )
     return transformers.MobileNetV2ForImageClassification(
         transformers.MobileNetV2Config(image_size=32, num_labels=10, depth_multiplier=0.35)
     )
 
 
 @pytest.mark.parametrize(
-    "name", ["convnext", "convnextv2", "dinov2", "swin", "resnet", "mobilenetv2"]
+    "name", ["convnext", "convnextv2", "dinov2", "swin", "resnet", "mobilenetv2", "levit"]
 )
 def test_vision_families_plan_with_nothing_assumed(name):
     """Layer scales (ConvNeXt, DINOv2), Swin's relative position bias table and ConvNeXt-V2's
     GRN had no rule (and the GRN hid the moments from the next layer); HF ResNet/MobileNet were
     not traced at all — their configs state no image size and their example input failed (and a
-    batch of one cannot pass BatchNorm in train mode)."""
+    batch of one cannot pass BatchNorm in train mode). LeViT: its BatchNorm1d over flattened
+    tokens, ``bn(x.flatten(0, 1)).reshape_as(x)``, lost the moments at ``reshape_as`` (every
+    layer after one assumed unit input), and its ``attention_biases`` had no rule."""
     m = _vision(name)
     p = it.plan(m, "auto", strict=True)
     assert p.notes[0].startswith("traced with run")
@@ -594,6 +608,9 @@ def test_vision_families_plan_with_nothing_assumed(name):
     if name == "swin":
         table = [e for e in p if e.name.endswith("relative_position_bias_table")]
         assert table and all(e.scheme.label == "zeros" for e in table)
+    if name == "levit":
+        biases = [e for e in p if e.name.endswith("attention_biases")]
+        assert biases and all(e.scheme.label == "zeros" for e in biases)
     if name == "convnextv2":
         grn = [e for e in p if ".grn." in e.name]
         assert len(grn) == 8 and all(e.scheme.label == "zeros" for e in grn)
@@ -602,6 +619,64 @@ def test_vision_families_plan_with_nothing_assumed(name):
     with torch.no_grad():
         out = m(pixel_values=x)
     assert torch.isfinite(out[0]).all()
+
+
+def _layer_scale_model(name):
+    torch.manual_seed(0)
+    vit = dict(
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        image_size=32,
+        patch_size=8,
+        num_labels=10,
+    )
+    if name == "dinov2":  # λ = 1 in a module of its own (Dinov2LayerScale)
+        return transformers.Dinov2ForImageClassification(
+            transformers.Dinov2Config(**{**vit, "mlp_ratio": 2})
+        )
+    if name == "beit":  # λ = 0.1, `lambda_1 * x` in the layer's code
+        return transformers.BeitForImageClassification(
+            transformers.BeitConfig(**vit, use_mean_pooling=True)
+        )
+    return transformers.PoolFormerForImageClassification(  # λ = 1e-5, unsqueezed twice
+        transformers.PoolFormerConfig(hidden_sizes=[16, 32, 48, 64], depths=[1, 1, 2, 1])
+    )
+
+
+@pytest.mark.parametrize("name", ["dinov2", "beit", "poolformer"])
+def test_layer_scales_are_part_of_the_branch(name):
+    """DINOv2's layer scale is a module of its own, which counted as the branch's last weight
+    layer: the attention's and MLP's output layers were solved for unit output, and with λ = 1
+    the stream grew by one unit per branch (×5.2 over 4 layers, 1.03 with HF's init). PoolFormer's
+    `layer_scale_1/2` had no rule (an assumption). A layer scale's λ² now counts between the
+    branch's last layer and the sum: λ = 1 → that layer gets the branch's share s_skip/R; a small
+    λ (BEiT's 0.1, PoolFormer's 1e-5) keeps it at unit output, the model's own smaller start."""
+    m = _layer_scale_model(name)
+    p = it.plan(m, "auto", strict=True)
+    scales = [e for e in p if e.name.rsplit(".", 1)[-1] in LAYER_SCALES]
+    assert scales and all("layer scale's config value" in e.reason for e in scales)
+    ends = [e for e in p if e.name.endswith(("o_proj.weight", "fc2.weight", "conv2.weight"))]
+    ends = [e for e in ends if "residual branches" in e.reason]
+    assert len(ends) == {"dinov2": 8, "beit": 8, "poolformer": 5}[name]
+    if name == "dinov2":
+        assert all("s_skip/8 =" in e.reason and "layer scale" not in e.reason for e in ends)
+        assert not any(
+            isinstance(mod, type(m.dinov2.encoder.layer[0].layer_scale1)) and is_weight_layer(mod)
+            for mod in m.modules()
+        )
+    else:
+        assert all(
+            "kept at 1 (the layer scale keeps the branch below its share)" in e.reason for e in ends
+        )
+    p.apply(m, seed=0)
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = m(pixel_values=x, output_hidden_states=True)
+    stream = [float(h.double().pow(2).mean()) for h in out.hidden_states]
+    assert max(stream) / stream[0] < {"dinov2": 2.6, "beit": 1.1, "poolformer": 1.1}[name]
+    assert 0.3 < float(out.logits.double().std()) < 2.0
 
 
 @pytest.mark.parametrize("name", ["whisper", "hubert"])

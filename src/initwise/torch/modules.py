@@ -15,6 +15,7 @@ the layer's groups, stride and packing (q/k/v blocks) taken into account.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList, is_parametrized
@@ -42,10 +43,57 @@ def is_norm(m: nn.Module) -> bool:
     )
 
 
+LAYER_SCALES = (
+    "layer_scale_parameter",
+    "lambda1",
+    "lambda_1",
+    "lambda_2",
+    "gamma_1",
+    "gamma_2",
+    "layer_scale_1",
+    "layer_scale_2",
+)
+"""Names of per-channel layer-scale parameters, ``x · λ`` at the end of a residual branch
+(CaiT, Touvron et al. 2021): ConvNeXt, DINOv2, BEiT, Data2Vec-vision, PoolFormer…"""
+
+
+def is_layer_scale(pname: str, p: Any) -> bool:
+    """A per-channel layer scale: a 1-d parameter named as in :data:`LAYER_SCALES`."""
+    return pname in LAYER_SCALES and getattr(p, "ndim", 0) == 1
+
+
+def layer_scale_module(m: nn.Module) -> str | None:
+    """The parameter's name when ``m`` is a module that only multiplies its input by a layer
+    scale (DINOv2's ``Dinov2LayerScale``: no children, one own parameter, a layer scale by
+    :func:`is_layer_scale`, or a 1-d ``gamma`` of a class named ``…LayerScale``, as timm's);
+    None otherwise. Such a module mixes no features: it is no weight layer."""
+    own = [(k, p) for k, p in m._parameters.items() if p is not None]
+    if len(own) != 1 or m._modules:
+        return None
+    k, p = own[0]
+    if is_layer_scale(k, p) or (k == "gamma" and p.ndim == 1 and "LayerScale" in type(m).__name__):
+        return k
+    return None
+
+
+def layer_scale_value(model: nn.Module) -> float | None:
+    """The value ``model``'s layer scales start at: the config's
+    ``layer_scale_init_value`` / ``layerscale_value`` (Hugging Face), else None (kept as built)."""
+    cfg = getattr(model, "config", None)
+    for v in (
+        getattr(cfg, "layer_scale_init_value", None),
+        getattr(cfg, "layerscale_value", None),
+    ):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return float(v)
+    return None
+
+
 def is_weight_layer(m: nn.Module) -> bool:
     """Layers that mix features (their output is a new pre-activation). A layer whose weight is
     parametrized (``weight_norm``…) is one even when it owns no parameter directly; the
-    parametrizations' container (which owns the originals) is not."""
+    parametrizations' container (which owns the originals) is not, nor is a layer-scale module
+    (:func:`layer_scale_module`: an elementwise product)."""
     if isinstance(m, ParametrizationList):
         return False
     return (
@@ -53,6 +101,7 @@ def is_weight_layer(m: nn.Module) -> bool:
         and not isinstance(m, NORMS)
         and not isinstance(m, nn.PReLU)
         and not type(m).__name__.endswith(("Norm", "LayerNorm", "NormGated"))
+        and layer_scale_module(m) is None
     )
 
 

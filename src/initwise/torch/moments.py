@@ -91,6 +91,10 @@ _SHAPE_OPS = {
     "tile",
     "masked_fill",
     "contiguous_format",
+    "reshape_as",  # (the second operand gives only the shape or dtype: LeViT's BatchNorm1d
+    "view_as",  # over flattened tokens, `bn(x.flatten(0, 1)).reshape_as(x)`)
+    "expand_as",
+    "type_as",
 }
 _ADD = {"add", "add_", "iadd", "radd"}
 _SUB = {"sub", "sub_", "isub", "rsub"}
@@ -407,6 +411,8 @@ def _pass(
     normed = norm_follows(info)
     branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
     R = n_res if n_res is not None else len(info.adds)
+    lam = _layer_scales(model, modules, info)
+    users = g.users()
     mom: dict[int, tuple[float, float] | None] = {}
     softmaxed: set[int] = set()
     first_input = True
@@ -418,11 +424,12 @@ def _pass(
         if n.op == "input":
             val = (first or (1.0, 0.0)) if first_input else (1.0, 0.0)
             first_input = False
-        elif n.op == "param":
-            val = None
+        elif n.op == "param":  # a layer scale λ (its E[λ²], E[λ]); any other: unknown
+            val = lam.get(n.idx)
         elif n.op == "module":
             m = modules[n.target]
             if k == "weight":
+                end = branch_end.get(n.target)
                 val = _weight(
                     m,
                     n.target,
@@ -436,6 +443,7 @@ def _pass(
                     emb,
                     n.idx in normed,
                     runs.get(n.idx, 0),
+                    _scale_to(info, users, lam, n.idx, end.branch) if end is not None else 1.0,
                 )
             elif k == "norm":
                 s, mu = known[0] if known else (1.0, 0.0)
@@ -443,6 +451,9 @@ def _pass(
                 val = (1.0, mu / math.sqrt(s) if rms and s > 0 else 0.0)
             elif k == "act":
                 val = _activate(info.acts[n.idx], known[0] if known else (1.0, 0.0))
+            elif n.idx in lam and known:  # a layer-scale module: x · λ
+                (s, mu), (l2, l1) = known[0], lam[n.idx]
+                val = (s * l2, mu * l1)
             else:
                 val = known[0] if known else None
                 if (
@@ -470,6 +481,7 @@ def _weight(
     emb: dict[str, float],
     normed: bool = False,
     run: int = 0,
+    scale_after: float = 1.0,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -509,7 +521,7 @@ def _weight(
     elif end is not None and not (layer and layer.norm_after) and R > 0:
         skip = _skip_moment(end, mom, info)
         s_skip = skip[0] if skip is not None else s
-        target, role = _branch_target(s_skip, R, end)
+        target, role = _branch_target(s_skip, R, end, scale_after)
         q = target
         if act is not None and act.name != "linear":
             fq = q_for_second_moment(_act_fn(act), target)
@@ -569,15 +581,113 @@ def _skip_moment(
     return mom.get(node)
 
 
-def _branch_target(s_skip: float, R: int, end: Any) -> tuple[float, str]:
+def _branch_target(s_skip: float, R: int, end: Any, f: float = 1.0) -> tuple[float, str]:
     """(target E[y²], role) of a layer that ends one of ``R`` residual branches: ``s_skip / R``,
-    shared equally by the branch's ``k`` exits (layers whose outputs are summed into it)."""
+    shared equally by the branch's ``k`` exits (layers whose outputs are summed into it).
+    ``f``: what the branch multiplies the layer's ``E[y²]`` by before the sum — a layer scale's
+    ``λ²`` (:func:`_scale_to`) — so the layer is solved for ``s_skip / (R·k·f)``; but never
+    above unit output (or ``s_skip/(R·k)`` where that is larger): a small layer scale (BEiT's
+    0.1, ConvNeXt's 10⁻⁶) is the model's own choice to start the branch below its share, and
+    undoing it would blow the layer up by ``1/λ``."""
     k = max(len(end.exits), 1)
-    target = s_skip / (R * k)
+    share = s_skip / (R * k)
     role = f"last layer of one of {R} residual branches: output E[x²] = s_skip/{R}"
     if k > 1:
         role += f", shared by its {k} summed outputs: s_skip/{R * k}"
-    return target, role + f" = {target:.3g}"
+    if f == 1.0:
+        return share, role + f" = {share:.3g}"
+    cap = max(1.0, share)
+    target = min(share / f, cap)
+    role += f", after a layer scale λ² = {f:.3g}: s_skip/{R * k}/λ² = {share / f:.3g}"
+    if target < share / f:
+        role += f", kept at {target:.3g} (the layer scale keeps the branch below its share)"
+    return target, role
+
+
+def _layer_scales(
+    model: nn.Module, modules: dict[str, nn.Module], info: ModelInfo
+) -> dict[int, tuple[float, float]]:
+    """``{node: (E[λ²], E[λ])}`` for the graph's layer scales (:data:`~.modules.LAYER_SCALES`):
+    parameters multiplied in code (BEiT's ``lambda_1 * x``) and layer-scale modules (DINOv2's),
+    at the value the plan gives them — the config's (:func:`~.modules.layer_scale_value`) —
+    or, kept as built, their own."""
+    from .modules import is_layer_scale, layer_scale_module, layer_scale_value
+
+    g = info.graph
+    out: dict[int, tuple[float, float]] = {}
+    if g is None:
+        return out
+    value = layer_scale_value(model)
+    for n in g.nodes:
+        p = None
+        if n.op == "param":
+            owner, _, pname = n.target.rpartition(".")
+            mod = modules.get(owner)
+            p = getattr(mod, pname, None) if mod is not None else None
+            if not (isinstance(p, torch.Tensor) and is_layer_scale(pname, p)):
+                continue
+        elif n.op == "module":
+            pname = layer_scale_module(modules[n.target])
+            if pname is None:
+                continue
+            p = getattr(modules[n.target], pname)
+        else:
+            continue
+        if value is not None:
+            out[n.idx] = (value * value, value)
+        elif not p.is_meta:
+            t = p.detach().double()
+            out[n.idx] = (float(t.pow(2).mean()), float(t.mean()))
+    for n in g.nodes:  # reshaped for broadcasting (PoolFormer's λ.unsqueeze(-1).unsqueeze(-1))
+        if n.op == "function" and n.target in _SHAPE_OPS and n.inputs and n.inputs[0] in out:
+            out[n.idx] = out[n.inputs[0]]
+    return out
+
+
+def _scale_to(
+    info: ModelInfo,
+    users: list[list[int]],
+    lam: dict[int, tuple[float, float]],
+    start: int,
+    stop: int,
+) -> float:
+    """What the path from node ``start`` (a branch's exit) to node ``stop`` (the sum's branch
+    operand) multiplies ``E[y²]`` by: layer scales' ``λ²`` and constant factors ``c²``, through
+    reshapes and modules that are no layer (dropout, drop path). 1 where the path forks or
+    does anything else (the exit is then solved as before)."""
+    g = info.graph
+    if g is None:
+        return 1.0
+    f, at = 1.0, start
+    for _ in range(len(g.nodes)):
+        if at == stop:
+            return f
+        if len(users[at]) != 1:
+            return 1.0
+        n = g.nodes[users[at][0]]
+        if n.idx in lam:
+            f *= lam[n.idx][0]
+        elif n.op == "function" and n.target in _MUL:
+            other = [i for i in n.inputs if i != at]
+            c = _scalar(n.args) if not other else None
+            if len(other) == 1 and other[0] in lam:
+                f *= lam[other[0]][0]
+            elif c is not None:
+                f *= c * c
+            else:
+                return 1.0
+        elif n.op == "function" and n.target in _DIV and len(n.inputs) == 1:
+            c = _scalar(n.args)
+            if not c:
+                return 1.0
+            f /= c * c
+        elif not (
+            (n.op == "module" and info.kinds[n.idx] == "other")
+            or (n.op == "function" and n.target in _SHAPE_OPS)
+        ):
+            return 1.0
+        at = n.idx
+    return 1.0
 
 
 def _experts(

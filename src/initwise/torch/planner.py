@@ -27,8 +27,10 @@ from .modules import (
     expert_fans,
     expert_stack,
     few,
+    is_layer_scale,
     is_ssm_mixer,
     is_weight_layer,
+    layer_scale_value,
     num_experts,
     unwrap,
     weight_fans,
@@ -301,9 +303,6 @@ def _report_assumptions(
 _HF_TOKENS = ("cls_token", "position_embeddings", "mask_token", "distillation_token")
 
 
-_LAYER_SCALES = ("layer_scale_parameter", "lambda1", "lambda_1", "lambda_2", "gamma_1", "gamma_2")
-"""Names of per-channel layer-scale parameters (ConvNeXt, DINOv2, BEiT, Data2Vec-vision…)."""
-
 KEPT = ("override ", "kept: ")
 """Reasons of entries left as is on purpose — a user's ``keep`` override, a rule that keeps what
 the model built (:func:`ssm_parameter`) — which are not reported as assumptions."""
@@ -377,18 +376,8 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             "_init_weights (a per-token norm follows, so only its direction matters) → std {std}",
             None,
         )
-    if pname in _LAYER_SCALES and getattr(p, "ndim", 0) == 1:  # CaiT-style layer scale
-        value = next(
-            (
-                float(v)
-                for v in (
-                    getattr(cfg, "layer_scale_init_value", None),
-                    getattr(cfg, "layerscale_value", None),
-                )
-                if isinstance(v, (int, float)) and not isinstance(v, bool)
-            ),
-            None,
-        )
+    if is_layer_scale(pname, p):  # CaiT-style layer scale
+        value = layer_scale_value(model)
         if value is None:
             return ParamPlan(
                 pname, tuple(p.shape), None, f"kept: {family}'s layer scale, as built", mod_name
@@ -410,8 +399,8 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             "(SpecAugment in training), U(0, 1) as HF's _init_weights → std {std}",
             None,
         )
-    if pname == "relative_position_bias_table":  # Swin, BEiT: no position bias at init
-        return ParamPlan.build(
+    if pname in ("relative_position_bias_table", "attention_biases"):
+        return ParamPlan.build(  # Swin, BEiT; LeViT, EfficientFormer: built as zeros
             pname,
             tuple(p.shape),
             S.zeros(),

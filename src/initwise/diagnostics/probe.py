@@ -205,7 +205,8 @@ def diagnose(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
         )
     check_batch(batch)
-    check_materialized(model, "diagnose")  # running it would create them: a change to the model
+    named = list(model.named_parameters())
+    check_materialized(model, "diagnose", named)  # running it would create them: a change
     first = tensors(batch)[0]
     if first.dim() and first.shape[0] < 2:
         warnings.warn(
@@ -217,7 +218,7 @@ def diagnose(
     with seeded_rng(seed), kept_modes(model):
         info = inspect_model(model, batch)  # tracing by running restores norm statistics itself
         buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
-        params = [p for p in model.parameters()]
+        params = [p for _, p in named]
         grads = [p.grad for p in params]
         names = {m: n for n, m in model.named_modules()}
         in_place = _changed_in_place(model, info)
@@ -839,25 +840,31 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
     # The output layer's gradient is set by the loss (and a pooling head shrinks it), not by the
     # network: it is not compared.
     hidden = layers[:-1] if len(layers) > 1 else layers
+    roles = [_role(s) for s in layers]
     first: dict[tuple[str, str, str], float] = {}
     last: dict[tuple[str, str, str], float | None] = {}
-    for s in layers:
-        first.setdefault(_role(s), s.out_m2 or 1e-300)
-    for s in hidden:
+    for s, role in zip(layers, roles, strict=True):
+        first.setdefault(role, s.out_m2 or 1e-300)
+    for s, role in zip(hidden, roles, strict=False):
         if s.grad_std is not None:
-            last[_role(s)] = s.grad_std
+            last[role] = s.grad_std
     counts = dict.fromkeys(VERDICTS, 0)
-    for s in layers:
+    gains: dict[str, float] = {}  # per activation (a quadrature each)
+    for s, role in zip(layers, roles, strict=True):
         act: Act = s._act  # type: ignore[attr-defined]
-        r = s.out_m2 / first[_role(s)]
+        r = s.out_m2 / first[role]
         is_output = s is layers[-1] and len(layers) > 1
-        g_last = last.get(_role(s))
+        g_last = last.get(role)
         g = (s.grad_std / g_last) if (s.grad_std is not None and g_last and not is_output) else 1.0
-        try:
-            spec = act.spec  # the auto rule: gain 1 (Xavier) before a saturating activation
-            good = 1.0 if spec is not None and spec.saturating else act.gain("forward")
-        except ValueError:
-            good = 1.0
+        if role[2] not in gains:
+            try:
+                spec = act.spec  # the auto rule: gain 1 (Xavier) before a saturating activation
+                gains[role[2]] = (
+                    1.0 if spec is not None and spec.saturating else act.gain("forward")
+                )
+            except ValueError:
+                gains[role[2]] = 1.0
+        good = gains[role[2]]
         if s.dead > 0.5:
             s.verdict = "dead"
             s.suggestion = (

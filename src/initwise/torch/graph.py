@@ -27,12 +27,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.parametrize import is_parametrized
 
 from .. import activations as A
 from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
-from .modules import NORMS, is_norm, is_weight_layer
+from .modules import NORMS, has_parametrizations, is_norm, is_weight_layer
 from .modules import kind as module_kind
 
 # ----------------------------------------------------------------------------- graph
@@ -87,7 +86,7 @@ def is_leaf(module: nn.Module) -> bool:
         return True  # (a MoE expert stack: planned from its attributes, one node)
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
-    if is_parametrized(module):  # the layer; its parametrizations compute its weight inside
+    if has_parametrizations(module):  # the layer; its parametrizations compute its weight inside
         return True
     own = next(module.parameters(recurse=False), None) is not None
     if own and (type(module).__module__.startswith("torch.nn") or not any(module.children())):

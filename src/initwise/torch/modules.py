@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from torch import nn
-from torch.nn.utils.parametrize import ParametrizationList, is_parametrized
+from torch.nn.utils.parametrize import ParametrizationList
 
 from ..math.fans import Fans, fans
 
@@ -34,6 +34,13 @@ NORMS: tuple[type, ...] = (
 PACKED_NAMES = ("qkv", "c_attn", "query_key_value", "in_proj", "wqkv", "qkv_proj")
 """Names of packed q/k/v projections: a weight of 3E×E under one of these names is three
 blocks, each with its own fans."""
+
+
+def has_parametrizations(m: nn.Module) -> bool:
+    """``torch.nn.utils.parametrize.is_parametrized(m)`` without its ``getattr``, which raises
+    and catches an AttributeError inside ``nn.Module.__getattr__`` for every module that has
+    none (most of them; the graph's analysis asks for every module)."""
+    return isinstance(m._modules.get("parametrizations"), nn.ModuleDict)
 
 
 def is_norm(m: nn.Module) -> bool:
@@ -97,7 +104,7 @@ def is_weight_layer(m: nn.Module) -> bool:
     if isinstance(m, ParametrizationList):
         return False
     return (
-        (next(m.parameters(recurse=False), None) is not None or is_parametrized(m))
+        (next(m.parameters(recurse=False), None) is not None or has_parametrizations(m))
         and not isinstance(m, NORMS)
         and not isinstance(m, nn.PReLU)
         and not type(m).__name__.endswith(("Norm", "LayerNorm", "NormGated"))
@@ -125,11 +132,13 @@ def kind(module: nn.Module) -> str:
         return "linear"
     if isinstance(module, nn.Bilinear):
         return "bilinear"
-    w = getattr(module, "weight", None)
-    if type(module).__name__ == "Conv1D" and w is not None and w.ndim == 2:
-        return "conv1d_hf"
     if type(module).__name__.endswith("GRN"):
         return "grn"  # ConvNeXt-V2's global response normalization: x + γ·(x·N(x)) + β
+    if not module._parameters and not has_parametrizations(module):
+        return "unknown"  # (the kinds below own their weights: no attribute lookups, each a
+    w = getattr(module, "weight", None)  # raised AttributeError inside nn.Module.__getattr__)
+    if type(module).__name__ == "Conv1D" and w is not None and w.ndim == 2:
+        return "conv1d_hf"
     e = num_experts(module)
     if e is not None:
         own = dict(module.named_parameters(recurse=False))

@@ -392,8 +392,54 @@ def test_norm_offset_is_measured_not_named():
             return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
 
     m = nn.Sequential(nn.Linear(8, 8), OffsetNorm(8), nn.Linear(8, 8), PlainNorm(8))
-    p = it.plan(m, "auto")
+    p = it.plan(m, "auto", strict=True)
     assert p["1.weight"].scheme.label == "zeros" and p["3.weight"].scheme.label == "ones"
+
+
+def test_a_norm_whose_offset_cannot_be_measured_is_an_assumption():
+    """A norm that needs more than a ``(4, d)`` input (adaptive LayerNorm with a conditioning
+    input) or scales by neither ``w`` nor ``1 + w`` got ``ones`` without a word: if it computes
+    ``(1 + w)·x̂``, ones is a scale of 2 (Gemma's silent error). Now the plan says so."""
+    from torch import nn
+
+    class CondNorm(nn.Module):  # called as norm(x, c): the probe's norm(x) fails
+        def __init__(self, d):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(d))
+
+        def forward(self, x, c=None):
+            if c is None:
+                raise TypeError("CondNorm needs the conditioning input")
+            x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+            return x * (1 + self.weight) + c
+
+    class HalfNorm(nn.Module):  # (0.5 + w)·x̂: neither rule
+        def __init__(self, d):
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(d))
+
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (0.5 + self.weight)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.n, self.b, self.h = (
+                nn.Linear(8, 8),
+                CondNorm(8),
+                nn.Linear(8, 8),
+                HalfNorm(8),
+            )
+
+        def forward(self, x):
+            return self.h(self.b(self.n(self.a(x), x)))
+
+    x = torch.randn(4, 8)
+    with pytest.raises(it.AssumptionError, match="'n', 'h': the norm's scale assumed"):
+        it.plan(Net(), "auto", example_input=x, strict=True)
+    with pytest.warns(it.AssumptionWarning, match="norm's scale assumed weight·x̂"):
+        p = it.plan(Net(), "auto", example_input=x)
+    assert p["n.weight"].scheme.label == "ones" and p["h.weight"].scheme.label == "ones"
 
 
 @pytest.mark.parametrize("name", ["gptj", "bloom", "cohere"])

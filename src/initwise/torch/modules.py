@@ -150,16 +150,17 @@ def kind(module: nn.Module) -> str:
     return "unknown"
 
 
-_OFFSETS: dict[tuple[type, str, tuple[int, ...]], float] = {}
+_OFFSETS: dict[tuple[type, str, tuple[int, ...]], float | None] = {}
 
 
-def norm_offset(module: nn.Module) -> float:
+def norm_offset(module: nn.Module) -> float | None:
     """``c`` in the scale ``c + weight`` a norm applies to its normalized input: 0 for torch's
     norms and most others (``weight · x̂``), 1 for Gemma's RMSNorm (``(1 + weight) · x̂``, whose
     identity scale is weight zeros). Measured on a copy of a norm not from torch (its weight set
     to 0 and to 1, the bias to 0, a seeded ``(4, d)`` input): ``c = ⟨y₀, y₁ − y₀⟩ / ‖y₁ − y₀‖²``,
-    rounded to 0 or 1; 0 where the copy cannot run on such an input or gives another value (the
-    scale rule then stays ``ones``). Cached per class, ``extra_repr`` and weight shape."""
+    0 or 1 within 10⁻³. None where the copy cannot run on such an input (a norm that needs more,
+    e.g. a conditioning input) or gives another value: the scale rule then stays ``ones`` and
+    the planner reports the assumption. Cached per class, ``extra_repr`` and weight shape."""
     import copy
 
     import torch
@@ -170,7 +171,7 @@ def norm_offset(module: nn.Module) -> float:
     key = (type(module), module.extra_repr(), tuple(w.shape))
     if key in _OFFSETS:
         return _OFFSETS[key]
-    c = 0.0
+    c: float | None = None
     try:
         probe = copy.deepcopy(module)
         if any(t.is_meta for t in probe.parameters()):
@@ -189,9 +190,9 @@ def norm_offset(module: nn.Module) -> float:
         d = y1 - y0
         if y0.shape == x.shape and float((d * d).sum()) > 0:
             ratio = float((y0 * d).sum() / (d * d).sum())
-            c = 1.0 if abs(ratio - 1.0) < 1e-3 else 0.0
-    except Exception:  # a norm that needs another input: the usual weight · x̂
-        c = 0.0
+            c = next((v for v in (0.0, 1.0) if abs(ratio - v) < 1e-3), None)
+    except Exception:  # a norm that needs another input: not measured (reported by the planner)
+        c = None
     _OFFSETS[key] = c
     return c
 

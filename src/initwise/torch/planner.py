@@ -28,9 +28,11 @@ from .modules import (
     expert_stack,
     few,
     is_layer_scale,
+    is_norm,
     is_ssm_mixer,
     is_weight_layer,
     layer_scale_value,
+    norm_offset,
     num_experts,
     unwrap,
     weight_fans,
@@ -188,7 +190,7 @@ def _plan(
     rewrites = tuple(pol.rewrites(ctx))
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
-    _report_assumptions(out, info, moments, pol, strict, pol.assumptions(ctx))
+    _report_assumptions(out, info, moments, pol, strict, pol.assumptions(ctx), model)
     return out
 
 
@@ -269,7 +271,13 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
 
 
 def _report_assumptions(
-    out: Plan, info: Any, moments: Any, pol: Policy, strict: bool, extra: Sequence[str] = ()
+    out: Plan,
+    info: Any,
+    moments: Any,
+    pol: Policy,
+    strict: bool,
+    extra: Sequence[str] = (),
+    model: nn.Module | None = None,
 ) -> None:
     said: list[str] = list(extra)
     if info.note:
@@ -284,6 +292,18 @@ def _report_assumptions(
         blind = [n for n in blind if n in weights]
         if blind and not info.note:
             said.append(f"no activation found for {few(blind)} (assumed linear)")
+    planned = {e.name for e in out if e.scheme is not None}
+    unmeasured = [  # norms whose scale rule assumed weight·x̂ (modules.norm_offset)
+        n
+        for n, m in (model.named_modules() if model is not None else ())
+        if (f"{n}.weight" if n else "weight") in planned and is_norm(m) and norm_offset(m) is None
+    ]
+    if unmeasured:
+        said.append(
+            f"{few([repr(n) for n in unmeasured])}: the norm's scale assumed weight·x̂ (ones); "
+            "a copy could not run on a (4, d) input, or gave neither weight·x̂ nor "
+            "(1 + weight)·x̂, to measure it"
+        )
     if moments is not None and moments.assumed:
         said.append("; ".join(moments.assumed[:3]) + ("; …" if len(moments.assumed) > 3 else ""))
     left = [e.name for e in out if e.scheme is None and not e.reason.startswith(KEPT)]

@@ -616,6 +616,18 @@ def _vision(name):
                 embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10
             )
         )
+    if name == "swinv2":
+        return transformers.Swinv2ForImageClassification(
+            transformers.Swinv2Config(
+                image_size=32,
+                patch_size=4,
+                embed_dim=16,
+                depths=[1, 1],
+                num_heads=[2, 2],
+                window_size=4,
+                num_labels=10,
+            )
+        )
     if name == "levit":
         return transformers.LevitForImageClassification(
             transformers.LevitConfig(
@@ -633,7 +645,8 @@ def _vision(name):
 
 
 @pytest.mark.parametrize(
-    "name", ["convnext", "convnextv2", "dinov2", "swin", "resnet", "mobilenetv2", "levit"]
+    "name",
+    ["convnext", "convnextv2", "dinov2", "swin", "swinv2", "resnet", "mobilenetv2", "levit"],
 )
 def test_vision_families_plan_with_nothing_assumed(name):
     """Layer scales (ConvNeXt, DINOv2), Swin's relative position bias table and ConvNeXt-V2's
@@ -641,7 +654,9 @@ def test_vision_families_plan_with_nothing_assumed(name):
     not traced at all — their configs state no image size and their example input failed (and a
     batch of one cannot pass BatchNorm in train mode). LeViT: its BatchNorm1d over flattened
     tokens, ``bn(x.flatten(0, 1)).reshape_as(x)``, lost the moments at ``reshape_as`` (every
-    layer after one assumed unit input), and its ``attention_biases`` had no rule."""
+    layer after one assumed unit input), and its ``attention_biases`` had no rule. Swin v2: its
+    position-bias MLP reads a coordinate table the model holds as a buffer (not recorded: input
+    assumed unit, E[x²] is 0.66), and its per-head ``logit_scale`` had no rule."""
     m = _vision(name)
     p = it.plan(m, "auto", strict=True)
     assert p.notes[0].startswith("traced with run")
@@ -654,6 +669,17 @@ def test_vision_families_plan_with_nothing_assumed(name):
     if name == "swin":
         table = [e for e in p if e.name.endswith("relative_position_bias_table")]
         assert table and all(e.scheme.label == "zeros" for e in table)
+    if name == "swinv2":
+        table = m.swinv2.encoder.layers[0].blocks[0].attention.self.relative_coords_table
+        cpb = p[
+            "swinv2.encoder.layers.0.blocks.0.attention.self.continuous_position_bias_mlp.0.weight"
+        ]
+        assert f"input E[x²] {float(table.pow(2).mean()):.3g} →" in cpb.reason
+        assert p["swinv2.encoder.layers.0.blocks.0.attention.self.logit_scale"].reason.startswith(
+            "kept: "
+        )
+        out = [e for e in p if e.name.endswith("continuous_position_bias_mlp.2.weight")]
+        assert len(out) == 2 and all(e.scheme.label == "zeros" for e in out)
     if name == "levit":
         biases = [e for e in p if e.name.endswith("attention_biases")]
         assert biases and all(e.scheme.label == "zeros" for e in biases)
@@ -665,6 +691,11 @@ def test_vision_families_plan_with_nothing_assumed(name):
     with torch.no_grad():
         out = m(pixel_values=x)
     assert torch.isfinite(out[0]).all()
+    if name == "swinv2":  # a flat relative position bias (16·σ(0) = 8); drawn for the sigmoid it
+        a = m.swinv2.encoder.layers[0].blocks[0].attention.self  # was std 4.2 across positions
+        with torch.no_grad():
+            bias = 16 * torch.sigmoid(a.continuous_position_bias_mlp(a.relative_coords_table))
+        assert float(bias.std()) < 1e-6 and abs(float(bias.mean()) - 8) < 1e-5
 
 
 def _layer_scale_model(name):

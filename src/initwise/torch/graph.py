@@ -280,6 +280,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
     producer: dict[int, int] = {}
     keep: list[Any] = []  # keep traced tensors alive so their ids stay unique
     param_names = {id(p): n for n, p in model.named_parameters()}
+    buffer_names = {id(b): n for n, b in model.named_buffers() if b.is_floating_point()}
     depth = [0]
 
     def add(
@@ -295,6 +296,11 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         for t in tensors(inputs_obj):
             if id(t) not in producer and id(t) in param_names:
                 nodes.append(Node(len(nodes), "param", param_names[id(t)]))
+                producer[id(t)] = nodes[-1].idx
+            elif id(t) not in producer and op == "module" and id(t) in buffer_names:
+                # a buffer a module reads (Swin v2's coordinate table into its position-bias
+                # MLP): known data, whose moments the planner measures (as fx's get_attr)
+                nodes.append(Node(len(nodes), "param", buffer_names[id(t)]))
                 producer[id(t)] = nodes[-1].idx
             if id(t) in producer:
                 inputs.append(producer[id(t)])

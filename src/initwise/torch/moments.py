@@ -412,6 +412,7 @@ def _pass(
     branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
     R = n_res if n_res is not None else len(info.adds)
     lam = _layer_scales(model, modules, info)
+    data = _buffer_moments(model, info)
     users = g.users()
     mom: dict[int, tuple[float, float] | None] = {}
     softmaxed: set[int] = set()
@@ -424,8 +425,8 @@ def _pass(
         if n.op == "input":
             val = (first or (1.0, 0.0)) if first_input else (1.0, 0.0)
             first_input = False
-        elif n.op == "param":  # a layer scale λ (its E[λ²], E[λ]); any other: unknown
-            val = lam.get(n.idx)
+        elif n.op == "param":  # a layer scale λ (its E[λ²], E[λ]), a buffer's data; else unknown
+            val = lam.get(n.idx) or data.get(n.idx)
         elif n.op == "module":
             m = modules[n.target]
             if k == "weight":
@@ -641,6 +642,27 @@ def _layer_scales(
     for n in g.nodes:  # reshaped for broadcasting (PoolFormer's λ.unsqueeze(-1).unsqueeze(-1))
         if n.op == "function" and n.target in _SHAPE_OPS and n.inputs and n.inputs[0] in out:
             out[n.idx] = out[n.inputs[0]]
+    return out
+
+
+def _buffer_moments(model: nn.Module, info: ModelInfo) -> dict[int, tuple[float, float]]:
+    """``{node: (E[b²], E[b])}`` for the graph's floating-point buffers: data the model holds
+    (Swin v2's log-spaced coordinate table, a fixed sinusoidal position table), measured as
+    they are — the plan does not redraw them. Non-finite ones (a mask of −inf) and meta ones
+    stay unknown."""
+    g = info.graph
+    out: dict[int, tuple[float, float]] = {}
+    if g is None:
+        return out
+    buffers = {n: b for n, b in model.named_buffers() if b.is_floating_point() and not b.is_meta}
+    for n in g.nodes:
+        b = buffers.get(n.target) if n.op == "param" else None
+        if b is None or not b.numel():
+            continue
+        t = b.detach().double()
+        s, mu = float(t.pow(2).mean()), float(t.mean())
+        if math.isfinite(s) and math.isfinite(mu):
+            out[n.idx] = (s, mu)
     return out
 
 

@@ -152,6 +152,11 @@ def _plan(
             done[id(p)] = len(entries)
             e = (
                 ssm_parameter(model, mod_name, module, pname, p)
+                or (
+                    position_bias_output(model, mod_name, module, pname, p)
+                    if moments is not None
+                    else None
+                )
                 or planned.get(pname)
                 or loose_parameter(model, mod_name, pname, p)
             )
@@ -363,6 +368,34 @@ def ssm_parameter(
     )
 
 
+def position_bias_output(
+    model: nn.Module, mod_name: str, module: nn.Module, pname: str, p: Any
+) -> ParamPlan | None:
+    """Zeros for the weight of the last Linear of a ``continuous_position_bias_mlp`` (Swin v2,
+    Liu et al. 2022: the attention's relative position bias is ``16·σ(MLP(coordinates))``), under
+    a propagating policy (``auto``): a flat bias at init (``16·σ(0) = 8`` everywhere, which the
+    softmax ignores), as Swin's zero bias table and HF's ``N(0, 0.02²)``. Solved like any layer,
+    for the sigmoid's operating point, it gave each relative position a random bias (std 4.2,
+    0.65 to 14.1) on cosine-attention logits of ±10. None for anything else."""
+    if pname != "weight" or not isinstance(module, nn.Linear) or "." not in mod_name:
+        return None
+    parent = mod_name.rpartition(".")[0]
+    if not parent.endswith("continuous_position_bias_mlp"):
+        return None
+    linears = [c for c in model.get_submodule(parent).children() if isinstance(c, nn.Linear)]
+    if not linears or linears[-1] is not module:
+        return None
+    return ParamPlan.build(
+        pname,
+        tuple(p.shape),
+        S.zeros(),
+        "zeros: the output layer of Swin v2's position-bias MLP, a flat relative position bias "
+        "at init (16·σ(0) = 8 everywhere, as Swin's zero table); drawn for the sigmoid it gives "
+        "each position a random bias",
+        None,
+    )
+
+
 def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
     """A rule for a parameter that is not a layer's weight but whose family says how it is
     initialized: Hugging Face vision transformers' ``cls_token``, ``position_embeddings``,
@@ -383,6 +416,15 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             None,
             f"kept: {family}'s learned {pname.replace('_', ' ')} of the similarity logits, as "
             "the model built it (CLIP: log(1/0.07), Radford et al. 2021)",
+            mod_name,
+        )
+    if pname == "logit_scale" and getattr(p, "ndim", 0) == 3 and tuple(p.shape[1:]) == (1, 1):
+        return ParamPlan(  # Swin v2's cosine attention: a learned temperature per head
+            pname,
+            tuple(p.shape),
+            None,
+            f"kept: {family}'s learned temperature of the cosine attention logits, one per head, "
+            "as the model built it (Swin v2: log 10, Liu et al. 2022)",
             mod_name,
         )
     if pname == "class_embedding" and getattr(p, "ndim", 0) == 1:  # CLIP's vision [CLS]

@@ -832,3 +832,57 @@ def test_a_mixer_that_cannot_be_measured_is_an_assumption():
         it.plan(m, "auto")
     with pytest.raises(it.AssumptionError, match="could not run"):
         it.plan(m, "auto", strict=True)
+
+
+def _vision_language(name):
+    torch.manual_seed(0)
+    text = dict(
+        vocab_size=256,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=128,
+    )
+    vision = dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+    )
+    if name == "llava":
+        return transformers.LlavaForConditionalGeneration(
+            transformers.LlavaConfig(
+                vision_config=transformers.CLIPVisionConfig(**vision),
+                text_config=transformers.LlamaConfig(**text),
+                image_token_index=255,
+                vision_feature_layer=-1,
+            )
+        )
+    return transformers.PaliGemmaForConditionalGeneration(
+        transformers.PaliGemmaConfig(
+            vision_config=transformers.SiglipVisionConfig(**vision),
+            text_config=transformers.GemmaConfig(**text, head_dim=16),
+            image_token_index=255,
+            projection_dim=64,
+        )
+    )
+
+
+@pytest.mark.parametrize("name", ["llava", "paligemma"])
+def test_vision_language_models_are_traced(name):
+    """LLaVA and PaliGemma refuse input_ids without as many image tokens as the vision tower
+    gives ("image features and image tokens do not match"): nothing was traced and every layer
+    was assumed. The example input now holds the model's own count (get_image_features)."""
+    m = _vision_language(name)
+    p = it.plan(m, "auto", strict=True)
+    branches = {"llava": 8, "paligemma": 9}[name]  # (SigLIP's pooling head has one more)
+    assert p.notes[0] == f"traced with run; {branches} residual branches"
+    p.apply(m, seed=0)
+    ids = torch.tensor([[255] * 16 + list(range(1, 17))] * 2)
+    px = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = m(input_ids=ids, pixel_values=px)
+    assert 0.5 < float(out.logits.double().std()) < 2.0

@@ -936,12 +936,17 @@ def hf_example(model: nn.Module) -> Any:
     models' ``input_features`` ``(2, num_mel_bins, 2·max_source_positions)`` (Whisper) or raw
     ``input_values`` ``(2, 32·Π conv_stride)`` (Wav2Vec2, HuBERT, WavLM), with
     ``decoder_input_ids`` for encoder–decoders; else the model's ``dummy_inputs`` (with
-    ``pixel_values`` added for text + image models: CLIP, SigLIP); None otherwise. Zeros, on
-    the meta device when the model is."""
+    ``pixel_values`` added for text + image models: CLIP, SigLIP); for vision–language models
+    (LLaVA, PaliGemma) ``input_ids`` with the image tokens their vision tower asks for
+    (:func:`_vision_language_example`); None otherwise. Zeros, on the meta device when the model
+    is."""
     cfg = getattr(model, "config", None)
     meta = any(p.is_meta for p in model.parameters())
     dev = "meta" if meta else "cpu"
     main = getattr(model, "main_input_name", None)
+    vlm = _vision_language_example(model, cfg, dev)
+    if vlm is not None:
+        return vlm
     speech: dict[str, Any] | None = None
     if main == "input_features" and isinstance(getattr(cfg, "num_mel_bins", None), int):
         frames = 2 * int(getattr(cfg, "max_source_positions", 1500))
@@ -974,6 +979,47 @@ def hf_example(model: nn.Module) -> Any:
         channels = getattr(vision, "num_channels", 3)
         return {**dummy, "pixel_values": torch.zeros(1, channels, size, size, device=dev)}
     return dummy
+
+
+def _vision_language_example(model: nn.Module, cfg: Any, dev: str) -> dict[str, Any] | None:
+    """``input_ids`` holding as many image tokens as the vision tower gives for one image, then 8
+    text tokens, beside that image's ``pixel_values`` (zeros): vision–language models (LLaVA,
+    PaliGemma…) refuse any other pair ("image features and image tokens do not match"). The
+    count is the model's own: ``get_image_features`` on the image, its projected features'
+    elements over the text width. None for other models, or where that does not run."""
+    vision = getattr(cfg, "vision_config", None)
+    text = getattr(cfg, "text_config", None)
+    token = next(
+        (
+            v
+            for v in (getattr(cfg, "image_token_index", None), getattr(cfg, "image_token_id", None))
+            if isinstance(v, int) and not isinstance(v, bool)
+        ),
+        None,
+    )
+    features = getattr(model, "get_image_features", None)
+    size = getattr(vision, "image_size", None)
+    width = getattr(text, "hidden_size", None)
+    vocab = getattr(text, "vocab_size", None)
+    if isinstance(size, (list, tuple)) and len(size) == 2 and size[0] == size[1]:
+        size = size[0]
+    if not (callable(features) and token is not None and isinstance(size, int)):
+        return None
+    if not (isinstance(width, int) and isinstance(vocab, int) and vocab > 10):
+        return None
+    pixels = torch.zeros(1, getattr(vision, "num_channels", 3), size, size, device=dev)
+    try:
+        with torch.no_grad():
+            out = features(pixel_values=pixels)
+    except Exception:  # (a tower that needs more: image sizes, patch masks — not this example)
+        return None
+    total = sum(t.numel() for t in tensors(getattr(out, "pooler_output", out)))
+    if not total or total % width:
+        return None
+    k = total // width
+    text_ids = [i for i in range(1, vocab) if i != token][:8]
+    ids = torch.tensor([[token] * k + text_ids], device=dev)
+    return {"input_ids": ids, "pixel_values": pixels}
 
 
 def _short(exc: Exception) -> str:

@@ -885,4 +885,11 @@ def test_vision_language_models_are_traced(name):
     px = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = m(input_ids=ids, pixel_values=px)
+        image = m.get_image_features(pixel_values=px).pooler_output
+        image = torch.cat(list(image)) if isinstance(image, (list, tuple)) else image
+        text = m.get_input_embeddings()(ids[:, 16:])
     assert 0.5 < float(out.logits.double().std()) < 2.0
+    # image tokens enter the stream beside the text embeddings at a like scale: LLaVA's
+    # projector was solved "for the norm that follows" (the first block's) and gave 0.34 vs 1
+    ratio = float(image.double().pow(2).mean() / text.double().pow(2).mean())
+    assert 0.6 < ratio < 1.6, ratio

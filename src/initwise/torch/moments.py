@@ -96,6 +96,7 @@ _SHAPE_OPS = {
     "expand_as",
     "type_as",
 }
+_SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
 _ADD = {"add", "add_", "iadd", "radd"}
 _SUB = {"sub", "sub_", "isub", "rsub"}
 _MUL = {"mul", "mul_", "imul", "rmul"}
@@ -199,28 +200,40 @@ def weight_runs(info: ModelInfo) -> dict[int, int]:
 
 
 def norm_follows(info: ModelInfo) -> set[int]:
-    """Weight-layer nodes whose output reaches a norm before any activation or weight layer."""
+    """Weight-layer nodes whose output reaches a norm, on every path, before any activation,
+    weight layer, residual sum or the model's output. One path past the norm is enough to
+    make the scale matter: a layer that writes the residual stream (LLaVA's image projector,
+    a patch embedding) feeds the first block's norm *and* its skip, and was solved with the
+    classic gain "since a norm follows" — LLaVA's image tokens entered the stream at E[x²] 0.34
+    beside text embeddings at 1. (A norm after a residual sum normalizes the sum, not the
+    branch: the branch's scale relative to the skip still matters.)"""
     g = info.graph
     if g is None:
         return set()
     users = g.users()
-    sums = {r.add for r in info.adds}  # a norm after a residual sum normalizes the sum, not
-    out = set()  # the branch: the branch's scale relative to the skip still matters
+    sums = {r.add for r in info.adds}
+    out = set()
     for n in g.nodes:
         if info.kinds[n.idx] != "weight":
             continue
         seen, stack = set(), list(users[n.idx])
-        while stack:
+        found, escaped = False, False
+        while stack and not escaped:
             i = stack.pop()
             if i in seen:
                 continue
             seen.add(i)
             k = info.kinds[i]
             if k == "norm":
-                out.add(n.idx)
-                break
-            if k == "other" and i not in sums:
+                found = True
+            elif g.nodes[i].op == "function" and g.nodes[i].target in _SHAPE_QUERIES:
+                continue  # (x.size(), x.shape: no path of values)
+            elif k == "other" and i not in sums:
                 stack.extend(users[i])
+            else:  # an activation, a weight layer, a residual sum, a product, the output
+                escaped = True
+        if found and not escaped:
+            out.add(n.idx)
     return out
 
 

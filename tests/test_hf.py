@@ -365,6 +365,12 @@ def test_gemma_norms_scale_by_one_plus_weight(name):
     assert 0.5 < logits < 2
     if name == "gemma":
         assert max(streams) / streams[0] < math.e
+        # its embedding multiplies by embed_scale = √64: the stream starts at E[x²] ≈ 1, not at
+        # std² = 1/64, and each branch end adds s_skip/8 of that (before: 1/512 of it, every
+        # block near the identity: growth ×1.01)
+        o = p["model.layers.0.self_attn.o_proj.weight"].reason
+        assert "s_skip/8 = 0.1" in o, o
+        assert max(streams) / streams[0] > 1.3
     zero = it.plan(m, "zero-init-residual")
     if name == "gemma2":  # its MLP branch ends in post_feedforward_layernorm
         z = zero["model.layers.1.post_feedforward_layernorm.weight"]
@@ -861,6 +867,29 @@ def _vision_language(name):
                 vision_feature_layer=-1,
             )
         )
+    if name == "blip2":  # (image_token_index as its hub configs set it: 4 query tokens)
+        return transformers.Blip2ForConditionalGeneration(
+            transformers.Blip2Config(
+                vision_config=vision,
+                qformer_config=dict(
+                    hidden_size=32,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    intermediate_size=64,
+                    encoder_hidden_size=32,
+                    vocab_size=256,
+                ),
+                text_config=transformers.OPTConfig(
+                    vocab_size=256,
+                    hidden_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=4,
+                    ffn_dim=128,
+                ).to_dict(),
+                num_query_tokens=4,
+                image_token_index=250,
+            )
+        )
     return transformers.PaliGemmaForConditionalGeneration(
         transformers.PaliGemmaConfig(
             vision_config=transformers.SiglipVisionConfig(**vision),
@@ -871,23 +900,28 @@ def _vision_language(name):
     )
 
 
-@pytest.mark.parametrize("name", ["llava", "paligemma"])
+@pytest.mark.parametrize("name", ["llava", "paligemma", "blip2"])
 def test_vision_language_models_are_traced(name):
-    """LLaVA and PaliGemma refuse input_ids without as many image tokens as the vision tower
-    gives ("image features and image tokens do not match"): nothing was traced and every layer
-    was assumed. The example input now holds the model's own count (get_image_features)."""
+    """LLaVA, PaliGemma and BLIP-2 refuse input_ids without as many image tokens as the vision
+    tower gives ("image features and image tokens do not match"): nothing was traced and every
+    layer was assumed. The example input now holds the model's own count (get_image_features);
+    BLIP-2's query tokens (zeros) and vision position/class embeddings have HF's rules."""
     m = _vision_language(name)
     p = it.plan(m, "auto", strict=True)
-    branches = {"llava": 8, "paligemma": 9}[name]  # (SigLIP's pooling head has one more)
+    # (SigLIP's pooling head has one more; BLIP-2's Q-Former: 2 layers × self, cross, MLP)
+    branches = {"llava": 8, "paligemma": 9, "blip2": 13}[name]
     assert p.notes[0] == f"traced with run; {branches} residual branches"
+    if name == "blip2":
+        assert p["query_tokens"].scheme.label == "zeros"
     p.apply(m, seed=0)
-    ids = torch.tensor([[255] * 16 + list(range(1, 17))] * 2)
+    token, k = (250, 4) if name == "blip2" else (255, 16)
+    ids = torch.tensor([[token] * k + list(range(1, 17))] * 2)
     px = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = m(input_ids=ids, pixel_values=px)
         image = m.get_image_features(pixel_values=px).pooler_output
         image = torch.cat(list(image)) if isinstance(image, (list, tuple)) else image
-        text = m.get_input_embeddings()(ids[:, 16:])
+        text = m.get_input_embeddings()(ids[:, k:])
     assert 0.5 < float(out.logits.double().std()) < 2.0
     # image tokens enter the stream beside the text embeddings at a like scale: LLaVA's
     # projector was solved "for the norm that follows" (the first block's) and gave 0.34 vs 1

@@ -145,6 +145,9 @@ class Moments:
     embedding_std: dict[str, tuple[float, str]] = field(default_factory=dict)
     assumed: list[str] = field(default_factory=list)
     cache: dict[Any, OperatingPoint] = field(default_factory=dict, repr=False)
+    scattered: dict[str, float] = field(default_factory=dict, repr=False)
+    """Weight layers whose output is scattered into another tensor (``masked_scatter``), with
+    that tensor's E[x²] (:func:`_scatter_dest`)."""
 
 
 def input_moments(example_input: Any) -> tuple[float, float] | None:
@@ -333,7 +336,7 @@ def propagate(
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(model, modules, info, first, n_res, emb)
     if not heads:
-        return out
+        return _rescatter(model, modules, info, first, n_res, emb, out)
     probe = _pass(model, modules, info, first, n_res, dict.fromkeys(heads, 0.5), out.cache)
     for e, head in heads.items():
         d = modules[e].weight.shape[1]
@@ -358,6 +361,26 @@ def propagate(
         out.embedding_std[e] = (std, why)
     final = _pass(model, modules, info, first, n_res, emb, out.cache)
     final.embedding_std = out.embedding_std
+    return _rescatter(model, modules, info, first, n_res, emb, final)
+
+
+def _rescatter(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    info: ModelInfo,
+    first: tuple[float, float] | None,
+    n_res: int | None,
+    emb: dict[str, float],
+    done: Moments,
+) -> Moments:
+    """One more pass where a layer's output is scattered into another tensor — a
+    vision–language model's projected image features put among the text embeddings
+    (``masked_scatter``) — solving that layer for the embeddings' E[x²], known only once the
+    pass has reached them (BLIP-2 embeds the text after the image)."""
+    if not done.scattered:
+        return done
+    final = _pass(model, modules, info, first, n_res, emb, done.cache, done.scattered)
+    final.embedding_std = done.embedding_std
     return final
 
 
@@ -414,6 +437,7 @@ def _pass(
     n_res: int | None,
     emb: dict[str, float],
     cache: dict[Any, OperatingPoint] | None = None,
+    scatter: dict[str, float] | None = None,
 ) -> Moments:
     g = info.graph
     res = Moments(cache=cache if cache is not None else {})
@@ -429,6 +453,7 @@ def _pass(
     users = g.users()
     mom: dict[int, tuple[float, float] | None] = {}
     softmaxed: set[int] = set()
+    dests: dict[str, int] = {}
     first_input = True
     for n in g.nodes:
         ins = [mom.get(i) for i in n.inputs]
@@ -444,6 +469,9 @@ def _pass(
             m = modules[n.target]
             if k == "weight":
                 end = branch_end.get(n.target)
+                dest = _scatter_dest(g, users, n.idx)
+                if dest is not None:
+                    dests[n.target] = dest
                 val = _weight(
                     m,
                     n.target,
@@ -458,6 +486,7 @@ def _pass(
                     n.idx in normed,
                     runs.get(n.idx, 0),
                     _scale_to(info, users, lam, n.idx, end.branch) if end is not None else 1.0,
+                    (scatter or {}).get(n.target),
                 )
             elif k == "norm":
                 s, mu = known[0] if known else (1.0, 0.0)
@@ -479,7 +508,44 @@ def _pass(
         elif n.op == "function":
             val = _function(n, ins, known, k, info, softmaxed, mom)
         mom[n.idx] = val
+    for name, d in dests.items():
+        m = mom.get(d)
+        if m is not None and m[0] > 0 and math.isfinite(m[0]):
+            res.scattered[name] = m[0]
     return res
+
+
+def _embed_scale(m: nn.Module) -> float:
+    """The constant an embedding multiplies its rows by (Gemma's ``…ScaledWordEmbedding``:
+    ``embed_scale = √hidden``), or 1."""
+    c = getattr(m, "embed_scale", None)
+    if isinstance(c, torch.Tensor) and c.numel() == 1 and not c.is_meta:
+        c = float(c)
+    if isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and c > 0:
+        return float(c)
+    return 1.0
+
+
+def _scatter_dest(g: Any, users: list[list[int]], start: int) -> int | None:
+    """The tensor node ``start``'s output is scattered into — ``dest.masked_scatter(mask,
+    out)``, reached through dtype casts, reshapes and a split-and-rejoin (LLaVA's per-image
+    list, ``torch.cat(list(features))``); the model also returning it is no other use — or
+    None."""
+    at = start
+    for _ in range(len(g.nodes)):
+        nxt = [u for u in users[at] if g.nodes[u].op != "output"]
+        if len(nxt) != 1:
+            return None
+        n = g.nodes[nxt[0]]
+        if n.op != "function":
+            return None
+        if n.target in ("masked_scatter", "masked_scatter_"):
+            return n.inputs[0] if n.inputs and n.inputs[0] != at else None
+        rejoin = n.target in ("unbind", "cat", "stack") and set(n.inputs) == {at}
+        if n.target not in _SHAPE_OPS and not rejoin:
+            return None
+        at = n.idx
+    return None
 
 
 def _weight(
@@ -496,10 +562,11 @@ def _weight(
     normed: bool = False,
     run: int = 0,
     scale_after: float = 1.0,
+    scatter: float | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
-        std = emb.get(name, 1.0)
+        std = emb.get(name, 1.0) * _embed_scale(m)
         return (std * std, 0.0)
     if kind == "rnn":
         x = next((v for v in ins if v is not None), None)
@@ -531,6 +598,12 @@ def _weight(
         q = g * g * s
         role = f"a norm follows (it removes the scale): the classic gain {g:.4g}" + (
             f" of {act.describe()}" if act is not None and act.name != "linear" else ""
+        )
+    elif scatter is not None and (act is None or act.name == "linear"):
+        q = scatter
+        role = (
+            f"its output is scattered among a tensor of E[x²] {scatter:.3g} (masked_scatter: "
+            "image features put among the text embeddings) → output E[x²] the same"
         )
     elif end is not None and not (layer and layer.norm_after) and R > 0:
         skip = _skip_moment(end, mom, info)
@@ -916,6 +989,8 @@ def _function(
         return None
     if t == "scaled_dot_product_attention":
         return ins[2] if len(ins) > 2 else None
+    if t in ("masked_scatter", "masked_scatter_"):  # the destination's moments (the source is
+        return ins[0] if ins else None  # solved to match them: _scatter_dest)
     if t in ("matmul", "bmm", "einsum"):
         if len(n.inputs) == 2 and n.inputs[0] in softmaxed:
             return ins[1]

@@ -325,7 +325,15 @@ def _report_assumptions(
     warnings.warn(AssumptionWarning(text), stacklevel=4)
 
 
-_HF_TOKENS = ("cls_token", "position_embeddings", "mask_token", "distillation_token")
+_HF_TOKENS = (
+    "cls_token",
+    "position_embeddings",
+    "mask_token",
+    "distillation_token",
+    "position_embedding",  # BLIP / BLIP-2's vision embeddings (parameters, not nn.Embedding)
+    "class_embedding",  # (BLIP's is (1, 1, D); CLIP's 1-d one has its own rule above)
+    "query_tokens",  # BLIP-2 / InstructBLIP's Q-Former queries: zeros
+)
 
 
 KEPT = ("override ", "kept: ")
@@ -399,8 +407,10 @@ def position_bias_output(
 def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
     """A rule for a parameter that is not a layer's weight but whose family says how it is
     initialized: Hugging Face vision transformers' ``cls_token``, ``position_embeddings``,
-    ``mask_token`` and ``distillation_token`` — ``trunc_normal_(std=initializer_range)`` as
-    their ``_init_weights`` does (ViT, DeiT), zeros for ``mask_token``; gpt-oss's attention
+    ``mask_token`` and ``distillation_token``, BLIP's ``position_embedding`` and
+    ``class_embedding`` parameters — ``trunc_normal_(std=initializer_range)`` as their
+    ``_init_weights`` does (ViT, DeiT, BLIP-2), zeros for ``mask_token`` and BLIP-2's
+    ``query_tokens``; gpt-oss's attention
     ``sinks`` — ``N(0, initializer_range²)``, as its ``_init_weights``; CLIP's ``class_embedding``
     (``N(0, 1/width)``) and SigLIP's pooling ``probe`` (xavier_uniform) as theirs; CLIP/SigLIP's
     scalar ``logit_scale``/``logit_bias`` kept as built. None otherwise."""
@@ -489,7 +499,7 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
         )
     if pname not in _HF_TOKENS or getattr(p, "ndim", 0) < 2:
         return None
-    if pname == "mask_token":
+    if pname in ("mask_token", "query_tokens"):
         return ParamPlan.build(
             pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros (HF _init_weights)", None
         )

@@ -762,11 +762,12 @@ def test_layer_scales_are_part_of_the_branch(name):
     assert 0.3 < float(out.logits.double().std()) < 2.0
 
 
-@pytest.mark.parametrize("name", ["whisper", "hubert"])
+@pytest.mark.parametrize("name", ["whisper", "hubert", "wavlm", "ast"])
 def test_speech_models_get_an_example_input(name):
     """Whisper (input_features + decoder_input_ids) and HuBERT (raw input_values) were not traced:
     their dummy_inputs are token ids; every activation went undetected. HuBERT's
-    masked_spec_embed had no rule."""
+    masked_spec_embed had no rule; nor had WavLM's gru_rel_pos_const. AST (a spectrogram of
+    max_length × num_mel_bins as its input_values) was not traced either."""
     torch.manual_seed(0)
     if name == "whisper":
         m = transformers.WhisperForConditionalGeneration(
@@ -788,9 +789,21 @@ def test_speech_models_get_an_example_input(name):
                 decoder_start_token_id=1,
             )
         )
+    elif name == "ast":
+        m = transformers.ASTForAudioClassification(
+            transformers.ASTConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                intermediate_size=64,
+                max_length=64,
+                num_mel_bins=32,
+            )
+        )
     else:
-        m = transformers.HubertModel(
-            transformers.HubertConfig(
+        cls = "WavLM" if name == "wavlm" else "Hubert"
+        m = getattr(transformers, f"{cls}Model")(
+            getattr(transformers, f"{cls}Config")(
                 hidden_size=32,
                 num_hidden_layers=2,
                 num_attention_heads=4,
@@ -804,8 +817,10 @@ def test_speech_models_get_an_example_input(name):
         )
     p = it.plan(m, "auto", strict=True)
     assert p.notes[0].startswith("traced with run")
-    if name == "hubert":
+    if name in ("hubert", "wavlm"):
         assert p["masked_spec_embed"].scheme.label.startswith("uniform")
+    if name == "wavlm":
+        assert p["encoder.layers.0.attention.gru_rel_pos_const"].reason.startswith("kept: ")
     p.apply(m, seed=0)
 
 

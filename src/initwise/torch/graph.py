@@ -934,7 +934,8 @@ def hf_example(model: nn.Module) -> Any:
     are ``input_ids``, which only text models can run): ``pixel_values`` of ``(2, num_channels,
     image_size, image_size)`` for vision models (64 where the config states no size); speech
     models' ``input_features`` ``(2, num_mel_bins, 2·max_source_positions)`` (Whisper) or raw
-    ``input_values`` ``(2, 32·Π conv_stride)`` (Wav2Vec2, HuBERT, WavLM), with
+    ``input_values`` ``(2, 32·Π conv_stride)`` (Wav2Vec2, HuBERT, WavLM) or a spectrogram
+    ``(2, max_length, num_mel_bins)`` (AST), with
     ``decoder_input_ids`` for encoder–decoders; else the model's ``dummy_inputs`` (with
     ``pixel_values`` added for text + image models: CLIP, SigLIP); for vision–language models
     (LLaVA, PaliGemma) ``input_ids`` with the image tokens their vision tower asks for
@@ -956,6 +957,9 @@ def hf_example(model: nn.Module) -> Any:
         for k in cfg.conv_stride:
             hop *= int(k)
         speech = {"input_values": torch.zeros(2, 32 * hop, device=dev)}
+    elif main == "input_values" and _ints(cfg, "max_length", "num_mel_bins"):
+        # a spectrogram classifier (AST): (batch, frames, mel bins)
+        speech = {"input_values": torch.zeros(2, cfg.max_length, cfg.num_mel_bins, device=dev)}
     if speech is not None:
         if getattr(cfg, "is_encoder_decoder", False):
             start = getattr(cfg, "decoder_start_token_id", None) or 0
@@ -979,6 +983,12 @@ def hf_example(model: nn.Module) -> Any:
         channels = getattr(vision, "num_channels", 3)
         return {**dummy, "pixel_values": torch.zeros(1, channels, size, size, device=dev)}
     return dummy
+
+
+def _ints(cfg: Any, *names: str) -> bool:
+    """Whether ``cfg`` states each of ``names`` as a positive int."""
+    values = [getattr(cfg, n, None) for n in names]
+    return all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
 
 
 def _vision_language_example(model: nn.Module, cfg: Any, dev: str) -> dict[str, Any] | None:

@@ -428,6 +428,15 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             "the model built it (CLIP: log(1/0.07), Radford et al. 2021)",
             mod_name,
         )
+    if pname == "gru_rel_pos_const" and getattr(p, "ndim", 0) == 4:
+        return ParamPlan(  # WavLM's gated relative position bias: a per-head constant
+            pname,
+            tuple(p.shape),
+            None,
+            f"kept: {family}'s per-head constant of the gated relative position bias, as the "
+            "model built it (ones; WavLM, Chen et al. 2022)",
+            mod_name,
+        )
     if pname == "logit_scale" and getattr(p, "ndim", 0) == 3 and tuple(p.shape[1:]) == (1, 1):
         return ParamPlan(  # Swin v2's cosine attention: a learned temperature per head
             pname,

@@ -511,6 +511,17 @@ def test_mamba_keeps_its_state_space_parameters():
     assert "scale: ones" in p2["backbone.layers.0.mixer.norm.weight"].reason
 
 
+_VISION_TOWER = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    image_size=32,
+    patch_size=8,
+)
+"""A small ViT tower's config (CLIP, SigLIP, LLaVA, PaliGemma, BLIP-2 tests)."""
+
+
 @pytest.mark.parametrize("family", ["clip", "siglip"])
 def test_text_image_models_plan_with_nothing_assumed(family):
     """CLIPModel could not run its example input (its forward needs input_ids and pixel_values:
@@ -525,14 +536,7 @@ def test_text_image_models_plan_with_nothing_assumed(family):
         num_attention_heads=4,
         max_position_embeddings=32,
     )
-    vision = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-    )
+    vision = dict(_VISION_TOWER)
     torch.manual_seed(0)
     if family == "clip":
         cfg = transformers.CLIPConfig(
@@ -604,9 +608,10 @@ def _vision(name):
                 patch_size=8,
             )
         )
-    if name == "swin":
-        return transformers.SwinForImageClassification(
-            transformers.SwinConfig(
+    if name in ("swin", "swinv2"):
+        cls = "Swinv2" if name == "swinv2" else "Swin"
+        return getattr(transformers, f"{cls}ForImageClassification")(
+            getattr(transformers, f"{cls}Config")(
                 image_size=32,
                 patch_size=4,
                 embed_dim=16,
@@ -620,18 +625,6 @@ def _vision(name):
         return transformers.ResNetForImageClassification(
             transformers.ResNetConfig(
                 embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], num_labels=10
-            )
-        )
-    if name == "swinv2":
-        return transformers.Swinv2ForImageClassification(
-            transformers.Swinv2Config(
-                image_size=32,
-                patch_size=4,
-                embed_dim=16,
-                depths=[1, 1],
-                num_heads=[2, 2],
-                window_size=4,
-                num_labels=10,
             )
         )
     if name == "levit":
@@ -865,14 +858,7 @@ def _vision_language(name):
         num_key_value_heads=2,
         intermediate_size=128,
     )
-    vision = dict(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-    )
+    vision = dict(_VISION_TOWER)
     if name == "llava":
         return transformers.LlavaForConditionalGeneration(
             transformers.LlavaConfig(

@@ -329,14 +329,34 @@ def propagate(
     ``first`` is the input's ``(E[x²], E[x])`` (unit second moment, zero mean when None).
     Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
     the head's output unit (solved by propagating twice: the head's input may or may not scale
-    with the embedding).
+    with the embedding). A layer whose output is scattered among other values — a
+    vision–language model's image features put among the text embeddings — is solved for
+    their E[x²], in one more pass when they come later in the graph (BLIP-2).
     """
     modules = dict(model.named_modules())
     heads = _tied_heads(model)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(model, modules, info, first, n_res, emb)
-    if not heads:
-        return _rescatter(model, modules, info, first, n_res, emb, out)
+    if heads:
+        out = _untie(model, modules, info, first, n_res, emb, heads, out)
+    if out.scattered:  # a layer scattered among the embeddings (known after a pass): again
+        again = _pass(model, modules, info, first, n_res, emb, out.cache, out.scattered)
+        again.embedding_std = out.embedding_std
+        out = again
+    return out
+
+
+def _untie(
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    info: ModelInfo,
+    first: tuple[float, float] | None,
+    n_res: int | None,
+    emb: dict[str, float],
+    heads: dict[str, str],
+    out: Moments,
+) -> Moments:
+    """The std of each tied embedding that gives unit logits (two more passes, ``emb`` set)."""
     probe = _pass(model, modules, info, first, n_res, dict.fromkeys(heads, 0.5), out.cache)
     for e, head in heads.items():
         d = modules[e].weight.shape[1]
@@ -361,26 +381,6 @@ def propagate(
         out.embedding_std[e] = (std, why)
     final = _pass(model, modules, info, first, n_res, emb, out.cache)
     final.embedding_std = out.embedding_std
-    return _rescatter(model, modules, info, first, n_res, emb, final)
-
-
-def _rescatter(
-    model: nn.Module,
-    modules: dict[str, nn.Module],
-    info: ModelInfo,
-    first: tuple[float, float] | None,
-    n_res: int | None,
-    emb: dict[str, float],
-    done: Moments,
-) -> Moments:
-    """One more pass where a layer's output is scattered into another tensor — a
-    vision–language model's projected image features put among the text embeddings
-    (``masked_scatter``) — solving that layer for the embeddings' E[x²], known only once the
-    pass has reached them (BLIP-2 embeds the text after the image)."""
-    if not done.scattered:
-        return done
-    final = _pass(model, modules, info, first, n_res, emb, done.cache, done.scattered)
-    final.embedding_std = done.embedding_std
     return final
 
 

@@ -755,6 +755,24 @@ def test_layer_scales_are_part_of_the_branch(name):
     assert 0.3 < float(out.logits.double().std()) < 2.0
 
 
+def test_musicgen_codebooks_are_no_residual_and_it_is_traced():
+    """MusicGen's decoder wants one row of ids per codebook (not traced before), and the sum of
+    its codebook embeddings was read as residual branches (6 for 2 layers)."""
+    torch.manual_seed(0)
+    m = transformers.MusicgenForCausalLM(
+        transformers.MusicgenDecoderConfig(
+            vocab_size=64,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            ffn_dim=64,
+            num_codebooks=4,
+        )
+    )
+    p = it.plan(m, "auto", strict=True)
+    assert p.notes[0] == "traced with run; 4 residual branches"
+
+
 @pytest.mark.parametrize("name", ["whisper", "hubert", "wavlm", "ast"])
 def test_speech_models_get_an_example_input(name):
     """Whisper (input_features + decoder_input_ids) and HuBERT (raw input_values) were not traced:

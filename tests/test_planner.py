@@ -366,3 +366,30 @@ def test_a_keep_override_is_not_an_assumption():
         warnings.simplefilter("error")
         p = it.plan(m, "he", overrides={"0.bias": None}, strict=True)
     assert p["0.bias"].scheme is None and p["0.bias"].reason.startswith("override '0.bias'")
+
+
+def test_summed_lookups_of_one_input_are_no_residual():
+    """A tabular model's `Σ emb_i(x[:, i])` (and MusicGen's codebooks) read as residual
+    branches — `(e0 + e1) + e2` has more layers on one side — so the later embeddings were
+    solved as branch ends for a share of the stream."""
+    import torch
+    from torch import nn
+
+    import initwise.torch as it
+
+    class Tabular(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cols = nn.ModuleList([nn.Embedding(10, 16) for _ in range(4)])
+            self.mlp = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 1))
+
+        def forward(self, x):
+            h = self.cols[0](x[:, 0])
+            for i in range(1, 4):
+                h = h + self.cols[i](x[:, i])
+            return self.mlp(h)
+
+    x = torch.randint(0, 10, (8, 4))
+    p = it.plan(Tabular(), "auto", example_input=x, strict=True)
+    assert "residual" not in p.notes[0]
+    assert all("residual" not in e.reason for e in p)

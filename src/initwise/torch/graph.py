@@ -781,9 +781,11 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             a |= anc[i] | (1 << i)
         anc[n.idx] = a
     weight_bits = 0
+    embedding: dict[int, bool] = {}
     for n in nodes:
         if kinds[n.idx] == "weight":
             weight_bits |= 1 << n.idx
+            embedding[n.idx] = module_kind(layers[n.target].module) == "embedding"
     branches: list[int] = []  # bitmask of nodes per branch
     ends: list[tuple[int, int, int]] = []  # (add node, branch operand, skip operand)
     split: list[bool] = []  # found as two sides of a common split point
@@ -817,6 +819,10 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
             # a real split: every layer on both sides computes from the common ancestors
             # (word + position embeddings share only an index tensor, and are no residual)
             if any(anc[i] & common == 0 for i in _bits((ea | eb) & weight_bits)):
+                continue
+            # nor are lookups of one index tensor summed (MusicGen's codebooks, a tabular
+            # model's columns `Σ emb_i(x[:, i])`): they make the stream, they do not extend it
+            if all(embedding[i] for i in _bits((ea | eb) & weight_bits)):
                 continue
             ca, cb = (ea & weight_bits).bit_count(), (eb & weight_bits).bit_count()
             if a in sums and b not in sums:  # `(x + attn) + mlp` (Cohere): the sum is the stream
@@ -939,7 +945,8 @@ def hf_example(model: nn.Module) -> Any:
     ``decoder_input_ids`` for encoder–decoders; else the model's ``dummy_inputs`` (with
     ``pixel_values`` added for text + image models: CLIP, SigLIP); for vision–language models
     (LLaVA, PaliGemma) ``input_ids`` with the image tokens their vision tower asks for
-    (:func:`_vision_language_example`); None otherwise. Zeros, on the meta device when the model
+    (:func:`_vision_language_example`); a multi-codebook decoder's (MusicGen)
+    ``(2·num_codebooks, 8)`` ids; None otherwise. Zeros, on the meta device when the model
     is."""
     cfg = getattr(model, "config", None)
     meta = any(p.is_meta for p in model.parameters())
@@ -975,6 +982,9 @@ def hf_example(model: nn.Module) -> Any:
             size = (size, size)
         if isinstance(size, (tuple, list)) and len(size) == 2:
             return torch.zeros(2, channels, *size, device=dev)
+    if main == "input_ids" and _ints(cfg, "num_codebooks") and not cfg.is_encoder_decoder:
+        # a multi-codebook audio decoder (MusicGen): one row of ids per codebook and example
+        return {"input_ids": torch.zeros(2 * cfg.num_codebooks, 8, dtype=torch.long, device=dev)}
     dummy = getattr(model, "dummy_inputs", None)
     vision = getattr(cfg, "vision_config", None)
     size = getattr(vision, "image_size", None)

@@ -886,6 +886,15 @@ def _vision_language(name):
                 vision_feature_layer=-1,
             )
         )
+    if name == "idefics3":  # (SmolVLM's architecture: images per sample, pixel shuffle ×2)
+        return transformers.Idefics3ForConditionalGeneration(
+            transformers.Idefics3Config(
+                vision_config=vision,
+                text_config=transformers.LlamaConfig(**text).to_dict(),
+                image_token_id=255,
+                scale_factor=2,
+            )
+        )
     if name == "blip2":  # (image_token_index as its hub configs set it: 4 query tokens)
         return transformers.Blip2ForConditionalGeneration(
             transformers.Blip2Config(
@@ -919,23 +928,25 @@ def _vision_language(name):
     )
 
 
-@pytest.mark.parametrize("name", ["llava", "paligemma", "blip2"])
+@pytest.mark.parametrize("name", ["llava", "paligemma", "blip2", "idefics3"])
 def test_vision_language_models_are_traced(name):
-    """LLaVA, PaliGemma and BLIP-2 refuse input_ids without as many image tokens as the vision
-    tower gives ("image features and image tokens do not match"): nothing was traced and every
-    layer was assumed. The example input now holds the model's own count (get_image_features);
-    BLIP-2's query tokens (zeros) and vision position/class embeddings have HF's rules."""
+    """LLaVA, PaliGemma, BLIP-2 and Idefics 3 (SmolVLM) refuse input_ids without as many image
+    tokens as the vision tower gives ("image features and image tokens do not match"): nothing
+    was traced and every layer was assumed. The example input now holds the model's own count
+    (get_image_features); BLIP-2's query tokens (zeros) and vision position/class embeddings
+    have HF's rules."""
     m = _vision_language(name)
     p = it.plan(m, "auto", strict=True)
     # (SigLIP's pooling head has one more; BLIP-2's Q-Former: 2 layers × self, cross, MLP)
-    branches = {"llava": 8, "paligemma": 9, "blip2": 13}[name]
+    branches = {"llava": 8, "paligemma": 9, "blip2": 13, "idefics3": 8}[name]
     assert p.notes[0] == f"traced with run; {branches} residual branches"
     if name == "blip2":
         assert p["query_tokens"].scheme.label == "zeros"
     p.apply(m, seed=0)
-    token, k = (250, 4) if name == "blip2" else (255, 16)
+    token, k = (250, 4) if name == "blip2" else (255, 4 if name == "idefics3" else 16)
     ids = torch.tensor([[token] * k + list(range(1, 17))] * 2)
-    px = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    shape = (2, 1, 3, 32, 32) if name == "idefics3" else (2, 3, 32, 32)  # (images per sample)
+    px = torch.randn(shape, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = m(input_ids=ids, pixel_values=px)
         image = m.get_image_features(pixel_values=px).pooler_output

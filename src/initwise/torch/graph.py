@@ -946,8 +946,8 @@ def hf_example(model: nn.Module) -> Any:
     ``pixel_values`` added for text + image models: CLIP, SigLIP); for vision–language models
     (LLaVA, PaliGemma) ``input_ids`` with the image tokens their vision tower asks for
     (:func:`_vision_language_example`); a multi-codebook decoder's (MusicGen)
-    ``(2·num_codebooks, 8)`` ids; None otherwise. Zeros, on the meta device when the model
-    is."""
+    ``(2·num_codebooks, 8)`` ids; None otherwise. Zeros (0.5 for vision–language models), on the
+    meta device when the model is."""
     cfg = getattr(model, "config", None)
     meta = any(p.is_meta for p in model.parameters())
     dev = "meta" if meta else "cpu"
@@ -1003,8 +1003,10 @@ def _ints(cfg: Any, *names: str) -> bool:
 
 def _vision_language_example(model: nn.Module, cfg: Any, dev: str) -> dict[str, Any] | None:
     """``input_ids`` holding as many image tokens as the vision tower gives for one image, then 8
-    text tokens, beside that image's ``pixel_values`` (zeros): vision–language models (LLaVA,
-    PaliGemma…) refuse any other pair ("image features and image tokens do not match"). The
+    text tokens, beside that image's ``pixel_values`` (0.5 everywhere; ``(1, 1, C, H, W)`` where
+    the tower wants images per sample, as Idefics 3): vision–language models (LLaVA, PaliGemma,
+    BLIP-2, Idefics 3 / SmolVLM) refuse any other pair ("image features and image tokens do not
+    match"). The
     count is the model's own: ``get_image_features`` on the image, its projected features'
     elements over the text width. None for other models, or where that does not run."""
     vision = getattr(cfg, "vision_config", None)
@@ -1027,11 +1029,18 @@ def _vision_language_example(model: nn.Module, cfg: Any, dev: str) -> dict[str, 
         return None
     if not (isinstance(width, int) and isinstance(vocab, int) and vocab > 10):
         return None
-    pixels = torch.zeros(1, getattr(vision, "num_channels", 3), size, size, device=dev)
-    try:
-        with torch.no_grad():
-            out = features(pixel_values=pixels)
-    except Exception:  # (a tower that needs more: image sizes, patch masks — not this example)
+    image = (getattr(vision, "num_channels", 3), size, size)
+    out = None
+    for shape in ((1, *image), (1, 1, *image)):  # one image; Idefics 3: one image of one sample
+        # 0.5, not zeros: Idefics 3 drops all-zero images as padding
+        pixels = torch.full(shape, 0.5, device=dev)
+        try:
+            with torch.no_grad():
+                out = features(pixel_values=pixels)
+            break
+        except Exception:  # (a tower that needs more: image sizes, patch masks — not this one)
+            out = None
+    if out is None:
         return None
     total = sum(t.numel() for t in tensors(getattr(out, "pooler_output", out)))
     if not total or total % width:

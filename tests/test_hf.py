@@ -755,6 +755,32 @@ def test_layer_scales_are_part_of_the_branch(name):
     assert 0.3 < float(out.logits.double().std()) < 2.0
 
 
+def test_patchtst_denormalization_is_no_residual():
+    """PatchTST scales its input by the context's mean and std and its forecast back,
+    `head(x)·scale + loc`: with both statistics out of one module call, the sum read as a
+    residual branch, the head solved for a branch's share. A term broadcast into a sum (loc,
+    one value per channel) is no stream. It was not traced at all before (its input is
+    `past_values`), and its fixed sinusoidal position table had no rule."""
+    torch.manual_seed(0)
+    m = transformers.PatchTSTForPrediction(
+        transformers.PatchTSTConfig(
+            num_input_channels=3,
+            context_length=32,
+            patch_length=8,
+            patch_stride=8,
+            d_model=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            ffn_dim=64,
+            prediction_length=8,
+        )
+    )
+    p = it.plan(m, "auto", strict=True)
+    assert p.notes[0] == "traced with run; 4 residual branches"
+    assert "residual" not in p["head.projection.weight"].reason
+    assert p["model.encoder.positional_encoder.position_enc"].reason.startswith("kept: ")
+
+
 def test_musicgen_codebooks_are_no_residual_and_it_is_traced():
     """MusicGen's decoder wants one row of ids per codebook (not traced before), and the sum of
     its codebook embeddings was read as residual branches (6 for 2 layers)."""

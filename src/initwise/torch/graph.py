@@ -50,6 +50,9 @@ class Node:
     call: Callable[[list[torch.Tensor]], Any] | None = field(default=None, repr=False)
     """For function nodes: the call itself, as a function of the values of ``inputs`` (so an
     elementwise stretch of the graph can be evaluated on its own, see :func:`composites`)."""
+    broadcast: frozenset[int] = frozenset()
+    """Inputs with fewer elements than the output (broadcast into it: a bias, a per-channel
+    statistic), where the run-traced graph saw the tensors; empty from fx."""
 
 
 @dataclass
@@ -305,7 +308,14 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
             if id(t) in producer:
                 inputs.append(producer[id(t)])
         call = _run_call(func, inputs_obj, producer) if func is not None else None
-        node = Node(len(nodes), op, target, inputs, args, kwargs or {}, call)
+        outs = tensors(outputs_obj)
+        size = outs[0].numel() if outs else 0
+        small = frozenset(
+            producer[id(t)]
+            for t in tensors(inputs_obj)
+            if id(t) in producer and op == "function" and t.numel() < size
+        )
+        node = Node(len(nodes), op, target, inputs, args, kwargs or {}, call, small)
         nodes.append(node)
         for t in tensors(outputs_obj):
             producer[id(t)] = node.idx
@@ -804,6 +814,8 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
         # every layer) is broadcast, not a stream: what later layers compute descends from it
         # through the first layer, which made `scores + mask` look like `x + f(x)`
         is_split = False
+        if n.broadcast and (a in n.broadcast or b in n.broadcast):
+            continue  # a term broadcast into the sum (PatchTST's `y·scale + loc`) is no stream
         if anc[b] >> a & 1 and added[a] < 2:
             branch, side = full_b & ~full_a, (b, a)
         elif anc[a] >> b & 1 and added[b] < 2:
@@ -946,8 +958,9 @@ def hf_example(model: nn.Module) -> Any:
     ``pixel_values`` added for text + image models: CLIP, SigLIP); for vision–language models
     (LLaVA, PaliGemma) ``input_ids`` with the image tokens their vision tower asks for
     (:func:`_vision_language_example`); a multi-codebook decoder's (MusicGen)
-    ``(2·num_codebooks, 8)`` ids; None otherwise. Zeros (0.5 for vision–language models), on the
-    meta device when the model is."""
+    ``(2·num_codebooks, 8)`` ids; a time-series model's ``past_values`` (PatchTST,
+    ``(2, context_length, channels)``, seeded N(0, 1)); None otherwise. Zeros (0.5 for
+    vision–language models), on the meta device when the model is."""
     cfg = getattr(model, "config", None)
     meta = any(p.is_meta for p in model.parameters())
     dev = "meta" if meta else "cpu"
@@ -967,6 +980,12 @@ def hf_example(model: nn.Module) -> Any:
     elif main == "input_values" and _ints(cfg, "max_length", "num_mel_bins"):
         # a spectrogram classifier (AST): (batch, frames, mel bins)
         speech = {"input_values": torch.zeros(2, cfg.max_length, cfg.num_mel_bins, device=dev)}
+    elif main == "past_values" and _ints(cfg, "context_length", "num_input_channels"):
+        # a time-series model (PatchTST): (batch, context, channels), seeded N(0, 1) — a model
+        # that scales its input by the context's std would divide zeros by zero
+        g = torch.Generator().manual_seed(0)
+        shape = (2, cfg.context_length, cfg.num_input_channels)
+        return {"past_values": torch.randn(shape, generator=g).to(dev)}
     if speech is not None:
         if getattr(cfg, "is_encoder_decoder", False):
             start = getattr(cfg, "decoder_start_token_id", None) or 0

@@ -428,6 +428,22 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             "the model built it (CLIP: log(1/0.07), Radford et al. 2021)",
             mod_name,
         )
+    if pname == "position_enc" and getattr(p, "ndim", 0) == 2:  # PatchTST's position table
+        if not p.requires_grad:
+            return ParamPlan(
+                pname,
+                tuple(p.shape),
+                None,
+                f"kept: {family}'s fixed sinusoidal position table (not trained), as built",
+                mod_name,
+            )
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.normal(0.0, 1.0),
+            f"{family} {pname}: N(0, 1), a learned position table as HF's _init_pe draws it",
+            None,
+        )
     if pname == "gru_rel_pos_const" and getattr(p, "ndim", 0) == 4:
         return ParamPlan(  # WavLM's gated relative position bias: a per-head constant
             pname,

@@ -333,23 +333,78 @@ def propagate(
     vision–language model's image features put among the text embeddings — is solved for
     their E[x²], in one more pass when they come later in the graph (BLIP-2).
     """
-    modules = dict(model.named_modules())
+    if info.graph is None:
+        return Moments()
+    walk = _walk(model, info)
     heads = _tied_heads(model)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
-    out = _pass(model, modules, info, first, n_res, emb)
+    out = _pass(info, walk, first, n_res, emb)
     if heads:
-        out = _untie(model, modules, info, first, n_res, emb, heads, out)
+        out = _untie(info, walk, first, n_res, emb, heads, out)
     if out.scattered:  # a layer scattered among the embeddings (known after a pass): again
-        again = _pass(model, modules, info, first, n_res, emb, out.cache, out.scattered)
+        again = _pass(info, walk, first, n_res, emb, out.cache, out.scattered)
         again.embedding_std = out.embedding_std
         out = again
     return out
 
 
+@dataclass
+class _Walk:
+    """What a pass over the graph needs that depends on the model and its graph only: worked
+    out once per :func:`propagate`, which runs up to four passes (tied embeddings, scattered
+    image features)."""
+
+    modules: dict[str, nn.Module]
+    users: list[list[int]]
+    depths: dict[str, int]
+    runs: dict[int, int]
+    normed: set[int]
+    branch_end: dict[str, Any]
+    lam: dict[int, tuple[float, float]]
+    """Layer scales' ``(E[λ²], E[λ])`` (:func:`_layer_scales`)."""
+    data: dict[int, tuple[float, float]]
+    """Buffers' measured moments (:func:`_buffer_moments`)."""
+    scale: dict[int, float]
+    """Per branch-exit weight node: what the way to its sum multiplies E[y²] by."""
+    dests: dict[str, int]
+    """Per weight layer scattered into another tensor: its node (:func:`_scatter_dest`)."""
+
+
+def _walk(model: nn.Module, info: ModelInfo) -> _Walk:
+    g = info.graph
+    assert g is not None
+    modules = dict(model.named_modules())
+    users = g.users()
+    branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
+    lam = _layer_scales(model, modules, info)
+    scale: dict[int, float] = {}
+    dests: dict[str, int] = {}
+    for n in g.nodes:
+        if n.op != "module" or info.kinds[n.idx] != "weight":
+            continue
+        end = branch_end.get(n.target)
+        if end is not None:
+            scale[n.idx] = _factor_along(info, users, n.idx, end.branch, lam, layers=True)
+        dest = _scatter_dest(g, users, n.idx)
+        if dest is not None:
+            dests[n.target] = dest
+    return _Walk(
+        modules,
+        users,
+        chain_depths(info),
+        weight_runs(info),
+        norm_follows(info),
+        branch_end,
+        lam,
+        _buffer_moments(model, info),
+        scale,
+        dests,
+    )
+
+
 def _untie(
-    model: nn.Module,
-    modules: dict[str, nn.Module],
     info: ModelInfo,
+    walk: _Walk,
     first: tuple[float, float] | None,
     n_res: int | None,
     emb: dict[str, float],
@@ -357,9 +412,9 @@ def _untie(
     out: Moments,
 ) -> Moments:
     """The std of each tied embedding that gives unit logits (two more passes, ``emb`` set)."""
-    probe = _pass(model, modules, info, first, n_res, dict.fromkeys(heads, 0.5), out.cache)
+    probe = _pass(info, walk, first, n_res, dict.fromkeys(heads, 0.5), out.cache)
     for e, head in heads.items():
-        d = modules[e].weight.shape[1]
+        d = walk.modules[e].weight.shape[1]
         s1 = out.layers.get(head)
         s2 = probe.layers.get(head)
         if s1 is None or s2 is None:
@@ -367,7 +422,7 @@ def _untie(
         # the head's input moment scales as σ^k with the embedding's std σ
         k = math.log(s2.s / s1.s) / math.log(0.25) if s1.s > 0 and s2.s > 0 else 0.0
         k = min(max(round(k * 4) / 4, 0.0), 2.0)
-        f = _scale_after(info, head)  # (Cohere: logits × logit_scale after the head)
+        f = _scale_after(info, walk.users, head)  # (Cohere: logits × logit_scale after it)
         std = (f * d * s1.s) ** (-1.0 / (2.0 + k))
         why = (
             f"tied with '{head}': std {std:.4g} gives unit-variance logits (head input E[x²] "
@@ -379,34 +434,22 @@ def _untie(
         )
         emb[e] = std
         out.embedding_std[e] = (std, why)
-    final = _pass(model, modules, info, first, n_res, emb, out.cache)
+    final = _pass(info, walk, first, n_res, emb, out.cache)
     final.embedding_std = out.embedding_std
     return final
 
 
-def _scale_after(info: ModelInfo, head: str) -> float:
+def _scale_after(info: ModelInfo, users: list[list[int]], head: str) -> float:
     """``c²`` for a head whose output reaches the model's output only through reshapes and
     multiplications or divisions by constants ``c`` (Cohere's ``logits * logit_scale``); 1
-    otherwise."""
+    otherwise (:func:`_factor_along`)."""
     g = info.graph
-    if g is None:
-        return 1.0
-    users = g.users()
+    assert g is not None
     at = next((n.idx for n in g.nodes if n.op == "module" and n.target == head), None)
-    f = 1.0
-    while at is not None and len(users[at]) == 1:
-        n = g.nodes[users[at][0]]
-        c = _scalar(n.args) if n.op == "function" and len(n.inputs) == 1 else None
-        if n.op == "function" and n.target in _MUL and c is not None:
-            f *= c * c
-        elif n.op == "function" and n.target in _DIV and c:
-            f /= c * c
-        elif n.op == "output":
-            return f
-        elif not (n.op == "function" and n.target in _SHAPE_OPS):
-            return 1.0  # something else comes after the head: its output is what we solve
-        at = n.idx
-    return 1.0
+    end = next((n.idx for n in g.nodes if n.op == "output"), None)
+    if at is None or end is None:
+        return 1.0
+    return _factor_along(info, users, at, end)
 
 
 def _tied_heads(model: nn.Module) -> dict[str, str]:
@@ -430,9 +473,8 @@ def _tied_heads(model: nn.Module) -> dict[str, str]:
 
 
 def _pass(
-    model: nn.Module,
-    modules: dict[str, nn.Module],
     info: ModelInfo,
+    walk: _Walk,
     first: tuple[float, float] | None,
     n_res: int | None,
     emb: dict[str, float],
@@ -440,20 +482,12 @@ def _pass(
     scatter: dict[str, float] | None = None,
 ) -> Moments:
     g = info.graph
+    assert g is not None
     res = Moments(cache=cache if cache is not None else {})
-    if g is None:
-        return res
-    depths = chain_depths(info)
-    runs = weight_runs(info)
-    normed = norm_follows(info)
-    branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
+    modules, lam, branch_end = walk.modules, walk.lam, walk.branch_end
     R = n_res if n_res is not None else len(info.adds)
-    lam = _layer_scales(model, modules, info)
-    data = _buffer_moments(model, info)
-    users = g.users()
     mom: dict[int, tuple[float, float] | None] = {}
     softmaxed: set[int] = set()
-    dests: dict[str, int] = {}
     first_input = True
     for n in g.nodes:
         ins = [mom.get(i) for i in n.inputs]
@@ -464,28 +498,24 @@ def _pass(
             val = (first or (1.0, 0.0)) if first_input else (1.0, 0.0)
             first_input = False
         elif n.op == "param":  # a layer scale λ (its E[λ²], E[λ]), a buffer's data; else unknown
-            val = lam.get(n.idx) or data.get(n.idx)
+            val = lam.get(n.idx) or walk.data.get(n.idx)
         elif n.op == "module":
             m = modules[n.target]
             if k == "weight":
-                end = branch_end.get(n.target)
-                dest = _scatter_dest(g, users, n.idx)
-                if dest is not None:
-                    dests[n.target] = dest
                 val = _weight(
                     m,
                     n.target,
                     ins,
                     info,
-                    depths,
+                    walk.depths,
                     branch_end,
                     R,
                     mom,
                     res,
                     emb,
-                    n.idx in normed,
-                    runs.get(n.idx, 0),
-                    _scale_to(info, users, lam, n.idx, end.branch) if end is not None else 1.0,
+                    n.idx in walk.normed,
+                    walk.runs.get(n.idx, 0),
+                    walk.scale.get(n.idx, 1.0),
                     (scatter or {}).get(n.target),
                 )
             elif k == "norm":
@@ -508,7 +538,7 @@ def _pass(
         elif n.op == "function":
             val = _function(n, ins, known, k, info, softmaxed, mom)
         mom[n.idx] = val
-    for name, d in dests.items():
+    for name, d in walk.dests.items():
         m = mom.get(d)
         if m is not None and m[0] > 0 and math.isfinite(m[0]):
             res.scattered[name] = m[0]
@@ -662,9 +692,10 @@ def _skip_moment(
     ``x + attn(n(x)) + mlp(n(x))`` (Cohere) the MLP's skip is the sum ``x + attn``, computed
     after the MLP: then the stream it extends (``x``, through the earlier sums) stands in."""
     node = end.skip
-    by_add = {r.add: r for r in info.adds}
-    while mom.get(node) is None and node in by_add:
-        node = by_add[node].skip
+    if mom.get(node) is None:  # (rare: look the earlier sums up only then)
+        by_add = {r.add: r for r in info.adds}
+        while mom.get(node) is None and node in by_add:
+            node = by_add[node].skip
     return mom.get(node)
 
 
@@ -672,7 +703,7 @@ def _branch_target(s_skip: float, R: int, end: Any, f: float = 1.0) -> tuple[flo
     """(target E[y²], role) of a layer that ends one of ``R`` residual branches: ``s_skip / R``,
     shared equally by the branch's ``k`` exits (layers whose outputs are summed into it).
     ``f``: what the branch multiplies the layer's ``E[y²]`` by before the sum — a layer scale's
-    ``λ²`` (:func:`_scale_to`) — so the layer is solved for ``s_skip / (R·k·f)``; but never
+    ``λ²`` (:func:`_factor_along`) — so the layer is solved for ``s_skip / (R·k·f)``; but never
     above unit output (or ``s_skip/(R·k)`` where that is larger): a small layer scale (BEiT's
     0.1, ConvNeXt's 10⁻⁶) is the model's own choice to start the branch below its share, and
     undoing it would blow the layer up by ``1/λ``."""
@@ -752,20 +783,22 @@ def _buffer_moments(model: nn.Module, info: ModelInfo) -> dict[int, tuple[float,
     return out
 
 
-def _scale_to(
+def _factor_along(
     info: ModelInfo,
     users: list[list[int]],
-    lam: dict[int, tuple[float, float]],
     start: int,
     stop: int,
+    lam: dict[int, tuple[float, float]] | None = None,
+    layers: bool = False,
 ) -> float:
-    """What the path from node ``start`` (a branch's exit) to node ``stop`` (the sum's branch
-    operand) multiplies ``E[y²]`` by: layer scales' ``λ²`` and constant factors ``c²``, through
-    reshapes and modules that are no layer (dropout, drop path). 1 where the path forks or
-    does anything else (the exit is then solved as before)."""
+    """What the path from node ``start`` to node ``stop`` multiplies ``E[y²]`` by: constant
+    factors ``c²`` (multiplications and divisions by a number), layer scales' ``λ²`` (``lam``)
+    and, with ``layers``, modules that are no layer (dropout, drop path), through reshapes. 1
+    where the path forks or does anything else. A branch's exit to its sum's operand
+    (:func:`_branch_target`); a tied head to the model's output (:func:`_scale_after`)."""
     g = info.graph
-    if g is None:
-        return 1.0
+    assert g is not None
+    lam = lam or {}
     f, at = 1.0, start
     for _ in range(len(g.nodes)):
         if at == stop:
@@ -790,7 +823,8 @@ def _scale_to(
                 return 1.0
             f /= c * c
         elif not (
-            (n.op == "module" and info.kinds[n.idx] == "other")
+            (n.op == "output" and n.idx == stop)
+            or (layers and n.op == "module" and info.kinds[n.idx] == "other")
             or (n.op == "function" and n.target in _SHAPE_OPS)
         ):
             return 1.0

@@ -317,7 +317,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         )
         node = Node(len(nodes), op, target, inputs, args, kwargs or {}, call, small)
         nodes.append(node)
-        for t in tensors(outputs_obj):
+        for t in outs:
             producer[id(t)] = node.idx
             keep.append(t)
 
@@ -953,10 +953,10 @@ def hf_example(model: nn.Module) -> Any:
     image_size, image_size)`` for vision models (64 where the config states no size); speech
     models' ``input_features`` ``(2, num_mel_bins, 2·max_source_positions)`` (Whisper) or raw
     ``input_values`` ``(2, 32·Π conv_stride)`` (Wav2Vec2, HuBERT, WavLM) or a spectrogram
-    ``(2, max_length, num_mel_bins)`` (AST), with
-    ``decoder_input_ids`` for encoder–decoders; else the model's ``dummy_inputs`` (with
-    ``pixel_values`` added for text + image models: CLIP, SigLIP); for vision–language models
-    (LLaVA, PaliGemma) ``input_ids`` with the image tokens their vision tower asks for
+    ``(2, max_length, num_mel_bins)`` (AST), with ``decoder_input_ids`` for encoder–decoders;
+    else the model's ``dummy_inputs`` (with ``pixel_values`` added for text + image models:
+    CLIP, SigLIP); for vision–language models (LLaVA, PaliGemma, BLIP-2, Idefics 3)
+    ``input_ids`` with the image tokens their vision tower asks for
     (:func:`_vision_language_example`); a multi-codebook decoder's (MusicGen)
     ``(2·num_codebooks, 8)`` ids; a time-series model's ``past_values`` (PatchTST,
     ``(2, context_length, channels)``, seeded N(0, 1)); None otherwise. Zeros (0.5 for
@@ -1025,9 +1025,9 @@ def _vision_language_example(model: nn.Module, cfg: Any, dev: str) -> dict[str, 
     text tokens, beside that image's ``pixel_values`` (0.5 everywhere; ``(1, 1, C, H, W)`` where
     the tower wants images per sample, as Idefics 3): vision–language models (LLaVA, PaliGemma,
     BLIP-2, Idefics 3 / SmolVLM) refuse any other pair ("image features and image tokens do not
-    match"). The
-    count is the model's own: ``get_image_features`` on the image, its projected features'
-    elements over the text width. None for other models, or where that does not run."""
+    match"). The count is the model's own: ``get_image_features`` on the image, its projected
+    features' elements over the text width. None for other models, or where that does not
+    run."""
     vision = getattr(cfg, "vision_config", None)
     text = getattr(cfg, "text_config", None)
     token = next(

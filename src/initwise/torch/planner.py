@@ -338,7 +338,14 @@ _HF_TOKENS = (
 
 KEPT = ("override ", "kept: ")
 """Reasons of entries left as is on purpose — a user's ``keep`` override, a rule that keeps what
-the model built (:func:`ssm_parameter`) — which are not reported as assumptions."""
+the model built (:func:`kept`) — which are not reported as assumptions."""
+
+
+def kept(pname: str, p: Any, why: str, mod_name: str) -> ParamPlan:
+    """An entry left as the model built it on purpose: its reason starts with ``kept: `` (one of
+    :data:`KEPT`), so it is no assumption."""
+    return ParamPlan(pname, tuple(p.shape), None, f"kept: {why}", mod_name)
+
 
 _SSM_KEPT = {
     "A_log": "the state matrix A = −exp(A_log), S4D-real log(1…N) per channel",
@@ -366,11 +373,10 @@ def ssm_parameter(
         return None
     if not is_ssm_mixer(owner):
         return None
-    return ParamPlan(
+    return kept(
         pname,
-        tuple(p.shape),
-        None,
-        f"kept: {_SSM_KEPT[key]} of {type(owner).__name__}, as the model built it — Mamba's "
+        p,
+        f"{_SSM_KEPT[key]} of {type(owner).__name__}, as the model built it — Mamba's "
         "structured state-space init (Gu & Dao 2023), which sets the state's time scales",
         mod_name,
     )
@@ -420,23 +426,17 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     std = float(getattr(cfg, "initializer_range", 0.02))
     family = type(model).__name__
     if pname in ("logit_scale", "logit_bias") and getattr(p, "ndim", 1) <= 1 and p.numel() == 1:
-        return ParamPlan(  # CLIP, SigLIP: a learned temperature (and bias) of the similarity
+        return kept(  # CLIP, SigLIP: a learned temperature (and bias) of the similarity
             pname,
-            tuple(p.shape),
-            None,
-            f"kept: {family}'s learned {pname.replace('_', ' ')} of the similarity logits, as "
+            p,
+            f"{family}'s learned {pname.replace('_', ' ')} of the similarity logits, as "
             "the model built it (CLIP: log(1/0.07), Radford et al. 2021)",
             mod_name,
         )
     if pname == "position_enc" and getattr(p, "ndim", 0) == 2:  # PatchTST's position table
         if not p.requires_grad:
-            return ParamPlan(
-                pname,
-                tuple(p.shape),
-                None,
-                f"kept: {family}'s fixed sinusoidal position table (not trained), as built",
-                mod_name,
-            )
+            why = f"{family}'s fixed sinusoidal position table (not trained), as built"
+            return kept(pname, p, why, mod_name)
         return ParamPlan.build(
             pname,
             tuple(p.shape),
@@ -445,20 +445,18 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             None,
         )
     if pname == "gru_rel_pos_const" and getattr(p, "ndim", 0) == 4:
-        return ParamPlan(  # WavLM's gated relative position bias: a per-head constant
+        return kept(  # WavLM's gated relative position bias: a per-head constant
             pname,
-            tuple(p.shape),
-            None,
-            f"kept: {family}'s per-head constant of the gated relative position bias, as the "
+            p,
+            f"{family}'s per-head constant of the gated relative position bias, as the "
             "model built it (ones; WavLM, Chen et al. 2022)",
             mod_name,
         )
     if pname == "logit_scale" and getattr(p, "ndim", 0) == 3 and tuple(p.shape[1:]) == (1, 1):
-        return ParamPlan(  # Swin v2's cosine attention: a learned temperature per head
+        return kept(  # Swin v2's cosine attention: a learned temperature per head
             pname,
-            tuple(p.shape),
-            None,
-            f"kept: {family}'s learned temperature of the cosine attention logits, one per head, "
+            p,
+            f"{family}'s learned temperature of the cosine attention logits, one per head, "
             "as the model built it (Swin v2: log 10, Liu et al. 2022)",
             mod_name,
         )
@@ -476,9 +474,7 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     if is_layer_scale(pname, p):  # CaiT-style layer scale
         value = layer_scale_value(model)
         if value is None:
-            return ParamPlan(
-                pname, tuple(p.shape), None, f"kept: {family}'s layer scale, as built", mod_name
-            )
+            return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
         return ParamPlan.build(
             pname,
             tuple(p.shape),

@@ -148,14 +148,16 @@ class _Functional(nn.Module):
 
 
 class _SetItem(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, then_scale: bool = False) -> None:
         super().__init__()
+        self.then_scale = then_scale
         self.a, self.b = nn.Linear(32, 32), nn.Linear(32, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.a(x)
         h[:, 0] = 0.0  # an in-place change diagnose does not recognize
-        return self.b(torch.relu(h))
+        p = torch.relu(h)
+        return self.b(p * 1.0 if self.then_scale else p)
 
 
 class _AddInPlace(nn.Module):
@@ -203,14 +205,24 @@ def test_functional_in_place_activations_and_unrecognized_changes():
             assert b[k] == (
                 pytest.approx(va, rel=1e-5, abs=1e-5) if isinstance(va, float) else va
             ), k
+    # the layer's own statistics are taken as it runs; its post-activation is the next layer's
+    # input (what the network computed): nothing recomputed, nothing to say
     torch.manual_seed(0)
-    with pytest.warns(AssumptionWarning, match="'a' was changed in place"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         r = diagnose(_SetItem(), x)
-    assert any("'a' was changed in place" in n for n in r.notes)
+    assert not any("changed in place" in n for n in r.notes)
     torch.manual_seed(0)
     ref = _SetItem()
     ref.forward = lambda t: ref.b(torch.relu(ref.a(t)))  # the same layer, nothing in place
     assert r.layers[0].out_m2 == pytest.approx(diagnose(ref, x).layers[0].out_m2, rel=1e-5)
+    # φ(y) computed from the kept output, which changed: recomputed from the layer's input
+    torch.manual_seed(0)
+    with pytest.warns(AssumptionWarning, match="'a' was changed in place"):
+        r2 = diagnose(_SetItem(then_scale=True), x)
+    assert any("'a' was changed in place" in n and "recomputed" in n for n in r2.notes)
+    assert r2.layers[0].out_m2 == pytest.approx(r.layers[0].out_m2, rel=1e-6)
+    assert r2.layers[0].post_m2 == pytest.approx(diagnose(ref, x).layers[0].post_m2, rel=1e-5)
 
     def masked(t: torch.Tensor) -> torch.Tensor:  # column 0 zeroed out of place
         h = ref.a(t).clone()
@@ -222,6 +234,50 @@ def test_functional_in_place_activations_and_unrecognized_changes():
     assert r.layers[0].grad_std == pytest.approx(m.grad_std, rel=1e-5)
     assert r.layers[0].weight_grad_std == pytest.approx(m.weight_grad_std, rel=1e-5)
     assert not any("changed in place" in n for n in diagnose(_Functional(True), x).notes)
+
+
+def test_outputs_and_weight_gradients_are_not_kept_to_the_end():
+    """diagnose's peak memory: a layer's output is released once the next layer took its
+    post-activation, and each weight gradient as soon as its hook reduced it (the previous
+    code kept both to the end: every output and the model's size again in gradients)."""
+    import weakref
+
+    torch.manual_seed(0)
+    layers: list[nn.Module] = []
+    for _ in range(3):
+        layers += [nn.Linear(16, 16), nn.Tanh()]
+    m = nn.Sequential(*layers, nn.Linear(16, 4))
+    grads: dict[str, Any] = {}
+    seen: dict[str, bool] = {}
+    m[6].weight.register_hook(lambda g: grads.__setitem__("g6", weakref.ref(g)))
+    m[0].weight.register_hook(lambda g: seen.__setitem__("g6", grads["g6"]() is not None))
+    m[0].register_forward_hook(
+        lambda mod, a, o: grads.__setitem__("y0", weakref.ref(o.untyped_storage()))
+    )
+    m[4].register_forward_hook(lambda mod, a, o: seen.__setitem__("y0", grads["y0"]() is not None))
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
+    r = diagnose(m, x)
+    assert seen == {"g6": False, "y0": False}  # both were alive to the end before
+    # the statistics are those of the released tensors
+    y0 = m[0](x)
+    assert r.layers[0].out_m2 == pytest.approx(float(y0.double().pow(2).mean()), rel=1e-5)
+    out = m(x)
+    rproj = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
+    (g6,) = torch.autograd.grad((out * rproj).sum(), [m[6].weight])
+    assert r.layers[3].weight_grad_std == pytest.approx(float(g6.std()), rel=1e-5)
+
+
+def test_tied_weight_reports_its_whole_gradient_in_each_layer():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16))
+    m[2].weight = m[0].weight  # one tensor, two layers
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
+    r = diagnose(m, x)
+    out = m(x)
+    rproj = torch.randn(out.shape, generator=torch.Generator().manual_seed(0))
+    (g,) = torch.autograd.grad((out * rproj).sum(), [m[0].weight])  # both uses summed
+    for s in r.layers:
+        assert s.weight_grad_std == pytest.approx(float(g.std()), rel=1e-5)
 
 
 @pytest.mark.parametrize("train", [None, True, False])
@@ -293,10 +349,15 @@ def test_batch_finiteness_check_is_exact_and_reductions_restore_threads():
     m = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8))
     diagnose(m, torch.randn(16, 8))
     assert torch.get_num_threads() == before
-    small = {"a": {"x": torch.zeros(4), "y": torch.zeros(4)}}
+    sums = (torch.zeros(()), torch.zeros(()))  # (a layer's output is kept as its shape and sums)
+    small = {"a": {"x": torch.zeros(4), "y_shape": torch.Size([4]), "y_sums": sums}}
     assert _reduction_threads(small, ["a"]) == 1
-    large = {"a": {"x": torch.zeros(4), "y": torch.zeros(SMALL_REDUCTION)}}
+    large = {"a": {"x": torch.zeros(4), "y_shape": torch.Size([SMALL_REDUCTION]), "y_sums": sums}}
     assert _reduction_threads(large, ["a"]) is None
+    large_in = {
+        "a": {"x": torch.zeros(SMALL_REDUCTION), "y_shape": torch.Size([4]), "y_sums": sums}
+    }
+    assert _reduction_threads(large_in, ["a"]) is None
 
 
 def test_jacobian_isometry():

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from math import inf
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -226,13 +225,20 @@ def diagnose(
         order: list[str] = []
         handles = []
 
+        feeds, last = _feeds(info)
+        fed_by = {v: k for k, v in feeds.items()}
+
         def hook(module: nn.Module, args: tuple, out: Any) -> None:
-            # Keep references only: the statistics are computed after the forward pass, all at
-            # once (work between the layers lets torch's idle workers fall asleep, and on a busy
-            # machine each wake-up waits for a core). A layer whose output an in-place activation
-            # overwrites next (ReLU(inplace=True)) has its output sums taken now. The gradient at
-            # the output comes from a tensor hook registered now: it sees the gradient at this
-            # value (not at an overwritten one) and reduces it as backward produces it.
+            # The output's sums are taken now, as the layer gave it (an in-place activation or
+            # `h += x` may change it later), and the output is kept only as long as its
+            # post-activation may still be needed: until the next layer takes it as its input
+            # (a chain Linear → act → Linear), never where the activation is linear. Keeping
+            # every layer's output to the end took memory the allocator gave back after each
+            # call and took again on the next, page by page (~2.6 µs a page fault on the 2-core
+            # VM: ~1,000 more faults a call on a 20×256 MLP than one forward+backward). The
+            # gradient at the output comes from a tensor hook registered now: it sees the
+            # gradient at this value (not at an overwritten one) and reduces it as backward
+            # produces it.
             name = names[module]
             y = first_tensor(out)
             x = first_tensor(args)
@@ -240,13 +246,19 @@ def diagnose(
                 return
             act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
             yd = y.detach()
-            rec: dict[str, Any] = {"module": module, "act": act, "y": yd, "y_version": yd._version}
+            rec: dict[str, Any] = {"module": module, "act": act, "y_shape": yd.shape}
+            rec["y_sums"] = _sums_now(yd)
+            if act.module is not None or act.name != "linear":  # φ(y) may be needed later
+                rec["y"], rec["y_version"] = yd, yd._version
             rec["x"] = x.detach() if x is not None and x.is_floating_point() else None
             rec["x_version"] = rec["x"]._version if rec["x"] is not None else None
+            fed = fed_by.get(name)  # (no "" default: "" names a root layer)
+            prev = records.get(fed) if fed is not None else None
+            if prev is not None and rec["x"] is not None and rec["x"].shape == prev["y_shape"]:
+                prev.pop("y", None)  # its post-activation is this layer's input
             if is_parametrized(module) and "weight" in module.parametrizations:
                 rec["weight"] = module.weight  # cached: the tensor this forward computed with
             if name in in_place:
-                rec["y_sums"] = _sums_now(yd)
                 rec["act_in_place"] = in_place[name]
             if y.requires_grad:  # the gradient at this value, reduced as backward produces it
                 handles.append(y.register_hook(lambda g, rec=rec: _grad_sums(rec, g)))
@@ -260,15 +272,15 @@ def diagnose(
         try:
             if train is not None:
                 model.train(train)
-            for p in params:
-                p.grad = None
             with torch.enable_grad():
                 with parametrize.cached():  # a parametrized weight computed once, as used
                     out = run_model(model, batch)
                 changed = [
                     n
                     for n in order
-                    if n not in in_place and records[n]["y"]._version != records[n]["y_version"]
+                    if n not in in_place
+                    and "y" in records[n]
+                    and records[n]["y"]._version != records[n]["y_version"]
                 ]
                 for n in changed:  # fx reads `h += x` as `h + x`: recompute what the layer gave
                     _recompute_output(records[n])
@@ -276,15 +288,21 @@ def diagnose(
                 # gradient comes from a tensor hook): kept until after backward, every layer's
                 # output and gradient raised the peak memory, which the allocator gave back at the
                 # end and took again (page faults) on every call
-                feeds = _feeds(info)
+                if last is not None and isinstance(out, torch.Tensor):
+                    records[last]["post"] = out.detach()  # the model's output is its φ(y)
                 threads = _reduction_threads(records, order)
                 known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
+                scratch: dict[Any, torch.Tensor] = {}  # temporaries' buffers, one per shape
                 with intra_op_threads(threads):
                     for name in order:
                         fed_name = feeds.get(name)  # (not a "" default: "" names a root layer)
                         nxt = records.get(fed_name) if fed_name is not None else None
-                        x_next = nxt.get("x") if nxt is not None else None
-                        fwd = _forward_reductions(records[name], x_next, known_sq.pop(name, None))
+                        x_next = (
+                            nxt.get("x") if nxt is not None else records[name].pop("post", None)
+                        )
+                        fwd = _forward_reductions(
+                            records[name], x_next, known_sq.pop(name, None), scratch
+                        )
                         if fwd and fed_name is not None:
                             known_sq[fed_name] = records[name]["vals"][4]
                 _check_finite(records, order)
@@ -321,8 +339,9 @@ def diagnose(
         finally:
             for h in handles:
                 h.remove()
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g
+            for p, g in zip(params, grads, strict=True):  # (autograd.grad leaves them; a
+                if p.grad is not g:  # forward or loss_fn that wrote one is undone)
+                    p.grad = g
             with torch.no_grad():
                 for k, b in model.named_buffers():
                     if k in buffers:
@@ -359,11 +378,12 @@ def diagnose(
         notes.append(
             f"the output of {', '.join(repr(n) for n in changed)} was changed in place after the "
             "layer by an operation not recognized as in-place (e.g. `h += x`, which fx reads "
-            "as `h + x`): its output statistics were recomputed from the layer's input (its "
-            "gradient is the one at the layer's own output, as for any layer)"
+            "as `h + x`): its output statistics are those the layer gave (taken as it ran), "
+            "its activation's were recomputed from the layer's input (its gradient is the one "
+            "at the layer's own output, as for any layer)"
             + (
                 f"; for {', '.join(repr(n) for n in lost)} the input had changed too, so the "
-                "statistics are those of the changed tensor"
+                "activation's statistics are those of the changed tensor"
                 if lost
                 else ""
             )
@@ -396,12 +416,12 @@ def _reduction_threads(records: dict[str, dict[str, Any]], order: list[str]) -> 
     idle the same (1.8×); a CNN's 512 Ki-element layers were slower on one thread idle (1.5× →
     1.8×), hence the threshold."""
     for n in order:
-        for key in ("x", "y"):
-            t = records[n].get(key)
-            if isinstance(t, torch.Tensor) and (
-                t.device.type != "cpu" or t.numel() >= SMALL_REDUCTION
-            ):
-                return None
+        rec = records[n]
+        x, s1 = rec.get("x"), rec["y_sums"][0]
+        if s1.device.type != "cpu" or rec["y_shape"].numel() >= SMALL_REDUCTION:
+            return None
+        if isinstance(x, torch.Tensor) and (x.device.type != "cpu" or x.numel() >= SMALL_REDUCTION):
+            return None
     return 1
 
 
@@ -441,10 +461,10 @@ def _changed_in_place(model: nn.Module, info: ModelInfo) -> dict[str, bool]:
 
 
 def _recompute_output(rec: dict[str, Any]) -> None:
-    """The layer's own output again, from its kept input (unchanged since the hook), for an
-    output something changed in place later: its ``Σy``, ``Σy²`` and the kept output (so the
-    activation's statistics are computed from it, as for any layer). ``module.forward`` skips
-    the hooks; a weight layer is deterministic."""
+    """The layer's own output again, from its kept input (unchanged since the hook), for a
+    kept output something changed in place later, so that the activation's statistics are
+    computed from what the layer gave (its own ``Σy``, ``Σy²`` were taken in the hook).
+    ``module.forward`` skips the hooks; a weight layer is deterministic."""
     x = rec["x"]
     if x is None or x._version != rec["x_version"]:
         return
@@ -452,21 +472,16 @@ def _recompute_output(rec: dict[str, Any]) -> None:
         y = first_tensor(rec["module"].forward(x))
     if isinstance(y, torch.Tensor) and y.shape == rec["y"].shape:
         rec["y"], rec["y_version"] = y, y._version
-        rec["y_sums"] = _sums_now(y)
         rec["recomputed"] = True
 
 
-def _sums_now(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(Σy, Σy²)`` as 0-d float32 tensors, inside the forward pass. A small CPU float32 tensor
-    is reduced by NumPy (a pairwise sum and ``einsum``: one thread, no pool to wake): torch's
-    reductions and MKL's dot would use the intra-op threads, which wait for a busy core."""
-    if y.device.type == "cpu" and y.dtype == torch.float32 and y.numel() < SMALL_REDUCTION:
-        a = y.reshape(-1).numpy()
-        return (
-            torch.tensor(a.sum(dtype=np.float32).item(), dtype=torch.float32),
-            torch.tensor(np.einsum("i,i->", a, a).item(), dtype=torch.float32),
-        )
-    s, sq = _sums(y.float())
+def _sums_now(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Σt, Σt²)`` as 0-d float32 tensors, taken inside the forward or backward pass (in a
+    hook, while the tensor is in cache), on torch's own threads. (Same-process A/B on the
+    2-core VM, 20×256 MLP: scoping each hook's reductions to one intra-op thread was 2–8 %
+    slower than this, idle and beside a busy process — every switch makes the next layer's
+    product re-form the thread team; NumPy's one-thread float32 sum was slower still.)"""
+    s, sq = _sums(t.detach().float())
     return s, sq
 
 
@@ -497,7 +512,8 @@ def _weight(rec: dict[str, Any]) -> Any:
 def _sums(t: torch.Tensor) -> list[torch.Tensor]:
     """``[Σx, Σx²]`` of a float tensor as two 0-d tensors: a sum and a dot product (several
     times faster than ``var_mean``/``std``, which use Welford's algorithm)."""
-    return [t.reshape(-1).sum(), _sq(t)]
+    flat = t.reshape(-1)
+    return [flat.sum(), torch.dot(flat, flat)]
 
 
 def _sq(t: torch.Tensor) -> torch.Tensor:
@@ -513,54 +529,75 @@ def _gradients(
     model: nn.Module,
     batch: Any,
 ) -> None:
-    """Every weight's gradient from one backward pass (``torch.autograd.grad``: the parameters'
-    ``.grad`` are not touched, and hooks on gradient accumulation — DDP's, FSDP's — do not run);
-    the gradients at the layers' outputs are reduced by the tensor hooks registered in the
-    forward pass (:func:`_grad_sums`) as backward produces them. (Reducing each weight's
-    gradient in a hook on the weight as well, and freeing it there, took the 20×256 MLP's page
-    faults from ~1,800 to ~500 a call but was no faster idle and 9 % slower beside a busy
-    process: each reduction inside backward is one more split over torch's threads.) A layer
-    whose output needs a gradient but whose weight does not (a frozen weight, a trainable bias)
-    may lie on no path to a trainable weight: then backward runs to every leaf that needs a
-    gradient (all trainable parameters and inputs), so its hook is reached too."""
-    outs: list[tuple[str, torch.Tensor]] = []
+    """Every weight gradient's ``Σ``, ``Σ²`` from one backward pass (``torch.autograd.grad``:
+    the parameters' ``.grad`` are not touched, and hooks on gradient accumulation — DDP's,
+    FSDP's — do not run). Each weight gradient is reduced by a hook on the weight as backward
+    produces it, and the hook hands autograd a zero-stride stand-in instead, so the gradient's
+    memory goes back to the allocator at once and the next layer's gradient reuses it:
+    returned whole and freed together at the end, the 20×256 MLP's 5 MB of gradients were
+    given back to the system and taken again page by page on every call (~1,100 page faults
+    a call, ~2.6 µs each on the 2-core VM; 7 with the stand-ins). The gradients at the layers'
+    outputs are reduced by the tensor hooks registered in the forward pass (:func:`_grad_sums`).
+    A layer whose output needs a gradient but whose weight does not (a frozen weight, a
+    trainable bias) may lie on no path to a trainable weight: then backward runs to every leaf
+    that needs a gradient (all trainable parameters and inputs), so its hook is reached too."""
+    by_weight: dict[int, tuple[torch.Tensor, list[dict[str, Any]]]] = {}
     frozen = False
     for n in order:
         w = _weight(records[n])
         if isinstance(w, torch.Tensor) and w.requires_grad:
-            outs.append((n, w))
+            by_weight.setdefault(id(w), (w, []))[1].append(records[n])  # (a tied weight: once)
         elif records[n].get("hooked"):
             frozen = True
-    inputs = [t for _, t in outs]
+    inputs = [w for w, _ in by_weight.values()]
     if frozen:
-        seen = {id(t) for t in inputs}
+        seen = set(by_weight)
         for t in [*model.parameters(), *tensors(batch)]:
             if t.requires_grad and id(t) not in seen:
                 seen.add(id(t))
                 inputs.append(t)
     if not inputs:
         return
-    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-    for (n, _), g in zip(outs, grads[: len(outs)], strict=True):
-        if g is not None:
-            records[n]["wg"] = g.detach()
+    handles = [
+        w.register_hook(lambda g, recs=recs: _weight_grad_sums(recs, g))
+        for w, recs in by_weight.values()
+    ]
+    try:
+        torch.autograd.grad(loss, inputs, allow_unused=True)
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _weight_grad_sums(recs: list[dict[str, Any]], g: torch.Tensor) -> torch.Tensor:
+    """Tensor hook on a weight: its gradient's ``Σ``, ``Σ²`` and element count into the records
+    of every layer that uses it; returns a zero-stride stand-in of the gradient's shape (what
+    :func:`_gradients` asks autograd for is only that the hook ran)."""
+    sums = _sums_now(g)
+    for rec in recs:
+        rec["wg_sums"] = sums
+        rec["wg_n"] = g.numel()
+    return g.new_zeros(()).expand_as(g)
 
 
 def _grad_sums(rec: dict[str, Any], g: torch.Tensor) -> None:
     """Tensor hook: ``Σg``, ``Σg²`` of the gradient at a layer's output as backward produces it
     (two reductions of a tensor in cache, no read-back); the gradient itself is not kept."""
-    rec["g_sums"] = _sums(g.detach().float())
+    rec["g_sums"] = _sums_now(g)
 
 
-def _feeds(info: ModelInfo) -> dict[str, str]:
+def _feeds(info: ModelInfo) -> tuple[dict[str, str], str | None]:
     """``{layer: next layer}`` where the activation of ``layer`` feeds ``next layer`` directly
     (a chain ``Linear → act → Linear``): the next layer's recorded input *is* the post-activation,
-    so it is not computed again."""
+    so it is not computed again; and the layer whose activation's output is the model's whole
+    output (a chain's last ``Linear → act``), whose post-activation is the output itself (or
+    None)."""
     g = info.graph
     if g is None:
-        return {}
+        return {}, None
     users = g.users()
     out: dict[str, str] = {}
+    last = None
     for n in g.nodes:
         if n.op != "module" or info.kinds[n.idx] != "weight" or len(users[n.idx]) != 1:
             continue
@@ -570,14 +607,30 @@ def _feeds(info: ModelInfo) -> dict[str, str]:
         nxt = g.nodes[users[a][0]]
         if nxt.op == "module" and info.kinds[nxt.idx] == "weight":
             out[n.target] = nxt.target
-    return out
+        elif nxt.op == "output" and nxt.inputs == [a]:
+            last = n.target
+    return out, last
 
 
 _N_STATS = 14
 
 
+def _scratch(scratch: dict[Any, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    """A buffer shaped like ``like``, one per shape, dtype and device for the whole call: a
+    temporary allocated and freed per layer was given back to the system and taken again page
+    by page (page faults) on each."""
+    key = (like.shape, like.dtype, like.device)
+    buf = scratch.get(key)
+    if buf is None:
+        buf = scratch[key] = torch.empty_like(like, memory_format=torch.contiguous_format)
+    return buf
+
+
 def _forward_reductions(
-    rec: dict[str, Any], post: torch.Tensor | None = None, x_sq: torch.Tensor | None = None
+    rec: dict[str, Any],
+    post: torch.Tensor | None = None,
+    x_sq: torch.Tensor | None = None,
+    scratch: dict[Any, torch.Tensor] | None = None,
 ) -> bool:
     """Statistics 0–6 of :data:`_N_STATS` for one layer, from its input and output, as 0-d
     tensors in ``rec["vals"]`` (sums and dot products: each ``float(tensor)`` costs a dispatch
@@ -586,49 +639,54 @@ def _forward_reductions(
     input), else computed from the output; ``x_sq``: this layer's ``Σx²`` when it is already
     known (its input is the previous layer's ``post``: the same tensor, the same dot). Returns
     whether ``post`` was used as given (then ``vals[4]`` is the next layer's ``Σx²``)."""
+    scratch = {} if scratch is None else scratch
     module, act = rec["module"], rec["act"]
-    y_kept = rec.pop("y")
-    # overwritten by the layer's own activation in place: the kept output *is* φ(y)
-    overwritten = y_kept._version != rec["y_version"] and rec.get("act_in_place", False)
-    y = y_kept.float()
+    y_kept = rec.pop("y", None)  # (kept only where φ(y) was still needed, see the hook)
     x = rec.pop("x")
-    y_sums = rec.pop("y_sums", None)  # taken in the hook, before the activation overwrote y
+    y_sums = rec.pop("y_sums")  # taken in the hook, as the layer gave its output
+    shape = rec.pop("y_shape")
     spec = act.spec  # properties from the activation registry (None: probed module)
-    given = post is not None and post.shape == y.shape
+    given = post is not None and post.shape == shape
     if given:
         post = post.float()  # type: ignore[union-attr]
-    else:
+    elif y_kept is not None:
+        # overwritten by the layer's own activation in place: the kept output *is* φ(y)
+        overwritten = y_kept._version != rec["y_version"] and rec.get("act_in_place", False)
+        y = y_kept.float()
         post = y if overwritten else act.torch_fn()(y)
-    zero = y.new_zeros(())
+    else:  # a linear activation (the hook kept y for every other): φ(y) = y
+        post = None
+    zero = y_sums[0].new_zeros(())
     vals: list[torch.Tensor] = []
     if x_sq is None:
         x_sq = _sq(x.float()) if x is not None else zero
     vals += [zero, x_sq]  # 0 (Σx: unused), 1 (Σx²)
-    if y_sums is not None:
-        vals += list(y_sums)  # 2, 3
-    else:
-        vals += _sums(y)  # 2, 3: back to back, the dot from cache
-    vals.append(_sq(post))  # 4
-    if spec is not None and spec.can_die:  # 5: units zero on the whole batch
-        dim = _units_dim(y, module)
+    vals += list(y_sums)  # 2, 3
+    vals.append(_sq(post) if post is not None else y_sums[1])  # 4
+    if post is not None and spec is not None and spec.can_die:  # 5: units zero on the whole batch
+        dim = _units_dim(post, module)
         others = tuple(d for d in range(post.dim()) if d != dim)
-        mag = post if spec.name in ("relu", "relu6") else post.abs()  # ReLUs: already ≥ 0
+        # ReLUs: already ≥ 0
+        mag = (
+            post if spec.name in ("relu", "relu6") else torch.abs(post, out=_scratch(scratch, post))
+        )
         per_unit = mag.amax(dim=others) if others else mag  # no copy
         vals.append((per_unit == 0).float().mean())
     else:
         vals.append(zero)
-    if spec is not None and spec.saturating and spec.bounds is not None:  # 6
+    if post is not None and spec is not None and spec.saturating and spec.bounds is not None:  # 6
         # within 0.01 of either bound: |post − mid| > half − 0.01, one float pass and an
         # in-place compare (three boolean tensors and an `|` took 8× as long)
         lo, hi = spec.bounds
         mid, half = 0.5 * (lo + hi), 0.5 * (hi - lo)
-        dist = post.abs() if mid == 0 else (post - mid).abs_()
+        buf = _scratch(scratch, post)
+        dist = torch.abs(post, out=buf) if mid == 0 else torch.sub(post, mid, out=buf).abs_()
         vals.append(dist.gt_(half - 0.01).mean())
     else:
         vals.append(zero)
     rec["vals"] = vals
     rec["nx"] = x.numel() if x is not None else 1
-    rec["ny"] = y.numel()
+    rec["ny"] = shape.numel()
     rec["has_x"] = x is not None
     return given
 
@@ -651,15 +709,16 @@ def _backward_reductions(
     b_ok = isinstance(b, torch.Tensor)
     vals += _sums(w.detach().float()) if w_ok else [zero, zero]  # 9, 10
     vals.append(_sq(b.detach().float()) if b_ok else zero)  # 11
-    wg = rec.pop("wg", None)
-    vals += _sums(wg.float()) if wg is not None else [zero, zero]  # 12, 13
+    wg_sums = rec.pop("wg_sums", None)  # (taken by the weight's hook in backward)
+    vals += list(wg_sums) if wg_sums is not None else [zero, zero]  # 12, 13
     device = zero.device
-    vals = [t.to(device, torch.float32) for t in vals]
+    if any(t.device != device for t in vals):  # (all float32: each came from .float())
+        vals = [t.to(device) for t in vals]
     nx, ny, has_x = rec.pop("nx"), rec.pop("ny"), rec.pop("has_x")
     nw = w.numel() if w_ok else 1
-    has_g, has_wg = g_sums is not None, wg is not None
+    has_g, has_wg = g_sums is not None, wg_sums is not None
     b_n = b.numel() if b_ok else 1
-    wg_n = wg.numel() if wg is not None else 1
+    wg_n = rec.pop("wg_n", 1)
 
     def finish(v: list[float]) -> None:  # (the output's gradient has the output's ny elements)
         _store(rec, v, nx, ny, nw, b_n, ny, wg_n, has_x, w_ok, b_ok, has_g, has_wg)

@@ -53,7 +53,8 @@ def kept_modes(model: torch.nn.Module, mode: bool | None = None) -> Iterator[Non
         yield
     finally:
         for m, flag in saved:
-            m.training = flag
+            if m.training is not flag:  # (nn.Module.__setattr__ is slow; most are unchanged)
+                m.training = flag
 
 
 def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:

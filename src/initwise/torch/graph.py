@@ -31,7 +31,7 @@ from torch import nn
 from .. import activations as A
 from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
-from .modules import NORMS, has_parametrizations, is_norm, is_weight_layer
+from .modules import NORMS, has_parametrizations, is_norm, is_weight_layer, owns_parameters
 from .modules import kind as module_kind
 
 # ----------------------------------------------------------------------------- graph
@@ -91,7 +91,7 @@ def is_leaf(module: nn.Module) -> bool:
         return False
     if has_parametrizations(module):  # the layer; its parametrizations compute its weight inside
         return True
-    own = next(module.parameters(recurse=False), None) is not None
+    own = owns_parameters(module)
     if own and (type(module).__module__.startswith("torch.nn") or not any(module.children())):
         return True
     return not any(module.children())

@@ -43,6 +43,12 @@ def has_parametrizations(m: nn.Module) -> bool:
     return isinstance(m._modules.get("parametrizations"), nn.ModuleDict)
 
 
+def owns_parameters(m: nn.Module) -> bool:
+    """``next(m.parameters(recurse=False), None) is not None`` without its three nested
+    generators (the graph's analysis and ``diagnose`` ask it of every module on every call)."""
+    return any(p is not None for p in m._parameters.values())
+
+
 def is_norm(m: nn.Module) -> bool:
     """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm)."""
     return isinstance(m, NORMS) or type(m).__name__.endswith(
@@ -104,7 +110,7 @@ def is_weight_layer(m: nn.Module) -> bool:
     if isinstance(m, ParametrizationList):
         return False
     return (
-        (next(m.parameters(recurse=False), None) is not None or has_parametrizations(m))
+        (owns_parameters(m) or has_parametrizations(m))
         and not isinstance(m, NORMS)
         and not isinstance(m, nn.PReLU)
         and not type(m).__name__.endswith(("Norm", "LayerNorm", "NormGated"))

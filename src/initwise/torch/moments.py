@@ -14,7 +14,10 @@ norm                             ``s = 1, m = 0`` (RMSNorm keeps ``m/√s``)
 ``x · c``, ``x / c``, ``x + c``  exact
 softmax(…) @ v, SDPA             the moments of ``v`` (an average of values)
 cat / stack                      the mean of the operands' moments
-shape ops, dropout, pooling      unchanged
+pooling                          measured on the example input, carried over by scale
+                                 (:mod:`~initwise.torch.pooling`); else unchanged — for max
+                                 pooling reaching a solved layer, an assumption said so
+shape ops, dropout               unchanged
 ================================ =========================================================
 
 A weight layer's **target**: the operating point (:mod:`initwise.math.operating`) of the
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -46,6 +49,7 @@ from ..math.operating import (
 from .batch import tensors
 from .graph import Act, ModelInfo
 from .modules import kind as module_kind
+from .pooling import Stats, carried, node_pool
 
 _SHAPE_OPS = {
     "view",
@@ -119,6 +123,8 @@ class Solved:
     assumed_input: bool = False
     bias_var: float = 0.0
     """The part of ``q`` the layer's bias carries (an edge-of-chaos point); the weights the rest."""
+    via: str = ""
+    """How the input's moments came through a pool (measured or assumed), for the reason."""
 
     @property
     def effective(self) -> float:
@@ -133,7 +139,8 @@ class Solved:
     def describe(self) -> str:
         mean = f", mean {self.m:.3g}" if abs(self.m) > 1e-3 * math.sqrt(self.s) else ""
         src = " (assumed: its input was not traced)" if self.assumed_input else ""
-        return f"input E[x²] {self.s:.3g}{mean}{src} → {self.role}"
+        via = f" ({self.via})" if self.via else ""
+        return f"input E[x²] {self.s:.3g}{mean}{src}{via} → {self.role}"
 
 
 @dataclass
@@ -323,10 +330,13 @@ def propagate(
     first: tuple[float, float] | None = None,
     *,
     n_res: int | None = None,
+    pools: dict[int, Stats] | None = None,
 ) -> Moments:
     """Solve every weight layer reached by ``info.graph`` (see the module docstring).
 
-    ``first`` is the input's ``(E[x²], E[x])`` (unit second moment, zero mean when None).
+    ``first`` is the input's ``(E[x²], E[x])`` (unit second moment, zero mean when None);
+    ``pools`` the pooling nodes' moments measured on an example input
+    (:func:`~initwise.torch.pooling.measure_pools`).
     Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
     the head's output unit (solved by propagating twice: the head's input may or may not scale
     with the embedding). A layer whose output is scattered among other values — a
@@ -336,6 +346,7 @@ def propagate(
     if info.graph is None:
         return Moments()
     walk = _walk(model, info)
+    walk.pools = pools or {}
     heads = _tied_heads(model)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(info, walk, first, n_res, emb)
@@ -368,6 +379,8 @@ class _Walk:
     """Per branch-exit weight node: what the way to its sum multiplies E[y²] by."""
     dests: dict[str, int]
     """Per weight layer scattered into another tensor: its node (:func:`_scatter_dest`)."""
+    pools: dict[int, Stats] = field(default_factory=dict)
+    """Pooling nodes' measured moments (:func:`~initwise.torch.pooling.measure_pools`)."""
 
 
 def _walk(model: nn.Module, info: ModelInfo) -> _Walk:
@@ -489,11 +502,38 @@ def _pass(
     mom: dict[int, tuple[float, float] | None] = {}
     softmaxed: set[int] = set()
     first_input = True
+    # how moments came through a pool on the way to the next weight layer: measured (a note for
+    # its reason) or, for max pooling, assumed unchanged (an assumption if the layer is solved)
+    via: dict[int, tuple[str, bool]] = {}
     for n in g.nodes:
         ins = [mom.get(i) for i in n.inputs]
         known = [x for x in ins if x is not None]
         k = info.kinds[n.idx]
         val: tuple[float, float] | None = None
+        came = next((via[i] for i in n.inputs if i in via), None)
+        pool = node_pool(n, modules) if k != "weight" else None
+        if pool is not None:
+            measured = walk.pools.get(n.idx)
+            if measured is not None and known:
+                val = carried(measured, known[0][0])
+                r = val[0] / known[0][0] if known[0][0] > 0 else float("nan")
+                how = (
+                    f"{pool} pooling '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
+                )
+                via[n.idx] = (how, True)
+            else:
+                val = known[0] if known else None
+                if pool == "max":
+                    via[n.idx] = (
+                        f"max pooling '{n.target}' assumed to leave E[x²] unchanged",
+                        False,
+                    )
+                elif came is not None:
+                    via[n.idx] = came
+            mom[n.idx] = val
+            continue
+        if came is not None and k not in ("weight", "norm"):
+            via[n.idx] = came
         if n.op == "input":
             val = (first or (1.0, 0.0)) if first_input else (1.0, 0.0)
             first_input = False
@@ -518,6 +558,16 @@ def _pass(
                     walk.scale.get(n.idx, 1.0),
                     (scatter or {}).get(n.target),
                 )
+                solved = res.layers.get(n.target)
+                if came is not None and solved is not None and n.idx not in walk.normed:
+                    res.layers[n.target] = replace(solved, via=came[0])
+                    if not came[1]:
+                        res.assumed.append(
+                            f"{n.target}: its input passed {came[0]} (how much max pooling "
+                            "grows it depends on the spatial correlation of what it pools, "
+                            "×1.4–5 per pool measured on VGG and AlexNet); give example_input= "
+                            "to measure it"
+                        )
             elif k == "norm":
                 s, mu = known[0] if known else (1.0, 0.0)
                 rms = type(m).__name__.endswith("RMSNorm")

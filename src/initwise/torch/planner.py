@@ -40,6 +40,7 @@ from .modules import (
 from .modules import kind as module_kind
 from .moments import input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
+from .pooling import has_pools, measure_pools
 
 POLICIES = BUILTIN
 """The built-in policy names (:func:`initwise.torch.policies.policy_names` lists registered
@@ -96,6 +97,7 @@ def _plan(
     forget_bias: float,
     std: float,
     strict: bool,
+    measure: bool = True,
 ) -> Plan:
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
@@ -104,7 +106,21 @@ def _plan(
     moments = None
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
-        moments = propagate(model, info, input_moments(example_input), n_res=None if own else 0)
+        pools, why = {}, None
+        if measure and example_input is not None and has_pools(model, info):
+            # measured with the weights the plan gives, not the model's current ones (a pool's
+            # ratio depends on how correlated its inputs are, which the init changes: Swin's
+            # 0.02-std start pools tokens that are far more alike): a draft with the pools
+            # taken as unchanged, drawn on a copy, measured there
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                draft = _plan(model, pol, example_input, None, forget_bias, std, False, False)
+            pools, why = measure_pools(model, info, example_input, draft)
+        moments = propagate(
+            model, info, input_moments(example_input), n_res=None if own else 0, pools=pools
+        )
+        if why is not None and any("max pooling" in a for a in moments.assumed):
+            moments.assumed.append(f"pooling could not be measured: {why}")
     ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments, info)
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index

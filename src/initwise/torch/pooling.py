@@ -1,0 +1,208 @@
+r"""Pooling in the ``auto`` policy's moment propagation.
+
+How pooling changes a tensor's second moment depends on how correlated the values it pools
+are, which no data-free rule knows. Average pooling shrinks ``E[x²]`` towards ``E[x]²`` (by a
+bounded factor: ≥ 1/π of it survives for ReLU features, whose ``E[x]² = E[x²]/π``); **max
+pooling grows it**: for ``k`` independent values the maximum of ``k = 9`` standard normals has
+``E[max²] ≈ 2.6`` (the 3×3 pools of AlexNet), of ``k = 4`` ``≈ 1.55`` against 0.5 for ``ReLU(z)``,
+and spatially correlated inputs grow less. Measured (``init_model(…, seed=0)``, eval mode,
+batch 8 at 224²): AlexNet's three 3×3 pools ×5.1, ×2.2, ×1.9 on white-noise images (×2.4–2.6 on
+blurred ones), VGG-11's five 2×2 pools ×3.1, ×2.1, ×1.6, ×1.4, ×1.4 — so AlexNet's logits came
+out with std 4.7 (9.2 in train mode, its two dropouts doubling E[x²] each) and VGG-11's 3.3.
+
+So: with an example input, each pool's input and output moments are **measured** on one
+forward pass of it (:func:`measure_pools`) and carried over scale-equivariantly — pooling is
+positively homogeneous of degree 1, so an input ``c`` times larger gives ``c²·E[y²]`` and
+``c·E[y]`` — as ``s_out = s·E[y²]/E[x²]``, ``m_out = √(s/E[x²])·E[y]``; without one the pool is
+assumed to leave the moments unchanged, and for max pooling that reaches a solved layer the
+plan says so (an ``AssumptionWarning``; ``strict=True`` raises)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from .batch import kept_modes, seeded_rng, split, tensors
+from .graph import ModelInfo, fn_name, is_leaf
+
+MAX_POOLS: tuple[type[nn.Module], ...] = (
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
+AVG_POOLS: tuple[type[nn.Module], ...] = (
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.LPPool1d,
+    nn.LPPool2d,
+)
+MAX_POOL_FUNCS = frozenset(
+    f"{a}max_pool{d}d{w}"
+    for a in ("", "adaptive_")
+    for d in (1, 2, 3)
+    for w in ("", "_with_indices")
+)
+AVG_POOL_FUNCS = frozenset(
+    {f"{a}avg_pool{d}d" for a in ("", "adaptive_") for d in (1, 2, 3)}
+    | {"lp_pool1d", "lp_pool2d", "lp_pool3d"}
+)
+
+Stats = tuple[float, float, float, float]
+"""A pool's measured ``(E[x²], E[x], E[y²], E[y])``: input, output."""
+
+
+def function_pool(target: str) -> str | None:
+    """``"max"`` or ``"avg"`` for a pooling function's name (``max_pool2d``, ``_max_pool2d``,
+    ``adaptive_avg_pool2d`` …), else None."""
+    name = target.lstrip("_")
+    if name in MAX_POOL_FUNCS:
+        return "max"
+    if name in AVG_POOL_FUNCS:
+        return "avg"
+    return None
+
+
+def module_pool(m: nn.Module | None) -> str | None:
+    """``"max"`` or ``"avg"`` for a pooling module, else None."""
+    if isinstance(m, MAX_POOLS):
+        return "max"
+    if isinstance(m, AVG_POOLS):
+        return "avg"
+    return None
+
+
+def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
+    """The pooling kind of a graph node (a pooling module or function), else None."""
+    if n.op == "module":
+        return module_pool(modules.get(n.target))
+    if n.op == "function":
+        return function_pool(str(n.target))
+    return None
+
+
+def _stats(t: Any) -> tuple[float, float] | None:
+    if not isinstance(t, torch.Tensor) or not t.is_floating_point() or not t.numel():
+        return None
+    x = t.detach().double()
+    return float((x * x).mean()), float(x.mean())
+
+
+def has_pools(model: nn.Module, info: ModelInfo) -> bool:
+    """Whether ``info.graph`` has a pooling node."""
+    if info.graph is None:
+        return False
+    modules = dict(model.named_modules())
+    return any(node_pool(n, modules) is not None for n in info.graph.nodes)
+
+
+def measure_pools(
+    model: nn.Module, info: ModelInfo, example_input: Any, draft: Any = None
+) -> tuple[dict[int, Stats], str | None]:
+    """Per pooling node of ``info.graph``: its input's and output's ``(E[x²], E[x])`` measured on
+    one forward pass of ``example_input`` (eval mode, no gradients, torch's random state and the
+    model's buffers and modes put back). With ``draft`` (a plan), on a copy of the model with
+    the draft applied (seed 0) — the weights the plan will give — else on the model as it is.
+    A pooling module called more than once, or pooling functions whose calls do not match the
+    graph's one to one, are left out (then assumed). Returns the measurements and, where the
+    pass could not run, why (else None)."""
+    g = info.graph
+    if g is None or example_input is None:
+        return {}, None
+    if draft is not None and has_pools(model, info):
+        if any(p.is_meta for p in model.parameters()):
+            return {}, "the model is on the meta device"
+        try:
+            model = copy.deepcopy(model)
+            draft.apply(model, seed=0)
+        except Exception as exc:  # (then the plan assumes, and says why it could not measure)
+            return {}, f"a copy with the plan drawn could not be made ({type(exc).__name__})"
+    modules = dict(model.named_modules())
+    by_module: dict[str, int] = {}
+    by_function: dict[str, list[int]] = {}
+    for n in g.nodes:
+        kind = node_pool(n, modules)
+        if kind is None:
+            continue
+        if n.op == "module":
+            by_module[n.target] = n.idx
+        else:
+            by_function.setdefault(str(n.target).lstrip("_"), []).append(n.idx)
+    if not by_module and not by_function:
+        return {}, None
+    if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
+        return {}, "the model or the example input is on the meta device"
+    seen: dict[int, list[Stats]] = {}
+    calls: dict[str, list[Stats]] = {}
+    depth = [0]
+
+    def record(inp: Any, out: Any) -> Stats | None:
+        a, b = _stats(next(iter(tensors(inp)), None)), _stats(next(iter(tensors(out)), None))
+        return (a[0], a[1], b[0], b[1]) if a is not None and b is not None else None
+
+    class Recorder(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+            out = func(*args, **(kwargs or {}))
+            if depth[0] == 0:
+                name = fn_name(func).lstrip("_")
+                if name in by_function:
+                    st = record(args[:1], out)
+                    calls.setdefault(name, []).append(st)  # type: ignore[arg-type]
+            return out
+
+    names = {m: n for n, m in modules.items()}
+
+    def pre(m: nn.Module, args: Any) -> None:
+        depth[0] += 1
+
+    def post(m: nn.Module, args: Any, out: Any) -> None:
+        depth[0] -= 1
+        idx = by_module.get(names[m])
+        if depth[0] == 0 and idx is not None:
+            st = record(args, out)
+            if st is not None:
+                seen.setdefault(idx, []).append(st)
+
+    handles = []
+    for m in names:
+        if m is not model and is_leaf(m):
+            handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
+    args, kwargs = split(example_input)
+    try:
+        with torch.no_grad(), seeded_rng(0), kept_modes(model, False), Recorder():
+            model(*args, **kwargs)
+    except Exception as exc:  # (the plan then assumes, and says why it could not measure)
+        return {}, f"running the example input failed ({type(exc).__name__})"
+    finally:
+        for h in handles:
+            h.remove()
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved:
+                    b.copy_(saved[k])
+    out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
+    for name, idxs in by_function.items():
+        got = calls.get(name, [])
+        if len(got) == len(idxs) and all(st is not None for st in got):
+            out.update(zip(idxs, got, strict=True))
+    return {k: v for k, v in out.items() if v[0] > 0 and all(map(math.isfinite, v))}, None
+
+
+def carried(measured: Stats, s: float) -> tuple[float, float]:
+    """The pool's output moments for an input of second moment ``s``, scale-equivariantly from
+    the measured ones: ``(s·E[y²]/E[x²], √(s/E[x²])·E[y])`` (the measured input's shape — its
+    mean relative to its scale, its correlations — taken as is)."""
+    c2 = s / measured[0]
+    return measured[2] * c2, measured[3] * math.sqrt(c2)

@@ -1,0 +1,165 @@
+"""Pooling in `auto`'s moment propagation: measured on an example input, an assumption without."""
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+import initwise.torch as it  # noqa: E402
+from initwise.plan import AssumptionError, AssumptionWarning  # noqa: E402
+from initwise.torch.graph import inspect_model  # noqa: E402
+from initwise.torch.pooling import carried, function_pool, measure_pools  # noqa: E402
+
+
+class _Alex(nn.Module):
+    """AlexNet's shape in small: convolutions, ReLU, 3×3 max pools (two modules, one function
+    call), no norm, a two-layer head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.c3 = (
+            nn.Conv2d(3, 32, 5, padding=2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.Conv2d(64, 64, 3, padding=1),
+        )
+        self.p1, self.p2 = nn.MaxPool2d(3, 2), nn.MaxPool2d(3, 2)
+        self.fc1, self.fc2 = nn.Linear(64 * 3 * 3, 128), nn.Linear(128, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.p1(torch.relu(self.c1(x)))
+        x = self.p2(torch.relu(self.c2(x)))
+        x = F.max_pool2d(torch.relu(self.c3(x)), 3, 2)
+        return self.fc2(torch.relu(self.fc1(x.flatten(1))))
+
+
+def _x(n: int = 32) -> torch.Tensor:
+    return torch.randn(n, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+def _out_std(m: nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(m.eval()(x).std())
+
+
+def test_max_pools_are_measured_on_the_example_input_and_the_signal_holds():
+    x = _x()
+    torch.manual_seed(0)
+    m = _Alex()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)  # nothing assumed with an example
+        plan = it.plan(m, "auto", example_input=x)
+    plan.apply(m, seed=0)
+    assert 0.5 <= _out_std(m, x) <= 2.0
+    reasons = {e.name: e.reason or "" for e in plan.entries}
+    for layer, pool in (("c2", "p1"), ("c3", "p2"), ("fc1", "max_pool2d")):
+        assert f"max pooling '{pool}' ×" in reasons[f"{layer}.weight"], layer
+        assert "measured on the example input" in reasons[f"{layer}.weight"]
+    # without the measurement the three pools' growth compounds (the previous behaviour)
+    torch.manual_seed(0)
+    blind = _Alex()
+    with pytest.warns(AssumptionWarning, match="max pooling 'p1' assumed to leave E"):
+        it.plan(blind, "auto").apply(blind, seed=0)
+    assert _out_std(blind, x) > 2.0
+
+
+def test_unmeasured_max_pooling_is_an_assumption_and_strict_refuses_it():
+    torch.manual_seed(0)
+    with pytest.raises(AssumptionError, match="give example_input= to measure it"):
+        it.plan(_Alex(), "auto", strict=True)
+    # a norm after the layer that reads the pool: its gain does not depend on the moment
+    normed = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        it.plan(normed, "auto")
+
+
+def test_measuring_leaves_the_model_and_the_random_state_as_they_were():
+    m = nn.Sequential(
+        nn.Conv2d(3, 8, 3),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(8 * 15 * 15, 4),
+    )
+    m.train()
+    m[1].eval()  # a frozen norm inside a model in train mode
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    rng = torch.get_rng_state()
+    info = inspect_model(m, _x(4))
+    got, why = measure_pools(m, info, _x(4))
+    assert why is None and len(got) == 1
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert [x.training for x in m.modules()] == [True, True, False, True, True, True, True, True]
+    assert torch.equal(torch.get_rng_state(), rng)
+
+
+def test_a_pool_module_called_twice_is_not_measured_but_assumed():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+            self.pool, self.fc = nn.MaxPool2d(2), nn.Linear(8 * 8 * 8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.pool(torch.relu(self.a(x)))
+            x = self.pool(torch.relu(self.b(x)))  # the same module again: which call is which?
+            return self.fc(x.flatten(1))
+
+    m = Twice()
+    got, _ = measure_pools(m, inspect_model(m, _x(4)), _x(4))
+    assert got == {}
+    with pytest.warns(AssumptionWarning, match="max pooling 'pool'"):
+        it.plan(m, "auto", example_input=_x(4))
+
+
+def test_meta_models_are_not_run_and_the_reason_is_given():
+    with torch.device("meta"):
+        m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 4, 3))
+    got, why = measure_pools(m, inspect_model(m, None), _x(2))
+    assert got == {} and "meta" in why
+    with pytest.warns(AssumptionWarning, match="pooling could not be measured: .*meta"):
+        it.plan(m, "auto", example_input=_x(2))
+
+
+def test_pool_names_and_scale_equivariance():
+    assert function_pool("max_pool2d") == function_pool("_max_pool2d") == "max"
+    assert function_pool("adaptive_max_pool1d_with_indices") == "max"
+    assert function_pool("adaptive_avg_pool2d") == function_pool("avg_pool3d") == "avg"
+    assert function_pool("relu") is None
+    # max pooling is positively homogeneous: a c-times larger input, c² E[y²] and c E[y]
+    y = torch.relu(torch.randn(4, 8, 16, 16, generator=torch.Generator().manual_seed(0)))
+    p = F.max_pool2d(y, 2)
+    st = (float(y.pow(2).mean()), float(y.mean()), float(p.pow(2).mean()), float(p.mean()))
+    s2, m2 = carried(st, 9 * st[0])
+    assert s2 == pytest.approx(float((3 * p).pow(2).mean()), rel=1e-6)
+    assert m2 == pytest.approx(float((3 * p).mean()), rel=1e-6)
+
+
+def test_pools_are_measured_with_the_weights_the_plan_gives_not_the_current_ones():
+    """A pool's ratio depends on how alike the pooled values are, which the init decides: here
+    the current weights make every position equal (ratio 1), the planned ones do not."""
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(3, 16, 3), nn.ReLU(), nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(16, 4)
+    )
+    with torch.no_grad():
+        m[0].weight.zero_()
+        m[0].bias.fill_(1.0)
+    x = _x(16)
+    info = inspect_model(m, x)
+    as_is, _ = measure_pools(m, info, x)
+    assert [st[2] / st[0] for st in as_is.values()] == [pytest.approx(1.0)]
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    plan = it.plan(m, "auto", example_input=x)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # (a copy drew it)
+    ratio = float(plan["4.weight"].reason.split("×")[1].split(" ")[0])
+    assert ratio > 1.5  # the planned convolution's positions differ: the maximum is larger
+    plan.apply(m, seed=0)
+    assert 0.6 <= _out_std(m, x) <= 1.6

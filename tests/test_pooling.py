@@ -124,7 +124,7 @@ def test_meta_models_are_not_run_and_the_reason_is_given():
         m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(8, 4, 3))
     got, why = measure_pools(m, inspect_model(m, None), _x(2))
     assert got == {} and "meta" in why
-    with pytest.warns(AssumptionWarning, match="pooling could not be measured: .*meta"):
+    with pytest.warns(AssumptionWarning, match="it could not be measured: .*meta"):
         it.plan(m, "auto", example_input=_x(2))
 
 
@@ -163,3 +163,34 @@ def test_pools_are_measured_with_the_weights_the_plan_gives_not_the_current_ones
     assert ratio > 1.5  # the planned convolution's positions differ: the maximum is larger
     plan.apply(m, seed=0)
     assert 0.6 <= _out_std(m, x) <= 1.6
+
+
+def test_a_mean_over_positions_is_measured_beside_pool_modules():
+    """SegFormer's and PoolFormer's heads pool with ``x.mean(…)``; the pool modules' own
+    statistics (means taken in their hooks) must not count as the model's calls."""
+
+    class MeanHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, padding=1)
+            self.pool, self.fc = nn.MaxPool2d(2), nn.Linear(32, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.pool(torch.relu(self.a(x)))
+            return self.fc(torch.relu(self.b(x)).mean((2, 3)))
+
+    x = _x(16)
+    torch.manual_seed(0)
+    m = MeanHead()
+    plan = it.plan(m, "auto", example_input=x)
+    assert "avg pooling 'mean' ×" in plan["fc.weight"].reason
+    plan.apply(m, seed=0)
+    assert 0.6 <= _out_std(m, x) <= 1.6
+
+
+def test_models_too_large_to_copy_are_not_measured_and_the_plan_says_why(monkeypatch):
+    import initwise.torch.pooling as P
+
+    monkeypatch.setattr(P, "COPY_LIMIT", 100)
+    with pytest.warns(AssumptionWarning, match="too large to copy for measuring"):
+        it.plan(_Alex(), "auto", example_input=_x(4))

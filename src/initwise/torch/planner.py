@@ -119,8 +119,11 @@ def _plan(
         moments = propagate(
             model, info, input_moments(example_input), n_res=None if own else 0, pools=pools
         )
-        if why is not None and any("max pooling" in a for a in moments.assumed):
-            moments.assumed.append(f"pooling could not be measured: {why}")
+        if why is not None:  # an example input was given: say why it did not serve
+            tip = "give example_input= to measure it"
+            moments.assumed[:] = [
+                a.replace(tip, f"it could not be measured: {why}") for a in moments.assumed
+            ]
     ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments, info)
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index

@@ -10,12 +10,14 @@ batch 8 at 224²): AlexNet's three 3×3 pools ×5.1, ×2.2, ×1.9 on white-noise
 blurred ones), VGG-11's five 2×2 pools ×3.1, ×2.1, ×1.6, ×1.4, ×1.4 — so AlexNet's logits came
 out with std 4.7 (9.2 in train mode, its two dropouts doubling E[x²] each) and VGG-11's 3.3.
 
-So: with an example input, each pool's input and output moments are **measured** on one
-forward pass of it (:func:`measure_pools`) and carried over scale-equivariantly — pooling is
-positively homogeneous of degree 1, so an input ``c`` times larger gives ``c²·E[y²]`` and
-``c·E[y]`` — as ``s_out = s·E[y²]/E[x²]``, ``m_out = √(s/E[x²])·E[y]``; without one the pool is
-assumed to leave the moments unchanged, and for max pooling that reaches a solved layer the
-plan says so (an ``AssumptionWarning``; ``strict=True`` raises)."""
+So: with an example input, each pool's (and each ``mean`` reduction's: SegFormer's and
+PoolFormer's heads average over positions with ``x.mean(…)``) input and output moments are
+**measured** on one forward pass of it, with the weights the plan gives (:func:`measure_pools`:
+a draft plan drawn on a copy), and carried over scale-equivariantly — pooling is positively
+homogeneous of degree 1, so an input ``c`` times larger gives ``c²·E[y²]`` and ``c·E[y]`` — as
+``s_out = s·E[y²]/E[x²]``, ``m_out = √(s/E[x²])·E[y]``; without one the pool is assumed to leave
+the moments unchanged, and for max pooling that reaches a solved layer the plan says so (an
+``AssumptionWarning``; ``strict=True`` raises)."""
 
 from __future__ import annotations
 
@@ -56,7 +58,12 @@ MAX_POOL_FUNCS = frozenset(
 AVG_POOL_FUNCS = frozenset(
     {f"{a}avg_pool{d}d" for a in ("", "adaptive_") for d in (1, 2, 3)}
     | {"lp_pool1d", "lp_pool2d", "lp_pool3d"}
+    | {"mean"}  # (a mean over positions: SegFormer's and PoolFormer's heads, `x.mean(dim=1)`)
 )
+
+COPY_LIMIT = 1 << 29
+"""Parameters above which no copy is made to measure pools (a copy doubles the memory; 2 GiB in
+float32): the pools are then assumed, and the plan says why."""
 
 Stats = tuple[float, float, float, float]
 """A pool's measured ``(E[x²], E[x], E[y²], E[y])``: input, output."""
@@ -122,6 +129,9 @@ def measure_pools(
     if draft is not None and has_pools(model, info):
         if any(p.is_meta for p in model.parameters()):
             return {}, "the model is on the meta device"
+        n = sum(p.numel() for p in model.parameters())
+        if n > COPY_LIMIT:
+            return {}, f"the model ({n:,} parameters) is too large to copy for measuring"
         try:
             model = copy.deepcopy(model)
             draft.apply(model, seed=0)
@@ -166,12 +176,12 @@ def measure_pools(
         depth[0] += 1
 
     def post(m: nn.Module, args: Any, out: Any) -> None:
-        depth[0] -= 1
         idx = by_module.get(names[m])
-        if depth[0] == 0 and idx is not None:
-            st = record(args, out)
+        if depth[0] == 1 and idx is not None:  # (still inside: the statistics' own means are
+            st = record(args, out)  # not calls of the model's)
             if st is not None:
                 seen.setdefault(idx, []).append(st)
+        depth[0] -= 1
 
     handles = []
     for m in names:

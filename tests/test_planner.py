@@ -393,3 +393,42 @@ def test_summed_lookups_of_one_input_are_no_residual():
     p = it.plan(Tabular(), "auto", example_input=x, strict=True)
     assert "residual" not in p.notes[0]
     assert all("residual" not in e.reason for e in p)
+
+
+class _TvBlock(nn.Module):
+    """torchvision's names without a Hugging Face config: ConvNeXt's ``layer_scale`` (C, 1, 1),
+    Swin v2's per-head ``logit_scale`` (H, 1, 1), its ``cpb_mlp`` and Swin's
+    ``relative_position_bias_table``, ViT's ``class_token`` and ``pos_embedding``."""
+
+    def __init__(self, d: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.pos_embedding = nn.Parameter(torch.empty(1, 5, d).normal_(std=0.02))
+        self.proj = nn.Linear(d, d)
+        self.layer_scale = nn.Parameter(torch.full((d, 1, 1), 1e-6))
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(heads, 1, 1)))
+        self.relative_position_bias_table = nn.Parameter(torch.randn(9, heads) * 0.02)
+        self.cpb_mlp = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, heads, bias=False))
+        self.register_buffer("coords", torch.rand(9, 2) * 2 - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 4, d)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embedding
+        bias = 16 * torch.sigmoid(self.cpb_mlp(self.coords)) + self.relative_position_bias_table
+        h = self.proj(x) * self.logit_scale.exp().mean() + bias.mean()
+        return x + self.layer_scale.flatten() * h
+
+
+def test_configless_vision_parameters_get_rules_not_assumptions():
+    torch.manual_seed(0)
+    m = _TvBlock()
+    plan = it.plan(m, "auto", strict=True)  # before: "no rule for … (left as is)"
+    r = {e.name: e.reason or "" for e in plan.entries}
+    assert r["layer_scale"].startswith("kept: ") and r["logit_scale"].startswith("kept: ")
+    assert "zeros" in r["relative_position_bias_table"] and "zeros" in r["class_token"]
+    assert "N(0, 0.02²)" in r["pos_embedding"]
+    assert r["cpb_mlp.2.weight"].startswith("zeros: the output layer of Swin v2's position-bias")
+    plan.apply(m, seed=0)
+    assert torch.equal(m.layer_scale, torch.full((16, 1, 1), 1e-6))  # as built
+    assert float(m.pos_embedding.detach().std()) == pytest.approx(0.02, rel=0.3)
+    with torch.no_grad():
+        assert torch.equal(m.cpb_mlp(m.coords), torch.zeros(9, 2))  # a flat bias at init

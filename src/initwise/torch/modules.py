@@ -65,14 +65,17 @@ LAYER_SCALES = (
     "gamma_2",
     "layer_scale_1",
     "layer_scale_2",
+    "layer_scale",  # torchvision's ConvNeXt: (C, 1, 1), 10⁻⁶
 )
 """Names of per-channel layer-scale parameters, ``x · λ`` at the end of a residual branch
 (CaiT, Touvron et al. 2021): ConvNeXt, DINOv2, BEiT, Data2Vec-vision, PoolFormer…"""
 
 
 def is_layer_scale(pname: str, p: Any) -> bool:
-    """A per-channel layer scale: a 1-d parameter named as in :data:`LAYER_SCALES`."""
-    return pname in LAYER_SCALES and getattr(p, "ndim", 0) == 1
+    """A per-channel layer scale: a parameter named as in :data:`LAYER_SCALES` that is a vector,
+    1-d or shaped to broadcast over positions (torchvision's ConvNeXt: ``(C, 1, 1)``)."""
+    shape = tuple(getattr(p, "shape", ()))
+    return pname in LAYER_SCALES and len(shape) >= 1 and sum(d > 1 for d in shape) <= 1
 
 
 def layer_scale_module(m: nn.Module) -> str | None:

@@ -413,7 +413,7 @@ def position_bias_output(
     if pname != "weight" or not isinstance(module, nn.Linear) or "." not in mod_name:
         return None
     parent = mod_name.rpartition(".")[0]
-    if not parent.endswith("continuous_position_bias_mlp"):
+    if not parent.endswith(("continuous_position_bias_mlp", "cpb_mlp")):  # HF, torchvision
         return None
     linears = [c for c in model.get_submodule(parent).children() if isinstance(c, nn.Linear)]
     if not linears or linears[-1] is not module:
@@ -440,10 +440,10 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     (``N(0, 1/width)``) and SigLIP's pooling ``probe`` (xavier_uniform) as theirs; CLIP/SigLIP's
     scalar ``logit_scale``/``logit_bias`` kept as built. None otherwise."""
     cfg = getattr(model, "config", None)
-    if cfg is None:
-        return None
-    std = float(getattr(cfg, "initializer_range", 0.02))
     family = type(model).__name__
+    if cfg is None:  # torchvision, timm, hand-written: the rules that need no config
+        return _configless_parameter(family, mod_name, pname, p)
+    std = float(getattr(cfg, "initializer_range", 0.02))
     if pname in ("logit_scale", "logit_bias") and getattr(p, "ndim", 1) <= 1 and p.numel() == 1:
         return kept(  # CLIP, SigLIP: a learned temperature (and bias) of the similarity
             pname,
@@ -551,6 +551,45 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
         "±2 absolute, as HF ViT's _init_weights → std {std}",
         None,
     )
+
+
+def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
+    """:func:`loose_parameter` for a model without a Hugging Face config (torchvision's ViT,
+    Swin, Swin v2, MaxViT, ConvNeXt; timm's names too): layer scales and Swin v2's per-head
+    temperature kept as built, relative position bias tables zeros (no bias at init, as HF's;
+    torchvision draws ``N(0, 0.02²)``), class tokens zeros and learned position tables
+    ``N(0, 0.02²)`` as torchvision's ViT (timm: truncated normal 0.02). None otherwise."""
+    ndim = getattr(p, "ndim", 0)
+    if is_layer_scale(pname, p):
+        return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
+    if pname == "logit_scale" and ndim == 3 and tuple(p.shape[1:]) == (1, 1):
+        why = f"{family}'s learned temperature of the cosine attention logits, one per head, as "
+        return kept(
+            pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name
+        )
+    if pname == "relative_position_bias_table" and ndim == 2:
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.zeros(),
+            f"{family} {pname}: zeros, no relative position bias at init (as Hugging Face's "
+            "Swin; torchvision draws N(0, 0.02²))",
+            None,
+        )
+    if pname in ("class_token", "cls_token") and ndim == 3:
+        return ParamPlan.build(
+            pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros (torchvision's ViT)", None
+        )
+    if pname in ("pos_embedding", "pos_embed") and ndim == 3:
+        return ParamPlan.build(
+            pname,
+            tuple(p.shape),
+            S.normal(0.0, 0.02),
+            f"{family} {pname}: a learned position table, N(0, 0.02²) as torchvision's ViT "
+            "(timm: truncated normal 0.02), small beside the unit patch embedding → std {std}",
+            None,
+        )
+    return None
 
 
 def _inherited(name: str, module: nn.Module, layers: dict[str, LayerInfo]) -> LayerInfo:

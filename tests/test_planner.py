@@ -408,12 +408,14 @@ class _TvBlock(nn.Module):
         self.layer_scale = nn.Parameter(torch.full((d, 1, 1), 1e-6))
         self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(heads, 1, 1)))
         self.relative_position_bias_table = nn.Parameter(torch.randn(9, heads) * 0.02)
+        self.rel_pos_h = nn.Parameter(torch.randn(9, d // heads) * 0.02)  # MViT v2's
         self.cpb_mlp = nn.Sequential(nn.Linear(2, 32), nn.ReLU(), nn.Linear(32, heads, bias=False))
         self.register_buffer("coords", torch.rand(9, 2) * 2 - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, 4, d)
         x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), x], 1) + self.pos_embedding
         bias = 16 * torch.sigmoid(self.cpb_mlp(self.coords)) + self.relative_position_bias_table
+        bias = bias + self.rel_pos_h.mean()
         h = self.proj(x) * self.logit_scale.exp().mean() + bias.mean()
         return x + self.layer_scale.flatten() * h
 
@@ -425,6 +427,7 @@ def test_configless_vision_parameters_get_rules_not_assumptions():
     r = {e.name: e.reason or "" for e in plan.entries}
     assert r["layer_scale"].startswith("kept: ") and r["logit_scale"].startswith("kept: ")
     assert "zeros" in r["relative_position_bias_table"] and "zeros" in r["class_token"]
+    assert "zeros" in r["rel_pos_h"]
     assert "N(0, 0.02²)" in r["pos_embedding"]
     assert r["cpb_mlp.2.weight"].startswith("zeros: the output layer of Swin v2's position-bias")
     plan.apply(m, seed=0)
@@ -432,3 +435,25 @@ def test_configless_vision_parameters_get_rules_not_assumptions():
     assert float(m.pos_embedding.detach().std()) == pytest.approx(0.02, rel=0.3)
     with torch.no_grad():
         assert torch.equal(m.cpb_mlp(m.coords), torch.zeros(9, 2))  # a flat bias at init
+
+
+@torch.fx.wrap
+def _squeeze(x: torch.Tensor, dim: int, tensor_dim: int) -> torch.Tensor:
+    return x.squeeze(dim) if tensor_dim == 4 else x
+
+
+def test_private_helpers_named_as_shape_ops_pass_moments():
+    """torchvision's MViT wraps `_squeeze(x, …, tensor_dim)` for fx; its int input is a graph
+    node like a tensor's, and a two-input unknown function gave "input moments unknown"."""
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 8), nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x)).unsqueeze(1)
+            return self.b(_squeeze(h, 1, h.dim()))
+
+    plan = it.plan(M(), "auto", strict=True)  # before: "b: input moments unknown"
+    assert "input E[x²] 1, mean 0.564" in (plan["b.weight"].reason or "")  # ReLU of unit q

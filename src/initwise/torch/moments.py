@@ -1079,7 +1079,9 @@ def _function(
         if len(n.inputs) == 2 and n.inputs[0] in softmaxed:
             return ins[1]
         return None
-    if t in _SHAPE_OPS:
+    if t in _SHAPE_OPS or (t.startswith("_") and t.lstrip("_") in _SHAPE_OPS):
+        # (a private helper named as one, fx-wrapped: torchvision MViT's `_squeeze(x, …,
+        # tensor_dim)`, whose other inputs are ints fx cannot tell from tensors)
         return ins[0] if ins else None
     if not known:
         return None

@@ -556,7 +556,8 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
 def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
     """:func:`loose_parameter` for a model without a Hugging Face config (torchvision's ViT,
     Swin, Swin v2, MaxViT, ConvNeXt; timm's names too): layer scales and Swin v2's per-head
-    temperature kept as built, relative position bias tables zeros (no bias at init, as HF's;
+    temperature kept as built, relative position bias tables (Swin's; MViT v2's decomposed
+    ``rel_pos_h/w/t``) zeros (no bias at init, as HF's;
     torchvision draws ``N(0, 0.02²)``), class tokens zeros and learned position tables
     ``N(0, 0.02²)`` as torchvision's ViT (timm: truncated normal 0.02). None otherwise."""
     ndim = getattr(p, "ndim", 0)
@@ -567,7 +568,10 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
         return kept(
             pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name
         )
-    if pname == "relative_position_bias_table" and ndim == 2:
+    if (
+        pname in ("relative_position_bias_table", "rel_pos_h", "rel_pos_w", "rel_pos_t")
+        and ndim == 2
+    ):
         return ParamPlan.build(
             pname,
             tuple(p.shape),
@@ -576,9 +580,13 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
             "Swin; torchvision draws N(0, 0.02²))",
             None,
         )
-    if pname in ("class_token", "cls_token") and ndim == 3:
+    if pname in ("class_token", "cls_token") and 1 <= ndim <= 3:
         return ParamPlan.build(
-            pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros (torchvision's ViT)", None
+            pname,
+            tuple(p.shape),
+            S.zeros(),
+            f"{family} {pname}: zeros (torchvision's ViT, MViT)",
+            None,
         )
     if pname in ("pos_embedding", "pos_embed") and ndim == 3:
         return ParamPlan.build(

@@ -426,7 +426,7 @@ def test_configless_vision_parameters_get_rules_not_assumptions():
     plan = it.plan(m, "auto", strict=True)  # before: "no rule for … (left as is)"
     r = {e.name: e.reason or "" for e in plan.entries}
     assert r["layer_scale"].startswith("kept: ") and r["logit_scale"].startswith("kept: ")
-    assert "zeros" in r["relative_position_bias_table"] and "zeros" in r["class_token"]
+    assert "zeros" in r["relative_position_bias_table"] and "std 0.02" in r["class_token"]
     assert "zeros" in r["rel_pos_h"]
     assert "N(0, 0.02²)" in r["pos_embedding"]
     assert r["cpb_mlp.2.weight"].startswith("zeros: the output layer of Swin v2's position-bias")
@@ -457,3 +457,128 @@ def test_private_helpers_named_as_shape_ops_pass_moments():
 
     plan = it.plan(M(), "auto", strict=True)  # before: "b: input moments unknown"
     assert "input E[x²] 1, mean 0.564" in (plan["b.weight"].reason or "")  # ReLU of unit q
+
+
+class _BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d in small: a BatchNorm with its activation inside, calling
+    ``F.batch_norm`` itself (fx traces into it: the norm is a function node)."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__(c)
+        self.act = nn.SiLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.nn.functional.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, self.training
+        )
+        return self.act(x)
+
+
+class _GlobalResponseNorm(nn.Module):  # timm's name (HF's is …GRN)
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(c)), nn.Parameter(torch.randn(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        g = x.norm(p=2, dim=(1, 2), keepdim=True)
+        return x + self.bias + self.weight * (x * g / (g.mean(-1, keepdim=True) + 1e-6))
+
+
+_GlobalResponseNorm.__name__ = "GlobalResponseNorm"
+
+
+class Affine(nn.Module):  # ResMLP's (timm)
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.alpha, self.beta = (
+            nn.Parameter(torch.randn(1, 1, c)),
+            nn.Parameter(torch.randn(1, 1, c)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.alpha + self.beta
+
+
+class Scale(nn.Module):  # timm's MetaFormer layer scale module
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(1e-5 * torch.ones(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.view(-1, 1, 1)
+
+
+class _TimmLike(nn.Module):
+    def __init__(self, c: int = 8) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, c, 3, padding=1), _BatchNormAct(c)
+        self.pw = nn.Conv2d(c, c, 1)
+        self.gamma = nn.Parameter(1e-6 * torch.ones(c))  # timm's ConvNeXt block
+        self.grn = _GlobalResponseNorm(c)
+        self.scale = Scale(c)
+        self.aff = Affine(c)
+        self.qkv, self.proj = nn.Linear(c, 3 * c), nn.Linear(c, c)
+        self.softmax = nn.Softmax(dim=-1)  # timm's Swin: a module
+        self.attention_biases = nn.Parameter(torch.randn(2, 16))  # LeViT's, config-less
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bn(self.conv(x))
+        h = h + self.pw(h).mul(self.gamma.reshape(1, -1, 1, 1))
+        h = h + self.scale(self.pw(h))
+        t = self.grn(h.permute(0, 2, 3, 1)).flatten(1, 2)  # (B, 16, c)
+        t = self.aff(t)
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        a = self.softmax(q @ k.transpose(1, 2) + self.attention_biases.mean())
+        return self.proj(a @ v)
+
+
+def test_timm_patterns_are_planned_without_assumptions():
+    """Function norms (BatchNormAct2d), a softmax module, GlobalResponseNorm and ResMLP's Affine
+    (identities at init), timm's layer scales (`gamma`, MetaFormer's `Scale`), LeViT's
+    config-less `attention_biases`: before, "input moments unknown" or "no rule"."""
+    torch.manual_seed(0)
+    m = _TimmLike()
+    plan = it.plan(m, "auto", strict=True)
+    r = {e.name: e.reason or "" for e in plan.entries}
+    assert r["gamma"].startswith("kept: ") and r["scale.scale"].startswith("kept: ")
+    assert "zeros" in r["grn.weight"] and "zeros" in r["grn.bias"]
+    assert "α: ones" in r["aff.alpha"] and "β: zeros" in r["aff.beta"]
+    assert "zeros" in r["attention_biases"]
+    assert "input E[x²] 0.356" in r["pw.weight"]  # SiLU of the function norm's unit output
+    assert "input moments unknown" not in r["proj.weight"]
+    plan.apply(m, seed=0)
+    assert torch.equal(m.aff.alpha, torch.ones(1, 1, 8)) and not m.grn.weight.any()
+
+
+class _Untraceable(nn.Module):
+    """fx cannot trace it (control flow on a tensor value); timm states its input size in
+    ``pretrained_cfg``, so it is traced by running zeros of that size. timm's token names."""
+
+    def __init__(self, d: int = 16) -> None:
+        super().__init__()
+        self.pretrained_cfg = {"input_size": (3, 8, 8)}
+        self.embed = nn.Conv2d(3, d, 4, stride=4)
+        self.cls_token_0 = nn.Parameter(torch.zeros(1, 1, d))  # CrossViT's names
+        self.pos_embed_0 = nn.Parameter(torch.zeros(1, 5, d))
+        self.q_bias, self.v_bias = nn.Parameter(torch.ones(d)), nn.Parameter(torch.ones(d))
+        self.temperature = nn.Parameter(torch.ones(2, 1, 1))  # XCiT's
+        self.gamma1 = nn.Parameter(1e-5 * torch.ones(d))
+        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls_token_0.expand(t.shape[0], -1, -1), t], 1) + self.pos_embed_0
+        if t.sum() > 1e9:  # data-dependent control flow
+            t = t / 2
+        t = t + self.q_bias + self.v_bias + self.temperature.mean()
+        return t + self.gamma1 * self.fc2(torch.nn.functional.gelu(self.fc1(t)))
+
+
+def test_timm_models_are_traced_on_their_stated_input_size_and_tokens_get_rules():
+    torch.manual_seed(0)
+    plan = it.plan(_Untraceable(), "auto", strict=True)  # before: not traced, no rules
+    r = {e.name: e.reason or "" for e in plan.entries}
+    assert "gelu" in r["fc1.weight"]  # the activation was found by running
+    assert "std 0.02" in r["cls_token_0"] and "N(0, 0.02²)" in r["pos_embed_0"]
+    assert "zeros" in r["q_bias"] and "zeros" in r["v_bias"]
+    assert r["temperature"].startswith("kept: ") and r["gamma1"].startswith("kept: ")

@@ -392,6 +392,10 @@ def _run_call(
 
 # ----------------------------------------------------------------------------- activations
 
+NORM_FUNCS = frozenset({"batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm"})
+"""Normalizations called as functions: a norm module fx traced into calls one (timm's
+``BatchNormAct2d`` — a BatchNorm with its activation inside — calls ``F.batch_norm``)."""
+
 _STOP_FUNCS = {
     "matmul",
     "bmm",
@@ -618,6 +622,8 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             if a is not None:
                 acts[n.idx] = a
                 kind = "act"
+            elif n.target in NORM_FUNCS:
+                kind = "norm"  # (a norm module fx traced into: timm's BatchNormAct2d)
             elif n.target in _STOP_FUNCS:
                 kind = "stop"
             elif n.target in _MUL and sum(nodes[i].op != "param" for i in n.inputs) > 1:
@@ -936,6 +942,8 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         errors.append(f"torch.fx could not trace it ({type(exc).__name__}: {_short(exc)})")
     if example_input is None:
         example_input = hf_example(model)
+    if example_input is None:
+        example_input = timm_example(model)
     if example_input is not None:
         try:
             return analyze(model, trace_run(model, example_input))
@@ -945,6 +953,25 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         errors.append("no example_input was given to trace it by running")
     layers = {n: LayerInfo(n, m) for n, m in model.named_modules() if is_leaf(m) and m is not model}
     return ModelInfo(layers, 0, "none", "; ".join(errors))
+
+
+def timm_example(model: nn.Module) -> Any:
+    """An example input for a timm model — zeros of ``(2, *pretrained_cfg["input_size"])`` (timm
+    states each model's input size in its ``pretrained_cfg``; ``default_cfg`` in older
+    versions) on the model's device and dtype — or None. Tracing by running needs only the
+    shapes: a model fx cannot trace (MobileViT, Twins, CrossViT, EfficientViT, NesT; timm's
+    VGG) was "activations not detected" without it."""
+    cfg = getattr(model, "pretrained_cfg", None) or getattr(model, "default_cfg", None)
+    size = cfg.get("input_size") if isinstance(cfg, dict) else None
+    if not (
+        isinstance(size, (tuple, list))
+        and len(size) in (2, 3, 4)
+        and all(isinstance(d, int) and d > 0 for d in size)
+    ):
+        return None
+    p = next(model.parameters(), None)
+    kw = {"device": p.device, "dtype": p.dtype} if p is not None and p.is_floating_point() else {}
+    return torch.zeros(2, *size, **kw)
 
 
 def hf_example(model: nn.Module) -> Any:

@@ -49,10 +49,24 @@ def owns_parameters(m: nn.Module) -> bool:
     return any(p is not None for p in m._parameters.values())
 
 
+def is_grn(m: nn.Module) -> bool:
+    """ConvNeXt-V2's global response normalization ``x + γ·(x·N(x)) + β`` (HF's ``…GRN``,
+    timm's ``GlobalResponseNorm``): the identity at init (γ = β = 0), no normalization."""
+    name = type(m).__name__
+    return name.endswith("GRN") or name == "GlobalResponseNorm"
+
+
+def is_affine(m: nn.Module) -> bool:
+    """ResMLP's ``Affine`` (``x·α + β``, Touvron et al. 2021; timm): the identity at init (α = 1,
+    β = 0), in a norm's place but no normalization."""
+    return type(m).__name__ == "Affine" and set(m._parameters) == {"alpha", "beta"}
+
+
 def is_norm(m: nn.Module) -> bool:
-    """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm)."""
-    return isinstance(m, NORMS) or type(m).__name__.endswith(
-        ("RMSNorm", "LayerNorm", "Norm", "NormGated")
+    """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm) —
+    not global response normalization (:func:`is_grn`), which normalizes nothing at init."""
+    return isinstance(m, NORMS) or (
+        type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm", "NormGated")) and not is_grn(m)
     )
 
 
@@ -66,6 +80,13 @@ LAYER_SCALES = (
     "layer_scale_1",
     "layer_scale_2",
     "layer_scale",  # torchvision's ConvNeXt: (C, 1, 1), 10⁻⁶
+    "gamma",  # timm's ConvNeXt (`x.mul(self.gamma.reshape(1, -1, 1, 1))`)
+    "ls1",  # timm's ResMLP
+    "ls2",
+    "gamma1",  # timm's XCiT
+    "gamma2",
+    "gamma3",
+    "gamma_xca",  # timm's EdgeNeXt
 )
 """Names of per-channel layer-scale parameters, ``x · λ`` at the end of a residual branch
 (CaiT, Touvron et al. 2021): ConvNeXt, DINOv2, BEiT, Data2Vec-vision, PoolFormer…"""
@@ -89,6 +110,8 @@ def layer_scale_module(m: nn.Module) -> str | None:
     k, p = own[0]
     if is_layer_scale(k, p) or (k == "gamma" and p.ndim == 1 and "LayerScale" in type(m).__name__):
         return k
+    if k == "scale" and p.ndim == 1 and type(m).__name__ in ("Scale", "LayerScale"):
+        return k  # timm's MetaFormer (PoolFormer, ConvFormer…): `x * self.scale.view(shape)`
     return None
 
 
@@ -141,8 +164,8 @@ def kind(module: nn.Module) -> str:
         return "linear"
     if isinstance(module, nn.Bilinear):
         return "bilinear"
-    if type(module).__name__.endswith("GRN"):
-        return "grn"  # ConvNeXt-V2's global response normalization: x + γ·(x·N(x)) + β
+    if is_grn(module) or is_affine(module):
+        return "grn"  # the identity at init: ConvNeXt-V2's x + γ·(x·N(x)) + β, ResMLP's x·α + β
     if not module._parameters and not has_parametrizations(module):
         return "unknown"  # (the kinds below own their weights: no attribute lookups, each a
     w = getattr(module, "weight", None)  # raised AttributeError inside nn.Module.__getattr__)

@@ -577,6 +577,8 @@ def _pass(
             elif n.idx in lam and known:  # a layer-scale module: x · λ
                 (s, mu), (l2, l1) = known[0], lam[n.idx]
                 val = (s * l2, mu * l1)
+            elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):  # a module (timm's Swin): weights
+                softmaxed.add(n.idx)
             else:
                 val = known[0] if known else None
                 if (
@@ -1061,6 +1063,8 @@ def _function(
     mom: dict[int, tuple[float, float] | None],
 ) -> tuple[float, float] | None:
     t = n.target
+    if k == "norm":  # a normalization called as a function: γ = 1, β = 0 at init
+        return (1.0, 0.0)
     if k == "act":
         src = info.composite.get(n.idx)
         x = mom.get(src) if src is not None else (known[0] if known else None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,10 +28,12 @@ from .modules import (
     expert_fans,
     expert_stack,
     few,
+    is_affine,
     is_layer_scale,
     is_norm,
     is_ssm_mixer,
     is_weight_layer,
+    layer_scale_module,
     layer_scale_value,
     norm_offset,
     num_experts,
@@ -442,6 +445,9 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     cfg = getattr(model, "config", None)
     family = type(model).__name__
     if cfg is None:  # torchvision, timm, hand-written: the rules that need no config
+        owner = model.get_submodule(mod_name) if mod_name else model
+        if layer_scale_module(owner) == pname:  # timm's MetaFormer `Scale`, LayerScale
+            return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
         return _configless_parameter(family, mod_name, pname, p)
     std = float(getattr(cfg, "initializer_range", 0.02))
     if pname in ("logit_scale", "logit_bias") and getattr(p, "ndim", 1) <= 1 and p.numel() == 1:
@@ -553,13 +559,23 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     )
 
 
+_CLASS_TOKEN = re.compile(r"(cls|class)_token(_?\d+)?")
+"""Class tokens: ViT's ``class_token``, timm's ``cls_token``, CoaT's ``cls_token1``…,
+CrossViT's ``cls_token_0``…"""
+_POSITION_TABLE = re.compile(r"(pos_embed(ding)?|absolute_pos_embed|patch_pos|pixel_pos)(_?\d+)?")
+"""Learned position tables: ``pos_embed`` (timm; PiT's and NesT's 4-d ones too),
+``pos_embedding`` (torchvision), Swin's ``absolute_pos_embed``, TNT's ``patch_pos``/
+``pixel_pos``, CrossViT's ``pos_embed_0``…"""
+
+
 def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
-    """:func:`loose_parameter` for a model without a Hugging Face config (torchvision's ViT,
-    Swin, Swin v2, MaxViT, ConvNeXt; timm's names too): layer scales and Swin v2's per-head
-    temperature kept as built, relative position bias tables (Swin's; MViT v2's decomposed
-    ``rel_pos_h/w/t``) zeros (no bias at init, as HF's;
-    torchvision draws ``N(0, 0.02²)``), class tokens zeros and learned position tables
-    ``N(0, 0.02²)`` as torchvision's ViT (timm: truncated normal 0.02). None otherwise."""
+    """:func:`loose_parameter` for a model without a Hugging Face config (torchvision, timm):
+    layer scales, Swin v2's per-head temperature and XCiT's kept as built; relative position
+    bias tables (Swin's, MViT v2's decomposed ``rel_pos_h/w/t``, LeViT's ``attention_biases``)
+    zeros — no bias at init, as HF's (torchvision draws ``N(0, 0.02²)``); BEiT/EVA's
+    ``q_bias``/``v_bias`` zeros; class tokens truncated normal std 0.02 (timm's, HF's) and
+    learned position tables ``N(0, 0.02²)`` (torchvision's ViT; timm: truncated normal 0.02).
+    None otherwise."""
     ndim = getattr(p, "ndim", 0)
     if is_layer_scale(pname, p):
         return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
@@ -568,10 +584,8 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
         return kept(
             pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name
         )
-    if (
-        pname in ("relative_position_bias_table", "rel_pos_h", "rel_pos_w", "rel_pos_t")
-        and ndim == 2
-    ):
+    tables = ("relative_position_bias_table", "rel_pos_h", "rel_pos_w", "rel_pos_t")
+    if (pname in tables or pname == "attention_biases") and ndim == 2:  # (LeViT's last)
         return ParamPlan.build(
             pname,
             tuple(p.shape),
@@ -580,15 +594,25 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
             "Swin; torchvision draws N(0, 0.02²))",
             None,
         )
-    if pname in ("class_token", "cls_token") and 1 <= ndim <= 3:
+    if pname == "temperature" and ndim == 3 and tuple(p.shape[1:]) == (1, 1):
+        return kept(  # XCiT's cross-covariance attention: a learned temperature per head
+            pname, p, f"{family}'s learned attention temperature per head, as built", mod_name
+        )
+    if pname in ("q_bias", "v_bias") and ndim == 1:  # BEiT, EVA: q and v biases, k has none
+        return ParamPlan.build(
+            pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros, as a Linear bias", None
+        )
+    if _CLASS_TOKEN.fullmatch(pname) and 1 <= ndim <= 3:
         return ParamPlan.build(
             pname,
             tuple(p.shape),
-            S.zeros(),
-            f"{family} {pname}: zeros (torchvision's ViT, MViT)",
+            S.trunc_normal(0.0, 0.02, -2.0, 2.0),
+            f"{family} {pname}: truncated normal std 0.02 (timm's and HF's; not zeros: a zero "
+            "token whose attention output scales with its own query — CoaT's factorized "
+            "attention — stays zero to the head) → std {std}",
             None,
         )
-    if pname in ("pos_embedding", "pos_embed") and ndim == 3:
+    if _POSITION_TABLE.fullmatch(pname) and ndim >= 2:
         return ParamPlan.build(
             pname,
             tuple(p.shape),
@@ -649,6 +673,19 @@ def _plan_module(
         return pol.attention(ctx, name, module, layer, params)
     if kind == "experts":
         return _plan_experts(pol, ctx, name, module, layer, params)
+    if kind == "grn" and is_affine(module):  # ResMLP's x·α + β: α = 1, β = 0, the identity
+        return {
+            pname: ParamPlan.build(
+                pname,
+                tuple(p.shape),
+                S.ones() if pname == "alpha" else S.zeros(),
+                f"{type(module).__name__} {'α: ones' if pname == 'alpha' else 'β: zeros'} — "
+                "ResMLP's affine x·α + β in a norm's place starts as the identity (Touvron et "
+                "al. 2021)",
+                None,
+            )
+            for pname, p in params.items()
+        }
     if kind == "grn":  # γ = β = 0: the layer starts as the identity (ConvNeXt-V2's own init)
         return {
             pname: ParamPlan.build(

@@ -81,12 +81,19 @@ def function_pool(target: str) -> str | None:
 
 
 def module_pool(m: nn.Module | None) -> str | None:
-    """``"max"`` or ``"avg"`` for a pooling module, else None."""
+    """``"max"`` or ``"avg"`` for a pooling module — torch's, or a parameter-free one named as a
+    pool (timm's ``FastAdaptiveAvgPool``: ``x.mean((1, 2))`` in a leaf module;
+    ``AdaptiveAvgMaxPool2d``, averages too) — else None."""
     if isinstance(m, MAX_POOLS):
         return "max"
     if isinstance(m, AVG_POOLS):
         return "avg"
-    return None
+    if m is None or m._parameters or m._modules:
+        return None
+    name = type(m).__name__
+    if "Pool" not in name:
+        return None
+    return "max" if "Max" in name and "Avg" not in name else "avg"
 
 
 def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:

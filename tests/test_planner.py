@@ -582,3 +582,28 @@ def test_timm_models_are_traced_on_their_stated_input_size_and_tokens_get_rules(
     assert "std 0.02" in r["cls_token_0"] and "N(0, 0.02²)" in r["pos_embed_0"]
     assert "zeros" in r["q_bias"] and "zeros" in r["v_bias"]
     assert r["temperature"].startswith("kept: ") and r["gamma1"].startswith("kept: ")
+
+
+def test_a_linear_called_through_its_weight_is_that_module():
+    """BEiT's and EVA's attention: ``F.linear(x, self.qkv.weight, cat(q_bias, 0, v_bias))``."""
+
+    class Attn(nn.Module):
+        def __init__(self, d: int = 16) -> None:
+            super().__init__()
+            self.norm, self.qkv, self.proj = (
+                nn.LayerNorm(d),
+                nn.Linear(d, 3 * d, bias=False),
+                nn.Linear(d, d),
+            )
+            self.q_bias, self.v_bias = nn.Parameter(torch.zeros(d)), nn.Parameter(torch.zeros(d))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b = torch.cat((self.q_bias, torch.zeros_like(self.v_bias), self.v_bias))
+            qkv = torch.nn.functional.linear(self.norm(x), weight=self.qkv.weight, bias=b)
+            q, k, v = qkv.chunk(3, dim=-1)
+            a = torch.softmax(q @ k.transpose(-2, -1) * 0.25, dim=-1)
+            return x + self.proj(a @ v)
+
+    plan = it.plan(Attn(), "auto", strict=True)  # before: "proj: input moments unknown"
+    assert "input E[x²] 1 " in (plan["qkv.weight"].reason or "")  # the norm's output
+    assert "input moments unknown" not in (plan["proj.weight"].reason or "")

@@ -937,7 +937,7 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         return analyze(model, chain)
     errors = []
     try:
-        return analyze(model, trace_fx(model))
+        return analyze(model, functional_layers(model, trace_fx(model)))
     except Exception as exc:
         errors.append(f"torch.fx could not trace it ({type(exc).__name__}: {_short(exc)})")
     if example_input is None:
@@ -946,13 +946,42 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         example_input = timm_example(model)
     if example_input is not None:
         try:
-            return analyze(model, trace_run(model, example_input))
+            return analyze(model, functional_layers(model, trace_run(model, example_input)))
         except Exception as exc:
             errors.append(f"running the example input failed ({type(exc).__name__}: {_short(exc)})")
     else:
         errors.append("no example_input was given to trace it by running")
     layers = {n: LayerInfo(n, m) for n, m in model.named_modules() if is_leaf(m) and m is not model}
     return ModelInfo(layers, 0, "none", "; ".join(errors))
+
+
+_FUNCTIONAL_LAYERS = {"linear": nn.Linear}
+"""Functions that compute a layer with its module's own weight (``F.linear(x, self.qkv.weight,
+bias)``), read as a call of that module."""
+
+
+def functional_layers(model: nn.Module, graph: Graph) -> Graph:
+    """``graph`` with each ``linear(x, <module>.weight, …)`` call read as a call of that
+    ``nn.Linear`` module (BEiT's and EVA's attention compute q/k/v with
+    ``F.linear(x, self.qkv.weight, torch.cat((q_bias, k_bias, v_bias)))``, so the module never
+    ran as one and the moments stopped at the function). Only where the module is not also
+    called as itself, and only the first such call."""
+    modules = dict(model.named_modules())
+    called = {n.target for n in graph.nodes if n.op == "module"}
+    for n in graph.nodes:
+        cls = _FUNCTIONAL_LAYERS.get(str(n.target)) if n.op == "function" else None
+        if cls is None or len(n.inputs) < 2:
+            continue
+        w = graph.nodes[n.inputs[1]]
+        owner, _, attr = w.target.rpartition(".")
+        if w.op != "param" or attr != "weight" or owner in called:
+            continue
+        if not isinstance(modules.get(owner), cls):
+            continue
+        n.op, n.target, n.inputs, n.call = "module", owner, n.inputs[:1], None
+        n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+        called.add(owner)
+    return graph
 
 
 def timm_example(model: nn.Module) -> Any:

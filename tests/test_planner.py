@@ -559,6 +559,7 @@ class _Untraceable(nn.Module):
         self.pretrained_cfg = {"input_size": (3, 8, 8)}
         self.embed = nn.Conv2d(3, d, 4, stride=4)
         self.cls_token_0 = nn.Parameter(torch.zeros(1, 1, d))  # CrossViT's names
+        self.reg_token = nn.Parameter(torch.zeros(1, 2, d))  # timm's register tokens
         self.pos_embed_0 = nn.Parameter(torch.zeros(1, 5, d))
         self.q_bias, self.v_bias = nn.Parameter(torch.ones(d)), nn.Parameter(torch.ones(d))
         self.temperature = nn.Parameter(torch.ones(2, 1, 1))  # XCiT's
@@ -568,6 +569,7 @@ class _Untraceable(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.embed(x).flatten(2).transpose(1, 2)
         t = torch.cat([self.cls_token_0.expand(t.shape[0], -1, -1), t], 1) + self.pos_embed_0
+        t = torch.cat([t, self.reg_token.expand(t.shape[0], -1, -1)], 1)
         if t.sum() > 1e9:  # data-dependent control flow
             t = t / 2
         t = t + self.q_bias + self.v_bias + self.temperature.mean()
@@ -580,6 +582,7 @@ def test_timm_models_are_traced_on_their_stated_input_size_and_tokens_get_rules(
     r = {e.name: e.reason or "" for e in plan.entries}
     assert "gelu" in r["fc1.weight"]  # the activation was found by running
     assert "std 0.02" in r["cls_token_0"] and "N(0, 0.02²)" in r["pos_embed_0"]
+    assert "std 0.02" in r["reg_token"]
     assert "zeros" in r["q_bias"] and "zeros" in r["v_bias"]
     assert r["temperature"].startswith("kept: ") and r["gamma1"].startswith("kept: ")
 

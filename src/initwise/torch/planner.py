@@ -355,6 +355,7 @@ _HF_TOKENS = (
     "position_embedding",  # BLIP / BLIP-2's vision embeddings (parameters, not nn.Embedding)
     "class_embedding",  # (BLIP's is (1, 1, D); CLIP's 1-d one has its own rule above)
     "query_tokens",  # BLIP-2 / InstructBLIP's Q-Former queries: zeros
+    "register_tokens",  # DINOv2 with registers (Darcet et al. 2024)
 )
 
 
@@ -559,9 +560,9 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     )
 
 
-_CLASS_TOKEN = re.compile(r"(cls|class)_token(_?\d+)?")
-"""Class tokens: ViT's ``class_token``, timm's ``cls_token``, CoaT's ``cls_token1``…,
-CrossViT's ``cls_token_0``…"""
+_CLASS_TOKEN = re.compile(r"(cls|class|reg|dist)_token(_?\d+)?")
+"""Class tokens: ViT's ``class_token``, timm's ``cls_token`` (and its register and distillation
+tokens ``reg_token``, ``dist_token``), CoaT's ``cls_token1``…, CrossViT's ``cls_token_0``…"""
 _POSITION_TABLE = re.compile(r"(pos_embed(ding)?|absolute_pos_embed|patch_pos|pixel_pos)(_?\d+)?")
 """Learned position tables: ``pos_embed`` (timm; PiT's and NesT's 4-d ones too),
 ``pos_embedding`` (torchvision), Swin's ``absolute_pos_embed``, TNT's ``patch_pos``/

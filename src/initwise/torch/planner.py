@@ -569,6 +569,11 @@ _POSITION_TABLE = re.compile(r"(pos_embed(ding)?|absolute_pos_embed|patch_pos|pi
 ``pixel_pos``, CrossViT's ``pos_embed_0``…"""
 
 
+def _rule(pname: str, p: Any, scheme: Any, why: str) -> ParamPlan:
+    """An entry for a loose parameter (no module rule): ``scheme`` with the reason ``why``."""
+    return ParamPlan.build(pname, tuple(p.shape), scheme, why, None)
+
+
 def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
     """:func:`loose_parameter` for a model without a Hugging Face config (torchvision, timm):
     layer scales, Swin v2's per-head temperature and XCiT's kept as built; relative position
@@ -587,40 +592,35 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
         )
     tables = ("relative_position_bias_table", "rel_pos_h", "rel_pos_w", "rel_pos_t")
     if (pname in tables or pname == "attention_biases") and ndim == 2:  # (LeViT's last)
-        return ParamPlan.build(
+        return _rule(
             pname,
-            tuple(p.shape),
+            p,
             S.zeros(),
             f"{family} {pname}: zeros, no relative position bias at init (as Hugging Face's "
             "Swin; torchvision draws N(0, 0.02²))",
-            None,
         )
     if pname == "temperature" and ndim == 3 and tuple(p.shape[1:]) == (1, 1):
         return kept(  # XCiT's cross-covariance attention: a learned temperature per head
             pname, p, f"{family}'s learned attention temperature per head, as built", mod_name
         )
     if pname in ("q_bias", "v_bias") and ndim == 1:  # BEiT, EVA: q and v biases, k has none
-        return ParamPlan.build(
-            pname, tuple(p.shape), S.zeros(), f"{family} {pname}: zeros, as a Linear bias", None
-        )
+        return _rule(pname, p, S.zeros(), f"{family} {pname}: zeros, as a Linear bias")
     if _CLASS_TOKEN.fullmatch(pname) and 1 <= ndim <= 3:
-        return ParamPlan.build(
+        return _rule(
             pname,
-            tuple(p.shape),
+            p,
             S.trunc_normal(0.0, 0.02, -2.0, 2.0),
             f"{family} {pname}: truncated normal std 0.02 (timm's and HF's; not zeros: a zero "
             "token whose attention output scales with its own query — CoaT's factorized "
             "attention — stays zero to the head) → std {std}",
-            None,
         )
     if _POSITION_TABLE.fullmatch(pname) and ndim >= 2:
-        return ParamPlan.build(
+        return _rule(
             pname,
-            tuple(p.shape),
+            p,
             S.normal(0.0, 0.02),
             f"{family} {pname}: a learned position table, N(0, 0.02²) as torchvision's ViT "
             "(timm: truncated normal 0.02), small beside the unit patch embedding → std {std}",
-            None,
         )
     return None
 

@@ -29,7 +29,6 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
-from torch.nn.utils.parametrize import is_parametrized
 
 from ..math.meanfield import ChainLayer, chis, propagate
 from ..plan import AssumptionWarning
@@ -44,7 +43,14 @@ from ..torch.batch import (
     tensors,
 )
 from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
-from ..torch.modules import check_materialized, few, is_norm, is_weight_layer, weight_fans
+from ..torch.modules import (
+    check_materialized,
+    few,
+    has_parametrizations,
+    is_norm,
+    is_weight_layer,
+    weight_fans,
+)
 from ..torch.modules import kind as module_kind
 from ..torch.threads import intra_op_threads
 from .render import render_text, report_table
@@ -240,8 +246,8 @@ def diagnose(
             # gradient at this value (not at an overwritten one) and reduces it as backward
             # produces it.
             name = names[module]
-            y = first_tensor(out)
-            x = first_tensor(args)
+            y = out if type(out) is torch.Tensor else first_tensor(out)  # (the common case)
+            x = args[0] if args and type(args[0]) is torch.Tensor else first_tensor(args)
             if y is None or not y.is_floating_point() or name in records:
                 return
             act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
@@ -256,7 +262,7 @@ def diagnose(
             prev = records.get(fed) if fed is not None else None
             if prev is not None and rec["x"] is not None and rec["x"].shape == prev["y_shape"]:
                 prev.pop("y", None)  # its post-activation is this layer's input
-            if is_parametrized(module) and "weight" in module.parametrizations:
+            if has_parametrizations(module) and "weight" in module.parametrizations:
                 rec["weight"] = module.weight  # cached: the tensor this forward computed with
             if name in in_place:
                 rec["act_in_place"] = in_place[name]

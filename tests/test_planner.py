@@ -3,6 +3,7 @@
 import json
 import math
 import warnings
+from typing import Any
 
 import pytest
 
@@ -542,7 +543,7 @@ def test_timm_patterns_are_planned_without_assumptions():
     r = {e.name: e.reason or "" for e in plan.entries}
     assert r["gamma"].startswith("kept: ") and r["scale.scale"].startswith("kept: ")
     assert "zeros" in r["grn.weight"] and "zeros" in r["grn.bias"]
-    assert "α: ones" in r["aff.alpha"] and "β: zeros" in r["aff.beta"]
+    assert "alpha: ones" in r["aff.alpha"] and "beta: zeros" in r["aff.beta"]
     assert "zeros" in r["attention_biases"]
     assert "input E[x²] 0.356" in r["pw.weight"]  # SiLU of the function norm's unit output
     assert "input moments unknown" not in r["proj.weight"]
@@ -610,3 +611,51 @@ def test_a_linear_called_through_its_weight_is_that_module():
     plan = it.plan(Attn(), "auto", strict=True)  # before: "proj: input moments unknown"
     assert "input E[x²] 1 " in (plan["qkv.weight"].reason or "")  # the norm's output
     assert "input moments unknown" not in (plan["proj.weight"].reason or "")
+
+
+class LearnableAffineBlock(nn.Module):  # HGNetV2's (timm)
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale, self.bias = nn.Parameter(torch.tensor([2.0])), nn.Parameter(torch.tensor([1.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x + self.bias
+
+
+class ScaledStdConv2d(nn.Conv2d):  # NFNets' (timm): the weight standardized in the forward
+    def __init__(self, *a: Any, **k: Any) -> None:
+        super().__init__(*a, **k)
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-5)
+        return self._conv_forward(x, self.gain * w / w[0].numel() ** 0.5, self.bias)
+
+
+class _TimmLike2(nn.Module):
+    def __init__(self, c: int = 8, heads: int = 2) -> None:
+        super().__init__()
+        self.conv, self.lab = ScaledStdConv2d(3, c, 3, padding=1), LearnableAffineBlock()
+        self.fc = nn.Linear(c, c)
+        self.logit_scale = nn.Parameter(torch.log(10 * torch.ones(heads)))  # Swin v2 CR: (H,)
+        self.gating_param = nn.Parameter(torch.ones(heads))  # ConViT
+        self.height_rel = nn.Parameter(torch.randn(7, 4) * 0.5)  # BoTNet, HaloNet
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.lab(torch.relu(self.conv(x))).mean((2, 3))
+        extra = self.logit_scale.sum() + self.gating_param.sum() + self.height_rel.sum()
+        return self.fc(h) + 0 * extra
+
+
+def test_more_timm_parameters_get_rules():
+    torch.manual_seed(0)
+    m = _TimmLike2()
+    plan = it.plan(m, "auto", strict=True)  # before: "no rule for conv.gain, lab.scale, …"
+    r = {e.name: e.reason or "" for e in plan.entries}
+    assert "ones" in r["lab.scale"] and "zeros" in r["lab.bias"]
+    for name in ("conv.gain", "logit_scale", "gating_param", "height_rel"):
+        assert r[name].startswith("kept: "), name
+    assert "input moments unknown" not in r["fc.weight"]  # through the affine block
+    plan.apply(m, seed=0)
+    assert float(m.lab.scale) == 1.0 and float(m.lab.bias) == 0.0

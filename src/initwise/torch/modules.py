@@ -56,10 +56,16 @@ def is_grn(m: nn.Module) -> bool:
     return name.endswith("GRN") or name == "GlobalResponseNorm"
 
 
+AFFINES = {"Affine": ("alpha", "beta"), "LearnableAffineBlock": ("scale", "bias")}
+"""Elementwise affine modules (class name → (scale, shift) parameter names): ResMLP's ``Affine``
+(``x·α + β``, Touvron et al. 2021), HGNetV2's ``LearnableAffineBlock`` (``s·x + b``; timm)."""
+
+
 def is_affine(m: nn.Module) -> bool:
-    """ResMLP's ``Affine`` (``x·α + β``, Touvron et al. 2021; timm): the identity at init (α = 1,
-    β = 0), in a norm's place but no normalization."""
-    return type(m).__name__ == "Affine" and set(m._parameters) == {"alpha", "beta"}
+    """An elementwise affine module (:data:`AFFINES`): the identity at init (scale 1, shift 0),
+    in a norm's place or after an activation, but no normalization."""
+    names = AFFINES.get(type(m).__name__)
+    return names is not None and set(m._parameters) == set(names)
 
 
 def is_norm(m: nn.Module) -> bool:

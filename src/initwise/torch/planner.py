@@ -24,6 +24,7 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .graph import LINEAR, LayerInfo, expert_activation, inspect_model
 from .modules import (
+    AFFINES,
     check_materialized,
     expert_fans,
     expert_stack,
@@ -449,6 +450,12 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
         owner = model.get_submodule(mod_name) if mod_name else model
         if layer_scale_module(owner) == pname:  # timm's MetaFormer `Scale`, LayerScale
             return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
+        if pname == "gain" and "StdConv" in type(owner).__name__:  # NFNets (timm)
+            why = (
+                f"the gain of {type(owner).__name__}'s standardized weight (Brock et al. 2021), "
+                "as built: the weight is standardized in the forward, its draw's scale cancels"
+            )
+            return kept(pname, p, why, mod_name)
         return _configless_parameter(family, mod_name, pname, p)
     std = float(getattr(cfg, "initializer_range", 0.02))
     if pname in ("logit_scale", "logit_bias") and getattr(p, "ndim", 1) <= 1 and p.numel() == 1:
@@ -585,7 +592,17 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
     ndim = getattr(p, "ndim", 0)
     if is_layer_scale(pname, p):
         return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
-    if pname == "logit_scale" and ndim == 3 and tuple(p.shape[1:]) == (1, 1):
+    per_head = ndim >= 1 and sum(d > 1 for d in p.shape) <= 1  # (H,), (H, 1, 1), (1, H, 1, 1)
+    if pname == "gating_param" and per_head:  # ConViT's GPSA: a per-head gate, as built
+        return kept(
+            pname, p, f"{family}'s per-head gate of positional attention, as built", mod_name
+        )
+    if pname in ("height_rel", "width_rel") and ndim == 2:  # BoTNet, HaloNet (timm)
+        why = (
+            f"{family}'s relative position embedding (q·rel logits), as built (timm: std d_head^-½)"
+        )
+        return kept(pname, p, why, mod_name)
+    if pname == "logit_scale" and per_head:
         why = f"{family}'s learned temperature of the cosine attention logits, one per head, as "
         return kept(
             pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name
@@ -674,15 +691,16 @@ def _plan_module(
         return pol.attention(ctx, name, module, layer, params)
     if kind == "experts":
         return _plan_experts(pol, ctx, name, module, layer, params)
-    if kind == "grn" and is_affine(module):  # ResMLP's x·α + β: α = 1, β = 0, the identity
+    if kind == "grn" and is_affine(module):  # x·α + β: α = 1, β = 0, the identity
+        scale = AFFINES[type(module).__name__][0]
         return {
             pname: ParamPlan.build(
                 pname,
                 tuple(p.shape),
-                S.ones() if pname == "alpha" else S.zeros(),
-                f"{type(module).__name__} {'α: ones' if pname == 'alpha' else 'β: zeros'} — "
-                "ResMLP's affine x·α + β in a norm's place starts as the identity (Touvron et "
-                "al. 2021)",
+                S.ones() if pname == scale else S.zeros(),
+                f"{type(module).__name__} {pname}: {'ones' if pname == scale else 'zeros'} — an "
+                "elementwise affine (ResMLP's x·α + β, HGNetV2's learnable affine block) starts "
+                "as the identity",
                 None,
             )
             for pname, p in params.items()

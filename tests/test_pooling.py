@@ -214,3 +214,21 @@ def test_a_parameter_free_module_named_as_a_pool_is_measured():
     plan.apply(m, seed=0)
     with torch.no_grad():  # (the pooled features barely vary across white-noise images: rms)
         assert 0.6 <= float(m(x).pow(2).mean().sqrt()) <= 1.6
+
+
+def test_pools_are_measured_in_the_models_own_mode():
+    """A fresh BatchNorm network in eval mode normalizes nothing (statistics 0 and 1): its pooled
+    features there are not the ones training sees. Here the inputs share a large offset, which
+    the norm removes in train mode and keeps in eval mode."""
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 256),
+    )  # fmt: skip
+    x = _x(16) + 10.0
+    plan = it.plan(m, "auto", example_input=x)  # (built in train mode)
+    plan.apply(m, seed=0)
+    m.train()
+    with torch.no_grad():
+        assert 0.6 <= float(m(x).pow(2).mean().sqrt()) <= 1.6
+    assert m.training and m[1].training  # the modes as they were

@@ -124,7 +124,8 @@ def measure_pools(
     model: nn.Module, info: ModelInfo, example_input: Any, draft: Any = None
 ) -> tuple[dict[int, Stats], str | None]:
     """Per pooling node of ``info.graph``: its input's and output's ``(E[x²], E[x])`` measured on
-    one forward pass of ``example_input`` (eval mode, no gradients, torch's random state and the
+    one forward pass of ``example_input`` in the model's own train/eval modes (a fresh BatchNorm
+    network in eval mode normalizes nothing yet; no gradients; torch's random state and the
     model's buffers and modes put back). With ``draft`` (a plan), on a copy of the model with
     the draft applied (seed 0) — the weights the plan will give — else on the model as it is.
     A pooling module called more than once, or pooling functions whose calls do not match the
@@ -198,7 +199,7 @@ def measure_pools(
     saved = {k: b.detach().clone() for k, b in model.named_buffers()}
     args, kwargs = split(example_input)
     try:
-        with torch.no_grad(), seeded_rng(0), kept_modes(model, False), Recorder():
+        with torch.no_grad(), seeded_rng(0), kept_modes(model), Recorder():
             model(*args, **kwargs)
     except Exception as exc:  # (the plan then assumes, and says why it could not measure)
         return {}, f"running the example input failed ({type(exc).__name__})"

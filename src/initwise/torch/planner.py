@@ -448,15 +448,7 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     family = type(model).__name__
     if cfg is None:  # torchvision, timm, hand-written: the rules that need no config
         owner = model.get_submodule(mod_name) if mod_name else model
-        if layer_scale_module(owner) == pname:  # timm's MetaFormer `Scale`, LayerScale
-            return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
-        if pname == "gain" and "StdConv" in type(owner).__name__:  # NFNets (timm)
-            why = (
-                f"the gain of {type(owner).__name__}'s standardized weight (Brock et al. 2021), "
-                "as built: the weight is standardized in the forward, its draw's scale cancels"
-            )
-            return kept(pname, p, why, mod_name)
-        return _configless_parameter(family, mod_name, pname, p)
+        return _configless_parameter(family, owner, mod_name, pname, p)
     std = float(getattr(cfg, "initializer_range", 0.02))
     if pname in ("logit_scale", "logit_bias") and getattr(p, "ndim", 1) <= 1 and p.numel() == 1:
         return kept(  # CLIP, SigLIP: a learned temperature (and bias) of the similarity
@@ -486,13 +478,7 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
             mod_name,
         )
     if pname == "logit_scale" and getattr(p, "ndim", 0) == 3 and tuple(p.shape[1:]) == (1, 1):
-        return kept(  # Swin v2's cosine attention: a learned temperature per head
-            pname,
-            p,
-            f"{family}'s learned temperature of the cosine attention logits, one per head, "
-            "as the model built it (Swin v2: log 10, Liu et al. 2022)",
-            mod_name,
-        )
+        return _cosine_temperature(family, pname, p, mod_name)
     if pname == "class_embedding" and getattr(p, "ndim", 0) == 1:  # CLIP's vision [CLS]
         factor = float(getattr(cfg, "initializer_factor", 1.0))
         std = p.shape[0] ** -0.5 * factor
@@ -507,7 +493,7 @@ def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> Para
     if is_layer_scale(pname, p):  # CaiT-style layer scale
         value = layer_scale_value(model)
         if value is None:
-            return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
+            return _layer_scale_kept(family, pname, p, mod_name)
         return ParamPlan.build(
             pname,
             tuple(p.shape),
@@ -581,17 +567,37 @@ def _rule(pname: str, p: Any, scheme: Any, why: str) -> ParamPlan:
     return ParamPlan.build(pname, tuple(p.shape), scheme, why, None)
 
 
-def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
-    """:func:`loose_parameter` for a model without a Hugging Face config (torchvision, timm):
-    layer scales, Swin v2's per-head temperature and XCiT's kept as built; relative position
+def _layer_scale_kept(family: str, pname: str, p: Any, mod_name: str) -> ParamPlan:
+    return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
+
+
+def _cosine_temperature(family: str, pname: str, p: Any, mod_name: str) -> ParamPlan:
+    """Swin v2's learned per-head temperature of its cosine attention, kept as built."""
+    why = f"{family}'s learned temperature of the cosine attention logits, one per head, as "
+    return kept(pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name)
+
+
+def _configless_parameter(
+    family: str, owner: nn.Module, mod_name: str, pname: str, p: Any
+) -> ParamPlan | None:
+    """:func:`loose_parameter` for a model without a Hugging Face config (torchvision, timm;
+    ``owner``: the module holding ``p``): layer scales (named parameters, and modules such as
+    timm's MetaFormer ``Scale``), NFNets' ``gain`` of a standardized weight, Swin v2's per-head
+    temperature and XCiT's kept as built; relative position
     bias tables (Swin's, MViT v2's decomposed ``rel_pos_h/w/t``, LeViT's ``attention_biases``)
     zeros — no bias at init, as HF's (torchvision draws ``N(0, 0.02²)``); BEiT/EVA's
     ``q_bias``/``v_bias`` zeros; class tokens truncated normal std 0.02 (timm's, HF's) and
     learned position tables ``N(0, 0.02²)`` (torchvision's ViT; timm: truncated normal 0.02).
     None otherwise."""
     ndim = getattr(p, "ndim", 0)
-    if is_layer_scale(pname, p):
-        return kept(pname, p, f"{family}'s layer scale, as built", mod_name)
+    if is_layer_scale(pname, p) or layer_scale_module(owner) == pname:
+        return _layer_scale_kept(family, pname, p, mod_name)
+    if pname == "gain" and "StdConv" in type(owner).__name__:  # NFNets (timm)
+        why = (
+            f"the gain of {type(owner).__name__}'s standardized weight (Brock et al. 2021), "
+            "as built: the weight is standardized in the forward, its draw's scale cancels"
+        )
+        return kept(pname, p, why, mod_name)
     per_head = ndim >= 1 and sum(d > 1 for d in p.shape) <= 1  # (H,), (H, 1, 1), (1, H, 1, 1)
     if pname == "gating_param" and per_head:  # ConViT's GPSA: a per-head gate, as built
         return kept(
@@ -603,10 +609,7 @@ def _configless_parameter(family: str, mod_name: str, pname: str, p: Any) -> Par
         )
         return kept(pname, p, why, mod_name)
     if pname == "logit_scale" and per_head:
-        why = f"{family}'s learned temperature of the cosine attention logits, one per head, as "
-        return kept(
-            pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name
-        )
+        return _cosine_temperature(family, pname, p, mod_name)
     tables = ("relative_position_bias_table", "rel_pos_h", "rel_pos_w", "rel_pos_t")
     if (pname in tables or pname == "attention_biases") and ndim == 2:  # (LeViT's last)
         return _rule(

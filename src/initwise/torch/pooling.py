@@ -134,17 +134,6 @@ def measure_pools(
     g = info.graph
     if g is None or example_input is None:
         return {}, None
-    if draft is not None and has_pools(model, info):
-        if any(p.is_meta for p in model.parameters()):
-            return {}, "the model is on the meta device"
-        n = sum(p.numel() for p in model.parameters())
-        if n > COPY_LIMIT:
-            return {}, f"the model ({n:,} parameters) is too large to copy for measuring"
-        try:
-            model = copy.deepcopy(model)
-            draft.apply(model, seed=0)
-        except Exception as exc:  # (then the plan assumes, and says why it could not measure)
-            return {}, f"a copy with the plan drawn could not be made ({type(exc).__name__})"
     modules = dict(model.named_modules())
     by_module: dict[str, int] = {}
     by_function: dict[str, list[int]] = {}
@@ -160,6 +149,17 @@ def measure_pools(
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
         return {}, "the model or the example input is on the meta device"
+    copied = draft is not None
+    if copied:  # (the same module names in the copy)
+        n = sum(p.numel() for p in model.parameters())
+        if n > COPY_LIMIT:
+            return {}, f"the model ({n:,} parameters) is too large to copy for measuring"
+        try:
+            model = copy.deepcopy(model)
+            draft.apply(model, seed=0)
+        except Exception as exc:  # (then the plan assumes, and says why it could not measure)
+            return {}, f"a copy with the plan drawn could not be made ({type(exc).__name__})"
+        modules = dict(model.named_modules())
     seen: dict[int, list[Stats]] = {}
     calls: dict[str, list[Stats]] = {}
     depth = [0]
@@ -196,7 +196,8 @@ def measure_pools(
         if m is not model and is_leaf(m):
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
-    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
+    # (a copy is thrown away: only the model itself gets its buffers back)
+    saved = {} if copied else {k: b.detach().clone() for k, b in model.named_buffers()}
     args, kwargs = split(example_input)
     try:
         with torch.no_grad(), seeded_rng(0), kept_modes(model), Recorder():

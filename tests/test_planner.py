@@ -659,3 +659,23 @@ def test_more_timm_parameters_get_rules():
     assert "input moments unknown" not in r["fc.weight"]  # through the affine block
     plan.apply(m, seed=0)
     assert float(m.lab.scale) == 1.0 and float(m.lab.bias) == 0.0
+
+
+def test_a_norm_called_as_a_function_follows_the_module_rule():
+    """``F.rms_norm`` divides without centering: like an RMSNorm module it keeps the mean's share
+    of its input (a ReLU's output here), where ``F.layer_norm`` centers."""
+
+    class M(nn.Module):
+        def __init__(self, rms: bool) -> None:
+            super().__init__()
+            self.rms, self.a, self.b = rms, nn.Linear(16, 16), nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.a(x))
+            norm = torch.nn.functional.rms_norm if self.rms else torch.nn.functional.layer_norm
+            return self.b(norm(h, (16,)))
+
+    rms = it.plan(M(True), "auto", strict=True)["b.weight"].reason or ""
+    ln = it.plan(M(False), "auto", strict=True)["b.weight"].reason or ""
+    assert "input E[x²] 1, mean 0.564" in rms  # E[relu]/√E[relu²] for q 2: 0.564/1
+    assert "input E[x²] 1 →" in ln

@@ -345,8 +345,7 @@ def propagate(
     """
     if info.graph is None:
         return Moments()
-    walk = _walk(model, info)
-    walk.pools = pools or {}
+    walk = _walk(model, info, pools or {})
     heads = _tied_heads(model)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(info, walk, first, n_res, emb)
@@ -379,11 +378,11 @@ class _Walk:
     """Per branch-exit weight node: what the way to its sum multiplies E[y²] by."""
     dests: dict[str, int]
     """Per weight layer scattered into another tensor: its node (:func:`_scatter_dest`)."""
-    pools: dict[int, Stats] = field(default_factory=dict)
+    pools: dict[int, Stats]
     """Pooling nodes' measured moments (:func:`~initwise.torch.pooling.measure_pools`)."""
 
 
-def _walk(model: nn.Module, info: ModelInfo) -> _Walk:
+def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
     g = info.graph
     assert g is not None
     modules = dict(model.named_modules())
@@ -412,6 +411,7 @@ def _walk(model: nn.Module, info: ModelInfo) -> _Walk:
         _buffer_moments(model, info),
         scale,
         dests,
+        pools,
     )
 
 
@@ -569,9 +569,7 @@ def _pass(
                             "to measure it"
                         )
             elif k == "norm":
-                s, mu = known[0] if known else (1.0, 0.0)
-                rms = type(m).__name__.endswith("RMSNorm")
-                val = (1.0, mu / math.sqrt(s) if rms and s > 0 else 0.0)
+                val = _normed(known, type(m).__name__.endswith("RMSNorm"))
             elif k == "act":
                 val = _activate(info.acts[n.idx], known[0] if known else (1.0, 0.0))
             elif n.idx in lam and known:  # a layer-scale module: x · λ
@@ -595,6 +593,13 @@ def _pass(
         if m is not None and m[0] > 0 and math.isfinite(m[0]):
             res.scattered[name] = m[0]
     return res
+
+
+def _normed(known: list[tuple[float, float]], rms: bool) -> tuple[float, float]:
+    """A norm's output moments at init (γ = 1, β = 0): unit second moment, zero mean — an RMS
+    norm divides without centering, so it keeps the mean's share ``m/√s``."""
+    s, mu = known[0] if known else (1.0, 0.0)
+    return (1.0, mu / math.sqrt(s) if rms and s > 0 else 0.0)
 
 
 def _embed_scale(m: nn.Module) -> float:
@@ -1063,8 +1068,8 @@ def _function(
     mom: dict[int, tuple[float, float] | None],
 ) -> tuple[float, float] | None:
     t = n.target
-    if k == "norm":  # a normalization called as a function: γ = 1, β = 0 at init
-        return (1.0, 0.0)
+    if k == "norm":  # a normalization called as a function (graph.NORM_FUNCS)
+        return _normed(known, t == "rms_norm")
     if k == "act":
         src = info.composite.get(n.idx)
         x = mom.get(src) if src is not None else (known[0] if known else None)

@@ -102,6 +102,35 @@ def test_targets_reject_bad_values() -> None:
         K.solve("tanh", "tat", K.Topology((), 0))
 
 
+_KERNEL_CASES = (("elu", "tat", 9), ("tanh", "tat", 99), ("gelu", "dks", 49))
+
+
+def _solved(cases: tuple) -> list[dict[str, float]]:
+    return [K.solve(n, m, K.Topology.chain(L)).as_dks() for n, m, L in cases]
+
+
+def test_solutions_do_not_depend_on_the_cpus_blas_kernel() -> None:
+    """The root finder's path depends on the residual's last bits; its sums are NumPy's
+    pairwise ones (fixed order), not a BLAS dot whose order follows the CPU's kernel. Solved in
+    a process told to use OpenBLAS's Haswell (AVX2) kernels, the constants are bit-identical to
+    this process's — on an AVX-512 machine the BLAS dot put TAT ELU (depth 10) on another root
+    (α 0.185 instead of dks's 0.202)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import json; from tests.test_shaping import _solved, _KERNEL_CASES; "
+        "print(json.dumps(_solved(_KERNEL_CASES)))"
+    )
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Haswell"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+    )
+    here = json.loads(json.dumps(_solved(_KERNEL_CASES)))  # (NaN slopes compare as strings)
+    assert json.dumps(here) == out.stdout.strip().splitlines()[-1]
+
+
 def test_live_dks_agrees() -> None:
     """A few cases re-run through dks itself (skipped where dks is not installed)."""
     pytest.importorskip("dks")

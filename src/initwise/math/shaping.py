@@ -222,6 +222,15 @@ def _evaluate(
     return x, w, f, d1, d2
 
 
+def _dot(w: np.ndarray, v: np.ndarray) -> float:
+    """``Σ wᵢ·vᵢ`` in NumPy's pairwise order, which is fixed in its source (the same bits on
+    every CPU). A BLAS dot's summation order depends on the CPU's kernel (OpenBLAS's AVX-512
+    one sums in another order than its AVX2 one), and those last-bit differences sent the root
+    finder from dks's first start to another root of the same equations (TAT ELU, depth 10:
+    α 0.185 on an AVX-512 machine, dks's 0.202 on an AVX2 one)."""
+    return float(np.add.reduce(w * v))
+
+
 def _solved_maps(
     phi: Callable[[np.ndarray, float | None], np.ndarray],
     kinks: Sequence[float],
@@ -234,16 +243,16 @@ def _solved_maps(
     """Local maps of ``γ(φ(scale·x + shift) + δ)`` where δ makes C(0) = ``c0`` (or is
     ``out_shift`` when ``c0`` is None) and γ makes Q(1) = 1 (both returned)."""
     x, w, f, d1, d2 = _evaluate(phi, kinks, scale, shift, param)
-    mean = float(w @ f)
+    mean = _dot(w, f)
     delta = math.sqrt(c0) - mean if c0 is not None else out_shift
     g2 = f + delta
-    s2 = float(w @ (g2 * g2))
+    s2 = _dot(w, g2 * g2)
     return {
         "delta": delta,
         "gamma": 1.0 / math.sqrt(s2) if s2 > 0 else math.inf,
-        "q_slope": 0.5 * float(w @ (g2 * g2 * (x * x - 1.0))) / s2,
-        "c_slope": scale * scale * float(w @ (d1 * d1)) / s2,
-        "c_curv": scale**4 * float(w @ (d2 * d2)) / s2,
+        "q_slope": 0.5 * _dot(w, g2 * g2 * (x * x - 1.0)) / s2,
+        "c_slope": scale * scale * _dot(w, d1 * d1) / s2,
+        "c_curv": scale**4 * _dot(w, d2 * d2) / s2,
     }
 
 
@@ -255,14 +264,14 @@ def local_maps(t: Transform) -> dict[str, float]:
     p = spec.default_param if t.param is None else t.param
     x, w, raw, d1, d2 = _evaluate(spec.fn, spec.kinks, t.input_scale, t.input_shift, p)
     f = t.output_scale * (raw + t.output_shift)
-    q = float(w @ (f * f))
+    q = _dot(w, f * f)
     k1 = t.output_scale * t.input_scale
     return {
         "q": q,
-        "q_slope": 0.5 * float(w @ (f * f * (x * x - 1.0))),
-        "c0": float(w @ f) ** 2 / q,
-        "c_slope": k1 * k1 * float(w @ (d1 * d1)) / q,
-        "c_curv": k1 * k1 * t.input_scale**2 * float(w @ (d2 * d2)) / q,
+        "q_slope": 0.5 * _dot(w, f * f * (x * x - 1.0)),
+        "c0": _dot(w, f) ** 2 / q,
+        "c_slope": k1 * k1 * _dot(w, d1 * d1) / q,
+        "c_curv": k1 * k1 * t.input_scale**2 * _dot(w, d2 * d2) / q,
     }
 
 

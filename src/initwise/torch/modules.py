@@ -49,6 +49,29 @@ def owns_parameters(m: nn.Module) -> bool:
     return any(p is not None for p in m._parameters.values())
 
 
+def standardized_gain(m: nn.Module) -> float | None:
+    """``c²`` with ``E[y²] = c²·Var[x]`` for a convolution that standardizes its weight in the
+    forward (each output row to zero mean and unit variance; Qiao et al. 2019): timm's
+    ``StdConv2d`` (BiT, ``c² = fan_in``) and ``ScaledStdConv2d`` (NFNets, rows scaled by
+    ``gain·γ/√fan_in``: ``c² = E[gain²]·γ²``, Brock et al. 2021), and their ``…Same`` forms.
+    The weight's drawn scale cancels, and a zero-mean row removes the input's mean: only its
+    variance passes. None for any other module."""
+    name = type(m).__name__
+    if "StdConv" not in name or not isinstance(m, nn.modules.conv._ConvNd):
+        return None
+    fan_in = m.weight[0].numel()
+    if "Scaled" not in name:
+        return float(fan_in)
+    scale, gain = getattr(m, "scale", None), getattr(m, "gain", None)
+    if not isinstance(scale, (int, float)):
+        return None
+    if not hasattr(gain, "detach") or gain.is_meta:  # (timm's gain_init is 1)
+        g2 = 1.0
+    else:
+        g2 = float(gain.detach().float().pow(2).mean())
+    return g2 * float(scale) ** 2 * fan_in
+
+
 def is_grn(m: nn.Module) -> bool:
     """ConvNeXt-V2's global response normalization ``x + γ·(x·N(x)) + β`` (HF's ``…GRN``,
     timm's ``GlobalResponseNorm``): the identity at init (γ = β = 0), no normalization."""

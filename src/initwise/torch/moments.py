@@ -49,6 +49,7 @@ from ..math.operating import (
 from .batch import tensors
 from .graph import Act, ModelInfo
 from .modules import kind as module_kind
+from .modules import standardized_gain
 from .pooling import Stats, carried, node_pool
 
 _SHAPE_OPS = {
@@ -674,6 +675,9 @@ def _weight(
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
         res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
         name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False
+    silent = not assumed and s < 1e-10  # zero at init (a zero-initialized gain upstream)
+    if silent:
+        s, mu = 1.0, 0.0
     layer = info.layers.get(name)
     act = layer.activation if layer is not None else None
     end = branch_end.get(name)
@@ -735,11 +739,26 @@ def _weight(
     else:
         q = 1.0
         role = "linear consumer: unit output"
+    out = q
+    c2 = standardized_gain(m)
+    if silent:
+        out = bias_var
+        role += (
+            "; its input is 0 at init (a zero-initialized gain or scale upstream): drawn as for "
+            "a unit input, output 0 until that scale grows"
+        )
+    elif c2 is not None:  # the layer's output does not depend on the draw
+        var = max(s - mu * mu, 0.0)
+        out = c2 * var
+        role += (
+            "; its weight is standardized in the forward, so the draw's scale cancels (Qiao et "
+            f"al. 2019; Brock et al. 2021): output E[y²] = {c2:.4g}·Var[x] {var:.3g} = {out:.3g}"
+        )
     solved = Solved(s, mu, q, centered, role, op, assumed, bias_var)
     res.layers[name] = solved
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
-    return (q, 0.0)
+    return (out, 0.0)
 
 
 def _skip_moment(

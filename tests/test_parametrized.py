@@ -322,3 +322,82 @@ def test_spectral_norm_without_the_internals_it_restarts_says_so():
         p = it.plan(m)
     with pytest.warns(it.AssumptionWarning, match="were not restarted"):
         p.apply(m, seed=3)
+
+
+def test_hook_based_spectral_norm_is_written_through():
+    """torch.nn.utils.spectral_norm (the hook-based API GAN code still uses) was not
+    recognized: 'weight_orig' and even the biases were "left as is" and `apply` changed
+    nothing. Now: planned as '2.weight', weight_orig = the draw, u/v restarted from the seed
+    and iterated; a failed apply puts all three back."""
+    ref = _mlp()
+    _planned(ref)
+    m = _mlp(torch.nn.utils.spectral_norm)
+    p = _planned(m)  # nothing assumed
+    assert "hook-based torch.nn.utils.spectral_norm" in p["2.weight"].reason
+    assert torch.equal(m[2].weight_orig, ref[2].weight)
+    sigma = float(torch.linalg.matrix_norm(ref[2].weight.detach(), 2))
+    with torch.no_grad():
+        m.eval()
+        m(torch.ones(2, 16))  # eval mode: the hook recomputes the weight from its u, v
+        ratio = ref[2].weight / m[2].weight
+    assert float(ratio.mean()) == pytest.approx(sigma, rel=1e-3)
+    again = _mlp(torch.nn.utils.spectral_norm)
+    _planned(again)
+    assert _same(_snapshot(again), _snapshot(m))  # weight_u/_v a function of the seed
+    # on the meta device: weight_u/_v are written too, so materialize knows them
+    meta = _mlp(torch.nn.utils.spectral_norm, device="meta")
+    it.materialize(meta, seed=3)
+    assert _same(_snapshot(meta), _snapshot(again))
+    # atomic: a later failure puts weight_orig, weight_u, weight_v back
+    bad = _mlp(torch.nn.utils.spectral_norm)
+    refuses = _Refuses()
+    parametrize.register_parametrization(bad[4], "weight", refuses)
+    refuses.armed = True
+    before = _snapshot(bad)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q = it.plan(bad)
+    with pytest.raises(ValueError, match="refuses assignment"):
+        q.apply(bad, seed=0)
+    assert _same(_snapshot(bad), before)
+
+
+@pytest.mark.parametrize(
+    "wrap", [spectral_norm, torch.nn.utils.spectral_norm, orthogonal], ids=["sn", "sn-hook", "orth"]
+)
+def test_a_plain_layer_after_normalized_weights_is_solved_for_what_they_give(wrap):
+    """A spectrally normalized (or orthogonal) weight computes with the draw over its largest
+    singular value: its output is `fan_in·E[w²]·E[x²]` with E[w²] from the normalization, not
+    the solved q. A discriminator-like body of such layers and a plain head: the head's output
+    at unit scale (before: 0.058 with spectral_norm, 0.27 with orthogonal)."""
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        wrap(nn.Linear(128, 256)),
+        nn.LeakyReLU(0.2),
+        wrap(nn.Linear(256, 256)),
+        nn.LeakyReLU(0.2),
+        wrap(nn.Linear(256, 64)),
+        nn.LeakyReLU(0.2),
+        nn.Linear(64, 1),
+    )
+    p = _planned(m, seed=0)
+    assert "so the draw's scale cancels" in p["2.weight"].reason
+    x = torch.randn(2048, 128, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        m.eval()
+        out = m(x)
+    assert 0.8 < float(out.pow(2).mean().sqrt()) < 1.25
+
+
+def test_normalized_weight_variance():
+    from initwise.math.meanfield import normalized_weight_variance as nwv
+
+    assert nwv(1, 300) == pytest.approx(1 / 300) and nwv(300, 1) == pytest.approx(1 / 300)
+    assert nwv(64, 256, "orthogonal") == pytest.approx(64 / (64 * 256))
+    # simulated (small) and the Bai–Yin edge (large) agree where both are close to the truth
+    g = torch.randn(256, 256, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    exact = float((g * g).sum() / torch.linalg.matrix_norm(g, 2) ** 2) / g.numel()
+    assert nwv(256, 256) == pytest.approx(exact, rel=0.03)
+    assert nwv(1024, 1024) == pytest.approx(1 / 64**2)
+    with pytest.raises(ValueError, match="how must be"):
+        nwv(4, 4, "frobenius")

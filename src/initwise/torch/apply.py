@@ -574,6 +574,7 @@ def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -
             "would hold uninitialized memory — give them a scheme with overrides="
         )
     norm_buffers = {"running_mean", "running_var", "num_batches_tracked"}
+    written = PZ.hook_written_buffers(model)
     bad = [
         n
         for n, b in model.named_buffers()
@@ -581,6 +582,7 @@ def _check_meta(plan: Plan, model: nn.Module, params: dict[str, nn.Parameter]) -
         and n.rsplit(".", 1)[-1] not in norm_buffers
         and _known_buffer(n, b) is None
         and not PZ.written_buffer(n)
+        and n not in written
     ]
     if bad:
         raise ValueError(

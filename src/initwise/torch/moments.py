@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from ..math.gains import activation_fn
+from ..math.meanfield import normalized_weight_variance
 from ..math.operating import (
     OperatingPoint,
     end_points,
@@ -49,7 +50,8 @@ from ..math.operating import (
 from .batch import tensors
 from .graph import Act, ModelInfo
 from .modules import kind as module_kind
-from .modules import standardized_gain
+from .modules import standardized_gain, weight_fans
+from .parametrized import site_of
 from .pooling import Stats, carried, node_pool
 
 _SHAPE_OPS = {
@@ -754,11 +756,49 @@ def _weight(
             "; its weight is standardized in the forward, so the draw's scale cancels (Qiao et "
             f"al. 2019; Brock et al. 2021): output E[y²] = {c2:.4g}·Var[x] {var:.3g} = {out:.3g}"
         )
+    else:
+        fixed = _fixed_scale(m, kind, name)
+        if fixed is not None:
+            how, fv = fixed
+            out = fv * s + bias_var
+            role += (
+                f"; its weight is {how}, so the draw's scale cancels: output E[y²] = "
+                f"fan_in·E[w²] {fv:.4g} × E[x²] {s:.3g}"
+                + (" + σ_b²" if bias_var else "")
+                + f" = {out:.3g}"
+            )
     solved = Solved(s, mu, q, centered, role, op, assumed, bias_var)
     res.layers[name] = solved
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (out, 0.0)
+
+
+def _fixed_scale(m: nn.Module, kind: str, name: str) -> tuple[str, float] | None:
+    """For a layer whose weight a parametrization or hook normalizes (``spectral_norm``: the
+    draw over its largest singular value, Miyato et al. 2018; ``orthogonal``): how, and
+    ``fan_in·E[w²]`` of the weight it computes with, for an i.i.d. draw
+    (:func:`~initwise.math.meanfield.normalized_weight_variance`); None for any other layer."""
+    site = site_of(m, "weight") if kind in ("linear", "conv", "conv_transpose") else None
+    which = site.fixed_scale if site is not None else None
+    if which is None:
+        return None
+    w = site.effective()
+    shape = tuple(w.shape)
+    numel = w.numel()
+    fan_in = weight_fans(kind, m, shape, name)[0].fan_in
+    if which == "orthogonal":  # torch makes each trailing (m, n) matrix (semi-)orthogonal
+        if len(shape) >= 2:
+            v = math.prod(shape[:-2]) * min(shape[-2], shape[-1]) / numel
+        else:  # a vector: unit norm
+            v = 1.0 / numel
+        return "orthogonal (a parametrization)", fan_in * v
+    dim = getattr(site.hook, "dim", None)
+    if dim is None:  # the parametrization's own
+        dim = getattr(m.parametrizations["weight"][0], "dim", 0)
+    rows = shape[dim] if shape else 1
+    v = normalized_weight_variance(rows, max(numel // max(rows, 1), 1), "spectral")
+    return "divided by its largest singular value (spectral_norm, Miyato et al. 2018)", fan_in * v
 
 
 def _skip_moment(

@@ -1,12 +1,13 @@
 """Weights a layer computes from other parameters: ``torch.nn.utils.parametrize``
 (``weight_norm``, ``spectral_norm``, ``orthogonal``, custom), the older hook-based
-``torch.nn.utils.weight_norm``, and ``torch.nn.utils.prune``.
+``torch.nn.utils.weight_norm`` and ``torch.nn.utils.spectral_norm``, and ``torch.nn.utils.prune``.
 
 Such a layer computes with ``module.weight``, a function of *original* parameters
 (``…parametrizations.weight.original0/1``; ``weight_g``/``weight_v``; ``weight_orig`` and the
-buffer ``weight_mask``). initwise plans that tensor under its own name (``"0.weight"``, as in the
-same model without the reparametrization: the same seed draws the same values), gives the
-originals no entries, and writes the draw *through* the reparametrization:
+buffers ``weight_u``/``weight_v`` or ``weight_mask``). initwise plans that tensor under its own
+name (``"0.weight"``, as in the same model without the reparametrization: the same seed draws
+the same values), gives the originals no entries, and writes the draw *through* the
+reparametrization:
 
 * ``weight_norm`` (Salimans & Kingma 2016, ``w = g·v/‖v‖``), either API: ``v`` = the draw,
   ``g = ‖draw‖`` per output unit — the layer computes with the draw (to float rounding:
@@ -14,7 +15,8 @@ originals no entries, and writes the draw *through* the reparametrization:
 * ``spectral_norm`` (Miyato et al. 2018, ``w = W/σ_max(W)``): ``W`` = the draw; the
   power-iteration vectors ``_u``, ``_v`` are restarted from the seed and iterated 15 times on the
   new matrix (as torch does when the parametrization is registered) — the layer computes with
-  the draw scaled to spectral norm 1: the init sets its direction, not its scale;
+  the draw scaled to spectral norm 1: the init sets its direction, not its scale. The hook-based
+  API the same: ``weight_orig`` = the draw, ``weight_u``/``weight_v`` restarted and iterated;
 * ``orthogonal``: the layer computes with an orthogonal matrix (the Q of the draw's QR): the init
   picks which one, not its scale;
 * other parametrizations: written through ``right_inverse`` (one without it cannot be written:
@@ -61,6 +63,8 @@ class Site:
         """The reparametrizations in order (``["weight_norm"]``, ``["pruned"]``…)."""
         if self.mechanism == "weight_norm_hook":
             return ["weight_norm"]
+        if self.mechanism == "spectral_norm_hook":
+            return ["spectral_norm"]
         if self.mechanism == "prune":
             return ["pruned"]
         known = {
@@ -94,10 +98,11 @@ class Site:
                 "draw), the layer computes with the draw (g·v/‖v‖: to float rounding)"
             )
         if ks == ["spectral_norm"]:
+            api = " (hook-based torch.nn.utils.spectral_norm)" if self.hook is not None else ""
             return (
-                "spectral_norm: written through it, the layer computes with the draw divided by "
-                "its largest singular value (power iteration restarted from the seed) — the "
-                "init sets its direction, not its scale"
+                f"spectral_norm{api}: written through it, the layer computes with the draw "
+                "divided by its largest singular value (power iteration restarted from the "
+                "seed) — the init sets its direction, not its scale"
             )
         if ks == ["orthogonal"]:
             return (
@@ -144,6 +149,8 @@ class Site:
         with torch.no_grad():
             if self.mechanism == "weight_norm_hook":
                 return self.hook.compute_weight(self.module).detach()
+            if self.mechanism == "spectral_norm_hook":
+                return self.hook.compute_weight(self.module, do_power_iteration=False).detach()
             if self.mechanism == "prune":
                 return self.hook.apply_mask(self.module).detach()
             with kept_modes(self.module.parametrizations[self.attr], False):
@@ -154,7 +161,10 @@ class Site:
         if self.mechanism == "parametrize":
             plist = self.module.parametrizations[self.attr]
             return {k: t.detach().clone() for k, t in plist.state_dict(keep_vars=True).items()}
-        names = ("_g", "_v") if self.mechanism == "weight_norm_hook" else ("_orig",)
+        names = {
+            "weight_norm_hook": ("_g", "_v"),
+            "spectral_norm_hook": ("_orig", "_u", "_v"),
+        }.get(self.mechanism, ("_orig",))
         saved: dict[str, Any] = {
             s: getattr(self.module, self.attr + s).detach().clone() for s in names
         }
@@ -189,6 +199,11 @@ class Site:
                 getattr(m, attr + "_orig").copy_(value)
                 setattr(m, attr, self.hook.apply_mask(m))  # as its own hook does
                 return
+            if self.mechanism == "spectral_norm_hook":
+                getattr(m, attr + "_orig").copy_(value)
+                _restart_hook_power_iteration(self.hook, m, seed)
+                setattr(m, attr, self.hook.compute_weight(m, do_power_iteration=False))
+                return
             plist = m.parametrizations[attr]
             setattr(m, attr, value)
             first = plist[0]
@@ -211,6 +226,7 @@ class Site:
 
 def _hook_sites(name: str, m: nn.Module) -> Iterator[Site]:
     from torch.nn.utils import prune
+    from torch.nn.utils.spectral_norm import SpectralNorm
     from torch.nn.utils.weight_norm import WeightNorm
 
     prefix = f"{name}." if name else ""
@@ -218,6 +234,15 @@ def _hook_sites(name: str, m: nn.Module) -> Iterator[Site]:
         if isinstance(hook, WeightNorm):
             originals = (f"{prefix}{hook.name}_g", f"{prefix}{hook.name}_v")
             yield Site(f"{prefix}{hook.name}", m, hook.name, "weight_norm_hook", hook, originals)
+        elif isinstance(hook, SpectralNorm):
+            yield Site(
+                f"{prefix}{hook.name}",
+                m,
+                hook.name,
+                "spectral_norm_hook",
+                hook,
+                (f"{prefix}{hook.name}_orig",),
+            )
         elif isinstance(hook, prune.BasePruningMethod):  # (a PruningContainer too)
             t = hook._tensor_name
             yield Site(f"{prefix}{t}", m, t, "prune", hook, (f"{prefix}{t}_orig",))
@@ -298,6 +323,18 @@ def written_buffer(buffer_name: str) -> bool:
     )
 
 
+def hook_written_buffers(model: nn.Module) -> set[str]:
+    """The buffers :meth:`Site.write` sets for the hook-based ``spectral_norm``
+    (``weight_u``/``weight_v``: restarted from the seed), so a meta-device model's copy need
+    not be known in advance."""
+    return {
+        f"{s.name}{suffix}"
+        for s in sites(model).values()
+        if s.mechanism == "spectral_norm_hook"
+        for suffix in ("_u", "_v")
+    }
+
+
 def _restart_power_iteration(sn: Any, original: torch.Tensor, seed: int | None) -> None:
     if original.ndim <= 1:
         return  # a vector is normalized exactly (no iteration)
@@ -319,3 +356,17 @@ def _restart_power_iteration(sn: Any, original: torch.Tensor, seed: int | None) 
         start = torch.randn(t.shape, generator=gen, dtype=torch.float64)
         t.copy_((start / start.norm()).to(t.dtype))
     method(reshape(original), POWER_ITERATIONS)
+
+
+def _restart_hook_power_iteration(hook: Any, m: nn.Module, seed: int | None) -> None:
+    """The hook-based ``spectral_norm``'s ``u``, ``v`` restarted from ``seed`` and iterated
+    :data:`POWER_ITERATIONS` times on the new ``weight_orig`` (its own update, in place)."""
+    w = hook.reshape_weight_to_matrix(getattr(m, hook.name + "_orig"))
+    u, v = getattr(m, hook.name + "_u"), getattr(m, hook.name + "_v")
+    gen = torch.Generator().manual_seed(0 if seed is None else seed)
+    for t in (u, v):
+        start = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+        t.copy_((start / start.norm()).to(t.dtype))
+    for _ in range(POWER_ITERATIONS):
+        v.copy_(torch.nn.functional.normalize(torch.mv(w.t(), u), dim=0, eps=hook.eps))
+        u.copy_(torch.nn.functional.normalize(torch.mv(w, v), dim=0, eps=hook.eps))

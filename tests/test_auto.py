@@ -370,3 +370,66 @@ def test_bilinear_under_torch_default_and_u_mup():
     assert q["bil.weight"].forward_mult is not None
     x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(m(x)).all()
+
+
+# ----------------------------------------------------------------- row-wise normalizations
+
+
+class _Cosine(nn.Module):
+    """A cosine classifier: features L2-normalized per example, then a Linear head."""
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.a, self.head, self.dim = nn.Linear(64, 128), nn.Linear(128, 10), dim
+
+    def forward(self, x):
+        return self.head(F.normalize(torch.relu(self.a(x)), dim=self.dim))
+
+
+def test_l2_normalized_features_have_second_moment_one_over_n():
+    """F.normalize is no elementwise activation: behind a ReLU, whose dead zone hid the row
+    coupling from the probe's one perturbed input, it was probed as one (head weights std 55,
+    logits rms 53.6). Each normalized row has unit norm: E[x²] = 1/128 reaches the head."""
+    torch.manual_seed(0)
+    m = _Cosine()
+    from initwise.torch.graph import inspect_model
+
+    info = inspect_model(m, None)
+    assert not any("normalize" in a.describe() for a in info.acts.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m)
+    assert "input E[x²] 0.00781" in p["head.weight"].reason
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        out = m(torch.randn(512, 64, generator=torch.Generator().manual_seed(1)))
+    assert 0.8 < rms(out) < 1.25
+    # dim=1 on what fx cannot see the rank of: the slice's length is unknown — said, not guessed
+    with pytest.warns(it.AssumptionWarning, match="head: input moments unknown"):
+        it.plan(_Cosine(dim=1))
+
+
+def test_an_embedding_with_max_norm_is_drawn_within_it():
+    """nn.Embedding(max_norm=1) renormalizes looked-up rows in its forward: N(0, 1) rows of 256
+    became norm 1 (E[x²] 1/256) at first use while the next layer was solved for 1 (output rms
+    0.058). Now drawn at max_norm/√dim, and the moments carry it."""
+
+    class Bag(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.e, self.head = nn.Embedding(1000, 256, max_norm=1.0), nn.Linear(256, 10)
+
+        def forward(self, ids):
+            return self.head(self.e(ids).mean(1))
+
+    torch.manual_seed(0)
+    m = Bag()
+    p = it.plan(m)
+    assert p["e.weight"].std == pytest.approx(1 / 16) and "max_norm 1" in p["e.weight"].reason
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        out = m(torch.randint(0, 1000, (256, 1), generator=torch.Generator().manual_seed(2)))
+    assert 0.8 < rms(out) < 1.25
+    # a max_norm the N(0, 1) rows already meet changes nothing
+    wide = nn.Embedding(10, 4, max_norm=100.0)
+    assert it.plan(wide)["weight"].std == 1.0

@@ -529,12 +529,15 @@ def _probe(module: nn.Module) -> Act | None:
                 return None
             if not torch.allclose(module(x.flip(-1).clone()), y.flip(-1)):
                 return None
-            x2 = x.clone()
-            x2[0, 0] += 0.5
-            d = (module(x2) - y).abs()
-            d[0, 0] = 0
-            if d.max() > 0:
-                return None
+            # one input moved must move its own output only — at both ends (a ReLU in front
+            # of F.normalize hid the row's coupling at -3 alone) and in the middle
+            for pos in ((0, 0), (1, 11), (1, 5)):
+                x2 = x.clone()
+                x2[pos] += 0.5
+                d = (module(x2) - y).abs()
+                d[pos] = 0
+                if d.max() > 0:
+                    return None
     except Exception:
         return None
     return Act(type(module).__name__.lower(), None, module, type(module).__name__)

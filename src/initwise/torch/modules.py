@@ -72,6 +72,18 @@ def standardized_gain(m: nn.Module) -> float | None:
     return g2 * float(scale) ** 2 * fan_in
 
 
+def embedding_norm_cap(m: nn.Module) -> float | None:
+    """``max_norm/√dim`` for an embedding whose forward renormalizes each looked-up row to an
+    L2 norm of at most ``max_norm`` (``nn.Embedding(max_norm=…)``, in place): the largest std
+    an i.i.d. row can have and keep it; None without ``max_norm`` or for a norm other than L2
+    (then the rows' scale is not known here)."""
+    cap = getattr(m, "max_norm", None)
+    if cap is None or getattr(m, "norm_type", 2.0) != 2.0:
+        return None
+    dim = getattr(m, "embedding_dim", None)
+    return float(cap) / math.sqrt(dim) if dim else None
+
+
 def is_grn(m: nn.Module) -> bool:
     """ConvNeXt-V2's global response normalization ``x + γ·(x·N(x)) + β`` (HF's ``…GRN``,
     timm's ``GlobalResponseNorm``): the identity at init (γ = β = 0), no normalization."""

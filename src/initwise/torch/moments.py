@@ -49,8 +49,8 @@ from ..math.operating import (
 )
 from .batch import tensors
 from .graph import Act, ModelInfo
+from .modules import embedding_norm_cap, standardized_gain, weight_fans
 from .modules import kind as module_kind
-from .modules import standardized_gain, weight_fans
 from .parametrized import site_of
 from .pooling import Stats, carried, node_pool
 
@@ -656,7 +656,9 @@ def _weight(
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
-        std = emb.get(name, 1.0) * _embed_scale(m)
+        std = emb.get(name, 1.0)
+        cap = embedding_norm_cap(m)  # (rows above max_norm are renormalized at lookup)
+        std = (std if cap is None else min(std, cap)) * _embed_scale(m)
         return (std * std, 0.0)
     if kind == "rnn":
         x = next((v for v in ins if v is not None), None)
@@ -1110,6 +1112,44 @@ def _activate(act: Act, x: tuple[float, float]) -> tuple[float, float]:
     return shifted_moments(_act_fn(act), max(s, 1e-12), mu)
 
 
+def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[float, float] | None:
+    """``F.normalize(x, p=2, dim)``: each slice along ``dim`` has unit norm, so its entries have
+    ``E[x²] = 1/n`` (``n`` the slice's length) and mean ``≈ μ/√(n·E[x²])``. ``n`` is read from
+    the weight layer it feeds (a Linear's ``in_features`` for the last dim, a convolution's
+    ``in_channels`` for dim 1); None (moments unknown: an assumption) when neither tells it or
+    ``p ≠ 2``. (Passed through as an unknown function it gave a cosine classifier's head
+    weights for an input 128× too large: logits rms 0.085.)"""
+    p = n.kwargs.get("p", n.args[0] if n.args else 2.0)
+    dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 1)
+    if p != 2 or not isinstance(dim, int) or info.graph is None:
+        return None
+    g = info.graph
+    users = g.users()
+    frontier, seen = list(users[n.idx]), set()
+    size = None
+    while frontier and size is None:
+        i = frontier.pop(0)
+        if i in seen:
+            continue
+        seen.add(i)
+        u = g.nodes[i]
+        if u.op == "function" and u.target in ("dropout", "contiguous", "to", "float"):
+            frontier.extend(users[i])
+        elif u.op == "module" and info.kinds[i] == "weight":
+            m = info.layers[u.target].module if u.target in info.layers else None
+            if isinstance(m, nn.Linear) and dim == -1:
+                size = m.in_features
+            elif isinstance(m, nn.modules.conv._ConvNd) and dim == 1:
+                size = m.in_channels
+            break
+        else:
+            break
+    if size is None:
+        return None
+    s, mu = x
+    return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
+
+
 def _scalar(args: tuple) -> float | None:
     for a in args:
         if isinstance(a, (int, float)) and not isinstance(a, bool):
@@ -1153,6 +1193,8 @@ def _function(
         return ins[0] if ins else None
     if not known:
         return None
+    if t == "normalize":
+        return _l2_normalized(n, known[0], info)
     c = _scalar(n.args)
     if t in _ADD | _SUB:
         if len(known) >= 2:

@@ -46,7 +46,7 @@ from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
 from .graph import LINEAR, Act, LayerInfo
-from .modules import is_weight_layer, norm_offset
+from .modules import embedding_norm_cap, is_weight_layer, norm_offset
 from .moments import Moments, Solved
 
 entry = ParamPlan.build
@@ -134,6 +134,19 @@ class Policy:
 
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
         pad = ", padding row zero" if site.zero_rows else ""
+        cap = embedding_norm_cap(site.module)
+        if cap is not None and cap < 1.0:  # the forward would renormalize N(0, 1) rows
+            return entry(
+                "weight",
+                site.shape,
+                S.normal(0.0, cap),
+                f"{site.cls} '{site.module_name}': one-hot lookup (fan_in 1); its forward "
+                f"renormalizes rows to norm ≤ max_norm {site.module.max_norm:g}, so N(0, 1) "
+                f"would become std {cap:.4g} at first use: drawn at max_norm/√dim{pad} → std "
+                "{std}",
+                site.fans,
+                **site.kw,
+            )
         return entry(
             "weight",
             site.shape,

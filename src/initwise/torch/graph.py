@@ -253,10 +253,16 @@ def trace_sequential(model: nn.Module) -> Graph | None:
     if type(model) is not nn.Sequential:
         return None
     names: list[str] = []
+    first: dict[int, str] = {}  # a module listed twice runs twice, under its first name
 
     def walk(m: nn.Module, prefix: str) -> bool:
-        for name, child in m.named_children():
-            full = f"{prefix}.{name}" if prefix else name
+        # (`_modules`, not `named_children()`, which lists a module object once: one
+        # `nn.ReLU()` reused between the layers of a Sequential ran after every layer but was
+        # seen after the first only — the others were solved as linear, ×½ per ReLU layer)
+        for name, child in m._modules.items():
+            if child is None:
+                continue
+            full = first.setdefault(id(child), f"{prefix}.{name}" if prefix else name)
             if type(child) is nn.Sequential:
                 if not walk(child, full):
                     return False

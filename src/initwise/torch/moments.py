@@ -580,6 +580,8 @@ def _pass(
                 val = (s * l2, mu * l1)
             elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):  # a module (timm's Swin): weights
                 softmaxed.add(n.idx)
+            elif isinstance(m, nn.GLU):
+                val = _glu(known[0]) if known else None
             else:
                 val = known[0] if known else None
                 if (
@@ -656,6 +658,11 @@ def _weight(
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
+        if isinstance(m, nn.EmbeddingBag):  # the bag's size is in the input, not the module
+            res.assumed.append(
+                f"{name}: EmbeddingBag(mode='{m.mode}') output E[x²] taken as one row's — a bag "
+                "of B distinct rows has 1/B of it (mean), B× (sum) or more (max)"
+            )
         std = emb.get(name, 1.0)
         cap = embedding_norm_cap(m)  # (rows above max_norm are renormalized at lookup)
         std = (std if cap is None else min(std, cap)) * _embed_scale(m)
@@ -1112,6 +1119,15 @@ def _activate(act: Act, x: tuple[float, float]) -> tuple[float, float]:
     return shifted_moments(_act_fn(act), max(s, 1e-12), mu)
 
 
+def _glu(x: tuple[float, float]) -> tuple[float, float]:
+    """``glu(x) = a ⊙ σ(b)`` (Dauphin et al. 2017), ``a`` and ``b`` the two halves of one layer's
+    output (the same moments, independent): ``E[y²] = E[a²]·E[σ(b)²]``, ``E[y] = E[a]·E[σ(b)]``.
+    (Passed through as an unknown function, its ×0.29 at unit input was missed.)"""
+    s, mu = x
+    e2, m1 = shifted_moments(_act_fn(Act("sigmoid")), max(s, 1e-12), mu)
+    return (s * e2, mu * m1)
+
+
 def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[float, float] | None:
     """``F.normalize(x, p=2, dim)``: each slice along ``dim`` has unit norm, so its entries have
     ``E[x²] = 1/n`` (``n`` the slice's length) and mean ``≈ μ/√(n·E[x²])``. ``n`` is read from
@@ -1195,6 +1211,8 @@ def _function(
         return None
     if t == "normalize":
         return _l2_normalized(n, known[0], info)
+    if t == "glu":
+        return _glu(known[0])
     c = _scalar(n.args)
     if t in _ADD | _SUB:
         if len(known) >= 2:

@@ -874,10 +874,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import warnings
 
-    from .plan import AssumptionWarning
+    from .plan import AssumptionWarning, SignalWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", AssumptionWarning)
+        warnings.simplefilter("always", SignalWarning)
         try:
             code = int(args.func(args))
         except (ValueError, TypeError, OSError) as exc:
@@ -896,7 +897,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             code = 1
     for w in caught:
-        if issubclass(w.category, AssumptionWarning):
+        if issubclass(w.category, (AssumptionWarning, SignalWarning)):
             print(f"initwise {args.command}: warning: {w.message}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)

@@ -35,6 +35,12 @@ class AssumptionError(ValueError):
     """Raised by ``plan(..., strict=True)`` when anything had to be assumed."""
 
 
+class SignalWarning(UserWarning):
+    """The plan cannot hold the signal somewhere, with nothing assumed: a chain whose best
+    operating point still drifts by more than ×10 (an activation such as a squared ReLU, whose
+    variance map has no stable fixed point) — a norm, skip connections or kernel shaping can."""
+
+
 FORMAT = "initwise-plan"
 VERSION = 1
 

@@ -64,6 +64,9 @@ TOLERANCE = 0.5
 """Costs (natural log of the worst predicted drift factor) below this (×1.65) count as met; among
 those the ``q`` nearest 1 is taken, so shallow chains keep the classic gain ``1/√E[φ(z)²]``."""
 SATURATING_Q_MAX = 4.0
+DRIFT_LIMIT = math.log(10.0)
+"""A chain whose best operating point still drifts by more than ×10 (``diagnose``'s own
+tolerance) cannot be held by an initialization: the planner says so (``SignalWarning``)."""
 CURVATURE_BUDGET = 5.0
 """Largest network C-map curvature ``C″_f(1)`` an edge-of-chaos chain may have (module docstring;
 5 is where depth-50 tanh trained best among q ∈ {0.15, 0.25, 0.5, 1} in the measurement there)."""
@@ -90,6 +93,9 @@ class OperatingPoint:
     rule: str
     bias_var: float = 0.0
     """σ_b²: the bias variance of an edge-of-chaos point (0: biases zero)."""
+    cost: float = 0.0
+    """Natural log of the worst predicted drift factor over the chain (gradient drift, forward
+    instability, end-layer balance) that the chosen point still leaves (0: none computed)."""
 
     @property
     def input_moment(self) -> float:
@@ -226,7 +232,7 @@ def _solve(
         if edge is not None:
             return edge
     rule = f"chosen for depth {depth}: worst of gradient drift, forward drift, balance e^{cost:.2f}"
-    return OperatingPoint(q, centered, e2, m, chi, kappa, balance, depth, rule)
+    return OperatingPoint(q, centered, e2, m, chi, kappa, balance, depth, rule, cost=cost)
 
 
 def edge_of_chaos(

@@ -15,7 +15,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "(on CPU-only machines: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from exc
 
-from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, register_applier
+from ..plan import (
+    AssumptionError,
+    AssumptionWarning,
+    ParamPlan,
+    Plan,
+    SignalWarning,
+    register_applier,
+)
 from .api import init_model, materialize
 from .apply import apply_plan, param_seed
 from .init import *  # noqa: F403
@@ -49,6 +56,7 @@ __all__ = [
     "POLICIES",
     "AssumptionError",
     "AssumptionWarning",
+    "SignalWarning",
     "LSUVLayer",
     "LSUVResult",
     "KernelShaping",

@@ -41,6 +41,7 @@ from torch import nn
 from ..math.gains import activation_fn
 from ..math.meanfield import normalized_weight_variance
 from ..math.operating import (
+    DRIFT_LIMIT,
     OperatingPoint,
     end_points,
     operating_point,
@@ -154,6 +155,8 @@ class Moments:
     layers: dict[str, Solved] = field(default_factory=dict)
     embedding_std: dict[str, tuple[float, str]] = field(default_factory=dict)
     assumed: list[str] = field(default_factory=list)
+    drifts: list[str] = field(default_factory=list)
+    """Chains no operating point holds (:data:`~initwise.math.operating.DRIFT_LIMIT`)."""
     cache: dict[Any, OperatingPoint] = field(default_factory=dict, repr=False)
     scattered: dict[str, float] = field(default_factory=dict, repr=False)
     """Weight layers whose output is scattered into another tensor (``masked_scatter``), with
@@ -723,6 +726,16 @@ def _weight(
         op = op_point(act, depth, res.cache, bias=has_bias and kind != "mha")
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var
+        if op.cost > DRIFT_LIMIT:
+            said = (
+                f"{act.describe()} over {depth} layers: its best operating point (q* "
+                f"{op.q:.3g}) still drifts ×{math.exp(op.cost):.3g} (gradient drift, forward "
+                f"instability κ {op.kappa:.3g} or end-layer balance; Poole et al. 2016) — no "
+                "initialization holds this chain: a norm between its layers, skip connections, "
+                "or kernel shaping (policy 'tat'/'dks') can"
+            )
+            if said not in res.drifts:
+                res.drifts.append(said)
         role = f"{act.describe()} at {op.describe()}"
         # the formula assumes a chain of matrices; an edge-of-chaos chain keeps one q (measured:
         # moving an end layer off the edge of chaos trains worse)
@@ -1217,8 +1230,10 @@ def _function(
     if t in _ADD | _SUB:
         if len(known) >= 2:
             (sa, ma), (sb, mb) = known[0], known[1]
-            sign = -1.0 if t in _SUB else 1.0
-            return (sa + sb + 2 * sign * ma * mb, ma + sign * mb)
+            alpha = n.kwargs.get("alpha", 1.0)  # torch.add(x, y, alpha=a): x + a·y
+            a = float(alpha) if isinstance(alpha, (int, float)) else 1.0
+            sign = (-1.0 if t in _SUB else 1.0) * a
+            return (sa + sign * sign * sb + 2 * sign * ma * mb, ma + sign * mb)
         if c is not None:
             s, mu = known[0]
             c = -c if t == "sub" and n.inputs else c

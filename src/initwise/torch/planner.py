@@ -19,7 +19,7 @@ from torch import nn
 
 from .. import schemes as S
 from ..math.fans import Fans
-from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan
+from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWarning
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .graph import LINEAR, LayerInfo, expert_activation, inspect_model
@@ -215,10 +215,17 @@ def _plan(
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
     notes += pol.notes(ctx)
+    drifts = list(moments.drifts) if moments is not None else []
+    notes += [f"cannot hold: {d}" for d in drifts]
     rewrites = tuple(pol.rewrites(ctx))
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
     _report_assumptions(out, info, moments, pol, strict, pol.assumptions(ctx), model)
+    if drifts:  # a finding, not an assumption: strict does not raise for it
+        warnings.warn(
+            SignalWarning(f"plan({out.model}, {out.policy!r}): " + "; ".join(drifts)),
+            stacklevel=3,
+        )
     return out
 
 

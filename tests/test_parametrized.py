@@ -167,12 +167,17 @@ class _Doubles(nn.Module):
         return 2 * x
 
 
+def _refuse_writes(layer: nn.Module) -> None:
+    """A parametrization on ``layer.weight`` whose ``right_inverse`` raises from now on."""
+    refuses = _Refuses()
+    parametrize.register_parametrization(layer, "weight", refuses)
+    refuses.armed = True
+
+
 def test_a_refusing_parametrization_leaves_the_model_bit_identical():
     m = _mlp()
     m[0] = _legacy_weight_norm(m[0])  # written first, then put back when '2' refuses
-    refuses = _Refuses()
-    parametrize.register_parametrization(m[2], "weight", refuses)
-    refuses.armed = True
+    _refuse_writes(m[2])
     before = _snapshot(m)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -350,9 +355,7 @@ def test_hook_based_spectral_norm_is_written_through():
     assert _same(_snapshot(meta), _snapshot(again))
     # atomic: a later failure puts weight_orig, weight_u, weight_v back
     bad = _mlp(torch.nn.utils.spectral_norm)
-    refuses = _Refuses()
-    parametrize.register_parametrization(bad[4], "weight", refuses)
-    refuses.armed = True
+    _refuse_writes(bad[4])
     before = _snapshot(bad)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

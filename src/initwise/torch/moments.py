@@ -53,7 +53,7 @@ from .graph import Act, ModelInfo
 from .modules import embedding_norm_cap, standardized_gain, weight_fans
 from .modules import kind as module_kind
 from .parametrized import site_of
-from .pooling import Stats, carried, node_pool
+from .pooling import Stats, carried, node_pool, pooled_input
 
 _SHAPE_OPS = {
     "view",
@@ -588,15 +588,16 @@ def _pass(
         pool = node_pool(n, modules) if k != "weight" else None
         if pool is not None:
             measured = walk.pools.get(n.idx)
-            if measured is not None and known:
-                val = carried(measured, known[0][0])
-                r = val[0] / known[0][0] if known[0][0] > 0 else float("nan")
-                how = (
-                    f"{pool} pooling '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
-                )
+            j = pooled_input(pool)
+            base = ins[j] if len(ins) > j else None  # (attention pools its values)
+            if measured is not None and base is not None:
+                val = carried(measured, base[0])
+                r = val[0] / base[0] if base[0] > 0 else float("nan")
+                what = "attention" if pool == "attention" else f"{pool} pooling"
+                how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
                 via[n.idx] = (how, True)
             else:
-                val = known[0] if known else None
+                val = base
                 if pool == "max":
                     via[n.idx] = (
                         f"max pooling '{n.target}' assumed to leave E[x²] unchanged",

@@ -44,7 +44,7 @@ from .modules import (
 from .modules import kind as module_kind
 from .moments import input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
-from .pooling import has_pools, measure_pools
+from .pooling import has_attention, has_pools, measure_pools
 
 POLICIES = BUILTIN
 """The built-in policy names (:func:`initwise.torch.policies.policy_names` lists registered
@@ -102,6 +102,7 @@ def _plan(
     std: float,
     strict: bool,
     measure: bool = True,
+    given: dict[int, Any] | None = None,
 ) -> Plan:
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
@@ -110,16 +111,29 @@ def _plan(
     moments = None
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
-        pools, why = {}, None
+        pools, why = dict(given or {}), None
         if measure and example_input is not None and has_pools(model, info):
             # measured with the weights the plan gives, not the model's current ones (a pool's
             # ratio depends on how correlated its inputs are, which the init changes: Swin's
             # 0.02-std start pools tokens that are far more alike): a draft with the pools
-            # taken as unchanged, drawn on a copy, measured there
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                draft = _plan(model, pol, example_input, None, forget_bias, std, False, False)
-            pools, why = measure_pools(model, info, example_input, draft)
+            # taken as unchanged, drawn on a copy, measured there. Attention's averaging
+            # depends on the plan's own branch scales (how much attention has mixed the tokens
+            # by then): drafted again with what was measured until the ratios settle
+            rounds = MEASURE_ROUNDS if has_attention(info) else 1
+            for _ in range(rounds):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    draft = _plan(
+                        model, pol, example_input, None, forget_bias, std, False, False, pools
+                    )
+                again, why = measure_pools(model, info, example_input, draft)
+                settled = bool(pools) and all(
+                    k in pools and abs(math.log(_ratio(v) / _ratio(pools[k]))) < 0.05
+                    for k, v in again.items()
+                )
+                pools = again
+                if why is not None or settled:
+                    break
         moments = propagate(
             model, info, input_moments(example_input), n_res=None if own else 0, pools=pools
         )
@@ -303,6 +317,15 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
             f"std {scaled.std:.4g}",
         )
     return entries
+
+
+MEASURE_ROUNDS = 4
+"""Drafts at most (:func:`_plan`) when the graph has attention whose averaging is measured."""
+
+
+def _ratio(st: Any) -> float:
+    """A measured pool's output/input ``E[x²]`` ratio."""
+    return max(st[2], 1e-300) / max(st[0], 1e-300)
 
 
 def _report_assumptions(

@@ -69,15 +69,30 @@ Stats = tuple[float, float, float, float]
 """A pool's measured ``(E[x²], E[x], E[y²], E[y])``: input, output."""
 
 
+ATTENTION_FUNCS = frozenset({"scaled_dot_product_attention"})
+"""Attention that averages its values over the keys (``softmax(q·kᵀ/√d)·v``): at init the
+weights are near uniform, so its output has the values' mean but a fraction of their variance
+that depends on how alike the tokens are — measured like a pool, with the values as its input."""
+
+
 def function_pool(target: str) -> str | None:
     """``"max"`` or ``"avg"`` for a pooling function's name (``max_pool2d``, ``_max_pool2d``,
-    ``adaptive_avg_pool2d`` …), else None."""
+    ``adaptive_avg_pool2d`` …), ``"attention"`` for ``scaled_dot_product_attention``, else
+    None."""
     name = target.lstrip("_")
     if name in MAX_POOL_FUNCS:
         return "max"
     if name in AVG_POOL_FUNCS:
         return "avg"
+    if name in ATTENTION_FUNCS:
+        return "attention"
     return None
+
+
+def pooled_input(kind: str) -> int:
+    """Which input of a pooling node is the one it pools: the values (third) for attention,
+    else the first."""
+    return 2 if kind == "attention" else 0
 
 
 def module_pool(m: nn.Module | None) -> str | None:
@@ -118,6 +133,15 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         return False
     modules = dict(model.named_modules())
     return any(node_pool(n, modules) is not None for n in info.graph.nodes)
+
+
+def has_attention(info: ModelInfo) -> bool:
+    """Whether ``info.graph`` has an attention node measured like a pool
+    (:data:`ATTENTION_FUNCS`)."""
+    g = info.graph
+    return g is not None and any(
+        n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes
+    )
 
 
 def measure_pools(
@@ -174,7 +198,9 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 if name in by_function:
-                    st = record(args[:1], out)
+                    i = pooled_input(function_pool(name) or "")
+                    pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
+                    st = record(pooled, out)
                     calls.setdefault(name, []).append(st)  # type: ignore[arg-type]
             return out
 

@@ -236,45 +236,53 @@ def test_pools_are_measured_in_the_models_own_mode():
 
 
 class _SDPABlock(nn.Module):
-    def __init__(self, d: int = 64) -> None:
+    def __init__(self, d: int = 64, eager: bool = False) -> None:
         super().__init__()
         self.n1, self.n2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
         self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.eager, self.drop = eager, nn.Dropout(0.0)
 
     def forward(self, x):
         b, t, d = x.shape
         q, k, v = self.qkv(self.n1(x)).reshape(b, t, 3, 4, d // 4).permute(2, 0, 3, 1, 4)
-        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+        if self.eager:  # softmax(q·kᵀ/√d) @ v written out (HF's eager attention)
+            a = self.drop(torch.softmax(q @ k.transpose(-2, -1) / 4.0, -1)) @ v
+        else:
+            a = F.scaled_dot_product_attention(q, k, v)
+        a = a.transpose(1, 2).reshape(b, t, d)
         x = x + self.proj(a)
         return x + self.fc2(F.gelu(self.fc1(self.n2(x))))
 
 
 class _SDPANet(nn.Module):
-    def __init__(self, blocks: int = 6, d: int = 64) -> None:
+    def __init__(self, blocks: int = 6, d: int = 64, eager: bool = False) -> None:
         super().__init__()
         self.embed = nn.Linear(16, d)
-        self.blocks = nn.Sequential(*[_SDPABlock(d) for _ in range(blocks)])
+        self.blocks = nn.Sequential(*[_SDPABlock(d, eager) for _ in range(blocks)])
         self.head = nn.Linear(d, 10)
 
     def forward(self, x):
         return self.head(self.blocks(self.embed(x)))
 
 
-def test_attention_averaging_is_measured_with_the_example_input():
+@pytest.mark.parametrize("eager", [False, True], ids=["sdpa", "eager"])
+def test_attention_averaging_is_measured_with_the_example_input(eager):
     """softmax(q·kᵀ)·v at init averages the values over near-uniform weights: over 64
     uncorrelated tokens the output keeps ~1/64 of their E[x²] in the first block and more in
     deeper ones (attention has mixed the tokens by then). Taken as the values' moment, each
     branch end was solved for an input up to 50× too large (timm ViT-Tiny: attention branches
     50× smaller than planned in block 0, 5× in block 11; `diagnose` called six projections
     exploding). With an example input it is measured like a pool, on drafts of the plan until
-    the ratios settle, and the branch ends add what was planned."""
+    the ratios settle, and the branch ends add what was planned — SDPA, and eager attention
+    written as softmax(…) @ v (×3.8 and 10× below plan before)."""
     torch.manual_seed(0)
-    m = _SDPANet()
+    m = _SDPANet(eager=eager)
     x = torch.randn(16, 64, 16, generator=torch.Generator().manual_seed(1))
     p = it.plan(m, example_input=x)
     reason = p["blocks.0.proj.weight"].reason
-    assert "attention 'scaled_dot_product_attention'" in reason and "measured" in reason
+    op = "matmul" if eager else "scaled_dot_product_attention"
+    assert f"attention '{op}'" in reason and "measured" in reason
     it.init_model(m, seed=0, example_input=x)
     outs = []
     hooks = [

@@ -53,7 +53,7 @@ from .graph import Act, ModelInfo
 from .modules import embedding_norm_cap, standardized_gain, weight_fans
 from .modules import kind as module_kind
 from .parametrized import site_of
-from .pooling import Stats, carried, node_pool, pooled_input
+from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input
 
 _SHAPE_OPS = {
     "view",
@@ -454,6 +454,9 @@ class _Walk:
     """Per weight layer scattered into another tensor: its node (:func:`_scatter_dest`)."""
     pools: dict[int, Stats]
     """Pooling nodes' measured moments (:func:`~initwise.torch.pooling.measure_pools`)."""
+    attn_mm: set[int] = field(default_factory=set)
+    """Eager attention's ``softmax(…) @ v`` nodes
+    (:func:`~initwise.torch.pooling.attention_matmuls`)."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -486,6 +489,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         scale,
         dests,
         pools,
+        attention_matmuls(model, info),
     )
 
 
@@ -586,9 +590,11 @@ def _pass(
         val: tuple[float, float] | None = None
         came = next((via[i] for i in n.inputs if i in via), None)
         pool = node_pool(n, modules) if k != "weight" else None
+        if pool is None and n.idx in walk.attn_mm:
+            pool = "attention"
         if pool is not None:
             measured = walk.pools.get(n.idx)
-            j = pooled_input(pool)
+            j = 1 if n.idx in walk.attn_mm else pooled_input(pool)
             base = ins[j] if len(ins) > j else None  # (attention pools its values)
             if measured is not None and base is not None:
                 val = carried(measured, base[0])

@@ -119,7 +119,7 @@ def _plan(
             # taken as unchanged, drawn on a copy, measured there. Attention's averaging
             # depends on the plan's own branch scales (how much attention has mixed the tokens
             # by then): drafted again with what was measured until the ratios settle
-            rounds = MEASURE_ROUNDS if has_attention(info) else 1
+            rounds = MEASURE_ROUNDS if has_attention(model, info) else 1
             for _ in range(rounds):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

@@ -128,19 +128,60 @@ def _stats(t: Any) -> tuple[float, float] | None:
 
 
 def has_pools(model: nn.Module, info: ModelInfo) -> bool:
-    """Whether ``info.graph`` has a pooling node."""
+    """Whether ``info.graph`` has a pooling node (attention included)."""
     if info.graph is None:
         return False
     modules = dict(model.named_modules())
-    return any(node_pool(n, modules) is not None for n in info.graph.nodes)
+    return any(node_pool(n, modules) is not None for n in info.graph.nodes) or bool(
+        attention_matmuls(model, info)
+    )
 
 
-def has_attention(info: ModelInfo) -> bool:
-    """Whether ``info.graph`` has an attention node measured like a pool
-    (:data:`ATTENTION_FUNCS`)."""
+_WEIGHTS_PASS = frozenset(
+    {"dropout", "to", "type", "float", "half", "bfloat16", "contiguous", "getitem", "clone"}
+)
+"""Ops that leave attention weights attention weights (eager code: ``softmax(…).to(dtype)``,
+dropout, a sink column dropped by indexing)."""
+
+
+def attention_matmuls(model: nn.Module, info: ModelInfo) -> set[int]:
+    """``matmul``/``bmm`` nodes of eager attention — ``softmax(q·kᵀ) @ v``, whose first input
+    is softmax weights (through dropout, dtype casts, indexing) — measured like a pool with the
+    values (the second input) as what it pools."""
     g = info.graph
-    return g is not None and any(
-        n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes
+    if g is None:
+        return set()
+    modules = dict(model.named_modules())
+    weights: set[int] = set()
+    out: set[int] = set()
+    for n in g.nodes:
+        t = str(n.target)
+        if n.op == "function" and t in ("softmax", "_softmax"):
+            weights.add(n.idx)
+        elif n.op == "module" and isinstance(modules.get(n.target), nn.Softmax):
+            weights.add(n.idx)
+        elif (
+            n.inputs
+            and n.inputs[0] in weights
+            and (
+                (n.op == "function" and t in _WEIGHTS_PASS)
+                or (n.op == "module" and isinstance(modules.get(n.target), nn.Dropout))
+            )
+        ):
+            weights.add(n.idx)
+        elif n.op == "function" and t in ("matmul", "bmm") and len(n.inputs) == 2:
+            if n.inputs[0] in weights:
+                out.add(n.idx)
+    return out
+
+
+def has_attention(model: nn.Module, info: ModelInfo) -> bool:
+    """Whether ``info.graph`` has attention measured like a pool (:data:`ATTENTION_FUNCS`,
+    :func:`attention_matmuls`)."""
+    g = info.graph
+    return g is not None and (
+        any(n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes)
+        or bool(attention_matmuls(model, info))
     )
 
 
@@ -161,6 +202,7 @@ def measure_pools(
     modules = dict(model.named_modules())
     by_module: dict[str, int] = {}
     by_function: dict[str, list[int]] = {}
+    attn_mm = attention_matmuls(model, info)
     for n in g.nodes:
         kind = node_pool(n, modules)
         if kind is None:
@@ -169,6 +211,10 @@ def measure_pools(
             by_module[n.target] = n.idx
         else:
             by_function.setdefault(str(n.target).lstrip("_"), []).append(n.idx)
+    if attn_mm:  # every matmul/bmm call is recorded (q·kᵀ too) and matched to the graph's in
+        for n in g.nodes:  # order; the attention ones are kept
+            if n.op == "function" and str(n.target) in ("matmul", "bmm"):
+                by_function.setdefault(str(n.target), []).append(n.idx)
     if not by_module and not by_function:
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
@@ -198,7 +244,7 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 if name in by_function:
-                    i = pooled_input(function_pool(name) or "")
+                    i = 1 if name in ("matmul", "bmm") else pooled_input(function_pool(name) or "")
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
                     st = record(pooled, out)
                     calls.setdefault(name, []).append(st)  # type: ignore[arg-type]
@@ -240,6 +286,10 @@ def measure_pools(
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
     for name, idxs in by_function.items():
         got = calls.get(name, [])
+        if name in ("matmul", "bmm"):  # (q·kᵀ's calls were matched too: only attention kept)
+            if len(got) == len(idxs):
+                out.update((i, st) for i, st in zip(idxs, got, strict=True) if i in attn_mm and st)
+            continue
         if len(got) == len(idxs) and all(st is not None for st in got):
             out.update(zip(idxs, got, strict=True))
     return {k: v for k, v in out.items() if v[0] > 0 and all(map(math.isfinite, v))}, None

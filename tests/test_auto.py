@@ -582,3 +582,15 @@ def test_stacked_gated_products_without_norms_are_said():
         warnings.simplefilter("error", it.SignalWarning)
         it.plan(_SwiGLUStack(4, norm=True))
         it.plan(_SwiGLUStack(2))
+
+
+def test_a_known_container_inside_a_sequential_is_expanded():
+    """nn.Sequential(nn.TransformerEncoder(…)) was read structurally with the encoder as one
+    opaque node: no layer inside got moments, all were planned as LeCun "no activation after
+    it", nothing said. Now it goes to fx, which expands the encoder from its attributes."""
+    layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True, norm_first=True)
+    m = nn.Sequential(nn.TransformerEncoder(layer, 4, enable_nested_tensor=False))
+    p = it.plan(m)
+    assert "8 residual branches" in p.notes[0]
+    assert "residual branches" in p["0.layers.0.linear2.weight"].reason
+    assert "relu" in p["0.layers.0.linear1.weight"].reason  # (torch's default activation)

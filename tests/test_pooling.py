@@ -296,3 +296,37 @@ def test_attention_averaging_is_measured_with_the_example_input(eager):
     # each block's attention branch adds s_skip/R of a stream that grows by a bounded factor
     assert max(outs) / min(outs) < 3.0
     assert diagnose(m, x).verdict == "healthy"
+
+
+class _PlainMHA(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn, self.out = nn.MultiheadAttention(128, 4, batch_first=True), nn.Linear(128, 128)
+
+    def forward(self, x):
+        return self.out(self.attn(x, x, x)[0])
+
+
+@pytest.mark.parametrize("container", [False, True], ids=["mha", "TransformerEncoder"])
+def test_multihead_attention_averaging_is_measured_too(container):
+    """nn.MultiheadAttention computes out_proj on the averaged values inside its own forward:
+    the average is measured by repeating the call with out_proj the identity (on the draft's
+    copy). Before, out_proj was solved for the values' E[x²] (plain MHA then a Linear: output
+    rms 0.28; a pre-norm nn.TransformerEncoder 0.81)."""
+    torch.manual_seed(0)
+    if container:
+        from initwise.bench.zoo import PreNormTransformer  # (the zoo's: 4 pre-norm layers)
+
+        m = PreNormTransformer()
+        x = torch.randn(8, 16, 64, generator=torch.Generator().manual_seed(1))
+        name = "encoder.layers.0.self_attn.out_proj.weight"
+    else:
+        m = _PlainMHA()
+        x = torch.randn(8, 32, 128, generator=torch.Generator().manual_seed(1))
+        name = "attn.out_proj.weight"
+    p = it.plan(m, example_input=x)
+    assert "of the values' E[x²], measured on the example input" in p[name].reason
+    it.init_model(m, seed=0, example_input=x)
+    with torch.no_grad():
+        out = m(x)
+    assert 0.8 < float(out.pow(2).mean().sqrt()) / float(x.pow(2).mean().sqrt()) < 1.25

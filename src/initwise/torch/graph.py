@@ -279,6 +279,11 @@ def trace_sequential(model: nn.Module) -> Graph | None:
             if type(child) is nn.Sequential:
                 if not walk(child, full):
                     return False
+            elif isinstance(child, KNOWN) or module_kind(child) == "experts":
+                # (expanded from their attributes by trace_fx: as one opaque node here the
+                # layers inside got no moments — a TransformerEncoder in a Sequential had
+                # every layer at LeCun's "no activation after it", nothing said)
+                return False
             elif is_leaf(child):
                 names.append(full)
             else:

@@ -638,6 +638,7 @@ def _pass(
                     walk.runs.get(n.idx, 0),
                     walk.scale.get(n.idx, 1.0),
                     (scatter or {}).get(n.target),
+                    walk.pools.get(n.idx),
                 )
                 solved = res.layers.get(n.target)
                 if came is not None and solved is not None and n.idx not in walk.normed:
@@ -733,6 +734,7 @@ def _weight(
     run: int = 0,
     scale_after: float = 1.0,
     scatter: float | None = None,
+    attended: Stats | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -761,9 +763,13 @@ def _weight(
         both = ins[:2] if len(ins) >= 2 else []
         assumed = len(both) < 2 or any(v is None for v in both)
         s, mu = (both[0][0] * both[1][0], 0.0) if not assumed else (1.0, 0.0)  # type: ignore[index]
+    mixed = ""
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
         res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
         name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False
+        if attended is not None:  # (measured on the example input: pooling.measure_pools)
+            s, mu = carried(attended, 1.0)
+            mixed = f" (attention ×{s:.3g} of the values' E[x²], measured on the example input)"
     silent = not assumed and s < 1e-10  # zero at init (a zero-initialized gain upstream)
     if silent:
         s, mu = 1.0, 0.0
@@ -838,6 +844,7 @@ def _weight(
     else:
         q = 1.0
         role = "linear consumer: unit output"
+    role += mixed
     out = q
     c2 = standardized_gain(m)
     if silent:

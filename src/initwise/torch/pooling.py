@@ -132,8 +132,10 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
     if info.graph is None:
         return False
     modules = dict(model.named_modules())
-    return any(node_pool(n, modules) is not None for n in info.graph.nodes) or bool(
-        attention_matmuls(model, info)
+    return (
+        any(node_pool(n, modules) is not None for n in info.graph.nodes)
+        or bool(attention_matmuls(model, info))
+        or bool(_mha_nodes(model, info))
     )
 
 
@@ -182,7 +184,53 @@ def has_attention(model: nn.Module, info: ModelInfo) -> bool:
     return g is not None and (
         any(n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes)
         or bool(attention_matmuls(model, info))
+        or bool(_mha_nodes(model, info))
     )
+
+
+def _mha_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
+    """``nn.MultiheadAttention`` module nodes by name (called once each)."""
+    g = info.graph
+    if g is None:
+        return {}
+    modules = dict(model.named_modules())
+    out: dict[str, int] = {}
+    seen: set[str] = set()
+    for n in g.nodes:
+        if n.op == "module" and isinstance(modules.get(n.target), nn.MultiheadAttention):
+            if n.target in seen:
+                out.pop(n.target, None)  # (called twice: not measured)
+            else:
+                seen.add(n.target)
+                out[n.target] = n.idx
+    return out
+
+
+def _mha_values_and_mix(m: nn.MultiheadAttention, args: Any, kwargs: dict) -> Stats | None:
+    """An ``nn.MultiheadAttention`` call's projected values and its output *before* ``out_proj``
+    (the call repeated with ``out_proj`` the identity), as pool statistics."""
+    value = args[2] if len(args) > 2 else kwargs.get("value")
+    if not isinstance(value, torch.Tensor):
+        return None
+    e = m.embed_dim
+    w = m.in_proj_weight[2 * e :] if m._qkv_same_embed_dim else m.v_proj_weight
+    b = m.in_proj_bias[2 * e :] if m.in_proj_bias is not None else None
+    v = _stats(torch.nn.functional.linear(value, w, b))
+    o = m.out_proj
+    saved = o.weight.detach().clone(), (o.bias.detach().clone() if o.bias is not None else None)
+    try:
+        with torch.no_grad():
+            o.weight.copy_(torch.eye(e, dtype=o.weight.dtype, device=o.weight.device))
+            if o.bias is not None:
+                o.bias.zero_()
+            mixed = m(*args, **{**kwargs, "need_weights": False})
+    finally:
+        with torch.no_grad():
+            o.weight.copy_(saved[0])
+            if o.bias is not None and saved[1] is not None:
+                o.bias.copy_(saved[1])
+    a = _stats(mixed[0] if isinstance(mixed, tuple) else mixed)
+    return (v[0], v[1], a[0], a[1]) if v is not None and a is not None else None
 
 
 def measure_pools(
@@ -215,7 +263,8 @@ def measure_pools(
         for n in g.nodes:  # order; the attention ones are kept
             if n.op == "function" and str(n.target) in ("matmul", "bmm"):
                 by_function.setdefault(str(n.target), []).append(n.idx)
-    if not by_module and not by_function:
+    by_mha = _mha_nodes(model, info)
+    if not by_module and not by_function and not by_mha:
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
         return {}, "the model or the example input is on the meta device"
@@ -263,11 +312,27 @@ def measure_pools(
                 seen.setdefault(idx, []).append(st)
         depth[0] -= 1
 
+    mixing = [False]  # (the repeated call inside mha_post is not measured again)
+
+    def mha_post(m: nn.Module, args: Any, kwargs: dict, out: Any) -> None:
+        idx = by_mha.get(names[m])  # (a graph node even inside an expanded container, such as
+        if idx is None or mixing[0]:  # TransformerEncoderLayer: no depth test)
+            return
+        mixing[0] = True
+        try:
+            st = _mha_values_and_mix(m, args, kwargs)  # type: ignore[arg-type]
+        finally:
+            mixing[0] = False
+        if st is not None:
+            seen.setdefault(idx, []).append(st)
+
     handles = []
     for m in names:
         if m is not model and is_leaf(m):
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
+        if isinstance(m, nn.MultiheadAttention) and names[m] in by_mha:
+            handles.append(m.register_forward_hook(mha_post, with_kwargs=True))
     # (a copy is thrown away: only the model itself gets its buffers back)
     saved = {} if copied else {k: b.detach().clone() for k, b in model.named_buffers()}
     args, kwargs = split(example_input)

@@ -594,3 +594,6 @@ def test_a_known_container_inside_a_sequential_is_expanded():
     assert "8 residual branches" in p.notes[0]
     assert "residual branches" in p["0.layers.0.linear2.weight"].reason
     assert "relu" in p["0.layers.0.linear1.weight"].reason  # (torch's default activation)
+    # the attention's out_proj ends its branch as linear2 ends the MLP's (before: "linear
+    # consumer: unit output", each attention branch adding E[x²] 1 to the stream)
+    assert "one of 8 residual branches" in p["0.layers.0.self_attn.out_proj.weight"].reason

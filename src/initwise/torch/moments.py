@@ -764,6 +764,7 @@ def _weight(
         assumed = len(both) < 2 or any(v is None for v in both)
         s, mu = (both[0][0] * both[1][0], 0.0) if not assumed else (1.0, 0.0)  # type: ignore[index]
     mixed = ""
+    node = name  # (an MHA's out_proj ends the branch its module node ends)
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
         res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
         name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False
@@ -775,7 +776,7 @@ def _weight(
         s, mu = 1.0, 0.0
     layer = info.layers.get(name)
     act = layer.activation if layer is not None else None
-    end = branch_end.get(name)
+    end = branch_end.get(node)
     op: OperatingPoint | None = None
     centered = False
     bias_var = 0.0

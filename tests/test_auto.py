@@ -2,6 +2,7 @@
 branches, ties, centering, containers, wrappers, probed functions, strict mode)."""
 
 import math
+import re
 import warnings
 
 import pytest
@@ -487,6 +488,16 @@ def test_an_embedding_bag_says_its_bag_size_is_assumed():
         it.plan(m)
     with pytest.raises(it.AssumptionError):
         it.plan(m, strict=True)
+    # with an example input the bags are measured (a pool of the table's rows): nothing assumed
+    for mode, moment in (("mean", 1 / 8), ("sum", 8.0)):
+        m = nn.Sequential(nn.EmbeddingBag(1000, 128, mode=mode), nn.Linear(128, 10))
+        ids = torch.randint(0, 1000, (256, 8), generator=torch.Generator().manual_seed(2))
+        p = it.plan(m, example_input=ids, strict=True)
+        got = float(re.search(r"input E\[x²\] ([0-9.e+-]+),", p["1.weight"].reason).group(1))
+        assert got == pytest.approx(moment, rel=0.05)  # 1/B for a mean of B rows, B for a sum
+        it.init_model(m, seed=0, example_input=ids)
+        with torch.no_grad():
+            assert 0.85 < rms(m(ids)) < 1.2
 
 
 class _SquaredReLU(nn.Module):

@@ -738,14 +738,17 @@ def _weight(
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
-        if isinstance(m, nn.EmbeddingBag):  # the bag's size is in the input, not the module
-            res.assumed.append(
-                f"{name}: EmbeddingBag(mode='{m.mode}') output E[x²] taken as one row's — a bag "
-                "of B distinct rows has 1/B of it (mean), B× (sum) or more (max)"
-            )
         std = emb.get(name, 1.0)
         cap = embedding_norm_cap(m)  # (rows above max_norm are renormalized at lookup)
         std = (std if cap is None else min(std, cap)) * _embed_scale(m)
+        if isinstance(m, nn.EmbeddingBag):  # the bag's size is in the input, not the module
+            if attended is not None:  # measured on the example input's bags
+                return carried(attended, std * std)
+            res.assumed.append(
+                f"{name}: EmbeddingBag(mode='{m.mode}') output E[x²] taken as one row's — a bag "
+                "of B distinct rows has 1/B of it (mean), B× (sum) or more (max); give "
+                "example_input= to measure it"
+            )
         return (std * std, 0.0)
     if kind == "rnn":
         x = next((v for v in ins if v is not None), None)

@@ -136,6 +136,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         any(node_pool(n, modules) is not None for n in info.graph.nodes)
         or bool(attention_matmuls(model, info))
         or bool(_mha_nodes(model, info))
+        or bool(_bag_nodes(model, info))
     )
 
 
@@ -186,6 +187,20 @@ def has_attention(model: nn.Module, info: ModelInfo) -> bool:
         or bool(attention_matmuls(model, info))
         or bool(_mha_nodes(model, info))
     )
+
+
+def _bag_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
+    """``nn.EmbeddingBag`` module nodes by name: a bag's mean (sum) of rows is a pool of the
+    table's rows, measured with the example input's bags."""
+    g = info.graph
+    if g is None:
+        return {}
+    modules = dict(model.named_modules())
+    return {
+        n.target: n.idx
+        for n in g.nodes
+        if n.op == "module" and isinstance(modules.get(n.target), nn.EmbeddingBag)
+    }
 
 
 def _mha_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
@@ -264,7 +279,8 @@ def measure_pools(
             if n.op == "function" and str(n.target) in ("matmul", "bmm"):
                 by_function.setdefault(str(n.target), []).append(n.idx)
     by_mha = _mha_nodes(model, info)
-    if not by_module and not by_function and not by_mha:
+    by_bag = _bag_nodes(model, info)
+    if not by_module and not by_function and not by_mha and not by_bag:
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
         return {}, "the model or the example input is on the meta device"
@@ -310,6 +326,11 @@ def measure_pools(
             st = record(args, out)  # not calls of the model's)
             if st is not None:
                 seen.setdefault(idx, []).append(st)
+        bag = by_bag.get(names[m])
+        if bag is not None:  # the table's rows against the bags they made
+            st = record(m.weight, out)  # type: ignore[arg-type]
+            if st is not None:
+                seen.setdefault(bag, []).append(st)
         depth[0] -= 1
 
     mixing = [False]  # (the repeated call inside mha_post is not measured again)

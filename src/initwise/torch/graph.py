@@ -687,6 +687,61 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
     return ModelInfo(layers, len(adds), graph.method, "", graph, kinds, acts, adds, composite)
 
 
+SHAPE_OPS = frozenset(
+    {
+        "view",
+        "reshape",
+        "flatten",
+        "permute",
+        "transpose",
+        "contiguous",
+        "getitem",
+        "unsqueeze",
+        "squeeze",
+        "expand",
+        "repeat",
+        "split",
+        "chunk",
+        "to",
+        "type",
+        "float",
+        "half",
+        "bfloat16",
+        "clone",
+        "dropout",
+        "narrow",
+        "select",
+        "t",
+        "roll",
+        "flip",
+        "pad",
+        "max_pool1d",
+        "max_pool2d",
+        "max_pool3d",
+        "avg_pool1d",
+        "avg_pool2d",
+        "avg_pool3d",
+        "adaptive_avg_pool1d",
+        "adaptive_avg_pool2d",
+        "adaptive_avg_pool3d",
+        "adaptive_max_pool1d",
+        "adaptive_max_pool2d",
+        "interpolate",
+        "pixel_shuffle",
+        "unfold",
+        "tile",
+        "masked_fill",
+        "contiguous_format",
+        "reshape_as",  # (the second operand gives only the shape or dtype: LeViT's BatchNorm1d
+        "view_as",  # over flattened tokens, `bn(x.flatten(0, 1)).reshape_as(x)`)
+        "expand_as",
+        "type_as",
+    }
+)
+"""Ops that move, copy, cast or select values without changing their distribution (moments
+pass through them; attention weights stay attention weights through them)."""
+
+
 _NOT_ELEMENTWISE = _STOP_FUNCS | {
     "view",
     "reshape",

@@ -49,61 +49,13 @@ from ..math.operating import (
     shifted_moments,
 )
 from .batch import tensors
+from .graph import SHAPE_OPS as _SHAPE_OPS
 from .graph import Act, ModelInfo
 from .modules import embedding_norm_cap, standardized_gain, weight_fans
 from .modules import kind as module_kind
 from .parametrized import site_of
 from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input
 
-_SHAPE_OPS = {
-    "view",
-    "reshape",
-    "flatten",
-    "permute",
-    "transpose",
-    "contiguous",
-    "getitem",
-    "unsqueeze",
-    "squeeze",
-    "expand",
-    "repeat",
-    "split",
-    "chunk",
-    "to",
-    "type",
-    "float",
-    "half",
-    "bfloat16",
-    "clone",
-    "dropout",
-    "narrow",
-    "select",
-    "t",
-    "roll",
-    "flip",
-    "pad",
-    "max_pool1d",
-    "max_pool2d",
-    "max_pool3d",
-    "avg_pool1d",
-    "avg_pool2d",
-    "avg_pool3d",
-    "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d",
-    "adaptive_avg_pool3d",
-    "adaptive_max_pool1d",
-    "adaptive_max_pool2d",
-    "interpolate",
-    "pixel_shuffle",
-    "unfold",
-    "tile",
-    "masked_fill",
-    "contiguous_format",
-    "reshape_as",  # (the second operand gives only the shape or dtype: LeViT's BatchNorm1d
-    "view_as",  # over flattened tokens, `bn(x.flatten(0, 1)).reshape_as(x)`)
-    "expand_as",
-    "type_as",
-}
 _SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
 _ADD = {"add", "add_", "iadd", "radd"}
 _SUB = {"sub", "sub_", "isub", "rsub"}
@@ -578,7 +530,6 @@ def _pass(
     modules, lam, branch_end = walk.modules, walk.lam, walk.branch_end
     R = n_res if n_res is not None else len(info.adds)
     mom: dict[int, tuple[float, float] | None] = {}
-    softmaxed: set[int] = set()
     first_input = True
     # how moments came through a pool on the way to the next weight layer: measured (a note for
     # its reason) or, for max pooling, assumed unchanged (an assumption if the layer is solved)
@@ -657,20 +608,14 @@ def _pass(
             elif n.idx in lam and known:  # a layer-scale module: x · λ
                 (s, mu), (l2, l1) = known[0], lam[n.idx]
                 val = (s * l2, mu * l1)
-            elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):  # a module (timm's Swin): weights
-                softmaxed.add(n.idx)
+            elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):  # attention weights (timm's Swin):
+                pass  # no moments (pooling.attention_matmuls finds what they weight)
             elif isinstance(m, nn.GLU):
                 val = _glu(known[0]) if known else None
             else:
                 val = known[0] if known else None
-                if (
-                    isinstance(m, nn.modules.dropout._DropoutNd)
-                    and n.inputs[:1]
-                    and (n.inputs[0] in softmaxed)
-                ):
-                    softmaxed.add(n.idx)  # attention dropout module (GPT-J, Bloom): still weights
         elif n.op == "function":
-            val = _function(n, ins, known, k, info, softmaxed, mom)
+            val = _function(n, ins, known, k, info, mom)
         mom[n.idx] = val
     for name, d in walk.dests.items():
         m = mom.get(d)
@@ -1278,7 +1223,6 @@ def _function(
     known: list[tuple[float, float]],
     k: str,
     info: ModelInfo,
-    softmaxed: set[int],
     mom: dict[int, tuple[float, float] | None],
 ) -> tuple[float, float] | None:
     t = n.target
@@ -1288,19 +1232,11 @@ def _function(
         src = info.composite.get(n.idx)
         x = mom.get(src) if src is not None else (known[0] if known else None)
         return _activate(info.acts[n.idx], x if x is not None else (1.0, 0.0))
-    if t in ("softmax", "log_softmax"):
-        softmaxed.add(n.idx)
-        return None
-    if t in _SHAPE_OPS and n.inputs and n.inputs[0] in softmaxed:
-        softmaxed.add(n.idx)  # eager attention: softmax(…)[..., :-1] (a sink dropped), .to, dropout
-        return None
-    if t == "scaled_dot_product_attention":
-        return ins[2] if len(ins) > 2 else None
+    if t in ("softmax", "log_softmax"):  # attention weights: no moments (what they weight is
+        return None  # a pool node: pooling.attention_matmuls, pooling.ATTENTION_FUNCS)
     if t in ("masked_scatter", "masked_scatter_"):  # the destination's moments (the source is
         return ins[0] if ins else None  # solved to match them: _scatter_dest)
-    if t in ("matmul", "bmm", "einsum"):
-        if len(n.inputs) == 2 and n.inputs[0] in softmaxed:
-            return ins[1]
+    if t in ("matmul", "bmm", "einsum"):  # (attention's are pool nodes, not passed here)
         return None
     if t in _SHAPE_OPS or (t.startswith("_") and t.lstrip("_") in _SHAPE_OPS):
         # (a private helper named as one, fx-wrapped: torchvision MViT's `_squeeze(x, …,

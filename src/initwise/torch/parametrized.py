@@ -268,11 +268,7 @@ def sites(model: nn.Module) -> dict[str, Site]:
     this of every model)."""
     out: dict[str, Site] = {}
     for n, m in model.named_modules():
-        # (not P.is_parametrized: it reads the attribute through Module.__getattr__, which
-        # raises for almost every module — 3× the time of this whole walk)
-        if m._forward_pre_hooks or isinstance(
-            m.__dict__.get("_modules", {}).get("parametrizations"), nn.ModuleDict
-        ):
+        if _may_compute(m):
             for s in sites_of(n, m):
                 out[s.name] = s
     return out
@@ -296,7 +292,18 @@ def named_parameters(model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
 
 def site_of(module: nn.Module, attr: str = "weight") -> Site | None:
     """The :class:`Site` of ``module.attr`` if it is computed, else None."""
+    if not _may_compute(module):  # (asked of every weight layer while planning)
+        return None
     return next((s for s in sites_of("", module) if s.attr == attr), None)
+
+
+def _may_compute(m: nn.Module) -> bool:
+    """Whether ``m`` has a forward pre-hook or a parametrization — without
+    ``P.is_parametrized``, which reads the attribute through ``Module.__getattr__`` and raises
+    for almost every module (3× the time of a whole :func:`sites` walk)."""
+    return bool(m._forward_pre_hooks) or isinstance(
+        m.__dict__.get("_modules", {}).get("parametrizations"), nn.ModuleDict
+    )
 
 
 @contextmanager

@@ -132,8 +132,8 @@ def _plan(
                     for k, v in again.items()
                 )
                 pools = again
-                if why is not None or settled:
-                    break
+                if why is not None or settled or not again:  # (nothing measured: a redraw
+                    break  # would be the same draft)
         moments = propagate(
             model, info, input_moments(example_input), n_res=None if own else 0, pools=pools
         )

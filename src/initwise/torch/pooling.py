@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, seeded_rng, split, tensors
-from .graph import ModelInfo, fn_name, is_leaf
+from .graph import SHAPE_OPS, ModelInfo, fn_name, is_leaf
 
 MAX_POOLS: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d,
@@ -134,23 +134,23 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
     modules = dict(model.named_modules())
     return (
         any(node_pool(n, modules) is not None for n in info.graph.nodes)
-        or bool(attention_matmuls(model, info))
+        or bool(measured_attention(model, info))
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
     )
 
 
-_WEIGHTS_PASS = frozenset(
-    {"dropout", "to", "type", "float", "half", "bfloat16", "contiguous", "getitem", "clone"}
-)
-"""Ops that leave attention weights attention weights (eager code: ``softmax(…).to(dtype)``,
-dropout, a sink column dropped by indexing)."""
+ATTENTION_PRODUCTS = ("matmul", "bmm", "einsum")
+"""Products that, fed attention weights first, average the values (:func:`attention_matmuls`)."""
 
 
 def attention_matmuls(model: nn.Module, info: ModelInfo) -> set[int]:
-    """``matmul``/``bmm`` nodes of eager attention — ``softmax(q·kᵀ) @ v``, whose first input
-    is softmax weights (through dropout, dtype casts, indexing) — measured like a pool with the
-    values (the second input) as what it pools."""
+    """Eager attention's ``softmax(q·kᵀ) @ v`` nodes: a ``matmul``/``bmm``/``einsum`` of two
+    tensors whose first is attention weights — a ``softmax``/``log_softmax`` (function or
+    module) through shape ops (:data:`~initwise.torch.graph.SHAPE_OPS`: a sink column dropped by
+    indexing, a cast) and dropout modules. Without a measurement such a node passes the values'
+    moments (the second input); ``matmul``/``bmm`` ones are measured like a pool
+    (:func:`measured_attention`)."""
     g = info.graph
     if g is None:
         return set()
@@ -159,23 +159,28 @@ def attention_matmuls(model: nn.Module, info: ModelInfo) -> set[int]:
     out: set[int] = set()
     for n in g.nodes:
         t = str(n.target)
-        if n.op == "function" and t in ("softmax", "_softmax"):
-            weights.add(n.idx)
-        elif n.op == "module" and isinstance(modules.get(n.target), nn.Softmax):
-            weights.add(n.idx)
-        elif (
-            n.inputs
-            and n.inputs[0] in weights
-            and (
-                (n.op == "function" and t in _WEIGHTS_PASS)
-                or (n.op == "module" and isinstance(modules.get(n.target), nn.Dropout))
-            )
+        m = modules.get(n.target) if n.op == "module" else None
+        if (n.op == "function" and t in ("softmax", "_softmax", "log_softmax")) or isinstance(
+            m, (nn.Softmax, nn.LogSoftmax)
         ):
             weights.add(n.idx)
-        elif n.op == "function" and t in ("matmul", "bmm") and len(n.inputs) == 2:
-            if n.inputs[0] in weights:
-                out.add(n.idx)
+        elif not n.inputs or n.inputs[0] not in weights:
+            continue
+        elif (n.op == "function" and t in SHAPE_OPS) or isinstance(
+            m, nn.modules.dropout._DropoutNd
+        ):
+            weights.add(n.idx)  # (still the weights: `.to`, dropout, `[..., :-1]`)
+        elif n.op == "function" and t in ATTENTION_PRODUCTS and len(n.inputs) == 2:
+            out.add(n.idx)
     return out
+
+
+def measured_attention(model: nn.Module, info: ModelInfo) -> set[int]:
+    """The :func:`attention_matmuls` nodes :func:`measure_pools` can measure: ``matmul`` and
+    ``bmm`` (an ``einsum``'s first argument is its equation)."""
+    g = info.graph
+    found = attention_matmuls(model, info)
+    return {i for i in found if g is not None and g.nodes[i].target != "einsum"}
 
 
 def has_attention(model: nn.Module, info: ModelInfo) -> bool:
@@ -184,7 +189,7 @@ def has_attention(model: nn.Module, info: ModelInfo) -> bool:
     g = info.graph
     return g is not None and (
         any(n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes)
-        or bool(attention_matmuls(model, info))
+        or bool(measured_attention(model, info))
         or bool(_mha_nodes(model, info))
     )
 
@@ -265,7 +270,7 @@ def measure_pools(
     modules = dict(model.named_modules())
     by_module: dict[str, int] = {}
     by_function: dict[str, list[int]] = {}
-    attn_mm = attention_matmuls(model, info)
+    attn_mm = measured_attention(model, info)
     for n in g.nodes:
         kind = node_pool(n, modules)
         if kind is None:

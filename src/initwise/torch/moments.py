@@ -545,7 +545,7 @@ def _pass(
             pool = "attention"
         if pool is not None:
             measured = walk.pools.get(n.idx)
-            j = 1 if n.idx in walk.attn_mm else pooled_input(pool)
+            j = pooled_input(str(n.target)) if n.op == "function" else 0
             base = ins[j] if len(ins) > j else None  # (attention pools its values)
             if measured is not None and base is not None:
                 val = carried(measured, base[0])

@@ -342,6 +342,15 @@ def hook_written_buffers(model: nn.Module) -> set[str]:
     }
 
 
+def _seeded_unit_vectors(u: torch.Tensor, v: torch.Tensor, seed: int | None) -> None:
+    """``u`` and ``v`` := unit vectors drawn from ``seed`` (float64, then cast): the start of a
+    restarted power iteration, the same for both ``spectral_norm`` APIs."""
+    gen = torch.Generator().manual_seed(0 if seed is None else seed)
+    for t in (u, v):
+        start = torch.randn(t.shape, generator=gen, dtype=torch.float64)
+        t.copy_((start / start.norm()).to(t.dtype))
+
+
 def _restart_power_iteration(sn: Any, original: torch.Tensor, seed: int | None) -> None:
     if original.ndim <= 1:
         return  # a vector is normalized exactly (no iteration)
@@ -358,10 +367,7 @@ def _restart_power_iteration(sn: Any, original: torch.Tensor, seed: int | None) 
             stacklevel=4,
         )
         return
-    gen = torch.Generator().manual_seed(0 if seed is None else seed)
-    for t in (u, v):
-        start = torch.randn(t.shape, generator=gen, dtype=torch.float64)
-        t.copy_((start / start.norm()).to(t.dtype))
+    _seeded_unit_vectors(u, v, seed)
     method(reshape(original), POWER_ITERATIONS)
 
 
@@ -370,10 +376,7 @@ def _restart_hook_power_iteration(hook: Any, m: nn.Module, seed: int | None) -> 
     :data:`POWER_ITERATIONS` times on the new ``weight_orig`` (its own update, in place)."""
     w = hook.reshape_weight_to_matrix(getattr(m, hook.name + "_orig"))
     u, v = getattr(m, hook.name + "_u"), getattr(m, hook.name + "_v")
-    gen = torch.Generator().manual_seed(0 if seed is None else seed)
-    for t in (u, v):
-        start = torch.randn(t.shape, generator=gen, dtype=torch.float64)
-        t.copy_((start / start.norm()).to(t.dtype))
+    _seeded_unit_vectors(u, v, seed)
     for _ in range(POWER_ITERATIONS):
         v.copy_(torch.nn.functional.normalize(torch.mv(w.t(), u), dim=0, eps=hook.eps))
         u.copy_(torch.nn.functional.normalize(torch.mv(w, v), dim=0, eps=hook.eps))

@@ -89,10 +89,14 @@ def function_pool(target: str) -> str | None:
     return None
 
 
-def pooled_input(kind: str) -> int:
-    """Which input of a pooling node is the one it pools: the values (third) for attention,
-    else the first."""
-    return 2 if kind == "attention" else 0
+def pooled_input(op: str) -> int:
+    """Which input of a pooling node (by its function's name; a module's is its first) is the
+    one it pools: the values — third of ``scaled_dot_product_attention``, second of an
+    attention product (:data:`ATTENTION_PRODUCTS`) — else the first."""
+    name = op.lstrip("_")
+    if name in ATTENTION_FUNCS:
+        return 2
+    return 1 if name in ATTENTION_PRODUCTS else 0
 
 
 def module_pool(m: nn.Module | None) -> str | None:
@@ -314,7 +318,7 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 if name in by_function:
-                    i = 1 if name in ("matmul", "bmm") else pooled_input(function_pool(name) or "")
+                    i = pooled_input(name)
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
                     st = record(pooled, out)
                     calls.setdefault(name, []).append(st)  # type: ignore[arg-type]

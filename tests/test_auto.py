@@ -22,6 +22,13 @@ def rms(t: torch.Tensor) -> float:
     return float(t.detach().double().pow(2).mean().sqrt())
 
 
+def _initialized_rms(m: nn.Module, width: int) -> float:
+    """``init_model(m, seed=0)``, then the rms of its output on 512 seeded N(0, 1) rows."""
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        return rms(m(torch.randn(512, width, generator=torch.Generator().manual_seed(1))))
+
+
 # ----------------------------------------------------------------------------- operating points
 
 
@@ -401,10 +408,7 @@ def test_l2_normalized_features_have_second_moment_one_over_n():
         warnings.simplefilter("error")
         p = it.plan(m)
     assert "input E[x²] 0.00781" in p["head.weight"].reason
-    it.init_model(m, seed=0)
-    with torch.no_grad():
-        out = m(torch.randn(512, 64, generator=torch.Generator().manual_seed(1)))
-    assert 0.8 < rms(out) < 1.25
+    assert 0.8 < _initialized_rms(m, 64) < 1.25
     # dim=1 on what fx cannot see the rank of: the slice's length is unknown — said, not guessed
     with pytest.warns(it.AssumptionWarning, match="head: input moments unknown"):
         it.plan(_Cosine(dim=1))
@@ -449,10 +453,7 @@ def test_one_activation_module_reused_between_every_layer(act):
     m = nn.Sequential(*layers, nn.Linear(128, 128))
     p = it.plan(m)
     assert "linear consumer" not in p["36.weight"].reason  # (the last hidden layer)
-    it.init_model(m, seed=0)
-    x = torch.randn(512, 128, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        assert 0.5 < rms(m(x)) < 2.0
+    assert 0.5 < _initialized_rms(m, 128) < 2.0
 
 
 class _GLUNet(nn.Module):
@@ -474,10 +475,7 @@ def test_glu_gates_half_by_the_sigmoid_of_the_other(module):
     m = _GLUNet(module)
     p = it.plan(m)
     assert "input E[x²] 0.293" in p["b.weight"].reason
-    it.init_model(m, seed=0)
-    with torch.no_grad():
-        out = m(torch.randn(512, 128, generator=torch.Generator().manual_seed(1)))
-    assert 0.85 < rms(out) < 1.2
+    assert 0.85 < _initialized_rms(m, 128) < 1.2
 
 
 def test_an_embedding_bag_says_its_bag_size_is_assumed():
@@ -559,10 +557,7 @@ def test_in_place_methods_and_add_alpha_reach_the_next_layer(how):
     the pre-activation."""
     torch.manual_seed(0)
     m = _InPlace(how)
-    it.init_model(m, seed=0)
-    with torch.no_grad():
-        out = m(torch.randn(512, 128, generator=torch.Generator().manual_seed(1)))
-    assert 0.7 < rms(out) < 1.4
+    assert 0.7 < _initialized_rms(m, 128) < 1.4
     if how == "relu_":
         assert "relu" in it.plan(m)["layers.0.weight"].reason
 

@@ -31,7 +31,14 @@ from torch import nn
 from .. import activations as A
 from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
-from .modules import NORMS, has_parametrizations, is_norm, is_weight_layer, owns_parameters
+from .modules import (
+    NORMS,
+    FunctionalLinear,
+    has_parametrizations,
+    is_norm,
+    is_weight_layer,
+    owns_parameters,
+)
 from .modules import kind as module_kind
 
 # ----------------------------------------------------------------------------- graph
@@ -61,6 +68,13 @@ class Graph:
 
     nodes: list[Node]
     method: str
+    extra: dict[str, nn.Module] = field(default_factory=dict)
+    """Module nodes that are not the model's modules: raw parameters used as a layer's weight
+    in ``forward``, read as :class:`~initwise.torch.modules.FunctionalLinear` sites by their
+    parameter's name (:func:`functional_layers`)."""
+    inlined: dict[str, int] = field(default_factory=dict)
+    """Custom modules traced into (:func:`_inline_custom`): the node whose value is each one's
+    output (what ``diagnose`` sees when the module runs)."""
 
     def users(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.nodes]
@@ -203,7 +217,19 @@ class LeafTracer(torch.fx.Tracer):
 
 def trace_fx(model: nn.Module) -> Graph:
     """Build the graph with ``torch.fx`` (raises whatever fx raises when it cannot trace)."""
-    fx_graph = LeafTracer().trace(model)
+    return _from_fx(model, LeafTracer().trace(model))
+
+
+def graph_modules(model: nn.Module, graph: Graph | None) -> dict[str, nn.Module]:
+    """``dict(model.named_modules())`` and the graph's :attr:`Graph.extra` sites: every module
+    node's target names one of them."""
+    modules = dict(model.named_modules())
+    if graph is not None and graph.extra:
+        modules.update(graph.extra)
+    return modules
+
+
+def _from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Node] = []
     # fx records `h.add_(y)` (or `h.relu_()`) as a node no one uses: later uses of `h` read the
@@ -626,7 +652,7 @@ class Residual:
 
 def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
     """Activation after each leaf module, and residual branches, from ``graph``."""
-    modules = dict(model.named_modules())
+    modules = graph_modules(model, graph)
     nodes = graph.nodes
     users = graph.users()
     kinds: list[str] = []
@@ -683,6 +709,10 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
                     + f"); using the nearest, {found[0].describe()}"
                 )
 
+    for name, out in graph.inlined.items():  # a custom layer traced into: as it was called
+        if name not in layers:
+            found = _find_activation(out, users, kinds, acts)
+            layers[name] = LayerInfo(name, modules[name], found[0] if found else LINEAR)
     adds = _residuals(nodes, kinds, layers)
     return ModelInfo(layers, len(adds), graph.method, "", graph, kinds, acts, adds, composite)
 
@@ -1013,6 +1043,19 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
     if known is not None:
         return analyze(model, known)
     if is_leaf(model):  # a single layer (nn.LSTM, nn.Linear): nothing to trace
+        if module_kind(model) == "unknown" and owns_parameters(model):
+            # no child modules, its own raw parameters: a network written with nn.Parameter
+            # and `x @ W` in forward is traced when its products are layers
+            for trace in (trace_fx, trace_run):
+                if trace is trace_run and example_input is None:
+                    break
+                try:
+                    args = (model,) if trace is trace_fx else (model, example_input)
+                    graph = functional_layers(model, trace(*args))
+                except Exception:
+                    continue
+                if graph.extra:
+                    return analyze(model, graph)
         return ModelInfo({"": LayerInfo("", model)}, 0, "single layer")
     chain = trace_sequential(model)
     if chain is not None:
@@ -1047,7 +1090,16 @@ def functional_layers(model: nn.Module, graph: Graph) -> Graph:
     ``nn.Linear`` module (BEiT's and EVA's attention compute q/k/v with
     ``F.linear(x, self.qkv.weight, torch.cat((q_bias, k_bias, v_bias)))``, so the module never
     ran as one and the moments stopped at the function). Only where the module is not also
-    called as itself, and only the first such call."""
+    called as itself, and only the first such call. Then raw parameters used as a layer's
+    weight become :class:`~initwise.torch.modules.FunctionalLinear` sites
+    (:func:`raw_parameter_layers`), and (fx graphs) a custom module whose parameters are all
+    such weights is traced into (:func:`_inline_custom`)."""
+    graph = _module_weight_calls(model, graph)
+    graph = raw_parameter_layers(model, graph)
+    return _inline_custom(model, graph) if graph.method == "fx" else graph
+
+
+def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
     modules = dict(model.named_modules())
     called = {n.target for n in graph.nodes if n.op == "module"}
     for n in graph.nodes:
@@ -1064,6 +1116,273 @@ def functional_layers(model: nn.Module, graph: Graph) -> Graph:
         n.args, n.kwargs, n.broadcast = (), {}, frozenset()
         called.add(owner)
     return graph
+
+
+_CASTS = frozenset(
+    {"to", "type", "float", "half", "bfloat16", "double", "type_as", "contiguous", "clone"}
+)
+"""Ops on a parameter on its way to a product that change neither its values' layout nor their
+distribution (mixed-precision code casts its weights)."""
+
+
+def _flips(node: Node) -> bool | None:
+    """Whether a single-use op on a 2-D parameter transposes it (``W.t()``, ``W.T``,
+    ``W.mT``, ``W.transpose(0, 1)``, ``W.permute(1, 0)``), keeps it (a cast), or None (any
+    other op: not a weight read as is)."""
+    t, a = str(node.target), node.args
+    if t in _CASTS:
+        return False
+    if t == "t" or (t == "getattr" and a in (("T",), ("mT",))):
+        return True
+    if t == "transpose" and len(a) == 2 and all(isinstance(d, int) for d in a):
+        return {d % 2 for d in a} == {0, 1}
+    if t == "permute":
+        dims = a[0] if len(a) == 1 and isinstance(a[0], (tuple, list)) else a
+        return tuple(dims) in ((1, 0), (-1, -2), (1, -2), (-1, 0)) or None
+    return None
+
+
+def _parameter_read(
+    model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int
+) -> tuple[str, nn.Parameter, bool] | None:
+    """``(name, parameter, transposed)`` where node ``idx`` is a raw ``ndim``-D parameter of
+    the model — read directly or through single-use transposes and casts — that no layer of
+    its own owns (its module's kind is ``unknown``: a ``ParameterList``, the model itself, a
+    custom module), else None."""
+    node, flip = graph.nodes[idx], False
+    while node.op == "function":
+        f = _flips(node)
+        if f is None or len(users[node.idx]) != 1 or not node.inputs:
+            return None
+        flip ^= f
+        node = graph.nodes[node.inputs[0]]
+    if node.op != "param":
+        return None
+    try:
+        p = model.get_parameter(node.target)
+    except AttributeError:  # a buffer (a fixed projection): not planned
+        return None
+    owner_name = node.target.rpartition(".")[0]
+    owner = model.get_submodule(owner_name) if owner_name else model
+    if p.ndim != ndim or module_kind(owner) != "unknown":
+        return None
+    return node.target, p, flip
+
+
+def _einsum_layout(eq: Any, w_first: bool) -> str | None:
+    """The layout of the matrix operand of a two-operand ``einsum`` (``"in_out"`` or
+    ``"out_in"``): one of its indices contracted with the other operand's (in), the other
+    kept in the output (out); None for anything else (a batch index, an implicit output,
+    an ellipsis on the matrix)."""
+    if not isinstance(eq, str) or "->" not in eq:
+        return None
+    lhs, out = eq.replace(" ", "").split("->")
+    ops = lhs.split(",")
+    if len(ops) != 2:
+        return None
+    w, x = (ops[0], ops[1]) if w_first else (ops[1], ops[0])
+    if len(w) != 2 or w[0] == w[1] or "." in w:
+        return None
+    roles = []
+    for c in w:
+        if x.count(c) == 1 and c not in out:
+            roles.append("in")
+        elif c in out and c not in x:
+            roles.append("out")
+        else:
+            return None
+    if sorted(roles) != ["in", "out"]:
+        return None
+    return "in_out" if roles[0] == "in" else "out_in"
+
+
+def _site(
+    model: nn.Module, graph: Graph, users: list[list[int]], n: Node
+) -> tuple[int, str, nn.Parameter, str, str, int | None] | None:
+    """A product with a raw matrix parameter at graph node ``n``: ``(input node, weight name,
+    weight, layout, how forward used it, bias node or None)``."""
+    t, ins = str(n.target), n.inputs
+    if t == "linear" and len(ins) in (2, 3):
+        w = _parameter_read(model, graph, users, ins[1], 2)
+        if w is None:
+            return None
+        layout = "in_out" if w[2] else "out_in"
+        how = f"F.linear(x, {w[0]}{'.T' if w[2] else ''}{', b' if len(ins) == 3 else ''})"
+        return ins[0], w[0], w[1], layout, how, ins[2] if len(ins) == 3 else None
+    if t in ("matmul", "mm") and len(ins) == 2 and ins[0] != ins[1]:
+        w = _parameter_read(model, graph, users, ins[1], 2)
+        if w is not None and _parameter_read(model, graph, users, ins[0], 2) is None:
+            layout = "out_in" if w[2] else "in_out"
+            return ins[0], w[0], w[1], layout, f"x @ {w[0]}{'.T' if w[2] else ''}", None
+        w = _parameter_read(model, graph, users, ins[0], 2)
+        if w is not None and _parameter_read(model, graph, users, ins[1], 2) is None:
+            layout = "in_out" if w[2] else "out_in"
+            return ins[1], w[0], w[1], layout, f"{w[0]}{'.T' if w[2] else ''} @ x", None
+        return None
+    if t == "addmm" and len(ins) == 3:
+        w = _parameter_read(model, graph, users, ins[2], 2)
+        if w is None:
+            return None
+        layout = "out_in" if w[2] else "in_out"
+        return ins[1], w[0], w[1], layout, f"addmm(b, x, {w[0]}{'.T' if w[2] else ''})", ins[0]
+    if t == "einsum" and len(ins) == 2 and n.args and ins[0] != ins[1]:
+        for j in (1, 0):
+            w = _parameter_read(model, graph, users, ins[j], 2)
+            layout = _einsum_layout(n.args[0], w_first=j == 0) if w is not None else None
+            if w is not None and layout is not None:
+                if w[2]:
+                    layout = "in_out" if layout == "out_in" else "out_in"
+                return ins[1 - j], w[0], w[1], layout, f"einsum({n.args[0]!r}, …)", None
+    return None
+
+
+def _bias_of(
+    model: nn.Module, graph: Graph, users: list[list[int]], n: Node, out_features: int
+) -> tuple[int, str, nn.Parameter] | None:
+    """A raw vector parameter of ``out_features`` entries added to the product at node ``n``
+    by its only user (``x @ W + b``): ``(add node, name, parameter)``."""
+    if len(users[n.idx]) != 1:
+        return None
+    a = graph.nodes[users[n.idx][0]]
+    if a.op != "function" or a.target != "add" or len(a.inputs) != 2 or a.kwargs:
+        return None
+    other = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
+    b = _parameter_read(model, graph, users, other, 1)
+    if b is None or b[1].numel() != out_features:
+        return None
+    return a.idx, b[0], b[1]
+
+
+def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
+    """``graph`` with each product of the signal with a raw matrix parameter — ``x @ W``,
+    ``torch.matmul``/``mm``/``addmm``, ``F.linear(x, W, b)``, a two-operand ``einsum``
+    contracting the signal's features with ``W`` (``W`` read as is, transposed or cast) — read
+    as a call of a :class:`~initwise.torch.modules.FunctionalLinear` holding ``W`` (and the
+    vector parameter added right after it, or passed as the call's bias), named by ``W``'s
+    parameter name, kept in :attr:`Graph.extra`. Such a model (hand-written research code, a
+    port from JAX) was planned with every weight "left as is". A parameter used in several
+    products is one site (a shared weight, as a module called twice); a parameter that a layer
+    of its own owns is that layer's, as before."""
+    users = graph.users()
+    for n in graph.nodes:
+        if n.op != "function" or str(n.target) not in ("linear", "matmul", "mm", "addmm", "einsum"):
+            continue
+        found = _site(model, graph, users, n)
+        if found is None:
+            continue
+        x, wname, w, layout, how, bias_node = found
+        out_features = w.shape[1] if layout == "in_out" else w.shape[0]
+        bias = None
+        if bias_node is not None:
+            b = _parameter_read(model, graph, users, bias_node, 1)
+            if b is None or b[1].numel() != out_features:
+                continue  # (a bias computed from other tensors: not a layer's own)
+            bias = b[1]
+        else:
+            added = _bias_of(model, graph, users, n, out_features)
+            if added is not None:
+                bias = added[2]
+                how += f" + {added[1]}"
+        if wname not in graph.extra:
+            graph.extra[wname] = FunctionalLinear(w, bias, layout, f"`{how}`")
+        n.op, n.target, n.inputs, n.call = "module", wname, [x], None
+        n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+    return graph
+
+
+def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
+    """``graph`` with each call of a custom leaf module (no children, parameters of its own,
+    a kind the planner does not know) replaced by that module's own traced graph, where every
+    one of its parameters is the weight or bias of a :class:`FunctionalLinear` site inside
+    (``class MyLinear(nn.Module)`` holding ``self.w`` and computing ``x @ self.w + self.b``).
+    Any other custom module stays one node, as before."""
+    modules = dict(model.named_modules())
+    inline: dict[int, Graph] = {}
+    subs: dict[str, Graph | None] = {}
+    for n in graph.nodes:
+        m = modules.get(n.target) if n.op == "module" else None
+        if m is None or m is model or any(m.children()) or not owns_parameters(m):
+            continue
+        if module_kind(m) != "unknown" or has_parametrizations(m) or n.args or n.kwargs:
+            continue
+        if n.target not in subs:
+            subs[n.target] = _custom_graph(m)
+        sub = subs[n.target]
+        if sub is not None and sum(s.op == "input" for s in sub.nodes) == len(n.inputs):
+            inline[n.idx] = sub
+    if not inline:
+        return graph
+    nodes: list[Node] = []
+    remap: dict[int, int] = {}
+    extra = dict(graph.extra)
+    inlined = dict(graph.inlined)
+    for n in graph.nodes:
+        sub = inline.get(n.idx)
+        if sub is None:
+            new = Node(
+                len(nodes),
+                n.op,
+                n.target,
+                [remap[i] for i in n.inputs],
+                n.args,
+                n.kwargs,
+                n.call,
+                frozenset(remap[i] for i in n.broadcast),
+            )
+            nodes.append(new)
+            remap[n.idx] = new.idx
+            continue
+        here = dict(
+            zip(
+                [s.idx for s in sub.nodes if s.op == "input"],
+                [remap[i] for i in n.inputs],
+                strict=True,
+            )
+        )
+        for s in sub.nodes:
+            if s.op in ("input", "output"):
+                continue
+            target = f"{n.target}.{s.target}" if s.op in ("param", "module") else s.target
+            new = Node(
+                len(nodes),
+                s.op,
+                target,
+                [here[i] for i in s.inputs],
+                s.args,
+                s.kwargs,
+                s.call,
+                frozenset(here[i] for i in s.broadcast),
+            )
+            nodes.append(new)
+            here[s.idx] = new.idx
+        out = next(s for s in sub.nodes if s.op == "output")
+        remap[n.idx] = here[out.inputs[0]]
+        inlined.setdefault(n.target, remap[n.idx])
+        for k, v in sub.extra.items():
+            extra.setdefault(f"{n.target}.{k}", v)
+    return Graph(nodes, graph.method, extra, inlined)
+
+
+def _custom_graph(m: nn.Module) -> Graph | None:
+    """The traced graph of custom leaf module ``m`` with its raw-parameter products as
+    :class:`FunctionalLinear` sites, when those account for every parameter it owns and it
+    returns one tensor; else None."""
+    try:
+        fx_graph = LeafTracer().trace(m)
+    except Exception:
+        return None
+    out = next(n for n in fx_graph.nodes if n.op == "output")
+    if not isinstance(out.args[0], torch.fx.Node):  # a tuple or dict: not one layer's output
+        return None
+    sub = raw_parameter_layers(m, _from_fx(m, fx_graph))
+    covered = {id(s.weight) for s in sub.extra.values()} | {
+        id(s.bias) for s in sub.extra.values() if s.bias is not None
+    }
+    if not sub.extra or any(id(p) not in covered for p in m.parameters(recurse=False)):
+        return None
+    if any(s.op == "module" and s.target not in sub.extra for s in sub.nodes):
+        return None
+    return sub
 
 
 def timm_example(model: nn.Module) -> Any:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +26,12 @@ import torch
 from torch import nn
 
 from .. import schemes as S
-from ..plan import Plan
+from ..plan import AssumptionWarning, Plan
 from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
-from .modules import check_materialized, is_weight_layer
+from .modules import FunctionalLinear, check_materialized, few, is_weight_layer
 from .planner import plan as make_plan
 from .policies import Policy, register_policy
 
@@ -64,6 +65,14 @@ class LSUVResult:
             f"LSUV ({self.method}): {len(self.layers)} layers, {ok} converged, "
             f"{self.forward_passes} forward pass(es) + {self.layer_evals} layer recomputations"
         )
+
+
+_FUNCTIONAL = f"{FunctionalLinear.__name__} '"
+"""How the planner's reason for a raw parameter used as a layer's weight begins."""
+_NOT_SCALED = (
+    " — a raw parameter used as a layer's weight in forward (x @ W): LSUV rescales the "
+    "outputs of module layers only"
+)
 
 
 def _relevant(m: nn.Module) -> bool:
@@ -156,16 +165,26 @@ def lsuv(
     base = None
     if orthogonal:
         base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
+        raw = [e.name for e in base if e.reason.startswith(_FUNCTIONAL)]
         base = dataclasses.replace(
             base,
             entries=tuple(
-                e.with_scheme(S.orthogonal(1.0), "LSUV pre-init: orthonormal (Saxe 2013)")
+                e.with_scheme(
+                    S.orthogonal(1.0),
+                    "LSUV pre-init: orthonormal (Saxe 2013)"
+                    + (_NOT_SCALED if e.name in raw else ""),
+                )
                 if isinstance(e.scheme, S.Orthogonal)
                 else e
                 for e in base
             ),
             policy="lsuv",
         )
+        if raw:
+            warnings.warn(
+                AssumptionWarning(f"lsuv: {few(raw)}: orthonormal, not rescaled{_NOT_SCALED}"),
+                stacklevel=2,
+            )
     scaler = _Scaler(target, tol, max_iter)
     try:
         if base is not None:

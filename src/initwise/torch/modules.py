@@ -8,7 +8,9 @@ with an ``(in, out)`` weight), ``experts`` (a mixture-of-experts module holding 
 matrices as ``(E, out, in)`` or ``(E, in, out)`` stacks: Mixtral, Qwen-MoE, DeepSeek, OLMoE,
 gpt-oss in transformers), ``router`` (its ``(E, width)`` router weight, used as ``F.linear``),
 ``grn`` (ConvNeXt-V2's global response normalization ``x + γ·(x·N(x)) + β``) and
-``unknown``. Fans come from :func:`initwise.math.fans` with
+``unknown``. A raw parameter that ``forward`` uses as a layer's weight (``x @ W``,
+``F.linear(x, W, b)``, ``einsum``) is read as a :class:`FunctionalLinear`: ``linear`` or
+``conv1d_hf`` by its layout. Fans come from :func:`initwise.math.fans` with
 the layer's groups, stride and packing (q/k/v blocks) taken into account.
 """
 
@@ -21,6 +23,38 @@ from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList
 
 from ..math.fans import Fans, fans
+
+
+class FunctionalLinear(nn.Module):
+    """A raw ``nn.Parameter`` that ``forward`` uses as a layer's weight — ``x @ W``,
+    ``torch.matmul``/``mm``/``addmm``, ``F.linear(x, W, b)``, a two-operand ``einsum`` that
+    contracts the input's features with a matrix ``W`` — read as a Linear layer. ``layout``:
+    ``"in_out"`` (``x @ W``: an ``(in, out)`` weight, as Hugging Face's ``Conv1D``; kind
+    ``conv1d_hf``) or ``"out_in"`` (``F.linear``, ``W @ x``: ``nn.Linear``'s; kind ``linear``).
+    ``call`` says how ``forward`` used it (for the plan's reason). Built by the graph's analysis
+    (:func:`initwise.torch.graph.functional_layers`) and never added to the model: it holds the
+    model's own parameters — ``weight``, and ``bias`` where a vector parameter is added to the
+    product right after (or passed as ``F.linear``'s / ``addmm``'s bias)."""
+
+    def __init__(
+        self, weight: nn.Parameter, bias: nn.Parameter | None, layout: str, call: str
+    ) -> None:
+        if layout not in ("in_out", "out_in"):
+            raise ValueError(
+                f"FunctionalLinear: layout must be 'in_out' or 'out_in', got {layout!r}"
+            )
+        super().__init__()
+        self.weight = weight
+        self.register_parameter("bias", bias)
+        self.layout = layout
+        self.call = call
+
+    def forward(self, x: Any) -> Any:
+        import torch.nn.functional as F
+
+        w = self.weight if self.layout == "out_in" else self.weight.t()
+        return F.linear(x, w, self.bias)
+
 
 NORMS: tuple[type, ...] = (
     nn.modules.batchnorm._NormBase,
@@ -187,6 +221,8 @@ def is_weight_layer(m: nn.Module) -> bool:
 
 def kind(module: nn.Module) -> str:
     """The module's kind (see the module docstring)."""
+    if isinstance(module, FunctionalLinear):
+        return "conv1d_hf" if module.layout == "in_out" else "linear"
     if isinstance(module, nn.MultiheadAttention):
         return "mha"
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
@@ -351,6 +387,9 @@ def weight_fans(
     kind: str, module: nn.Module, shape: tuple[int, ...], name: str
 ) -> tuple[Fans, int, int, str]:
     """(fans per block, chunks, chunk_dim, description) of a weight of a ``kind`` module."""
+    if isinstance(module, FunctionalLinear):
+        f, chunks, dim, extra = weight_fans(kind, nn.Module(), shape, name)
+        return f, chunks, dim, f"{extra}, used as {module.call} in forward"
     groups = getattr(module, "groups", 1)
     if kind == "conv":
         return fans(shape, "conv", groups=groups), 1, 0, _g(groups)

@@ -50,7 +50,7 @@ from ..math.operating import (
 )
 from .batch import tensors
 from .graph import SHAPE_OPS as _SHAPE_OPS
-from .graph import Act, ModelInfo
+from .graph import Act, ModelInfo, graph_modules
 from .modules import embedding_norm_cap, standardized_gain, weight_fans
 from .modules import kind as module_kind
 from .parametrized import site_of
@@ -414,7 +414,7 @@ class _Walk:
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
     g = info.graph
     assert g is not None
-    modules = dict(model.named_modules())
+    modules = graph_modules(model, g)
     users = g.users()
     branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
     lam = _layer_scales(model, modules, info)

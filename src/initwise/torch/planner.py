@@ -148,6 +148,7 @@ def _plan(
     entries: list[ParamPlan] = []
     found = PZ.sites(model)
     orig = PZ.originals(model, found)  # weight_norm's g, v…: planned as the weight they compute
+    functional = _functional_sites(pol, ctx, info)  # raw parameters used as a layer's weight
     by_module: dict[int, dict[str, PZ.Site]] = {}
     for site in found.values():
         by_module.setdefault(id(site.module), {})[site.attr] = site
@@ -195,7 +196,8 @@ def _plan(
                     else None
                 )
                 or planned.get(pname)
-                or loose_parameter(model, mod_name, pname, p)
+                or loose_parameter(model, mod_name, pname, p)  # (a family's own rule first)
+                or functional.get(id(p))
             )
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
@@ -462,6 +464,45 @@ def position_bias_output(
         "each position a random bias",
         None,
     )
+
+
+def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPlan]:
+    """Plans of the raw parameters ``forward`` uses as a layer's weight (and bias), by
+    parameter id: each :class:`~initwise.torch.modules.FunctionalLinear` site of the graph
+    planned as the layer it computes, under its weight's name."""
+    g = info.graph
+    out: dict[int, ParamPlan] = {}
+    if g is None:
+        return out
+    for name, m in g.extra.items():
+        layer = info.layers.get(name) or LayerInfo(name, m)
+        params = {"weight": m.weight}
+        if m.bias is not None:
+            params["bias"] = m.bias
+        if not pol.plans_functional:
+            why = (
+                f"torch has no default for a raw nn.Parameter; {name} is used in forward as "
+                f"{m.call}, and keeps what the model drew"
+            )
+            for role, p in params.items():
+                out.setdefault(id(p), kept(role, p, why, ""))
+            continue
+        planned = _plan_module(pol, ctx, name, m, layer, params)
+        for role, p in params.items():
+            e = planned.get(role)
+            if e is not None and e.forward_mult is not None:  # (u-μP's unit-scale weights)
+                e = ParamPlan(
+                    role,
+                    tuple(p.shape),
+                    None,
+                    f"left as is: {pol.name} draws this weight at unit scale with a forward "
+                    f"multiplier ×{e.forward_mult:.4g}, which a module carries (an input "
+                    f"pre-hook); {name} is used in forward as {m.call}, outside any module: "
+                    "write it as an nn.Linear, or add an override",
+                )
+            if e is not None and id(p) not in out:  # (a bias shared by several: the first)
+                out[id(p)] = e
+    return out
 
 
 def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> ParamPlan | None:

@@ -111,6 +111,11 @@ class Policy:
     describes_tracing: bool = True
     """Whether reasons mention activations that tracing did not find (False for policies that
     ignore activations, like torch-default)."""
+    plans_functional: bool = True
+    """Whether raw parameters that ``forward`` uses as a layer's weight (``x @ W``, see
+    :class:`~initwise.torch.modules.FunctionalLinear`) are planned as that layer (False for
+    torch-default: torch has no default for a raw ``nn.Parameter``, which keeps what the model
+    drew)."""
 
     # --- the one rule most policies change
     def scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float | None, str]:
@@ -300,6 +305,7 @@ class Chain(Policy):
         self.modifiers = modifiers
         self.name = name or "+".join([base.name, *(m.name for m in modifiers)])
         self.describes_tracing = base.describes_tracing
+        self.plans_functional = base.plans_functional
         self.propagates = base.propagates
         self.plan_model = base.plan_model
 
@@ -606,6 +612,7 @@ class TorchDefault(Policy):
 
     name = "torch-default"
     describes_tracing = False
+    plans_functional = False
 
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
         return _torch_default_weight(site)[0]

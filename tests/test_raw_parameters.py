@@ -1,0 +1,312 @@
+"""Raw ``nn.Parameter`` weights used in ``forward`` (``x @ W``, ``F.linear``, ``einsum``…) are
+planned as the layers they compute (:class:`initwise.torch.modules.FunctionalLinear`)."""
+
+import math
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from initwise.plan import AssumptionWarning  # noqa: E402
+from initwise.torch import init_model, plan  # noqa: E402
+
+
+class RawMLP(nn.Module):
+    """``depth`` products ``x @ W + b`` from a ParameterList, ``act`` between them."""
+
+    def __init__(self, act=torch.tanh, depth: int = 20, width: int = 128) -> None:
+        super().__init__()
+        self.W = nn.ParameterList(nn.Parameter(torch.randn(width, width)) for _ in range(depth))
+        self.b = nn.ParameterList(nn.Parameter(torch.randn(width)) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (w, b) in enumerate(zip(self.W, self.b, strict=True)):
+            x = x @ w + b
+            if i < len(self.W) - 1:
+                x = self.act(x)
+        return x
+
+
+class LinearMLP(nn.Module):
+    """The same network with nn.Linear layers (the reference)."""
+
+    def __init__(self, act=torch.tanh, depth: int = 20, width: int = 128) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = self.act(x)
+        return x
+
+
+class MyLinear(nn.Module):
+    """A hand-written linear layer: a custom leaf module the tracer does not go into."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(n_in, n_out))
+        self.b = nn.Parameter(torch.randn(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x @ self.w + self.b
+
+
+class CustomMLP(nn.Module):
+    def __init__(self, act=F.gelu, depth: int = 20, width: int = 128) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(MyLinear(width, width) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.act(layer(x))
+        return self.layers[-1](x)
+
+
+def _quiet_init(model: nn.Module, policy: str = "auto", seed: int = 0, **kw) -> object:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)  # nothing may be assumed
+        return init_model(model, policy, seed=seed, **kw)
+
+
+def _rms(model: nn.Module, d: int = 128) -> float:
+    x = torch.randn(512, d, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        return float(model(x).pow(2).mean().sqrt())
+
+
+def test_raw_mlp_is_planned_as_its_linear_twin():
+    """Every weight and bias gets the std the nn.Linear network's layer gets (tanh at the edge
+    of chaos: the bias variance too), not "left as is"."""
+    torch.manual_seed(0)
+    raw, ref = plan(RawMLP(), "auto", strict=True), plan(LinearMLP(), "auto", strict=True)
+    for i in range(20):
+        for mine, theirs in ((f"W.{i}", f"layers.{i}.weight"), (f"b.{i}", f"layers.{i}.bias")):
+            assert raw[mine].std == pytest.approx(ref[theirs].std, rel=1e-12), mine
+    assert "used as `x @ W.0 + b.0` in forward" in raw["W.0"].reason
+    assert raw["b.0"].std > 0  # the edge of chaos's bias variance reached the raw bias
+
+
+@pytest.mark.parametrize("act", [torch.relu, F.gelu, torch.tanh, F.silu])
+@pytest.mark.parametrize("build", [RawMLP, CustomMLP])
+def test_raw_networks_hold_the_signal(build, act):
+    """Before: every parameter left as is (N(0, 1) weights: the output exploded or, for tanh,
+    saturated); now the output rms of a 20-layer network stays within [0.5, 2]."""
+    torch.manual_seed(0)
+    model = build(act=act)
+    before = _rms(model)
+    assert not 0.5 <= before <= 2.0  # (the control: the model as built does not)
+    logs = []  # (one draw of a 20-layer width-128 product spreads ×0.6–1.8 for ReLU-like
+    for seed in range(3):  # activations, nn.Linear too: the geometric mean of three draws)
+        _quiet_init(model, seed=seed)
+        logs.append(math.log(_rms(model)))
+    assert 0.5 <= math.exp(sum(logs) / 3) <= 2.0
+
+
+def _one_layer(call: str, n_in: int = 48, n_out: int = 80) -> nn.Module:
+    """A product of a (512, n_in) input with a raw weight, written as ``call``, then ReLU and
+    a raw (n_out, 10) read-out."""
+
+    class One(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            shape = (n_out, n_in) if call in ("linear", "W.T", "W @ x", "einsum out_in") else None
+            self.W = nn.Parameter(torch.randn(*(shape or (n_in, n_out))))
+            # ((W @ xᵀ)ᵀ + b: the sum is not the product's; that form is written without a bias)
+            self.b = nn.Parameter(torch.ones(n_out)) if call != "W @ x" else None
+            self.head = nn.Parameter(torch.randn(n_out, 10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            W, b = self.W, self.b
+            if call == "x @ W":
+                h = x @ W + b
+            elif call == "matmul":
+                h = torch.matmul(x, W) + b
+            elif call == "mm":
+                h = torch.mm(x, W.float()) + b
+            elif call == "linear":
+                h = F.linear(x, W, b)
+            elif call == "W.T":
+                h = x @ W.T + b
+            elif call == "addmm":
+                h = torch.addmm(b, x, W)
+            elif call == "W @ x":
+                h = (W @ x.t()).t()
+            elif call == "einsum in_out":
+                h = torch.einsum("bi,io->bo", x, W) + b
+            else:  # einsum out_in
+                h = torch.einsum("oi,bi->bo", W, x) + b
+            return torch.relu(h) @ self.head
+
+    return One()
+
+
+CALLS = [
+    "x @ W",
+    "matmul",
+    "mm",
+    "linear",
+    "W.T",
+    "addmm",
+    "W @ x",
+    "einsum in_out",
+    "einsum out_in",
+]
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_each_way_of_writing_the_product(call):
+    """The fan-in is the contracted dimension whichever way the product is written (a
+    non-square weight: the wrong layout would give 1.414/√80 instead of 1.414/√48)."""
+    p = plan(_one_layer(call), "auto", strict=True)
+    assert p["W"].std == pytest.approx(math.sqrt(2 / 48), rel=1e-9), p["W"].reason
+    assert p["head"].std == pytest.approx(1 / math.sqrt(80), rel=1e-9), p["head"].reason
+    if call != "W @ x":
+        assert p["b"].scheme is not None and p["b"].std == 0.0
+
+
+def test_what_is_not_a_layer_stays_as_is():
+    """A 3-D einsum weight (a per-head projection), a product of two parameters and a buffer
+    are not read as layers: the parameters are left as is and said so; the buffer is not
+    touched."""
+
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.H = nn.Parameter(torch.randn(4, 32, 8))
+            self.A = nn.Parameter(torch.randn(32, 32))
+            self.B = nn.Parameter(torch.randn(32, 32))
+            self.register_buffer("P", torch.randn(32, 32))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = (x @ self.P) @ (self.A @ self.B)
+            return torch.einsum("bd,hde->bhe", x, self.H)
+
+    m = Odd()
+    before = m.P.clone()
+    with pytest.warns(AssumptionWarning, match="no rule for H, A, B"):
+        p = init_model(m, seed=0)
+    assert all(p[n].scheme is None for n in ("H", "A", "B"))
+    assert torch.equal(m.P, before)
+
+
+def test_custom_module_with_another_parameter_is_not_traced_into():
+    """A custom layer whose parameters are not all a product's weight/bias (here a learned
+    temperature) stays one module, as before: its parameters are left as is."""
+
+    class Scaled(MyLinear):
+        def __init__(self) -> None:
+            super().__init__(16, 16)
+            self.t = nn.Parameter(torch.ones(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x @ self.w + self.b) * self.t
+
+    model = nn.Sequential(Scaled(), nn.ReLU(), nn.Linear(16, 4))
+    with pytest.warns(AssumptionWarning, match="no rule for 0.w, 0.b, 0.t"):
+        p = plan(model, "auto")
+    assert p["0.w"].scheme is None and p["2.weight"].scheme is not None
+
+
+def test_shared_weight_is_one_site():
+    """A parameter used in several products is planned once (as a module called twice)."""
+
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(64, 64))
+            self.out = nn.Parameter(torch.randn(64, 10))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for _ in range(6):
+                x = torch.relu(x @ self.W)
+            return x @ self.out
+
+    p = plan(Shared(), "auto", strict=True)
+    assert p["W"].std == pytest.approx(math.sqrt(2 / 64))
+    assert [e.name for e in p] == ["W", "out"]
+
+
+def test_policies_on_raw_weights():
+    """he/xavier/orthogonal/tat plan them with the right fans; torch-default keeps what the
+    model drew (torch has none for a raw parameter: not an assumption); u-μP's forward
+    multiplier needs a module, so it leaves them as is and says why; LSUV draws them
+    orthonormal and warns that it cannot rescale them."""
+    m = _one_layer("x @ W")
+    assert plan(m, "he")["W"].std == pytest.approx(math.sqrt(2 / 48))
+    assert plan(m, "xavier")["W"].std == pytest.approx(math.sqrt(2 / (48 + 80)))
+    assert plan(m, "orthogonal")["W"].scheme.formula().startswith("orthogonal")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        kept = plan(m, "torch-default")
+    assert all(e.scheme is None and e.reason.startswith("kept: torch has no default") for e in kept)
+    with pytest.warns(AssumptionWarning, match="no rule for W, head"):
+        u = plan(m, "u-mup")
+    assert "forward multiplier" in u["W"].reason
+    with pytest.warns(AssumptionWarning, match="not rescaled"):
+        lsuv = plan(m, "lsuv", example_input=torch.randn(64, 48))
+    assert "LSUV rescales the outputs of module layers only" in lsuv["W"].reason
+
+
+def test_apply_round_trip_and_meta_device():
+    """The plan is keyed by the parameters' own names: applying it twice gives the same bits,
+    a meta-device copy materializes to them, and a JSON round trip plans the same."""
+    from initwise.plan import Plan
+
+    torch.manual_seed(0)
+    a, b = RawMLP(depth=4), RawMLP(depth=4)
+    pa = _quiet_init(a)
+    _quiet_init(b)
+    for (n, x), (_, y) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        assert torch.equal(x, y), n
+    assert Plan.from_json(pa.to_json()).to_json() == pa.to_json()
+    with torch.device("meta"):
+        meta = RawMLP(depth=4)
+    _quiet_init(meta)
+    for (n, x), (_, y) in zip(a.named_parameters(), meta.named_parameters(), strict=True):
+        assert not y.is_meta and torch.equal(x, y), n
+
+
+def test_diagnose_runs_on_raw_networks():
+    """diagnose measures module layers: a custom layer that the planner traces into is still
+    one layer there, with the activation that follows it."""
+    from initwise.diagnostics import diagnose
+
+    model = CustomMLP(depth=4)
+    _quiet_init(model)
+    report = diagnose(model, torch.randn(64, 128))
+    assert [s.name for s in report.layers] == [f"layers.{i}" for i in range(4)]
+    assert [s.activation for s in report.layers] == ["gelu", "gelu", "gelu", "linear"]
+    assert report.verdict == "healthy"
+
+
+def test_untraceable_raw_network_is_read_by_running_the_example_input():
+    """A model with no child modules, raw weights and data-dependent control flow (fx cannot
+    trace it) is read by running ``example_input``: its products are layers too."""
+
+    class Dyn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W1 = nn.Parameter(torch.randn(32, 64))
+            self.b1 = nn.Parameter(torch.randn(64))
+            self.W2 = nn.Parameter(torch.randn(10, 64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.sum() > -1e9:  # data-dependent: fx cannot trace it
+                x = torch.relu(x @ self.W1 + self.b1)
+            return F.linear(x, self.W2)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = plan(Dyn(), "auto", example_input=torch.randn(16, 32))
+    assert p.notes[0] == "traced with run"
+    assert "relu" in p["W1"].reason and p["b1"].std == 0.0
+    assert "F.linear(x, W2)" in p["W2"].reason

@@ -310,3 +310,50 @@ def test_untraceable_raw_network_is_read_by_running_the_example_input():
     assert p.notes[0] == "traced with run"
     assert "relu" in p["W1"].reason and p["b1"].std == 0.0
     assert "F.linear(x, W2)" in p["W2"].reason
+
+
+class _TiedLM(nn.Module):
+    """Embedding → 2 residual MLP blocks (pre-norm) → LayerNorm → logits read out with the
+    embedding's own table, written as ``readout``."""
+
+    def __init__(self, readout: str, vocab: int = 512, d: int = 128) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+            for _ in range(2)
+        )
+        self.ln = nn.LayerNorm(d)
+        self.readout = readout
+        if readout == "module":
+            self.head = nn.Linear(d, vocab, bias=False)
+            self.head.weight = self.emb.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        x = self.emb(ids)
+        for b in self.blocks:
+            x = x + b(x)
+        x, E = self.ln(x), self.emb.weight
+        if self.readout == "F.linear":
+            return F.linear(x, E)
+        if self.readout == "x @ E.T":
+            return x @ E.T
+        if self.readout == "einsum":
+            return torch.einsum("btd,vd->btv", x, E)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("readout", ["F.linear", "x @ E.T", "einsum"])
+def test_read_out_tied_in_forward_gives_unit_logits(readout):
+    """A head tied to the embedding by using its table in forward (not a tied nn.Linear) is
+    a tied head too: the embedding's std is solved for unit logits, as for the module. Before:
+    N(0, 1) rows, logits rms ≈ √width (11.9 at width 128), and nothing said."""
+    torch.manual_seed(0)
+    model, ref = _TiedLM(readout), _TiedLM("module")
+    p, q = _quiet_init(model), _quiet_init(ref)
+    assert p["emb.weight"].std == pytest.approx(q["emb.weight"].std, rel=1e-12)
+    assert "tied with the read-out" in p["emb.weight"].reason
+    ids = torch.randint(0, 512, (8, 32), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        rms = float(model(ids).pow(2).mean().sqrt())
+    assert 0.5 <= rms <= 2.0

@@ -1148,7 +1148,7 @@ def _parameter_read(
     """``(name, parameter, transposed)`` where node ``idx`` is a raw ``ndim``-D parameter of
     the model — read directly or through single-use transposes and casts — that no layer of
     its own owns (its module's kind is ``unknown``: a ``ParameterList``, the model itself, a
-    custom module), else None."""
+    custom module) or an embedding's table (a read-out tied to it), else None."""
     node, flip = graph.nodes[idx], False
     while node.op == "function":
         f = _flips(node)
@@ -1164,8 +1164,8 @@ def _parameter_read(
         return None
     owner_name = node.target.rpartition(".")[0]
     owner = model.get_submodule(owner_name) if owner_name else model
-    if p.ndim != ndim or module_kind(owner) != "unknown":
-        return None
+    if p.ndim != ndim or module_kind(owner) not in ("unknown", "embedding"):
+        return None  # (an embedding's table in a product: a head tied to it, F.linear(x, E))
     return node.target, p, flip
 
 

@@ -304,7 +304,7 @@ def propagate(
     if info.graph is None:
         return Moments()
     walk = _walk(model, info, pools or {})
-    heads = _tied_heads(model)
+    heads = _tied_heads(model, info.graph)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(info, walk, first, n_res, emb)
     if heads:
@@ -467,8 +467,10 @@ def _untie(
         k = min(max(round(k * 4) / 4, 0.0), 2.0)
         f = _scale_after(info, walk.users, head)  # (Cohere: logits × logit_scale after it)
         std = (f * d * s1.s) ** (-1.0 / (2.0 + k))
+        call = getattr(walk.modules.get(head), "call", None)  # (a FunctionalLinear read-out)
+        tie = f"the read-out {call} in forward" if call else f"'{head}'"
         why = (
-            f"tied with '{head}': std {std:.4g} gives unit-variance logits (head input E[x²] "
+            f"tied with {tie}: std {std:.4g} gives unit-variance logits (head input E[x²] "
             f"{s1.s:.3g}"
             + (f" ∝ std^{k:g}" if k else ", independent of the embedding's scale")
             + f", width {d}"
@@ -495,18 +497,21 @@ def _scale_after(info: ModelInfo, users: list[list[int]], head: str) -> float:
     return _factor_along(info, users, at, end)
 
 
-def _tied_heads(model: nn.Module) -> dict[str, str]:
-    """``{embedding module: linear head module}`` for embeddings whose weight a Linear shares."""
+def _tied_heads(model: nn.Module, graph: Any = None) -> dict[str, str]:
+    """``{embedding module: linear head module}`` for embeddings whose weight a Linear shares,
+    or that ``forward`` uses as a read-out (``F.linear(x, emb.weight)``, ``x @ emb.weight.T``:
+    a :class:`~initwise.torch.modules.FunctionalLinear` site of ``graph``)."""
     owner: dict[int, str] = {}
     heads: dict[str, str] = {}
-    for name, m in model.named_modules():
+    modules = graph_modules(model, graph)
+    for name, m in modules.items():
         w = getattr(m, "weight", None)
         if not isinstance(w, torch.Tensor):
             continue
         k = module_kind(m)
         if k == "embedding":
             owner.setdefault(id(w), name)
-    for name, m in model.named_modules():
+    for name, m in modules.items():
         w = getattr(m, "weight", None)
         if isinstance(w, torch.Tensor) and module_kind(m) in ("linear", "conv1d_hf"):
             e = owner.get(id(w))

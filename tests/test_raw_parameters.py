@@ -357,3 +357,20 @@ def test_read_out_tied_in_forward_gives_unit_logits(readout):
     with torch.no_grad():
         rms = float(model(ids).pow(2).mean().sqrt())
     assert 0.5 <= rms <= 2.0
+
+
+def test_diagnose_says_what_it_did_not_measure():
+    """Products with raw parameters run in no module, so no hook sees them: diagnose says so
+    (note and warning) instead of a bare "healthy — no weight layers were run"."""
+    from initwise.diagnostics import diagnose
+
+    model = RawMLP(depth=3)
+    _quiet_init(model)
+    with pytest.warns(UserWarning, match=r"not measured: W\.0 \(`x @ W\.0 \+ b\.0`\)"):
+        report = diagnose(model, torch.randn(64, 128))
+    assert any(n.startswith("not measured: W.0") for n in report.notes)
+    custom = CustomMLP(depth=3)
+    _quiet_init(custom)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a custom layer traced into is measured: nothing said
+        diagnose(custom, torch.randn(64, 128))

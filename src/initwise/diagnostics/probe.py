@@ -361,6 +361,19 @@ def diagnose(
     notes = (
         [] if chain else [f"chain theory skipped: {skipped} (the local prediction still applies)"]
     )
+    g = info.graph
+    raw = {  # FunctionalLinear sites no module runs (a custom layer traced into still runs)
+        n: m
+        for n, m in (g.extra if g is not None else {}).items()
+        if not any(n.startswith(f"{k}.") for k in g.inlined)  # type: ignore[union-attr]
+    }
+    if raw:
+        notes.append(
+            f"not measured: {few([f'{n} ({m.call})' for n, m in raw.items()])} — raw "
+            "parameters used as a layer's weight in forward; diagnose measures module layers "
+            "(nn.Linear, nn.Conv…, custom modules) only: write these as modules to see them"
+        )
+        warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=2)
     unreached = [
         s.name
         for s in layers

@@ -374,3 +374,42 @@ def test_diagnose_says_what_it_did_not_measure():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a custom layer traced into is measured: nothing said
         diagnose(custom, torch.randn(64, 128))
+
+
+@pytest.mark.parametrize(
+    "call, groups",
+    [("kw", 1), ("kw", 4), ("kw", 16), ("positional", 4), ("conv1d", 1), ("conv3d", 2)],
+)
+def test_raw_convolution_weights(call, groups):
+    """``F.conv1d/2d/3d(x, W, b, …, groups=g)`` with raw parameters: a convolution with fans
+    ``in/g · k`` (depthwise: ``k``), its bias zeros. Before: left as is."""
+    dims = {"conv1d": 1, "conv3d": 3}.get(call, 2)
+    k = (3,) * dims
+
+    class RawConv(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(16, 16 // groups, *k))
+            self.b = nn.Parameter(torch.randn(16))
+            self.fc = nn.Linear(16, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            conv = (F.conv1d, F.conv2d, F.conv3d)[dims - 1]
+            if call == "positional":  # (x, W, b, stride, padding, dilation, groups)
+                h = conv(x, self.w, self.b, 1, 1, 1, groups)
+            else:
+                h = conv(x, self.w, self.b, padding=1, groups=groups)
+            return self.fc(torch.relu(h).flatten(2).mean(-1))
+
+    p = plan(RawConv(), "auto", strict=True)
+    fan_in = 16 // groups * 3**dims
+    assert p["w"].std == pytest.approx(math.sqrt(2 / fan_in), rel=1e-9), p["w"].reason
+    assert p["b"].std == 0.0 and "FunctionalConv 'w'" in p["w"].reason
+    x = torch.randn(4, 16, *((6,) * dims))
+    m = RawConv()
+    _quiet_init(m)
+    with torch.no_grad():
+        h = torch.relu(
+            (F.conv1d, F.conv2d, F.conv3d)[dims - 1](x, m.w, m.b, padding=1, groups=groups)
+        )
+    assert 0.5 <= float(h.pow(2).mean()) <= 2.0  # He: E[relu(h)²] = 1 for unit input

@@ -33,6 +33,7 @@ from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
 from .modules import (
     NORMS,
+    FunctionalConv,
     FunctionalLinear,
     has_parametrizations,
     is_norm,
@@ -1225,6 +1226,14 @@ def _site(
             return None
         layout = "out_in" if w[2] else "in_out"
         return ins[1], w[0], w[1], layout, f"addmm(b, x, {w[0]}{'.T' if w[2] else ''})", ins[0]
+    if t in _CONVS and len(ins) in (2, 3):
+        w = _parameter_read(model, graph, users, ins[1], _CONVS[t])
+        groups = _conv_groups(n, len(ins) == 3)
+        if w is None or w[2] or groups is None:
+            return None
+        how = f"F.{t}(x, {w[0]}{', b' if len(ins) == 3 else ''}"
+        how += f", groups={groups})" if groups != 1 else ")"
+        return ins[0], w[0], w[1], f"conv:{groups}", how, ins[2] if len(ins) == 3 else None
     if t == "einsum" and len(ins) == 2 and n.args and ins[0] != ins[1]:
         for j in (1, 0):
             w = _parameter_read(model, graph, users, ins[j], 2)
@@ -1234,6 +1243,21 @@ def _site(
                     layout = "in_out" if layout == "out_in" else "out_in"
                 return ins[1 - j], w[0], w[1], layout, f"einsum({n.args[0]!r}, …)", None
     return None
+
+
+_CONVS = {"conv1d": 3, "conv2d": 4, "conv3d": 5}
+"""Convolution functions and their weight's dimensions."""
+
+
+def _conv_groups(n: Node, bias_node: bool) -> int | None:
+    """``groups`` of an ``F.convNd`` call node (a keyword, or the 5th argument after the
+    input and weight when all are positional); None where it cannot be told (a non-integer)."""
+    g = n.kwargs.get("groups")
+    if g is None:
+        pos = list(n.args)  # (the scalars after x, W[, b]: [None,] stride, padding, dilation…)
+        i = 3 if bias_node or not pos or pos[0] is not None else 4
+        g = pos[i] if len(pos) > i else 1
+    return g if isinstance(g, int) and not isinstance(g, bool) and g >= 1 else None
 
 
 def _bias_of(
@@ -1264,8 +1288,9 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
     products is one site (a shared weight, as a module called twice); a parameter that a layer
     of its own owns is that layer's, as before."""
     users = graph.users()
+    products = {"linear", "matmul", "mm", "addmm", "einsum", *_CONVS}
     for n in graph.nodes:
-        if n.op != "function" or str(n.target) not in ("linear", "matmul", "mm", "addmm", "einsum"):
+        if n.op != "function" or str(n.target) not in products:
             continue
         found = _site(model, graph, users, n)
         if found is None:
@@ -1284,7 +1309,11 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
                 bias = added[2]
                 how += f" + {added[1]}"
         if wname not in graph.extra:
-            graph.extra[wname] = FunctionalLinear(w, bias, layout, f"`{how}`")
+            graph.extra[wname] = (
+                FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
+                if layout.startswith("conv:")
+                else FunctionalLinear(w, bias, layout, f"`{how}`")
+            )
         n.op, n.target, n.inputs, n.call = "module", wname, [x], None
         n.args, n.kwargs, n.broadcast = (), {}, frozenset()
     return graph

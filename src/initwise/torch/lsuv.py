@@ -31,7 +31,13 @@ from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
-from .modules import FunctionalLinear, check_materialized, few, is_weight_layer
+from .modules import (
+    FunctionalConv,
+    FunctionalLinear,
+    check_materialized,
+    few,
+    is_weight_layer,
+)
 from .planner import plan as make_plan
 from .policies import Policy, register_policy
 
@@ -67,11 +73,11 @@ class LSUVResult:
         )
 
 
-_FUNCTIONAL = f"{FunctionalLinear.__name__} '"
+_FUNCTIONAL = tuple(f"{c.__name__} '" for c in (FunctionalLinear, FunctionalConv))
 """How the planner's reason for a raw parameter used as a layer's weight begins."""
 _NOT_SCALED = (
-    " — a raw parameter used as a layer's weight in forward (x @ W): LSUV rescales the "
-    "outputs of module layers only"
+    " — a raw parameter used as a layer's weight in forward (x @ W, F.conv2d): LSUV rescales "
+    "the outputs of module layers only"
 )
 
 

@@ -10,7 +10,8 @@ gpt-oss in transformers), ``router`` (its ``(E, width)`` router weight, used as 
 ``grn`` (ConvNeXt-V2's global response normalization ``x + γ·(x·N(x)) + β``) and
 ``unknown``. A raw parameter that ``forward`` uses as a layer's weight (``x @ W``,
 ``F.linear(x, W, b)``, ``einsum``) is read as a :class:`FunctionalLinear`: ``linear`` or
-``conv1d_hf`` by its layout. Fans come from :func:`initwise.math.fans` with
+``conv1d_hf`` by its layout; one used in ``F.conv1d/2d/3d`` as a :class:`FunctionalConv`
+(``conv``). Fans come from :func:`initwise.math.fans` with
 the layer's groups, stride and packing (q/k/v blocks) taken into account.
 """
 
@@ -54,6 +55,28 @@ class FunctionalLinear(nn.Module):
 
         w = self.weight if self.layout == "out_in" else self.weight.t()
         return F.linear(x, w, self.bias)
+
+
+class FunctionalConv(nn.Module):
+    """A raw ``nn.Parameter`` that ``forward`` uses as a convolution's weight —
+    ``F.conv1d/2d/3d(x, W, b, …, groups=g)`` — read as that ``nn.ConvNd`` (kind ``conv``: fans
+    ``in/groups · k`` and ``out/groups · k``). Built by the graph's analysis like
+    :class:`FunctionalLinear` and never added to the model."""
+
+    def __init__(
+        self, weight: nn.Parameter, bias: nn.Parameter | None, groups: int, call: str
+    ) -> None:
+        super().__init__()
+        self.weight = weight
+        self.register_parameter("bias", bias)
+        self.groups = groups
+        self.call = call
+
+    def forward(self, x: Any) -> Any:
+        import torch.nn.functional as F
+
+        conv = (F.conv1d, F.conv2d, F.conv3d)[self.weight.ndim - 3]
+        return conv(x, self.weight, self.bias, groups=self.groups)
 
 
 NORMS: tuple[type, ...] = (
@@ -223,6 +246,8 @@ def kind(module: nn.Module) -> str:
     """The module's kind (see the module docstring)."""
     if isinstance(module, FunctionalLinear):
         return "conv1d_hf" if module.layout == "in_out" else "linear"
+    if isinstance(module, FunctionalConv):
+        return "conv"
     if isinstance(module, nn.MultiheadAttention):
         return "mha"
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
@@ -390,6 +415,9 @@ def weight_fans(
     if isinstance(module, FunctionalLinear):
         f, chunks, dim, extra = weight_fans(kind, nn.Module(), shape, name)
         return f, chunks, dim, f"{extra}, used as {module.call} in forward"
+    if isinstance(module, FunctionalConv):
+        f = fans(shape, "conv", groups=module.groups)
+        return f, 1, 0, f"{_g(module.groups)}, used as {module.call} in forward"
     groups = getattr(module, "groups", 1)
     if kind == "conv":
         return fans(shape, "conv", groups=groups), 1, 0, _g(groups)

@@ -413,3 +413,35 @@ def test_raw_convolution_weights(call, groups):
             (F.conv1d, F.conv2d, F.conv3d)[dims - 1](x, m.w, m.b, padding=1, groups=groups)
         )
     assert 0.5 <= float(h.pow(2).mean()) <= 2.0  # He: E[relu(h)²] = 1 for unit input
+
+
+def test_class_token_and_position_table_found_by_structure():
+    """A hand-written ViT whose token and position table have names no rule knows (``cls``,
+    ``pos``): the token concatenated with the patches and the table added to them get the
+    class-token and position-table rules (before: left as is, the table kept its N(0, 1)).
+    A vector added to the signal and a multiplied parameter are not tokens: left as is."""
+
+    class ViT(nn.Module):
+        def __init__(self, d: int = 32) -> None:
+            super().__init__()
+            self.patch = nn.Conv2d(3, d, 4, 4)
+            self.cls = nn.Parameter(torch.zeros(1, 1, d))
+            self.pos = nn.Parameter(torch.randn(1, 65, d))
+            self.shift = nn.Parameter(torch.zeros(d))
+            self.gain = nn.Parameter(torch.ones(1, 1, d))
+            self.head = nn.Linear(d, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.patch(x).flatten(2).transpose(1, 2)
+            x = (
+                torch.cat([self.cls.expand(x.shape[0], -1, -1), x], 1)
+                + self.pos[:, : x.shape[1] + 1]
+            )
+            x = (x + self.shift) * self.gain
+            return self.head(x[:, 0])
+
+    with pytest.warns(AssumptionWarning, match="no rule for shift, gain"):
+        p = plan(ViT(), "auto")
+    assert p["cls"].std == pytest.approx(0.02, rel=0.2) and "concatenated" in p["cls"].reason
+    assert p["pos"].std == pytest.approx(0.02) and "added to the signal" in p["pos"].reason
+    assert p["shift"].scheme is None and p["gain"].scheme is None

@@ -1414,6 +1414,79 @@ def _custom_graph(m: nn.Module) -> Graph | None:
     return sub
 
 
+_TOKEN_PATH = frozenset(
+    {
+        "expand",
+        "expand_as",
+        "repeat",
+        "getitem",
+        "view",
+        "reshape",
+        "to",
+        "type_as",
+        "type",
+        "float",
+        "half",
+        "bfloat16",
+        "unsqueeze",
+        "squeeze",
+        "flatten",
+        "contiguous",
+        "clone",
+        "permute",
+        "transpose",
+        "interpolate",
+    }
+)
+"""Ops a class token or position table passes on its way into the signal (broadcast over the
+batch, sliced to the sequence, cast, resized)."""
+
+
+def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
+    """Raw parameters (no layer of their own owns them, ≥ 2 dimensions) that ``forward``
+    concatenates with the signal — a class or register token, ``torch.cat([cls.expand(B, -1,
+    -1), x], 1)`` — or adds to it — a learned position table, ``x + pos[:, :T]`` — reached
+    through broadcasts, slices, casts and resizes used by nothing else: ``{id(parameter):
+    ("class token" | "position table", the op)}``. Found by structure, whatever the names
+    (the planner's name rules — ``cls_token``, ``pos_embed`` … — come first)."""
+    out: dict[int, tuple[str, str]] = {}
+    if graph is None:
+        return out
+    users = graph.users()
+    for n in graph.nodes:
+        if n.op != "param" or len(users[n.idx]) != 1:
+            continue
+        try:
+            p = model.get_parameter(n.target)
+        except AttributeError:
+            continue
+        owner = n.target.rpartition(".")[0]
+        if p.ndim < 2 or module_kind(model.get_submodule(owner) if owner else model) != "unknown":
+            continue
+        i, path = n.idx, {n.idx}
+        while True:
+            (u,) = users[i]
+            node = graph.nodes[u]
+            if node.op != "function" or str(node.target) not in _TOKEN_PATH:
+                break
+            if len(users[u]) != 1 or node.inputs[0] != i:
+                node = None
+                break
+            i = u
+            path.add(u)
+        if node is None or node.op != "function":
+            continue
+        others = [j for j in node.inputs if j not in path]
+        if not others or any(graph.nodes[j].op == "param" for j in others):
+            continue
+        t = str(node.target)
+        if t in ("cat", "concat", "concatenate") and len(node.inputs) >= 2:
+            out[id(p)] = ("class token", f"concatenated with the signal (`{t}`)")
+        elif t == "add" and len(node.inputs) == 2:
+            out[id(p)] = ("position table", "added to the signal")
+    return out
+
+
 def timm_example(model: nn.Module) -> Any:
     """An example input for a timm model — zeros of ``(2, *pretrained_cfg["input_size"])`` (timm
     states each model's input size in its ``pretrained_cfg``; ``default_cfg`` in older

@@ -22,7 +22,7 @@ from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWarning
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
-from .graph import LINEAR, LayerInfo, expert_activation, inspect_model
+from .graph import LINEAR, LayerInfo, expert_activation, inspect_model, token_parameters
 from .modules import (
     AFFINES,
     check_materialized,
@@ -149,6 +149,7 @@ def _plan(
     found = PZ.sites(model)
     orig = PZ.originals(model, found)  # weight_norm's g, v…: planned as the weight they compute
     functional = _functional_sites(pol, ctx, info)  # raw parameters used as a layer's weight
+    tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
     by_module: dict[int, dict[str, PZ.Site]] = {}
     for site in found.values():
         by_module.setdefault(id(site.module), {})[site.attr] = site
@@ -198,6 +199,7 @@ def _plan(
                 or planned.get(pname)
                 or loose_parameter(model, mod_name, pname, p)  # (a family's own rule first)
                 or functional.get(id(p))
+                or _token_rule(tokens.get(id(p)), pname, p)
             )
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
@@ -714,6 +716,29 @@ def _configless_parameter(
             "(timm: truncated normal 0.02), small beside the unit patch embedding → std {std}",
         )
     return None
+
+
+def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan | None:
+    """The class-token and position-table rules (:func:`_configless_parameter`'s) for a raw
+    parameter :func:`~initwise.torch.graph.token_parameters` found by structure."""
+    if found is None:
+        return None
+    what, how = found
+    if what == "class token":
+        return _rule(
+            pname,
+            p,
+            S.trunc_normal(0.0, 0.02, -2.0, 2.0),
+            f"a learned token {how} in forward: truncated normal std 0.02, as timm's and HF's "
+            "class tokens → std {std}",
+        )
+    return _rule(
+        pname,
+        p,
+        S.normal(0.0, 0.02),
+        f"a learned position table ({how} in forward): N(0, 0.02²) as torchvision's ViT "
+        "(timm: truncated normal 0.02), small beside the unit signal → std {std}",
+    )
 
 
 def _inherited(name: str, module: nn.Module, layers: dict[str, LayerInfo]) -> LayerInfo:

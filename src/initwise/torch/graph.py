@@ -18,6 +18,7 @@ both start from a common split point, the branch being the side with more layers
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections import deque
 from collections.abc import Callable
@@ -1348,18 +1349,7 @@ def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
     for n in graph.nodes:
         sub = inline.get(n.idx)
         if sub is None:
-            new = Node(
-                len(nodes),
-                n.op,
-                n.target,
-                [remap[i] for i in n.inputs],
-                n.args,
-                n.kwargs,
-                n.call,
-                frozenset(remap[i] for i in n.broadcast),
-            )
-            nodes.append(new)
-            remap[n.idx] = new.idx
+            remap[n.idx] = _append(nodes, n, n.target, remap)
             continue
         here = dict(
             zip(
@@ -1372,24 +1362,28 @@ def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
             if s.op in ("input", "output"):
                 continue
             target = f"{n.target}.{s.target}" if s.op in ("param", "module") else s.target
-            new = Node(
-                len(nodes),
-                s.op,
-                target,
-                [here[i] for i in s.inputs],
-                s.args,
-                s.kwargs,
-                s.call,
-                frozenset(here[i] for i in s.broadcast),
-            )
-            nodes.append(new)
-            here[s.idx] = new.idx
+            here[s.idx] = _append(nodes, s, target, here)
         out = next(s for s in sub.nodes if s.op == "output")
         remap[n.idx] = here[out.inputs[0]]
         inlined.setdefault(n.target, remap[n.idx])
         for k, v in sub.extra.items():
             extra.setdefault(f"{n.target}.{k}", v)
     return Graph(nodes, graph.method, extra, inlined)
+
+
+def _append(nodes: list[Node], n: Node, target: str, index: dict[int, int]) -> int:
+    """Append a copy of ``n`` to ``nodes`` under ``target``, its inputs renumbered by
+    ``index``; returns its new index."""
+    nodes.append(
+        dataclasses.replace(
+            n,
+            idx=len(nodes),
+            target=target,
+            inputs=[index[i] for i in n.inputs],
+            broadcast=frozenset(index[i] for i in n.broadcast),
+        )
+    )
+    return len(nodes) - 1
 
 
 def _custom_graph(m: nn.Module) -> Graph | None:

@@ -32,8 +32,7 @@ from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
 from .modules import (
-    FunctionalConv,
-    FunctionalLinear,
+    FunctionalLayer,
     check_materialized,
     few,
     is_weight_layer,
@@ -73,7 +72,7 @@ class LSUVResult:
         )
 
 
-_FUNCTIONAL = tuple(f"{c.__name__} '" for c in (FunctionalLinear, FunctionalConv))
+_FUNCTIONAL = tuple(f"{c.__name__} '" for c in FunctionalLayer.__subclasses__())
 """How the planner's reason for a raw parameter used as a layer's weight begins."""
 _NOT_SCALED = (
     " — a raw parameter used as a layer's weight in forward (x @ W, F.conv2d): LSUV rescales "

@@ -26,7 +26,19 @@ from torch.nn.utils.parametrize import ParametrizationList
 from ..math.fans import Fans, fans
 
 
-class FunctionalLinear(nn.Module):
+class FunctionalLayer(nn.Module):
+    """A layer that ``forward`` computes from raw parameters, with no module of its own: its
+    ``weight``, its ``bias`` (or None) and ``call``, how ``forward`` used them (for the plan's
+    reasons). Never added to the model: it holds the model's own parameters."""
+
+    def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, call: str) -> None:
+        super().__init__()
+        self.weight = weight
+        self.register_parameter("bias", bias)
+        self.call = call
+
+
+class FunctionalLinear(FunctionalLayer):
     """A raw ``nn.Parameter`` that ``forward`` uses as a layer's weight — ``x @ W``,
     ``torch.matmul``/``mm``/``addmm``, ``F.linear(x, W, b)``, a two-operand ``einsum`` that
     contracts the input's features with a matrix ``W`` — read as a Linear layer. ``layout``:
@@ -44,11 +56,8 @@ class FunctionalLinear(nn.Module):
             raise ValueError(
                 f"FunctionalLinear: layout must be 'in_out' or 'out_in', got {layout!r}"
             )
-        super().__init__()
-        self.weight = weight
-        self.register_parameter("bias", bias)
+        super().__init__(weight, bias, call)
         self.layout = layout
-        self.call = call
 
     def forward(self, x: Any) -> Any:
         import torch.nn.functional as F
@@ -57,7 +66,7 @@ class FunctionalLinear(nn.Module):
         return F.linear(x, w, self.bias)
 
 
-class FunctionalConv(nn.Module):
+class FunctionalConv(FunctionalLayer):
     """A raw ``nn.Parameter`` that ``forward`` uses as a convolution's weight —
     ``F.conv1d/2d/3d(x, W, b, …, groups=g)`` — read as that ``nn.ConvNd`` (kind ``conv``: fans
     ``in/groups · k`` and ``out/groups · k``). Built by the graph's analysis like
@@ -66,11 +75,8 @@ class FunctionalConv(nn.Module):
     def __init__(
         self, weight: nn.Parameter, bias: nn.Parameter | None, groups: int, call: str
     ) -> None:
-        super().__init__()
-        self.weight = weight
-        self.register_parameter("bias", bias)
+        super().__init__(weight, bias, call)
         self.groups = groups
-        self.call = call
 
     def forward(self, x: Any) -> Any:
         import torch.nn.functional as F

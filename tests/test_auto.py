@@ -1,6 +1,7 @@
 """Issue 12: ``auto`` solves each layer from the propagated moments (operating points, residual
 branches, ties, centering, containers, wrappers, probed functions, strict mode)."""
 
+import itertools
 import math
 import re
 import warnings
@@ -603,3 +604,61 @@ def test_a_known_container_inside_a_sequential_is_expanded():
     # the attention's out_proj ends its branch as linear2 ends the MLP's (before: "linear
     # consumer: unit output", each attention branch adding E[x²] 1 to the stream)
     assert "one of 8 residual branches" in p["0.layers.0.self_attn.out_proj.weight"].reason
+
+
+class _VAE(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(128, 8), nn.Linear(128, 8)
+        self.dec = nn.Sequential(nn.Linear(8, 128), nn.ReLU(), nn.Linear(128, 64))
+
+    def forward(self, x):
+        h = self.enc(x)
+        mu, logvar = self.mu(h), self.logvar(h)
+        return self.dec(mu + torch.exp(0.5 * logvar) * torch.randn_like(mu))
+
+
+def test_a_vae_reparametrization_plans():
+    """``mu + exp(0.5·logvar)·ε``: the exp written in forward overflows on the far Gaussian
+    tails at large q; planning raised "the activation returned non-finite values on Gaussian
+    input" on the most common VAE. Now that q is simply out of reach."""
+    torch.manual_seed(0)
+    m = _VAE()
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        y = m(torch.randn(256, 64))
+    assert torch.isfinite(y).all() and 0.5 <= float(y.pow(2).mean().sqrt()) <= 2.0
+
+
+class _Siren(nn.Module):
+    """SIREN (Sitzmann et al. 2020): ``sin(ω₀·Wx)`` with ω₀ = 30 written in forward."""
+
+    def __init__(self, depth: int = 5, width: int = 128) -> None:
+        super().__init__()
+        dims = [2] + [width] * (depth - 1)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+        self.out = nn.Linear(width, 1)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.sin(30.0 * layer(x))
+        return self.out(x)
+
+
+def test_an_activation_that_scales_its_input_is_searched_at_its_own_scale():
+    """``sin(30·h)`` is sin at 900× h's second moment: searched only over q ∈ [0.1, 16] it
+    got q* 0.1 ((30h)² = 90: deep in the oscillation) and a SignalWarning that no init holds
+    the chain. Searched below that range too, it gets (30h)² ≈ 1 — SIREN's own scale — and no
+    warning: the chain holds its signal (its end layers' gradients differ by ω₀ on purpose,
+    which is no drift)."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.SignalWarning)
+        p = it.plan(_Siren())
+    q = float(re.search(r"at q\* ([0-9.e-]+)", p["layers.1.weight"].reason).group(1))
+    assert 0.5 <= 900 * q <= 2.0
+    m = _Siren()
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        assert 0.5 <= float(m(torch.rand(512, 2) * 2 - 1).pow(2).mean().sqrt()) <= 2.0

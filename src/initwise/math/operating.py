@@ -26,7 +26,8 @@ It minimises the largest of the three (natural logs; the forward term weighted �
 finite-width fluctuations, ~1/√width, start it), taking any cost below :data:`TOLERANCE` as met
 and then the ``q`` nearest 1, over
 ``q ∈ [0.1, 16]`` (pre-activation std 0.32 … 4; saturating activations ``q ≤ 4`` so units do not
-saturate). Positively homogeneous activations (ReLU family, linear) are scale-free — χ and κ do
+saturate; a probed activation also below, :data:`PROBED_BELOW`). Positively homogeneous
+activations (ReLU family, linear) are scale-free — χ and κ do
 not depend on ``q`` — and keep He's ``q* = 1/E[φ(z)²]`` (unit post-activation second moment).
 SELU keeps ``q* = 1``, its self-normalizing fixed point (Klambauer et al. 2017).
 
@@ -64,9 +65,18 @@ TOLERANCE = 0.5
 """Costs (natural log of the worst predicted drift factor) below this (×1.65) count as met; among
 those the ``q`` nearest 1 is taken, so shallow chains keep the classic gain ``1/√E[φ(z)²]``."""
 SATURATING_Q_MAX = 4.0
+PROBED_BELOW = 1e-5
+"""A probed activation (an elementwise stretch written in ``forward``) may scale its input
+itself — SIREN's ``sin(30·x)`` is ``sin`` at 900× the pre-activation's second moment — so where
+nothing in :data:`Q_RANGE` meets the tolerance its ``q`` is searched down to ``Q_RANGE[0] ×
+PROBED_BELOW`` too (SIREN, depth 4: q* ≈ 1.2e-3, ``(30·h)²`` ≈ 1.1 — the paper's unit-scale
+arguments of ``sin``; Sitzmann et al. 2020)."""
 DRIFT_LIMIT = math.log(10.0)
 """A chain whose best operating point still drifts by more than ×10 (``diagnose``'s own
-tolerance) cannot be held by an initialization: the planner says so (``SignalWarning``)."""
+tolerance; :attr:`OperatingPoint.drift`: gradients or the forward signal, not the end
+layers' balance, which a chain that holds its signal can still miss -- SIREN's ``sin(30x)``
+multiplies every hidden layer's gradient by 30) cannot be held by an initialization: the
+planner says so (``SignalWarning``)."""
 CURVATURE_BUDGET = 5.0
 """Largest network C-map curvature ``C″_f(1)`` an edge-of-chaos chain may have (module docstring;
 5 is where depth-50 tanh trained best among q ∈ {0.15, 0.25, 0.5, 1} in the measurement there)."""
@@ -96,6 +106,18 @@ class OperatingPoint:
     cost: float = 0.0
     """Natural log of the worst predicted drift factor over the chain (gradient drift, forward
     instability, end-layer balance) that the chosen point still leaves (0: none computed)."""
+
+    @property
+    def drift(self) -> float:
+        """Natural log of the predicted drift factor through the chain -- gradient drift
+        ``(depth - 1)/2 * |ln chi|`` or forward instability ``depth/2 * ln+ kappa``, the end
+        layers' balance left out -- for a point chosen by cost (0 for a fixed rule: He, SELU,
+        the edge of chaos). Above :data:`DRIFT_LIMIT` no initialization holds the chain."""
+        if not self.cost:
+            return 0.0
+        grad = (self.depth - 1) / 2 * abs(math.log(self.chi)) if self.chi > 0 else math.inf
+        fwd = 0.5 * self.depth * max(0.0, math.log(self.kappa)) if self.kappa > 0 else 0.0
+        return max(grad, fwd)
 
     @property
     def input_moment(self) -> float:
@@ -170,7 +192,9 @@ def operating_point(
         return _cached(
             key[0], key[1], int(depth), homogeneous, saturating, name or activation, bias
         )
-    return _solve(activation_fn(activation), int(depth), homogeneous, saturating, name or "", bias)
+    return _solve(
+        activation_fn(activation), int(depth), homogeneous, saturating, name or "", bias, True
+    )
 
 
 @lru_cache(maxsize=256)
@@ -193,6 +217,7 @@ def _solve(
     saturating: bool,
     name: str,
     bias: bool = False,
+    probed: bool = False,
 ) -> OperatingPoint:
     if homogeneous or name == "selu":
         e2, m, d = moments(f, 1.0)
@@ -211,7 +236,10 @@ def _solve(
         hi = min(hi, SATURATING_Q_MAX)
     best: tuple[Any, ...] | None = None
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), _GRID)).tolist()
-    for q in [1.0, *grid]:  # 1 exactly: the classic gain
+    below = np.exp(np.linspace(math.log(lo * PROBED_BELOW), math.log(lo), 3 * _GRID)).tolist()
+    for q in [1.0, *grid, *(below[:-1] if probed else ())]:  # 1 exactly: the classic gain
+        if q < lo and best is not None and best[-1] <= TOLERANCE:
+            break  # (below the range only where nothing in it is good enough)
         for centered in (False, True):
             p = _point(f, q, centered, depth)
             if p is None:
@@ -296,8 +324,16 @@ def shifted_moments(
 def q_for_second_moment(
     f: Callable[[np.ndarray], np.ndarray], target: float, *, lo: float = 1e-6, hi: float = 1e6
 ) -> float | None:
-    """The ``q`` with ``E[φ(√q z)²] = target`` (bisection in log q; None if out of reach)."""
-    g = lambda q: gaussian_expectation(lambda x: f(x) ** 2, q) - target  # noqa: E731
+    """The ``q`` with ``E[φ(√q z)²] = target`` (bisection in log q; None if out of reach). An
+    activation that overflows at some ``q`` (``exp`` written in ``forward``: a VAE's
+    ``exp(0.5·logvar)``) has a second moment above any target there."""
+
+    def g(q: float) -> float:
+        try:
+            return gaussian_expectation(lambda x: f(x) ** 2, q) - target
+        except (ValueError, FloatingPointError, OverflowError):  # (non-finite values)
+            return math.inf
+
     a, b = math.log(lo), math.log(hi)
     ga, gb = g(lo), g(hi)
     if ga > 0 or gb < 0:

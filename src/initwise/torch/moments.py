@@ -761,11 +761,11 @@ def _weight(
         op = op_point(act, depth, res.cache, bias=has_bias and kind != "mha")
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var
-        if op.cost > DRIFT_LIMIT:
+        if op.drift > DRIFT_LIMIT:
             said = (
                 f"{act.describe()} over {depth} layers: its best operating point (q* "
-                f"{op.q:.3g}) still drifts ×{math.exp(op.cost):.3g} (gradient drift, forward "
-                f"instability κ {op.kappa:.3g} or end-layer balance; Poole et al. 2016) — no "
+                f"{op.q:.3g}) still drifts ×{math.exp(op.drift):.3g} (gradients χ {op.chi:.3g} per "
+                f"layer, or forward instability κ {op.kappa:.3g}; Poole et al. 2016) — no "
                 "initialization holds this chain: a norm between its layers, skip connections, "
                 "or kernel shaping (policy 'tat'/'dks') can"
             )

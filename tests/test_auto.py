@@ -662,3 +662,85 @@ def test_an_activation_that_scales_its_input_is_searched_at_its_own_scale():
     it.init_model(m, seed=0)
     with torch.no_grad():
         assert 0.5 <= float(m(torch.rand(512, 2) * 2 - 1).pow(2).mean().sqrt()) <= 2.0
+
+
+class _Highway(nn.Module):
+    """Highway layers (Srivastava et al. 2015): ``x·(1 − g) + relu(H x)·g``, ``g = σ(T x)``."""
+
+    def __init__(self, depth: int = 20, width: int = 128) -> None:
+        super().__init__()
+        self.H = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.T = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+
+    def forward(self, x):
+        for h, t in zip(self.H, self.T, strict=True):
+            g = torch.sigmoid(t(x))
+            x = F.relu(h(x)) * g + x * (1 - g)
+        return x
+
+
+def test_highway_carry_gates_get_a_negative_bias():
+    """With zero gate biases half the stream is lost per block: a 20-block highway network
+    planned by auto output rms 0.000 (the planner followed the shrinking stream, solving the
+    later gates for ever smaller inputs). The carry gate's bias is now solved so that 1 − g
+    keeps e^(−1/R) of the stream per block: about −4.2 for 20 blocks (the paper: −1 … −3)."""
+    torch.manual_seed(0)
+    m = _Highway()
+    p = it.init_model(m, seed=0)
+    b = p["T.0.bias"]
+    assert b.scheme.formula().startswith("constant -4.")
+    assert "carry gate of one of 20 highway blocks" in p["T.0.weight"].reason
+    with torch.no_grad():
+        rms = float(m(torch.randn(512, 128)).pow(2).mean().sqrt())
+    assert 0.5 <= rms <= 2.0
+    assert p["H.0.bias"].scheme.formula() == "constant 0"
+
+
+class _GCN(nn.Module):
+    def __init__(self, norm: bool = False) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(32, 32) for _ in range(3))
+        self.norm = nn.LayerNorm(32) if norm else nn.Identity()
+
+    def forward(self, x, adj):
+        for layer in self.layers[:-1]:
+            x = self.norm(F.relu(adj @ layer(x)))
+        return self.layers[-1](x)
+
+
+def test_unknown_moments_before_an_activation_are_said():
+    """``relu(A @ h)`` with the adjacency an input: the product of two signals has no rule,
+    and the activation after it was fed a unit input silently — the next layer solved for
+    it (a GCN's output rms 0.1). The layer that takes it now says so; behind a norm (which
+    removes the scale) nothing is said."""
+    adj = torch.eye(50) * 0.5 + 0.01
+    with pytest.warns(it.AssumptionWarning, match=r"layers\.1: its input passed activation 'relu'"):
+        it.plan(_GCN(), example_input=(torch.randn(50, 32), adj))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        it.plan(_GCN(norm=True), example_input=(torch.randn(50, 32), adj))
+
+
+class _FunctionalWeights(nn.Module):
+    """Module weights used through functions, the modules never called (Hugging Face Mamba's
+    reference path: ``F.conv1d(x, conv1d.weight…)``, ``dt_proj.weight @ x``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(16, 16, 3, groups=16)
+        self.dt = nn.Linear(16, 16)
+        self.out = nn.Linear(16, 16)
+
+    def forward(self, x):  # x: (B, 16, L)
+        h = F.silu(F.conv1d(x, self.conv.weight.squeeze(1).unsqueeze(1), self.conv.bias, groups=16))
+        h = F.softplus((self.dt.weight @ h) + self.dt.bias[:, None])
+        return self.out(h.transpose(1, 2))
+
+
+def test_module_weights_used_through_functions_are_their_modules():
+    """The conv and the Linear are read as calls of their modules: each gets the activation
+    after it (silu, softplus) and its input's moments, and nothing is assumed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        p = it.plan(_FunctionalWeights())
+    assert "silu" in p["conv.weight"].reason and "softplus" in p["dt.weight"].reason

@@ -1082,9 +1082,17 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
     return ModelInfo(layers, 0, "none", "; ".join(errors))
 
 
-_FUNCTIONAL_LAYERS = {"linear": nn.Linear}
+_FUNCTIONAL_LAYERS: dict[str, tuple[type, ...]] = {
+    "linear": (nn.Linear,),
+    "conv1d": (nn.Conv1d,),
+    "conv2d": (nn.Conv2d,),
+    "conv3d": (nn.Conv3d,),
+    "matmul": (nn.Linear,),
+    "mm": (nn.Linear,),
+}
 """Functions that compute a layer with its module's own weight (``F.linear(x, self.qkv.weight,
-bias)``), read as a call of that module."""
+bias)``, ``F.conv1d(x, self.conv1d.weight, …)``, ``self.dt_proj.weight @ x``), read as a call of
+that module."""
 
 
 def functional_layers(model: nn.Module, graph: Graph) -> Graph:
@@ -1102,22 +1110,54 @@ def functional_layers(model: nn.Module, graph: Graph) -> Graph:
 
 
 def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
+    """The module-weight half of :func:`functional_layers`: ``F.linear(x, lin.weight, …)``,
+    ``F.convNd(x, conv.weight, …)`` and ``lin.weight @ x`` / ``x @ lin.weight.T`` (the weight
+    read as is or through casts, transposes and squeeze/unsqueeze round trips), read as a call
+    of that module where it never runs as itself (Hugging Face's Mamba without its CUDA
+    kernels calls ``F.conv1d`` with ``conv1d.weight`` and computes ``dt_proj.weight @ x``)."""
     modules = dict(model.named_modules())
     called = {n.target for n in graph.nodes if n.op == "module"}
+    users = graph.users()
     for n in graph.nodes:
-        cls = _FUNCTIONAL_LAYERS.get(str(n.target)) if n.op == "function" else None
+        t = str(n.target)
+        cls = _FUNCTIONAL_LAYERS.get(t) if n.op == "function" else None
         if cls is None or len(n.inputs) < 2:
             continue
-        w = graph.nodes[n.inputs[1]]
-        owner, _, attr = w.target.rpartition(".")
-        if w.op != "param" or attr != "weight" or owner in called:
-            continue
-        if not isinstance(modules.get(owner), cls):
-            continue
-        n.op, n.target, n.inputs, n.call = "module", owner, n.inputs[:1], None
-        n.args, n.kwargs, n.broadcast = (), {}, frozenset()
-        called.add(owner)
+        j = 0 if t in ("matmul", "mm") and len(n.inputs) == 2 else 1  # (W @ x: W first)
+        for i in (j, 1) if j == 0 else (1,):
+            read = _weight_read(graph, users, n.inputs[i])
+            if read is None:
+                continue
+            owner, flip = read
+            m = modules.get(owner)
+            # a Linear's (out, in) weight contracts its in-dimension in W @ x and x @ Wᵀ only
+            wrong_way = t in ("matmul", "mm") and flip != (i == 1)
+            if owner in called or not isinstance(m, cls) or wrong_way:
+                continue
+            if t not in ("matmul", "mm") and flip:
+                continue
+            x = n.inputs[1 - i] if t in ("matmul", "mm") else n.inputs[0]
+            n.op, n.target, n.inputs, n.call = "module", owner, [x], None
+            n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+            called.add(owner)
+            break
     return graph
+
+
+def _weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, bool] | None:
+    """``(owner module, transposed)`` where node ``idx`` reads a module's ``weight`` — directly
+    or through single-use casts, transposes and squeeze/unsqueeze — else None."""
+    node, flip = graph.nodes[idx], False
+    while node.op == "function":
+        f = _flips(node)
+        if f is None or len(users[node.idx]) != 1 or not node.inputs:
+            return None
+        flip ^= f
+        node = graph.nodes[node.inputs[0]]
+    owner, _, attr = node.target.rpartition(".")
+    if node.op != "param" or attr != "weight":
+        return None
+    return owner, flip
 
 
 _CASTS = frozenset(
@@ -1132,7 +1172,7 @@ def _flips(node: Node) -> bool | None:
     ``W.mT``, ``W.transpose(0, 1)``, ``W.permute(1, 0)``), keeps it (a cast), or None (any
     other op: not a weight read as is)."""
     t, a = str(node.target), node.args
-    if t in _CASTS:
+    if t in _CASTS or t in ("squeeze", "unsqueeze"):  # (a conv weight's (C, 1, k) round trip)
         return False
     if t == "t" or (t == "getattr" and a in (("T",), ("mT",))):
         return True

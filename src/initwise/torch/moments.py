@@ -81,6 +81,8 @@ class Solved:
     """The part of ``q`` the layer's bias carries (an edge-of-chaos point); the weights the rest."""
     via: str = ""
     """How the input's moments came through a pool (measured or assumed), for the reason."""
+    bias_mean: float = 0.0
+    """A constant the layer's bias starts at (a highway carry gate's, :func:`carry_bias`)."""
 
     @property
     def effective(self) -> float:
@@ -409,6 +411,8 @@ class _Walk:
     attn_mm: set[int] = field(default_factory=set)
     """Eager attention's ``softmax(…) @ v`` nodes
     (:func:`~initwise.torch.pooling.attention_matmuls`)."""
+    carry: dict[str, int] = field(default_factory=dict)
+    """Highway carry gates (:func:`carry_gates`): each gate layer with the number of them."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -442,6 +446,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         dests,
         pools,
         attention_matmuls(model, info),
+        dict.fromkeys(gates := carry_gates(model, info), len(gates)),
     )
 
 
@@ -538,13 +543,13 @@ def _pass(
     first_input = True
     # how moments came through a pool on the way to the next weight layer: measured (a note for
     # its reason) or, for max pooling, assumed unchanged (an assumption if the layer is solved)
-    via: dict[int, tuple[str, bool]] = {}
+    via: dict[int, tuple[str, bool, str]] = {}
     for n in g.nodes:
         ins = [mom.get(i) for i in n.inputs]
         known = [x for x in ins if x is not None]
         k = info.kinds[n.idx]
         val: tuple[float, float] | None = None
-        came = next((via[i] for i in n.inputs if i in via), None)
+        came = min((via[i] for i in n.inputs if i in via), key=lambda v: v[1], default=None)
         pool = node_pool(n, modules) if k != "weight" else None
         if pool is None and n.idx in walk.attn_mm:
             pool = "attention"
@@ -557,16 +562,19 @@ def _pass(
                 r = val[0] / base[0] if base[0] > 0 else float("nan")
                 what = "attention" if pool == "attention" else f"{pool} pooling"
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
-                via[n.idx] = (how, True)
+                via[n.idx] = (how, True, "")
             else:
                 val = base
                 if pool == "max":
                     via[n.idx] = (
                         f"max pooling '{n.target}' assumed to leave E[x²] unchanged",
                         False,
+                        " (how much max pooling grows it depends on the spatial correlation of "
+                        "what it pools, ×1.4–5 per pool measured on VGG and AlexNet); give "
+                        "example_input= to measure it",
                     )
-                elif came is not None:
-                    via[n.idx] = came
+                elif len(n.inputs) > j and n.inputs[j] in via:  # (attention: from its values)
+                    via[n.idx] = via[n.inputs[j]]
             mom[n.idx] = val
             continue
         if came is not None and k not in ("weight", "norm"):
@@ -595,21 +603,17 @@ def _pass(
                     walk.scale.get(n.idx, 1.0),
                     (scatter or {}).get(n.target),
                     walk.pools.get(n.idx),
+                    walk.carry.get(n.target, 0),
                 )
                 solved = res.layers.get(n.target)
                 if came is not None and solved is not None and n.idx not in walk.normed:
                     res.layers[n.target] = replace(solved, via=came[0])
                     if not came[1]:
-                        res.assumed.append(
-                            f"{n.target}: its input passed {came[0]} (how much max pooling "
-                            "grows it depends on the spatial correlation of what it pools, "
-                            "×1.4–5 per pool measured on VGG and AlexNet); give example_input= "
-                            "to measure it"
-                        )
+                        res.assumed.append(f"{n.target}: its input passed {came[0]}{came[2]}")
             elif k == "norm":
                 val = _normed(known, type(m).__name__.endswith("RMSNorm"))
             elif k == "act":
-                val = _activate(info.acts[n.idx], known[0] if known else (1.0, 0.0))
+                val = _activate(info.acts[n.idx], known[0] if known else _unknown(n, via))
             elif n.idx in lam and known:  # a layer-scale module: x · λ
                 (s, mu), (l2, l1) = known[0], lam[n.idx]
                 val = (s * l2, mu * l1)
@@ -620,7 +624,7 @@ def _pass(
             else:
                 val = known[0] if known else None
         elif n.op == "function":
-            val = _function(n, ins, known, k, info, mom)
+            val = _function(n, ins, known, k, info, mom, via)
         mom[n.idx] = val
     for name, d in walk.dests.items():
         m = mom.get(d)
@@ -685,6 +689,7 @@ def _weight(
     scale_after: float = 1.0,
     scatter: float | None = None,
     attended: Stats | None = None,
+    carry: int = 0,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -733,6 +738,7 @@ def _weight(
     op: OperatingPoint | None = None
     centered = False
     bias_var = 0.0
+    bias_mean = 0.0
     if normed and kind != "mha":
         g = 1.0 if act is None or act.name == "linear" else act.gain("forward")
         q = g * g * s
@@ -795,6 +801,14 @@ def _weight(
                 )
         if op.centered and not centered:
             role += " (centering skipped for this layer kind)"
+        if carry and isinstance(getattr(m, "bias", None), torch.Tensor) and not centered:
+            bias_mean = carry_bias(_act_fn(act), q, carry)
+            role += (
+                f"; the carry gate of one of {carry} highway blocks (x·(1 − g) + f·g): bias "
+                f"{bias_mean:.3g}, so that 1 − g keeps e^(−1/{carry}) of the stream's E[x²] in "
+                "each (Srivastava et al. 2015 start these at −1 … −3; at 0 half the stream is "
+                "lost per block)"
+            )
     else:
         q = 1.0
         role = "linear consumer: unit output"
@@ -825,11 +839,11 @@ def _weight(
                 + (" + σ_b²" if bias_var else "")
                 + f" = {out:.3g}"
             )
-    solved = Solved(s, mu, q, centered, role, op, assumed, bias_var)
+    solved = Solved(s, mu, q, centered, role, op, assumed, bias_var, bias_mean=bias_mean)
     res.layers[name] = solved
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
-    return (out, 0.0)
+    return (out + bias_mean * bias_mean, bias_mean)
 
 
 def _fixed_scale(m: nn.Module, kind: str, name: str) -> tuple[str, float] | None:
@@ -1161,6 +1175,85 @@ def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | N
     return float(out.pow(2).mean()), float(out.mean())
 
 
+def carry_gates(model: nn.Module, info: ModelInfo) -> list[str]:
+    """Weight layers that compute a highway block's carry gate: ``g = σ(layer(x))`` feeding
+    both a product with the block's transform and, as ``1 − g``, a product with the stream
+    ``x`` that is added to it (``x·(1 − g) + f(x)·g``; Srivastava et al. 2015) — the layer
+    needs a bias of its own to be steered."""
+    g = info.graph
+    assert g is not None
+    users = g.users()
+    out: list[str] = []
+    for a, act in info.acts.items():
+        node = g.nodes[a]
+        if act.name != "sigmoid" or len(node.inputs) != 1:
+            continue
+        gate = g.nodes[node.inputs[0]]
+        if gate.op != "module" or info.kinds[gate.idx] != "weight" or gate.target in out:
+            continue
+        for c in users[a]:
+            if not _complement(g.nodes[c]):
+                continue
+            for p in users[c]:
+                pn = g.nodes[p]
+                if pn.op == "function" and pn.target in _MUL and len(pn.inputs) == 2:
+                    if any(g.nodes[u].target in _ADD for u in users[p]):
+                        out.append(gate.target)
+                        break
+            if gate.target in out:
+                break
+    return out
+
+
+def _complement(n: Any) -> bool:
+    """Whether function node ``n`` computes ``1 − g`` of its one tensor input (probed on a
+    value: the graph's nodes keep their scalars but not which side of ``-`` they were on)."""
+    if n.op != "function" or n.target not in _SUB or len(n.inputs) != 1 or n.call is None:
+        return False
+    try:
+        y = n.call([torch.tensor([0.25])])
+    except Exception:
+        return False
+    return isinstance(y, torch.Tensor) and y.numel() == 1 and abs(float(y) - 0.75) < 1e-6
+
+
+def carry_bias(f: Callable[[np.ndarray], np.ndarray], q: float, blocks: int) -> float:
+    """The bias ``b ≤ 0`` of a highway carry gate ``g = f(z)``, ``z ~ N(b, q)``, with
+    ``E[(1 − g)²] = e^(−1/blocks)``: the stream keeps at least ``e^(−1)`` of its second moment
+    through all the blocks (as the residual rule bounds its growth by ``e``). Bisection on
+    ``b ∈ [−30, 0]``; 0 when ``b = 0`` already keeps that much."""
+    target = math.exp(-1.0 / max(blocks, 1))
+
+    def kept(b: float) -> float:
+        e2, e1 = shifted_moments(f, q + b * b, b)
+        return 1.0 - 2.0 * e1 + e2
+
+    if kept(0.0) >= target:
+        return 0.0
+    lo, hi = -30.0, 0.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if kept(mid) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _unknown(n: Any, via: dict[int, tuple[str, bool, str]]) -> tuple[float, float]:
+    """``(1, 0)`` for an activation whose input's moments are unknown (the product of two
+    signals — a graph's adjacency times its features, ``A @ h`` — or an op the propagation
+    has no rule for), marked on the way (``via``) so that a layer solved from it says so — not
+    one behind a norm, nor attention logits that only reach a softmax (Gemma 2's soft-cap)."""
+    via[n.idx] = (
+        f"activation '{n.target}', whose own input's moments are unknown",
+        False,
+        " (after an op with no rule: a product of two signals such as a graph's A @ h, a "
+        "custom op), E[x²] = 1 assumed there",
+    )
+    return (1.0, 0.0)
+
+
 def _activate(act: Act, x: tuple[float, float]) -> tuple[float, float]:
     s, mu = x
     if act.name == "linear" and act.module is None:
@@ -1229,6 +1322,7 @@ def _function(
     k: str,
     info: ModelInfo,
     mom: dict[int, tuple[float, float] | None],
+    via: dict[int, tuple[str, bool, str]],
 ) -> tuple[float, float] | None:
     t = n.target
     if k == "norm":  # a normalization called as a function (graph.NORM_FUNCS)
@@ -1236,7 +1330,7 @@ def _function(
     if k == "act":
         src = info.composite.get(n.idx)
         x = mom.get(src) if src is not None else (known[0] if known else None)
-        return _activate(info.acts[n.idx], x if x is not None else (1.0, 0.0))
+        return _activate(info.acts[n.idx], x if x is not None else _unknown(n, via))
     if t in ("softmax", "log_softmax"):  # attention weights: no moments (what they weight is
         return None  # a pool node: pooling.attention_matmuls, pooling.ATTENTION_FUNCS)
     if t in ("masked_scatter", "masked_scatter_"):  # the destination's moments (the source is

@@ -426,6 +426,15 @@ class Auto(Policy):
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
         solved = solved_layer(ctx, site.module_name)
+        if solved is not None and solved.bias_mean != 0:  # a highway carry gate
+            return entry(
+                "bias",
+                shape,
+                S.constant(solved.bias_mean),
+                f"{site.cls} bias: constant {solved.bias_mean:.4g} — the carry gate's, so that "
+                "the stream passes the highway blocks (moments.carry_bias)",
+                None,
+            )
         if solved is None or solved.bias_var <= 0:
             return super().bias(ctx, site, shape)
         std = math.sqrt(solved.bias_var)

@@ -450,6 +450,43 @@ def _g(groups: int) -> str:
     return f", groups {groups}" if groups > 1 else ""
 
 
+def kept_fractions(mask: Any) -> tuple[float, float] | None:
+    """The mean kept fraction of a 0/1 weight mask's non-empty slices along dim 0 and along
+    dim 1 (for a Linear/Conv weight: each output unit's inputs, each input's outputs); None for
+    a meta mask, fewer than 2 dimensions, or nothing kept."""
+    import torch
+
+    if mask.is_meta or mask.ndim < 2:
+        return None
+    m = (mask != 0).to(torch.float64)
+    out = []
+    for d in (0, 1):
+        per = m.transpose(0, d).reshape(m.shape[d], -1)
+        kept = per.sum(1)
+        nonempty = kept > 0
+        if not bool(nonempty.any()):
+            return None
+        out.append(float((kept[nonempty] / per.shape[1]).mean()))
+    return out[0], out[1]
+
+
+def weight_mask(module: nn.Module) -> tuple[str, Any] | None:
+    """``(name, buffer)`` of a fixed 0/1 mask a layer applies to its weight in its own
+    ``forward`` — a buffer named ``*mask*`` of the weight's shape holding only 0 and 1 (PixelCNN's
+    ``MaskedConv2d``: ``F.conv2d(x, self.weight * self.mask, …)``, MADE's masked Linear) — else
+    None. (``torch.nn.utils.prune``'s ``weight_mask`` is a computed weight of its own.)"""
+    w = module._parameters.get("weight")
+    if w is None or w.ndim < 2:
+        return None
+    for name, b in module._buffers.items():
+        if b is None or "mask" not in name.lower() or tuple(b.shape) != tuple(w.shape):
+            continue
+        if b.is_meta or not bool(((b == 0) | (b == 1)).all()) or bool((b == 1).all()):
+            continue
+        return name, b
+    return None
+
+
 def few(names: list[str], n: int = 4) -> str:
     """The first ``n`` of ``names`` and how many more (``"a, b, c, d and 3 more"``): the list a
     message names."""

@@ -42,6 +42,7 @@ from torch.nn.utils import parametrize as P
 
 from ..plan import AssumptionWarning
 from .batch import kept_modes
+from .modules import kept_fractions
 
 POWER_ITERATIONS = 15
 """Power iterations for ``spectral_norm``'s vectors after a write (torch's own at registration)."""
@@ -128,19 +129,7 @@ class Site:
         outputs); None for other mechanisms, a meta mask, or nothing kept."""
         if self.mechanism != "prune":
             return None
-        mask = getattr(self.module, f"{self.attr}_mask")
-        if mask.is_meta or mask.ndim < 2:
-            return None
-        m = (mask != 0).to(torch.float64)
-        out = []
-        for d in (0, 1):
-            per = m.transpose(0, d).reshape(m.shape[d], -1)
-            kept = per.sum(1)
-            nonempty = kept > 0
-            if not bool(nonempty.any()):
-                return None
-            out.append(float((kept[nonempty] / per.shape[1]).mean()))
-        return out[0], out[1]
+        return kept_fractions(getattr(self.module, f"{self.attr}_mask"))
 
     def effective(self) -> torch.Tensor:
         """The tensor the layer computes with (no graph kept). Parametrizations run in eval

@@ -34,12 +34,14 @@ from .modules import (
     is_norm,
     is_ssm_mixer,
     is_weight_layer,
+    kept_fractions,
     layer_scale_module,
     layer_scale_value,
     norm_offset,
     num_experts,
     unwrap,
     weight_fans,
+    weight_mask,
 )
 from .modules import kind as module_kind
 from .moments import input_moments, propagate
@@ -913,14 +915,18 @@ def weight_site(
     f, chunks, chunk_dim, extra = weight_fans(kind, module, shape, name)
     site = PZ.site_of(module, "weight")
     kept = site.kept_fractions() if site is not None and chunks == 1 else None  # pruned
+    masked = weight_mask(module) if kept is None and chunks == 1 else None
+    if masked is not None:  # a fixed mask the layer's own forward applies (PixelCNN, MADE)
+        kept = kept_fractions(masked[1])
     if kept is not None:
         # a unit of a pruned layer sums only its kept inputs: Var[y] = kept·Var[w]·E[x²], so a
         # fan-based rule divides by the kept fan (sparsity-aware init; Evci et al. 2022)
         k_in, k_out = kept if kind not in ("conv_transpose", "conv1d_hf") else kept[::-1]
         dense = f
         f = Fans(f.fan_in * k_in, f.fan_out * k_out)
+        how = f"masked by its buffer '{masked[0]}'" if masked is not None else "pruned"
         extra += (
-            f" (pruned: the kept fans, {k_in:.3g} of fan_in {dense.fan_in:g} and {k_out:.3g} "
+            f" ({how}: the kept fans, {k_in:.3g} of fan_in {dense.fan_in:g} and {k_out:.3g} "
             f"of fan_out {dense.fan_out:g} on average)"
         )
     head = f"{type(module).__name__} '{name}': fan_in {f.fan_in:g}{extra}"

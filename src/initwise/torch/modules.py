@@ -45,7 +45,7 @@ class FunctionalLinear(FunctionalLayer):
     ``"in_out"`` (``x @ W``: an ``(in, out)`` weight, as Hugging Face's ``Conv1D``; kind
     ``conv1d_hf``) or ``"out_in"`` (``F.linear``, ``W @ x``: ``nn.Linear``'s; kind ``linear``).
     ``call`` says how ``forward`` used it (for the plan's reason). Built by the graph's analysis
-    (:func:`initwise.torch.graph.functional_layers`) and never added to the model: it holds the
+    (:func:`initwise.torch.functional.functional_layers`) and never added to the model: it holds the
     model's own parameters — ``weight``, and ``bias`` where a vector parameter is added to the
     product right after (or passed as ``F.linear``'s / ``addmm``'s bias)."""
 

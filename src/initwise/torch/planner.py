@@ -22,7 +22,8 @@ from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWarning
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
-from .graph import LINEAR, LayerInfo, expert_activation, inspect_model, token_parameters
+from .functional import token_parameters
+from .graph import LINEAR, LayerInfo, expert_activation, inspect_model
 from .modules import (
     AFFINES,
     check_materialized,
@@ -722,7 +723,7 @@ def _configless_parameter(
 
 def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan | None:
     """The class-token and position-table rules (:func:`_configless_parameter`'s) for a raw
-    parameter :func:`~initwise.torch.graph.token_parameters` found by structure."""
+    parameter :func:`~initwise.torch.functional.token_parameters` found by structure."""
     if found is None:
         return None
     what, how = found

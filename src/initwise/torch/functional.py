@@ -1,0 +1,471 @@
+"""Layers that ``forward`` computes through functions rather than modules, read into the graph
+(:func:`functional_layers`, run by :func:`~initwise.torch.graph.inspect_model` between tracing
+and analysis):
+
+* a module's own weight used through a function — ``F.linear(x, lin.weight)``,
+  ``F.convNd(x, conv.weight, …)``, ``lin.weight @ x`` — where the module never runs as itself:
+  a call of that module;
+* a raw ``nn.Parameter`` in a product with the signal — ``x @ W``, ``matmul``/``mm``/``addmm``,
+  ``F.linear``, a two-operand ``einsum``, ``F.convNd`` — a
+  :class:`~initwise.torch.modules.FunctionalLinear` / ``FunctionalConv`` site named by the
+  parameter, its bias the vector parameter added right after;
+* a custom leaf module whose parameters are all such weights: traced into;
+
+and, for the planner, raw parameters concatenated with or added to the signal (class tokens,
+position tables: :func:`token_parameters`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+from torch import nn
+
+from .graph import Graph, LeafTracer, Node, from_fx
+from .modules import (
+    FunctionalConv,
+    FunctionalLinear,
+    has_parametrizations,
+    owns_parameters,
+)
+from .modules import kind as module_kind
+
+_FUNCTIONAL_LAYERS: dict[str, tuple[type, ...]] = {
+    "linear": (nn.Linear,),
+    "conv1d": (nn.Conv1d,),
+    "conv2d": (nn.Conv2d,),
+    "conv3d": (nn.Conv3d,),
+    "matmul": (nn.Linear,),
+    "mm": (nn.Linear,),
+}
+"""Functions that compute a layer with its module's own weight (``F.linear(x, self.qkv.weight,
+bias)``, ``F.conv1d(x, self.conv1d.weight, …)``, ``self.dt_proj.weight @ x``), read as a call of
+that module."""
+
+
+def functional_layers(model: nn.Module, graph: Graph) -> Graph:
+    """``graph`` with each ``linear(x, <module>.weight, …)`` call read as a call of that
+    ``nn.Linear`` module (BEiT's and EVA's attention compute q/k/v with
+    ``F.linear(x, self.qkv.weight, torch.cat((q_bias, k_bias, v_bias)))``, so the module never
+    ran as one and the moments stopped at the function). Only where the module is not also
+    called as itself, and only the first such call. Then raw parameters used as a layer's
+    weight become :class:`~initwise.torch.modules.FunctionalLinear` sites
+    (:func:`raw_parameter_layers`), and (fx graphs) a custom module whose parameters are all
+    such weights is traced into (:func:`_inline_custom`)."""
+    graph = _module_weight_calls(model, graph)
+    graph = raw_parameter_layers(model, graph)
+    return _inline_custom(model, graph) if graph.method == "fx" else graph
+
+
+def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
+    """The module-weight half of :func:`functional_layers`: ``F.linear(x, lin.weight, …)``,
+    ``F.convNd(x, conv.weight, …)`` and ``lin.weight @ x`` / ``x @ lin.weight.T`` (the weight
+    read as is or through casts, transposes and squeeze/unsqueeze round trips), read as a call
+    of that module where it never runs as itself (Hugging Face's Mamba without its CUDA
+    kernels calls ``F.conv1d`` with ``conv1d.weight`` and computes ``dt_proj.weight @ x``)."""
+    modules = dict(model.named_modules())
+    called = {n.target for n in graph.nodes if n.op == "module"}
+    users = graph.users()
+    for n in graph.nodes:
+        t = str(n.target)
+        cls = _FUNCTIONAL_LAYERS.get(t) if n.op == "function" else None
+        if cls is None or len(n.inputs) < 2:
+            continue
+        j = 0 if t in ("matmul", "mm") and len(n.inputs) == 2 else 1  # (W @ x: W first)
+        for i in (j, 1) if j == 0 else (1,):
+            read = _weight_read(graph, users, n.inputs[i])
+            if read is None:
+                continue
+            owner, flip = read
+            m = modules.get(owner)
+            # a Linear's (out, in) weight contracts its in-dimension in W @ x and x @ Wᵀ only
+            wrong_way = t in ("matmul", "mm") and flip != (i == 1)
+            if owner in called or not isinstance(m, cls) or wrong_way:
+                continue
+            if t not in ("matmul", "mm") and flip:
+                continue
+            x = n.inputs[1 - i] if t in ("matmul", "mm") else n.inputs[0]
+            n.op, n.target, n.inputs, n.call = "module", owner, [x], None
+            n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+            called.add(owner)
+            break
+    return graph
+
+
+def _weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, bool] | None:
+    """``(owner module, transposed)`` where node ``idx`` reads a module's ``weight`` — directly
+    or through single-use casts, transposes and squeeze/unsqueeze — else None."""
+    node, flip = graph.nodes[idx], False
+    while node.op == "function":
+        f = _flips(node)
+        if f is None or len(users[node.idx]) != 1 or not node.inputs:
+            return None
+        flip ^= f
+        node = graph.nodes[node.inputs[0]]
+    owner, _, attr = node.target.rpartition(".")
+    if node.op != "param" or attr != "weight":
+        return None
+    return owner, flip
+
+
+_CASTS = frozenset(
+    {"to", "type", "float", "half", "bfloat16", "double", "type_as", "contiguous", "clone"}
+)
+"""Ops on a parameter on its way to a product that change neither its values' layout nor their
+distribution (mixed-precision code casts its weights)."""
+
+
+def _flips(node: Node) -> bool | None:
+    """Whether a single-use op on a 2-D parameter transposes it (``W.t()``, ``W.T``,
+    ``W.mT``, ``W.transpose(0, 1)``, ``W.permute(1, 0)``), keeps it (a cast), or None (any
+    other op: not a weight read as is)."""
+    t, a = str(node.target), node.args
+    if t in _CASTS or t in ("squeeze", "unsqueeze"):  # (a conv weight's (C, 1, k) round trip)
+        return False
+    if t == "t" or (t == "getattr" and a in (("T",), ("mT",))):
+        return True
+    if t == "transpose" and len(a) == 2 and all(isinstance(d, int) for d in a):
+        return {d % 2 for d in a} == {0, 1}
+    if t == "permute":
+        dims = a[0] if len(a) == 1 and isinstance(a[0], (tuple, list)) else a
+        return tuple(dims) in ((1, 0), (-1, -2), (1, -2), (-1, 0)) or None
+    return None
+
+
+def _parameter_read(
+    model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int
+) -> tuple[str, nn.Parameter, bool] | None:
+    """``(name, parameter, transposed)`` where node ``idx`` is a raw ``ndim``-D parameter of
+    the model — read directly or through single-use transposes and casts — that no layer of
+    its own owns (its module's kind is ``unknown``: a ``ParameterList``, the model itself, a
+    custom module) or an embedding's table (a read-out tied to it), else None."""
+    node, flip = graph.nodes[idx], False
+    while node.op == "function":
+        f = _flips(node)
+        if f is None or len(users[node.idx]) != 1 or not node.inputs:
+            return None
+        flip ^= f
+        node = graph.nodes[node.inputs[0]]
+    if node.op != "param":
+        return None
+    try:
+        p = model.get_parameter(node.target)
+    except AttributeError:  # a buffer (a fixed projection): not planned
+        return None
+    owner_name = node.target.rpartition(".")[0]
+    owner = model.get_submodule(owner_name) if owner_name else model
+    if p.ndim != ndim or module_kind(owner) not in ("unknown", "embedding"):
+        return None  # (an embedding's table in a product: a head tied to it, F.linear(x, E))
+    return node.target, p, flip
+
+
+def _einsum_layout(eq: Any, w_first: bool) -> str | None:
+    """The layout of the matrix operand of a two-operand ``einsum`` (``"in_out"`` or
+    ``"out_in"``): one of its indices contracted with the other operand's (in), the other
+    kept in the output (out); None for anything else (a batch index, an implicit output,
+    an ellipsis on the matrix)."""
+    if not isinstance(eq, str) or "->" not in eq:
+        return None
+    lhs, out = eq.replace(" ", "").split("->")
+    ops = lhs.split(",")
+    if len(ops) != 2:
+        return None
+    w, x = (ops[0], ops[1]) if w_first else (ops[1], ops[0])
+    if len(w) != 2 or w[0] == w[1] or "." in w:
+        return None
+    roles = []
+    for c in w:
+        if x.count(c) == 1 and c not in out:
+            roles.append("in")
+        elif c in out and c not in x:
+            roles.append("out")
+        else:
+            return None
+    if sorted(roles) != ["in", "out"]:
+        return None
+    return "in_out" if roles[0] == "in" else "out_in"
+
+
+def _site(
+    model: nn.Module, graph: Graph, users: list[list[int]], n: Node
+) -> tuple[int, str, nn.Parameter, str, str, int | None] | None:
+    """A product with a raw matrix parameter at graph node ``n``: ``(input node, weight name,
+    weight, layout, how forward used it, bias node or None)``."""
+    t, ins = str(n.target), n.inputs
+    if t == "linear" and len(ins) in (2, 3):
+        w = _parameter_read(model, graph, users, ins[1], 2)
+        if w is None:
+            return None
+        layout = "in_out" if w[2] else "out_in"
+        how = f"F.linear(x, {w[0]}{'.T' if w[2] else ''}{', b' if len(ins) == 3 else ''})"
+        return ins[0], w[0], w[1], layout, how, ins[2] if len(ins) == 3 else None
+    if t in ("matmul", "mm") and len(ins) == 2 and ins[0] != ins[1]:
+        w = _parameter_read(model, graph, users, ins[1], 2)
+        if w is not None and _parameter_read(model, graph, users, ins[0], 2) is None:
+            layout = "out_in" if w[2] else "in_out"
+            return ins[0], w[0], w[1], layout, f"x @ {w[0]}{'.T' if w[2] else ''}", None
+        w = _parameter_read(model, graph, users, ins[0], 2)
+        if w is not None and _parameter_read(model, graph, users, ins[1], 2) is None:
+            layout = "in_out" if w[2] else "out_in"
+            return ins[1], w[0], w[1], layout, f"{w[0]}{'.T' if w[2] else ''} @ x", None
+        return None
+    if t == "addmm" and len(ins) == 3:
+        w = _parameter_read(model, graph, users, ins[2], 2)
+        if w is None:
+            return None
+        layout = "out_in" if w[2] else "in_out"
+        return ins[1], w[0], w[1], layout, f"addmm(b, x, {w[0]}{'.T' if w[2] else ''})", ins[0]
+    if t in _CONVS and len(ins) in (2, 3):
+        w = _parameter_read(model, graph, users, ins[1], _CONVS[t])
+        groups = _conv_groups(n, len(ins) == 3)
+        if w is None or w[2] or groups is None:
+            return None
+        how = f"F.{t}(x, {w[0]}{', b' if len(ins) == 3 else ''}"
+        how += f", groups={groups})" if groups != 1 else ")"
+        return ins[0], w[0], w[1], f"conv:{groups}", how, ins[2] if len(ins) == 3 else None
+    if t == "einsum" and len(ins) == 2 and n.args and ins[0] != ins[1]:
+        for j in (1, 0):
+            w = _parameter_read(model, graph, users, ins[j], 2)
+            layout = _einsum_layout(n.args[0], w_first=j == 0) if w is not None else None
+            if w is not None and layout is not None:
+                if w[2]:
+                    layout = "in_out" if layout == "out_in" else "out_in"
+                return ins[1 - j], w[0], w[1], layout, f"einsum({n.args[0]!r}, …)", None
+    return None
+
+
+_CONVS = {"conv1d": 3, "conv2d": 4, "conv3d": 5}
+"""Convolution functions and their weight's dimensions."""
+
+
+def _conv_groups(n: Node, bias_node: bool) -> int | None:
+    """``groups`` of an ``F.convNd`` call node (a keyword, or the 5th argument after the
+    input and weight when all are positional); None where it cannot be told (a non-integer)."""
+    g = n.kwargs.get("groups")
+    if g is None:
+        pos = list(n.args)  # (the scalars after x, W[, b]: [None,] stride, padding, dilation…)
+        i = 3 if bias_node or not pos or pos[0] is not None else 4
+        g = pos[i] if len(pos) > i else 1
+    return g if isinstance(g, int) and not isinstance(g, bool) and g >= 1 else None
+
+
+def _bias_of(
+    model: nn.Module, graph: Graph, users: list[list[int]], n: Node, out_features: int
+) -> tuple[int, str, nn.Parameter] | None:
+    """A raw vector parameter of ``out_features`` entries added to the product at node ``n``
+    by its only user (``x @ W + b``): ``(add node, name, parameter)``."""
+    if len(users[n.idx]) != 1:
+        return None
+    a = graph.nodes[users[n.idx][0]]
+    if a.op != "function" or a.target != "add" or len(a.inputs) != 2 or a.kwargs:
+        return None
+    other = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
+    b = _parameter_read(model, graph, users, other, 1)
+    if b is None or b[1].numel() != out_features:
+        return None
+    return a.idx, b[0], b[1]
+
+
+def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
+    """``graph`` with each product of the signal with a raw matrix parameter — ``x @ W``,
+    ``torch.matmul``/``mm``/``addmm``, ``F.linear(x, W, b)``, a two-operand ``einsum``
+    contracting the signal's features with ``W`` (``W`` read as is, transposed or cast) — read
+    as a call of a :class:`~initwise.torch.modules.FunctionalLinear` holding ``W`` (and the
+    vector parameter added right after it, or passed as the call's bias), named by ``W``'s
+    parameter name, kept in :attr:`Graph.extra`. Such a model (hand-written research code, a
+    port from JAX) was planned with every weight "left as is". A parameter used in several
+    products is one site (a shared weight, as a module called twice); a parameter that a layer
+    of its own owns is that layer's, as before."""
+    users = graph.users()
+    products = {"linear", "matmul", "mm", "addmm", "einsum", *_CONVS}
+    for n in graph.nodes:
+        if n.op != "function" or str(n.target) not in products:
+            continue
+        found = _site(model, graph, users, n)
+        if found is None:
+            continue
+        x, wname, w, layout, how, bias_node = found
+        out_features = w.shape[1] if layout == "in_out" else w.shape[0]
+        bias = None
+        if bias_node is not None:
+            b = _parameter_read(model, graph, users, bias_node, 1)
+            if b is None or b[1].numel() != out_features:
+                continue  # (a bias computed from other tensors: not a layer's own)
+            bias = b[1]
+        else:
+            added = _bias_of(model, graph, users, n, out_features)
+            if added is not None:
+                bias = added[2]
+                how += f" + {added[1]}"
+        if wname not in graph.extra:
+            graph.extra[wname] = (
+                FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
+                if layout.startswith("conv:")
+                else FunctionalLinear(w, bias, layout, f"`{how}`")
+            )
+        n.op, n.target, n.inputs, n.call = "module", wname, [x], None
+        n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+    return graph
+
+
+def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
+    """``graph`` with each call of a custom leaf module (no children, parameters of its own,
+    a kind the planner does not know) replaced by that module's own traced graph, where every
+    one of its parameters is the weight or bias of a :class:`FunctionalLinear` site inside
+    (``class MyLinear(nn.Module)`` holding ``self.w`` and computing ``x @ self.w + self.b``).
+    Any other custom module stays one node, as before."""
+    modules = dict(model.named_modules())
+    inline: dict[int, Graph] = {}
+    subs: dict[str, Graph | None] = {}
+    for n in graph.nodes:
+        m = modules.get(n.target) if n.op == "module" else None
+        if m is None or m is model or any(m.children()) or not owns_parameters(m):
+            continue
+        if module_kind(m) != "unknown" or has_parametrizations(m) or n.args or n.kwargs:
+            continue
+        if n.target not in subs:
+            subs[n.target] = _custom_graph(m)
+        sub = subs[n.target]
+        if sub is not None and sum(s.op == "input" for s in sub.nodes) == len(n.inputs):
+            inline[n.idx] = sub
+    if not inline:
+        return graph
+    nodes: list[Node] = []
+    remap: dict[int, int] = {}
+    extra = dict(graph.extra)
+    inlined = dict(graph.inlined)
+    for n in graph.nodes:
+        sub = inline.get(n.idx)
+        if sub is None:
+            remap[n.idx] = _append(nodes, n, n.target, remap)
+            continue
+        here = dict(
+            zip(
+                [s.idx for s in sub.nodes if s.op == "input"],
+                [remap[i] for i in n.inputs],
+                strict=True,
+            )
+        )
+        for s in sub.nodes:
+            if s.op in ("input", "output"):
+                continue
+            target = f"{n.target}.{s.target}" if s.op in ("param", "module") else s.target
+            here[s.idx] = _append(nodes, s, target, here)
+        out = next(s for s in sub.nodes if s.op == "output")
+        remap[n.idx] = here[out.inputs[0]]
+        inlined.setdefault(n.target, remap[n.idx])
+        for k, v in sub.extra.items():
+            extra.setdefault(f"{n.target}.{k}", v)
+    return Graph(nodes, graph.method, extra, inlined)
+
+
+def _append(nodes: list[Node], n: Node, target: str, index: dict[int, int]) -> int:
+    """Append a copy of ``n`` to ``nodes`` under ``target``, its inputs renumbered by
+    ``index``; returns its new index."""
+    nodes.append(
+        dataclasses.replace(
+            n,
+            idx=len(nodes),
+            target=target,
+            inputs=[index[i] for i in n.inputs],
+            broadcast=frozenset(index[i] for i in n.broadcast),
+        )
+    )
+    return len(nodes) - 1
+
+
+def _custom_graph(m: nn.Module) -> Graph | None:
+    """The traced graph of custom leaf module ``m`` with its raw-parameter products as
+    :class:`FunctionalLinear` sites, when those account for every parameter it owns and it
+    returns one tensor; else None."""
+    try:
+        fx_graph = LeafTracer().trace(m)
+    except Exception:
+        return None
+    out = next(n for n in fx_graph.nodes if n.op == "output")
+    if not isinstance(out.args[0], torch.fx.Node):  # a tuple or dict: not one layer's output
+        return None
+    sub = raw_parameter_layers(m, from_fx(m, fx_graph))
+    covered = {id(s.weight) for s in sub.extra.values()} | {
+        id(s.bias) for s in sub.extra.values() if s.bias is not None
+    }
+    if not sub.extra or any(id(p) not in covered for p in m.parameters(recurse=False)):
+        return None
+    if any(s.op == "module" and s.target not in sub.extra for s in sub.nodes):
+        return None
+    return sub
+
+
+_TOKEN_PATH = frozenset(
+    {
+        "expand",
+        "expand_as",
+        "repeat",
+        "getitem",
+        "view",
+        "reshape",
+        "to",
+        "type_as",
+        "type",
+        "float",
+        "half",
+        "bfloat16",
+        "unsqueeze",
+        "squeeze",
+        "flatten",
+        "contiguous",
+        "clone",
+        "permute",
+        "transpose",
+        "interpolate",
+    }
+)
+"""Ops a class token or position table passes on its way into the signal (broadcast over the
+batch, sliced to the sequence, cast, resized)."""
+
+
+def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
+    """Raw parameters (no layer of their own owns them, ≥ 2 dimensions) that ``forward``
+    concatenates with the signal — a class or register token, ``torch.cat([cls.expand(B, -1,
+    -1), x], 1)`` — or adds to it — a learned position table, ``x + pos[:, :T]`` — reached
+    through broadcasts, slices, casts and resizes used by nothing else: ``{id(parameter):
+    ("class token" | "position table", the op)}``. Found by structure, whatever the names
+    (the planner's name rules — ``cls_token``, ``pos_embed`` … — come first)."""
+    out: dict[int, tuple[str, str]] = {}
+    if graph is None:
+        return out
+    users = graph.users()
+    for n in graph.nodes:
+        if n.op != "param" or len(users[n.idx]) != 1:
+            continue
+        try:
+            p = model.get_parameter(n.target)
+        except AttributeError:
+            continue
+        owner = n.target.rpartition(".")[0]
+        if p.ndim < 2 or module_kind(model.get_submodule(owner) if owner else model) != "unknown":
+            continue
+        i, path = n.idx, {n.idx}
+        while True:
+            (u,) = users[i]
+            node = graph.nodes[u]
+            if node.op != "function" or str(node.target) not in _TOKEN_PATH:
+                break
+            if len(users[u]) != 1 or node.inputs[0] != i:
+                node = None
+                break
+            i = u
+            path.add(u)
+        if node is None or node.op != "function":
+            continue
+        others = [j for j in node.inputs if j not in path]
+        if not others or any(graph.nodes[j].op == "param" for j in others):
+            continue
+        t = str(node.target)
+        if t in ("cat", "concat", "concatenate") and len(node.inputs) >= 2:
+            out[id(p)] = ("class token", f"concatenated with the signal (`{t}`)")
+        elif t == "add" and len(node.inputs) == 2:
+            out[id(p)] = ("position table", "added to the signal")
+    return out

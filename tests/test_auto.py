@@ -401,7 +401,7 @@ def test_l2_normalized_features_have_second_moment_one_over_n():
     logits rms 53.6). Each normalized row has unit norm: E[x²] = 1/128 reaches the head."""
     torch.manual_seed(0)
     m = _Cosine()
-    from initwise.torch.graph import inspect_model
+    from initwise.torch.inspection import inspect_model
 
     info = inspect_model(m, None)
     assert not any("normalize" in a.describe() for a in info.acts.values())

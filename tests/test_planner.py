@@ -15,7 +15,8 @@ from initwise import schemes as S  # noqa: E402
 from initwise.math import gain  # noqa: E402
 from initwise.math.operating import operating_point  # noqa: E402
 from initwise.plan import Plan  # noqa: E402
-from initwise.torch.graph import analyze, inspect_model, trace_run  # noqa: E402
+from initwise.torch.graph import analyze, trace_run  # noqa: E402
+from initwise.torch.inspection import inspect_model  # noqa: E402
 from tests import models  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from torch import nn  # noqa: E402
 import initwise.torch as it  # noqa: E402
 from initwise.diagnostics import diagnose  # noqa: E402
 from initwise.plan import AssumptionError, AssumptionWarning  # noqa: E402
-from initwise.torch.graph import inspect_model  # noqa: E402
+from initwise.torch.inspection import inspect_model  # noqa: E402
 from initwise.torch.pooling import carried, function_pool, measure_pools  # noqa: E402
 
 

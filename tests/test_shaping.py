@@ -15,7 +15,7 @@ from torch import nn
 import initwise.torch as it
 from initwise.math import shaping as K
 from initwise.plan import AssumptionError, AssumptionWarning, Plan
-from initwise.torch.graph import inspect_model
+from initwise.torch.inspection import inspect_model
 from initwise.torch.shaping import ShapedActivation, network
 
 ORACLE = os.path.join(os.path.dirname(__file__), "data", "dks_constants.json")

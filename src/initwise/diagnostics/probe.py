@@ -42,7 +42,8 @@ from ..torch.batch import (
     seeded_rng,
     tensors,
 )
-from ..torch.graph import LINEAR, Act, ModelInfo, inspect_model
+from ..torch.graph import LINEAR, Act, ModelInfo
+from ..torch.inspection import inspect_model
 from ..torch.modules import (
     check_materialized,
     few,

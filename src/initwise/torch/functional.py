@@ -1,5 +1,5 @@
 """Layers that ``forward`` computes through functions rather than modules, read into the graph
-(:func:`functional_layers`, run by :func:`~initwise.torch.graph.inspect_model` between tracing
+(:func:`functional_layers`, run by :func:`~initwise.torch.inspection.inspect_model` between tracing
 and analysis):
 
 * a module's own weight used through a function — ``F.linear(x, lin.weight)``,
@@ -97,6 +97,16 @@ def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
 def _weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, bool] | None:
     """``(owner module, transposed)`` where node ``idx`` reads a module's ``weight`` — directly
     or through single-use casts, transposes and squeeze/unsqueeze — else None."""
+    read = _read(graph, users, idx)
+    if read is None:
+        return None
+    owner, _, attr = read[0].target.rpartition(".")
+    return (owner, read[1]) if attr == "weight" else None
+
+
+def _read(graph: Graph, users: list[list[int]], idx: int) -> tuple[Node, bool] | None:
+    """``(param node, transposed)`` that node ``idx`` reads through single-use casts,
+    transposes and squeeze/unsqueeze (:func:`_flips`), else None."""
     node, flip = graph.nodes[idx], False
     while node.op == "function":
         f = _flips(node)
@@ -104,10 +114,7 @@ def _weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, b
             return None
         flip ^= f
         node = graph.nodes[node.inputs[0]]
-    owner, _, attr = node.target.rpartition(".")
-    if node.op != "param" or attr != "weight":
-        return None
-    return owner, flip
+    return (node, flip) if node.op == "param" else None
 
 
 _CASTS = frozenset(
@@ -141,15 +148,10 @@ def _parameter_read(
     the model — read directly or through single-use transposes and casts — that no layer of
     its own owns (its module's kind is ``unknown``: a ``ParameterList``, the model itself, a
     custom module) or an embedding's table (a read-out tied to it), else None."""
-    node, flip = graph.nodes[idx], False
-    while node.op == "function":
-        f = _flips(node)
-        if f is None or len(users[node.idx]) != 1 or not node.inputs:
-            return None
-        flip ^= f
-        node = graph.nodes[node.inputs[0]]
-    if node.op != "param":
+    read = _read(graph, users, idx)
+    if read is None:
         return None
+    node, flip = read
     try:
         p = model.get_parameter(node.target)
     except AttributeError:  # a buffer (a fixed projection): not planned

@@ -788,3 +788,68 @@ def test_a_fixed_weight_mask_gives_the_kept_fans():
     full = _MaskedConv2d("B", 32, 32, 3, padding=1)
     full.mask.fill_(1.0)
     assert "masked" not in it.plan(nn.Sequential(full, nn.ReLU()))["0.weight"].reason
+
+
+class _ScaledQuery(nn.Module):
+    """OPT's attention input: ``q_proj(x) * head_dim**-0.5`` written after the layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(64, 64)
+        self.out = nn.Linear(64, 64)
+
+    def forward(self, x):
+        return self.out(self.q(x) * 0.25)
+
+
+class _EulerODE(nn.Module):
+    """One block applied 16 times as Euler steps, ``x + f(x)/16`` (shared weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.f = nn.Sequential(nn.Linear(128, 128), nn.Tanh(), nn.Linear(128, 128))
+
+    def forward(self, x):
+        for _ in range(16):
+            x = x + self.f(x) / 16
+        return x
+
+
+class _SharedBlock(nn.Module):
+    """One pre-norm MLP block applied 12 times (ALBERT-style weight sharing)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.LayerNorm(128), nn.Linear(128, 512), nn.GELU(), nn.Linear(512, 128)
+        )
+
+    def forward(self, x):
+        for _ in range(12):
+            x = x + self.block(x)
+        return x
+
+
+def test_a_scale_after_a_layer_is_not_an_activation():
+    """``y * c`` after a layer was probed as an activation and the layer solved to undo it: the
+    query drawn 4× too large (the attention's 1/√d undone), and an ODE's Euler steps ``/16``
+    undone at every step (output rms 18). The scale is now the model's own."""
+    p = it.plan(_ScaledQuery())
+    assert p["q.weight"].std == pytest.approx(1 / 8) and "linear consumer" in p["q.weight"].reason
+    torch.manual_seed(0)
+    m = _EulerODE()
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        assert 0.5 <= float(m(torch.randn(256, 128)).pow(2).mean().sqrt()) <= 2.0
+
+
+def test_a_layer_called_again_keeps_its_first_solve():
+    """Shared weights: the last call's solve used to win, and the 12 coherent increments of one
+    block grew the stream ×3.4 in rms. Now the first call's solve holds, and the branch end's
+    share is divided by its number of calls."""
+    torch.manual_seed(0)
+    m = _SharedBlock()
+    p = it.init_model(m, seed=0)
+    assert "one module called 12 times" in p["block.3.weight"].reason
+    with torch.no_grad():
+        assert float(m(torch.randn(256, 128)).pow(2).mean().sqrt()) <= 2.0

@@ -866,7 +866,10 @@ def composites(graph: Graph, kinds: list[str], acts: dict[int, Act]) -> dict[int
         if _statistic(nodes, users, sinks[0]):
             continue
         members = [nodes[i] for i in sorted(region)]
-        act = _probe(Composite(members, src, sinks[0]))
+        stretch = Composite(members, src, sinks[0])
+        if _affine(stretch):  # `y / n`, `y * c + d`: a scale (the moments' scalar rules are
+            continue  # exact, and a layer-scale factor keeps the user's meaning), not φ
+        act = _probe(stretch)
         if act is None:
             continue
         sink = sinks[0]
@@ -877,6 +880,23 @@ def composites(graph: Graph, kinds: list[str], acts: dict[int, Act]) -> dict[int
         acts[sink] = Act(act.name, None, act.module, act.module.label)  # type: ignore[union-attr]
         found[sink] = src
     return found
+
+
+def _affine(stretch: nn.Module) -> bool:
+    """Whether an elementwise stretch computes ``a·x + b`` (a scale or shift written in
+    ``forward``: a neural ODE's Euler step ``x + f(x) / n``), checked on a probe."""
+    x = torch.linspace(-3.0, 3.0, 25, dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            y = stretch(x.clone().float()).double()
+    except Exception:
+        return False
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape or not bool(torch.isfinite(y).all()):
+        return False
+    a = (y[-1] - y[0]) / (x[-1] - x[0])
+    return bool(
+        torch.allclose(y, y[0] + a * (x - x[0]), rtol=1e-5, atol=1e-6 * float(y.abs().max()))
+    )
 
 
 def _find_activation(

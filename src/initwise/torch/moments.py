@@ -413,6 +413,8 @@ class _Walk:
     (:func:`~initwise.torch.pooling.attention_matmuls`)."""
     carry: dict[str, int] = field(default_factory=dict)
     """Highway carry gates (:func:`carry_gates`): each gate layer with the number of them."""
+    calls: dict[str, int] = field(default_factory=dict)
+    """Weight layers called more than once (shared weights), with their number of calls."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -424,9 +426,11 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
     lam = _layer_scales(model, modules, info)
     scale: dict[int, float] = {}
     dests: dict[str, int] = {}
+    called: dict[str, int] = {}
     for n in g.nodes:
         if n.op != "module" or info.kinds[n.idx] != "weight":
             continue
+        called[n.target] = called.get(n.target, 0) + 1
         end = branch_end.get(n.target)
         if end is not None:
             scale[n.idx] = _factor_along(info, users, n.idx, end.branch, lam, layers=True)
@@ -447,6 +451,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         pools,
         attention_matmuls(model, info),
         dict.fromkeys(gates := carry_gates(model, info), len(gates)),
+        {t: c for t, c in called.items() if c > 1},
     )
 
 
@@ -586,7 +591,13 @@ def _pass(
             val = lam.get(n.idx) or walk.data.get(n.idx)
         elif n.op == "module":
             m = modules[n.target]
-            if k == "weight":
+            again = res.layers.get(n.target) if k == "weight" else None
+            if again is not None and module_kind(m) in _SHARED_KINDS:
+                # a layer called again (shared weights: a block applied N times, an ALBERT
+                # stack): its weights were solved at its first call; this call's output is
+                # what they give for this call's input
+                val = _again(again, known[0] if known else None)
+            elif k == "weight":
                 val = _weight(
                     m,
                     n.target,
@@ -604,6 +615,7 @@ def _pass(
                     (scatter or {}).get(n.target),
                     walk.pools.get(n.idx),
                     walk.carry.get(n.target, 0),
+                    walk.calls.get(n.target, 1),
                 )
                 solved = res.layers.get(n.target)
                 if came is not None and solved is not None and n.idx not in walk.normed:
@@ -690,6 +702,7 @@ def _weight(
     scatter: float | None = None,
     attended: Stats | None = None,
     carry: int = 0,
+    calls: int = 1,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -755,6 +768,12 @@ def _weight(
         skip = _skip_moment(end, mom, info)
         s_skip = skip[0] if skip is not None else s
         target, role = _branch_target(s_skip, R, end, scale_after)
+        if calls > 1:  # one module ending `calls` of the branches: the same map applied again
+            target /= calls  # and again to a similar input adds up coherently (×calls² in E)
+            role += (
+                f"; one module called {calls} times (shared weights): its {calls} increments "
+                f"add coherently, so each gets 1/{calls} of that → {target:.3g}"
+            )
         q = target
         if act is not None and act.name != "linear":
             fq = q_for_second_moment(_act_fn(act), target)
@@ -1238,6 +1257,23 @@ def carry_bias(f: Callable[[np.ndarray], np.ndarray], q: float, blocks: int) -> 
         else:
             hi = mid
     return lo
+
+
+_SHARED_KINDS = frozenset({"linear", "conv", "conv1d_hf"})
+"""Layer kinds whose output a second call computes from the first call's solve
+(:func:`_again`)."""
+
+
+def _again(solved: Solved, x: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The output moments of a layer called again with input moments ``x``, its weights as its
+    first call solved them: ``E[y²] = (q − σ_b²)·E[x²]/E[x²]₁ + σ_b² + b²`` (``Var`` for
+    centered weights), mean ``b``."""
+    if x is None:
+        return None
+    s, mu = x
+    eff = max(s - mu * mu, 1e-12) if solved.centered else s
+    w = (solved.q - solved.bias_var) * eff / solved.effective
+    return (w + solved.bias_var + solved.bias_mean**2, solved.bias_mean)
 
 
 def _unknown(n: Any, via: dict[int, tuple[str, bool, str]]) -> tuple[float, float]:

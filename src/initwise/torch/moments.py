@@ -582,6 +582,11 @@ def _pass(
                     via[n.idx] = via[n.inputs[j]]
             mom[n.idx] = val
             continue
+        if n.op == "function" and (n.target in _NO_DATA or n.target == "getitem"):
+            # a comparison's boolean carries no moments; `x[mask]` carries x's, not the mask's
+            # (Idefics 3 sums pixels to find padded images, then indexes the images with it)
+            first = n.inputs[0] if n.inputs else None
+            came = via.get(first) if n.target == "getitem" and first is not None else None
         if came is not None and k not in ("weight", "norm"):
             via[n.idx] = came
         if n.op == "input":
@@ -1259,6 +1264,22 @@ def carry_bias(f: Callable[[np.ndarray], np.ndarray], q: float, blocks: int) -> 
     return lo
 
 
+_NO_DATA = frozenset(
+    {"eq", "ne", "lt", "gt", "le", "ge", "logical_and", "logical_or", "logical_not", "logical_xor"}
+    | {"isfinite", "isnan", "isinf", "any", "all", "argmax", "argmin", "nonzero", "size"}
+)
+"""Ops whose output carries no moments of its inputs (booleans, indices, shapes): the way an
+unmeasured value came (``via``) stops there."""
+
+
+def _reduces(n: Any) -> Any:
+    """The dimension(s) a ``sum`` node reduces without keeping them (a pool over a set or
+    positions), else None: a ``keepdim=True`` sum is a statistic (a norm written in code)."""
+    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
+    keep = n.kwargs.get("keepdim", n.args[1] if len(n.args) > 1 else False)
+    return None if dim is None or keep is True else dim
+
+
 _SHARED_KINDS = frozenset({"linear", "conv", "conv1d_hf"})
 """Layer kinds whose output a second call computes from the first call's solve
 (:func:`_again`)."""
@@ -1414,4 +1435,11 @@ def _function(
         )
     if k == "stop":
         return None
+    if t == "sum" and len(known) == 1 and _reduces(n):  # Deep Sets' Σ over the set, a GNN's
+        via[n.idx] = (  # sum aggregation: how many terms is in the data
+            f"a sum over dimension {_reduces(n)} ('{n.target}', node {n.idx})",
+            False,
+            ", taken to leave E[x²] unchanged — a sum of N independent terms multiplies it by "
+            "N; write a mean, or give an override",
+        )
     return known[0] if len(known) == 1 else None

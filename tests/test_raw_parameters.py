@@ -445,3 +445,12 @@ def test_class_token_and_position_table_found_by_structure():
     assert p["cls"].std == pytest.approx(0.02, rel=0.2) and "concatenated" in p["cls"].reason
     assert p["pos"].std == pytest.approx(0.02) and "added to the signal" in p["pos"].reason
     assert p["shift"].scheme is None and p["gain"].scheme is None
+
+
+def test_lsuv_on_custom_layers_whose_weight_is_not_named_weight():
+    """LSUV hooked a custom ``MyLinear`` (``self.w``) as a layer and raised AttributeError
+    ('MyLinear' object has no attribute 'weight'), before this session's changes too. Such a
+    layer is not one LSUV can rescale: it runs, and says which weights it left orthonormal."""
+    with pytest.warns(AssumptionWarning, match=r"layers\.0\.w.*not rescaled"):
+        p = init_model(CustomMLP(depth=3), "lsuv", seed=0, example_input=torch.randn(64, 128))
+    assert "LSUV rescales the outputs of module layers only" in p["layers.0.w"].reason

@@ -32,7 +32,6 @@ from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .graph import LeafTracer, trace_sequential
 from .modules import (
-    FunctionalLayer,
     check_materialized,
     few,
     is_weight_layer,
@@ -72,17 +71,23 @@ class LSUVResult:
         )
 
 
-_FUNCTIONAL = tuple(f"{c.__name__} '" for c in FunctionalLayer.__subclasses__())
-"""How the planner's reason for a raw parameter used as a layer's weight begins."""
 _NOT_SCALED = (
-    " — a raw parameter used as a layer's weight in forward (x @ W, F.conv2d): LSUV rescales "
-    "the outputs of module layers only"
+    " — not rescaled: LSUV rescales the outputs of module layers only, and measured none of "
+    "this weight's own (a raw parameter used as a layer's weight in forward, x @ W or F.conv2d; "
+    "a custom layer whose weight is not named `weight`; a layer the batch did not reach)"
 )
 
 
 def _relevant(m: nn.Module) -> bool:
-    return is_weight_layer(m) and not isinstance(
+    """A layer LSUV measures and rescales: a weight layer with a ``weight`` of its own (a
+    custom layer holding ``self.w`` has nothing :func:`_scaling` could multiply: its weight is
+    said to be not rescaled, as a raw parameter's)."""
+    if not is_weight_layer(m) or isinstance(
         m, (nn.Embedding, nn.EmbeddingBag, nn.RNNBase, nn.RNNCellBase)
+    ):
+        return False
+    return isinstance(_scalable(m).__dict__.get("_parameters", {}).get("weight"), torch.Tensor) or (
+        PZ.site_of(_scalable(m)) is not None
     )
 
 
@@ -170,26 +175,16 @@ def lsuv(
     base = None
     if orthogonal:
         base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
-        raw = [e.name for e in base if e.reason.startswith(_FUNCTIONAL)]
         base = dataclasses.replace(
             base,
             entries=tuple(
-                e.with_scheme(
-                    S.orthogonal(1.0),
-                    "LSUV pre-init: orthonormal (Saxe 2013)"
-                    + (_NOT_SCALED if e.name in raw else ""),
-                )
+                e.with_scheme(S.orthogonal(1.0), "LSUV pre-init: orthonormal (Saxe 2013)")
                 if isinstance(e.scheme, S.Orthogonal)
                 else e
                 for e in base
             ),
             policy="lsuv",
         )
-        if raw:
-            warnings.warn(
-                AssumptionWarning(f"lsuv: {few(raw)}: orthonormal, not rescaled{_NOT_SCALED}"),
-                stacklevel=2,
-            )
     scaler = _Scaler(target, tol, max_iter)
     try:
         if base is not None:
@@ -205,6 +200,7 @@ def lsuv(
     if base is not None:
         scales = {x.name: x.scale for x in scaler.layers}
         entries = []
+        unscaled = []
         for e in base:
             s = scales.get(_owner(e.name, scales))
             if s is not None and isinstance(e.scheme, S.Orthogonal):
@@ -212,8 +208,16 @@ def lsuv(
                     S.orthogonal(s),
                     f"LSUV: orthonormal × {s:.4g} → output std {target:g} ± {tol:g}",
                 )
+            elif isinstance(e.scheme, S.Orthogonal):  # no module output of its own was measured
+                unscaled.append(e.name)
+                e = e.with_scheme(e.scheme, e.reason + _NOT_SCALED)
             entries.append(e)
         result_plan = dataclasses.replace(base, entries=tuple(entries))
+        if unscaled:
+            warnings.warn(
+                AssumptionWarning(f"lsuv: {few(unscaled)}: orthonormal{_NOT_SCALED}"),
+                stacklevel=2,
+            )
     return LSUVResult(tuple(scaler.layers), result_plan, method, passes, scaler.evals)
 
 

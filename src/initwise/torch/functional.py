@@ -86,9 +86,7 @@ def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
                 continue
             if t not in ("matmul", "mm") and flip:
                 continue
-            x = n.inputs[1 - i] if t in ("matmul", "mm") else n.inputs[0]
-            n.op, n.target, n.inputs, n.call = "module", owner, [x], None
-            n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+            _as_call(n, owner, n.inputs[1 - i] if t in ("matmul", "mm") else n.inputs[0])
             called.add(owner)
             break
     return graph
@@ -152,15 +150,21 @@ def _parameter_read(
     if read is None:
         return None
     node, flip = read
-    try:
-        p = model.get_parameter(node.target)
-    except AttributeError:  # a buffer (a fixed projection): not planned
-        return None
-    owner_name = node.target.rpartition(".")[0]
-    owner = model.get_submodule(owner_name) if owner_name else model
-    if p.ndim != ndim or module_kind(owner) not in ("unknown", "embedding"):
+    found = _loose(model, node.target)
+    if found is None or found[0].ndim != ndim or found[1] not in ("unknown", "embedding"):
         return None  # (an embedding's table in a product: a head tied to it, F.linear(x, E))
-    return node.target, p, flip
+    return node.target, found[0], flip
+
+
+def _loose(model: nn.Module, name: str) -> tuple[nn.Parameter, str] | None:
+    """``(parameter, kind of the module that owns it)`` for a parameter name; None for a
+    buffer (a fixed projection, never planned)."""
+    try:
+        p = model.get_parameter(name)
+    except AttributeError:
+        return None
+    owner = name.rpartition(".")[0]
+    return p, module_kind(model.get_submodule(owner) if owner else model)
 
 
 def _einsum_layout(eq: Any, w_first: bool) -> str | None:
@@ -307,9 +311,14 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
                 if layout.startswith("conv:")
                 else FunctionalLinear(w, bias, layout, f"`{how}`")
             )
-        n.op, n.target, n.inputs, n.call = "module", wname, [x], None
-        n.args, n.kwargs, n.broadcast = (), {}, frozenset()
+        _as_call(n, wname, x)
     return graph
+
+
+def _as_call(n: Node, target: str, x: int) -> None:
+    """Make function node ``n`` a call of module ``target`` on node ``x`` (in place)."""
+    n.op, n.target, n.inputs, n.call = "module", target, [x], None
+    n.args, n.kwargs, n.broadcast = (), {}, frozenset()
 
 
 def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
@@ -442,13 +451,10 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
     for n in graph.nodes:
         if n.op != "param" or len(users[n.idx]) != 1:
             continue
-        try:
-            p = model.get_parameter(n.target)
-        except AttributeError:
+        found = _loose(model, n.target)
+        if found is None or found[0].ndim < 2 or found[1] != "unknown":
             continue
-        owner = n.target.rpartition(".")[0]
-        if p.ndim < 2 or module_kind(model.get_submodule(owner) if owner else model) != "unknown":
-            continue
+        p = found[0]
         i, path = n.idx, {n.idx}
         while True:
             (u,) = users[i]

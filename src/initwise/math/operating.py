@@ -113,11 +113,7 @@ class OperatingPoint:
         ``(depth - 1)/2 * |ln chi|`` or forward instability ``depth/2 * ln+ kappa``, the end
         layers' balance left out -- for a point chosen by cost (0 for a fixed rule: He, SELU,
         the edge of chaos). Above :data:`DRIFT_LIMIT` no initialization holds the chain."""
-        if not self.cost:
-            return 0.0
-        grad = (self.depth - 1) / 2 * abs(math.log(self.chi)) if self.chi > 0 else math.inf
-        fwd = 0.5 * self.depth * max(0.0, math.log(self.kappa)) if self.kappa > 0 else 0.0
-        return max(grad, fwd)
+        return _drift(self.chi, self.kappa, self.depth) if self.cost else 0.0
 
     @property
     def input_moment(self) -> float:
@@ -154,12 +150,15 @@ def _point(f: Callable[[np.ndarray], np.ndarray], q: float, centered: bool, dept
     chi = q * d / s
     kappa = math.log(sh / s) / math.log1p(h)
     balance = math.sqrt(chi ** (depth - 1) / (q * e2))
-    cost = max(
-        (depth - 1) / 2 * abs(math.log(chi)),
-        0.5 * depth * max(0.0, math.log(kappa)) if kappa > 0 else 0.0,
-        abs(math.log(balance)),
-    )
+    cost = max(_drift(chi, kappa, depth), abs(math.log(balance)))
     return cost, e2, m, chi, kappa, balance
+
+
+def _drift(chi: float, kappa: float, depth: int) -> float:
+    """The larger of the chain's gradient drift ``(depth − 1)/2·|ln χ|`` and forward
+    instability ``depth/2·ln⁺ κ`` (natural logs; module docstring)."""
+    grad = (depth - 1) / 2 * abs(math.log(chi)) if chi > 0 else math.inf
+    return max(grad, 0.5 * depth * max(0.0, math.log(kappa)) if kappa > 0 else 0.0)
 
 
 def operating_point(

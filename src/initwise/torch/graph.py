@@ -31,13 +31,7 @@ from torch import nn
 from .. import activations as A
 from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
-from .modules import (
-    NORMS,
-    has_parametrizations,
-    is_norm,
-    is_weight_layer,
-    owns_parameters,
-)
+from .modules import NORMS, has_parametrizations, is_norm, is_weight_layer, owns_parameters
 from .modules import kind as module_kind
 
 # ----------------------------------------------------------------------------- graph
@@ -70,10 +64,10 @@ class Graph:
     extra: dict[str, nn.Module] = field(default_factory=dict)
     """Module nodes that are not the model's modules: raw parameters used as a layer's weight
     in ``forward``, read as :class:`~initwise.torch.modules.FunctionalLinear` sites by their
-    parameter's name (:func:`functional_layers`)."""
+    parameter's name (:func:`~initwise.torch.functional.functional_layers`)."""
     inlined: dict[str, int] = field(default_factory=dict)
-    """Custom modules traced into (:func:`_inline_custom`): the node whose value is each one's
-    output (what ``diagnose`` sees when the module runs)."""
+    """Custom modules traced into (:mod:`~initwise.torch.functional`): the node whose value is
+    each one's output (what ``diagnose`` sees when the module runs)."""
 
     def users(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.nodes]

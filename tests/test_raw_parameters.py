@@ -251,9 +251,10 @@ def test_policies_on_raw_weights():
     with pytest.warns(AssumptionWarning, match="no rule for W, head"):
         u = plan(m, "u-mup")
     assert "forward multiplier" in u["W"].reason
-    with pytest.warns(AssumptionWarning, match="not rescaled"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)  # rescaled where the product runs
         lsuv = plan(m, "lsuv", example_input=torch.randn(64, 48))
-    assert "LSUV rescales the outputs of module layers only" in lsuv["W"].reason
+    assert lsuv["W"].reason.startswith("LSUV: orthonormal ×")
 
 
 def test_apply_round_trip_and_meta_device():
@@ -359,16 +360,94 @@ def test_read_out_tied_in_forward_gives_unit_logits(readout):
     assert 0.5 <= rms <= 2.0
 
 
-def test_diagnose_says_what_it_did_not_measure():
-    """Products with raw parameters run in no module, so no hook sees them: diagnose says so
-    (note and warning) instead of a bare "healthy — no weight layers were run"."""
+def _linear_twin(raw: RawMLP) -> LinearMLP:
+    """The nn.Linear network computing exactly what ``raw`` computes."""
+    twin = LinearMLP(act=raw.act, depth=len(raw.W), width=raw.W[0].shape[0])
+    with torch.no_grad():
+        for layer, w, b in zip(twin.layers, raw.W, raw.b, strict=True):
+            layer.weight.copy_(w.t())
+            layer.bias.copy_(b)
+    return twin
+
+
+def test_diagnose_measures_raw_layers_as_their_linear_twin():
+    """Products with raw parameters run in no module, so no forward hook sees them: diagnose
+    now sees them run (a function mode) and measures each as the layer it is — every statistic
+    equal to the nn.Linear twin's, the chain theory included. Before: no layer measured, a
+    "not measured" note."""
     from initwise.diagnostics import diagnose
 
-    model = RawMLP(depth=3)
+    raw = RawMLP(depth=5)
+    _quiet_init(raw)
+    batch = torch.randn(64, 128, generator=torch.Generator().manual_seed(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing left unmeasured, nothing said
+        mine = diagnose(raw, batch)
+    theirs = diagnose(_linear_twin(raw), batch)
+    assert [s.name for s in mine.layers] == [f"W.{i}" for i in range(5)]
+    assert mine.chain_theory and theirs.chain_theory and not mine.notes
+    for a, b in zip(mine.layers, theirs.layers, strict=True):
+        assert (a.activation, a.fan_in, a.fan_out) == (b.activation, b.fan_in, b.fan_out)
+        for field in ("in_m2", "out_m2", "post_m2", "grad_std", "weight_grad_std", "weight_std"):
+            assert getattr(a, field) == pytest.approx(getattr(b, field), rel=1e-4), field
+        for field in ("pred_local", "pred_chain", "pred_grad_chain", "chi"):
+            x, y = getattr(a, field, None), getattr(b, field, None)
+            assert (x is None) == (y is None) and (x is None or x == pytest.approx(y, rel=1e-4))
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_diagnose_measures_each_way_of_writing_the_product(call):
+    """Whichever way the product is written (the weight itself, transposed, through
+    ``.float()``, a bias added after or passed to the call), diagnose measures the layer's
+    own output — its bias included — and the gradient reaching its weight."""
+    from initwise.diagnostics import diagnose
+
+    model = _one_layer(call)
     _quiet_init(model)
-    with pytest.warns(UserWarning, match=r"not measured: W\.0 \(`x @ W\.0 \+ b\.0`\)"):
+    x = torch.randn(256, 48, generator=torch.Generator().manual_seed(2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = diagnose(model, x)
+    assert [s.name for s in report.layers] == ["W", "head"]
+    w = report.layers[0]
+    with torch.no_grad():
+        W = model.W if call in ("x @ W", "matmul", "mm", "addmm", "einsum in_out") else model.W.t()
+        h = x @ W + (model.b if model.b is not None else 0)
+    assert w.activation == "relu" and w.fan_in == 48 and w.fan_out == 80
+    assert w.out_m2 == pytest.approx(float(h.pow(2).mean()), rel=1e-5)
+    assert w.post_m2 == pytest.approx(float(torch.relu(h).pow(2).mean()), rel=1e-5)
+    assert w.in_m2 == pytest.approx(float(x.pow(2).mean()), rel=1e-5)
+    assert w.weight_grad_std is not None and w.weight_grad_std > 0
+
+
+def test_diagnose_says_what_it_did_not_measure():
+    """A raw-parameter layer whose product did not run on the batch (a forward that changes
+    with each call: the trace took a branch that diagnose's own run does not) is named in a
+    note and a warning, not passed over."""
+    from initwise.diagnostics import diagnose
+
+    class Branch(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W1 = nn.Parameter(torch.randn(128, 128))
+            self.W2 = nn.Parameter(torch.randn(128, 128))
+            self.head = nn.Linear(128, 10)
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            h = torch.relu(x @ self.W1)
+            if self.calls % 2:  # (the trace: call 1; diagnose's run: call 2)
+                h = torch.relu(x @ self.W2) + h
+            return self.head(h)
+
+    model = Branch()
+    _quiet_init(model)
+    model.calls = 0
+    with pytest.warns(UserWarning, match=r"not measured: W2 \(`x @ W2`\)"):
         report = diagnose(model, torch.randn(64, 128))
-    assert any(n.startswith("not measured: W.0") for n in report.notes)
+    assert [s.name for s in report.layers] == ["W1", "head"]
+    assert any(n.startswith("not measured: W2") for n in report.notes)
     custom = CustomMLP(depth=3)
     _quiet_init(custom)
     with warnings.catch_warnings():
@@ -449,8 +528,82 @@ def test_class_token_and_position_table_found_by_structure():
 
 def test_lsuv_on_custom_layers_whose_weight_is_not_named_weight():
     """LSUV hooked a custom ``MyLinear`` (``self.w``) as a layer and raised AttributeError
-    ('MyLinear' object has no attribute 'weight'), before this session's changes too. Such a
-    layer is not one LSUV can rescale: it runs, and says which weights it left orthonormal."""
-    with pytest.warns(AssumptionWarning, match=r"layers\.0\.w.*not rescaled"):
-        p = init_model(CustomMLP(depth=3), "lsuv", seed=0, example_input=torch.randn(64, 128))
-    assert "LSUV rescales the outputs of module layers only" in p["layers.0.w"].reason
+    ('MyLinear' object has no attribute 'weight'); then it left such weights orthonormal with
+    a warning. Now their product ``x @ self.w`` is rescaled where it runs."""
+    model = CustomMLP(depth=3)
+    x = torch.randn(256, 128, generator=torch.Generator().manual_seed(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = init_model(model, "lsuv", seed=0, example_input=x)
+    assert p["layers.1.w"].reason.startswith("LSUV: orthonormal ×")
+    with torch.no_grad():
+        h = x
+        for layer in model.layers:
+            h = layer(h)
+            assert abs(float(h.std()) - 1) < 0.1
+            h = model.act(h)
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_lsuv_rescales_raw_layers(call):
+    """LSUV left raw-parameter layers orthonormal (× 1, with a warning); now each product is
+    rescaled where it runs, in the same single pass, to output std 1 ± tol — and the plan it
+    returns reproduces the weights with the same seed."""
+    from initwise.torch import apply_plan, lsuv
+
+    x = torch.randn(256, 48, generator=torch.Generator().manual_seed(5))
+    model, twin = _one_layer(call), _one_layer(call)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        res = lsuv(model, x, seed=0)
+    assert res.forward_passes == 1 and [la.name for la in res.layers] == ["W", "head"]
+    assert all(la.converged for la in res.layers) and res.layers[0].iterations >= 1
+    with torch.no_grad():
+        W = model.W if call in ("x @ W", "matmul", "mm", "addmm", "einsum in_out") else model.W.t()
+        h = x @ W + (model.b if model.b is not None else 0)
+        assert abs(float(h.std()) - 1) < 0.1
+        assert abs(float((torch.relu(h) @ model.head).std()) - 1) < 0.1
+    apply_plan(res.plan, twin, 0)
+    for (n, a), (_, b) in zip(model.named_parameters(), twin.named_parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), n
+
+
+def test_lsuv_rescales_raw_layers_by_hooks_and_through_a_cast():
+    """A model fx cannot trace (data-dependent control flow) is rescaled by hooks, one run per
+    layer and attempt: its raw layers take their turn in execution order. A weight used
+    through a dtype cast (``W.to(x.dtype)``, a copy) is rescaled too: in one pass the copy the
+    product took is scaled with the parameter."""
+    from initwise.torch import lsuv
+
+    class Dyn(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W1 = nn.Parameter(torch.randn(32, 64))
+            self.b1 = nn.Parameter(torch.randn(64))
+            self.W2 = nn.Parameter(torch.randn(10, 64))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(x @ self.W1 + self.b1)
+            if h.sum() > 0:  # (fx cannot trace this)
+                h = h * 1.0
+            return F.linear(h, self.W2)
+
+    class Cast(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.W = nn.Parameter(torch.randn(32, 64, dtype=torch.float64))
+            self.lin = nn.Linear(64, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(torch.tanh(x @ self.W.to(x.dtype)))
+
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(6))
+    for model, method, first in ((Dyn(), "hooks", "W1"), (Cast(), "fx", "W")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AssumptionWarning)
+            res = lsuv(model, x, seed=0)
+        assert res.method == method and res.layers[0].name == first
+        assert all(la.converged for la in res.layers)
+        with torch.no_grad():
+            W = getattr(model, first).to(x.dtype)
+            assert abs(float((x @ W).std()) - 1) < 0.1

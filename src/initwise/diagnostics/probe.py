@@ -19,6 +19,7 @@ restored afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable
@@ -42,9 +43,11 @@ from ..torch.batch import (
     seeded_rng,
     tensors,
 )
+from ..torch.capture import SiteCalls, run_sites
 from ..torch.graph import LINEAR, Act, ModelInfo
 from ..torch.inspection import inspect_model
 from ..torch.modules import (
+    FunctionalConv,
     check_materialized,
     few,
     has_parametrizations,
@@ -168,7 +171,7 @@ def _m2(t: torch.Tensor) -> float:
 
 
 def _units_dim(out: torch.Tensor, module: nn.Module) -> int:
-    if isinstance(module, nn.modules.conv._ConvNd) and out.ndim > 2:
+    if isinstance(module, (nn.modules.conv._ConvNd, FunctionalConv)) and out.ndim > 2:
         return 1
     return out.ndim - 1
 
@@ -273,14 +276,28 @@ def diagnose(
             records[name] = rec
             order.append(name)
 
+        # raw parameters used as a layer's weight (x @ W + b) run in no module: a function
+        # mode sees their products and gives them to the same hook, as a module's output (a
+        # module whose own parameters are all such layers' is not a layer itself)
+        sites = run_sites(info.graph)
+        covered = {id(p) for m in sites.values() for p in m.parameters()}
         for m in names:
             if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-                handles.append(m.register_forward_hook(hook))
+                own = [id(p) for p in m.parameters(recurse=False)]
+                if not (own and covered.issuperset(own)):
+                    handles.append(m.register_forward_hook(hook))
+        names.update({m: n for n, m in sites.items()})
+
+        def site_hook(name: str, layer: nn.Module, x: Any, out: Any, again: Any, w: Any) -> Any:
+            hook(layer, (x,), out)
+            return out
+
+        watch = SiteCalls(sites, site_hook) if sites else contextlib.nullcontext()
         try:
             if train is not None:
                 model.train(train)
             with torch.enable_grad():
-                with parametrize.cached():  # a parametrized weight computed once, as used
+                with parametrize.cached(), watch:  # a parametrized weight computed once
                     out = run_model(model, batch)
                 changed = [
                     n
@@ -362,17 +379,13 @@ def diagnose(
     notes = (
         [] if chain else [f"chain theory skipped: {skipped} (the local prediction still applies)"]
     )
-    g = info.graph
-    raw = {  # FunctionalLinear sites no module runs (a custom layer traced into still runs)
-        n: m
-        for n, m in (g.extra if g is not None else {}).items()
-        if not any(n.startswith(f"{k}.") for k in g.inlined)  # type: ignore[union-attr]
-    }
-    if raw:
+    raw = {n: m for n, m in sites.items() if n not in records}
+    if raw:  # (a product of a form the function mode does not know, or not reached)
         notes.append(
             f"not measured: {few([f'{n} ({m.call})' for n, m in raw.items()])} — raw "
-            "parameters used as a layer's weight in forward; diagnose measures module layers "
-            "(nn.Linear, nn.Conv…, custom modules) only: write these as modules to see them"
+            "parameters used as a layer's weight in forward whose product did not run on "
+            "this batch in a form diagnose recognizes (the parameter, a view or a copy of it "
+            "in matmul/mm/addmm/F.linear/einsum/F.convNd): write these as modules to see them"
         )
         warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=2)
     unreached = [
@@ -866,6 +879,9 @@ def _act_args(s: LayerStats) -> tuple[Any, Any]:
     return act.name, act.param
 
 
+_CHAIN_KINDS = ("Linear", "Conv1d", "Conv2d", "Conv3d", "FunctionalLinear", "FunctionalConv")
+
+
 def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
     """Why the chain theory (a plain stack of Linear/Conv layers and activations) does not
     apply to this model, or None when it does."""
@@ -881,8 +897,7 @@ def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
     other = [
         (f"{s.name!r} is a {s.kind}" if s.name else f"the model itself is a {s.kind}")
         for s in layers
-        if s.fan_in is None
-        or s.kind.removeprefix("Parametrized") not in ("Linear", "Conv1d", "Conv2d", "Conv3d")
+        if s.fan_in is None or s.kind.removeprefix("Parametrized") not in _CHAIN_KINDS
     ]
     if other:
         return f"the chain covers Linear and Conv layers only: {few(other, 3)}"

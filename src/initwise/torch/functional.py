@@ -115,7 +115,7 @@ def _read(graph: Graph, users: list[list[int]], idx: int) -> tuple[Node, bool] |
     return (node, flip) if node.op == "param" else None
 
 
-_CASTS = frozenset(
+CASTS = frozenset(
     {"to", "type", "float", "half", "bfloat16", "double", "type_as", "contiguous", "clone"}
 )
 """Ops on a parameter on its way to a product that change neither its values' layout nor their
@@ -127,7 +127,7 @@ def _flips(node: Node) -> bool | None:
     ``W.mT``, ``W.transpose(0, 1)``, ``W.permute(1, 0)``), keeps it (a cast), or None (any
     other op: not a weight read as is)."""
     t, a = str(node.target), node.args
-    if t in _CASTS or t in ("squeeze", "unsqueeze"):  # (a conv weight's (C, 1, k) round trip)
+    if t in CASTS or t in ("squeeze", "unsqueeze"):  # (a conv weight's (C, 1, k) round trip)
         return False
     if t == "t" or (t == "getattr" and a in (("T",), ("mT",))):
         return True

@@ -14,6 +14,7 @@ state: everything lives in the call.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -30,12 +31,15 @@ from ..plan import AssumptionWarning, Plan
 from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
+from .capture import SiteCalls
 from .graph import LeafTracer, trace_sequential
 from .modules import (
+    FunctionalLayer,
     check_materialized,
     few,
     is_weight_layer,
 )
+from .modules import kind as module_kind
 from .planner import plan as make_plan
 from .policies import Policy, register_policy
 
@@ -72,9 +76,10 @@ class LSUVResult:
 
 
 _NOT_SCALED = (
-    " — not rescaled: LSUV rescales the outputs of module layers only, and measured none of "
-    "this weight's own (a raw parameter used as a layer's weight in forward, x @ W or F.conv2d; "
-    "a custom layer whose weight is not named `weight`; a layer the batch did not reach)"
+    " — not rescaled: LSUV measured no output of this weight's own (a layer the batch did not "
+    "reach; a raw parameter whose product ran in a form LSUV does not recognize, or that a "
+    "tied embedding also uses; a custom layer whose weight is not named `weight` and not used "
+    "in a product with the signal)"
 )
 
 
@@ -187,10 +192,11 @@ def lsuv(
         )
     scaler = _Scaler(target, tol, max_iter)
     try:
+        sites = _sites(model, batch)
         if base is not None:
             apply_plan(base, model, seed)
         with kept_modes(model, False), torch.no_grad():  # each submodule's own mode given back
-            method, passes = _run(model, batch, scaler)
+            method, passes = _run(model, batch, scaler, sites)
     except BaseException:
         with torch.no_grad():  # a failure leaves the model as it was
             for k, v in model.state_dict(keep_vars=True).items():
@@ -222,7 +228,10 @@ def lsuv(
 
 
 def _owner(param: str, scales: dict[str, float]) -> str:
-    """The LSUV layer whose scaled weight ``param`` is (MultiheadAttention scales out_proj)."""
+    """The LSUV layer whose scaled weight ``param`` is (MultiheadAttention scales out_proj; a
+    raw-parameter layer is named by its weight)."""
+    if param in scales:
+        return param
     for layer in scales:
         if param in (f"{layer}.weight", f"{layer}.out_proj.weight") or (
             layer == "" and param == "weight"
@@ -231,28 +240,98 @@ def _owner(param: str, scales: dict[str, float]) -> str:
     return ""
 
 
-def _run(model: nn.Module, batch: Any, scaler: _Scaler) -> tuple[str, int]:
+def _sites(model: nn.Module, batch: Any) -> dict[str, FunctionalLayer]:
+    """The raw-parameter layers LSUV rescales through :class:`~initwise.torch.capture.SiteCalls`
+    (``x @ W + b``, ``F.conv2d(x, W)``, a custom layer's ``x @ self.w``): every site the graph's
+    analysis found, but a custom layer's that LSUV rescales as a module (its weight is named
+    ``weight``) and a read-out tied to an embedding (scaling the table for the logits would
+    change the embedding's output, already used). Traced only where the model holds a matrix
+    parameter that no layer of its own owns."""
+    loose = False
+    for name, p in model.named_parameters():
+        owner = name.rpartition(".")[0]
+        if p.ndim >= 2 and module_kind(model.get_submodule(owner) if owner else model) == "unknown":
+            loose = True
+            break
+    if not loose:
+        return {}
+    from .inspection import inspect_model  # (only here: the planner's own import is lazy too)
+
+    g = inspect_model(model, batch).graph
+    out: dict[str, FunctionalLayer] = {}
+    for n, m in (g.extra if g is not None else {}).items():
+        inlined = [k for k in g.inlined if n.startswith(f"{k}.")]  # type: ignore[union-attr]
+        owner = n.rpartition(".")[0]
+        owned = model.get_submodule(owner) if owner else model
+        if not isinstance(m, FunctionalLayer) or isinstance(owned, (nn.Embedding, nn.EmbeddingBag)):
+            continue
+        if any(_relevant(model.get_submodule(k)) for k in inlined):
+            continue
+        out[n] = m
+    return out
+
+
+def _run(
+    model: nn.Module, batch: Any, scaler: _Scaler, sites: dict[str, FunctionalLayer] | None = None
+) -> tuple[str, int]:
     """One pass that scales every layer in execution order: a plain Sequential directly, else
-    through an fx interpreter, else by hooks (one forward per layer and attempt)."""
+    through an fx interpreter, else by hooks (one forward per layer and attempt). Raw-parameter
+    layers (``sites``) are scaled in the same pass, where their product runs
+    (:class:`~initwise.torch.capture.SiteCalls`)."""
+    sites = sites or {}
+    watch = SiteCalls(sites, _site_scaler(scaler)) if sites else contextlib.nullcontext()
     chain = trace_sequential(model)
     if chain is not None and isinstance(batch, torch.Tensor):
         names = [n.target for n in chain.nodes if n.op == "module"]
-        run_model(lambda x: _by_chain(model, names, x, scaler), batch)
+        with watch:
+            run_model(lambda x: _by_chain(model, names, x, scaler), batch)
         return "sequential", 1
     try:
         gm = torch.fx.GraphModule(model, LeafTracer().trace(model))
     except Exception:
         gm = None
     if gm is not None and not isinstance(batch, dict):
-        run_model(_Interp(gm, scaler).run, batch)
+        with watch:
+            run_model(_Interp(gm, scaler).run, batch)
         return "fx", 1
-    return "hooks", _by_hooks(model, batch, scaler, run_model)
+    return "hooks", _by_hooks(model, batch, scaler, run_model, sites)
 
 
-def _scale(sc: _Scaler, name: str, m: nn.Module, out: Any, again: Any) -> Any:
+def _site_scaler(sc: _Scaler) -> Any:
+    """The :class:`~initwise.torch.capture.SiteCalls` callback of the one-pass methods: a
+    raw-parameter layer scaled where its product runs, as a module layer is where it runs. A
+    copy of the weight the product took (``W.to(dtype)``) is scaled with it, so that the
+    product computed again sees the new scale; a product whose bias addition never came is
+    left as it is (said in the plan)."""
+
+    def on_call(name: str, layer: nn.Module, x: Any, out: Any, again: Any, w: Any) -> Any:
+        if again is None:
+            return out
+        weight = layer.weight
+        copy = w is not weight and w._base is not weight
+
+        def multiply(f: float) -> None:
+            weight.mul_(f)
+            if copy:
+                w.mul_(f)
+
+        return _scale(sc, name, layer, out, again, multiply)
+
+    return on_call
+
+
+def _scale(
+    sc: _Scaler,
+    name: str,
+    m: nn.Module,
+    out: Any,
+    again: Any,
+    multiply: Callable[[float], Any] | None = None,
+) -> Any:
     """Scale ``m``'s weight until its output std is ``sc.target ± sc.tol`` (``again()``
-    recomputes the output); record what was done; return the final output. A module met again
-    (applied twice in ``forward``) is not rescaled: that use is reported as it is."""
+    recomputes the output; ``multiply``, the scaling, where it is not ``m``'s own); record what
+    was done; return the final output. A module met again (applied twice in ``forward``) is
+    not rescaled: that use is reported as it is."""
     uses = sc.uses.get(name, 0) + 1
     sc.uses[name] = uses
     if uses > 1:
@@ -261,7 +340,8 @@ def _scale(sc: _Scaler, name: str, m: nn.Module, out: Any, again: Any) -> Any:
             LSUVLayer(f"{name} (use {uses})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
         )
         return out
-    fixed, multiply = _scaling(_scalable(m))
+    fixed, own = _scaling(_scalable(m))
+    multiply = multiply or own
     before = s = sc.std(name, out)
     if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
         sc.layers.append(LSUVLayer(f"{name} ({fixed})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol))
@@ -326,66 +406,110 @@ def _first_std_hook(box: dict[str, float]) -> Any:
     return hook
 
 
-def _by_hooks(model: nn.Module, batch: Any, sc: _Scaler, run: Any) -> int:
+def _by_hooks(
+    model: nn.Module,
+    batch: Any,
+    sc: _Scaler,
+    run: Any,
+    sites: dict[str, FunctionalLayer] | None = None,
+) -> int:
     """LSUV through forward hooks (models fx cannot trace). The std is taken inside the hook:
     an in-place activation after the layer (``ReLU(inplace=True)``) overwrites the output once
     the hook returns, and a std read afterwards was the activation's (the layer was then
-    scaled for the wrong quantity)."""
+    scaled for the wrong quantity). Raw-parameter layers (``sites``, named by their weight)
+    take their turn in execution order like modules, measured by
+    :class:`~initwise.torch.capture.SiteCalls`."""
+    sites = sites or {}
     names = {m: n for n, m in model.named_modules()}
-    order: list[nn.Module] = []
+    order: list[nn.Module | str] = []
 
     def record(m: nn.Module, a: Any, o: Any) -> None:
         if m not in order:
             order.append(m)
 
+    def record_site(name: str, layer: nn.Module, x: Any, out: Any, again: Any, w: Any) -> Any:
+        if name not in order:
+            order.append(name)
+        return out
+
     hs = [m.register_forward_hook(record) for m in names if _relevant(m)]
     try:
-        run(model, batch)
+        with SiteCalls(sites, record_site) if sites else contextlib.nullcontext():
+            run(model, batch)
     finally:
         for h in hs:
             h.remove()
     passes = 1
-    outs: dict[nn.Module, list[float]] = {}
+    outs: dict[nn.Module | str, list[float]] = {}
     for m in order:
         box: dict[str, Any] = {}
-        h = m.register_forward_hook(_first_std_hook(box))
-        try:
-            run(model, batch)
-            passes += 1
+        if isinstance(m, str):
+            label, watch = m, _site_std(sites, m, box)
+            fixed, multiply = None, sites[m].weight.mul_  # (each run copies or views it anew)
+            h = None
+        else:
+            label, watch = names[m], contextlib.nullcontext()
             fixed, multiply = _scaling(_scalable(m))
-            before = s = sc.check(names[m], box["s"])
+            h = m.register_forward_hook(_first_std_hook(box))
+        try:
+            with watch:
+                run(model, batch)
+            passes += 1
+            before = s = sc.check(label, box["s"])
             total, it = 1.0, 0
             while fixed is None and abs(s - sc.target) >= sc.tol and it < sc.max_iter:
                 f = sc.target / s
                 multiply(f)
                 total *= f
                 box.clear()
-                run(model, batch)
+                with watch:
+                    run(model, batch)
                 passes += 1
                 it += 1
-                s = sc.check(names[m], box["s"])
+                s = sc.check(label, box["s"])
         finally:
-            h.remove()
-        label = names[m] if fixed is None else f"{names[m]} ({fixed})"
-        sc.layers.append(LSUVLayer(label, total, it, before, s, abs(s - sc.target) < sc.tol))
-    # modules applied more than once: each further use is reported with the std it ends at
+            if h is not None:
+                h.remove()
+        shown = label if fixed is None else f"{label} ({fixed})"
+        sc.layers.append(LSUVLayer(shown, total, it, before, s, abs(s - sc.target) < sc.tol))
+    # layers applied more than once: each further use is reported with the std it ends at
     hs = [
         m.register_forward_hook(lambda mod, a, o: outs.setdefault(mod, []).append(_raw_std(o)))
         for m in order  # (list.append returns None: the hook leaves the output as it is)
+        if not isinstance(m, str)
     ]
+
+    def every_use(name: str, layer: nn.Module, x: Any, out: Any, again: Any, w: Any) -> Any:
+        outs.setdefault(name, []).append(_raw_std(out))
+        return out
+
     try:
-        run(model, batch)
+        with SiteCalls(sites, every_use) if sites else contextlib.nullcontext():
+            run(model, batch)
         passes += 1
     finally:
         for h in hs:
             h.remove()
     for m in order:
+        label = m if isinstance(m, str) else names[m]
         for k, o in enumerate(outs.get(m, [])[1:], start=2):
-            s = sc.check(names[m], o)
+            s = sc.check(label, o)
             sc.layers.append(
-                LSUVLayer(f"{names[m]} (use {k})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
+                LSUVLayer(f"{label} (use {k})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol)
             )
     return passes
+
+
+def _site_std(sites: dict[str, FunctionalLayer], name: str, box: dict[str, Any]) -> SiteCalls:
+    """A :class:`~initwise.torch.capture.SiteCalls` keeping the std of the first output of
+    raw-parameter layer ``name`` of a run in ``box["s"]`` (outputs left as they are)."""
+
+    def on_call(site: str, layer: nn.Module, x: Any, out: Any, again: Any, w: Any) -> Any:
+        if site == name and "s" not in box:
+            box["s"] = _raw_std(out)
+        return out
+
+    return SiteCalls(sites, on_call)
 
 
 def lsuv_plan(model: nn.Module, batch: Any, **kwargs: Any) -> Plan:

@@ -892,3 +892,78 @@ def test_a_sum_over_a_set_is_said():
         warnings.simplefilter("always")
         it.plan(_Normalized())
     assert not any("a sum over dim" in str(w.message) for w in got)
+
+
+class _Coupling(nn.Module):
+    """A RealNVP affine coupling (Dinh et al. 2017): ``b·exp(s(a)) + t(a)``, or Glow's one net
+    giving both by ``chunk`` (``(b + t)·exp(tanh(s))``)."""
+
+    def __init__(self, d: int = 32, h: int = 128, tanh: bool = True, one_net: bool = False):
+        super().__init__()
+
+        def net(out: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Linear(d // 2, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, out)
+            )
+
+        self.tanh, self.one_net = tanh, one_net
+        if one_net:
+            self.net = net(d)
+        else:
+            self.s, self.t = net(d // 2), net(d // 2)
+
+    def forward(self, x):
+        a, b = x.chunk(2, -1)
+        if self.one_net:
+            s, t = self.net(a).chunk(2, -1)
+            return torch.cat([(b + t) * torch.exp(torch.tanh(s)), a], -1)
+        s = self.s(a)
+        b = b * torch.exp(torch.tanh(s) if self.tanh else s) + self.t(a)
+        return torch.cat([b, a], -1)
+
+
+class _Flow(nn.Module):
+    def __init__(self, n: int = 6, **kw) -> None:
+        super().__init__()
+        self.c = nn.ModuleList(_Coupling(**kw) for _ in range(n))
+
+    def forward(self, x):
+        for c in self.c:
+            x = c(x)
+        return x
+
+
+@pytest.mark.parametrize("kw", [{}, {"tanh": False}, {"one_net": True}])
+def test_affine_couplings_start_as_the_identity(kw):
+    """Six RealNVP couplings: before, the scale net's last layer was solved for its probed
+    ``exp`` and the shift net's for a unit output — output rms 2.5–2.7 for a unit input,
+    silently. Now both start at zero (Glow's §3.3), so each coupling is the identity at init:
+    the flow returns its input (rotated halves) exactly, and gradients still reach those
+    layers. The inner layers keep their He draws."""
+    torch.manual_seed(0)
+    m = _Flow(**kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.init_model(m, seed=0)
+    ends = ["c.0.net.4"] if kw.get("one_net") else ["c.0.s.4", "c.0.t.4"]
+    for name in ends:
+        assert p[f"{name}.weight"].std == 0.0 and "affine coupling" in p[f"{name}.weight"].reason
+    assert p["c.0.net.0.weight" if kw.get("one_net") else "c.0.s.0.weight"].std > 0
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
+    y = m(x)
+    expected = x
+    for _ in range(6):  # each coupling: (a, b) → (b, a), the identity on b
+        a, b = expected.chunk(2, -1)
+        expected = torch.cat([b, a], -1)
+    assert torch.equal(y.detach(), expected)
+    y.pow(2).sum().backward()
+    for name in ends:
+        grad = m.get_submodule(name).weight.grad
+        assert grad is not None and float(grad.abs().sum()) > 0
+
+
+def test_a_vae_sample_is_not_a_coupling():
+    """``mu + exp(0.5·logvar)·ε`` multiplies noise, not a stream: its layers keep their solves."""
+    p = it.plan(_VAE())
+    assert p["logvar.weight"].std > 0 and p["mu.weight"].std > 0
+    assert "coupling" not in p["logvar.weight"].reason

@@ -83,6 +83,9 @@ class Solved:
     """How the input's moments came through a pool (measured or assumed), for the reason."""
     bias_mean: float = 0.0
     """A constant the layer's bias starts at (a highway carry gate's, :func:`carry_bias`)."""
+    zero: bool = False
+    """The layer starts at zero, weights and bias (an affine coupling's last layer,
+    :func:`affine_couplings`)."""
 
     @property
     def effective(self) -> float:
@@ -415,6 +418,9 @@ class _Walk:
     """Highway carry gates (:func:`carry_gates`): each gate layer with the number of them."""
     calls: dict[str, int] = field(default_factory=dict)
     """Weight layers called more than once (shared weights), with their number of calls."""
+    coupling: dict[str, str] = field(default_factory=dict)
+    """Last layers of affine couplings' scale and shift nets (:func:`affine_couplings`), each
+    with the reason it starts at zero."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -452,6 +458,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         attention_matmuls(model, info),
         dict.fromkeys(gates := carry_gates(model, info), len(gates)),
         {t: c for t, c in called.items() if c > 1},
+        affine_couplings(info),
     )
 
 
@@ -621,6 +628,7 @@ def _pass(
                     walk.pools.get(n.idx),
                     walk.carry.get(n.target, 0),
                     walk.calls.get(n.target, 1),
+                    walk.coupling.get(n.target, ""),
                 )
                 solved = res.layers.get(n.target)
                 if came is not None and solved is not None and n.idx not in walk.normed:
@@ -708,6 +716,7 @@ def _weight(
     attended: Stats | None = None,
     carry: int = 0,
     calls: int = 1,
+    coupling: str = "",
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -739,6 +748,9 @@ def _weight(
         both = ins[:2] if len(ins) >= 2 else []
         assumed = len(both) < 2 or any(v is None for v in both)
         s, mu = (both[0][0] * both[1][0], 0.0) if not assumed else (1.0, 0.0)  # type: ignore[index]
+    if coupling and kind in ("linear", "conv", "conv1d_hf"):  # an affine coupling's identity
+        res.layers[name] = Solved(s, mu, 0.0, False, coupling, None, assumed, zero=True)
+        return (0.0, 0.0)
     mixed = ""
     node = name  # (an MHA's out_proj ends the branch its module node ends)
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
@@ -1227,6 +1239,92 @@ def carry_gates(model: nn.Module, info: ModelInfo) -> list[str]:
             if gate.target in out:
                 break
     return out
+
+
+def affine_couplings(info: ModelInfo) -> dict[str, str]:
+    """Last layers of the nets of affine coupling layers — ``y = x·exp(s(a)) + t(a)`` (RealNVP,
+    Dinh et al. 2017; also ``(x + t)·exp(s)``, ``x·exp(tanh(s))``, ``s`` and ``t`` read from one
+    net's output by ``chunk``/slicing as in Glow) — with the reason each starts at zero.
+
+    ``exp`` makes the coupling's scale unbounded: any spread in ``s`` multiplies the stream by
+    ``E[exp(2s)] = exp(2·Var[s])``, compounding over the couplings (6 RealNVP couplings drawn
+    for unit-variance layers: output rms 2.5–2.7), and no variance rule for ``t`` keeps the sum
+    at the stream's scale. Glow's answer (Kingma & Dhariwal 2018, §3.3): the last layer of each
+    coupling's net starts at zero, so each coupling starts as the identity — ``exp(0) = 1``,
+    ``t = 0`` — and the flow passes its input unchanged until training moves them; the
+    gradients still reach those last layers (the inner layers' gradients flow once they have
+    moved, as in zero-initialized residual branches).
+
+    Found by structure: an ``exp`` reached from a weight layer through one-input operations
+    (``tanh``, a scalar factor, ``chunk``/``getitem``), one factor of a product with another
+    tensor (the stream), and — where the product is added to, or multiplies a sum with, a weight
+    layer's output reached the same way — that layer as the shift."""
+    g = info.graph
+    if g is None:
+        return {}
+    users = g.users()
+
+    def layer_behind(i: int) -> int | None:
+        """The weight layer node reached back from node ``i`` through one-input nodes (None
+        also where one of them draws noise: a VAE's ``ε = randn_like(mu)`` is no stream)."""
+        for _ in range(16):
+            n = g.nodes[i]
+            if n.op == "module" and info.kinds[i] == "weight":
+                return i
+            if len(n.inputs) != 1 or n.op not in ("function", "module"):
+                return None
+            if (n.op == "module" and info.kinds[i] != "act") or str(n.target) in _NOISE:
+                return None
+            i = n.inputs[0]
+        return None
+
+    def noise(i: int) -> bool:
+        for _ in range(16):
+            n = g.nodes[i]
+            if str(n.target) in _NOISE:
+                return True
+            if len(n.inputs) != 1:
+                return False
+            i = n.inputs[0]
+        return False
+
+    out: dict[str, str] = {}
+    why = (
+        "the last layer of an affine coupling's {what} net (y = x·exp(s) + t, RealNVP): zero, "
+        "so the coupling starts as the identity (Glow, Kingma & Dhariwal 2018 §3.3; exp makes "
+        "any spread in s multiply the stream)"
+    )
+    for n in g.nodes:
+        if n.op != "function" or str(n.target) != "exp" or len(n.inputs) != 1:
+            continue
+        s_layer = layer_behind(n.inputs[0])
+        if s_layer is None:
+            continue
+        for u in users[n.idx]:
+            prod = g.nodes[u]
+            if prod.op != "function" or prod.target not in _MUL or len(prod.inputs) != 2:
+                continue
+            stream = prod.inputs[0] if prod.inputs[1] == n.idx else prod.inputs[1]
+            if stream == n.idx or layer_behind(stream) == s_layer or noise(stream):
+                continue  # (exp(s)·exp(s), a gate on its own layer's output, a VAE's σ·ε)
+            out[g.nodes[s_layer].target] = why.format(what="scale")
+            sums = [g.nodes[a] for a in users[prod.idx]] + [g.nodes[stream]]
+            for a in sums:
+                if a.op != "function" or a.target not in _ADD | _SUB or len(a.inputs) != 2:
+                    continue
+                for j in a.inputs:
+                    t_layer = layer_behind(j) if j not in (prod.idx, stream) else None
+                    if t_layer is None:
+                        continue
+                    what = "scale and shift" if t_layer == s_layer else "shift"
+                    out[g.nodes[t_layer].target] = why.format(what=what)
+    return out
+
+
+_NOISE = frozenset(
+    {"randn_like", "rand_like", "randn", "rand", "normal", "normal_", "bernoulli", "dropout"}
+)
+"""Operations that draw noise: a product with their output is not a stream being scaled."""
 
 
 def _complement(n: Any) -> bool:

@@ -532,6 +532,8 @@ def _center_dims(kind: str, ndim: int) -> tuple[int, ...]:
 def _solved_entry(
     pname: str, shape: tuple[int, ...], site: WeightSite, solved: Solved
 ) -> ParamPlan:
+    if solved.zero:
+        return entry(pname, shape, S.zeros(), f"{site.head}, {solved.describe()}", site.fans)
     g = solved.gain
     center = _center_dims(site.kind, len(shape)) if solved.centered else ()
     why = f"{solved.describe()} → gain {g:.4g}"

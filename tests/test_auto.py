@@ -967,3 +967,23 @@ def test_a_vae_sample_is_not_a_coupling():
     p = it.plan(_VAE())
     assert p["logvar.weight"].std > 0 and p["mu.weight"].std > 0
     assert "coupling" not in p["logvar.weight"].reason
+
+
+@pytest.mark.parametrize("size", [5, 20, 80])
+def test_a_sum_over_a_set_is_measured_with_the_example_input(size):
+    """With ``example_input=`` the sum over the set is measured like a pool (its ×E[x²] on the
+    example carried scale-equivariantly to the layer after it): before, the layer after it
+    was solved for an unchanged E[x²] and the output grew with the set size (rms 2.4 at 20
+    elements); now the output stays at the unit scale for every size, and nothing is said."""
+    torch.manual_seed(0)
+    m = _DeepSets("sum")
+    m.rho[1] = nn.Linear(64, 64)  # (one output unit: its rms is one draw's Σw·mean, too noisy)
+    x = torch.randn(64, size, 8, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        p = it.init_model(m, seed=0, example_input=x, strict=True)
+    assert "a sum over a dimension 'sum'" in p["rho.1.weight"].reason
+    assert "measured on the example input" in p["rho.1.weight"].reason
+    with torch.no_grad():
+        rms = float(m(x).pow(2).mean().sqrt())
+    assert 0.7 <= rms <= 1.4

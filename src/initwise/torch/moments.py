@@ -54,7 +54,7 @@ from .graph import Act, ModelInfo, graph_modules
 from .modules import embedding_norm_cap, standardized_gain, weight_fans
 from .modules import kind as module_kind
 from .parametrized import site_of
-from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input
+from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input, summed_dims
 
 _SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
 _ADD = {"add", "add_", "iadd", "radd"}
@@ -565,6 +565,8 @@ def _pass(
         pool = node_pool(n, modules) if k != "weight" else None
         if pool is None and n.idx in walk.attn_mm:
             pool = "attention"
+        if pool is None and n.idx in walk.pools and summed_dims(n) is not None:
+            pool = "sum"  # (a sum over a set, measured; unmeasured it is said in _function)
         if pool is not None:
             measured = walk.pools.get(n.idx)
             j = pooled_input(str(n.target)) if n.op == "function" else 0
@@ -572,7 +574,9 @@ def _pass(
             if measured is not None and base is not None:
                 val = carried(measured, base[0])
                 r = val[0] / base[0] if base[0] > 0 else float("nan")
-                what = "attention" if pool == "attention" else f"{pool} pooling"
+                what = {"attention": "attention", "sum": "a sum over a dimension"}.get(
+                    pool, f"{pool} pooling"
+                )
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
                 via[n.idx] = (how, True, "")
             else:
@@ -1370,14 +1374,6 @@ _NO_DATA = frozenset(
 unmeasured value came (``via``) stops there."""
 
 
-def _reduces(n: Any) -> Any:
-    """The dimension(s) a ``sum`` node reduces without keeping them (a pool over a set or
-    positions), else None: a ``keepdim=True`` sum is a statistic (a norm written in code)."""
-    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
-    keep = n.kwargs.get("keepdim", n.args[1] if len(n.args) > 1 else False)
-    return None if dim is None or keep is True else dim
-
-
 _SHARED_KINDS = frozenset({"linear", "conv", "conv1d_hf"})
 """Layer kinds whose output a second call computes from the first call's solve
 (:func:`_again`)."""
@@ -1533,11 +1529,11 @@ def _function(
         )
     if k == "stop":
         return None
-    if t == "sum" and len(known) == 1 and _reduces(n):  # Deep Sets' Σ over the set, a GNN's
-        via[n.idx] = (  # sum aggregation: how many terms is in the data
-            f"a sum over dimension {_reduces(n)} ('{n.target}', node {n.idx})",
+    if t == "sum" and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets' Σ over
+        via[n.idx] = (  # the set, a GNN's sum aggregation: how many terms is in the data
+            f"a sum over dimension {summed_dims(n)} ('{n.target}', node {n.idx})",
             False,
             ", taken to leave E[x²] unchanged — a sum of N independent terms multiplies it by "
-            "N; write a mean, or give an override",
+            "N; give example_input= to measure it, write a mean, or give an override",
         )
     return known[0] if len(known) == 1 else None

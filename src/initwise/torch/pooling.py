@@ -11,7 +11,8 @@ blurred ones), VGG-11's five 2×2 pools ×3.1, ×2.1, ×1.6, ×1.4, ×1.4 — so
 out with std 4.7 (9.2 in train mode, its two dropouts doubling E[x²] each) and VGG-11's 3.3.
 
 So: with an example input, each pool's (and each ``mean`` reduction's: SegFormer's and
-PoolFormer's heads average over positions with ``x.mean(…)``) input and output moments are
+PoolFormer's heads average over positions with ``x.mean(…)``; and each sum over a dimension:
+Deep Sets' sum over the set, whose number of terms is in the data) input and output moments are
 **measured** on one forward pass of it, with the weights the plan gives (:func:`measure_pools`:
 a draft plan drawn on a copy), and carried over scale-equivariantly — pooling is positively
 homogeneous of degree 1, so an input ``c`` times larger gives ``c²·E[y²]`` and ``c·E[y]`` — as
@@ -89,6 +90,25 @@ def function_pool(target: str) -> str | None:
     return None
 
 
+def summed_dims(n: Any) -> Any:
+    """The dimension(s) a ``sum`` graph node reduces without keeping them — Deep Sets' sum
+    over a set, a graph network's sum aggregation, a pool written as a sum — else None (a
+    ``keepdim=True`` sum is a statistic: a norm written in code; a full sum is a scalar)."""
+    if n.op != "function" or str(n.target) != "sum":
+        return None
+    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
+    keep = n.kwargs.get("keepdim", n.args[1] if len(n.args) > 1 else False)
+    return None if dim is None or keep is True else dim
+
+
+def _summing_call(args: tuple, kwargs: dict) -> bool:
+    """Whether a ``sum`` call (the tensor first) reduces a dimension without keeping it, as
+    :func:`summed_dims` reads its graph node."""
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    keep = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
+    return dim is not None and keep is not True
+
+
 def pooled_input(op: str) -> int:
     """Which input of a pooling node (by its function's name; a module's is its first) is the
     one it pools: the values — third of ``scaled_dot_product_attention``, second of an
@@ -137,7 +157,10 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         return False
     modules = dict(model.named_modules())
     return (
-        any(node_pool(n, modules) is not None for n in info.graph.nodes)
+        any(
+            node_pool(n, modules) is not None or summed_dims(n) is not None
+            for n in info.graph.nodes
+        )
         or bool(measured_attention(model, info))
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
@@ -277,6 +300,8 @@ def measure_pools(
     attn_mm = measured_attention(model, info)
     for n in g.nodes:
         kind = node_pool(n, modules)
+        if kind is None and summed_dims(n) is not None:  # (a sum over a set: measured too)
+            by_function.setdefault("sum", []).append(n.idx)
         if kind is None:
             continue
         if n.op == "module":
@@ -317,7 +342,7 @@ def measure_pools(
             out = func(*args, **(kwargs or {}))
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
-                if name in by_function:
+                if name in by_function and (name != "sum" or _summing_call(args, kwargs or {})):
                     i = pooled_input(name)
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
                     st = record(pooled, out)
@@ -384,6 +409,10 @@ def measure_pools(
         if name in ("matmul", "bmm"):  # (q·kᵀ's calls were matched too: only attention kept)
             if len(got) == len(idxs):
                 out.update((i, st) for i, st in zip(idxs, got, strict=True) if i in attn_mm and st)
+            continue
+        if name == "sum":  # (sums of integer masks are matched too, and measure nothing)
+            if len(got) == len(idxs):
+                out.update((i, st) for i, st in zip(idxs, got, strict=True) if st)
             continue
         if len(got) == len(idxs) and all(st is not None for st in got):
             out.update(zip(idxs, got, strict=True))

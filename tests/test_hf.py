@@ -657,7 +657,13 @@ def test_vision_families_plan_with_nothing_assumed(name):
     position-bias MLP reads a coordinate table the model holds as a buffer (not recorded: input
     assumed unit, E[x²] is 0.66), and its per-head ``logit_scale`` had no rule."""
     m = _vision(name)
-    p = it.plan(m, "auto", strict=True)
+    if name in ("swin", "swinv2"):  # their pooler averages the normalized tokens: measured
+        x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+        with pytest.warns(it.AssumptionWarning, match=r"classifier: .*average pooling 'swin"):
+            it.plan(m, "auto")  # (without an example input, said: test_mean_pooled_swin)
+        p = it.plan(m, "auto", strict=True, example_input=x)
+    else:
+        p = it.plan(m, "auto", strict=True)
     assert p.notes[0].startswith("traced with run")
     if name == "convnext":
         e = p["convnext.encoder.stages.0.layers.0.layer_scale_parameter"]
@@ -730,7 +736,9 @@ def test_layer_scales_are_part_of_the_branch(name):
     branch's last layer and the sum: λ = 1 → that layer gets the branch's share s_skip/R; a small
     λ (BEiT's 0.1, PoolFormer's 1e-5) keeps it at unit output, the model's own smaller start."""
     m = _layer_scale_model(name)
-    p = it.plan(m, "auto", strict=True)
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    # (DINOv2's and PoolFormer's heads average mean-free tokens: measured on the input)
+    p = it.plan(m, "auto", strict=True, example_input=x if name != "beit" else None)
     scales = [e for e in p if e.name.rsplit(".", 1)[-1] in LAYER_SCALES]
     assert scales and all("layer scale's config value" in e.reason for e in scales)
     ends = [e for e in p if e.name.endswith(("o_proj.weight", "fc2.weight", "conv2.weight"))]
@@ -747,12 +755,30 @@ def test_layer_scales_are_part_of_the_branch(name):
             "kept at 1 (the layer scale keeps the branch below its share)" in e.reason for e in ends
         )
     p.apply(m, seed=0)
-    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         out = m(pixel_values=x, output_hidden_states=True)
     stream = [float(h.double().pow(2).mean()) for h in out.hidden_states]
     assert max(stream) / stream[0] < {"dinov2": 2.6, "beit": 1.1, "poolformer": 1.1}[name]
     assert 0.3 < float(out.logits.double().std()) < 2.0
+
+
+def test_mean_pooled_swin():
+    """HF Swin's pooler averages the final LayerNorm's tokens, whose mean over all entries is 0:
+    taken as unchanged without an example input, the classifier was solved for an input ~6×
+    too large (the pool keeps 0.14 of E[x²] on noise images, 0.18 on smooth ones) and the
+    logits came out at rms 0.40, silently. It is said now; with an example input it is
+    measured and the logits are at the unit scale."""
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    m = _vision("swin")
+    with pytest.warns(it.AssumptionWarning, match=r"classifier: its input passed average pooling"):
+        it.init_model(m, seed=0)
+    with torch.no_grad():
+        assert float(m(x).logits.pow(2).mean().sqrt()) < 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        it.init_model(m, seed=0, example_input=x)
+    with torch.no_grad():
+        assert 0.7 <= float(m(x).logits.pow(2).mean().sqrt()) <= 1.4
 
 
 def test_patchtst_denormalization_is_no_residual():
@@ -775,7 +801,8 @@ def test_patchtst_denormalization_is_no_residual():
             prediction_length=8,
         )
     )
-    p = it.plan(m, "auto", strict=True)
+    with pytest.warns(it.AssumptionWarning, match="average pooling 'mean' of a mean-free"):
+        p = it.plan(m, "auto")  # (its head averages the patches' mean-free encodings)
     assert p.notes[0] == "traced with run; 4 residual branches"
     assert "residual" not in p["head.projection.weight"].reason
     assert p["model.encoder.positional_encoder.position_enc"].reason.startswith("kept: ")

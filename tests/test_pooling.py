@@ -330,3 +330,50 @@ def test_multihead_attention_averaging_is_measured_too(container):
     with torch.no_grad():
         out = m(x)
     assert 0.8 < float(out.pow(2).mean().sqrt()) / float(x.pow(2).mean().sqrt()) < 1.25
+
+
+class _MeanHead(nn.Module):
+    """A residual stream (mean-free) averaged over positions into the head, as a hand-written
+    ConvNeXt or MLP-Mixer does with ``x.mean(…)`` and no norm between."""
+
+    def __init__(self, c: int = 32, depth: int = 4) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, c, 4, 4)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.GELU(), nn.Conv2d(c, c, 1))
+            for _ in range(depth)
+        )
+        self.head = nn.Linear(c, 64)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for b in self.blocks:
+            x = x + b(x)
+        return self.head(x.mean((2, 3)))
+
+
+def test_average_pooling_of_a_mean_free_input_is_said():
+    """Averaging N mean-free values keeps between 1/N and all of E[x²]: taken as unchanged
+    without an example input, the head of this network got an input ~7× smaller than planned
+    (output rms 0.38; 0.09 for an 8-block ConvNeXt-like net at 32²), silently. It is now an
+    assumption (strict raises); with an example input it is measured, nothing is said and the
+    output is at the unit scale. Pooling ReLU features (which keep ≥ 1/π of E[x²]) says
+    nothing, as before."""
+    x = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(AssumptionWarning, match="average pooling 'mean' of a mean-free input"):
+        it.plan(_MeanHead(), "auto")
+    with pytest.raises(AssumptionError, match="average pooling 'mean'"):
+        it.plan(_MeanHead(), "auto", strict=True)
+    torch.manual_seed(0)
+    m = _MeanHead()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        it.init_model(m, seed=0, example_input=x)
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0
+    relu_head = nn.Sequential(
+        nn.Conv2d(3, 16, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        it.plan(relu_head, "auto", strict=True)

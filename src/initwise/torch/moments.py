@@ -589,6 +589,16 @@ def _pass(
                         "what it pools, ×1.4–5 per pool measured on VGG and AlexNet); give "
                         "example_input= to measure it",
                     )
+                elif pool == "avg" and base is not None and base[1] ** 2 < AVG_SAID * base[0]:
+                    via[n.idx] = (
+                        f"average pooling '{n.target}' of a mean-free input assumed to leave "
+                        "E[x²] unchanged",
+                        False,
+                        " (averaging N values keeps between 1/N of E[x²], for independent "
+                        "values, and all of it, for equal ones — only the mean always passes, "
+                        f"here {base[1] ** 2 / base[0]:.2g} of it); give example_input= to "
+                        "measure it",
+                    )
                 elif len(n.inputs) > j and n.inputs[j] in via:  # (attention: from its values)
                     via[n.idx] = via[n.inputs[j]]
             mom[n.idx] = val
@@ -1373,6 +1383,12 @@ _NO_DATA = frozenset(
 """Ops whose output carries no moments of its inputs (booleans, indices, shapes): the way an
 unmeasured value came (``via``) stops there."""
 
+
+AVG_SAID = 0.1
+"""Average pooling left unmeasured is said where its input's squared mean is below this share of
+its second moment (a residual stream, a conv's output): the worst case of the unchanged
+assumption, independent values, keeps only ``E[x]²`` (ReLU features keep ``1/π`` of ``E[x²]``,
+GELU's 0.19 at unit ``q``; a mean-free stream nothing — 1/N)."""
 
 _SHARED_KINDS = frozenset({"linear", "conv", "conv1d_hf"})
 """Layer kinds whose output a second call computes from the first call's solve

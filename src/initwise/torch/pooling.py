@@ -129,7 +129,7 @@ def module_pool(m: nn.Module | None) -> str | None:
         return "avg"
     if m is None or m._parameters or m._modules:
         return None
-    name = type(m).__name__
+    name = type(m).__name__.replace("PoolFormer", "")  # (HF's PoolFormerDropPath: no pool)
     if "Pool" not in name:
         return None
     return "max" if "Max" in name and "Avg" not in name else "avg"

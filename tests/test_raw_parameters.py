@@ -607,3 +607,28 @@ def test_lsuv_rescales_raw_layers_by_hooks_and_through_a_cast():
         with torch.no_grad():
             W = getattr(model, first).to(x.dtype)
             assert abs(float((x @ W).std()) - 1) < 0.1
+
+
+def test_tied_decoder_biases_are_biases():
+    """A tied autoencoder's decoder, ``F.linear(h, enc.weight.t(), b)`` or ``h @ enc.weight +
+    b``: the product is no layer of its own (its weight is planned where the encoder runs), but
+    its raw bias is a bias — zeros — not "no rule (left as is)" with an assumption."""
+
+    class TiedAE(nn.Module):
+        def __init__(self, form: str) -> None:
+            super().__init__()
+            self.enc = nn.Linear(64, 16)
+            self.dec_bias = nn.Parameter(torch.randn(64))
+            self.form = form
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.enc(x))
+            if self.form == "linear":
+                return F.linear(h, self.enc.weight.t(), self.dec_bias)
+            return h @ self.enc.weight + self.dec_bias
+
+    for form in ("linear", "matmul"):
+        p = plan(TiedAE(form), "auto", strict=True)
+        assert p["dec_bias"].std == 0.0 and p["dec_bias"].scheme is not None
+        assert "a weight its layer also uses" in p["dec_bias"].reason
+        assert "fan_in 64" in p["enc.weight"].reason  # (planned where the encoder runs)

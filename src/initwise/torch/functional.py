@@ -476,4 +476,41 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
             out[id(p)] = ("class token", f"concatenated with the signal (`{t}`)")
         elif t == "add" and len(node.inputs) == 2:
             out[id(p)] = ("position table", "added to the signal")
+    out.update(_tied_biases(model, graph, users))
+    return out
+
+
+def _tied_biases(
+    model: nn.Module, graph: Graph, users: list[list[int]]
+) -> dict[int, tuple[str, str]]:
+    """Raw vector parameters that are the bias of a product with a weight a layer of its own
+    also uses — a tied autoencoder's decoder, ``F.linear(h, enc.weight.t(), b)`` or
+    ``h @ enc.weight + b``: the product is no layer of its own (the weight is planned where
+    its layer runs), but its bias is a bias: ``{id(parameter): ("bias", how)}``."""
+    out: dict[int, tuple[str, str]] = {}
+    for n in graph.nodes:
+        t = str(n.target)
+        if n.op != "function":
+            continue
+        if t in ("linear", *_CONVS) and len(n.inputs) == 3:
+            w_idx, b_idx = n.inputs[1], n.inputs[2]
+        elif t == "addmm" and len(n.inputs) == 3:
+            w_idx, b_idx = n.inputs[2], n.inputs[0]
+        elif t in ("matmul", "mm") and len(n.inputs) == 2 and len(users[n.idx]) == 1:
+            a = graph.nodes[users[n.idx][0]]
+            if a.op != "function" or a.target != "add" or len(a.inputs) != 2 or a.kwargs:
+                continue
+            w_idx = next((i for i in n.inputs if _weight_read(graph, users, i)), None)
+            b_idx = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
+            if w_idx is None:
+                continue
+        else:
+            continue
+        read = _weight_read(graph, users, w_idx)
+        b = _parameter_read(model, graph, users, b_idx, 1)
+        if read is None or b is None or id(b[1]) in out:
+            continue
+        owner = read[0]
+        how = f"the bias of a product with '{owner}.weight' (`{t}`), a weight its layer also uses"
+        out[id(b[1])] = ("bias", how + (", transposed" if read[1] else ""))
     return out

@@ -729,6 +729,8 @@ def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan 
     if found is None:
         return None
     what, how = found
+    if what == "bias":  # (a tied decoder's: functional._tied_biases)
+        return _rule(pname, p, S.zeros(), f"{how} (tied): zeros, as a layer's bias")
     if what == "class token":
         return _rule(
             pname,

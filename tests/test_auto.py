@@ -989,3 +989,86 @@ def test_a_sum_over_a_set_is_measured_with_the_example_input(size):
     with torch.no_grad():
         rms = float(m(x).pow(2).mean().sqrt())
     assert 0.7 <= rms <= 1.4
+
+
+class _RMS(nn.Module):
+    """An RMS norm written by hand under a name that does not end in "Norm"."""
+
+    def __init__(self, d: int, offset: bool = False) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(d) if offset else torch.ones(d))
+        self.offset = offset
+
+    def forward(self, x):
+        scale = 1 + self.w if self.offset else self.w
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * scale
+
+
+class _LN(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.g, self.b = nn.Parameter(torch.randn(d)), nn.Parameter(torch.randn(d))
+
+    def forward(self, x):
+        return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * self.g + self.b
+
+
+class _Scale(nn.Module):  # a layer scale: x · g (not a norm)
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.g = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * self.g
+
+
+class _PreNormMLP(nn.Module):
+    def __init__(self, norm, d: int = 64, depth: int = 8) -> None:
+        super().__init__()
+        self.norms = nn.ModuleList(norm(d) for _ in range(depth))
+        self.fc1 = nn.ModuleList(nn.Linear(d, 4 * d) for _ in range(depth))
+        self.fc2 = nn.ModuleList(nn.Linear(4 * d, d) for _ in range(depth))
+        self.out_norm, self.head = norm(d), nn.Linear(d, 64)
+
+    def forward(self, x):
+        for n, a, b in zip(self.norms, self.fc1, self.fc2, strict=True):
+            x = x + b(F.gelu(a(n(x))))
+        return self.head(self.out_norm(x))
+
+
+@pytest.mark.parametrize(
+    "norm, roles",
+    [
+        (_RMS, {"w": "scale: ones"}),
+        (lambda d: _RMS(d, offset=True), {"w": "scale (1 + w, measured): zeros"}),
+        (_LN, {"g": "scale: ones", "b": "shift: zeros"}),
+    ],
+)
+def test_norms_written_by_hand_are_found_by_what_they_do(norm, roles):
+    """A pre-norm network whose norm class is not named "…Norm" (nanoGPT-style code): the norm
+    was a "weight layer" of unknown kind — every layer after it "input moments unknown", its
+    parameters "no rule (left as is)" (strict raised). It is now found by probing a copy (its
+    output ignores the input's scale), its parameters get a norm's scale and shift, the layers
+    after it see a norm's unit output, and strict planning passes."""
+    torch.manual_seed(0)
+    m = _PreNormMLP(norm)
+    p = it.init_model(m, seed=0, strict=True)
+    for pname, what in roles.items():
+        e = p[f"norms.0.{pname}"]
+        assert what in e.reason and "a norm written by hand" in e.reason
+    assert "input E[x²] 1 →" in p["fc1.0.weight"].reason
+    assert "residual branches" in p["fc2.0.weight"].reason
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0
+    report = diagnose(m, x)
+    assert not any(s.name.startswith("norms.") for s in report.layers)
+
+
+def test_a_layer_scale_written_by_hand_is_no_norm():
+    """``x · g`` scales with its input: the probe does not take it for a norm."""
+    from initwise.torch.modules import probed_norm
+
+    assert probed_norm(_Scale(16)) is None
+    assert probed_norm(nn.Linear(16, 16)) is None
+    assert probed_norm(_RMS(16)) is False and probed_norm(_LN(16)) is True

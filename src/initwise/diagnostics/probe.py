@@ -53,6 +53,7 @@ from ..torch.modules import (
     has_parametrizations,
     is_norm,
     is_weight_layer,
+    probed_norm,
     weight_fans,
 )
 from ..torch.modules import kind as module_kind
@@ -283,6 +284,8 @@ def diagnose(
         covered = {id(p) for m in sites.values() for p in m.parameters()}
         for m in names:
             if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+                if module_kind(m) == "unknown" and probed_norm(m) is not None:
+                    continue  # (a norm written by hand under another name: no layer)
                 own = [id(p) for p in m.parameters(recurse=False)]
                 if not (own and covered.issuperset(own)):
                     handles.append(m.register_forward_hook(hook))
@@ -891,7 +894,12 @@ def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
         return "the model's graph is unknown (it could not be traced)"
     if info.n_residual:
         return f"the model has {info.n_residual} residual branches"
-    norms = [n for n, i in info.layers.items() if is_norm(i.module)]
+    norms = [
+        n
+        for n, i in info.layers.items()
+        if is_norm(i.module)
+        or (module_kind(i.module) == "unknown" and probed_norm(i.module) is not None)
+    ]
     if norms:
         return f"the model has normalization layers ({few([repr(n) for n in norms], 3)})"
     other = [

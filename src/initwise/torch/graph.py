@@ -31,7 +31,14 @@ from torch import nn
 from .. import activations as A
 from ..math.gains import gain
 from .batch import kept_modes, split, tensors, to_meta
-from .modules import NORMS, has_parametrizations, is_norm, is_weight_layer, owns_parameters
+from .modules import (
+    NORMS,
+    has_parametrizations,
+    is_norm,
+    is_weight_layer,
+    owns_parameters,
+    probed_norm,
+)
 from .modules import kind as module_kind
 
 # ----------------------------------------------------------------------------- graph
@@ -654,8 +661,8 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         kind = "other"
         if n.op == "module":
             m = modules[n.target]
-            if is_norm(m):
-                kind = "norm"
+            if is_norm(m) or (module_kind(m) == "unknown" and probed_norm(m) is not None):
+                kind = "norm"  # (a norm written by hand under another name: found by probing)
             elif is_weight_layer(m):
                 kind = "weight"
             else:

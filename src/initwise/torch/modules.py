@@ -18,6 +18,7 @@ the layer's groups, stride and packing (q/k/v blocks) taken into account.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any
 
 from torch import nn
@@ -164,6 +165,118 @@ def is_affine(m: nn.Module) -> bool:
     in a norm's place or after an activation, but no normalization."""
     names = AFFINES.get(type(m).__name__)
     return names is not None and set(m._parameters) == set(names)
+
+
+_PROBED_NORMS: weakref.WeakKeyDictionary[nn.Module, bool | None] = weakref.WeakKeyDictionary()
+
+
+def probed_norm(m: nn.Module) -> bool | None:
+    """Whether ``m`` is a normalization written by hand under a name :func:`is_norm` does not
+    know (``class RMS(nn.Module)``: ``x·rsqrt(mean(x²) + ε)·w``), found by what it does: a
+    leaf module whose parameters are vectors of one size ``d`` and which has no buffers, whose
+    output on a seeded ``(4, 8, d)`` (or ``(2, d, 3, 3)``) input is unchanged when the input is
+    scaled ×5 — the signature of a norm, which a layer, an activation or a layer scale is not.
+    Returns True where it also ignores a shift of its input (it centers: a LayerNorm), False
+    where not (an RMS norm: the mean's share passes), None for anything else. Run once per
+    module, without gradients or global random state; a module that fails on the probe is
+    not a norm."""
+    if m in _PROBED_NORMS:
+        return _PROBED_NORMS[m]
+    try:
+        found = _probe_norm(m)
+    except Exception:
+        found = None
+    _PROBED_NORMS[m] = found
+    return found
+
+
+def _probe_norm(m: nn.Module) -> bool | None:
+    import torch
+
+    ps = list(m._parameters.values())
+    if m._modules or m._buffers or not ps or has_parametrizations(m) or is_norm(m):
+        return None
+    if any(p is None or p.ndim != 1 or p.is_meta or not p.is_floating_point() for p in ps):
+        return None
+    sizes = {p.numel() for p in ps}
+    d = sizes.pop()
+    if sizes or d < 2:
+        return None
+    g = torch.Generator().manual_seed(0)
+    for layout in (lambda n: (4, 8, n), lambda n: (2, n, 3, 3)):
+        shape = layout(d)
+        x = torch.randn(shape, generator=g, dtype=ps[0].dtype).to(ps[0].device)
+        try:
+            with torch.no_grad():
+                y, big, shifted = m(x), m(5.0 * x), m(x + 3.0)
+        except Exception:
+            continue
+        if not all(isinstance(t, torch.Tensor) and t.shape == x.shape for t in (y, big, shifted)):
+            continue
+        if not bool(torch.isfinite(y).all()) or torch.allclose(y, x):
+            return None
+        if not torch.allclose(y, big, rtol=1e-3, atol=1e-4):
+            return None
+        _NORM_LAYOUT[m] = layout
+        return bool(torch.allclose(y, shifted, rtol=1e-3, atol=1e-4))
+    return None
+
+
+_NORM_ROLES: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def norm_roles(m: nn.Module) -> dict[str, str]:
+    """For a norm :func:`probed_norm` found: each parameter's role — ``"scale"`` (``w·x̂``: with
+    it at 0 the output no longer depends on the input), ``"scale+1"`` (``(1 + w)·x̂``: 0 is the
+    identity scale, Gemma's) or ``"shift"`` (``x̂ + b``: it adds itself) — measured on a copy
+    (the others at 1, this one at 0 and 1, a seeded input); a parameter that is none of these
+    is left out. Empty for anything else. Cached per module."""
+    if m in _NORM_ROLES:
+        return _NORM_ROLES[m]
+    roles: dict[str, str] = {}
+    try:
+        if probed_norm(m) is not None:
+            roles = _norm_roles(m)
+    except Exception:
+        roles = {}
+    _NORM_ROLES[m] = roles
+    return roles
+
+
+def _norm_roles(m: nn.Module) -> dict[str, str]:
+    import copy
+
+    import torch
+
+    probe = copy.deepcopy(m).float().cpu()
+    names = list(probe._parameters)
+    d = next(iter(probe._parameters.values())).numel()
+    g = torch.Generator().manual_seed(1)
+    shape = _NORM_LAYOUT[m](d)
+    x, x2 = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    roles: dict[str, str] = {}
+    with torch.no_grad():
+        for pn in names:
+            for other in names:
+                probe._parameters[other].fill_(1.0)  # type: ignore[union-attr]
+            y1 = probe(x)
+            probe._parameters[pn].fill_(0.0)  # type: ignore[union-attr]
+            y0, y0b = probe(x), probe(x2)
+
+            def close(a: torch.Tensor, b: torch.Tensor | float) -> bool:
+                return bool(torch.allclose(a, torch.as_tensor(b), rtol=1e-3, atol=1e-4))
+
+            if close(y0, y0b):
+                roles[pn] = "scale"  # (nothing of the input passes without it)
+            elif close(y1 - y0, 1.0):
+                roles[pn] = "shift"
+            elif close(y1 - y0, y0):
+                roles[pn] = "scale+1"
+    return roles
+
+
+_NORM_LAYOUT: weakref.WeakKeyDictionary[nn.Module, Any] = weakref.WeakKeyDictionary()
+"""The input shape (a function of ``d``) on which :func:`probed_norm` found each norm."""
 
 
 def is_norm(m: nn.Module) -> bool:

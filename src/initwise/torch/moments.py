@@ -51,7 +51,7 @@ from ..math.operating import (
 from .batch import tensors
 from .graph import SHAPE_OPS as _SHAPE_OPS
 from .graph import Act, ModelInfo, graph_modules
-from .modules import embedding_norm_cap, standardized_gain, weight_fans
+from .modules import embedding_norm_cap, probed_norm, standardized_gain, weight_fans
 from .modules import kind as module_kind
 from .parametrized import site_of
 from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input, summed_dims
@@ -650,7 +650,8 @@ def _pass(
                     if not came[1]:
                         res.assumed.append(f"{n.target}: its input passed {came[0]}{came[2]}")
             elif k == "norm":
-                val = _normed(known, type(m).__name__.endswith("RMSNorm"))
+                rms = type(m).__name__.endswith("RMSNorm") or probed_norm(m) is False
+                val = _normed(known, rms)
             elif k == "act":
                 val = _activate(info.acts[n.idx], known[0] if known else _unknown(n, via))
             elif n.idx in lam and known:  # a layer-scale module: x · λ

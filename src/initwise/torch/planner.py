@@ -38,7 +38,9 @@ from .modules import (
     layer_scale_module,
     layer_scale_value,
     norm_offset,
+    norm_roles,
     num_experts,
+    probed_norm,
     unwrap,
     weight_fans,
     weight_mask,
@@ -768,6 +770,30 @@ def _inherited(name: str, module: nn.Module, layers: dict[str, LayerInfo]) -> La
     return LayerInfo(name, module)
 
 
+def _probed_norm_params(module: nn.Module, params: dict[str, Any]) -> dict[str, ParamPlan]:
+    """The parameters of a norm written by hand (:func:`~initwise.torch.modules.probed_norm`):
+    a scale ones (zeros where it multiplies by ``1 + w``), a shift zeros — each role measured
+    (:func:`~initwise.torch.modules.norm_roles`); a parameter of no measured role is left."""
+    cls = type(module).__name__
+    centers = "centers and scales" if probed_norm(module) else "scales"
+    out = {}
+    for pname, role in norm_roles(module).items():
+        p = params.get(pname)
+        if p is None:
+            continue
+        scheme, what = {
+            "scale": (S.ones(), "scale: ones"),
+            "scale+1": (S.zeros(), "scale (1 + w, measured): zeros, a scale of 1"),
+            "shift": (S.zeros(), "shift: zeros"),
+        }[role]
+        why = (
+            f"{cls} {what} — a norm written by hand, found by what it does (its output ignores "
+            f"the input's scale: it {centers} its input)"
+        )
+        out[pname] = ParamPlan.build(pname, tuple(p.shape), scheme, why, None)
+    return out
+
+
 def _plan_module(
     pol: Policy,
     ctx: Context,
@@ -777,6 +803,8 @@ def _plan_module(
     params: dict[str, Any],
 ) -> dict[str, ParamPlan]:
     kind = module_kind(module)
+    if kind == "unknown" and probed_norm(module) is not None:  # a norm written by hand
+        return _probed_norm_params(module, params)
     if kind == "norm":
         out = {}
         for pname, p in params.items():

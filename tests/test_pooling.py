@@ -377,3 +377,45 @@ def test_average_pooling_of_a_mean_free_input_is_said():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)
         it.plan(relu_head, "auto", strict=True)
+
+
+class _Perceiver(nn.Module):
+    """A latent array (a raw parameter, left as drawn) cross-attends to the input through
+    ``nn.MultiheadAttention``, then pre-norm blocks and a mean over the latents."""
+
+    def __init__(self, d: int = 64, n: int = 16, depth: int = 4) -> None:
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(n, d))
+        self.inp = nn.Linear(32, d)
+        self.cross = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(d, 4, 4 * d, dropout=0.0, batch_first=True, norm_first=True)
+            for _ in range(depth)
+        )
+        self.head = nn.Linear(d, 64)
+
+    def forward(self, x):
+        kv = self.inp(x)
+        q = self.latents.expand(x.shape[0], -1, -1)
+        z = q + self.cross(q, kv, kv, need_weights=False)[0]
+        for layer in self.layers:
+            z = layer(z)
+        return self.head(z.mean(1))
+
+
+def test_a_mean_after_multihead_attention_is_measured():
+    """Two faults behind a Perceiver's head, with an example input: (1) the attention's own
+    statistics (``_mha_values_and_mix``'s means) were recorded as calls of the model's, so the
+    ``mean`` over the latents matched no graph node and was never measured (said instead); (2)
+    measured, it was carried from a wrong stream: the latent array (left as drawn, N(0, 1))
+    was an unknown operand of ``q + attention``, the sum took the attention's small output
+    alone, and the head came out at rms 10. Now the pool is measured, the kept parameter's
+    own moments are used, and the output is at the unit scale."""
+    x = torch.randn(8, 50, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _Perceiver()
+    with pytest.warns(AssumptionWarning, match="no rule for latents"):
+        p = it.init_model(m, seed=0, example_input=x)
+    assert "measured on the example input" in p["head.weight"].reason
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0

@@ -294,12 +294,15 @@ def propagate(
     *,
     n_res: int | None = None,
     pools: dict[int, Stats] | None = None,
+    kept: dict[str, tuple[float, float]] | None = None,
 ) -> Moments:
     """Solve every weight layer reached by ``info.graph`` (see the module docstring).
 
     ``first`` is the input's ``(E[x²], E[x])`` (unit second moment, zero mean when None);
     ``pools`` the pooling nodes' moments measured on an example input
-    (:func:`~initwise.torch.pooling.measure_pools`).
+    (:func:`~initwise.torch.pooling.measure_pools`); ``kept`` the ``(E[p²], E[p])`` of raw
+    parameters the plan leaves as they are (a Perceiver's latent array added to the signal),
+    by name — otherwise a parameter node's moments are unknown.
     Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
     the head's output unit (solved by propagating twice: the head's input may or may not scale
     with the embedding). A layer whose output is scattered among other values — a
@@ -309,6 +312,10 @@ def propagate(
     if info.graph is None:
         return Moments()
     walk = _walk(model, info, pools or {})
+    if kept:  # parameters the plan leaves as the model holds them: their values' moments
+        for n in info.graph.nodes:
+            if n.op == "param" and n.target in kept and n.idx not in walk.data:
+                walk.data[n.idx] = kept[n.target]
     heads = _tied_heads(model, info.graph)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(info, walk, first, n_res, emb)

@@ -142,7 +142,12 @@ def _plan(
                 if why is not None or settled or not again:  # (nothing measured: a redraw
                     break  # would be the same draft)
         moments = propagate(
-            model, info, input_moments(example_input), n_res=None if own else 0, pools=pools
+            model,
+            info,
+            input_moments(example_input),
+            n_res=None if own else 0,
+            pools=pools,
+            kept=_kept_loose(model, info, token_parameters(model, info.graph)),
         )
         if why is not None:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
@@ -511,6 +516,42 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
                 )
             if e is not None and id(p) not in out:  # (a bias shared by several: the first)
                 out[id(p)] = e
+    return out
+
+
+def _kept_loose(
+    model: nn.Module, info: Any, tokens: dict[int, tuple[str, str]]
+) -> dict[str, tuple[float, float]]:
+    """``{name: (E[p²], E[p])}`` of the raw parameters the graph reads (no layer of their own
+    owns them) that the plan will leave as the model holds them — no family, state-space,
+    token or layer-site rule redraws them — measured as they are: a Perceiver's latent array
+    ``q = latents.expand(B, -1, -1)`` added to the cross-attention's output was an unknown
+    operand, and the sum took the attention's small output alone (its head, measured on the
+    example input's pool, came out at rms 10)."""
+    g = info.graph
+    if g is None:
+        return {}
+    names = {n.target for n in g.nodes if n.op == "param"}
+    sites = {id(t) for m in g.extra.values() for t in m.parameters()}
+    out: dict[str, tuple[float, float]] = {}
+    for name, p in model.named_parameters():
+        if name not in names or id(p) in sites or id(p) in tokens:
+            continue
+        if p.is_meta or not p.is_floating_point() or not p.numel():
+            continue
+        mod_name, _, pname = name.rpartition(".")
+        module = model.get_submodule(mod_name) if mod_name else model
+        if module_kind(module) != "unknown":
+            continue
+        rule = ssm_parameter(model, mod_name, module, pname, p) or loose_parameter(
+            model, mod_name, pname, p
+        )
+        if rule is not None and rule.scheme is not None:
+            continue  # (redrawn by its rule)
+        t = p.detach().double()
+        s2, mu = float(t.pow(2).mean()), float(t.mean())
+        if math.isfinite(s2) and math.isfinite(mu):
+            out[name] = (s2, mu)
     return out
 
 

@@ -374,10 +374,12 @@ def measure_pools(
         if idx is None or mixing[0]:  # TransformerEncoderLayer: no depth test)
             return
         mixing[0] = True
+        depth[0] += 1  # (its own means and products are not calls of the model's)
         try:
             st = _mha_values_and_mix(m, args, kwargs)  # type: ignore[arg-type]
         finally:
             mixing[0] = False
+            depth[0] -= 1
         if st is not None:
             seen.setdefault(idx, []).append(st)
 

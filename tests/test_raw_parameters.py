@@ -289,25 +289,28 @@ def test_diagnose_runs_on_raw_networks():
     assert report.verdict == "healthy"
 
 
+class _Dyn(nn.Module):
+    """No child modules, raw weights, data-dependent control flow: fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.W1 = nn.Parameter(torch.randn(32, 64))
+        self.b1 = nn.Parameter(torch.randn(64))
+        self.W2 = nn.Parameter(torch.randn(10, 64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(x @ self.W1 + self.b1)
+        if h.sum() > 0:  # (data-dependent: fx cannot trace this)
+            h = h * 1.0
+        return F.linear(h, self.W2)
+
+
 def test_untraceable_raw_network_is_read_by_running_the_example_input():
     """A model with no child modules, raw weights and data-dependent control flow (fx cannot
     trace it) is read by running ``example_input``: its products are layers too."""
-
-    class Dyn(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.W1 = nn.Parameter(torch.randn(32, 64))
-            self.b1 = nn.Parameter(torch.randn(64))
-            self.W2 = nn.Parameter(torch.randn(10, 64))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if x.sum() > -1e9:  # data-dependent: fx cannot trace it
-                x = torch.relu(x @ self.W1 + self.b1)
-            return F.linear(x, self.W2)
-
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)
-        p = plan(Dyn(), "auto", example_input=torch.randn(16, 32))
+        p = plan(_Dyn(), "auto", example_input=torch.randn(16, 32))
     assert p.notes[0] == "traced with run"
     assert "relu" in p["W1"].reason and p["b1"].std == 0.0
     assert "F.linear(x, W2)" in p["W2"].reason
@@ -575,19 +578,6 @@ def test_lsuv_rescales_raw_layers_by_hooks_and_through_a_cast():
     product took is scaled with the parameter."""
     from initwise.torch import lsuv
 
-    class Dyn(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.W1 = nn.Parameter(torch.randn(32, 64))
-            self.b1 = nn.Parameter(torch.randn(64))
-            self.W2 = nn.Parameter(torch.randn(10, 64))
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            h = torch.relu(x @ self.W1 + self.b1)
-            if h.sum() > 0:  # (fx cannot trace this)
-                h = h * 1.0
-            return F.linear(h, self.W2)
-
     class Cast(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -598,7 +588,7 @@ def test_lsuv_rescales_raw_layers_by_hooks_and_through_a_cast():
             return self.lin(torch.tanh(x @ self.W.to(x.dtype)))
 
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(6))
-    for model, method, first in ((Dyn(), "hooks", "W1"), (Cast(), "fx", "W")):
+    for model, method, first in ((_Dyn(), "hooks", "W1"), (Cast(), "fx", "W")):
         with warnings.catch_warnings():
             warnings.simplefilter("error", AssumptionWarning)
             res = lsuv(model, x, seed=0)

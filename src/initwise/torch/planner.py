@@ -115,6 +115,7 @@ def _plan(
     from .inspection import inspect_model  # `import initwise.torch` stays ≤ 0.1 s beyond torch)
 
     info = inspect_model(model, example_input)
+    tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
     moments = None
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
@@ -147,7 +148,7 @@ def _plan(
             input_moments(example_input),
             n_res=None if own else 0,
             pools=pools,
-            kept=_kept_loose(model, info, token_parameters(model, info.graph)),
+            kept=_kept_loose(model, info, tokens),
         )
         if why is not None:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
@@ -161,7 +162,6 @@ def _plan(
     found = PZ.sites(model)
     orig = PZ.originals(model, found)  # weight_norm's g, v…: planned as the weight they compute
     functional = _functional_sites(pol, ctx, info)  # raw parameters used as a layer's weight
-    tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
     by_module: dict[int, dict[str, PZ.Site]] = {}
     for site in found.values():
         by_module.setdefault(id(site.module), {})[site.attr] = site

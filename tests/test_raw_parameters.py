@@ -622,3 +622,16 @@ def test_tied_decoder_biases_are_biases():
         assert p["dec_bias"].std == 0.0 and p["dec_bias"].scheme is not None
         assert "a weight its layer also uses" in p["dec_bias"].reason
         assert "fan_in 64" in p["enc.weight"].reason  # (planned where the encoder runs)
+
+
+def test_diagnose_counts_dead_units_along_a_products_rows():
+    """``W @ x`` (the weight first) gives the units as the output's rows: dead units are
+    counted per row (before: per column — per example — and half the units dead read 0 %)."""
+    from initwise.diagnostics import diagnose
+
+    model = _one_layer("W @ x")
+    _quiet_init(model)
+    with torch.no_grad():
+        model.W[:40] = 0.0  # 40 of the 80 units give 0 → ReLU 0 on every example
+    report = diagnose(model, torch.randn(256, 48, generator=torch.Generator().manual_seed(7)))
+    assert report.layers[0].name == "W" and report.layers[0].dead == pytest.approx(0.5)

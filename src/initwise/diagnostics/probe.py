@@ -48,6 +48,7 @@ from ..torch.graph import LINEAR, Act, ModelInfo
 from ..torch.inspection import inspect_model
 from ..torch.modules import (
     FunctionalConv,
+    FunctionalLinear,
     check_materialized,
     few,
     has_parametrizations,
@@ -293,6 +294,11 @@ def diagnose(
 
         def site_hook(name: str, layer: nn.Module, x: Any, out: Any, again: Any, w: Any) -> Any:
             hook(layer, (x,), out)
+            rec = records.get(name)
+            if rec is not None and isinstance(layer, FunctionalLinear) and out.dim() >= 2:
+                n_out = layer.weight.shape[0 if layer.layout == "out_in" else 1]
+                if out.shape[-1] != n_out and out.shape[-2] == n_out:
+                    rec["units_dim"] = out.dim() - 2  # (`W @ x`: the units are the rows)
             return out
 
         watch = SiteCalls(sites, site_hook) if sites else contextlib.nullcontext()
@@ -700,7 +706,7 @@ def _forward_reductions(
     vals += list(y_sums)  # 2, 3
     vals.append(_sq(post) if post is not None else y_sums[1])  # 4
     if post is not None and spec is not None and spec.can_die:  # 5: units zero on the whole batch
-        dim = _units_dim(post, module)
+        dim = rec.get("units_dim", _units_dim(post, module))
         others = tuple(d for d in range(post.dim()) if d != dim)
         # ReLUs: already ≥ 0
         mag = (

@@ -285,7 +285,7 @@ def diagnose(
         covered = {id(p) for m in sites.values() for p in m.parameters()}
         for m in names:
             if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-                if module_kind(m) == "unknown" and probed_norm(m) is not None:
+                if probed_norm(m) is not None:
                     continue  # (a norm written by hand under another name: no layer)
                 own = [id(p) for p in m.parameters(recurse=False)]
                 if not (own and covered.issuperset(own)):
@@ -901,10 +901,7 @@ def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
     if info.n_residual:
         return f"the model has {info.n_residual} residual branches"
     norms = [
-        n
-        for n, i in info.layers.items()
-        if is_norm(i.module)
-        or (module_kind(i.module) == "unknown" and probed_norm(i.module) is not None)
+        n for n, i in info.layers.items() if is_norm(i.module) or probed_norm(i.module) is not None
     ]
     if norms:
         return f"the model has normalization layers ({few([repr(n) for n in norms], 3)})"

@@ -37,17 +37,18 @@ tensor the product took as its weight (the parameter, a view, or a copy of it)."
 
 _PRODUCTS = frozenset({"matmul", "mm", "addmm", "linear", "einsum", "conv1d", "conv2d", "conv3d"})
 _ADDS = frozenset({"add", "__add__", "__radd__"})
+_X_FIRST = frozenset({"linear", "conv1d", "conv2d", "conv3d"})
+"""Products whose signal is their first operand and weight their second."""
 
 
 class SiteCalls(TorchFunctionMode):
     """Calls ``on_call`` for every product of the signal with one of ``sites``' weights that
-    runs while the mode is active (see the module docstring). ``seen``: the sites met."""
+    runs while the mode is active (see the module docstring)."""
 
     def __init__(self, sites: Mapping[str, FunctionalLayer], on_call: OnCall) -> None:
         super().__init__()
         self.on_call = on_call
         self.layers = dict(sites)
-        self.seen: set[str] = set()
         self._weights = {id(m.weight): (m.weight, n) for n, m in sites.items()}
         self._biases = {id(m.bias): (m.bias, n) for n, m in sites.items() if m.bias is not None}
         self._copies: dict[int, tuple[torch.Tensor, str]] = {}
@@ -98,14 +99,13 @@ class SiteCalls(TorchFunctionMode):
             return out
         found = [(i, self._weight_site(t)) for i, t in enumerate(ops)]
         hits = [(i, s) for i, s in found if s is not None]
-        if len(hits) != 1 or (name in ("linear", *_CONV) and hits[0][0] != 1):
+        if len(hits) != 1 or (name in _X_FIRST and hits[0][0] != 1):
             return out
         i, site = hits[0]
         x, w = ops[1 - i], ops[i]
         if not isinstance(x, torch.Tensor):
             return out
         layer = self.layers[site]
-        self.seen.add(site)
         again = lambda: func(*args, **kwargs)  # noqa: E731
         if layer.bias is None or any(self._find(a, self._biases) == site for a in rest):
             return self.on_call(site, layer, x, out, again, w)
@@ -139,9 +139,6 @@ class SiteCalls(TorchFunctionMode):
             for out, site, layer, x, _, w in pending.values():
                 self.on_call(site, layer, x, out, None, w)
         return result
-
-
-_CONV = ("conv1d", "conv2d", "conv3d")
 
 
 def run_sites(graph: Any) -> dict[str, FunctionalLayer]:

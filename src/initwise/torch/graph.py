@@ -661,7 +661,7 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         kind = "other"
         if n.op == "module":
             m = modules[n.target]
-            if is_norm(m) or (module_kind(m) == "unknown" and probed_norm(m) is not None):
+            if is_norm(m) or probed_norm(m) is not None:
                 kind = "norm"  # (a norm written by hand under another name: found by probing)
             elif is_weight_layer(m):
                 kind = "weight"

@@ -167,34 +167,36 @@ def is_affine(m: nn.Module) -> bool:
     return names is not None and set(m._parameters) == set(names)
 
 
-_PROBED_NORMS: weakref.WeakKeyDictionary[nn.Module, bool | None] = weakref.WeakKeyDictionary()
+_PROBED_NORMS: weakref.WeakKeyDictionary[nn.Module, tuple[bool, tuple[int, ...]] | None] = (
+    weakref.WeakKeyDictionary()
+)
+"""Per module probed: ``(centers, the input shape it was found on)``, or None (no norm)."""
 
 
 def probed_norm(m: nn.Module) -> bool | None:
     """Whether ``m`` is a normalization written by hand under a name :func:`is_norm` does not
     know (``class RMS(nn.Module)``: ``x·rsqrt(mean(x²) + ε)·w``), found by what it does: a
-    leaf module whose parameters are vectors of one size ``d`` and which has no buffers, whose
-    output on a seeded ``(4, 8, d)`` (or ``(2, d, 3, 3)``) input is unchanged when the input is
-    scaled ×5 — the signature of a norm, which a layer, an activation or a layer scale is not.
-    Returns True where it also ignores a shift of its input (it centers: a LayerNorm), False
-    where not (an RMS norm: the mean's share passes), None for anything else. Run once per
-    module, without gradients or global random state; a module that fails on the probe is
-    not a norm."""
-    if m in _PROBED_NORMS:
-        return _PROBED_NORMS[m]
-    try:
-        found = _probe_norm(m)
-    except Exception:
-        found = None
-    _PROBED_NORMS[m] = found
-    return found
+    leaf module of no known kind whose parameters are vectors of one size ``d`` and which has
+    no buffers, whose output on a seeded ``(4, 8, d)`` (or ``(2, d, 3, 3)``) input is unchanged
+    when the input is scaled ×5 — the signature of a norm, which a layer, an activation or a
+    layer scale is not. Returns True where it also ignores a shift of its input (it centers: a
+    LayerNorm), False where not (an RMS norm: the mean's share passes), None for anything else.
+    Run once per module, without gradients or global random state; a module that fails on the
+    probe is not a norm."""
+    if m not in _PROBED_NORMS:
+        try:
+            _PROBED_NORMS[m] = _probe_norm(m)
+        except Exception:
+            _PROBED_NORMS[m] = None
+    found = _PROBED_NORMS[m]
+    return None if found is None else found[0]
 
 
-def _probe_norm(m: nn.Module) -> bool | None:
+def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
     import torch
 
     ps = list(m._parameters.values())
-    if m._modules or m._buffers or not ps or has_parametrizations(m) or is_norm(m):
+    if m._modules or m._buffers or not ps or has_parametrizations(m) or kind(m) != "unknown":
         return None
     if any(p is None or p.ndim != 1 or p.is_meta or not p.is_floating_point() for p in ps):
         return None
@@ -203,8 +205,7 @@ def _probe_norm(m: nn.Module) -> bool | None:
     if sizes or d < 2:
         return None
     g = torch.Generator().manual_seed(0)
-    for layout in (lambda n: (4, 8, n), lambda n: (2, n, 3, 3)):
-        shape = layout(d)
+    for shape in ((4, 8, d), (2, d, 3, 3)):
         x = torch.randn(shape, generator=g, dtype=ps[0].dtype).to(ps[0].device)
         try:
             with torch.no_grad():
@@ -217,8 +218,7 @@ def _probe_norm(m: nn.Module) -> bool | None:
             return None
         if not torch.allclose(y, big, rtol=1e-3, atol=1e-4):
             return None
-        _NORM_LAYOUT[m] = layout
-        return bool(torch.allclose(y, shifted, rtol=1e-3, atol=1e-4))
+        return bool(torch.allclose(y, shifted, rtol=1e-3, atol=1e-4)), shape
     return None
 
 
@@ -231,28 +231,29 @@ def norm_roles(m: nn.Module) -> dict[str, str]:
     identity scale, Gemma's) or ``"shift"`` (``x̂ + b``: it adds itself) — measured on a copy
     (the others at 1, this one at 0 and 1, a seeded input); a parameter that is none of these
     is left out. Empty for anything else. Cached per module."""
-    if m in _NORM_ROLES:
-        return _NORM_ROLES[m]
-    roles: dict[str, str] = {}
-    try:
-        if probed_norm(m) is not None:
-            roles = _norm_roles(m)
-    except Exception:
-        roles = {}
-    _NORM_ROLES[m] = roles
-    return roles
+    if m not in _NORM_ROLES:
+        try:
+            found = _PROBED_NORMS.get(m) if probed_norm(m) is not None else None
+            _NORM_ROLES[m] = _norm_roles(m, found[1]) if found is not None else {}
+        except Exception:
+            _NORM_ROLES[m] = {}
+    return _NORM_ROLES[m]
 
 
-def _norm_roles(m: nn.Module) -> dict[str, str]:
+def _close(a: Any, b: Any) -> bool:
+    import torch
+
+    return bool(torch.allclose(a, torch.as_tensor(b), rtol=1e-3, atol=1e-4))
+
+
+def _norm_roles(m: nn.Module, shape: tuple[int, ...]) -> dict[str, str]:
     import copy
 
     import torch
 
     probe = copy.deepcopy(m).float().cpu()
     names = list(probe._parameters)
-    d = next(iter(probe._parameters.values())).numel()
     g = torch.Generator().manual_seed(1)
-    shape = _NORM_LAYOUT[m](d)
     x, x2 = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
     roles: dict[str, str] = {}
     with torch.no_grad():
@@ -262,21 +263,13 @@ def _norm_roles(m: nn.Module) -> dict[str, str]:
             y1 = probe(x)
             probe._parameters[pn].fill_(0.0)  # type: ignore[union-attr]
             y0, y0b = probe(x), probe(x2)
-
-            def close(a: torch.Tensor, b: torch.Tensor | float) -> bool:
-                return bool(torch.allclose(a, torch.as_tensor(b), rtol=1e-3, atol=1e-4))
-
-            if close(y0, y0b):
+            if _close(y0, y0b):
                 roles[pn] = "scale"  # (nothing of the input passes without it)
-            elif close(y1 - y0, 1.0):
+            elif _close(y1 - y0, 1.0):
                 roles[pn] = "shift"
-            elif close(y1 - y0, y0):
+            elif _close(y1 - y0, y0):
                 roles[pn] = "scale+1"
     return roles
-
-
-_NORM_LAYOUT: weakref.WeakKeyDictionary[nn.Module, Any] = weakref.WeakKeyDictionary()
-"""The input shape (a function of ``d``) on which :func:`probed_norm` found each norm."""
 
 
 def is_norm(m: nn.Module) -> bool:

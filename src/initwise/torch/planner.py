@@ -844,7 +844,7 @@ def _plan_module(
     params: dict[str, Any],
 ) -> dict[str, ParamPlan]:
     kind = module_kind(module)
-    if kind == "unknown" and probed_norm(module) is not None:  # a norm written by hand
+    if probed_norm(module) is not None:  # a norm written by hand
         return _probed_norm_params(module, params)
     if kind == "norm":
         out = {}

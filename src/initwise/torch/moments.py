@@ -1286,29 +1286,27 @@ def affine_couplings(info: ModelInfo) -> dict[str, str]:
         return {}
     users = g.users()
 
-    def layer_behind(i: int) -> int | None:
-        """The weight layer node reached back from node ``i`` through one-input nodes (None
-        also where one of them draws noise: a VAE's ``ε = randn_like(mu)`` is no stream)."""
+    def behind(i: int) -> Any:
+        """The node reached back from node ``i`` through one-input functions and activations:
+        a weight layer, an op that draws noise (a VAE's ``ε = randn_like(mu)`` is no stream),
+        or where the way back ends."""
         for _ in range(16):
             n = g.nodes[i]
-            if n.op == "module" and info.kinds[i] == "weight":
-                return i
+            if (n.op == "module" and info.kinds[i] == "weight") or str(n.target) in _NOISE:
+                break
             if len(n.inputs) != 1 or n.op not in ("function", "module"):
-                return None
-            if (n.op == "module" and info.kinds[i] != "act") or str(n.target) in _NOISE:
-                return None
+                break
+            if n.op == "module" and info.kinds[i] != "act":
+                break
             i = n.inputs[0]
-        return None
+        return g.nodes[i]
+
+    def layer_behind(i: int) -> int | None:
+        n = behind(i)
+        return n.idx if n.op == "module" and info.kinds[n.idx] == "weight" else None
 
     def noise(i: int) -> bool:
-        for _ in range(16):
-            n = g.nodes[i]
-            if str(n.target) in _NOISE:
-                return True
-            if len(n.inputs) != 1:
-                return False
-            i = n.inputs[0]
-        return False
+        return str(behind(i).target) in _NOISE
 
     out: dict[str, str] = {}
     why = (

@@ -2,6 +2,7 @@
 planned as the layers they compute (:class:`initwise.torch.modules.FunctionalLinear`)."""
 
 import math
+import re
 import warnings
 
 import pytest
@@ -174,9 +175,9 @@ def test_each_way_of_writing_the_product(call):
 
 
 def test_what_is_not_a_layer_stays_as_is():
-    """A 3-D einsum weight (a per-head projection), a product of two parameters and a buffer
-    are not read as layers: the parameters are left as is and said so; the buffer is not
-    touched."""
+    """A 3-D einsum weight with an index summed on its own (not a product with the signal), a
+    product of two parameters and a buffer are not read as layers: the parameters are left as
+    is and said so; the buffer is not touched."""
 
     class Odd(nn.Module):
         def __init__(self) -> None:
@@ -188,7 +189,7 @@ def test_what_is_not_a_layer_stays_as_is():
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = (x @ self.P) @ (self.A @ self.B)
-            return torch.einsum("bd,hde->bhe", x, self.H)
+            return torch.einsum("bd,hde->bh", x, self.H)  # (e: summed over the weight alone)
 
     m = Odd()
     before = m.P.clone()
@@ -635,3 +636,234 @@ def test_diagnose_counts_dead_units_along_a_products_rows():
         model.W[:40] = 0.0  # 40 of the 80 units give 0 → ReLU 0 on every example
     report = diagnose(model, torch.randn(256, 48, generator=torch.Generator().manual_seed(7)))
     assert report.layers[0].name == "W" and report.layers[0].dead == pytest.approx(0.5)
+
+
+class DenseGeneral(nn.Module):
+    """A JAX/Flax port: per-head projections as raw 3-D weights in ``einsum`` — ``(D, H, K)``
+    in (``"...d,dhk->...hk"``, a bias per head and unit) and ``(H, K, D)`` out."""
+
+    def __init__(self, act=torch.tanh, depth: int = 6, d: int = 64, h: int = 4, k: int = 32):
+        super().__init__()
+        self.w_in = nn.ParameterList(nn.Parameter(torch.randn(d, h, k)) for _ in range(depth))
+        self.b_in = nn.ParameterList(nn.Parameter(torch.randn(h, k)) for _ in range(depth))
+        self.w_out = nn.ParameterList(nn.Parameter(torch.randn(h, k, d)) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for a, b, c in zip(self.w_in, self.b_in, self.w_out, strict=True):
+            u = self.act(torch.einsum("...d,dhk->...hk", x, a) + b)
+            x = torch.einsum("bhk,hkd->bd", u, c)
+        return x
+
+
+class DenseGeneralTwin(nn.Module):
+    """The same network with nn.Linear layers: ``(D, H·K)`` in, ``(H·K, D)`` out."""
+
+    def __init__(self, act=torch.tanh, depth: int = 6, d: int = 64, h: int = 4, k: int = 32):
+        super().__init__()
+        self.ins = nn.ModuleList(nn.Linear(d, h * k) for _ in range(depth))
+        self.outs = nn.ModuleList(nn.Linear(h * k, d, bias=False) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for a, c in zip(self.ins, self.outs, strict=True):
+            x = c(self.act(a(x)))
+        return x
+
+
+def _dense_general_twin(model: DenseGeneral) -> DenseGeneralTwin:
+    twin = DenseGeneralTwin(model.act, len(model.w_in), *model.w_in[0].shape)
+    with torch.no_grad():
+        for a, b, c, lin_a, lin_c in zip(
+            model.w_in, model.b_in, model.w_out, twin.ins, twin.outs, strict=True
+        ):
+            lin_a.weight.copy_(a.reshape(a.shape[0], -1).t())
+            lin_a.bias.copy_(b.reshape(-1))
+            lin_c.weight.copy_(c.reshape(-1, c.shape[-1]).t())
+    return twin
+
+
+class PerHead(nn.Module):
+    """Per-head matrices: ``einsum("bhi,hio->bho", x, W)``, the head index batched (each head
+    its own ``(in, out)`` matrix), ``act`` after every layer."""
+
+    def __init__(self, act=F.gelu, depth: int = 6, h: int = 4, k: int = 32) -> None:
+        super().__init__()
+        self.w = nn.ParameterList(nn.Parameter(torch.randn(h, k, k)) for _ in range(depth))
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for w in self.w:
+            x = self.act(torch.einsum("bhi,hio->bho", x, w))
+        return x
+
+
+@pytest.mark.parametrize("act", [torch.tanh, F.gelu, torch.relu])
+def test_einsum_weights_of_three_dims_are_planned_as_their_linear_twin(act):
+    """Per-head projections written as 3-D raw weights in ``einsum`` (a Flax port) were "left as
+    is" (output rms 11 on a 6-block tanh network): now each is the Linear layer it computes,
+    with the fans its contracted and output dimensions give — every std equal to the nn.Linear
+    twin's, the per-head bias planned with it — and the network holds the signal."""
+    torch.manual_seed(0)
+    mine = plan(DenseGeneral(act), "auto", strict=True)
+    theirs = plan(DenseGeneralTwin(act), "auto", strict=True)
+    for i in range(6):
+        pairs = ((f"w_in.{i}", f"ins.{i}.weight"), (f"b_in.{i}", f"ins.{i}.bias"))
+        pairs += ((f"w_out.{i}", f"outs.{i}.weight"),)
+        for a, b in pairs:
+            assert mine[a].std == pytest.approx(theirs[b].std, rel=1e-12), (a, mine[a].reason)
+    assert "fan_in 64, fan_out 128 (the einsum's contracted and output dimensions)" in (
+        mine["w_in.0"].reason
+    )
+    assert "fan_in 128" in mine["w_out.0"].reason
+    model = DenseGeneral(act)
+    _quiet_init(model)
+    assert _rms(model, 64) == _rms(_dense_general_twin(model), 64)  # (the same computation)
+    if act is torch.tanh:
+        assert 0.8 < _rms(model, 64) < 1.25
+
+
+def test_per_head_einsum_weights_hold_the_signal():
+    """A head index in the weight, the signal and the output is a batch of matrices: fans per
+    head (the plan says how many heads), the GELU chain solved like its nn.Linear twin's, output
+    rms ≈ 1 (before: 2977, every weight left as is)."""
+    torch.manual_seed(0)
+    p = plan(PerHead(), "auto", strict=True)
+    twin = nn.Sequential(*(m for _ in range(6) for m in (nn.Linear(32, 32, bias=False), nn.GELU())))
+    ref = plan(twin, "auto", strict=True)
+    for i in range(6):
+        assert p[f"w.{i}"].std == pytest.approx(ref[f"{2 * i}.weight"].std, rel=1e-12)
+    assert "fan_in 32, fan_out 32" in p["w.0"].reason and "per head, 4 heads" in p["w.0"].reason
+    model = PerHead()
+    _quiet_init(model)
+    x = torch.randn(512, 4, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        h = x
+        for i, w in enumerate(model.w):
+            h = torch.einsum("bhi,hio->bho", h, w)
+            planned = re.findall(r"(?:at q\*?) ([0-9.]+)", p[f"w.{i}"].reason)[-1]
+            assert 0.6 < float(h.pow(2).mean()) / float(planned) < 1.6  # each at its q
+            h = F.gelu(h)
+
+
+def test_einsum_weights_centered_over_their_contracted_dims():
+    """Where ``auto`` centers a layer's weights (before an activation with a large mean), each
+    output unit's weights sum to zero over the dimensions it contracts — ``(0,)`` for ``(D, H,
+    K)`` in ``"...d,dhk->...hk"``, ``(1,)`` for per-head ``(H, in, out)`` — where the
+    ``(out, in…)`` rule would have centered over the wrong dimensions (the twin Linear's:
+    ``(1,)``)."""
+    torch.manual_seed(0)
+    model = DenseGeneral(torch.sigmoid, depth=3)
+    p = _quiet_init(model)
+    ref = plan(DenseGeneralTwin(torch.sigmoid, depth=3), "auto", strict=True)
+    assert ref["ins.1.weight"].center_dims == (1,) and p["w_in.1"].center_dims == (0,)
+    assert float(model.w_in[1].detach().double().sum(0).abs().max()) < 1e-5
+    heads = PerHead(torch.sigmoid, depth=3)
+    q = _quiet_init(heads)
+    assert q["w.1"].center_dims == (1,)
+    assert float(heads.w[1].detach().double().sum(1).abs().max()) < 1e-5
+
+
+def test_orthogonal_einsum_weights_are_the_layers_own_matrices():
+    """Orthogonal views a tensor as ``shape[0] × ∏ shape[1:]`` — for ``(H, K, D)`` used as
+    ``"bhk,hkd->bd"`` that mixes the contracted H with the output D, and for per-head
+    ``(H, in, out)`` matrices it is one 4 × 1024 matrix. The plan draws each layer's own ``(out,
+    in)`` matrix (one per head), so each map is an isometry; ``lsuv`` and kernel shaping use
+    the same draw, and a plan written to JSON reads back the same."""
+    from initwise.plan import Plan
+
+    torch.manual_seed(0)
+    model = DenseGeneral()
+    p = init_model(model, "orthogonal", seed=0)
+    assert p["w_out.0"].scheme.view == ((), (2,), (0, 1))
+    assert "drawn as the layer's (out, in) matrix" in p["w_out.0"].reason
+    assert p["w_out.0"].std == pytest.approx(float(model.w_out[0].std()), rel=0.05)
+    w = model.w_in[0].detach().reshape(64, -1)  # (D, H·K): rows orthonormal, |x W| = |x|·g
+    g = p["w_in.0"].scheme.gain
+    assert torch.allclose(w @ w.t() / g**2, torch.eye(64), atol=1e-5)
+    w = model.w_out[0].detach().reshape(-1, 64)  # (H·K, D): columns orthonormal
+    g = p["w_out.0"].scheme.gain
+    assert torch.allclose(w.t() @ w / g**2, torch.eye(64), atol=1e-5)
+    heads = PerHead()
+    q = init_model(heads, "orthogonal", seed=0)
+    assert q["w.0"].scheme.view == ((0,), (2,), (1,)) and "per head" in q["w.0"].reason
+    for h in range(4):
+        m = heads.w[0][h].detach() / q["w.0"].scheme.gain
+        assert torch.allclose(m.t() @ m, torch.eye(32), atol=1e-5)
+    assert Plan.from_json(q.to_json())["w.0"].scheme == q["w.0"].scheme
+    for policy in ("tat", "dks"):
+        r = plan(PerHead(), policy)
+        assert r["w.0"].scheme.view == ((0,), (2,), (1,)), policy
+
+
+def test_diagnose_measures_einsum_layers_as_their_linear_twin():
+    """``diagnose`` sees each 3-D einsum product run and measures it as the layer it is: every
+    statistic equal to the nn.Linear twin's, the chain theory included; dead units are counted
+    per (head, unit)."""
+    from initwise.diagnostics import diagnose
+
+    model = DenseGeneral(torch.relu, depth=3)
+    _quiet_init(model)
+    batch = torch.randn(128, 64, generator=torch.Generator().manual_seed(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mine = diagnose(model, batch)
+    theirs = diagnose(_dense_general_twin(model), batch)
+    assert [s.name for s in mine.layers] == [
+        "w_in.0",
+        "w_out.0",
+        "w_in.1",
+        "w_out.1",
+        "w_in.2",
+        "w_out.2",
+    ]
+    assert mine.chain_theory and not mine.notes
+    for a, b in zip(mine.layers, theirs.layers, strict=True):
+        assert (a.activation, a.fan_in, a.fan_out) == (b.activation, b.fan_in, b.fan_out)
+        for field in ("in_m2", "out_m2", "post_m2", "dead", "grad_std", "weight_grad_std"):
+            assert getattr(a, field) == pytest.approx(getattr(b, field), rel=1e-4), field
+        for field in ("pred_local", "pred_chain", "pred_grad_chain", "chi"):
+            x, y = getattr(a, field, None), getattr(b, field, None)
+            assert (x is None) == (y is None) and (x is None or x == pytest.approx(y, rel=1e-4))
+    heads = PerHead(torch.relu, depth=2)
+    _quiet_init(heads)
+    with torch.no_grad():
+        heads.w[0][0] = -heads.w[0][0].abs()  # head 0 of 4: every unit dead on positive input
+    x = torch.rand(256, 4, 32, generator=torch.Generator().manual_seed(4)) + 0.1
+    dead = diagnose(heads, x).layers[0].dead
+    with torch.no_grad():
+        h = torch.einsum("bhi,hio->bho", x, heads.w[0])
+        assert dead == pytest.approx(float((h.amax(0) <= 0).float().mean()))
+    assert dead >= 0.25
+
+
+def test_lsuv_rescales_einsum_layers():
+    """LSUV pre-draws each 3-D einsum weight as the layer's orthonormal matrices (one per
+    head) and rescales each product where it runs, in one pass, to output std 1 ± tol."""
+    from initwise.torch import apply_plan, lsuv
+
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(5))
+    model = DenseGeneral(torch.tanh, depth=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        res = lsuv(model, x, seed=0)
+    assert res.forward_passes == 1 and all(la.converged for la in res.layers)
+    assert [la.name for la in res.layers][:2] == ["w_in.0", "w_out.0"]
+    with torch.no_grad():
+        h = x
+        for a, b, c in zip(model.w_in, model.b_in, model.w_out, strict=True):
+            u = torch.einsum("...d,dhk->...hk", h, a) + b
+            assert abs(float(u.std()) - 1) < 0.1
+            h = torch.einsum("bhk,hkd->bd", torch.tanh(u), c)
+            assert abs(float(h.std()) - 1) < 0.1
+    heads = PerHead(depth=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        res = lsuv(heads, torch.randn(256, 4, 32), seed=0)
+    assert all(la.converged for la in res.layers)
+    w = heads.w[0][1].detach()  # per head orthonormal before the rescaling
+    assert torch.allclose(w.t() @ w / float(w.pow(2).sum(0).mean()), torch.eye(32), atol=1e-4)
+    twin = PerHead(depth=2)
+    apply_plan(res.plan, twin, 0)  # the plan it returns reproduces the weights
+    for a, b in zip(heads.w, twin.w, strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)

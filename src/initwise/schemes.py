@@ -329,33 +329,103 @@ class Orthogonal(Scheme):
     (torch's algorithm; plans written before ``method`` existed read as ``"qr"`` and keep their
     bits). Always computed in float ≥ 32 and cast last, so bf16/fp16 work. Entry std:
     ``gain·√(min(rows, cols)/(rows·cols))``.
+
+    ``view = (batch, rows, cols)`` (dimension indices that together are all of the tensor's)
+    draws another matrix than ``shape[0] × ∏ shape[1:]``: the tensor permuted to ``batch + rows
+    + cols`` is ``∏ batch`` independent ``∏ rows × ∏ cols`` matrices, drawn one after another
+    from the same generator — a weight that ``einsum`` contracts on dimensions that are not its
+    last ones (``(H, K, D)`` in ``"bhk,hkd->bd"``: rows ``(2,)``, cols ``(0, 1)``), or per-head
+    matrices (``(H, in, out)`` in ``"bhi,hio->bho"``: batch ``(0,)``).
     """
 
     type: ClassVar[str] = "orthogonal"
     min_ndim: ClassVar[int] = 2
     gain: float = 1.0
     method: str = "reflectors"
+    view: tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gain", v.positive("gain", self.gain, where="orthogonal"))
         _check_method(self.method, "orthogonal")
+        if self.view is not None:
+            object.__setattr__(self, "view", _check_view(self.view))
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        super().check_shape(shape)
+        if self.view is not None and sorted(d for g in self.view for d in g) != list(
+            range(len(shape))
+        ):
+            raise ValueError(
+                f"orthogonal: view {[list(g) for g in self.view]} must name each of the "
+                f"{len(shape)} dimensions of shape {shape} once (batch, rows, cols)"
+            )
+
+    def _grid(self, shape: tuple[int, ...]) -> tuple[int, int, int]:
+        """``(matrices, rows, cols)`` of the view."""
+        if self.view is None:
+            return 1, shape[0], math.prod(shape[1:])
+        batch, rows, cols = self.view
+        size = lambda dims: math.prod(shape[d] for d in dims)  # noqa: E731
+        return size(batch), size(rows), size(cols)
 
     def std(self, shape: tuple[int, ...], fans: Fans | None = None) -> float:
-        rows, cols = shape[0], math.prod(shape[1:])
+        _, rows, cols = self._grid(shape)
         return self.gain * math.sqrt(min(rows, cols) / (rows * cols))
 
     def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        rows, cols = shape[0], math.prod(shape[1:])
-        q = orthogonal_matrix(backend, rows, cols, self.method)
-        q *= self.gain  # a fresh array: in place (one pass less at 4096², same values)
-        return q.reshape(shape)
+        n, rows, cols = self._grid(shape)
+        if self.view is None:
+            q = orthogonal_matrix(backend, rows, cols, self.method)
+            q *= self.gain  # a fresh array: in place (one pass less at 4096², same values)
+            return q.reshape(shape)
+        mats = [
+            backend.to_numpy(orthogonal_matrix(backend, rows, cols, self.method)) for _ in range(n)
+        ]
+        perm = [d for g in self.view for d in g]
+        w = np.stack(mats).reshape([shape[d] for d in perm]).transpose(np.argsort(perm))
+        return backend.asarray(np.ascontiguousarray(w) * self.gain)
 
     def formula(self) -> str:
         how = "QR, sign-fixed" if self.method == "qr" else "Householder reflectors, Haar"
-        return f"orthogonal ({how}) × {_num(self.gain)}"
+        per = ""
+        if self.view is not None:
+            batch, rows, cols = self.view
+            per = f", rows dims {list(rows)} × cols dims {list(cols)}"
+            per += f", one per index of dims {list(batch)}" if batch else ""
+        return f"orthogonal ({how}{per}) × {_num(self.gain)}"
 
     def scaled(self, factor: float) -> Orthogonal:
-        return Orthogonal(self.gain * factor, self.method)
+        return dataclasses.replace(self, gain=self.gain * factor)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        if self.view is None:
+            del d["view"]  # (plans without a view keep their JSON)
+        else:
+            d["view"] = [list(g) for g in self.view]
+        return d
+
+
+def _check_view(view: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """``view`` as three tuples of distinct non-negative dimension indices, rows and cols not
+    empty; a clear error otherwise."""
+    ok = isinstance(view, (list, tuple)) and len(view) == 3
+    groups = []
+    if ok:
+        for g in view:
+            if not isinstance(g, (list, tuple)) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in g
+            ):
+                ok = False
+                break
+            groups.append(tuple(int(d) for d in g))
+    flat = [d for g in groups for d in g]
+    if not ok or len(set(flat)) != len(flat) or not groups[1] or not groups[2]:
+        raise ValueError(
+            "orthogonal: view must be (batch, rows, cols), three lists of distinct dimension "
+            f"indices with rows and cols not empty (e.g. ((0,), (2,), (1,))), got {view!r}"
+        )
+    return groups[0], groups[1], groups[2]
 
 
 @dataclass(frozen=True)

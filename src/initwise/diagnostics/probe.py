@@ -48,6 +48,7 @@ from ..torch.graph import LINEAR, Act, ModelInfo
 from ..torch.inspection import inspect_model
 from ..torch.modules import (
     FunctionalConv,
+    FunctionalEinsum,
     FunctionalLinear,
     check_materialized,
     few,
@@ -299,6 +300,8 @@ def diagnose(
                 n_out = layer.weight.shape[0 if layer.layout == "out_in" else 1]
                 if out.shape[-1] != n_out and out.shape[-2] == n_out:
                     rec["units_dim"] = out.dim() - 2  # (`W @ x`: the units are the rows)
+            elif rec is not None and isinstance(layer, FunctionalEinsum):
+                rec["units_dim"] = layer.unit_dims(out.dim())  # (heads × outputs)
             return out
 
         watch = SiteCalls(sites, site_hook) if sites else contextlib.nullcontext()
@@ -707,7 +710,8 @@ def _forward_reductions(
     vals.append(_sq(post) if post is not None else y_sums[1])  # 4
     if post is not None and spec is not None and spec.can_die:  # 5: units zero on the whole batch
         dim = rec.get("units_dim", _units_dim(post, module))
-        others = tuple(d for d in range(post.dim()) if d != dim)
+        units = dim if isinstance(dim, tuple) else (dim,)
+        others = tuple(d for d in range(post.dim()) if d not in units)
         # ReLUs: already ≥ 0
         mag = (
             post if spec.name in ("relu", "relu6") else torch.abs(post, out=_scratch(scratch, post))
@@ -888,7 +892,15 @@ def _act_args(s: LayerStats) -> tuple[Any, Any]:
     return act.name, act.param
 
 
-_CHAIN_KINDS = ("Linear", "Conv1d", "Conv2d", "Conv3d", "FunctionalLinear", "FunctionalConv")
+_CHAIN_KINDS = (
+    "Linear",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "FunctionalLinear",
+    "FunctionalConv",
+    "FunctionalEinsum",
+)
 
 
 def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:

@@ -18,6 +18,7 @@ position tables: :func:`token_parameters`).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import torch
@@ -26,7 +27,9 @@ from torch import nn
 from .graph import Graph, LeafTracer, Node, from_fx
 from .modules import (
     FunctionalConv,
+    FunctionalEinsum,
     FunctionalLinear,
+    einsum_roles,
     has_parametrizations,
     owns_parameters,
 )
@@ -140,19 +143,22 @@ def _flips(node: Node) -> bool | None:
 
 
 def _parameter_read(
-    model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int
+    model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int | None
 ) -> tuple[str, nn.Parameter, bool] | None:
-    """``(name, parameter, transposed)`` where node ``idx`` is a raw ``ndim``-D parameter of
-    the model — read directly or through single-use transposes and casts — that no layer of
-    its own owns (its module's kind is ``unknown``: a ``ParameterList``, the model itself, a
-    custom module) or an embedding's table (a read-out tied to it), else None."""
+    """``(name, parameter, transposed)`` where node ``idx`` is a raw ``ndim``-D parameter
+    (``None``: three or more dimensions) of the model — read directly or through single-use
+    transposes and casts — that no layer of its own owns (its module's kind is ``unknown``: a
+    ``ParameterList``, the model itself, a custom module) or an embedding's table (a read-out
+    tied to it), else None."""
     read = _read(graph, users, idx)
     if read is None:
         return None
     node, flip = read
     found = _loose(model, node.target)
-    if found is None or found[0].ndim != ndim or found[1] not in ("unknown", "embedding"):
+    if found is None or found[1] not in ("unknown", "embedding"):
         return None  # (an embedding's table in a product: a head tied to it, F.linear(x, E))
+    if found[0].ndim != ndim if ndim is not None else found[0].ndim < 3:
+        return None
     return node.target, found[0], flip
 
 
@@ -239,6 +245,10 @@ def _site(
                 if w[2]:
                     layout = "in_out" if layout == "out_in" else "out_in"
                 return ins[1 - j], w[0], w[1], layout, f"einsum({n.args[0]!r}, …)", None
+        for j in (1, 0):  # a weight of 3+ dimensions: per-head projections (FunctionalEinsum)
+            w = _parameter_read(model, graph, users, ins[j], None)
+            if w is not None and not w[2] and einsum_roles(n.args[0], j == 0, w[1].ndim):
+                return ins[1 - j], w[0], w[1], f"einsum:{j}", f"einsum({n.args[0]!r}, …)", None
     return None
 
 
@@ -258,10 +268,17 @@ def _conv_groups(n: Node, bias_node: bool) -> int | None:
 
 
 def _bias_of(
-    model: nn.Module, graph: Graph, users: list[list[int]], n: Node, out_features: int
+    model: nn.Module,
+    graph: Graph,
+    users: list[list[int]],
+    n: Node,
+    out_features: int,
+    shape: tuple[int, ...] | None = None,
 ) -> tuple[int, str, nn.Parameter] | None:
-    """A raw vector parameter of ``out_features`` entries added to the product at node ``n``
-    by its only user (``x @ W + b``): ``(add node, name, parameter)``."""
+    """A raw vector parameter of ``out_features`` entries — or, for an einsum whose output ends
+    in its units' dimensions, a parameter of those dimensions' ``shape`` (a bias per head and
+    unit) — added to the product at node ``n`` by its only user (``x @ W + b``): ``(add node,
+    name, parameter)``."""
     if len(users[n.idx]) != 1:
         return None
     a = graph.nodes[users[n.idx][0]]
@@ -269,9 +286,28 @@ def _bias_of(
         return None
     other = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
     b = _parameter_read(model, graph, users, other, 1)
+    if b is None and shape is not None and len(shape) > 1:
+        b = _parameter_read(model, graph, users, other, len(shape))
+        if b is not None and (b[2] or tuple(b[1].shape) != shape):
+            return None
     if b is None or b[1].numel() != out_features:
         return None
     return a.idx, b[0], b[1]
+
+
+def _einsum_bias_shape(
+    equation: str, w_first: bool, weight: nn.Parameter
+) -> tuple[int, ...] | None:
+    """The shape a bias per unit has where the einsum's output ends in the weight's output and
+    batch dimensions (``"...d,dhk->...hk"``: ``(H, K)``); None where other dimensions follow
+    them (a bias of that shape would not line up)."""
+    lhs, out = equation.split("->")
+    w = lhs.split(",")[0 if w_first else 1]
+    units = {c for c in w if c in out}
+    tail = out[len(out) - len(units) :]
+    if set(tail) != units:
+        return None
+    return tuple(int(weight.shape[w.index(c)]) for c in tail)
 
 
 def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
@@ -293,7 +329,13 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
         if found is None:
             continue
         x, wname, w, layout, how, bias_node = found
-        out_features = w.shape[1] if layout == "in_out" else w.shape[0]
+        einsum = None
+        if layout.startswith("einsum:"):
+            einsum = (n.args[0].replace(" ", ""), layout == "einsum:0")
+            roles = einsum_roles(einsum[0], einsum[1], w.ndim)
+            out_features = math.prod(w.shape[d] for d in (*roles[1], *roles[2]))  # type: ignore[index]
+        else:
+            out_features = w.shape[1] if layout == "in_out" else w.shape[0]
         bias = None
         if bias_node is not None:
             b = _parameter_read(model, graph, users, bias_node, 1)
@@ -301,18 +343,31 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
                 continue  # (a bias computed from other tensors: not a layer's own)
             bias = b[1]
         else:
-            added = _bias_of(model, graph, users, n, out_features)
+            shape = _einsum_bias_shape(*einsum, w) if einsum is not None else None
+            added = _bias_of(model, graph, users, n, out_features, shape)
             if added is not None:
                 bias = added[2]
                 how += f" + {added[1]}"
         if wname not in graph.extra:
-            graph.extra[wname] = (
-                FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
-                if layout.startswith("conv:")
-                else FunctionalLinear(w, bias, layout, f"`{how}`")
-            )
+            if einsum is not None:
+                graph.extra[wname] = FunctionalEinsum(w, bias, *einsum, f"`{how}`")
+            elif layout.startswith("conv:"):
+                graph.extra[wname] = FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
+            else:
+                graph.extra[wname] = FunctionalLinear(w, bias, layout, f"`{how}`")
+        elif not _same_site(graph.extra[wname], layout, einsum):
+            continue  # (one weight in two different products: the first one's layer)
         _as_call(n, wname, x)
     return graph
+
+
+def _same_site(m: nn.Module, layout: str, einsum: tuple[str, bool] | None) -> bool:
+    """Whether a weight's later product computes the same layer as its first site ``m``."""
+    if einsum is not None:
+        return isinstance(m, FunctionalEinsum) and (m.equation, m.w_first) == einsum
+    if layout.startswith("conv:"):
+        return isinstance(m, FunctionalConv)
+    return isinstance(m, FunctionalLinear) and m.layout == layout
 
 
 def _as_call(n: Node, target: str, x: int) -> None:

@@ -183,7 +183,10 @@ def lsuv(
         base = dataclasses.replace(
             base,
             entries=tuple(
-                e.with_scheme(S.orthogonal(1.0), "LSUV pre-init: orthonormal (Saxe 2013)")
+                e.with_scheme(  # (a view kept: an einsum weight's own matrices)
+                    dataclasses.replace(e.scheme, gain=1.0),
+                    "LSUV pre-init: orthonormal (Saxe 2013)",
+                )
                 if isinstance(e.scheme, S.Orthogonal)
                 else e
                 for e in base
@@ -211,7 +214,7 @@ def lsuv(
             s = scales.get(_owner(e.name, scales))
             if s is not None and isinstance(e.scheme, S.Orthogonal):
                 e = e.with_scheme(
-                    S.orthogonal(s),
+                    dataclasses.replace(e.scheme, gain=s),
                     f"LSUV: orthonormal × {s:.4g} → output std {target:g} ± {tol:g}",
                 )
             elif isinstance(e.scheme, S.Orthogonal):  # no module output of its own was measured

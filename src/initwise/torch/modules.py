@@ -67,6 +67,98 @@ class FunctionalLinear(FunctionalLayer):
         return F.linear(x, w, self.bias)
 
 
+class FunctionalEinsum(FunctionalLayer):
+    """A raw ``nn.Parameter`` of three or more dimensions that ``forward`` contracts with the
+    signal in a two-operand ``einsum`` — per-head projections as JAX/Flax ports write them
+    (``einsum("bsd,dhk->bshk", x, W)``, ``einsum("bshk,hkd->bsd", o, W)``) or per-head matrices
+    (``einsum("bhi,hio->bho", x, W)``) — read as a Linear layer (kind ``linear``) whose fans
+    come from the equation: each output unit sums ``fan_in = ∏`` the sizes of ``W``'s
+    *contracted* dimensions (``in_dims``: in ``W`` and the signal, not in the output) and each
+    input reaches ``fan_out = ∏`` the sizes of its *output* dimensions (``out_dims``: in ``W``
+    and the output, not in the signal); dimensions in all three (``batch_dims``, heads that
+    each have their own matrix) are neither — every head is one layer with those fans
+    (Glorot & Bengio 2010's and He et al. 2015's variance rules per output unit). ``equation``
+    is the einsum's (spaces removed), ``w_first`` whether ``W`` is its first operand."""
+
+    def __init__(
+        self,
+        weight: nn.Parameter,
+        bias: nn.Parameter | None,
+        equation: str,
+        w_first: bool,
+        call: str,
+    ) -> None:
+        roles = einsum_roles(equation, w_first, weight.ndim)
+        if roles is None:
+            raise ValueError(
+                f"FunctionalEinsum: {equation!r} does not contract the signal with a "
+                f"{weight.ndim}-D weight (operand {'1' if w_first else '2'}); see einsum_roles"
+            )
+        super().__init__(weight, bias, call)
+        self.equation, self.w_first = equation, w_first
+        self.in_dims, self.out_dims, self.batch_dims = roles
+
+    @property
+    def fans(self) -> Fans:
+        """``(∏ contracted sizes, ∏ output sizes)`` of ``W``: one head's fans."""
+        s = self.weight.shape
+        return Fans(
+            float(math.prod(s[d] for d in self.in_dims)),
+            float(math.prod(s[d] for d in self.out_dims)),
+        )
+
+    def unit_dims(self, ndim: int) -> tuple[int, ...]:
+        """The dimensions of an ``ndim``-D output that index its units (``W``'s output and
+        batch dimensions), as non-negative indices."""
+        w = self.equation.split("->")[0].split(",")[0 if self.w_first else 1]
+        out = self.equation.split("->")[1]
+        keep = {w[d] for d in (*self.out_dims, *self.batch_dims)}
+        head, _, tail = out.partition("...")
+        dims = [i for i, c in enumerate(head) if c in keep]
+        dims += [ndim - len(tail) + i for i, c in enumerate(tail) if c in keep]
+        return tuple(dims)
+
+    def forward(self, x: Any) -> Any:
+        import torch
+
+        ops = (self.weight, x) if self.w_first else (x, self.weight)
+        y = torch.einsum(self.equation, *ops)
+        return y if self.bias is None else y + self.bias
+
+
+def einsum_roles(
+    equation: Any, w_first: bool, ndim: int
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]] | None:
+    """``(in_dims, out_dims, batch_dims)`` of the ``ndim``-D weight operand of a two-operand
+    ``einsum`` with an explicit output (``"…->…"``): each of its dimensions contracted with
+    the signal (in), kept in the output only (out), or in all three (batch: a head with its own
+    matrix). None where the equation is not such a product: an ellipsis or a repeated index on
+    the weight, an index of the weight summed on its own, none contracted or none kept, an
+    index contracted twice in the signal."""
+    if not isinstance(equation, str) or "->" not in equation:
+        return None
+    lhs, out = equation.replace(" ", "").split("->")
+    ops = lhs.split(",")
+    if len(ops) != 2:
+        return None
+    w, x = (ops[0], ops[1]) if w_first else (ops[1], ops[0])
+    if len(w) != ndim or "." in w or len(set(w)) != len(w):
+        return None
+    ins, outs, batch = [], [], []
+    for d, c in enumerate(w):
+        if x.count(c) == 1 and c not in out:
+            ins.append(d)
+        elif c in out and c not in x:
+            outs.append(d)
+        elif c in out and x.count(c) == 1:
+            batch.append(d)
+        else:
+            return None
+    if not ins or not outs:
+        return None
+    return tuple(ins), tuple(outs), tuple(batch)
+
+
 class FunctionalConv(FunctionalLayer):
     """A raw ``nn.Parameter`` that ``forward`` uses as a convolution's weight —
     ``F.conv1d/2d/3d(x, W, b, …, groups=g)`` — read as that ``nn.ConvNd`` (kind ``conv``: fans
@@ -360,6 +452,8 @@ def kind(module: nn.Module) -> str:
         return "conv1d_hf" if module.layout == "in_out" else "linear"
     if isinstance(module, FunctionalConv):
         return "conv"
+    if isinstance(module, FunctionalEinsum):
+        return "linear"
     if isinstance(module, nn.MultiheadAttention):
         return "mha"
     if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
@@ -530,6 +624,13 @@ def weight_fans(
     if isinstance(module, FunctionalConv):
         f = fans(shape, "conv", groups=module.groups)
         return f, 1, 0, f"{_g(module.groups)}, used as {module.call} in forward"
+    if isinstance(module, FunctionalEinsum):
+        f = module.fans
+        extra = f", fan_out {f.fan_out:g} (the einsum's contracted and output dimensions"
+        if module.batch_dims:
+            heads = math.prod(shape[d] for d in module.batch_dims)
+            extra += f"; per head, {heads} heads"
+        return f, 1, 0, f"{extra}), used as {module.call} in forward"
     groups = getattr(module, "groups", 1)
     if kind == "conv":
         return fans(shape, "conv", groups=groups), 1, 0, _g(groups)

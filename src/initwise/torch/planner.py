@@ -25,6 +25,7 @@ from . import parametrized as PZ
 from .graph import LINEAR, LayerInfo, expert_activation
 from .modules import (
     AFFINES,
+    FunctionalEinsum,
     check_materialized,
     expert_fans,
     expert_stack,
@@ -899,11 +900,43 @@ def _plan_module(
     if w is None or w.ndim < 2:
         return {}
     site = weight_site(pol, name, module, kind, layer, tuple(w.shape))
-    out = {"weight": pol.weight(ctx, site)}
+    out = {"weight": _einsum_matrix(module, pol.weight(ctx, site))}
     b = params.get("bias")
     if b is not None:
         out["bias"] = pol.bias(ctx, site, tuple(b.shape))
     return out
+
+
+def _einsum_matrix(module: nn.Module, planned: ParamPlan) -> ParamPlan:
+    """``planned`` for a :class:`~initwise.torch.modules.FunctionalEinsum` weight with a scheme
+    that needs the whole matrix: orthogonal is drawn on the layer's own matrices — the view
+    ``(heads, output dims, contracted dims)``, one ``(out, in)`` matrix per head, as
+    ``nn.Linear``'s — since its default view ``shape[0] × ∏ shape[1:]`` is the layer's matrix
+    only by chance; any other such scheme (eye, sparse…) is left as is, with the reason."""
+    if not isinstance(module, FunctionalEinsum) or planned.scheme is None:
+        return planned
+    if planned.scheme.dist(planned.block_shape) is not None:
+        return planned
+    if isinstance(planned.scheme, S.Orthogonal):
+        view = (module.batch_dims, module.out_dims, module.in_dims)
+        scheme = dataclasses.replace(planned.scheme, view=view)
+        std = scheme.std(planned.shape)
+        reason = planned.reason
+        if planned.std is not None:
+            reason = reason.replace(f"→ std {planned.std:.4g}", f"→ std {std:.4g}")
+        heads = " per head" if module.batch_dims else ""
+        reason += f" (drawn{heads} as the layer's (out, in) matrix: {scheme.formula()})"
+        return dataclasses.replace(planned.with_scheme(scheme, reason), gain=planned.gain)
+    shape = tuple(module.weight.shape)
+    return ParamPlan(
+        planned.name,
+        shape,
+        None,
+        f"left as is: {planned.scheme.label} needs the layer's whole matrix, and the "
+        f"{len(shape)}-D weight of {module.call} is not one; add an override with an "
+        "elementwise or orthogonal scheme",
+        planned.layer,
+    )
 
 
 def _plan_experts(

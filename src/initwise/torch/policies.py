@@ -46,7 +46,7 @@ from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
 from .graph import LINEAR, Act, LayerInfo
-from .modules import embedding_norm_cap, is_weight_layer, norm_offset
+from .modules import FunctionalEinsum, embedding_norm_cap, is_weight_layer, norm_offset
 from .moments import Moments, Solved
 
 entry = ParamPlan.build
@@ -536,6 +536,8 @@ def _solved_entry(
         return entry(pname, shape, S.zeros(), f"{site.head}, {solved.describe()}", site.fans)
     g = solved.gain
     center = _center_dims(site.kind, len(shape)) if solved.centered else ()
+    if center and isinstance(site.module, FunctionalEinsum):  # per unit: its contracted dims
+        center = site.module.in_dims
     why = f"{solved.describe()} → gain {g:.4g}"
     if center:
         why += "; weights centered per output unit (the input's mean does not pass)"

@@ -15,7 +15,7 @@ from torch import nn  # noqa: E402
 import initwise.torch as it  # noqa: E402
 from initwise.diagnostics import diagnose  # noqa: E402
 from initwise.math.operating import operating_point  # noqa: E402
-from initwise.plan import ParamPlan, Plan  # noqa: E402
+from initwise.plan import AssumptionWarning, ParamPlan, Plan  # noqa: E402
 from initwise.torch.apply import draw  # noqa: E402
 
 
@@ -1072,3 +1072,109 @@ def test_a_layer_scale_written_by_hand_is_no_norm():
     assert probed_norm(_Scale(16)) is None
     assert probed_norm(nn.Linear(16, 16)) is None
     assert probed_norm(_RMS(16)) is False and probed_norm(_LN(16)) is True
+
+
+class _NeRF(nn.Module):
+    """NeRF's MLP on a positional encoding computed in forward: ``sin``/``cos`` of the input at
+    frequencies ``2^k·π``, k < 10, a skip concatenation at layer 4."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        d = 3 + 3 * 2 * 10
+        self.layers = nn.ModuleList(
+            nn.Linear(d if i == 0 else 128 + d * (i == 4), 128) for i in range(8)
+        )
+        self.out = nn.Linear(128, 4)
+
+    def encode(self, p: torch.Tensor) -> torch.Tensor:
+        enc = [p] + [f(2.0**k * math.pi * p) for k in range(10) for f in (torch.sin, torch.cos)]
+        return torch.cat(enc, -1)
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        e = self.encode(p)
+        h = e
+        for i, layer in enumerate(self.layers):
+            h = F.relu(layer(torch.cat([h, e], -1) if i == 4 else h))
+        return self.out(h)
+
+
+def test_sin_and_cos_of_the_signal_are_bounded():
+    """A positional encoding ``sin(2⁹·π·p)`` was passed through as an unknown function, so the
+    first layer was solved for E[x²] 3.3·10⁵ (std 3·10⁻⁴) and the output came out at rms
+    0.001. ``sin``/``cos`` of a signal now carry their Gaussian closed forms (E[sin² x] =
+    (1 − cos 2μ·e^{−2v})/2 …): the encoding's planned E[x²] matches the measured one."""
+    torch.manual_seed(0)
+    model = _NeRF()
+    p = torch.rand(4096, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        plan = it.init_model(model, seed=0, example_input=p)
+    planned = float(
+        plan["layers.0.weight"].reason.split("input E[x²] ")[1].split(" ")[0].rstrip(",")
+    )
+    with torch.no_grad():
+        measured = float(model.encode(p).pow(2).mean())
+        assert planned == pytest.approx(measured, rel=0.1)
+        rms = [float(model.layers[0](model.encode(p)).pow(2).mean())]
+    assert 1.0 < rms[0] < 4.0  # (ReLU's q* 2; before: 3e-7)
+    from initwise.torch.moments import _sinusoid
+
+    g = torch.Generator().manual_seed(0)
+    for mu, v in ((0.0, 1.0), (0.7, 0.3), (-1.2, 4.0), (0.3, 1e6)):
+        z = mu + math.sqrt(v) * torch.randn(2_000_000, generator=g, dtype=torch.float64)
+        for name, f in (("sin", torch.sin), ("cos", torch.cos)):
+            e2, m = _sinusoid(name, (v + mu * mu, mu))
+            assert e2 == pytest.approx(float(f(z).pow(2).mean()), abs=2e-3), (name, mu, v)
+            assert m == pytest.approx(float(f(z).mean()), abs=2e-3), (name, mu, v)
+
+
+class _NanoGPT(nn.Module):
+    """nanoGPT's shape: token and learned position tables summed, pre-norm blocks with a
+    LayerNorm class of its own (not named …Norm), a head tied to the token table."""
+
+    class LN(nn.Module):
+        def __init__(self, d: int) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(d))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.layer_norm(x, self.weight.shape, self.weight, None, 1e-5)
+
+    def __init__(self, vocab: int = 256, block: int = 32, d: int = 64, depth: int = 2) -> None:
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, d), nn.Embedding(block, d)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict(
+                {"ln": self.LN(d), "fc": nn.Linear(d, 4 * d), "proj": nn.Linear(4 * d, d)}
+            )
+            for _ in range(depth)
+        )
+        self.ln_f = self.LN(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.wte.weight = self.head.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for b in self.blocks:
+            x = x + b["proj"](F.gelu(b["fc"](b["ln"](x))))
+        return self.head(self.ln_f(x))
+
+
+def test_a_position_table_summed_with_a_tied_token_table_gets_its_scale():
+    """The tied token table is drawn for unit logits (std ~1/√d); the learned position table
+    added to it was drawn N(0, 1) and held 98 % of the sum's E[x²] — the tokens ~2 %. Now it
+    gets the token table's std, solved together, and nothing is assumed (the hand-written norm
+    class, found by probing, is no layer missing an activation)."""
+    torch.manual_seed(0)
+    model = _NanoGPT()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        plan = it.init_model(model, seed=0, strict=True)
+    assert plan["wpe.weight"].std == pytest.approx(plan["wte.weight"].std, rel=1e-12)
+    assert "added to the tied embedding 'wte'" in plan["wpe.weight"].reason
+    idx = torch.randint(0, 256, (16, 32), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        tok, pos = model.wte(idx), model.wpe(torch.arange(32))
+        share = float(tok.pow(2).mean() / (tok.pow(2).mean() + pos.pow(2).mean()))
+        assert 0.35 < share < 0.65
+        assert 0.5 < float(model(idx).std()) < 2.0

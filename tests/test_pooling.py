@@ -419,3 +419,50 @@ def test_a_mean_after_multihead_attention_is_measured():
     assert "measured on the example input" in p["head.weight"].reason
     with torch.no_grad():
         assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0
+
+
+class _PointNet(nn.Module):
+    """PointNet's shape: a shared per-point MLP (1×1 convolutions), a global max over the points
+    written as a reduction, a two-layer head."""
+
+    def __init__(self, form: str = "max") -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Conv1d(3, 64, 1), nn.ReLU(), nn.Conv1d(64, 128, 1), nn.ReLU(),
+            nn.Conv1d(128, 256, 1), nn.ReLU(),
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+        self.form = form
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.mlp(x)
+        if self.form == "max":
+            g = h.max(dim=2).values
+        elif self.form == "torch.max":
+            g = torch.max(h, 2)[0]
+        else:
+            g = torch.amax(h, dim=-1)
+        return self.head(g + 0 * h.max(dim=2, keepdim=True).values.squeeze(-1))
+
+
+@pytest.mark.parametrize("form", ["max", "torch.max", "amax"])
+def test_a_max_over_a_dimension_is_a_max_pool(form):
+    """``x.max(dim=2).values`` / ``torch.max(x, 2)[0]`` / ``torch.amax(x, -1)`` — PointNet's
+    global max over 256 points — passed unseen (E[x²] ×13 at the head, output rms 2.3, nothing
+    said). Now it is a max pool: said without an example input, measured with one (a
+    ``keepdim=True`` max, a statistic, is not one)."""
+    x = torch.randn(16, 3, 256, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    with pytest.warns(AssumptionWarning, match="max pooling '(max|amax)' assumed to leave"):
+        it.plan(_PointNet(form), "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.plan(_PointNet(form), "auto", example_input=x, strict=True)
+    why = p["head.0.weight"].reason
+    assert "max pooling" in why and "measured on the example input" in why
+    ratio = float(why.split("max pooling '")[1].split("×")[1].split(" ")[0])
+    with torch.no_grad():
+        model = _PointNet(form)
+        p.apply(model, seed=0)
+        h = model.mlp(x)
+        assert ratio == pytest.approx(float(h.max(2).values.pow(2).mean() / h.pow(2).mean()), 0.05)

@@ -358,10 +358,13 @@ def _report_assumptions(
     if info.note:
         said.append(info.note)
     if pol.describes_tracing and info.method != "single layer":
-        blind = [
+        blind = [  # (a norm written by hand has a weight, and no activation to find)
             n
             for n, lay in info.layers.items()
-            if lay.activation is None and n and is_weight_layer(lay.module)
+            if lay.activation is None
+            and n
+            and is_weight_layer(lay.module)
+            and probed_norm(lay.module) is None
         ]
         weights = {e.layer for e in out if e.scheme is not None and e.name.endswith("weight")}
         blind = [n for n in blind if n in weights]

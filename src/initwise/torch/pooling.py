@@ -101,6 +101,34 @@ def summed_dims(n: Any) -> Any:
     return None if dim is None or keep is True else dim
 
 
+def max_dims(n: Any) -> Any:
+    """The dimension(s) a ``max``/``amax`` graph node reduces without keeping them — a global
+    max pool written in code (PointNet's ``x.max(dim=2).values``, ``torch.amax(x, (2, 3))``) —
+    else None (``keepdim=True`` is a statistic, as softmax's stabilizer; ``torch.max(a, b)`` is
+    elementwise; a full ``max`` is a scalar)."""
+    if n.op != "function" or str(n.target) not in ("max", "amax") or len(n.inputs) != 1:
+        return None
+    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
+    keep = n.kwargs.get("keepdim", n.args[1] if len(n.args) > 1 else False)
+    if keep is True or not (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim)):
+        return None
+    return dim
+
+
+def _max_call(args: tuple, kwargs: dict) -> bool:
+    """Whether a ``max``/``amax`` call (the tensor first) is a reduction as :func:`max_dims`
+    reads its graph node."""
+    if len(args) > 1 and isinstance(args[1], torch.Tensor):
+        return False
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
+    keep = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
+    return keep is not True and (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim))
+
+
+_CALL_FILTERS = {"sum": lambda a, k: _summing_call(a, k), "max": _max_call, "amax": _max_call}
+"""Function names whose calls are pools only in some forms: the form the graph's node has."""
+
+
 def _summing_call(args: tuple, kwargs: dict) -> bool:
     """Whether a ``sum`` call (the tensor first) reduces a dimension without keeping it, as
     :func:`summed_dims` reads its graph node."""
@@ -140,7 +168,7 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
     if n.op == "module":
         return module_pool(modules.get(n.target))
     if n.op == "function":
-        return function_pool(str(n.target))
+        return function_pool(str(n.target)) or ("max" if max_dims(n) is not None else None)
     return None
 
 
@@ -342,7 +370,8 @@ def measure_pools(
             out = func(*args, **(kwargs or {}))
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
-                if name in by_function and (name != "sum" or _summing_call(args, kwargs or {})):
+                keep = _CALL_FILTERS.get(name)
+                if name in by_function and (keep is None or keep(args, kwargs or {})):
                     i = pooled_input(name)
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
                     st = record(pooled, out)

@@ -1178,3 +1178,84 @@ def test_a_position_table_summed_with_a_tied_token_table_gets_its_scale():
         share = float(tok.pow(2).mean() / (tok.pow(2).mean() + pos.pow(2).mean()))
         assert 0.35 < share < 0.65
         assert 0.5 < float(model(idx).std()) < 2.0
+
+
+class _InlineNormMLP(nn.Module):
+    """Residual GELU blocks with the norm written as a formula in ``forward`` — RMSNorm
+    (``x * rsqrt(mean(x²) + eps) * g``), LayerNorm (``(x − μ)/√(var + eps) * g + b``) or an
+    offset RMS scale (``* (1 + g)``) — and raw vector parameters for the affine."""
+
+    def __init__(self, form: str, depth: int = 6, d: int = 64) -> None:
+        super().__init__()
+        self.form = form
+        self.fc = nn.ModuleList(nn.Linear(d, 4 * d) for _ in range(depth))
+        self.proj = nn.ModuleList(nn.Linear(4 * d, d) for _ in range(depth))
+        self.g = nn.ParameterList(nn.Parameter(torch.randn(d)) for _ in range(depth + 1))
+        if form == "layer":
+            self.b = nn.ParameterList(nn.Parameter(torch.randn(d)) for _ in range(depth + 1))
+        self.head = nn.Linear(d, 10)
+
+    def norm(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        if self.form == "rms":
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.g[i]
+        if self.form == "offset":
+            return x / (x.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt() * (1 + self.g[i])
+        mu = x.mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5) * self.g[i] + self.b[i]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (a, c) in enumerate(zip(self.fc, self.proj, strict=True)):
+            x = x + c(F.gelu(a(self.norm(x, i))))
+        return self.head(self.norm(x, len(self.fc)))
+
+
+@pytest.mark.parametrize("form", ["rms", "offset", "layer"])
+def test_a_norm_written_as_a_formula_is_a_norm(form):
+    """A norm written in ``forward`` (no module to probe) was a product of two signals with
+    unknown moments, its ``mean(-1, keepdim=True)`` read as average pooling, and its affine
+    parameters "no rule" (left at ``randn``). Now the formula is a norm (unit output, the layers
+    it feeds solved for it), its scale ones (``1 + g``: zeros), its shift zeros, nothing
+    assumed, and the logits at unit scale."""
+    from initwise.torch.inspection import inspect_model
+
+    torch.manual_seed(0)
+    model = _InlineNormMLP(form)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        plan = it.init_model(model, seed=0, strict=True)
+    used = [f"g.{i}" for i in range(7)] + ([f"b.{i}" for i in range(7)] if form == "layer" else [])
+    for name in used:
+        e = plan[name]
+        assert e.scheme is not None and "a norm written in forward" in e.reason, name
+    scale = model.g[3].detach()
+    assert torch.equal(scale, torch.zeros(64) if form == "offset" else torch.ones(64))
+    if form == "layer":
+        assert torch.equal(model.b[3].detach(), torch.zeros(64))
+    assert "a norm follows" not in plan["fc.0.weight"].reason  # (the norm is before it)
+    assert "input E[x²] 1 " in plan["fc.2.weight"].reason  # (the norm's unit output)
+    x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1)) * 3
+    with torch.no_grad():
+        assert 0.6 < rms(model(x)) < 1.6
+    info = inspect_model(model, None)
+    assert len(info.code_norms) == 7
+
+
+def test_an_l2_normalized_signal_is_not_a_unit_norm():
+    """``x / x.norm(-1, keepdim=True)`` has E[y²] = 1/n, not 1: not read as a norm written in
+    code (``F.normalize``'s rule stands), and a ``mean`` that keeps its dimension is a statistic,
+    not average pooling."""
+    from initwise.torch.inspection import inspect_model
+
+    class L2(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x / x.norm(dim=-1, keepdim=True) - x.mean(-1, keepdim=True))
+
+    info = inspect_model(L2(), None)
+    assert not info.code_norms
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)  # (before: "average pooling 'mean'")
+        it.plan(L2(), "auto")

@@ -535,6 +535,46 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
     return out
 
 
+def norm_affines(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:
+    """Raw vector parameters that scale or shift the output of a norm written as a formula
+    (:func:`~initwise.torch.graph.code_norm`; ``rms(x) * g``, ``ln(x) * g + b``, ``rms(x) *
+    (1 + g)``): ``{id(parameter): ("norm scale" | "norm offset scale" | "norm shift", how)}`` —
+    the norm's affine starts as the identity, as a module's does."""
+    g = info.graph
+    out: dict[int, tuple[str, str]] = {}
+    if g is None or not info.code_norms:
+        return out
+    users = g.users()
+    through = frozenset({"to", "type_as", "float", "contiguous"})
+    for idx in info.code_norms:
+        at = idx
+        while len(users[at]) == 1 and g.nodes[users[at][0]].target in through:
+            at = users[at][0]
+        if len(users[at]) != 1:
+            continue
+        m = g.nodes[users[at][0]]
+        if m.op != "function" or m.target != "mul" or len(m.inputs) != 2:
+            continue
+        other = m.inputs[1] if m.inputs[0] == at else m.inputs[0]
+        w = _parameter_read(model, g, users, other, 1)
+        what = "norm scale"
+        o = g.nodes[other]
+        if w is None and o.op == "function" and o.target == "add" and len(o.inputs) == 1:
+            if o.args[:1] == (1,):  # (1 + g): Gemma's offset scale
+                w, what = _parameter_read(model, g, users, o.inputs[0], 1), "norm offset scale"
+        if w is None:
+            continue
+        out[id(w[1])] = (what, "multiplies a norm written in forward")
+        if len(users[m.idx]) == 1:
+            a = g.nodes[users[m.idx][0]]
+            if a.op == "function" and a.target == "add" and len(a.inputs) == 2:
+                j = a.inputs[1] if a.inputs[0] == m.idx else a.inputs[0]
+                b = _parameter_read(model, g, users, j, 1)
+                if b is not None:
+                    out[id(b[1])] = ("norm shift", "is added to a norm written in forward")
+    return out
+
+
 def _tied_biases(
     model: nn.Module, graph: Graph, users: list[list[int]]
 ) -> dict[int, tuple[str, str]]:

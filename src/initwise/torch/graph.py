@@ -634,6 +634,9 @@ class ModelInfo:
     acts: dict[int, Act] = field(default_factory=dict)  # graph node -> the activation it computes
     adds: list[Residual] = field(default_factory=list)  # residual additions, one per branch
     composite: dict[int, int] = field(default_factory=dict)  # probed activation node -> its source
+    code_norms: dict[int, tuple[int, bool]] = field(default_factory=dict)
+    """Norms written as formulas in ``forward`` (:func:`code_norm`): node -> (the tensor it
+    normalizes, whether it keeps the mean: an RMS norm)."""
 
 
 @dataclass(frozen=True)
@@ -690,6 +693,12 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
     for i in [i for i in acts if _statistic(nodes, users, i)]:
         del acts[i]
         kinds[i] = "other"
+    code_norms: dict[int, tuple[int, bool]] = {}
+    for n in nodes:  # `x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)`: a norm
+        found_norm = code_norm(nodes, n)
+        if found_norm is not None:
+            kinds[n.idx] = "norm"
+            code_norms[n.idx] = found_norm
     composite = composites(graph, kinds, acts)
     layers: dict[str, LayerInfo] = {}
     for n in nodes:
@@ -714,7 +723,90 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             found = _find_activation(out, users, kinds, acts)
             layers[name] = LayerInfo(name, modules[name], found[0] if found else LINEAR)
     adds = _residuals(nodes, kinds, layers)
-    return ModelInfo(layers, len(adds), graph.method, "", graph, kinds, acts, adds, composite)
+    return ModelInfo(
+        layers, len(adds), graph.method, "", graph, kinds, acts, adds, composite, code_norms
+    )
+
+
+_STAT_UNARY = frozenset(
+    {"add", "sub", "rsqrt", "sqrt", "reciprocal", "pow", "square", "clamp", "clamp_min"}
+    | {"float", "to", "type_as", "mul", "truediv", "div", "abs"}
+)
+"""Ops on the way from a statistic's reduction to the scale a norm written in code divides by
+(``+ eps``, ``sqrt``, ``rsqrt``…), each with one tensor input."""
+
+
+def code_norm(nodes: list[Node], n: Node) -> tuple[int, bool] | None:
+    """``(the tensor normalized, whether the mean is kept)`` where node ``n`` is a norm written
+    as a formula — ``x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)`` (RMSNorm, Zhang &
+    Sennrich 2019, as JAX ports and minimal GPTs write it inline), ``x / (x.pow(2).mean(-1,
+    keepdim=True) + eps).sqrt()``, ``(x − μ) / torch.sqrt(x.var(-1, keepdim=True) + eps)``
+    (LayerNorm, centered: the mean is removed) — a product or quotient of the signal with a
+    scale computed from it alone through one ``mean``/``var``/``std`` over kept dimensions. Its
+    output has unit second moment whatever comes in. A ``sum``- or ``norm``-based scale
+    (``x / x.norm(-1, keepdim=True)``: E[y²] = 1/n) is not one; else None."""
+    if n.op != "function" or n.target not in ("mul", "truediv", "div") or len(n.inputs) != 2:
+        return None
+    a, b = n.inputs
+    orders = ((a, b), (b, a)) if n.target == "mul" else ((a, b),)
+    for x, scale in orders:
+        src = _stat_source(nodes, scale, inverse=n.target == "mul")
+        if src is None:
+            continue
+        base, centered = _centered_source(nodes, x)
+        if src in (x, base):
+            return base, not centered
+    return None
+
+
+def _stat_source(nodes: list[Node], idx: int, inverse: bool) -> int | None:
+    """The tensor a norm's scale at node ``idx`` is computed from (one keepdim ``mean``,
+    ``var`` or ``std`` on the way, then ``eps``, ``sqrt``…: ``inverse`` — an ``rsqrt`` or
+    ``reciprocal`` — for a scale that multiplies), else None."""
+    node, reduced, inverted = nodes[idx], None, False
+    for _ in range(16):
+        if node.op != "function" or len(node.inputs) != 1:
+            return None
+        t = node.target
+        if t in ("mean", "var", "std"):
+            keep = node.kwargs.get("keepdim", node.args[1] if len(node.args) > 1 else False)
+            if keep is not True or reduced is not None:
+                return None
+            reduced = t
+        elif t in ("rsqrt", "reciprocal"):
+            inverted = not inverted
+        elif t not in _STAT_UNARY:
+            return None
+        src = node.inputs[0]
+        if reduced is not None and t == reduced:
+            inner = nodes[src]  # (mean of x², or var/std of x itself)
+            if t == "mean":
+                if not (
+                    inner.op == "function"
+                    and (
+                        (inner.target == "pow" and inner.args[:1] == (2,))
+                        or inner.target == "square"
+                    )
+                    and len(inner.inputs) == 1
+                ):
+                    return None
+                src = inner.inputs[0]
+            return src if inverted == inverse else None
+        node = nodes[src]
+    return None
+
+
+def _centered_source(nodes: list[Node], idx: int) -> tuple[int, bool]:
+    """``(x, True)`` where node ``idx`` is ``x − x.mean(dim, keepdim=True)``, else ``(idx,
+    False)``."""
+    n = nodes[idx]
+    if n.op == "function" and n.target == "sub" and len(n.inputs) == 2:
+        x, m = n.inputs
+        mn = nodes[m]
+        if mn.op == "function" and mn.target == "mean" and mn.inputs == [x]:
+            if mn.kwargs.get("keepdim", mn.args[1] if len(mn.args) > 1 else False) is True:
+                return x, True
+    return idx, False
 
 
 SHAPE_OPS = frozenset(

@@ -1574,6 +1574,10 @@ def _function(
     via: dict[int, tuple[str, bool, str]],
 ) -> tuple[float, float] | None:
     t = n.target
+    if k == "norm" and n.idx in info.code_norms:  # a norm written as a formula
+        src, rms = info.code_norms[n.idx]
+        x = mom.get(src)
+        return _normed([x] if x is not None else [], rms)
     if k == "norm":  # a normalization called as a function (graph.NORM_FUNCS)
         return _normed(known, t == "rms_norm")
     if k == "act":

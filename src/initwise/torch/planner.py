@@ -112,11 +112,13 @@ def _plan(
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
-    from .functional import token_parameters  # (loaded on the first plan, not on import:
-    from .inspection import inspect_model  # `import initwise.torch` stays ≤ 0.1 s beyond torch)
+    # (loaded on the first plan, not on import: `import initwise.torch` stays ≤ 0.1 s beyond torch)
+    from .functional import norm_affines, token_parameters
+    from .inspection import inspect_model
 
     info = inspect_model(model, example_input)
     tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
+    tokens.update(norm_affines(model, info))  # a norm written as a formula: its γ and β
     moments = None
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
@@ -778,6 +780,15 @@ def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan 
     what, how = found
     if what == "bias":  # (a tied decoder's: functional._tied_biases)
         return _rule(pname, p, S.zeros(), f"{how} (tied): zeros, as a layer's bias")
+    if what in ("norm scale", "norm offset scale", "norm shift"):
+        ones = what == "norm scale"
+        return _rule(
+            pname,
+            p,
+            S.ones() if ones else S.zeros(),
+            f"{what.replace('norm ', 'a norm’s ')}: {'ones' if ones else 'zeros'} — it {how}, "
+            "which starts as the identity (as a norm module's affine)",
+        )
     if what == "class token":
         return _rule(
             pname,

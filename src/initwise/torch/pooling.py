@@ -125,7 +125,12 @@ def _max_call(args: tuple, kwargs: dict) -> bool:
     return keep is not True and (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim))
 
 
-_CALL_FILTERS = {"sum": lambda a, k: _summing_call(a, k), "max": _max_call, "amax": _max_call}
+_CALL_FILTERS = {
+    "sum": lambda a, k: _summing_call(a, k),
+    "mean": lambda a, k: _reducing(a[1:], k),
+    "max": _max_call,
+    "amax": _max_call,
+}
 """Function names whose calls are pools only in some forms: the form the graph's node has."""
 
 
@@ -168,8 +173,17 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
     if n.op == "module":
         return module_pool(modules.get(n.target))
     if n.op == "function":
+        if str(n.target) == "mean" and not _reducing(n.args, n.kwargs):
+            return None  # (x.pow(2).mean(-1, keepdim=True): a norm's statistic; x.mean(): a scalar)
         return function_pool(str(n.target)) or ("max" if max_dims(n) is not None else None)
     return None
+
+
+def _reducing(args: tuple, kwargs: dict) -> bool:
+    """Whether a reduction's non-tensor arguments name a dimension and do not keep it."""
+    dim = kwargs.get("dim", args[0] if args else None)
+    keep = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
+    return keep is not True and (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim))
 
 
 def _stats(t: Any) -> tuple[float, float] | None:

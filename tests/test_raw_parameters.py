@@ -867,3 +867,29 @@ def test_lsuv_rescales_einsum_layers():
     apply_plan(res.plan, twin, 0)  # the plan it returns reproduces the weights
     for a, b in zip(heads.w, twin.w, strict=True):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_single_learned_numbers_are_kept_as_built():
+    """A 0-d or one-element raw parameter — a CLIP-style ``logit_scale`` written by hand,
+    ReZero's ``α = 0`` — was "no rule" (an assumption; ``strict=True`` refused the model). It is
+    the model's own choice, not a draw with fans: kept as built, said in the reason."""
+
+    class Dual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.img, self.txt = nn.Linear(32, 16), nn.Linear(24, 16)
+            self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+            self.alpha = nn.Parameter(torch.zeros(1))
+            self.block = nn.Linear(32, 32)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            a = a + self.alpha * self.block(a)  # ReZero
+            u, v = F.normalize(self.img(a), dim=-1), F.normalize(self.txt(b), dim=-1)
+            return self.logit_scale.exp() * u @ v.t()
+
+    model = Dual()
+    p = plan(model, "auto", strict=True)
+    for name in ("logit_scale", "alpha"):
+        assert p[name].scheme is None and p[name].reason.startswith("kept: a single learned number")
+    _quiet_init(model)
+    assert float(model.logit_scale) == pytest.approx(math.log(1 / 0.07)) and float(model.alpha) == 0

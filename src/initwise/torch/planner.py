@@ -228,6 +228,15 @@ def _plan(
                 )
             elif e is not None and pname in through:
                 e = dataclasses.replace(e, reason=f"{e.reason}; {through[pname].describe()}")
+            if e is None and p.numel() == 1 and p.is_floating_point():
+                e = kept(  # (a temperature, ReZero's α = 0, a logit scale: a modelling choice)
+                    pname,
+                    p,
+                    f"a single learned number ({type(module).__name__}.{pname}: a temperature, "
+                    "a gate such as ReZero's α, a logit scale) is the model's own choice, not a "
+                    "draw with fans: as the model built it",
+                    mod_name,
+                )
             if e is None:
                 e = ParamPlan(
                     full,

@@ -893,3 +893,39 @@ def test_single_learned_numbers_are_kept_as_built():
         assert p[name].scheme is None and p[name].reason.startswith("kept: a single learned number")
     _quiet_init(model)
     assert float(model.logit_scale) == pytest.approx(math.log(1 / 0.07)) and float(model.alpha) == 0
+
+
+def test_a_raw_table_read_by_index_and_as_the_read_out_starts_the_stream_at_its_scale():
+    """``x = E[idx]`` … ``logits = h @ E.T`` with a raw ``E``: the read-out plans ``E`` for unit
+    logits (std 1/√d), and the rows looked up carry that std — the residual stream starts at
+    E[x²] = 1/d. The lookup's moments were unknown and taken as 1, so each residual branch was
+    solved for a larger stream than it is (the first branch alone 9× the stream; the stream grew
+    ×18 over three blocks)."""
+
+    class RawLM(nn.Module):
+        def __init__(self, vocab: int = 256, d: int = 64, depth: int = 3) -> None:
+            super().__init__()
+            self.E = nn.Parameter(torch.randn(vocab, d))
+            self.norms = nn.ModuleList(nn.LayerNorm(d) for _ in range(depth + 1))
+            self.fc = nn.ModuleList(nn.Linear(d, 4 * d) for _ in range(depth))
+            self.proj = nn.ModuleList(nn.Linear(4 * d, d) for _ in range(depth))
+
+        def forward(self, idx: torch.Tensor) -> torch.Tensor:
+            x = self.E[idx]
+            for n, a, b in zip(self.norms, self.fc, self.proj, strict=False):
+                x = x + b(F.gelu(a(n(x))))
+            return self.norms[-1](x) @ self.E.t()
+
+    torch.manual_seed(0)
+    model = RawLM()
+    p = _quiet_init(model)
+    assert p["E"].std == pytest.approx(1 / 8, rel=1e-9)
+    target = float(p["proj.0.weight"].reason.split("s_skip/3 = ")[1].split(" ")[0])
+    assert target == pytest.approx((1 / 64) / 3, rel=0.05)  # (before: 0.142)
+    idx = torch.randint(0, 256, (16, 32), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        x = model.E[idx]
+        start = float(x.pow(2).mean())
+        for n, a, b in zip(model.norms, model.fc, model.proj, strict=False):
+            x = x + b(F.gelu(a(n(x))))
+        assert 1.0 < float(x.pow(2).mean()) / start < 3.0  # (before: ×18)

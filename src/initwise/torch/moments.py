@@ -321,6 +321,17 @@ def propagate(
     out = _pass(info, walk, first, n_res, emb)
     if heads:
         out = _untie(info, walk, first, n_res, emb, heads, out)
+    tables = _raw_lookups(info)
+    if tables:  # raw tables read by index and used as a read-out: their rows' moments, again
+        for idx, site in tables.items():
+            solved = out.layers.get(site)
+            if solved is not None and not solved.zero:
+                m = info.graph.extra[site]
+                fan = weight_fans(module_kind(m), m, tuple(m.weight.shape), site)[0].fan_in
+                walk.data[idx] = (solved.gain**2 / fan, 0.0)
+        again = _pass(info, walk, first, n_res, emb, out.cache)
+        again.embedding_std = out.embedding_std
+        out = again
     if out.scattered:  # a layer scattered among the embeddings (known after a pass): again
         again = _pass(info, walk, first, n_res, emb, out.cache, out.scattered)
         again.embedding_std = out.embedding_std
@@ -526,6 +537,32 @@ def _untie(
     final = _pass(info, walk, first, n_res, emb, out.cache)
     final.embedding_std = out.embedding_std
     return final
+
+
+def _raw_lookups(info: ModelInfo) -> dict[int, str]:
+    """``{param node: its read-out site}`` for a raw table that ``forward`` both reads by index
+    (``E[idx]``, ``F.embedding(idx, E)``, ``E.index_select(0, idx)``) and uses as the read-out
+    ``x @ E.T`` (a :class:`~initwise.torch.modules.FunctionalLinear` site, planned for unit
+    logits): the looked-up rows carry that std (one more pass). Their moments were unknown, and
+    the residual branches were solved for a larger stream than the 1/d its rows have (a
+    3-block pre-norm LM of width 64: its stream grew ×18, now ×2.5)."""
+    g = info.graph
+    if g is None or not g.extra:
+        return {}
+    users = g.users()
+    out: dict[int, str] = {}
+    for n in g.nodes:
+        if n.op != "param" or n.target not in g.extra or n.target in out.values():
+            continue
+        for u in users[n.idx]:
+            t = g.nodes[u]
+            lookup = (t.target in ("getitem", "index_select") and t.inputs[:1] == [n.idx]) or (
+                t.target == "embedding" and len(t.inputs) >= 2 and t.inputs[1] == n.idx
+            )
+            if t.op == "function" and lookup:
+                out[n.idx] = n.target
+                break
+    return out
 
 
 def _summed_embeddings(info: ModelInfo, walk: _Walk, name: str) -> list[str]:

@@ -212,9 +212,10 @@ def test_custom_module_with_another_parameter_is_not_traced_into():
             return (x @ self.w + self.b) * self.t
 
     model = nn.Sequential(Scaled(), nn.ReLU(), nn.Linear(16, 4))
-    with pytest.warns(AssumptionWarning, match="no rule for 0.w, 0.b, 0.t"):
+    with pytest.warns(AssumptionWarning, match=r"no rule for 0.w, 0.b \(left as is\)"):
         p = plan(model, "auto")
     assert p["0.w"].scheme is None and p["2.weight"].scheme is not None
+    assert p["0.t"].reason.startswith("kept: a single learned number")  # (the temperature)
 
 
 def test_shared_weight_is_one_site():
@@ -929,3 +930,38 @@ def test_a_raw_table_read_by_index_and_as_the_read_out_starts_the_stream_at_its_
         for n, a, b in zip(model.norms, model.fc, model.proj, strict=False):
             x = x + b(F.gelu(a(n(x))))
         assert 1.0 < float(x.pow(2).mean()) / start < 3.0  # (before: ×18)
+
+
+@pytest.mark.parametrize("form", ["last dim", "broadcast"])
+def test_a_layer_scale_found_by_structure_is_kept(form):
+    """A raw vector multiplying a residual branch's output right before the addition — ConvNeXt's
+    layer scale held in a ``ParameterList`` (no name to match) — was "no rule" (an assumption).
+    It is a layer scale: kept as built (1e-6 here), and its value still scales the branch in the
+    moments."""
+
+    class Net(nn.Module):
+        def __init__(self, c: int = 32, depth: int = 4) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, c, 4, 4)
+            self.dw = nn.ModuleList(nn.Conv2d(c, c, 7, padding=3, groups=c) for _ in range(depth))
+            self.pw = nn.ModuleList(nn.Linear(c, c) for _ in range(depth))
+            self.gamma = nn.ParameterList(nn.Parameter(1e-6 * torch.ones(c)) for _ in range(depth))
+            self.head = nn.Linear(c, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.stem(x)
+            for dw, pw, g in zip(self.dw, self.pw, self.gamma, strict=True):
+                y = pw(F.gelu(dw(x)).permute(0, 2, 3, 1))
+                if form == "last dim":
+                    x = x + (y * g).permute(0, 3, 1, 2)
+                else:
+                    x = x + g[:, None, None] * y.permute(0, 3, 1, 2)
+            return self.head(x.amax((2, 3)))
+
+    x = torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    model = Net()
+    p = _quiet_init(model, example_input=x)
+    for i in range(4):
+        assert p[f"gamma.{i}"].reason.startswith("kept: a layer scale"), p[f"gamma.{i}"].reason
+        assert torch.equal(model.gamma[i].detach(), torch.full((32,), 1e-6))
+    assert "s_skip/4 = 0.25 " in p["pw.3.weight"].reason  # (λ 1e-6: the stream does not grow)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .graph import Graph, LeafTracer, Node, from_fx
+from .graph import SHAPE_OPS, Graph, LeafTracer, Node, from_fx
 from .modules import (
     FunctionalConv,
     FunctionalEinsum,
@@ -572,6 +572,41 @@ def norm_affines(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:
                 b = _parameter_read(model, g, users, j, 1)
                 if b is not None:
                     out[id(b[1])] = ("norm shift", "is added to a norm written in forward")
+    return out
+
+
+def branch_scales(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:
+    """Raw vector parameters that multiply a residual branch's output right before it is added
+    to the stream — a layer scale written in code whatever its name (ConvNeXt's ``x + (f(x) *
+    gamma[i])`` with ``gamma`` a ``ParameterList``): ``{id(parameter): ("layer scale", how)}``.
+    Kept as built, as the named layer scales are (their value is the model's choice)."""
+    g = info.graph
+    out: dict[int, tuple[str, str]] = {}
+    if g is None or not info.adds:
+        return out
+    users = g.users()
+    adds = {r.add for r in info.adds}
+    for n in g.nodes:
+        if n.op != "function" or n.target != "mul" or len(n.inputs) != 2:
+            continue
+        at = n.idx
+        while len(users[at]) == 1 and g.nodes[users[at][0]].target in SHAPE_OPS:
+            at = users[at][0]
+        if not (len(users[at]) == 1 and users[at][0] in adds):
+            continue
+        for j in n.inputs:
+            w = _parameter_read(model, g, users, j, 1)
+            if w is None:
+                i = j  # (broadcast: gamma[:, None, None], gamma.view(1, -1, 1, 1))
+                while g.nodes[i].op == "function" and g.nodes[i].target in SHAPE_OPS:
+                    i = g.nodes[i].inputs[0] if g.nodes[i].inputs else i
+                    if g.nodes[i].op == "param":
+                        found = _loose(model, g.nodes[i].target)
+                        if found is not None and found[0].ndim == 1 and found[1] == "unknown":
+                            w = (g.nodes[i].target, found[0], False)
+                        break
+            if w is not None and w[1].numel() > 1:
+                out[id(w[1])] = ("layer scale", "multiplies a residual branch's output in forward")
     return out
 
 

@@ -113,12 +113,13 @@ def _plan(
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
     # (loaded on the first plan, not on import: `import initwise.torch` stays ≤ 0.1 s beyond torch)
-    from .functional import norm_affines, token_parameters
+    from .functional import branch_scales, norm_affines, token_parameters
     from .inspection import inspect_model
 
     info = inspect_model(model, example_input)
     tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
     tokens.update(norm_affines(model, info))  # a norm written as a formula: its γ and β
+    scales = branch_scales(model, info)  # layer scales by structure (their moments are kept)
     moments = None
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
@@ -215,6 +216,11 @@ def _plan(
                 or loose_parameter(model, mod_name, pname, p)  # (a family's own rule first)
                 or functional.get(id(p))
                 or _token_rule(tokens.get(id(p)), pname, p)
+                or (
+                    kept(pname, p, f"a layer scale: it {scales[id(p)][1]}, as built", mod_name)
+                    if id(p) in scales
+                    else None
+                )
             )
             if pname in through and not through[pname].writable:
                 e = ParamPlan(

@@ -1259,3 +1259,78 @@ def test_an_l2_normalized_signal_is_not_a_unit_norm():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)  # (before: "average pooling 'mean'")
         it.plan(L2(), "auto")
+
+
+class _GRULoop(nn.Module):
+    """A GRU written by hand: ``nn.Linear`` gates, a Python loop over time (fx cannot trace it:
+    read by running the example input), ``h = (1 − z)·n + z·h``."""
+
+    def __init__(self, d: int = 32, hidden: int = 128) -> None:
+        super().__init__()
+        self.x2h, self.h2h = nn.Linear(d, 3 * hidden), nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, 10)
+        self.hidden = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.new_zeros(x.shape[0], self.hidden)
+        for t in range(x.shape[1]):
+            gx, gh = self.x2h(x[:, t]).chunk(3, -1), self.h2h(h).chunk(3, -1)
+            r, z = torch.sigmoid(gx[0] + gh[0]), torch.sigmoid(gx[1] + gh[1])
+            n = torch.tanh(gx[2] + r * gh[2])
+            h = (1 - z) * n + z * h
+        return self.out(h)
+
+
+def test_a_gru_written_by_hand_is_no_residual_stack():
+    """Unrolled, each step's ``W·x_t + U·h`` looked like a residual addition (the ``U·h`` side
+    holds every earlier step's layers): ``h2h`` was "the last layer of one of 2 residual
+    branches", one module called 12 times, std 0.018, and ``1 − z`` (traced as ``rsub``) had
+    ``E[(1 + z)²]`` — the head was solved for E[h²] 1.44 and the output came out at rms 0.34.
+    Now two sides that share no weight layer are a sum of layers, ``c − x`` has its own
+    moments, a ``new_zeros`` first state carries none of ``x``'s, and the output holds."""
+    x = torch.randn(16, 12, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    model = _GRULoop()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.init_model(model, seed=0, example_input=x, strict=True)
+    assert (
+        "residual" not in p["h2h.weight"].reason and "called 12 times" not in p["h2h.weight"].reason
+    )
+    assert "its input is 0 at init" in p["h2h.weight"].reason
+    planned = float(p["out.weight"].reason.split("input E[x²] ")[1].split(" ")[0].rstrip(","))
+    with torch.no_grad():
+        h = x.new_zeros(16, 128)
+        for t in range(12):
+            gx, gh = model.x2h(x[:, t]).chunk(3, -1), model.h2h(h).chunk(3, -1)
+            r, z = torch.sigmoid(gx[0] + gh[0]), torch.sigmoid(gx[1] + gh[1])
+            h = (1 - z) * torch.tanh(gx[2] + r * gh[2]) + z * h
+        assert planned == pytest.approx(float(h.pow(2).mean()), rel=0.5)  # (before: 1.44 vs 0.1)
+        assert 0.6 < rms(model(x)) < 1.6
+
+
+def test_a_scalar_minus_the_signal_has_its_own_moments():
+    """``1 − z`` and ``z − 1`` traced by fx were one node (``sub`` with the scalar 1: which side
+    it was on was lost), and a run trace's ``rsub`` was read as ``z + 1``. Now fx's ``1 − z``
+    is ``rsub`` too and ``E[(c − x)²] = c² − 2c·E[x] + E[x²]``, ``E[c − x] = c − E[x]``."""
+    from initwise.torch.inspection import inspect_model
+    from initwise.torch.moments import propagate
+
+    class Gate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            z = torch.sigmoid(self.a(x))
+            return self.b((1 - z) * 3.0)
+
+    m = Gate()
+    for example in (None, torch.randn(64, 16, generator=torch.Generator().manual_seed(0))):
+        info = inspect_model(m, example)
+        assert any(n.target == "rsub" for n in info.graph.nodes)
+        solved = propagate(m, info).layers["b"]
+        z = torch.sigmoid(m.a(torch.randn(100_000, 16, generator=torch.Generator().manual_seed(1))))
+        y = (1 - z.detach().double()) * 3.0
+        assert solved.m == pytest.approx(float(y.mean()), abs=0.05)  # (read as 1 + z: 4.5)
+        assert solved.s == pytest.approx(float(y.pow(2).mean()), rel=0.1)

@@ -249,6 +249,8 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
             "output": "output",
         }[fn.op]
         target = _fn_name(fn.target) if fn.op == "call_function" else str(fn.target)
+        if target == "sub" and len(fn.args) == 2 and not isinstance(fn.args[0], torch.fx.Node):
+            target = "rsub"  # `1 - z`: the scalar first (a run trace records it as rsub too)
         call = _fx_call(fn) if op == "function" else None
         if op == "module" and isinstance(model.get_submodule(target), KNOWN):
             index[fn] = expand_known(model.get_submodule(target), target, inputs, nodes)
@@ -729,7 +731,7 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
 
 
 _STAT_UNARY = frozenset(
-    {"add", "sub", "rsqrt", "sqrt", "reciprocal", "pow", "square", "clamp", "clamp_min"}
+    {"add", "sub", "rsub", "rsqrt", "sqrt", "reciprocal", "pow", "square", "clamp", "clamp_min"}
     | {"float", "to", "type_as", "mul", "truediv", "div", "abs"}
 )
 """Ops on the way from a statistic's reduction to the scale a norm written in code divides by
@@ -1055,7 +1057,11 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
         else:
             is_split = True
             common = anc[a] & anc[b]
-            if not common:
+            # a residual extends a stream that earlier layers computed: two sides that share
+            # no weight layer (an RNN gate's `W·x_t + U·h` unrolled, where h comes from the
+            # same input by another path; a wide-and-deep sum) are one sum of layers, not a
+            # stream and its branch
+            if not common & weight_bits:
                 continue
             ea, eb = full_a & ~common, full_b & ~common
             # a real split: every layer on both sides computes from the common ancestors

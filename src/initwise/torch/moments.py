@@ -973,8 +973,8 @@ def _weight(
     if silent:
         out = bias_var
         role += (
-            "; its input is 0 at init (a zero-initialized gain or scale upstream): drawn as for "
-            "a unit input, output 0 until that scale grows"
+            "; its input is 0 at init (a zero-initialized gain or scale upstream, a zero first "
+            "state): drawn as for a unit input, output 0 until that scale grows"
         )
     elif c2 is not None:  # the layer's output does not depend on the draw
         var = max(s - mu * mu, 0.0)
@@ -1578,6 +1578,15 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
     return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
 
 
+_FILLED = {
+    "new_zeros": (0.0, 0.0),
+    "zeros_like": (0.0, 0.0),
+    "new_ones": (1.0, 1.0),
+    "ones_like": (1.0, 1.0),
+}
+"""Tensors made from another one's shape only: their own (constant) moments."""
+
+
 def _sinusoid(t: str, x: tuple[float, float]) -> tuple[float, float]:
     """``(E[y²], E[y])`` of ``y = sin(x)`` or ``cos(x)`` for a Gaussian ``x`` of mean ``μ`` and
     variance ``v`` (the characteristic function ``E[e^{ix}] = e^{iμ − v/2}``): ``E[sin x] =
@@ -1639,6 +1648,8 @@ def _function(
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
         return _sinusoid(t, known[0])
+    if t in _FILLED:  # `h = x.new_zeros(B, H)`: an RNN's first state carries no moments of x
+        return _FILLED[t]
     c = _scalar(n.args)
     if t in _ADD | _SUB:
         if len(known) >= 2:
@@ -1649,7 +1660,9 @@ def _function(
             return (sa + sign * sign * sb + 2 * sign * ma * mb, ma + sign * mb)
         if c is not None:
             s, mu = known[0]
-            c = -c if t == "sub" and n.inputs else c
+            if t == "rsub":  # c − x (`1 - z`: a GRU's or a highway's carry): E[(c − x)²]
+                return (s - 2 * c * mu + c * c, c - mu)
+            c = -c if t in _SUB and n.inputs else c
             return (s + 2 * c * mu + c * c, mu + c)
         return known[0]
     if t in _MUL:

@@ -965,3 +965,50 @@ def test_a_layer_scale_found_by_structure_is_kept(form):
         assert p[f"gamma.{i}"].reason.startswith("kept: a layer scale"), p[f"gamma.{i}"].reason
         assert torch.equal(model.gamma[i].detach(), torch.full((32,), 1e-6))
     assert "s_skip/4 = 0.25 " in p["pw.3.weight"].reason  # (λ 1e-6: the stream does not grow)
+
+
+def test_a_position_table_read_in_two_places_is_one():
+    """A learned position table added to the encoder's tokens and to the decoder's
+    (``pos[:, :S]``, ``pos[:, :T]``) has two uses; only single-use tables were found, so it was
+    "no rule" (left at what the model drew). Every use reaching an addition with the signal makes
+    it a position table."""
+
+    class S2S(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(100, 32)
+            self.pos = nn.Parameter(torch.randn(1, 64, 32))
+            self.enc, self.dec = nn.Linear(32, 32), nn.Linear(32, 32)
+
+        def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+            a = self.enc(self.emb(src) + self.pos[:, : src.shape[1]])
+            return self.dec(self.emb(tgt) + self.pos[:, : tgt.shape[1]] + a.mean(1, keepdim=True))
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randint(0, 100, (4, 10), generator=g), torch.randint(0, 100, (4, 7), generator=g))
+    p = _quiet_init(S2S(), example_input=x)
+    assert "a learned position table (added to the signal in forward)" in p["pos"].reason
+    assert p["pos"].std == pytest.approx(0.02)
+
+
+def test_score_vectors_halves_and_loops():
+    """A vector the signal is projected on is a Linear to one output: GAT's ``h @ a[:d]`` and
+    ``h @ a[d:]`` contract d each (std 1/√d), Bahdanau's ``v`` in an unrolled decoder loop its
+    whole length each step. A vector used any other way is not one."""
+
+    class GAT(nn.Module):
+        def __init__(self, d: int = 32) -> None:
+            super().__init__()
+            self.W = nn.Linear(d, d, bias=False)
+            self.a = nn.Parameter(torch.randn(2 * d))
+            self.s = nn.Parameter(torch.randn(d))  # (a scale, not a projection)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.W(x)
+            e = F.leaky_relu((h @ self.a[:32]).unsqueeze(-1) + (h @ self.a[32:]).unsqueeze(-2))
+            return torch.softmax(e, -1) @ (h * self.s)
+
+    with pytest.warns(AssumptionWarning, match="no rule for s "):
+        p = plan(GAT(), "auto")
+    assert p["a"].std == pytest.approx(1 / math.sqrt(32)) and "contracting 32" in p["a"].reason
+    assert p["s"].scheme is None

@@ -504,35 +504,88 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
         return out
     users = graph.users()
     for n in graph.nodes:
-        if n.op != "param" or len(users[n.idx]) != 1:
+        if n.op != "param" or not users[n.idx]:
             continue
         found = _loose(model, n.target)
         if found is None or found[0].ndim < 2 or found[1] != "unknown":
             continue
-        p = found[0]
-        i, path = n.idx, {n.idx}
-        while True:
-            (u,) = users[i]
-            node = graph.nodes[u]
-            if node.op != "function" or str(node.target) not in _TOKEN_PATH:
-                break
-            if len(users[u]) != 1 or node.inputs[0] != i:
-                node = None
-                break
-            i = u
-            path.add(u)
-        if node is None or node.op != "function":
+        # every use must reach the same kind of op (a position table added to the encoder's
+        # and the decoder's tokens is read twice: `pos[:, :S]`, `pos[:, :T]`)
+        kinds = {_token_use(graph, users, n.idx, u) for u in users[n.idx]}
+        if len(kinds) != 1 or None in kinds:
             continue
-        others = [j for j in node.inputs if j not in path]
-        if not others or any(graph.nodes[j].op == "param" for j in others):
-            continue
-        t = str(node.target)
-        if t in ("cat", "concat", "concatenate") and len(node.inputs) >= 2:
-            out[id(p)] = ("class token", f"concatenated with the signal (`{t}`)")
-        elif t == "add" and len(node.inputs) == 2:
-            out[id(p)] = ("position table", "added to the signal")
+        (t,) = kinds
+        if t in ("cat", "concat", "concatenate"):
+            out[id(found[0])] = ("class token", f"concatenated with the signal (`{t}`)")
+        else:
+            out[id(found[0])] = ("position table", "added to the signal")
     out.update(_tied_biases(model, graph, users))
     return out
+
+
+def score_vectors(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
+    """Raw vector parameters that the signal is projected on — every use (the vector itself or a
+    slice of it, through casts) the second operand of a ``matmul`` with the signal: Bahdanau's
+    ``tanh(W₁h + W₂s) @ v``, a hand-written GAT's ``h @ a[:d]`` and ``h @ a[d:]`` — a Linear to
+    one output: ``{id(parameter): ("score vector", "<n>")}``, ``n`` the length each product
+    contracts (the vector's, or over its number of uses where every use takes a slice)."""
+    out: dict[int, tuple[str, str]] = {}
+    if graph is None:
+        return out
+    users = graph.users()
+    through = frozenset({"getitem", *CASTS})
+    for n in graph.nodes:
+        if n.op != "param" or not users[n.idx]:
+            continue
+        found = _loose(model, n.target)
+        if found is None or found[0].ndim != 1 or found[1] != "unknown" or found[0].numel() < 2:
+            continue
+        ok, sliced = True, 0
+        for u in users[n.idx]:
+            i = n.idx
+            while graph.nodes[u].op == "function" and graph.nodes[u].target in through:
+                if len(users[u]) != 1 or graph.nodes[u].inputs[:1] != [i]:
+                    ok = False
+                    break
+                sliced += graph.nodes[u].target == "getitem"
+                i, u = u, users[u][0]
+            m = graph.nodes[u]
+            if not ok or m.op != "function" or m.target not in ("matmul", "mv"):
+                ok = False
+                break
+            if len(m.inputs) != 2 or m.inputs[1] != i or graph.nodes[m.inputs[0]].op == "param":
+                ok = False
+                break
+        if ok:  # (a loop unrolled uses the whole vector each step; GAT's halves slice it)
+            parts = len(users[n.idx]) if sliced == len(users[n.idx]) else 1
+            out[id(found[0])] = ("score vector", str(found[0].numel() // parts))
+    return out
+
+
+def _token_use(graph: Graph, users: list[list[int]], start: int, u: int) -> str | None:
+    """The op (``cat``/``add``) that one use ``u`` of parameter node ``start`` reaches through
+    broadcasts, slices, casts and resizes used by nothing else, with the signal as its other
+    operand(s); None for any other use."""
+    i, path = start, {start}
+    while True:
+        node = graph.nodes[u]
+        if node.op != "function" or str(node.target) not in _TOKEN_PATH:
+            break
+        if len(users[u]) != 1 or node.inputs[0] != i:
+            return None
+        i, u = u, users[u][0]
+        path.add(i)
+    if node.op != "function":
+        return None
+    others = [j for j in node.inputs if j not in path]
+    if not others or any(graph.nodes[j].op == "param" for j in others):
+        return None
+    t = str(node.target)
+    if t in ("cat", "concat", "concatenate") and len(node.inputs) >= 2:
+        return t
+    if t == "add" and len(node.inputs) == 2:
+        return "add"
+    return None
 
 
 def norm_affines(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:

@@ -675,6 +675,18 @@ def _pass(
             measured = walk.pools.get(n.idx)
             j = pooled_input(str(n.target)) if n.op == "function" else 0
             base = ins[j] if len(ins) > j else None  # (attention pools its values)
+            if measured is not None and base is None and pool == "sum":
+                # attention as a weighted sum (its weights have no moments): what the example
+                # input gave, with the draft's weights
+                val = (measured[2], measured[3])
+                via[n.idx] = (
+                    f"a weighted sum '{n.target}' (attention written as Σ a·v), its E[x²] "
+                    f"{val[0]:.3g} measured on the example input",
+                    True,
+                    "",
+                )
+                mom[n.idx] = val
+                continue
             if measured is not None and base is not None:
                 val = carried(measured, base[0])
                 r = val[0] / base[0] if base[0] > 0 else float("nan")
@@ -1293,17 +1305,22 @@ def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | N
     """``(E[h²], E[h])`` of a recurrent layer's output sequence, measured: a copy initialized by
     ``auto``'s recurrent rule (input weights Xavier per gate, recurrent weights orthogonal per
     gate, biases zero, LSTM forget-gate bias 1) runs a seeded Gaussian sequence with the incoming
-    moments (64 sequences of 16 steps). The state's recurrence has no closed-form mean field
-    here, so it is probed; None for cells, meta-device layers and layers over
+    moments (64 sequences of 16 steps). A cell (``nn.LSTMCell``/``GRUCell``/``RNNCell``, called
+    once per step in a loop) is run the same way, 16 steps from a zero state with its state fed
+    back, its ``h`` averaged over the steps (before: None, and a decoder's head was solved for
+    an assumed E[h²] = 1 against ~0.05). The state's recurrence has no closed-form mean field
+    here, so it is probed; None for meta-device layers and layers over
     :data:`RNN_PROBE_LIMIT` parameters (then the next layer assumes unit input and says so)."""
     import copy
 
-    if not isinstance(m, nn.RNNBase) or any(p.is_meta for p in m.parameters()):
+    cell = isinstance(m, nn.RNNCellBase)
+    if not isinstance(m, (nn.RNNBase, nn.RNNCellBase)) or any(p.is_meta for p in m.parameters()):
         return None
     if sum(p.numel() for p in m.parameters()) > RNN_PROBE_LIMIT:
         return None
     c = copy.deepcopy(m).float().cpu()
-    gates = {"LSTM": 4, "GRU": 3}.get(c.mode, 1)
+    mode = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}.get(type(c), "RNN") if cell else c.mode
+    gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in c.named_parameters():
@@ -1320,13 +1337,22 @@ def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | N
                 p.uniform_(-bound, bound, generator=g)
             else:
                 p.zero_()
-                if c.mode == "LSTM" and name.startswith("bias_ih"):
+                if mode == "LSTM" and name.startswith("bias_ih"):
                     p.chunk(4, 0)[1].fill_(1.0)
         s, mu = x
         sd = math.sqrt(max(s - mu * mu, 0.0))
-        shape = (64, 16, c.input_size) if c.batch_first else (16, 64, c.input_size)
-        seq = torch.randn(shape, generator=g) * sd + mu
-        out = c(seq)[0].double()
+        if cell:
+            state: Any = None
+            hs = []
+            for _ in range(16):
+                step = torch.randn((64, c.input_size), generator=g) * sd + mu
+                state = c(step, state)
+                hs.append(state[0] if isinstance(state, tuple) else state)
+            out = torch.stack(hs).double()
+        else:
+            shape = (64, 16, c.input_size) if c.batch_first else (16, 64, c.input_size)
+            seq = torch.randn(shape, generator=g) * sd + mu
+            out = c(seq)[0].double()
     return float(out.pow(2).mean()), float(out.mean())
 
 
@@ -1587,6 +1613,15 @@ _FILLED = {
 """Tensors made from another one's shape only: their own (constant) moments."""
 
 
+def _from_softmax(info: ModelInfo, idx: int) -> bool:
+    """Whether graph node ``idx`` is a softmax's output (through reshapes: ``a[..., None]``)."""
+    g = info.graph
+    n = g.nodes[idx] if g is not None else None
+    while n is not None and n.op == "function" and n.target in _SHAPE_OPS and n.inputs:
+        n = g.nodes[n.inputs[0]]  # type: ignore[union-attr]
+    return n is not None and n.op == "function" and n.target in ("softmax", "_softmax")
+
+
 def _sinusoid(t: str, x: tuple[float, float]) -> tuple[float, float]:
     """``(E[y²], E[y])`` of ``y = sin(x)`` or ``cos(x)`` for a Gaussian ``x`` of mean ``μ`` and
     variance ``v`` (the characteristic function ``E[e^{ix}] = e^{iμ − v/2}``): ``E[sin x] =
@@ -1665,6 +1700,10 @@ def _function(
             c = -c if t in _SUB and n.inputs else c
             return (s + 2 * c * mu + c * c, mu + c)
         return known[0]
+    if t in _MUL and any(_from_softmax(info, i) for i in n.inputs):
+        # attention written as a weighted sum, `(a[..., None] * H).sum(1)`: the weights'
+        # moments are not the values' (×1/N² each); what the sum gives is measured as a pool
+        return None
     if t in _MUL:
         if len(known) >= 2:
             (sa, ma), (sb, mb) = known[0], known[1]

@@ -113,12 +113,13 @@ def _plan(
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
     # (loaded on the first plan, not on import: `import initwise.torch` stays ≤ 0.1 s beyond torch)
-    from .functional import branch_scales, norm_affines, token_parameters
+    from .functional import branch_scales, norm_affines, score_vectors, token_parameters
     from .inspection import inspect_model
 
     info = inspect_model(model, example_input)
     tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
     tokens.update(norm_affines(model, info))  # a norm written as a formula: its γ and β
+    tokens.update(score_vectors(model, info.graph))  # x @ v: attention score vectors
     scales = branch_scales(model, info)  # layer scales by structure (their moments are kept)
     moments = None
     if pol.propagates and info.graph is not None:
@@ -795,6 +796,15 @@ def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan 
     what, how = found
     if what == "bias":  # (a tied decoder's: functional._tied_biases)
         return _rule(pname, p, S.zeros(), f"{how} (tied): zeros, as a layer's bias")
+    if what == "score vector":
+        return _rule(
+            pname,
+            p,
+            S.normal(0.0, 1.0 / math.sqrt(int(how))),
+            f"a vector the signal is projected on in forward (`x @ v`: a Linear to one output "
+            f"— attention scores, Bahdanau's v, GAT's a), contracting {how}: N(0, 1/{how}), "
+            "unit scores for a unit input → std {std}",
+        )
     if what in ("norm scale", "norm offset scale", "norm shift"):
         ones = what == "norm scale"
         return _rule(

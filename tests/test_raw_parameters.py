@@ -1012,3 +1012,49 @@ def test_score_vectors_halves_and_loops():
         p = plan(GAT(), "auto")
     assert p["a"].std == pytest.approx(1 / math.sqrt(32)) and "contracting 32" in p["a"].reason
     assert p["s"].scheme is None
+
+
+@pytest.mark.parametrize("form", ["module", "inline", "no bias"])
+def test_feature_tokenizers_give_unit_tokens(form):
+    """FT-Transformer's feature tokenizer, ``x[..., None] * W + b`` with ``W, b`` of ``(n, d)``
+    — a module of its own (found by probing) or written in ``forward`` — was "no rule" (left at
+    ``randn``: tokens of E[t²] ≈ 2). Now W and b are N(0, ½) each (the value and the feature's
+    identity one half of a unit token), W N(0, 1) without a bias."""
+
+    class Tok(nn.Module):
+        def __init__(self, bias: bool = True) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(12, 32))
+            self.bias = nn.Parameter(torch.randn(12, 32)) if bias else None
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = x[..., None] * self.weight[None]
+            return t if self.bias is None else t + self.bias[None]
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tok = Tok(form != "no bias")
+            self.W = nn.Parameter(torch.randn(12, 32))
+            self.b = nn.Parameter(torch.randn(12, 32))
+            self.head = nn.Linear(32, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = self.tok(x) if form != "inline" else x[..., None] * self.W[None] + self.b[None]
+            return self.head(torch.relu(t).mean(1))
+
+    model = Net()
+    if form == "inline":
+        del model.tok
+    else:
+        del model.W, model.b
+    x = torch.randn(256, 12, generator=torch.Generator().manual_seed(0))
+    p = _quiet_init(model, example_input=x)
+    w, b = ("W", "b") if form == "inline" else ("tok.weight", "tok.bias")
+    assert "feature tokenizer" in p[w].reason
+    assert p[w].std == pytest.approx(1.0 if form == "no bias" else math.sqrt(0.5))
+    with torch.no_grad():
+        t = model.tok(x) if form != "inline" else x[..., None] * model.W[None] + model.b[None]
+        assert 0.8 < float(t.pow(2).mean()) < 1.25
+    if form != "no bias":
+        assert p[b].std == pytest.approx(math.sqrt(0.5)) and "identity" in p[b].reason

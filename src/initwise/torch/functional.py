@@ -523,6 +523,55 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
     return out
 
 
+def feature_tokenizers(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
+    """Raw parameters of two or more dimensions that scale the signal elementwise — each
+    numeric feature its own embedding, ``x[..., None] * W[None]`` — and the raw parameter of the
+    same shape added right after (``+ b[None]``): FT-Transformer's feature tokenizer (Gorishniy
+    et al. 2021). ``{id(W): ("tokenizer weight", "with a bias" | ""), id(b): ("tokenizer bias",
+    "")}``: each token ``x_j·W_j + b_j`` has ``E[t²] = E[x²]·σ_w² + σ_b²``, so for a standardized
+    feature σ_w² = σ_b² = ½ gives unit tokens (the value and the feature's identity one half
+    each), σ_w = 1 without a bias."""
+    out: dict[int, tuple[str, str]] = {}
+    if graph is None:
+        return out
+    users = graph.users()
+
+    def raw(j: int) -> tuple[str, nn.Parameter] | None:
+        i = j
+        while graph.nodes[i].op == "function" and str(graph.nodes[i].target) in _TOKEN_PATH:
+            if len(users[i]) != 1 or not graph.nodes[i].inputs:
+                return None
+            i = graph.nodes[i].inputs[0]
+        n = graph.nodes[i]
+        if n.op != "param" or len(users[i]) != 1:
+            return None
+        found = _loose(model, n.target)
+        if found is None or found[0].ndim < 2 or found[1] != "unknown":
+            return None
+        return n.target, found[0]
+
+    for n in graph.nodes:
+        if n.op != "function" or n.target != "mul" or len(n.inputs) != 2:
+            continue
+        ws = [(j, raw(j)) for j in n.inputs]
+        hits = [(j, w) for j, w in ws if w is not None]
+        if len(hits) != 1 or graph.nodes[next(j for j, _ in ws if j != hits[0][0])].op == "param":
+            continue
+        w = hits[0][1]
+        b = None
+        if len(users[n.idx]) == 1:
+            a = graph.nodes[users[n.idx][0]]
+            if a.op == "function" and a.target == "add" and len(a.inputs) == 2:
+                other = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
+                b = raw(other)
+                if b is not None and tuple(b[1].shape) != tuple(w[1].shape):
+                    b = None
+        out[id(w[1])] = ("tokenizer weight", "with a bias" if b is not None else "")
+        if b is not None:
+            out[id(b[1])] = ("tokenizer bias", "")
+    return out
+
+
 def score_vectors(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
     """Raw vector parameters that the signal is projected on — every use (the vector itself or a
     slice of it, through casts) the second operand of a ``matmul`` with the signal: Bahdanau's

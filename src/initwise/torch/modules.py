@@ -314,6 +314,51 @@ def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
     return None
 
 
+_PROBED_TOKENIZERS: weakref.WeakKeyDictionary[nn.Module, dict[str, str] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def probed_tokenizer(m: nn.Module) -> dict[str, str] | None:
+    """``{parameter name: "weight" | "bias"}`` where ``m`` is a feature tokenizer written by
+    hand — each numeric feature its own embedding, ``x[..., None] * W + b`` with ``W`` (and
+    ``b``) of shape ``(n_features, d)`` (FT-Transformer's, Gorishniy et al. 2021) — found by
+    what it does on a seeded ``(4, n_features)`` input; None for anything else. Run once per
+    module, without gradients or global random state."""
+    if m not in _PROBED_TOKENIZERS:
+        try:
+            _PROBED_TOKENIZERS[m] = _probe_tokenizer(m)
+        except Exception:
+            _PROBED_TOKENIZERS[m] = None
+    return _PROBED_TOKENIZERS[m]
+
+
+def _probe_tokenizer(m: nn.Module) -> dict[str, str] | None:
+    import torch
+
+    ps = {k: p for k, p in m._parameters.items() if p is not None}
+    if m._modules or not 1 <= len(ps) <= 2 or has_parametrizations(m) or kind(m) != "unknown":
+        return None
+    shapes = {tuple(p.shape) for p in ps.values()}
+    if len(shapes) != 1 or any(p.ndim != 2 or p.is_meta for p in ps.values()):
+        return None
+    n = next(iter(shapes))[0]
+    p0 = next(iter(ps.values()))
+    x = torch.randn((4, n), generator=torch.Generator().manual_seed(0), dtype=p0.dtype)
+    with torch.no_grad():
+        y = m(x.to(p0.device))
+        if not isinstance(y, torch.Tensor) or tuple(y.shape) != (4, *p0.shape):
+            return None
+        for w_name in ps:
+            rest = [k for k in ps if k != w_name]
+            want = x.to(p0.device)[..., None] * ps[w_name]
+            if rest:
+                want = want + ps[rest[0]]
+            if torch.allclose(y, want, rtol=1e-5, atol=1e-6):
+                return {w_name: "weight", **{k: "bias" for k in rest}}
+    return None
+
+
 _NORM_ROLES: weakref.WeakKeyDictionary[nn.Module, dict[str, str]] = weakref.WeakKeyDictionary()
 
 

@@ -51,7 +51,13 @@ from ..math.operating import (
 from .batch import tensors
 from .graph import SHAPE_OPS as _SHAPE_OPS
 from .graph import Act, ModelInfo, graph_modules
-from .modules import embedding_norm_cap, probed_norm, standardized_gain, weight_fans
+from .modules import (
+    embedding_norm_cap,
+    probed_norm,
+    probed_tokenizer,
+    standardized_gain,
+    weight_fans,
+)
 from .modules import kind as module_kind
 from .parametrized import site_of
 from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input, summed_dims
@@ -867,7 +873,12 @@ def _weight(
         x = next((v for v in ins if v is not None), None)
         return rnn_moments(m, x or (1.0, 0.0))
     if kind == "unknown":
-        return None
+        roles = probed_tokenizer(m)  # x[..., None]·W + b: the planner draws W, b for unit tokens
+        if roles is None:
+            return None
+        x = next((v for v in ins if v is not None), None)
+        w2 = 0.5 if len(roles) == 2 else 1.0
+        return ((x[0] if x is not None else 1.0) * w2 + (1.0 - w2), 0.0)
     if kind == "grn":  # the identity at init (γ = β = 0)
         return next((v for v in ins if v is not None), None)
     if kind == "experts":

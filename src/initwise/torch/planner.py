@@ -42,6 +42,7 @@ from .modules import (
     norm_roles,
     num_experts,
     probed_norm,
+    probed_tokenizer,
     unwrap,
     weight_fans,
     weight_mask,
@@ -113,13 +114,28 @@ def _plan(
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
     # (loaded on the first plan, not on import: `import initwise.torch` stays ≤ 0.1 s beyond torch)
-    from .functional import branch_scales, norm_affines, score_vectors, token_parameters
+    from .functional import (
+        branch_scales,
+        feature_tokenizers,
+        norm_affines,
+        score_vectors,
+        token_parameters,
+    )
     from .inspection import inspect_model
 
     info = inspect_model(model, example_input)
     tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
     tokens.update(norm_affines(model, info))  # a norm written as a formula: its γ and β
     tokens.update(score_vectors(model, info.graph))  # x @ v: attention score vectors
+    tokens.update(feature_tokenizers(model, info.graph))  # x[..., None] * W + b (tabular)
+    for m in model.modules():  # (the same written as a module of its own: found by probing)
+        roles = probed_tokenizer(m) if m._parameters and not m._modules else None
+        for pname, role in (roles or {}).items():
+            has_bias = len(roles) == 2  # type: ignore[arg-type]
+            tokens[id(m._parameters[pname])] = (
+                f"tokenizer {role}",
+                "with a bias" if has_bias and role == "weight" else "",
+            )
     scales = branch_scales(model, info)  # layer scales by structure (their moments are kept)
     moments = None
     if pol.propagates and info.graph is not None:
@@ -796,6 +812,23 @@ def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan 
     what, how = found
     if what == "bias":  # (a tied decoder's: functional._tied_biases)
         return _rule(pname, p, S.zeros(), f"{how} (tied): zeros, as a layer's bias")
+    if what in ("tokenizer weight", "tokenizer bias"):
+        half = what == "tokenizer bias" or how == "with a bias"
+        std = math.sqrt(0.5) if half else 1.0
+        part = "the feature's identity" if what == "tokenizer bias" else "the value"
+        return _rule(
+            pname,
+            p,
+            S.normal(0.0, std),
+            f"a feature tokenizer's {what.split()[1]} (`x[..., None] * W + b` in forward, each "
+            "numeric feature its own embedding; FT-Transformer, Gorishniy et al. 2021): "
+            + (
+                f"N(0, ½) — {part}, one half of a unit token for a standardized feature"
+                if half
+                else "N(0, 1), a unit token for a standardized feature"
+            )
+            + " → std {std}",
+        )
     if what == "score vector":
         return _rule(
             pname,

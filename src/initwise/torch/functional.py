@@ -177,27 +177,11 @@ def _einsum_layout(eq: Any, w_first: bool) -> str | None:
     """The layout of the matrix operand of a two-operand ``einsum`` (``"in_out"`` or
     ``"out_in"``): one of its indices contracted with the other operand's (in), the other
     kept in the output (out); None for anything else (a batch index, an implicit output,
-    an ellipsis on the matrix)."""
-    if not isinstance(eq, str) or "->" not in eq:
+    an ellipsis on the matrix) — :func:`~initwise.torch.modules.einsum_roles` for a matrix."""
+    roles = einsum_roles(eq, w_first, 2)
+    if roles is None or roles[2]:
         return None
-    lhs, out = eq.replace(" ", "").split("->")
-    ops = lhs.split(",")
-    if len(ops) != 2:
-        return None
-    w, x = (ops[0], ops[1]) if w_first else (ops[1], ops[0])
-    if len(w) != 2 or w[0] == w[1] or "." in w:
-        return None
-    roles = []
-    for c in w:
-        if x.count(c) == 1 and c not in out:
-            roles.append("in")
-        elif c in out and c not in x:
-            roles.append("out")
-        else:
-            return None
-    if sorted(roles) != ["in", "out"]:
-        return None
-    return "in_out" if roles[0] == "in" else "out_in"
+    return "in_out" if roles[0] == (0,) else "out_in"
 
 
 def _site(
@@ -546,16 +530,26 @@ def feature_tokenizers(model: nn.Module, graph: Graph | None) -> dict[int, tuple
         if n.op != "param" or len(users[i]) != 1:
             return None
         found = _loose(model, n.target)
-        if found is None or found[0].ndim < 2 or found[1] != "unknown":
+        if found is None or found[0].ndim != 2 or found[1] != "unknown":
             return None
         return n.target, found[0]
+
+    def expanded(j: int) -> bool:  # x[..., None], x.unsqueeze(-1): a trailing dim for d
+        n = graph.nodes[j]
+        if n.op != "function" or not n.inputs or graph.nodes[n.inputs[0]].op == "param":
+            return False
+        if n.target == "unsqueeze":
+            return n.args[:1] in ((-1,), (2,)) or n.kwargs.get("dim") in (-1, 2)
+        return n.target == "getitem" and any(
+            isinstance(a, tuple) and a and a[-1] is None for a in n.args
+        )
 
     for n in graph.nodes:
         if n.op != "function" or n.target != "mul" or len(n.inputs) != 2:
             continue
         ws = [(j, raw(j)) for j in n.inputs]
         hits = [(j, w) for j, w in ws if w is not None]
-        if len(hits) != 1 or graph.nodes[next(j for j, _ in ws if j != hits[0][0])].op == "param":
+        if len(hits) != 1 or not expanded(next(j for j, _ in ws if j != hits[0][0])):
             continue
         w = hits[0][1]
         b = None

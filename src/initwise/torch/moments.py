@@ -1618,8 +1618,10 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
 _FILLED = {
     "new_zeros": (0.0, 0.0),
     "zeros_like": (0.0, 0.0),
+    "zeros": (0.0, 0.0),
     "new_ones": (1.0, 1.0),
     "ones_like": (1.0, 1.0),
+    "ones": (1.0, 1.0),
 }
 """Tensors made from another one's shape only: their own (constant) moments."""
 
@@ -1686,6 +1688,8 @@ def _function(
         # (a private helper named as one, fx-wrapped: torchvision MViT's `_squeeze(x, …,
         # tensor_dim)`, whose other inputs are ints fx cannot tell from tensors)
         return ins[0] if ins else None
+    if t in _FILLED:  # `h = x.new_zeros(B, H)`: an RNN's first state carries no moments of x
+        return _FILLED[t]
     if not known:
         return None
     if t == "normalize":
@@ -1694,8 +1698,7 @@ def _function(
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
         return _sinusoid(t, known[0])
-    if t in _FILLED:  # `h = x.new_zeros(B, H)`: an RNN's first state carries no moments of x
-        return _FILLED[t]
+
     c = _scalar(n.args)
     if t in _ADD | _SUB:
         if len(known) >= 2:

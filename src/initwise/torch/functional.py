@@ -32,6 +32,7 @@ from .modules import (
     einsum_roles,
     has_parametrizations,
     owns_parameters,
+    probed_tokenizer,
 )
 from .modules import kind as module_kind
 
@@ -629,6 +630,27 @@ def _token_use(graph: Graph, users: list[list[int]], start: int, u: int) -> str 
     if t == "add" and len(node.inputs) == 2:
         return "add"
     return None
+
+
+def structural_parameters(
+    model: nn.Module, info: Any
+) -> tuple[dict[int, tuple[str, str]], dict[int, tuple[str, str]]]:
+    """``(rules, layer scales)``: the raw parameters whose use in ``forward`` says what they are —
+    class tokens and position tables (:func:`token_parameters`), a tied decoder's bias, a norm's
+    affine (:func:`norm_affines`), score vectors (:func:`score_vectors`), feature tokenizers
+    written in code (:func:`feature_tokenizers`) or as a module of their own
+    (:func:`~initwise.torch.modules.probed_tokenizer`) — ``{id(parameter): (what, how)}``, and
+    the layer scales found by structure (:func:`branch_scales`), which are kept as built."""
+    rules = token_parameters(model, info.graph)
+    rules.update(norm_affines(model, info))
+    rules.update(score_vectors(model, info.graph))
+    rules.update(feature_tokenizers(model, info.graph))
+    for m in model.modules():
+        roles = probed_tokenizer(m) if m._parameters and not m._modules else None
+        for pname, role in (roles or {}).items():
+            with_bias = role == "weight" and len(roles) == 2  # type: ignore[arg-type]
+            rules[id(m._parameters[pname])] = (f"tokenizer {role}", "with a bias" * with_bias)
+    return rules, branch_scales(model, info)
 
 
 def norm_affines(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:

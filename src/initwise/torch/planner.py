@@ -42,7 +42,6 @@ from .modules import (
     norm_roles,
     num_experts,
     probed_norm,
-    probed_tokenizer,
     unwrap,
     weight_fans,
     weight_mask,
@@ -114,29 +113,13 @@ def _plan(
         out = pol.plan_model(model, example_input)
         return out.override(overrides) if overrides else out
     # (loaded on the first plan, not on import: `import initwise.torch` stays ≤ 0.1 s beyond torch)
-    from .functional import (
-        branch_scales,
-        feature_tokenizers,
-        norm_affines,
-        score_vectors,
-        token_parameters,
-    )
+    from .functional import structural_parameters
     from .inspection import inspect_model
 
     info = inspect_model(model, example_input)
-    tokens = token_parameters(model, info.graph)  # class tokens, position tables by structure
-    tokens.update(norm_affines(model, info))  # a norm written as a formula: its γ and β
-    tokens.update(score_vectors(model, info.graph))  # x @ v: attention score vectors
-    tokens.update(feature_tokenizers(model, info.graph))  # x[..., None] * W + b (tabular)
-    for m in model.modules():  # (the same written as a module of its own: found by probing)
-        roles = probed_tokenizer(m) if m._parameters and not m._modules else None
-        for pname, role in (roles or {}).items():
-            has_bias = len(roles) == 2  # type: ignore[arg-type]
-            tokens[id(m._parameters[pname])] = (
-                f"tokenizer {role}",
-                "with a bias" if has_bias and role == "weight" else "",
-            )
-    scales = branch_scales(model, info)  # layer scales by structure (their moments are kept)
+    # raw parameters whose use in forward gives their rule (class tokens, position tables, a
+    # norm's affine, score vectors, feature tokenizers) and layer scales kept as built
+    tokens, scales = structural_parameters(model, info)
     moments = None
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
@@ -805,8 +788,9 @@ def _configless_parameter(
 
 
 def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan | None:
-    """The class-token and position-table rules (:func:`_configless_parameter`'s) for a raw
-    parameter :func:`~initwise.torch.functional.token_parameters` found by structure."""
+    """The rule for a raw parameter :func:`~initwise.torch.functional.structural_parameters`
+    found by its use: a class token or position table (:func:`_configless_parameter`'s rules),
+    a tied decoder's bias, a feature tokenizer, a score vector, a norm's affine."""
     if found is None:
         return None
     what, how = found

@@ -466,3 +466,39 @@ def test_a_max_over_a_dimension_is_a_max_pool(form):
         p.apply(model, seed=0)
         h = model.mlp(x)
         assert ratio == pytest.approx(float(h.max(2).values.pow(2).mean() / h.pow(2).mean()), 0.05)
+
+
+class _AttnChain(nn.Module):
+    """Dense attention layers over a fixed graph, no norm: ``x = elu(softmax(e) @ W(x))`` (a
+    GAT), or with ``residual``: ``x = x + o(softmax(e) @ W(norm(x)))`` (a pre-norm block)."""
+
+    def __init__(self, residual: bool, d: int = 32, layers: int = 3) -> None:
+        super().__init__()
+        self.W = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(layers))
+        self.o = nn.ModuleList(nn.Linear(d, d) for _ in range(layers))
+        self.n = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers))
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for W, o, n in zip(self.W, self.o, self.n, strict=True):
+            h = W(n(x) if self.residual else x)
+            a = torch.softmax(h @ h.transpose(-1, -2) / h.shape[-1] ** 0.5, -1)
+            x = x + o(a @ h) if self.residual else F.elu(a @ h)
+        return x
+
+
+def test_unmeasured_attention_is_said_where_it_compounds():
+    """Attention averages its values over the keys (at init its weights are near uniform); left
+    unmeasured it was taken as ×1 without a word. Where the layer that reads it ends no residual
+    branch — a GAT-like chain with no norm, where it compounds — that is now said (and measured
+    with an example input); a transformer's branch (its output projection) is left as before,
+    its share of a stream that norms bound."""
+    torch.manual_seed(0)
+    with pytest.warns(AssumptionWarning, match="attention 'matmul' over mean-free values"):
+        it.plan(_AttnChain(residual=False), "auto")
+    x = torch.randn(8, 24, 32, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.plan(_AttnChain(residual=False), "auto", example_input=x)
+        it.plan(_AttnChain(residual=True), "auto")
+    assert "attention" in p["W.1.weight"].reason and "measured" in p["W.1.weight"].reason

@@ -721,6 +721,16 @@ def _pass(
                         f"here {base[1] ** 2 / base[0]:.2g} of it); give example_input= to "
                         "measure it",
                     )
+                elif pool == "attention" and base is not None and base[1] ** 2 < AVG_SAID * base[0]:
+                    via[n.idx] = (  # (said only where no residual branch ends at its reader)
+                        f"attention '{n.target}' over mean-free values assumed to leave E[x²] "
+                        "unchanged",
+                        False,
+                        " (at init its weights are near uniform: it averages the values over "
+                        "the keys, which keeps between 1/N of E[x²], for independent values, "
+                        "and all of it, for equal ones; a chain of them without norms "
+                        "compounds it); give example_input= to measure it",
+                    )
                 elif len(n.inputs) > j and n.inputs[j] in via:  # (attention: from its values)
                     via[n.idx] = via[n.inputs[j]]
             mom[n.idx] = val
@@ -767,6 +777,9 @@ def _pass(
                     walk.coupling.get(n.target, ""),
                 )
                 solved = res.layers.get(n.target)
+                if came is not None and came[0].startswith("attention '") and not came[1]:
+                    if n.target in branch_end:  # (a transformer's o_proj: the branch's share
+                        came = None  # of a stream that norms bound, not a compounding chain)
                 if came is not None and solved is not None and n.idx not in walk.normed:
                     res.layers[n.target] = replace(solved, via=came[0])
                     if not came[1]:

@@ -1388,3 +1388,22 @@ def test_rnn_cells_carry_their_probed_moments():
         assert 0.0 < e2 < 1.0 and abs(mu) < 0.2, type(cell).__name__
     lstm = rnn_moments(nn.LSTMCell(32, 64), (1.0, 0.0))
     assert lstm[0] < 0.2
+
+
+def test_a_norm_over_flattened_tokens_follows_its_layer():
+    """``bn(y.flatten(0, 1)).reshape_as(y)`` (LeViT's BatchNorm1d over tokens): ``y`` reaches
+    ``reshape_as`` twice, once as the shape it gives; that reference was taken as a path of
+    values escaping the norm, so the Linear before the norm was solved as a "linear consumer".
+    A norm follows it."""
+
+    class LinBN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear, self.bn = nn.Linear(16, 32), nn.BatchNorm1d(32)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.linear(x)
+            return self.bn(y.flatten(0, 1)).reshape_as(y)
+
+    p = it.plan(nn.Sequential(LinBN(), nn.Hardswish(), nn.Linear(32, 4)), "auto")
+    assert "a norm follows" in p["0.linear.weight"].reason

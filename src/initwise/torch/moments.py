@@ -195,25 +195,33 @@ def norm_follows(info: ModelInfo) -> set[int]:
     for n in g.nodes:
         if info.kinds[n.idx] != "weight":
             continue
-        seen, stack = set(), list(users[n.idx])
+        seen: set[int] = set()
+        stack = [(u, n.idx) for u in users[n.idx]]
         found, escaped = False, False
         while stack and not escaped:
-            i = stack.pop()
+            i, came = stack.pop()
+            node = g.nodes[i]
+            if node.op == "function" and node.target in _AS_SHAPE and node.inputs[0] != came:
+                continue  # (`y.reshape_as(x)`: x gives its shape only — LeViT's BatchNorm1d)
             if i in seen:
                 continue
             seen.add(i)
             k = info.kinds[i]
             if k == "norm":
                 found = True
-            elif g.nodes[i].op == "function" and g.nodes[i].target in _SHAPE_QUERIES:
+            elif node.op == "function" and node.target in _SHAPE_QUERIES:
                 continue  # (x.size(), x.shape: no path of values)
             elif k == "other" and i not in sums:
-                stack.extend(users[i])
+                stack.extend((u, i) for u in users[i])
             else:  # an activation, a weight layer, a residual sum, a product, the output
                 escaped = True
         if found and not escaped:
             out.add(n.idx)
     return out
+
+
+_AS_SHAPE = frozenset({"reshape_as", "view_as", "expand_as"})
+"""Ops whose second tensor gives only a shape."""
 
 
 _TABLES: dict[int, tuple[Any, Callable[[np.ndarray], np.ndarray]]] = {}

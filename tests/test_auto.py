@@ -1407,3 +1407,29 @@ def test_a_norm_over_flattened_tokens_follows_its_layer():
 
     p = it.plan(nn.Sequential(LinBN(), nn.Hardswish(), nn.Linear(32, 4)), "auto")
     assert "a norm follows" in p["0.linear.weight"].reason
+
+
+def test_layer_outputs_summed_into_one_value_share_its_target():
+    """``wide(x) + deep(x)`` (no stream: the two sides share no layer) was two layers each
+    solved for a unit output — the sum at E[y²] 2, output rms 1.40. Each term now gets 1/2 of
+    the target (an RNN gate's ``W·x_t + U·h`` alike)."""
+
+    class WideDeep(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.wide = nn.Linear(20, 1)
+            self.deep = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.wide(x) + self.deep(x)
+
+    torch.manual_seed(0)
+    rs = []
+    for seed in range(4):
+        model = WideDeep()
+        p = it.init_model(model, seed=seed)
+        with torch.no_grad():
+            rs.append(rms(model(torch.randn(4096, 20, generator=torch.Generator().manual_seed(1)))))
+    assert "one of 2 layer outputs summed" in p["wide.weight"].reason
+    assert "one of 2 layer outputs summed" in p["deep.2.weight"].reason
+    assert 0.75 < sum(r * r for r in rs) / len(rs) < 1.3  # (before: ~2)

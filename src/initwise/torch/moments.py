@@ -453,6 +453,9 @@ class _Walk:
     coupling: dict[str, str] = field(default_factory=dict)
     """Last layers of affine couplings' scale and shift nets (:func:`affine_couplings`), each
     with the reason it starts at zero."""
+    summed: dict[str, int] = field(default_factory=dict)
+    """Weight layers whose outputs are summed with others' into one value that is no residual
+    stream (:func:`summed_layers`), with the number of terms."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -491,7 +494,51 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         dict.fromkeys(gates := carry_gates(model, info), len(gates)),
         {t: c for t, c in called.items() if c > 1},
         affine_couplings(info),
+        summed_layers(info, users),
     )
+
+
+_SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
+
+
+def summed_layers(info: ModelInfo, users: list[list[int]]) -> dict[str, int]:
+    """``{weight layer: terms}`` for layer outputs added together into one value that is no
+    residual stream — an RNN gate's ``W·x_t + U·h`` (each through its ``chunk``), a
+    wide-and-deep sum ``wide(x) + deep(x)``: every term of the sum (a tree of additions) is a
+    weight layer's output, through reshapes and splits. Each is solved for ``1/terms`` of the
+    target, so the sum meets it (before: each for all of it — the sum at ×terms)."""
+    g = info.graph
+    assert g is not None
+    sums = {r.add for r in info.adds}
+    adds = {
+        n.idx
+        for n in g.nodes
+        if n.op == "function" and n.target in _ADD and len(n.inputs) == 2 and not n.kwargs
+    }
+
+    def source(i: int) -> int:
+        n = g.nodes[i]
+        while n.op == "function" and (n.target in _SHAPE_OPS or n.target in _SPLITS) and n.inputs:
+            n = g.nodes[n.inputs[0]]
+        return n.idx
+
+    out: dict[str, int] = {}
+    for a in adds:
+        if a in sums or any(u in adds for u in users[a]):
+            continue  # (a residual sum; an inner addition of a larger tree)
+        leaves, stack = [], [a]
+        while stack:
+            i = stack.pop()
+            for j in g.nodes[i].inputs:
+                if j in adds and j not in sums:
+                    stack.append(j)
+                else:
+                    leaves.append(source(j))
+        names = [g.nodes[j].target for j in leaves if info.kinds[j] == "weight"]
+        if len(names) == len(leaves) >= 2 and len(set(names)) == len(names):
+            for t in names:
+                out[t] = max(out.get(t, 1), len(names))
+    return out
 
 
 def _untie(
@@ -783,6 +830,7 @@ def _pass(
                     walk.carry.get(n.target, 0),
                     walk.calls.get(n.target, 1),
                     walk.coupling.get(n.target, ""),
+                    walk.summed.get(n.target, 1),
                 )
                 solved = res.layers.get(n.target)
                 if came is not None and came[0].startswith("attention '") and not came[1]:
@@ -875,6 +923,7 @@ def _weight(
     carry: int = 0,
     calls: int = 1,
     coupling: str = "",
+    terms: int = 1,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -1011,6 +1060,10 @@ def _weight(
     else:
         q = 1.0
         role = "linear consumer: unit output"
+    if terms > 1 and (op is not None or role == "linear consumer: unit output"):
+        q /= terms  # (an RNN gate's W·x + U·h, a wide-and-deep sum: the sum meets the target)
+        bias_var /= terms
+        role += f"; its output is one of {terms} layer outputs summed: 1/{terms} of it, q {q:.3g}"
     role += mixed
     out = q
     c2 = standardized_gain(m)

@@ -1433,3 +1433,41 @@ def test_layer_outputs_summed_into_one_value_share_its_target():
     assert "one of 2 layer outputs summed" in p["wide.weight"].reason
     assert "one of 2 layer outputs summed" in p["deep.2.weight"].reason
     assert 0.75 < sum(r * r for r in rs) / len(rs) < 1.3  # (before: ~2)
+
+
+@pytest.mark.parametrize("form", ["linear", "matmul"])
+def test_a_hypernetwork_generates_weights_at_the_fan_in_they_meet(form):
+    """``F.linear(x, gen(z).view(out, in))``: the generator was a "linear consumer" (E[w²] = 1 for
+    a product of fan-in 32) and the product had no moments (a "product of two signals"): output
+    rms 5.7 and an assumption; ``z`` "no rule". Now the generator is solved for the generated
+    layer (hyperfan-in, Chang et al. 2020: E[w²] = gain²/(fan_in·E[x²])), the product carries
+    fan_in·E[w²]·E[x²], and ``z`` is a learned input N(0, 1)."""
+
+    class Hyper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.z = nn.Parameter(torch.randn(8))
+            self.gen = nn.Linear(8, 32 * 32)
+            self.head = nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if form == "linear":
+                h = F.linear(x, self.gen(self.z).view(32, 32))
+            else:
+                h = x @ self.gen(self.z).view(32, 32)
+            return self.head(torch.relu(h))
+
+    rs = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        model = Hyper()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", AssumptionWarning)
+            p = it.init_model(model, seed=seed, strict=True)
+        with torch.no_grad():
+            x = torch.randn(512, 32, generator=torch.Generator().manual_seed(1))
+            w = model.gen(model.z).view(32, 32)
+            h = F.linear(x, w) if form == "linear" else x @ w
+            rs.append(float(h.pow(2).mean()))
+    assert "hyperfan-in" in p["gen.weight"].reason and "learned input" in p["z"].reason
+    assert 1.0 < sum(rs) / len(rs) < 3.5  # (ReLU's q 2; before: ~64)

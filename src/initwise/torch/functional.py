@@ -645,12 +645,47 @@ def structural_parameters(
     rules.update(norm_affines(model, info))
     rules.update(score_vectors(model, info.graph))
     rules.update(feature_tokenizers(model, info.graph))
+    rules.update(learned_inputs(model, info.graph))
     for m in model.modules():
         roles = probed_tokenizer(m) if m._parameters and not m._modules else None
         for pname, role in (roles or {}).items():
             with_bias = role == "weight" and len(roles) == 2  # type: ignore[arg-type]
             rules[id(m._parameters[pname])] = (f"tokenizer {role}", "with a bias" * with_bias)
     return rules, branch_scales(model, info)
+
+
+def learned_inputs(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
+    """Raw parameters whose every use is the input of a Linear layer (through reshapes) — a
+    hypernetwork's layer embedding ``z`` in ``gen(z)`` (Ha et al. 2016): ``{id(parameter):
+    ("learned input", layer)}``, drawn N(0, 1), a unit input for the layer."""
+    out: dict[int, tuple[str, str]] = {}
+    if graph is None:
+        return out
+    users = graph.users()
+    modules = dict(model.named_modules())
+    for n in graph.nodes:
+        if n.op != "param" or not users[n.idx]:
+            continue
+        found = _loose(model, n.target)
+        if found is None or found[1] != "unknown" or found[0].numel() < 2:
+            continue
+        layers = []
+        for u in users[n.idx]:
+            i = n.idx
+            while graph.nodes[u].op == "function" and graph.nodes[u].target in SHAPE_OPS:
+                if len(users[u]) != 1 or graph.nodes[u].inputs[:1] != [i]:
+                    break
+                i, u = u, users[u][0]
+            m = graph.nodes[u]
+            mod = modules.get(m.target) if m.op == "module" else None
+            if isinstance(mod, nn.Linear) and m.inputs[:1] == [i]:
+                layers.append(str(m.target))
+            else:
+                layers = []
+                break
+        if layers:
+            out[id(found[0])] = ("learned input", layers[0])
+    return out
 
 
 def norm_affines(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:

@@ -639,6 +639,9 @@ class ModelInfo:
     code_norms: dict[int, tuple[int, bool]] = field(default_factory=dict)
     """Norms written as formulas in ``forward`` (:func:`code_norm`): node -> (the tensor it
     normalizes, whether it keeps the mean: an RMS norm)."""
+    generated: dict[int, tuple[str, int, int]] = field(default_factory=dict)
+    """Products whose weight a layer generates (:func:`generated_weight`): node -> (the
+    generating layer, the product's fan-in, its signal operand)."""
 
 
 @dataclass(frozen=True)
@@ -725,9 +728,44 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             found = _find_activation(out, users, kinds, acts)
             layers[name] = LayerInfo(name, modules[name], found[0] if found else LINEAR)
     adds = _residuals(nodes, kinds, layers)
+    generated = {}
+    for n in nodes:
+        found_gen = generated_weight(nodes, kinds, n)
+        if found_gen is not None:
+            generated[n.idx] = found_gen
     return ModelInfo(
-        layers, len(adds), graph.method, "", graph, kinds, acts, adds, composite, code_norms
+        layers,
+        len(adds),
+        graph.method,
+        "",
+        graph,
+        kinds,
+        acts,
+        adds,
+        composite,
+        code_norms,
+        generated,
     )
+
+
+def generated_weight(nodes: list[Node], kinds: list[str], n: Node) -> tuple[str, int, int] | None:
+    """``(generating layer, fan_in, signal node)`` where node ``n`` is a product whose weight a
+    layer computes — a hypernetwork's ``F.linear(x, gen(z).view(out, in))`` or ``x @
+    gen(z).view(in, out)``: the fan-in is read from the ``view``/``reshape``'s sizes; None for
+    anything else."""
+    if n.op != "function" or n.target not in ("linear", "matmul") or len(n.inputs) < 2:
+        return None
+    x, w = n.inputs[0], n.inputs[1]
+    v = nodes[w]
+    if v.op != "function" or v.target not in ("view", "reshape") or len(v.inputs) != 1:
+        return None
+    sizes = v.args[0] if len(v.args) == 1 and isinstance(v.args[0], (tuple, list)) else v.args
+    if len(sizes) != 2 or not all(isinstance(d, int) and d > 0 for d in sizes):
+        return None
+    src = nodes[v.inputs[0]]
+    if src.op != "module" or kinds[src.idx] != "weight" or nodes[x].op == "param":
+        return None
+    return str(src.target), int(sizes[1] if n.target == "linear" else sizes[0]), x
 
 
 _STAT_UNARY = frozenset(

@@ -1057,6 +1057,21 @@ def _weight(
                 "each (Srivastava et al. 2015 start these at −1 … −3; at 0 half the stream is "
                 "lost per block)"
             )
+    elif name in (gens := {g[0]: (i, g) for i, g in info.generated.items()}):
+        at, (_, fan, x_idx) = gens[name]
+        x = mom.get(x_idx)
+        sx = x[0] if x is not None else 1.0
+        after = next(
+            (info.acts[u] for u in info.graph.users()[at] if u in info.acts),  # type: ignore[union-attr]
+            None,
+        )
+        g = 1.0 if after is None or after.name == "linear" else after.gain("forward")
+        q = g * g / (fan * sx)
+        role = (
+            f"it generates the weight of a product with fan_in {fan} (a hypernetwork; "
+            f"hyperfan-in, Chang et al. 2020): E[w²] = gain² {g * g:.3g}/(fan_in · E[x²] "
+            f"{sx:.3g}) = {q:.3g}, so that product's output meets its activation's"
+        )
     else:
         q = 1.0
         role = "linear consumer: unit output"
@@ -1756,6 +1771,10 @@ def _function(
         return None  # a pool node: pooling.attention_matmuls, pooling.ATTENTION_FUNCS)
     if t in ("masked_scatter", "masked_scatter_"):  # the destination's moments (the source is
         return ins[0] if ins else None  # solved to match them: _scatter_dest)
+    if n.idx in info.generated:  # a generated weight: E[y²] = fan_in·E[w²]·E[x²]
+        if len(ins) < 2 or ins[0] is None or ins[1] is None:
+            return None
+        return (info.generated[n.idx][1] * ins[1][0] * ins[0][0], 0.0)
     if t in ("matmul", "bmm", "einsum"):  # (attention's are pool nodes, not passed here)
         return None
     if t in _SHAPE_OPS or (t.startswith("_") and t.lstrip("_") in _SHAPE_OPS):
@@ -1772,6 +1791,7 @@ def _function(
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
         return _sinusoid(t, known[0])
+
 
     c = _scalar(n.args)
     if t in _ADD | _SUB:

@@ -556,6 +556,9 @@ def _kept_loose(
     sites = {id(t) for m in g.extra.values() for t in m.parameters()}
     out: dict[str, tuple[float, float]] = {}
     for name, p in model.named_parameters():
+        if tokens.get(id(p), ("",))[0] == "learned input" and name in names:
+            out[name] = (1.0, 0.0)  # (drawn N(0, 1) by its rule)
+            continue
         if name not in names or id(p) in sites or id(p) in tokens:
             continue
         if p.is_meta or not p.is_floating_point() or not p.numel():
@@ -812,6 +815,14 @@ def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan 
                 else "N(0, 1), a unit token for a standardized feature"
             )
             + " → std {std}",
+        )
+    if what == "learned input":
+        return _rule(
+            pname,
+            p,
+            S.normal(0.0, 1.0),
+            f"a learned input of Linear '{how}' (used only as its input in forward: a "
+            "hypernetwork's layer embedding): N(0, 1), a unit input → std {std}",
         )
     if what == "score vector":
         return _rule(

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Collection
 from typing import Any
 
 import torch
 from torch import nn
 
-from .graph import SHAPE_OPS, Graph, LeafTracer, Node, from_fx
+from .graph import SHAPE_OPS, Graph, LeafTracer, Node, behind, from_fx
 from .modules import (
     FunctionalConv,
     FunctionalEinsum,
@@ -586,41 +587,48 @@ def score_vectors(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str,
             continue
         ok, sliced = True, 0
         for u in users[n.idx]:
-            i = n.idx
-            while graph.nodes[u].op == "function" and graph.nodes[u].target in through:
-                if len(users[u]) != 1 or graph.nodes[u].inputs[:1] != [i]:
-                    ok = False
-                    break
-                sliced += graph.nodes[u].target == "getitem"
-                i, u = u, users[u][0]
-            m = graph.nodes[u]
-            if not ok or m.op != "function" or m.target not in ("matmul", "mv"):
+            chain = _use_chain(graph, users, n.idx, u, through)
+            if chain is None:
                 ok = False
                 break
-            if len(m.inputs) != 2 or m.inputs[1] != i or graph.nodes[m.inputs[0]].op == "param":
+            path, m = chain[0], graph.nodes[chain[1]]
+            if m.op != "function" or m.target not in ("matmul", "mv") or len(m.inputs) != 2:
                 ok = False
                 break
+            if m.inputs[1] != path[-1] or graph.nodes[m.inputs[0]].op == "param":
+                ok = False
+                break
+            sliced += sum(graph.nodes[i].target == "getitem" for i in path[1:])
         if ok:  # (a loop unrolled uses the whole vector each step; GAT's halves slice it)
             parts = len(users[n.idx]) if sliced == len(users[n.idx]) else 1
             out[id(found[0])] = ("score vector", str(found[0].numel() // parts))
     return out
 
 
+def _use_chain(
+    graph: Graph, users: list[list[int]], start: int, u: int, ops: Collection[str]
+) -> tuple[list[int], int] | None:
+    """One use ``u`` of node ``start`` followed through functions in ``ops`` (broadcasts,
+    slices, casts) that take it as their first input and are used by nothing else: ``(the
+    nodes passed, ``start`` first; the node it reaches)``, or None where a node on the way has
+    another use or takes it elsewhere."""
+    path = [start]
+    while graph.nodes[u].op == "function" and str(graph.nodes[u].target) in ops:
+        if len(users[u]) != 1 or graph.nodes[u].inputs[:1] != [path[-1]]:
+            return None
+        path.append(u)
+        u = users[u][0]
+    return path, u
+
+
 def _token_use(graph: Graph, users: list[list[int]], start: int, u: int) -> str | None:
     """The op (``cat``/``add``) that one use ``u`` of parameter node ``start`` reaches through
     broadcasts, slices, casts and resizes used by nothing else, with the signal as its other
     operand(s); None for any other use."""
-    i, path = start, {start}
-    while True:
-        node = graph.nodes[u]
-        if node.op != "function" or str(node.target) not in _TOKEN_PATH:
-            break
-        if len(users[u]) != 1 or node.inputs[0] != i:
-            return None
-        i, u = u, users[u][0]
-        path.add(i)
-    if node.op != "function":
+    chain = _use_chain(graph, users, start, u, _TOKEN_PATH)
+    if chain is None or graph.nodes[chain[1]].op != "function":
         return None
+    path, node = set(chain[0]), graph.nodes[chain[1]]
     others = [j for j in node.inputs if j not in path]
     if not others or any(graph.nodes[j].op == "param" for j in others):
         return None
@@ -671,18 +679,13 @@ def learned_inputs(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str
             continue
         layers = []
         for u in users[n.idx]:
-            i = n.idx
-            while graph.nodes[u].op == "function" and graph.nodes[u].target in SHAPE_OPS:
-                if len(users[u]) != 1 or graph.nodes[u].inputs[:1] != [i]:
-                    break
-                i, u = u, users[u][0]
-            m = graph.nodes[u]
+            chain = _use_chain(graph, users, n.idx, u, SHAPE_OPS)
+            m = graph.nodes[chain[1]] if chain is not None else graph.nodes[n.idx]
             mod = modules.get(m.target) if m.op == "module" else None
-            if isinstance(mod, nn.Linear) and m.inputs[:1] == [i]:
-                layers.append(str(m.target))
-            else:
+            if chain is None or not isinstance(mod, nn.Linear) or m.inputs[:1] != chain[0][-1:]:
                 layers = []
                 break
+            layers.append(str(m.target))
         if layers:
             out[id(found[0])] = ("learned input", layers[0])
     return out
@@ -749,15 +752,11 @@ def branch_scales(model: nn.Module, info: Any) -> dict[int, tuple[str, str]]:
             continue
         for j in n.inputs:
             w = _parameter_read(model, g, users, j, 1)
-            if w is None:
-                i = j  # (broadcast: gamma[:, None, None], gamma.view(1, -1, 1, 1))
-                while g.nodes[i].op == "function" and g.nodes[i].target in SHAPE_OPS:
-                    i = g.nodes[i].inputs[0] if g.nodes[i].inputs else i
-                    if g.nodes[i].op == "param":
-                        found = _loose(model, g.nodes[i].target)
-                        if found is not None and found[0].ndim == 1 and found[1] == "unknown":
-                            w = (g.nodes[i].target, found[0], False)
-                        break
+            i = behind(g.nodes, j, SHAPE_OPS)  # (broadcast: gamma[:, None, None], .view(…))
+            if w is None and i != j and g.nodes[i].op == "param":
+                found = _loose(model, g.nodes[i].target)
+                if found is not None and found[0].ndim == 1 and found[1] == "unknown":
+                    w = (g.nodes[i].target, found[0], False)
             if w is not None and w[1].numel() > 1:
                 out[id(w[1])] = ("layer scale", "multiplies a residual branch's output in forward")
     return out

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -746,6 +746,15 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         code_norms,
         generated,
     )
+
+
+def behind(nodes: list[Node], idx: int, ops: Collection[str]) -> int:
+    """The node that node ``idx`` is computed from through functions in ``ops``, each applied
+    to its first input (reshapes, casts, splits): ``idx`` itself where it is no such function."""
+    n = nodes[idx]
+    while n.op == "function" and n.target in ops and n.inputs:
+        n = nodes[n.inputs[0]]
+    return n.idx
 
 
 def generated_weight(nodes: list[Node], kinds: list[str], n: Node) -> tuple[str, int, int] | None:

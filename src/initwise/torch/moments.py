@@ -50,7 +50,7 @@ from ..math.operating import (
 )
 from .batch import tensors
 from .graph import SHAPE_OPS as _SHAPE_OPS
-from .graph import Act, ModelInfo, graph_modules
+from .graph import Act, ModelInfo, behind, graph_modules
 from .modules import (
     embedding_norm_cap,
     probed_norm,
@@ -516,12 +516,6 @@ def summed_layers(info: ModelInfo, users: list[list[int]]) -> dict[str, int]:
         if n.op == "function" and n.target in _ADD and len(n.inputs) == 2 and not n.kwargs
     }
 
-    def source(i: int) -> int:
-        n = g.nodes[i]
-        while n.op == "function" and (n.target in _SHAPE_OPS or n.target in _SPLITS) and n.inputs:
-            n = g.nodes[n.inputs[0]]
-        return n.idx
-
     out: dict[str, int] = {}
     for a in adds:
         if a in sums or any(u in adds for u in users[a]):
@@ -533,7 +527,7 @@ def summed_layers(info: ModelInfo, users: list[list[int]]) -> dict[str, int]:
                 if j in adds and j not in sums:
                     stack.append(j)
                 else:
-                    leaves.append(source(j))
+                    leaves.append(behind(g.nodes, j, _SHAPE_OPS | _SPLITS))
         names = [g.nodes[j].target for j in leaves if info.kinds[j] == "weight"]
         if len(names) == len(leaves) >= 2 and len(set(names)) == len(names):
             for t in names:
@@ -635,12 +629,6 @@ def _summed_embeddings(info: ModelInfo, walk: _Walk, name: str) -> list[str]:
     users = walk.users
     pas = frozenset({"dropout", "contiguous", "to", "float", "type_as"}) | _SHAPE_OPS
 
-    def source(i: int) -> int:
-        n = g.nodes[i]
-        while n.op == "function" and n.target in pas and n.inputs:
-            n = g.nodes[n.inputs[0]]
-        return n.idx
-
     starts = [n.idx for n in g.nodes if n.op == "module" and n.target == name]
     found: list[str] = []
     frontier, seen = list(starts), set(starts)
@@ -655,7 +643,7 @@ def _summed_embeddings(info: ModelInfo, walk: _Walk, name: str) -> list[str]:
                 frontier.append(u)
             elif n.target in _ADD and len(n.inputs) == 2 and not n.kwargs:
                 j = n.inputs[1] if n.inputs[0] == i else n.inputs[0]
-                m = g.nodes[source(j)]
+                m = g.nodes[behind(g.nodes, j, pas)]
                 other = walk.modules.get(m.target) if m.op == "module" else None
                 if other is None or m.target == name or module_kind(other) != "embedding":
                     continue  # (a residual addition: the stream goes on without the tables)
@@ -1718,9 +1706,7 @@ _FILLED = {
 def _from_softmax(info: ModelInfo, idx: int) -> bool:
     """Whether graph node ``idx`` is a softmax's output (through reshapes: ``a[..., None]``)."""
     g = info.graph
-    n = g.nodes[idx] if g is not None else None
-    while n is not None and n.op == "function" and n.target in _SHAPE_OPS and n.inputs:
-        n = g.nodes[n.inputs[0]]  # type: ignore[union-attr]
+    n = g.nodes[behind(g.nodes, idx, _SHAPE_OPS)] if g is not None else None
     return n is not None and n.op == "function" and n.target in ("softmax", "_softmax")
 
 
@@ -1791,7 +1777,6 @@ def _function(
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
         return _sinusoid(t, known[0])
-
 
     c = _scalar(n.args)
     if t in _ADD | _SUB:

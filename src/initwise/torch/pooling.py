@@ -90,15 +90,26 @@ def function_pool(target: str) -> str | None:
     return None
 
 
+def _reduced(args: tuple, kwargs: dict) -> Any:
+    """The dimension(s) a reduction's non-tensor arguments (``dim`` first) name, where it does
+    not keep them (``keepdim=True`` is a statistic), else None."""
+    dim = kwargs.get("dim", args[0] if args else None)
+    keep = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
+    return None if keep is True else dim
+
+
+def _named(dim: Any) -> bool:
+    """Whether ``dim`` names dimensions: an int or a non-empty tuple/list."""
+    return isinstance(dim, int) or (isinstance(dim, (tuple, list)) and bool(dim))
+
+
 def summed_dims(n: Any) -> Any:
     """The dimension(s) a ``sum`` graph node reduces without keeping them — Deep Sets' sum
     over a set, a graph network's sum aggregation, a pool written as a sum — else None (a
     ``keepdim=True`` sum is a statistic: a norm written in code; a full sum is a scalar)."""
     if n.op != "function" or str(n.target) != "sum":
         return None
-    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
-    keep = n.kwargs.get("keepdim", n.args[1] if len(n.args) > 1 else False)
-    return None if dim is None or keep is True else dim
+    return _reduced(n.args, n.kwargs)
 
 
 def max_dims(n: Any) -> Any:
@@ -108,11 +119,8 @@ def max_dims(n: Any) -> Any:
     elementwise; a full ``max`` is a scalar)."""
     if n.op != "function" or str(n.target) not in ("max", "amax") or len(n.inputs) != 1:
         return None
-    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
-    keep = n.kwargs.get("keepdim", n.args[1] if len(n.args) > 1 else False)
-    if keep is True or not (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim)):
-        return None
-    return dim
+    dim = _reduced(n.args, n.kwargs)
+    return dim if _named(dim) else None
 
 
 def _max_call(args: tuple, kwargs: dict) -> bool:
@@ -120,26 +128,17 @@ def _max_call(args: tuple, kwargs: dict) -> bool:
     reads its graph node."""
     if len(args) > 1 and isinstance(args[1], torch.Tensor):
         return False
-    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-    keep = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
-    return keep is not True and (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim))
+    return _named(_reduced(args[1:], kwargs))
 
 
 _CALL_FILTERS = {
-    "sum": lambda a, k: _summing_call(a, k),
-    "mean": lambda a, k: _reducing(a[1:], k),
+    "sum": lambda a, k: _reduced(a[1:], k) is not None,  # (as summed_dims reads its node)
+    "mean": lambda a, k: _named(_reduced(a[1:], k)),  # (as node_pool reads its node)
     "max": _max_call,
     "amax": _max_call,
 }
-"""Function names whose calls are pools only in some forms: the form the graph's node has."""
-
-
-def _summing_call(args: tuple, kwargs: dict) -> bool:
-    """Whether a ``sum`` call (the tensor first) reduces a dimension without keeping it, as
-    :func:`summed_dims` reads its graph node."""
-    dim = kwargs.get("dim", args[1] if len(args) > 1 else None)
-    keep = kwargs.get("keepdim", args[2] if len(args) > 2 else False)
-    return dim is not None and keep is not True
+"""Function names whose calls are pools only in some forms (the tensor first): the form the
+graph's node has."""
 
 
 def pooled_input(op: str) -> int:
@@ -173,17 +172,10 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
     if n.op == "module":
         return module_pool(modules.get(n.target))
     if n.op == "function":
-        if str(n.target) == "mean" and not _reducing(n.args, n.kwargs):
+        if str(n.target) == "mean" and not _named(_reduced(n.args, n.kwargs)):
             return None  # (x.pow(2).mean(-1, keepdim=True): a norm's statistic; x.mean(): a scalar)
         return function_pool(str(n.target)) or ("max" if max_dims(n) is not None else None)
     return None
-
-
-def _reducing(args: tuple, kwargs: dict) -> bool:
-    """Whether a reduction's non-tensor arguments name a dimension and do not keep it."""
-    dim = kwargs.get("dim", args[0] if args else None)
-    keep = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
-    return keep is not True and (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim))
 
 
 def _stats(t: Any) -> tuple[float, float] | None:

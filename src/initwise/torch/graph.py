@@ -748,6 +748,12 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
     )
 
 
+def keeps_dim(args: tuple, kwargs: dict) -> bool:
+    """Whether a reduction's non-tensor arguments (``dim`` first, then ``keepdim``) keep the
+    reduced dimensions."""
+    return kwargs.get("keepdim", args[1] if len(args) > 1 else False) is True
+
+
 def behind(nodes: list[Node], idx: int, ops: Collection[str]) -> int:
     """The node that node ``idx`` is computed from through functions in ``ops``, each applied
     to its first input (reshapes, casts, splits): ``idx`` itself where it is no such function."""
@@ -818,8 +824,7 @@ def _stat_source(nodes: list[Node], idx: int, inverse: bool) -> int | None:
             return None
         t = node.target
         if t in ("mean", "var", "std"):
-            keep = node.kwargs.get("keepdim", node.args[1] if len(node.args) > 1 else False)
-            if keep is not True or reduced is not None:
+            if not keeps_dim(node.args, node.kwargs) or reduced is not None:
                 return None
             reduced = t
         elif t in ("rsqrt", "reciprocal"):
@@ -853,7 +858,7 @@ def _centered_source(nodes: list[Node], idx: int) -> tuple[int, bool]:
         x, m = n.inputs
         mn = nodes[m]
         if mn.op == "function" and mn.target == "mean" and mn.inputs == [x]:
-            if mn.kwargs.get("keepdim", mn.args[1] if len(mn.args) > 1 else False) is True:
+            if keeps_dim(mn.args, mn.kwargs):
                 return x, True
     return idx, False
 

@@ -275,13 +275,19 @@ def probed_norm(m: nn.Module) -> bool | None:
     LayerNorm), False where not (an RMS norm: the mean's share passes), None for anything else.
     Run once per module, without gradients or global random state; a module that fails on the
     probe is not a norm."""
-    if m not in _PROBED_NORMS:
-        try:
-            _PROBED_NORMS[m] = _probe_norm(m)
-        except Exception:
-            _PROBED_NORMS[m] = None
-    found = _PROBED_NORMS[m]
+    found = _probed_once(_PROBED_NORMS, m, _probe_norm, None)
     return None if found is None else found[0]
+
+
+def _probed_once(cache: weakref.WeakKeyDictionary, m: nn.Module, probe: Any, none: Any) -> Any:
+    """``probe(m)``, run once per module and kept in ``cache``; ``none`` where it raises (a
+    module that fails on the probe is not what it looks for)."""
+    if m not in cache:
+        try:
+            cache[m] = probe(m)
+        except Exception:
+            cache[m] = none
+    return cache[m]
 
 
 def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
@@ -325,12 +331,7 @@ def probed_tokenizer(m: nn.Module) -> dict[str, str] | None:
     ``b``) of shape ``(n_features, d)`` (FT-Transformer's, Gorishniy et al. 2021) — found by
     what it does on a seeded ``(4, n_features)`` input; None for anything else. Run once per
     module, without gradients or global random state."""
-    if m not in _PROBED_TOKENIZERS:
-        try:
-            _PROBED_TOKENIZERS[m] = _probe_tokenizer(m)
-        except Exception:
-            _PROBED_TOKENIZERS[m] = None
-    return _PROBED_TOKENIZERS[m]
+    return _probed_once(_PROBED_TOKENIZERS, m, _probe_tokenizer, None)
 
 
 def _probe_tokenizer(m: nn.Module) -> dict[str, str] | None:
@@ -368,13 +369,12 @@ def norm_roles(m: nn.Module) -> dict[str, str]:
     identity scale, Gemma's) or ``"shift"`` (``x̂ + b``: it adds itself) — measured on a copy
     (the others at 1, this one at 0 and 1, a seeded input); a parameter that is none of these
     is left out. Empty for anything else. Cached per module."""
-    if m not in _NORM_ROLES:
-        try:
-            found = _PROBED_NORMS.get(m) if probed_norm(m) is not None else None
-            _NORM_ROLES[m] = _norm_roles(m, found[1]) if found is not None else {}
-        except Exception:
-            _NORM_ROLES[m] = {}
-    return _NORM_ROLES[m]
+
+    def roles(m: nn.Module) -> dict[str, str]:
+        found = _PROBED_NORMS.get(m) if probed_norm(m) is not None else None
+        return _norm_roles(m, found[1]) if found is not None else {}
+
+    return _probed_once(_NORM_ROLES, m, roles, {})
 
 
 def _close(a: Any, b: Any) -> bool:

@@ -335,6 +335,13 @@ def propagate(
     out = _pass(info, walk, first, n_res, emb)
     if heads:
         out = _untie(info, walk, first, n_res, emb, heads, out)
+
+    def again(scatter: dict[str, float] | None = None) -> Moments:
+        """One more pass, with what the last one solved (and the tied embeddings' stds)."""
+        new = _pass(info, walk, first, n_res, emb, out.cache, scatter)
+        new.embedding_std = out.embedding_std
+        return new
+
     tables = _raw_lookups(info)
     if tables:  # raw tables read by index and used as a read-out: their rows' moments, again
         for idx, site in tables.items():
@@ -343,13 +350,9 @@ def propagate(
                 m = info.graph.extra[site]
                 fan = weight_fans(module_kind(m), m, tuple(m.weight.shape), site)[0].fan_in
                 walk.data[idx] = (solved.gain**2 / fan, 0.0)
-        again = _pass(info, walk, first, n_res, emb, out.cache)
-        again.embedding_std = out.embedding_std
-        out = again
+        out = again()
     if out.scattered:  # a layer scattered among the embeddings (known after a pass): again
-        again = _pass(info, walk, first, n_res, emb, out.cache, out.scattered)
-        again.embedding_std = out.embedding_std
-        out = again
+        out = again(out.scattered)
     products = gated_products(info)
     if products >= GATED_PRODUCTS_LIMIT:
         out.drifts.append(

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, seeded_rng, split, tensors
-from .graph import SHAPE_OPS, ModelInfo, fn_name, is_leaf
+from .graph import SHAPE_OPS, ModelInfo, fn_name, is_leaf, keeps_dim
 
 MAX_POOLS: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d,
@@ -93,9 +93,7 @@ def function_pool(target: str) -> str | None:
 def _reduced(args: tuple, kwargs: dict) -> Any:
     """The dimension(s) a reduction's non-tensor arguments (``dim`` first) name, where it does
     not keep them (``keepdim=True`` is a statistic), else None."""
-    dim = kwargs.get("dim", args[0] if args else None)
-    keep = kwargs.get("keepdim", args[1] if len(args) > 1 else False)
-    return None if keep is True else dim
+    return None if keeps_dim(args, kwargs) else kwargs.get("dim", args[0] if args else None)
 
 
 def _named(dim: Any) -> bool:

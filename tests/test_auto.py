@@ -697,28 +697,36 @@ def test_highway_carry_gates_get_a_negative_bias():
 
 
 class _GCN(nn.Module):
-    def __init__(self, norm: bool = False) -> None:
+    def __init__(self, norm: bool = False, gram: bool = False) -> None:
         super().__init__()
         self.layers = nn.ModuleList(nn.Linear(32, 32) for _ in range(3))
         self.norm = nn.LayerNorm(32) if norm else nn.Identity()
+        self.gram = gram
 
     def forward(self, x, adj):
         for layer in self.layers[:-1]:
-            x = self.norm(F.relu(adj @ layer(x)))
+            h = layer(x)
+            mix = (h @ h.transpose(0, 1)) / 50 if self.gram else adj  # (a graph from the layer)
+            x = self.norm(F.relu(mix @ h))
         return self.layers[-1](x)
 
 
 def test_unknown_moments_before_an_activation_are_said():
-    """``relu(A @ h)`` with the adjacency an input: the product of two signals has no rule,
-    and the activation after it was fed a unit input silently — the next layer solved for
-    it (a GCN's output rms 0.1). The layer that takes it now says so; behind a norm (which
-    removes the scale) nothing is said."""
+    """``relu(G @ h)`` with ``G = h·hᵀ`` from the layer itself: the product of two layer
+    outputs has no rule, and the activation after it was fed a unit input silently — the next
+    layer solved for it. The layer that takes it now says so; behind a norm (which removes the
+    scale) nothing is said. With the adjacency an input (``Â @ h``, a product with data) the
+    example input measures it and nothing is assumed; without one that is said."""
     adj = torch.eye(50) * 0.5 + 0.01
+    example = (torch.randn(50, 32), adj)
     with pytest.warns(it.AssumptionWarning, match=r"layers\.1: its input passed activation 'relu'"):
-        it.plan(_GCN(), example_input=(torch.randn(50, 32), adj))
+        it.plan(_GCN(gram=True), example_input=example)
+    with pytest.warns(it.AssumptionWarning, match=r"layers\.1: its input passed the product with"):
+        it.plan(_GCN())
     with warnings.catch_warnings():
         warnings.simplefilter("error", it.AssumptionWarning)
-        it.plan(_GCN(norm=True), example_input=(torch.randn(50, 32), adj))
+        it.plan(_GCN(norm=True, gram=True), example_input=example)
+        it.plan(_GCN(), example_input=example)
 
 
 class _FunctionalWeights(nn.Module):

@@ -502,3 +502,115 @@ def test_unmeasured_attention_is_said_where_it_compounds():
         p = it.plan(_AttnChain(residual=False), "auto", example_input=x)
         it.plan(_AttnChain(residual=True), "auto")
     assert "attention" in p["W.1.weight"].reason and "measured" in p["W.1.weight"].reason
+
+
+def _adjacency(n: int = 60, p: float = 0.1, seed: int = 2) -> torch.Tensor:
+    """A symmetric-normalized adjacency with self loops, D^-½ (A + I) D^-½ (Kipf & Welling)."""
+    g = torch.Generator().manual_seed(seed)
+    a = (torch.rand(n, n, generator=g) < p).float()
+    a = ((a + a.T) > 0).float() + torch.eye(n)
+    d = a.sum(1).rsqrt()
+    return d[:, None] * a * d[None, :]
+
+
+class _GCN(nn.Module):
+    """Kipf & Welling's graph convolution written as most code writes it, ``Â @ lin(h)``: the
+    adjacency an input (``form="input"``), a buffer, or a sparse input through
+    ``torch.sparse.mm``."""
+
+    def __init__(self, form: str = "input", adj: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.form = form
+        self.layers = nn.ModuleList(
+            [nn.Linear(16, 64), nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 64)]
+        )
+        if form == "buffer":
+            self.register_buffer("adj", adj)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor | None = None) -> torch.Tensor:
+        a = self.adj if self.form == "buffer" else adj
+        for i, layer in enumerate(self.layers):
+            h = layer(x)
+            x = torch.sparse.mm(a, h) if self.form == "sparse" else a @ h
+            if i < len(self.layers) - 1:
+                x = torch.relu(x)
+        return x
+
+
+@pytest.mark.parametrize("form", ["input", "buffer", "sparse"])
+def test_a_graph_convolution_is_measured_like_a_pool(form):
+    """``Â @ h`` is linear in the layer's output and its effect on ``E[x²]`` (about 1/degree
+    for independent features, all of it for equal ones) is in the data. Before: a "product of
+    two signals" — every layer after the first solved for an assumed unit input, even with an
+    example input (the GCN of sweep 14: output rms 0.09 of its input's either way); now
+    measured on the example input like a pool, each layer solved for what arrives, and the
+    last one for a unit *model* output (the last ``Â @`` after it); without one, said."""
+    adj = _adjacency()
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(1))
+    a = adj.to_sparse() if form == "sparse" else adj
+    example = x if form == "buffer" else (x, a)
+    torch.manual_seed(0)
+    m = _GCN(form, adj if form == "buffer" else None)
+    with pytest.warns(AssumptionWarning, match="the product with data"):
+        it.plan(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing assumed with the example input
+        p = it.plan(m, example_input=example, strict=True)
+    for i in (1, 2, 3):
+        assert "the product with data" in p[f"layers.{i}.weight"].reason
+        assert "measured on the example input" in p[f"layers.{i}.weight"].reason
+    assert "unit model output" in p["layers.3.weight"].reason
+    assert "relu at q* 2" in p["layers.0.weight"].reason  # (Â between the layer and its ReLU)
+    p.apply(m, seed=0)
+    got = {}
+    hooks = [
+        layer.register_forward_pre_hook(lambda mod, args, i=i: got.setdefault(i, args[0]))
+        for i, layer in enumerate(m.layers)
+    ]
+    with torch.no_grad():
+        out = m(*example) if isinstance(example, tuple) else m(example)
+    for h in hooks:
+        h.remove()
+    for i in (1, 2, 3):  # each layer's input as its reason predicts it
+        said = float(p[f"layers.{i}.weight"].reason.split("input E[x²] ")[1].split(",")[0])
+        assert float(got[i].pow(2).mean()) == pytest.approx(said, rel=0.3)
+    assert 0.5 < float(out.pow(2).mean().sqrt()) < 2.0
+
+
+def test_what_is_no_product_with_data():
+    """Attention's products (both operands from layers) and raw-parameter products (``x @
+    W``) are not products with data; data times data before the first layer is, measured."""
+    from initwise.torch.graph import data_products
+
+    class Mixed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
+            self.w = nn.Parameter(torch.randn(8, 8))
+
+        def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+            h = adj @ x  # data times data
+            s = self.q(h) @ self.k(h).transpose(-1, -2)
+            return torch.softmax(s, -1) @ self.v(h) @ self.w
+
+    m = Mixed()
+    info = inspect_model(m)
+    found = data_products(m, info.graph.nodes, info.kinds)
+    assert list(found.values()) == [None]  # only `adj @ x`
+    n = info.graph.nodes[next(iter(found))]
+    assert n.inputs == [1, 0]
+
+
+def test_diagnose_measures_a_graph_convolution_as_it_runs():
+    """The planner reads each layer's ReLU through ``Â @`` (its operating point); ``diagnose``
+    does not compute that ReLU from the layer's own output (it runs on ``Â·y``), and skips the
+    chain theory, which has no ``Â``."""
+    adj = _adjacency()
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _GCN()
+    it.init_model(m, seed=0, example_input=(x, adj))
+    r = diagnose(m, (x, adj))
+    assert not r.chain_theory and "a graph's Â @ h" in " ".join(r.notes)
+    for s in r.layers:
+        assert s.post_m2 == pytest.approx(s.out_m2) and s.dead == 0.0

@@ -109,3 +109,72 @@ def test_a_zero_gain_upstream_is_no_division_by_zero():
     p = it.plan(m)
     w = p["4.weight"]
     assert "input is 0 at init" in w.reason and math.isfinite(w.std) and w.std > 0
+
+
+class WSConv2d(nn.Conv2d):
+    """The NFNet paper's hand-written weight standardization (Brock et al. 2021), named as
+    nothing the planner knows: ``(w − μ)·rsqrt(σ²·fan_in + ε)·gain`` in the forward."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.gain = nn.Parameter(torch.ones(self.out_channels, 1, 1, 1))
+
+    def forward(self, x):
+        w = self.weight
+        mean = w.mean((1, 2, 3), keepdim=True)
+        var = w.var((1, 2, 3), keepdim=True)
+        w = (w - mean) * torch.rsqrt(var * w[0].numel() + 1e-4) * self.gain
+        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+class ScaledConv(nn.Conv2d):
+    """A forward that scales its weight by a constant: not standardized (its scale passes)."""
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * 2.0, self.bias, self.stride, self.padding)
+
+
+def _ws_net():
+    return nn.Sequential(
+        WSConv2d(3, 16, 1),
+        nn.ReLU(),
+        WSConv2d(16, 16, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(16 * 8 * 8, 10),
+    )
+
+
+def test_weight_standardization_written_by_hand_is_found_by_probing():
+    """Before: only class names with "StdConv" were known — a hand-written ``WSConv2d`` was
+    propagated as an ordinary conv at its solved ``q`` (the NFNet of sweep 14: 0.55 of unit
+    output with its example input), its ``gain`` was "no rule" (an assumption), and LSUV
+    multiplied its weights by ~500 over ten iterations, changing nothing."""
+    from initwise.torch.modules import standardized_gain
+
+    c = WSConv2d(8, 4, 3, padding=1)
+    unit = 71 / 72  # rows of unit norm, with the unbiased variance's (n − 1)/n (ε aside)
+    assert standardized_gain(c) == pytest.approx(unit, rel=1e-3)
+    with torch.no_grad():
+        c.gain.fill_(0.5)
+    assert standardized_gain(c) == pytest.approx(0.25 * unit, rel=1e-3)  # read again
+    assert standardized_gain(ScaledConv(8, 4, 3)) is None
+    torch.manual_seed(0)
+    m = _ws_net()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing assumed: the gains are kept as built
+        p = it.plan(m, strict=True)
+    assert "standardized in the forward" in p["0.weight"].reason
+    assert p["0.gain"].std is None and "standardized weight" in p["0.gain"].reason
+    it.init_model(m, seed=0)
+    x = torch.randn(256, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        out = m(x)
+    assert 0.8 < float(out.pow(2).mean().sqrt()) < 1.25
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (it said "measured no output of this weight's own")
+        res = it.lsuv(m, x, seed=0)
+    for layer in res.layers[:2]:
+        assert "standardizes its weight" in layer.name and layer.iterations == 0
+    assert float(m[2].weight.detach().abs().max()) <= 1.0 + 1e-6  # orthonormal, not ×500
+    assert "not rescaled — its forward standardizes" in res.plan["2.weight"].reason

@@ -239,6 +239,7 @@ def diagnose(
         handles = []
 
         feeds, last = _feeds(info)
+        mixed = _mixed_by_data(info)  # (Â @ h before the activation: φ(y) is not what runs)
         fed_by = {v: k for k, v in feeds.items()}
 
         def hook(module: nn.Module, args: tuple, out: Any) -> None:
@@ -258,6 +259,8 @@ def diagnose(
             if y is None or not y.is_floating_point() or name in records:
                 return
             act = (info.layers.get(name).activation if name in info.layers else None) or LINEAR
+            if name in mixed:
+                act = LINEAR
             yd = y.detach()
             rec: dict[str, Any] = {"module": module, "act": act, "y_shape": yd.shape}
             rec["y_sums"] = _sums_now(yd)
@@ -657,6 +660,33 @@ def _feeds(info: ModelInfo) -> tuple[dict[str, str], str | None]:
     return out, last
 
 
+def _mixed_by_data(info: ModelInfo) -> set[str]:
+    """Weight layers whose output a product with data (a graph convolution's ``Â @ h``,
+    :func:`~initwise.torch.graph.data_products`) takes before their activation: the activation
+    runs on ``Â·y``, not on the layer's output ``y``, so its statistics are not computed from
+    ``y`` (the layer is measured as a linear one, its output as it is)."""
+    g = info.graph
+    if g is None or not info.data_products:
+        return set()
+    users = g.users()
+    out: set[str] = set()
+    for n in g.nodes:
+        if n.op != "module" or info.kinds[n.idx] != "weight":
+            continue
+        frontier, seen = list(users[n.idx]), set()
+        while frontier:
+            i = frontier.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            if i in info.data_products:
+                out.add(str(n.target))
+                break
+            if info.kinds[i] not in ("act", "weight", "norm", "stop"):
+                frontier.extend(users[i])
+    return out
+
+
 _N_STATS = 14
 
 
@@ -912,6 +942,11 @@ def _chain_skipped(info: ModelInfo, layers: list[LayerStats]) -> str | None:
         return "the model's graph is unknown (it could not be traced)"
     if info.n_residual:
         return f"the model has {info.n_residual} residual branches"
+    if info.data_products:
+        return (
+            "the model multiplies layer outputs by data (a graph's Â @ h), which the chain "
+            "of Linear/Conv layers and activations does not cover"
+        )
     norms = [
         n for n, i in info.layers.items() if is_norm(i.module) or probed_norm(i.module) is not None
     ]

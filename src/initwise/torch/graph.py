@@ -642,6 +642,9 @@ class ModelInfo:
     generated: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     """Products whose weight a layer generates (:func:`generated_weight`): node -> (the
     generating layer, the product's fan-in, its signal operand)."""
+    data_products: dict[int, int | None] = field(default_factory=dict)
+    """Products of a layer's output with data (:func:`data_products`: a graph convolution's
+    ``Â @ h``): node -> the position of the operand computed by layers (None: both are data)."""
 
 
 @dataclass(frozen=True)
@@ -704,6 +707,14 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         if found_norm is not None:
             kinds[n.idx] = "norm"
             code_norms[n.idx] = found_norm
+    generated = {}
+    for n in nodes:
+        found_gen = generated_weight(nodes, kinds, n)
+        if found_gen is not None:
+            generated[n.idx] = found_gen
+    products = data_products(model, nodes, kinds, generated)
+    for i in products:  # linear in the layers' operand: passed through, as a pool is
+        kinds[i] = "other"
     composite = composites(graph, kinds, acts)
     layers: dict[str, LayerInfo] = {}
     for n in nodes:
@@ -728,11 +739,6 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             found = _find_activation(out, users, kinds, acts)
             layers[name] = LayerInfo(name, modules[name], found[0] if found else LINEAR)
     adds = _residuals(nodes, kinds, layers)
-    generated = {}
-    for n in nodes:
-        found_gen = generated_weight(nodes, kinds, n)
-        if found_gen is not None:
-            generated[n.idx] = found_gen
     return ModelInfo(
         layers,
         len(adds),
@@ -745,7 +751,51 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         composite,
         code_norms,
         generated,
+        products,
     )
+
+
+DATA_PRODUCTS = frozenset({"matmul", "bmm", "mm", "spmm", "sparse_mm"})
+"""Products that :func:`data_products` reads as a pool of one operand by the other."""
+
+
+def data_products(
+    model: nn.Module, nodes: list[Node], kinds: list[str], generated: Collection[int] = ()
+) -> dict[int, int | None]:
+    """Products of two tensors (:data:`DATA_PRODUCTS`: ``A @ h``, ``torch.sparse.mm(A, h)``)
+    where one operand is **data** — computed from the model's inputs and buffers only, no
+    parameter on the way — and the other is computed by weight layers (or is data too): a
+    graph convolution's ``Â·H·W`` (Kipf & Welling 2017) written ``A @ self.lin(h)``, a fixed
+    mixing or smoothing matrix. Such a product is linear in the layers' operand, as a pool is
+    in its input: its effect on ``E[x²]`` (``Â`` averages over neighbours) is in the data and is
+    measured like a pool on the example input (:func:`~initwise.torch.pooling.measure_pools`).
+    Node -> the position of the layers' operand among its inputs (None: both are data).
+    Attention's products (both operands from layers), raw-parameter products (``x @ W``) and
+    hypernetworks' generated weights (``generated``) are not these."""
+    buffers = {n for n, _ in model.named_buffers()}
+    layered = [False] * len(nodes)  # computed by a weight layer on the way
+    param = [False] * len(nodes)  # a parameter (not a buffer) on the way
+    for n in nodes:
+        layered[n.idx] = kinds[n.idx] == "weight" or any(layered[i] for i in n.inputs)
+        param[n.idx] = (n.op == "param" and str(n.target) not in buffers) or any(
+            param[i] for i in n.inputs
+        )
+    out: dict[int, int | None] = {}
+    for n in nodes:
+        if (
+            n.op != "function"
+            or str(n.target).lstrip("_") not in DATA_PRODUCTS
+            or len(n.inputs) != 2
+            or n.inputs[0] == n.inputs[1]
+            or n.idx in generated
+        ):
+            continue
+        data = [not layered[i] and not param[i] for i in n.inputs]
+        if all(data):
+            out[n.idx] = None
+        elif sum(data) == 1 and layered[n.inputs[data.index(False)]]:
+            out[n.idx] = data.index(False)
+    return out
 
 
 def keeps_dim(args: tuple, kwargs: dict) -> bool:

@@ -38,6 +38,7 @@ from .modules import (
     check_materialized,
     few,
     is_weight_layer,
+    standardized_gain,
 )
 from .modules import kind as module_kind
 from .planner import plan as make_plan
@@ -107,6 +108,9 @@ def _scaling(m: nn.Module) -> tuple[str | None, Callable[[float], Any]]:
     weight_norm's ``g``, prune's ``weight_orig``)."""
     site = PZ.site_of(m)
     if site is None:
+        if standardized_gain(m) is not None:  # (timm's StdConv2d, a hand-written WSConv2d)
+            why = "its forward standardizes its weight (Qiao et al. 2019): left as it is"
+            return why, m.weight.mul_
         return None, m.weight.mul_
     fixed = site.fixed_scale
     return (f"{fixed} fixes its weight's scale: left as it is" if fixed else None), site.scale
@@ -207,12 +211,22 @@ def lsuv(
         raise
     result_plan = None
     if base is not None:
-        scales = {x.name: x.scale for x in scaler.layers}
+        scales: dict[str, float] = {}
+        fixed: dict[str, str] = {}  # layers whose forward fixes their weight's scale, and how
+        for x in scaler.layers:
+            name, _, how = x.name.partition(" (")
+            if not how:
+                scales[name] = x.scale
+            elif not how.startswith("use "):  # (a module met again is reported at its first use)
+                scales[name], fixed[name] = 1.0, how[:-1]
         entries = []
         unscaled = []
         for e in base:
-            s = scales.get(_owner(e.name, scales))
-            if s is not None and isinstance(e.scheme, S.Orthogonal):
+            owner = _owner(e.name, scales)
+            s = scales.get(owner)
+            if owner in fixed and isinstance(e.scheme, S.Orthogonal):
+                e = e.with_scheme(e.scheme, f"LSUV: orthonormal, not rescaled — {fixed[owner]}")
+            elif s is not None and isinstance(e.scheme, S.Orthogonal):
                 e = e.with_scheme(
                     dataclasses.replace(e.scheme, gain=s),
                     f"LSUV: orthonormal × {s:.4g} → output std {target:g} ± {tol:g}",

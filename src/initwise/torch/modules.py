@@ -211,21 +211,98 @@ def standardized_gain(m: nn.Module) -> float | None:
     ``StdConv2d`` (BiT, ``c² = fan_in``) and ``ScaledStdConv2d`` (NFNets, rows scaled by
     ``gain·γ/√fan_in``: ``c² = E[gain²]·γ²``, Brock et al. 2021), and their ``…Same`` forms.
     The weight's drawn scale cancels, and a zero-mean row removes the input's mean: only its
-    variance passes. None for any other module."""
+    variance passes. A convolution that does so under another name (or without timm's
+    ``scale``) is found by probing (:func:`_probed_standardized`). None for any other
+    module."""
     name = type(m).__name__
-    if "StdConv" not in name or not isinstance(m, nn.modules.conv._ConvNd):
+    if not isinstance(m, nn.modules.conv._ConvNd):
         return None
+    if "StdConv" not in name:
+        return _probed_standardized(m)
     fan_in = m.weight[0].numel()
     if "Scaled" not in name:
         return float(fan_in)
     scale, gain = getattr(m, "scale", None), getattr(m, "gain", None)
-    if not isinstance(scale, (int, float)):
-        return None
+    if not isinstance(scale, (int, float)):  # (named so, written otherwise: what it does)
+        return _probed_standardized(m)
     if not hasattr(gain, "detach") or gain.is_meta:  # (timm's gain_init is 1)
         g2 = 1.0
     else:
         g2 = float(gain.detach().float().pow(2).mean())
     return g2 * float(scale) ** 2 * fan_in
+
+
+_STANDARDIZED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _probed_standardized(m: nn.Module) -> float | None:
+    """``c²`` for a convolution whose own ``forward`` standardizes its weight under another
+    name (the NFNet paper's ``WSConv2d``/``ScaledWSConv2d``, ``w = (w − μ)/(σ·√fan_in)·gain``
+    written in a subclass): the weight its ``forward`` hands to ``F.conv*d`` is the same for a
+    weight ``w`` of N(0, 1) entries and for ``3·w + 0.5`` (its scale and each row's offset
+    cancel) and has centered rows — probed once (``_probed_once``); then ``c²`` is the mean
+    squared row norm ``Σ_j w_ij²`` of what it makes of the module's *own* weight, read on every
+    call (its gain may have changed): ``E[y²] = c²·Var[x]`` for i.i.d. inputs. None for any
+    other module."""
+    if getattr(type(m).forward, "__module__", "").startswith("torch."):
+        return None
+    if not _probed_once(_STANDARDIZED, m, _standardizes, False):
+        return None
+    try:
+        w = _used_weights(m, [m.weight.detach()])
+    except Exception:
+        return None
+    return None if w is None else float(w[0].reshape(w[0].shape[0], -1).pow(2).sum(1).mean())
+
+
+def _standardizes(m: nn.Module) -> bool:
+    """Whether ``m.forward`` standardizes its weight (see :func:`_probed_standardized`)."""
+    import torch
+
+    w = m.weight
+    if not isinstance(w, torch.Tensor) or w.is_meta or not w.is_floating_point() or w.dim() < 3:
+        return False
+    z = torch.randn(w.shape, generator=torch.Generator().manual_seed(0), dtype=w.dtype)
+    got = _used_weights(m, [z.to(w.device), 3.0 * z.to(w.device) + 0.5])
+    if got is None:
+        return False
+    u, v = got
+    if not torch.allclose(u, v, rtol=1e-3, atol=1e-3 * float(u.abs().max())):
+        return False
+    rows = u.reshape(u.shape[0], -1).double()
+    return bool(rows.mean(1).abs().max() <= 1e-3 * rows.pow(2).mean(1).sqrt().min())
+
+
+def _used_weights(m: nn.Module, weights: list[Any]) -> list[Any] | None:
+    """The weight ``m.forward`` hands to ``F.conv*d`` with each of ``weights`` as its own, on a
+    small seeded input (``functional_call``: the module is not changed); None where a call
+    hands none, or another shape."""
+    import torch
+    from torch.func import functional_call
+
+    w = m.weight
+    got: list[torch.Tensor] = []
+
+    class Seen(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+            kwargs = kwargs or {}
+            if getattr(func, "__name__", "") in ("conv1d", "conv2d", "conv3d"):
+                got.append((args[1] if len(args) > 1 else kwargs["weight"]).detach().clone())
+            return func(*args, **kwargs)
+
+    dil = tuple(getattr(m, "dilation", (1,) * (w.dim() - 2)))
+    size = ((k - 1) * d + 3 for k, d in zip(w.shape[2:], dil, strict=False))
+    x = torch.randn(
+        (1, w.shape[1] * getattr(m, "groups", 1), *size),
+        generator=torch.Generator().manual_seed(0),
+        dtype=w.dtype,
+    ).to(w.device)
+    with torch.no_grad(), Seen():
+        for own in weights:
+            functional_call(m, {"weight": own}, (x,))
+    if len(got) != len(weights) or any(u.shape != w.shape for u in got):
+        return None
+    return got
 
 
 def embedding_norm_cap(m: nn.Module) -> float | None:

@@ -459,6 +459,9 @@ class _Walk:
     summed: dict[str, int] = field(default_factory=dict)
     """Weight layers whose outputs are summed with others' into one value that is no residual
     stream (:func:`summed_layers`), with the number of terms."""
+    pooled_out: dict[int, tuple[float, str]] = field(default_factory=dict)
+    """Per weight node whose output reaches the model's output only through measured pools
+    (:func:`pooled_to_output`): what they multiply ``E[y²]`` by, and which they are."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -498,7 +501,51 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         {t: c for t, c in called.items() if c > 1},
         affine_couplings(info),
         summed_layers(info, users),
+        pooled_to_output(info, users, pools),
     )
+
+
+def pooled_to_output(
+    info: ModelInfo, users: list[list[int]], pools: dict[int, Stats]
+) -> dict[int, tuple[float, str]]:
+    """``{weight node: (factor, which)}`` for layers whose output reaches the model's output
+    only through reshapes and pools measured on the example input (a graph convolution's last
+    ``Â @ h``, a network-in-network head's global average pool after its last convolution):
+    the factor ``Π E[y²]/E[x²]`` they apply, so that the layer is solved for a unit *model*
+    output, ``1/factor`` (:func:`~initwise.torch.pooling.carried` is linear in ``E[x²]``)."""
+    g = info.graph
+    assert g is not None
+    out: dict[int, tuple[float, str]] = {}
+    for n in g.nodes:
+        if n.op != "module" or info.kinds[n.idx] != "weight":
+            continue
+        f, at, which = 1.0, n.idx, []
+        for _ in range(len(g.nodes)):
+            if len(users[at]) != 1:
+                break
+            nxt = g.nodes[users[at][0]]
+            if nxt.op == "output":
+                if which:
+                    out[n.idx] = (f, ", ".join(which))
+                break
+            measured = pools.get(nxt.idx)
+            if measured is not None and measured[0] > 0 and _pools_from(info, nxt, at):
+                f *= measured[2] / measured[0]
+                which.append(f"'{nxt.target}' ×{measured[2] / measured[0]:.3g}")
+            elif not (nxt.op == "function" and nxt.target in _SHAPE_OPS):
+                break
+            at = nxt.idx
+    return out
+
+
+def _pools_from(info: ModelInfo, n: Any, at: int) -> bool:
+    """Whether node ``n`` pools its input ``at`` (the operand a pool, attention or a product
+    with data scales), not another of its inputs."""
+    if n.idx in info.data_products:
+        j = info.data_products[n.idx]
+    else:
+        j = pooled_input(str(n.target)) if n.op == "function" else 0
+    return j is not None and len(n.inputs) > j and n.inputs[j] == at
 
 
 _SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
@@ -723,9 +770,27 @@ def _pass(
             pool = "attention"
         if pool is None and n.idx in walk.pools and summed_dims(n) is not None:
             pool = "sum"  # (a sum over a set, measured; unmeasured it is said in _function)
+        if pool is None and n.idx in info.data_products:
+            j = info.data_products[n.idx]
+            if j is None:  # data times data (`A @ x` before the first layer): no weight in it
+                measured = walk.pools.get(n.idx)
+                val = (measured[2], measured[3]) if measured is not None else None
+                if val is not None:
+                    via[n.idx] = (
+                        f"a product of data '{n.target}' (node {n.idx}), its E[x²] "
+                        f"{val[0]:.3g} measured on the example input",
+                        True,
+                        "",
+                    )
+                mom[n.idx] = val  # (unmeasured: unknown, said where an activation reads it)
+                continue
+            pool = "product"
         if pool is not None:
             measured = walk.pools.get(n.idx)
-            j = pooled_input(str(n.target)) if n.op == "function" else 0
+            if pool == "product":
+                j = info.data_products[n.idx]  # type: ignore[assignment]
+            else:
+                j = pooled_input(str(n.target)) if n.op == "function" else 0
             base = ins[j] if len(ins) > j else None  # (attention pools its values)
             if measured is not None and base is None and pool == "sum":
                 # attention as a weighted sum (its weights have no moments): what the example
@@ -742,9 +807,11 @@ def _pass(
             if measured is not None and base is not None:
                 val = carried(measured, base[0])
                 r = val[0] / base[0] if base[0] > 0 else float("nan")
-                what = {"attention": "attention", "sum": "a sum over a dimension"}.get(
-                    pool, f"{pool} pooling"
-                )
+                what = {
+                    "attention": "attention",
+                    "sum": "a sum over a dimension",
+                    "product": "the product with data",
+                }.get(pool, f"{pool} pooling")
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
                 via[n.idx] = (how, True, "")
             else:
@@ -776,6 +843,16 @@ def _pass(
                         "the keys, which keeps between 1/N of E[x²], for independent values, "
                         "and all of it, for equal ones; a chain of them without norms "
                         "compounds it); give example_input= to measure it",
+                    )
+                elif pool == "product" and base is not None:
+                    via[n.idx] = (
+                        f"the product with data '{n.target}' (node {n.idx}) assumed to leave "
+                        "E[x²] unchanged",
+                        False,
+                        " (a graph convolution's Â @ h averages over each node's neighbours — "
+                        "about 1/degree of E[x²] for independent features, all of it for "
+                        "equal ones — and an unnormalized A sums them: it is in the data); "
+                        "give example_input= to measure it",
                     )
                 elif len(n.inputs) > j and n.inputs[j] in via:  # (attention: from its values)
                     via[n.idx] = via[n.inputs[j]]
@@ -822,6 +899,7 @@ def _pass(
                     walk.calls.get(n.target, 1),
                     walk.coupling.get(n.target, ""),
                     walk.summed.get(n.target, 1),
+                    walk.pooled_out.get(n.idx),
                 )
                 solved = res.layers.get(n.target)
                 if came is not None and came[0].startswith("attention '") and not came[1]:
@@ -915,6 +993,7 @@ def _weight(
     calls: int = 1,
     coupling: str = "",
     terms: int = 1,
+    pooled_out: tuple[float, str] | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -1062,6 +1141,12 @@ def _weight(
             f"it generates the weight of a product with fan_in {fan} (a hypernetwork; "
             f"hyperfan-in, Chang et al. 2020): E[w²] = gain² {g * g:.3g}/(fan_in · E[x²] "
             f"{sx:.3g}) = {q:.3g}, so that product's output meets its activation's"
+        )
+    elif pooled_out is not None and pooled_out[0] > 0 and (act is None or act.name == "linear"):
+        q = 1.0 / pooled_out[0]
+        role = (
+            f"linear consumer: unit model output — after it {pooled_out[1]} in E[x²] (measured "
+            f"on the example input) → q {q:.3g}"
         )
     else:
         q = 1.0

@@ -42,6 +42,7 @@ from .modules import (
     norm_roles,
     num_experts,
     probed_norm,
+    standardized_gain,
     unwrap,
     weight_fans,
     weight_mask,
@@ -737,7 +738,8 @@ def _configless_parameter(
     ndim = getattr(p, "ndim", 0)
     if is_layer_scale(pname, p) or layer_scale_module(owner) == pname:
         return _layer_scale_kept(family, pname, p, mod_name)
-    if pname == "gain" and "StdConv" in type(owner).__name__:  # NFNets (timm)
+    if pname not in ("weight", "bias") and standardized_gain(owner) is not None:  # NFNets'
+        # gain (timm's ScaledStdConv2d, a hand-written WSConv2d: found by probing)
         why = (
             f"the gain of {type(owner).__name__}'s standardized weight (Brock et al. 2021), "
             "as built: the weight is standardized in the forward, its draw's scale cancels"

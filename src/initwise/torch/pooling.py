@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, seeded_rng, split, tensors
-from .graph import SHAPE_OPS, ModelInfo, fn_name, is_leaf, keeps_dim
+from .graph import DATA_PRODUCTS, SHAPE_OPS, ModelInfo, fn_name, is_leaf, keeps_dim
 
 MAX_POOLS: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d,
@@ -179,6 +179,8 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
 def _stats(t: Any) -> tuple[float, float] | None:
     if not isinstance(t, torch.Tensor) or not t.is_floating_point() or not t.numel():
         return None
+    if t.layout != torch.strided:  # (a sparse adjacency: only its product's moments matter)
+        return None
     x = t.detach().double()
     return float((x * x).mean()), float(x.mean())
 
@@ -194,6 +196,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
             for n in info.graph.nodes
         )
         or bool(measured_attention(model, info))
+        or bool(info.data_products)
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
     )
@@ -340,10 +343,12 @@ def measure_pools(
             by_module[n.target] = n.idx
         else:
             by_function.setdefault(str(n.target).lstrip("_"), []).append(n.idx)
-    if attn_mm:  # every matmul/bmm call is recorded (q·kᵀ too) and matched to the graph's in
-        for n in g.nodes:  # order; the attention ones are kept
-            if n.op == "function" and str(n.target) in ("matmul", "bmm"):
-                by_function.setdefault(str(n.target), []).append(n.idx)
+    products = info.data_products
+    if attn_mm or products:  # every product call is recorded (q·kᵀ too) and matched to the
+        for n in g.nodes:  # graph's in order; attention's and data products (Â @ h) are kept
+            name = str(n.target).lstrip("_")
+            if n.op == "function" and name in DATA_PRODUCTS:
+                by_function.setdefault(name, []).append(n.idx)
     by_mha = _mha_nodes(model, info)
     by_bag = _bag_nodes(model, info)
     if not by_module and not by_function and not by_mha and not by_bag:
@@ -375,7 +380,11 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 keep = _CALL_FILTERS.get(name)
-                if name in by_function and (keep is None or keep(args, kwargs or {})):
+                if name in DATA_PRODUCTS and name in by_function:  # (both operands: which one
+                    two = [_stats(a) for a in args[:2]]  # is pooled is the node's)
+                    y = _stats(next(iter(tensors(out)), None))
+                    calls.setdefault(name, []).append((*two, y))  # type: ignore[arg-type]
+                elif name in by_function and (keep is None or keep(args, kwargs or {})):
                     i = pooled_input(name)
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
                     st = record(pooled, out)
@@ -441,9 +450,13 @@ def measure_pools(
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
     for name, idxs in by_function.items():
         got = calls.get(name, [])
-        if name in ("matmul", "bmm"):  # (q·kᵀ's calls were matched too: only attention kept)
-            if len(got) == len(idxs):
-                out.update((i, st) for i, st in zip(idxs, got, strict=True) if i in attn_mm and st)
+        if name in DATA_PRODUCTS:  # (q·kᵀ's calls were matched too: attention's and data
+            if len(got) == len(idxs):  # products' kept, each with its pooled operand)
+                for i, (a, b, y) in zip(idxs, got, strict=True):  # type: ignore[misc]
+                    j = 1 if i in attn_mm else products.get(i, -1)
+                    x = y if j is None else (a, b)[j] if j in (0, 1) else None
+                    if x is not None and y is not None:
+                        out[i] = (x[0], x[1], y[0], y[1])
             continue
         if name == "sum":  # (sums of integer masks are matched too, and measure nothing)
             if len(got) == len(idxs):

@@ -614,3 +614,50 @@ def test_diagnose_measures_a_graph_convolution_as_it_runs():
     assert not r.chain_theory and "a graph's Â @ h" in " ".join(r.notes)
     for s in r.layers:
         assert s.post_m2 == pytest.approx(s.out_m2) and s.dead == 0.0
+
+
+class _Readout(nn.Module):
+    """A graph network's read-out written with ``keepdim=True`` (``x.sum(0, keepdim=True)``),
+    beside a norm written as a formula whose ``mean(-1, keepdim=True)`` is a statistic (and a
+    softmax-style stabilizer ``max(-1, keepdim=True)`` that is subtracted)."""
+
+    def __init__(self, reduce: str = "sum") -> None:
+        super().__init__()
+        self.reduce = reduce
+        self.a, self.b, self.head = nn.Linear(16, 64), nn.Linear(64, 64), nn.Linear(64, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)  # an RMS norm: a statistic
+        h = torch.relu(self.b(h - h.max(-1, keepdim=True).values * 0.0))
+        pooled = h.sum(0, keepdim=True) if self.reduce == "sum" else h.mean(0, keepdim=True)
+        return self.head(pooled)
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_a_keepdim_reduction_before_a_layer_is_a_pool(reduce):
+    """Before: every ``keepdim=True`` reduction was read as a statistic and passed the moments
+    unchanged without a word — a GIN's ``x.sum(0, keepdim=True)`` read-out over 50 nodes put
+    its head's input at E[x²] ≈ 2,400 where the plan said 1 (output rms ×64 with its example
+    input). One whose result only feeds layers (or the output) through reshapes is a pool:
+    said without an example input, measured with one; the norm's and the stabilizer's stay
+    statistics (the plan still finds the norm)."""
+    x = torch.randn(50, 16, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _Readout(reduce)
+    info = inspect_model(m)
+    pools = [n for n in info.graph.nodes if n.keepdim_pool]
+    assert [n.target for n in pools] == [reduce] and pools[0].args[:1] == (0,)
+    if reduce == "sum":  # (its number of terms is in the data)
+        with pytest.warns(AssumptionWarning, match="head: its input passed a sum over dim"):
+            it.plan(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (averaging ReLU features keeps ≥ 1/π: not said)
+        p = it.plan(m, example_input=x, strict=True)
+    assert "measured on the example input" in p["head.weight"].reason
+    assert "input E[x²] 1, " in p["b.weight"].reason  # (the formula's statistic: still a norm)
+    assert "relu at q* 2" in p["b.weight"].reason  # (its ReLU feeds only a pool: an activation)
+    p.apply(m, seed=0)
+    with torch.no_grad():
+        out = m(x)
+    assert 0.5 < float(out.pow(2).mean().sqrt()) < 2.0

@@ -60,6 +60,11 @@ class Node:
     broadcast: frozenset[int] = frozenset()
     """Inputs with fewer elements than the output (broadcast into it: a bias, a per-channel
     statistic), where the run-traced graph saw the tensors; empty from fx."""
+    keepdim_pool: bool = False
+    """A ``keepdim=True`` reduction (``sum``/``mean``/``max``/``amax`` over named dimensions)
+    whose result only feeds weight layers or the model's output, through reshapes: a pool — a
+    graph network's ``x.sum(0, keepdim=True)`` read-out, a squeeze-excite's ``x.mean((2, 3),
+    keepdim=True)`` — not a statistic a tensor is normalized by (set by :func:`analyze`)."""
 
 
 @dataclass
@@ -698,7 +703,7 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
 
     # an elementwise op that feeds only reductions is part of a statistic — the x² of a norm
     # written in code (CLIP's `x / x.pow(2).sum(-1).sqrt()`), a variance — not an activation
-    for i in [i for i in acts if _statistic(nodes, users, i)]:
+    for i in [i for i in acts if _statistic(nodes, users, i, kinds)]:
         del acts[i]
         kinds[i] = "other"
     code_norms: dict[int, tuple[int, bool]] = {}
@@ -715,6 +720,8 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
     products = data_products(model, nodes, kinds, generated)
     for i in products:  # linear in the layers' operand: passed through, as a pool is
         kinds[i] = "other"
+    for n in nodes:
+        n.keepdim_pool = _keepdim_pool(nodes, users, kinds, n)
     composite = composites(graph, kinds, acts)
     layers: dict[str, LayerInfo] = {}
     for n in nodes:
@@ -753,6 +760,46 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         generated,
         products,
     )
+
+
+REDUCTIONS = frozenset({"sum", "mean", "max", "amax"})
+"""Reductions that are pools where they reduce named dimensions for what comes next."""
+
+
+def _keepdim_pool(nodes: list[Node], users: list[list[int]], kinds: list[str], n: Node) -> bool:
+    """Whether ``n`` is a ``keepdim=True`` reduction over named dimensions whose every use
+    reaches a weight layer or the model's output through reshapes only (see
+    :attr:`Node.keepdim_pool`): ``x.mean(-1, keepdim=True)`` that a norm divides by, or a
+    softmax's ``max`` that is subtracted, is a statistic."""
+    if n.op != "function" or n.target not in REDUCTIONS or not keeps_dim(n.args, n.kwargs):
+        return False
+    dim = n.kwargs.get("dim", n.args[0] if n.args else None)
+    if not (isinstance(dim, int) or (isinstance(dim, (tuple, list)) and dim)):
+        return False
+    if n.target in ("max", "amax") and len(n.inputs) != 1:
+        return False  # (torch.max(a, b): elementwise)
+    return _feeds_layers(nodes, users, kinds, n.idx)
+
+
+def _feeds_layers(nodes: list[Node], users: list[list[int]], kinds: list[str], idx: int) -> bool:
+    """Whether every use of node ``idx`` reaches a weight layer or the model's output through
+    reshapes only (``.values`` of a ``max`` included): what a pool's result does, and what a
+    statistic's (divided by, subtracted) does not."""
+    frontier, ends = list(users[idx]), 0
+    seen: set[int] = set()
+    while frontier:
+        i = frontier.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        u = nodes[i]
+        if u.op == "output" or (u.op == "module" and kinds[i] == "weight"):
+            ends += 1
+        elif u.op == "function" and (u.target in SHAPE_OPS or u.target == "getattr"):
+            frontier.extend(users[i])
+        else:
+            return False
+    return ends > 0
 
 
 DATA_PRODUCTS = frozenset({"matmul", "bmm", "mm", "spmm", "sparse_mm"})
@@ -1020,11 +1067,16 @@ class Composite(nn.Module):
         return values[self._sink]
 
 
-def _statistic(nodes: list[Node], users: list[list[int]], i: int) -> bool:
+def _statistic(nodes: list[Node], users: list[list[int]], i: int, kinds: list[str]) -> bool:
     """Whether node ``i`` feeds reductions only (``x.pow(2)`` then ``.sum(-1)``): a statistic's
-    part, not an activation."""
+    part, not an activation — unless a reduction is a pool whose result goes on to layers
+    (Deep Sets' ``rho(relu(phi(x)).sum(1))``, a read-out ``head(F.gelu(h).mean(1))``: the
+    activation is the layer's)."""
     return bool(users[i]) and all(
-        nodes[u].op == "function" and nodes[u].target in _REDUCE for u in users[i]
+        nodes[u].op == "function"
+        and nodes[u].target in _REDUCE
+        and not _feeds_layers(nodes, users, kinds, u)
+        for u in users[i]
     )
 
 
@@ -1060,7 +1112,7 @@ def composites(graph: Graph, kinds: list[str], acts: dict[int, Act]) -> dict[int
             continue
         if len(region) == 1 and sinks[0] in acts:
             continue  # one registered activation: nothing to probe
-        if _statistic(nodes, users, sinks[0]):
+        if _statistic(nodes, users, sinks[0], kinds):
             continue
         members = [nodes[i] for i in sorted(region)]
         stretch = Composite(members, src, sinks[0])

@@ -90,10 +90,13 @@ def function_pool(target: str) -> str | None:
     return None
 
 
-def _reduced(args: tuple, kwargs: dict) -> Any:
+def _reduced(args: tuple, kwargs: dict, pooled: bool = False) -> Any:
     """The dimension(s) a reduction's non-tensor arguments (``dim`` first) name, where it does
-    not keep them (``keepdim=True`` is a statistic), else None."""
-    return None if keeps_dim(args, kwargs) else kwargs.get("dim", args[0] if args else None)
+    not keep them (``keepdim=True`` is a statistic) or where it is a pool all the same
+    (``pooled``: :attr:`~initwise.torch.graph.Node.keepdim_pool`), else None."""
+    if keeps_dim(args, kwargs) and not pooled:
+        return None
+    return kwargs.get("dim", args[0] if args else None)
 
 
 def _named(dim: Any) -> bool:
@@ -107,7 +110,7 @@ def summed_dims(n: Any) -> Any:
     ``keepdim=True`` sum is a statistic: a norm written in code; a full sum is a scalar)."""
     if n.op != "function" or str(n.target) != "sum":
         return None
-    return _reduced(n.args, n.kwargs)
+    return _reduced(n.args, n.kwargs, n.keepdim_pool)
 
 
 def max_dims(n: Any) -> Any:
@@ -117,26 +120,41 @@ def max_dims(n: Any) -> Any:
     elementwise; a full ``max`` is a scalar)."""
     if n.op != "function" or str(n.target) not in ("max", "amax") or len(n.inputs) != 1:
         return None
-    dim = _reduced(n.args, n.kwargs)
+    dim = _reduced(n.args, n.kwargs, n.keepdim_pool)
     return dim if _named(dim) else None
 
 
-def _max_call(args: tuple, kwargs: dict) -> bool:
+def _max_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     """Whether a ``max``/``amax`` call (the tensor first) is a reduction as :func:`max_dims`
     reads its graph node."""
     if len(args) > 1 and isinstance(args[1], torch.Tensor):
         return False
-    return _named(_reduced(args[1:], kwargs))
+    return _named(_reduced(args[1:], kwargs, pooled))
 
 
 _CALL_FILTERS = {
-    "sum": lambda a, k: _reduced(a[1:], k) is not None,  # (as summed_dims reads its node)
-    "mean": lambda a, k: _named(_reduced(a[1:], k)),  # (as node_pool reads its node)
+    "sum": lambda a, k, p=False: _reduced(a[1:], k, p) is not None,  # (as summed_dims reads it)
+    "mean": lambda a, k, p=False: _named(_reduced(a[1:], k, p)),  # (as node_pool reads its node)
     "max": _max_call,
     "amax": _max_call,
 }
 """Function names whose calls are pools only in some forms (the tensor first): the form the
-graph's node has."""
+graph's node has; with ``True`` last, ``keepdim=True`` calls too (the graph has a
+``keepdim_pool`` of that name: every reduction of it is matched, the pools kept)."""
+
+
+def _as_reduction(n: Any) -> bool:
+    """Whether graph node ``n`` is a reduction of a form the call filters match when
+    ``keepdim=True`` calls are counted too (statistics among them)."""
+    if n.op != "function" or not n.inputs:
+        return False
+    name = str(n.target).lstrip("_")
+    dim = _reduced(n.args, n.kwargs, True)
+    if name == "sum":
+        return dim is not None
+    if name in ("max", "amax") and len(n.inputs) != 1:
+        return False
+    return name in ("mean", "max", "amax") and _named(dim)
 
 
 def pooled_input(op: str) -> int:
@@ -170,7 +188,7 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
     if n.op == "module":
         return module_pool(modules.get(n.target))
     if n.op == "function":
-        if str(n.target) == "mean" and not _named(_reduced(n.args, n.kwargs)):
+        if str(n.target) == "mean" and not _named(_reduced(n.args, n.kwargs, n.keepdim_pool)):
             return None  # (x.pow(2).mean(-1, keepdim=True): a norm's statistic; x.mean(): a scalar)
         return function_pool(str(n.target)) or ("max" if max_dims(n) is not None else None)
     return None
@@ -343,6 +361,14 @@ def measure_pools(
             by_module[n.target] = n.idx
         else:
             by_function.setdefault(str(n.target).lstrip("_"), []).append(n.idx)
+    # a keepdim=True pool (x.sum(0, keepdim=True) before a read-out) is matched among every
+    # reduction of its name, keepdim statistics included (their calls cannot be told apart)
+    loose = {str(n.target).lstrip("_") for n in g.nodes if n.keepdim_pool}
+    statistics: set[int] = set()
+    for name in loose:
+        found = [n.idx for n in g.nodes if str(n.target).lstrip("_") == name and _as_reduction(n)]
+        statistics |= set(found) - set(by_function.get(name, []))
+        by_function[name] = found
     products = info.data_products
     if attn_mm or products:  # every product call is recorded (q·kᵀ too) and matched to the
         for n in g.nodes:  # graph's in order; attention's and data products (Â @ h) are kept
@@ -384,7 +410,9 @@ def measure_pools(
                     two = [_stats(a) for a in args[:2]]  # is pooled is the node's)
                     y = _stats(next(iter(tensors(out)), None))
                     calls.setdefault(name, []).append((*two, y))  # type: ignore[arg-type]
-                elif name in by_function and (keep is None or keep(args, kwargs or {})):
+                elif name in by_function and (
+                    keep is None or keep(args, kwargs or {}, name in loose)
+                ):
                     i = pooled_input(name)
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
                     st = record(pooled, out)
@@ -464,7 +492,11 @@ def measure_pools(
             continue
         if len(got) == len(idxs) and all(st is not None for st in got):
             out.update(zip(idxs, got, strict=True))
-    return {k: v for k, v in out.items() if v[0] > 0 and all(map(math.isfinite, v))}, None
+    return {
+        k: v
+        for k, v in out.items()
+        if k not in statistics and v[0] > 0 and all(map(math.isfinite, v))
+    }, None
 
 
 def carried(measured: Stats, s: float) -> tuple[float, float]:

@@ -44,7 +44,7 @@ from ..torch.batch import (
     tensors,
 )
 from ..torch.capture import SiteCalls, run_sites
-from ..torch.graph import LINEAR, Act, ModelInfo
+from ..torch.graph import LINEAR, Act, ModelInfo, downstream
 from ..torch.inspection import inspect_model
 from ..torch.modules import (
     FunctionalConv,
@@ -669,22 +669,17 @@ def _mixed_by_data(info: ModelInfo) -> set[str]:
     if g is None or not info.data_products:
         return set()
     users = g.users()
-    out: set[str] = set()
-    for n in g.nodes:
-        if n.op != "module" or info.kinds[n.idx] != "weight":
-            continue
-        frontier, seen = list(users[n.idx]), set()
-        while frontier:
-            i = frontier.pop()
-            if i in seen:
-                continue
-            seen.add(i)
-            if i in info.data_products:
-                out.add(str(n.target))
-                break
-            if info.kinds[i] not in ("act", "weight", "norm", "stop"):
-                frontier.extend(users[i])
-    return out
+
+    def on(i: int) -> bool:  # (up to the activation, the next layer or norm)
+        return info.kinds[i] not in ("act", "weight", "norm", "stop")
+
+    return {
+        str(n.target)
+        for n in g.nodes
+        if n.op == "module"
+        and info.kinds[n.idx] == "weight"
+        and any(i in info.data_products for i in downstream(users, n.idx, on))
+    }
 
 
 _N_STATS = 14

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -781,23 +781,33 @@ def _keepdim_pool(nodes: list[Node], users: list[list[int]], kinds: list[str], n
     return _feeds_layers(nodes, users, kinds, n.idx)
 
 
-def _feeds_layers(nodes: list[Node], users: list[list[int]], kinds: list[str], idx: int) -> bool:
-    """Whether every use of node ``idx`` reaches a weight layer or the model's output through
-    reshapes only (``.values`` of a ``max`` included): what a pool's result does, and what a
-    statistic's (divided by, subtracted) does not."""
-    frontier, ends = list(users[idx]), 0
-    seen: set[int] = set()
+def downstream(users: list[list[int]], start: int, go: Callable[[int], bool]) -> Iterator[int]:
+    """The nodes reached from node ``start`` through its users, each once: a node's own users
+    are followed where ``go(node)`` says so."""
+    frontier, seen = list(users[start]), set()
     while frontier:
         i = frontier.pop()
         if i in seen:
             continue
         seen.add(i)
-        u = nodes[i]
-        if u.op == "output" or (u.op == "module" and kinds[i] == "weight"):
-            ends += 1
-        elif u.op == "function" and (u.target in SHAPE_OPS or u.target == "getattr"):
+        yield i
+        if go(i):
             frontier.extend(users[i])
-        else:
+
+
+def _feeds_layers(nodes: list[Node], users: list[list[int]], kinds: list[str], idx: int) -> bool:
+    """Whether every use of node ``idx`` reaches a weight layer or the model's output through
+    reshapes only (``.values`` of a ``max`` included): what a pool's result does, and what a
+    statistic's (divided by, subtracted) does not."""
+
+    def reshape(i: int) -> bool:
+        return nodes[i].op == "function" and nodes[i].target in (*SHAPE_OPS, "getattr")
+
+    ends = 0
+    for i in downstream(users, idx, reshape):
+        if nodes[i].op == "output" or (nodes[i].op == "module" and kinds[i] == "weight"):
+            ends += 1
+        elif not reshape(i):
             return False
     return ends > 0
 

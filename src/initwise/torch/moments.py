@@ -60,7 +60,15 @@ from .modules import (
 )
 from .modules import kind as module_kind
 from .parametrized import site_of
-from .pooling import Stats, attention_matmuls, carried, node_pool, pooled_input, summed_dims
+from .pooling import (
+    Stats,
+    attention_matmuls,
+    carried,
+    node_pool,
+    pooled_input,
+    signal_products,
+    summed_dims,
+)
 
 _SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
 _ADD = {"add", "add_", "iadd", "radd"}
@@ -459,6 +467,9 @@ class _Walk:
     summed: dict[str, int] = field(default_factory=dict)
     """Weight layers whose outputs are summed with others' into one value that is no residual
     stream (:func:`summed_layers`), with the number of terms."""
+    signals: set[int] = field(default_factory=set)
+    """Products of two or more signals (:func:`~initwise.torch.pooling.signal_products`),
+    measured on the example input where given."""
     pooled_out: dict[int, tuple[float, str]] = field(default_factory=dict)
     """Per weight node whose output reaches the model's output only through measured pools
     (:func:`pooled_to_output`): what they multiply ``E[y²]`` by, and which they are."""
@@ -501,12 +512,13 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         {t: c for t, c in called.items() if c > 1},
         affine_couplings(info),
         summed_layers(info, users),
-        pooled_to_output(info, users, pools),
+        signals := signal_products(model, info),
+        pooled_to_output(info, users, pools, signals),
     )
 
 
 def pooled_to_output(
-    info: ModelInfo, users: list[list[int]], pools: dict[int, Stats]
+    info: ModelInfo, users: list[list[int]], pools: dict[int, Stats], signals: set[int]
 ) -> dict[int, tuple[float, str]]:
     """``{weight node: (factor, which)}`` for layers whose output reaches the model's output
     only through reshapes and pools measured on the example input (a graph convolution's last
@@ -528,7 +540,7 @@ def pooled_to_output(
                 if which:
                     out[n.idx] = (f, ", ".join(which))
                 break
-            measured = pools.get(nxt.idx)
+            measured = pools.get(nxt.idx) if nxt.idx not in signals else None
             if measured is not None and measured[0] > 0 and _pools_from(info, nxt, at):
                 f *= measured[2] / measured[0]
                 which.append(f"'{nxt.target}' ×{measured[2] / measured[0]:.3g}")
@@ -770,19 +782,23 @@ def _pass(
             pool = "attention"
         if pool is None and n.idx in walk.pools and summed_dims(n) is not None:
             pool = "sum"  # (a sum over a set, measured; unmeasured it is said in _function)
+        if n.idx in walk.signals and n.idx in walk.pools:  # a product of signals, measured:
+            # what the example gives, with the draft's weights — not carried from the operands'
+            # propagated moments, which a normalizer such as linear attention's 1/(q·Σk) has
+            # no rule for (carried through it, one block's product came out at E[x²] 2·10¹²)
+            measured = walk.pools[n.idx]
+            if measured[2] > 0:
+                what = f"the product of signals '{n.target}' (node {n.idx})"
+                mom[n.idx] = _as_measured(n.idx, measured, via, what)
+                continue
         if pool is None and n.idx in info.data_products:
             j = info.data_products[n.idx]
             if j is None:  # data times data (`A @ x` before the first layer): no weight in it
                 measured = walk.pools.get(n.idx)
-                val = (measured[2], measured[3]) if measured is not None else None
-                if val is not None:
-                    via[n.idx] = (
-                        f"a product of data '{n.target}' (node {n.idx}), its E[x²] "
-                        f"{val[0]:.3g} measured on the example input",
-                        True,
-                        "",
-                    )
-                mom[n.idx] = val  # (unmeasured: unknown, said where an activation reads it)
+                what = f"a product of data '{n.target}' (node {n.idx})"
+                mom[n.idx] = (  # (unmeasured: unknown, said where an activation reads it)
+                    _as_measured(n.idx, measured, via, what) if measured is not None else None
+                )
                 continue
             pool = "product"
         if pool is not None:
@@ -795,14 +811,8 @@ def _pass(
             if measured is not None and base is None and pool == "sum":
                 # attention as a weighted sum (its weights have no moments): what the example
                 # input gave, with the draft's weights
-                val = (measured[2], measured[3])
-                via[n.idx] = (
-                    f"a weighted sum '{n.target}' (attention written as Σ a·v), its E[x²] "
-                    f"{val[0]:.3g} measured on the example input",
-                    True,
-                    "",
-                )
-                mom[n.idx] = val
+                what = f"a weighted sum '{n.target}' (attention written as Σ a·v)"
+                mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
             if measured is not None and base is not None:
                 val = carried(measured, base[0])
@@ -1710,6 +1720,17 @@ def _again(solved: Solved, x: tuple[float, float] | None) -> tuple[float, float]
     eff = max(s - mu * mu, 1e-12) if solved.centered else s
     w = (solved.q - solved.bias_var) * eff / solved.effective
     return (w + solved.bias_var + solved.bias_mean**2, solved.bias_mean)
+
+
+def _as_measured(
+    idx: int, measured: Stats, via: dict[int, tuple[str, bool, str]], what: str
+) -> tuple[float, float]:
+    """A node's output moments as the example input gave them with the draft's weights (a
+    weighted sum, a product of data or of signals: nothing to carry them from), noted on the
+    way (``via``) for the reason of the layer that reads them."""
+    val = (measured[2], measured[3])
+    via[idx] = (f"{what}, its E[x²] {val[0]:.3g} measured on the example input", True, "")
+    return val
 
 
 def _unknown(n: Any, via: dict[int, tuple[str, bool, str]]) -> tuple[float, float]:

@@ -30,7 +30,16 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, seeded_rng, split, tensors
-from .graph import DATA_PRODUCTS, SHAPE_OPS, ModelInfo, fn_name, is_leaf, keeps_dim
+from .graph import (
+    DATA_PRODUCTS,
+    SHAPE_OPS,
+    ModelInfo,
+    behind,
+    downstream,
+    fn_name,
+    is_leaf,
+    keeps_dim,
+)
 
 MAX_POOLS: tuple[type[nn.Module], ...] = (
     nn.MaxPool1d,
@@ -215,6 +224,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         )
         or bool(measured_attention(model, info))
         or bool(info.data_products)
+        or bool(signal_products(model, info))
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
     )
@@ -263,14 +273,80 @@ def measured_attention(model: nn.Module, info: ModelInfo) -> set[int]:
     return {i for i in found if g is not None and g.nodes[i].target != "einsum"}
 
 
+PRODUCT_NAMES = frozenset(DATA_PRODUCTS | {"einsum"})
+"""Multilinear products whose calls :func:`measure_pools` records with every operand."""
+
+
+def signal_products(model: nn.Module, info: ModelInfo) -> set[int]:
+    """Products of two or more signals computed by the model (``matmul``/``bmm``/``mm``/
+    ``einsum`` nodes with ≥ 2 distinct tensor inputs) that are not attention's averaging
+    (:func:`attention_matmuls`), not a product with data
+    (:func:`~initwise.torch.graph.data_products`) and not a hypernetwork's generated weight:
+    linear attention's ``φ(q)·(φ(k)ᵀ·v)``, a DLRM's feature interactions ``T·Tᵀ``, a graph
+    built from the features ``(h·hᵀ)·h``. No rule knows their moments (their operands are
+    correlated by construction, and a normalizer among them has no rule either): with an
+    example input the output's moments are measured, with the weights the draft plan gives."""
+    g = info.graph
+    if g is None:
+        return set()
+    attention = attention_matmuls(model, info)
+    modules = dict(model.named_modules())
+    users = g.users()
+    buffers = {name for name, _ in model.named_buffers()}
+
+    def parameter(i: int) -> bool:  # (a score vector's `h @ a`: the parameter has a rule)
+        src = g.nodes[behind(g.nodes, i, SHAPE_OPS)]
+        return src.op == "param" and str(src.target) not in buffers
+
+    out: set[int] = set()
+    for n in g.nodes:
+        if (
+            n.op == "function"
+            and str(n.target).lstrip("_") in PRODUCT_NAMES
+            and len(set(n.inputs)) >= 2
+            and n.idx not in attention
+            and n.idx not in info.data_products
+            and n.idx not in info.generated
+            and not any(parameter(i) for i in n.inputs)
+            and not _logits(g.nodes, users, info.kinds, modules, n.idx)
+        ):
+            out.add(n.idx)
+    return out
+
+
+def _logits(
+    nodes: list[Any], users: list[list[int]], kinds: list[str], modules: dict, idx: int
+) -> bool:
+    """Whether product ``idx`` reaches a softmax before any weight layer (attention's logits
+    ``q·kᵀ``: what the softmax makes of them is measured where it averages the values)."""
+    for i in downstream(users, idx, lambda i: kinds[i] != "weight"):
+        n = nodes[i]
+        m = modules.get(n.target) if n.op == "module" else None
+        if (n.op == "function" and str(n.target).lstrip("_") in ("softmax", "log_softmax")) or (
+            isinstance(m, (nn.Softmax, nn.LogSoftmax))
+        ):
+            return True
+    return False
+
+
+def _site_weight(t: Any, sites: set[int]) -> bool:
+    """Whether ``t`` is the weight of a raw-parameter layer (``sites``: their ids) or a view of
+    it: that product is a module node in the graph, not a function node, so its calls are not
+    matched to the graph's."""
+    return id(t) in sites or id(getattr(t, "_base", None)) in sites
+
+
 def has_attention(model: nn.Module, info: ModelInfo) -> bool:
     """Whether ``info.graph`` has attention measured like a pool (:data:`ATTENTION_FUNCS`,
-    :func:`attention_matmuls`)."""
+    :func:`attention_matmuls`) or products of signals (:func:`signal_products`: linear
+    attention) — what they give depends on how alike the tokens are by then, which the plan's
+    own scales upstream change (the planner drafts again until the measurements settle)."""
     g = info.graph
     return g is not None and (
         any(n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes)
         or bool(measured_attention(model, info))
         or bool(_mha_nodes(model, info))
+        or bool(signal_products(model, info))
     )
 
 
@@ -370,10 +446,12 @@ def measure_pools(
         statistics |= set(found) - set(by_function.get(name, []))
         by_function[name] = found
     products = info.data_products
-    if attn_mm or products:  # every product call is recorded (q·kᵀ too) and matched to the
-        for n in g.nodes:  # graph's in order; attention's and data products (Â @ h) are kept
-            name = str(n.target).lstrip("_")
-            if n.op == "function" and name in DATA_PRODUCTS:
+    signals = signal_products(model, info)
+    site_weights = {id(m.weight) for m in g.extra.values() if hasattr(m, "weight")}
+    if attn_mm or products or signals:  # every product call is recorded (q·kᵀ too) and matched
+        for n in g.nodes:  # to the graph's in order; attention's, data products (Â @ h) and
+            name = str(n.target).lstrip("_")  # products of signals are kept
+            if n.op == "function" and name in PRODUCT_NAMES:
                 by_function.setdefault(name, []).append(n.idx)
     by_mha = _mha_nodes(model, info)
     by_bag = _bag_nodes(model, info)
@@ -406,10 +484,15 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 keep = _CALL_FILTERS.get(name)
-                if name in DATA_PRODUCTS and name in by_function:  # (both operands: which one
-                    two = [_stats(a) for a in args[:2]]  # is pooled is the node's)
-                    y = _stats(next(iter(tensors(out)), None))
-                    calls.setdefault(name, []).append((*two, y))  # type: ignore[arg-type]
+                if name in PRODUCT_NAMES and name in by_function:  # (every operand: which is
+                    ops = args[1:] if name == "einsum" else args[:2]  # pooled is the node's)
+                    if name == "einsum" and len(ops) == 1 and isinstance(ops[0], (list, tuple)):
+                        ops = tuple(ops[0])
+                    if not any(_site_weight(a, site_weights) for a in ops):
+                        y = _stats(next(iter(tensors(out)), None))
+                        calls.setdefault(name, []).append(  # type: ignore[arg-type]
+                            (tuple(_stats(a) for a in ops), y)
+                        )
                 elif name in by_function and (
                     keep is None or keep(args, kwargs or {}, name in loose)
                 ):
@@ -478,12 +561,17 @@ def measure_pools(
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
     for name, idxs in by_function.items():
         got = calls.get(name, [])
-        if name in DATA_PRODUCTS:  # (q·kᵀ's calls were matched too: attention's and data
-            if len(got) == len(idxs):  # products' kept, each with its pooled operand)
-                for i, (a, b, y) in zip(idxs, got, strict=True):  # type: ignore[misc]
+        if name in PRODUCT_NAMES:  # (q·kᵀ's calls were matched too: attention's, data
+            if len(got) == len(idxs):  # products' and signal products' kept)
+                for i, (ops, y) in zip(idxs, got, strict=True):  # type: ignore[misc]
+                    if y is None:
+                        continue
+                    if i in signals:  # (the output as measured; the input unused)
+                        out[i] = (1.0, 0.0, y[0], y[1])
+                        continue
                     j = 1 if i in attn_mm else products.get(i, -1)
-                    x = y if j is None else (a, b)[j] if j in (0, 1) else None
-                    if x is not None and y is not None:
+                    x = y if j is None else ops[j] if j in (0, 1) and len(ops) > j else None
+                    if x is not None:
                         out[i] = (x[0], x[1], y[0], y[1])
             continue
         if name == "sum":  # (sums of integer masks are matched too, and measure nothing)

@@ -760,3 +760,82 @@ def test_products_with_a_parameter_are_no_products_of_signals():
     p.apply(m, seed=0)
     with torch.no_grad():
         assert 0.5 < float(m(x).pow(2).mean().sqrt()) < 2.0
+
+
+class _PrefixSum(nn.Module):
+    """A prefix sum over 32 positions before each layer (a linear RNN with decay 1)."""
+
+    def __init__(self, d: int = 32, layers: int = 3) -> None:
+        super().__init__()
+        self.inp, self.head = nn.Linear(8, d), nn.Linear(d, 4)
+        self.mix = nn.ModuleList(nn.Linear(d, d) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.inp(x)
+        for m in self.mix:
+            x = F.relu(m(torch.cumsum(x, dim=1)))
+        return self.head(x)
+
+
+class _STN(nn.Module):
+    """A spatial transformer: a localization net's affine grid, ``F.grid_sample``, a CNN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loc = nn.Sequential(
+            nn.Conv2d(1, 8, 5), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(128, 6)
+        )
+        self.c1, self.c2 = nn.Conv2d(1, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.loc(x).view(-1, 2, 3) + torch.tensor([[1.0, 0, 0], [0, 1.0, 0]])
+        grid = F.affine_grid(theta, x.size(), align_corners=False)
+        x = F.grid_sample(x, grid, align_corners=False)
+        return self.head(F.relu(self.c2(F.relu(self.c1(x)))).mean((2, 3)))
+
+
+class _Ensemble(nn.Module):
+    """Five heads averaged at the output: ``torch.stack([...]).mean(0)``."""
+
+    def __init__(self, d: int = 32) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Linear(16, d), nn.ReLU())
+        self.heads = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, 10)) for _ in range(5)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.trunk(x)
+        return torch.stack([head(h) for head in self.heads]).mean(0)
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "said", "layer"),
+    [
+        (_PrefixSum, (16, 32, 8), "a cumulative sum along dimension 1", "mix.1.weight"),
+        (_STN, (8, 1, 16, 16), "average pooling 'grid_sample'", "c1.weight"),
+        (_Ensemble, (64, 16), "reaches the model's output through avg 'mean'", "heads.0.2.weight"),
+    ],
+)
+def test_prefix_sums_sampling_grids_and_pools_at_the_output_are_said_or_measured(
+    model, shape, said, layer
+):
+    """Three things that passed their moments on without a word (sweep 18): a prefix sum
+    ``cumsum`` (position t holds t terms: output ×4,570 of unit), a spatial transformer's
+    ``grid_sample`` (bilinear sampling averages pixels: 0.43), and an average after the last
+    layers, an ensemble's ``stack(...).mean(0)`` (0.43: five mean-free heads averaged). Each
+    is now said without an example input and measured with one (the ensemble's heads solved
+    for a unit model output)."""
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = model()
+    with pytest.warns(AssumptionWarning, match=said):
+        it.plan(m)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, example_input=x, strict=True)
+    assert "measured on the example input" in p[layer].reason
+    p.apply(m, seed=0)
+    with torch.no_grad():
+        assert 0.5 < float(m(x).pow(2).mean().sqrt()) < 2.0

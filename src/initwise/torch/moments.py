@@ -470,7 +470,7 @@ class _Walk:
     signals: set[int] = field(default_factory=set)
     """Products of two or more signals (:func:`~initwise.torch.pooling.signal_products`),
     measured on the example input where given."""
-    pooled_out: dict[int, tuple[float, str]] = field(default_factory=dict)
+    pooled_out: dict[int, tuple[float, str, str]] = field(default_factory=dict)
     """Per weight node whose output reaches the model's output only through measured pools
     (:func:`pooled_to_output`): what they multiply ``E[y²]`` by, and which they are."""
 
@@ -513,38 +513,52 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         affine_couplings(info),
         summed_layers(info, users),
         signals := signal_products(model, info),
-        pooled_to_output(info, users, pools, signals),
+        pooled_to_output(info, users, pools, signals, modules),
     )
 
 
 def pooled_to_output(
-    info: ModelInfo, users: list[list[int]], pools: dict[int, Stats], signals: set[int]
-) -> dict[int, tuple[float, str]]:
-    """``{weight node: (factor, which)}`` for layers whose output reaches the model's output
-    only through reshapes and pools measured on the example input (a graph convolution's last
-    ``Â @ h``, a network-in-network head's global average pool after its last convolution):
-    the factor ``Π E[y²]/E[x²]`` they apply, so that the layer is solved for a unit *model*
-    output, ``1/factor`` (:func:`~initwise.torch.pooling.carried` is linear in ``E[x²]``)."""
+    info: ModelInfo,
+    users: list[list[int]],
+    pools: dict[int, Stats],
+    signals: set[int],
+    modules: dict[str, nn.Module],
+) -> dict[int, tuple[float, str, str]]:
+    """``{weight node: (factor, measured, unmeasured)}`` for layers whose output reaches the
+    model's output only through reshapes, stacks and pools (a graph convolution's last ``Â @
+    h``, a network-in-network head's global average pool after its last convolution, an
+    ensemble's ``torch.stack([...]).mean(0)``): the factor ``Π E[y²]/E[x²]`` of those measured
+    on the example input, so that the layer is solved for a unit *model* output, ``1/factor``
+    (:func:`~initwise.torch.pooling.carried` is linear in ``E[x²]``), and the pools on the way
+    that were not measured (the plan says so: averaging a layer's mean-free output keeps
+    between 1/N of its E[x²] and all of it)."""
     g = info.graph
     assert g is not None
-    out: dict[int, tuple[float, str]] = {}
+    out: dict[int, tuple[float, str, str]] = {}
     for n in g.nodes:
         if n.op != "module" or info.kinds[n.idx] != "weight":
             continue
-        f, at, which = 1.0, n.idx, []
+        f, at, which, unmeasured = 1.0, n.idx, [], []
         for _ in range(len(g.nodes)):
             if len(users[at]) != 1:
                 break
             nxt = g.nodes[users[at][0]]
             if nxt.op == "output":
-                if which:
-                    out[n.idx] = (f, ", ".join(which))
+                if which or unmeasured:
+                    out[n.idx] = (f, ", ".join(which), ", ".join(unmeasured))
                 break
             measured = pools.get(nxt.idx) if nxt.idx not in signals else None
+            kind = (
+                "product with data"
+                if nxt.idx in info.data_products
+                else node_pool(nxt, modules) or ("sum" if summed_dims(nxt) is not None else None)
+            )
             if measured is not None and measured[0] > 0 and _pools_from(info, nxt, at):
                 f *= measured[2] / measured[0]
                 which.append(f"'{nxt.target}' ×{measured[2] / measured[0]:.3g}")
-            elif not (nxt.op == "function" and nxt.target in _SHAPE_OPS):
+            elif kind is not None and kind != "attention" and _pools_from(info, nxt, at):
+                unmeasured.append(f"{kind} '{nxt.target}'")
+            elif not (nxt.op == "function" and (nxt.target in _SHAPE_OPS or nxt.target in _CAT)):
                 break
             at = nxt.idx
     return out
@@ -1003,7 +1017,7 @@ def _weight(
     calls: int = 1,
     coupling: str = "",
     terms: int = 1,
-    pooled_out: tuple[float, str] | None = None,
+    pooled_out: tuple[float, str, str] | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if kind == "embedding":
@@ -1152,7 +1166,7 @@ def _weight(
             f"hyperfan-in, Chang et al. 2020): E[w²] = gain² {g * g:.3g}/(fan_in · E[x²] "
             f"{sx:.3g}) = {q:.3g}, so that product's output meets its activation's"
         )
-    elif pooled_out is not None and pooled_out[0] > 0 and (act is None or act.name == "linear"):
+    elif pooled_out is not None and pooled_out[1] and (act is None or act.name == "linear"):
         q = 1.0 / pooled_out[0]
         role = (
             f"linear consumer: unit model output — after it {pooled_out[1]} in E[x²] (measured "
@@ -1161,6 +1175,14 @@ def _weight(
     else:
         q = 1.0
         role = "linear consumer: unit output"
+    if pooled_out is not None and pooled_out[2] and (act is None or act.name == "linear"):
+        role += f"; the model's output is its output after {pooled_out[2]}, not measured"
+        res.assumed.append(
+            f"{name}: its output reaches the model's output through {pooled_out[2]}, assumed to "
+            "leave E[x²] unchanged (averaging a mean-free output keeps between 1/N of E[x²], for "
+            "independent values, and all of it, for equal ones; a sum or max grows it); give "
+            "example_input= to measure it"
+        )
     if terms > 1 and (op is not None or role == "linear consumer: unit output"):
         q /= terms  # (an RNN gate's W·x + U·h, a wide-and-deep sum: the sum meets the target)
         bias_var /= terms
@@ -1924,9 +1946,10 @@ def _function(
         )
     if k == "stop":
         return None
-    if t == "sum" and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets' Σ over
-        via[n.idx] = (  # the set, a GNN's sum aggregation: how many terms is in the data
-            f"a sum over dimension {summed_dims(n)} ('{n.target}', node {n.idx})",
+    if t in ("sum", "cumsum") and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets'
+        what = "a cumulative sum along" if t == "cumsum" else "a sum over"  # Σ over the set,
+        via[n.idx] = (  # a GNN's sum aggregation, a prefix sum: how many terms is in the data
+            f"{what} dimension {summed_dims(n)} ('{n.target}', node {n.idx})",
             False,
             ", taken to leave E[x²] unchanged — a sum of N independent terms multiplies it by "
             "N; give example_input= to measure it, write a mean, or give an override",

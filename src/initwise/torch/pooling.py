@@ -69,6 +69,7 @@ AVG_POOL_FUNCS = frozenset(
     {f"{a}avg_pool{d}d" for a in ("", "adaptive_") for d in (1, 2, 3)}
     | {"lp_pool1d", "lp_pool2d", "lp_pool3d"}
     | {"mean"}  # (a mean over positions: SegFormer's and PoolFormer's heads, `x.mean(dim=1)`)
+    | {"grid_sample"}  # (a spatial transformer's bilinear sampling: a weighted average of pixels)
 )
 
 COPY_LIMIT = 1 << 29
@@ -115,8 +116,12 @@ def _named(dim: Any) -> bool:
 
 def summed_dims(n: Any) -> Any:
     """The dimension(s) a ``sum`` graph node reduces without keeping them — Deep Sets' sum
-    over a set, a graph network's sum aggregation, a pool written as a sum — else None (a
-    ``keepdim=True`` sum is a statistic: a norm written in code; a full sum is a scalar)."""
+    over a set, a graph network's sum aggregation, a pool written as a sum — or a ``cumsum``
+    runs along (a prefix sum: position ``t`` holds ``t`` terms), else None (a ``keepdim=True``
+    sum is a statistic: a norm written in code; a full sum is a scalar)."""
+    if n.op == "function" and str(n.target) == "cumsum":
+        dim = n.kwargs.get("dim", n.args[0] if n.args else None)
+        return dim if isinstance(dim, int) else None
     if n.op != "function" or str(n.target) != "sum":
         return None
     return _reduced(n.args, n.kwargs, n.keepdim_pool)
@@ -143,6 +148,7 @@ def _max_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
 
 _CALL_FILTERS = {
     "sum": lambda a, k, p=False: _reduced(a[1:], k, p) is not None,  # (as summed_dims reads it)
+    "cumsum": lambda a, k, p=False: isinstance(k.get("dim", a[1] if len(a) > 1 else None), int),
     "mean": lambda a, k, p=False: _named(_reduced(a[1:], k, p)),  # (as node_pool reads its node)
     "max": _max_call,
     "amax": _max_call,
@@ -430,7 +436,7 @@ def measure_pools(
     for n in g.nodes:
         kind = node_pool(n, modules)
         if kind is None and summed_dims(n) is not None:  # (a sum over a set: measured too)
-            by_function.setdefault("sum", []).append(n.idx)
+            by_function.setdefault(str(n.target), []).append(n.idx)
         if kind is None:
             continue
         if n.op == "module":
@@ -574,7 +580,7 @@ def measure_pools(
                     if x is not None:
                         out[i] = (x[0], x[1], y[0], y[1])
             continue
-        if name == "sum":  # (sums of integer masks are matched too, and measure nothing)
+        if name in ("sum", "cumsum"):  # (sums of integer masks are matched, measure nothing)
             if len(got) == len(idxs):
                 out.update((i, st) for i, st in zip(idxs, got, strict=True) if st)
             continue

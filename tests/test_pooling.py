@@ -409,12 +409,14 @@ def test_a_mean_after_multihead_attention_is_measured():
     ``mean`` over the latents matched no graph node and was never measured (said instead); (2)
     measured, it was carried from a wrong stream: the latent array (left as drawn, N(0, 1))
     was an unknown operand of ``q + attention``, the sum took the attention's small output
-    alone, and the head came out at rms 10. Now the pool is measured, the kept parameter's
-    own moments are used, and the output is at the unit scale."""
+    alone, and the head came out at rms 10. Now the pool is measured and the output is at the
+    unit scale (the latents, then kept as drawn with their own moments used, are now a learned
+    query set with a rule: ``test_a_learned_query_set_has_a_rule``)."""
     x = torch.randn(8, 50, 32, generator=torch.Generator().manual_seed(1))
     torch.manual_seed(0)
     m = _Perceiver()
-    with pytest.warns(AssumptionWarning, match="no rule for latents"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         p = it.init_model(m, seed=0, example_input=x)
     assert "measured on the example input" in p["head.weight"].reason
     with torch.no_grad():
@@ -837,5 +839,24 @@ def test_prefix_sums_sampling_grids_and_pools_at_the_output_are_said_or_measured
         p = it.plan(m, example_input=x, strict=True)
     assert "measured on the example input" in p[layer].reason
     p.apply(m, seed=0)
+    with torch.no_grad():
+        assert 0.5 < float(m(x).pow(2).mean().sqrt()) < 2.0
+
+
+def test_a_learned_query_set_has_a_rule():
+    """A raw parameter read (through ``expand``) only as the query of an attention and in the
+    residual beside it is a learned query set — Perceiver's latents, Set Transformer's inducing
+    points: truncated normal std 0.02 (HF's Perceiver latents, BLIP-2's query tokens). Before:
+    "no rule for latents (left as is)", an assumption `strict=True` refused."""
+    x = torch.randn(8, 50, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _Perceiver()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, example_input=x, strict=True)
+    assert p["latents"].std == pytest.approx(0.02) and "learned query set" in p["latents"].reason
+    assert "measured on the example input" in p["head.weight"].reason
+    p.apply(m, seed=0)
+    assert float(m.latents.detach().std()) == pytest.approx(0.02, rel=0.3)
     with torch.no_grad():
         assert 0.5 < float(m(x).pow(2).mean().sqrt()) < 2.0

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .graph import SHAPE_OPS, Graph, LeafTracer, Node, behind, from_fx
+from .graph import SHAPE_OPS, Graph, LeafTracer, Node, behind, downstream, from_fx
 from .modules import (
     FunctionalConv,
     FunctionalEinsum,
@@ -654,12 +654,62 @@ def structural_parameters(
     rules.update(score_vectors(model, info.graph))
     rules.update(feature_tokenizers(model, info.graph))
     rules.update(learned_inputs(model, info.graph))
+    rules.update(learned_queries(model, info.graph))
     for m in model.modules():
         roles = probed_tokenizer(m) if m._parameters and not m._modules else None
         for pname, role in (roles or {}).items():
             with_bias = role == "weight" and len(roles) == 2  # type: ignore[arg-type]
             rules[id(m._parameters[pname])] = (f"tokenizer {role}", "with a bias" * with_bias)
     return rules, branch_scales(model, info)
+
+
+def learned_queries(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:
+    """Raw parameters of two or more dimensions that ``forward`` uses, through broadcasts and
+    slices, as the *query* of an ``nn.MultiheadAttention`` and otherwise only in additions (the
+    residual ``q + attn(q, x, x)``): a learned query set — Perceiver's latent array (Jaegle et
+    al. 2021), Set Transformer's inducing points and seeds (Lee et al. 2019), Q-Former-style
+    query tokens. ``{id(parameter): ("learned queries", how many attention calls read it)}``."""
+    out: dict[int, tuple[str, str]] = {}
+    if graph is None:
+        return out
+    users = graph.users()
+    modules = dict(model.named_modules())
+    for n in graph.nodes:
+        if n.op != "param" or not users[n.idx]:
+            continue
+        found = _loose(model, n.target)
+        if found is None or found[0].ndim < 2 or found[1] != "unknown":
+            continue
+        path = {n.idx}
+
+        def through(i: int, path: set[int] = path) -> bool:  # (expand, repeat, a slice …)
+            node = graph.nodes[i]
+            ok = (
+                node.op == "function"
+                and str(node.target) in _TOKEN_PATH
+                and node.inputs[:1] != []
+                and node.inputs[0] in path
+            )
+            if ok:
+                path.add(i)
+            return ok
+
+        reached = list(downstream(users, n.idx, through))  # (path grows as it is walked)
+        ends = [i for i in reached if i not in path]
+        queries = sum(
+            graph.nodes[i].op == "module"
+            and isinstance(modules.get(graph.nodes[i].target), nn.MultiheadAttention)
+            and graph.nodes[i].inputs[:1] != []
+            and graph.nodes[i].inputs[0] in path
+            for i in ends
+        )
+        adds = sum(
+            graph.nodes[i].op == "function" and str(graph.nodes[i].target) in ("add", "iadd")
+            for i in ends
+        )
+        if queries and queries + adds == len(ends):
+            out[id(found[0])] = ("learned queries", str(queries))
+    return out
 
 
 def learned_inputs(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str, str]]:

@@ -844,6 +844,15 @@ def _token_rule(found: tuple[str, str] | None, pname: str, p: Any) -> ParamPlan 
             f"{what.replace('norm ', 'a norm’s ')}: {'ones' if ones else 'zeros'} — it {how}, "
             "which starts as the identity (as a norm module's affine)",
         )
+    if what == "learned queries":
+        return _rule(
+            pname,
+            p,
+            S.trunc_normal(0.0, 0.02, -2.0, 2.0),
+            f"a learned query set (the query of {how} attention call(s) in forward: Perceiver's "
+            "latents, Set Transformer's inducing points and seeds): truncated normal std 0.02, "
+            "as Hugging Face's Perceiver latents and BLIP-2's query tokens → std {std}",
+        )
     if what == "class token":
         return _rule(
             pname,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import torch
@@ -173,6 +173,20 @@ def _loose(model: nn.Module, name: str) -> tuple[nn.Parameter, str] | None:
         return None
     owner = name.rpartition(".")[0]
     return p, module_kind(model.get_submodule(owner) if owner else model)
+
+
+def _free_params(
+    model: nn.Module, graph: Graph, users: list[list[int]]
+) -> Iterator[tuple[Node, nn.Parameter]]:
+    """The graph's parameter nodes that ``forward`` uses and that no layer of their own owns
+    (the module holding them is of no known kind), with their parameter: what the structural
+    finders (tokens, score vectors, learned queries and inputs) look among."""
+    for n in graph.nodes:
+        if n.op != "param" or not users[n.idx]:
+            continue
+        found = _loose(model, n.target)
+        if found is not None and found[1] == "unknown":
+            yield n, found[0]
 
 
 def _einsum_layout(eq: Any, w_first: bool) -> str | None:
@@ -489,11 +503,8 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
     if graph is None:
         return out
     users = graph.users()
-    for n in graph.nodes:
-        if n.op != "param" or not users[n.idx]:
-            continue
-        found = _loose(model, n.target)
-        if found is None or found[0].ndim < 2 or found[1] != "unknown":
+    for n, p in _free_params(model, graph, users):
+        if p.ndim < 2:
             continue
         # every use must reach the same kind of op (a position table added to the encoder's
         # and the decoder's tokens is read twice: `pos[:, :S]`, `pos[:, :T]`)
@@ -502,9 +513,9 @@ def token_parameters(model: nn.Module, graph: Graph | None) -> dict[int, tuple[s
             continue
         (t,) = kinds
         if t in ("cat", "concat", "concatenate"):
-            out[id(found[0])] = ("class token", f"concatenated with the signal (`{t}`)")
+            out[id(p)] = ("class token", f"concatenated with the signal (`{t}`)")
         else:
-            out[id(found[0])] = ("position table", "added to the signal")
+            out[id(p)] = ("position table", "added to the signal")
     out.update(_tied_biases(model, graph, users))
     return out
 
@@ -579,11 +590,8 @@ def score_vectors(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str,
         return out
     users = graph.users()
     through = frozenset({"getitem", *CASTS})
-    for n in graph.nodes:
-        if n.op != "param" or not users[n.idx]:
-            continue
-        found = _loose(model, n.target)
-        if found is None or found[0].ndim != 1 or found[1] != "unknown" or found[0].numel() < 2:
+    for n, p in _free_params(model, graph, users):
+        if p.ndim != 1 or p.numel() < 2:
             continue
         ok, sliced = True, 0
         for u in users[n.idx]:
@@ -601,7 +609,7 @@ def score_vectors(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str,
             sliced += sum(graph.nodes[i].target == "getitem" for i in path[1:])
         if ok:  # (a loop unrolled uses the whole vector each step; GAT's halves slice it)
             parts = len(users[n.idx]) if sliced == len(users[n.idx]) else 1
-            out[id(found[0])] = ("score vector", str(found[0].numel() // parts))
+            out[id(p)] = ("score vector", str(p.numel() // parts))
     return out
 
 
@@ -674,11 +682,8 @@ def learned_queries(model: nn.Module, graph: Graph | None) -> dict[int, tuple[st
         return out
     users = graph.users()
     modules = dict(model.named_modules())
-    for n in graph.nodes:
-        if n.op != "param" or not users[n.idx]:
-            continue
-        found = _loose(model, n.target)
-        if found is None or found[0].ndim < 2 or found[1] != "unknown":
+    for n, p in _free_params(model, graph, users):
+        if p.ndim < 2:
             continue
         path = {n.idx}
 
@@ -708,7 +713,7 @@ def learned_queries(model: nn.Module, graph: Graph | None) -> dict[int, tuple[st
             for i in ends
         )
         if queries and queries + adds == len(ends):
-            out[id(found[0])] = ("learned queries", str(queries))
+            out[id(p)] = ("learned queries", str(queries))
     return out
 
 
@@ -721,11 +726,8 @@ def learned_inputs(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str
         return out
     users = graph.users()
     modules = dict(model.named_modules())
-    for n in graph.nodes:
-        if n.op != "param" or not users[n.idx]:
-            continue
-        found = _loose(model, n.target)
-        if found is None or found[1] != "unknown" or found[0].numel() < 2:
+    for n, p in _free_params(model, graph, users):
+        if p.numel() < 2:
             continue
         layers = []
         for u in users[n.idx]:
@@ -737,7 +739,7 @@ def learned_inputs(model: nn.Module, graph: Graph | None) -> dict[int, tuple[str
                 break
             layers.append(str(m.target))
         if layers:
-            out[id(found[0])] = ("learned input", layers[0])
+            out[id(p)] = ("learned input", layers[0])
     return out
 
 

@@ -564,13 +564,18 @@ def pooled_to_output(
     return out
 
 
+def _pooled_index(info: ModelInfo, n: Any) -> int | None:
+    """The position among node ``n``'s inputs of the operand it pools: the layers' operand of a
+    product with data (None: both are data), attention's values, else the first."""
+    if n.idx in info.data_products:
+        return info.data_products[n.idx]
+    return pooled_input(str(n.target)) if n.op == "function" else 0
+
+
 def _pools_from(info: ModelInfo, n: Any, at: int) -> bool:
     """Whether node ``n`` pools its input ``at`` (the operand a pool, attention or a product
     with data scales), not another of its inputs."""
-    if n.idx in info.data_products:
-        j = info.data_products[n.idx]
-    else:
-        j = pooled_input(str(n.target)) if n.op == "function" else 0
+    j = _pooled_index(info, n)
     return j is not None and len(n.inputs) > j and n.inputs[j] == at
 
 
@@ -806,8 +811,8 @@ def _pass(
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
         if pool is None and n.idx in info.data_products:
-            j = info.data_products[n.idx]
-            if j is None:  # data times data (`A @ x` before the first layer): no weight in it
+            if info.data_products[n.idx] is None:  # data times data (`A @ x` before the first
+                # layer): no weight in it
                 measured = walk.pools.get(n.idx)
                 what = f"a product of data '{n.target}' (node {n.idx})"
                 mom[n.idx] = (  # (unmeasured: unknown, said where an activation reads it)
@@ -817,10 +822,7 @@ def _pass(
             pool = "product"
         if pool is not None:
             measured = walk.pools.get(n.idx)
-            if pool == "product":
-                j = info.data_products[n.idx]  # type: ignore[assignment]
-            else:
-                j = pooled_input(str(n.target)) if n.op == "function" else 0
+            j = _pooled_index(info, n) or 0  # (a product of data alone was taken above)
             base = ins[j] if len(ins) > j else None  # (attention pools its values)
             if measured is not None and base is None and pool == "sum":
                 # attention as a weighted sum (its weights have no moments): what the example

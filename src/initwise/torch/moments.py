@@ -132,6 +132,10 @@ class Moments:
     scattered: dict[str, float] = field(default_factory=dict, repr=False)
     """Weight layers whose output is scattered into another tensor (``masked_scatter``), with
     that tensor's E[x²] (:func:`_scatter_dest`)."""
+    output: tuple[float, float] | None = None
+    """The model output's ``(E[y²], E[y])`` as the walk predicts it, where the model returns one
+    tensor whose moments the walk knows (:func:`~initwise.torch.verify.check_output` holds it
+    against the example input's)."""
 
 
 def input_moments(example_input: Any) -> tuple[float, float] | None:
@@ -334,11 +338,12 @@ def propagate(
     if info.graph is None:
         return Moments()
     walk = _walk(model, info, pools or {})
+    heads = _tied_heads(model, info.graph)
+    walk.tied = {h: e for e, h in heads.items()}
     if kept:  # parameters the plan leaves as the model holds them: their values' moments
         for n in info.graph.nodes:
             if n.op == "param" and n.target in kept and n.idx not in walk.data:
                 walk.data[n.idx] = kept[n.target]
-    heads = _tied_heads(model, info.graph)
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(info, walk, first, n_res, emb)
     if heads:
@@ -473,6 +478,8 @@ class _Walk:
     pooled_out: dict[int, tuple[float, str, str]] = field(default_factory=dict)
     """Per weight node whose output reaches the model's output only through measured pools
     (:func:`pooled_to_output`): what they multiply ``E[y²]`` by, and which they are."""
+    tied: dict[str, str] = field(default_factory=dict)
+    """Per tied head: the embedding whose table it reads out with (:func:`_tied_heads`)."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -928,6 +935,13 @@ def _pass(
                     walk.pooled_out.get(n.idx),
                 )
                 solved = res.layers.get(n.target)
+                tied = walk.tied.get(n.target)
+                if tied in emb and known:
+                    # a tied head's output is what the table's std gives, not the unit its
+                    # solve aims at: Σ over the width of E[x²]·std² (Cohere's logits are then
+                    # scaled by logit_scale — the std was solved for the scaled logits)
+                    d = walk.modules[tied].weight.shape[1]
+                    val = (known[0][0] * d * emb[tied] ** 2, 0.0)
                 if came is not None and came[0].startswith("attention '") and not came[1]:
                     if n.target in branch_end:  # (a transformer's o_proj: the branch's share
                         came = None  # of a stream that norms bound, not a compounding chain)
@@ -951,6 +965,8 @@ def _pass(
                 val = known[0] if known else None
         elif n.op == "function":
             val = _function(n, ins, known, k, info, mom, via)
+        elif n.op == "output" and len(n.inputs) == 1:
+            res.output = ins[0]
         mom[n.idx] = val
     for name, d in walk.dests.items():
         m = mom.get(d)

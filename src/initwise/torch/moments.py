@@ -1864,7 +1864,7 @@ def _straight_through(n: Any, info: ModelInfo) -> int | None:
     ``x + (q − x).detach()`` (VQ-VAE's quantizer, van den Oord et al. 2017: the value is ``q``,
     the gradient goes to ``x``) and ``(h − x.detach()) + x`` (a straight-through hard sample:
     the value is ``h``). Added as independent terms, the walk gave VQ-VAE's decoder the input
-    E[x²] 3 for the codes' 1 (its output came out at 0.19 of unit)."""
+    E[x²] 3 for the codes' 1 (its output came out at E[y²] 0.19 for a unit target)."""
     g = info.graph
     if n.target not in _ADD or len(n.inputs) != 2 or g is None:
         return None

@@ -1201,7 +1201,7 @@ class _InlineNormMLP(nn.Module):
         self.fc = nn.ModuleList(nn.Linear(d, 4 * d) for _ in range(depth))
         self.proj = nn.ModuleList(nn.Linear(4 * d, d) for _ in range(depth))
         self.g = nn.ParameterList(nn.Parameter(torch.randn(d)) for _ in range(depth + 1))
-        if form == "layer":
+        if form in ("layer", "revin"):
             self.b = nn.ParameterList(nn.Parameter(torch.randn(d)) for _ in range(depth + 1))
         self.head = nn.Linear(d, 10)
 
@@ -1210,6 +1210,10 @@ class _InlineNormMLP(nn.Module):
             return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.g[i]
         if self.form == "offset":
             return x / (x.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt() * (1 + self.g[i])
+        if self.form == "revin":  # (RevIN, Kim et al. 2022: statistics without gradient)
+            mu = x.mean(-1, keepdim=True).detach()
+            sd = torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5).detach()
+            return (x - mu) / sd * self.g[i] + self.b[i]
         mu = x.mean(-1, keepdim=True)
         return (x - mu) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5) * self.g[i] + self.b[i]
 
@@ -1219,13 +1223,14 @@ class _InlineNormMLP(nn.Module):
         return self.head(self.norm(x, len(self.fc)))
 
 
-@pytest.mark.parametrize("form", ["rms", "offset", "layer"])
+@pytest.mark.parametrize("form", ["rms", "offset", "layer", "revin"])
 def test_a_norm_written_as_a_formula_is_a_norm(form):
     """A norm written in ``forward`` (no module to probe) was a product of two signals with
     unknown moments, its ``mean(-1, keepdim=True)`` read as average pooling, and its affine
     parameters "no rule" (left at ``randn``). Now the formula is a norm (unit output, the layers
     it feeds solved for it), its scale ones (``1 + g``: zeros), its shift zeros, nothing
-    assumed, and the logits at unit scale."""
+    assumed, and the logits at unit scale. RevIN's statistics (``.detach()``ed: PatchTST's
+    instance norm) left its affine "no rule" until sweep 19."""
     from initwise.torch.inspection import inspect_model
 
     torch.manual_seed(0)
@@ -1233,13 +1238,14 @@ def test_a_norm_written_as_a_formula_is_a_norm(form):
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)
         plan = it.init_model(model, seed=0, strict=True)
-    used = [f"g.{i}" for i in range(7)] + ([f"b.{i}" for i in range(7)] if form == "layer" else [])
+    shifts = form in ("layer", "revin")
+    used = [f"g.{i}" for i in range(7)] + ([f"b.{i}" for i in range(7)] if shifts else [])
     for name in used:
         e = plan[name]
         assert e.scheme is not None and "a norm written in forward" in e.reason, name
     scale = model.g[3].detach()
     assert torch.equal(scale, torch.zeros(64) if form == "offset" else torch.ones(64))
-    if form == "layer":
+    if shifts:
         assert torch.equal(model.b[3].detach(), torch.zeros(64))
     assert "a norm follows" not in plan["fc.0.weight"].reason  # (the norm is before it)
     assert "input E[x²] 1 " in plan["fc.2.weight"].reason  # (the norm's unit output)

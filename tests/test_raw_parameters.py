@@ -1057,3 +1057,68 @@ def test_feature_tokenizers_give_unit_tokens(form):
         assert 0.8 < float(t.pow(2).mean()) < 1.25
     if form != "no bias":
         assert p[b].std == pytest.approx(math.sqrt(0.5)) and "identity" in p[b].reason
+
+
+class _LoraLinear(nn.Linear):
+    """loralib's ``lora.Linear`` (lit-gpt's is the same): an ``nn.Linear`` subclass whose own
+    forward adds ``(dropout(x) @ lora_A.T @ lora_B.T) * scaling``; A kaiming-uniform, B zero."""
+
+    def __init__(self, i: int, o: int, r: int = 8, form: str = "loralib") -> None:
+        super().__init__(i, o)
+        self.form = form
+        self.lora_A = nn.Parameter(torch.empty(r, i))
+        self.lora_B = nn.Parameter(torch.zeros(o, r))
+        self.scaling = 2.0
+        self.lora_dropout = nn.Dropout(0.1)
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.form == "loralib":
+            out = F.linear(x, self.weight, bias=self.bias)
+            out += (
+                self.lora_dropout(x) @ self.lora_A.transpose(0, 1) @ self.lora_B.transpose(0, 1)
+            ) * self.scaling
+            return out
+        return super().forward(x) + (x @ self.lora_A.t() @ self.lora_B.t()) * self.scaling
+
+
+class _LoraMLP(nn.Module):
+    def __init__(self, form: str, d: int = 64, depth: int = 4) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            _LoraLinear(32 if i == 0 else d, d, form=form) for i in range(depth)
+        )
+        self.head = nn.Linear(d, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = F.gelu(layer(x))
+        return self.head(x)
+
+
+@pytest.mark.parametrize("form", ["loralib", "by hand"])
+def test_a_low_rank_adapter_starts_at_zero_and_its_layer_as_its_base(form):
+    """loralib's ``lora_A``/``lora_B`` were "no rule" (an ``nn.Linear`` subclass's extra
+    matrices were not read as layers) and its sum read as a residual stream whose branch was the
+    base layer: the base solved for a sixth of a "skip" (std ×0.41 of He's). Written by hand
+    (``x @ A.t() @ B.t()``), B was drawn at std 0.5 — the adapter no longer started at zero.
+    Now B starts at zero (Hu et al. 2021), the base is solved as if alone, no residual, nothing
+    assumed, and the model computes exactly what it computes with the adapters removed."""
+    torch.manual_seed(0)
+    m = _LoraMLP(form).eval()
+    p = init_model(m, seed=0, strict=True)
+    assert "residual" not in p.notes[0]
+    for i in range(4):
+        assert p[f"layers.{i}.lora_B"].scheme.label == "zeros"
+        assert "rank-8 adapter beside" in p[f"layers.{i}.lora_B"].reason
+        assert torch.count_nonzero(m.layers[i].lora_B) == 0
+        assert torch.count_nonzero(m.layers[i].lora_A) > 0
+        assert "residual" not in p[f"layers.{i}.weight"].reason
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = m(x)
+        h = x
+        for layer in m.layers:
+            h = F.gelu(F.linear(h, layer.weight, layer.bias))
+        assert torch.allclose(y, m.head(h))
+    assert 0.5 < float(y.pow(2).mean().sqrt()) < 2

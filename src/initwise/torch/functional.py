@@ -157,8 +157,12 @@ def _parameter_read(
         return None
     node, flip = read
     found = _loose(model, node.target)
-    if found is None or found[1] not in ("unknown", "embedding"):
-        return None  # (an embedding's table in a product: a head tied to it, F.linear(x, E))
+    leaf = node.target.rpartition(".")[2]
+    extra = found is not None and found[1] in ("linear", "conv") and leaf not in ("weight", "bias")
+    if found is None or (found[1] not in ("unknown", "embedding") and not extra):
+        # (an embedding's table in a product: a head tied to it, F.linear(x, E); a Linear
+        # subclass's own extra matrices — loralib's lora_A/lora_B — are layers of their own)
+        return None
     if found[0].ndim != ndim if ndim is not None else found[0].ndim < 3:
         return None
     return node.target, found[0], flip

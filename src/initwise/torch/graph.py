@@ -650,6 +650,9 @@ class ModelInfo:
     data_products: dict[int, int | None] = field(default_factory=dict)
     """Products of a layer's output with data (:func:`data_products`: a graph convolution's
     ``Â @ h``): node -> the position of the operand computed by layers (None: both are data)."""
+    adapters: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    """Low-rank adapters (:func:`low_rank_adapters`): the sum ``base(x) + B(A(x))·s`` -> (B, A,
+    base) by layer name."""
 
 
 @dataclass(frozen=True)
@@ -745,7 +748,8 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         if name not in layers:
             found = _find_activation(out, users, kinds, acts)
             layers[name] = LayerInfo(name, modules[name], found[0] if found else LINEAR)
-    adds = _residuals(nodes, kinds, layers)
+    adapters = low_rank_adapters(nodes, kinds, layers, modules)
+    adds = _residuals(nodes, kinds, layers, set(adapters))
     return ModelInfo(
         layers,
         len(adds),
@@ -759,6 +763,7 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         code_norms,
         generated,
         products,
+        adapters,
     )
 
 
@@ -892,7 +897,7 @@ def generated_weight(nodes: list[Node], kinds: list[str], n: Node) -> tuple[str,
 
 _STAT_UNARY = frozenset(
     {"add", "sub", "rsub", "rsqrt", "sqrt", "reciprocal", "pow", "square", "clamp", "clamp_min"}
-    | {"float", "to", "type_as", "mul", "truediv", "div", "abs"}
+    | {"float", "to", "type_as", "mul", "truediv", "div", "abs", "detach"}
 )
 """Ops on the way from a statistic's reduction to the scale a norm written in code divides by
 (``+ eps``, ``sqrt``, ``rsqrt``…), each with one tensor input."""
@@ -964,6 +969,8 @@ def _centered_source(nodes: list[Node], idx: int) -> tuple[int, bool]:
     if n.op == "function" and n.target == "sub" and len(n.inputs) == 2:
         x, m = n.inputs
         mn = nodes[m]
+        if mn.op == "function" and mn.target == "detach" and len(mn.inputs) == 1:
+            mn = nodes[mn.inputs[0]]  # (RevIN's statistics carry no gradient: the same mean)
         if mn.op == "function" and mn.target == "mean" and mn.inputs == [x]:
             if keeps_dim(mn.args, mn.kwargs):
                 return x, True
@@ -1179,7 +1186,74 @@ def _find_activation(
     return found
 
 
-def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]) -> list[Residual]:
+def _in_out(m: nn.Module) -> tuple[int, int] | None:
+    """``(in, out)`` features of a linear map (``nn.Linear`` or a raw matrix used as one)."""
+    if isinstance(m, nn.Linear):
+        return m.in_features, m.out_features
+    layout = getattr(m, "layout", None)
+    w = getattr(m, "weight", None)
+    if layout in ("out_in", "in_out") and isinstance(w, torch.Tensor) and w.ndim == 2:
+        out, inp = w.shape if layout == "out_in" else w.shape[::-1]
+        return int(inp), int(out)
+    return None
+
+
+def low_rank_adapters(
+    nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo], modules: dict[str, Any]
+) -> dict[int, tuple[str, str, str]]:
+    """Sums ``base(x) + B(A(x))·s`` of a linear layer and a low-rank product of two linear maps
+    of the same input — a LoRA adapter (Hu et al. 2021; loralib's and lit-gpt's
+    ``x @ lora_A.T @ lora_B.T * scaling``, written by hand as ``x @ A.t() @ B.t()``), with
+    dropout, reshapes or a constant factor on the way — whose inner width ``r`` is at most half
+    of the base's smaller side: add node -> (B, A, base) layer names. Such a sum is the layer
+    with its adapter, not a residual stream and its branch."""
+    ones = frozenset({"mul", "truediv", "div", "dropout", "clone", "contiguous", "to", "float"})
+
+    def back(i: int) -> int:
+        for _ in range(16):
+            n = nodes[i]
+            if len(n.inputs) != 1:
+                return i
+            passing = (n.op == "function" and (n.target in SHAPE_OPS or n.target in ones)) or (
+                n.op == "module"
+                and kinds[i] == "other"
+                and isinstance(modules.get(n.target), (nn.Dropout, nn.Identity))
+            )
+            if not passing:
+                return i
+            i = n.inputs[0]
+        return i
+
+    def layer(i: int) -> tuple[str, tuple[int, int], int] | None:
+        n = nodes[i]
+        if n.op != "module" or kinds[i] != "weight" or len(n.inputs) != 1:
+            return None
+        lay = layers.get(n.target)
+        io = _in_out(lay.module) if lay is not None else None
+        return (n.target, io, back(n.inputs[0])) if io is not None else None
+
+    out: dict[int, tuple[str, str, str]] = {}
+    for n in nodes:
+        if n.op != "function" or n.target not in _ADD or len(n.inputs) != 2:
+            continue
+        for u, v in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])):
+            base, b = layer(back(u)), layer(back(v))
+            a = layer(b[2]) if b is not None else None
+            if base is None or a is None or b is None or a[2] != base[2]:
+                continue
+            (d_in, d_out), (a_in, r), (r_b, b_out) = base[1], a[1], b[1]
+            if a_in == d_in and b_out == d_out and r == r_b and 2 * r <= min(d_in, d_out):
+                out[n.idx] = (b[0], a[0], base[0])
+                break
+    return out
+
+
+def _residuals(
+    nodes: list[Node],
+    kinds: list[str],
+    layers: dict[str, LayerInfo],
+    skip: Collection[int] = (),
+) -> list[Residual]:
     anc = [0] * len(nodes)  # ancestor sets as bitmasks
     for n in nodes:
         a = 0
@@ -1203,6 +1277,8 @@ def _residuals(nodes: list[Node], kinds: list[str], layers: dict[str, LayerInfo]
                 added[i] += 1
     for n in nodes:
         if n.op != "function" or n.target not in _ADD or len(set(n.inputs)) < 2:
+            continue
+        if n.idx in skip:  # a layer and its low-rank adapter: no stream
             continue
         a, b = n.inputs[0], n.inputs[1]
         full_a, full_b = anc[a] | (1 << a), anc[b] | (1 << b)

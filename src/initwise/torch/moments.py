@@ -467,8 +467,9 @@ class _Walk:
     calls: dict[str, int] = field(default_factory=dict)
     """Weight layers called more than once (shared weights), with their number of calls."""
     coupling: dict[str, str] = field(default_factory=dict)
-    """Last layers of affine couplings' scale and shift nets (:func:`affine_couplings`), each
-    with the reason it starts at zero."""
+    """Layers that start at zero, each with the reason: the last layers of affine couplings'
+    scale and shift nets (:func:`affine_couplings`) and low-rank adapters' up-projections
+    (:func:`adapter_ups`)."""
     summed: dict[str, int] = field(default_factory=dict)
     """Weight layers whose outputs are summed with others' into one value that is no residual
     stream (:func:`summed_layers`), with the number of terms."""
@@ -517,7 +518,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         attention_matmuls(model, info),
         dict.fromkeys(gates := carry_gates(model, info), len(gates)),
         {t: c for t, c in called.items() if c > 1},
-        affine_couplings(info),
+        affine_couplings(info) | adapter_ups(info),
         summed_layers(info, users),
         signals := signal_products(model, info),
         pooled_to_output(info, users, pools, signals, modules),
@@ -1610,6 +1611,27 @@ def carry_gates(model: nn.Module, info: ModelInfo) -> list[str]:
             if gate.target in out:
                 break
     return out
+
+
+def adapter_ups(info: ModelInfo) -> dict[str, str]:
+    """The up-projection ``B`` of each low-rank adapter beside a layer
+    (:func:`~initwise.torch.graph.low_rank_adapters`), with the reason it starts at zero: LoRA
+    (Hu et al. 2021, §4.1) draws ``A`` at random and ``B`` at zero, "so ΔW = BA is zero at the
+    beginning of training" — the layer starts as its base, which is solved as if alone."""
+    return {
+        b: (
+            f"the up-projection of a rank-{_rank(info, a)} adapter beside '{base}' (LoRA, Hu et "
+            f"al. 2021: ΔW = B·A starts at zero, so the layer starts as its base): zero"
+        )
+        for b, a, base in info.adapters.values()
+    }
+
+
+def _rank(info: ModelInfo, a: str) -> int | str:
+    from .graph import _in_out
+
+    io = _in_out(info.layers[a].module) if a in info.layers else None
+    return io[1] if io is not None else "r"
 
 
 def affine_couplings(info: ModelInfo) -> dict[str, str]:

@@ -1186,7 +1186,7 @@ def _find_activation(
     return found
 
 
-def _in_out(m: nn.Module) -> tuple[int, int] | None:
+def in_out(m: nn.Module) -> tuple[int, int] | None:
     """``(in, out)`` features of a linear map (``nn.Linear`` or a raw matrix used as one)."""
     if isinstance(m, nn.Linear):
         return m.in_features, m.out_features
@@ -1229,7 +1229,7 @@ def low_rank_adapters(
         if n.op != "module" or kinds[i] != "weight" or len(n.inputs) != 1:
             return None
         lay = layers.get(n.target)
-        io = _in_out(lay.module) if lay is not None else None
+        io = in_out(lay.module) if lay is not None else None
         return (n.target, io, back(n.inputs[0])) if io is not None else None
 
     out: dict[int, tuple[str, str, str]] = {}

@@ -50,7 +50,7 @@ from ..math.operating import (
 )
 from .batch import tensors
 from .graph import SHAPE_OPS as _SHAPE_OPS
-from .graph import Act, ModelInfo, behind, graph_modules
+from .graph import Act, ModelInfo, behind, graph_modules, in_out
 from .modules import (
     embedding_norm_cap,
     probed_norm,
@@ -1084,6 +1084,15 @@ def _weight(
         if attended is not None:  # (measured on the example input: pooling.measure_pools)
             s, mu = carried(attended, 1.0)
             mixed = f" (attention ×{s:.3g} of the values' E[x²], measured on the example input)"
+    if attended is not None and kind in ("conv", "conv_transpose") and attended[0] > 0:
+        # zero padding: the share of E[x²] that reaches the kernel's taps at the map's edges,
+        # measured on the example input (edges.edge_factor); the layer is solved for it
+        f = attended[2] / attended[0]
+        s, mu = s * f, mu * math.sqrt(f)
+        mixed = (
+            f" (×{f:.3g} of its E[x²] reaches the kernel's taps: zero padding at the map's "
+            "edges, measured on the example input)"
+        )
     silent = not assumed and s < 1e-10  # zero at init (a zero-initialized gain upstream)
     if silent:
         s, mu = 1.0, 0.0
@@ -1628,9 +1637,7 @@ def adapter_ups(info: ModelInfo) -> dict[str, str]:
 
 
 def _rank(info: ModelInfo, a: str) -> int | str:
-    from .graph import _in_out
-
-    io = _in_out(info.layers[a].module) if a in info.layers else None
+    io = in_out(info.layers[a].module) if a in info.layers else None
     return io[1] if io is not None else "r"
 
 

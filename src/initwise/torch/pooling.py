@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, seeded_rng, split, tensors
+from .edges import edge_factor, has_edges
 from .graph import (
     DATA_PRODUCTS,
     SHAPE_OPS,
@@ -233,6 +234,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         or bool(signal_products(model, info))
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
+        or bool(_edge_nodes(model, info))
     )
 
 
@@ -372,6 +374,17 @@ def _bag_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
 
 def _mha_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
     """``nn.MultiheadAttention`` module nodes by name (called once each)."""
+    return _once(model, info, lambda m: isinstance(m, nn.MultiheadAttention))
+
+
+def _edge_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
+    """Convolution module nodes that lose taps at a map's edges (:func:`~initwise.torch.edges.
+    has_edges`), by name (called once each): what reaches their taps is measured."""
+    return _once(model, info, has_edges)
+
+
+def _once(model: nn.Module, info: ModelInfo, test: Any) -> dict[str, int]:
+    """Module nodes whose module passes ``test``, by name, for modules called once."""
     g = info.graph
     if g is None:
         return {}
@@ -379,7 +392,8 @@ def _mha_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
     out: dict[str, int] = {}
     seen: set[str] = set()
     for n in g.nodes:
-        if n.op == "module" and isinstance(modules.get(n.target), nn.MultiheadAttention):
+        m = modules.get(n.target) if n.op == "module" else None
+        if m is not None and test(m):
             if n.target in seen:
                 out.pop(n.target, None)  # (called twice: not measured)
             else:
@@ -424,8 +438,10 @@ def measure_pools(
     model's buffers and modes put back). With ``draft`` (a plan), on a copy of the model with
     the draft applied (seed 0) — the weights the plan will give — else on the model as it is.
     A pooling module called more than once, or pooling functions whose calls do not match the
-    graph's one to one, are left out (then assumed). Returns the measurements and, where the
-    pass could not run, why (else None)."""
+    graph's one to one, are left out (then assumed). Per convolution node that loses taps at
+    a map's edges (:func:`~initwise.torch.edges.has_edges`): its input's moments and the part
+    that reaches its taps (:func:`~initwise.torch.edges.edge_factor`) as the "output". Returns
+    the measurements and, where the pass could not run, why (else None)."""
     g = info.graph
     if g is None or example_input is None:
         return {}, None
@@ -461,7 +477,8 @@ def measure_pools(
                 by_function.setdefault(name, []).append(n.idx)
     by_mha = _mha_nodes(model, info)
     by_bag = _bag_nodes(model, info)
-    if not by_module and not by_function and not by_mha and not by_bag:
+    by_edge = _edge_nodes(model, info)
+    if not by_module and not by_function and not by_mha and not by_bag and not by_edge:
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
         return {}, "the model or the example input is on the meta device"
@@ -519,6 +536,12 @@ def measure_pools(
             st = record(args, out)  # not calls of the model's)
             if st is not None:
                 seen.setdefault(idx, []).append(st)
+        edge = by_edge.get(names[m])
+        if edge is not None and depth[0] == 1:  # what reaches the taps of a zero-padded conv
+            x = next(iter(tensors(args)), None)
+            f, st = edge_factor(m, x), _stats(x)
+            if f is not None and st is not None and abs(f - 1.0) > 1e-3:
+                seen.setdefault(edge, []).append((st[0], st[1], st[0] * f, st[1] * math.sqrt(f)))
         bag = by_bag.get(names[m])
         if bag is not None:  # the table's rows against the bags they made
             st = record(m.weight, out)  # type: ignore[arg-type]

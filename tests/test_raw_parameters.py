@@ -1108,6 +1108,7 @@ def test_a_low_rank_adapter_starts_at_zero_and_its_layer_as_its_base(form):
     m = _LoraMLP(form).eval()
     p = init_model(m, seed=0, strict=True)
     assert "residual" not in p.notes[0]
+    assert "over depth 4)" in p["layers.0.weight"].reason  # (A and B are not in the chain)
     for i in range(4):
         assert p[f"layers.{i}.lora_B"].scheme.label == "zeros"
         assert "rank-8 adapter beside" in p[f"layers.{i}.lora_B"].reason

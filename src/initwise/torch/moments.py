@@ -157,7 +157,9 @@ def _runs(info: ModelInfo) -> list[int]:
     resets = {r.add for r in info.adds}
     for n in g.nodes:
         k = info.kinds[n.idx]
-        prev = max((run[i] for i in n.inputs), default=0)
+        # (a layer and its low-rank adapter: the chain goes through the layer, not A and B)
+        pick = min if n.idx in info.adapters else max
+        prev = pick((run[i] for i in n.inputs), default=0)
         if k == "weight":
             run[n.idx] = prev + 1
         elif k in ("norm", "stop") or n.idx in resets:

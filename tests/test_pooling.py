@@ -861,3 +861,26 @@ def test_a_learned_query_set_has_a_rule():
     assert float(m.latents.detach().std()) == pytest.approx(0.02, rel=0.3)
     with torch.no_grad():
         assert 0.5 < float(m(x).pow(2).mean().sqrt()) < 2.0
+
+
+def test_channel_statistics_concatenated_for_a_layer_are_pools():
+    """CBAM's spatial attention (Woo et al. 2018) convolves ``cat([x.mean(1, keepdim=True),
+    x.amax(1, keepdim=True)])``: through the concatenation the keepdim reductions were read as
+    statistics and passed through silently (the max over 32 channels is ×3–10 of E[x²]). Now
+    they are pools: measured with the example input, said without one."""
+
+    class SpatialGate(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.sp = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(2, 1, 7, padding=3)
+            self.head = nn.Conv2d(32, 4, 1)
+
+        def forward(self, x):
+            x = torch.relu(self.conv(x))
+            s = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+            return self.head(x * torch.sigmoid(self.sp(s)))
+
+    with pytest.raises(AssumptionError, match="max pooling 'amax'"):
+        it.plan(SpatialGate(), "auto", strict=True)
+    p = it.plan(SpatialGate(), "auto", example_input=_x(8), strict=True)
+    assert "'amax' ×" in p["sp.weight"].reason or "'mean' ×" in p["sp.weight"].reason

@@ -48,7 +48,9 @@ def test_an_output_the_walk_does_not_model_is_said_with_both_figures():
     torch.manual_seed(0)
     with pytest.warns(SignalWarning, match=CHECKED) as ws:
         p = it.plan(FM(), "auto", example_input=_ids())
-    text = _said(ws)[0]
+    said = _said(ws)[0]
+    assert "the moments walk puts the model's output at E[y²]" in said  # (25 > 16: off unit)
+    text = said[said.index(CHECKED) :]
     pred, meas = (
         float(x)
         for x in [text.split("predicted ")[1].split(" ")[0], text.split("E[y²] ")[1].split(" ")[0]]
@@ -178,3 +180,50 @@ def test_a_straight_through_estimator_passes_the_value_it_computes(form):
         with torch.no_grad():
             rms.append(float(m(x).pow(2).mean().sqrt()))
     assert 0.8 < sum(rms) / 3 < 1.25
+
+
+class DeepONet(nn.Module):
+    """DeepONet (Lu et al. 2021): ``Σ_k b_k(u)·t_k(y) + b₀`` over the nets' p outputs."""
+
+    def __init__(self, m: int = 50, p: int = 64) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(nn.Linear(m, 128), nn.Tanh(), nn.Linear(128, p))
+        self.trunk = nn.Sequential(nn.Linear(1, 128), nn.Tanh(), nn.Linear(128, p), nn.Tanh())
+        self.b0 = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        u, y = x[:, :50], x[:, 50:]
+        return (self.branch(u) * self.trunk(y)).sum(-1, keepdim=True) + self.b0
+
+
+def test_a_sum_of_products_before_the_output_is_said():
+    """DeepONet's output came out at rms ~5 (64 products summed) with nothing said, with or
+    without an example input: the keepdim sum before ``+ b₀`` was a statistic, passed through.
+    Without an example input it is now an assumption (strict refuses it); with one it is
+    measured and the walk's output, E[y²] ~25, is said to be off unit."""
+    x = torch.randn(256, 51, generator=torch.Generator().manual_seed(1))
+    with pytest.raises(it.AssumptionError, match="the model's output: it passed a sum over"):
+        it.plan(DeepONet(), "auto", strict=True)
+    with pytest.warns(SignalWarning, match="the moments walk puts the model's output") as ws:
+        it.plan(DeepONet(), "auto", example_input=x)
+    text = next(str(w.message) for w in ws if "walk puts" in str(w.message))
+    assert float(text.split("E[y²] ")[1].split(" ")[0]) > 16
+
+
+def test_exp_of_a_gaussian_is_lognormal_in_the_walk():
+    """``torch.exp`` was an unknown op passed through (E[x²] unchanged): a zero-started
+    coupling's ``exp(tanh(0)) = 1`` came out as 0, and six couplings' output as 1/64."""
+
+    class Exp(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(16, 16, bias=False)
+
+        def forward(self, x):  # (exp of the input: no layer before it to be its activation)
+            return torch.cat([torch.exp(x), self.fc(x)], -1)
+
+    m = Exp()
+    out = propagate(m, inspect_model(m, None))
+    # the concatenation's halves: E[e²ˣ] = e² and E[eˣ] = e^½ for x ~ N(0, 1), the layer's unit
+    assert out.output[0] == pytest.approx((math.exp(2.0) + 1) / 2, rel=1e-9)
+    assert out.output[1] == pytest.approx(math.exp(0.5) / 2, rel=1e-9)

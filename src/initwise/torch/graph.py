@@ -802,11 +802,18 @@ def downstream(users: list[list[int]], start: int, go: Callable[[int], bool]) ->
 
 def _feeds_layers(nodes: list[Node], users: list[list[int]], kinds: list[str], idx: int) -> bool:
     """Whether every use of node ``idx`` reaches a weight layer or the model's output through
-    reshapes only (``.values`` of a ``max`` included): what a pool's result does, and what a
+    reshapes (``.values`` of a ``max`` included), concatenations (CBAM's spatial attention
+    reads ``cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)])``) and additions of a
+    parameter (DeepONet's ``Σ_k b_k·t_k + b₀``) only: what a pool's result does, and what a
     statistic's (divided by, subtracted) does not."""
 
     def reshape(i: int) -> bool:
-        return nodes[i].op == "function" and nodes[i].target in (*SHAPE_OPS, "getattr")
+        v = nodes[i]
+        if v.op != "function":
+            return False
+        if v.target in (*SHAPE_OPS, "getattr", "cat", "concat", "stack"):
+            return True
+        return v.target in _ADD and sum(nodes[j].op != "param" for j in v.inputs) == 1
 
     ends = 0
     for i in downstream(users, idx, reshape):

@@ -970,6 +970,8 @@ def _pass(
             val = _function(n, ins, known, k, info, mom, via)
         elif n.op == "output" and len(n.inputs) == 1:
             res.output = ins[0]
+            if came is not None and not came[1]:  # (an unmeasured pool right before the output)
+                res.assumed.append(f"the model's output: it passed {came[0]}{came[2]}")
         mom[n.idx] = val
     for name, d in walk.dests.items():
         m = mom.get(d)
@@ -1986,6 +1988,10 @@ def _function(
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
         return _sinusoid(t, known[0])
+    if t == "exp" and len(known) == 1:  # lognormal: E[eˣ] = e^{μ+v/2}, E[e²ˣ] = e^{2μ+2v}
+        s, mu = known[0]
+        v = max(s - mu * mu, 0.0)
+        return (math.exp(min(2 * mu + 2 * v, 700.0)), math.exp(min(mu + v / 2, 700.0)))
 
     c = _scalar(n.args)
     through = _straight_through(n, info)

@@ -269,12 +269,15 @@ def _plan(
     rewrites = tuple(pol.rewrites(ctx))
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
-    if measure and example_input is not None and moments is not None:
-        # the walk's predicted output held against the example input (a finding, said)
-        from .verify import check_output
+    if measure and moments is not None:
+        # the walk's predicted output: far from unit, or off what the example input gives (a
+        # finding, said)
+        from .verify import check_output, off_unit
 
-        off = check_output(model, out, example_input, moments.output)
-        if off is not None:
+        found = [off_unit(moments.output, input_moments(example_input))]
+        if example_input is not None:
+            found.append(check_output(model, out, example_input, moments.output))
+        for off in (f for f in found if f is not None):
             drifts.append(off)
             out = dataclasses.replace(out, notes=(*out.notes, f"cannot hold: {off}"))
     _report_assumptions(out, info, moments, pol, strict, pol.assumptions(ctx), model)

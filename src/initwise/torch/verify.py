@@ -39,6 +39,37 @@ of each of the 17 zoo networks and the 28 language-model families landed within 
 it on their example inputs, measured."""
 
 
+UNIT_BAND = 16.0
+"""How far from 1 the walk's predicted output ``E[y²]`` may be (a factor either way: 4× in rms)
+before the plan says that what follows the last layers is not solved for a unit output."""
+
+
+def off_unit(
+    predicted: tuple[float, float] | None, first: tuple[float, float] | None
+) -> str | None:
+    """A sentence when the walk predicts the model's output ``E[y²]`` more than
+    :data:`UNIT_BAND` times away from the input's (``first``: the example input's ``(E[x²],
+    E[x])``; a unit input without one) — what follows the last weight layers (a sum of
+    products over a feature dimension, as DeepONet's ``Σ_k b_k·t_k``; a factorization machine's
+    pairwise term; distances to prototypes) scales it and no layer after it is solved for a unit
+    output — else None (no prediction: a softmax's probabilities, an unknown op). Against the
+    input's, not 1: a forecaster that puts its output back in the data's scale (RevIN) is
+    right to."""
+    if predicted is None or not math.isfinite(predicted[0]) or predicted[0] <= 0:
+        return None
+    ref = first[0] if first is not None and first[0] > 0 else 1.0
+    if 1 / UNIT_BAND <= predicted[0] / ref <= UNIT_BAND:
+        return None
+    against = f"the input's E[x²] {ref:.3g}" if first is not None else "a unit input"
+    return (
+        f"the moments walk puts the model's output at E[y²] {predicted[0]:.3g} for {against} "
+        "(×{:.3g}): what follows the last weight layers scales it, and no layer after it is "
+        "solved for a unit output (scale the output, or give an override)".format(
+            predicted[0] / ref
+        )
+    )
+
+
 def _within(measured: float, predicted: float) -> bool:
     return (
         math.isfinite(measured) and 1 / OUTPUT_TOLERANCE <= measured / predicted <= OUTPUT_TOLERANCE

@@ -227,3 +227,25 @@ def test_exp_of_a_gaussian_is_lognormal_in_the_walk():
     # the concatenation's halves: E[e²ˣ] = e² and E[eˣ] = e^½ for x ~ N(0, 1), the layer's unit
     assert out.output[0] == pytest.approx((math.exp(2.0) + 1) / 2, rel=1e-9)
     assert out.output[1] == pytest.approx(math.exp(0.5) / 2, rel=1e-9)
+
+
+def test_a_factor_computed_from_a_shape_carries_no_moments_and_is_said():
+    """nGPT scales its logits by ``√d`` with ``d = h.shape[-1]``: the walk carried ``h``'s
+    moments through ``getattr(h, 'shape')`` into that factor (the output "at E[y²] 1/64" for
+    logits at 64), silently. A shape carries no moments now, and the factor — unknown without
+    shapes — is said."""
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc, self.head = nn.Linear(16, 64), nn.Linear(64, 10)
+
+        def forward(self, x):
+            h = F.normalize(self.fc(x), dim=-1)
+            return self.head(h) * math.sqrt(h.shape[-1])
+
+    m = Scaled()
+    out = propagate(m, inspect_model(m, None))
+    assert out.output is not None and out.output[0] == pytest.approx(1.0)  # (not 1/64)
+    with pytest.raises(it.AssumptionError, match="a factor computed from a tensor's shape"):
+        it.plan(m, "auto", strict=True)

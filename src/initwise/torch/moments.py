@@ -1892,6 +1892,25 @@ def _from_softmax(info: ModelInfo, idx: int) -> bool:
     return n is not None and n.op == "function" and n.target in ("softmax", "_softmax")
 
 
+def _from_shape(info: ModelInfo, idx: int) -> bool:
+    """Whether node ``idx`` is a number computed from a tensor's shape (``math.sqrt(h.shape[-1])``,
+    ``x.size(-1) ** -0.5``) through one-input functions."""
+    g = info.graph
+    assert g is not None
+    for _ in range(16):
+        v = g.nodes[idx]
+        if v.op != "function":
+            return False
+        if v.target in ("size", "numel", "dim") or (
+            v.target == "getattr" and v.args[:1] in (("shape",), ("ndim",))
+        ):
+            return True
+        if len(v.inputs) != 1:
+            return False
+        idx = v.inputs[0]
+    return False
+
+
 def _straight_through(n: Any, info: ModelInfo) -> int | None:
     """The node whose value an addition of a straight-through estimator passes on, else None:
     ``x + (q − x).detach()`` (VQ-VAE's quantizer, van den Oord et al. 2017: the value is ``q``,
@@ -1964,6 +1983,8 @@ def _function(
         src = info.composite.get(n.idx)
         x = mom.get(src) if src is not None else (known[0] if known else None)
         return _activate(info.acts[n.idx], x if x is not None else _unknown(n, via))
+    if t in _NO_DATA or (t == "getattr" and n.args[:1] in (("shape",), ("ndim",))):
+        return None  # (booleans, indices, a tensor's shape: none of its moments)
     if t in ("softmax", "log_softmax"):  # attention weights: no moments (what they weight is
         return None  # a pool node: pooling.attention_matmuls, pooling.ATTENTION_FUNCS)
     if t in ("masked_scatter", "masked_scatter_"):  # the destination's moments (the source is
@@ -2022,6 +2043,12 @@ def _function(
         if c is not None:
             s, mu = known[0]
             return (s * c * c, mu * c)
+        if any(mom.get(i) is None and _from_shape(info, i) for i in n.inputs):
+            via[n.idx] = (  # nGPT's `logits · √d` with d = h.shape[-1]: no shapes in the graph
+                f"a factor computed from a tensor's shape ('{t}', node {n.idx})",
+                False,
+                ", taken as 1 (the graph has no shapes); give example_input= to check it",
+            )
         return known[0]
     if t in _DIV and c is not None and c != 0 and len(known) == 1:
         s, mu = known[0]

@@ -249,3 +249,31 @@ def test_a_factor_computed_from_a_shape_carries_no_moments_and_is_said():
     assert out.output is not None and out.output[0] == pytest.approx(1.0)  # (not 1/64)
     with pytest.raises(it.AssumptionError, match="a factor computed from a tensor's shape"):
         it.plan(m, "auto", strict=True)
+
+
+@pytest.mark.parametrize("policy", ["zero-init-residual", "fixup"])
+def test_policies_that_change_weights_after_the_walk_are_not_checked_against_it(policy):
+    """zero-init-residual and fixup zero layers after the walk: its prediction is the base
+    policy's, and holding the plan against it called a zeroed output "not finite, or zero"."""
+
+    class Res(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(16, 32)
+            self.blocks = nn.ModuleList(
+                nn.Sequential(nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 32)) for _ in range(4)
+            )
+            self.head = nn.Linear(32, 4)
+
+        def forward(self, x):
+            x = self.inp(x)
+            for b in self.blocks:
+                x = x + b(x)
+            return self.head(x)
+
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as ws:
+        warnings.simplefilter("always")
+        p = it.plan(Res(), policy, example_input=x)
+    assert not _said(ws) and not any("walk puts" in str(w.message) for w in ws)
+    assert not any(CHECKED in n for n in p.notes)

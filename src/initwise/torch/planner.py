@@ -269,9 +269,10 @@ def _plan(
     rewrites = tuple(pol.rewrites(ctx))
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
-    if measure and moments is not None:
+    if measure and moments is not None and not getattr(pol, "modifiers", ()) and not rewrites:
         # the walk's predicted output: far from unit, or off what the example input gives (a
-        # finding, said)
+        # finding, said). Not after modifiers (zero-init-residual, fixup change the weights
+        # after the walk: its prediction is the base policy's) or activation rewrites
         from .verify import check_output, off_unit
 
         found = [off_unit(moments.output, input_moments(example_input))]

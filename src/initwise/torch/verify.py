@@ -40,8 +40,9 @@ it on their example inputs, measured."""
 
 
 UNIT_BAND = 16.0
-"""How far from 1 the walk's predicted output ``E[y²]`` may be (a factor either way: 4× in rms)
-before the plan says that what follows the last layers is not solved for a unit output."""
+"""How far from the input's ``E[x²]`` the walk's predicted output ``E[y²]`` may be (a factor
+either way: 4× in rms) before the plan says that what follows the last layers is not solved
+for a unit output."""
 
 
 def off_unit(
@@ -63,10 +64,8 @@ def off_unit(
     against = f"the input's E[x²] {ref:.3g}" if first is not None else "a unit input"
     return (
         f"the moments walk puts the model's output at E[y²] {predicted[0]:.3g} for {against} "
-        "(×{:.3g}): what follows the last weight layers scales it, and no layer after it is "
-        "solved for a unit output (scale the output, or give an override)".format(
-            predicted[0] / ref
-        )
+        f"(×{predicted[0] / ref:.3g}): what follows the last weight layers scales it, and no "
+        "layer after it is solved for a unit output (scale the output, or give an override)"
     )
 
 
@@ -131,7 +130,7 @@ def check_output(
         f"model's output has E[y²] {measured:.3g} (geometric mean; ×{math.exp(sd):.3g} between "
         f"seeds) where the moments walk predicted {predicted[0]:.3g} (×{ratio:.3g}) "
         "— something between input and output is not what the walk modelled (a correlated "
-        "difference, a product through a transform, a filter a layer generates, zero padding "
-        "at the edges of small maps); the per-layer figures of diagnose(model, example) show "
-        "where, and lsuv(model, example) rescales by measurement"
+        "difference, a product through a transform, a filter a layer generates); the "
+        "per-layer figures of diagnose(model, example) show where, and lsuv(model, example) "
+        "rescales by measurement"
     )

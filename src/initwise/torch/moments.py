@@ -30,7 +30,7 @@ the output).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -1035,7 +1035,7 @@ def _weight(
     run: int = 0,
     scale_after: float = 1.0,
     scatter: float | None = None,
-    attended: Stats | None = None,
+    measured: Stats | None = None,
     carry: int = 0,
     calls: int = 1,
     coupling: str = "",
@@ -1048,8 +1048,8 @@ def _weight(
         cap = embedding_norm_cap(m)  # (rows above max_norm are renormalized at lookup)
         std = (std if cap is None else min(std, cap)) * _embed_scale(m)
         if isinstance(m, nn.EmbeddingBag):  # the bag's size is in the input, not the module
-            if attended is not None:  # measured on the example input's bags
-                return carried(attended, std * std)
+            if measured is not None:  # measured on the example input's bags
+                return carried(measured, std * std)
             res.assumed.append(
                 f"{name}: EmbeddingBag(mode='{m.mode}') output E[x²] taken as one row's — a bag "
                 "of B distinct rows has 1/B of it (mean), B× (sum) or more (max); give "
@@ -1085,13 +1085,13 @@ def _weight(
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
         res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
         name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False
-        if attended is not None:  # (measured on the example input: pooling.measure_pools)
-            s, mu = carried(attended, 1.0)
+        if measured is not None:  # (measured on the example input: pooling.measure_pools)
+            s, mu = carried(measured, 1.0)
             mixed = f" (attention ×{s:.3g} of the values' E[x²], measured on the example input)"
-    if attended is not None and kind in ("conv", "conv_transpose") and attended[0] > 0:
+    if measured is not None and kind in ("conv", "conv_transpose") and measured[0] > 0:
         # zero padding: the share of E[x²] that reaches the kernel's taps at the map's edges,
         # measured on the example input (edges.edge_factor); the layer is solved for it
-        f = attended[2] / attended[0]
+        f = measured[2] / measured[0]
         s, mu = s * f, mu * math.sqrt(f)
         mixed = (
             f" (×{f:.3g} of its E[x²] reaches the kernel's taps: zero padding at the map's "
@@ -1921,20 +1921,18 @@ def _straight_through(n: Any, info: ModelInfo) -> int | None:
     if n.target not in _ADD or len(n.inputs) != 2 or g is None:
         return None
 
-    def fn(i: int, names: set[str] | str) -> Any:
+    def fn(i: int, names: Collection[str], arity: int) -> Any:
         v = g.nodes[i]
-        hit = v.op == "function" and (
-            v.target in names if isinstance(names, set) else v.target == names
-        )
-        return v if hit and len(v.inputs) in (1, 2) else None
+        return v if v.op == "function" and v.target in names and len(v.inputs) == arity else None
 
+    sub = _SUB - {"rsub"}
     for x, y in ((n.inputs[0], n.inputs[1]), (n.inputs[1], n.inputs[0])):
-        d = fn(y, "detach")
-        s = fn(d.inputs[0], _SUB - {"rsub"}) if d is not None and len(d.inputs) == 1 else None
-        if s is not None and len(s.inputs) == 2 and s.inputs[1] == x:
+        d = fn(y, ("detach",), 1)  # x + (q − x).detach()
+        s = fn(d.inputs[0], sub, 2) if d is not None else None
+        if s is not None and s.inputs[1] == x:
             return s.inputs[0]
-        s = fn(y, _SUB - {"rsub"})
-        d = fn(s.inputs[1], "detach") if s is not None and len(s.inputs) == 2 else None
+        s = fn(y, sub, 2)  # (h − x.detach()) + x
+        d = fn(s.inputs[1], ("detach",), 1) if s is not None else None
         if d is not None and d.inputs == [x]:
             return s.inputs[0]
     return None

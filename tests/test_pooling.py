@@ -884,3 +884,24 @@ def test_channel_statistics_concatenated_for_a_layer_are_pools():
         it.plan(SpatialGate(), "auto", strict=True)
     p = it.plan(SpatialGate(), "auto", example_input=_x(8), strict=True)
     assert "'amax' ×" in p["sp.weight"].reason or "'mean' ×" in p["sp.weight"].reason
+
+
+def test_the_draft_rounds_reuse_the_plan_call_s_trace(monkeypatch):
+    """Measuring attention's averaging drafts the plan again until the ratios settle; each
+    draft reuses the call's trace and static analysis (the model has not changed), so one plan
+    traces once however many rounds it takes."""
+    from initwise.torch import inspection, planner
+
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    model = nn.Sequential(nn.Linear(8, 32), nn.TransformerEncoder(layer, 2), nn.Linear(32, 4))
+    x = torch.randn(4, 12, 8, generator=torch.Generator().manual_seed(0))
+    calls, rounds = [], []
+    real, real_measure = inspection.inspect_model, planner.measure_pools
+    monkeypatch.setattr(inspection, "inspect_model", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(
+        planner, "measure_pools", lambda *a, **k: rounds.append(1) or real_measure(*a, **k)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        it.plan(model, "auto", example_input=x)
+    assert len(rounds) >= 2 and len(calls) == 1

@@ -277,3 +277,53 @@ def test_policies_that_change_weights_after_the_walk_are_not_checked_against_it(
         p = it.plan(Res(), policy, example_input=x)
     assert not _said(ws) and not any("walk puts" in str(w.message) for w in ws)
     assert not any(CHECKED in n for n in p.notes)
+
+
+def test_the_first_draw_reuses_the_measured_copy_and_equals_a_fresh_draw(monkeypatch):
+    """The check's first draw is made on the copy the pools were measured on (the last draft
+    drawn at seed 0), redrawing only what the final plan changed: its weights equal the whole
+    plan drawn at seed 0 on a fresh copy, and no other copy is made."""
+    import copy
+
+    from initwise.torch import verify
+
+    model = nn.Sequential(  # zero-padded convs on a small map: the final plan rescales them
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    ).train()
+    x = torch.randn(16, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    real = verify._redraw
+
+    def spy(plan, twin, draft):
+        out = real(plan, twin, draft)
+        seen.update(twin=twin, plan=plan, first=out[1], draft=draft)
+        return out
+
+    monkeypatch.setattr(verify, "_redraw", spy)
+    deep = []
+    real_copy = copy.deepcopy
+    monkeypatch.setattr(
+        verify.copy, "deepcopy", lambda m, *a: deep.append(m) or real_copy(m, *a)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(model, "auto", example_input=x)
+    assert seen and sum(m is model for m in deep) == 1  # (the measuring copy; none here)
+    redrawn = [e.name for e in seen["first"] if e.scheme is not None]
+    kept = [e.name for e in seen["first"] if e.scheme is None]
+    assert any(n.endswith("weight") and n.startswith(("0.", "3.", "5.")) for n in redrawn)
+    assert kept  # (biases, the norm's affine: the draft's values stand)
+    fresh = copy.deepcopy(model)
+    p.apply(fresh, seed=0)
+    got = dict(seen["twin"].named_parameters())
+    for n, t in fresh.named_parameters():
+        assert torch.equal(got[n], t), n

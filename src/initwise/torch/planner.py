@@ -109,6 +109,7 @@ def _plan(
     strict: bool,
     measure: bool = True,
     given: dict[int, Any] | None = None,
+    static: tuple[Any, Any, Any] | None = None,
 ) -> Plan:
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
@@ -117,11 +118,14 @@ def _plan(
     from .functional import structural_parameters
     from .inspection import inspect_model
 
-    info = inspect_model(model, example_input)
-    # raw parameters whose use in forward gives their rule (class tokens, position tables, a
-    # norm's affine, score vectors, feature tokenizers) and layer scales kept as built
-    tokens, scales = structural_parameters(model, info)
+    if static is None:  # (a draft round reuses the call's trace: the model has not changed)
+        info = inspect_model(model, example_input)
+        # raw parameters whose use in forward gives their rule (class tokens, position tables,
+        # a norm's affine, score vectors, feature tokenizers) and layer scales kept as built
+        static = (info, *structural_parameters(model, info))
+    info, tokens, scales = static
     moments = None
+    drafted: dict[str, Any] = {}  # the last draft and the copy it was measured on
     if pol.propagates and info.graph is not None:
         own = not any(m.handles_residual for m in getattr(pol, "modifiers", ()))
         pools, why = dict(given or {}), None
@@ -137,9 +141,12 @@ def _plan(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     draft = _plan(
-                        model, pol, example_input, None, forget_bias, std, False, False, pools
+                        model, pol, example_input, None, forget_bias, std, False, False, pools,
+                        static,
                     )
-                again, why = measure_pools(model, info, example_input, draft)
+                drafted.clear()
+                again, why = measure_pools(model, info, example_input, draft, drafted)
+                drafted["plan"] = draft
                 settled = bool(pools) and all(
                     k in pools and abs(math.log(_ratio(v) / _ratio(pools[k]))) < 0.05
                     for k, v in again.items()
@@ -277,7 +284,8 @@ def _plan(
 
         found = [off_unit(moments.output, input_moments(example_input))]
         if example_input is not None:
-            found.append(check_output(model, out, example_input, moments.output))
+            twin = (drafted["copy"], drafted["plan"]) if "copy" in drafted else None
+            found.append(check_output(model, out, example_input, moments.output, twin))
         for off in (f for f in found if f is not None):
             drifts.append(off)
             out = dataclasses.replace(out, notes=(*out.notes, f"cannot hold: {off}"))

@@ -430,7 +430,11 @@ def _mha_values_and_mix(m: nn.MultiheadAttention, args: Any, kwargs: dict) -> St
 
 
 def measure_pools(
-    model: nn.Module, info: ModelInfo, example_input: Any, draft: Any = None
+    model: nn.Module,
+    info: ModelInfo,
+    example_input: Any,
+    draft: Any = None,
+    keep: dict[str, Any] | None = None,
 ) -> tuple[dict[int, Stats], str | None]:
     """Per pooling node of ``info.graph``: its input's and output's ``(E[x²], E[x])`` measured on
     one forward pass of ``example_input`` in the model's own train/eval modes (a fresh BatchNorm
@@ -441,7 +445,9 @@ def measure_pools(
     graph's one to one, are left out (then assumed). Per convolution node that loses taps at
     a map's edges (:func:`~initwise.torch.edges.has_edges`): its input's moments and the part
     that reaches its taps (:func:`~initwise.torch.edges.edge_factor`) as the "output". Returns
-    the measurements and, where the pass could not run, why (else None)."""
+    the measurements and, where the pass could not run, why (else None). ``keep``: a dict that
+    receives the drafted copy under ``"copy"`` once it has run (the output check draws the
+    final plan on it: :func:`~initwise.torch.verify.check_output`)."""
     g = info.graph
     if g is None or example_input is None:
         return {}, None
@@ -580,6 +586,9 @@ def measure_pools(
             model(*args, **kwargs)
     except Exception as exc:  # (the plan then assumes, and says why it could not measure)
         return {}, f"running the example input failed ({type(exc).__name__})"
+    else:
+        if copied and keep is not None:
+            keep["copy"] = model
     finally:
         for h in handles:
             h.remove()

@@ -1084,6 +1084,56 @@ def test_a_layer_scale_written_by_hand_is_no_norm():
     assert probed_norm(_RMS(16)) is False and probed_norm(_LN(16)) is True
 
 
+class _GLN(nn.Module):
+    """Conv-TasNet's global layer norm (Luo & Mesgarani 2019) over (channels, time) of a
+    ``(B, C, T)`` signal, its parameters kept as ``(1, C, 1)``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.g = nn.Parameter(torch.randn(1, c, 1))
+        self.b = nn.Parameter(torch.randn(1, c, 1))
+
+    def forward(self, x):
+        m = x.mean((1, 2), keepdim=True)
+        v = ((x - m) ** 2).mean((1, 2), keepdim=True)
+        return self.g * (x - m) / torch.sqrt(v + 1e-8) + self.b
+
+
+class _TasNet(nn.Module):
+    def __init__(self, c: int = 32, depth: int = 4) -> None:
+        super().__init__()
+        self.enc = nn.Conv1d(1, c, 16, 8)
+        self.inp = nn.ModuleList(nn.Conv1d(c, 2 * c, 1) for _ in range(depth))
+        self.norm = nn.ModuleList(_GLN(2 * c) for _ in range(depth))
+        self.dw = nn.ModuleList(
+            nn.Conv1d(2 * c, 2 * c, 3, padding=1, groups=2 * c) for _ in range(depth)
+        )
+        self.out = nn.ModuleList(nn.Conv1d(2 * c, c, 1) for _ in range(depth))
+
+    def forward(self, x):
+        h = F.relu(self.enc(x))
+        for a, n, d, o in zip(self.inp, self.norm, self.dw, self.out, strict=True):
+            h = h + o(F.prelu(d(n(F.prelu(a(h), torch.tensor([0.25])))), torch.tensor([0.25])))
+        return h
+
+
+def test_a_norm_with_broadcast_shaped_parameters_is_found_by_what_it_does():
+    """Conv-TasNet's global layer norm keeps its gain and bias as ``(1, C, 1)``: the probe took
+    only vectors, so the norm was a weight layer of unknown kind — its parameters "no rule",
+    the depthwise conv after it "input moments unknown" (strict raised). Probed on a ``(4, C,
+    5)`` input it is a centering norm: ones and zeros, a unit output after it."""
+    from initwise.torch.modules import probed_norm
+
+    assert probed_norm(_GLN(16)) is True
+    assert probed_norm(_Scale(16)) is None
+    torch.manual_seed(0)
+    m = _TasNet()
+    p = it.init_model(m, seed=0, strict=True)
+    assert "scale: ones" in p["norm.0.g"].reason and "shift: zeros" in p["norm.0.b"].reason
+    assert "input E[x²] 1 →" in p["dw.0.weight"].reason
+    assert torch.equal(m.norm[0].g, torch.ones(1, 64, 1))
+
+
 class _NeRF(nn.Module):
     """NeRF's MLP on a positional encoding computed in forward: ``sin``/``cos`` of the input at
     frequencies ``2^k·π``, k < 10, a skip concatenation at layer 4."""

@@ -84,6 +84,100 @@ def _rms(model: nn.Module, d: int = 128) -> float:
         return float(model(x).pow(2).mean().sqrt())
 
 
+class _FLinear(nn.Module):
+    """``F.linear(x, self.weight, self.bias)`` in a custom module (its kind is unknown)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_out, n_in))
+        self.bias = nn.Parameter(torch.randn(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+@pytest.mark.parametrize("layer", [MyLinear, _FLinear])
+def test_custom_linear_modules_in_a_sequential_are_planned_as_nn_linear(layer):
+    """An ``nn.Sequential`` is read from its structure, without tracing: custom layers in it
+    were never traced into, so each weight was "no rule" and kept its N(0, 1) draw (output rms
+    ~50 over 11 ReLU layers of width 64). Traced by fx, they are planned as their nn.Linear
+    twins: the same stds (and, written as ``F.linear``, the same values for the same seed)."""
+    torch.manual_seed(0)
+    mine = nn.Sequential(*[m for _ in range(10) for m in (layer(64, 64), nn.ReLU())])
+    twin = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(64, 64), nn.ReLU())])
+    a, b = _quiet_init(mine), _quiet_init(twin)
+    assert [e.std for e in a.entries] == pytest.approx([e.std for e in b.entries], rel=1e-12)
+    if layer is _FLinear:
+        for p, q in zip(mine.parameters(), twin.parameters(), strict=True):
+            assert torch.equal(p, q)
+    assert 0.5 <= _rms(mine, 64) <= 2.0
+
+
+class _EqualLinear(nn.Module):
+    """StyleGAN2's equalized-learning-rate linear (rosinality's port): ``weight ~ N(0, 1)/lr_mul``
+    read as ``weight · lr_mul/√fan_in`` in forward, the bias as ``bias · lr_mul``; ``div``
+    writes the weight's constant as a division."""
+
+    def __init__(self, n_in: int, n_out: int, lr_mul: float = 0.01, div: bool = False) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n_out, n_in).div_(lr_mul))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        self.scale, self.lr_mul, self.div = lr_mul / math.sqrt(n_in), lr_mul, div
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight / (1 / self.scale) if self.div else self.weight * self.scale
+        out = F.linear(x, w, self.bias * self.lr_mul)
+        return F.leaky_relu(out, 0.2) * math.sqrt(2)
+
+
+class _LReLU2(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, 0.2) * math.sqrt(2)
+
+
+class _EqualConv(nn.Module):
+    """ProGAN's equalized-learning-rate conv: ``F.conv2d(x, weight · 1/√fan_in)``."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(c_out, c_in, 3, 3))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+        self.scale = 1 / math.sqrt(c_in * 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(F.conv2d(x, self.weight * self.scale, self.bias, padding=1), 0.2)
+
+
+@pytest.mark.parametrize("div", [False, True])
+def test_weights_read_through_a_constant_are_solved_for_the_product(div):
+    """An equalized learning rate keeps ``W ~ N(0, 1)`` and multiplies it by ``c = lr_mul/√fan``
+    in forward: the product with ``W·c`` was no layer ("no rule" for every weight and bias;
+    strict raised). The layer is now the product's: ``W`` is drawn at the nn.Linear twin's std
+    divided by ``c``, so that ``W·c`` gets it, and the reason says so."""
+    torch.manual_seed(0)
+    mine = nn.Sequential(*[_EqualLinear(64, 64, div=div) for _ in range(8)])
+    twin = nn.Sequential(*[m for _ in range(8) for m in (nn.Linear(64, 64), _LReLU2())])
+    a, b = _quiet_init(mine, strict=True), _quiet_init(twin, strict=True)
+    c = 0.01 / 8
+    for i in range(8):
+        assert a[f"{i}.weight"].std * c == pytest.approx(b[f"{2 * i}.weight"].std, rel=1e-9)
+        assert "an equalized learning rate" in a[f"{i}.weight"].reason
+        assert a[f"{i}.bias"].std == 0
+    assert 0.5 <= _rms(mine, 64) <= 2.0
+
+
+def test_an_equalized_learning_rate_conv_stack_holds_the_signal():
+    """ProGAN's discriminator convolutions (``W·1/√fan`` in forward, no √2 gain in the
+    constant): kept as built, six leaky-ReLU layers give output rms 0.06; solved for the
+    product, within [0.5, 2]."""
+    torch.manual_seed(0)
+    m = nn.Sequential(*[_EqualConv(3 if i == 0 else 32, 32) for i in range(6)])
+    x = torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    _quiet_init(m, strict=True)
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) / float(x.pow(2).mean().sqrt()) <= 2.0
+
+
 def test_raw_mlp_is_planned_as_its_linear_twin():
     """Every weight and bias gets the std the nn.Linear network's layer gets (tanh at the edge
     of chaos: the bias variance too), not "left as is"."""

@@ -29,6 +29,7 @@ from .graph import SHAPE_OPS, Graph, LeafTracer, Node, behind, downstream, from_
 from .modules import (
     FunctionalConv,
     FunctionalEinsum,
+    FunctionalLayer,
     FunctionalLinear,
     einsum_roles,
     has_parametrizations,
@@ -107,17 +108,39 @@ def _weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, b
     return (owner, read[1]) if attr == "weight" else None
 
 
-def _read(graph: Graph, users: list[list[int]], idx: int) -> tuple[Node, bool] | None:
-    """``(param node, transposed)`` that node ``idx`` reads through single-use casts,
-    transposes and squeeze/unsqueeze (:func:`_flips`), else None."""
-    node, flip = graph.nodes[idx], False
+def _read(
+    graph: Graph, users: list[list[int]], idx: int, scaled: bool = False
+) -> tuple[Node, bool, float] | None:
+    """``(param node, transposed, factor)`` that node ``idx`` reads through single-use casts,
+    transposes and squeeze/unsqueeze (:func:`_flips`) — and, where ``scaled``, products with
+    and divisions by a number (:func:`_constant_factor`: ``factor``, else 1) — else None."""
+    node, flip, factor = graph.nodes[idx], False, 1.0
     while node.op == "function":
-        f = _flips(node)
+        c = _constant_factor(node) if scaled else None
+        f = _flips(node) if c is None else False
         if f is None or len(users[node.idx]) != 1 or not node.inputs:
             return None
         flip ^= f
+        factor *= 1.0 if c is None else c
         node = graph.nodes[node.inputs[0]]
-    return (node, flip) if node.op == "param" else None
+    return (node, flip, factor) if node.op == "param" else None
+
+
+def _constant_factor(node: Node) -> float | None:
+    """``c`` where ``node`` multiplies its one tensor input by a finite nonzero number ``c``
+    (``W * c``, ``c * W``) or divides it by one (``W / c``: ``1/c``), else None — a weight
+    read through a constant, as an equalized learning rate keeps it (Karras et al. 2018,
+    ProGAN §4.1; StyleGAN2: ``F.linear(x, self.weight * self.scale)`` with ``weight ~ N(0,
+    1)/lr_mul`` and ``scale = lr_mul/√fan_in``)."""
+    t = str(node.target)
+    if t not in ("mul", "truediv", "div") or len(node.inputs) != 1 or node.kwargs:
+        return None
+    if len(node.args) != 1:
+        return None
+    c = node.args[0]
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0 or not math.isfinite(c):
+        return None
+    return float(c) if t == "mul" else 1.0 / float(c)
 
 
 CASTS = frozenset(
@@ -145,17 +168,23 @@ def _flips(node: Node) -> bool | None:
 
 
 def _parameter_read(
-    model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int | None
-) -> tuple[str, nn.Parameter, bool] | None:
-    """``(name, parameter, transposed)`` where node ``idx`` is a raw ``ndim``-D parameter
-    (``None``: three or more dimensions) of the model — read directly or through single-use
-    transposes and casts — that no layer of its own owns (its module's kind is ``unknown``: a
+    model: nn.Module,
+    graph: Graph,
+    users: list[list[int]],
+    idx: int,
+    ndim: int | None,
+    scaled: bool = False,
+) -> tuple[str, nn.Parameter, bool, float] | None:
+    """``(name, parameter, transposed, factor)`` where node ``idx`` is a raw ``ndim``-D
+    parameter (``None``: three or more dimensions) of the model — read directly or through
+    single-use transposes and casts, and where ``scaled`` through a constant multiple
+    (``factor``; else 1) — that no layer of its own owns (its module's kind is ``unknown``: a
     ``ParameterList``, the model itself, a custom module) or an embedding's table (a read-out
     tied to it), else None."""
-    read = _read(graph, users, idx)
+    read = _read(graph, users, idx, scaled)
     if read is None:
         return None
-    node, flip = read
+    node, flip, factor = read
     found = _loose(model, node.target)
     leaf = node.target.rpartition(".")[2]
     extra = found is not None and found[1] in ("linear", "conv") and leaf not in ("weight", "bias")
@@ -165,7 +194,7 @@ def _parameter_read(
         return None
     if found[0].ndim != ndim if ndim is not None else found[0].ndim < 3:
         return None
-    return node.target, found[0], flip
+    return node.target, found[0], flip, factor
 
 
 def _loose(model: nn.Module, name: str) -> tuple[nn.Parameter, str] | None:
@@ -206,53 +235,67 @@ def _einsum_layout(eq: Any, w_first: bool) -> str | None:
 
 def _site(
     model: nn.Module, graph: Graph, users: list[list[int]], n: Node
-) -> tuple[int, str, nn.Parameter, str, str, int | None] | None:
+) -> tuple[int, str, nn.Parameter, str, str, int | None, float] | None:
     """A product with a raw matrix parameter at graph node ``n``: ``(input node, weight name,
-    weight, layout, how forward used it, bias node or None)``."""
+    weight, layout, how forward used it, bias node or None, the constant the weight is read
+    through)``."""
+    found = _site_read(model, graph, users, n)
+    if found is None:
+        return None
+    x, w, layout, how, bias = found
+    if w[3] != 1.0:
+        how = how.replace(w[0], f"{w[0]}·{w[3]:.4g}", 1)
+    return x, w[0], w[1], layout, how, bias, w[3]
+
+
+def _site_read(
+    model: nn.Module, graph: Graph, users: list[list[int]], n: Node
+) -> tuple[int, tuple[str, nn.Parameter, bool, float], str, str, int | None] | None:
+    """:func:`_site`'s reading of node ``n``, with the weight's :func:`_parameter_read`."""
     t, ins = str(n.target), n.inputs
     if t == "linear" and len(ins) in (2, 3):
-        w = _parameter_read(model, graph, users, ins[1], 2)
+        w = _parameter_read(model, graph, users, ins[1], 2, True)
         if w is None:
             return None
         layout = "in_out" if w[2] else "out_in"
         how = f"F.linear(x, {w[0]}{'.T' if w[2] else ''}{', b' if len(ins) == 3 else ''})"
-        return ins[0], w[0], w[1], layout, how, ins[2] if len(ins) == 3 else None
+        return ins[0], w, layout, how, ins[2] if len(ins) == 3 else None
     if t in ("matmul", "mm") and len(ins) == 2 and ins[0] != ins[1]:
-        w = _parameter_read(model, graph, users, ins[1], 2)
-        if w is not None and _parameter_read(model, graph, users, ins[0], 2) is None:
+        w = _parameter_read(model, graph, users, ins[1], 2, True)
+        if w is not None and _parameter_read(model, graph, users, ins[0], 2, True) is None:
             layout = "out_in" if w[2] else "in_out"
-            return ins[0], w[0], w[1], layout, f"x @ {w[0]}{'.T' if w[2] else ''}", None
-        w = _parameter_read(model, graph, users, ins[0], 2)
-        if w is not None and _parameter_read(model, graph, users, ins[1], 2) is None:
+            return ins[0], w, layout, f"x @ {w[0]}{'.T' if w[2] else ''}", None
+        w = _parameter_read(model, graph, users, ins[0], 2, True)
+        if w is not None and _parameter_read(model, graph, users, ins[1], 2, True) is None:
             layout = "in_out" if w[2] else "out_in"
-            return ins[1], w[0], w[1], layout, f"{w[0]}{'.T' if w[2] else ''} @ x", None
+            return ins[1], w, layout, f"{w[0]}{'.T' if w[2] else ''} @ x", None
         return None
     if t == "addmm" and len(ins) == 3:
-        w = _parameter_read(model, graph, users, ins[2], 2)
+        w = _parameter_read(model, graph, users, ins[2], 2, True)
         if w is None:
             return None
         layout = "out_in" if w[2] else "in_out"
-        return ins[1], w[0], w[1], layout, f"addmm(b, x, {w[0]}{'.T' if w[2] else ''})", ins[0]
+        return ins[1], w, layout, f"addmm(b, x, {w[0]}{'.T' if w[2] else ''})", ins[0]
     if t in _CONVS and len(ins) in (2, 3):
-        w = _parameter_read(model, graph, users, ins[1], _CONVS[t])
+        w = _parameter_read(model, graph, users, ins[1], _CONVS[t], True)
         groups = _conv_groups(n, len(ins) == 3)
         if w is None or w[2] or groups is None:
             return None
         how = f"F.{t}(x, {w[0]}{', b' if len(ins) == 3 else ''}"
         how += f", groups={groups})" if groups != 1 else ")"
-        return ins[0], w[0], w[1], f"conv:{groups}", how, ins[2] if len(ins) == 3 else None
+        return ins[0], w, f"conv:{groups}", how, ins[2] if len(ins) == 3 else None
     if t == "einsum" and len(ins) == 2 and n.args and ins[0] != ins[1]:
         for j in (1, 0):
-            w = _parameter_read(model, graph, users, ins[j], 2)
+            w = _parameter_read(model, graph, users, ins[j], 2, True)
             layout = _einsum_layout(n.args[0], w_first=j == 0) if w is not None else None
             if w is not None and layout is not None:
                 if w[2]:
                     layout = "in_out" if layout == "out_in" else "out_in"
-                return ins[1 - j], w[0], w[1], layout, f"einsum({n.args[0]!r}, …)", None
+                return ins[1 - j], w, layout, f"einsum({n.args[0]!r}, …)", None
         for j in (1, 0):  # a weight of 3+ dimensions: per-head projections (FunctionalEinsum)
-            w = _parameter_read(model, graph, users, ins[j], None)
+            w = _parameter_read(model, graph, users, ins[j], None, True)
             if w is not None and not w[2] and einsum_roles(n.args[0], j == 0, w[1].ndim):
-                return ins[1 - j], w[0], w[1], f"einsum:{j}", f"einsum({n.args[0]!r}, …)", None
+                return ins[1 - j], w, f"einsum:{j}", f"einsum({n.args[0]!r}, …)", None
     return None
 
 
@@ -278,25 +321,25 @@ def _bias_of(
     n: Node,
     out_features: int,
     shape: tuple[int, ...] | None = None,
-) -> tuple[int, str, nn.Parameter] | None:
+) -> tuple[int, str, nn.Parameter, float] | None:
     """A raw vector parameter of ``out_features`` entries — or, for an einsum whose output ends
     in its units' dimensions, a parameter of those dimensions' ``shape`` (a bias per head and
-    unit) — added to the product at node ``n`` by its only user (``x @ W + b``): ``(add node,
-    name, parameter)``."""
+    unit) — added to the product at node ``n`` by its only user (``x @ W + b``, or ``x @ W +
+    b·c``): ``(add node, name, parameter, c)``."""
     if len(users[n.idx]) != 1:
         return None
     a = graph.nodes[users[n.idx][0]]
     if a.op != "function" or a.target != "add" or len(a.inputs) != 2 or a.kwargs:
         return None
     other = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
-    b = _parameter_read(model, graph, users, other, 1)
+    b = _parameter_read(model, graph, users, other, 1, True)
     if b is None and shape is not None and len(shape) > 1:
-        b = _parameter_read(model, graph, users, other, len(shape))
+        b = _parameter_read(model, graph, users, other, len(shape), True)
         if b is not None and (b[2] or tuple(b[1].shape) != shape):
             return None
     if b is None or b[1].numel() != out_features:
         return None
-    return a.idx, b[0], b[1]
+    return a.idx, b[0], b[1], b[3]
 
 
 def _einsum_bias_shape(
@@ -332,7 +375,7 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
         found = _site(model, graph, users, n)
         if found is None:
             continue
-        x, wname, w, layout, how, bias_node = found
+        x, wname, w, layout, how, bias_node, factor = found
         einsum = None
         if layout.startswith("einsum:"):
             einsum = (n.args[0].replace(" ", ""), layout == "einsum:0")
@@ -340,26 +383,30 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
             out_features = math.prod(w.shape[d] for d in (*roles[1], *roles[2]))  # type: ignore[index]
         else:
             out_features = w.shape[1] if layout == "in_out" else w.shape[0]
-        bias = None
+        bias, bias_factor = None, 1.0
         if bias_node is not None:
-            b = _parameter_read(model, graph, users, bias_node, 1)
+            b = _parameter_read(model, graph, users, bias_node, 1, True)
             if b is None or b[1].numel() != out_features:
                 continue  # (a bias computed from other tensors: not a layer's own)
-            bias = b[1]
+            bias, bias_factor = b[1], b[3]
         else:
             shape = _einsum_bias_shape(*einsum, w) if einsum is not None else None
             added = _bias_of(model, graph, users, n, out_features, shape)
             if added is not None:
-                bias = added[2]
-                how += f" + {added[1]}"
+                bias, bias_factor = added[2], added[3]
+                how += f" + {added[1]}" + (f"·{bias_factor:.4g}" if bias_factor != 1.0 else "")
         if wname not in graph.extra:
             if einsum is not None:
-                graph.extra[wname] = FunctionalEinsum(w, bias, *einsum, f"`{how}`")
+                site: FunctionalLayer = FunctionalEinsum(w, bias, *einsum, f"`{how}`")
             elif layout.startswith("conv:"):
-                graph.extra[wname] = FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
+                site = FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
             else:
-                graph.extra[wname] = FunctionalLinear(w, bias, layout, f"`{how}`")
-        elif not _same_site(graph.extra[wname], layout, einsum):
+                site = FunctionalLinear(w, bias, layout, f"`{how}`")
+            site.factor, site.bias_factor = factor, bias_factor
+            graph.extra[wname] = site
+        elif not _same_site(graph.extra[wname], layout, einsum) or (
+            graph.extra[wname].factor != factor
+        ):
             continue  # (one weight in two different products: the first one's layer)
         _as_call(n, wname, x)
     return graph

@@ -22,8 +22,8 @@ from .graph import (
     trace_run,
     trace_sequential,
 )
+from .modules import has_parametrizations, owns_parameters
 from .modules import kind as module_kind
-from .modules import owns_parameters
 
 
 def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
@@ -50,7 +50,7 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
                     return analyze(model, graph)
         return ModelInfo({"": LayerInfo("", model)}, 0, "single layer")
     chain = trace_sequential(model)
-    if chain is not None:
+    if chain is not None and not _custom_layers(model):
         return analyze(model, chain)
     errors = []
     try:
@@ -70,6 +70,22 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         errors.append("no example_input was given to trace it by running")
     layers = {n: LayerInfo(n, m) for n, m in model.named_modules() if is_leaf(m) and m is not model}
     return ModelInfo(layers, 0, "none", "; ".join(errors))
+
+
+def _custom_layers(model: nn.Module) -> bool:
+    """Whether a submodule is a custom leaf holding parameters of its own, of no kind the
+    planner knows (``class MyLinear(nn.Module)`` computing ``F.linear(x, self.weight,
+    self.bias)``): fx traces an ``nn.Sequential`` of them so that
+    :func:`~initwise.torch.functional.functional_layers` can read their products as layers (the
+    chain read from the structure left them "no rule", their N(0, 1) weights as built)."""
+    return any(
+        m is not model
+        and not any(m.children())
+        and owns_parameters(m)
+        and module_kind(m) == "unknown"
+        and not has_parametrizations(m)
+        for m in model.modules()
+    )
 
 
 def timm_example(model: nn.Module) -> Any:

@@ -30,13 +30,23 @@ from ..math.fans import Fans, fans
 class FunctionalLayer(nn.Module):
     """A layer that ``forward`` computes from raw parameters, with no module of its own: its
     ``weight``, its ``bias`` (or None) and ``call``, how ``forward`` used them (for the plan's
-    reasons). Never added to the model: it holds the model's own parameters."""
+    reasons). Never added to the model: it holds the model's own parameters. ``factor`` and
+    ``bias_factor``: the numbers ``forward`` multiplies them by before use (an equalized
+    learning rate's ``W·c``, Karras et al. 2018), 1 where none."""
 
     def __init__(self, weight: nn.Parameter, bias: nn.Parameter | None, call: str) -> None:
         super().__init__()
         self.weight = weight
         self.register_parameter("bias", bias)
         self.call = call
+        self.factor = 1.0
+        self.bias_factor = 1.0
+
+    def effective(self) -> tuple[Any, Any]:
+        """``(weight·factor, bias·bias_factor)``: what ``forward`` computes with."""
+        w = self.weight if self.factor == 1.0 else self.weight * self.factor
+        b = self.bias
+        return w, b if b is None or self.bias_factor == 1.0 else b * self.bias_factor
 
 
 class FunctionalLinear(FunctionalLayer):
@@ -63,8 +73,8 @@ class FunctionalLinear(FunctionalLayer):
     def forward(self, x: Any) -> Any:
         import torch.nn.functional as F
 
-        w = self.weight if self.layout == "out_in" else self.weight.t()
-        return F.linear(x, w, self.bias)
+        w, b = self.effective()
+        return F.linear(x, w if self.layout == "out_in" else w.t(), b)
 
 
 class FunctionalEinsum(FunctionalLayer):
@@ -121,9 +131,9 @@ class FunctionalEinsum(FunctionalLayer):
     def forward(self, x: Any) -> Any:
         import torch
 
-        ops = (self.weight, x) if self.w_first else (x, self.weight)
-        y = torch.einsum(self.equation, *ops)
-        return y if self.bias is None else y + self.bias
+        w, b = self.effective()
+        y = torch.einsum(self.equation, *((w, x) if self.w_first else (x, w)))
+        return y if b is None else y + b
 
 
 def einsum_roles(
@@ -175,7 +185,7 @@ class FunctionalConv(FunctionalLayer):
         import torch.nn.functional as F
 
         conv = (F.conv1d, F.conv2d, F.conv3d)[self.weight.ndim - 3]
-        return conv(x, self.weight, self.bias, groups=self.groups)
+        return conv(x, *self.effective(), groups=self.groups)
 
 
 NORMS: tuple[type, ...] = (
@@ -345,8 +355,10 @@ _PROBED_NORMS: weakref.WeakKeyDictionary[nn.Module, tuple[bool, tuple[int, ...]]
 def probed_norm(m: nn.Module) -> bool | None:
     """Whether ``m`` is a normalization written by hand under a name :func:`is_norm` does not
     know (``class RMS(nn.Module)``: ``x·rsqrt(mean(x²) + ε)·w``), found by what it does: a
-    leaf module of no known kind whose parameters are vectors of one size ``d`` and which has
-    no buffers, whose output on a seeded ``(4, 8, d)`` (or ``(2, d, 3, 3)``) input is unchanged
+    leaf module of no known kind whose parameters are vectors of one size ``d`` (or share one
+    broadcast shape with a single axis of size ``d``: Conv-TasNet's ``(1, C, 1)``, probed on a
+    ``(4, C, 5)`` input) and which has no buffers, whose output on a seeded ``(4, 8, d)`` (or
+    ``(2, d, 3, 3)``) input is unchanged
     when the input is scaled ×5 — the signature of a norm, which a layer, an activation or a
     layer scale is not. Returns True where it also ignores a shift of its input (it centers: a
     LayerNorm), False where not (an RMS norm: the mean's share passes), None for anything else.
@@ -373,14 +385,22 @@ def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
     ps = list(m._parameters.values())
     if m._modules or m._buffers or not ps or has_parametrizations(m) or kind(m) != "unknown":
         return None
-    if any(p is None or p.ndim != 1 or p.is_meta or not p.is_floating_point() for p in ps):
+    if any(p is None or p.is_meta or not p.is_floating_point() for p in ps):
         return None
-    sizes = {p.numel() for p in ps}
-    d = sizes.pop()
-    if sizes or d < 2:
+    # vectors of one size d, or one broadcast shape with a single axis of size d (Conv-TasNet's
+    # global layer norm keeps (1, C, 1): probed on (4, C, 5) inputs)
+    if len({tuple(p.shape) for p in ps}) != 1 or sum(n != 1 for n in ps[0].shape) != 1:
         return None
+    d = ps[0].numel()
+    if d < 2:
+        return None
+    if ps[0].ndim == 1:
+        shapes: tuple[tuple[int, ...], ...] = ((4, 8, d), (2, d, 3, 3))
+    else:
+        lead = ps[0].shape[1:] if ps[0].shape[0] == 1 else ps[0].shape
+        shapes = ((4, *(5 if n == 1 else n for n in lead)),)
     g = torch.Generator().manual_seed(0)
-    for shape in ((4, 8, d), (2, d, 3, 3)):
+    for shape in shapes:
         x = torch.randn(shape, generator=g, dtype=ps[0].dtype).to(ps[0].device)
         try:
             with torch.no_grad():

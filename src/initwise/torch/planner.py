@@ -141,7 +141,15 @@ def _plan(
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     draft = _plan(
-                        model, pol, example_input, None, forget_bias, std, False, False, pools,
+                        model,
+                        pol,
+                        example_input,
+                        None,
+                        forget_bias,
+                        std,
+                        False,
+                        False,
+                        pools,
                         static,
                     )
                 drafted.clear()
@@ -556,9 +564,27 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
                     f"pre-hook); {name} is used in forward as {m.call}, outside any module: "
                     "write it as an nn.Linear, or add an override",
                 )
+            c = getattr(m, "factor" if role == "weight" else "bias_factor", 1.0)
+            if e is not None and e.scheme is not None and c != 1.0 and e.std != 0:
+                e = _read_through(e, c)
             if e is not None and id(p) not in out:  # (a bias shared by several: the first)
                 out[id(p)] = e
     return out
+
+
+def _read_through(e: ParamPlan, c: float) -> ParamPlan:
+    """``e`` for a parameter ``forward`` multiplies by the number ``c`` before use (an
+    equalized learning rate: ``F.linear(x, W·c)``, Karras et al. 2018): the scheme solved for
+    the product ``W·c``, drawn at ``1/|c|`` of its scale so that the product gets it."""
+    scaled = e.with_scheme(e.scheme.scaled(1.0 / abs(c)), "")  # type: ignore[union-attr]
+    return dataclasses.replace(
+        scaled,
+        reason=f"{e.reason}; forward reads it ×{c:.4g} (an equalized learning rate), so it is "
+        f"drawn at 1/{abs(c):.4g} of that: std {scaled.std:.4g}",
+        chunks=e.chunks,
+        chunk_dim=e.chunk_dim,
+        zero_rows=e.zero_rows,
+    )
 
 
 def _kept_loose(

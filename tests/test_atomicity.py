@@ -159,3 +159,39 @@ def test_lazy_modules_are_refused_not_materialized():
         with pytest.raises(ValueError, match="lazy modules that have not run yet"):
             call(m)
         assert isinstance(m[0], nn.LazyLinear), where
+
+
+def test_planning_leaves_buffers_that_forward_writes_as_they_were():
+    """fx hands ``forward`` the real buffers while tracing, so a module that writes one in
+    place (a BatchNorm written by hand updating its running statistics, a step counter) had it
+    changed by ``plan``: the running variance went 1 → 0.9 per trace. Every buffer is put back
+    after tracing; the plan also measures nothing on the model itself."""
+    import warnings
+
+    class Counted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+            self.register_buffer("steps", torch.zeros(()))
+            self.register_buffer("ema", torch.ones(8))
+
+        def forward(self, x):
+            self.steps += 1
+            self.ema.mul_(0.9).add_(0.1)
+            return self.lin(x)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = Counted(), nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))
+
+    m = Net()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        it.plan(m, "auto")
+        it.plan(m, "auto", example_input=torch.randn(4, 8))
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())

@@ -1134,6 +1134,95 @@ def test_a_norm_with_broadcast_shaped_parameters_is_found_by_what_it_does():
     assert torch.equal(m.norm[0].g, torch.ones(1, 64, 1))
 
 
+class _BN(nn.Module):
+    """BatchNorm1d written by hand, with running statistics it updates in train mode."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.gamma, self.beta = nn.Parameter(torch.ones(d)), nn.Parameter(torch.zeros(d))
+        self.register_buffer("rm", torch.zeros(d))
+        self.register_buffer("rv", torch.ones(d))
+
+    def forward(self, x):
+        if self.training:
+            mu, var = x.mean(0), x.var(0, unbiased=False)
+            with torch.no_grad():
+                self.rm.mul_(0.9).add_(0.1 * mu)
+                self.rv.mul_(0.9).add_(0.1 * var)
+        else:
+            mu, var = self.rm, self.rv
+        return self.gamma * (x - mu) / torch.sqrt(var + 1e-5) + self.beta
+
+
+def test_a_batch_norm_written_by_hand_is_probed_on_a_copy():
+    """A norm with buffers (its running statistics) was never probed — running it would move
+    them — so every layer after it said "input moments unknown". It is probed on a copy in
+    train mode now (on a ``(batch, d)`` input, the only one it takes): a centering norm, its
+    scale ones and shift zeros, nothing assumed; the model's buffers are untouched."""
+    from initwise.torch.modules import probed_norm
+
+    torch.manual_seed(0)
+    m = nn.Sequential(*[k for _ in range(6) for k in (nn.Linear(32, 32), _BN(32), nn.ReLU())])
+    m.append(nn.Linear(32, 4))
+    before = {k: v.clone() for k, v in m.state_dict().items() if k.endswith(("rm", "rv"))}
+    assert probed_norm(m[1]) is True
+    p = it.init_model(m, seed=0, strict=True)
+    assert "scale: ones" in p["1.gamma"].reason and "shift: zeros" in p["1.beta"].reason
+    assert "a norm follows" in p["3.weight"].reason
+    assert all(torch.equal(m.state_dict()[k], v) for k, v in before.items())
+
+
+class _Snake(nn.Module):
+    """BigVGAN's Snake activation ``x + sin²(αx)/α``, ``α`` learned per channel as ``(1, C,
+    1)``."""
+
+    def __init__(self, c: int, alpha=None) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1, c, 1) if alpha is None else alpha)
+
+    def forward(self, x):
+        return x + torch.sin(self.alpha * x).pow(2) / (self.alpha + 1e-9)
+
+
+class _Affine(nn.Module):  # y = x·a + b with learned vectors: no activation
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.full((1, c, 1), 2.0)), nn.Parameter(torch.ones(1, c, 1))
+
+    def forward(self, x):
+        return x * self.a + self.b
+
+
+def test_an_activation_with_learned_parameters_is_found_by_what_it_does():
+    """A Snake module owns a parameter, so it was a "weight layer" of unknown kind: its ``α``
+    "no rule", every conv after it "input moments unknown" (strict raised). It acts
+    elementwise with every channel alike, so it is an activation now: ``α`` kept as built, the
+    convs solved for the moments Snake gives (its mean included), diagnose shows no layer for
+    it. Per-channel different ``α`` (no one function), an affine map and a norm are not
+    activations."""
+    from initwise.torch.modules import probed_activation
+
+    assert probed_activation(_Snake(8)) is not None
+    assert probed_activation(_Snake(8, torch.linspace(0.5, 2, 8).view(1, 8, 1))) is None
+    assert probed_activation(_Affine(8)) is None and probed_activation(_GLN(8)) is None
+    assert probed_activation(nn.Conv1d(8, 8, 3)) is None
+    stand_in = probed_activation(_Snake(8))
+    z = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    assert torch.allclose(stand_in(z), z + torch.sin(z) ** 2)
+    torch.manual_seed(0)
+    convs = [nn.Conv1d(1 if i == 0 else 32, 32, 3, padding=1) for i in range(6)]
+    m = nn.Sequential(*[k for c in convs for k in (c, _Snake(32))], nn.Conv1d(32, 8, 3, padding=1))
+    p = it.init_model(m, seed=0, strict=True)
+    assert p["1.alpha"].reason.startswith("kept: a parameter of the activation _Snake")
+    assert "Snake (learned parameters as built)" in p["2.weight"].reason
+    assert "mean 0.4" in p["2.weight"].reason  # (sin² has a mean: it reaches the next conv)
+    x = torch.randn(16, 1, 128, generator=torch.Generator().manual_seed(1))
+    report = diagnose(m, x)
+    assert [s.name for s in report.layers] == [str(2 * i) for i in range(7)]
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0
+
+
 class _NeRF(nn.Module):
     """NeRF's MLP on a positional encoding computed in forward: ``sin``/``cos`` of the input at
     frequencies ``2^k·π``, k < 10, a skip concatenation at layer 4."""

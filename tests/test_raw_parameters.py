@@ -178,6 +178,79 @@ def test_an_equalized_learning_rate_conv_stack_holds_the_signal():
         assert 0.5 <= float(m(x).pow(2).mean().sqrt()) / float(x.pow(2).mean().sqrt()) <= 2.0
 
 
+class _WNLinear(nn.Module):
+    """Weight normalization written by hand (Salimans & Kingma 2016), three ways."""
+
+    def __init__(self, n_in: int, n_out: int, how: str) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(n_out, n_in) * 0.05)
+        self.g = nn.Parameter(torch.ones(n_out, 1) if how == "normalize" else torch.ones(n_out))
+        self.b = nn.Parameter(torch.zeros(n_out))
+        self.how = how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.how == "normalize":
+            w = F.normalize(self.v, dim=1) * self.g
+        elif self.how == "divide":
+            w = self.g[:, None] * self.v / self.v.norm(dim=1, keepdim=True)
+        else:
+            w = self.v * (self.g / self.v.norm(dim=1)).unsqueeze(1)
+        return F.linear(x, w, self.b)
+
+
+class _WNConv(nn.Module):
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.v = nn.Parameter(torch.randn(c_out, c_in, 3, 3))
+        self.g = nn.Parameter(torch.ones(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.v.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        return F.conv2d(x, self.g.view(-1, 1, 1, 1) * self.v / n, padding=1)
+
+
+class _LowRank(nn.Module):  # F.linear(x, U @ V): a product of two parameters, no normalization
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.u, self.w = nn.Parameter(torch.randn(n_out, 8)), nn.Parameter(torch.randn(8, n_in))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.u @ self.w)
+
+
+@pytest.mark.parametrize("how", ["normalize", "divide", "scale"])
+def test_a_weight_normalized_by_hand_gets_its_gain_from_the_solve(how):
+    """``F.linear(x, g·v/‖v‖, b)`` in ``forward``: the product's weight is computed from two
+    parameters, so it was no layer — ``v``, ``g`` and ``b`` "no rule", kept as built (rows of
+    norm 1: ten ReLU layers gave output rms 0.05). Found by evaluating the weight's own graph
+    (only ``v`` and ``g`` feed it, scaling ``v`` changes nothing, scaling ``g`` scales it, each
+    row has norm ``|g|``): ``v`` is the direction (the layer's draw), ``g`` the solved std ×
+    √fan_in, so each row gets the nn.Linear twin's norm."""
+    torch.manual_seed(0)
+    mine = nn.Sequential(*[m for _ in range(10) for m in (_WNLinear(64, 64, how), nn.ReLU())])
+    twin = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(64, 64), nn.ReLU())])
+    a, b = _quiet_init(mine, strict=True), _quiet_init(twin, strict=True)
+    for i in range(0, 20, 2):
+        assert a[f"{i}.v"].std == pytest.approx(b[f"{i}.weight"].std, rel=1e-12)
+        want = b[f"{i}.weight"].std * 8  # (× √64)
+        assert torch.allclose(mine[i].g, torch.full_like(mine[i].g, want))
+        assert "weight normalization by hand" in a[f"{i}.v"].reason
+    assert 0.5 <= _rms(mine, 64) <= 2.0
+
+
+def test_a_conv_weight_normalized_by_hand_and_a_low_rank_product():
+    """The same for ``F.conv2d(x, g·v/‖v‖)`` (norms over each output channel's weights); a
+    weight computed as a product of two parameters that is not normalized (``U @ V``) is not
+    taken for one: still said, as before."""
+    torch.manual_seed(0)
+    m = nn.Sequential(*[k for i in range(6) for k in (_WNConv(3 if i == 0 else 16, 16), nn.ReLU())])
+    _quiet_init(m, strict=True)
+    assert torch.allclose(m[2].g, torch.full((16,), math.sqrt(2 / 144) * 12))
+    low = nn.Sequential(_LowRank(16, 16), nn.ReLU(), _LowRank(16, 16))
+    with pytest.warns(AssumptionWarning):
+        init_model(low, seed=0)
+
+
 def test_raw_mlp_is_planned_as_its_linear_twin():
     """Every weight and bias gets the std the nn.Linear network's layer gets (tanh at the edge
     of chaos: the bias variance too), not "left as is"."""

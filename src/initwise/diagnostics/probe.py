@@ -327,8 +327,8 @@ def diagnose(
                 # gradient comes from a tensor hook): kept until after backward, every layer's
                 # output and gradient raised the peak memory, which the allocator gave back at the
                 # end and took again (page faults) on every call
-                if last is not None and isinstance(out, torch.Tensor):
-                    records[last]["post"] = out.detach()  # the model's output is its φ(y)
+                if last in records and isinstance(out, torch.Tensor):  # (a raw product that
+                    records[last]["post"] = out.detach()  # ran unseen: not recorded)
                 threads = _reduction_threads(records, order)
                 known_sq: dict[str, torch.Tensor] = {}  # Σx² of inputs that are a post-activation
                 scratch: dict[Any, torch.Tensor] = {}  # temporaries' buffers, one per shape

@@ -248,36 +248,122 @@ def _site(
     return x, w[0], w[1], layout, how, bias, w[3]
 
 
+def _weight_operand(
+    model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int | None
+) -> tuple[str, nn.Parameter, bool, float] | None:
+    """The weight operand of a product: a raw parameter (:func:`_parameter_read`, through a
+    constant too), or the direction ``v`` of a weight normalized in ``forward``
+    (:func:`normalized_weight`: its gain ``g``, and whether the output units are ``v``'s
+    columns, are recorded in ``graph.normalized``)."""
+    w = _parameter_read(model, graph, users, idx, ndim, True)
+    if w is not None:
+        return w
+    found = normalized_weight(model, graph, users, idx)
+    if found is None or (ndim is not None and found[1].ndim != ndim):
+        return None
+    v_name, v, g_name, g, cols = found
+    graph.normalized[v_name] = (g_name, g, cols)
+    return v_name, v, False, 1.0
+
+
+def normalized_weight(
+    model: nn.Module, graph: Graph, users: list[list[int]], idx: int
+) -> tuple[str, nn.Parameter, str, nn.Parameter, bool] | None:
+    """``(v's name, v, g's name, g, columns)`` where node ``idx`` computes a weight
+    normalized by hand in ``forward`` — ``g·v/‖v‖`` per output unit (weight normalization,
+    Salimans & Kingma 2016), however written (``mul``/``div``/``norm``/``F.normalize``, a view
+    of ``g``) — found by evaluating the operand's own graph on seeded values: only two raw
+    parameters feed it (``v``, two or more dimensions, and ``g``, one number per output unit),
+    scaling ``v`` changes nothing, scaling ``g`` scales it, and each output unit's weights have
+    norm ``|g|`` (rows, or — a matrix — columns: ``columns``). Else None."""
+    import torch
+
+    seen: set[int] = set()
+    stack, params = [idx], {}
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        n = graph.nodes[i]
+        if n.op == "param":
+            found = _loose(model, n.target)
+            if found is None or found[1] != "unknown":
+                return None
+            params[i] = (n.target, found[0])
+        elif n.op == "function" and n.call is not None and len(seen) <= 16:
+            stack.extend(n.inputs)
+        else:
+            return None
+    if len(params) != 2 or graph.nodes[idx].op == "param":
+        return None
+    if any(i != idx and graph.nodes[i].op != "param" and set(users[i]) - seen for i in seen):
+        return None  # (an intermediate used elsewhere: not the weight's own computation)
+    (ia, (na, a)), (ib, (nb, b)) = params.items()
+    if a.ndim < b.ndim or (a.ndim == b.ndim and a.numel() < b.numel()):
+        (ia, na, a), (ib, nb, b) = (ib, nb, b), (ia, na, a)
+    if a.ndim < 2 or a.is_meta or b.is_meta:
+        return None
+    order = sorted(seen)
+
+    def weight(v: Any, g: Any) -> Any:
+        env = {ia: v, ib: g}
+        for i in order:
+            if i not in env:
+                n = graph.nodes[i]
+                env[i] = n.call([env[j] for j in n.inputs])  # type: ignore[misc]
+        return env[idx]
+
+    gen = torch.Generator().manual_seed(0)
+    v0 = torch.randn(a.shape, generator=gen, dtype=torch.float64)
+    g0 = torch.rand(b.shape, generator=gen, dtype=torch.float64) + 0.5
+    try:
+        with torch.no_grad():
+            w0, w5, w2 = weight(v0, g0), weight(5 * v0, g0), weight(v0, 2 * g0)
+    except Exception:
+        return None
+    if not all(isinstance(t, torch.Tensor) and t.shape == a.shape for t in (w0, w5, w2)):
+        return None
+    if not (torch.allclose(w5, w0, rtol=1e-6, atol=1e-9) and torch.allclose(w2, 2 * w0)):
+        return None
+    gains = g0.reshape(-1)
+    for cols, norms in ((False, w0.flatten(1).norm(dim=1)), (True, w0.norm(dim=0).reshape(-1))):
+        if a.ndim == 2 or not cols:
+            if norms.numel() == gains.numel() and torch.allclose(norms, gains, rtol=1e-6):
+                return na, a, nb, b, cols
+    return None
+
+
 def _site_read(
     model: nn.Module, graph: Graph, users: list[list[int]], n: Node
 ) -> tuple[int, tuple[str, nn.Parameter, bool, float], str, str, int | None] | None:
     """:func:`_site`'s reading of node ``n``, with the weight's :func:`_parameter_read`."""
     t, ins = str(n.target), n.inputs
     if t == "linear" and len(ins) in (2, 3):
-        w = _parameter_read(model, graph, users, ins[1], 2, True)
+        w = _weight_operand(model, graph, users, ins[1], 2)
         if w is None:
             return None
         layout = "in_out" if w[2] else "out_in"
         how = f"F.linear(x, {w[0]}{'.T' if w[2] else ''}{', b' if len(ins) == 3 else ''})"
         return ins[0], w, layout, how, ins[2] if len(ins) == 3 else None
     if t in ("matmul", "mm") and len(ins) == 2 and ins[0] != ins[1]:
-        w = _parameter_read(model, graph, users, ins[1], 2, True)
+        w = _weight_operand(model, graph, users, ins[1], 2)
         if w is not None and _parameter_read(model, graph, users, ins[0], 2, True) is None:
             layout = "out_in" if w[2] else "in_out"
             return ins[0], w, layout, f"x @ {w[0]}{'.T' if w[2] else ''}", None
-        w = _parameter_read(model, graph, users, ins[0], 2, True)
+        w = _weight_operand(model, graph, users, ins[0], 2)
         if w is not None and _parameter_read(model, graph, users, ins[1], 2, True) is None:
             layout = "in_out" if w[2] else "out_in"
             return ins[1], w, layout, f"{w[0]}{'.T' if w[2] else ''} @ x", None
         return None
     if t == "addmm" and len(ins) == 3:
-        w = _parameter_read(model, graph, users, ins[2], 2, True)
+        w = _weight_operand(model, graph, users, ins[2], 2)
         if w is None:
             return None
         layout = "out_in" if w[2] else "in_out"
         return ins[1], w, layout, f"addmm(b, x, {w[0]}{'.T' if w[2] else ''})", ins[0]
     if t in _CONVS and len(ins) in (2, 3):
-        w = _parameter_read(model, graph, users, ins[1], _CONVS[t], True)
+        w = _weight_operand(model, graph, users, ins[1], _CONVS[t])
         groups = _conv_groups(n, len(ins) == 3)
         if w is None or w[2] or groups is None:
             return None
@@ -403,6 +489,12 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
             else:
                 site = FunctionalLinear(w, bias, layout, f"`{how}`")
             site.factor, site.bias_factor = factor, bias_factor
+            normed = graph.normalized.get(wname)
+            if normed is not None:  # (g·v/‖v‖: the units' norms where the layout has them)
+                if normed[2] != (layout == "in_out") or einsum is not None:
+                    continue
+                site.register_parameter("norm_gain", normed[1])
+                site.norm_gain_name = normed[0]
             graph.extra[wname] = site
         elif not _same_site(graph.extra[wname], layout, einsum) or (
             graph.extra[wname].factor != factor
@@ -505,9 +597,7 @@ def _custom_graph(m: nn.Module) -> Graph | None:
     if not isinstance(out.args[0], torch.fx.Node):  # a tuple or dict: not one layer's output
         return None
     sub = raw_parameter_layers(m, from_fx(m, fx_graph))
-    covered = {id(s.weight) for s in sub.extra.values()} | {
-        id(s.bias) for s in sub.extra.values() if s.bias is not None
-    }
+    covered = {id(p) for s in sub.extra.values() for p in s.parameters()}
     if not sub.extra or any(id(p) not in covered for p in m.parameters(recurse=False)):
         return None
     if any(s.op == "module" and s.target not in sub.extra for s in sub.nodes):

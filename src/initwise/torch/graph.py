@@ -37,6 +37,7 @@ from .modules import (
     is_norm,
     is_weight_layer,
     owns_parameters,
+    probed_activation,
     probed_norm,
 )
 from .modules import kind as module_kind
@@ -80,6 +81,10 @@ class Graph:
     inlined: dict[str, int] = field(default_factory=dict)
     """Custom modules traced into (:mod:`~initwise.torch.functional`): the node whose value is
     each one's output (what ``diagnose`` sees when the module runs)."""
+    normalized: dict[str, tuple[str, Any, bool]] = field(default_factory=dict)
+    """Weights normalized by hand in ``forward`` (``g·v/‖v‖``), by ``v``'s name: ``(g's name,
+    g, whether the output units are v's columns)`` — found while reading the products
+    (:func:`~initwise.torch.functional.normalized_weight`)."""
 
     def users(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.nodes]
@@ -214,10 +219,26 @@ def _fn_name(fn: Any) -> str:
 
 
 class LeafTracer(torch.fx.Tracer):
-    """fx tracer that keeps :func:`is_leaf` modules as leaves."""
+    """fx tracer that keeps :func:`is_leaf` modules as leaves. fx hands ``forward`` the real
+    buffers (``proxy_buffer_attributes`` is off), so an in-place write to one in ``forward`` —
+    a BatchNorm written by hand updating its running statistics, a step counter — runs while
+    tracing: every buffer is put back as it was afterwards (a plan changed a hand-written
+    norm's running variance 1 → 0.9)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         return is_leaf(m)
+
+    def trace(self, root: Any, concrete_args: Any = None) -> torch.fx.Graph:
+        if not isinstance(root, nn.Module):
+            return super().trace(root, concrete_args)
+        saved = [(b, b.detach().clone()) for b in root.buffers() if not b.is_meta]
+        try:
+            return super().trace(root, concrete_args)
+        finally:
+            with torch.no_grad():
+                for b, v in saved:
+                    if not torch.equal(b, v):
+                        b.copy_(v)
 
 
 def trace_fx(model: nn.Module) -> Graph:
@@ -559,6 +580,10 @@ def module_activation(module: nn.Module) -> Act | None:
         return Act(spec.name, param)
     if next(module.parameters(), None) is None and not any(module.children()):
         return _probe(module)
+    stand_in = probed_activation(module)  # (learned parameters: BigVGAN's Snake)
+    if stand_in is not None:
+        name = type(module).__name__
+        return Act(name.lower(), None, stand_in, f"{name} (learned parameters as built)")
     return None
 
 

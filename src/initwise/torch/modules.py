@@ -43,8 +43,16 @@ class FunctionalLayer(nn.Module):
         self.bias_factor = 1.0
 
     def effective(self) -> tuple[Any, Any]:
-        """``(weight·factor, bias·bias_factor)``: what ``forward`` computes with."""
+        """``(weight·factor, bias·bias_factor)``: what ``forward`` computes with — for a weight
+        normalized in ``forward`` (``norm_gain``, a parameter then), ``g·v/‖v‖`` per output
+        unit."""
         w = self.weight if self.factor == 1.0 else self.weight * self.factor
+        g = self._parameters.get("norm_gain")
+        if g is not None:
+            cols = getattr(self, "layout", "out_in") == "in_out"
+            n = w.norm(dim=0, keepdim=True) if cols else w.flatten(1).norm(dim=1)
+            shape = (1, -1) if cols else (-1, *[1] * (w.ndim - 1))
+            w = w / n.reshape(shape) * g.reshape(shape)
         b = self.bias
         return w, b if b is None or self.bias_factor == 1.0 else b * self.bias_factor
 
@@ -357,13 +365,13 @@ def probed_norm(m: nn.Module) -> bool | None:
     know (``class RMS(nn.Module)``: ``x·rsqrt(mean(x²) + ε)·w``), found by what it does: a
     leaf module of no known kind whose parameters are vectors of one size ``d`` (or share one
     broadcast shape with a single axis of size ``d``: Conv-TasNet's ``(1, C, 1)``, probed on a
-    ``(4, C, 5)`` input) and which has no buffers, whose output on a seeded ``(4, 8, d)`` (or
-    ``(2, d, 3, 3)``) input is unchanged
-    when the input is scaled ×5 — the signature of a norm, which a layer, an activation or a
-    layer scale is not. Returns True where it also ignores a shift of its input (it centers: a
-    LayerNorm), False where not (an RMS norm: the mean's share passes), None for anything else.
-    Run once per module, without gradients or global random state; a module that fails on the
-    probe is not a norm."""
+    ``(4, C, 5)`` input), whose output on a seeded ``(4, 8, d)`` (or ``(2, d, 3, 3)``) input is
+    unchanged when the input is scaled ×5 (one with buffers — a BatchNorm written by hand, its
+    running statistics — is probed on a copy in train mode, also on a ``(16, d)`` batch) — the
+    signature of a norm, which a layer, an activation or a layer scale is not. Returns True
+    where it also ignores a shift of its input (it centers: a LayerNorm), False where not (an
+    RMS norm: the mean's share passes), None for anything else. Run once per module, without
+    gradients or global random state; a module that fails on the probe is not a norm."""
     found = _probed_once(_PROBED_NORMS, m, _probe_norm, None)
     return None if found is None else found[0]
 
@@ -380,11 +388,20 @@ def _probed_once(cache: weakref.WeakKeyDictionary, m: nn.Module, probe: Any, non
 
 
 def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
+    import copy
+
     import torch
 
     ps = list(m._parameters.values())
-    if m._modules or m._buffers or not ps or has_parametrizations(m) or kind(m) != "unknown":
+    if m._modules or not ps or has_parametrizations(m) or kind(m) != "unknown":
         return None
+    if m._buffers:  # (running statistics, written by hand: probed on a copy in train mode)
+        if any(p.is_meta for p in ps) or any(
+            b.is_meta for b in m._buffers.values() if b is not None
+        ):
+            return None
+        m = copy.deepcopy(m).train()
+        ps = list(m._parameters.values())
     if any(p is None or p.is_meta or not p.is_floating_point() for p in ps):
         return None
     # vectors of one size d, or one broadcast shape with a single axis of size d (Conv-TasNet's
@@ -394,8 +411,8 @@ def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
     d = ps[0].numel()
     if d < 2:
         return None
-    if ps[0].ndim == 1:
-        shapes: tuple[tuple[int, ...], ...] = ((4, 8, d), (2, d, 3, 3))
+    if ps[0].ndim == 1:  # (a BatchNorm1d written by hand takes (batch, d) only)
+        shapes: tuple[tuple[int, ...], ...] = ((4, 8, d), (2, d, 3, 3), (16, d))
     else:
         lead = ps[0].shape[1:] if ps[0].shape[0] == 1 else ps[0].shape
         shapes = ((4, *(5 if n == 1 else n for n in lead)),)
@@ -415,6 +432,96 @@ def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
             return None
         return bool(torch.allclose(y, shifted, rtol=1e-3, atol=1e-4)), shape
     return None
+
+
+_PROBED_ACTIVATIONS: weakref.WeakKeyDictionary[nn.Module, nn.Module | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def probed_activation(m: nn.Module) -> nn.Module | None:
+    """A parameter-free stand-in for ``m`` where ``m`` is an activation with learned
+    parameters written by hand — BigVGAN's Snake ``x + sin²(αx)/α`` with ``α`` of ``(1, C,
+    1)`` (Ziyin et al. 2020; Lee et al. 2023), a Swish with a learned β — found by what it does;
+    None for anything else. A leaf module of no known kind, without buffers, whose parameters
+    are numbers or share one broadcast shape with a single axis of size ``C`` and are equal
+    along it (every channel computes the same function, as at init), which on a seeded input of
+    that shape acts elementwise (one element moved moves its own output only) and is not affine
+    (not a scale or shift) nor scale-free (not a norm). The stand-in computes the first
+    channel's function of any tensor (the activation's gain is computed from it numerically);
+    the parameters are the model's choice, kept as built. Run once per module, without
+    gradients or global random state."""
+    if not m._parameters or m._modules or m._buffers or type(m).__module__.startswith("torch."):
+        return None
+    return _probed_once(_PROBED_ACTIVATIONS, m, _probe_activation, None)
+
+
+class _FirstChannel(nn.Module):
+    """``m``'s function of one channel as an elementwise map of any tensor (see
+    :func:`probed_activation`): the elements laid along an axis its parameters broadcast over,
+    the first channel's output read back. ``m`` is held, not registered: no parameters here."""
+
+    def __init__(self, m: nn.Module, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.__dict__["_inner"] = m
+        k = max(len(shape), 2)
+        self._shape = (1,) * (k - len(shape)) + tuple(shape)
+        wide = [i for i, n in enumerate(self._shape) if n != 1]
+        self._axis = wide[0] if wide else None
+        self._along = 0 if self._axis != 0 else 1
+
+    def forward(self, x: Any) -> Any:
+        view = [1] * len(self._shape)
+        view[self._along] = x.numel()
+        y = self._inner(x.reshape(view))
+        if self._axis is not None:
+            y = y.select(self._axis, 0)
+        return y.reshape(x.shape)
+
+
+def _probe_activation(m: nn.Module) -> nn.Module | None:
+    import torch
+
+    ps = list(m._parameters.values())
+    if any(p is None or p.is_meta or not p.is_floating_point() for p in ps):
+        return None
+    if kind(m) != "unknown" or has_parametrizations(m) or layer_scale_module(m) is not None:
+        return None
+    wide = [p for p in ps if p.numel() > 1]
+    shape: tuple[int, ...] = ()
+    if wide:
+        if len({tuple(p.shape) for p in wide}) != 1 or sum(n != 1 for n in wide[0].shape) != 1:
+            return None
+        shape = tuple(wide[0].shape)
+        if not all(bool((p == p.reshape(-1)[0]).all()) for p in wide):
+            return None  # (channels that compute different functions: no one activation)
+    k = max(len(shape), 2)
+    full = (1,) * (k - len(shape)) + shape
+    probe = tuple(n if n != 1 else (3 if i == 0 else 7) for i, n in enumerate(full))
+    g = torch.Generator().manual_seed(0)
+    dtype, dev = ps[0].dtype, ps[0].device
+    x = (torch.rand(probe, generator=g, dtype=dtype) * 6 - 3).to(dev)
+    with torch.no_grad():
+        y = m(x.clone())
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            return None
+        if not bool(torch.isfinite(y).all()):
+            return None
+        h = torch.full_like(x, 0.37)
+        shifted = m(x + h) - y
+        if torch.allclose(shifted, m(h) - m(torch.zeros_like(x)), rtol=1e-4, atol=1e-5):
+            return None  # (affine: a scale or a shift, no activation)
+        if torch.allclose(m(5.0 * x), y, rtol=1e-3, atol=1e-4):
+            return None  # (scale-free: a norm)
+        flat = x.reshape(-1)
+        for pos in (0, flat.numel() // 2, flat.numel() - 1):
+            x2 = flat.clone()
+            x2[pos] += 0.5
+            d = (m(x2.reshape(x.shape)).reshape(-1) - y.reshape(-1)).abs()
+            d[pos] = 0
+            if d.max() > 1e-6 * (1 + float(y.abs().max())):
+                return None
+    return _FirstChannel(m, shape)
 
 
 _PROBED_TOKENIZERS: weakref.WeakKeyDictionary[nn.Module, dict[str, str] | None] = (
@@ -585,6 +692,7 @@ def is_weight_layer(m: nn.Module) -> bool:
         and not isinstance(m, nn.PReLU)
         and not type(m).__name__.endswith(("Norm", "LayerNorm", "NormGated"))
         and layer_scale_module(m) is None
+        and probed_activation(m) is None
     )
 
 

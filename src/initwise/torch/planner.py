@@ -41,6 +41,7 @@ from .modules import (
     norm_offset,
     norm_roles,
     num_experts,
+    probed_activation,
     probed_norm,
     standardized_gain,
     unwrap,
@@ -543,6 +544,7 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
         params = {"weight": m.weight}
         if m.bias is not None:
             params["bias"] = m.bias
+        gain = m._parameters.get("norm_gain")
         if not pol.plans_functional:
             why = (
                 f"torch has no default for a raw nn.Parameter; {name} is used in forward as "
@@ -569,6 +571,27 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
                 e = _read_through(e, c)
             if e is not None and id(p) not in out:  # (a bias shared by several: the first)
                 out[id(p)] = e
+        w = out.get(id(m.weight))
+        if gain is not None and w is not None and w.scheme is not None and w.fan_in:
+            norm = (w.std or 0.0) * math.sqrt(w.fan_in) * abs(getattr(m, "factor", 1.0))
+            out[id(m.weight)] = dataclasses.replace(
+                w,
+                reason=f"{w.reason}; its direction only: forward normalizes each output unit's "
+                f"weights (weight normalization by hand, g·v/‖v‖), so {m.norm_gain_name} sets "
+                "the scale",
+            )
+            out.setdefault(
+                id(gain),
+                ParamPlan.build(
+                    "norm_gain",
+                    tuple(gain.shape),
+                    S.constant(norm),
+                    f"the gain of {name}'s weight, normalized by hand in forward (g·v/‖v‖, "
+                    f"Salimans & Kingma 2016): each output unit's weights get norm {norm:.4g} = "
+                    "the solved std × √fan_in",
+                    None,
+                ),
+            )
     return out
 
 
@@ -971,6 +994,18 @@ def _plan_module(
     kind = module_kind(module)
     if probed_norm(module) is not None:  # a norm written by hand
         return _probed_norm_params(module, params)
+    if probed_activation(module) is not None:  # an activation with learned parameters
+        cls = type(module).__name__
+        return {
+            pname: kept(
+                pname,
+                p,
+                f"a parameter of the activation {cls} (found by what it does: it acts "
+                "elementwise, every channel alike), the model's choice: as built",
+                name,
+            )
+            for pname, p in params.items()
+        }
     if kind == "norm":
         out = {}
         for pname, p in params.items():

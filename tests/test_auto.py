@@ -273,6 +273,56 @@ def test_wrappers_are_unwrapped_and_torchscript_is_refused():
         it.apply_plan(ref, torch.jit.script(m), seed=0)
 
 
+class _PreNormBlock(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.n, self.f1, self.f2 = nn.LayerNorm(d), nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return x + self.f2(F.gelu(self.f1(self.n(x))))
+
+
+class _Blocks(nn.Module):
+    def __init__(self, d: int = 32, depth: int = 4, compiled: bool = False) -> None:
+        super().__init__()
+        self.inp, self.out = nn.Linear(16, d), nn.Linear(d, 8)
+        blocks = [_PreNormBlock(d) for _ in range(depth)]
+        # (torchtitan compiles each transformer block on its own)
+        self.blocks = nn.ModuleList(torch.compile(b) if compiled else b for b in blocks)
+
+    def forward(self, x):
+        x = self.inp(x)
+        for b in self.blocks:
+            x = b(x)
+        return self.out(x)
+
+
+def test_compiled_blocks_are_planned_diagnosed_and_rescaled_as_the_modules_they_compile():
+    """Blocks compiled one by one (``torch.compile`` on each child): fx cannot trace them and
+    a forward under a function mode fails in dynamo, so the plan was "activations not
+    detected (assumed linear)", its names carried ``_orig_mod`` (other draws for the same
+    seed), and ``diagnose``/``lsuv`` raised dynamo's errors. They are planned as the modules
+    they compile — the same plan, names and values as the model without ``torch.compile`` —
+    ``diagnose`` and LSUV run on them, and the compiled wrappers are in place afterwards."""
+    torch.manual_seed(0)
+    plain = _Blocks()
+    torch.manual_seed(0)
+    comp = _Blocks(compiled=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        pc, pp = it.init_model(comp, seed=0), it.init_model(plain, seed=0)
+    assert pc.to_json() == pp.to_json()
+    mine = {k.replace("._orig_mod", ""): v for k, v in comp.state_dict().items()}
+    assert mine.keys() == plain.state_dict().keys()
+    assert all(torch.equal(mine[k], v) for k, v in plain.state_dict().items())
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(1))
+    rc, rp = diagnose(comp, x), diagnose(plain, x)
+    assert [s.name for s in rc.layers] == [s.name for s in rp.layers]
+    assert [s.out_std for s in rc.layers] == pytest.approx([s.out_std for s in rp.layers])
+    it.lsuv(comp, x, seed=0)
+    assert all(type(b).__name__ == "OptimizedModule" for b in comp.blocks)
+
+
 def test_strict_raises_and_otherwise_a_warning_says_what_was_assumed():
     class Branchy(nn.Module):
         def __init__(self):

@@ -55,7 +55,9 @@ from ..torch.modules import (
     has_parametrizations,
     is_norm,
     is_weight_layer,
+    nested_unwrapped,
     probed_norm,
+    unwrap,
     weight_fans,
 )
 from ..torch.modules import kind as module_kind
@@ -217,6 +219,23 @@ def diagnose(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
         )
     check_batch(batch)
+    # (compiled models and blocks: the modules they compile are run and hooked, under their
+    # names; dynamo refuses a forward under a function mode)
+    with nested_unwrapped(unwrap(model)) as inner:
+        return _diagnose(inner, batch, loss_fn, train, jacobian, tol, seed, label)
+
+
+def _diagnose(
+    model: nn.Module,
+    batch: Any,
+    loss_fn: Callable[[Any], torch.Tensor] | None,
+    train: bool | None,
+    jacobian: bool,
+    tol: float,
+    seed: int,
+    label: str,
+) -> Report:
+    """:func:`diagnose` on the unwrapped model, its arguments checked."""
     named = list(model.named_parameters())
     check_materialized(model, "diagnose", named)  # running it would create them: a change
     first = tensors(batch)[0]
@@ -224,7 +243,7 @@ def diagnose(
         warnings.warn(
             f"diagnose: a batch of {first.shape[0]} example: statistics over one example are "
             "noisy and BatchNorm in train mode normalizes it to zero; use ≥ 32 examples",
-            stacklevel=2,
+            stacklevel=3,
         )
     # dropout in train mode: seeded, the global state restored; each submodule's mode given back
     with seeded_rng(seed), kept_modes(model):
@@ -402,7 +421,7 @@ def diagnose(
             "this batch in a form diagnose recognizes (the parameter, a view or a copy of it "
             "in matmul/mm/addmm/F.linear/einsum/F.convNd): write these as modules to see them"
         )
-        warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=2)
+        warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=3)
     unreached = [
         s.name
         for s in layers
@@ -420,7 +439,7 @@ def diagnose(
             "which is trainable: in training it would not change (a detach or torch.no_grad() "
             "on the way, or reentrant checkpointing with no input that requires grad)"
         )
-        warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=2)  # a finding
+        warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=3)  # a finding
     if changed:
         lost = [n for n in changed if not records[n].get("recomputed")]
         notes.append(
@@ -436,7 +455,7 @@ def diagnose(
                 else ""
             )
         )
-        warnings.warn(f"diagnose: {notes[-1]}", AssumptionWarning, stacklevel=2)  # not only a note
+        warnings.warn(f"diagnose: {notes[-1]}", AssumptionWarning, stacklevel=3)  # not only a note
     return Report(
         type(model).__name__,
         layers,

@@ -25,7 +25,7 @@ from .. import sampling
 from ..plan import ParamPlan, Plan
 from . import parametrized as PZ
 from .init import check_range, check_tensor, sample
-from .modules import check_materialized, unwrap
+from .modules import check_materialized, nested_unwrapped, unwrap
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -371,6 +371,23 @@ def apply_plan(
     if draw_on not in ("auto", "device", "host"):
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
     wrapper, model = model, unwrap(model)
+    with nested_unwrapped(model):  # (compiled blocks: their modules' names)
+        _apply(plan, model, seed, device, atomic, engine, threads, draw_on, progress)
+    return wrapper
+
+
+def _apply(
+    plan: Plan,
+    model: nn.Module,
+    seed: int,
+    device: str | torch.device | None,
+    atomic: bool,
+    engine: str,
+    threads: int | None,
+    draw_on: str,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """:func:`apply_plan` on the unwrapped model."""
     through = PZ.sites(model)  # computed weights: written through their reparametrization
     params = validate(plan, model, through)
     from .shaping import prepare_forward
@@ -459,7 +476,6 @@ def apply_plan(
         if was_meta:  # back to what it was: a meta-device model (its ties kept)
             to_empty_keeping_ties(model, "meta")
         raise
-    return wrapper
 
 
 @contextlib.contextmanager

@@ -38,7 +38,9 @@ from .modules import (
     check_materialized,
     few,
     is_weight_layer,
+    nested_unwrapped,
     standardized_gain,
+    unwrap,
 )
 from .modules import kind as module_kind
 from .planner import plan as make_plan
@@ -180,6 +182,21 @@ def lsuv(
         )
     check_batch(batch)
     check_materialized(model, "lsuv")
+    # (compiled models and blocks: LSUV runs the modules they compile, under their names)
+    with nested_unwrapped(unwrap(model)) as inner:
+        return _lsuv(inner, batch, tol, max_iter, target, seed, orthogonal)
+
+
+def _lsuv(
+    model: nn.Module,
+    batch: Any,
+    tol: float,
+    max_iter: int,
+    target: float,
+    seed: int,
+    orthogonal: bool,
+) -> LSUVResult:
+    """:func:`lsuv` on the unwrapped model, its arguments checked."""
     backup = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     base = None
     if orthogonal:
@@ -239,7 +256,7 @@ def lsuv(
         if unscaled:
             warnings.warn(
                 AssumptionWarning(f"lsuv: {few(unscaled)}: orthonormal{_NOT_SCALED}"),
-                stacklevel=2,
+                stacklevel=3,
             )
     return LSUVResult(tuple(scaler.layers), result_plan, method, passes, scaler.evals)
 

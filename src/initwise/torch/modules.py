@@ -17,8 +17,10 @@ the layer's groups, stride and packing (q/k/v blocks) taken into account.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 from torch import nn
@@ -985,6 +987,34 @@ def unwrap(model: nn.Module) -> nn.Module:
                 "modules: plan and initialize the nn.Module first, then torch.jit.script it"
             )
     return inner
+
+
+@contextlib.contextmanager
+def nested_unwrapped(model: nn.Module) -> Iterator[nn.Module]:
+    """Within: every wrapped submodule — ``torch.compile``'d blocks (``OptimizedModule``, as
+    torchtitan compiles each transformer block), a data-parallel wrapper inside — replaced in
+    its parent by the module it wraps, so that names, draws and tracing are the unwrapped
+    model's (``blocks.0._orig_mod.fc.weight`` is ``blocks.0.fc.weight``; fx cannot trace a
+    compiled module, and running one under a function mode fails). Only the parents'
+    ``_modules`` entries change (no parameter, buffer or hook), and they are put back on the
+    way out, whatever happens inside."""
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    try:
+        stack = [model]
+        while stack:
+            m = stack.pop()
+            for name, child in list(m._modules.items()):
+                if child is None:
+                    continue
+                inner = unwrap_wrappers(child)
+                if inner is not child:
+                    m._modules[name] = inner
+                    swapped.append((m, name, child))
+                stack.append(inner)
+        yield model
+    finally:
+        for m, name, child in reversed(swapped):
+            m._modules[name] = child
 
 
 def unwrap_wrappers(model: nn.Module) -> nn.Module:

@@ -38,6 +38,7 @@ from .modules import (
     kept_fractions,
     layer_scale_module,
     layer_scale_value,
+    nested_unwrapped,
     norm_offset,
     norm_roles,
     num_experts,
@@ -96,7 +97,9 @@ def plan(
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     model = unwrap(model)
     check_materialized(model, "plan")
-    with PZ.quiet(model):  # reading a spectral_norm weight in train mode moves its vectors
+    # (reading a spectral_norm weight in train mode moves its vectors; compiled blocks planned
+    # as the modules they compile)
+    with PZ.quiet(model), nested_unwrapped(model):
         return _plan(model, pol, example_input, overrides, forget_bias, std, strict)
 
 
@@ -545,6 +548,8 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
         if m.bias is not None:
             params["bias"] = m.bias
         gain = m._parameters.get("norm_gain")
+        if gain is not None:  # (a weight normalized in forward: its gain, planned below)
+            params["norm_gain"] = gain
         if not pol.plans_functional:
             why = (
                 f"torch has no default for a raw nn.Parameter; {name} is used in forward as "
@@ -573,7 +578,7 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
                 out[id(p)] = e
         w = out.get(id(m.weight))
         if gain is not None and w is not None and w.scheme is not None and w.fan_in:
-            norm = (w.std or 0.0) * math.sqrt(w.fan_in) * abs(getattr(m, "factor", 1.0))
+            norm = (w.std or 0.0) * math.sqrt(w.fan_in)
             out[id(m.weight)] = dataclasses.replace(
                 w,
                 reason=f"{w.reason}; its direction only: forward normalizes each output unit's "

@@ -1259,6 +1259,15 @@ def test_an_activation_with_learned_parameters_is_found_by_what_it_does():
     stand_in = probed_activation(_Snake(8))
     z = torch.linspace(-3, 3, 13, dtype=torch.float64)
     assert torch.allclose(stand_in(z), z + torch.sin(z) ** 2)
+    import gc
+    import weakref
+
+    gone = _Snake(8)
+    ref = weakref.ref(gone)
+    assert probed_activation(gone) is not None
+    del gone
+    gc.collect()
+    assert ref() is None  # (the probe's cache does not keep the module alive)
     torch.manual_seed(0)
     convs = [nn.Conv1d(1 if i == 0 else 32, 32, 3, padding=1) for i in range(6)]
     m = nn.Sequential(*[k for c in convs for k in (c, _Snake(32))], nn.Conv1d(32, 8, 3, padding=1))

@@ -436,9 +436,11 @@ def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
     return None
 
 
-_PROBED_ACTIVATIONS: weakref.WeakKeyDictionary[nn.Module, nn.Module | None] = (
+_PROBED_ACTIVATIONS: weakref.WeakKeyDictionary[nn.Module, tuple[int, ...] | None] = (
     weakref.WeakKeyDictionary()
 )
+"""Per module probed: its parameters' broadcast shape where it is an activation, else None (a
+shape, not the stand-in: a value that held the module would keep its weak key alive)."""
 
 
 def probed_activation(m: nn.Module) -> nn.Module | None:
@@ -455,7 +457,8 @@ def probed_activation(m: nn.Module) -> nn.Module | None:
     gradients or global random state."""
     if not m._parameters or m._modules or m._buffers or type(m).__module__.startswith("torch."):
         return None
-    return _probed_once(_PROBED_ACTIVATIONS, m, _probe_activation, None)
+    shape = _probed_once(_PROBED_ACTIVATIONS, m, _probe_activation, None)
+    return None if shape is None else _FirstChannel(m, shape)
 
 
 class _FirstChannel(nn.Module):
@@ -481,7 +484,7 @@ class _FirstChannel(nn.Module):
         return y.reshape(x.shape)
 
 
-def _probe_activation(m: nn.Module) -> nn.Module | None:
+def _probe_activation(m: nn.Module) -> tuple[int, ...] | None:
     import torch
 
     ps = list(m._parameters.values())
@@ -523,7 +526,7 @@ def _probe_activation(m: nn.Module) -> nn.Module | None:
             d[pos] = 0
             if d.max() > 1e-6 * (1 + float(y.abs().max())):
                 return None
-    return _FirstChannel(m, shape)
+    return shape
 
 
 _PROBED_TOKENIZERS: weakref.WeakKeyDictionary[nn.Module, dict[str, str] | None] = (

@@ -235,26 +235,26 @@ def _einsum_layout(eq: Any, w_first: bool) -> str | None:
 
 def _site(
     model: nn.Module, graph: Graph, users: list[list[int]], n: Node
-) -> tuple[int, str, nn.Parameter, str, str, int | None, float] | None:
+) -> tuple[int, str, nn.Parameter, str, str, int | None, float, Any] | None:
     """A product with a raw matrix parameter at graph node ``n``: ``(input node, weight name,
     weight, layout, how forward used it, bias node or None, the constant the weight is read
-    through)``."""
+    through, the gain of a weight normalized in forward or None)`` (:func:`_weight_operand`)."""
     found = _site_read(model, graph, users, n)
     if found is None:
         return None
     x, w, layout, how, bias = found
     if w[3] != 1.0:
         how = how.replace(w[0], f"{w[0]}·{w[3]:.4g}", 1)
-    return x, w[0], w[1], layout, how, bias, w[3]
+    return x, w[0], w[1], layout, how, bias, w[3], w[4] if len(w) > 4 else None
 
 
 def _weight_operand(
     model: nn.Module, graph: Graph, users: list[list[int]], idx: int, ndim: int | None
-) -> tuple[str, nn.Parameter, bool, float] | None:
+) -> tuple[Any, ...] | None:
     """The weight operand of a product: a raw parameter (:func:`_parameter_read`, through a
-    constant too), or the direction ``v`` of a weight normalized in ``forward``
-    (:func:`normalized_weight`: its gain ``g``, and whether the output units are ``v``'s
-    columns, are recorded in ``graph.normalized``)."""
+    constant too: ``(name, parameter, transposed, factor)``), or the direction ``v`` of a weight
+    normalized in ``forward`` (:func:`normalized_weight`: ``(v's name, v, False, 1, (g's name,
+    g, whether the output units are v's columns))``)."""
     w = _parameter_read(model, graph, users, idx, ndim, True)
     if w is not None:
         return w
@@ -262,8 +262,7 @@ def _weight_operand(
     if found is None or (ndim is not None and found[1].ndim != ndim):
         return None
     v_name, v, g_name, g, cols = found
-    graph.normalized[v_name] = (g_name, g, cols)
-    return v_name, v, False, 1.0
+    return v_name, v, False, 1.0, (g_name, g, cols)
 
 
 def normalized_weight(
@@ -336,7 +335,7 @@ def normalized_weight(
 
 def _site_read(
     model: nn.Module, graph: Graph, users: list[list[int]], n: Node
-) -> tuple[int, tuple[str, nn.Parameter, bool, float], str, str, int | None] | None:
+) -> tuple[int, tuple[Any, ...], str, str, int | None] | None:
     """:func:`_site`'s reading of node ``n``, with the weight's :func:`_parameter_read`."""
     t, ins = str(n.target), n.inputs
     if t == "linear" and len(ins) in (2, 3):
@@ -461,7 +460,7 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
         found = _site(model, graph, users, n)
         if found is None:
             continue
-        x, wname, w, layout, how, bias_node, factor = found
+        x, wname, w, layout, how, bias_node, factor, normed = found
         einsum = None
         if layout.startswith("einsum:"):
             einsum = (n.args[0].replace(" ", ""), layout == "einsum:0")
@@ -489,15 +488,16 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
             else:
                 site = FunctionalLinear(w, bias, layout, f"`{how}`")
             site.factor, site.bias_factor = factor, bias_factor
-            normed = graph.normalized.get(wname)
             if normed is not None:  # (g·v/‖v‖: the units' norms where the layout has them)
                 if normed[2] != (layout == "in_out") or einsum is not None:
                     continue
                 site.register_parameter("norm_gain", normed[1])
                 site.norm_gain_name = normed[0]
             graph.extra[wname] = site
-        elif not _same_site(graph.extra[wname], layout, einsum) or (
-            graph.extra[wname].factor != factor
+        elif (
+            not _same_site(graph.extra[wname], layout, einsum)
+            or graph.extra[wname].factor != factor
+            or (normed is None) != ("norm_gain" not in graph.extra[wname]._parameters)
         ):
             continue  # (one weight in two different products: the first one's layer)
         _as_call(n, wname, x)

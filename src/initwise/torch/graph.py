@@ -81,10 +81,6 @@ class Graph:
     inlined: dict[str, int] = field(default_factory=dict)
     """Custom modules traced into (:mod:`~initwise.torch.functional`): the node whose value is
     each one's output (what ``diagnose`` sees when the module runs)."""
-    normalized: dict[str, tuple[str, Any, bool]] = field(default_factory=dict)
-    """Weights normalized by hand in ``forward`` (``g·v/‖v‖``), by ``v``'s name: ``(g's name,
-    g, whether the output units are v's columns)`` — found while reading the products
-    (:func:`~initwise.torch.functional.normalized_weight`)."""
 
     def users(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.nodes]

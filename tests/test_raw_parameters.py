@@ -1290,3 +1290,35 @@ def test_a_low_rank_adapter_starts_at_zero_and_its_layer_as_its_base(form):
             h = F.gelu(F.linear(h, layer.weight, layer.bias))
         assert torch.allclose(y, m.head(h))
     assert 0.5 < float(y.pow(2).mean().sqrt()) < 2
+
+
+class _NoisyLinear(nn.Module):
+    """Factorised NoisyNet layer as Rainbow implementations write it (Fortunato et al. 2018)."""
+
+    def __init__(self, n_in: int, n_out: int) -> None:
+        super().__init__()
+        r = 1 / math.sqrt(n_in)
+        self.weight_mu = nn.Parameter(torch.empty(n_out, n_in).uniform_(-r, r))
+        self.weight_sigma = nn.Parameter(torch.full((n_out, n_in), 0.5 * r))
+        self.bias_mu = nn.Parameter(torch.empty(n_out).uniform_(-r, r))
+        self.bias_sigma = nn.Parameter(torch.full((n_out,), 0.5 / math.sqrt(n_out)))
+        self.register_buffer("weight_epsilon", torch.randn(n_out, n_in))
+        self.register_buffer("bias_epsilon", torch.randn(n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight_mu + self.weight_sigma * self.weight_epsilon
+        return F.linear(x, w, self.bias_mu + self.bias_sigma * self.bias_epsilon)
+
+
+def test_noisy_net_layers_are_kept_as_built_not_assumed():
+    """A NoisyNet layer's ``μ`` and ``σ`` were "no rule" (an assumption: strict raised); its own
+    init is the paper's, so they are kept as built, said as such, and strict planning passes."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), _NoisyLinear(32, 4))
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    p = init_model(m, seed=0, strict=True)
+    for name in ("weight_mu", "weight_sigma", "bias_mu", "bias_sigma"):
+        assert p[f"2.{name}"].reason.startswith("kept: _NoisyLinear.") and "NoisyNet" in (
+            p[f"2.{name}"].reason
+        )
+        assert torch.equal(m.state_dict()[f"2.{name}"], before[f"2.{name}"])

@@ -797,6 +797,17 @@ def _cosine_temperature(family: str, pname: str, p: Any, mod_name: str) -> Param
     return kept(pname, p, why + "the model built it (Swin v2: log 10, Liu et al. 2022)", mod_name)
 
 
+def _noisy_net(owner: nn.Module, pname: str) -> bool:
+    """Whether ``pname`` is a mean or noise-scale parameter of a NoisyNet layer (Fortunato et
+    al. 2018) as Rainbow implementations write it: ``weight_mu``/``weight_sigma`` (and
+    ``bias_…``) beside a ``weight_epsilon`` buffer of the weight's shape."""
+    stem, _, part = pname.rpartition("_")
+    if part not in ("mu", "sigma") or stem not in ("weight", "bias"):
+        return False
+    eps, mu = owner._buffers.get(f"{stem}_epsilon"), owner._parameters.get(f"{stem}_mu")
+    return eps is not None and mu is not None and tuple(eps.shape) == tuple(mu.shape)
+
+
 def _configless_parameter(
     family: str, owner: nn.Module, mod_name: str, pname: str, p: Any
 ) -> ParamPlan | None:
@@ -817,6 +828,13 @@ def _configless_parameter(
         why = (
             f"the gain of {type(owner).__name__}'s standardized weight (Brock et al. 2021), "
             "as built: the weight is standardized in the forward, its draw's scale cancels"
+        )
+        return kept(pname, p, why, mod_name)
+    if _noisy_net(owner, pname):  # (Rainbow's NoisyLinear: its own init is the paper's)
+        why = (
+            f"{type(owner).__name__}.{pname}: a NoisyNet layer's mean or noise scale "
+            "(Fortunato et al. 2018: μ ~ U(±1/√p), σ = σ₀/√p, the weight μ + σ·ε with ε a "
+            "buffer), as built"
         )
         return kept(pname, p, why, mod_name)
     per_head = ndim >= 1 and sum(d > 1 for d in p.shape) <= 1  # (H,), (H, 1, 1), (1, H, 1, 1)

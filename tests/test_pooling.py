@@ -905,3 +905,50 @@ def test_the_draft_rounds_reuse_the_plan_call_s_trace(monkeypatch):
         warnings.simplefilter("ignore")
         it.plan(model, "auto", example_input=x)
     assert len(rounds) >= 2 and len(calls) == 1
+
+
+class _MessagePassing(nn.Module):
+    """A message-passing network written without a library: messages summed over incoming
+    edges with ``index_add_`` (or ``scatter_add``), then concatenated with the node's state."""
+
+    def __init__(self, how: str, d: int = 32, depth: int = 3) -> None:
+        super().__init__()
+        self.how = how
+        self.inp, self.out = nn.Linear(16, d), nn.Linear(d, 4)
+        self.msg = nn.ModuleList(nn.Linear(2 * d, d) for _ in range(depth))
+        self.upd = nn.ModuleList(nn.Linear(2 * d, d) for _ in range(depth))
+        g = torch.Generator().manual_seed(3)
+        self.register_buffer("src", torch.randint(0, 40, (160,), generator=g))
+        self.register_buffer("dst", torch.randint(0, 40, (160,), generator=g))
+
+    def forward(self, x):
+        h = self.inp(x)
+        for m, u in zip(self.msg, self.upd, strict=True):
+            msg = F.relu(m(torch.cat([h[self.src], h[self.dst]], -1)))
+            if self.how == "index_add":
+                agg = torch.zeros_like(h).index_add_(0, self.dst, msg)
+            else:
+                idx = self.dst[:, None].expand(-1, msg.shape[1])
+                agg = torch.zeros_like(h).scatter_add(0, idx, msg)
+            h = F.relu(u(torch.cat([h, agg], -1)))
+        return self.out(h)
+
+
+@pytest.mark.parametrize("how", ["index_add", "scatter_add"])
+def test_a_sum_by_index_is_said_not_passed_over(how):
+    """``zeros_like(h).index_add_(0, dst, msg)`` sums each node's incoming messages; the walk had
+    no rule for it, took the zero base's moments, and the concatenation beside it counted the
+    node's state alone — output rms 150 for a 4-layer network, and nothing said. It is a sum
+    whose number of terms is in the index: taken as one term and said (strict refuses it), and
+    measured like a pool on the example input."""
+    torch.manual_seed(0)
+    m = _MessagePassing(how)
+    with pytest.warns(AssumptionWarning, match="a sum by index"):
+        it.plan(m, "auto")
+    with pytest.raises(AssumptionError, match="a sum by index"):
+        it.plan(m, "auto", strict=True)
+    x = torch.randn(40, 16, generator=torch.Generator().manual_seed(1))
+    p = it.init_model(m, seed=0, example_input=x, strict=True)  # (measured: nothing assumed)
+    assert "a sum by index" in p["upd.0.weight"].reason and "measured" in p["upd.0.weight"].reason
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0

@@ -64,6 +64,7 @@ from .pooling import (
     Stats,
     attention_matmuls,
     carried,
+    index_sum,
     node_pool,
     pooled_input,
     signal_products,
@@ -579,6 +580,8 @@ def _pooled_index(info: ModelInfo, n: Any) -> int | None:
     product with data (None: both are data), attention's values, else the first."""
     if n.idx in info.data_products:
         return info.data_products[n.idx]
+    if index_sum(n):  # (the source it adds by index: its last input)
+        return len(n.inputs) - 1
     return pooled_input(str(n.target)) if n.op == "function" else 0
 
 
@@ -845,7 +848,7 @@ def _pass(
                 r = val[0] / base[0] if base[0] > 0 else float("nan")
                 what = {
                     "attention": "attention",
-                    "sum": "a sum over a dimension",
+                    "sum": "a sum by index" if index_sum(n) else "a sum over a dimension",
                     "product": "the product with data",
                 }.get(pool, f"{pool} pooling")
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
@@ -2058,6 +2061,20 @@ def _function(
         )
     if k == "stop":
         return None
+    if index_sum(n) and len(ins) >= 2 and ins[-1] is not None:  # a message-passing GNN's
+        # aggregation, unmeasured (no example input): taken as one term and said. Before, no
+        # rule: the zero base's moments were taken, and a concatenation beside it counted the
+        # other side alone (a 4-layer network's output rms 150, unsaid)
+        base, src = ins[0] if ins[0] is not None else (0.0, 0.0), ins[-1]
+        via[n.idx] = (
+            f"a sum by index ('{t}', node {n.idx}: each target sums the sources its index sends "
+            "it)",
+            False,
+            ", taken to leave E[x²] unchanged — a sum of N independent terms multiplies it by "
+            "N, and N is in the index; give example_input= to check it, divide by the count, "
+            "or give an override",
+        )
+        return (base[0] + src[0] + 2 * base[1] * src[1], base[1] + src[1])
     if t in ("sum", "cumsum") and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets'
         what = "a cumulative sum along" if t == "cumsum" else "a sum over"  # Σ over the set,
         via[n.idx] = (  # a GNN's sum aggregation, a prefix sum: how many terms is in the data

@@ -115,6 +115,36 @@ def _named(dim: Any) -> bool:
     return isinstance(dim, int) or (isinstance(dim, (tuple, list)) and bool(dim))
 
 
+INDEX_SUMS = frozenset(
+    {"index_add", "scatter_add", "scatter_reduce", "index_put"}
+    | {"index_add_", "scatter_add_", "scatter_reduce_", "index_put_"}
+)
+"""Ops that add a source into a tensor by an index (a message-passing network's aggregation)
+— sums when :func:`index_sum` says so."""
+
+
+def index_sum(n: Any) -> bool:
+    """Whether graph node ``n`` adds a source into a tensor by an index — ``index_add``,
+    ``scatter_add``, ``scatter_reduce(…, "sum")``, ``index_put(…, accumulate=True)``: a graph
+    network's aggregation over incoming edges written without a library. Its source is its last
+    input (:func:`pooled_input`)."""
+    if n.op != "function" or str(n.target) not in INDEX_SUMS:
+        return False
+    return _index_sum_call(n.args, n.kwargs)
+
+
+def _index_sum_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
+    """Whether an index op's non-tensor arguments make it a sum (``reduce="sum"``,
+    ``accumulate=True``; ``index_add``/``scatter_add`` always)."""
+    scalars = [a for a in args if not isinstance(a, torch.Tensor)]
+    if "reduce" in kwargs or any(isinstance(a, str) for a in scalars):
+        how = kwargs.get("reduce", next((a for a in scalars if isinstance(a, str)), None))
+        return how == "sum"
+    if "accumulate" in kwargs or (scalars and isinstance(scalars[-1], bool)):
+        return bool(kwargs.get("accumulate", scalars[-1] if scalars else False))
+    return True
+
+
 def summed_dims(n: Any) -> Any:
     """The dimension(s) a ``sum`` graph node reduces without keeping them — Deep Sets' sum
     over a set, a graph network's sum aggregation, a pool written as a sum — or a ``cumsum``
@@ -123,6 +153,9 @@ def summed_dims(n: Any) -> Any:
     if n.op == "function" and str(n.target) == "cumsum":
         dim = n.kwargs.get("dim", n.args[0] if n.args else None)
         return dim if isinstance(dim, int) else None
+    if index_sum(n):  # (a sum by index: the dimension it adds along)
+        dim = n.args[0] if n.args and isinstance(n.args[0], int) else 0
+        return dim
     if n.op != "function" or str(n.target) != "sum":
         return None
     return _reduced(n.args, n.kwargs, n.keepdim_pool)
@@ -148,6 +181,7 @@ def _max_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
 
 
 _CALL_FILTERS = {
+    **{name: _index_sum_call for name in INDEX_SUMS},
     "sum": lambda a, k, p=False: _reduced(a[1:], k, p) is not None,  # (as summed_dims reads it)
     "cumsum": lambda a, k, p=False: isinstance(k.get("dim", a[1] if len(a) > 1 else None), int),
     "mean": lambda a, k, p=False: _named(_reduced(a[1:], k, p)),  # (as node_pool reads its node)
@@ -527,6 +561,8 @@ def measure_pools(
                 ):
                     i = pooled_input(name)
                     pooled = args[i : i + 1] if len(args) > i else (kwargs or {}).get("value")
+                    if name in INDEX_SUMS:  # (the source added by index: the last tensor)
+                        pooled = tensors((args, kwargs or {}))[-1:]
                     st = record(pooled, out)
                     calls.setdefault(name, []).append(st)  # type: ignore[arg-type]
             return out

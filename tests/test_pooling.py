@@ -952,3 +952,39 @@ def test_a_sum_by_index_is_said_not_passed_over(how):
     assert "a sum by index" in p["upd.0.weight"].reason and "measured" in p["upd.0.weight"].reason
     with torch.no_grad():
         assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0
+
+
+class _OptionA(nn.Module):
+    """A CIFAR ResNet's "option A" blocks without norms: a stride-2 stage's shortcut subsamples
+    and pads the channels it adds with zeros (He et al. 2016, §4.2)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.c1 = nn.ModuleList(nn.Conv2d(a, b, 3, s, 1) for a, b, s in ((8, 16, 2), (16, 32, 2)))
+        self.c2 = nn.ModuleList(nn.Conv2d(b, b, 3, 1, 1) for b in (16, 32))
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = F.relu(self.stem(x))
+        for a, b in zip(self.c1, self.c2, strict=True):
+            pad = (b.out_channels - x.shape[1]) // 2
+            sc = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, pad, pad))
+            x = F.relu(b(F.relu(a(x))) + sc)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_zero_padding_is_measured_on_the_example_input():
+    """``F.pad`` with zeros passed as a shape op, keeping E[x²] where padding a stage's added
+    channels halves it (the shortcut at ×0.5): measured like a pool on the example input now,
+    and the reason of the layer that reads it says so."""
+    torch.manual_seed(0)
+    m = _OptionA()
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.init_model(m, seed=0, example_input=x)
+    said = [e.name for e in p if "zero padding 'pad' ×0.5" in e.reason]
+    assert said
+    with torch.no_grad():
+        assert 0.5 <= float(m(x).pow(2).mean().sqrt()) <= 2.0

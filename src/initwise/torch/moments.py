@@ -69,6 +69,7 @@ from .pooling import (
     pooled_input,
     signal_products,
     summed_dims,
+    zero_pad,
 )
 
 _SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
@@ -814,6 +815,8 @@ def _pass(
             pool = "attention"
         if pool is None and n.idx in walk.pools and summed_dims(n) is not None:
             pool = "sum"  # (a sum over a set, measured; unmeasured it is said in _function)
+        if pool is None and n.idx in walk.pools and zero_pad(n):
+            pool = "pad"  # (zero padding, measured; unmeasured it passes as a shape op)
         if n.idx in walk.signals and n.idx in walk.pools:  # a product of signals, measured:
             # what the example gives, with the draft's weights — not carried from the operands'
             # propagated moments, which a normalizer such as linear attention's 1/(q·Σk) has
@@ -850,6 +853,7 @@ def _pass(
                     "attention": "attention",
                     "sum": "a sum by index" if index_sum(n) else "a sum over a dimension",
                     "product": "the product with data",
+                    "pad": "zero padding",
                 }.get(pool, f"{pool} pooling")
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
                 via[n.idx] = (how, True, "")

@@ -145,6 +145,23 @@ def _index_sum_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     return True
 
 
+def zero_pad(n: Any) -> bool:
+    """Whether graph node ``n`` pads with zeros (``F.pad`` in its constant mode, value 0): the
+    CIFAR ResNets' "option A" shortcut pads the channels a stride-2 stage adds
+    (``F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, c/4, c/4))``), which halves ``E[x²]`` where a
+    shape op keeps it. Measured like a pool where an example input is given."""
+    if n.op != "function" or str(n.target) != "pad":
+        return False
+    return _zero_pad_call((None, *n.args), n.kwargs)
+
+
+def _zero_pad_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
+    """Whether an ``F.pad`` call (the tensor first) pads with zeros."""
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    value = kwargs.get("value", args[3] if len(args) > 3 else None)
+    return mode == "constant" and value in (None, 0, 0.0)
+
+
 def summed_dims(n: Any) -> Any:
     """The dimension(s) a ``sum`` graph node reduces without keeping them — Deep Sets' sum
     over a set, a graph network's sum aggregation, a pool written as a sum — or a ``cumsum``
@@ -182,6 +199,7 @@ def _max_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
 
 _CALL_FILTERS = {
     **{name: _index_sum_call for name in INDEX_SUMS},
+    "pad": _zero_pad_call,
     "sum": lambda a, k, p=False: _reduced(a[1:], k, p) is not None,  # (as summed_dims reads it)
     "cumsum": lambda a, k, p=False: isinstance(k.get("dim", a[1] if len(a) > 1 else None), int),
     "mean": lambda a, k, p=False: _named(_reduced(a[1:], k, p)),  # (as node_pool reads its node)
@@ -260,7 +278,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
     modules = dict(model.named_modules())
     return (
         any(
-            node_pool(n, modules) is not None or summed_dims(n) is not None
+            node_pool(n, modules) is not None or summed_dims(n) is not None or zero_pad(n)
             for n in info.graph.nodes
         )
         or bool(measured_attention(model, info))
@@ -491,8 +509,8 @@ def measure_pools(
     attn_mm = measured_attention(model, info)
     for n in g.nodes:
         kind = node_pool(n, modules)
-        if kind is None and summed_dims(n) is not None:  # (a sum over a set: measured too)
-            by_function.setdefault(str(n.target), []).append(n.idx)
+        if kind is None and (summed_dims(n) is not None or zero_pad(n)):  # (a sum over a set,
+            by_function.setdefault(str(n.target), []).append(n.idx)  # zero padding: too)
         if kind is None:
             continue
         if n.op == "module":

@@ -519,6 +519,19 @@ def _as_call(n: Node, target: str, x: int) -> None:
     n.args, n.kwargs, n.broadcast = (), {}, frozenset()
 
 
+def custom_leaf(m: nn.Module, model: nn.Module) -> bool:
+    """Whether ``m`` is a custom leaf of ``model``: no children, parameters of its own, a kind
+    the planner does not know, no parametrization — what :func:`_inline_custom` may trace into
+    (``class MyLinear(nn.Module)`` computing ``F.linear(x, self.weight, self.bias)``)."""
+    return (
+        m is not model
+        and not any(m.children())
+        and owns_parameters(m)
+        and module_kind(m) == "unknown"
+        and not has_parametrizations(m)
+    )
+
+
 def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
     """``graph`` with each call of a custom leaf module (no children, parameters of its own,
     a kind the planner does not know) replaced by that module's own traced graph, where every
@@ -530,9 +543,7 @@ def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
     subs: dict[str, Graph | None] = {}
     for n in graph.nodes:
         m = modules.get(n.target) if n.op == "module" else None
-        if m is None or m is model or any(m.children()) or not owns_parameters(m):
-            continue
-        if module_kind(m) != "unknown" or has_parametrizations(m) or n.args or n.kwargs:
+        if m is None or not custom_leaf(m, model) or n.args or n.kwargs:
             continue
         if n.target not in subs:
             subs[n.target] = _custom_graph(m)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .batch import tensors
-from .functional import functional_layers
+from .functional import custom_leaf, functional_layers
 from .graph import (
     LayerInfo,
     ModelInfo,
@@ -22,8 +22,8 @@ from .graph import (
     trace_run,
     trace_sequential,
 )
-from .modules import has_parametrizations, owns_parameters
 from .modules import kind as module_kind
+from .modules import owns_parameters
 
 
 def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
@@ -73,19 +73,11 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
 
 
 def _custom_layers(model: nn.Module) -> bool:
-    """Whether a submodule is a custom leaf holding parameters of its own, of no kind the
-    planner knows (``class MyLinear(nn.Module)`` computing ``F.linear(x, self.weight,
-    self.bias)``): fx traces an ``nn.Sequential`` of them so that
-    :func:`~initwise.torch.functional.functional_layers` can read their products as layers (the
+    """Whether a submodule is a custom leaf (:func:`~initwise.torch.functional.custom_leaf`):
+    fx traces an ``nn.Sequential`` holding one so that
+    :func:`~initwise.torch.functional.functional_layers` can read its products as layers (the
     chain read from the structure left them "no rule", their N(0, 1) weights as built)."""
-    return any(
-        m is not model
-        and not any(m.children())
-        and owns_parameters(m)
-        and module_kind(m) == "unknown"
-        and not has_parametrizations(m)
-        for m in model.modules()
-    )
+    return any(custom_leaf(m, model) for m in model.modules())
 
 
 def timm_example(model: nn.Module) -> Any:

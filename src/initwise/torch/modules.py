@@ -389,6 +389,16 @@ def _probed_once(cache: weakref.WeakKeyDictionary, m: nn.Module, probe: Any, non
     return cache[m]
 
 
+def _one_axis_shape(ps: list[Any]) -> tuple[int, ...] | None:
+    """The shape parameters ``ps`` share where it has a single axis longer than one (a vector,
+    or a broadcast shape such as ``(1, C, 1)``), else None."""
+    shapes = {tuple(p.shape) for p in ps}
+    if len(shapes) != 1:
+        return None
+    shape = shapes.pop()
+    return shape if sum(n != 1 for n in shape) == 1 else None
+
+
 def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
     import copy
 
@@ -408,7 +418,7 @@ def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
         return None
     # vectors of one size d, or one broadcast shape with a single axis of size d (Conv-TasNet's
     # global layer norm keeps (1, C, 1): probed on (4, C, 5) inputs)
-    if len({tuple(p.shape) for p in ps}) != 1 or sum(n != 1 for n in ps[0].shape) != 1:
+    if _one_axis_shape(ps) is None:
         return None
     d = ps[0].numel()
     if d < 2:
@@ -455,10 +465,16 @@ def probed_activation(m: nn.Module) -> nn.Module | None:
     channel's function of any tensor (the activation's gain is computed from it numerically);
     the parameters are the model's choice, kept as built. Run once per module, without
     gradients or global random state."""
+    shape = _activation_shape(m)
+    return None if shape is None else _FirstChannel(m, shape)
+
+
+def _activation_shape(m: nn.Module) -> tuple[int, ...] | None:
+    """:func:`probed_activation`'s finding without its stand-in: the parameters' broadcast
+    shape where ``m`` is an activation with learned parameters, else None."""
     if not m._parameters or m._modules or m._buffers or type(m).__module__.startswith("torch."):
         return None
-    shape = _probed_once(_PROBED_ACTIVATIONS, m, _probe_activation, None)
-    return None if shape is None else _FirstChannel(m, shape)
+    return _probed_once(_PROBED_ACTIVATIONS, m, _probe_activation, None)
 
 
 class _FirstChannel(nn.Module):
@@ -495,9 +511,10 @@ def _probe_activation(m: nn.Module) -> tuple[int, ...] | None:
     wide = [p for p in ps if p.numel() > 1]
     shape: tuple[int, ...] = ()
     if wide:
-        if len({tuple(p.shape) for p in wide}) != 1 or sum(n != 1 for n in wide[0].shape) != 1:
+        found = _one_axis_shape(wide)
+        if found is None:
             return None
-        shape = tuple(wide[0].shape)
+        shape = found
         if not all(bool((p == p.reshape(-1)[0]).all()) for p in wide):
             return None  # (channels that compute different functions: no one activation)
     k = max(len(shape), 2)
@@ -697,7 +714,7 @@ def is_weight_layer(m: nn.Module) -> bool:
         and not isinstance(m, nn.PReLU)
         and not type(m).__name__.endswith(("Norm", "LayerNorm", "NormGated"))
         and layer_scale_module(m) is None
-        and probed_activation(m) is None
+        and _activation_shape(m) is None
     )
 
 

@@ -70,6 +70,7 @@ from .pooling import (
     signal_products,
     summed_dims,
     zero_pad,
+    zero_pad_said,
 )
 
 _SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
@@ -2000,6 +2001,20 @@ def _function(
         return (info.generated[n.idx][1] * ins[1][0] * ins[0][0], 0.0)
     if t in ("matmul", "bmm", "einsum"):  # (attention's are pool nodes, not passed here)
         return None
+    if len(known) == 1 and zero_pad(n):  # unmeasured (no example input): passed on and said.
+        # Before, a shape op, unsaid: an option-A ResNet's channel padding halves E[x²] (output
+        # 0.41 where the example input's measurement gives 1.19), a TCN's causal left padding of
+        # (k−1)·d lowers it by the padded share of each sequence (0.85 against 1.02)
+        adds = zero_pad_said(n)
+        if adds is not None:
+            via[n.idx] = (
+                f"zero padding ('{t}', node {n.idx}: {adds})",
+                False,
+                ", taken to leave E[x²] unchanged — the zeros lower it by the share of the "
+                "padded tensor they take, which is in the input's shape (padding half the "
+                "channels halves it); give example_input= to measure it",
+            )
+        return known[0]
     if t in _SHAPE_OPS or (t.startswith("_") and t.lstrip("_") in _SHAPE_OPS):
         # (a private helper named as one, fx-wrapped: torchvision MViT's `_squeeze(x, …,
         # tensor_dim)`, whose other inputs are ints fx cannot tell from tensors)

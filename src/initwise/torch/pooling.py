@@ -155,6 +155,30 @@ def zero_pad(n: Any) -> bool:
     return _zero_pad_call((None, *n.args), n.kwargs)
 
 
+def zero_pad_said(n: Any) -> str | None:
+    """What a zero-padding node (:func:`zero_pad`) adds, in words, for the assumption said where
+    no example input measures it — ``"2 before along the last dimension"``, ``"8 before and 8
+    after along dimension -3"`` — or None when it adds nothing (every amount a literal 0). Amounts
+    computed in ``forward`` (from shapes: Swin's padding to a window multiple) are unknown in the
+    graph: ``"amounts computed in forward"``."""
+    pad = n.kwargs.get("pad", n.args[0] if n.args else None)  # (the node's args: no tensor)
+    if not isinstance(pad, (tuple, list)) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in pad
+    ):
+        return "amounts computed in forward"
+    parts = []
+    for i in range(0, len(pad) - 1, 2):  # (F.pad: the last dimension's pair first)
+        before, after = pad[i], pad[i + 1]
+        if before == 0 and after == 0:
+            continue
+        where = "the last dimension" if i == 0 else f"dimension {-(i // 2) - 1}"
+        amounts = " and ".join(
+            f"{v} {side}" for v, side in ((before, "before"), (after, "after")) if v
+        )
+        parts.append(f"{amounts} along {where}")
+    return "; ".join(parts) if parts else None
+
+
 def _zero_pad_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     """Whether an ``F.pad`` call (the tensor first) pads with zeros."""
     mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")

@@ -1685,3 +1685,88 @@ def test_a_hypernetwork_generates_weights_at_the_fan_in_they_meet(form):
             rs.append(float(h.pow(2).mean()))
     assert "hyperfan-in" in p["gen.weight"].reason and "learned input" in p["z"].reason
     assert 1.0 < sum(rs) / len(rs) < 3.5  # (ReLU's q 2; before: ~64)
+
+
+class _ConditionalBN(nn.Module):
+    """Class-conditional batch norm written with embeddings (the projection discriminator's and
+    SN-GAN's categorical BN): ``bn(x)·γ(y) + β(y)``, or ``bn(x)·(1 + γ(y)) + β(y)``."""
+
+    def __init__(self, c: int, classes: int, offset: bool) -> None:
+        super().__init__()
+        self.offset = offset
+        self.bn = nn.BatchNorm2d(c, affine=False)
+        self.gamma = nn.Embedding(classes, c)
+        self.beta = nn.Embedding(classes, c)
+
+    def forward(self, x, y):
+        g = self.gamma(y)[:, :, None, None]
+        g = 1 + g if self.offset else g
+        return self.bn(x) * g + self.beta(y).view(-1, x.shape[1], 1, 1)
+
+
+class _ConditionalNet(nn.Module):
+    def __init__(self, offset: bool = False, c: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.inp = nn.Conv2d(3, c, 3, padding=1)
+        self.cbn = nn.ModuleList(_ConditionalBN(c, classes, offset) for _ in range(3))
+        self.convs = nn.ModuleList(nn.Conv2d(c, c, 3, padding=1) for _ in range(3))
+        self.label = nn.Embedding(classes, c)  # (an embedding in no norm's affine)
+        self.out = nn.Conv2d(c, 3, 1)
+
+    def forward(self, x, y):
+        h = self.inp(x) + self.label(y)[:, :, None, None]
+        for n, c in zip(self.cbn, self.convs, strict=True):
+            h = h + c(F.relu(n(h, y)))
+        return self.out(h)
+
+
+@pytest.mark.parametrize("offset", [False, True], ids=["bn*g+b", "bn*(1+g)+b"])
+def test_a_conditional_norms_embeddings_start_as_the_norms_affine(offset):
+    """An embedding whose lookup multiplies a norm's output (or is added to it) is the norm's
+    affine per class — conditional batch norm (de Vries et al. 2017; Miyato & Koyama 2018). It
+    was drawn as an embedding, N(0, 1): each class's gain flipped about half the channels' signs
+    and its shift moved them (a user's own ones_/zeros_ was replaced, nothing said). Now ones for
+    the gain (zeros where 1 + γ is taken) and zeros for the shift, so every class starts as the
+    plain norm; an embedding used otherwise keeps N(0, 1)."""
+    torch.manual_seed(0)
+    m = _ConditionalNet(offset)
+    p = it.plan(m)
+    gain = "zeros" if offset else "ones"
+    for i in range(3):
+        assert "class-conditional norm's gain" in p[f"cbn.{i}.gamma.weight"].reason
+        assert f"'cbn.{i}.bn'" in p[f"cbn.{i}.gamma.weight"].reason
+        assert gain in p[f"cbn.{i}.gamma.weight"].reason
+        assert "shift" in p[f"cbn.{i}.beta.weight"].reason
+    assert "N(0, 1)" in p["label.weight"].reason
+    it.init_model(m, seed=0)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 3, 8, 8, generator=g)
+    for i in range(3):
+        expected = torch.zeros(10, 16) if offset else torch.ones(10, 16)
+        assert torch.equal(m.cbn[i].gamma.weight, expected)
+        assert torch.equal(m.cbn[i].beta.weight, torch.zeros(10, 16))
+        n = m.cbn[i]
+        h = torch.randn(32, 16, 8, 8, generator=g)
+        with torch.no_grad():  # every class: the plain norm
+            for y in (torch.zeros(32, dtype=torch.long), torch.full((32,), 7)):
+                assert torch.allclose(n(h, y), F.batch_norm(h, None, None, training=True))
+    with torch.no_grad():
+        assert 0.5 < rms(m(x, torch.randint(0, 10, (32,), generator=g))) < 2.0
+
+
+def test_an_embedding_that_multiplies_no_norm_keeps_its_rule():
+    """FiLM-style conditioning on a layer's raw output (no norm before it) is no norm's affine:
+    the embedding keeps N(0, 1)."""
+
+    class FiLM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(16, 16)
+            self.g = nn.Embedding(4, 16)
+            self.b = nn.Linear(16, 4)
+
+        def forward(self, x, y):
+            return self.b(F.relu(self.a(x) * self.g(y)))
+
+    p = it.plan(FiLM())
+    assert "N(0, 1)" in p["g.weight"].reason

@@ -404,3 +404,22 @@ def test_normalized_weight_variance():
     assert nwv(1024, 1024) == pytest.approx(1 / 64**2)
     with pytest.raises(ValueError, match="how must be"):
         nwv(4, 4, "frobenius")
+
+
+def test_a_spectrally_normalized_network_says_its_layers_set_the_small_output():
+    """An SN-GAN discriminator: every layer divides its weight by its largest singular value, so
+    the signal shrinks at each (output rms 0.03 for a unit input) and no draw can change it. The
+    walk predicted it and said that "what follows the last weight layers scales it" — wrong
+    here; it now names the layers whose weight is normalized in forward."""
+    torch.manual_seed(0)
+    convs = [spectral_norm(nn.Conv2d(a, b, 3, s, 1)) for a, b, s in ((3, 16, 1), (16, 16, 2))]
+    head = spectral_norm(nn.Linear(16 * 8 * 8, 1))
+    act = nn.LeakyReLU(0.1)
+    m = nn.Sequential(convs[0], act, convs[1], act, nn.Flatten(), head)
+    said = r"3 of its weight layers \('0', '2', '5'\) compute with a weight normalized in forward"
+    with pytest.warns(it.SignalWarning, match=said) as rec:
+        it.plan(m, "auto")
+    assert not any("what follows the last weight layers" in str(w.message) for w in rec)
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        assert float(m(torch.randn(16, 3, 16, 16)).pow(2).mean().sqrt()) < 0.25

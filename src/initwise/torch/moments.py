@@ -103,6 +103,9 @@ class Solved:
     zero: bool = False
     """The layer starts at zero, weights and bias (an affine coupling's last layer,
     :func:`affine_couplings`)."""
+    fixed: bool = False
+    """The weight the layer computes with is normalized in ``forward`` (``spectral_norm``,
+    ``orthogonal``: :func:`_fixed_scale`): no draw sets its output's scale."""
 
     @property
     def effective(self) -> float:
@@ -128,6 +131,9 @@ class Moments:
 
     layers: dict[str, Solved] = field(default_factory=dict)
     embedding_std: dict[str, tuple[float, str]] = field(default_factory=dict)
+    conditional: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Embeddings that are a class-conditional norm's affine (:func:`conditional_affines`):
+    ``{name: (role, norm)}``, role ``"gain"`` (ones), ``"gain-1"`` or ``"shift"`` (zeros)."""
     assumed: list[str] = field(default_factory=list)
     drifts: list[str] = field(default_factory=list)
     """Chains no operating point holds (:data:`~initwise.math.operating.DRIFT_LIMIT`)."""
@@ -486,6 +492,8 @@ class _Walk:
     (:func:`pooled_to_output`): what they multiply ``E[y²]`` by, and which they are."""
     tied: dict[str, str] = field(default_factory=dict)
     """Per tied head: the embedding whose table it reads out with (:func:`_tied_heads`)."""
+    conditional: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Embeddings that are a class-conditional norm's affine (:func:`conditional_affines`)."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -527,6 +535,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         summed_layers(info, users),
         signals := signal_products(model, info),
         pooled_to_output(info, users, pools, signals, modules),
+        conditional=conditional_affines(info, users, modules),
     )
 
 
@@ -797,7 +806,7 @@ def _pass(
 ) -> Moments:
     g = info.graph
     assert g is not None
-    res = Moments(cache=cache if cache is not None else {})
+    res = Moments(cache=cache if cache is not None else {}, conditional=walk.conditional)
     modules, lam, branch_end = walk.modules, walk.lam, walk.branch_end
     R = n_res if n_res is not None else len(info.adds)
     mom: dict[int, tuple[float, float] | None] = {}
@@ -922,6 +931,9 @@ def _pass(
                 # stack): its weights were solved at its first call; this call's output is
                 # what they give for this call's input
                 val = _again(again, known[0] if known else None)
+            elif k == "weight" and n.target in walk.conditional:  # a conditional norm's gain
+                # (ones: E[g²] = E[g] = 1) or shift (zeros), as planned
+                val = (1.0, 1.0) if walk.conditional[n.target][0] == "gain" else (0.0, 0.0)
             elif k == "weight":
                 val = _weight(
                     m,
@@ -1230,6 +1242,7 @@ def _weight(
     role += mixed
     out = q
     c2 = standardized_gain(m)
+    is_fixed = c2 is not None and not silent
     if silent:
         out = bias_var
         role += (
@@ -1245,6 +1258,7 @@ def _weight(
         )
     else:
         fixed = _fixed_scale(m, kind, name)
+        is_fixed = fixed is not None
         if fixed is not None:
             how, fv = fixed
             out = fv * s + bias_var
@@ -1254,7 +1268,9 @@ def _weight(
                 + (" + σ_b²" if bias_var else "")
                 + f" = {out:.3g}"
             )
-    solved = Solved(s, mu, q, centered, role, op, assumed, bias_var, bias_mean=bias_mean)
+    solved = Solved(
+        s, mu, q, centered, role, op, assumed, bias_var, bias_mean=bias_mean, fixed=is_fixed
+    )
     res.layers[name] = solved
     if assumed:
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
@@ -1632,6 +1648,126 @@ def carry_gates(model: nn.Module, info: ModelInfo) -> list[str]:
             if gate.target in out:
                 break
     return out
+
+
+_AFFINE_PASS = frozenset(
+    {
+        "view",
+        "reshape",
+        "flatten",
+        "permute",
+        "transpose",
+        "contiguous",
+        "getitem",
+        "unsqueeze",
+        "squeeze",
+        "expand",
+        "expand_as",
+        "to",
+        "type",
+        "float",
+        "half",
+        "bfloat16",
+        "clone",
+    }
+)
+"""Ops a conditional norm's gain or shift passes on its way to the product or sum
+(:func:`conditional_affines`): reshapes to broadcast (``γ(y)[:, :, None, None]``,
+``.view(-1, C, 1, 1)``) and casts. Not ``chunk``/``split``: parts of one table would have roles
+of their own."""
+
+
+def conditional_affines(
+    info: ModelInfo, users: list[list[int]], modules: dict[str, nn.Module]
+) -> dict[str, tuple[str, str]]:
+    """Embeddings whose lookup is a normalization's affine, per class — conditional batch norm
+    (de Vries et al. 2017), conditional instance norm (Dumoulin et al. 2017), the projection
+    discriminator's and SN-GAN's categorical BN (Miyato & Koyama 2018): ``norm(x)·γ(y) + β(y)``
+    or ``norm(x)·(1 + γ(y)) + β(y)`` — with their role and the norm: ``{name: ("gain", norm)}``
+    where the lookup (through reshapes) multiplies a norm's output, ``"gain-1"`` where ``1 +``
+    comes first, ``"shift"`` where it is added to such a product (not where it is added to a
+    norm's output alone: a position table added after a norm is that too). A table used
+    anywhere else is not one (every use must agree).
+
+    Such a table is the norm's ``weight``/``bias`` with one row per class, and starts as they do
+    (ones, zeros), so every class starts as the plain norm; drawn as an embedding, ``N(0, 1)``,
+    each class's gain flipped the sign of about half the channels and scaled the rest anywhere
+    between 0 and 3 (the moments agree — ``E[γ²] = 1`` either way — the function does not), and a
+    user's own ``ones_``/``zeros_`` was replaced."""
+    g = info.graph
+    if g is None:
+        return {}
+    nodes, kinds = g.nodes, info.kinds
+
+    def passing(i: int, came: int | None = None) -> bool:
+        """A reshape or cast of its first input (``.view(-1, x.shape[1], 1, 1)``: the other
+        inputs are shapes), reached from it."""
+        n = nodes[i]
+        return (
+            n.op == "function"
+            and n.target in _AFFINE_PASS
+            and bool(n.inputs)
+            and (came is None or n.inputs[0] == came)
+        )
+
+    def back(i: int) -> int:
+        for _ in range(16):
+            if not passing(i):
+                return i
+            i = nodes[i].inputs[0]
+        return i
+
+    def normed(i: int) -> str | None:
+        j = back(i)
+        return str(nodes[j].target) if kinds[j] == "norm" else None
+
+    def plus_one(n: Any) -> bool:
+        return (
+            n.op == "function"
+            and n.target in ("add", "radd")
+            and len(n.inputs) == 1
+            and _scalar(n.args) == 1.0
+        )
+
+    def role(start: int) -> tuple[str, str] | None:
+        found: set[tuple[str, str]] = set()
+        stack = [(u, start, False) for u in users[start]]
+        while stack:
+            u, came, offset = stack.pop()
+            n = nodes[u]
+            if passing(u, came):
+                stack += [(v, u, offset) for v in users[u]]
+                continue
+            if plus_one(n) and not offset:
+                stack += [(v, u, True) for v in users[u]]
+                continue
+            others = [i for i in n.inputs if i != came]
+            if n.op != "function" or len(n.inputs) != 2 or len(others) != 1:
+                return None
+            if n.target in _MUL:
+                norm = normed(others[0])
+                if norm is None:
+                    return None
+                found.add(("gain-1" if offset else "gain", norm))
+            elif n.target in _ADD and not offset:
+                # (added to a norm's output times a gain; not to a norm's output alone, which is
+                # also how a position table is added after a norm)
+                o = back(others[0])
+                norm = None
+                if nodes[o].op == "function" and nodes[o].target in _MUL:
+                    norm = next((m for m in map(normed, nodes[o].inputs) if m), None)
+                if norm is None:
+                    return None
+                found.add(("shift", norm))
+            else:
+                return None
+        return found.pop() if len(found) == 1 else None
+
+    roles: dict[str, set[tuple[str, str] | None]] = {}
+    for n in nodes:  # (a table looked up more than once: every call in the same role)
+        if n.op == "module" and isinstance(modules.get(n.target), nn.Embedding):
+            roles.setdefault(n.target, set()).add(role(n.idx))
+    return {k: r for k, v in roles.items() if len(v) == 1 and (r := next(iter(v))) is not None}
 
 
 def adapter_ups(info: ModelInfo) -> dict[str, str]:

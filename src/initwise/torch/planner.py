@@ -294,7 +294,8 @@ def _plan(
         # after the walk: its prediction is the base policy's) or activation rewrites
         from .verify import check_output, off_unit
 
-        found = [off_unit(moments.output, input_moments(example_input))]
+        fixed = [n for n, v in moments.layers.items() if v.fixed]
+        found = [off_unit(moments.output, input_moments(example_input), fixed)]
         if example_input is not None:
             twin = (drafted["copy"], drafted["plan"]) if "copy" in drafted else None
             found.append(check_output(model, out, example_input, moments.output, twin))

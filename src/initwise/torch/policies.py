@@ -449,6 +449,9 @@ class Auto(Policy):
         )
 
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        cond = ctx.moments.conditional.get(site.module_name) if ctx.moments else None
+        if cond is not None:
+            return conditional_affine(site, *cond)
         rel = _unscaled_logits(ctx, site.module_name)
         if rel is not None:
             return normal_embedding(site, rel[0], rel[1])
@@ -470,6 +473,29 @@ class Auto(Policy):
         return dataclasses.replace(
             out, reason=f"{head}; {solved.describe()} → gain {g:.4g} → std {out.std:.4g}"
         )
+
+
+def conditional_affine(site: WeightSite, role: str, norm: str) -> ParamPlan:
+    """A class-conditional norm's gain or shift held in an embedding
+    (:func:`~initwise.torch.moments.conditional_affines`): the norm's own affine, one row per
+    class — ones for a gain, zeros for a gain added to 1 and for a shift — so every class starts
+    as the plain norm."""
+    what = {
+        "gain": "gain: its lookup multiplies the output of",
+        "gain-1": "gain, added to 1: its lookup plus 1 multiplies the output of",
+        "shift": "shift: its lookup is added to the output of",
+    }[role]
+    value = "ones" if role == "gain" else "zeros"
+    return entry(
+        "weight",
+        site.shape,
+        S.ones() if role == "gain" else S.zeros(),
+        f"{site.cls} '{site.module_name}': a class-conditional norm's {what} '{norm}' "
+        "(conditional batch norm, de Vries et al. 2017; Miyato & Koyama 2018): the norm's affine "
+        f"per class, {value}, so every class starts as the plain norm",
+        site.fans,
+        **site.kw,
+    )
 
 
 def solved_layer(ctx: Context, module_name: str) -> Solved | None:

@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -47,7 +48,9 @@ for a unit output."""
 
 
 def off_unit(
-    predicted: tuple[float, float] | None, first: tuple[float, float] | None
+    predicted: tuple[float, float] | None,
+    first: tuple[float, float] | None,
+    fixed: Sequence[str] = (),
 ) -> str | None:
     """A sentence when the walk predicts the model's output ``E[y²]`` more than
     :data:`UNIT_BAND` times away from the input's (``first``: the example input's ``(E[x²],
@@ -56,17 +59,34 @@ def off_unit(
     pairwise term; distances to prototypes) scales it and no layer after it is solved for a unit
     output — else None (no prediction: a softmax's probabilities, an unknown op). Against the
     input's, not 1: a forecaster that puts its output back in the data's scale (RevIN) is
-    right to."""
+    right to. ``fixed``: the weight layers whose weight is normalized in ``forward``
+    (``spectral_norm``, ``orthogonal``, standardized weights), which no draw can scale: where
+    there are any, the sentence names them as the cause (an SN-GAN discriminator's signal
+    shrinks at every layer)."""
     if predicted is None or not math.isfinite(predicted[0]) or predicted[0] <= 0:
         return None
     ref = first[0] if first is not None and first[0] > 0 else 1.0
     if 1 / UNIT_BAND <= predicted[0] / ref <= UNIT_BAND:
         return None
     against = f"the input's E[x²] {ref:.3g}" if first is not None else "a unit input"
-    return (
+    head = (
         f"the moments walk puts the model's output at E[y²] {predicted[0]:.3g} for {against} "
-        f"(×{predicted[0] / ref:.3g}): what follows the last weight layers scales it, and no "
-        "layer after it is solved for a unit output (scale the output, or give an override)"
+        f"(×{predicted[0] / ref:.3g})"
+    )
+    if fixed:
+        names = ", ".join(f"'{n}'" for n in fixed[:3]) + (
+            f" and {len(fixed) - 3} more" if len(fixed) > 3 else ""
+        )
+        return (
+            f"{head}: {len(fixed)} of its weight layers ({names}) compute with a weight "
+            "normalized in forward (spectral_norm, orthogonal or standardized weights), whose "
+            "output scale no draw sets — each reason gives its factor (rescale the signal "
+            "after them, or accept it: spectral normalization bounds every layer's gain by 1 on "
+            "purpose)"
+        )
+    return (
+        f"{head}: what follows the last weight layers scales it, and no layer after it is "
+        "solved for a unit output (scale the output, or give an override)"
     )
 
 

@@ -141,6 +141,10 @@ class Moments:
     scattered: dict[str, float] = field(default_factory=dict, repr=False)
     """Weight layers whose output is scattered into another tensor (``masked_scatter``), with
     that tensor's E[x²] (:func:`_scatter_dest`)."""
+    output_unknown: str = ""
+    """Where the model's output has no predicted moments because it passed a product of two
+    signals (:func:`_unknown_output`): what and where, for the assumption without an example
+    input and for :func:`~initwise.torch.verify.check_output` with one; else ``""``."""
     output: tuple[float, float] | None = None
     """The model output's ``(E[y²], E[y])`` as the walk predicts it, where the model returns one
     tensor whose moments the walk knows (:func:`~initwise.torch.verify.check_output` holds it
@@ -990,6 +994,8 @@ def _pass(
             val = _function(n, ins, known, k, info, mom, via)
         elif n.op == "output" and len(n.inputs) == 1:
             res.output = ins[0]
+            if ins[0] is None:
+                res.output_unknown = _unknown_output(g, mom, n.inputs[0])
             if came is not None and not came[1]:  # (an unmeasured pool right before the output)
                 res.assumed.append(f"the model's output: it passed {came[0]}{came[2]}")
         mom[n.idx] = val
@@ -2096,6 +2102,33 @@ def _sinusoid(t: str, x: tuple[float, float]) -> tuple[float, float]:
     if t == "sin":
         return ((1 - math.cos(2 * mu) * damp2) / 2, math.sin(mu) * damp)
     return ((1 + math.cos(2 * mu) * damp2) / 2, math.cos(mu) * damp)
+
+
+_SIGNAL_PRODUCTS = frozenset({"matmul", "bmm", "mm", "einsum"})
+
+
+def _unknown_output(g: Any, mom: dict[int, tuple[float, float] | None], i: int) -> str:
+    """Where the model's output lost its moments, when it was a product of two signals the walk
+    has no rule for — a biaffine scorer's ``(h_dep·U) @ h_headᵀ`` (Dozat & Manning 2017), a
+    bilinear similarity, a two-tower score written as a matrix product — whose scale is in a
+    contracted width the graph does not have: ``"the product of two signals 'matmul' (node
+    9)"``; ``""`` where it lost them otherwise (a softmax's probabilities, indices, booleans:
+    none by design). Follows the unknown input back to the op whose inputs were known."""
+    stack, seen = [i], set()
+    while stack:  # (back through sums, products and reshapes of unknown values)
+        j = stack.pop()
+        if j in seen:
+            continue
+        seen.add(j)
+        n = g.nodes[j]
+        known = [k for k in n.inputs if mom.get(k) is not None]
+        if n.op != "function":
+            continue
+        if n.target in _SIGNAL_PRODUCTS and len(known) >= 2:
+            return f"the product of two signals '{n.target}' (node {n.idx})"
+        if n.target in _AFFINE_PASS or n.target in _ADD or n.target in _SUB or n.target in _MUL:
+            stack += [k for k in n.inputs if mom.get(k) is None]
+    return ""
 
 
 def _scalar(args: tuple) -> float | None:

@@ -174,6 +174,13 @@ def _plan(
             pools=pools,
             kept=_kept_loose(model, info, tokens),
         )
+        if moments.output_unknown and example_input is None:  # (with one: check_output)
+            moments.assumed.append(
+                f"the model's output: its moments are unknown past {moments.output_unknown}, "
+                "which has no rule (its scale is in the width it contracts, which the graph "
+                "does not have), and no layer after it is solved for a unit output; give "
+                "example_input= to measure it"
+            )
         if why is not None:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
             moments.assumed[:] = [
@@ -298,7 +305,17 @@ def _plan(
         found = [off_unit(moments.output, input_moments(example_input), fixed)]
         if example_input is not None:
             twin = (drafted["copy"], drafted["plan"]) if "copy" in drafted else None
-            found.append(check_output(model, out, example_input, moments.output, twin))
+            found.append(
+                check_output(
+                    model,
+                    out,
+                    example_input,
+                    moments.output,
+                    twin,
+                    moments.output_unknown,
+                    input_moments(example_input),
+                )
+            )
         for off in (f for f in found if f is not None):
             drifts.append(off)
             out = dataclasses.replace(out, notes=(*out.notes, f"cannot hold: {off}"))

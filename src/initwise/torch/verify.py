@@ -103,10 +103,8 @@ def _redraw(plan: Any, twin: nn.Module, draft: Any) -> tuple[nn.Module, Any]:
     return twin, dataclasses.replace(plan, entries=entries)
 
 
-def _within(measured: float, predicted: float) -> bool:
-    return (
-        math.isfinite(measured) and 1 / OUTPUT_TOLERANCE <= measured / predicted <= OUTPUT_TOLERANCE
-    )
+def _within(measured: float, predicted: float, tol: float = OUTPUT_TOLERANCE) -> bool:
+    return math.isfinite(measured) and 1 / tol <= measured / predicted <= tol
 
 
 def check_output(
@@ -115,6 +113,8 @@ def check_output(
     example_input: Any,
     predicted: tuple[float, float] | None,
     drafted: tuple[nn.Module, Any] | None = None,
+    unknown: str = "",
+    given: tuple[float, float] | None = None,
 ) -> str | None:
     """A sentence when the model's output, run on ``example_input`` with ``plan`` drawn on a
     copy (seeds :data:`SEEDS`; torch's random state and the model itself untouched), has a
@@ -131,8 +131,17 @@ def check_output(
     changed: the others already hold seed 0's values (a value is a function of seed, name and
     scheme). The copy's buffers may have moved with that run (BatchNorm's running statistics
     in train mode), which a train-mode output does not read and an eval-mode run does not
-    move. Saves a copy and a draw of every parameter (EDSR: a plan's median 106 → 76 ms)."""
-    if predicted is None or not predicted[0] > 0 or not math.isfinite(predicted[0]):
+    move. Saves a copy and a draw of every parameter (EDSR: a plan's median 106 → 76 ms).
+
+    ``unknown``: where the walk has no prediction because the output passed a product of two
+    signals (:attr:`~initwise.torch.moments.Moments.output_unknown`); the output is then held
+    against the input's ``E[x²]`` (``given``: the example input's ``(E[x²], E[x])``; 1 without
+    it) with :data:`UNIT_BAND`, as
+    :func:`off_unit` holds a prediction, and a sentence says where it is off."""
+    target, tol = (predicted[0], OUTPUT_TOLERANCE) if predicted is not None else (0.0, 0.0)
+    if predicted is None and unknown:
+        target, tol = (given[0] if given is not None and given[0] > 0 else 1.0), UNIT_BAND
+    if not target > 0 or not math.isfinite(target):
         return None
     params = list(model.parameters())
     if any(p.is_meta for p in params) or any(t.is_meta for t in tensors(example_input)):
@@ -153,28 +162,44 @@ def check_output(
                 if len(found) != 1:
                     return None
                 seen.append(float(found[0].detach().double().pow(2).mean()))
-                if len(seen) == 1 and _within(seen[0], predicted[0]):
+                if len(seen) == 1 and _within(seen[0], target, tol):
                     return None  # (the first draw agrees: no more draws)
     except Exception:  # (the plan stands as made; the check could not run)
         return None
+    where = f"checked on the example input with this plan drawn (seeds {SEEDS[0]}–{SEEDS[-1]})"
     if not all(math.isfinite(v) and v > 0 for v in seen):
-        return (
-            f"checked on the example input with this plan drawn (seeds {SEEDS[0]}–{SEEDS[-1]}): "
-            f"the model's output is not finite, or zero, for at least one seed, where the "
-            f"moments walk predicted E[y²] {predicted[0]:.3g}"
+        expected = (
+            f"the moments walk predicted E[y²] {target:.3g}"
+            if predicted is not None
+            else f"the walk has no prediction past {unknown}"
         )
-    logs = [math.log(v / predicted[0]) for v in seen]
+        return (
+            f"{where}: the model's output is not finite, or zero, for at least one seed, where "
+            f"{expected}"
+        )
+    logs = [math.log(v / target) for v in seen]
     mean = sum(logs) / len(logs)
     sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
-    band = math.log(OUTPUT_TOLERANCE)
+    band = math.log(tol)
     same_side = all(x > band for x in logs) or all(x < -band for x in logs)
     if not same_side or abs(mean) <= band + 2 * sd:
         return None
-    measured, ratio = math.exp(mean) * predicted[0], math.exp(mean)
+    measured, ratio = math.exp(mean) * target, math.exp(mean)
+    if predicted is None:
+        against = (
+            f"for the input's E[x²] {target:.3g}" if given is not None else "against unit scale"
+        )
+        return (
+            f"{where}: the model's output has E[y²] {measured:.3g} (geometric mean; "
+            f"×{math.exp(sd):.3g} between seeds) {against} (×{ratio:.3g}) — the walk has no "
+            f"prediction past {unknown}, whose scale is in the width it contracts, and no layer "
+            "after it is solved for a unit output (scale the product, e.g. by 1/√width, or "
+            "start its weight at zero as the biaffine parser does)"
+        )
     return (
         f"checked on the example input with this plan drawn (seeds {SEEDS[0]}–{SEEDS[-1]}): the "
         f"model's output has E[y²] {measured:.3g} (geometric mean; ×{math.exp(sd):.3g} between "
-        f"seeds) where the moments walk predicted {predicted[0]:.3g} (×{ratio:.3g}) "
+        f"seeds) where the moments walk predicted {target:.3g} (×{ratio:.3g}) "
         "— something between input and output is not what the walk modelled (a correlated "
         "difference, a product through a transform, a filter a layer generates); the "
         "per-layer figures of diagnose(model, example) show where, and lsuv(model, example) "

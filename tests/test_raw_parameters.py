@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from initwise.plan import AssumptionWarning  # noqa: E402
+from initwise.plan import AssumptionError, AssumptionWarning  # noqa: E402
 from initwise.torch import init_model, plan  # noqa: E402
 
 
@@ -1322,3 +1322,37 @@ def test_noisy_net_layers_are_kept_as_built_not_assumed():
             p[f"2.{name}"].reason
         )
         assert torch.equal(m.state_dict()[f"2.{name}"], before[f"2.{name}"])
+
+
+class _CosineHead(nn.Module):
+    """A cosine classifier (NormFace, Wang et al. 2017; CosFace, ArcFace):
+    ``s · normalize(h) @ normalize(W)ᵀ`` — the class matrix is used row-normalized, no gain."""
+
+    def __init__(self, transposed: bool = True) -> None:
+        super().__init__()
+        self.transposed = transposed
+        self.body = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128))
+        self.W = nn.Parameter(torch.randn(100, 128) * 0.01)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.normalize(self.body(x), dim=-1)
+        if self.transposed:
+            return h @ F.normalize(self.W, dim=-1).t() * 16
+        return F.linear(h, self.W / self.W.norm(dim=1, keepdim=True)) * 16
+
+
+@pytest.mark.parametrize("transposed", [True, False], ids=["normalize(W).t()", "W/‖W‖"])
+def test_a_cosine_classifiers_class_matrix_is_its_direction_only(transposed):
+    """The class matrix of a cosine head, normalized to unit rows in forward with no gain, had
+    "no rule" (kept as built, strict refused the model). It is the head's weight now: a layer
+    whose rows forward sets to norm 1, so the draw's scale cancels (its reason says so) and the
+    walk passes E[x²] 1/128 → ×16² = 2 to the logits (measured rms 1.39)."""
+    torch.manual_seed(0)
+    m = _CosineHead(transposed)
+    p = _quiet_init(m, strict=True)
+    assert "norm 1 per output unit" in p["W"].reason
+    x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 1.2 < float(m(x).pow(2).mean().sqrt()) < 1.6  # (16/√128 = 1.41)
+    with pytest.raises(AssumptionError):  # (a product of two parameters: still no layer)
+        plan(nn.Sequential(_LowRank(16, 16)), "auto", strict=True)

@@ -261,20 +261,25 @@ def _weight_operand(
     found = normalized_weight(model, graph, users, idx)
     if found is None or (ndim is not None and found[1].ndim != ndim):
         return None
-    v_name, v, g_name, g, cols = found
-    return v_name, v, False, 1.0, (g_name, g, cols)
+    v_name, v, g_name, g, cols, *t = found
+    return v_name, v, bool(t and t[0]), 1.0, (g_name, g, cols)
 
 
 def normalized_weight(
     model: nn.Module, graph: Graph, users: list[list[int]], idx: int
-) -> tuple[str, nn.Parameter, str, nn.Parameter, bool] | None:
+) -> tuple[Any, ...] | None:
     """``(v's name, v, g's name, g, columns)`` where node ``idx`` computes a weight
     normalized by hand in ``forward`` — ``g·v/‖v‖`` per output unit (weight normalization,
     Salimans & Kingma 2016), however written (``mul``/``div``/``norm``/``F.normalize``, a view
     of ``g``) — found by evaluating the operand's own graph on seeded values: only two raw
     parameters feed it (``v``, two or more dimensions, and ``g``, one number per output unit),
     scaling ``v`` changes nothing, scaling ``g`` scales it, and each output unit's weights have
-    norm ``|g|`` (rows, or — a matrix — columns: ``columns``). Else None."""
+    norm ``|g|`` (rows, or — a matrix — columns: ``columns``).
+
+    Or ``(v's name, v, "", None, columns, transposed)`` where only ``v`` feeds it and each unit's
+    weights have norm 1 — a cosine classifier's ``F.normalize(W)`` (NormFace, Wang et al. 2017;
+    CosFace, ArcFace), used as it is or transposed (``F.normalize(W).t()``: ``transposed``;
+    ``columns`` then says which of ``v``'s own axes are the units). Else None."""
     import torch
 
     seen: set[int] = set()
@@ -294,10 +299,12 @@ def normalized_weight(
             stack.extend(n.inputs)
         else:
             return None
-    if len(params) != 2 or graph.nodes[idx].op == "param":
+    if len(params) not in (1, 2) or graph.nodes[idx].op == "param":
         return None
     if any(i != idx and graph.nodes[i].op != "param" and set(users[i]) - seen for i in seen):
         return None  # (an intermediate used elsewhere: not the weight's own computation)
+    if len(params) == 1:
+        return _unit_normalized(graph, idx, seen, *next(iter(params.items())))
     (ia, (na, a)), (ib, (nb, b)) = params.items()
     if a.ndim < b.ndim or (a.ndim == b.ndim and a.numel() < b.numel()):
         (ia, na, a), (ib, nb, b) = (ib, nb, b), (ia, na, a)
@@ -330,6 +337,49 @@ def normalized_weight(
         if a.ndim == 2 or not cols:
             if norms.numel() == gains.numel() and torch.allclose(norms, gains, rtol=1e-6):
                 return na, a, nb, b, cols
+    return None
+
+
+def _unit_normalized(
+    graph: Graph, idx: int, seen: set[int], ia: int, read: tuple[str, Any]
+) -> tuple[Any, ...] | None:
+    """:func:`normalized_weight`'s one-parameter form: ``(v's name, v, "", None, columns,
+    transposed)`` where node ``idx`` computes, from ``v`` alone, a weight whose scale does not
+    follow ``v``'s and whose output units (``v``'s rows, or its columns) each have norm 1."""
+    import torch
+
+    na, a = read
+    if a.ndim != 2 or a.is_meta:
+        return None
+    order = sorted(seen)
+
+    def weight(v: Any) -> Any:
+        env = {ia: v}
+        for i in order:
+            if i not in env:
+                n = graph.nodes[i]
+                env[i] = n.call([env[j] for j in n.inputs])  # type: ignore[misc]
+        return env[idx]
+
+    v0 = torch.randn(a.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    try:
+        with torch.no_grad():
+            w0, w5 = weight(v0), weight(5 * v0)
+    except Exception:
+        return None
+    if not all(isinstance(t, torch.Tensor) for t in (w0, w5)) or w0.shape != w5.shape:
+        return None
+    if not torch.allclose(w5, w0, rtol=1e-6, atol=1e-9):
+        return None
+    if w0.shape == a.shape and (a.shape[0] != a.shape[1] or not torch.allclose(w0.T, w0)):
+        transposed = False
+    elif w0.T.shape == a.shape:
+        transposed, w0 = True, w0.T
+    else:
+        return None
+    for cols, norms in ((False, w0.norm(dim=1)), (True, w0.norm(dim=0))):
+        if torch.allclose(norms, torch.ones_like(norms), rtol=1e-6):
+            return na, a, "", None, cols, transposed
     return None
 
 
@@ -491,13 +541,19 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
             if normed is not None:  # (g·v/‖v‖: the units' norms where the layout has them)
                 if normed[2] != (layout == "in_out") or einsum is not None:
                     continue
-                site.register_parameter("norm_gain", normed[1])
-                site.norm_gain_name = normed[0]
+                if normed[1] is None:  # (unit norm, no gain: a cosine classifier's weight)
+                    site.unit_norm = True
+                else:
+                    site.register_parameter("norm_gain", normed[1])
+                    site.norm_gain_name = normed[0]
             graph.extra[wname] = site
         elif (
             not _same_site(graph.extra[wname], layout, einsum)
             or graph.extra[wname].factor != factor
-            or (normed is None) != ("norm_gain" not in graph.extra[wname]._parameters)
+            or (
+                (normed is None) != ("norm_gain" not in graph.extra[wname]._parameters)
+                and not graph.extra[wname].unit_norm
+            )
         ):
             continue  # (one weight in two different products: the first one's layer)
         _as_call(n, wname, x)

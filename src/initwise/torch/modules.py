@@ -43,6 +43,9 @@ class FunctionalLayer(nn.Module):
         self.call = call
         self.factor = 1.0
         self.bias_factor = 1.0
+        # whether forward normalizes each output unit's weights to norm 1 with no gain (a
+        # cosine classifier's F.normalize(W)): the draw sets the direction only
+        self.unit_norm = False
 
     def effective(self) -> tuple[Any, Any]:
         """``(weight·factor, bias·bias_factor)``: what ``forward`` computes with — for a weight
@@ -50,6 +53,9 @@ class FunctionalLayer(nn.Module):
         unit."""
         w = self.weight if self.factor == 1.0 else self.weight * self.factor
         g = self._parameters.get("norm_gain")
+        if g is None and self.unit_norm:
+            units = w.shape[1] if getattr(self, "layout", "out_in") == "in_out" else w.shape[0]
+            g = w.new_ones(units)
         if g is not None:
             cols = getattr(self, "layout", "out_in") == "in_out"
             n = w.norm(dim=0, keepdim=True) if cols else w.flatten(1).norm(dim=1)

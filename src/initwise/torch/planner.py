@@ -595,6 +595,13 @@ def _functional_sites(pol: Policy, ctx: Context, info: Any) -> dict[int, ParamPl
             if e is not None and id(p) not in out:  # (a bias shared by several: the first)
                 out[id(p)] = e
         w = out.get(id(m.weight))
+        if m.unit_norm and w is not None and w.scheme is not None and "norm 1" not in w.reason:
+            out[id(m.weight)] = dataclasses.replace(
+                w,
+                reason=f"{w.reason}; its direction only: forward normalizes each output unit's "
+                "weights to norm 1 with no gain (a cosine classifier: NormFace, Wang et al. "
+                "2017; CosFace, ArcFace), so any scale gives the same layer",
+            )
         if gain is not None and w is not None and w.scheme is not None and w.fan_in:
             norm = (w.std or 0.0) * math.sqrt(w.fan_in)
             out[id(m.weight)] = dataclasses.replace(

@@ -1387,6 +1387,62 @@ def test_sin_and_cos_of_the_signal_are_bounded():
             assert m == pytest.approx(float(f(z).mean()), abs=2e-3), (name, mu, v)
 
 
+class _SchNet(nn.Module):
+    """SchNet's interaction blocks (Schütt et al. 2017): pairwise distances expanded in Gaussian
+    radial basis functions ``exp(−γ·(d − μ_k)²)``, a filter network on them, a
+    continuous-filter convolution summed over the neighbours, residual updates."""
+
+    def __init__(self, d: int = 64, rbf: int = 32, blocks: int = 3) -> None:
+        super().__init__()
+        self.register_buffer("centers", torch.linspace(0, 5, rbf))
+        self.emb = nn.Embedding(10, d)
+        self.f1 = nn.ModuleList(nn.Linear(rbf, d) for _ in range(blocks))
+        self.f2 = nn.ModuleList(nn.Linear(d, d) for _ in range(blocks))
+        self.in2f = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(blocks))
+        self.dense = nn.ModuleList(nn.Linear(d, d) for _ in range(blocks))
+        self.head = nn.Linear(d, 1)
+
+    def forward(self, z: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        h = self.emb(z)
+        e = torch.exp(-10.0 * (torch.cdist(pos, pos)[..., None] - self.centers) ** 2)
+        for f1, f2, in2f, dense in zip(self.f1, self.f2, self.in2f, self.dense, strict=True):
+            w = f2(F.softplus(f1(e)) - math.log(2.0))
+            h = h + dense(F.softplus((w * in2f(h)[:, None]).mean(2)) - math.log(2.0))
+        return self.head(h)
+
+
+def test_a_radial_basis_expansion_of_distances_is_planned():
+    """``exp(−10·(d − μ)²)``: the lognormal rule took the exponent for a Gaussian and put the
+    expansion at E[x²] 1.6·10³⁰¹, so the filter layer reading it got std 4.8·10⁻¹⁵² and applying
+    the plan raised (every value underflows in float32) — ``init_model`` could not initialize
+    a SchNet. ``exp(c·z²)`` now has its closed form for a Gaussian ``z``, ``z ** 2`` its fourth
+    moment (it passed through unchanged), and ``cdist`` is measured on the example input (its
+    scale grows with the points' dimension, which the graph does not have) or said."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    z, pos = torch.randint(0, 10, (8, 12), generator=g), torch.randn(8, 12, 3, generator=g)
+    with pytest.warns(AssumptionWarning, match=r"pairwise distances \('cdist'"):
+        plan = it.plan(_SchNet())
+    assert 1e-3 < plan["f1.0.weight"].std < 10
+    m = _SchNet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        plan = it.init_model(m, seed=0, example_input=(z, pos))
+    assert "'cdist' (node" in plan["f1.0.weight"].reason
+    with torch.no_grad():
+        e = torch.exp(-10.0 * (torch.cdist(pos, pos)[..., None] - m.centers) ** 2)
+        planned = float(plan["f1.0.weight"].reason.split("input E[x²] ")[1].split(",")[0])
+        assert planned == pytest.approx(float(e.pow(2).mean()), rel=0.35)
+        assert 0.7 < float(m.f1[0](e).pow(2).mean()) < 1.5  # (q* 1.16; before: all 0)
+    from initwise.torch.moments import _squared
+
+    for mu, v in ((0.0, 1.0), (0.7, 0.3), (-2.5, 2.0)):
+        x = mu + math.sqrt(v) * torch.randn(2_000_000, generator=g, dtype=torch.float64)
+        e2, mean = _squared((v + mu * mu, mu))
+        assert e2 == pytest.approx(float(x.pow(4).mean()), rel=0.01)
+        assert mean == pytest.approx(float(x.pow(2).mean()), rel=0.01)
+
+
 class _NanoGPT(nn.Module):
     """nanoGPT's shape: token and learned position tables summed, pre-norm blocks with a
     LayerNorm class of its own (not named …Norm), a head tied to the token table."""

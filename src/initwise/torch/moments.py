@@ -63,6 +63,7 @@ from .modules import (
 from .modules import kind as module_kind
 from .parametrized import site_of
 from .pooling import (
+    DISTANCE_FUNCS,
     Stats,
     attention_matmuls,
     carried,
@@ -908,6 +909,12 @@ def _pass(
             measured = walk.pools[n.idx]
             if measured[2] > 0:
                 what = f"the product of signals '{n.target}' (node {n.idx})"
+                mom[n.idx] = _as_measured(n.idx, measured, via, what)
+                continue
+        if n.op == "function" and str(n.target) in DISTANCE_FUNCS and n.idx in walk.pools:
+            measured = walk.pools[n.idx]  # (pairwise distances, measured on the example input)
+            if measured[2] > 0:
+                what = f"pairwise distances '{n.target}' (node {n.idx})"
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
         if pool is None and n.idx in info.data_products:
@@ -2178,6 +2185,71 @@ def _sinusoid(t: str, x: tuple[float, float]) -> tuple[float, float]:
     return ((1 + math.cos(2 * mu) * damp2) / 2, math.cos(mu) * damp)
 
 
+def _squared(x: tuple[float, float]) -> tuple[float, float]:
+    """``(E[y²], E[y])`` of ``y = z²`` for a Gaussian ``z`` of mean ``μ`` and variance ``v``:
+    ``E[z⁴] = μ⁴ + 6μ²v + 3v²``, ``E[z²] = μ² + v``. Passed through as an unknown function
+    before, a square kept its input's moments (its mean, for one, is ``E[z²] ≥ 0``, not ``μ``)."""
+    s, mu = x
+    v = max(s - mu * mu, 0.0)
+    return (mu**4 + 6 * mu * mu * v + 3 * v * v, s)
+
+
+def _square_of(g: Any, n: Any) -> int | None:
+    """The node ``z`` when node ``n`` computes ``z²`` (``z ** 2``, ``torch.square(z)``,
+    ``z * z``), else None."""
+    if n.op != "function" or not n.inputs:
+        return None
+    t = str(n.target)
+    if t in ("pow", "pow_") and len(n.inputs) == 1 and n.args[:1] in ((2,), (2.0,)):
+        return n.inputs[0]
+    if t == "square" and len(n.inputs) == 1:
+        return n.inputs[0]
+    if t in _MUL and len(n.inputs) == 2 and n.inputs[0] == n.inputs[1]:
+        return n.inputs[0]
+    return None
+
+
+def _exp_quadratic(
+    g: Any, n: Any, mom: dict[int, tuple[float, float] | None]
+) -> tuple[float, float] | None:
+    """``(E[y²], E[y])`` of ``y = exp(c·z²)`` — a Gaussian radial basis expansion (SchNet's,
+    PyG's ``GaussianSmearing``: ``exp(−γ·(d − μ_k)²)``), written with ``neg``, scalar ``mul``
+    or ``div`` around ``z ** 2`` — for a Gaussian ``z`` of mean ``m`` and variance ``v``:
+    ``E[exp(t·z²)] = exp(t·m²/(1 − 2tv))/√(1 − 2tv)`` (``t < 1/(2v)``), with ``t = c`` for
+    ``E[y]`` and ``t = 2c`` for ``E[y²]``. The lognormal rule, which takes the exponent to be
+    Gaussian, put such an expansion at E[y²] ≈ 10³⁰¹ (every value is in (0, 1] for ``c < 0``)
+    and the filter layer reading it at std 5·10⁻¹⁵², which no float can hold. None when ``n``'s
+    input is not of that form or the expectation diverges."""
+    i, c = (n.inputs[0] if len(n.inputs) == 1 else -1), 1.0
+    while i >= 0:
+        m = g.nodes[i]
+        t = str(m.target) if m.op == "function" else ""
+        k = _scalar(m.args) if len(m.inputs) == 1 else None
+        if t == "neg" and len(m.inputs) == 1:
+            c = -c
+        elif t in _MUL and k is not None:
+            c *= k
+        elif t in _DIV and k is not None and k != 0:  # (z² / k; the graph keeps the
+            c /= k  # scalar, not its side: as the walk's own rule for a division)
+        else:
+            break
+        i = m.inputs[0]
+    z = _square_of(g, g.nodes[i]) if i >= 0 else None
+    x = mom.get(z) if z is not None else None
+    if x is None:
+        return None
+    s, mu = x
+    v = max(s - mu * mu, 0.0)
+    a1, a2 = 1 - 2 * c * v, 1 - 4 * c * v
+    if a1 <= 0 or a2 <= 0:
+        return None
+    e1 = c * mu * mu / a1
+    e2 = 2 * c * mu * mu / a2
+    if max(e1, e2) > 700:
+        return None
+    return (math.exp(e2) / math.sqrt(a2), math.exp(e1) / math.sqrt(a1))
+
+
 _SIGNAL_PRODUCTS = frozenset({"matmul", "bmm", "mm", "einsum"})
 
 
@@ -2272,11 +2344,29 @@ def _function(
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
         return _sinusoid(t, known[0])
+    if t == "exp" and len(known) == 1 and info.graph is not None:  # exp(c·z²): a radial basis
+        rbf = _exp_quadratic(info.graph, n, mom)
+        if rbf is not None:
+            return rbf
     if t == "exp" and len(known) == 1:  # lognormal: E[eˣ] = e^{μ+v/2}, E[e²ˣ] = e^{2μ+2v}
         s, mu = known[0]
         v = max(s - mu * mu, 0.0)
         return (math.exp(min(2 * mu + 2 * v, 700.0)), math.exp(min(mu + v / 2, 700.0)))
 
+    if info.graph is not None and len(known) == 1 and _square_of(info.graph, n) is not None:
+        return _squared(known[0])
+    if t in DISTANCE_FUNCS and len(known) >= 1:  # unmeasured (no example input): said
+        via[n.idx] = (
+            f"pairwise distances ('{t}', node {n.idx})",
+            False,
+            ", taken for points of one coordinate (E[d²] = 2·Var[x]) — E[d²] grows with the "
+            "points' dimension, which the graph does not have; give example_input= to measure "
+            "it",
+        )
+        v = max(known[0][0] - known[0][1] ** 2, 0.0)
+        return (2 * v, 2 * math.sqrt(v / math.pi))
+    if t == "neg" and len(known) == 1:
+        return (known[0][0], -known[0][1])
     c = _scalar(n.args)
     through = _straight_through(n, info)
     if through is not None:  # x + (q − x).detach(): the value is q's

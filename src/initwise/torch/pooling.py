@@ -249,6 +249,11 @@ def _as_reduction(n: Any) -> bool:
     return name in ("mean", "max", "amax") and _named(dim)
 
 
+DISTANCE_FUNCS = frozenset({"cdist", "pdist"})
+"""Pairwise distances: their scale grows with the points' dimension (``E[d²] = 2·D·Var[x]``),
+which the graph does not have — measured on an example input, else assumed and said."""
+
+
 def pooled_input(op: str) -> int:
     """Which input of a pooling node (by its function's name; a module's is its first) is the
     one it pools: the values — third of ``scaled_dot_product_attention``, second of an
@@ -533,6 +538,8 @@ def measure_pools(
     attn_mm = measured_attention(model, info)
     for n in g.nodes:
         kind = node_pool(n, modules)
+        if kind is None and n.op == "function" and str(n.target) in DISTANCE_FUNCS:
+            by_function.setdefault(str(n.target), []).append(n.idx)  # (distances: measured)
         if kind is None and (summed_dims(n) is not None or zero_pad(n)):  # (a sum over a set,
             by_function.setdefault(str(n.target), []).append(n.idx)  # zero padding: too)
         if kind is None:

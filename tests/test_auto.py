@@ -1443,6 +1443,34 @@ def test_a_radial_basis_expansion_of_distances_is_planned():
         assert mean == pytest.approx(float(x.pow(2).mean()), rel=0.01)
 
 
+class _LaplaceBasis(nn.Module):
+    """A Laplacian basis ``exp(−30·|d − c_k|)``: ``abs`` has no rule in the walk, so ``exp``'s
+    lognormal rule sees a Gaussian exponent and puts the expansion at E[x²] ≈ 10³⁰⁴."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("c", torch.linspace(0, 5, 16))
+        self.f = nn.Linear(16, 8)
+
+    def forward(self, d: torch.Tensor) -> torch.Tensor:
+        return self.f(torch.exp(-30.0 * (d[..., None] - self.c).abs()))
+
+
+def test_a_layer_input_beyond_float_range_is_taken_as_unit_and_said():
+    """Where the walk's moments for a layer's input come out beyond any scale a layer can be
+    solved for (E[x²] ≈ 10³⁰⁴ here: a rule that does not fit what feeds it), the layer was
+    solved for them — std ≈ 10⁻¹⁵³, which applying the plan refused — and nothing was said at
+    planning. It is taken as unit now and said (strict refuses), and the plan applies."""
+    torch.manual_seed(0)
+    m = _LaplaceBasis()
+    with pytest.warns(AssumptionWarning, match=r"f: its input's E\[x²\] came out at 1\.01e\+304"):
+        plan = it.plan(m)
+    assert plan["f.weight"].std == pytest.approx(0.25)
+    plan.apply(m, seed=0)
+    with pytest.raises(it.AssumptionError, match="came out at"):
+        it.plan(m, strict=True)
+
+
 class _NanoGPT(nn.Module):
     """nanoGPT's shape: token and learned position tables summed, pre-norm blocks with a
     LayerNorm class of its own (not named …Norm), a head tied to the token table."""
@@ -1825,6 +1853,96 @@ class _ConditionalNet(nn.Module):
         for n, c in zip(self.cbn, self.convs, strict=True):
             h = h + c(F.relu(n(h, y)))
         return self.out(h)
+
+
+class _PartsConditionalBN(nn.Module):
+    """pytorch/pytorch#8985's ``ConditionalBatchNorm2d``: one table of ``2·C`` features per
+    class, its own init ``N(1, 0.02)`` for γ and zeros for β, read in two parts."""
+
+    def __init__(self, c: int, classes: int, how: str) -> None:
+        super().__init__()
+        self.c, self.how = c, how
+        self.bn = nn.BatchNorm2d(c, affine=False)
+        self.embed = nn.Embedding(classes, 2 * c)
+        self.embed.weight.data[:, :c].normal_(1, 0.02)
+        self.embed.weight.data[:, c:].zero_()
+
+    def forward(self, x, y):
+        if self.how == "chunk":
+            gamma, beta = self.embed(y).chunk(2, 1)
+            return gamma.view(-1, self.c, 1, 1) * self.bn(x) + beta.view(-1, self.c, 1, 1)
+        beta, gamma = self.embed(y).split(self.c, dim=-1)  # (β first, and 1 + γ)
+        return self.bn(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+@pytest.mark.parametrize("how", ["chunk", "split"])
+def test_a_conditional_norms_table_read_in_parts_starts_as_the_norms_affine(how):
+    """``gamma, beta = embed(y).chunk(2, 1)`` — the most copied conditional batch norm
+    (pytorch/pytorch#8985) — was drawn as an embedding, N(0, 1), over its own N(1, 0.02)/zeros,
+    with nothing said: each class's gain flipped about half the channels. Each part now starts
+    as its role's affine (ones for γ, zeros for β and for a γ added to 1), as separate tables
+    do; the plan keeps the parts through JSON."""
+    torch.manual_seed(0)
+    c = 16
+    m = _ConditionalNet()
+    m.cbn = nn.ModuleList(_PartsConditionalBN(c, 10, how) for _ in range(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.plan(m)
+    e = p["cbn.0.embed.weight"]
+    assert "in 2 parts along its features" in e.reason and "'cbn.0.bn'" in e.reason
+    assert (e.chunks, e.chunk_dim) == (2, 1)
+    assert Plan.from_json(p.to_json())["cbn.0.embed.weight"] == e
+    assert "N(0, 1)" in p["label.weight"].reason
+    p.apply(m, seed=0)
+    gamma = torch.zeros(10, c) if how == "split" else torch.ones(10, c)
+    for n in m.cbn:
+        assert torch.equal(n.embed.weight, torch.cat([gamma, torch.zeros(10, c)], 1))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(32, 3, 8, 8, generator=g)
+    with torch.no_grad():
+        h = torch.randn(32, c, 8, 8, generator=g)
+        y = torch.randint(0, 10, (32,), generator=g)
+        assert torch.allclose(m.cbn[0](h, y), F.batch_norm(h, None, None, training=True))
+        assert 0.5 < rms(m(x, y)) < 2.0
+
+
+class _CINPlusPlus(nn.Module):
+    """NCSN's conditional instance norm++ (Song & Ermon 2019): one table of 3·C per class read
+    as γ, α, β; ``γ·(in(x) + α·normalized channel means) + β``; its own init N(1, 0.02) for γ
+    and α, zeros for β."""
+
+    def __init__(self, c: int, classes: int) -> None:
+        super().__init__()
+        self.c = c
+        self.inorm = nn.InstanceNorm2d(c, affine=False)
+        self.embed = nn.Embedding(classes, 3 * c)
+        self.embed.weight.data[:, : 2 * c].normal_(1, 0.02)
+        self.embed.weight.data[:, 2 * c :].zero_()
+
+    def forward(self, x, y):
+        means = x.mean(dim=(2, 3))
+        means = (means - means.mean(-1, keepdim=True)) / torch.sqrt(
+            means.var(-1, keepdim=True) + 1e-5
+        )
+        gamma, alpha, beta = self.embed(y).chunk(3, dim=-1)
+        h = self.inorm(x) + means[..., None, None] * alpha[..., None, None]
+        return gamma.view(-1, self.c, 1, 1) * h + beta.view(-1, self.c, 1, 1)
+
+
+def test_ncsn_conditional_instance_norm_plus_plus_starts_as_its_affine():
+    """NCSN's one table (γ, α, β) was drawn N(0, 1) over its own N(1, 0.02)/zeros with nothing
+    said (the γ multiplies the norm's output plus α times the normalized channel means). Each
+    part now starts as its role: γ and α ones, β zeros."""
+    torch.manual_seed(0)
+    m = _ConditionalNet()
+    m.cbn = nn.ModuleList(_CINPlusPlus(16, 10) for _ in range(3))
+    p = it.plan(m)
+    e = p["cbn.1.embed.weight"]
+    assert "in 3 parts along its features" in e.reason and "'cbn.1.inorm'" in e.reason
+    p.apply(m, seed=0)
+    w = torch.cat([torch.ones(10, 32), torch.zeros(10, 16)], 1)
+    assert all(torch.equal(n.embed.weight, w) for n in m.cbn)
 
 
 @pytest.mark.parametrize("offset", [False, True], ids=["bn*g+b", "bn*(1+g)+b"])

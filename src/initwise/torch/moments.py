@@ -406,6 +406,12 @@ def propagate(
     return out
 
 
+INPUT_RANGE = (1e-20, 1e20)
+"""A weight layer's input ``E[x²]`` beyond which the walk's moments are not used to solve it (taken
+as 1 and said): a std solved for them (≤ 10⁻¹⁰ or ≥ 10¹⁰ per unit input) underflows or
+overflows when drawn or used — before sweep 32's radial basis rule, a SchNet's filter layer was
+solved for E[x²] 1.6·10³⁰¹ (std 4.8·10⁻¹⁵²) and applying the plan raised."""
+
 TIED_CHAIN_SAID = 8
 """Calls of one weight layer in a chain (:func:`tied_chains`) from which the plan says that one
 draw's output scale scatters: measured at width 128 with ReLU and 16 draws, the output rms's
@@ -569,6 +575,9 @@ class _Walk:
     """Per tied head: the embedding whose table it reads out with (:func:`_tied_heads`)."""
     conditional: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Embeddings that are a class-conditional norm's affine (:func:`conditional_affines`)."""
+    parts: dict[int, str] = field(default_factory=dict)
+    """The parts of a conditional table read in parts, by ``getitem`` node: their roles
+    (:func:`conditional_parts`)."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -610,7 +619,8 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         summed_layers(info, users),
         signals := signal_products(model, info),
         pooled_to_output(info, users, pools, signals, modules),
-        conditional=conditional_affines(info, users, modules),
+        conditional=(cond := conditional_affines(info, users, modules)),
+        parts=conditional_parts(info, users, cond),
     )
 
 
@@ -1013,7 +1023,8 @@ def _pass(
                 # what they give for this call's input
                 val = _again(again, known[0] if known else None)
             elif k == "weight" and n.target in walk.conditional:  # a conditional norm's gain
-                # (ones: E[g²] = E[g] = 1) or shift (zeros), as planned
+                # (ones: E[g²] = E[g] = 1) or shift (zeros), as planned; a table read in parts:
+                # each part's, at its getitem
                 val = (1.0, 1.0) if walk.conditional[n.target][0] == "gain" else (0.0, 0.0)
             elif k == "weight":
                 val = _weight(
@@ -1067,6 +1078,8 @@ def _pass(
                 val = _glu(known[0]) if known else None
             else:
                 val = known[0] if known else None
+        elif n.op == "function" and n.idx in walk.parts:  # a conditional table's part
+            val = (1.0, 1.0) if walk.parts[n.idx] == "gain" else (0.0, 0.0)
         elif n.op == "function":
             val = _function(n, ins, known, k, info, mom, via)
         elif n.op == "output" and len(n.inputs) == 1:
@@ -1174,6 +1187,13 @@ def _weight(
     if kind == "experts":
         return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res, info)
     x = next((v for v in ins if v is not None), None)
+    if x is not None and x[0] > 0 and not INPUT_RANGE[0] < x[0] < INPUT_RANGE[1]:
+        res.assumed.append(
+            f"{name}: its input's E[x²] came out at {x[0]:.3g} in the moments walk, beyond any "
+            "scale a layer can be solved for in floating point (a rule that does not fit what "
+            "feeds it): taken as 1 — give example_input= to measure it, or an override"
+        )
+        x = None
     assumed = x is None
     s, mu = x if x is not None else (1.0, 0.0)
     if kind == "bilinear":  # E[(x1_i·x2_j)²] = E[x1²]·E[x2²] for independent inputs
@@ -1355,7 +1375,8 @@ def _weight(
         s, mu, q, centered, role, op, assumed, bias_var, bias_mean=bias_mean, fixed=is_fixed
     )
     res.layers[name] = solved
-    if assumed:
+    out_of_range = f"{name}: its input's E[x²] came out"
+    if assumed and not any(a.startswith(out_of_range) for a in res.assumed):
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (out + bias_mean * bias_mean, bias_mean)
 
@@ -1802,9 +1823,22 @@ def conditional_affines(
             i = nodes[i].inputs[0]
         return i
 
-    def normed(i: int) -> str | None:
+    def normed(i: int, depth: int = 0) -> str | None:
+        """The norm whose output node ``i`` is (through reshapes) — or, once, a sum of it and a
+        product of another norm's output with something (NCSN's conditional instance norm++:
+        ``h + α·normalized_means``, then ``γ·(…) + β``)."""
         j = back(i)
-        return str(nodes[j].target) if kinds[j] == "norm" else None
+        if kinds[j] == "norm":
+            return str(nodes[j].target)
+        n = nodes[j]
+        if depth or n.op != "function" or n.target not in _ADD or len(n.inputs) != 2:
+            return None
+        first = next((m for m in map(normed, n.inputs) if m), None)
+        other = next((k for k in n.inputs if normed(k) is None), None)
+        o = nodes[back(other)] if other is not None else None
+        if first is None or o is None or o.op != "function" or o.target not in _MUL:
+            return None
+        return first if any(normed(k, 1) for k in o.inputs) else None
 
     def plus_one(n: Any) -> bool:
         return (
@@ -1848,11 +1882,61 @@ def conditional_affines(
                 return None
         return found.pop() if len(found) == 1 else None
 
+    def parts(start: int, table: nn.Embedding) -> tuple[str, str] | None:
+        """One table read as K equal parts of its rows' features — ``gamma, beta =
+        embed(y).chunk(2, 1)`` (pytorch/pytorch#8985's ``ConditionalBatchNorm2d``; NCSN's
+        conditional norms): ``("parts:" + the roles in order, norm)`` when each part has a role
+        (the first part's norm), else None."""
+        if len(users[start]) != 1:
+            return None
+        c = nodes[users[start][0]]
+        dim = c.kwargs.get("dim", c.args[1] if len(c.args) > 1 else 0)
+        if c.op != "function" or c.target not in ("chunk", "split") or dim not in (1, -1):
+            return None
+        size = c.kwargs.get("split_size_or_sections", c.args[0] if c.args else None)
+        if not isinstance(size, int) or size <= 0:
+            return None
+        k = size if c.target == "chunk" else table.embedding_dim // size
+        if k < 2 or table.embedding_dim % k:
+            return None
+        found: dict[int, tuple[str, str]] = {}
+        for u in users[c.idx]:
+            n = nodes[u]
+            i = n.args[0] if n.target == "getitem" and len(n.args) == 1 else None
+            r = role(u) if isinstance(i, int) and n.op == "function" else None
+            if r is None or i in found:
+                return None
+            found[i % k] = r
+        if set(found) != set(range(k)):
+            return None  # (each part in a role; NCSN's α scales the normalized channel means)
+        return "parts:" + ",".join(found[i][0] for i in range(k)), found[0][1]
+
     roles: dict[str, set[tuple[str, str] | None]] = {}
     for n in nodes:  # (a table looked up more than once: every call in the same role)
-        if n.op == "module" and isinstance(modules.get(n.target), nn.Embedding):
-            roles.setdefault(n.target, set()).add(role(n.idx))
+        m = modules.get(n.target) if n.op == "module" else None
+        if isinstance(m, nn.Embedding):
+            roles.setdefault(n.target, set()).add(role(n.idx) or parts(n.idx, m))
     return {k: r for k, v in roles.items() if len(v) == 1 and (r := next(iter(v))) is not None}
+
+
+def conditional_parts(
+    info: ModelInfo, users: list[list[int]], conditional: dict[str, tuple[str, str]]
+) -> dict[int, str]:
+    """Per ``getitem`` node that takes one part of a conditional table read in parts
+    (:func:`conditional_affines`' ``"parts:…"``): its role, for the walk's moments."""
+    g = info.graph
+    out: dict[int, str] = {}
+    if g is None:
+        return out
+    for n in g.nodes:
+        role = conditional.get(n.target, ("", ""))[0] if n.op == "module" else ""
+        if not role.startswith("parts:") or len(users[n.idx]) != 1:
+            continue
+        roles = role[len("parts:") :].split(",")
+        for u in users[users[n.idx][0]]:
+            i = g.nodes[u].args[0]
+            out[u] = roles[i % len(roles)]
+    return out
 
 
 def adapter_ups(info: ModelInfo) -> dict[str, str]:

@@ -480,6 +480,8 @@ def conditional_affine(site: WeightSite, role: str, norm: str) -> ParamPlan:
     (:func:`~initwise.torch.moments.conditional_affines`): the norm's own affine, one row per
     class — ones for a gain, zeros for a gain added to 1 and for a shift — so every class starts
     as the plain norm."""
+    if role.startswith("parts:"):
+        return _conditional_parts(site, role[len("parts:") :].split(","), norm)
     what = {
         "gain": "gain: its lookup multiplies the output of",
         "gain-1": "gain, added to 1: its lookup plus 1 multiplies the output of",
@@ -495,6 +497,31 @@ def conditional_affine(site: WeightSite, role: str, norm: str) -> ParamPlan:
         f"per class, {value}, so every class starts as the plain norm",
         site.fans,
         **site.kw,
+    )
+
+
+def _conditional_parts(site: WeightSite, roles: list[str], norm: str) -> ParamPlan:
+    """A class-conditional norm's gain and shift held in one embedding and read in parts along
+    its features (``gamma, beta = embed(y).chunk(2, 1)``): each part as
+    :func:`conditional_affine` would plan it alone — ones for a gain, zeros otherwise."""
+    k = len(roles)
+    ones = [i for i, r in enumerate(roles) if r == "gain"]
+    base = S.ones() if ones else S.zeros()
+    other = S.zeros() if ones else S.ones()
+    said = {"gain": "gain (ones)", "gain-1": "gain added to 1 (zeros)", "shift": "shift (zeros)"}
+    kw = {**site.kw, "chunks": k, "chunk_dim": 1}
+    return entry(
+        "weight",
+        site.shape,
+        base,
+        f"{site.cls} '{site.module_name}': a class-conditional norm's affine for '{norm}' in "
+        f"{k} parts along its features, read by chunk/split: "
+        + ", ".join(said[r] for r in roles)
+        + " (conditional batch norm, de Vries et al. 2017; Miyato & Koyama 2018): every class "
+        "starts as the plain norm",
+        site.fans,
+        chunk_schemes=tuple((i, other) for i, r in enumerate(roles) if (r == "gain") != bool(ones)),
+        **kw,
     )
 
 

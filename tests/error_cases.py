@@ -718,6 +718,42 @@ CASES: list[Case] = [
     ),
     Case(
         "planner",
+        "forget_bias not finite",
+        lambda: _it().plan(_torch().nn.LSTM(4, 8), forget_bias=float("nan")),
+        ValueError,
+        "forget_bias must be a finite number, got nan",
+        "pass a finite number",
+    ),
+    Case(
+        "planner",
+        "negative std (gpt2's base std)",
+        lambda: _it().plan(_torch().nn.Linear(4, 8), "gpt2", std=-0.02),
+        ValueError,
+        "std must be a finite number ≥ 0, got -0.02",
+        "pass a std ≥ 0",
+    ),
+    Case(
+        "planner",
+        "example input the model cannot run (wrong width)",
+        lambda: _it().plan(
+            _torch().nn.Sequential(_torch().nn.Linear(4, 8)), example_input=_torch().ones(3, 5)
+        ),
+        ValueError,
+        r"example_input: the model could not run on it \(shapes \(3, 5\)\)",
+        "pass an input its forward accepts",
+    ),
+    Case(
+        "planner",
+        "example input with NaN",
+        lambda: _it().plan(
+            _torch().nn.Linear(4, 8), example_input=_torch().full((3, 4), float("nan"))
+        ),
+        ValueError,
+        "example_input: its first floating-point tensor .* has non-finite values",
+        "pass a finite batch",
+    ),
+    Case(
+        "planner",
         "override pattern matching nothing",
         _override({"fcc.*": "zeros"}),
         ValueError,

@@ -641,6 +641,38 @@ def test_stacked_gated_products_without_norms_are_said():
         it.plan(_SwiGLUStack(2))
 
 
+class _SquaredReLUChain(nn.Module):
+    def __init__(self, depth: int, width: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = F.relu(layer(x)) ** 2
+        return self.out(x)
+
+
+def test_a_short_chain_of_an_unstable_activation_is_said_against_its_width():
+    """relu(x)² (κ = 2 at every q): 4 layers at width 128 reached output rms ×13–25 with
+    nothing said — the drift limit counts κ^{L/2} (×4 here) and first spoke at 7 layers. Each
+    example's scale deviates by about √(2/width) and every layer doubles the deviation, so the
+    chain is said where κ^{2L} ≥ width/4: 3 layers at width 128, 4 at width 512."""
+    torch.manual_seed(0)
+    with pytest.warns(it.SignalWarning, match=r"over 3 layers at width 128.*κ\^6 = 64"):
+        p = it.plan(_SquaredReLUChain(3, 128), strict=True)
+    m, x = _SquaredReLUChain(4, 128), torch.randn(512, 128)
+    with pytest.warns(it.SignalWarning, match="forward instability"):
+        p = it.plan(m)
+    p.apply(m, seed=0)
+    with torch.no_grad():
+        assert rms(m(x)) > 4  # (what is said)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.SignalWarning)
+        it.plan(_SquaredReLUChain(2, 128))
+        it.plan(_SquaredReLUChain(3, 512))
+
+
 class _TiedChain(nn.Module):
     """One Linear applied ``calls`` times to its own output (a recurrence with no input), or
     with the input added at each step (an Elman RNN), or ``calls`` distinct layers."""

@@ -53,8 +53,8 @@ def test_failures_mid_forward_leave_norm_statistics_alone():
     with pytest.raises(ValueError, match="could not run on the batch .*boom"):
         it.lsuv(m, x)
     assert _same(before, _state(m))
-    with pytest.warns(it.AssumptionWarning):
-        it.plan(m, example_input=x)  # fx fails, the run fails: nothing learned, nothing changed
+    with pytest.raises(ValueError, match="example_input: the model could not run on it.*boom"):
+        it.plan(m, example_input=x)  # (before: planned without it, an assumption said)
     assert _same(before, _state(m))
 
 
@@ -199,3 +199,48 @@ def test_extreme_plan_files_are_refused_or_write_finite_values(kind, x, y, dtype
     w = m.weight.detach()
     assert torch.isfinite(w).all(), (kind, x, y, dtype)
     assert math.isfinite(float(w.double().abs().max()))
+
+
+def test_an_example_input_the_model_cannot_run_is_an_error_not_a_silent_plan():
+    """An example input of the wrong width or dtype was used as far as it went and nothing was
+    said — for a Sequential, the first layer "solved for the example input's moments" — and a
+    NaN batch failed deep inside ("kaiming_normal: gain must be finite"). Each is an error
+    naming ``example_input`` now; the model runs once to check it, on copies of the input, its
+    buffers and modes put back; a forward that needs gradients runs with them."""
+    m = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2)).train()
+    before = _state(m)
+    for bad in (torch.randn(8, 5), torch.ones(8, 4, dtype=torch.long)):
+        with pytest.raises(ValueError, match="example_input: the model could not run on it"):
+            it.plan(m, example_input=bad, strict=True)
+        assert _same(before, _state(m))
+    with pytest.raises(ValueError, match="example_input: .* non-finite values"):
+        it.plan(m, example_input=torch.full((8, 4), float("inf")))
+    x = torch.randn(8, 4) * 3 + 1
+    kept = x.clone()
+    it.plan(m, example_input=x)
+    assert _same(before, _state(m)) and torch.equal(x, kept)
+
+    class InPlace(nn.Module):  # (writes its input: the check runs on a copy of it)
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(x.mul_(2))
+
+    it.plan(InPlace(), example_input=x)
+    assert torch.equal(x, kept)
+
+    class Energy(nn.Module):  # (forward takes a gradient: a force field's −∂E/∂x)
+        def __init__(self) -> None:
+            super().__init__()
+            self.e = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+
+        def forward(self, x):
+            x = x.detach().requires_grad_(True)
+            return -torch.autograd.grad(self.e(x).sum(), x, create_graph=True)[0]
+
+    it.plan(Energy(), example_input=x)
+    with torch.device("meta"):
+        meta = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    it.plan(meta, example_input=torch.randn(8, 4, device="meta"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -113,6 +114,23 @@ def check_batch(batch: Any) -> None:
                 f"batch has non-finite values (NaN or Inf) in a tensor of shape {tuple(t.shape)};"
                 " clean the data first"
             )
+
+
+EXAMPLE_RUNS: ContextVar[dict[str, Any] | None] = ContextVar("example_runs", default=None)
+"""While :func:`~initwise.torch.planner.plan` runs: whether a pass ran the model on the example
+input (``"ok"``) or the model raised on it (``"error"``), so that the plan checks the input
+with a run of its own only where no pass ran it (:func:`noted_run`)."""
+
+
+def noted_run(exc: BaseException | None = None) -> None:
+    """Record that a pass ran the model on the example input (``exc``: it raised that)."""
+    seen = EXAMPLE_RUNS.get()
+    if seen is None:
+        return
+    if exc is None:
+        seen["ok"] = True
+    else:
+        seen.setdefault("error", exc)
 
 
 def split(batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batch import tensors
+from .batch import noted_run, tensors
 from .functional import custom_leaf, functional_layers
 from .graph import (
     LayerInfo,
@@ -63,7 +63,9 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
         example_input = timm_example(model)
     if example_input is not None:
         try:
-            return analyze(model, functional_layers(model, trace_run(model, example_input)))
+            traced = trace_run(model, example_input)
+            noted_run()
+            return analyze(model, functional_layers(model, traced))
         except Exception as exc:
             errors.append(f"running the example input failed ({type(exc).__name__}: {_short(exc)})")
     else:

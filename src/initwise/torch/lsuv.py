@@ -43,6 +43,7 @@ from .modules import (
     unwrap,
 )
 from .modules import kind as module_kind
+from .planner import CALLER_RUNS_EXAMPLE
 from .planner import plan as make_plan
 from .policies import Policy, register_policy
 
@@ -200,7 +201,11 @@ def _lsuv(
     backup = {k: v.detach().clone() for k, v in model.state_dict(keep_vars=True).items()}
     base = None
     if orthogonal:
-        base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
+        token = CALLER_RUNS_EXAMPLE.set(True)  # (the batch runs next: a failure is the batch's)
+        try:
+            base = make_plan(model, "orthogonal", example_input=batch, overrides=None)
+        finally:
+            CALLER_RUNS_EXAMPLE.reset(token)
         base = dataclasses.replace(
             base,
             entries=tuple(

@@ -8,6 +8,7 @@ This module only walks the model, builds what each decision needs, and records t
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import math
 import re
@@ -22,6 +23,7 @@ from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWarning
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
+from .batch import EXAMPLE_RUNS
 from .graph import LINEAR, LayerInfo, expert_activation
 from .modules import (
     AFFINES,
@@ -78,8 +80,12 @@ def plan(
             :class:`~initwise.torch.policies.Policy` value, or ``[policy, *modifiers]``
             (e.g. ``["he", "zero-init-residual"]``) composed with ``chain``.
         example_input: used to trace by running when ``torch.fx`` cannot trace the model
-            (a tensor, a tuple of positional args or a dict of kwargs). Hugging Face models'
-            ``dummy_inputs`` are used when this is not given.
+            (a tensor, a tuple of positional args or a dict of kwargs), and by ``auto`` to
+            measure what the walk cannot tell (pools, sums, products of signals; the first
+            floating-point tensor's moments are the input's). The model must run on it: it is
+            run once first (on copies of its tensors, buffers and modes put back), and a
+            ``ValueError`` naming it says when it cannot or its first floating-point tensor is
+            not finite. Hugging Face models' ``dummy_inputs`` are used when this is not given.
         overrides: ``{glob pattern: scheme}`` applied last (see :meth:`Plan.override`).
         forget_bias: LSTM forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
         std: base std of the ``gpt2`` policy.
@@ -95,12 +101,127 @@ def plan(
     pol = get_policy(policy)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    for name, value in (("forget_bias", forget_bias), ("std", std)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(value) or (name == "std" and value < 0):
+            what = "a finite number" if name == "forget_bias" else "a finite number ≥ 0"
+            raise ValueError(f"{name} must be {what}, got {value!r}")
     model = unwrap(model)
     check_materialized(model, "plan")
     # (reading a spectral_norm weight in train mode moves its vectors; compiled blocks planned
     # as the modules they compile)
     with PZ.quiet(model), nested_unwrapped(model):
-        return _plan(model, pol, example_input, overrides, forget_bias, std, strict)
+        caller = CALLER_RUNS_EXAMPLE.get()
+        check = example_input is not None and pol.plan_model is None and not caller
+        if not check:
+            return _plan(model, pol, example_input, overrides, forget_bias, std, strict)
+        finite_example(example_input)
+        given = example_input
+        example_input = copied(example_input)  # (a forward that writes its input in place
+        # runs on the plan's copy in every pass: the caller's batch is left as it was)
+        seen: dict[str, Any] = {}
+        token = EXAMPLE_RUNS.set(seen)
+        try:
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                out = _plan(model, pol, example_input, overrides, forget_bias, std, strict)
+        finally:
+            EXAMPLE_RUNS.reset(token)
+        if "error" in seen and not seen.get("ok"):  # (every pass that ran it failed)
+            raise _cannot_run(given, seen["error"])
+        if not seen.get("ok"):  # (no pass ran it: this policy, no pools, a large model)
+            check_example(model, given)
+        for w in said:  # (the plan's own warnings, once it stands)
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return out
+
+
+CALLER_RUNS_EXAMPLE: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "caller_runs_example", default=False
+)
+"""Set by a caller that runs the example input through the model itself right after planning
+and reports a failure in its own words (LSUV's ``batch``): :func:`check_example` is skipped."""
+
+
+def copied(obj: Any) -> Any:
+    """``obj`` with every tensor in it (in dicts, tuples and lists) cloned."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.clone()
+    if isinstance(obj, dict):
+        return {k: copied(v) for k, v in obj.items()}
+    if type(obj) in (tuple, list):
+        return type(obj)(copied(v) for v in obj)
+    return obj
+
+
+def finite_example(example_input: Any) -> None:
+    """Raise ``ValueError`` naming ``example_input`` when its first floating-point tensor, whose
+    moments the walk takes for the input's, is not finite (a NaN batch failed deep inside with
+    "kaiming_normal: gain must be finite")."""
+    import torch
+
+    from .batch import tensors
+
+    found = tensors(example_input)
+    first = next((t for t in found if t.is_floating_point() and t.numel()), None)
+    if first is not None and first.device.type != "meta" and not bool(torch.isfinite(first).all()):
+        raise ValueError(
+            f"example_input: its first floating-point tensor (shape {tuple(first.shape)}) "
+            "has non-finite values (NaN or Inf), whose moments the plan would take for the "
+            "input's; pass a finite batch"
+        )
+
+
+def _cannot_run(example_input: Any, exc: BaseException) -> ValueError:
+    from .batch import shapes
+
+    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    return ValueError(
+        f"example_input: the model could not run on it (shapes {shapes(example_input)}): "
+        f"{type(exc).__name__}: {first_line}; pass an input its forward accepts — a tensor, a "
+        "tuple of positional arguments or a dict of keyword arguments"
+    )
+
+
+def check_example(model: nn.Module, example_input: Any) -> None:
+    """Raise ``ValueError`` naming ``example_input`` when the model cannot run on it. Before,
+    such an input was used as far as it went and nothing was said: a batch of the wrong width
+    gave a plan with its first layer "solved for the example input's moments", a long tensor
+    where floats were expected the same. :func:`plan` calls this only where none of its own
+    passes ran the model on the input (they note it: :func:`~initwise.torch.batch.noted_run`).
+    The model runs once, on copies of the input's tensors, without gradients (with them if it
+    needs them: ``torch.autograd.grad`` in ``forward``), its modes, buffers and torch's random
+    state put back; on the meta device it does not run."""
+    import torch
+
+    from .batch import kept_modes, seeded_rng, split, tensors
+
+    state = [*model.parameters(), *model.buffers()]
+    if any(t.is_meta for t in state) or any(t.is_meta for t in tensors(example_input)):
+        return
+
+    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
+    failed: Exception | None = None
+    try:
+        for grad in (False, True):
+            args, kwargs = split(copied(example_input))
+            try:
+                with torch.set_grad_enabled(grad), seeded_rng(0), kept_modes(model):
+                    model(*args, **kwargs)
+                failed = None
+                break
+            except Exception as exc:  # (tried again with gradients, then said)
+                failed = failed or exc
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved:
+                    b.copy_(saved[k])
+    if failed is not None:
+        raise _cannot_run(example_input, failed) from failed
 
 
 def _plan(

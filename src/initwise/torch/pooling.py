@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batch import kept_modes, seeded_rng, split, tensors
+from .batch import kept_modes, noted_run, seeded_rng, split, tensors
 from .edges import edge_factor, has_edges
 from .graph import (
     DATA_PRODUCTS,
@@ -670,8 +670,10 @@ def measure_pools(
         with torch.no_grad(), seeded_rng(0), kept_modes(model), Recorder():
             model(*args, **kwargs)
     except Exception as exc:  # (the plan then assumes, and says why it could not measure)
+        noted_run(exc)
         return {}, f"running the example input failed ({type(exc).__name__})"
     else:
+        noted_run()
         if copied and keep is not None:
             keep["copy"] = model
     finally:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batch import kept_modes, seeded_rng, split, tensors
+from .batch import kept_modes, noted_run, seeded_rng, split, tensors
 from .pooling import COPY_LIMIT
 
 SEEDS = (0, 1, 2)
@@ -157,7 +157,12 @@ def check_output(
             for seed in SEEDS:
                 (first if seed == SEEDS[0] else plan).apply(twin, seed=seed)
                 with torch.no_grad(), seeded_rng(0), kept_modes(twin):
-                    out = twin(*args, **kwargs)
+                    try:
+                        out = twin(*args, **kwargs)
+                    except Exception as exc:
+                        noted_run(exc)
+                        raise
+                    noted_run()
                 found = [t for t in tensors(out) if t.is_floating_point() and t.numel()]
                 if len(found) != 1:
                     return None

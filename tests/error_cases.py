@@ -1182,6 +1182,14 @@ CASES: list[Case] = [
     ),
     Case(
         "CLI",
+        "plan --input-shape the model cannot run",
+        _cli_file("plan", "{F}:make", "--quiet", "--input-shape", "3,5"),
+        CLIError,
+        r"--input-shape 3,5: a random input of that shape — the model could not run on it",
+        "give the shape the model's forward takes",
+    ),
+    Case(
+        "CLI",
         "a model file with a syntax error",
         _cli_file("plan", "{F}:make", "--quiet", text="def make(:\n"),
         CLIError,

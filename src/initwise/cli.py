@@ -152,6 +152,24 @@ def _example(args: argparse.Namespace) -> Any:
     return torch.randn(shape, generator=torch.Generator().manual_seed(0))
 
 
+def _planned(args: argparse.Namespace, model: Any, policy: Any, **kw: Any) -> Any:
+    """``plan(model, policy, example_input=<--input-shape>, **kw)``, an unusable example input
+    said as the flag's (the library names its ``example_input``)."""
+    from .torch import plan
+
+    try:
+        return plan(model, policy, example_input=_example(args), **kw)
+    except ValueError as exc:
+        text = str(exc)
+        if not text.startswith("example_input: "):
+            raise
+        text = text.removeprefix("example_input: ").split("; pass an input")[0]
+        raise ValueError(
+            f"--input-shape {args.input_shape}: a random input of that shape — {text}; give the "
+            "shape the model's forward takes"
+        ) from exc
+
+
 def _threads(args: argparse.Namespace) -> Any:
     from .torch.threads import intra_op_threads
 
@@ -159,19 +177,12 @@ def _threads(args: argparse.Namespace) -> Any:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from .torch import plan
 
     check_out(args.json, "--json")
     overrides = _overrides(args.override)
     model = load_factory(args.model)
     with _threads(args):
-        p = plan(
-            model,
-            args.policy,
-            example_input=_example(args),
-            strict=args.strict,
-            overrides=overrides,
-        )
+        p = _planned(args, model, args.policy, strict=args.strict, overrides=overrides)
     if args.json:
         p.save(args.json)
     if not args.quiet:
@@ -188,7 +199,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_apply(args: argparse.Namespace) -> int:
     from .plan import Plan
-    from .torch import apply_plan, plan
+    from .torch import apply_plan
 
     if args.plan and args.policy:
         raise ValueError("--plan and --policy exclude each other: the plan already chose")
@@ -198,7 +209,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     p = (
         Plan.load(args.plan)
         if args.plan
-        else plan(model, args.policy or "auto", example_input=_example(args), strict=args.strict)
+        else _planned(args, model, args.policy or "auto", strict=args.strict)
     )
     if overrides:
         p = p.override(overrides)

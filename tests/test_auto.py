@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+import initwise.schemes as S  # noqa: E402
 import initwise.torch as it  # noqa: E402
 from initwise.diagnostics import diagnose  # noqa: E402
 from initwise.math.operating import operating_point  # noqa: E402
@@ -1975,6 +1976,77 @@ def test_ncsn_conditional_instance_norm_plus_plus_starts_as_its_affine():
     p.apply(m, seed=0)
     w = torch.cat([torch.ones(10, 32), torch.zeros(10, 16)], 1)
     assert all(torch.equal(n.embed.weight, w) for n in m.cbn)
+
+
+class _AdaLNBlock(nn.Module):
+    """DiT's block (Peebles & Xie 2023): one Linear computes shift, scale and gate for the
+    attention and the MLP from the condition; ``x·(1 + scale) + shift`` after a norm with no
+    affine, the gate on each residual branch."""
+
+    def __init__(self, d: int = 32) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=False)
+        self.attn = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.ada = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+
+    def forward(self, x, c):
+        s1, g1, a1, s2, g2, a2 = self.ada(c).chunk(6, dim=1)
+        h = self.norm1(x) * (1 + g1[:, None]) + s1[:, None]
+        x = x + a1[:, None] * self.attn(h, h, h, need_weights=False)[0]
+        return x + a2[:, None] * self.mlp(self.norm2(x) * (1 + g2[:, None]) + s2[:, None])
+
+
+class _FiLMBlock(nn.Module):
+    """A diffusion U-Net's block (denoising-diffusion-pytorch): the time embedding's Linear gives
+    ``scale, shift`` for a GroupNorm's output, ``x·(scale + 1) + shift``; or, ``plain``, a gain
+    without the 1 (``x·scale + shift``)."""
+
+    def __init__(self, c: int = 16, t: int = 32, plain: bool = False, bias: bool = True) -> None:
+        super().__init__()
+        self.plain = plain
+        self.conv = nn.Conv2d(c, c, 3, padding=1)
+        self.norm = nn.GroupNorm(4, c, affine=False)
+        self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(t, 2 * c, bias=bias))
+
+    def forward(self, x, t):
+        scale, shift = self.mlp(t)[:, :, None, None].chunk(2, dim=1)
+        h = self.norm(self.conv(x))
+        return x + F.silu(h * (scale if self.plain else scale + 1) + shift)
+
+
+def test_a_linear_that_computes_a_norms_affine_from_a_condition_starts_at_zero():
+    """A Linear giving a norm's scale and shift (FiLM; a diffusion U-Net's time embedding) or
+    DiT's shift/scale/gate was planned as a layer followed by the SiLU after the modulated norm
+    (q 2.49: each condition scaled and flipped the norm's channels at random). It starts as
+    DiT's adaLN-Zero now: zero weights and the affine as its bias — ones for a gain, zeros for a
+    gain added to 1, a shift and a gate — so every condition starts as the plain norm and each
+    gated branch as the identity. Without a bias a plain gain cannot be ones: left to the
+    ordinary rule."""
+    torch.manual_seed(0)
+    m = _AdaLNBlock()
+    p = it.plan(m)
+    e = p["ada.1.weight"]
+    assert e.scheme == S.zeros() and "adaLN-Zero" in e.reason and "gate on a residual" in e.reason
+    assert p["ada.1.bias"].scheme == S.zeros()
+    x, c = torch.randn(8, 6, 32), torch.randn(8, 32)
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        assert torch.equal(m(x, c), x)  # (every gate zero: the block is the identity)
+    for plain in (False, True):
+        f = _FiLMBlock(plain=plain)
+        p = it.plan(f)
+        assert p["mlp.1.weight"].scheme == S.zeros()
+        b = p["mlp.1.bias"]
+        assert (b.chunks, b.scheme) == (2, S.ones() if plain else S.zeros())
+        it.init_model(f, seed=0)
+        h, t = torch.randn(4, 16, 8, 8), torch.randn(4, 32)
+        with torch.no_grad():  # (every condition: the plain norm)
+            plain_norm = F.group_norm(f.conv(h), 4)
+            assert torch.allclose(f(h, t), h + F.silu(plain_norm), atol=1e-6)
+    p = it.plan(_FiLMBlock(plain=True, bias=False))
+    assert p["mlp.1.weight"].scheme != S.zeros()
 
 
 @pytest.mark.parametrize("offset", [False, True], ids=["bn*g+b", "bn*(1+g)+b"])

@@ -1896,6 +1896,9 @@ def conditional_affines(
                 return None
             if n.target in _MUL:
                 norm = normed(others[0])
+                if norm is None and not offset and _gates_branch(n.idx):
+                    found.add(("gate", ""))  # (DiT's gate on a residual branch: parts only)
+                    continue
                 if norm is None:
                     return None
                 found.add(("gain-1" if offset else "gain", norm))
@@ -1913,22 +1916,32 @@ def conditional_affines(
                 return None
         return found.pop() if len(found) == 1 else None
 
-    def parts(start: int, table: nn.Embedding) -> tuple[str, str] | None:
+    def _gates_branch(i: int) -> bool:
+        """Whether node ``i`` (a product) is added to the residual stream and nothing else:
+        ``x + gate·branch(…)``."""
+        return bool(users[i]) and all(
+            nodes[u].op == "function" and nodes[u].target in _ADD for u in users[i]
+        )
+
+    def parts(start: int, table: nn.Module) -> tuple[str, str] | None:
         """One table read as K equal parts of its rows' features — ``gamma, beta =
         embed(y).chunk(2, 1)`` (pytorch/pytorch#8985's ``ConditionalBatchNorm2d``; NCSN's
         conditional norms): ``("parts:" + the roles in order, norm)`` when each part has a role
         (the first part's norm), else None."""
+        while len(users[start]) == 1 and passing(users[start][0], start):
+            start = users[start][0]  # (``gen(c)[:, :, None, None].chunk(2, 1)``)
         if len(users[start]) != 1:
             return None
         c = nodes[users[start][0]]
+        width = _out_width(table)
         dim = c.kwargs.get("dim", c.args[1] if len(c.args) > 1 else 0)
         if c.op != "function" or c.target not in ("chunk", "split") or dim not in (1, -1):
             return None
         size = c.kwargs.get("split_size_or_sections", c.args[0] if c.args else None)
         if not isinstance(size, int) or size <= 0:
             return None
-        k = size if c.target == "chunk" else table.embedding_dim // size
-        if k < 2 or table.embedding_dim % k:
+        k = size if c.target == "chunk" else width // size
+        if k < 2 or width % k:
             return None
         found: dict[int, tuple[str, str]] = {}
         for u in users[c.idx]:
@@ -1940,14 +1953,32 @@ def conditional_affines(
             found[i % k] = r
         if set(found) != set(range(k)):
             return None  # (each part in a role; NCSN's α scales the normalized channel means)
-        return "parts:" + ",".join(found[i][0] for i in range(k)), found[0][1]
+        norms = [r[1] for r in found.values() if r[1]]
+        if not norms:  # (gates alone are no norm's affine)
+            return None
+        return "parts:" + ",".join(found[i][0] for i in range(k)), norms[0]
 
     roles: dict[str, set[tuple[str, str] | None]] = {}
     for n in nodes:  # (a table looked up more than once: every call in the same role)
         m = modules.get(n.target) if n.op == "module" else None
         if isinstance(m, nn.Embedding):
             roles.setdefault(n.target, set()).add(role(n.idx) or parts(n.idx, m))
+        elif type(m) is nn.Linear and kinds[n.idx] == "weight":
+            # a modulation generator: FiLM's, adaLN's (DiT) — the affine computed from a
+            # condition; zero weights and the affine's bias (ones/zeros) need a bias for a gain
+            r = role(n.idx) or parts(n.idx, m)
+            gains = r is not None and (r[0] == "gain" or "gain," in r[0] + ",")
+            roles.setdefault(n.target, set()).add(
+                None if r is None or r[0] == "gate" or (gains and m.bias is None) else r
+            )
     return {k: r for k, v in roles.items() if len(v) == 1 and (r := next(iter(v))) is not None}
+
+
+def _out_width(m: nn.Module) -> int:
+    """The features a table's lookup or a Linear's output has (what ``chunk`` splits)."""
+    if isinstance(m, nn.Embedding):
+        return m.embedding_dim
+    return int(getattr(m, "out_features", 0))
 
 
 def conditional_parts(

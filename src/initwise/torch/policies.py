@@ -408,6 +408,9 @@ class Auto(Policy):
         return auto_scheme(act)
 
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
+        cond = ctx.moments.conditional.get(site.module_name) if ctx.moments else None
+        if cond is not None and site.kind != "embedding":  # a modulation generator
+            return modulation_weight(site, *cond)
         solved = solved_layer(ctx, site.module_name)
         if solved is None or site.kind == "embedding":
             e = super().weight(ctx, site)
@@ -425,6 +428,9 @@ class Auto(Policy):
         return e
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
+        cond = ctx.moments.conditional.get(site.module_name) if ctx.moments else None
+        if cond is not None and site.kind != "embedding":  # a modulation generator's affine
+            return modulation_bias(site, shape, *cond)
         solved = solved_layer(ctx, site.module_name)
         if solved is not None and solved.bias_mean != 0:  # a highway carry gate
             return entry(
@@ -522,6 +528,58 @@ def _conditional_parts(site: WeightSite, roles: list[str], norm: str) -> ParamPl
         site.fans,
         chunk_schemes=tuple((i, other) for i, r in enumerate(roles) if (r == "gain") != bool(ones)),
         **kw,
+    )
+
+
+_ROLE_TEXT = {
+    "gain": "gain (ones)",
+    "gain-1": "gain added to 1 (zeros)",
+    "shift": "shift (zeros)",
+    "gate": "gate on a residual branch (zeros)",
+}
+
+
+def _roles(role: str) -> list[str]:
+    return role[len("parts:") :].split(",") if role.startswith("parts:") else [role]
+
+
+def modulation_weight(site: WeightSite, role: str, norm: str) -> ParamPlan:
+    """The weight of a Linear that computes a norm's affine from a condition — FiLM (Perez et al.
+    2018), a diffusion U-Net's time-embedding ``scale, shift``, DiT's adaLN (Peebles & Xie 2023)
+    — found as :func:`~initwise.torch.moments.conditional_affines` finds a conditional norm's
+    tables: zero, so that the affine is its bias for every condition (:func:`modulation_bias`)
+    and each block starts as the plain norm — DiT's adaLN-Zero, which trained best of the
+    conditionings it compared (§3.2, Fig. 5), gates included."""
+    parts = ", ".join(_ROLE_TEXT[r] for r in _roles(role))
+    return entry(
+        "weight",
+        site.shape,
+        S.zeros(),
+        f"{site.cls} '{site.module_name}': computes the affine of '{norm}' from a condition "
+        f"({parts}; FiLM, adaLN): zero, so every condition starts as the plain norm "
+        "(adaLN-Zero, Peebles & Xie 2023)",
+        site.fans,
+        **site.kw,
+    )
+
+
+def modulation_bias(site: WeightSite, shape: tuple[int, ...], role: str, norm: str) -> ParamPlan:
+    """The bias of a modulation generator (:func:`modulation_weight`): the affine itself — ones
+    for a gain, zeros for a gain added to 1, a shift and a gate — per part along its features."""
+    roles = _roles(role)
+    k = len(roles)
+    ones = [i for i, r in enumerate(roles) if r == "gain"]
+    base, other = (S.ones(), S.zeros()) if ones else (S.zeros(), S.ones())
+    return entry(
+        "bias",
+        shape,
+        base,
+        f"{site.cls} bias: the affine of '{norm}' at init — "
+        + ", ".join(_ROLE_TEXT[r] for r in roles),
+        None,
+        chunks=k,
+        chunk_dim=0,
+        chunk_schemes=tuple((i, other) for i, r in enumerate(roles) if (r == "gain") != bool(ones)),
     )
 
 

@@ -2020,10 +2020,10 @@ def test_a_linear_that_computes_a_norms_affine_from_a_condition_starts_at_zero()
     """A Linear giving a norm's scale and shift (FiLM; a diffusion U-Net's time embedding) or
     DiT's shift/scale/gate was planned as a layer followed by the SiLU after the modulated norm
     (q 2.49: each condition scaled and flipped the norm's channels at random). It starts as
-    DiT's adaLN-Zero now: zero weights and the affine as its bias — ones for a gain, zeros for a
-    gain added to 1, a shift and a gate — so every condition starts as the plain norm and each
-    gated branch as the identity. Without a bias a plain gain cannot be ones: left to the
-    ordinary rule."""
+    DiT's adaLN-Zero now: zero weights and zero bias — a gain added to 1, a shift and a gate
+    all start at zero — so every condition starts as the plain norm and each gated branch as
+    the identity. A plain gain (``x·s + b``: AdaIN, StyleGAN's styles, where the condition may
+    have no other way to the output) keeps the ordinary rule."""
     torch.manual_seed(0)
     m = _AdaLNBlock()
     p = it.plan(m)
@@ -2034,18 +2034,17 @@ def test_a_linear_that_computes_a_norms_affine_from_a_condition_starts_at_zero()
     it.init_model(m, seed=0)
     with torch.no_grad():
         assert torch.equal(m(x, c), x)  # (every gate zero: the block is the identity)
-    for plain in (False, True):
-        f = _FiLMBlock(plain=plain)
+    for bias in (True, False):
+        f = _FiLMBlock(bias=bias)
         p = it.plan(f)
         assert p["mlp.1.weight"].scheme == S.zeros()
-        b = p["mlp.1.bias"]
-        assert (b.chunks, b.scheme) == (2, S.ones() if plain else S.zeros())
+        assert not bias or (p["mlp.1.bias"].chunks, p["mlp.1.bias"].scheme) == (2, S.zeros())
         it.init_model(f, seed=0)
         h, t = torch.randn(4, 16, 8, 8), torch.randn(4, 32)
         with torch.no_grad():  # (every condition: the plain norm)
             plain_norm = F.group_norm(f.conv(h), 4)
             assert torch.allclose(f(h, t), h + F.silu(plain_norm), atol=1e-6)
-    p = it.plan(_FiLMBlock(plain=True, bias=False))
+    p = it.plan(_FiLMBlock(plain=True))
     assert p["mlp.1.weight"].scheme != S.zeros()
 
 

@@ -1965,13 +1965,19 @@ def conditional_affines(
             roles.setdefault(n.target, set()).add(role(n.idx) or parts(n.idx, m))
         elif type(m) is nn.Linear and kinds[n.idx] == "weight":
             # a modulation generator: FiLM's, adaLN's (DiT) — the affine computed from a
-            # condition; zero weights and the affine's bias (ones/zeros) need a bias for a gain
+            # condition as identity plus a change (`x·(1 + scale) + shift`, gates). Not a plain
+            # gain (`x·s + b`: AdaIN, StyleGAN's styles), whose condition often has no other
+            # way to the output: zero weights would make the output independent of it
             r = role(n.idx) or parts(n.idx, m)
-            gains = r is not None and (r[0] == "gain" or "gain," in r[0] + ",")
+            plain = r is not None and "gain" in _roles_of(r[0])
             roles.setdefault(n.target, set()).add(
-                None if r is None or r[0] == "gate" or (gains and m.bias is None) else r
+                None if r is None or r[0] == "gate" or plain else r
             )
     return {k: r for k, v in roles.items() if len(v) == 1 and (r := next(iter(v))) is not None}
+
+
+def _roles_of(role: str) -> list[str]:
+    return role[len("parts:") :].split(",") if role.startswith("parts:") else [role]
 
 
 def _out_width(m: nn.Module) -> int:

@@ -1504,6 +1504,31 @@ def test_a_layer_input_beyond_float_range_is_taken_as_unit_and_said():
         it.plan(m, strict=True)
 
 
+def test_abs_and_sqrt_of_the_signal_carry_their_moments():
+    """``abs`` and ``sqrt`` passed their input's moments through unchanged (``|x − 1|`` kept the
+    mean −1; ``√S`` kept ``E[S²]`` where ``E[(√S)²] = E[S]``). ``abs`` now has the folded
+    normal's mean, ``sqrt`` of a value with a positive mean ``(E[S], √E[S])``."""
+    from initwise.torch.moments import _folded
+
+    class AbsNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(16, 16)
+
+        def forward(self, x):
+            return self.lin(torch.sqrt((x - 1).abs() ** 2 + 1))
+
+    reason = it.plan(AbsNet())["lin.weight"].reason
+    # (√ of a value whose mean is E[(x − 1)²] + 1 = 3: E[x²] 3, mean at most √3)
+    assert "input E[x²] 3, mean 1.73" in reason, reason
+    g = torch.Generator().manual_seed(0)
+    for mu, v in ((0.0, 1.0), (-1.0, 1.0), (2.5, 0.3)):
+        z = mu + math.sqrt(v) * torch.randn(2_000_000, generator=g, dtype=torch.float64)
+        e2, m = _folded((v + mu * mu, mu))
+        assert e2 == pytest.approx(float(z.abs().pow(2).mean()), rel=0.01)
+        assert m == pytest.approx(float(z.abs().mean()), rel=0.01)
+
+
 class _NanoGPT(nn.Module):
     """nanoGPT's shape: token and learned position tables summed, pre-norm blocks with a
     LayerNorm class of its own (not named …Norm), a head tied to the token table."""

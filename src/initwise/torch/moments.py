@@ -2346,6 +2346,20 @@ def _squared(x: tuple[float, float]) -> tuple[float, float]:
     return (mu**4 + 6 * mu * mu * v + 3 * v * v, s)
 
 
+def _folded(x: tuple[float, float]) -> tuple[float, float]:
+    """``(E[y²], E[y])`` of ``y = |z|`` for a Gaussian ``z`` of mean ``μ`` and variance ``v``
+    (the folded normal): ``E[y²] = E[z²]``, ``E[y] = √(2v/π)·e^{−μ²/2v} + μ·erf(μ/√(2v))``."""
+    s, mu = x
+    v = max(s - mu * mu, 0.0)
+    if v <= 0:
+        return (s, abs(mu))
+    return (
+        s,
+        math.sqrt(2 * v / math.pi) * math.exp(-mu * mu / (2 * v))
+        + mu * math.erf(mu / math.sqrt(2 * v)),
+    )
+
+
 def _square_of(g: Any, n: Any) -> int | None:
     """The node ``z`` when node ``n`` computes ``z²`` (``z ** 2``, ``torch.square(z)``,
     ``z * z``), else None."""
@@ -2519,6 +2533,11 @@ def _function(
         return (2 * v, 2 * math.sqrt(v / math.pi))
     if t == "neg" and len(known) == 1:
         return (known[0][0], -known[0][1])
+    if t == "abs" and len(known) == 1:
+        return _folded(known[0])
+    if t == "sqrt" and len(known) == 1 and known[0][1] > 0:  # (of a non-negative value: a
+        # distance written as ((a − b)²).sum(-1).sqrt(); E[(√x)²] = E[x], E[√x] ≤ √E[x])
+        return (known[0][1], math.sqrt(known[0][1]))
     c = _scalar(n.args)
     through = _straight_through(n, info)
     if through is not None:  # x + (q − x).detach(): the value is q's

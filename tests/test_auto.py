@@ -1504,6 +1504,36 @@ def test_a_layer_input_beyond_float_range_is_taken_as_unit_and_said():
         it.plan(m, strict=True)
 
 
+class _FourierFeatures(nn.Module):
+    """Random Fourier features (Tancik et al. 2020): ``[cos 2πBv, sin 2πBv]`` with a fixed
+    Gaussian buffer ``B``, then a ReLU MLP."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("B", torch.randn(128, 2, generator=torch.Generator().manual_seed(0)))
+        self.mlp = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 3))
+
+    def forward(self, v):
+        proj = 2 * math.pi * v @ (10 * self.B).t()
+        return self.mlp(torch.cat([torch.cos(proj), torch.sin(proj)], -1))
+
+
+def test_a_product_with_a_buffer_is_data_measured_on_the_example_input():
+    """``v @ self.B.t()`` with a buffer ``B``: fx evaluates ``B.t()`` and keeps it as a tensor
+    constant, which counted as a parameter, so the product was not data and the walk stopped
+    there — the first layer's input assumed unit, with or without an example input. A tensor
+    constant is data now: with the example input the product is measured (the encoding's E[x²]
+    is 0.5), nothing is assumed and the output is at unit scale."""
+    torch.manual_seed(0)
+    m, v = _FourierFeatures(), torch.rand(1024, 2, generator=torch.Generator().manual_seed(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        plan = it.init_model(m, seed=0, example_input=v)
+    assert "input E[x²] 0.5" in plan["mlp.0.weight"].reason
+    with torch.no_grad():
+        assert 0.7 < rms(m(v)) < 1.4
+
+
 def test_abs_and_sqrt_of_the_signal_carry_their_moments():
     """``abs`` and ``sqrt`` passed their input's moments through unchanged (``|x − 1|`` kept the
     mean −1; ``√S`` kept ``E[S²]`` where ``E[(√S)²] = E[S]``). ``abs`` now has the folded

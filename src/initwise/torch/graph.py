@@ -862,12 +862,14 @@ def data_products(
     Node -> the position of the layers' operand among its inputs (None: both are data).
     Attention's products (both operands from layers), raw-parameter products (``x @ W``) and
     hypernetworks' generated weights (``generated``) are not these."""
-    buffers = {n for n, _ in model.named_buffers()}
+    # (a parameter, not a buffer nor a tensor constant fx made of one: `x @ self.B.t()` with a
+    # buffer B — random Fourier features — traces B.t() as `_tensor_constant0`, data)
+    params = {n for n, _ in model.named_parameters(remove_duplicate=False)}
     layered = [False] * len(nodes)  # computed by a weight layer on the way
     param = [False] * len(nodes)  # a parameter (not a buffer) on the way
     for n in nodes:
         layered[n.idx] = kinds[n.idx] == "weight" or any(layered[i] for i in n.inputs)
-        param[n.idx] = (n.op == "param" and str(n.target) not in buffers) or any(
+        param[n.idx] = (n.op == "param" and str(n.target) in params) or any(
             param[i] for i in n.inputs
         )
     out: dict[int, int | None] = {}

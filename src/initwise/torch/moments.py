@@ -1788,25 +1788,8 @@ def carry_gates(model: nn.Module, info: ModelInfo) -> list[str]:
 
 
 _AFFINE_PASS = frozenset(
-    {
-        "view",
-        "reshape",
-        "flatten",
-        "permute",
-        "transpose",
-        "contiguous",
-        "getitem",
-        "unsqueeze",
-        "squeeze",
-        "expand",
-        "expand_as",
-        "to",
-        "type",
-        "float",
-        "half",
-        "bfloat16",
-        "clone",
-    }
+    "view reshape flatten permute transpose contiguous getitem unsqueeze squeeze expand expand_as "
+    "to type float half bfloat16 clone".split()
 )
 """Ops a conditional norm's gain or shift passes on its way to the product or sum
 (:func:`conditional_affines`): reshapes to broadcast (``γ(y)[:, :, None, None]``,

@@ -244,3 +244,24 @@ def test_an_example_input_the_model_cannot_run_is_an_error_not_a_silent_plan():
     with torch.device("meta"):
         meta = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     it.plan(meta, example_input=torch.randn(8, 4, device="meta"))
+
+
+def test_an_example_input_given_as_a_mapping_is_keyword_arguments():
+    """A tokenizer's ``BatchEncoding`` is a mapping but not a dict: it was passed as one
+    positional argument, so nothing ran on it (and, once example inputs were checked, planning
+    raised with an empty message). Any mapping is keyword arguments now, as a dict is."""
+    from collections import UserDict
+
+    class Kw(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 2)
+
+        def forward(self, x, scale=None):
+            return self.b(torch.relu(self.a(x))) * (1 if scale is None else scale)
+
+    x = torch.randn(8, 4)
+    as_dict = it.plan(Kw(), example_input={"x": x, "scale": 2.0})
+    assert it.plan(Kw(), example_input=UserDict({"x": x, "scale": 2.0})) == as_dict
+    with pytest.raises(ValueError, match=r"\(no tensor in the object\): TypeError"):
+        it.plan(Kw(), example_input=object())

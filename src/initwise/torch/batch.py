@@ -4,7 +4,7 @@ fit. Shared by graph tracing, LSUV and the diagnostics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -63,7 +63,7 @@ def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tenso
     out = [] if out is None else out
     if isinstance(obj, torch.Tensor):
         out.append(obj)
-    elif isinstance(obj, dict):
+    elif isinstance(obj, Mapping):  # (a dict, Hugging Face's BatchEncoding)
         for v in obj.values():
             tensors(v, out)
     elif isinstance(obj, (list, tuple)):
@@ -81,7 +81,7 @@ def to_meta(obj: Any) -> Any:
     """``obj`` with every tensor moved to the meta device (shapes only)."""
     if isinstance(obj, torch.Tensor):
         return obj.to("meta")
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):
         return {k: to_meta(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(to_meta(v) for v in obj)
@@ -134,8 +134,9 @@ def noted_run(exc: BaseException | None = None) -> None:
 
 
 def split(batch: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """(args, kwargs) for ``model(*args, **kwargs)``."""
-    if isinstance(batch, dict):
+    """(args, kwargs) for ``model(*args, **kwargs)``: a mapping (a dict, a tokenizer's
+    ``BatchEncoding``) is keyword arguments, a tuple or list positional ones."""
+    if isinstance(batch, Mapping):
         return (), dict(batch)
     if isinstance(batch, (tuple, list)):
         return tuple(batch), {}

@@ -80,7 +80,8 @@ def plan(
             :class:`~initwise.torch.policies.Policy` value, or ``[policy, *modifiers]``
             (e.g. ``["he", "zero-init-residual"]``) composed with ``chain``.
         example_input: used to trace by running when ``torch.fx`` cannot trace the model
-            (a tensor, a tuple of positional args or a dict of kwargs), and by ``auto`` to
+            (a tensor, a tuple of positional args, or a mapping of keyword arguments: a dict,
+            a tokenizer's ``BatchEncoding``), and by ``auto`` to
             measure what the walk cannot tell (pools, sums, products of signals; the first
             floating-point tensor's moments are the input's). The model must run on it: it is
             run once first (on copies of its tensors, buffers and modes put back), and a
@@ -150,7 +151,7 @@ def copied(obj: Any) -> Any:
 
     if isinstance(obj, torch.Tensor):
         return obj.clone()
-    if isinstance(obj, dict):
+    if isinstance(obj, Mapping):  # (a BatchEncoding too: read as keyword arguments)
         return {k: copied(v) for k, v in obj.items()}
     if type(obj) in (tuple, list):
         return type(obj)(copied(v) for v in obj)
@@ -178,11 +179,13 @@ def finite_example(example_input: Any) -> None:
 def _cannot_run(example_input: Any, exc: BaseException) -> ValueError:
     from .batch import shapes
 
-    first_line = str(exc).splitlines()[0] if str(exc) else ""
+    first_line = str(exc).splitlines()[0] if str(exc) else repr(exc)
+    found = shapes(example_input)
+    held = f"shapes {found}" if found else f"no tensor in the {type(example_input).__name__}"
     return ValueError(
-        f"example_input: the model could not run on it (shapes {shapes(example_input)}): "
+        f"example_input: the model could not run on it ({held}): "
         f"{type(exc).__name__}: {first_line}; pass an input its forward accepts — a tensor, a "
-        "tuple of positional arguments or a dict of keyword arguments"
+        "tuple of positional arguments or a mapping of keyword arguments"
     )
 
 

@@ -83,10 +83,11 @@ def plan(
             (a tensor, a tuple of positional args, or a mapping of keyword arguments: a dict,
             a tokenizer's ``BatchEncoding``), and by ``auto`` to
             measure what the walk cannot tell (pools, sums, products of signals; the first
-            floating-point tensor's moments are the input's). The model must run on it: it is
-            run once first (on copies of its tensors, buffers and modes put back), and a
-            ``ValueError`` naming it says when it cannot or its first floating-point tensor is
-            not finite. Hugging Face models' ``dummy_inputs`` are used when this is not given.
+            floating-point tensor's moments are the input's). The model must run on it: a
+            ``ValueError`` naming it says when it cannot (seen by the plan's own passes on it,
+            or by one run on copies of its tensors where none ran it, buffers and modes put
+            back), or when its first floating-point tensor is not finite. Hugging Face models'
+            ``dummy_inputs`` are used when this is not given.
         overrides: ``{glob pattern: scheme}`` applied last (see :meth:`Plan.override`).
         forget_bias: LSTM forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
         std: base std of the ``gpt2`` policy.

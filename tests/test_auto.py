@@ -1477,8 +1477,8 @@ def test_a_radial_basis_expansion_of_distances_is_planned():
 
 
 class _LaplaceBasis(nn.Module):
-    """A Laplacian basis ``exp(−30·|d − c_k|)``: ``abs`` has no rule in the walk, so ``exp``'s
-    lognormal rule sees a Gaussian exponent and puts the expansion at E[x²] ≈ 10³⁰⁴."""
+    """A Laplacian basis ``exp(−30·|d − c_k|)``: ``exp``'s lognormal rule takes the exponent
+    for a Gaussian and puts the expansion at E[x²] ≈ 10³⁰⁴."""
 
     def __init__(self) -> None:
         super().__init__()

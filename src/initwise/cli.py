@@ -156,17 +156,14 @@ def _planned(args: argparse.Namespace, model: Any, policy: Any, **kw: Any) -> An
     """``plan(model, policy, example_input=<--input-shape>, **kw)``, an unusable example input
     said as the flag's (the library names its ``example_input``)."""
     from .torch import plan
+    from .torch.planner import ExampleInputError
 
     try:
         return plan(model, policy, example_input=_example(args), **kw)
-    except ValueError as exc:
-        text = str(exc)
-        if not text.startswith("example_input: "):
-            raise
-        text = text.removeprefix("example_input: ").split("; pass an input")[0]
+    except ExampleInputError as exc:
         raise ValueError(
-            f"--input-shape {args.input_shape}: a random input of that shape — {text}; give the "
-            "shape the model's forward takes"
+            f"--input-shape {args.input_shape}: a random input of that shape — {exc.detail}; "
+            "give the shape the model's forward takes"
         ) from exc
 
 

@@ -58,6 +58,21 @@ def kept_modes(model: torch.nn.Module, mode: bool | None = None) -> Iterator[Non
                 m.training = flag
 
 
+@contextmanager
+def kept_buffers(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block and put every buffer's values back afterwards: a forward pass in train mode
+    moves BatchNorm's running statistics, a hand-written one may count steps or keep an average.
+    Buffers on the meta device hold no values and are left alone."""
+    saved = {k: b.detach().clone() for k, b in model.named_buffers() if not b.is_meta}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, b in model.named_buffers():
+                if k in saved and not b.is_meta:
+                    b.copy_(saved[k])
+
+
 def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Every tensor in ``obj`` (nested dicts, lists and tuples), in order."""
     out = [] if out is None else out

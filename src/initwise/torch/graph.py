@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import activations as A
 from ..math.gains import gain
-from .batch import kept_modes, split, tensors, to_meta
+from .batch import kept_buffers, kept_modes, split, tensors, to_meta
 from .modules import (
     NORMS,
     has_parametrizations,
@@ -433,17 +433,12 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         nodes.append(Node(len(nodes), "input", "input"))
         producer[id(t)] = nodes[-1].idx
         keep.append(t)
-    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
-    try:
-        with torch.no_grad(), Recorder():
+    try:  # (running it may update norm statistics: put back)
+        with torch.no_grad(), kept_buffers(model), Recorder():
             out = model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
-        with torch.no_grad():  # running it may update norm statistics: put them back
-            for k, b in model.named_buffers():
-                if k in saved and not b.is_meta:
-                    b.copy_(saved[k])
     add("output", "output", out, None)
     return Graph(nodes, "run")
 

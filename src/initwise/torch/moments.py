@@ -1036,7 +1036,7 @@ def _pass(
             elif k == "weight" and n.target in walk.conditional:  # a conditional norm's gain
                 # (ones: E[g²] = E[g] = 1) or shift (zeros), as planned; a table read in parts:
                 # each part's, at its getitem
-                val = (1.0, 1.0) if walk.conditional[n.target][0] == "gain" else (0.0, 0.0)
+                val = affine_moments(walk.conditional[n.target][0])
             elif k == "weight":
                 val = _weight(
                     m,
@@ -1090,7 +1090,7 @@ def _pass(
             else:
                 val = known[0] if known else None
         elif n.op == "function" and n.idx in walk.parts:  # a conditional table's part
-            val = (1.0, 1.0) if walk.parts[n.idx] == "gain" else (0.0, 0.0)
+            val = affine_moments(walk.parts[n.idx])
         elif n.op == "function":
             val = _function(n, ins, known, k, info, mom, via)
         elif n.op == "output" and len(n.inputs) == 1:
@@ -1198,7 +1198,8 @@ def _weight(
     if kind == "experts":
         return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res, info)
     x = next((v for v in ins if v is not None), None)
-    if x is not None and x[0] > 0 and not INPUT_RANGE[0] < x[0] < INPUT_RANGE[1]:
+    out_of_range = x is not None and x[0] > 0 and not INPUT_RANGE[0] < x[0] < INPUT_RANGE[1]
+    if out_of_range:
         res.assumed.append(
             f"{name}: its input's E[x²] came out at {x[0]:.3g} in the moments walk, beyond any "
             "scale a layer can be solved for in floating point (a rule that does not fit what "
@@ -1406,8 +1407,7 @@ def _weight(
         s, mu, q, centered, role, op, assumed, bias_var, bias_mean=bias_mean, fixed=is_fixed
     )
     res.layers[name] = solved
-    out_of_range = f"{name}: its input's E[x²] came out"
-    if assumed and not any(a.startswith(out_of_range) for a in res.assumed):
+    if assumed and not out_of_range:  # (an input out of range is said as such above)
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (out + bias_mean * bias_mean, bias_mean)
 
@@ -1952,15 +1952,23 @@ def conditional_affines(
             # gain (`x·s + b`: AdaIN, StyleGAN's styles), whose condition often has no other
             # way to the output: zero weights would make the output independent of it
             r = role(n.idx) or parts(n.idx, m)
-            plain = r is not None and "gain" in _roles_of(r[0])
+            plain = r is not None and "gain" in affine_roles(r[0])
             roles.setdefault(n.target, set()).add(
                 None if r is None or r[0] == "gate" or plain else r
             )
     return {k: r for k, v in roles.items() if len(v) == 1 and (r := next(iter(v))) is not None}
 
 
-def _roles_of(role: str) -> list[str]:
+def affine_roles(role: str) -> list[str]:
+    """The roles of a conditional affine (:func:`conditional_affines`), one per part: ``"parts:"``
+    followed by them, comma-separated, for a table read in parts; else the one role."""
     return role[len("parts:") :].split(",") if role.startswith("parts:") else [role]
+
+
+def affine_moments(role: str) -> tuple[float, float]:
+    """``(E[a²], E[a])`` of a conditional affine at init: a gain starts at ones, any other role
+    (a gain added to 1, a shift, a gate) at zeros."""
+    return (1.0, 1.0) if role == "gain" else (0.0, 0.0)
 
 
 def _out_width(m: nn.Module) -> int:
@@ -1983,7 +1991,7 @@ def conditional_parts(
         role = conditional.get(n.target, ("", ""))[0] if n.op == "module" else ""
         if not role.startswith("parts:") or len(users[n.idx]) != 1:
             continue
-        roles = role[len("parts:") :].split(",")
+        roles = affine_roles(role)
         for u in users[users[n.idx][0]]:
             i = g.nodes[u].args[0]
             out[u] = roles[i % len(roles)]

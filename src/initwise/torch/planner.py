@@ -159,6 +159,15 @@ def copied(obj: Any) -> Any:
     return obj
 
 
+class ExampleInputError(ValueError):
+    """``example_input: <detail>; <fix>`` — an example input :func:`plan` cannot use.
+    ``detail`` says what is wrong, without the advice (the CLI says it as its flag's)."""
+
+    def __init__(self, detail: str, fix: str) -> None:
+        super().__init__(f"example_input: {detail}; {fix}")
+        self.detail = detail
+
+
 def finite_example(example_input: Any) -> None:
     """Raise ``ValueError`` naming ``example_input`` when its first floating-point tensor, whose
     moments the walk takes for the input's, is not finite (a NaN batch failed deep inside with
@@ -170,23 +179,23 @@ def finite_example(example_input: Any) -> None:
     found = tensors(example_input)
     first = next((t for t in found if t.is_floating_point() and t.numel()), None)
     if first is not None and first.device.type != "meta" and not bool(torch.isfinite(first).all()):
-        raise ValueError(
-            f"example_input: its first floating-point tensor (shape {tuple(first.shape)}) "
-            "has non-finite values (NaN or Inf), whose moments the plan would take for the "
-            "input's; pass a finite batch"
+        raise ExampleInputError(
+            f"its first floating-point tensor (shape {tuple(first.shape)}) has non-finite "
+            "values (NaN or Inf), whose moments the plan would take for the input's",
+            "pass a finite batch",
         )
 
 
-def _cannot_run(example_input: Any, exc: BaseException) -> ValueError:
+def _cannot_run(example_input: Any, exc: BaseException) -> ExampleInputError:
     from .batch import shapes
 
     first_line = str(exc).splitlines()[0] if str(exc) else repr(exc)
     found = shapes(example_input)
     held = f"shapes {found}" if found else f"no tensor in the {type(example_input).__name__}"
-    return ValueError(
-        f"example_input: the model could not run on it ({held}): "
-        f"{type(exc).__name__}: {first_line}; pass an input its forward accepts — a tensor, a "
-        "tuple of positional arguments or a mapping of keyword arguments"
+    return ExampleInputError(
+        f"the model could not run on it ({held}): {type(exc).__name__}: {first_line}",
+        "pass an input its forward accepts — a tensor, a tuple of positional arguments or a "
+        "mapping of keyword arguments",
     )
 
 
@@ -201,15 +210,13 @@ def check_example(model: nn.Module, example_input: Any) -> None:
     state put back; on the meta device it does not run."""
     import torch
 
-    from .batch import kept_modes, seeded_rng, split, tensors
+    from .batch import kept_buffers, kept_modes, seeded_rng, split, tensors
 
     state = [*model.parameters(), *model.buffers()]
     if any(t.is_meta for t in state) or any(t.is_meta for t in tensors(example_input)):
         return
-
-    saved = {k: b.detach().clone() for k, b in model.named_buffers()}
     failed: Exception | None = None
-    try:
+    with kept_buffers(model):
         for grad in (False, True):
             args, kwargs = split(copied(example_input))
             try:
@@ -219,11 +226,6 @@ def check_example(model: nn.Module, example_input: Any) -> None:
                 break
             except Exception as exc:  # (tried again with gradients, then said)
                 failed = failed or exc
-    finally:
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                if k in saved:
-                    b.copy_(saved[k])
     if failed is not None:
         raise _cannot_run(example_input, failed) from failed
 

@@ -47,7 +47,7 @@ from ..math.fans import Fans, fans
 from ..plan import ParamPlan
 from .graph import LINEAR, Act, LayerInfo
 from .modules import FunctionalEinsum, embedding_norm_cap, is_weight_layer, norm_offset
-from .moments import Moments, Solved
+from .moments import Moments, Solved, affine_roles
 
 entry = ParamPlan.build
 
@@ -481,13 +481,22 @@ class Auto(Policy):
         )
 
 
+_ROLE_TEXT = {
+    "gain": "gain (ones)",
+    "gain-1": "gain added to 1 (zeros)",
+    "shift": "shift (zeros)",
+    "gate": "gate on a residual branch (zeros)",
+}
+"""How a reason names each role of a conditional affine, with its value at init."""
+
+
 def conditional_affine(site: WeightSite, role: str, norm: str) -> ParamPlan:
     """A class-conditional norm's gain or shift held in an embedding
     (:func:`~initwise.torch.moments.conditional_affines`): the norm's own affine, one row per
     class — ones for a gain, zeros for a gain added to 1 and for a shift — so every class starts
     as the plain norm."""
     if role.startswith("parts:"):
-        return _conditional_parts(site, role[len("parts:") :].split(","), norm)
+        return _conditional_parts(site, affine_roles(role), norm)
     what = {
         "gain": "gain: its lookup multiplies the output of",
         "gain-1": "gain, added to 1: its lookup plus 1 multiplies the output of",
@@ -510,37 +519,29 @@ def _conditional_parts(site: WeightSite, roles: list[str], norm: str) -> ParamPl
     """A class-conditional norm's gain and shift held in one embedding and read in parts along
     its features (``gamma, beta = embed(y).chunk(2, 1)``): each part as
     :func:`conditional_affine` would plan it alone — ones for a gain, zeros otherwise."""
-    k = len(roles)
-    ones = [i for i, r in enumerate(roles) if r == "gain"]
-    base = S.ones() if ones else S.zeros()
-    other = S.zeros() if ones else S.ones()
-    said = {"gain": "gain (ones)", "gain-1": "gain added to 1 (zeros)", "shift": "shift (zeros)"}
-    kw = {**site.kw, "chunks": k, "chunk_dim": 1}
+    base, per_part = _part_schemes(roles)
+    kw = {**site.kw, "chunks": len(roles), "chunk_dim": 1}
     return entry(
         "weight",
         site.shape,
         base,
         f"{site.cls} '{site.module_name}': a class-conditional norm's affine for '{norm}' in "
-        f"{k} parts along its features, read by chunk/split: "
-        + ", ".join(said[r] for r in roles)
+        f"{len(roles)} parts along its features, read by chunk/split: "
+        + ", ".join(_ROLE_TEXT[r] for r in roles)
         + " (conditional batch norm, de Vries et al. 2017; Miyato & Koyama 2018): every class "
         "starts as the plain norm",
         site.fans,
-        chunk_schemes=tuple((i, other) for i, r in enumerate(roles) if (r == "gain") != bool(ones)),
+        chunk_schemes=per_part,
         **kw,
     )
 
 
-_ROLE_TEXT = {
-    "gain": "gain (ones)",
-    "gain-1": "gain added to 1 (zeros)",
-    "shift": "shift (zeros)",
-    "gate": "gate on a residual branch (zeros)",
-}
-
-
-def _roles(role: str) -> list[str]:
-    return role[len("parts:") :].split(",") if role.startswith("parts:") else [role]
+def _part_schemes(roles: list[str]) -> tuple[S.Scheme, tuple[tuple[int, S.Scheme], ...]]:
+    """``(scheme, chunk_schemes)`` for an affine in parts, one role each: ones for a gain, zeros
+    for any other role — the scheme most parts take, the others per part."""
+    gains = any(r == "gain" for r in roles)
+    base, other = (S.ones(), S.zeros()) if gains else (S.zeros(), S.ones())
+    return base, tuple((i, other) for i, r in enumerate(roles) if (r == "gain") != gains)
 
 
 def modulation_weight(site: WeightSite, role: str, norm: str) -> ParamPlan:
@@ -550,7 +551,7 @@ def modulation_weight(site: WeightSite, role: str, norm: str) -> ParamPlan:
     tables: zero, so that the affine is its bias for every condition (:func:`modulation_bias`)
     and each block starts as the plain norm — DiT's adaLN-Zero, which trained best of the
     conditionings it compared (§3.2, Fig. 5), gates included."""
-    parts = ", ".join(_ROLE_TEXT[r] for r in _roles(role))
+    parts = ", ".join(_ROLE_TEXT[r] for r in affine_roles(role))
     return entry(
         "weight",
         site.shape,
@@ -566,10 +567,8 @@ def modulation_weight(site: WeightSite, role: str, norm: str) -> ParamPlan:
 def modulation_bias(site: WeightSite, shape: tuple[int, ...], role: str, norm: str) -> ParamPlan:
     """The bias of a modulation generator (:func:`modulation_weight`): the affine itself — ones
     for a gain, zeros for a gain added to 1, a shift and a gate — per part along its features."""
-    roles = _roles(role)
-    k = len(roles)
-    ones = [i for i, r in enumerate(roles) if r == "gain"]
-    base, other = (S.ones(), S.zeros()) if ones else (S.zeros(), S.ones())
+    roles = affine_roles(role)
+    base, per_part = _part_schemes(roles)
     return entry(
         "bias",
         shape,
@@ -577,9 +576,9 @@ def modulation_bias(site: WeightSite, shape: tuple[int, ...], role: str, norm: s
         f"{site.cls} bias: the affine of '{norm}' at init — "
         + ", ".join(_ROLE_TEXT[r] for r in roles),
         None,
-        chunks=k,
+        chunks=len(roles),
         chunk_dim=0,
-        chunk_schemes=tuple((i, other) for i, r in enumerate(roles) if (r == "gain") != bool(ones)),
+        chunk_schemes=per_part,
     )
 
 

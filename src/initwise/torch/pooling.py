@@ -22,6 +22,7 @@ the moments unchanged, and for max pooling that reaches a solved layer the plan 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batch import kept_modes, noted_run, seeded_rng, split, tensors
+from .batch import kept_buffers, kept_modes, noted_run, seeded_rng, split, tensors
 from .edges import edge_factor, has_edges
 from .graph import (
     DATA_PRODUCTS,
@@ -664,10 +665,10 @@ def measure_pools(
         if isinstance(m, nn.MultiheadAttention) and names[m] in by_mha:
             handles.append(m.register_forward_hook(mha_post, with_kwargs=True))
     # (a copy is thrown away: only the model itself gets its buffers back)
-    saved = {} if copied else {k: b.detach().clone() for k, b in model.named_buffers()}
+    buffers = contextlib.nullcontext() if copied else kept_buffers(model)
     args, kwargs = split(example_input)
     try:
-        with torch.no_grad(), seeded_rng(0), kept_modes(model), Recorder():
+        with torch.no_grad(), seeded_rng(0), kept_modes(model), buffers, Recorder():
             model(*args, **kwargs)
     except Exception as exc:  # (the plan then assumes, and says why it could not measure)
         noted_run(exc)
@@ -679,10 +680,6 @@ def measure_pools(
     finally:
         for h in handles:
             h.remove()
-        with torch.no_grad():
-            for k, b in model.named_buffers():
-                if k in saved:
-                    b.copy_(saved[k])
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
     for name, idxs in by_function.items():
         got = calls.get(name, [])

@@ -202,11 +202,10 @@ def check_output(
             "start its weight at zero as the biaffine parser does)"
         )
     return (
-        f"checked on the example input with this plan drawn (seeds {SEEDS[0]}–{SEEDS[-1]}): the "
-        f"model's output has E[y²] {measured:.3g} (geometric mean; ×{math.exp(sd):.3g} between "
-        f"seeds) where the moments walk predicted {target:.3g} (×{ratio:.3g}) "
-        "— something between input and output is not what the walk modelled (a correlated "
-        "difference, a product through a transform, a filter a layer generates); the "
+        f"{where}: the model's output has E[y²] {measured:.3g} (geometric mean; "
+        f"×{math.exp(sd):.3g} between seeds) where the moments walk predicted {target:.3g} "
+        f"(×{ratio:.3g}) — something between input and output is not what the walk modelled "
+        "(a correlated difference, a product through a transform, a filter a layer generates); the "
         "per-layer figures of diagnose(model, example) show where, and lsuv(model, example) "
         "rescales by measurement"
     )

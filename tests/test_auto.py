@@ -565,17 +565,22 @@ class _SquaredReLU(nn.Module):
 def test_a_chain_no_init_can_hold_is_said():
     """relu(x)² is homogeneous of degree 2: its variance map's slope is 2 at every q, so no
     operating point is stable — eight layers went to inf at init with nothing said. The plan
-    now says the chain cannot be held (a SignalWarning and a note; not an assumption, so
+    now says the chain cannot be held (simulated at its width: past the simulation's cap, ×55)
+    (a SignalWarning and a note; not an assumption, so
     strict does not raise), and a chain that can be held says nothing."""
     torch.manual_seed(0)
-    with pytest.warns(it.SignalWarning, match=r"over 8 layers.*drifts ×16.*kernel shaping"):
+    with pytest.warns(
+        it.SignalWarning, match=r"over 8 layers at width 128.*drifts ×54.6 or more.*kernel shaping"
+    ):
         p = it.plan(_SquaredReLU())
     assert any(n.startswith("cannot hold: ") for n in p.notes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", it.SignalWarning)
         it.plan(_SquaredReLU(), strict=True)  # nothing assumed
         warnings.simplefilter("error", it.SignalWarning)
-        it.plan(_mlp(nn.GELU))  # GELU over 29 layers: held (worst drift e^0.64)
+        it.plan(_mlp(nn.GELU, depth=10))  # GELU over 9 layers at width 256: held
+        # (over 29 it is said since 2026-12-03: a third of the draws put the output off by ×2 in
+        # rms — 8 of 24 seeds measured, at every q from 1.9 to 16; tests/test_finite_width.py)
 
 
 class _InPlace(nn.Module):

@@ -43,6 +43,8 @@ from ..math.gains import activation_fn
 from ..math.meanfield import normalized_weight_variance
 from ..math.operating import (
     DRIFT_LIMIT,
+    OFF_SAID,
+    SIMULATION_CAP,
     OperatingPoint,
     end_points,
     operating_point,
@@ -299,24 +301,45 @@ def op_point(
     depth: int,
     cache: dict[tuple[Act, int], OperatingPoint] | None = None,
     bias: bool = False,
+    width: int | None = None,
+    ends: bool = False,
 ) -> OperatingPoint:
     """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
     cached process-wide; probed ones in ``cache``). ``bias``: the layer has a bias, so an
     edge-of-chaos point is allowed (:func:`operating_point` keeps kinked activations off it;
-    probed ones are never given it)."""
-    key: Any = (act, depth, bias)
+    probed ones are never given it). ``width``/``ends``: the chain's width, for the check of its
+    forward drift at that width, and whether its last hidden layer may move for balance
+    (:func:`~initwise.math.operating.at_width`)."""
+    key: Any = (act, depth, bias, width, ends)
+    shared: Any = None
     if act.module is not None:  # equal stretches in every layer: key by the values
         probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
-        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()))
+        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()), width, ends)
+        if width is not None:  # (simulated at its width: kept for the process, by its values
+            # on a finer grid; the same stretch planned again costs nothing)
+            fine = _act_fn(act)(np.linspace(-12.0, 12.0, 241))
+            shared = (act.describe(), depth, np.round(fine, 9).tobytes(), width, ends)
+            if shared in _POINTS:
+                return _POINTS[shared]
     if cache is not None and key in cache:
         return cache[key]
-    op = _op_point(act, depth, bias)
+    op = _op_point(act, depth, bias, width, ends)
     if cache is not None:
         cache[key] = op
+    if shared is not None:
+        if len(_POINTS) > 256:
+            _POINTS.clear()
+        _POINTS[shared] = op
     return op
 
 
-def _op_point(act: Act, depth: int, bias: bool = False) -> OperatingPoint:
+_POINTS: dict[Any, OperatingPoint] = {}
+"""Operating points of probed activations simulated at a width, for the process."""
+
+
+def _op_point(
+    act: Act, depth: int, bias: bool = False, width: int | None = None, ends: bool = False
+) -> OperatingPoint:
     spec = act.spec
     probed_homogeneous = act.module is not None and homogeneous(_act_fn(act))
     kw = {
@@ -325,6 +348,8 @@ def _op_point(act: Act, depth: int, bias: bool = False) -> OperatingPoint:
         or act.name == "linear"
         or probed_homogeneous,
         "saturating": bool(spec and spec.saturating),
+        "width": width,
+        "ends": ends,
     }
     if act.module is not None:
         return operating_point(_act_fn(act), **kw)
@@ -1273,20 +1298,36 @@ def _weight(
     elif act is not None and act.name != "linear":
         depth = depths.get(act.describe(), 1)
         has_bias = isinstance(getattr(m, "bias", None), torch.Tensor)
-        op = op_point(act, depth, res.cache, bias=has_bias and kind != "mha")
+        io = in_out(m)
+        lin = kind in ("linear", "conv1d_hf") and io is not None
+        op = op_point(
+            act,
+            depth,
+            res.cache,
+            bias=has_bias and kind != "mha",
+            width=io[1] if lin and io is not None else None,
+            ends=lin,
+        )
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var
         if op.drift > DRIFT_LIMIT:
+            at = f" at width {op.width}" if op.width else ""
+            fwd = (
+                f"its forward signal simulated at that width ×{math.exp(op.forward):.3g}"
+                if op.width
+                else f"forward instability κ {op.kappa:.3g}"
+            )
+            capped = op.width and abs(op.forward) >= SIMULATION_CAP * (1 - 1e-9)
+            how = f"×{math.exp(op.drift):.3g}" + (" or more" if capped else "")
             said = (
-                f"{act.describe()} over {depth} layers: its best operating point (q* "
-                f"{op.q:.3g}) still drifts ×{math.exp(op.drift):.3g} (gradients χ {op.chi:.3g} per "
-                f"layer, or forward instability κ {op.kappa:.3g}; Poole et al. 2016) — no "
+                f"{act.describe()} over {depth} layers{at}: its best operating point (q* "
+                f"{op.q:.3g}) still drifts {how} (gradients χ {op.chi:.3g} per "
+                f"layer, or {fwd}; Poole et al. 2016) — no "
                 "initialization holds this chain: a norm between its layers, skip connections, "
                 "or kernel shaping (policy 'tat'/'dks') can"
             )
             if said not in res.drifts:
                 res.drifts.append(said)
-        io = in_out(m)
         width = io[0] if io is not None else 0
         if (
             op.drift <= DRIFT_LIMIT
@@ -1303,6 +1344,22 @@ def _weight(
                 "(measured, relu(x)² at width 128: output rms ×1.98 at 3 layers, ×25 at 4; at "
                 "width 512 ×2.4 at 4) — no initialization holds this chain: a norm between its "
                 "layers or skip connections can"
+            )
+            if said not in res.drifts:
+                res.drifts.append(said)
+        elif op.drift <= DRIFT_LIMIT and op.width and op.off >= OFF_SAID:
+            said = (
+                f"{act.describe()} over {depth} layers at width {io[1] if io else op.width}: "
+                f"one draw's scale scatters — simulated at width {op.width}, "
+                f"{op.off:.0%} of the draws put E[x²] after the chain off by more than ×4 "
+                f"(×2 in rms; root mean square over draws of its log ×{math.exp(op.scatter):.3g}, "
+                f"mean ×{math.exp(op.forward):.3g}), up in one draw and down in another: at a "
+                "finite width each layer moves an example's scale by about √(2/width) and this "
+                "activation's fixed point amplifies it, which no choice of scale narrows (the log "
+                "of a product of random layers is Gaussian with a variance that grows with "
+                "depth/width; Hanin & Nica 2020) — LSUV (`initwise.torch.lsuv`, which rescales "
+                "the drawn weights on a batch) holds one draw's scale; a norm between the layers, "
+                "skip connections or a wider chain hold any draw's"
             )
             if said not in res.drifts:
                 res.drifts.append(said)

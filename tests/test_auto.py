@@ -2158,3 +2158,72 @@ def test_an_embedding_that_multiplies_no_norm_keeps_its_rule():
 
     p = it.plan(FiLM())
     assert "N(0, 1)" in p["g.weight"].reason
+
+
+class _Thresholds(nn.Module):
+    """A ReLU chain written with a threshold: ``torch.max(h, zeros_like(h))`` or ``torch.fmax(h,
+    torch.tensor(0.))`` (the tensor constant fx lifts out of ``forward``)."""
+
+    def __init__(self, how: str, depth: int = 12, width: int = 64) -> None:
+        super().__init__()
+        self.how = how
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x):
+        for layer in self.layers:
+            h = layer(x)
+            if self.how == "max":
+                x = torch.max(h, torch.zeros_like(h))
+            else:
+                x = torch.fmax(h, torch.tensor(0.0))
+        return self.out(x)
+
+
+@pytest.mark.parametrize("how", ["max", "fmax"])
+def test_a_threshold_written_by_hand_is_an_activation(how):
+    """Before, ``max`` of two tensors counted as a reduction and a tensor constant kept the
+    stretch from being probed: the layers after were solved as linear ones, output rms 0.0008
+    after 20 layers (``fmax``: nothing said). Now each is the probed ReLU it computes."""
+    torch.manual_seed(0)
+    m = _Thresholds(how)
+    p = it.plan(m)
+    assert "probed" in p["layers.3.weight"].reason and "q* 2" in p["layers.3.weight"].reason
+    it.init_model(m, seed=0)
+    with torch.no_grad():
+        assert 0.5 < rms(m(torch.randn(512, 64, generator=torch.Generator().manual_seed(1)))) < 2
+
+
+def test_planning_leaves_no_trace_of_fx_on_the_model():
+    """fx sets the tensor constants it lifts out of ``forward`` as attributes of the model it
+    traces: ``plan``, ``lsuv`` and ``diagnose`` left ``_tensor_constant0…`` on the user's model.
+    They take them off; a kernel-shaping ``apply``, whose rewritten forward reads them, puts
+    them on as part of what it installs."""
+    torch.manual_seed(0)
+    m = _Thresholds("fmax", depth=4)
+    before = set(vars(m))
+    it.plan(m)
+    it.lsuv(m, torch.randn(32, 64), seed=0)
+    diagnose(m, torch.randn(32, 64))
+    assert set(vars(m)) == before
+
+    class TanhScaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.ModuleList(nn.Linear(16, 16) for _ in range(4))
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = torch.tanh(layer(x)) * torch.tensor(1.0)
+            return x
+
+    t = TanhScaled()
+    before = set(vars(t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plan = it.plan(t, "dks")
+    assert set(vars(t)) == before
+    plan.apply(t, seed=0)
+    assert "forward" in vars(t)  # the rewritten forward, and the constants it reads
+    assert {k for k in set(vars(t)) - before if k.startswith("_tensor_constant")}
+    assert t(torch.randn(4, 16)).shape == (4, 16)

@@ -32,7 +32,7 @@ from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .capture import SiteCalls
-from .graph import LeafTracer, trace_sequential
+from .graph import fx_module, trace_sequential
 from .modules import (
     FunctionalLayer,
     check_materialized,
@@ -326,7 +326,7 @@ def _run(
             run_model(lambda x: _by_chain(model, names, x, scaler), batch)
         return "sequential", 1
     try:
-        gm = torch.fx.GraphModule(model, LeafTracer().trace(model))
+        gm = fx_module(model)
     except Exception:
         gm = None
     if gm is not None and not isinstance(batch, dict):

@@ -505,9 +505,11 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
         shaped.append((site, ShapedActivation(r.transform, original)))
     forward_fn = None
     added: dict[str, ShapedActivation] = {}
+    constants: dict[str, Any] = {}
     if fn_sites:
+        tracer = LeafTracer()
         try:
-            graph = LeafTracer().trace(model)
+            graph = tracer.trace(model)
         except Exception as exc:
             first = next(iter(fn_sites.values())).site
             raise ValueError(
@@ -548,6 +550,7 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
             namespace,
         )
         forward_fn = namespace["forward"]
+        constants = tracer.constants  # (the rewritten forward reads them on self)
 
     def install() -> None:  # assignments only
         for site, new_module in shaped:
@@ -556,6 +559,8 @@ def prepare(plan: Plan, model: nn.Module) -> Any:
         for attr, m in added.items():
             model.add_module(attr, m)
         if forward_fn is not None:
+            for attr, value in constants.items():
+                setattr(model, attr, value)
             model.forward = types.MethodType(forward_fn, model)
 
     return install

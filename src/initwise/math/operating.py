@@ -50,7 +50,7 @@ of three at chance, so edge-of-chaos chains keep one ``q`` throughout.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
@@ -177,6 +177,20 @@ def _point(f: Callable[[np.ndarray], np.ndarray], q: float, centered: bool, dept
     return cost, e2, m, chi, kappa, balance
 
 
+def _grid_points(
+    f: Callable[[np.ndarray], np.ndarray], qs: list[float], depth: int
+) -> Iterator[tuple[float, bool, Any]]:
+    """``(q, centered, _point(...))`` for each ``q`` of ``qs``, weights plain then centered —
+    leaving out points with no variance and centered ones of a zero mean (centering changes
+    nothing there)."""
+    for q in qs:
+        for centered in (False, True):
+            p = _point(f, q, centered, depth)
+            if p is None or (centered and abs(p[2]) < 1e-9 * math.sqrt(p[1])):
+                continue
+            yield q, centered, p
+
+
 def _drift(chi: float, kappa: float, depth: int) -> float:
     """The larger of the chain's gradient drift ``(depth − 1)/2·|ln χ|`` and forward
     instability ``depth/2·ln⁺ κ`` (natural logs; module docstring)."""
@@ -218,20 +232,9 @@ def operating_point(
         canon = A.canonical(activation)
         bias = canon is not None and not A.lookup(canon).kinks
     if key is not None:
-        if width is not None and _simulated(depth, width):
-            return _cached_at_width(
-                key[0],
-                key[1],
-                int(depth),
-                homogeneous,
-                saturating,
-                name or activation,
-                bias,
-                min(width, SIMULATED_WIDTH),
-                ends,
-            )
+        sim = min(width, SIMULATED_WIDTH) if width is not None and _simulated(depth, width) else 0
         return _cached(
-            key[0], key[1], int(depth), homogeneous, saturating, name or activation, bias
+            key[0], key[1], int(depth), homogeneous, saturating, name or activation, bias, sim, ends
         )
     f = activation_fn(activation)
     op = _solve(f, int(depth), homogeneous, saturating, name or "", bias, True)
@@ -242,22 +245,6 @@ def operating_point(
 
 def _simulated(depth: int, width: int) -> bool:
     return depth >= SIMULATED_DEPTH and width >= 2
-
-
-@lru_cache(maxsize=256)
-def _cached_at_width(
-    act: str,
-    param: float | None,
-    depth: int,
-    homogeneous: bool,
-    saturating: bool,
-    name: str,
-    bias: bool,
-    width: int,
-    ends: bool,
-) -> OperatingPoint:
-    op = _cached(act, param, depth, homogeneous, saturating, name, bias)
-    return at_width(activation_fn(act, param), op, width, ends=ends, saturating=saturating)
 
 
 SIMULATED_DEPTH = 6
@@ -489,26 +476,20 @@ def at_width(
     ds = gaussian_expectations(lambda x: df(x) ** 2, grid)
     tails = grid * ds / np.maximum(e2s * e2s, 1e-300)  # the moved last layer's factor
     candidates = []
-    for q in sorted({op.q, 1.0, *grid[::6].tolist()}):
-        for centered in (False, True):
-            p = _point(f, q, centered, depth)
-            if p is None:
-                continue
-            _, e2, m, chi, kappa, balance = p
-            if centered and abs(m) < 1e-9 * math.sqrt(e2):
-                continue
-            grad = (depth - 1) / 2 * abs(math.log(chi))
-            bal, q_end = abs(math.log(balance)), q
-            if moves and not centered:  # (end_points' choice, on the same grid)
-                _, _, d = moments(f, q)
-                g2 = (d / e2) * chi ** (depth - 3) * tails
-                for qe, g in zip(grid.tolist(), g2.tolist(), strict=True):
-                    if g > 0 and (abs(0.5 * math.log(g)), abs(math.log(qe / q))) < (
-                        bal,
-                        abs(math.log(q_end / q)),
-                    ):
-                        bal, q_end = abs(0.5 * math.log(g)), qe
-            candidates.append((max(grad, bal), q, centered, q_end, e2, m, chi, kappa, balance))
+    for q, centered, p in _grid_points(f, sorted({op.q, 1.0, *grid[::6].tolist()}), depth):
+        _, e2, m, chi, kappa, balance = p
+        grad = (depth - 1) / 2 * abs(math.log(chi))
+        bal, q_end = abs(math.log(balance)), q
+        if moves and not centered:  # (end_points' choice, on the same grid)
+            _, _, d = moments(f, q)
+            g2 = (d / e2) * chi ** (depth - 3) * tails
+            for qe, g in zip(grid.tolist(), g2.tolist(), strict=True):
+                if g > 0 and (abs(0.5 * math.log(g)), abs(math.log(qe / q))) < (
+                    bal,
+                    abs(math.log(q_end / q)),
+                ):
+                    bal, q_end = abs(0.5 * math.log(g)), qe
+        candidates.append((max(grad, bal), q, centered, q_end, e2, m, chi, kappa, balance))
     own = [c[0] for c in candidates if (c[1], c[2]) == (op.q, op.centered)]
     bound = max(TOLERANCE, abs(drift), *own)  # (what op's own point costs at this width)
     # (only points whose other costs could still win are simulated — all on the same draws)
@@ -589,7 +570,12 @@ def _cached(
     saturating: bool,
     name: str,
     bias: bool = False,
+    width: int = 0,
+    ends: bool = False,
 ) -> OperatingPoint:
+    if width:  # (the point without a width, checked at this one)
+        op = _cached(act, param, depth, homogeneous, saturating, name, bias)
+        return at_width(activation_fn(act, param), op, width, ends=ends, saturating=saturating)
     return _solve(activation_fn(act, param), depth, homogeneous, saturating, name, bias)
 
 
@@ -620,21 +606,16 @@ def _solve(
     best: tuple[Any, ...] | None = None
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), _GRID)).tolist()
     below = np.exp(np.linspace(math.log(lo * PROBED_BELOW), math.log(lo), 3 * _GRID)).tolist()
-    for q in [1.0, *grid, *(below[:-1] if probed else ())]:  # 1 exactly: the classic gain
+    qs = [1.0, *grid, *(below[:-1] if probed else ())]  # 1 exactly: the classic gain
+    for q, centered, p in _grid_points(f, qs, depth):
         if q < lo and best is not None and best[-1] <= TOLERANCE:
             break  # (below the range only where nothing in it is good enough)
-        for centered in (False, True):
-            p = _point(f, q, centered, depth)
-            if p is None:
-                continue
-            cost, e2, m, chi, kappa, balance = p
-            if centered and abs(m) < 1e-9 * math.sqrt(e2):
-                continue  # a zero mean: centering changes nothing
-            # costs below TOLERANCE are all good enough, and ties (within 0.02 in log units) go
-            # to q near 1 (the classic gain), then to uncentered weights
-            key = (round(max(cost, TOLERANCE) / 0.02), abs(math.log(q)), centered)
-            if best is None or key < best[0]:
-                best = (key, q, centered, e2, m, chi, kappa, balance, cost)
+        cost, e2, m, chi, kappa, balance = p
+        # costs below TOLERANCE are all good enough, and ties (within 0.02 in log units) go
+        # to q near 1 (the classic gain), then to uncentered weights
+        key = (round(max(cost, TOLERANCE) / 0.02), abs(math.log(q)), centered)
+        if best is None or key < best[0]:
+            best = (key, q, centered, e2, m, chi, kappa, balance, cost)
     if best is None:  # pragma: no cover - an activation that is constant on every q
         raise ValueError("operating_point: the activation has no variance on Gaussian input")
     _, q, centered, e2, m, chi, kappa, balance, cost = best

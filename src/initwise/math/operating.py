@@ -259,14 +259,14 @@ SCATTER_SAID = math.log(4.0)
 """A draw whose simulated E[x²] after the chain is off by more than ×4 (×2 in an output's rms,
 outside the ½–2 a plan aims for) is off (:attr:`OperatingPoint.off`)."""
 OFF_SAID = 0.25
-"""A chain where at least this share of the draws is off (four of sixteen) is said by the
-planner: one seed in four gives a network that does not hold its signal. The per-draw spread is
-heavy-tailed (logsigmoid, depth 50, width 128, sixteen draws of the planned network: fourteen
-within ×1.5, two off by ×5.5 and ×40), so a share of draws says more than a mean or a root mean
-square, which one such draw dominates; four draws with one off are simulated on twelve more
-(:func:`_confirmed`). Sixteen draws still leave the share ±0.1 (GELU, width 64, depth 20: 0.25
-from the simulation, 7 of 16 seeds of the planned network), so chains near it are said on some
-widths and depths and not on others."""
+"""A chain where at least this share of the draws is off (four of sixteen; of 24 for a point
+chosen again) is said by the planner: one seed in four gives a network that does not hold its
+signal. The per-draw spread is heavy-tailed (logsigmoid, depth 50, width 128, sixteen draws of
+the planned network: fourteen within ×1.5, two off by ×5.5 and ×40), so a share of draws says
+more than a mean or a root mean square, which one such draw dominates; four draws with one off
+are simulated on twelve more (:func:`_confirmed`). Sixteen draws still leave the share ±0.1
+(GELU, width 64, depth 20: 0.25 from the simulation, 7 of 16 seeds of the planned network), so
+chains near it are said on some widths and depths and not on others."""
 _SIM_BATCH = 128
 _SIM_SEED = 20261203
 SIMULATION_CAP = 4.0
@@ -480,24 +480,15 @@ def at_width(
     if saturating:
         hi = min(hi, SATURATING_Q_MAX)
     grid = np.exp(np.linspace(math.log(lo), math.log(hi), _GRID))
-    e2s = gaussian_expectations(lambda x: f(x) ** 2, grid)
-    df = derivative(f)
-    ds = gaussian_expectations(lambda x: df(x) ** 2, grid)
-    tails = grid * ds / np.maximum(e2s * e2s, 1e-300)  # the moved last layer's factor
+    ends_grid, tails = _end_table(f, saturating) if moves else ([], [])
     candidates = []
     for q, centered, p in _grid_points(f, sorted({op.q, 1.0, *grid[::6].tolist()}), depth):
         _, e2, m, chi, kappa, balance = p
         grad = (depth - 1) / 2 * abs(math.log(chi))
         bal, q_end = abs(math.log(balance)), q
-        if moves and not centered:  # (end_points' choice, on the same grid)
-            _, _, d = moments(f, q)
-            g2 = (d / e2) * chi ** (depth - 3) * tails
-            for qe, g in zip(grid.tolist(), g2.tolist(), strict=True):
-                if g > 0 and (abs(0.5 * math.log(g)), abs(math.log(qe / q))) < (
-                    bal,
-                    abs(math.log(q_end / q)),
-                ):
-                    bal, q_end = abs(0.5 * math.log(g)), qe
+        if moves and not centered:  # (end_points' choice; E[φ′²]/E[φ²] = χ/q uncentered)
+            q_end, g = _end_choice(q, chi / q, chi ** (depth - 3), balance, ends_grid, tails)
+            bal = abs(math.log(g))
         candidates.append((max(grad, bal), q, centered, q_end, e2, m, chi, kappa, balance))
     own = [c[0] for c in candidates if (c[1], c[2]) == (op.q, op.centered)]
     bound = max(TOLERANCE, abs(drift), *own)  # (what op's own point costs at this width)
@@ -749,21 +740,46 @@ def end_points(
     Moving the first layer too would balance tanh chains further but puts the first layer at a
     scale ×10 from the rest, which reads as vanishing to any per-layer check, so only ``q_e``
     moves. Returns ``(q*, q_e, G)``; ``(q*, q*, op.balance)`` when nothing is closer to 1."""
+    grid, tails = _end_table(activation, saturating)
+    e2, _, d = moments(activation, op.q)
+    q_e, g = _end_choice(op.q, d / e2, op.chi ** (op.depth - 3), op.balance, grid, tails)
+    return op.q, q_e, g
+
+
+def _end_table(
+    f: Callable[[np.ndarray], np.ndarray], saturating: bool
+) -> tuple[list[float], list[float]]:
+    """The last hidden layer's candidate ``q_e`` over the grid (``q ≤ 4`` for saturating
+    activations) and each one's factor ``q_e·E[φ′²](q_e)/E[φ²](q_e)²`` in :func:`end_points`'
+    ``G²``."""
     lo, hi = Q_RANGE
     if saturating:
         hi = min(hi, SATURATING_Q_MAX)
-    grid = [op.q, *np.exp(np.linspace(math.log(lo), math.log(hi), _GRID)).tolist()]
-    table = []
-    for q in grid:
-        e2, _, d = moments(activation, q)
-        if e2 > 0:
-            table.append((q, d / e2, q * d / (e2 * e2)))
-    head = table[0][1]  # q_f = q*
-    mid = op.chi ** (op.depth - 3)
-    best = (abs(math.log(op.balance)), 0.0, op.q, op.q, op.balance)
-    for q_e, _, tail in table:
-        g = math.sqrt(head * mid * tail)
-        key = (abs(math.log(g)), abs(math.log(q_e / op.q)))
+    grid = np.exp(np.linspace(math.log(lo), math.log(hi), _GRID))
+    e2s = gaussian_expectations(lambda x: f(x) ** 2, grid)
+    df = derivative(f)
+    ds = gaussian_expectations(lambda x: df(x) ** 2, grid)
+    ok = e2s > 0
+    return grid[ok].tolist(), (grid[ok] * ds[ok] / (e2s[ok] * e2s[ok])).tolist()
+
+
+def _end_choice(
+    q: float,
+    head: float,
+    mid: float,
+    balance: float,
+    grid: list[float],
+    tails: list[float],
+) -> tuple[float, float]:
+    """``(q_e, G)``: the ``q_e`` of :func:`_end_table` whose ``G = √(head·mid·tail)`` is nearest
+    1 (ties: ``q_e`` nearest ``q``), or ``(q, balance)`` when none is closer than staying."""
+    best = (abs(math.log(balance)), 0.0, q, balance)
+    for q_e, tail in zip(grid, tails, strict=True):
+        g2 = head * mid * tail
+        if g2 <= 0:
+            continue
+        g = math.sqrt(g2)
+        key = (abs(math.log(g)), abs(math.log(q_e / q)))
         if key < best[:2]:
-            best = (*key, op.q, q_e, g)
-    return best[2], best[3], best[4]
+            best = (*key, q_e, g)
+    return best[2], best[3]

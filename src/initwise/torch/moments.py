@@ -296,6 +296,22 @@ def homogeneous(f: Callable[[np.ndarray], np.ndarray]) -> bool:
     )
 
 
+def conv_chain(m: nn.Module) -> tuple[int, int] | None:
+    """``(channels, taps)`` of an ungrouped convolution, for the simulation of its chain at its
+    width (:func:`~initwise.math.operating.chain_drifts`): out channels and the kernel's size.
+    Grouped and depthwise convolutions (a chain of them alternates with other layers) keep the
+    mean-field point: ``None``."""
+    out = getattr(m, "out_channels", None)
+    kernel = getattr(m, "kernel_size", None)
+    if getattr(m, "groups", 1) != 1 or not isinstance(out, int) or out < 1:
+        return None
+    if isinstance(kernel, int):
+        kernel = (kernel,)
+    if not isinstance(kernel, tuple) or not all(isinstance(k, int) and k > 0 for k in kernel):
+        return None
+    return out, math.prod(kernel)
+
+
 def op_point(
     act: Act,
     depth: int,
@@ -303,27 +319,29 @@ def op_point(
     bias: bool = False,
     width: int | None = None,
     ends: bool = False,
+    taps: int = 1,
 ) -> OperatingPoint:
     """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
     cached process-wide; probed ones in ``cache``). ``bias``: the layer has a bias, so an
     edge-of-chaos point is allowed (:func:`operating_point` keeps kinked activations off it;
     probed ones are never given it). ``width``/``ends``: the chain's width, for the check of its
     forward drift at that width, and whether its last hidden layer may move for balance
-    (:func:`~initwise.math.operating.at_width`)."""
-    key: Any = (act, depth, bias, width, ends)
+    (:func:`~initwise.math.operating.at_width`); ``taps``: a chain of convolutions with kernels
+    of that many taps and ``width`` channels."""
+    key: Any = (act, depth, bias, width, ends, taps)
     shared: Any = None
     if act.module is not None:  # equal stretches in every layer: key by the values
         probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
-        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()), width, ends)
+        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()), width, ends, taps)
         if width is not None:  # (simulated at its width: kept for the process, by its values
             # on a finer grid; the same stretch planned again costs nothing)
             fine = _act_fn(act)(np.linspace(-12.0, 12.0, 241))
-            shared = (act.describe(), depth, np.round(fine, 9).tobytes(), width, ends)
+            shared = (act.describe(), depth, np.round(fine, 9).tobytes(), width, ends, taps)
             if shared in _POINTS:
                 return _POINTS[shared]
     if cache is not None and key in cache:
         return cache[key]
-    op = _op_point(act, depth, bias, width, ends)
+    op = _op_point(act, depth, bias, width, ends, taps)
     if cache is not None:
         cache[key] = op
     if shared is not None:
@@ -338,7 +356,12 @@ _POINTS: dict[Any, OperatingPoint] = {}
 
 
 def _op_point(
-    act: Act, depth: int, bias: bool = False, width: int | None = None, ends: bool = False
+    act: Act,
+    depth: int,
+    bias: bool = False,
+    width: int | None = None,
+    ends: bool = False,
+    taps: int = 1,
 ) -> OperatingPoint:
     spec = act.spec
     probed_homogeneous = act.module is not None and homogeneous(_act_fn(act))
@@ -350,6 +373,7 @@ def _op_point(
         "saturating": bool(spec and spec.saturating),
         "width": width,
         "ends": ends,
+        "taps": taps,
     }
     if act.module is not None:
         return operating_point(_act_fn(act), **kw)
@@ -1300,18 +1324,21 @@ def _weight(
         has_bias = isinstance(getattr(m, "bias", None), torch.Tensor)
         io = in_out(m)
         lin = kind in ("linear", "conv1d_hf") and io is not None
+        conv = conv_chain(m) if kind == "conv" else None
         op = op_point(
             act,
             depth,
             res.cache,
             bias=has_bias and kind != "mha",
-            width=io[1] if lin and io is not None else None,
+            width=io[1] if lin and io is not None else (conv[0] if conv else None),
             ends=lin,
+            taps=conv[1] if conv else 1,
         )
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var
+        sim_at = f"{op.width} channels × {op.taps} taps" if op.taps > 1 else f"width {op.width}"
         if op.drift > DRIFT_LIMIT:
-            at = f" at width {op.width}" if op.width else ""
+            at = f" at {sim_at}" if op.width else ""
             fwd = (
                 f"its forward signal simulated at that width ×{math.exp(op.forward):.3g}"
                 if op.width
@@ -1349,8 +1376,9 @@ def _weight(
                 res.drifts.append(said)
         elif op.drift <= DRIFT_LIMIT and op.width and op.off >= OFF_SAID:
             said = (
-                f"{act.describe()} over {depth} layers at width {io[1] if io else op.width}: "
-                f"one draw's scale scatters — simulated at width {op.width}, "
+                f"{act.describe()} over {depth} layers at "
+                + (f"{conv[0]} channels" if conv else f"width {io[1] if io else op.width}")
+                + f": one draw's scale scatters — simulated at {sim_at}, "
                 f"{op.off:.0%} of the draws put E[x²] after the chain off by more than ×4 "
                 f"(×2 in rms; root mean square over draws of its log ×{math.exp(op.scatter):.3g}, "
                 f"mean ×{math.exp(op.forward):.3g}), up in one draw and down in another: at a "

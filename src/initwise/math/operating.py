@@ -405,7 +405,13 @@ def chain_drifts(
                 if sel.size == 0:
                     continue
                 wk = w
-                if flag:
+                if flag and taps > 1 and n > 1:  # (per tap, as the plan centers convolutions)
+                    per = w.reshape(n, taps, n)
+                    per = (per - per.mean(axis=2, keepdims=True)) * np.float32(
+                        math.sqrt(n / (n - 1))
+                    )
+                    wk = per.reshape(n, fan)
+                elif flag:
                     wk = (w - w.mean(axis=1, keepdims=True)) * np.float32(
                         math.sqrt(fan / (fan - 1))
                     )

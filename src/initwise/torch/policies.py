@@ -631,9 +631,22 @@ def normal_embedding(site: WeightSite, std: float, why: str) -> ParamPlan:
     )
 
 
-def _center_dims(kind: str, ndim: int) -> tuple[int, ...]:
-    if kind in ("linear", "conv"):
-        return tuple(range(1, ndim))
+def _center_dims(kind: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The dims a weight is centered over so that its input's mean does not pass: the input
+    features of a matrix; a convolution's input channels **per kernel tap** where it has 2+
+    input channels per group and 2+ taps. Centered over its whole fan-in (channels × taps), a
+    convolution cancels the mean only where every tap reads the map: at the edges of a
+    zero-padded map the missing taps' share of the mean leaks in, and a deep chain amplifies
+    it — measured, softplus ×50 of 3×3 convolutions on a 16×16 map at 16–64 channels: output
+    rms 10.7–11.9 (median of six draws, none in band ½–2) against 0.86–0.91 (17 of 18 in band)
+    centered per tap, which cancels the mean for every subset of taps."""
+    if kind == "linear":
+        return tuple(range(1, len(shape)))
+    if kind == "conv":
+        taps = math.prod(shape[2:])
+        if len(shape) > 2 and shape[1] >= 2 and taps > 1:
+            return (1,)
+        return tuple(range(1, len(shape)))
     if kind == "conv1d_hf":
         return (0,)
     return ()
@@ -645,11 +658,16 @@ def _solved_entry(
     if solved.zero:
         return entry(pname, shape, S.zeros(), f"{site.head}, {solved.describe()}", site.fans)
     g = solved.gain
-    center = _center_dims(site.kind, len(shape)) if solved.centered else ()
+    center = _center_dims(site.kind, tuple(shape)) if solved.centered else ()
     if center and isinstance(site.module, FunctionalEinsum):  # per unit: its contracted dims
         center = site.module.in_dims
     why = f"{solved.describe()} → gain {g:.4g}"
-    if center:
+    if center == (1,) and site.kind == "conv":
+        why += (
+            "; weights centered per output channel and kernel tap (the input's mean does not "
+            "pass, at a zero-padded map's edges either)"
+        )
+    elif center:
         why += "; weights centered per output unit (the input's mean does not pass)"
     e = entry(
         pname,

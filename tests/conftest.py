@@ -17,3 +17,17 @@ def ks_p(sample: np.ndarray, dist: stats.rv_continuous) -> float:
 @pytest.fixture
 def ks():
     return ks_p
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Policies registered by their module's import (``lsuv``, ``tat``, ``dks``: loaded at first
+    use) are loaded once here, so a test that snapshots and restores the policy registry keeps
+    them (their modules are not imported a second time to register them again)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    from initwise.torch import policies as P
+
+    for name in P._LAZY:
+        P.get_policy(name)

@@ -662,7 +662,8 @@ class Plan:
     def apply(self, model: Any, seed: int, **kwargs: Any) -> Any:
         """Initialize ``model`` by this plan with the framework adapter that handles it
         (PyTorch: :func:`initwise.torch.apply_plan`). Adapters register themselves with
-        :func:`register_applier` when imported; a torch model loads ``initwise.torch``."""
+        :func:`register_applier` when imported, or when asked (their ``_register()``); a torch
+        model loads ``initwise.torch``."""
         return applier_for(model)(self, model, seed, **kwargs)
 
 
@@ -696,7 +697,10 @@ def _adapter_for(model: Any) -> tuple[Callable[[Any], bool], Applier, Callable[[
     roots = {(c.__module__ or "").split(".")[0] for c in type(model).__mro__}
     for root, package in _ADAPTERS.items():
         if root in roots:
-            importlib.import_module(package)
+            module = importlib.import_module(package)
+            register = getattr(module, "_register", None)
+            if callable(register):  # (an adapter whose import loads nothing registers here)
+                register()
             for adapter in _APPLIERS:
                 if adapter[0](model):
                     return adapter

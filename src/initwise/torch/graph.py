@@ -1148,7 +1148,7 @@ class Composite(nn.Module):
         # (`mul_` labelled as `mul`: written in place or not, the same function. A member that
         # works in place writes into x — every caller passes a copy: _probe, Act.torch_fn and
         # numpy_callable)
-        self.label = "probed " + "·".join(n.target.rstrip("_") for n in nodes)
+        self.label = "probed " + "·".join(n.target.rstrip("_") for n in nodes if not _metadata(n))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[int, Any] = {self._source: x}
@@ -1211,7 +1211,13 @@ def composites(
             n = nodes[i]
             if i in region or n.op != "function" or n.call is None:
                 continue
-            if (n.target in _NOT_ELEMENTWISE and not _binary_extreme(n)) or not n.inputs:
+            if _metadata(n) and n.inputs and all(j == src or j in region for j in n.inputs):
+                region.add(i)  # (`h.dtype` for a cast inside the stretch: never its output)
+                continue
+            cast = n.target in _CASTS and bool(n.inputs) and n.inputs[0] in region
+            if (
+                n.target in _NOT_ELEMENTWISE and not _binary_extreme(n) and not cast
+            ) or not n.inputs:
                 continue
             held = constants if n.target in _WITH_CONSTANT else {}
             if any(j != src and j not in region and j not in held for j in n.inputs):
@@ -1223,11 +1229,16 @@ def composites(
             frontier.sort()
         if not region:
             continue
-        sinks = [i for i in region if not users[i] or any(u not in region for u in users[i])]
+        sinks = [
+            i
+            for i in region
+            if not _metadata(nodes[i]) and (not users[i] or any(u not in region for u in users[i]))
+        ]
         if len(sinks) != 1:
             continue
-        if len(region) == 1 and sinks[0] in acts:
-            continue  # one registered activation: nothing to probe
+        core = [i for i in region if nodes[i].target not in _CAST_LIKE and not _metadata(nodes[i])]
+        if len(core) == 1 and core[0] in acts:
+            continue  # one registered activation (cast before or after it): nothing to probe
         if _statistic(nodes, users, sinks[0], kinds):
             continue
         members = [nodes[i] for i in sorted(region)]
@@ -1245,6 +1256,21 @@ def composites(
         acts[sink] = Act(act.name, None, act.module, act.module.label)  # type: ignore[union-attr]
         found[sink] = src
     return found
+
+
+_CASTS = frozenset({"to", "type"})
+"""Casts: part of a stretch where they cast a value computed in it (``h * (h > 0).to(h.dtype)``,
+a ReLU written by hand: the mask's cast kept it from being probed, and the chain after it was
+solved as linear — output rms 0.001 after 20 layers, nothing said), not where they cast the
+layer's output itself (a cast is no activation)."""
+
+
+_CAST_LIKE = _CASTS | {"float", "double", "half", "bfloat16", "type_as"}
+
+
+def _metadata(n: Node) -> bool:
+    """``h.dtype``/``h.device``: read by a cast inside a stretch; computed again from the probe."""
+    return n.target == "getattr" and len(n.args) == 1 and n.args[0] in ("dtype", "device")
 
 
 _WITH_CONSTANT = frozenset(

@@ -26,43 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
         "(on CPU-only machines: pip install torch --index-url https://download.pytorch.org/whl/cpu)"
     ) from exc
 
-_INIT_NAMES = (
-    "calculate_gain",
-    "constant",
-    "constant_",
-    "delta_orthogonal_",
-    "dirac",
-    "dirac_",
-    "eye",
-    "eye_",
-    "init_",
-    "kaiming_normal",
-    "kaiming_normal_",
-    "kaiming_uniform",
-    "kaiming_uniform_",
-    "lecun_normal_",
-    "lecun_uniform_",
-    "normal",
-    "normal_",
-    "ones_",
-    "orthogonal",
-    "orthogonal_",
-    "sparse",
-    "sparse_",
-    "trunc_normal_",
-    "uniform",
-    "uniform_",
-    "variance_scaling_",
-    "xavier_normal",
-    "xavier_normal_",
-    "xavier_uniform",
-    "xavier_uniform_",
-    "zeros_",
-)
-"""The drop-ins of :mod:`initwise.torch.init` (its ``__all__``; a test keeps the two equal)."""
-
 _WHERE: dict[str, str] = {
-    **dict.fromkeys(_INIT_NAMES, ".init"),
     **dict.fromkeys(
         ("AssumptionError", "AssumptionWarning", "ParamPlan", "Plan", "SignalWarning"),
         "initwise.plan",
@@ -94,22 +58,37 @@ _WHERE: dict[str, str] = {
         ("KernelShaping", "NormalizeInput", "ShapedActivation", "install_rewrites"), ".shaping"
     ),
 }
-"""Where each public name lives, loaded at its first use."""
+"""Where each public name lives, loaded at its first use (the drop-ins of
+:mod:`initwise.torch.init`, its ``__all__``, are looked up there)."""
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__all__":  # (`from initwise.torch import *`: every name, the drop-ins' too)
+        names = sorted({*_WHERE, *_drop_ins().__all__})
+        globals()["__all__"] = names
+        return names
     where = _WHERE.get(name)
     if where is None:
-        if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-            return importlib.import_module(f".{name}", __name__)  # (a submodule, as before)
+        if not name.startswith("_"):
+            if importlib.util.find_spec(f"{__name__}.{name}"):
+                return importlib.import_module(f".{name}", __name__)  # (a submodule, as before)
+            drop_ins = _drop_ins()
+            if name in drop_ins.__all__:
+                value = getattr(drop_ins, name)
+                globals()[name] = value
+                return value
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(where, __name__), name)
     globals()[name] = value  # (the next lookup is an ordinary attribute)
     return value
 
 
+def _drop_ins() -> types.ModuleType:
+    return importlib.import_module(".init", __name__)
+
+
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE})
+    return sorted({*globals(), *_WHERE, *_drop_ins().__all__})
 
 
 class _Package(types.ModuleType):
@@ -147,6 +126,3 @@ def _register() -> None:
         # the originals of a computed weight (weight_norm's g and v) take that weight's entry
         lambda m: named_parameters(unwrap_wrappers(m)),
     )
-
-
-__all__ = sorted(_WHERE)

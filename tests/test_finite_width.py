@@ -320,3 +320,23 @@ def test_conv_weights_are_centered_per_tap_so_zero_padding_leaks_no_mean():
         with torch.no_grad():
             rms.append(float(model(x).double().pow(2).mean().sqrt()))
     assert all(0.5 <= r <= 2.0 for r in rms), rms
+
+
+def test_a_conv_chain_that_amplifies_each_examples_scale_is_said_at_its_fan_in():
+    """``relu(x)²`` (κ = 2) over 4 convolutions of 3×3 at 32 channels: 3 of 8 draws of the
+    planned network in band (median 2.28), and nothing was said — the check of
+    ``κ^{2L} ≥ width/4`` knew matrices only. A convolution's fan-in (channels × taps) is its
+    width there: said at 32 channels; at 3 layers (8 of 8 in band) and at 128 channels (8 of 8)
+    nothing is."""
+
+    def squared(h: torch.Tensor) -> torch.Tensor:
+        return F.relu(h) ** 2
+
+    torch.manual_seed(0)
+    with pytest.warns(it.SignalWarning, match=r"at fan-in 288 \(32 channels × 9 taps\)"):
+        it.plan(ConvChain(squared, depth=4, channels=32))
+    for depth, channels in ((3, 32), (4, 128)):
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", it.SignalWarning)
+            it.plan(ConvChain(squared, depth=depth, channels=channels))

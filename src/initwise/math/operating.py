@@ -135,6 +135,13 @@ class OperatingPoint:
         return _drift(self.chi, self.kappa, self.depth)
 
     @property
+    def simulated_at(self) -> str:
+        """What the chain was simulated at: ``width 256``, or ``16 channels × 9 taps``."""
+        return (
+            f"{self.width} channels × {self.taps} taps" if self.taps > 1 else f"width {self.width}"
+        )
+
+    @property
     def input_moment(self) -> float:
         """What the next layer's weights see: E[x²], or Var[x] when they are centered."""
         return self.second_moment - self.mean**2 if self.centered else self.second_moment
@@ -143,9 +150,8 @@ class OperatingPoint:
         c = ", centered weights" if self.centered else ""
         if self.bias_var > 0:
             c += f", bias variance {self.bias_var:.3g}"
-        at = f"{self.width} channels × {self.taps} taps" if self.taps > 1 else f"width {self.width}"
         sim = (
-            f"; simulated at {at}: E[x²] ×{math.exp(self.forward):.3g} after the "
+            f"; simulated at {self.simulated_at}: E[x²] ×{math.exp(self.forward):.3g} after the "
             f"chain, ×{math.exp(self.scatter):.3g} rms over draws, {self.off:.0%} of draws off "
             "by more than ×4"
             if self.width

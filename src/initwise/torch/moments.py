@@ -1336,9 +1336,8 @@ def _weight(
         )
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var
-        sim_at = f"{op.width} channels × {op.taps} taps" if op.taps > 1 else f"width {op.width}"
         if op.drift > DRIFT_LIMIT:
-            at = f" at {sim_at}" if op.width else ""
+            at = f" at {op.simulated_at}" if op.width else ""
             fwd = (
                 f"its forward signal simulated at that width ×{math.exp(op.forward):.3g}"
                 if op.width
@@ -1356,22 +1355,19 @@ def _weight(
             if said not in res.drifts:
                 res.drifts.append(said)
         width = io[0] if io is not None else 0
+        where = f"width {width}"
         if conv and isinstance(getattr(m, "in_channels", None), int):  # (its fan-in: measured,
             # relu(x)² ×4 of 3×3 convolutions at 32 channels 3 of 8 draws in band, at 128 8 of 8)
             width = m.in_channels * conv[1]
+            where = f"fan-in {width} ({m.in_channels} channels × {conv[1]} taps)"
         if (
             op.drift <= DRIFT_LIMIT
             and op.kappa >= UNSTABLE_KAPPA
             and width > 0
             and op.kappa ** (2 * depth) >= width / 4 * 0.999
         ):
-            at = (
-                f"fan-in {width} ({width // conv[1]} channels × {conv[1]} taps)"
-                if conv and io is None
-                else f"width {width}"
-            )
             said = (
-                f"{act.describe()} over {depth} layers at {at}: every layer multiplies "
+                f"{act.describe()} over {depth} layers at {where}: every layer multiplies "
                 f"any deviation of an example's scale by κ {op.kappa:.3g} (forward "
                 f"instability), and a finite width gives each example one (about "
                 f"√(2/{width}) relative): κ^{2 * depth} = {op.kappa ** (2 * depth):.3g} ≥ "
@@ -1386,7 +1382,7 @@ def _weight(
             said = (
                 f"{act.describe()} over {depth} layers at "
                 + (f"{conv[0]} channels" if conv else f"width {io[1] if io else op.width}")
-                + f": one draw's scale scatters — simulated at {sim_at}, "
+                + f": one draw's scale scatters — simulated at {op.simulated_at}, "
                 f"{op.off:.0%} of the draws put E[x²] after the chain off by more than ×4 "
                 f"(×2 in rms; root mean square over draws of its log ×{math.exp(op.scatter):.3g}, "
                 f"mean ×{math.exp(op.forward):.3g}), up in one draw and down in another: at a "

@@ -1230,6 +1230,14 @@ CASES: list[Case] = [
     ),
     Case(
         "CLI",
+        "--input-shape 2,x",
+        _cli_file("diagnose", "{F}:make", "--input-shape", "2,x"),
+        CLIError,
+        "--input-shape must be sizes separated by commas",
+        "give integer sizes",
+    ),
+    Case(
+        "CLI",
         "--input-shape=-1,8",
         _cli_file("diagnose", "{F}:make", "--input-shape=-1,8"),
         CLIError,

@@ -134,10 +134,14 @@ def _positive(text: str) -> int:
 def _shape(text: str | None) -> tuple[int, ...] | None:
     if not text:
         return None
+    # sizes separated by commas or "x" (2,3,32,32 or 2x3x32x32); every part one integer: an
+    # empty or non-numeric part ("2,x", "2,,3") is refused, not dropped
     try:
-        shape = tuple(int(x) for x in text.replace("x", ",").split(",") if x.strip())
+        shape = tuple(int(x) for x in text.replace("x", ",").split(","))
     except ValueError:
-        raise ValueError(f"--input-shape must look like 2,3,32,32; got {text!r}") from None
+        raise ValueError(
+            f"--input-shape must be sizes separated by commas, like 2,3,32,32; got {text!r}"
+        ) from None
     if not shape or any(n <= 0 for n in shape):
         raise ValueError(f"--input-shape needs positive sizes, like 2,3,32,32; got {text!r}")
     return shape

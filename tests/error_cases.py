@@ -754,6 +754,14 @@ CASES: list[Case] = [
     ),
     Case(
         "planner",
+        "override pattern that is not a string",
+        _override({3: "zeros"}),
+        TypeError,
+        "overrides: a pattern must be a glob string",
+        "use a glob such as '*.bias'",
+    ),
+    Case(
+        "planner",
         "override pattern matching nothing",
         _override({"fcc.*": "zeros"}),
         ValueError,
@@ -876,6 +884,30 @@ CASES: list[Case] = [
         ValueError,
         "engine must be 'stream' or 'torch'",
         "use stream or torch",
+    ),
+    Case(
+        "apply",
+        "device that is not a device",
+        lambda: (
+            _it()
+            .plan(_torch().nn.Linear(2, 2))
+            .apply(_torch().nn.Linear(2, 2), seed=0, device="gpu0")
+        ),
+        ValueError,
+        "device must be a torch device such as 'cpu'",
+        "name a torch device",
+    ),
+    Case(
+        "apply",
+        "device other than the model's (not a meta-device model)",
+        lambda: (
+            _it()
+            .plan(_torch().nn.Linear(2, 2))
+            .apply(_torch().nn.Linear(2, 2), seed=0, device="meta")
+        ),
+        ValueError,
+        "only says where a meta-device model is materialized; this model's parameters are on cpu",
+        "move the model with model.to first, or leave device out",
     ),
     Case(
         "apply",
@@ -1104,6 +1136,18 @@ CASES: list[Case] = [
         ValueError,
         "disagrees with its scheme",
         "remove it or correct the scheme",
+    ),
+    Case(
+        "plan file",
+        "Plan.save to a directory",
+        lambda: (
+            __import__("initwise.plan", fromlist=["Plan"])
+            .Plan.from_json(_it().plan(_torch().nn.Linear(2, 2)).to_json())
+            .save(__import__("tempfile").gettempdir())
+        ),
+        IsADirectoryError,
+        "is a directory; give a file's path",
+        "give a file's path",
     ),
     Case(
         "plan file",

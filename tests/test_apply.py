@@ -104,6 +104,22 @@ def test_bad_seed():
         it.plan(m).apply(m, seed="0")
 
 
+def test_device_is_where_a_meta_model_goes_not_a_move():
+    """``device`` says where a meta-device model is materialized: a model already on a device
+    with another ``device`` given was filled where it was, silently; now refused, untouched."""
+    m = models.resnet()
+    p = it.plan(m)
+    before = snapshot(m)
+    for bad in ("meta", "cuda:0", "gpu0"):
+        with pytest.raises(ValueError, match="device"):
+            p.apply(m, seed=1, device=bad)
+        assert same(snapshot(m), before)
+    p.apply(m, seed=1, device="cpu")  # its own device: fine
+    p.apply(m, seed=1, device=torch.device("cpu"))
+    it.materialize(m, p, seed=1)  # a model not on the meta device is filled where it is
+    assert not same(snapshot(m), before)
+
+
 def test_meta_device_materialization_equals_cpu_init():
     cpu = models.resnet()
     p = it.plan(cpu)

@@ -58,6 +58,10 @@ def test_multipliers_survive_json_and_reach_the_optimizer_through_wrappers(tmp_p
     assert {round(g["lr_mult"], 6) for g in g3} == {4.0, 1.0, 0.25}
     with pytest.raises(ValueError, match="optimizer must be one of"):
         q.param_groups(model, lr=1e-3, optimizer="lion")
+    with pytest.raises(TypeError, match=r"lr must be a finite number > 0 \(e.g. 3e-4\), got 'a'"):
+        q.param_groups(model, lr="a")  # (was float()'s "could not convert string to float")
+    with pytest.raises(ValueError, match="lr must be a finite number > 0, got -1.0"):
+        q.param_groups(model, lr=-1)
     with pytest.raises(ValueError, match="plan lacks"):
         q.param_groups(mlp(64), lr=1e-3) if False else q.param_groups(nn.Linear(3, 3), lr=1e-3)
 

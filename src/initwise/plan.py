@@ -311,6 +311,11 @@ def write_atomic(path: str, data: bytes) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"the folder of {path!r} does not exist; create it first")
+    if os.path.isdir(path):  # (os.replace would fail after the temporary file was written)
+        raise IsADirectoryError(
+            f"{path!r} is a directory; give a file's path (e.g. "
+            f"{os.path.join(path, 'plan.json')!r})"
+        )
     fd, tmp = tempfile.mkstemp(prefix=".initwise-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -428,6 +433,11 @@ class Plan:
             raise TypeError(f"overrides must be a dict of pattern -> scheme, got {overrides!r}")
         entries = list(self.entries)
         for pattern, spec in overrides.items():
+            if not isinstance(pattern, str):
+                raise TypeError(
+                    f"overrides: a pattern must be a glob string on parameter names (e.g. "
+                    f"'*.bias'), got {type(pattern).__name__} {pattern!r}"
+                )
             scheme = None if spec is None else S.resolve(spec)
             hits = [i for i, e in enumerate(entries) if fnmatch.fnmatchcase(e.name, pattern)]
             if not hits:
@@ -482,7 +492,10 @@ class Plan:
         learning rate holds."""
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
-        lr = float(lr)
+        try:
+            lr = float(lr)
+        except (TypeError, ValueError):
+            raise TypeError(f"lr must be a finite number > 0 (e.g. 3e-4), got {lr!r}") from None
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
         mults = {e.name: dict(e.lr_mult).get(optimizer, 1.0) for e in self.entries}

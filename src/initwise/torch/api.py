@@ -41,16 +41,17 @@ def materialize(
     plan: Plan | None = None,
     *,
     seed: int = 0,
-    device: str | torch.device = "cpu",
+    device: str | torch.device | None = None,
     policy: Any = "auto",
     threads: int | None = None,
     draw_on: str = "auto",
     **plan_kw: Any,
 ) -> nn.Module:
-    """Allocate a meta-device ``model`` on ``device`` and fill it by ``plan`` (made with
-    ``policy`` when not given): one allocation per parameter, no default init to throw away.
-    On an accelerator the values are generated there (``draw_on``, see
-    :func:`~initwise.torch.apply_plan`)."""
+    """Allocate a meta-device ``model`` on ``device`` (default ``"cpu"``) and fill it by
+    ``plan`` (made with ``policy`` when not given): one allocation per parameter, no default
+    init to throw away. On an accelerator the values are generated there (``draw_on``, see
+    :func:`~initwise.torch.apply_plan`). A model already on a device is filled where it is
+    (``device``, if given, must be that one)."""
     if plan is None:
         plan = make_plan(model, policy, **plan_kw)
     return apply_plan(plan, model, seed, device=device, threads=threads, draw_on=draw_on)

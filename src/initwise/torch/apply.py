@@ -340,7 +340,9 @@ def apply_plan(
         model: the model (any device; meta-device models are materialized; DTensor / FSDP2
             parameters are filled shard by shard).
         seed: integer; with the parameter name it determines every value.
-        device: where a meta-device model is materialized (default ``"cpu"``).
+        device: where a meta-device model is materialized (default ``"cpu"``). A model
+            already on a device is filled where it is: a ``device`` other than its parameters'
+            is an error (apply does not move a model).
         atomic: draw every parameter before writing any (peak memory: the new values of the
             whole model), so a failure leaves the model bit-identical. ``False`` writes each
             parameter as it is drawn (no extra memory; validation still happens first, but a
@@ -370,6 +372,13 @@ def apply_plan(
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     if draw_on not in ("auto", "device", "host"):
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError, ValueError):
+            raise ValueError(
+                f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', got {device!r}"
+            ) from None
     wrapper, model = model, unwrap(model)
     with nested_unwrapped(model):  # (compiled blocks: their modules' names)
         _apply(plan, model, seed, device, atomic, engine, threads, draw_on, progress)
@@ -395,6 +404,8 @@ def _apply(
     install = prepare_forward(plan, model)  # every site checked before anything is written
     entries = [e for e in plan if e.scheme is not None]
     was_meta = any(p.is_meta for p in params.values())
+    if not was_meta and device is not None:
+        _check_device(device, params)
     if was_meta:
         _check_meta(plan, model, params)
         shapes = {n: params[n] for n in through}
@@ -551,6 +562,26 @@ def _blas_single_thread() -> Any:
 
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
+
+
+def _check_device(device: torch.device, params: dict[str, torch.Tensor]) -> None:
+    """``device`` says where a meta-device model is materialized; for a model already on a
+    device, one that differs from its parameters' is refused (apply writes in place, it does
+    not move a model: a silent no-op would leave the user's model where it was)."""
+    bad = sorted(
+        {
+            str(p.device)
+            for p in params.values()
+            if p.device.type != device.type
+            or (device.index is not None and (p.device.index or 0) != device.index)
+        }
+    )
+    if bad:
+        raise ValueError(
+            f"device={str(device)!r} only says where a meta-device model is materialized; this "
+            f"model's parameters are on {', '.join(bad)}: apply fills them where they are — move "
+            "the model with model.to(...) first, or leave device out"
+        )
 
 
 def to_empty_keeping_ties(model: nn.Module, device: str | torch.device) -> None:

@@ -68,6 +68,7 @@ from .pooling import (
     DISTANCE_FUNCS,
     Stats,
     attention_matmuls,
+    avg_count,
     carried,
     index_sum,
     node_pool,
@@ -146,6 +147,9 @@ class Moments:
     scattered: dict[str, float] = field(default_factory=dict, repr=False)
     """Weight layers whose output is scattered into another tensor (``masked_scatter``), with
     that tensor's E[x²] (:func:`_scatter_dest`)."""
+    pool_floors: dict[int, tuple[float, str]] = field(default_factory=dict, repr=False)
+    """Average pools left unmeasured (no example input), per graph node: the least share of
+    E[x²] each may keep (independent values) and its name (:func:`edges.unmeasured_chain`)."""
     output_unknown: str = ""
     """Where the model's output has no predicted moments because it passed a product of two
     signals (:func:`_unknown_output`): what and where, for the assumption without an example
@@ -1060,6 +1064,16 @@ def _pass(
                     )
                 elif len(n.inputs) > j and n.inputs[j] in via:  # (attention: from its values)
                     via[n.idx] = via[n.inputs[j]]
+                if pool == "avg" and base is not None and base[0] > 0:
+                    # the least of E[x²] it may keep (independent values: E[x]² and 1/N of the
+                    # rest), for the chains the planner says (edges.unmeasured_chain); a
+                    # mean-free input's pool is said on its own above
+                    share = min(base[1] ** 2 / base[0], 1.0)
+                    if share >= AVG_SAID:
+                        count = avg_count(n, modules)
+                        floor = share + (1.0 - share) / count if count else share
+                        label = f"'{n.target}'" + (f" (node {n.idx})" if n.op != "module" else "")
+                        res.pool_floors[n.idx] = (floor, label)
             mom[n.idx] = val
             continue
         if n.op == "function" and (n.target in _NO_DATA or n.target == "getitem"):

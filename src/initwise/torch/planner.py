@@ -24,6 +24,7 @@ from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWa
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
+from .edges import unmeasured_chain
 from .graph import LINEAR, LayerInfo, expert_activation
 from .modules import (
     AFFINES,
@@ -308,6 +309,10 @@ def _plan(
                 "does not have), and no layer after it is solved for a unit output; give "
                 "example_input= to measure it"
             )
+        if example_input is None:
+            chain = unmeasured_chain(info, dict(model.named_modules()), moments.pool_floors)
+            if chain is not None:
+                moments.assumed.append(chain.said())
         if why is not None:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
             moments.assumed[:] = [

@@ -292,6 +292,30 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
     return None
 
 
+_AVG_POOL_ND = {"avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3}
+
+
+def avg_count(n: Any, modules: dict[str, nn.Module]) -> int | None:
+    """How many values an average pool node averages, where its arguments say (``AvgPool2d(2)``:
+    4; ``F.avg_pool1d(x, 3)``: 3); None where it is in the input's shape (adaptive pools, a mean
+    over dimensions)."""
+    if n.op == "module":
+        m = modules.get(n.target)
+        if not isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+            return None
+        nd = {nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}[type(m)]
+        k = m.kernel_size
+    elif n.op == "function" and str(n.target).lstrip("_") in _AVG_POOL_ND:
+        nd = _AVG_POOL_ND[str(n.target).lstrip("_")]
+        k = n.kwargs.get("kernel_size", n.args[0] if n.args else None)  # (args: the scalars)
+    else:
+        return None
+    ks = (k,) * nd if isinstance(k, int) else tuple(k) if isinstance(k, (tuple, list)) else ()
+    if len(ks) != nd or not all(isinstance(v, int) and v > 0 for v in ks):
+        return None
+    return math.prod(ks)
+
+
 def _stats(t: Any) -> tuple[float, float] | None:
     if not isinstance(t, torch.Tensor) or not t.is_floating_point() or not t.numel():
         return None

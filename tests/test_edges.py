@@ -121,7 +121,7 @@ def test_an_unmeasured_chain_of_padded_convolutions_is_said():
     a norm after each, a residual addition around each, or an example input end it."""
     (text,) = _said(_chain(8))
     assert text.split("assumed: ")[1].startswith("'convs.0' … 'convs.7': 8 zero-padded")
-    assert "×0.25 after them on uniform 8-wide maps, ×0.71 on 32-wide ones" in text
+    assert "×0.25 after them on uniform 8-wide maps, ×0.71 on 32-wide maps" in text
     assert "give example_input= to measure it" in text
     assert _said(_chain(6)) == []  # (×0.35: within ×4)
     assert _said(_chain(12, norm=True)) == []
@@ -140,3 +140,19 @@ def test_average_pools_compound_with_the_chain():
     assert "'convs.0' … 'pool': 6 zero-padded convolutions and an average pool" in text
     floor = 1 / math.pi + (1 - 1 / math.pi) / 4
     assert f"×{floor:.2g} for independent values" in text
+
+
+def test_one_dimensional_chains_are_counted_on_sequences():
+    """1-D convolutions are counted on 32-long sequences: dilated ones (HiFi-GAN's residual
+    stacks, in band) lose most of their taps on 8 samples and were said there; a long plain
+    chain still is."""
+
+    def seq(dilations) -> nn.Module:
+        layers: list[nn.Module] = []
+        for d in dilations:
+            layers += [nn.Conv1d(16, 16, 3, dilation=d, padding=d), nn.LeakyReLU(0.1)]
+        return nn.Sequential(*layers, nn.Conv1d(16, 16, 1))
+
+    assert _said(seq([1, 3, 5, 1, 3, 5])) == []
+    (text,) = _said(seq([1] * 80))  # (×0.979 each on 32 samples: ×0.19)
+    assert "80 zero-padded convolutions" in text and "32-long sequences" in text

@@ -93,8 +93,13 @@ def edge_factor(m: nn.Module, x: Any) -> float | None:
 
 REFERENCE_MAP = 8
 """The map size per spatial dimension at which :func:`unmeasured_chain` counts the edges' loss
-without an example input: a small map (CIFAR's last stage, an 8³ volume), where a chain of
-zero-padded convolutions loses the most; the message gives 4× that size as well."""
+of 2-D and 3-D convolutions without an example input: a small map (CIFAR's last stage, an 8³
+volume), where a chain of zero-padded convolutions loses the most; the message gives 4× that
+size as well."""
+REFERENCE_SEQUENCE = 32
+"""The same for 1-D convolutions: a short sequence (MNIST-1D's 40 samples; audio and text run
+to thousands), where an 8-long one would make every dilated convolution lose most of its taps
+(HiFi-GAN's residual stacks, in band at 0.79, were said at 8)."""
 SAID_BELOW = 0.25
 """A run whose unmeasured losses may multiply E[x²] by less than this (×0.5 in rms: outside the
 ½–2 a plan aims for) is said: eight 3×3 convolutions on 8×8 maps (×0.84 each), six 3×3×3 ones
@@ -111,6 +116,11 @@ def uniform_factor(m: nn.Module, size: int) -> float | None:
     return edge_factor(m, torch.ones((1, 1, *([size] * nd)), dtype=torch.float64))
 
 
+def reference_size(m: nn.Module) -> int:
+    """:data:`REFERENCE_SEQUENCE` for a 1-D convolution, else :data:`REFERENCE_MAP`."""
+    return REFERENCE_SEQUENCE if len(getattr(m, "kernel_size", ())) == 1 else REFERENCE_MAP
+
+
 @dataclass
 class Chain:
     """What a run of layers with no norm between them may lose without an example input."""
@@ -121,6 +131,8 @@ class Chain:
     """Their edges' loss of E[x²] on uniform :data:`REFERENCE_MAP`-wide maps, multiplied."""
     large: float = 1.0
     """The same on maps 4× as wide."""
+    sequences: bool = True
+    """Whether every convolution in it is 1-D (the sizes said are a sequence's)."""
     pools: tuple[str, ...] = ()
     """Average pools whose output's E[x²] the plan took as their input's."""
     floor: float = 1.0
@@ -139,10 +151,15 @@ class Chain:
         if self.convs:
             n = len(self.convs)
             what.append(f"{n} zero-padded convolution{'s' * (n > 1)}")
+            size, what_ = (
+                (REFERENCE_SEQUENCE, "-long sequences")
+                if self.sequences
+                else (REFERENCE_MAP, "-wide maps")
+            )
             why.append(
                 "the fans count every kernel tap, but at a map's edges some read the padding "
-                f"(E[x²] ×{self.small:.2g} after them on uniform {REFERENCE_MAP}-wide maps, "
-                f"×{self.large:.2g} on {4 * REFERENCE_MAP}-wide ones)"
+                f"(E[x²] ×{self.small:.2g} after them on uniform {size}{what_}, "
+                f"×{self.large:.2g} on {4 * size}{what_})"
             )
         if self.pools:
             n = len(self.pools)
@@ -163,8 +180,9 @@ def unmeasured_chain(
     """The run of layers with no norm, stop or residual addition in between, ending where a
     weight layer or the model's output reads it, whose unmeasured losses may lower E[x²] the
     most — zero-padded convolutions' edges (:func:`has_edges`, each fan counting every tap) on
-    uniform :data:`REFERENCE_MAP`-wide maps and average pools at their floor (``pool_floors``,
-    from :func:`~initwise.torch.moments.propagate`) — if that is below :data:`SAID_BELOW`, else
+    uniform :data:`REFERENCE_MAP`-wide maps (1-D: :data:`REFERENCE_SEQUENCE`-long sequences)
+    and average pools at their floor (``pool_floors``, from
+    :func:`~initwise.torch.moments.propagate`) — if that is below :data:`SAID_BELOW`, else
     None. Without an example input both are in the input's shape and content, and the planner
     says such a run. Measured (``auto``, no example input, unit Gaussian inputs): eight 3×3
     convolutions of 64 channels with ReLU on 8×8 maps, output rms 0.64–0.77 over 4 draws (with
@@ -186,15 +204,19 @@ def unmeasured_chain(
             prev = Chain()
         elif k == "weight" and n.op == "module":
             name = str(n.target)
+            m = modules.get(name)
             if name not in cache:
-                m = modules.get(name)
-                a = uniform_factor(m, REFERENCE_MAP) if m is not None else None
-                b = uniform_factor(m, 4 * REFERENCE_MAP) if a is not None else None
+                size = reference_size(m) if m is not None else 0
+                a = uniform_factor(m, size) if m is not None else None
+                b = uniform_factor(m, 4 * size) if a is not None else None
                 cache[name] = (a, b) if a is not None and b is not None else None
             f = cache[name]
             if f is not None:
                 small, large = prev.small * f[0], prev.large * f[1]
-                prev = replace(prev, convs=(*prev.convs, name), small=small, large=large)
+                seq = prev.sequences and reference_size(m) == REFERENCE_SEQUENCE
+                prev = replace(
+                    prev, convs=(*prev.convs, name), small=small, large=large, sequences=seq
+                )
         elif n.idx in pool_floors:
             floor, name = pool_floors[n.idx]
             prev = replace(prev, pools=(*prev.pools, name), floor=prev.floor * floor)

@@ -244,18 +244,42 @@ def test_conv_taps_are_checked_and_taps_one_is_the_matrix_chain():
     )
 
 
+def test_square_kernels_are_simulated_on_a_torus():
+    """A 3×3 kernel on the ring of 16 positions covered 9 of them: the rows were few independent
+    samples and the scatter came out too large — softplus ×50 at 32 channels (16 of 16 planned
+    draws in band) was said with 38% of the simulated draws off. On an 8×8 torus (2 examples,
+    the same 128 rows) it covers 9 of 64: none off, nothing said. 1-D kernels keep the ring."""
+    from initwise.math.operating import chain_drifts
+
+    soft = lambda x: np.logaddexp(0.0, x)  # noqa: E731
+    point = [(0.356, True, 0.356)]
+    ring = chain_drifts(soft, point, 50, 32, draws=16, taps=9)[0]
+    torus = chain_drifts(soft, point, 50, 32, draws=16, taps=9, dims=2)[0]
+    assert ring[2] >= OFF_SAID and torus[2] == 0.0
+    assert chain_drifts(soft, point, 12, 32, draws=3, taps=3, dims=2) == chain_drifts(
+        soft, point, 12, 32, draws=3, taps=3
+    )  # (3 taps: not a square kernel, the ring)
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.SignalWarning)
+        plan = it.plan(ConvChain(F.softplus, depth=50, channels=32))
+    assert "simulated at 32 channels × 3×3 taps" in plan["layers.3.weight"].reason
+    with pytest.raises(ValueError, match="dims"):
+        operating_point("gelu", depth=30, width=16, taps=9, dims=4)
+
+
 def test_a_conv_chain_whose_scale_scatters_is_said():
     """Before, a convolution chain kept its mean-field point unchecked: GELU ×20 with 16
     channels of 3×3 gave output rms 0.005–0.6 over six draws (median 0.06) and nothing was said.
-    Its channels are its width: it is now simulated as a chain of convolutions (16 channels × 9
-    taps), and its scatter is said with the share of draws off; that share tracks the planned
-    network's over 12 seeds."""
+    Its channels are its width: it is now simulated as a chain of convolutions (16 channels ×
+    3×3 taps, on a torus), and its scatter is said with the share of draws off; that share
+    tracks the planned network's over 12 seeds."""
     torch.manual_seed(0)
     model = ConvChain(F.gelu, depth=20, channels=16)
     with pytest.warns(it.SignalWarning, match=r"gelu over 20 layers at 16 channels") as rec:
         plan = it.plan(model)
     text = " ".join(str(w.message) for w in rec)
-    assert "simulated at 16 channels × 9 taps" in text
+    assert "simulated at 16 channels × 3×3 taps" in text
     said = int(re.search(r"([0-9]+)% of the draws", text).group(1)) / 100
     x = torch.randn(4, 16, 16, 16, generator=torch.Generator().manual_seed(1))
     rms = []
@@ -266,7 +290,7 @@ def test_a_conv_chain_whose_scale_scatters_is_said():
     measured = float(((np.array(rms) < 0.5) | (np.array(rms) > 2.0)).mean())
     assert said >= OFF_SAID and measured >= OFF_SAID
     reason = next(e.reason for e in plan if e.name == "layers.3.weight")
-    assert "16 channels × 9 taps" in reason
+    assert "16 channels × 3×3 taps" in reason
 
 
 def test_conv_chains_that_hold_say_nothing_and_grouped_ones_are_not_simulated():
@@ -276,8 +300,8 @@ def test_conv_chains_that_hold_say_nothing_and_grouped_ones_are_not_simulated():
     of 16 draws off) but is said at 32 (measured 5 of 16 draws off, output rms 0.10–2.2).
     Grouped convolutions keep the mean-field point (no simulation in their reason)."""
     for act, channels, at in (
-        (F.softplus, 32, "32 channels × 9"),
-        (F.relu, 128, "85 channels × 9"),
+        (F.softplus, 32, "32 channels × 3×3"),
+        (F.relu, 128, "85 channels × 3×3"),
     ):
         torch.manual_seed(0)
         with warnings.catch_warnings():

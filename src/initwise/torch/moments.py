@@ -300,9 +300,10 @@ def homogeneous(f: Callable[[np.ndarray], np.ndarray]) -> bool:
     )
 
 
-def conv_chain(m: nn.Module) -> tuple[int, int] | None:
-    """``(channels, taps)`` of an ungrouped convolution, for the simulation of its chain at its
-    width (:func:`~initwise.math.operating.chain_drifts`): out channels and the kernel's size.
+def conv_chain(m: nn.Module) -> tuple[int, int, int] | None:
+    """``(channels, taps, dims)`` of an ungrouped convolution, for the simulation of its chain at
+    its width (:func:`~initwise.math.operating.chain_drifts`): out channels, the kernel's size
+    and its spatial dimensions (2 for a square 2-D kernel, simulated on a torus; else 1).
     Grouped and depthwise convolutions (a chain of them alternates with other layers) keep the
     mean-field point: ``None``."""
     out = getattr(m, "out_channels", None)
@@ -313,7 +314,8 @@ def conv_chain(m: nn.Module) -> tuple[int, int] | None:
         kernel = (kernel,)
     if not isinstance(kernel, tuple) or not all(isinstance(k, int) and k > 0 for k in kernel):
         return None
-    return out, math.prod(kernel)
+    square = len(kernel) == 2 and kernel[0] == kernel[1]
+    return out, math.prod(kernel), 2 if square else 1
 
 
 def op_point(
@@ -324,6 +326,7 @@ def op_point(
     width: int | None = None,
     ends: bool = False,
     taps: int = 1,
+    dims: int = 1,
 ) -> OperatingPoint:
     """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
     cached process-wide; probed ones in ``cache``). ``bias``: the layer has a bias, so an
@@ -331,21 +334,21 @@ def op_point(
     probed ones are never given it). ``width``/``ends``: the chain's width, for the check of its
     forward drift at that width, and whether its last hidden layer may move for balance
     (:func:`~initwise.math.operating.at_width`); ``taps``: a chain of convolutions with kernels
-    of that many taps and ``width`` channels."""
-    key: Any = (act, depth, bias, width, ends, taps)
+    of that many taps and ``width`` channels (``dims`` 2: square 2-D kernels)."""
+    key: Any = (act, depth, bias, width, ends, taps, dims)
     shared: Any = None
     if act.module is not None:  # equal stretches in every layer: key by the values
         probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
-        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()), width, ends, taps)
+        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()), width, ends, taps, dims)
         if width is not None:  # (simulated at its width: kept for the process, by its values
             # on a finer grid; the same stretch planned again costs nothing)
             fine = _act_fn(act)(np.linspace(-12.0, 12.0, 241))
-            shared = (act.describe(), depth, np.round(fine, 9).tobytes(), width, ends, taps)
+            shared = (act.describe(), depth, np.round(fine, 9).tobytes(), width, ends, taps, dims)
             if shared in _POINTS:
                 return _POINTS[shared]
     if cache is not None and key in cache:
         return cache[key]
-    op = _op_point(act, depth, bias, width, ends, taps)
+    op = _op_point(act, depth, bias, width, ends, taps, dims)
     if cache is not None:
         cache[key] = op
     if shared is not None:
@@ -366,6 +369,7 @@ def _op_point(
     width: int | None = None,
     ends: bool = False,
     taps: int = 1,
+    dims: int = 1,
 ) -> OperatingPoint:
     spec = act.spec
     probed_homogeneous = act.module is not None and homogeneous(_act_fn(act))
@@ -378,6 +382,7 @@ def _op_point(
         "width": width,
         "ends": ends,
         "taps": taps,
+        "dims": dims,
     }
     if act.module is not None:
         return operating_point(_act_fn(act), **kw)
@@ -1347,6 +1352,7 @@ def _weight(
             width=io[1] if lin and io is not None else (conv[0] if conv else None),
             ends=lin,
             taps=conv[1] if conv else 1,
+            dims=conv[2] if conv else 1,
         )
         q, centered = op.q, op.centered and kind in ("linear", "conv", "conv1d_hf")
         bias_var = op.bias_var

@@ -156,3 +156,16 @@ def test_one_dimensional_chains_are_counted_on_sequences():
     assert _said(seq([1, 3, 5, 1, 3, 5])) == []
     (text,) = _said(seq([1] * 80))  # (×0.979 each on 32 samples: ×0.19)
     assert "80 zero-padded convolutions" in text and "32-long sequences" in text
+
+
+def test_the_reference_map_is_never_narrower_than_the_kernel():
+    """A kernel wider than the 8-wide reference map (a 15×15 one with padding 1, a dilated 1-D
+    one) made torch refuse the map, and the plan failed; the map is now as wide as the kernel
+    reaches."""
+    from initwise.torch.edges import uniform_factor
+
+    for m in (nn.Conv2d(3, 8, 15, padding=1), nn.Conv1d(3, 8, 65, padding=2, dilation=2)):
+        f = uniform_factor(m, 8)
+        assert f is not None and 0 < f < 1
+    big = nn.Sequential(*[nn.Conv2d(4, 4, 15, padding=7) for _ in range(3)], nn.Conv2d(4, 4, 1))
+    it.plan(big, "auto")  # (planned, with or without a warning)

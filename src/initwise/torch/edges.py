@@ -113,7 +113,14 @@ def uniform_factor(m: nn.Module, size: int) -> float | None:
     nd = len(getattr(m, "kernel_size", ()))
     if not 1 <= nd <= 3 or not has_edges(m):
         return None
-    return edge_factor(m, torch.ones((1, 1, *([size] * nd)), dtype=torch.float64))
+    # (a map at least as wide as the kernel reaches: a 15×15 kernel with padding 1 cannot run on
+    # 8×8, and a map it cannot run on is no map the model sees)
+    reach = [d * (k - 1) + 1 for k, d in zip(m.kernel_size, m.dilation, strict=True)]
+    shape = [max(size, r) for r in reach]
+    try:
+        return edge_factor(m, torch.ones((1, 1, *shape), dtype=torch.float64))
+    except RuntimeError:  # (a configuration torch refuses on this map: no factor, no warning)
+        return None
 
 
 def reference_size(m: nn.Module) -> int:

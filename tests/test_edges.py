@@ -169,3 +169,20 @@ def test_the_reference_map_is_never_narrower_than_the_kernel():
         assert f is not None and 0 < f < 1
     big = nn.Sequential(*[nn.Conv2d(4, 4, 15, padding=7) for _ in range(3)], nn.Conv2d(4, 4, 1))
     it.plan(big, "auto")  # (planned, with or without a warning)
+
+
+def test_the_chain_is_said_before_the_layers_own_assumptions():
+    """The warning lists three assumptions; a VGG without norms has one per max pool, and the
+    run of thirteen padded convolutions (×0.10 on 8-wide maps) came after them, cut off."""
+    layers: list[nn.Module] = []
+    c = 3
+    for v in (8, 8, "M", 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M"):
+        if v == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(c, v, 3, padding=1), nn.ReLU()]
+            c = v
+    (text,) = _said(nn.Sequential(*layers, nn.Flatten(), nn.Linear(8, 10)))
+    assert text.split("assumed: ")[1].startswith("'0' … '28': 13 zero-padded convolutions")
+    assert "the 5 max pools among them raise it by as much as neighbouring values differ" in text
+    assert "max pooling" in text

@@ -144,6 +144,9 @@ class Chain:
     """Average pools whose output's E[x²] the plan took as their input's."""
     floor: float = 1.0
     """The least share of E[x²] those pools may keep (independent values), multiplied."""
+    maxes: int = 0
+    """Unmeasured max pools in it: they raise E[x²] (×1.4–5 each on VGG and AlexNet), by as
+    much as the input's spatial correlation allows — at worst (equal values) not at all."""
 
     @property
     def worst(self) -> float:
@@ -175,6 +178,12 @@ class Chain:
                 "averaging keeps between the mean's share of E[x²] and all of it (the plan "
                 f"takes all; ×{self.floor:.2g} for independent values)"
             )
+        if self.maxes:
+            n = self.maxes
+            why.append(
+                f"the {n} max pool{'s' * (n > 1)} among them raise{'s' * (n == 1)} it by as much "
+                "as neighbouring values differ (×1.4–5 each on VGG and AlexNet; at worst ×1)"
+            )
         return (
             f"{where}: {' and '.join(what)} with no norm between them, whose effect on E[x²] "
             f"is in the input: {'; '.join(why)}; give example_input= to measure it"
@@ -182,7 +191,10 @@ class Chain:
 
 
 def unmeasured_chain(
-    info: Any, modules: dict[str, nn.Module], pool_floors: dict[int, tuple[float, str]]
+    info: Any,
+    modules: dict[str, nn.Module],
+    pool_floors: dict[int, tuple[float, str]],
+    max_pools: set[int] | frozenset[int] = frozenset(),
 ) -> Chain | None:
     """The run of layers with no norm, stop or residual addition in between, ending where a
     weight layer or the model's output reads it, whose unmeasured losses may lower E[x²] the
@@ -227,5 +239,7 @@ def unmeasured_chain(
         elif n.idx in pool_floors:
             floor, name = pool_floors[n.idx]
             prev = replace(prev, pools=(*prev.pools, name), floor=prev.floor * floor)
+        elif n.idx in max_pools:
+            prev = replace(prev, maxes=prev.maxes + 1)
         runs[n.idx] = prev
     return worst if worst.worst < SAID_BELOW else None

@@ -150,6 +150,9 @@ class Moments:
     pool_floors: dict[int, tuple[float, str]] = field(default_factory=dict, repr=False)
     """Average pools left unmeasured (no example input), per graph node: the least share of
     E[x²] each may keep (independent values) and its name (:func:`edges.unmeasured_chain`)."""
+    max_pools: set[int] = field(default_factory=set, repr=False)
+    """Max pools left unmeasured, per graph node (they raise E[x²]; :func:`edges.unmeasured_chain`
+    counts them in a run it says)."""
     output_unknown: str = ""
     """Where the model's output has no predicted moments because it passed a product of two
     signals (:func:`_unknown_output`): what and where, for the assumption without an example
@@ -1030,6 +1033,7 @@ def _pass(
             else:
                 val = base
                 if pool == "max":
+                    res.max_pools.add(n.idx)
                     via[n.idx] = (
                         f"max pooling '{n.target}' assumed to leave E[x²] unchanged",
                         False,

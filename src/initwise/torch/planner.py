@@ -310,9 +310,10 @@ def _plan(
                 "example_input= to measure it"
             )
         if example_input is None:
-            chain = unmeasured_chain(info, dict(model.named_modules()), moments.pool_floors)
-            if chain is not None:
-                moments.assumed.append(chain.said())
+            modules = dict(model.named_modules())
+            chain = unmeasured_chain(info, modules, moments.pool_floors, moments.max_pools)
+            if chain is not None:  # (first: the warning shows three assumptions; this one
+                moments.assumed.insert(0, chain.said())  # sums up a whole run of layers)
         if why is not None:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
             moments.assumed[:] = [

@@ -258,6 +258,16 @@ def _lsuv(batch: Callable[[], Any], **kw: Any) -> Callable[[], Any]:
     return call
 
 
+def _apply_linear(**kw: Any) -> Callable[[], Any]:
+    """A plan of ``nn.Linear(2, 2)`` applied to another with ``kw`` (``seed=0`` unless given)."""
+
+    def call() -> Any:
+        nn = _torch().nn
+        return _it().plan(nn.Linear(2, 2)).apply(nn.Linear(2, 2), **{"seed": 0, **kw})
+
+    return call
+
+
 def _override(spec: dict) -> Callable[[], Any]:
     def call() -> Any:
         torch = _torch()
@@ -868,7 +878,7 @@ CASES: list[Case] = [
     Case(
         "apply",
         "seed not an int",
-        lambda: _it().plan(_torch().nn.Linear(2, 2)).apply(_torch().nn.Linear(2, 2), seed="0"),
+        _apply_linear(seed="0"),
         TypeError,
         "seed must be an int",
         "pass an int",
@@ -876,11 +886,7 @@ CASES: list[Case] = [
     Case(
         "apply",
         "unknown engine",
-        lambda: (
-            _it()
-            .plan(_torch().nn.Linear(2, 2))
-            .apply(_torch().nn.Linear(2, 2), seed=0, engine="jax")
-        ),
+        _apply_linear(engine="jax"),
         ValueError,
         "engine must be 'stream' or 'torch'",
         "use stream or torch",
@@ -888,11 +894,7 @@ CASES: list[Case] = [
     Case(
         "apply",
         "device that is not a device",
-        lambda: (
-            _it()
-            .plan(_torch().nn.Linear(2, 2))
-            .apply(_torch().nn.Linear(2, 2), seed=0, device="gpu0")
-        ),
+        _apply_linear(device="gpu0"),
         ValueError,
         "device must be a torch device such as 'cpu'",
         "name a torch device",
@@ -900,11 +902,7 @@ CASES: list[Case] = [
     Case(
         "apply",
         "device other than the model's (not a meta-device model)",
-        lambda: (
-            _it()
-            .plan(_torch().nn.Linear(2, 2))
-            .apply(_torch().nn.Linear(2, 2), seed=0, device="meta")
-        ),
+        _apply_linear(device="meta"),
         ValueError,
         "only says where a meta-device model is materialized; this model's parameters are on cpu",
         "move the model with model.to first, or leave device out",

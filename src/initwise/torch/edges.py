@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .graph import SHAPE_OPS, behind
 from .modules import weight_mask
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -190,6 +191,29 @@ class Chain:
         )
 
 
+_PRODUCTS = {"mul", "mul_", "imul", "rmul"}
+_GATES = {"sigmoid", "hardsigmoid"}
+"""Activations whose output gates another signal (squeeze-excite, a gated unit's σ): bounded and
+centered away from zero (σ(0) = ½), so their input's loss barely reaches E[x²] of the product."""
+
+
+def _combined(chains: list[Chain]) -> Chain:
+    """The run through an elementwise product of signals: ``E[(u·v)²] = E[u²]·E[v²]``, so the
+    factors' losses multiply (each factor's own run, concatenated)."""
+    out = Chain()
+    for c in chains:
+        out = Chain(
+            (*out.convs, *c.convs),
+            out.small * c.small,
+            out.large * c.large,
+            out.sequences and c.sequences,
+            (*out.pools, *c.pools),
+            out.floor * c.floor,
+            out.maxes + c.maxes,
+        )
+    return out
+
+
 def unmeasured_chain(
     info: Any,
     modules: dict[str, nn.Module],
@@ -211,15 +235,37 @@ def unmeasured_chain(
     if g is None:
         return None
     resets = {r.add for r in info.adds}
+    nodes = g.nodes
+
+    def gate(i: int) -> bool:  # (σ(·) through reshapes: a squeeze-excite's w[:, :, None, None])
+        j = behind(nodes, i, SHAPE_OPS)
+        act = info.acts.get(j) if info.kinds[j] == "act" else None
+        return act is not None and act.name in _GATES
+
+    users = g.users()
+    gating = [False] * len(nodes)  # (what only a gate reads: a squeeze-excite's W₁, W₂, x̄)
+    for n in reversed(nodes):
+        act = info.acts.get(n.idx) if info.kinds[n.idx] == "act" else None
+        gating[n.idx] = (act is not None and act.name in _GATES) or (
+            bool(users[n.idx]) and all(gating[u] for u in users[n.idx])
+        )
+
     runs: list[Chain] = [Chain()] * len(g.nodes)
     worst = Chain()
     cache: dict[str, tuple[float, float] | None] = {}
     for n in g.nodes:
         k = info.kinds[n.idx]
         prev = min((runs[i] for i in n.inputs), default=Chain(), key=lambda c: c.worst)
-        if (k == "weight" or n.op == "output") and prev.worst < worst.worst:
-            worst = prev  # (what reaches a layer solved for its input, or the output)
-        if k in ("norm", "stop") or n.idx in resets:
+        read = (k == "weight" and not gating[n.idx]) or n.op == "output"
+        if read and prev.worst < worst.worst:
+            worst = prev  # (what reaches a layer solved for its input, or the output; a layer
+            # whose output only a gate reads is left out — σ keeps its product's scale)
+        signals = [i for i in n.inputs if nodes[i].op != "param"]
+        if k == "stop" and n.op == "function" and n.target in _PRODUCTS and len(signals) > 1:
+            # a gated product (h·σ(·), squeeze-excite) carries h's run; a product of two
+            # signals (u·v) the losses of both
+            prev = _combined([runs[i] for i in signals if not gate(i)])
+        elif k in ("norm", "stop") or n.idx in resets:
             prev = Chain()
         elif k == "weight" and n.op == "module":
             name = str(n.target)

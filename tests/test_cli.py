@@ -61,6 +61,29 @@ def test_cli_errors_are_clear(capsys):
     assert "--input-shape" in capsys.readouterr().err
 
 
+def test_the_cli_gives_its_own_flags_as_the_remedy(tmp_path, capsys):
+    """The library's advice names keyword arguments (``give example_input=``, ``plan with
+    strict=False``); the shell has flags — said as ``--input-shape`` and ``--strict``."""
+    f = tmp_path / "convs.py"
+    f.write_text(
+        "import torch.nn as nn\n"
+        "def net():\n"
+        "    layers = []\n"
+        "    for _ in range(10):\n"
+        "        layers += [nn.Conv2d(4, 4, 3, padding=1), nn.ReLU()]\n"
+        "    return nn.Sequential(*layers, nn.Conv2d(4, 4, 1))\n"
+    )
+    assert main(["plan", f"{f}:net", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "10 zero-padded convolutions" in err and "give --input-shape to measure it" in err
+    assert "example_input=" not in err
+    assert main(["plan", f"{f}:net", "--quiet", "--strict"]) == 2
+    err = capsys.readouterr().err
+    assert "Give --input-shape, an override" in err and "leave out --strict" in err
+    assert main(["plan", f"{f}:net", "--quiet", "--input-shape", "2,4,8,8"]) == 0
+    assert "zero-padded" not in capsys.readouterr().err
+
+
 def test_gains_command(capsys):
     assert main(["gains", "relu", "gelu"]) == 0
     assert "1.5335" in capsys.readouterr().out

@@ -171,6 +171,19 @@ def _planned(args: argparse.Namespace, model: Any, policy: Any, **kw: Any) -> An
         ) from exc
 
 
+def _in_flags(text: str, args: argparse.Namespace) -> str:
+    """The library's advice in the command's own words: ``example_input=`` is ``--input-shape``
+    and ``strict=False`` no ``--strict`` for the commands that take them (the shell has no
+    keyword arguments)."""
+    if hasattr(args, "strict"):
+        text = text.replace("plan with strict=False", "leave out --strict")
+    if not hasattr(args, "input_shape"):
+        return text
+    return text.replace("give example_input=", "give --input-shape").replace(
+        "Give example_input=", "Give --input-shape"
+    )
+
+
 def _threads(args: argparse.Namespace) -> Any:
     from .torch.threads import intra_op_threads
 
@@ -894,7 +907,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             code = int(args.func(args))
         except (ValueError, TypeError, OSError) as exc:
-            print(f"initwise {args.command}: error: {exc}", file=sys.stderr)
+            print(f"initwise {args.command}: error: {_in_flags(str(exc), args)}", file=sys.stderr)
             code = 2
         except KeyboardInterrupt:
             print(f"initwise {args.command}: interrupted", file=sys.stderr)
@@ -910,7 +923,8 @@ def main(argv: list[str] | None = None) -> int:
             code = 1
     for w in caught:
         if issubclass(w.category, (AssumptionWarning, SignalWarning)):
-            print(f"initwise {args.command}: warning: {w.message}", file=sys.stderr)
+            text = _in_flags(str(w.message), args)
+            print(f"initwise {args.command}: warning: {text}", file=sys.stderr)
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return code

@@ -79,3 +79,25 @@ def test_families_benchmark(capsys):
     assert all(r["assumed"] == "none" and r["growth"] < 2.8 for r in rows)
     assert all(0.5 < r["logits_std"] < 2 for r in rows)
     assert "Hugging Face families under plain auto" in capsys.readouterr().out
+
+
+def test_zoo_summary_over_seeds(capsys):
+    """`initwise bench zoo --seeds N` summarizes each network over seeds 0…N−1: median, range and
+    how many seeds fall in each band (the zoo's table is seed 0's; GELU and SiLU MLPs scatter
+    between seeds, which one seed hides)."""
+    from initwise.bench import zoo
+    from initwise.cli import main
+
+    rows = [
+        {"name": "net", "out_ratio": r, "grad_ratio": g, "verdict": v, "summary": ""}
+        for r, g, v in (
+            (1.0, 0.9, "healthy"),
+            (0.3, 1.1, "vanishing"),
+            (1.5, float("nan"), "healthy"),
+        )
+    ]
+    zoo._summary(rows, 3)
+    out = capsys.readouterr().out
+    assert "1 (0.3–1.5) 2/3" in out.replace("[", "(").replace("]", ")") and "2/3" in out
+    assert main(["bench", "lsuv", "--seeds", "3"]) == 2
+    assert "--seeds applies to the zoo benchmark only" in capsys.readouterr().err

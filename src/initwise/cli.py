@@ -550,6 +550,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     )
     if args.device != "cpu" and not set(names) <= {"fill", "materialize"}:
         raise ValueError("--device applies to the fill and materialize benchmarks")
+    if args.seeds != 1 and names != ["zoo"]:
+        raise ValueError("--seeds applies to the zoo benchmark only")
     if args.size is not None and names != ["materialize"]:
         if names not in (["orthogonal"], ["lsuv"]) or args.size != "xl":
             raise ValueError(
@@ -571,6 +573,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             kw["size"] = args.size
         if name in ("orthogonal", "lsuv") and args.size == "xl":
             kw["xl"] = True
+        if name == "zoo" and args.seeds > 1:
+            kw["seeds"] = tuple(range(args.seeds))
         # plain lines on stderr (a live bar would fight the tables printed on stdout)
         with _threads(args), PlainProgress() as progress:
             task = progress.add_task(f"bench {name} (measurements)")
@@ -882,6 +886,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--device",
         default="cpu",
         help="fill/materialize on this device (e.g. cuda): initwise's on-device kernel vs torch's",
+    )
+    bn.add_argument(
+        "--seeds",
+        type=_positive,
+        default=1,
+        help="zoo: initialize with seeds 0…N−1 and summarize how many land in each band "
+        "(default 1: seed 0's table)",
     )
     _add_threads(bn, "torch's")
     bn.set_defaults(func=_cmd_bench)

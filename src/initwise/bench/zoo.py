@@ -326,7 +326,12 @@ BANDS = {"out_ratio": (0.5, 2.0), "grad_ratio": (0.5, 2.0)}
 
 
 def run(seeds: tuple[int, ...] = (0,)) -> list[dict]:
+    """The zoo at ``seeds`` (the table above is seed 0's): one table per network and seed, and
+    with more than one seed a summary of how many seeds fall in each band."""
     rows = [measure(net, seed=s) for net in ZOO for s in seeds]
+    if len(seeds) > 1:
+        _summary(rows, len(seeds))
+        return rows
 
     def fmt(x: Any, band: tuple[float, float]) -> str:
         if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -350,3 +355,39 @@ def run(seeds: tuple[int, ...] = (0,)) -> list[dict]:
         ],
     )
     return rows
+
+
+def _summary(rows: list[dict], n: int) -> None:
+    """Per network over ``n`` seeds: median and range of each ratio, the seeds inside its band,
+    and the seeds ``diagnose`` calls healthy."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["name"], []).append(r)
+
+    def cell(vals: list[float], band: tuple[float, float]) -> str:
+        vals = [v for v in vals if not math.isnan(v)]
+        if not vals:
+            return "—"
+        inside = sum(band[0] <= v <= band[1] for v in vals)
+        mid = sorted(vals)[len(vals) // 2]
+        return f"{mid:.3g} [{min(vals):.3g}–{max(vals):.3g}] {inside}/{len(vals)}"
+
+    table = []
+    for name, rs in by.items():
+        if any("skipped" in r for r in rs):
+            table.append([name, "skipped", "", rs[0].get("skipped", "")])
+            continue
+        healthy = sum(r["verdict"] == "healthy" for r in rs)
+        table.append(
+            [
+                name,
+                cell([r["out_ratio"] for r in rs], BANDS["out_ratio"]),
+                cell([r["grad_ratio"] for r in rs], BANDS["grad_ratio"]),
+                f"{healthy}/{len(rs)}",
+            ]
+        )
+    print_table(
+        f"auto zoo over seeds 0–{n - 1}: median (range) and seeds inside 0.5–2",
+        ["network", "out rms / in rms", "grad first/last", "diagnose healthy"],
+        table,
+    )

@@ -754,6 +754,22 @@ CASES: list[Case] = [
     ),
     Case(
         "planner",
+        "example input with no examples",
+        lambda: _it().plan(_torch().nn.Linear(4, 8), example_input=_torch().randn(0, 4)),
+        ValueError,
+        "example_input: its floating-point tensors have no elements",
+        "pass at least one example",
+    ),
+    Case(
+        "planner",
+        "strict given as a string",
+        lambda: _it().plan(_torch().nn.Linear(4, 8), strict="yes"),
+        TypeError,
+        "strict must be True or False, got 'yes'",
+        "pass a bool",
+    ),
+    Case(
+        "planner",
         "example input with NaN",
         lambda: _it().plan(
             _torch().nn.Linear(4, 8), example_input=_torch().full((3, 4), float("nan"))
@@ -906,6 +922,22 @@ CASES: list[Case] = [
         ValueError,
         "only says where a meta-device model is materialized; this model's parameters are on cpu",
         "move the model with model.to first, or leave device out",
+    ),
+    Case(
+        "apply",
+        "atomic given as a string",
+        _apply_linear(atomic="no"),
+        TypeError,
+        "atomic must be True or False, got 'no'",
+        "pass a bool",
+    ),
+    Case(
+        "apply",
+        "threads=0",
+        _apply_linear(threads=0),
+        ValueError,
+        "threads must be a whole number >= 1, got 0",
+        "give a positive count or leave it out",
     ),
     Case(
         "apply",

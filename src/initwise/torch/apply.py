@@ -26,6 +26,7 @@ from ..plan import ParamPlan, Plan
 from . import parametrized as PZ
 from .init import check_range, check_tensor, sample
 from .modules import check_materialized, nested_unwrapped, unwrap
+from .threads import check_threads
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -372,6 +373,9 @@ def apply_plan(
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     if draw_on not in ("auto", "device", "host"):
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
+    if not isinstance(atomic, bool):  # ("no" is truthy: it would have meant atomic)
+        raise TypeError(f"atomic must be True or False, got {atomic!r}")
+    check_threads(threads, "threads")  # (0 and -1 fell back to the default silently)
     if device is not None:
         try:
             device = torch.device(device)

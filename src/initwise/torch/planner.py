@@ -104,6 +104,8 @@ def plan(
     pol = get_policy(policy)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(strict, bool):  # ("yes" is truthy, "false" too: a typo would decide)
+        raise TypeError(f"strict must be True or False, got {strict!r}")
     for name, value in (("forget_bias", forget_bias), ("std", std)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")
@@ -178,7 +180,14 @@ def finite_example(example_input: Any) -> None:
     from .batch import tensors
 
     found = tensors(example_input)
-    first = next((t for t in found if t.is_floating_point() and t.numel()), None)
+    floats = [t for t in found if t.is_floating_point()]
+    if floats and not any(t.numel() for t in floats):  # (moments of nothing: none measured)
+        raise ExampleInputError(
+            f"its floating-point tensors have no elements (shape {tuple(floats[0].shape)}): "
+            "nothing to measure the input's moments, pools or edges on",
+            "pass at least one example",
+        )
+    first = next((t for t in floats if t.numel()), None)
     if first is not None and first.device.type != "meta" and not bool(torch.isfinite(first).all()):
         raise ExampleInputError(
             f"its first floating-point tensor (shape {tuple(first.shape)}) has non-finite "

@@ -966,6 +966,32 @@ CASES: list[Case] = [
     # diagnose and LSUV
     Case(
         "diagnose",
+        "jacobian given as a string",
+        lambda: __import__("initwise.diagnostics", fromlist=["diagnose"]).diagnose(
+            _torch().nn.Linear(4, 4), _torch().randn(8, 4), jacobian="yes"
+        ),
+        TypeError,
+        "diagnose: jacobian must be True or False, got 'yes'",
+        "pass a bool",
+    ),
+    Case(
+        "lsuv",
+        "orthogonal given as a string",
+        lambda: _it().lsuv(_torch().nn.Linear(4, 4), _torch().randn(8, 4), orthogonal="no"),
+        TypeError,
+        "lsuv: orthogonal must be True or False, got 'no'",
+        "pass a bool",
+    ),
+    Case(
+        "policy",
+        "NormalizeInput(eps=-1)",
+        lambda: _it().NormalizeInput(eps=-1),
+        ValueError,
+        "NormalizeInput: eps must be a finite number >= 0",
+        "give eps >= 0",
+    ),
+    Case(
+        "diagnose",
         "NaN in the batch",
         _diagnose(lambda: _torch().full((2, 4), NAN)),
         ValueError,

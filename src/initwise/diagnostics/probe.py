@@ -218,6 +218,9 @@ def diagnose(
         raise ValueError(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
         )
+    for flag, value in (("jacobian", jacobian), ("train", train)):
+        if not isinstance(value, bool) and not (flag == "train" and value is None):
+            raise TypeError(f"diagnose: {flag} must be True or False, got {value!r}")
     check_batch(batch)
     # (compiled models and blocks: the modules they compile are run and hooked, under their
     # names; dynamo refuses a forward under a function mode)

@@ -177,6 +177,10 @@ def lsuv(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int):
+        raise TypeError(f"lsuv: max_iter must be a whole number >= 1, got {max_iter!r}")
+    if not isinstance(orthogonal, bool):  # ("no" is truthy)
+        raise TypeError(f"lsuv: orthogonal must be True or False, got {orthogonal!r}")
     if tol <= 0 or max_iter < 1 or target <= 0:
         raise ValueError(
             f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"

@@ -87,7 +87,11 @@ class NormalizeInput(nn.Module):
 
     def __init__(self, dim: int = -1, eps: float = 1e-12) -> None:
         super().__init__()
-        self.dim, self.eps = int(dim), float(eps)
+        if isinstance(dim, bool) or not isinstance(dim, int):
+            raise TypeError(f"NormalizeInput: dim must be an int (the feature axis), got {dim!r}")
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < math.inf:
+            raise ValueError(f"NormalizeInput: eps must be a finite number >= 0, got {eps!r}")
+        self.dim, self.eps = dim, float(eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = x.square().mean(dim=self.dim, keepdim=True)

@@ -83,19 +83,22 @@ def plan(
         example_input: used to trace by running when ``torch.fx`` cannot trace the model
             (a tensor, a tuple of positional args, or a mapping of keyword arguments: a dict,
             a tokenizer's ``BatchEncoding``), and by ``auto`` to
-            measure what the walk cannot tell (pools, sums, products of signals; the first
-            floating-point tensor's moments are the input's). The model must run on it: a
-            ``ValueError`` naming it says when it cannot (seen by the plan's own passes on it,
-            or by one run on copies of its tensors where none ran it, buffers and modes put
-            back), or when its first floating-point tensor is not finite. Hugging Face models'
+            measure what the walk cannot tell (pools, sums, products of signals, zero padding
+            at the maps' edges; the first floating-point tensor's moments are the input's).
+            The model must run on it: a ``ValueError`` naming it says when it cannot (seen by
+            the plan's own passes on it, or by one run on copies of its tensors where none ran
+            it, buffers and modes put back), when its first floating-point tensor is not
+            finite, or when its floating-point tensors are empty. Hugging Face models'
             ``dummy_inputs`` are used when this is not given.
         overrides: ``{glob pattern: scheme}`` applied last (see :meth:`Plan.override`).
         forget_bias: LSTM forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
         std: base std of the ``gpt2`` policy.
         strict: raise :class:`~initwise.plan.AssumptionError` when anything had to be assumed
             (the model could not be traced, a layer's activation or input moments are unknown,
-            a parameter has no rule). Otherwise an :class:`~initwise.plan.AssumptionWarning`
-            says what was assumed (the plan's notes list it too).
+            a parameter has no rule, a run of zero-padded convolutions and average pools with no
+            norm between them may take the output out of band without an example input).
+            Otherwise an :class:`~initwise.plan.AssumptionWarning` says what was assumed (the
+            plan's notes list it too).
 
     Returns:
         a :class:`~initwise.plan.Plan`; ``print(plan)`` shows the table, ``plan.apply(model,

@@ -10,6 +10,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
+
 
 def finite(name: str, value: Any, *, where: str = "") -> float:
     """Return ``value`` as a float, or raise if it is not a finite real number."""
@@ -47,6 +49,15 @@ def positive_int(name: str, value: Any, *, where: str = "") -> int:
     if out < 1:
         raise ValueError(f"{prefix}{name} must be an integer >= 1, got {out}")
     return out
+
+
+def boolean(name: str, value: Any, *, where: str = "") -> bool:
+    """Return ``value`` as a bool, or raise unless it is one (Python's or NumPy's): a string such
+    as ``"no"`` is truthy, so taking it as given would decide the opposite of what it says."""
+    if not isinstance(value, (bool, np.bool_)):
+        prefix = f"{where}: " if where else ""
+        raise TypeError(f"{prefix}{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def one_of(name: str, value: Any, choices: Iterable[str], *, where: str = "") -> str:

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from .. import _validate as v
 from ..math.meanfield import ChainLayer, chis, propagate
 from ..plan import AssumptionWarning
 from ..torch.batch import (
@@ -218,9 +219,8 @@ def diagnose(
         raise ValueError(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
         )
-    for flag, value in (("jacobian", jacobian), ("train", train)):
-        if not isinstance(value, bool) and not (flag == "train" and value is None):
-            raise TypeError(f"diagnose: {flag} must be True or False, got {value!r}")
+    jacobian = v.boolean("jacobian", jacobian, where="diagnose")
+    train = None if train is None else v.boolean("train", train, where="diagnose")
     check_batch(batch)
     # (compiled models and blocks: the modules they compile are run and hooked, under their
     # names; dynamo refuses a forward under a function mode)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import _validate as v
 from .. import sampling
 from ..plan import ParamPlan, Plan
 from . import parametrized as PZ
@@ -373,8 +374,7 @@ def apply_plan(
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     if draw_on not in ("auto", "device", "host"):
         raise ValueError(f"draw_on must be 'auto', 'device' or 'host', got {draw_on!r}")
-    if not isinstance(atomic, bool):  # ("no" is truthy: it would have meant atomic)
-        raise TypeError(f"atomic must be True or False, got {atomic!r}")
+    atomic = v.boolean("atomic", atomic)
     check_threads(threads, "threads")  # (0 and -1 fell back to the default silently)
     if device is not None:
         try:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _validate as v
 from .. import schemes as S
 from ..plan import AssumptionWarning, Plan
 from . import parametrized as PZ
@@ -177,10 +178,9 @@ def lsuv(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int):
+    if isinstance(max_iter, bool) or not hasattr(max_iter, "__index__"):
         raise TypeError(f"lsuv: max_iter must be a whole number >= 1, got {max_iter!r}")
-    if not isinstance(orthogonal, bool):  # ("no" is truthy)
-        raise TypeError(f"lsuv: orthogonal must be True or False, got {orthogonal!r}")
+    orthogonal = v.boolean("orthogonal", orthogonal, where="lsuv")
     if tol <= 0 or max_iter < 1 or target <= 0:
         raise ValueError(
             f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"

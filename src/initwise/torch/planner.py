@@ -18,6 +18,7 @@ from typing import Any
 
 from torch import nn
 
+from .. import _validate as v
 from .. import schemes as S
 from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWarning
@@ -107,8 +108,7 @@ def plan(
     pol = get_policy(policy)
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(strict, bool):  # ("yes" is truthy, "false" too: a typo would decide)
-        raise TypeError(f"strict must be True or False, got {strict!r}")
+    strict = v.boolean("strict", strict)
     for name, value in (("forget_bias", forget_bias), ("std", std)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{name} must be a number, got {value!r}")

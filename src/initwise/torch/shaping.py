@@ -87,11 +87,12 @@ class NormalizeInput(nn.Module):
 
     def __init__(self, dim: int = -1, eps: float = 1e-12) -> None:
         super().__init__()
-        if isinstance(dim, bool) or not isinstance(dim, int):
+        # (NumPy's integers and floats pass, as int() and float() took them before)
+        if isinstance(dim, bool) or not hasattr(dim, "__index__"):
             raise TypeError(f"NormalizeInput: dim must be an int (the feature axis), got {dim!r}")
-        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps < math.inf:
+        if isinstance(eps, bool) or not hasattr(eps, "__float__") or not 0 <= float(eps) < math.inf:
             raise ValueError(f"NormalizeInput: eps must be a finite number >= 0, got {eps!r}")
-        self.dim, self.eps = dim, float(eps)
+        self.dim, self.eps = int(dim), float(eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = x.square().mean(dim=self.dim, keepdim=True)

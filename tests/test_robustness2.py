@@ -265,3 +265,24 @@ def test_an_example_input_given_as_a_mapping_is_keyword_arguments():
     assert it.plan(Kw(), example_input=UserDict({"x": x, "scale": 2.0})) == as_dict
     with pytest.raises(ValueError, match=r"\(no tensor in the object\): TypeError"):
         it.plan(Kw(), example_input=object())
+
+
+def test_numpy_scalars_pass_where_python_ones_do():
+    """The flag checks refuse strings ("no" is truthy) but take NumPy's bools, and the counts and
+    scales NumPy's integers and floats, as the code before those checks took them."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    import initwise.torch as it
+    from initwise.diagnostics import diagnose
+
+    m = nn.Sequential(nn.Linear(4, 4))
+    x = torch.randn(8, 4)
+    it.plan(m, strict=np.False_).apply(m, seed=0, atomic=np.True_)
+    diagnose(m, x, jacobian=np.False_, train=np.True_)
+    it.lsuv(m, x, orthogonal=np.True_, max_iter=np.int64(3))
+    n = it.NormalizeInput(dim=np.int64(-1), eps=np.float32(1e-6))
+    assert n.dim == -1 and isinstance(n.dim, int)
+    with pytest.raises(TypeError, match="strict must be True or False, got 'no'"):
+        it.plan(m, strict="no")

@@ -220,3 +220,19 @@ def test_a_gate_carries_the_run_of_what_it_gates():
     assert _said(_SqueezeExcite(norm=True)) == []
     assert _said(_SqueezeExcite(blocks=3)) == []  # (×0.59 on 8-wide maps; the pooled x̄ only
     # feeds the gate, whose σ keeps the product's scale)
+
+
+def test_a_subclass_of_a_pool_is_that_pool():
+    """A subclass of ``nn.AvgPool2d`` was looked up by its type and ``plan`` raised KeyError."""
+    from initwise.torch.graph import Node
+    from initwise.torch.pooling import avg_count
+
+    class Pool(nn.AvgPool2d):
+        pass
+
+    node = Node(0, "module", "p")
+    assert avg_count(node, {"p": Pool(2)}) == 4 and avg_count(node, {"p": nn.AvgPool3d(2)}) == 8
+    assert avg_count(Node(1, "function", "avg_pool1d", args=(3,)), {}) == 3
+    assert avg_count(node, {"p": nn.AdaptiveAvgPool2d(1)}) is None
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), Pool(2), nn.Conv2d(8, 8, 1))
+    it.plan(model, "auto")

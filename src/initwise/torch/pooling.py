@@ -292,24 +292,28 @@ def node_pool(n: Any, modules: dict[str, nn.Module]) -> str | None:
     return None
 
 
-_AVG_POOL_ND = {"avg_pool1d": 1, "avg_pool2d": 2, "avg_pool3d": 3}
+_AVG_POOL_ND = (
+    (nn.AvgPool1d, "avg_pool1d", 1),
+    (nn.AvgPool2d, "avg_pool2d", 2),
+    (nn.AvgPool3d, "avg_pool3d", 3),
+)
+"""Fixed-kernel average pools: the module, the function, their spatial dimensions."""
 
 
 def avg_count(n: Any, modules: dict[str, nn.Module]) -> int | None:
     """How many values an average pool node averages, where its arguments say (``AvgPool2d(2)``:
     4; ``F.avg_pool1d(x, 3)``: 3); None where it is in the input's shape (adaptive pools, a mean
     over dimensions)."""
-    if n.op == "module":
-        m = modules.get(n.target)
-        if not isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-            return None
-        nd = {nn.AvgPool1d: 1, nn.AvgPool2d: 2, nn.AvgPool3d: 3}[type(m)]
-        k = m.kernel_size
-    elif n.op == "function" and str(n.target).lstrip("_") in _AVG_POOL_ND:
-        nd = _AVG_POOL_ND[str(n.target).lstrip("_")]
-        k = n.kwargs.get("kernel_size", n.args[0] if n.args else None)  # (args: the scalars)
-    else:
+    m = modules.get(n.target) if n.op == "module" else None
+    fn = str(n.target).lstrip("_") if n.op == "function" else None
+    # (isinstance: a subclass of nn.AvgPool2d is one; looked up by its type, it raised KeyError)
+    nd = next((d for cls, name, d in _AVG_POOL_ND if isinstance(m, cls) or fn == name), 0)
+    if not nd:
         return None
+    if m is not None:
+        k = m.kernel_size
+    else:
+        k = n.kwargs.get("kernel_size", n.args[0] if n.args else None)  # (args: the scalars)
     ks = (k,) * nd if isinstance(k, int) else tuple(k) if isinstance(k, (tuple, list)) else ()
     if len(ks) != nd or not all(isinstance(v, int) and v > 0 for v in ks):
         return None

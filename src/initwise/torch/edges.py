@@ -203,13 +203,13 @@ def _combined(chains: list[Chain]) -> Chain:
     out = Chain()
     for c in chains:
         out = Chain(
-            (*out.convs, *c.convs),
-            out.small * c.small,
-            out.large * c.large,
-            out.sequences and c.sequences,
-            (*out.pools, *c.pools),
-            out.floor * c.floor,
-            out.maxes + c.maxes,
+            convs=(*out.convs, *c.convs),
+            small=out.small * c.small,
+            large=out.large * c.large,
+            sequences=out.sequences and c.sequences,
+            pools=(*out.pools, *c.pools),
+            floor=out.floor * c.floor,
+            maxes=out.maxes + c.maxes,
         )
     return out
 
@@ -237,22 +237,23 @@ def unmeasured_chain(
     resets = {r.add for r in info.adds}
     nodes = g.nodes
 
-    def gate(i: int) -> bool:  # (σ(·) through reshapes: a squeeze-excite's w[:, :, None, None])
-        j = behind(nodes, i, SHAPE_OPS)
-        act = info.acts.get(j) if info.kinds[j] == "act" else None
+    def is_gate(i: int) -> bool:
+        act = info.acts.get(i) if info.kinds[i] == "act" else None
         return act is not None and act.name in _GATES
+
+    def gate(i: int) -> bool:  # (σ(·) through reshapes: a squeeze-excite's w[:, :, None, None])
+        return is_gate(behind(nodes, i, SHAPE_OPS))
 
     users = g.users()
     gating = [False] * len(nodes)  # (what only a gate reads: a squeeze-excite's W₁, W₂, x̄)
     for n in reversed(nodes):
-        act = info.acts.get(n.idx) if info.kinds[n.idx] == "act" else None
-        gating[n.idx] = (act is not None and act.name in _GATES) or (
+        gating[n.idx] = is_gate(n.idx) or (
             bool(users[n.idx]) and all(gating[u] for u in users[n.idx])
         )
 
     runs: list[Chain] = [Chain()] * len(g.nodes)
     worst = Chain()
-    cache: dict[str, tuple[float, float] | None] = {}
+    cache: dict[str, tuple[float, float, bool] | None] = {}  # (8-wide, 32-wide, 1-D)
     for n in g.nodes:
         k = info.kinds[n.idx]
         prev = min((runs[i] for i in n.inputs), default=Chain(), key=lambda c: c.worst)
@@ -269,18 +270,21 @@ def unmeasured_chain(
             prev = Chain()
         elif k == "weight" and n.op == "module":
             name = str(n.target)
-            m = modules.get(name)
             if name not in cache:
+                m = modules.get(name)
                 size = reference_size(m) if m is not None else 0
                 a = uniform_factor(m, size) if m is not None else None
                 b = uniform_factor(m, 4 * size) if a is not None else None
-                cache[name] = (a, b) if a is not None and b is not None else None
+                one_d = size == REFERENCE_SEQUENCE
+                cache[name] = (a, b, one_d) if a is not None and b is not None else None
             f = cache[name]
             if f is not None:
-                small, large = prev.small * f[0], prev.large * f[1]
-                seq = prev.sequences and reference_size(m) == REFERENCE_SEQUENCE
                 prev = replace(
-                    prev, convs=(*prev.convs, name), small=small, large=large, sequences=seq
+                    prev,
+                    convs=(*prev.convs, name),
+                    small=prev.small * f[0],
+                    large=prev.large * f[1],
+                    sequences=prev.sequences and f[2],
                 )
         elif n.idx in pool_floors:
             floor, name = pool_floors[n.idx]

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import initwise.torch as it  # noqa: E402
-from initwise.torch.edges import edge_factor, has_edges  # noqa: E402
+from initwise.torch.edges import edge_factor, has_edges, measured_taps  # noqa: E402
 
 
 def test_the_share_that_reaches_the_taps_of_a_uniform_map():
@@ -23,9 +23,63 @@ def test_the_share_that_reaches_the_taps_of_a_uniform_map():
     assert edge_factor(up, torch.ones(1, 4, 4, 4)) == pytest.approx((14 / 16) ** 2, rel=1e-12)
     causal = nn.Conv1d(4, 4, 3, padding=2)  # both ends padded by 2: taps 1,2,3,…,3,2,1
     assert edge_factor(causal, torch.ones(1, 4, 10)) == pytest.approx(30 / 36, rel=1e-12)
-    for m in (nn.Conv2d(4, 8, 3), nn.Conv2d(4, 8, 1, padding=0), nn.ConvTranspose2d(4, 8, 2, 2)):
-        assert not has_edges(m) and edge_factor(m, ones) is None
+    for m in (nn.Conv2d(4, 8, 1, padding=0), nn.ConvTranspose2d(4, 8, 2, 2)):
+        assert not has_edges(m) and not measured_taps(m) and edge_factor(m, ones) is None
     assert not has_edges(nn.Conv2d(4, 8, 3, padding=1, padding_mode="circular"))
+    valid = nn.Conv2d(4, 8, 3)  # (no padding of its own: every tap in bounds on a uniform map)
+    assert not has_edges(valid) and measured_taps(valid)
+    assert edge_factor(valid, ones) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_a_convolution_after_zeros_padded_in_front_of_it_reads_its_share():
+    """``F.pad``/``nn.ZeroPad2d`` and then a ``padding=0`` convolution is a "same" convolution
+    written in two steps: its outputs read ×(22/24)² of the 8×8 map's E[x²], while the padded
+    10×10 map's mean is ×0.64 of it — the share is taken against the padded map's mean."""
+    padded = nn.functional.pad(torch.ones(1, 4, 8, 8), (1, 1, 1, 1))
+    f = edge_factor(nn.Conv2d(4, 8, 3), padded)
+    assert f == pytest.approx((22 / 24) ** 2 / 0.64, rel=1e-12)
+
+
+class _PaddedInFront(nn.Module):
+    """``depth`` 3×3 convolutions without padding of their own on 8×8 maps, each behind one
+    pixel of zeros — ``F.pad`` in ``forward`` or an ``nn.ZeroPad2d`` module — ReLU, no norm."""
+
+    def __init__(self, module: bool, depth: int = 6, c: int = 32) -> None:
+        super().__init__()
+        self.module = module
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.pads = nn.ModuleList(nn.ZeroPad2d(1) for _ in range(depth if module else 0))
+        self.convs = nn.ModuleList(nn.Conv2d(c, c, 3) for _ in range(depth))
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        for i, conv in enumerate(self.convs):
+            x = self.pads[i](x) if self.module else nn.functional.pad(x, (1, 1, 1, 1))
+            x = conv(x)
+            x = torch.relu(x) if i < len(self.convs) - 1 else x
+        return x
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["F.pad", "ZeroPad2d"])
+def test_zeros_padded_in_front_of_a_convolution_are_measured_with_it(module):
+    """With an example input the padded map's E[x²] (×0.64 of the 8×8 map's) was measured
+    for ``F.pad`` and each convolution solved for it, though its outputs read ×0.84: each
+    layer gained ×1.31 and eight of them put the output at ×4.3 in rms; an ``nn.ZeroPad2d``
+    module was not measured at all (×0.6). Both now measure the share that reaches the taps
+    and keep the last pre-activation at E[y²] ≈ 1 (ReLU's q* 2 in between)."""
+    x = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _PaddedInFront(module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "auto", example_input=x)
+    assert "the border is weaker (zeros padded in front of it)" in p["convs.3.weight"].reason
+    ms = []
+    for seed in range(6):
+        p.apply(m, seed=seed)
+        with torch.no_grad():
+            ms.append(float(m(x).pow(2).mean()))
+    assert 0.6 < sum(ms) / len(ms) < 1.6
 
 
 def test_a_fixed_mask_weights_each_tap_by_the_weights_it_keeps():

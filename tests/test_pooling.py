@@ -1025,3 +1025,24 @@ def test_zero_padding_without_an_example_input_is_said():
     x = torch.randn(8, 4, 32, generator=torch.Generator().manual_seed(1))
     p = it.plan(_CausalConv(), "auto", example_input=x, strict=True)
     assert "zero padding 'pad'" in p["c2.weight"].reason and "measured" in p["c2.weight"].reason
+
+
+def test_a_zero_padding_module_is_said_and_measured_as_f_pad_is():
+    """``nn.ZeroPad2d``/``nn.ConstantPad1d(·, 0)`` passed as a shape op, unsaid without an
+    example input and unmeasured with one; they are ``F.pad`` written as a module. RWKV's time
+    shift (``nn.ZeroPad2d((0, 0, 1, -1))``) is said as a shift; a module that only crops adds
+    no zeros and says nothing; a reflection pad is no zero padding."""
+    seq = nn.Sequential(nn.ZeroPad2d((0, 0, 1, -1)), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    with pytest.warns(AssumptionWarning, match="1 before and 1 cropped after along dimension -2"):
+        it.plan(seq, "auto")
+    with pytest.raises(AssumptionError, match=r"zero padding \('0', node"):
+        it.plan(seq, "auto", strict=True)
+    causal = nn.Sequential(nn.ConstantPad1d((2, 0), 0.0), nn.Conv1d(4, 8, 3), nn.Conv1d(8, 8, 1))
+    said = "assumed: 1: its input passed zero padding .*2 before"
+    with pytest.warns(AssumptionWarning, match=said):
+        it.plan(causal, "auto")
+    x = torch.randn(8, 4, 6, generator=torch.Generator().manual_seed(1))
+    p = it.plan(causal, "auto", example_input=x, strict=True)
+    assert "zero padding '0' ×0.75 in E[x²], measured" in p["1.weight"].reason
+    for quiet in (nn.ZeroPad2d((0, 0, 0, -1)), nn.ReflectionPad1d(1), nn.ConstantPad1d(1, 1.0)):
+        it.plan(nn.Sequential(quiet, nn.Linear(8, 8), nn.Linear(8, 4)), "auto", strict=True)

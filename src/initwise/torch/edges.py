@@ -50,6 +50,23 @@ def has_edges(m: nn.Module) -> bool:
     return False
 
 
+def measured_taps(m: nn.Module) -> bool:
+    """Whether what reaches convolution ``m``'s taps is measured on an example input
+    (:func:`edge_factor`): one that loses taps at its own edges (:func:`has_edges`), or one
+    without padding and with a kernel wider than one — its outputs read the input map's border
+    less often than its interior, and zeros padded in front of it (``F.pad``, ``nn.ZeroPad2d``:
+    a "same" padding written before a ``padding=0`` convolution, as TensorFlow ports do) sit at
+    that border. The input's measured ``E[x²]`` counts them over the whole padded map: a 3×3
+    convolution after one pixel of zeros around an 8×8 map reads ×0.84 of the unpadded map's
+    ``E[x²]``, where the padded map's mean is ×0.64 of it (solved for 0.64, eight such layers
+    gave an output rms ×4.3)."""
+    if has_edges(m):
+        return True
+    if not isinstance(m, _CONV) or all(k == 1 for k in m.kernel_size):
+        return False
+    return m.padding == "valid" or (m.padding != "same" and all(p == 0 for p in m.padding))
+
+
 def edge_factor(m: nn.Module, x: Any) -> float | None:
     """The share of the fan's ``Σ E[x²]`` that reaches ``m``'s in-bounds taps for input ``x``
     (``(N, C, *spatial)``): ``mean(Σ_{taps in bounds} Σ_c x²) / (K · mean(Σ_c x²))`` over the
@@ -59,7 +76,7 @@ def edge_factor(m: nn.Module, x: Any) -> float | None:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.is_meta:
         return None
     nd = x.ndim - 2
-    if nd not in (1, 2, 3) or not has_edges(m):
+    if nd not in (1, 2, 3) or not measured_taps(m):
         return None
     masked = weight_mask(m)
     with torch.no_grad():

@@ -52,6 +52,7 @@ from ..math.operating import (
     shifted_moments,
 )
 from .batch import tensors
+from .edges import has_edges
 from .graph import SHAPE_OPS as _SHAPE_OPS
 from .graph import Act, ModelInfo, behind, graph_modules, in_out
 from .modules import (
@@ -982,7 +983,7 @@ def _pass(
             pool = "attention"
         if pool is None and n.idx in walk.pools and summed_dims(n) is not None:
             pool = "sum"  # (a sum over a set, measured; unmeasured it is said in _function)
-        if pool is None and n.idx in walk.pools and zero_pad(n):
+        if pool is None and n.idx in walk.pools and zero_pad(n, modules):
             pool = "pad"  # (zero padding, measured; unmeasured it passes as a shape op)
         if n.idx in walk.signals and n.idx in walk.pools:  # a product of signals, measured:
             # what the example gives, with the draft's weights — not carried from the operands'
@@ -1160,6 +1161,8 @@ def _pass(
             elif isinstance(m, nn.GLU):
                 val = _glu(known[0]) if known else None
             else:
+                if len(known) == 1 and zero_pad(n, modules):  # (unmeasured: said, as F.pad)
+                    _pad_said(n, via, modules)
                 val = known[0] if known else None
         elif n.op == "function" and n.idx in walk.parts:  # a conditional table's part
             val = affine_moments(walk.parts[n.idx])
@@ -1300,9 +1303,16 @@ def _weight(
         # measured on the example input (edges.edge_factor); the layer is solved for it
         f = measured[2] / measured[0]
         s, mu = s * f, mu * math.sqrt(f)
+        why = (
+            "zero padding at the map's edges"
+            if has_edges(m)
+            else "its outputs read the input map's border less often than its interior, "
+            + ("and the border is weaker (zeros padded in front of it)" if f > 1 else "")
+            + ("and the border is stronger" if f < 1 else "")
+        )
         mixed = (
-            f" (×{f:.3g} of its E[x²] reaches the kernel's taps: zero padding at the map's "
-            "edges, measured on the example input)"
+            f" (×{f:.3g} of its E[x²] reaches the kernel's taps: {why}, measured on the "
+            "example input)"
         )
     silent = not assumed and s < 1e-10  # zero at init (a zero-initialized gain upstream)
     if silent:
@@ -2555,6 +2565,22 @@ def _scalar(args: tuple) -> float | None:
     return None
 
 
+def _pad_said(
+    n: Any, via: dict[int, tuple[str, bool, str]], modules: dict[str, nn.Module] | None = None
+) -> None:
+    """Record, for the layers that read it, that zero-padding node ``n`` (``F.pad`` or a padding
+    module: :func:`~initwise.torch.pooling.zero_pad`) was passed on unmeasured."""
+    adds = zero_pad_said(n, modules)
+    if adds is not None:
+        via[n.idx] = (
+            f"zero padding ('{n.target}', node {n.idx}: {adds})",
+            False,
+            ", taken to leave E[x²] unchanged — the zeros lower it by the share of the "
+            "padded tensor they take, which is in the input's shape (padding half the "
+            "channels halves it); give example_input= to measure it",
+        )
+
+
 def _function(
     n: Any,
     ins: list[tuple[float, float] | None],
@@ -2591,15 +2617,7 @@ def _function(
         # Before, a shape op, unsaid: an option-A ResNet's channel padding halves E[x²] (output
         # 0.41 where the example input's measurement gives 1.19), a TCN's causal left padding of
         # (k−1)·d lowers it by the padded share of each sequence (0.85 against 1.02)
-        adds = zero_pad_said(n)
-        if adds is not None:
-            via[n.idx] = (
-                f"zero padding ('{t}', node {n.idx}: {adds})",
-                False,
-                ", taken to leave E[x²] unchanged — the zeros lower it by the share of the "
-                "padded tensor they take, which is in the input's shape (padding half the "
-                "channels halves it); give example_input= to measure it",
-            )
+        _pad_said(n, via)
         return known[0]
     if t in _SHAPE_OPS or (t.startswith("_") and t.lstrip("_") in _SHAPE_OPS):
         # (a private helper named as one, fx-wrapped: torchvision MViT's `_squeeze(x, …,

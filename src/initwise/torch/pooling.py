@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from .batch import kept_buffers, kept_modes, noted_run, seeded_rng, split, tensors
-from .edges import edge_factor, has_edges
+from .edges import edge_factor, has_edges, measured_taps
 from .graph import (
     DATA_PRODUCTS,
     SHAPE_OPS,
@@ -146,38 +146,60 @@ def _index_sum_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     return True
 
 
-def zero_pad(n: Any) -> bool:
-    """Whether graph node ``n`` pads with zeros (``F.pad`` in its constant mode, value 0): the
-    CIFAR ResNets' "option A" shortcut pads the channels a stride-2 stage adds
+_CONSTANT_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
+"""Constant-padding modules (``nn.ZeroPad2d`` is a ``ConstantPad2d`` of value 0)."""
+
+
+def zero_pad_module(m: Any) -> bool:
+    """Whether module ``m`` pads with zeros: ``nn.ZeroPad1d/2d/3d`` or a ``ConstantPadNd`` of
+    value 0 (a "same" padding written as a module in front of a ``padding=0`` convolution, as
+    TensorFlow ports and pix2pix-style generators do)."""
+    return isinstance(m, _CONSTANT_PADS) and m.value == 0
+
+
+def zero_pad(n: Any, modules: dict[str, nn.Module] | None = None) -> bool:
+    """Whether graph node ``n`` pads with zeros (``F.pad`` in its constant mode, value 0, or a
+    zero-padding module, :func:`zero_pad_module`, looked up in ``modules``): the CIFAR ResNets'
+    "option A" shortcut pads the channels a stride-2 stage adds
     (``F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, c/4, c/4))``), which halves ``E[x²]`` where a
     shape op keeps it. Measured like a pool where an example input is given."""
+    if n.op == "module":
+        return modules is not None and zero_pad_module(modules.get(n.target))
     if n.op != "function" or str(n.target) != "pad":
         return False
     return _zero_pad_call((None, *n.args), n.kwargs)
 
 
-def zero_pad_said(n: Any) -> str | None:
+def zero_pad_said(n: Any, modules: dict[str, nn.Module] | None = None) -> str | None:
     """What a zero-padding node (:func:`zero_pad`) adds, in words, for the assumption said where
     no example input measures it — ``"2 before along the last dimension"``, ``"8 before and 8
     after along dimension -3"`` — or None when it adds nothing (every amount a literal 0). Amounts
     computed in ``forward`` (from shapes: Swin's padding to a window multiple) are unknown in the
-    graph: ``"amounts computed in forward"``."""
-    pad = n.kwargs.get("pad", n.args[0] if n.args else None)  # (the node's args: no tensor)
+    graph: ``"amounts computed in forward"``. A padding module's amounts are its ``padding``
+    (in ``F.pad``'s order)."""
+    if n.op == "module":
+        pad = getattr((modules or {}).get(n.target), "padding", None)
+    else:
+        pad = n.kwargs.get("pad", n.args[0] if n.args else None)  # (the node's args: no tensor)
     if not isinstance(pad, (tuple, list)) or not all(
         isinstance(v, int) and not isinstance(v, bool) for v in pad
     ):
         return "amounts computed in forward"
+    if not any(v > 0 for v in pad):  # (negative amounts crop: no zeros added)
+        return None
     parts = []
     for i in range(0, len(pad) - 1, 2):  # (F.pad: the last dimension's pair first)
         before, after = pad[i], pad[i + 1]
         if before == 0 and after == 0:
             continue
         where = "the last dimension" if i == 0 else f"dimension {-(i // 2) - 1}"
-        amounts = " and ".join(
-            f"{v} {side}" for v, side in ((before, "before"), (after, "after")) if v
+        amounts = " and ".join(  # (RWKV's time shift: 1 before and 1 cropped after)
+            f"{v} {side}" if v > 0 else f"{-v} cropped {side}"
+            for v, side in ((before, "before"), (after, "after"))
+            if v
         )
         parts.append(f"{amounts} along {where}")
-    return "; ".join(parts) if parts else None
+    return "; ".join(parts)
 
 
 def _zero_pad_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
@@ -336,7 +358,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
     modules = dict(model.named_modules())
     return (
         any(
-            node_pool(n, modules) is not None or summed_dims(n) is not None or zero_pad(n)
+            node_pool(n, modules) is not None or summed_dims(n) is not None or zero_pad(n, modules)
             for n in info.graph.nodes
         )
         or bool(measured_attention(model, info))
@@ -488,9 +510,9 @@ def _mha_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
 
 
 def _edge_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
-    """Convolution module nodes that lose taps at a map's edges (:func:`~initwise.torch.edges.
-    has_edges`), by name (called once each): what reaches their taps is measured."""
-    return _once(model, info, has_edges)
+    """Convolution module nodes whose taps may read a map's edges (:func:`~initwise.torch.edges.
+    measured_taps`), by name (called once each): what reaches their taps is measured."""
+    return _once(model, info, measured_taps)
 
 
 def _once(model: nn.Module, info: ModelInfo, test: Any) -> dict[str, int]:
@@ -553,7 +575,7 @@ def measure_pools(
     the draft applied (seed 0) — the weights the plan will give — else on the model as it is.
     A pooling module called more than once, or pooling functions whose calls do not match the
     graph's one to one, are left out (then assumed). Per convolution node that loses taps at
-    a map's edges (:func:`~initwise.torch.edges.has_edges`): its input's moments and the part
+    a map's edges (:func:`~initwise.torch.edges.measured_taps`): its input's moments and the part
     that reaches its taps (:func:`~initwise.torch.edges.edge_factor`) as the "output". Returns
     the measurements and, where the pass could not run, why (else None). ``keep``: a dict that
     receives the drafted copy under ``"copy"`` once it has run (the output check draws the
@@ -569,8 +591,10 @@ def measure_pools(
         kind = node_pool(n, modules)
         if kind is None and n.op == "function" and str(n.target) in DISTANCE_FUNCS:
             by_function.setdefault(str(n.target), []).append(n.idx)  # (distances: measured)
-        if kind is None and (summed_dims(n) is not None or zero_pad(n)):  # (a sum over a set,
-            by_function.setdefault(str(n.target), []).append(n.idx)  # zero padding: too)
+        if kind is None and n.op == "module" and zero_pad(n, modules):  # (a padding module)
+            kind = "pad"
+        elif kind is None and (summed_dims(n) is not None or zero_pad(n)):  # (a sum over a
+            by_function.setdefault(str(n.target), []).append(n.idx)  # set, zero padding: too)
         if kind is None:
             continue
         if n.op == "module":
@@ -660,7 +684,10 @@ def measure_pools(
         if edge is not None and depth[0] == 1:  # what reaches the taps of a zero-padded conv
             x = next(iter(tensors(args)), None)
             f, st = edge_factor(m, x), _stats(x)
-            if f is not None and st is not None and abs(f - 1.0) > 1e-3:
+            # (a convolution without padding of its own: only a share that moves the solve by
+            # more than 1% — on a uniform map it is 1 up to the example's noise)
+            least = 1e-3 if has_edges(m) else 1e-2
+            if f is not None and st is not None and abs(f - 1.0) > least:
                 seen.setdefault(edge, []).append((st[0], st[1], st[0] * f, st[1] * math.sqrt(f)))
         bag = by_bag.get(names[m])
         if bag is not None:  # the table's rows against the bags they made

@@ -1,5 +1,6 @@
 """Pooling in `auto`'s moment propagation: measured on an example input, an assumption without."""
 
+import re
 import warnings
 
 import pytest
@@ -101,7 +102,13 @@ def test_measuring_leaves_the_model_and_the_random_state_as_they_were():
     assert torch.equal(torch.get_rng_state(), rng)
 
 
-def test_a_pool_module_called_twice_is_not_measured_but_assumed():
+def test_a_pool_module_called_twice_is_measured_at_each_call():
+    """One ``self.pool`` called after each convolution (the PyTorch CIFAR-10 tutorial's
+    network) was left out of the measurement — the plan assumed max pooling kept E[x²] and told
+    the user who had given an example input to give one. Each call is measured now, matched to
+    the graph's nodes in order; where the calls do not match the nodes (a branch the example
+    takes differently), none is."""
+
     class Twice(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -110,15 +117,35 @@ def test_a_pool_module_called_twice_is_not_measured_but_assumed():
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = self.pool(torch.relu(self.a(x)))
-            x = self.pool(torch.relu(self.b(x)))  # the same module again: which call is which?
+            x = self.pool(torch.relu(self.b(x)))  # the same module again
             return self.fc(x.flatten(1))
 
     m = Twice()
     info = inspect_model(m, _x(4))
     got, _ = measure_pools(m, info, _x(4))
-    assert [info.kinds[i] for i in got] == ["weight", "weight"]  # (only the convs' edges)
-    with pytest.warns(AssumptionWarning, match="max pooling 'pool'"):
-        it.plan(m, "auto", example_input=_x(4))
+    pools = [i for i in got if info.kinds[i] != "weight"]
+    assert len(pools) == 2 and got[pools[0]] != got[pools[1]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "auto", example_input=_x(4))
+    assert "max pooling 'pool' ×" in p["b.weight"].reason and "measured" in p["fc.weight"].reason
+
+    class Branch(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.pool = nn.Conv2d(3, 8, 3, padding=1), nn.MaxPool2d(2)
+            self.fc = nn.Conv2d(8, 4, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.pool(torch.relu(self.a(x)))
+            if float(x.mean()) > 5:  # (taken for a large input only)
+                x = self.pool(x)
+            return self.fc(x)
+
+    b = Branch()
+    big = inspect_model(b, 100 * _x(4))  # (traced through both calls; measured with one)
+    got, _ = measure_pools(b, big, _x(4))
+    assert [big.kinds[i] for i in got] == ["weight"]  # (only the convolution's edges)
 
 
 def test_meta_models_are_not_run_and_the_reason_is_given():
@@ -1046,3 +1073,47 @@ def test_a_zero_padding_module_is_said_and_measured_as_f_pad_is():
     assert "zero padding '0' ×0.75 in E[x²], measured" in p["1.weight"].reason
     for quiet in (nn.ZeroPad2d((0, 0, 0, -1)), nn.ReflectionPad1d(1), nn.ConstantPad1d(1, 1.0)):
         it.plan(nn.Sequential(quiet, nn.Linear(8, 8), nn.Linear(8, 4)), "auto", strict=True)
+
+
+class _UnfoldConv(nn.Module):
+    """A 3×3 "same" convolution written as ``F.unfold(x, 3, padding=1)`` (or an ``nn.Unfold``
+    module) and a Linear over each patch, ``depth`` of them with ReLU, no norm."""
+
+    def __init__(self, module: bool = False, depth: int = 4, c: int = 8) -> None:
+        super().__init__()
+        self.unfold = nn.Unfold(3, padding=1) if module else None
+        self.lins = nn.ModuleList(nn.Linear(c * 9, c) for _ in range(depth))
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        for lin in self.lins:
+            p = self.unfold(x) if self.unfold is not None else F.unfold(x, 3, padding=1)
+            x = F.relu(lin(p.transpose(1, 2)).transpose(1, 2).reshape(b, c, h, w))
+        return x
+
+
+@pytest.mark.parametrize("module", [False, True], ids=["F.unfold", "nn.Unfold"])
+def test_patches_taken_with_padding_are_zero_padding(module):
+    """Patches taken with ``padding`` hold zeros at the map's edges (×0.84 of E[x²] for 3×3 on
+    8×8): ``unfold`` passed as a shape op, unsaid without an example input and unmeasured with
+    one. It is zero padding now: said, refused by strict, measured on the example input.
+    ``Tensor.unfold(dim, size, step)`` — the same name — adds no zeros and says nothing."""
+    with pytest.warns(AssumptionWarning, match="patches taken with padding 1"):
+        it.plan(_UnfoldConv(module), "auto")
+    with pytest.raises(AssumptionError, match="patches taken with padding"):
+        it.plan(_UnfoldConv(module), "auto", strict=True)
+    x = torch.randn(8, 8, 8, 8, generator=torch.Generator().manual_seed(1))
+    p = it.plan(_UnfoldConv(module), "auto", example_input=x, strict=True)
+    assert re.search(
+        r"zero padding '(unfold|\w+)' ×0\.8\d+ in E\[x²\], measured", p["lins.0.weight"].reason
+    )
+
+    class Windows(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(3, 4)
+
+        def forward(self, x):  # (B, T) → (B, T − 2, 3) sliding windows
+            return self.lin(x.unfold(1, 3, 1))
+
+    it.plan(Windows(), "auto", strict=True)

@@ -153,8 +153,32 @@ _CONSTANT_PADS = (nn.ConstantPad1d, nn.ConstantPad2d, nn.ConstantPad3d)
 def zero_pad_module(m: Any) -> bool:
     """Whether module ``m`` pads with zeros: ``nn.ZeroPad1d/2d/3d`` or a ``ConstantPadNd`` of
     value 0 (a "same" padding written as a module in front of a ``padding=0`` convolution, as
-    TensorFlow ports and pix2pix-style generators do)."""
+    TensorFlow ports and pix2pix-style generators do), or an ``nn.Unfold`` with padding (the
+    patches of a convolution written as unfold and a Linear)."""
+    if isinstance(m, nn.Unfold):
+        return _padded(m.padding)
     return isinstance(m, _CONSTANT_PADS) and m.value == 0
+
+
+def _padded(p: Any) -> bool:
+    """Whether an unfold's ``padding`` (an int or a pair) adds any zeros."""
+    vals = p if isinstance(p, (tuple, list)) else (p,)
+    return any(isinstance(v, int) and v > 0 for v in vals)
+
+
+def _unfold_padding(args: tuple, kwargs: dict) -> Any:
+    """``F.unfold(x, kernel_size, dilation, padding, stride)``'s padding from a call's scalar
+    arguments (the tensor left out), or None: ``Tensor.unfold(dimension, size, step)`` has the
+    same name and three ints, so only ``padding=`` or the fourth positional form is read."""
+    if "padding" in kwargs:
+        return kwargs["padding"]
+    return args[2] if len(args) == 4 else None
+
+
+def _zero_padded_unfold(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
+    """Whether an ``unfold`` call (the tensor first) is ``F.unfold`` with zero padding."""
+    p = _unfold_padding(args[1:], kwargs)
+    return p is not None and _padded(p)
 
 
 def zero_pad(n: Any, modules: dict[str, nn.Module] | None = None) -> bool:
@@ -165,6 +189,8 @@ def zero_pad(n: Any, modules: dict[str, nn.Module] | None = None) -> bool:
     shape op keeps it. Measured like a pool where an example input is given."""
     if n.op == "module":
         return modules is not None and zero_pad_module(modules.get(n.target))
+    if n.op == "function" and str(n.target) == "unfold":  # (F.unfold's patches, padded)
+        return _zero_padded_unfold((None, *n.args), n.kwargs)
     if n.op != "function" or str(n.target) != "pad":
         return False
     return _zero_pad_call((None, *n.args), n.kwargs)
@@ -177,8 +203,13 @@ def zero_pad_said(n: Any, modules: dict[str, nn.Module] | None = None) -> str | 
     computed in ``forward`` (from shapes: Swin's padding to a window multiple) are unknown in the
     graph: ``"amounts computed in forward"``. A padding module's amounts are its ``padding``
     (in ``F.pad``'s order)."""
+    m = (modules or {}).get(n.target) if n.op == "module" else None
+    unfold = isinstance(m, nn.Unfold) or (n.op == "function" and str(n.target) == "unfold")
+    if unfold:  # (patches: the padding around the map they are taken from)
+        p = m.padding if m is not None else _unfold_padding(n.args, n.kwargs)
+        return f"patches taken with padding {p}" if p is not None else None
     if n.op == "module":
-        pad = getattr((modules or {}).get(n.target), "padding", None)
+        pad = getattr(m, "padding", None)
     else:
         pad = n.kwargs.get("pad", n.args[0] if n.args else None)  # (the node's args: no tensor)
     if not isinstance(pad, (tuple, list)) or not all(
@@ -247,6 +278,7 @@ def _max_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
 _CALL_FILTERS = {
     **{name: _index_sum_call for name in INDEX_SUMS},
     "pad": _zero_pad_call,
+    "unfold": _zero_padded_unfold,
     "sum": lambda a, k, p=False: _reduced(a[1:], k, p) is not None,  # (as summed_dims reads it)
     "cumsum": lambda a, k, p=False: isinstance(k.get("dim", a[1] if len(a) > 1 else None), int),
     "mean": lambda a, k, p=False: _named(_reduced(a[1:], k, p)),  # (as node_pool reads its node)
@@ -573,8 +605,9 @@ def measure_pools(
     network in eval mode normalizes nothing yet; no gradients; torch's random state and the
     model's buffers and modes put back). With ``draft`` (a plan), on a copy of the model with
     the draft applied (seed 0) — the weights the plan will give — else on the model as it is.
-    A pooling module called more than once, or pooling functions whose calls do not match the
-    graph's one to one, are left out (then assumed). Per convolution node that loses taps at
+    A pooling module called N times is measured at each call (its N nodes, in order); pooling
+    modules or functions whose calls do not match the graph's one to one are left out (then
+    assumed). Per convolution node that loses taps at
     a map's edges (:func:`~initwise.torch.edges.measured_taps`): its input's moments and the part
     that reaches its taps (:func:`~initwise.torch.edges.edge_factor`) as the "output". Returns
     the measurements and, where the pass could not run, why (else None). ``keep``: a dict that
@@ -584,7 +617,7 @@ def measure_pools(
     if g is None or example_input is None:
         return {}, None
     modules = dict(model.named_modules())
-    by_module: dict[str, int] = {}
+    by_module: dict[str, list[int]] = {}  # (a module called N times: its N nodes, in order)
     by_function: dict[str, list[int]] = {}
     attn_mm = measured_attention(model, info)
     for n in g.nodes:
@@ -598,7 +631,7 @@ def measure_pools(
         if kind is None:
             continue
         if n.op == "module":
-            by_module[n.target] = n.idx
+            by_module.setdefault(n.target, []).append(n.idx)
         else:
             by_function.setdefault(str(n.target).lstrip("_"), []).append(n.idx)
     # a keepdim=True pool (x.sum(0, keepdim=True) before a read-out) is matched among every
@@ -637,6 +670,7 @@ def measure_pools(
         modules = dict(model.named_modules())
     seen: dict[int, list[Stats]] = {}
     calls: dict[str, list[Stats]] = {}
+    module_calls: dict[str, list[Stats | None]] = {}
     depth = [0]
 
     def record(inp: Any, out: Any) -> Stats | None:
@@ -675,11 +709,10 @@ def measure_pools(
         depth[0] += 1
 
     def post(m: nn.Module, args: Any, out: Any) -> None:
-        idx = by_module.get(names[m])
-        if depth[0] == 1 and idx is not None:  # (still inside: the statistics' own means are
-            st = record(args, out)  # not calls of the model's)
-            if st is not None:
-                seen.setdefault(idx, []).append(st)
+        name = names[m]
+        if depth[0] == 1 and name in by_module:  # (still inside: the statistics' own means are
+            module_calls.setdefault(name, []).append(record(args, out))  # not calls of the
+            # model's); one per call, matched to the module's nodes in order
         edge = by_edge.get(names[m])
         if edge is not None and depth[0] == 1:  # what reaches the taps of a zero-padded conv
             x = next(iter(tensors(args)), None)
@@ -736,6 +769,10 @@ def measure_pools(
         for h in handles:
             h.remove()
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
+    for name, idxs in by_module.items():  # (the tutorial CNN's one `self.pool`, called twice:
+        got = module_calls.get(name, [])  # each call measured; left out before)
+        if len(got) == len(idxs) and all(st is not None for st in got):
+            out.update(zip(idxs, got, strict=True))  # type: ignore[arg-type]
     for name, idxs in by_function.items():
         got = calls.get(name, [])
         if name in PRODUCT_NAMES:  # (q·kᵀ's calls were matched too: attention's, data

@@ -1303,12 +1303,12 @@ def _weight(
         # measured on the example input (edges.edge_factor); the layer is solved for it
         f = measured[2] / measured[0]
         s, mu = s * f, mu * math.sqrt(f)
+        border = "weaker (zeros padded in front of it)" if f > 1 else "stronger"
         why = (
             "zero padding at the map's edges"
             if has_edges(m)
-            else "its outputs read the input map's border less often than its interior, "
-            + ("and the border is weaker (zeros padded in front of it)" if f > 1 else "")
-            + ("and the border is stronger" if f < 1 else "")
+            else "its outputs read the input map's border less often than its interior, and "
+            f"the border is {border}"
         )
         mixed = (
             f" (×{f:.3g} of its E[x²] reaches the kernel's taps: {why}, measured on the "

@@ -607,9 +607,9 @@ def measure_pools(
     the draft applied (seed 0) — the weights the plan will give — else on the model as it is.
     A pooling module called N times is measured at each call (its N nodes, in order); pooling
     modules or functions whose calls do not match the graph's one to one are left out (then
-    assumed). Per convolution node that loses taps at
-    a map's edges (:func:`~initwise.torch.edges.measured_taps`): its input's moments and the part
-    that reaches its taps (:func:`~initwise.torch.edges.edge_factor`) as the "output". Returns
+    assumed). Per convolution node whose taps may read a map's edges
+    (:func:`~initwise.torch.edges.measured_taps`): its input's moments and the part that
+    reaches its taps (:func:`~initwise.torch.edges.edge_factor`) as the "output". Returns
     the measurements and, where the pass could not run, why (else None). ``keep``: a dict that
     receives the drafted copy under ``"copy"`` once it has run (the output check draws the
     final plan on it: :func:`~initwise.torch.verify.check_output`)."""

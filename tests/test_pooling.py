@@ -1,5 +1,6 @@
 """Pooling in `auto`'s moment propagation: measured on an example input, an assumption without."""
 
+import math
 import re
 import warnings
 
@@ -1117,3 +1118,43 @@ def test_patches_taken_with_padding_are_zero_padding(module):
             return self.lin(x.unfold(1, 3, 1))
 
     it.plan(Windows(), "auto", strict=True)
+
+
+class _RawAttention(nn.Module):
+    """``depth`` attention blocks whose projections are raw parameters (``x @ wq``): the
+    products with a weight are layers, the products ``q @ kᵀ`` and ``a @ v`` attention."""
+
+    def __init__(self, d: int = 32, depth: int = 3) -> None:
+        super().__init__()
+        self.wq = nn.ParameterList(nn.Parameter(torch.randn(d, d)) for _ in range(depth))
+        self.wk = nn.ParameterList(nn.Parameter(torch.randn(d, d)) for _ in range(depth))
+        self.wv = nn.ParameterList(nn.Parameter(torch.randn(d, d)) for _ in range(depth))
+        self.out = nn.Linear(d, 8)
+
+    def forward(self, x):
+        for wq, wk, wv in zip(self.wq, self.wk, self.wv, strict=True):
+            q, k, v = x @ wq, x @ wk, x @ wv
+            a = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, -1)
+            x = a @ v
+        return self.out(x)
+
+
+def test_attention_over_raw_projections_is_measured_on_the_drafted_copy():
+    """The products with a raw-parameter weight were told from attention's products by the
+    weights' ids — the original model's, while the measurement runs on a copy with the draft
+    drawn: every product was recorded, the calls outnumbered the graph's nodes, and nothing
+    was measured. The user who gave ``example_input=`` was told to give it, and the output
+    check found ×0.06 of the planned E[y²]. The copy's own weights are used now."""
+    x = torch.randn(8, 16, 32, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _RawAttention()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "auto", example_input=x)
+    assert "attention 'matmul' ×" in p["wq.1"].reason and "measured" in p["wq.1"].reason
+    logs = []
+    for seed in range(3):
+        p.apply(m, seed=seed)
+        with torch.no_grad():
+            logs.append(float(m(x).pow(2).mean().sqrt().log()))
+    assert 0.5 < math.exp(sum(logs) / 3) < 2.0

@@ -662,12 +662,17 @@ def measure_pools(
         n = sum(p.numel() for p in model.parameters())
         if n > COPY_LIMIT:
             return {}, f"the model ({n:,} parameters) is too large to copy for measuring"
+        site_names = {k for k, p in model.named_parameters() if id(p) in site_weights}
         try:
             model = copy.deepcopy(model)
             draft.apply(model, seed=0)
         except Exception as exc:  # (then the plan assumes, and says why it could not measure)
             return {}, f"a copy with the plan drawn could not be made ({type(exc).__name__})"
         modules = dict(model.named_modules())
+        # the copy's own raw-parameter weights, by name: with the original's ids no product
+        # with a site weight was told from a product of signals, the calls outnumbered the
+        # graph's nodes, and attention over raw projections went unmeasured
+        site_weights = {id(p) for k, p in model.named_parameters() if k in site_names}
     seen: dict[int, list[Stats]] = {}
     calls: dict[str, list[Stats]] = {}
     module_calls: dict[str, list[Stats | None]] = {}

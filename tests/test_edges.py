@@ -290,3 +290,54 @@ def test_a_subclass_of_a_pool_is_that_pool():
     assert avg_count(node, {"p": nn.AdaptiveAvgPool2d(1)}) is None
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), Pool(2), nn.Conv2d(8, 8, 1))
     it.plan(model, "auto")
+
+
+class _RawConvs(nn.Module):
+    """Eight 3×3 "same" convolutions written with raw parameters — ``F.conv2d(x, w, b,
+    padding=1)`` — on 8×8 maps, ReLU, no norm, a 1×1 read-out module."""
+
+    def __init__(self, c: int = 32, depth: int = 8) -> None:
+        super().__init__()
+        shapes = [(c, 3, 3, 3)] + [(c, c, 3, 3)] * (depth - 1)
+        self.w = nn.ParameterList(nn.Parameter(0.1 * torch.randn(*s)) for s in shapes)
+        self.b = nn.ParameterList(nn.Parameter(torch.zeros(c)) for _ in shapes)
+        self.head = nn.Conv2d(c, 8, 1)
+
+    def forward(self, x):
+        for w, b in zip(self.w, self.b, strict=True):
+            x = torch.relu(nn.functional.conv2d(x, w, b, padding=1))
+        return self.head(x)
+
+
+def test_raw_parameter_convolutions_lose_their_edges_as_modules_do():
+    """A raw-parameter convolution (``F.conv2d(x, self.w, b, padding=1)``) was read with its
+    fans but not its geometry: eight on 8×8 maps held the output at ×0.58 in rms with or
+    without the example input, and nothing was said. Its call's stride, padding and dilation
+    are read now: the run is said without an example input and measured with one."""
+    from initwise.torch.modules import FunctionalConv
+
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _RawConvs()
+    (text,) = _said(m)
+    assert "'w.0' … 'w.7': 8 zero-padded convolutions" in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "auto", example_input=x)
+    assert "reaches the kernel's taps: zero padding" in p["w.3"].reason
+    logs = []
+    for seed in range(4):
+        p.apply(m, seed=seed)
+        with torch.no_grad():
+            logs.append(math.log(float(m(x).pow(2).mean().sqrt())))
+    assert 0.75 < math.exp(sum(logs) / 4) < 1.33
+    w = nn.Parameter(torch.randn(4, 2, 3, 3))
+    site = FunctionalConv(w, None, 1, "", (2, "same", (1, 2)))
+    assert (site.kernel_size, site.stride, site.padding, site.dilation) == (
+        (3, 3),
+        (2, 2),
+        "same",
+        (1, 2),
+    )
+    assert FunctionalConv(w, None, 1, "", ("?", 1, 1)).padding is None  # (not read: no edges)
+    assert not has_edges(FunctionalConv(w, None, 1, "", ("?", 1, 1)))

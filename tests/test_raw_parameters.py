@@ -657,13 +657,17 @@ def test_raw_convolution_weights(call, groups):
                 h = conv(x, self.w, self.b, padding=1, groups=groups)
             return self.fc(torch.relu(h).flatten(2).mean(-1))
 
-    p = plan(RawConv(), "auto", strict=True)
+    # (3-D: the padded 3×3×3 convolution's edges on 8³ maps, ×0.77, and the global mean of
+    # ReLU features, ×0.32 at worst, are said — as for an nn.Conv3d, since its geometry is read)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "plan.*zero-padded convolution")
+        p = plan(RawConv(), "auto", strict=dims < 3)
     fan_in = 16 // groups * 3**dims
     assert p["w"].std == pytest.approx(math.sqrt(2 / fan_in), rel=1e-9), p["w"].reason
     assert p["b"].std == 0.0 and "FunctionalConv 'w'" in p["w"].reason
     x = torch.randn(4, 16, *((6,) * dims))
     m = RawConv()
-    _quiet_init(m)
+    _quiet_init(m, **({"example_input": x} if dims == 3 else {}))  # (3-D: measured, not said)
     with torch.no_grad():
         h = torch.relu(
             (F.conv1d, F.conv2d, F.conv3d)[dims - 1](x, m.w, m.b, padding=1, groups=groups)

@@ -30,17 +30,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from .graph import SHAPE_OPS, behind
-from .modules import weight_mask
+from .modules import FunctionalConv, weight_mask
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def _conv(m: nn.Module) -> bool:
+    """Whether ``m`` is a convolution module or a raw-parameter one whose call's geometry is
+    known (:class:`~initwise.torch.modules.FunctionalConv`: ``F.conv2d(x, self.w, padding=1)``)."""
+    return isinstance(m, _CONV) or (isinstance(m, FunctionalConv) and m.padding is not None)
 
 
 def has_edges(m: nn.Module) -> bool:
     """Whether convolution ``m`` can lose taps at a map's edges: a zero-padded convolution with
     a kernel wider than one, or a transposed convolution whose kernel is wider than its stride
     (its edge outputs receive fewer taps) or that crops by ``padding``."""
-    if isinstance(m, _CONV):
+    if _conv(m):
         if m.padding_mode != "zeros" or all(k == 1 for k in m.kernel_size):
             return False
         return m.padding == "same" or (m.padding != "valid" and any(p > 0 for p in m.padding))
@@ -62,7 +68,7 @@ def measured_taps(m: nn.Module) -> bool:
     gave an output rms ×4.3)."""
     if has_edges(m):
         return True
-    if not isinstance(m, _CONV) or all(k == 1 for k in m.kernel_size):
+    if not _conv(m) or all(k == 1 for k in m.kernel_size):
         return False
     return m.padding == "valid" or (m.padding != "same" and all(p == 0 for p in m.padding))
 

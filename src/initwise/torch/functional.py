@@ -438,6 +438,19 @@ _CONVS = {"conv1d": 3, "conv2d": 4, "conv3d": 5}
 """Convolution functions and their weight's dimensions."""
 
 
+def _conv_geometry(n: Node, bias_node: bool) -> tuple[Any, Any, Any]:
+    """``(stride, padding, dilation)`` of an ``F.convNd`` call node — keywords, or the
+    arguments after the input, weight and bias where positional (as :func:`_conv_groups`
+    reads them) — each as given, defaults 1, 0, 1."""
+    pos = list(n.args)  # (the scalars after x, W[, b]: [None,] stride, padding, dilation…)
+    off = 0 if bias_node or not pos or pos[0] is not None else 1
+    out = []
+    for i, (name, default) in enumerate((("stride", 1), ("padding", 0), ("dilation", 1))):
+        v = n.kwargs.get(name, pos[off + i] if len(pos) > off + i else default)
+        out.append(v)
+    return out[0], out[1], out[2]
+
+
 def _conv_groups(n: Node, bias_node: bool) -> int | None:
     """``groups`` of an ``F.convNd`` call node (a keyword, or the 5th argument after the
     input and weight when all are positional); None where it cannot be told (a non-integer)."""
@@ -534,7 +547,8 @@ def raw_parameter_layers(model: nn.Module, graph: Graph) -> Graph:
             if einsum is not None:
                 site: FunctionalLayer = FunctionalEinsum(w, bias, *einsum, f"`{how}`")
             elif layout.startswith("conv:"):
-                site = FunctionalConv(w, bias, int(layout[5:]), f"`{how}`")
+                geometry = _conv_geometry(n, bias_node is not None)
+                site = FunctionalConv(w, bias, int(layout[5:]), f"`{how}`", geometry)
             else:
                 site = FunctionalLinear(w, bias, layout, f"`{how}`")
             site.factor, site.bias_factor = factor, bias_factor

@@ -189,19 +189,47 @@ class FunctionalConv(FunctionalLayer):
     """A raw ``nn.Parameter`` that ``forward`` uses as a convolution's weight —
     ``F.conv1d/2d/3d(x, W, b, …, groups=g)`` — read as that ``nn.ConvNd`` (kind ``conv``: fans
     ``in/groups · k`` and ``out/groups · k``). Built by the graph's analysis like
-    :class:`FunctionalLinear` and never added to the model."""
+    :class:`FunctionalLinear` and never added to the model. ``stride``, ``padding`` and
+    ``dilation`` are the call's, as ``nn.ConvNd`` holds them (tuples, or ``"same"``/``"valid"``
+    for the padding; None where the call computed them), with ``kernel_size`` from the weight
+    and ``padding_mode`` ``"zeros"`` (``F.convNd`` pads with zeros): what the map's edges take
+    is measured and said as for a module (:mod:`initwise.torch.edges`)."""
+
+    padding_mode = "zeros"
 
     def __init__(
-        self, weight: nn.Parameter, bias: nn.Parameter | None, groups: int, call: str
+        self,
+        weight: nn.Parameter,
+        bias: nn.Parameter | None,
+        groups: int,
+        call: str,
+        geometry: tuple[Any, Any, Any] | None = None,
     ) -> None:
         super().__init__(weight, bias, call)
         self.groups = groups
+        nd = weight.ndim - 2
+        self.kernel_size = tuple(int(k) for k in weight.shape[2:])
+        stride, padding, dilation = geometry if geometry is not None else (None, None, None)
+        self.stride = _spatial(stride, nd)
+        self.dilation = _spatial(dilation, nd)
+        self.padding = padding if padding in ("same", "valid") else _spatial(padding, nd)
+        if self.stride is None or self.dilation is None:
+            self.padding = None  # (no geometry: the fans' count, nothing measured at the edges)
 
     def forward(self, x: Any) -> Any:
         import torch.nn.functional as F
 
         conv = (F.conv1d, F.conv2d, F.conv3d)[self.weight.ndim - 3]
         return conv(x, *self.effective(), groups=self.groups)
+
+
+def _spatial(v: Any, nd: int) -> tuple[int, ...] | None:
+    """A convolution argument (``stride``, ``padding``, ``dilation``) as ``nd`` non-negative
+    ints, as ``nn.ConvNd`` holds it; None where it is not one (computed in ``forward``)."""
+    vals = (v,) * nd if isinstance(v, int) else tuple(v) if isinstance(v, (tuple, list)) else ()
+    if len(vals) != nd or not all(isinstance(a, int) and not isinstance(a, bool) for a in vals):
+        return None
+    return vals if all(a >= 0 for a in vals) else None
 
 
 NORMS: tuple[type, ...] = (

@@ -321,8 +321,9 @@ def _plan(
                 "does not have), and no layer after it is solved for a unit output; give "
                 "example_input= to measure it"
             )
-        if example_input is None:
-            modules = dict(model.named_modules())
+        if example_input is None:  # (raw-parameter layers too: F.conv2d(x, self.w, padding=1))
+            extra = info.graph.extra if info.graph is not None else {}
+            modules = {**extra, **dict(model.named_modules())}
             chain = unmeasured_chain(info, modules, moments.pool_floors, moments.max_pools)
             if chain is not None:  # (first: the warning shows three assumptions; this one
                 moments.assumed.insert(0, chain.said())  # sums up a whole run of layers)

@@ -399,6 +399,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
         or bool(_edge_nodes(model, info))
+        or bool(_site_edge_nodes(info))
     )
 
 
@@ -547,6 +548,24 @@ def _edge_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
     return _once(model, info, measured_taps)
 
 
+_CONV_FUNCS = frozenset({"conv1d", "conv2d", "conv3d"})
+
+
+def _site_edge_nodes(info: ModelInfo) -> dict[str, int]:
+    """Raw-parameter convolution sites (:class:`~initwise.torch.modules.FunctionalConv`, in
+    ``info.graph.extra``) whose taps may read a map's edges (:func:`~initwise.torch.edges.
+    measured_taps`), by name, for those called once: their graph node."""
+    g = info.graph
+    if g is None:
+        return {}
+    sites = {k for k, m in g.extra.items() if measured_taps(m)}
+    nodes: dict[str, list[int]] = {}
+    for n in g.nodes:
+        if n.op == "module" and n.target in sites:
+            nodes.setdefault(n.target, []).append(n.idx)
+    return {k: v[0] for k, v in nodes.items() if len(v) == 1}
+
+
 def _once(model: nn.Module, info: ModelInfo, test: Any) -> dict[str, int]:
     """Module nodes whose module passes ``test``, by name, for modules called once."""
     g = info.graph
@@ -653,7 +672,8 @@ def measure_pools(
     by_mha = _mha_nodes(model, info)
     by_bag = _bag_nodes(model, info)
     by_edge = _edge_nodes(model, info)
-    if not by_module and not by_function and not by_mha and not by_bag and not by_edge:
+    site_edges = _site_edge_nodes(info)  # (raw-parameter convolutions: F.conv2d(x, self.w, …))
+    if not (by_module or by_function or by_mha or by_bag or by_edge or site_edges):
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
         return {}, "the model or the example input is on the meta device"
@@ -663,6 +683,7 @@ def measure_pools(
         if n > COPY_LIMIT:
             return {}, f"the model ({n:,} parameters) is too large to copy for measuring"
         site_names = {k for k, p in model.named_parameters() if id(p) in site_weights}
+        site_names |= set(site_edges)
         try:
             model = copy.deepcopy(model)
             draft.apply(model, seed=0)
@@ -676,6 +697,17 @@ def measure_pools(
     seen: dict[int, list[Stats]] = {}
     calls: dict[str, list[Stats]] = {}
     module_calls: dict[str, list[Stats | None]] = {}
+    edge_weights = {id(p): k for k, p in model.named_parameters() if k in site_edges}
+
+    def taps(m: Any, x: Any, idx: int) -> None:
+        """What reaches convolution ``m``'s taps for its input ``x``, as node ``idx``'s
+        "output" (a convolution without padding of its own: only a share that moves the solve
+        by more than 1% — on a uniform map it is 1 up to the example's noise)."""
+        f, st = edge_factor(m, x), _stats(x)
+        least = 1e-3 if has_edges(m) else 1e-2
+        if f is not None and st is not None and abs(f - 1.0) > least:
+            seen.setdefault(idx, []).append((st[0], st[1], st[0] * f, st[1] * math.sqrt(f)))
+
     depth = [0]
 
     def record(inp: Any, out: Any) -> Stats | None:
@@ -688,6 +720,10 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 keep = _CALL_FILTERS.get(name)
+                w = args[1] if name in _CONV_FUNCS and len(args) > 1 else None
+                site = edge_weights.get(id(w), edge_weights.get(id(getattr(w, "_base", None))))
+                if site is not None:  # (a raw-parameter convolution's taps)
+                    taps(g.extra[site], args[0], site_edges[site])
                 if name in PRODUCT_NAMES and name in by_function:  # (every operand: which is
                     ops = args[1:] if name == "einsum" else args[:2]  # pooled is the node's)
                     if name == "einsum" and len(ops) == 1 and isinstance(ops[0], (list, tuple)):
@@ -720,13 +756,7 @@ def measure_pools(
             # model's); one per call, matched to the module's nodes in order
         edge = by_edge.get(names[m])
         if edge is not None and depth[0] == 1:  # what reaches the taps of a zero-padded conv
-            x = next(iter(tensors(args)), None)
-            f, st = edge_factor(m, x), _stats(x)
-            # (a convolution without padding of its own: only a share that moves the solve by
-            # more than 1% — on a uniform map it is 1 up to the example's noise)
-            least = 1e-3 if has_edges(m) else 1e-2
-            if f is not None and st is not None and abs(f - 1.0) > least:
-                seen.setdefault(edge, []).append((st[0], st[1], st[0] * f, st[1] * math.sqrt(f)))
+            taps(m, next(iter(tensors(args)), None), edge)
         bag = by_bag.get(names[m])
         if bag is not None:  # the table's rows against the bags they made
             st = record(m.weight, out)  # type: ignore[arg-type]

@@ -1158,3 +1158,30 @@ def test_attention_over_raw_projections_is_measured_on_the_drafted_copy():
         with torch.no_grad():
             logs.append(float(m(x).pow(2).mean().sqrt().log()))
     assert 0.5 < math.exp(sum(logs) / 3) < 2.0
+
+
+def test_what_the_example_input_did_not_measure_is_not_asked_for_again():
+    """Where the example input's pass could not match a pool to the traced graph (control flow
+    that changes between calls), the assumption told the user who had given ``example_input=``
+    to give it. It says what happened now."""
+
+    class Flip(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+            self.pool, self.fc = nn.MaxPool2d(2), nn.Linear(8, 4)
+            self.calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            x = self.pool(torch.relu(self.a(x)))
+            if self.calls % 2:  # (the trace: call 1; the measuring pass on its copy: call 2)
+                x = self.pool(x)
+            return self.fc(torch.relu(self.b(x)).mean((2, 3)))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        it.plan(Flip(), "auto", example_input=_x(4))
+    (text,) = [str(w.message) for w in caught if isinstance(w.message, AssumptionWarning)]
+    assert "max pooling 'pool'" in text and "example_input=" not in text
+    assert "the example input's pass did not measure it" in text

@@ -327,11 +327,17 @@ def _plan(
             chain = unmeasured_chain(info, modules, moments.pool_floors, moments.max_pools)
             if chain is not None:  # (first: the warning shows three assumptions; this one
                 moments.assumed.insert(0, chain.said())  # sums up a whole run of layers)
-        if why is not None:  # an example input was given: say why it did not serve
+        if example_input is not None:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
-            moments.assumed[:] = [
-                a.replace(tip, f"it could not be measured: {why}") for a in moments.assumed
-            ]
+            said = (
+                f"it could not be measured: {why}"
+                if why is not None
+                else "the example input's pass did not measure it (its calls there did not "
+                "match the traced graph's one to one: control flow that changes between "
+                "calls, or a shared convolution, attention module or bag, measured only where "
+                "called once)"
+            )
+            moments.assumed[:] = [a.replace(tip, said) for a in moments.assumed]
     ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments, info)
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index

@@ -1915,6 +1915,57 @@ def test_a_hypernetwork_generates_weights_at_the_fan_in_they_meet(form):
     assert 1.0 < sum(rs) / len(rs) < 3.5  # (ReLU's q 2; before: ~64)
 
 
+class _CondConv(nn.Module):
+    """CondConv (Yang et al. 2019): each example's kernel a routed mix of ``E`` expert kernels,
+    ``einsum("be,eoikl->boikl", σ(route(x̄)), experts)``, applied as one grouped convolution
+    over the batch (``groups=B``), ReLU, ``depth`` of them, no norm."""
+
+    def __init__(self, c: int = 16, experts: int = 4, depth: int = 3) -> None:
+        super().__init__()
+        self.c = c
+        self.stem = nn.Conv2d(3, c, 3, padding=1)
+        self.experts = nn.ParameterList(
+            nn.Parameter(torch.randn(experts, c, c, 3, 3)) for _ in range(depth)
+        )
+        self.route = nn.ModuleList(nn.Linear(c, experts) for _ in range(depth))
+        self.head = nn.Linear(c, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem(x))
+        b, c, h, w = x.shape
+        for bank, route in zip(self.experts, self.route, strict=True):
+            a = torch.sigmoid(route(x.mean((2, 3))))
+            k = torch.einsum("be,eoikl->boikl", a, bank).reshape(b * c, c, 3, 3)
+            y = F.conv2d(x.reshape(1, b * c, h, w), k, padding=1, groups=b)
+            x = F.relu(y.reshape(b, c, h, w))
+        return self.head(x.mean((2, 3)))
+
+
+def test_a_routed_mix_of_expert_kernels_is_a_generated_kernel():
+    """The expert bank of a CondConv was read as a Linear over the routing weights and solved
+    for unit kernel entries: each convolution then multiplied E[x²] by its fan-in (144), the
+    output rms came out at ~10⁴ with the example input (said only by the output check). The
+    kernel it mixes is a generated weight now (as a hypernetwork's): the bank is solved so that
+    the mixed kernel has the He variance of the convolution it feeds."""
+    x = torch.randn(8, 3, 12, 12, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _CondConv()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "auto", example_input=x)
+    assert "generates the weight of a product with fan_in 144" in p["experts.1"].reason
+    assert "gain² 2/" in p["experts.1"].reason  # (the ReLU after the reshaped output)
+    acts = []
+    hook = m.route[2].register_forward_pre_hook(lambda mod, a: acts.append(a[0]))
+    for seed in range(3):
+        p.apply(m, seed=seed)
+        with torch.no_grad():
+            m(x)
+    hook.remove()
+    e2 = [float(a.pow(2).mean()) for a in acts]  # (pooled ReLU features before the last block)
+    assert all(0.05 < v < 5 for v in e2), e2
+
+
 class _ConditionalBN(nn.Module):
     """Class-conditional batch norm written with embeddings (the projection discriminator's and
     SN-GAN's categorical BN): ``bn(x)·γ(y) + β(y)``, or ``bn(x)·(1 + γ(y)) + β(y)``."""

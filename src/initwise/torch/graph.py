@@ -19,6 +19,7 @@ both start from a common split point, the branch being the side with more layers
 from __future__ import annotations
 
 import contextlib
+import math
 import operator
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
@@ -774,7 +775,7 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
             code_norms[n.idx] = found_norm
     generated = {}
     for n in nodes:
-        found_gen = generated_weight(nodes, kinds, n)
+        found_gen = generated_weight(nodes, kinds, n, modules)
         if found_gen is not None:
             generated[n.idx] = found_gen
     products = data_products(model, nodes, kinds, generated)
@@ -941,22 +942,58 @@ def behind(nodes: list[Node], idx: int, ops: Collection[str]) -> int:
     return n.idx
 
 
-def generated_weight(nodes: list[Node], kinds: list[str], n: Node) -> tuple[str, int, int] | None:
+_GENERATED_CONVS = {"conv1d": 3, "conv2d": 4, "conv3d": 5}
+"""Convolution functions a generated kernel may be passed to, and the kernel's dimensions."""
+
+
+def _einsum_kernel_fan(m: Any) -> int | None:
+    """The fan-in of the convolution kernel an einsum site generates (CondConv's
+    ``einsum("be,eoikl->boikl", a, experts)``): its weight's output dimensions in the output's
+    order, all but the first (the kernel's output channels) — where the graph has no sizes for
+    the reshape (fx: they are computed from the input's shape)."""
+    eq = getattr(m, "equation", None)
+    if not isinstance(eq, str) or "->" not in eq or "..." in eq:
+        return None
+    lhs, out = eq.split("->")
+    w = lhs.split(",")[0 if m.w_first else 1]
+    dims = [w.index(c) for c in out if c in w and w.index(c) in m.out_dims]
+    return math.prod(int(m.weight.shape[d]) for d in dims[1:]) if len(dims) > 1 else None
+
+
+def generated_weight(
+    nodes: list[Node],
+    kinds: list[str],
+    n: Node,
+    modules: dict[str, nn.Module] | None = None,
+) -> tuple[str, int, int] | None:
     """``(generating layer, fan_in, signal node)`` where node ``n`` is a product whose weight a
     layer computes — a hypernetwork's ``F.linear(x, gen(z).view(out, in))`` or ``x @
-    gen(z).view(in, out)``: the fan-in is read from the ``view``/``reshape``'s sizes; None for
-    anything else."""
-    if n.op != "function" or n.target not in ("linear", "matmul") or len(n.inputs) < 2:
+    gen(z).view(in, out)``, or a convolution with a generated kernel (CondConv's and dynamic
+    convolution's per-example mix of expert kernels, ``F.conv2d(x, mix(a).reshape(B·out,
+    in/g, k, k), groups=…)``): the fan-in is read from the ``view``/``reshape``'s sizes (a
+    kernel's: all but the first); None for anything else."""
+    conv = _GENERATED_CONVS.get(str(n.target))
+    if n.op != "function" or (n.target not in ("linear", "matmul") and conv is None):
+        return None
+    if len(n.inputs) < 2:
         return None
     x, w = n.inputs[0], n.inputs[1]
     v = nodes[w]
-    if v.op != "function" or v.target not in ("view", "reshape") or len(v.inputs) != 1:
+    if v.op != "function" or v.target not in ("view", "reshape") or not v.inputs:
         return None
+    # (under fx, sizes computed from the input's shape are inputs of the reshape, not args)
     sizes = v.args[0] if len(v.args) == 1 and isinstance(v.args[0], (tuple, list)) else v.args
-    if len(sizes) != 2 or not all(isinstance(d, int) and d > 0 for d in sizes):
-        return None
+    known = len(v.inputs) == 1 and len(sizes) == (conv or 2)
+    known = known and all(isinstance(d, int) and d > 0 for d in sizes)
     src = nodes[v.inputs[0]]
     if src.op != "module" or kinds[src.idx] != "weight" or nodes[x].op == "param":
+        return None
+    if conv is not None:
+        fan = math.prod(int(d) for d in sizes[1:]) if known else None
+        if fan is None and modules is not None:  # (sizes computed from shapes, under fx)
+            fan = _einsum_kernel_fan(modules.get(str(src.target)))
+        return (str(src.target), fan, x) if fan else None
+    if not known:
         return None
     return str(src.target), int(sizes[1] if n.target == "linear" else sizes[0]), x
 

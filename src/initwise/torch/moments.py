@@ -1466,10 +1466,14 @@ def _weight(
         at, (_, fan, x_idx) = gens[name]
         x = mom.get(x_idx)
         sx = x[0] if x is not None else 1.0
-        after = next(
-            (info.acts[u] for u in info.graph.users()[at] if u in info.acts),  # type: ignore[union-attr]
-            None,
-        )
+        users = info.graph.users()  # type: ignore[union-attr]
+        reads = list(users[at])
+        for _ in range(8):  # (through reshapes: CondConv's conv output goes back to (B, C, …))
+            shaped = [u for u in reads if str(info.graph.nodes[u].target) in _SHAPE_OPS]  # type: ignore[union-attr]
+            if not shaped or any(u in info.acts for u in reads):
+                break
+            reads = [v for u in shaped for v in users[u]]
+        after = next((info.acts[u] for u in reads if u in info.acts), None)
         g = 1.0 if after is None or after.name == "linear" else after.gain("forward")
         q = g * g / (fan * sx)
         role = (

@@ -1966,6 +1966,40 @@ def test_a_routed_mix_of_expert_kernels_is_a_generated_kernel():
     assert all(0.05 < v < 5 for v in e2), e2
 
 
+def test_a_hypernetwork_that_generates_a_convolution_kernel():
+    """``F.conv2d(x, gen(z).view(out, in, k, k))``: only Linear products were read as generated,
+    so the generator was a "linear consumer" at E[w²] = 1 and four such convolutions put the
+    output at ×3.5·10⁴ in rms. The kernel's fan-in is read from the view now."""
+
+    class HyperConv(nn.Module):
+        def __init__(self, c: int = 16, depth: int = 4) -> None:
+            super().__init__()
+            self.c = c
+            self.z = nn.ParameterList(nn.Parameter(torch.randn(8)) for _ in range(depth))
+            self.gen = nn.ModuleList(nn.Linear(8, c * c * 9) for _ in range(depth))
+            self.stem = nn.Conv2d(3, c, 3, padding=1)
+            self.head = nn.Linear(c, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = F.relu(self.stem(x))
+            for z, gen in zip(self.z, self.gen, strict=True):
+                x = F.relu(F.conv2d(x, gen(z).view(self.c, self.c, 3, 3), padding=1))
+            return self.head(x.mean((2, 3)))
+
+    torch.manual_seed(0)
+    m = HyperConv()
+    p = it.init_model(m, seed=0)
+    assert "generates the weight of a product with fan_in 144" in p["gen.2.weight"].reason
+    x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    logs = []
+    for seed in range(4):
+        p.apply(m, seed=seed)
+        with torch.no_grad():
+            logs.append(math.log(float(m(x).pow(2).mean())))
+    assert 0.05 < math.exp(sum(logs) / 4) < 20  # (before: ~10⁹; one generated kernel per layer
+    # from 8 numbers scatters between draws)
+
+
 class _ConditionalBN(nn.Module):
     """Class-conditional batch norm written with embeddings (the projection discriminator's and
     SN-GAN's categorical BN): ``bn(x)·γ(y) + β(y)``, or ``bn(x)·(1 + γ(y)) + β(y)``."""

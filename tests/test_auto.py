@@ -2344,3 +2344,45 @@ def test_planning_leaves_no_trace_of_fx_on_the_model():
     assert "forward" in vars(t)  # the rewritten forward, and the constants it reads
     assert {k for k in set(vars(t)) - before if k.startswith("_tensor_constant")}
     assert t(torch.randn(4, 16)).shape == (4, 16)
+
+
+class _FixupBlock(nn.Module):
+    """Fixup's residual block (Zhang et al. 2019): scalar biases before each convolution and
+    activation, a scalar multiplier, no norm —
+    ``relu(x + c₂(relu(c₁(x + b₁) + b₂) + b₃)·s + b₄)``."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.b1, self.b2, self.b3, self.b4 = (nn.Parameter(torch.zeros(1)) for _ in range(4))
+        self.c1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.c2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.c1(x + self.b1) + self.b2)
+        return F.relu(self.c2(out + self.b3) * self.scale + self.b4 + x)
+
+
+def test_a_learned_scalar_added_to_the_stream_does_not_hide_the_residual():
+    """``x + b₁`` before a Fixup branch's first convolution counted as a second sum taking
+    ``x`` as a term — the rule that keeps a mask added in every layer from looking like a
+    stream — so none of a Fixup network's residual additions was found: eight blocks were
+    planned as a plain chain of 17 convolutions and said twice (their edges, ×0.052 on 8-wide
+    maps, and their scatter at 32 channels). A learned bias or scalar added to a tensor is no
+    second use of it now: the eight branches are found, and nothing is said."""
+    from initwise.torch.inspection import inspect_model
+
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.ReLU(),
+        *[_FixupBlock(32) for _ in range(8)],
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
+    assert len(inspect_model(m, None).adds) == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m, "auto")
+    assert "residual" in p["9.c2.weight"].reason

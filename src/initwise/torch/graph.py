@@ -1457,7 +1457,12 @@ def _residuals(
     added = [0] * len(nodes)  # how many sums take each node as an operand
     for n in nodes:
         if n.op == "function" and n.target in _ADD:
-            for i in set(n.inputs):
+            ins = set(n.inputs)
+            for i in ins:
+                # (x + a learned bias or scalar — Fixup's `x + b₁` before the branch's first
+                # convolution — is no second use of x as a term: it hid every Fixup residual)
+                if len(ins) > 1 and all(nodes[j].op == "param" for j in ins - {i}):
+                    continue
                 added[i] += 1
     for n in nodes:
         if n.op != "function" or n.target not in _ADD or len(set(n.inputs)) < 2:

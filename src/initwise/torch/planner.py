@@ -337,7 +337,10 @@ def _plan(
                 "calls, or a shared convolution, attention module or bag, measured only where "
                 "called once)"
             )
-            moments.assumed[:] = [a.replace(tip, said) for a in moments.assumed]
+            moments.assumed[:] = [
+                a if why is None and "beyond any scale" in a else a.replace(tip, said)
+                for a in moments.assumed  # (a walk out of range: no pass measures that)
+            ]
     ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments, info)
     names = {id(p): n for n, p in model.named_parameters()}
     done: dict[int, int] = {}  # param id -> entry index

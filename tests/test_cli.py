@@ -204,3 +204,25 @@ def test_relative_output_folders_are_accepted(tmp_path, monkeypatch):
     check_out("plan.json", "--json")
     assert main(["reproduce", "seed-formulas", "--quick"]) == 0
     assert (tmp_path / "initwise-report" / "seed-formulas" / "report.md").exists()
+
+
+def test_a_warning_repeated_by_one_command_is_printed_once_with_its_count(capsys, monkeypatch):
+    """``initwise bench zoo --seeds 10`` plans each network ten times and printed each of its
+    warnings ten times; the same text is printed once now, with how often it came."""
+    import warnings
+
+    import initwise.cli as cli
+    from initwise.plan import AssumptionWarning
+
+    def noisy(args):
+        for text in ("the same thing", "the same thing", "another thing"):
+            warnings.warn(AssumptionWarning(text), stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_gains", noisy)
+    assert main(["gains"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "initwise gains: warning (2 times): the same thing",
+        "initwise gains: warning: another thing",
+    ]

@@ -932,12 +932,16 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             code = 1
-    for w in caught:
+    said: dict[str, int] = {}  # (each warning once, with how often: `bench zoo --seeds 10`
+    for w in caught:  # planned each network ten times and printed each warning ten times)
         if issubclass(w.category, (AssumptionWarning, SignalWarning)):
             text = _in_flags(str(w.message), args)
-            print(f"initwise {args.command}: warning: {text}", file=sys.stderr)
+            said[text] = said.get(text, 0) + 1
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    for text, times in said.items():
+        again = f" ({times} times)" if times > 1 else ""
+        print(f"initwise {args.command}: warning{again}: {text}", file=sys.stderr)
     return code
 
 

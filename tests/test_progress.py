@@ -71,3 +71,20 @@ def test_cli_progress_lines_when_piped(tmp_path, capsys):
     cap = capsys.readouterr()
     assert "coord-check: 12/12 (100%)" in cap.err
     assert "u-μP: change after 2 steps" in cap.out
+
+
+def test_a_task_without_a_count_says_it_started_without_a_zero():
+    """A task with no total (``bench zoo``'s measurements) began with ``… (measurements): 0,
+    0 s started`` in a log; it says ``… (measurements): started`` now."""
+    import io
+
+    from initwise.cli import PlainProgress
+
+    out = io.StringIO()
+    p = PlainProgress(stream=out)
+    p.add_task("bench zoo (measurements)")
+    p.add_task("apply", total=6)
+    assert out.getvalue().splitlines() == [
+        "bench zoo (measurements): started",
+        "apply: 0/6 (0%), 0 s started",
+    ]

@@ -684,6 +684,9 @@ class PlainProgress:
 
     def _line(self, task: int, word: str) -> None:
         name, total, done, start, _ = self.tasks[task]
+        if not total and not done and word == "started":  # (no count yet: "bench zoo: started",
+            print(f"{name}: started", file=self.stream or sys.stderr, flush=True)  # not "0, 0 s")
+            return
         pct = f" ({100 * done / total:.0f}%)" if total else ""
         amount = f"{done:g}/{total:g}{pct}" if total else f"{done:g}"
         tail = f" {word}" if word else ""

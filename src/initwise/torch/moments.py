@@ -71,11 +71,13 @@ from .pooling import (
     attention_matmuls,
     avg_count,
     carried,
+    from_softmax,
     index_sum,
     node_pool,
     pooled_input,
     signal_products,
     summed_dims,
+    weighted_products,
     zero_pad,
     zero_pad_said,
 )
@@ -966,6 +968,7 @@ def _pass(
     assert g is not None
     res = Moments(cache=cache if cache is not None else {}, conditional=walk.conditional)
     modules, lam, branch_end = walk.modules, walk.lam, walk.branch_end
+    weighted = weighted_products(info) if walk.pools else {}
     R = n_res if n_res is not None else len(info.adds)
     mom: dict[int, tuple[float, float] | None] = {}
     first_input = True
@@ -985,6 +988,8 @@ def _pass(
             pool = "sum"  # (a sum over a set, measured; unmeasured it is said in _function)
         if pool is None and n.idx in walk.pools and zero_pad(n, modules):
             pool = "pad"  # (zero padding, measured; unmeasured it passes as a shape op)
+        if pool is None and n.idx in walk.pools and n.idx in weighted:
+            pool = "weights"  # (values times softmax weights, measured as a pool of the values)
         if n.idx in walk.signals and n.idx in walk.pools:  # a product of signals, measured:
             # what the example gives, with the draft's weights — not carried from the operands'
             # propagated moments, which a normalizer such as linear attention's 1/(q·Σk) has
@@ -1012,7 +1017,7 @@ def _pass(
             pool = "product"
         if pool is not None:
             measured = walk.pools.get(n.idx)
-            j = _pooled_index(info, n) or 0  # (a product of data alone was taken above)
+            j = weighted[n.idx] if pool == "weights" else _pooled_index(info, n) or 0
             base = ins[j] if len(ins) > j else None  # (attention pools its values)
             if measured is not None and base is None and pool == "sum":
                 # attention as a weighted sum (its weights have no moments): what the example
@@ -1028,6 +1033,7 @@ def _pass(
                     "sum": "a sum by index" if index_sum(n) else "a sum over a dimension",
                     "product": "the product with data",
                     "pad": "zero padding",
+                    "weights": "the weighting by softmax weights",
                 }.get(pool, f"{pool} pooling")
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
                 via[n.idx] = (how, True, "")
@@ -2389,9 +2395,7 @@ _FILLED = {
 
 def _from_softmax(info: ModelInfo, idx: int) -> bool:
     """Whether graph node ``idx`` is a softmax's output (through reshapes: ``a[..., None]``)."""
-    g = info.graph
-    n = g.nodes[behind(g.nodes, idx, _SHAPE_OPS)] if g is not None else None
-    return n is not None and n.op == "function" and n.target in ("softmax", "_softmax")
+    return info.graph is not None and from_softmax(info.graph, idx)
 
 
 def _from_shape(info: ModelInfo, idx: int) -> bool:

@@ -400,6 +400,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         or bool(_bag_nodes(model, info))
         or bool(_edge_nodes(model, info))
         or bool(_site_edge_nodes(info))
+        or bool(weighted_products(info))
     )
 
 
@@ -448,6 +449,33 @@ def measured_attention(model: nn.Module, info: ModelInfo) -> set[int]:
 
 PRODUCT_NAMES = frozenset(DATA_PRODUCTS | {"einsum"})
 """Multilinear products whose calls :func:`measure_pools` records with every operand."""
+
+
+def from_softmax(g: Any, idx: int) -> bool:
+    """Whether graph node ``idx`` is a softmax's output (through reshapes: ``a[..., None]``)."""
+    n = g.nodes[behind(g.nodes, idx, SHAPE_OPS)]
+    return n.op == "function" and n.target in ("softmax", "_softmax")
+
+
+def weighted_products(info: ModelInfo) -> dict[int, int]:
+    """Elementwise products of values with softmax weights — attention or a soft mixture of
+    experts written as a weighted sum, ``(a[..., None] * v).sum(1)``, ``(y * g[:, None]).sum(-1)``
+    — by node, with the position of the values among its inputs. With an example input each is
+    measured as a pool of its values (scale-equivariant: the weights are scale-free), so the
+    sum after it is carried from the values' moments; measured as an absolute weighted sum, a
+    chain of six soft-MoE blocks was solved for what the first draft's stale scales gave (its
+    output ×3.5·10⁸ in rms)."""
+    g = info.graph
+    if g is None:
+        return {}
+    out: dict[int, int] = {}
+    for n in g.nodes:
+        if n.op != "function" or str(n.target) != "mul" or len(n.inputs) != 2:
+            continue
+        a, b = (from_softmax(g, i) for i in n.inputs)
+        if a != b and n.inputs[0] != n.inputs[1]:
+            out[n.idx] = 1 if a else 0
+    return out
 
 
 def signal_products(model: nn.Module, info: ModelInfo) -> set[int]:
@@ -512,14 +540,17 @@ def _site_weight(t: Any, sites: set[int]) -> bool:
 def has_attention(model: nn.Module, info: ModelInfo) -> bool:
     """Whether ``info.graph`` has attention measured like a pool (:data:`ATTENTION_FUNCS`,
     :func:`attention_matmuls`) or products of signals (:func:`signal_products`: linear
-    attention) — what they give depends on how alike the tokens are by then, which the plan's
-    own scales upstream change (the planner drafts again until the measurements settle)."""
+    attention) or values weighted by a softmax (:func:`weighted_products`: how sharp the weights
+    are depends on the scale of the logits' input) — what they give depends on how alike the
+    tokens are by then, which the plan's own scales upstream change (the planner drafts again
+    until the measurements settle)."""
     g = info.graph
     return g is not None and (
         any(n.op == "function" and function_pool(str(n.target)) == "attention" for n in g.nodes)
         or bool(measured_attention(model, info))
         or bool(_mha_nodes(model, info))
         or bool(signal_products(model, info))
+        or bool(weighted_products(info))
     )
 
 
@@ -698,6 +729,9 @@ def measure_pools(
     calls: dict[str, list[Stats]] = {}
     module_calls: dict[str, list[Stats | None]] = {}
     edge_weights = {id(p): k for k, p in model.named_parameters() if k in site_edges}
+    weighted = weighted_products(info)  # (every `mul` call recorded, matched to the graph's)
+    mul_nodes = [n.idx for n in g.nodes if n.op == "function" and str(n.target) == "mul"]
+    mul_calls: list[tuple[Stats | None, ...]] = []
 
     def taps(m: Any, x: Any, idx: int) -> None:
         """What reaches convolution ``m``'s taps for its input ``x``, as node ``idx``'s
@@ -720,6 +754,8 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 keep = _CALL_FILTERS.get(name)
+                if name == "mul" and weighted:  # (both operands and the product)
+                    mul_calls.append((*(_stats(a) for a in args[:2]), _stats(out)))
                 w = args[1] if name in _CONV_FUNCS and len(args) > 1 else None
                 site = edge_weights.get(id(w), edge_weights.get(id(getattr(w, "_base", None))))
                 if site is not None:  # (a raw-parameter convolution's taps)
@@ -804,6 +840,11 @@ def measure_pools(
         for h in handles:
             h.remove()
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
+    if weighted and len(mul_calls) == len(mul_nodes):  # values → their weighted product
+        for idx, call in zip(mul_nodes, mul_calls, strict=True):
+            v, y = call[weighted[idx]] if idx in weighted else None, call[-1]
+            if v is not None and y is not None:
+                out[idx] = (v[0], v[1], y[0], y[1])
     for name, idxs in by_module.items():  # (the tutorial CNN's one `self.pool`, called twice:
         got = module_calls.get(name, [])  # each call measured; left out before)
         if len(got) == len(idxs) and all(st is not None for st in got):

@@ -754,8 +754,12 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 keep = _CALL_FILTERS.get(name)
-                if name == "mul" and weighted:  # (both operands and the product)
-                    mul_calls.append((*(_stats(a) for a in args[:2]), _stats(out)))
+                if name == "mul" and weighted:  # (both operands and the product, where the
+                    k = len(mul_calls)  # graph's node at this call's place is weighted)
+                    at = mul_nodes[k] if k < len(mul_nodes) else None
+                    mul_calls.append(
+                        (*(_stats(a) for a in args[:2]), _stats(out)) if at in weighted else ()
+                    )
                 w = args[1] if name in _CONV_FUNCS and len(args) > 1 else None
                 site = edge_weights.get(id(w), edge_weights.get(id(getattr(w, "_base", None))))
                 if site is not None:  # (a raw-parameter convolution's taps)
@@ -842,7 +846,9 @@ def measure_pools(
     out: dict[int, Stats] = {idx: v[0] for idx, v in seen.items() if len(v) == 1}
     if weighted and len(mul_calls) == len(mul_nodes):  # values → their weighted product
         for idx, call in zip(mul_nodes, mul_calls, strict=True):
-            v, y = call[weighted[idx]] if idx in weighted else None, call[-1]
+            if idx not in weighted or not call:
+                continue
+            v, y = call[weighted[idx]], call[-1]
             if v is not None and y is not None:
                 out[idx] = (v[0], v[1], y[0], y[1])
     for name, idxs in by_module.items():  # (the tutorial CNN's one `self.pool`, called twice:

@@ -1943,6 +1943,16 @@ class _CondConv(nn.Module):
         return self.head(x.mean((2, 3)))
 
 
+def _quietly_planned(make, x: torch.Tensor) -> tuple:
+    """A model built by ``make()`` after ``torch.manual_seed(0)``, and its ``auto`` plan with
+    the example input ``x`` — any warning an error."""
+    torch.manual_seed(0)
+    m = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return m, it.plan(m, "auto", example_input=x)
+
+
 def test_a_routed_mix_of_expert_kernels_is_a_generated_kernel():
     """The expert bank of a CondConv was read as a Linear over the routing weights and solved
     for unit kernel entries: each convolution then multiplied E[x²] by its fan-in (144), the
@@ -1950,11 +1960,7 @@ def test_a_routed_mix_of_expert_kernels_is_a_generated_kernel():
     kernel it mixes is a generated weight now (as a hypernetwork's): the bank is solved so that
     the mixed kernel has the He variance of the convolution it feeds."""
     x = torch.randn(8, 3, 12, 12, generator=torch.Generator().manual_seed(1))
-    torch.manual_seed(0)
-    m = _CondConv()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        p = it.plan(m, "auto", example_input=x)
+    m, p = _quietly_planned(_CondConv, x)
     assert "generates the weight of a product with fan_in 144" in p["experts.1"].reason
     assert "gain² 2/" in p["experts.1"].reason  # (the ReLU after the reshaped output)
     acts = []
@@ -2414,11 +2420,9 @@ def test_a_chain_of_soft_mixtures_is_carried_from_its_values():
     The weighting is measured as a pool of the values now (its ratio carried from their
     moments), and drafted again until the gates' sharpness settles."""
     x = torch.randn(256, 32, generator=torch.Generator().manual_seed(1))
-    torch.manual_seed(0)
-    m = nn.Sequential(*[_SoftMoE() for _ in range(6)], nn.Linear(32, 10))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        p = it.plan(m, "auto", example_input=x)
+    m, p = _quietly_planned(
+        lambda: nn.Sequential(*[_SoftMoE() for _ in range(6)], nn.Linear(32, 10)), x
+    )
     logs = []
     for seed in range(3):
         p.apply(m, seed=seed)

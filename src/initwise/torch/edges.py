@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .graph import SHAPE_OPS, behind
+from .graph import PRODUCT_FUNCS, SHAPE_OPS, behind
 from .modules import FunctionalConv, weight_mask
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -214,7 +214,6 @@ class Chain:
         )
 
 
-_PRODUCTS = {"mul", "mul_", "imul", "rmul"}
 _GATES = {"sigmoid", "hardsigmoid"}
 """Activations whose output gates another signal (squeeze-excite, a gated unit's σ): bounded and
 centered away from zero (σ(0) = ½), so their input's loss barely reaches E[x²] of the product."""
@@ -285,7 +284,7 @@ def unmeasured_chain(
             worst = prev  # (what reaches a layer solved for its input, or the output; a layer
             # whose output only a gate reads is left out — σ keeps its product's scale)
         signals = [i for i in n.inputs if nodes[i].op != "param"]
-        if k == "stop" and n.op == "function" and n.target in _PRODUCTS and len(signals) > 1:
+        if k == "stop" and n.op == "function" and n.target in PRODUCT_FUNCS and len(signals) > 1:
             # a gated product (h·σ(·), squeeze-excite) carries h's run; a product of two
             # signals (u·v) the losses of both
             prev = _combined([runs[i] for i in signals if not gate(i)])

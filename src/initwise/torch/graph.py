@@ -553,7 +553,9 @@ _STOP_FUNCS = {
 }
 _REDUCE = {"sum", "mean", "norm", "amax", "var", "std", "var_mean", "std_mean", "logsumexp"}
 _ADD = {"add", "add_", "iadd", "radd"}
-_MUL = {"mul", "mul_", "imul", "rmul", "div", "truediv"}
+PRODUCT_FUNCS = frozenset({"mul", "mul_", "imul", "rmul"})
+"""Function names of elementwise products."""
+_MUL = {*PRODUCT_FUNCS, "div", "truediv"}
 ADD_FUNCS = frozenset(_ADD)
 """Function names of additions (residual sums)."""
 MUL_FUNCS = frozenset(_MUL)

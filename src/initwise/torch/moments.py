@@ -53,8 +53,8 @@ from ..math.operating import (
 )
 from .batch import tensors
 from .edges import has_edges
+from .graph import PRODUCT_FUNCS, Act, ModelInfo, behind, downstream, graph_modules, in_out
 from .graph import SHAPE_OPS as _SHAPE_OPS
-from .graph import Act, ModelInfo, behind, graph_modules, in_out
 from .modules import (
     FunctionalLinear,
     embedding_norm_cap,
@@ -85,7 +85,7 @@ from .pooling import (
 _SHAPE_QUERIES = {"size", "dim", "numel", "getattr", "shape", "__len__"}
 _ADD = {"add", "add_", "iadd", "radd"}
 _SUB = {"sub", "sub_", "isub", "rsub"}
-_MUL = {"mul", "mul_", "imul", "rmul"}
+_MUL = PRODUCT_FUNCS
 _DIV = {"div", "truediv", "div_"}
 _CAT = {"cat", "concat", "concatenate", "stack", "hstack", "vstack"}
 _MEAN = {"mean", "sum", "avg_pool1d"}
@@ -653,6 +653,9 @@ class _Walk:
     parts: dict[int, str] = field(default_factory=dict)
     """The parts of a conditional table read in parts, by ``getitem`` node: their roles
     (:func:`conditional_parts`)."""
+    weighted: dict[int, int] = field(default_factory=dict)
+    """Values times softmax weights (:func:`~initwise.torch.pooling.weighted_products`), with
+    the values' input position: measured as a pool of the values where an example is given."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -696,6 +699,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         pooled_to_output(info, users, pools, signals, modules),
         conditional=(cond := conditional_affines(info, users, modules)),
         parts=conditional_parts(info, users, cond),
+        weighted=weighted_products(info) if pools else {},
     )
 
 
@@ -968,7 +972,7 @@ def _pass(
     assert g is not None
     res = Moments(cache=cache if cache is not None else {}, conditional=walk.conditional)
     modules, lam, branch_end = walk.modules, walk.lam, walk.branch_end
-    weighted = weighted_products(info) if walk.pools else {}
+    weighted = walk.weighted
     R = n_res if n_res is not None else len(info.adds)
     mom: dict[int, tuple[float, float] | None] = {}
     first_input = True
@@ -1472,13 +1476,11 @@ def _weight(
         at, (_, fan, x_idx) = gens[name]
         x = mom.get(x_idx)
         sx = x[0] if x is not None else 1.0
-        users = info.graph.users()  # type: ignore[union-attr]
-        reads = list(users[at])
-        for _ in range(8):  # (through reshapes: CondConv's conv output goes back to (B, C, …))
-            shaped = [u for u in reads if str(info.graph.nodes[u].target) in _SHAPE_OPS]  # type: ignore[union-attr]
-            if not shaped or any(u in info.acts for u in reads):
-                break
-            reads = [v for u in shaped for v in users[u]]
+        graph = info.graph
+        assert graph is not None  # (a generated weight is found in the graph)
+        shaped = [str(n.target) in _SHAPE_OPS for n in graph.nodes]
+        # (through reshapes: CondConv's convolution output goes back to (B, C, …))
+        reads = downstream(graph.users(), at, shaped.__getitem__)
         after = next((info.acts[u] for u in reads if u in info.acts), None)
         g = 1.0 if after is None or after.name == "linear" else after.gain("forward")
         q = g * g / (fan * sx)

@@ -399,7 +399,7 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
         or bool(_mha_nodes(model, info))
         or bool(_bag_nodes(model, info))
         or bool(_edge_nodes(model, info))
-        or bool(_site_edge_nodes(info))
+        or bool(_site_edge_nodes(model, info))
         or bool(weighted_products(info))
     )
 
@@ -582,27 +582,23 @@ def _edge_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
 _CONV_FUNCS = frozenset({"conv1d", "conv2d", "conv3d"})
 
 
-def _site_edge_nodes(info: ModelInfo) -> dict[str, int]:
+def _site_edge_nodes(model: nn.Module, info: ModelInfo) -> dict[str, int]:
     """Raw-parameter convolution sites (:class:`~initwise.torch.modules.FunctionalConv`, in
     ``info.graph.extra``) whose taps may read a map's edges (:func:`~initwise.torch.edges.
     measured_taps`), by name, for those called once: their graph node."""
+    extra = info.graph.extra if info.graph is not None else {}
+    return _once(model, info, measured_taps, extra)
+
+
+def _once(
+    model: nn.Module, info: ModelInfo, test: Any, modules: dict[str, nn.Module] | None = None
+) -> dict[str, int]:
+    """Module nodes whose module (the model's, or from ``modules``) passes ``test``, by name,
+    for modules called once."""
     g = info.graph
     if g is None:
         return {}
-    sites = {k for k, m in g.extra.items() if measured_taps(m)}
-    nodes: dict[str, list[int]] = {}
-    for n in g.nodes:
-        if n.op == "module" and n.target in sites:
-            nodes.setdefault(n.target, []).append(n.idx)
-    return {k: v[0] for k, v in nodes.items() if len(v) == 1}
-
-
-def _once(model: nn.Module, info: ModelInfo, test: Any) -> dict[str, int]:
-    """Module nodes whose module passes ``test``, by name, for modules called once."""
-    g = info.graph
-    if g is None:
-        return {}
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules()) if modules is None else modules
     out: dict[str, int] = {}
     seen: set[str] = set()
     for n in g.nodes:
@@ -703,7 +699,9 @@ def measure_pools(
     by_mha = _mha_nodes(model, info)
     by_bag = _bag_nodes(model, info)
     by_edge = _edge_nodes(model, info)
-    site_edges = _site_edge_nodes(info)  # (raw-parameter convolutions: F.conv2d(x, self.w, …))
+    site_edges = _site_edge_nodes(
+        model, info
+    )  # (raw-parameter convolutions: F.conv2d(x, self.w, …))
     if not (by_module or by_function or by_mha or by_bag or by_edge or site_edges):
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):

@@ -407,6 +407,12 @@ def chain_drifts(
     on the torus)."""
     n = int(width)
     side = _torus_side(taps, dims)
+    if side:  # (rows: examples × an 8×8 torus; each tap a shift along both axes)
+        positions, axes = (_SIM_TORUS, _SIM_TORUS), (2, 3)
+        shifts = [(a - side // 2, b - side // 2) for a in range(side) for b in range(side)]
+    else:  # (rows: examples × positions on a ring; each tap a shifted copy)
+        positions, axes = (_SIM_POSITIONS,), (2,)
+        shifts = [(t - taps // 2,) for t in range(taps)]
     table = _Table(f)
     k = len(points)
     q = np.empty(k)
@@ -438,20 +444,10 @@ def chain_drifts(
             aim = q_end[going] if last else q[going]
             scale = np.sqrt(aim / (fan * (1.0 if layer == 0 else s[going]))).astype(np.float32)
             z = np.empty((going.size, _SIM_BATCH, n), dtype=np.float32)
-            if side:  # (rows: examples × an 8×8 torus; each tap a shift along both axes)
-                grid = h.reshape(h.shape[0], -1, _SIM_TORUS, _SIM_TORUS, n)
+            if taps > 1:  # (each tap a shifted copy of the positions, channels side by side)
+                grid = h.reshape(h.shape[0], -1, *positions, n)
                 hin = np.concatenate(
-                    [
-                        np.roll(grid, (a - side // 2, b - side // 2), axis=(2, 3))
-                        for a in range(side)
-                        for b in range(side)
-                    ],
-                    axis=4,
-                ).reshape(h.shape[0], _SIM_BATCH, fan)
-            elif taps > 1:  # (rows: examples × positions on a ring; each tap a shifted copy)
-                ring = h.reshape(h.shape[0], -1, _SIM_POSITIONS, n)
-                hin = np.concatenate(
-                    [np.roll(ring, t - taps // 2, axis=2) for t in range(taps)], axis=3
+                    [np.roll(grid, shift, axis=axes) for shift in shifts], axis=-1
                 ).reshape(h.shape[0], _SIM_BATCH, fan)
             else:
                 hin = h

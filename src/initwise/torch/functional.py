@@ -438,27 +438,34 @@ _CONVS = {"conv1d": 3, "conv2d": 4, "conv3d": 5}
 """Convolution functions and their weight's dimensions."""
 
 
-def _conv_geometry(n: Node, bias_node: bool) -> tuple[Any, Any, Any]:
-    """``(stride, padding, dilation)`` of an ``F.convNd`` call node — keywords, or the
-    arguments after the input, weight and bias where positional (as :func:`_conv_groups`
-    reads them) — each as given, defaults 1, 0, 1."""
-    pos = list(n.args)  # (the scalars after x, W[, b]: [None,] stride, padding, dilation…)
+_CONV_ARGS = (("stride", 1), ("padding", 0), ("dilation", 1), ("groups", 1))
+"""``F.convNd``'s arguments after the input, weight and bias, in order, with their defaults."""
+
+
+def _conv_arg(n: Node, bias_node: bool, name: str) -> Any:
+    """Argument ``name`` of an ``F.convNd`` call node (:data:`_CONV_ARGS`): a keyword, or
+    positional among the node's scalars (``[None,] stride, padding, dilation, groups``: a
+    ``None`` first where the bias was passed as None), else its default."""
+    if name in n.kwargs:
+        return n.kwargs[name]
+    pos = list(n.args)
     off = 0 if bias_node or not pos or pos[0] is not None else 1
-    out = []
-    for i, (name, default) in enumerate((("stride", 1), ("padding", 0), ("dilation", 1))):
-        v = n.kwargs.get(name, pos[off + i] if len(pos) > off + i else default)
-        out.append(v)
-    return out[0], out[1], out[2]
+    i, default = next((i, d) for i, (k, d) in enumerate(_CONV_ARGS) if k == name)
+    return pos[off + i] if len(pos) > off + i else default
+
+
+def _conv_geometry(n: Node, bias_node: bool) -> tuple[Any, Any, Any]:
+    """``(stride, padding, dilation)`` of an ``F.convNd`` call node, each as given."""
+    return (
+        _conv_arg(n, bias_node, "stride"),
+        _conv_arg(n, bias_node, "padding"),
+        _conv_arg(n, bias_node, "dilation"),
+    )
 
 
 def _conv_groups(n: Node, bias_node: bool) -> int | None:
-    """``groups`` of an ``F.convNd`` call node (a keyword, or the 5th argument after the
-    input and weight when all are positional); None where it cannot be told (a non-integer)."""
-    g = n.kwargs.get("groups")
-    if g is None:
-        pos = list(n.args)  # (the scalars after x, W[, b]: [None,] stride, padding, dilation…)
-        i = 3 if bias_node or not pos or pos[0] is not None else 4
-        g = pos[i] if len(pos) > i else 1
+    """``groups`` of an ``F.convNd`` call node; None where it cannot be told (a non-integer)."""
+    g = _conv_arg(n, bias_node, "groups")
     return g if isinstance(g, int) and not isinstance(g, bool) and g >= 1 else None
 
 

@@ -26,7 +26,7 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
 from .edges import unmeasured_chain
-from .graph import LINEAR, LayerInfo, expert_activation
+from .graph import LINEAR, LayerInfo, expert_activation, graph_modules
 from .modules import (
     AFFINES,
     FunctionalEinsum,
@@ -322,12 +322,11 @@ def _plan(
                 "example_input= to measure it"
             )
         if example_input is None:  # (raw-parameter layers too: F.conv2d(x, self.w, padding=1))
-            extra = info.graph.extra if info.graph is not None else {}
-            modules = {**extra, **dict(model.named_modules())}
+            modules = graph_modules(model, info.graph)
             chain = unmeasured_chain(info, modules, moments.pool_floors, moments.max_pools)
             if chain is not None:  # (first: the warning shows three assumptions; this one
                 moments.assumed.insert(0, chain.said())  # sums up a whole run of layers)
-        if example_input is not None:  # an example input was given: say why it did not serve
+        else:  # an example input was given: say why it did not serve
             tip = "give example_input= to measure it"
             said = (
                 f"it could not be measured: {why}"

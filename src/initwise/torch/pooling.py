@@ -729,7 +729,7 @@ def measure_pools(
     edge_weights = {id(p): k for k, p in model.named_parameters() if k in site_edges}
     weighted = weighted_products(info)  # (every `mul` call recorded, matched to the graph's)
     mul_nodes = [n.idx for n in g.nodes if n.op == "function" and str(n.target) == "mul"]
-    mul_calls: list[tuple[Stats | None, ...]] = []
+    mul_calls: list[tuple[Any, ...]] = []  # (the values' and the product's statistics)
 
     def taps(m: Any, x: Any, idx: int) -> None:
         """What reaches convolution ``m``'s taps for its input ``x``, as node ``idx``'s
@@ -752,12 +752,11 @@ def measure_pools(
             if depth[0] == 0:
                 name = fn_name(func).lstrip("_")
                 keep = _CALL_FILTERS.get(name)
-                if name == "mul" and weighted:  # (both operands and the product, where the
+                if name == "mul" and weighted:  # (the values and the product, where the
                     k = len(mul_calls)  # graph's node at this call's place is weighted)
                     at = mul_nodes[k] if k < len(mul_nodes) else None
-                    mul_calls.append(
-                        (*(_stats(a) for a in args[:2]), _stats(out)) if at in weighted else ()
-                    )
+                    j = weighted.get(at, len(args))  # type: ignore[arg-type]
+                    mul_calls.append((_stats(args[j]), _stats(out)) if j < len(args) else ())
                 w = args[1] if name in _CONV_FUNCS and len(args) > 1 else None
                 site = edge_weights.get(id(w), edge_weights.get(id(getattr(w, "_base", None))))
                 if site is not None:  # (a raw-parameter convolution's taps)
@@ -846,7 +845,7 @@ def measure_pools(
         for idx, call in zip(mul_nodes, mul_calls, strict=True):
             if idx not in weighted or not call:
                 continue
-            v, y = call[weighted[idx]], call[-1]
+            v, y = call
             if v is not None and y is not None:
                 out[idx] = (v[0], v[1], y[0], y[1])
     for name, idxs in by_module.items():  # (the tutorial CNN's one `self.pool`, called twice:

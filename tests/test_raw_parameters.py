@@ -1332,7 +1332,7 @@ class _CosineHead(nn.Module):
     """A cosine classifier (NormFace, Wang et al. 2017; CosFace, ArcFace):
     ``s · normalize(h) @ normalize(W)ᵀ`` — the class matrix is used row-normalized, no gain."""
 
-    def __init__(self, transposed: bool = True) -> None:
+    def __init__(self, transposed: bool | None = True) -> None:
         super().__init__()
         self.transposed = transposed
         self.body = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128))
@@ -1340,21 +1340,30 @@ class _CosineHead(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.normalize(self.body(x), dim=-1)
+        if self.transposed is None:  # ArcFace's order: the scale before the product
+            return 16.0 * h @ F.normalize(self.W, dim=-1).t()
         if self.transposed:
             return h @ F.normalize(self.W, dim=-1).t() * 16
         return F.linear(h, self.W / self.W.norm(dim=1, keepdim=True)) * 16
 
 
-@pytest.mark.parametrize("transposed", [True, False], ids=["normalize(W).t()", "W/‖W‖"])
+@pytest.mark.parametrize(
+    "transposed", [True, False, None], ids=["normalize(W).t()", "W/‖W‖", "s·x̂ @ Ŵᵀ"]
+)
 def test_a_cosine_classifiers_class_matrix_is_its_direction_only(transposed):
     """The class matrix of a cosine head, normalized to unit rows in forward with no gain, had
     "no rule" (kept as built, strict refused the model). It is the head's weight now: a layer
     whose rows forward sets to norm 1, so the draw's scale cancels (its reason says so) and the
-    walk passes E[x²] 1/128 → ×16² = 2 to the logits (measured rms 1.39)."""
+    walk passes E[x²] 1/128 → ×16² = 2 to the logits (measured rms 1.39). Written as ArcFace
+    does, ``s * F.normalize(x) @ …`` (the scale first), the normalized features' moments were
+    lost: "input moments unknown, E[x²] = 1 assumed" (strict refused it) and the plan's logits
+    E[y²] 1 against 2 measured."""
     torch.manual_seed(0)
     m = _CosineHead(transposed)
     p = _quiet_init(m, strict=True)
     assert "norm 1 per output unit" in p["W"].reason
+    came = "2 " if transposed is None else "0.0078"  # (1/128 · 16², or 1/128)
+    assert f"input E[x²] {came}" in p["W"].reason
     x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert 1.2 < float(m(x).pow(2).mean().sqrt()) < 1.6  # (16/√128 = 1.41)

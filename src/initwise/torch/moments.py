@@ -2365,7 +2365,9 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
             continue
         seen.add(i)
         u = g.nodes[i]
-        if u.op == "function" and u.target in ("dropout", "contiguous", "to", "float"):
+        if u.op == "function" and (
+            u.target in ("dropout", "contiguous", "to", "float") or _by_constant(u)
+        ):  # (ArcFace's `s * F.normalize(x) @ Ŵᵀ` scales before its product)
             frontier.extend(users[i])
         elif u.op == "module" and info.kinds[i] == "weight":
             m = info.layers[u.target].module if u.target in info.layers else None
@@ -2382,6 +2384,16 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
         return None
     s, mu = x
     return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
+
+
+def _by_constant(n: Any) -> bool:
+    """Whether node ``n`` multiplies or divides one tensor by plain numbers only."""
+    return (
+        n.target in ("mul", "truediv", "div")
+        and len(n.inputs) == 1
+        and bool(n.args)
+        and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in n.args)
+    )
 
 
 _FILLED = {

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..plan import Plan
 from .apply import apply_plan
-from .modules import unwrap
+from .modules import frozen, unwrap
 from .planner import plan as make_plan
 
 
@@ -26,12 +26,16 @@ def init_model(
     """``plan(model, policy, ...)`` then ``apply`` it with ``seed``; returns the plan.
 
     Norm layers' running statistics (BatchNorm's mean/var and batch count) are reset once the
-    weights are written: statistics of the old weights do not describe the new ones. Nothing is
-    reset if planning or applying fails."""
+    weights are written: statistics of the old weights do not describe the new ones — except a
+    norm whose own affine parameters are frozen (``requires_grad=False``: a pretrained backbone's,
+    kept as the plan keeps its weights). Nothing is reset if planning or applying fails."""
     p = make_plan(model, policy, example_input, overrides, **kwargs)
     apply_plan(p, model, seed)
     for m in unwrap(model).modules():
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
+            own = list(m.parameters(recurse=False))
+            if own and all(frozen(q) for q in own):
+                continue
             m.reset_running_stats()
     return p
 

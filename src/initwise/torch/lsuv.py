@@ -38,6 +38,7 @@ from .modules import (
     FunctionalLayer,
     check_materialized,
     few,
+    frozen,
     is_weight_layer,
     nested_unwrapped,
     standardized_gain,
@@ -111,6 +112,9 @@ def _scaling(m: nn.Module) -> tuple[str | None, Callable[[float], Any]]:
     the function that multiplies it by ``f`` (a computed weight through its reparametrization:
     weight_norm's ``g``, prune's ``weight_orig``)."""
     site = PZ.site_of(m)
+    w = getattr(m, "weight", None)
+    if site is None and isinstance(w, torch.Tensor) and frozen(w):
+        return "frozen (requires_grad=False): its values are final, left as they are", w.mul_
     if site is None:
         if standardized_gain(m) is not None:  # (timm's StdConv2d, a hand-written WSConv2d)
             why = "its forward standardizes its weight (Qiao et al. 2019): left as it is"

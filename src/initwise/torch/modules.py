@@ -1083,3 +1083,9 @@ def unwrap_wrappers(model: nn.Module) -> nn.Module:
         else:
             return model
     return model
+
+
+def frozen(p: Any) -> bool:
+    """Whether parameter ``p`` is frozen: floating point with ``requires_grad`` off (an integer
+    parameter cannot have gradients; it is not frozen by choice)."""
+    return isinstance(p, nn.Parameter) and p.is_floating_point() and not p.requires_grad

@@ -133,6 +133,20 @@ class Solved:
         return f"input E[x²] {self.s:.3g}{mean}{src}{via} → {self.role}"
 
 
+@dataclass(frozen=True)
+class Held:
+    """A weight layer the plan does not solve — frozen (``requires_grad=False``) or given an
+    override — with what its weights will be after ``apply``: ``fan_in·E[w²]`` (for an
+    embedding, its table's ``E[w²]``), its bias's (or table's) mean and variance, and why. The
+    walk passes its input through these instead of the unit output it would have solved
+    for, so the layers after it are solved for what it gives."""
+
+    gain2: float
+    bias_mean: float
+    bias_var: float
+    how: str
+
+
 @dataclass
 class Moments:
     """Result of :func:`propagate`: per weight-layer module name, what was solved; per tied
@@ -403,6 +417,7 @@ def propagate(
     n_res: int | None = None,
     pools: dict[int, Stats] | None = None,
     kept: dict[str, tuple[float, float]] | None = None,
+    held: dict[str, Held] | None = None,
 ) -> Moments:
     """Solve every weight layer reached by ``info.graph`` (see the module docstring).
 
@@ -410,7 +425,8 @@ def propagate(
     ``pools`` the pooling nodes' moments measured on an example input
     (:func:`~initwise.torch.pooling.measure_pools`); ``kept`` the ``(E[p²], E[p])`` of raw
     parameters the plan leaves as they are (a Perceiver's latent array added to the signal),
-    by name — otherwise a parameter node's moments are unknown.
+    by name — otherwise a parameter node's moments are unknown; ``held`` the weight layers it
+    does not solve (:class:`Held`), by module name.
     Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
     the head's output unit (solved by propagating twice: the head's input may or may not scale
     with the embedding). A layer whose output is scattered among other values — a
@@ -422,6 +438,8 @@ def propagate(
     walk = _walk(model, info, pools or {})
     heads = _tied_heads(model, info.graph)
     walk.tied = {h: e for e, h in heads.items()}
+    walk.held = dict(held or {})
+    walk.feeds_held = _feeds_held(info, walk.users, walk.held)
     if kept:  # parameters the plan leaves as the model holds them: their values' moments
         for n in info.graph.nodes:
             if n.op == "param" and n.target in kept and n.idx not in walk.data:
@@ -656,6 +674,11 @@ class _Walk:
     weighted: dict[int, int] = field(default_factory=dict)
     """Values times softmax weights (:func:`~initwise.torch.pooling.weighted_products`), with
     the values' input position: measured as a pool of the values where an example is given."""
+    held: dict[str, Held] = field(default_factory=dict)
+    """Weight layers the plan does not solve (frozen, overridden), by name: :class:`Held`."""
+    feeds_held: dict[str, tuple[float, str]] = field(default_factory=dict)
+    """Per weight layer read only by a held one with no activation after it (a tied head over
+    a frozen table): that layer's ``fan_in·E[w²]`` and name (:func:`_feeds_held`)."""
 
 
 def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
@@ -1142,10 +1165,12 @@ def _pass(
                     walk.coupling.get(n.target, ""),
                     walk.summed.get(n.target, 1),
                     walk.pooled_out.get(n.idx),
+                    walk.held.get(n.target),
+                    walk.feeds_held.get(n.target),
                 )
                 solved = res.layers.get(n.target)
                 tied = walk.tied.get(n.target)
-                if tied in emb and known:
+                if tied in emb and known and n.target not in walk.held:
                     # a tied head's output is what the table's std gives, not the unit its
                     # solve aims at: Σ over the width of E[x²]·std² (Cohere's logits are then
                     # scaled by logit_scale — the std was solved for the scaled logits)
@@ -1253,8 +1278,12 @@ def _weight(
     coupling: str = "",
     terms: int = 1,
     pooled_out: tuple[float, str, str] | None = None,
+    held: Held | None = None,
+    feeds: tuple[float, str] | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
+    if held is not None and kind == "embedding":  # (its rows are what it outputs)
+        return (held.gain2, held.bias_mean)
     if kind == "embedding":
         std = emb.get(name, 1.0)
         cap = embedding_norm_cap(m)  # (rows above max_norm are renormalized at lookup)
@@ -1324,6 +1353,30 @@ def _weight(
             f" (×{f:.3g} of its E[x²] reaches the kernel's taps: {why}, measured on the "
             "example input)"
         )
+    if held is not None and kind in HELD_KINDS:
+        out = held.gain2 * s + held.bias_var
+        role = (
+            f"{held.how}: output E[y²] = fan_in·E[w²] {held.gain2:.4g} × E[x²] {s:.3g}"
+            + (
+                f" + the bias's {held.bias_var + held.bias_mean**2:.3g}"
+                if held.bias_var or held.bias_mean
+                else ""
+            )
+            + f" = {out + held.bias_mean**2:.3g}"
+        )
+        res.layers[name] = Solved(
+            s,
+            mu,
+            out,
+            False,
+            role,
+            None,
+            assumed,
+            held.bias_var,
+            bias_mean=held.bias_mean,
+            zero=held.gain2 == 0.0,  # (overridden with zeros)
+        )
+        return (out + held.bias_mean * held.bias_mean, held.bias_mean)
     silent = not assumed and s < 1e-10  # zero at init (a zero-initialized gain upstream)
     if silent:
         s, mu = 1.0, 0.0
@@ -1495,6 +1548,12 @@ def _weight(
             f"linear consumer: unit model output — after it {pooled_out[1]} in E[x²] (measured "
             f"on the example input) → q {q:.3g}"
         )
+    elif feeds is not None and (act is None or act.name == "linear"):
+        q = 1.0 / feeds[0]
+        role = (
+            f"linear consumer: only '{feeds[1]}' reads it, whose weights are held (fan_in·E[w²] "
+            f"{feeds[0]:.4g}) → q {q:.3g}, so that its output is unit"
+        )
     else:
         q = 1.0
         role = "linear consumer: unit output"
@@ -1546,6 +1605,48 @@ def _weight(
     if assumed and not out_of_range:  # (an input out of range is said as such above)
         res.assumed.append(f"{name}: input moments unknown, E[x²] = 1 assumed")
     return (out + bias_mean * bias_mean, bias_mean)
+
+
+def _feeds_held(
+    info: ModelInfo, users: list[list[int]], held: dict[str, Held]
+) -> dict[str, tuple[float, str]]:
+    """The weight layers whose output only a held layer (:class:`Held`) reads — through
+    reshapes and dropout — where that layer has no activation after it: each with the held
+    layer's ``fan_in·E[w²]`` and name. Such a layer is solved for ``1/(fan_in·E[w²])`` so that
+    the held one's output is unit (a new body under a frozen tied head), not for its own."""
+    g = info.graph
+    found: dict[str, tuple[float, str]] = {}
+    if g is None or not held:
+        return found
+    for n in g.nodes:
+        if n.op != "module" or n.target not in held or info.kinds[n.idx] != "weight":
+            continue
+        layer = info.layers.get(n.target)
+        act = layer.activation if layer is not None else None
+        if (act is not None and act.name != "linear") or not n.inputs:
+            continue
+        i = n.inputs[0]
+        while (
+            g.nodes[i].op == "function"
+            and (g.nodes[i].target in _SHAPE_OPS or g.nodes[i].target == "dropout")
+            and g.nodes[i].inputs
+            and len(users[i]) == 1
+        ):
+            i = g.nodes[i].inputs[0]
+        prev = g.nodes[i]
+        if (
+            prev.op == "module"
+            and info.kinds[i] == "weight"
+            and len(users[i]) == 1
+            and prev.target not in held
+            and held[n.target].gain2 > 0
+        ):
+            found[str(prev.target)] = (held[n.target].gain2, str(n.target))
+    return found
+
+
+HELD_KINDS = ("linear", "conv", "conv1d_hf")
+"""Weight layers whose output the walk takes from :class:`Held` weights: ``y = W·x + b``."""
 
 
 def _fixed_scale(m: nn.Module, kind: str, name: str) -> tuple[str, float] | None:

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
 from .. import _validate as v
@@ -34,6 +35,7 @@ from .modules import (
     expert_fans,
     expert_stack,
     few,
+    frozen,
     is_affine,
     is_layer_scale,
     is_norm,
@@ -54,7 +56,7 @@ from .modules import (
     weight_mask,
 )
 from .modules import kind as module_kind
-from .moments import input_moments, propagate
+from .moments import HELD_KINDS, Held, input_moments, propagate
 from .policies import Context, Policy, WeightSite, get_policy
 from .pooling import has_attention, has_pools, measure_pools
 
@@ -91,7 +93,10 @@ def plan(
             it, buffers and modes put back), when its first floating-point tensor is not
             finite, or when its floating-point tensors are empty. Hugging Face models'
             ``dummy_inputs`` are used when this is not given.
-        overrides: ``{glob pattern: scheme}`` applied last (see :meth:`Plan.override`).
+        overrides: ``{glob pattern: scheme}`` applied last (see :meth:`Plan.override`); under
+            ``auto`` the layers after an overridden weight layer are solved for what it gives
+            (:func:`held_layers`). Frozen parameters (``requires_grad=False``) are kept as
+            they are unless an override names them.
         forget_bias: LSTM forget-gate bias (Gers et al. 2000; Jozefowicz et al. 2015).
         std: base std of the ``gpt2`` policy.
         strict: raise :class:`~initwise.plan.AssumptionError` when anything had to be assumed
@@ -254,6 +259,7 @@ def _plan(
     measure: bool = True,
     given: dict[int, Any] | None = None,
     static: tuple[Any, Any, Any] | None = None,
+    held: dict[str, Held] | None = None,
 ) -> Plan:
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
         out = pol.plan_model(model, example_input)
@@ -288,13 +294,14 @@ def _plan(
                         model,
                         pol,
                         example_input,
-                        None,
+                        overrides,
                         forget_bias,
                         std,
                         False,
                         False,
                         pools,
                         static,
+                        held,
                     )
                 drafted.clear()
                 again, why = measure_pools(model, info, example_input, draft, drafted)
@@ -313,6 +320,7 @@ def _plan(
             n_res=None if own else 0,
             pools=pools,
             kept=_kept_loose(model, info, tokens),
+            held=held,
         )
         if moments.output_unknown and example_input is None:  # (with one: check_output)
             moments.assumed.append(
@@ -369,7 +377,7 @@ def _plan(
                 i = done[id(p)]
                 tie = f"{mod_name}.{pname}" if mod_name else pname
                 other = planned.get(pname)
-                if entries[i].scheme is None and other is not None:
+                if entries[i].scheme is None and other is not None and not keep_frozen(p):
                     # the first name has no rule (BERT's cls.predictions.bias), this one has
                     # (cls.predictions.decoder.bias): plan the shared tensor by this module
                     entries[i] = dataclasses.replace(
@@ -403,6 +411,8 @@ def _plan(
                     else None
                 )
             )
+            if keep_frozen(p) and (e is None or e.scheme is not None):
+                e = kept(pname, p, FROZEN, mod_name)
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
                     full,
@@ -444,11 +454,35 @@ def _plan(
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
     notes += pol.notes(ctx)
+    still = [e.name for e in entries if e.reason.startswith(f"kept: {FROZEN}")]
+    if still:
+        every = " (every parameter: nothing is drawn)" if len(still) == len(entries) else ""
+        notes.append(
+            f"kept {len(still)} frozen parameter{'s' if len(still) > 1 else ''} as "
+            f"{'they are' if len(still) > 1 else 'it is'}{every}: {few(still)} "
+            "(requires_grad=False; set it before planning, or give an override, to draw them)"
+        )
     drifts = list(moments.drifts) if moments is not None else []
     notes += [f"cannot hold: {d}" for d in drifts]
     rewrites = tuple(pol.rewrites(ctx))
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
+    if held is None and moments is not None:
+        found_held = held_layers(model, info, out)
+        if found_held:  # planned again, the layers after them solved for what they give
+            return _plan(
+                model,
+                pol,
+                example_input,
+                overrides,
+                forget_bias,
+                std,
+                strict,
+                measure,
+                given,
+                static,
+                found_held,
+            )
     if measure and moments is not None and not getattr(pol, "modifiers", ()) and not rewrites:
         # the walk's predicted output: far from unit, or off what the example input gives (a
         # finding, said). Not after modifiers (zero-init-residual, fixup change the weights
@@ -456,7 +490,7 @@ def _plan(
         from .verify import check_output, off_unit
 
         fixed = [n for n, v in moments.layers.items() if v.fixed]
-        found = [off_unit(moments.output, input_moments(example_input), fixed)]
+        found = [off_unit(moments.output, input_moments(example_input), fixed, list(held or {}))]
         if example_input is not None:
             twin = (drafted["copy"], drafted["plan"]) if "copy" in drafted else None
             found.append(
@@ -635,6 +669,82 @@ _HF_TOKENS = (
 KEPT = ("override ", "kept: ")
 """Reasons of entries left as is on purpose — a user's ``keep`` override, a rule that keeps what
 the model built (:func:`kept`) — which are not reported as assumptions."""
+
+
+FROZEN = (
+    "frozen (requires_grad=False): not trained, so its values are final, not a start — a "
+    "pretrained or fixed layer; the layers after it are solved for what it gives. Set "
+    "requires_grad before planning (or give an override) to draw it"
+)
+"""The reason of a frozen parameter's entry (after ``kept: ``)."""
+
+
+def keep_frozen(p: Any) -> bool:
+    """Whether the plan keeps parameter ``p`` for being frozen (:data:`FROZEN`): on the meta
+    device there are no values to keep, and it is drawn as before."""
+    return frozen(p) and not p.is_meta
+
+
+def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
+    """The weight layers of ``out`` that are not drawn as the walk solved them — frozen
+    (:data:`FROZEN`) or given an override — with what their weights will be after ``apply``
+    (:class:`~initwise.torch.moments.Held`): a kept tensor's own values, an overriding scheme's
+    std (``fan_in·std²``) and mean. Only ``nn.Linear``/convolution/``Conv1D``/embedding layers
+    the graph reaches; a scheme without a std (orthogonal of an odd shape…) and u-μP's stored
+    weights (a forward multiplier) are skipped."""
+    entries = {e.name: e for e in out.entries}
+    names = {id(p): n for n, p in model.named_parameters()}  # (a tied weight: its first name)
+    found: dict[str, Held] = {}
+    for name, layer in info.layers.items():
+        m = layer.module
+        kind = module_kind(m)
+        if kind not in (*HELD_KINDS, "embedding") or not isinstance(
+            getattr(m, "weight", None), torch.Tensor
+        ):
+            continue
+        prefix = f"{name}." if name else ""
+        e = entries.get(names.get(id(m.weight), prefix + "weight"))
+        if e is None or not e.reason.startswith(("override ", f"kept: {FROZEN}")):
+            continue
+        if e.forward_mult is not None:  # (u-μP: a stored weight and its multiplier, not solved
+            continue  # by the walk's moments)
+        w = m.weight.detach()
+        if w.is_meta or w.numel() == 0:
+            continue
+        if e.scheme is None:
+            w = w.double()
+            rows = w.shape[1] if kind == "conv1d_hf" else w.shape[0]
+            how = "kept as it is (frozen)" if e.reason.startswith("kept: ") else "left as is"
+            if kind == "embedding":
+                gain2, mean = float(w.pow(2).mean()), float(w.mean())
+            else:
+                gain2, mean = float(w.pow(2).sum()) / max(rows, 1), 0.0
+            gain2_how = f"{how}, its own weights"
+        elif e.std is not None and (kind == "embedding" or e.fan_in):
+            mean = float(getattr(e.scheme, "value", getattr(e.scheme, "mean", 0.0)))
+            var = e.std * e.std
+            gain2 = var + mean * mean if kind == "embedding" else e.fan_in * (var + mean * mean)
+            mean = mean if kind == "embedding" else 0.0
+            gain2_how = f"drawn by its override ({e.scheme.label})"
+        else:
+            continue
+        b_mean, b_var = mean, 0.0
+        if kind != "embedding":
+            b_mean, b_var = _bias_moments(m, entries.get(prefix + "bias"))
+        found[name] = Held(gain2, b_mean, b_var, gain2_how)
+    return found
+
+
+def _bias_moments(m: nn.Module, e: ParamPlan | None) -> tuple[float, float]:
+    """(mean, variance) of layer ``m``'s bias after ``apply`` under entry ``e``."""
+    b = getattr(m, "bias", None)
+    if not isinstance(b, torch.Tensor) or b.numel() == 0 or b.is_meta:
+        return (0.0, 0.0)
+    if e is None or e.scheme is None:  # (kept: its own values)
+        b = b.detach().double()
+        return (float(b.mean()), float(b.var(unbiased=False)))
+    mean = float(getattr(e.scheme, "value", getattr(e.scheme, "mean", 0.0)))
+    return (mean, (e.std or 0.0) ** 2)
 
 
 def kept(pname: str, p: Any, why: str, mod_name: str) -> ParamPlan:

@@ -47,10 +47,18 @@ either way: 4× in rms) before the plan says that what follows the last layers i
 for a unit output."""
 
 
+def _names(names: Sequence[str]) -> str:
+    """The first three of ``names``, quoted, and how many more."""
+    return ", ".join(f"'{n}'" for n in names[:3]) + (
+        f" and {len(names) - 3} more" if len(names) > 3 else ""
+    )
+
+
 def off_unit(
     predicted: tuple[float, float] | None,
     first: tuple[float, float] | None,
     fixed: Sequence[str] = (),
+    held: Sequence[str] = (),
 ) -> str | None:
     """A sentence when the walk predicts the model's output ``E[y²]`` more than
     :data:`UNIT_BAND` times away from the input's (``first``: the example input's ``(E[x²],
@@ -62,7 +70,8 @@ def off_unit(
     right to. ``fixed``: the weight layers whose weight is normalized in ``forward``
     (``spectral_norm``, ``orthogonal``, standardized weights), which no draw can scale: where
     there are any, the sentence names them as the cause (an SN-GAN discriminator's signal
-    shrinks at every layer)."""
+    shrinks at every layer). ``held``: the weight layers the plan keeps or overrides (frozen,
+    an override: :func:`~initwise.torch.planner.held_layers`), whose scale it does not set."""
     if predicted is None or not math.isfinite(predicted[0]) or predicted[0] <= 0:
         return None
     ref = first[0] if first is not None and first[0] > 0 else 1.0
@@ -73,10 +82,15 @@ def off_unit(
         f"the moments walk puts the model's output at E[y²] {predicted[0]:.3g} for {against} "
         f"(×{predicted[0] / ref:.3g})"
     )
-    if fixed:
-        names = ", ".join(f"'{n}'" for n in fixed[:3]) + (
-            f" and {len(fixed) - 3} more" if len(fixed) > 3 else ""
+    if held and not fixed:
+        return (
+            f"{head}: {len(held)} of its weight layers ({_names(held)}) are kept or "
+            "overridden (frozen, an override), and the plan does not set their scale — each "
+            "reason gives its factor (draw them, or accept it: a frozen pretrained network "
+            "keeps its own scale)"
         )
+    if fixed:
+        names = _names(fixed)
         return (
             f"{head}: {len(fixed)} of its weight layers ({names}) compute with a weight "
             "normalized in forward (spectral_norm, orthogonal or standardized weights), whose "

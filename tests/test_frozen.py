@@ -1,0 +1,241 @@
+"""Layers the plan does not draw — frozen (``requires_grad=False``) or given an override — are
+kept or drawn as told, and the layers after them are solved for what they give."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from initwise.plan import AssumptionWarning, SignalWarning  # noqa: E402
+from initwise.torch import init_model, lsuv, plan  # noqa: E402
+
+
+def _mlp(seed: int = 0, width: int = 256) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(64, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, width),
+        nn.ReLU(),
+        nn.Linear(width, 10),
+    )
+
+
+def _pretend_pretrained(layer: nn.Module, scale: float) -> None:
+    """A layer whose values are not a fresh draw (scaled), then frozen."""
+    with torch.no_grad():
+        layer.weight.mul_(scale)
+        layer.bias.normal_(0.5, 0.1, generator=torch.Generator().manual_seed(3))
+    for p in layer.parameters():
+        p.requires_grad_(False)
+
+
+def _rms(model: nn.Module, x: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(model(x).double().pow(2).mean().sqrt())
+
+
+def _quiet(call, *args, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)  # nothing may be assumed
+        return call(*args, **kw)
+
+
+def _said(reason: str) -> float:
+    """The input E[x²] a layer's reason gives."""
+    return float(reason.split("input E[x²] ")[1].split(",")[0].split(" ")[0])
+
+
+X = torch.randn(1024, 64, generator=torch.Generator().manual_seed(1))
+
+
+def test_a_frozen_layer_is_kept_and_the_layers_after_it_are_solved_for_it():
+    """A frozen (pretrained) first layer was drawn again by ``init_model`` — its values lost,
+    nothing said. It is kept now, bit for bit, its entry says why, and the next layer is solved
+    for what the kept weights give (E[x²] 8.2 after its ReLU, not 1): output rms ≈ 1."""
+    m = _mlp()
+    _pretend_pretrained(m[0], 4.0)
+    before = {k: v.clone() for k, v in m[0].state_dict().items()}
+    p = _quiet(init_model, m, seed=0, strict=True)
+    for k, v in m[0].state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert p["0.weight"].scheme is None and p["0.weight"].reason.startswith("kept: frozen")
+    assert p["0.bias"].scheme is None
+    assert any(
+        n.startswith("kept 2 frozen parameters as they are: 0.weight, 0.bias") for n in p.notes
+    )
+    assert "kept as it is (frozen)" not in p["2.weight"].reason  # (its own entry: solved)
+    # the walk's E[x²] after the kept layer's ReLU is the one the data gives
+    with torch.no_grad():
+        came = float(torch.relu(m[0](X)).double().pow(2).mean())
+    assert abs(_said(p["2.weight"].reason) / came - 1) < 0.25, came
+    assert 0.75 < _rms(m, X) < 1.33
+
+
+def test_an_override_is_what_the_layers_after_it_are_solved_for():
+    """An override was applied after the walk: the layers after it were solved for the layer
+    auto would have drawn. ``N(0, 1)`` on a 64-wide first layer put the output at rms 5.2;
+    now the next layer is solved for E[x²] 32 and the output is ≈ 1."""
+    m = _mlp()
+    p = init_model(m, seed=0, overrides={"0.weight": {"scheme": "normal", "std": 1.0}})
+    assert p["0.weight"].reason.startswith("override ")
+    assert "input E[x²] 32" in p["2.weight"].reason
+    assert 0.75 < _rms(m, X) < 1.33
+
+
+def test_a_layer_left_as_is_by_an_override_passes_its_own_weights():
+    """A hidden layer kept by ``None`` with weights ×5 its default: the next one was solved for
+    unit input (output rms 2.0); it is solved for the E[x²] ≈ 25× that the kept weights give."""
+    m = _mlp()
+    with torch.no_grad():
+        m[2].weight.mul_(5.0)
+    before = m[2].weight.clone()
+    p = init_model(m, seed=0, overrides={"2.*": None})
+    assert torch.equal(m[2].weight, before)
+    with torch.no_grad():
+        came = float(torch.relu(m[2](torch.relu(m[0](X)))).double().pow(2).mean())
+    assert abs(_said(p["4.weight"].reason) / came - 1) < 0.25, came  # (≈ 25, not 1)
+    assert 0.75 < _rms(m, X) < 1.33
+
+
+def test_a_frozen_embedding_table_gives_its_own_scale():
+    """A frozen pretrained table (std 3): the Linear reading it is solved for its E[x²] ≈ 9."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Embedding(100, 64), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    with torch.no_grad():
+        m[0].weight.normal_(0.0, 3.0, generator=torch.Generator().manual_seed(2))
+    m[0].weight.requires_grad_(False)
+    before = m[0].weight.clone()
+    p = _quiet(init_model, m, seed=0)
+    assert torch.equal(m[0].weight, before)
+    assert _said(p["1.weight"].reason) == pytest.approx(float(before.double().pow(2).mean()), 1e-2)
+    ids = torch.randint(0, 100, (4096,), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 0.75 < float(m(ids).pow(2).mean().sqrt()) < 1.33
+
+
+def test_a_frozen_layer_with_an_example_input():
+    """The draft measured on the example input keeps the frozen layer too (ReLU after it:
+    mean-dominated input; the plan is the same kind and the output unit)."""
+    m = _mlp()
+    _pretend_pretrained(m[0], 4.0)
+    before = m[0].weight.clone()
+    p = init_model(m, seed=0, example_input=X[:256])
+    assert torch.equal(m[0].weight, before)
+    assert p["0.weight"].reason.startswith("kept: frozen")
+    assert 0.75 < _rms(m, X) < 1.33
+
+
+@pytest.mark.parametrize("policy", ["he", "xavier", "orthogonal"])
+def test_classic_policies_keep_frozen_layers(policy):
+    m = _mlp()
+    _pretend_pretrained(m[0], 4.0)
+    before = m[0].weight.clone()
+    p = plan(m, policy)
+    p.apply(m, seed=0)
+    assert torch.equal(m[0].weight, before)
+    assert p["0.weight"].scheme is None
+
+
+def test_lsuv_leaves_a_frozen_layer_as_it_is():
+    """LSUV scaled a frozen layer's weights until its output had unit std (and the orthogonal
+    pre-init drew it first). It is left as it is and reported so; the rest converges."""
+    m = _mlp()
+    _pretend_pretrained(m[0], 4.0)
+    before = m[0].weight.clone()
+    r = lsuv(m, X[:256], seed=0)
+    assert torch.equal(m[0].weight, before)
+    first = next(x for x in r.layers if x.name.startswith("0"))
+    assert "frozen" in first.name and first.scale == 1.0
+    assert all(x.converged for x in r.layers if not x.name.startswith("0"))
+    assert r.plan is not None and r.plan["0.weight"].scheme is None
+
+
+def test_frozen_on_the_meta_device_is_drawn():
+    """A meta-device model has no values to keep: its frozen layers are drawn as before."""
+    from initwise.torch import materialize
+
+    with torch.device("meta"):
+        m = _mlp()
+    for q in m[0].parameters():
+        q.requires_grad_(False)
+    assert plan(m)["0.weight"].scheme is not None
+    m = materialize(m, seed=0)
+    assert not m[0].weight.is_meta and torch.isfinite(m[0].weight).all()
+
+
+def test_a_frozen_backbones_norm_statistics_are_kept():
+    """``init_model`` reset every BatchNorm's running statistics; a frozen pretrained backbone
+    kept its weights but lost the statistics that go with them. A norm whose affine parameters
+    are frozen keeps its statistics now; the new head's norm is reset."""
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8)
+    )
+    with torch.no_grad():
+        m(torch.randn(16, 3, 12, 12))  # (train mode: statistics gathered)
+    for q in [*m[0].parameters(), *m[1].parameters()]:
+        q.requires_grad_(False)
+    kept = {k: v.clone() for k, v in m[1].state_dict().items()}
+    init_model(m, seed=0)
+    for k, v in m[1].state_dict().items():
+        assert torch.equal(v, kept[k]), k
+    assert float(m[4].running_var.sum()) == 8.0 and int(m[4].num_batches_tracked) == 0
+
+
+class _TiedLM(nn.Module):
+    def __init__(self, vocab: int = 500, d: int = 64) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(vocab, d)
+        self.body = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.emb.weight
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.emb(ids)))
+
+
+def test_a_frozen_tied_table_is_kept_and_the_body_solved_for_its_head():
+    """A frozen pretrained table (std 0.5) tied to the head: the tie handed it to the head's
+    rule and it was drawn again (std 0.125). It is kept now; the body's first layer is solved
+    for the table's E[x²] 0.25 and its last layer for the held head's fan_in·E[w²] = 16, so the
+    logits are unit (they would be rms 4 with the body solved for unit output)."""
+    torch.manual_seed(0)
+    m = _TiedLM()
+    with torch.no_grad():
+        m.emb.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(2))
+    m.emb.weight.requires_grad_(False)
+    before = m.emb.weight.clone()
+    p = _quiet(init_model, m, seed=0)
+    assert torch.equal(m.emb.weight, before) and m.head.weight is m.emb.weight
+    assert p["emb.weight"].reason.startswith("kept: frozen")
+    assert "only 'head' reads it" in p["body.2.weight"].reason
+    ids = torch.randint(0, 500, (64, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 0.75 < float(m(ids).pow(2).mean().sqrt()) < 1.33
+
+
+def test_a_model_frozen_whole_is_said_to_draw_nothing():
+    m = _mlp()
+    m.requires_grad_(False)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.warns(SignalWarning, match=r"4 of its weight layers .* are kept or overridden"):
+        p = init_model(m, seed=0)  # (torch's default init: output E[y²] 0.0034)
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+    assert any("(every parameter: nothing is drawn)" in n for n in p.notes)
+
+
+def test_an_embedding_overridden_is_what_the_layer_after_it_is_solved_for():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Embedding(100, 64), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    p = init_model(m, seed=0, overrides={"0.weight": {"scheme": "normal", "std": 0.02}})
+    assert _said(p["1.weight"].reason) == pytest.approx(4e-4, rel=1e-3)
+    ids = torch.randint(0, 100, (4096,), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 0.75 < float(m(ids).pow(2).mean().sqrt()) < 1.33

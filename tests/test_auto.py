@@ -1636,6 +1636,8 @@ class _InlineNormMLP(nn.Module):
             return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.g[i]
         if self.form == "offset":
             return x / (x.pow(2).mean(-1, keepdim=True) + 1e-6).sqrt() * (1 + self.g[i])
+        if self.form == "reciprocal":  # (`1 / √…` was `√… / 1` until fx's rtruediv)
+            return x * (1 / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)) * self.g[i]
         if self.form == "revin":  # (RevIN, Kim et al. 2022: statistics without gradient)
             mu = x.mean(-1, keepdim=True).detach()
             sd = torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + 1e-5).detach()
@@ -1649,7 +1651,7 @@ class _InlineNormMLP(nn.Module):
         return self.head(self.norm(x, len(self.fc)))
 
 
-@pytest.mark.parametrize("form", ["rms", "offset", "layer", "revin"])
+@pytest.mark.parametrize("form", ["rms", "offset", "layer", "revin", "reciprocal"])
 def test_a_norm_written_as_a_formula_is_a_norm(form):
     """A norm written in ``forward`` (no module to probe) was a product of two signals with
     unknown moments, its ``mean(-1, keepdim=True)`` read as average pooling, and its affine
@@ -1701,6 +1703,34 @@ def test_an_l2_normalized_signal_is_not_a_unit_norm():
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)  # (before: "average pooling 'mean'")
         it.plan(L2(), "auto")
+
+
+def test_a_normalized_stream_read_first_by_its_update_gives_its_width():
+    """nGPT (Loshchilov et al. 2024) keeps its stream on the unit sphere: ``F.normalize(x +
+    α·(h − x))`` is read for its shape before the next block's Linear reads it. The width was
+    looked for at the first reader only ("input moments unknown, E[x²] = 1 assumed" for every
+    block's q/k/v); any reader that has it gives it now."""
+
+    class Sphere(nn.Module):
+        def __init__(self, d: int = 64, blocks: int = 3) -> None:
+            super().__init__()
+            self.inp = nn.Linear(d, d)
+            self.f = nn.ModuleList(nn.Linear(d, d) for _ in range(blocks))
+            self.alpha = nn.Parameter(torch.full((d,), 0.05))
+            self.out = nn.Linear(d, d)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = F.normalize(self.inp(x), dim=-1)
+            for f in self.f:
+                B, D = x.shape  # (its first reader: the shape)
+                h = F.normalize(f(x), dim=-1).view(B, D)
+                x = F.normalize(x + self.alpha * (h - x), dim=-1)
+            return self.out(x)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.plan(Sphere(), "auto", strict=True)
+    assert "input E[x²] 0.0156" in p["f.1.weight"].reason  # (1/64)
 
 
 class _GRULoop(nn.Module):
@@ -1776,6 +1806,75 @@ def test_a_scalar_minus_the_signal_has_its_own_moments():
         y = (1 - z.detach().double()) * 3.0
         assert solved.m == pytest.approx(float(y.mean()), abs=0.05)  # (read as 1 + z: 4.5)
         assert solved.s == pytest.approx(float(y.pow(2).mean()), rel=0.1)
+
+
+def test_a_scalar_over_the_signal_is_its_reciprocal():
+    """``c / z`` traced by fx was ``div`` with the scalar, its side lost, and read as ``z / c``
+    (a run trace's ``rtruediv`` had no rule). fx's ``c / z`` is ``rtruediv`` now, and for ``z``
+    concentrated away from 0 (a normalizer) ``E[(c/z)²] ≈ c²(1 + 3σ²/μ²)/μ²``. (``a`` and
+    ``c`` are frozen, so the walk passes their own weights; their product is no activation of
+    one layer, which a probe would have measured.)"""
+    from initwise.torch.inspection import inspect_model
+
+    class Normed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.c, self.b = nn.Linear(16, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+            with torch.no_grad():
+                self.a.bias.fill_(8.0)  # (z ≈ 8 · 4 ± 9)
+                self.c.bias.fill_(4.0)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(2.0 / (self.a(x) * self.c(x)))
+
+    m = Normed()
+    m.a.requires_grad_(False)
+    m.c.requires_grad_(False)
+    x = torch.randn(100_000, 16, generator=torch.Generator().manual_seed(1))
+    y = 2.0 / (m.a(x) * m.c(x)).detach().double()
+    for example in (None, torch.randn(64, 16, generator=torch.Generator().manual_seed(0))):
+        info = inspect_model(m, example)
+        assert any(n.target == "rtruediv" for n in info.graph.nodes)
+        reason = it.plan(m, example_input=example)["b.weight"].reason
+        s, mu = re.search(r"input E\[x²\] ([\d.e+-]+), mean ([\d.e+-]+)", reason).groups()
+        assert float(mu) == pytest.approx(float(y.mean()), rel=0.05)  # (read as z/2: 16)
+        assert float(s) == pytest.approx(float(y.pow(2).mean()), rel=0.1)
+
+
+class _LinearAttention(nn.Module):
+    """Linear attention (Katharopoulos et al. 2020) written by hand: ``φ = elu + 1``,
+    ``(φ(q)·(φ(k)ᵀv)) · 1/(φ(q)·Σφ(k))``, pre-norm residual blocks."""
+
+    def __init__(self, d: int = 64, heads: int = 4, blocks: int = 4) -> None:
+        super().__init__()
+        self.qkv = nn.ModuleList(nn.Linear(d, 3 * d) for _ in range(blocks))
+        self.o = nn.ModuleList(nn.Linear(d, d) for _ in range(blocks))
+        self.n = nn.ModuleList(nn.LayerNorm(d) for _ in range(blocks))
+        self.out = nn.Linear(d, d)
+        self.h = heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, D = x.shape
+        for qkv, o, n in zip(self.qkv, self.o, self.n, strict=True):
+            q, k, v = qkv(n(x)).view(B, T, 3, self.h, D // self.h).permute(2, 0, 3, 1, 4)
+            q, k = F.elu(q) + 1, F.elu(k) + 1
+            kv = k.transpose(-1, -2) @ v
+            z = 1 / (q @ k.sum(2, keepdim=True).transpose(-1, -2) + 1e-6)
+            x = x + o(((q @ kv) * z).transpose(1, 2).reshape(B, T, D))
+        return self.out(x)
+
+
+def test_a_linear_attention_with_its_normalizer_holds_the_signal():
+    """With the example input the products were measured, but ``1 / (φ(q)·Σφ(k))`` was read as
+    ``(φ(q)·Σφ(k)) / 1``: the branch outputs were solved for E[x²] ~10⁹ (std 2·10⁻⁶: every
+    branch off) and the output came out at 0.56, nothing said. 0.86–0.95 now."""
+    x = torch.randn(8, 16, 64, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _LinearAttention()
+    p = it.init_model(m, seed=0, example_input=x)
+    assert all(p[f"o.{i}.weight"].std > 0.05 for i in range(4))
+    with torch.no_grad():
+        assert 0.75 < float(m(x).pow(2).mean().sqrt()) < 1.33
 
 
 class _AttnDecoder(nn.Module):

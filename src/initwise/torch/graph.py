@@ -315,6 +315,9 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
         target = _fn_name(fn.target) if fn.op == "call_function" else str(fn.target)
         if target == "sub" and len(fn.args) == 2 and not isinstance(fn.args[0], torch.fx.Node):
             target = "rsub"  # `1 - z`: the scalar first (a run trace records it as rsub too)
+        if target == "div" and len(fn.args) == 2 and not isinstance(fn.args[0], torch.fx.Node):
+            target = "rtruediv"  # `1 / z`: the scalar first (as a run trace records it); it
+            # was taken for `z / 1` (a linear attention's normalizer came out ×10⁹ too large)
         call = _fx_call(fn) if op == "function" else None
         if op == "module" and isinstance(model.get_submodule(target), KNOWN):
             index[fn] = expand_known(model.get_submodule(target), target, inputs, nodes)
@@ -1001,7 +1004,8 @@ def generated_weight(
 
 
 _STAT_UNARY = frozenset(
-    {"add", "sub", "rsub", "rsqrt", "sqrt", "reciprocal", "pow", "square", "clamp", "clamp_min"}
+    {"add", "sub", "rsub", "rsqrt", "sqrt", "reciprocal", "rtruediv", "pow", "square", "clamp"}
+    | {"clamp_min"}
     | {"float", "to", "type_as", "mul", "truediv", "div", "abs", "detach"}
 )
 """Ops on the way from a statistic's reduction to the scale a norm written in code divides by
@@ -1044,7 +1048,7 @@ def _stat_source(nodes: list[Node], idx: int, inverse: bool) -> int | None:
             if not keeps_dim(node.args, node.kwargs) or reduced is not None:
                 return None
             reduced = t
-        elif t in ("rsqrt", "reciprocal"):
+        elif t in ("rsqrt", "reciprocal", "rtruediv"):
             inverted = not inverted
         elif t not in _STAT_UNARY:
             return None

@@ -2478,13 +2478,31 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
                 size = m.weight.shape[0 if m.layout == "in_out" else 1]
             elif isinstance(m, nn.modules.conv._ConvNd) and dim == 1:
                 size = m.in_channels
-            break
-        else:
-            break
+        # (any other reader: the next one may tell — nGPT's normalized stream is read by the
+        # residual update first and by the next block's Linear after)
     if size is None:
         return None
     s, mu = x
     return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
+
+
+RECIPROCAL_SPREAD = 0.25
+"""The largest ``Var[x]/E[x]²`` whose reciprocal :func:`_reciprocal` gives moments for."""
+
+
+def _reciprocal(x: tuple[float, float], c: float | None) -> tuple[float, float] | None:
+    """``c / x`` for ``x`` concentrated away from 0 (``Var[x]/E[x]² ≤`` :data:`RECIPROCAL_SPREAD`:
+    a sum of positive terms, a norm — a normalizer), by the delta method: ``E[1/x] ≈ (1 +
+    σ²/μ²)/μ``, ``E[1/x²] ≈ (1 + 3σ²/μ²)/μ²``. None (unknown) otherwise: near 0 the reciprocal
+    has no useful moments. (`1 / z` was taken for `z / 1`: a linear attention's normalizer came
+    out at z's E[x²] 1.2·10⁵, not its reciprocal's.)"""
+    s, mu = x
+    if c is None or mu == 0:
+        return None
+    r = max(s - mu * mu, 0.0) / (mu * mu)
+    if r > RECIPROCAL_SPREAD:
+        return None
+    return (c * c * (1 + 3 * r) / (mu * mu), c * (1 + r) / mu)
 
 
 def _by_constant(n: Any) -> bool:
@@ -2823,6 +2841,8 @@ def _function(
     if t in _DIV and c is not None and c != 0 and len(known) == 1:
         s, mu = known[0]
         return (s / (c * c), mu / c)
+    if t in ("rtruediv", "reciprocal") and len(known) == 1:
+        return _reciprocal(known[0], 1.0 if t == "reciprocal" else c)
     if t in _CAT:
         return (
             sum(x[0] for x in known) / len(known),

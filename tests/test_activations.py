@@ -204,3 +204,16 @@ def test_experiments_extra_is_declared():
     line = re.search(r"^experiments = \[(.*)\]$", text, flags=re.M).group(1)
     names = {re.split(r"[<>=]", e.strip(' "'))[0] for e in line.split(",")}
     assert {"mnist1d", "scikit-learn", "torch", "matplotlib"} <= names
+
+
+@pytest.mark.parametrize("depth", [1, 30])
+def test_a_step_function_has_an_operating_point(depth):
+    """A piecewise-constant function (``np.sign``, a Heaviside step) has χ = 0: the grid's
+    gradient balance was ``log 0`` ("math domain error"). It gets unit pre-activations and says
+    why; its output moments are the step's."""
+    op = operating_point(np.sign, depth=depth)
+    assert op.q == 1.0 and op.chi == 0.0 and "piecewise constant" in op.rule
+    assert op.second_moment == pytest.approx(1.0, abs=1e-6) and abs(op.mean) < 1e-9
+    step = operating_point(lambda x: (x > 0).astype(float), depth=depth)
+    assert step.second_moment == pytest.approx(0.5, abs=1e-6)
+    assert step.mean == pytest.approx(0.5, abs=1e-6)

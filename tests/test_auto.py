@@ -5,6 +5,7 @@ import itertools
 import math
 import re
 import warnings
+from typing import Any
 
 import pytest
 
@@ -1733,6 +1734,51 @@ def test_a_normalized_stream_read_first_by_its_update_gives_its_width():
     assert "input E[x²] 0.0156" in p["f.1.weight"].reason  # (1/64)
 
 
+class _Heaviside(torch.autograd.Function):
+    """A spiking or binary network's step with a straight-through backward."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        return (x > 0).float()
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> torch.Tensor:
+        return g
+
+
+@pytest.mark.parametrize("step", ["sign", "heaviside"])
+def test_a_step_activation_is_planned(step):
+    """``torch.sign`` or a Heaviside step with a straight-through backward has no derivative:
+    χ = 0, and planning raised "ValueError: math domain error" (the log of a zero gradient
+    balance). A piecewise-constant activation now takes unit pre-activations, its reason says
+    why, the layers after it are solved for its output (sign: E[x²] 1; step: 0.5 with mean
+    0.5) and the output holds."""
+
+    class Binary(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ls = nn.ModuleList(nn.Linear(64, 64) for _ in range(6))
+            self.out = nn.Linear(64, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for layer in self.ls:
+                x = torch.sign(layer(x)) if step == "sign" else _Heaviside.apply(layer(x))
+            return self.out(x)
+
+    torch.manual_seed(0)
+    m = Binary()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.init_model(m, seed=0, strict=True)
+    assert "piecewise constant (a step)" in p["ls.2.weight"].reason
+    assert ("input E[x²] 1 " if step == "sign" else "input E[x²] 0.5, mean 0.5") in (
+        p["ls.2.weight"].reason
+    )
+    x = torch.randn(512, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 0.6 < rms(m(x)) < 1.6
+
+
 class _GRULoop(nn.Module):
     """A GRU written by hand: ``nn.Linear`` gates, a Python loop over time (fx cannot trace it:
     read by running the example input), ``h = (1 − z)·n + z·h``."""
@@ -2528,3 +2574,50 @@ def test_a_chain_of_soft_mixtures_is_carried_from_its_values():
         with torch.no_grad():
             logs.append(math.log(rms(m(x)) / rms(x)))
     assert 0.5 < math.exp(sum(logs) / 3) < 2.0
+
+
+class _SpatialTransformer(nn.Module):
+    """The PyTorch spatial-transformer tutorial's network (Jaderberg et al. 2015): a
+    localization net whose last Linear gives θ for ``F.affine_grid``, then a small CNN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 10, 5), nn.Conv2d(10, 20, 5)
+        self.fc1, self.fc2 = nn.Linear(320, 50), nn.Linear(50, 10)
+        self.localization = nn.Sequential(
+            nn.Conv2d(1, 8, 7), nn.MaxPool2d(2, 2), nn.ReLU(True),
+            nn.Conv2d(8, 10, 5), nn.MaxPool2d(2, 2), nn.ReLU(True),
+        )  # fmt: skip
+        self.fc_loc = nn.Sequential(nn.Linear(90, 32), nn.ReLU(True), nn.Linear(32, 6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.fc_loc(self.localization(x).view(-1, 90)).view(-1, 2, 3)
+        grid = F.affine_grid(theta, x.size(), align_corners=False)
+        x = F.grid_sample(x, grid, align_corners=False)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))
+        return self.fc2(F.relu(self.fc1(x.view(-1, 320))))
+
+
+def test_a_spatial_transformer_starts_as_the_identity():
+    """θ's layer was drawn like any other (the tutorial zeroes its weights and sets the bias to
+    the identity by hand, and ``init_model`` undid it): every input warped at random, output
+    rms 24× the input's with the example input, only the scatter warning said. It starts as
+    the identity now — weights zero, bias ``[1, 0, 0, 0, 1, 0]`` — so the sampler passes the
+    input unchanged, and the plan's JSON keeps it."""
+    from initwise.plan import Plan
+
+    x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _SpatialTransformer()
+    p = it.init_model(m, seed=0, example_input=x)
+    assert "spatial transformer" in p["fc_loc.2.weight"].reason
+    assert not m.fc_loc[2].weight.any()
+    assert torch.equal(m.fc_loc[2].bias.detach(), torch.tensor([1.0, 0, 0, 0, 1, 0]))
+    with torch.no_grad():
+        theta = m.fc_loc(m.localization(x).view(-1, 90)).view(-1, 2, 3)
+        grid = F.affine_grid(theta, x.size(), align_corners=False)
+        warped = F.grid_sample(x, grid, align_corners=False)
+        assert torch.allclose(warped, x, atol=1e-5)
+        assert 0.5 < rms(m(x)) / rms(x) < 2.0
+    assert Plan.from_json(p.to_json())["fc_loc.2.bias"].scheme == p["fc_loc.2.bias"].scheme

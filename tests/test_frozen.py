@@ -239,3 +239,92 @@ def test_an_embedding_overridden_is_what_the_layer_after_it_is_solved_for():
     ids = torch.randint(0, 100, (4096,), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert 0.75 < float(m(ids).pow(2).mean().sqrt()) < 1.33
+
+
+class _Block(nn.Module):
+    def __init__(self, c: int, zero: bool) -> None:
+        super().__init__()
+        self.c1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.b1 = nn.BatchNorm2d(c)
+        self.c2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.b2 = nn.BatchNorm2d(c)
+        if zero:  # (torchvision's zero_init_residual=True)
+            nn.init.zeros_(self.b2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.b2(self.c2(torch.relu(self.b1(self.c1(x))))))
+
+
+class _ResNet(nn.Module):
+    def __init__(self, zero: bool = True, blocks: int = 8) -> None:
+        super().__init__()
+        self.stem, self.bn = nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32)
+        self.blocks = nn.Sequential(*[_Block(32, zero) for _ in range(blocks)])
+        self.fc = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.blocks(torch.relu(self.bn(self.stem(x)))).mean((2, 3)))
+
+
+def test_zero_init_residual_is_kept():
+    """torchvision's ``zero_init_residual=True`` zeroes the last BatchNorm gain of each block
+    (Goyal et al. 2017): ``init_model`` set it back to ones without a word. A torch norm's gain
+    that is all zeros is kept now (torch's init never gives it), the walk takes each branch as
+    adding nothing, and the head is solved for the stream that arrives."""
+    torch.manual_seed(0)
+    m = _ResNet()
+    p = _quiet(init_model, m, seed=0, strict=True)
+    assert p["blocks.3.b2.weight"].reason.startswith("kept: all zeros as built")
+    assert not m.blocks[3].b2.weight.any() and bool(m.blocks[3].b1.weight.all())
+    assert any(n.startswith("kept 16 parameters of layers started at zero") for n in p.notes)
+    x = torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # (train mode: batch statistics)
+        assert 0.6 < float(m(x).pow(2).mean().sqrt()) < 1.6
+
+
+def _zero_module(m: nn.Module) -> nn.Module:
+    for q in m.parameters():
+        q.detach().zero_()
+    return m
+
+
+class _Controlled(nn.Module):
+    """ControlNet's shape: a frozen base, a trainable copy whose output enters through a zero
+    layer (Zhang et al. 2023), so the model starts as the base."""
+
+    def __init__(self, d: int = 64) -> None:
+        super().__init__()
+        self.base = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        self.ctrl = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, d))
+        self.zero = _zero_module(nn.Linear(d, d))
+        self.base.requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + self.zero(self.ctrl(x))
+
+
+def test_a_zero_module_is_kept_and_the_model_starts_as_its_base():
+    """The zero layer was drawn (the control branch moved the output by rms 0.67 at init) and
+    the frozen base drawn again. Both are kept now: the output is the base's, bit for bit."""
+    torch.manual_seed(0)
+    m = _Controlled()
+    with torch.no_grad():
+        base = m.base(X).clone()
+    p = init_model(m, seed=0)
+    assert p["zero.weight"].reason.startswith("kept: all zeros") and p["zero.bias"].scheme is None
+    assert p["ctrl.0.weight"].scheme is not None
+    with torch.no_grad():
+        assert torch.equal(m(X), base)
+
+
+def test_memory_never_written_is_drawn():
+    """Every Linear weight zero is no choice (``skip_init``, an empty allocation): all drawn,
+    and a note says why."""
+    m = _mlp()
+    for layer in m:
+        if isinstance(layer, nn.Linear):
+            _zero_module(layer)
+    p = init_model(m, seed=0)
+    assert all(p[f"{i}.weight"].scheme is not None for i in (0, 2, 4, 6))
+    assert any("memory never written" in n for n in p.notes)
+    assert 0.75 < _rms(m, X) < 1.33

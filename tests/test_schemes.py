@@ -329,3 +329,22 @@ def test_reproducible_and_rng_explicit():
     np.testing.assert_array_equal(state, np.random.get_state()[1])  # global RNG untouched
     with pytest.raises(TypeError, match="never draws from global random state"):
         iw.normal((3,), rng=None)
+
+
+def test_eye_rows_fills_a_vector_with_a_flattened_identity():
+    """``eye(rows=r)``: a spatial transformer's θ bias, the ``r × n/r`` identity flattened."""
+    from initwise._backend import NumpyBackend
+
+    e = S.eye(rows=2)
+    assert e.formula() == "identity (2 rows, flattened)"
+    assert S.from_dict(e.to_dict()) == e and "rows" not in S.eye().to_dict()
+    np.testing.assert_array_equal(
+        e.sample((6,), NumpyBackend(np.random.default_rng(0))), [1, 0, 0, 0, 1, 0]
+    )
+    np.testing.assert_array_equal(
+        S.eye(rows=3).sample((12,), NumpyBackend(np.random.default_rng(0))), np.eye(3, 4).ravel()
+    )
+    with pytest.raises(ValueError, match="rows=2 fills a vector whose length is a multiple of 2"):
+        e.check_shape((5,))
+    with pytest.raises(ValueError, match="rows must be an int"):
+        S.eye(rows=-1)

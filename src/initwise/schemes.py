@@ -430,27 +430,55 @@ def _check_view(view: Any) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int,
 
 @dataclass(frozen=True)
 class Eye(Scheme):
-    """The identity matrix (as many inputs preserved as possible) times ``gain``; 2-D only."""
+    """The identity matrix (as many inputs preserved as possible) times ``gain``; 2-D, or with
+    ``rows`` a 1-D vector holding a ``rows × (n/rows)`` identity flattened row by row — a
+    spatial transformer's θ bias, ``[1, 0, 0, 0, 1, 0]`` for ``rows=2`` (Jaderberg et al.
+    2015)."""
 
     type: ClassVar[str] = "eye"
     min_ndim: ClassVar[int] = 2
     max_ndim: ClassVar[int | None] = 2
     gain: float = 1.0
+    rows: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gain", v.finite("gain", self.gain, where="eye"))
+        if isinstance(self.rows, bool) or not isinstance(self.rows, int) or self.rows < 0:
+            raise ValueError(f"eye: rows must be an int ≥ 0 (0: a matrix), got {self.rows!r}")
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        if not self.rows:
+            return super().check_shape(shape)
+        if len(shape) != 1 or shape[0] % self.rows:
+            raise ValueError(
+                f"eye: rows={self.rows} fills a vector whose length is a multiple of "
+                f"{self.rows}, got shape {shape}"
+            )
+        return None
+
+    def _matrix(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self.rows:
+            return np.eye(self.rows, shape[0] // self.rows).ravel() * self.gain
+        return np.eye(*shape) * self.gain
 
     def std(self, shape: tuple[int, ...], fans: Fans | None = None) -> float:
-        return float(np.std(np.eye(*shape) * self.gain))
+        return float(np.std(self._matrix(shape)))
 
     def sample(self, shape: tuple[int, ...], backend: Backend, fans: Fans | None = None) -> Array:
-        return backend.asarray(np.eye(*shape) * self.gain)
+        return backend.asarray(self._matrix(shape))
 
     def formula(self) -> str:
-        return "identity" + ("" if self.gain == 1 else f" × {_num(self.gain)}")
+        flat = f" ({self.rows} rows, flattened)" if self.rows else ""
+        return "identity" + flat + ("" if self.gain == 1 else f" × {_num(self.gain)}")
 
     def scaled(self, factor: float) -> Eye:
-        return Eye(self.gain * factor)
+        return Eye(self.gain * factor, self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if not self.rows:  # (a matrix: as written before rows existed)
+            out.pop("rows")
+        return out
 
 
 @dataclass(frozen=True)
@@ -700,9 +728,9 @@ def orthogonal(gain: float = 1.0, method: str = "reflectors") -> Orthogonal:
     return Orthogonal(gain, method)
 
 
-def eye(gain: float = 1.0) -> Eye:
-    """Identity matrix."""
-    return Eye(gain)
+def eye(gain: float = 1.0, rows: int = 0) -> Eye:
+    """Identity matrix (``rows``: a vector holding one, flattened)."""
+    return Eye(gain, rows)
 
 
 def dirac(groups: int = 1) -> Dirac:

@@ -752,6 +752,9 @@ def _solve(
         )
         bal = math.sqrt(chi ** (depth - 1) / (q * e2))
         return OperatingPoint(q, False, e2, m, chi, 1.0, bal, depth, rule)
+    step = _step(f)
+    if step is not None:
+        return step
     lo, hi = Q_RANGE
     if saturating:
         hi = min(hi, SATURATING_Q_MAX)
@@ -777,6 +780,30 @@ def _solve(
             return edge
     rule = f"chosen for depth {depth}: worst of gradient drift, forward drift, balance e^{cost:.2f}"
     return OperatingPoint(q, centered, e2, m, chi, kappa, balance, depth, rule, cost=cost)
+
+
+STEP_SLOPE = 1e-6
+"""``E[φ′²]·q/E[φ²]`` below which an activation is piecewise constant (:func:`_step`)."""
+
+
+def _step(f: Callable[[np.ndarray], np.ndarray]) -> OperatingPoint | None:
+    """A piecewise-constant activation — a step ``(x > 0).float()``, ``sign`` — has no
+    derivative: χ = 0 and no operating point balances a gradient that does not flow (the
+    grid's balance was ``log 0``: planning raised "math domain error"). Its output's moments
+    are those at unit pre-activations (a step at 0 gives the same at every scale); gradients
+    pass only where its backward says (a straight-through estimator, Bengio et al. 2013).
+    None for any activation with a slope."""
+    e2, m, d = moments(f, 1.0)
+    if e2 <= 0 or d > STEP_SLOPE * e2:
+        return None
+    e2h, _, _ = moments(f, 1.0 + 1e-3)
+    kappa = math.log(e2h / e2) / math.log1p(1e-3) if e2h > 0 else 0.0
+    rule = (
+        "piecewise constant (a step): no derivative — its output's scale does not follow its "
+        "input's, and gradients pass only where its backward says (a straight-through "
+        "estimator); unit pre-activations"
+    )
+    return OperatingPoint(1.0, False, e2, m, 0.0, kappa, 1.0, 1, rule)
 
 
 def edge_of_chaos(

@@ -23,6 +23,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+import torch
 from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList
 
@@ -1089,3 +1090,49 @@ def frozen(p: Any) -> bool:
     """Whether parameter ``p`` is frozen: floating point with ``requires_grad`` off (an integer
     parameter cannot have gradients; it is not frozen by choice)."""
     return isinstance(p, nn.Parameter) and p.is_floating_point() and not p.requires_grad
+
+
+_SCAN = 64
+"""Entries :func:`zero_starts` looks at before reading a whole weight (most are not zero)."""
+
+
+def _all_zero(w: Any) -> bool:
+    """Whether floating-point tensor ``w`` (not on the meta device) holds only zeros."""
+    if not isinstance(w, torch.Tensor) or w.is_meta or not w.numel() or not w.is_floating_point():
+        return False
+    flat = w.detach().reshape(-1)
+    return not bool(flat[:_SCAN].any()) and not bool(flat.any())
+
+
+def zero_starts(model: nn.Module) -> tuple[set[int], bool]:
+    """``(ids of the parameters started at zero on purpose, whether the model looks
+    uninitialized)``. torch's own init never gives an ``nn.Linear``/convolution an all-zero
+    weight, nor a torch norm an all-zero gain: such a tensor was zeroed by the model's author —
+    ``zero_module`` (ControlNet's zero convolutions, a diffusion U-Net's output layers),
+    ``zero_init_residual`` (the last norm of each residual block, Goyal et al. 2017), gMLP's
+    spatial gate (its bias ones) — and the layer's bias with it is part of that start. Every
+    Linear/convolution weight zero is no such choice but memory never written (``skip_init``,
+    an empty allocation): then nothing is kept and the second value says so."""
+    layers = [
+        m
+        for m in model.modules()
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd))
+        and isinstance(getattr(m, "weight", None), nn.Parameter)
+        and not m.weight.is_meta
+    ]
+    zero = [m for m in layers if _all_zero(m.weight)]
+    if zero and len(zero) == len(layers):
+        return set(), True
+    norms = [
+        m
+        for m in model.modules()
+        if isinstance(m, NORMS)
+        and isinstance(getattr(m, "weight", None), nn.Parameter)
+        and _all_zero(m.weight)
+    ]
+    found: set[int] = set()
+    for m in (*zero, *norms):
+        found.add(id(m.weight))
+        if isinstance(getattr(m, "bias", None), nn.Parameter):
+            found.add(id(m.bias))
+    return found, False

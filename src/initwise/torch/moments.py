@@ -157,6 +157,9 @@ class Moments:
     conditional: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Embeddings that are a class-conditional norm's affine (:func:`conditional_affines`):
     ``{name: (role, norm)}``, role ``"gain"`` (ones), ``"gain-1"`` or ``"shift"`` (zeros)."""
+    thetas: dict[str, int] = field(default_factory=dict)
+    """Spatial transformers' localization heads (:func:`affine_thetas`): ``{name: rows}`` of the
+    θ their output is, 2 (``2 × 3``) or 3 (``3 × 4``): weights zero, bias the identity."""
     assumed: list[str] = field(default_factory=list)
     drifts: list[str] = field(default_factory=list)
     """Chains no operating point holds (:data:`~initwise.math.operating.DRIFT_LIMIT`)."""
@@ -674,6 +677,8 @@ class _Walk:
     weighted: dict[int, int] = field(default_factory=dict)
     """Values times softmax weights (:func:`~initwise.torch.pooling.weighted_products`), with
     the values' input position: measured as a pool of the values where an example is given."""
+    thetas: dict[str, int] = field(default_factory=dict)
+    """Spatial transformers' localization heads: :func:`affine_thetas`."""
     held: dict[str, Held] = field(default_factory=dict)
     """Weight layers the plan does not solve (frozen, overridden), by name: :class:`Held`."""
     feeds_held: dict[str, tuple[float, str]] = field(default_factory=dict)
@@ -688,6 +693,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
     users = g.users()
     branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
     lam = _layer_scales(model, modules, info)
+    thetas = affine_thetas(info)
     scale: dict[int, float] = {}
     dests: dict[str, int] = {}
     called: dict[str, int] = {}
@@ -716,13 +722,14 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         attention_matmuls(model, info),
         dict.fromkeys(gates := carry_gates(model, info), len(gates)),
         {t: c for t, c in called.items() if c > 1},
-        affine_couplings(info) | adapter_ups(info),
+        affine_couplings(info) | adapter_ups(info) | dict.fromkeys(thetas, THETA_START),
         summed_layers(info, users),
         signals := signal_products(model, info),
         pooled_to_output(info, users, pools, signals, modules),
         conditional=(cond := conditional_affines(info, users, modules)),
         parts=conditional_parts(info, users, cond),
         weighted=weighted_products(info) if pools else {},
+        thetas=thetas,
     )
 
 
@@ -993,7 +1000,11 @@ def _pass(
 ) -> Moments:
     g = info.graph
     assert g is not None
-    res = Moments(cache=cache if cache is not None else {}, conditional=walk.conditional)
+    res = Moments(
+        cache=cache if cache is not None else {},
+        conditional=walk.conditional,
+        thetas=walk.thetas,
+    )
     modules, lam, branch_end = walk.modules, walk.lam, walk.branch_end
     weighted = walk.weighted
     R = n_res if n_res is not None else len(info.adds)
@@ -1183,6 +1194,9 @@ def _pass(
                     res.layers[n.target] = replace(solved, via=came[0])
                     if not came[1]:
                         res.assumed.append(f"{n.target}: its input passed {came[0]}{came[2]}")
+            elif k == "norm" and n.target in walk.held:  # its gain kept at zero: its bias
+                h = walk.held[n.target]
+                val = (h.bias_var + h.bias_mean * h.bias_mean, h.bias_mean)
             elif k == "norm":
                 rms = type(m).__name__.endswith("RMSNorm") or probed_norm(m) is False
                 val = _normed(known, rms)
@@ -1497,7 +1511,8 @@ def _weight(
         # the formula assumes a chain of matrices; an edge-of-chaos chain keeps one q (measured:
         # moving an end layer off the edge of chaos trains worse)
         balance = kind in ("linear", "conv1d_hf") and bias_var == 0
-        if balance and depth >= 3 and run in (1, depth) and not op.centered and op.kappa != 1.0:
+        ends = not op.centered and op.kappa != 1.0 and op.chi > 0  # (a step has no slope)
+        if balance and depth >= 3 and run in (1, depth) and ends:
             # the chain's first and last hidden layers get their own operating points so the
             # first and last weight gradients balance (the interior keeps the drift-free one)
             key = ("ends", act.describe(), depth)
@@ -2252,6 +2267,42 @@ def adapter_ups(info: ModelInfo) -> dict[str, str]:
 def _rank(info: ModelInfo, a: str) -> int | str:
     io = in_out(info.layers[a].module) if a in info.layers else None
     return io[1] if io is not None else "r"
+
+
+THETA_START = (
+    "the spatial transformer's localization head: its output is the affine θ of "
+    "F.affine_grid, which starts at the identity transform — weights zero, bias the identity "
+    "(Jaderberg et al. 2015; the PyTorch tutorial) — so the sampler passes its input unchanged "
+    "until training moves θ (a drawn θ warps every input at random)"
+)
+
+
+def affine_thetas(info: ModelInfo) -> dict[str, int]:
+    """The Linear layers whose output, through reshapes, is ``F.affine_grid``'s θ — a spatial
+    transformer's localization head — with θ's rows: 2 for 6 outputs (``2 × 3``), 3 for 12
+    (``3 × 4``). Only layers with a bias (the identity lives there). Drawn like any layer, θ
+    warped every input at random: the PyTorch spatial-transformer tutorial's network came out
+    at rms 24× its input with the example input, only the scatter warning said."""
+    g = info.graph
+    if g is None:
+        return {}
+    found: dict[str, int] = {}
+    for n in g.nodes:
+        if n.op != "function" or str(n.target) != "affine_grid" or not n.inputs:
+            continue
+        i = n.inputs[0]
+        for _ in range(8):  # (θ.view(-1, 2, 3))
+            src = g.nodes[i]
+            if src.op == "function" and src.target in _SHAPE_OPS and src.inputs:
+                i = src.inputs[0]
+                continue
+            break
+        src = g.nodes[i]
+        layer = info.layers.get(str(src.target)) if src.op == "module" else None
+        m = layer.module if layer is not None else None
+        if isinstance(m, nn.Linear) and m.bias is not None and m.out_features in (6, 12):
+            found[str(src.target)] = 2 if m.out_features == 6 else 3
+    return found
 
 
 def affine_couplings(info: ModelInfo) -> dict[str, str]:

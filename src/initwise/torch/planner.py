@@ -30,6 +30,7 @@ from .edges import unmeasured_chain
 from .graph import LINEAR, LayerInfo, expert_activation, graph_modules
 from .modules import (
     AFFINES,
+    NORMS,
     FunctionalEinsum,
     check_materialized,
     expert_fans,
@@ -54,6 +55,7 @@ from .modules import (
     unwrap,
     weight_fans,
     weight_mask,
+    zero_starts,
 )
 from .modules import kind as module_kind
 from .moments import HELD_KINDS, Held, input_moments, propagate
@@ -258,7 +260,7 @@ def _plan(
     strict: bool,
     measure: bool = True,
     given: dict[int, Any] | None = None,
-    static: tuple[Any, Any, Any] | None = None,
+    static: tuple[Any, Any, Any, Any] | None = None,
     held: dict[str, Held] | None = None,
 ) -> Plan:
     if pol.plan_model is not None:  # data-driven (LSUV): the policy plans the whole model
@@ -272,8 +274,8 @@ def _plan(
         info = inspect_model(model, example_input)
         # raw parameters whose use in forward gives their rule (class tokens, position tables,
         # a norm's affine, score vectors, feature tokenizers) and layer scales kept as built
-        static = (info, *structural_parameters(model, info))
-    info, tokens, scales = static
+        static = (info, *structural_parameters(model, info), zero_starts(model))
+    info, tokens, scales, (zeros, unwritten) = static
     moments = None
     drafted: dict[str, Any] = {}  # the last draft and the copy it was measured on
     if pol.propagates and info.graph is not None:
@@ -413,6 +415,12 @@ def _plan(
             )
             if keep_frozen(p) and (e is None or e.scheme is not None):
                 e = kept(pname, p, FROZEN, mod_name)
+            elif (
+                id(p) in zeros
+                and (e is None or e.scheme is not None)
+                and (mod_name in (held or {}) or not _zeros(e))
+            ):  # (a rule's own zeros — LoRA's B, a coupling's last layer — keep its reason)
+                e = kept(pname, p, ZERO_START, mod_name)
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
                     full,
@@ -454,6 +462,17 @@ def _plan(
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
     notes += pol.notes(ctx)
+    started = [e.name for e in entries if e.reason.startswith(f"kept: {ZERO_START}")]
+    if started:
+        notes.append(
+            f"kept {len(started)} parameter{'s' if len(started) > 1 else ''} of layers started at "
+            f"zero on purpose as built: {few(started)} (give an override to draw them)"
+        )
+    if unwritten:
+        notes.append(
+            "every Linear/convolution weight held only zeros — memory never written (skip_init, "
+            "an empty allocation), not a choice: all drawn"
+        )
     still = [e.name for e in entries if e.reason.startswith(f"kept: {FROZEN}")]
     if still:
         every = " (every parameter: nothing is drawn)" if len(still) == len(entries) else ""
@@ -679,10 +698,30 @@ FROZEN = (
 """The reason of a frozen parameter's entry (after ``kept: ``)."""
 
 
+ZERO_START = (
+    "all zeros as built — a layer started at zero on purpose (zero_module: ControlNet's zero "
+    "convolutions, a diffusion U-Net's output layers; zero_init_residual's last norm of each "
+    "residual block; gMLP's spatial gate, its bias ones), which torch's own init never gives; "
+    "its bias is part of that start. Give an override to draw it"
+)
+"""The reason of a parameter kept as a deliberate zero start (after ``kept: ``;
+:func:`~initwise.torch.modules.zero_starts`)."""
+
+
+def _zeros(e: ParamPlan | None) -> bool:
+    """Whether entry ``e`` draws all zeros (a rule's own zero start: LoRA's B, a coupling's
+    last layer)."""
+    return e is not None and isinstance(e.scheme, S.Constant) and e.scheme.value == 0.0
+
+
 def keep_frozen(p: Any) -> bool:
     """Whether the plan keeps parameter ``p`` for being frozen (:data:`FROZEN`): on the meta
     device there are no values to keep, and it is drawn as before."""
     return frozen(p) and not p.is_meta
+
+
+HOLDS = ("override ", f"kept: {FROZEN}", f"kept: {ZERO_START}")
+"""Reasons of entries whose layer the walk takes as it will be (:func:`held_layers`)."""
 
 
 def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
@@ -698,13 +737,20 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
     for name, layer in info.layers.items():
         m = layer.module
         kind = module_kind(m)
+        if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
+            prefix = f"{name}." if name else ""
+            e = entries.get(prefix + "weight")
+            if e is not None and e.reason.startswith(f"kept: {ZERO_START}"):
+                b_mean, b_var = _bias_moments(m, entries.get(prefix + "bias"))
+                found[name] = Held(0.0, b_mean, b_var, "its gain kept at zero")
+            continue
         if kind not in (*HELD_KINDS, "embedding") or not isinstance(
             getattr(m, "weight", None), torch.Tensor
         ):
             continue
         prefix = f"{name}." if name else ""
         e = entries.get(names.get(id(m.weight), prefix + "weight"))
-        if e is None or not e.reason.startswith(("override ", f"kept: {FROZEN}")):
+        if e is None or not e.reason.startswith(HOLDS):
             continue
         if e.forward_mult is not None:  # (u-μP: a stored weight and its multiplier, not solved
             continue  # by the walk's moments)
@@ -714,7 +760,13 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
         if e.scheme is None:
             w = w.double()
             rows = w.shape[1] if kind == "conv1d_hf" else w.shape[0]
-            how = "kept as it is (frozen)" if e.reason.startswith("kept: ") else "left as is"
+            how = (
+                "kept as it is (frozen)"
+                if e.reason.startswith(f"kept: {FROZEN}")
+                else "kept at zero (started at zero on purpose)"
+                if e.reason.startswith("kept: ")
+                else "left as is"
+            )
             if kind == "embedding":
                 gain2, mean = float(w.pow(2).mean()), float(w.mean())
             else:

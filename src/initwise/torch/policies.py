@@ -431,6 +431,16 @@ class Auto(Policy):
         cond = ctx.moments.conditional.get(site.module_name) if ctx.moments else None
         if cond is not None and site.kind != "embedding":  # a modulation generator's affine
             return modulation_bias(site, shape, *cond)
+        rows = ctx.moments.thetas.get(site.module_name) if ctx.moments else None
+        if rows and len(shape) == 1 and shape[0] % rows == 0:  # a spatial transformer's θ
+            return entry(
+                "bias",
+                shape,
+                S.eye(rows=rows),
+                f"{site.cls} bias: the identity θ ({rows} × {shape[0] // rows}, flattened), so "
+                "the spatial transformer starts as the identity (Jaderberg et al. 2015)",
+                None,
+            )
         solved = solved_layer(ctx, site.module_name)
         if solved is not None and solved.bias_mean != 0:  # a highway carry gate
             return entry(

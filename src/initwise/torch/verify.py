@@ -85,9 +85,9 @@ def off_unit(
     if held and not fixed:
         return (
             f"{head}: {len(held)} of its weight layers ({_names(held)}) are kept or "
-            "overridden (frozen, an override), and the plan does not set their scale — each "
-            "reason gives its factor (draw them, or accept it: a frozen pretrained network "
-            "keeps its own scale)"
+            "overridden (frozen, started at zero on purpose, an override), and the plan does "
+            "not set their scale — each reason gives its factor (draw them, or accept it: a "
+            "frozen pretrained network keeps its own scale)"
         )
     if fixed:
         names = _names(fixed)

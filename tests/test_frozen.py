@@ -328,3 +328,56 @@ def test_memory_never_written_is_drawn():
     assert all(p[f"{i}.weight"].scheme is not None for i in (0, 2, 4, 6))
     assert any("memory never written" in n for n in p.notes)
     assert 0.75 < _rms(m, X) < 1.33
+
+
+class _IRNN(nn.Module):
+    """Le et al. 2015: a ReLU RNN whose recurrent matrix starts at the identity."""
+
+    def __init__(self, identity: bool = True) -> None:
+        super().__init__()
+        self.rnn = nn.RNN(8, 64, nonlinearity="relu", batch_first=True)
+        if identity:
+            nn.init.eye_(self.rnn.weight_hh_l0)
+            nn.init.zeros_(self.rnn.bias_hh_l0)
+        self.out = nn.Linear(64, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.rnn(x)[0])  # (a read-out at every step)
+
+
+@pytest.mark.parametrize("identity", [True, False], ids=["IRNN", "ReLU RNN"])
+def test_an_identity_recurrent_matrix_is_kept_and_probed_as_it_is(identity):
+    """An IRNN's identity recurrent matrix was drawn orthogonal; and the probe of every ReLU
+    RNN drew Xavier input weights where the plan draws He's (an IRNN's state 9× too small in
+    E[h²]). The identity is kept, the probe runs with it and with the plan's input rule, and
+    the head is solved for the state that arrives."""
+    torch.manual_seed(0)
+    m = _IRNN(identity)
+    p = init_model(m, seed=0)
+    if identity:
+        assert p["rnn.weight_hh_l0"].reason.startswith("kept: an exact identity as built")
+        assert torch.equal(m.rnn.weight_hh_l0.detach(), torch.eye(64))
+    x = torch.randn(64, 16, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        came = float(m.rnn(x)[0].double().pow(2).mean())
+    assert abs(_said(p["out.weight"].reason) / came - 1) < 0.3, came
+
+
+def test_eye_and_dirac_starts_are_kept():
+    """``nn.init.eye_`` on a Linear and ``dirac_`` on a convolution are the author's identity
+    starts (DiracNets, Zagoruyko & Komodakis 2017): kept, with their biases, and walked as the
+    identity they are."""
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(),
+        nn.Linear(8 * 36, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 4),
+    )  # fmt: skip
+    nn.init.dirac_(m[2].weight)
+    nn.init.eye_(m[6].weight)
+    p = _quiet(init_model, m, seed=0, strict=True)
+    assert p["2.weight"].reason.startswith("kept: an exact identity as built") and "dirac" in (
+        p["2.weight"].reason
+    )
+    assert p["6.weight"].reason.startswith("kept: an exact identity as built")
+    assert p["6.bias"].scheme is None and p["4.weight"].scheme is not None
+    assert torch.equal(m[6].weight.detach(), torch.eye(64))

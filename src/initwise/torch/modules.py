@@ -1104,6 +1104,47 @@ def _all_zero(w: Any) -> bool:
     return not bool(flat[:_SCAN].any()) and not bool(flat.any())
 
 
+def _identity(w: Any, m: nn.Module) -> bool:
+    """Whether weight ``w`` of module ``m`` is an exact identity: ``eye`` for a 2-D weight (each
+    square gate block of an RNN's recurrent matrix), ``dirac`` for a convolution's."""
+    if not isinstance(w, torch.Tensor) or w.is_meta or not w.is_floating_point() or w.ndim < 2:
+        return False
+    t = w.detach()
+    head = t.reshape(-1)[:_SCAN]  # (an identity holds only 0 and 1: random weights fail here)
+    if not bool(((head == 0) | (head == 1)).all()):
+        return False
+    if t.ndim == 2:
+        rows, cols = t.shape
+        if rows % cols or not bool(t.diagonal().eq(1).all()):
+            return False
+        eye = torch.eye(cols, dtype=t.dtype, device=t.device)
+        return all(torch.equal(b, eye) for b in t.split(cols, 0))
+    if isinstance(m, nn.modules.conv._ConvNd) and not m.transposed:
+        ref = torch.nn.init.dirac_(torch.empty_like(t), groups=m.groups)
+        return torch.equal(t, ref)
+    return False
+
+
+def structured_starts(model: nn.Module) -> dict[int, str]:
+    """Weights set to an exact identity by the model's author — ``nn.init.eye_`` on a Linear,
+    ``dirac_`` on a convolution, an identity recurrent matrix (IRNN, Le et al. 2015: a ReLU RNN
+    that starts by carrying its state unchanged) — which torch's own init never gives: ``{id
+    of the parameter: what it is}``; their biases are part of that start and included."""
+    found: dict[int, str] = {}
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
+            w = getattr(m, "weight", None)
+            if isinstance(w, nn.Parameter) and _identity(w, m):
+                found[id(w)] = "dirac" if w.ndim > 2 else "identity"
+                if isinstance(getattr(m, "bias", None), nn.Parameter):
+                    found[id(m.bias)] = "its bias"
+        elif isinstance(m, nn.RNNBase):
+            for name, q in m.named_parameters(recurse=False):
+                if name.startswith("weight_hh") and _identity(q, m):
+                    found[id(q)] = "identity"
+    return found
+
+
 def zero_starts(model: nn.Module) -> tuple[set[int], bool]:
     """``(ids of the parameters started at zero on purpose, whether the model looks
     uninitialized)``. torch's own init never gives an ``nn.Linear``/convolution an all-zero

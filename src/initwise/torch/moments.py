@@ -145,6 +145,9 @@ class Held:
     bias_mean: float
     bias_var: float
     how: str
+    keep: frozenset[str] = frozenset()
+    """A recurrent layer's parameters kept as built (frozen, an identity start): its probe
+    (:func:`rnn_moments`) runs with them, not with ``auto``'s recurrent rule."""
 
 
 @dataclass
@@ -1313,7 +1316,7 @@ def _weight(
         return (std * std, 0.0)
     if kind == "rnn":
         x = next((v for v in ins if v is not None), None)
-        return rnn_moments(m, x or (1.0, 0.0))
+        return rnn_moments(m, x or (1.0, 0.0), held.keep if held is not None else frozenset())
     if kind == "unknown":
         roles = probed_tokenizer(m)  # x[..., None]·W + b: the planner draws W, b for unit tokens
         if roles is None:
@@ -1954,7 +1957,9 @@ RNN_PROBE_LIMIT = 4_000_000
 """Recurrent layers up to this many parameters are probed (:func:`rnn_moments`)."""
 
 
-def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | None:
+def rnn_moments(
+    m: nn.Module, x: tuple[float, float], keep: frozenset[str] = frozenset()
+) -> tuple[float, float] | None:
     """``(E[h²], E[h])`` of a recurrent layer's output sequence, measured: a copy initialized by
     ``auto``'s recurrent rule (input weights Xavier per gate, recurrent weights orthogonal per
     gate, biases zero, LSTM forget-gate bias 1) runs a seeded Gaussian sequence with the incoming
@@ -1963,7 +1968,9 @@ def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | N
     back, its ``h`` averaged over the steps (before: None, and a decoder's head was solved for
     an assumed E[h²] = 1 against ~0.05). The state's recurrence has no closed-form mean field
     here, so it is probed; None for meta-device layers and layers over
-    :data:`RNN_PROBE_LIMIT` parameters (then the next layer assumes unit input and says so)."""
+    :data:`RNN_PROBE_LIMIT` parameters (then the next layer assumes unit input and says so).
+    ``keep``: parameter names the plan leaves as built, which the copy keeps too (an IRNN's
+    identity recurrent matrix, a frozen layer)."""
     import copy
 
     cell = isinstance(m, nn.RNNCellBase)
@@ -1974,11 +1981,19 @@ def rnn_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | N
     c = copy.deepcopy(m).float().cpu()
     mode = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}.get(type(c), "RNN") if cell else c.mode
     gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+    # (a ReLU RNN's input weights are He's in the plan, as in policies._rnn: the probe drew
+    # Xavier's for every RNN, and an IRNN's state came out 9× too small in E[h²])
+    relu = "RELU" in mode or getattr(c, "nonlinearity", "tanh") == "relu"
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for name, p in c.named_parameters():
+            if name in keep:  # (kept as built: frozen, an identity start)
+                continue
             if name.startswith("weight_ih"):
                 for block in p.chunk(gates, 0):
+                    if relu:
+                        block.normal_(0.0, math.sqrt(2.0 / block.shape[1]), generator=g)
+                        continue
                     bound = math.sqrt(6.0 / (block.shape[0] + block.shape[1]))
                     block.uniform_(-bound, bound, generator=g)
             elif name.startswith("weight_hh"):

@@ -52,6 +52,7 @@ from .modules import (
     probed_activation,
     probed_norm,
     standardized_gain,
+    structured_starts,
     unwrap,
     weight_fans,
     weight_mask,
@@ -274,8 +275,10 @@ def _plan(
         info = inspect_model(model, example_input)
         # raw parameters whose use in forward gives their rule (class tokens, position tables,
         # a norm's affine, score vectors, feature tokenizers) and layer scales kept as built
-        static = (info, *structural_parameters(model, info), zero_starts(model))
-    info, tokens, scales, (zeros, unwritten) = static
+        # (and the weights its author started at zero or the identity on purpose)
+        starts = (*zero_starts(model), structured_starts(model))
+        static = (info, *structural_parameters(model, info), starts)
+    info, tokens, scales, (zeros, unwritten, identities) = static
     moments = None
     drafted: dict[str, Any] = {}  # the last draft and the copy it was measured on
     if pol.propagates and info.graph is not None:
@@ -421,6 +424,8 @@ def _plan(
                 and (mod_name in (held or {}) or not _zeros(e))
             ):  # (a rule's own zeros — LoRA's B, a coupling's last layer — keep its reason)
                 e = kept(pname, p, ZERO_START, mod_name)
+            elif id(p) in identities and (e is None or e.scheme is not None):
+                e = kept(pname, p, f"{IDENTITY_START} ({identities[id(p)]})", mod_name)
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
                     full,
@@ -462,11 +467,12 @@ def _plan(
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
     notes += pol.notes(ctx)
-    started = [e.name for e in entries if e.reason.startswith(f"kept: {ZERO_START}")]
+    started = [e.name for e in entries if e.reason.startswith(STARTS)]
     if started:
         notes.append(
             f"kept {len(started)} parameter{'s' if len(started) > 1 else ''} of layers started at "
-            f"zero on purpose as built: {few(started)} (give an override to draw them)"
+            f"zero or the identity on purpose as built: {few(started)} (give an override to "
+            "draw them)"
         )
     if unwritten:
         notes.append(
@@ -708,6 +714,18 @@ ZERO_START = (
 :func:`~initwise.torch.modules.zero_starts`)."""
 
 
+IDENTITY_START = (
+    "an exact identity as built — a layer started at the identity on purpose (nn.init.eye_ or "
+    "dirac_; an IRNN's recurrent matrix, Le et al. 2015), which torch's own init never gives; "
+    "its bias is part of that start. Give an override to draw it"
+)
+"""The reason of a weight kept as an identity start (after ``kept: ``;
+:func:`~initwise.torch.modules.structured_starts`)."""
+
+STARTS = (f"kept: {ZERO_START}", f"kept: {IDENTITY_START}")
+"""Reasons of entries kept as a deliberate start."""
+
+
 def _zeros(e: ParamPlan | None) -> bool:
     """Whether entry ``e`` draws all zeros (a rule's own zero start: LoRA's B, a coupling's
     last layer)."""
@@ -720,7 +738,7 @@ def keep_frozen(p: Any) -> bool:
     return frozen(p) and not p.is_meta
 
 
-HOLDS = ("override ", f"kept: {FROZEN}", f"kept: {ZERO_START}")
+HOLDS = ("override ", f"kept: {FROZEN}", *STARTS)
 """Reasons of entries whose layer the walk takes as it will be (:func:`held_layers`)."""
 
 
@@ -737,6 +755,18 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
     for name, layer in info.layers.items():
         m = layer.module
         kind = module_kind(m)
+        if isinstance(m, nn.RNNBase):  # (its probe runs with what is kept as built)
+            prefix = f"{name}." if name else ""
+            keep = frozenset(
+                pname
+                for pname, _ in m.named_parameters(recurse=False)
+                if (x := entries.get(prefix + pname)) is not None
+                and x.scheme is None
+                and x.reason.startswith(HOLDS)
+            )
+            if keep:
+                found[name] = Held(0.0, 0.0, 0.0, "kept as built", keep)
+            continue
         if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
             prefix = f"{name}." if name else ""
             e = entries.get(prefix + "weight")
@@ -764,6 +794,8 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
                 "kept as it is (frozen)"
                 if e.reason.startswith(f"kept: {FROZEN}")
                 else "kept at zero (started at zero on purpose)"
+                if e.reason.startswith(f"kept: {ZERO_START}")
+                else "kept at the identity (started at the identity on purpose)"
                 if e.reason.startswith("kept: ")
                 else "left as is"
             )

@@ -381,3 +381,18 @@ def test_eye_and_dirac_starts_are_kept():
     assert p["6.weight"].reason.startswith("kept: an exact identity as built")
     assert p["6.bias"].scheme is None and p["4.weight"].scheme is not None
     assert torch.equal(m[6].weight.detach(), torch.eye(64))
+
+
+def test_lsuv_leaves_deliberate_starts_as_they_are():
+    """LSUV stopped at a zero layer ("output has std 0 … LSUV can not rescale it") and would
+    have rescaled an identity start. Both are left as they are and reported so; the model
+    still starts as its frozen base."""
+    torch.manual_seed(0)
+    m = _Controlled()
+    with torch.no_grad():
+        base = m.base(X).clone()
+    r = lsuv(m, X[:256], seed=0)
+    zero = next(x for x in r.layers if x.name.startswith("zero"))
+    assert "started at zero or the identity on purpose" in zero.name and zero.scale == 1.0
+    with torch.no_grad():
+        assert torch.equal(m(X), base)

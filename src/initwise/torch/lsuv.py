@@ -36,9 +36,11 @@ from .capture import SiteCalls
 from .graph import fx_module, trace_sequential
 from .modules import (
     FunctionalLayer,
+    all_zero,
     check_materialized,
     few,
     frozen,
+    is_identity,
     is_weight_layer,
     nested_unwrapped,
     standardized_gain,
@@ -115,6 +117,9 @@ def _scaling(m: nn.Module) -> tuple[str | None, Callable[[float], Any]]:
     w = getattr(m, "weight", None)
     if site is None and isinstance(w, torch.Tensor) and frozen(w):
         return "frozen (requires_grad=False): its values are final, left as they are", w.mul_
+    if site is None and isinstance(w, torch.Tensor) and (all_zero(w) or is_identity(w, m)):
+        # (the plan keeps a deliberate start: LSUV would divide by a zero std, or undo it)
+        return "started at zero or the identity on purpose: left as it is", w.mul_
     if site is None:
         if standardized_gain(m) is not None:  # (timm's StdConv2d, a hand-written WSConv2d)
             why = "its forward standardizes its weight (Qiao et al. 2019): left as it is"
@@ -389,10 +394,11 @@ def _scale(
         return out
     fixed, own = _scaling(_scalable(m))
     multiply = multiply or own
-    before = s = sc.std(name, out)
     if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
+        s = _raw_std(out)  # (unchecked: a layer started at zero has std 0 on purpose)
         sc.layers.append(LSUVLayer(f"{name} ({fixed})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol))
         return out
+    before = s = sc.std(name, out)
     total, it = 1.0, 0
     while abs(s - sc.target) >= sc.tol and it < sc.max_iter:
         f = sc.target / s

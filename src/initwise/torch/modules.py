@@ -1096,7 +1096,7 @@ _SCAN = 64
 """Entries :func:`zero_starts` looks at before reading a whole weight (most are not zero)."""
 
 
-def _all_zero(w: Any) -> bool:
+def all_zero(w: Any) -> bool:
     """Whether floating-point tensor ``w`` (not on the meta device) holds only zeros."""
     if not isinstance(w, torch.Tensor) or w.is_meta or not w.numel() or not w.is_floating_point():
         return False
@@ -1104,7 +1104,7 @@ def _all_zero(w: Any) -> bool:
     return not bool(flat[:_SCAN].any()) and not bool(flat.any())
 
 
-def _identity(w: Any, m: nn.Module) -> bool:
+def is_identity(w: Any, m: nn.Module) -> bool:
     """Whether weight ``w`` of module ``m`` is an exact identity: ``eye`` for a 2-D weight (each
     square gate block of an RNN's recurrent matrix), ``dirac`` for a convolution's."""
     if not isinstance(w, torch.Tensor) or w.is_meta or not w.is_floating_point() or w.ndim < 2:
@@ -1134,13 +1134,13 @@ def structured_starts(model: nn.Module) -> dict[int, str]:
     for m in model.modules():
         if isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)):
             w = getattr(m, "weight", None)
-            if isinstance(w, nn.Parameter) and _identity(w, m):
+            if isinstance(w, nn.Parameter) and is_identity(w, m):
                 found[id(w)] = "dirac" if w.ndim > 2 else "identity"
                 if isinstance(getattr(m, "bias", None), nn.Parameter):
                     found[id(m.bias)] = "its bias"
         elif isinstance(m, nn.RNNBase):
             for name, q in m.named_parameters(recurse=False):
-                if name.startswith("weight_hh") and _identity(q, m):
+                if name.startswith("weight_hh") and is_identity(q, m):
                     found[id(q)] = "identity"
     return found
 
@@ -1161,7 +1161,7 @@ def zero_starts(model: nn.Module) -> tuple[set[int], bool]:
         and isinstance(getattr(m, "weight", None), nn.Parameter)
         and not m.weight.is_meta
     ]
-    zero = [m for m in layers if _all_zero(m.weight)]
+    zero = [m for m in layers if all_zero(m.weight)]
     if zero and len(zero) == len(layers):
         return set(), True
     norms = [
@@ -1169,7 +1169,7 @@ def zero_starts(model: nn.Module) -> tuple[set[int], bool]:
         for m in model.modules()
         if isinstance(m, NORMS)
         and isinstance(getattr(m, "weight", None), nn.Parameter)
-        and _all_zero(m.weight)
+        and all_zero(m.weight)
     ]
     found: set[int] = set()
     for m in (*zero, *norms):

@@ -135,8 +135,9 @@ class Solved:
 
 @dataclass(frozen=True)
 class Held:
-    """A weight layer the plan does not solve — frozen (``requires_grad=False``) or given an
-    override — with what its weights will be after ``apply``: ``fan_in·E[w²]`` (for an
+    """A weight layer the plan does not solve — frozen (``requires_grad=False``), started at zero
+    or the identity on purpose, or given an override — with what its weights will be after
+    ``apply``: ``fan_in·E[w²]`` (for an
     embedding, its table's ``E[w²]``), its bias's (or table's) mean and variance, and why. The
     walk passes its input through these instead of the unit output it would have solved
     for, so the layers after it are solved for what it gives."""
@@ -683,7 +684,8 @@ class _Walk:
     thetas: dict[str, int] = field(default_factory=dict)
     """Spatial transformers' localization heads: :func:`affine_thetas`."""
     held: dict[str, Held] = field(default_factory=dict)
-    """Weight layers the plan does not solve (frozen, overridden), by name: :class:`Held`."""
+    """Weight layers the plan does not solve (frozen, deliberate starts, overridden), by name:
+    :class:`Held`."""
     feeds_held: dict[str, tuple[float, str]] = field(default_factory=dict)
     """Per weight layer read only by a held one with no activation after it (a tied head over
     a frozen table): that layer's ``fan_in·E[w²]`` and name (:func:`_feeds_held`)."""
@@ -1391,7 +1393,7 @@ def _weight(
             assumed,
             held.bias_var,
             bias_mean=held.bias_mean,
-            zero=held.gain2 == 0.0,  # (overridden with zeros)
+            zero=held.gain2 == 0.0,  # (zeros: started at zero, or overridden with them)
         )
         return (out + held.bias_mean * held.bias_mean, held.bias_mean)
     silent = not assumed and s < 1e-10  # zero at init (a zero-initialized gain upstream)

@@ -279,6 +279,15 @@ def _plan(
         starts = (*zero_starts(model), structured_starts(model))
         static = (info, *structural_parameters(model, info), starts)
     info, tokens, scales, (zeros, unwritten, identities) = static
+
+    def replan(strict: bool, measure: bool, given: Any, held: dict[str, Held] | None) -> Plan:
+        """This plan once more, for the same model, policy, input and overrides (a draft on a
+        copy; the plan solved for the layers it holds)."""
+        return _plan(
+            model, pol, example_input, overrides, forget_bias, std, strict, measure, given,
+            static, held,
+        )  # fmt: skip
+
     moments = None
     drafted: dict[str, Any] = {}  # the last draft and the copy it was measured on
     if pol.propagates and info.graph is not None:
@@ -295,19 +304,7 @@ def _plan(
             for _ in range(rounds):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    draft = _plan(
-                        model,
-                        pol,
-                        example_input,
-                        overrides,
-                        forget_bias,
-                        std,
-                        False,
-                        False,
-                        pools,
-                        static,
-                        held,
-                    )
+                    draft = replan(False, False, pools, held)
                 drafted.clear()
                 again, why = measure_pools(model, info, example_input, draft, drafted)
                 drafted["plan"] = draft
@@ -495,19 +492,7 @@ def _plan(
     if held is None and moments is not None:
         found_held = held_layers(model, info, out)
         if found_held:  # planned again, the layers after them solved for what they give
-            return _plan(
-                model,
-                pol,
-                example_input,
-                overrides,
-                forget_bias,
-                std,
-                strict,
-                measure,
-                given,
-                static,
-                found_held,
-            )
+            return replan(strict, measure, given, found_held)
     if measure and moments is not None and not getattr(pol, "modifiers", ()) and not rewrites:
         # the walk's predicted output: far from unit, or off what the example input gives (a
         # finding, said). Not after modifiers (zero-init-residual, fixup change the weights
@@ -744,11 +729,14 @@ HOLDS = ("override ", f"kept: {FROZEN}", *STARTS)
 
 def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
     """The weight layers of ``out`` that are not drawn as the walk solved them — frozen
-    (:data:`FROZEN`) or given an override — with what their weights will be after ``apply``
+    (:data:`FROZEN`), started at zero or the identity on purpose (:data:`STARTS`) or given an
+    override — with what their weights will be after ``apply``
     (:class:`~initwise.torch.moments.Held`): a kept tensor's own values, an overriding scheme's
-    std (``fan_in·std²``) and mean. Only ``nn.Linear``/convolution/``Conv1D``/embedding layers
-    the graph reaches; a scheme without a std (orthogonal of an odd shape…) and u-μP's stored
-    weights (a forward multiplier) are skipped."""
+    std (``fan_in·std²``) and mean. ``nn.Linear``/convolution/``Conv1D``/embedding layers the
+    graph reaches, torch norms whose gain is kept at zero (they give their bias) and recurrent
+    layers (the parameters kept as built, which their probe keeps); a scheme without a std
+    (orthogonal of an odd shape…) and u-μP's stored weights (a forward multiplier) are
+    skipped."""
     entries = {e.name: e for e in out.entries}
     names = {id(p): n for n, p in model.named_parameters()}  # (a tied weight: its first name)
     found: dict[str, Held] = {}

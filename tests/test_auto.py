@@ -2621,3 +2621,44 @@ def test_a_spatial_transformer_starts_as_the_identity():
         assert torch.allclose(warped, x, atol=1e-5)
         assert 0.5 < rms(m(x)) / rms(x) < 2.0
     assert Plan.from_json(p.to_json())["fc_loc.2.bias"].scheme == p["fc_loc.2.bias"].scheme
+
+
+class _FixedProjection(nn.Module):
+    """Features through a fixed matrix the model holds as a buffer — random Fourier features
+    (``sin``/``cos`` of ``2π·x @ B``, Tancik et al. 2020) or a fixed random projection
+    (``F.linear(x, P)``) — then an MLP."""
+
+    def __init__(self, fourier: bool) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.fourier = fourier
+        if fourier:
+            self.register_buffer("B", torch.randn(16, 128, generator=g) * 3.0)
+        else:
+            self.register_buffer("B", torch.randn(64, 16, generator=g) * 5.0)
+        width = 256 if fourier else 64
+        self.mlp = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fourier:
+            z = 2 * math.pi * x @ self.B
+            return self.mlp(torch.cat([torch.sin(z), torch.cos(z)], -1))
+        return self.mlp(F.linear(x, self.B))
+
+
+@pytest.mark.parametrize("fourier", [True, False], ids=["fourier features", "projection"])
+def test_a_fixed_matrix_buffer_gives_its_own_scale(fourier):
+    """A product of the features with a fixed 2-D buffer had no rule: "mlp.0: input moments
+    unknown, E[x²] = 1 assumed" (strict refused it), and a ×5 projection's MLP came out at
+    rms ~30. Its output moments are the buffer's own now (``Σw²``, ``(Σw)²`` per output, for
+    independent features), nothing assumed, the output at unit scale."""
+    torch.manual_seed(0)
+    m = _FixedProjection(fourier)
+    before = m.B.clone()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        it.init_model(m, seed=0, strict=True)
+    assert torch.equal(m.B, before)
+    x = torch.randn(512, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert 0.6 < rms(m(x)) < 1.6

@@ -683,6 +683,8 @@ class _Walk:
     the values' input position: measured as a pool of the values where an example is given."""
     thetas: dict[str, int] = field(default_factory=dict)
     """Spatial transformers' localization heads: :func:`affine_thetas`."""
+    fixed_products: dict[int, tuple[int, Any]] = field(default_factory=dict)
+    """Products of a signal with a fixed 2-D buffer: :func:`_fixed_products`."""
     held: dict[str, Held] = field(default_factory=dict)
     """Weight layers the plan does not solve (frozen, deliberate starts, overridden), by name:
     :class:`Held`."""
@@ -735,6 +737,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         parts=conditional_parts(info, users, cond),
         weighted=weighted_products(info) if pools else {},
         thetas=thetas,
+        fixed_products=_fixed_products(model, info),
     )
 
 
@@ -1048,6 +1051,12 @@ def _pass(
                 what = f"pairwise distances '{n.target}' (node {n.idx})"
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
+        fixed = walk.fixed_products.get(n.idx)
+        if fixed is not None and n.idx not in walk.pools and ins[fixed[0]] is not None:
+            (s_in, mu), (sq, sums2, sums) = ins[fixed[0]], fixed[1]  # (unmeasured: from the
+            var = max(s_in - mu * mu, 0.0)  # buffer's own values)
+            mom[n.idx] = (var * sq + mu * mu * sums2, mu * sums)
+            continue
         if pool is None and n.idx in info.data_products:
             if info.data_products[n.idx] is None:  # data times data (`A @ x` before the first
                 # layer): no weight in it
@@ -1793,6 +1802,38 @@ def _buffer_moments(model: nn.Module, info: ModelInfo) -> dict[int, tuple[float,
         s, mu = float(t.pow(2).mean()), float(t.mean())
         if math.isfinite(s) and math.isfinite(mu):
             out[n.idx] = (s, mu)
+    return out
+
+
+def _fixed_products(model: nn.Module, info: ModelInfo) -> dict[int, tuple[int, Any]]:
+    """``{node: (the signal's input position, (Σᵢw², (Σᵢw)², Σᵢw) averaged over outputs)}``
+    for products of a signal's features with a fixed 2-D buffer — ``F.linear(x, P)``, ``x @ B``:
+    a random projection or random Fourier features the model holds. For features with
+    variance ``v`` and mean ``μ``, independent across the contracted dimension (the walk's
+    assumption for every layer), ``E[y²] = v·Σw² + μ²·(Σw)²`` and ``E[y] = μ·Σw`` per output.
+    (A fixed ×5 projection was "input moments unknown, E[x²] = 1 assumed": output rms 30.)"""
+    g = info.graph
+    out: dict[int, tuple[int, Any]] = {}
+    if g is None:
+        return out
+    buffers = {k: b for k, b in model.named_buffers() if b.is_floating_point() and not b.is_meta}
+    for n in g.nodes:
+        t = str(n.target)
+        if n.op != "function" or t not in ("linear", "matmul", "mm") or len(n.inputs) != 2:
+            continue
+        ops = [g.nodes[i] for i in n.inputs]
+        if ops[0].op == "param" or ops[1].op != "param" or ops[1].target not in buffers:
+            continue  # (B @ h mixes rows — nodes, tokens — whose features are not independent
+            # once a layer has mixed them: a fixed graph's Â @ h, so solved, grew ×13 in rms
+            # over four layers; it stays a product with data, measured or said)
+        w = buffers[str(ops[1].target)].detach().double()
+        if w.ndim != 2 or not w.numel():
+            continue
+        axis = 1 if t == "linear" else 0  # (F.linear(x, W) sums W's columns, x @ B B's rows)
+        sq, sums = w.pow(2).sum(axis), w.sum(axis)
+        coef = (float(sq.mean()), float(sums.pow(2).mean()), float(sums.mean()))
+        if all(map(math.isfinite, coef)):
+            out[n.idx] = (0, coef)
     return out
 
 

@@ -1784,17 +1784,21 @@ def _layer_scales(
     return out
 
 
+def _data_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's floating-point buffers that hold values (not on the meta device), by name."""
+    return {k: b for k, b in model.named_buffers() if b.is_floating_point() and not b.is_meta}
+
+
 def _buffer_moments(model: nn.Module, info: ModelInfo) -> dict[int, tuple[float, float]]:
     """``{node: (E[b²], E[b])}`` for the graph's floating-point buffers: data the model holds
     (Swin v2's log-spaced coordinate table, a fixed sinusoidal position table), measured as
     they are — the plan does not redraw them. Non-finite ones (a mask of −inf) and meta ones
     stay unknown."""
-    g = info.graph
     out: dict[int, tuple[float, float]] = {}
-    if g is None:
+    if info.graph is None:
         return out
-    buffers = {n: b for n, b in model.named_buffers() if b.is_floating_point() and not b.is_meta}
-    for n in g.nodes:
+    buffers = _data_buffers(model)
+    for n in info.graph.nodes:
         b = buffers.get(n.target) if n.op == "param" else None
         if b is None or not b.numel():
             continue
@@ -1816,7 +1820,7 @@ def _fixed_products(model: nn.Module, info: ModelInfo) -> dict[int, tuple[int, A
     out: dict[int, tuple[int, Any]] = {}
     if g is None:
         return out
-    buffers = {k: b for k, b in model.named_buffers() if b.is_floating_point() and not b.is_meta}
+    buffers = _data_buffers(model)
     for n in g.nodes:
         t = str(n.target)
         if n.op != "function" or t not in ("linear", "matmul", "mm") or len(n.inputs) != 2:

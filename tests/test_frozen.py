@@ -396,3 +396,25 @@ def test_lsuv_leaves_deliberate_starts_as_they_are():
     assert "started at zero or the identity on purpose" in zero.name and zero.scale == 1.0
     with torch.no_grad():
         assert torch.equal(m(X), base)
+
+
+@pytest.mark.parametrize("family", ["whisper", "pegasus"])
+def test_fixed_sinusoidal_position_tables_are_kept(family):
+    """Whisper's, Pegasus's (and Marian's, Informer's, the time-series transformer's) position
+    tables are fixed sinusoids (``requires_grad=False``, set by the model's own init): ``auto``
+    drew them as learned tables, N(0, 1). Frozen, they are kept."""
+    transformers = pytest.importorskip("transformers")
+    small = {
+        "encoder_layers": 1, "decoder_layers": 1, "d_model": 64, "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128,
+    }  # fmt: skip
+    torch.manual_seed(0)
+    if family == "whisper":
+        m = transformers.WhisperModel(transformers.WhisperConfig(**small))
+    else:
+        m = transformers.PegasusModel(transformers.PegasusConfig(vocab_size=100, **small))
+    table = m.encoder.embed_positions.weight.clone()
+    p = init_model(m, seed=0)
+    assert p["encoder.embed_positions.weight"].reason.startswith("kept: frozen")
+    assert torch.equal(m.encoder.embed_positions.weight, table)
+    assert float(table[0, :32].abs().max()) == 0.0  # (sin 0: the sinusoid's first row)

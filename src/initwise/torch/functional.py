@@ -25,7 +25,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from .graph import SHAPE_OPS, Graph, LeafTracer, Node, behind, downstream, from_fx
+from .graph import (
+    SHAPE_OPS,
+    Graph,
+    LeafTracer,
+    Node,
+    behind,
+    constant_factor,
+    downstream,
+    from_fx,
+)
 from .modules import (
     FunctionalConv,
     FunctionalEinsum,
@@ -113,10 +122,11 @@ def _read(
 ) -> tuple[Node, bool, float] | None:
     """``(param node, transposed, factor)`` that node ``idx`` reads through single-use casts,
     transposes and squeeze/unsqueeze (:func:`_flips`) — and, where ``scaled``, products with
-    and divisions by a number (:func:`_constant_factor`: ``factor``, else 1) — else None."""
+    and divisions by a number (:func:`~initwise.torch.graph.constant_factor`: ``factor``, else
+    1) — else None."""
     node, flip, factor = graph.nodes[idx], False, 1.0
     while node.op == "function":
-        c = _constant_factor(node) if scaled else None
+        c = constant_factor(node) if scaled else None
         f = _flips(node) if c is None else False
         if f is None or len(users[node.idx]) != 1 or not node.inputs:
             return None
@@ -124,23 +134,6 @@ def _read(
         factor *= 1.0 if c is None else c
         node = graph.nodes[node.inputs[0]]
     return (node, flip, factor) if node.op == "param" else None
-
-
-def _constant_factor(node: Node) -> float | None:
-    """``c`` where ``node`` multiplies its one tensor input by a finite nonzero number ``c``
-    (``W * c``, ``c * W``) or divides it by one (``W / c``: ``1/c``), else None — a weight
-    read through a constant, as an equalized learning rate keeps it (Karras et al. 2018,
-    ProGAN §4.1; StyleGAN2: ``F.linear(x, self.weight * self.scale)`` with ``weight ~ N(0,
-    1)/lr_mul`` and ``scale = lr_mul/√fan_in``)."""
-    t = str(node.target)
-    if t not in ("mul", "truediv", "div") or len(node.inputs) != 1 or node.kwargs:
-        return None
-    if len(node.args) != 1:
-        return None
-    c = node.args[0]
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0 or not math.isfinite(c):
-        return None
-    return float(c) if t == "mul" else 1.0 / float(c)
 
 
 CASTS = frozenset(

@@ -938,6 +938,23 @@ def keeps_dim(args: tuple, kwargs: dict) -> bool:
     return kwargs.get("keepdim", args[1] if len(args) > 1 else False) is True
 
 
+def constant_factor(node: Node) -> float | None:
+    """``c`` where ``node`` multiplies its one tensor input by a finite nonzero number ``c``
+    (``W * c``, ``c * W``) or divides it by one (``W / c``: ``1/c``), else None — a weight
+    read through a constant, as an equalized learning rate keeps it (Karras et al. 2018,
+    ProGAN §4.1; StyleGAN2: ``F.linear(x, self.weight * self.scale)`` with ``weight ~ N(0,
+    1)/lr_mul`` and ``scale = lr_mul/√fan_in``)."""
+    t = str(node.target)
+    if t not in ("mul", "truediv", "div") or len(node.inputs) != 1 or node.kwargs:
+        return None
+    if len(node.args) != 1:
+        return None
+    c = node.args[0]
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0 or not math.isfinite(c):
+        return None
+    return float(c) if t == "mul" else 1.0 / float(c)
+
+
 def behind(nodes: list[Node], idx: int, ops: Collection[str]) -> int:
     """The node that node ``idx`` is computed from through functions in ``ops``, each applied
     to its first input (reshapes, casts, splits): ``idx`` itself where it is no such function."""

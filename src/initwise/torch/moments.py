@@ -53,7 +53,16 @@ from ..math.operating import (
 )
 from .batch import tensors
 from .edges import has_edges
-from .graph import PRODUCT_FUNCS, Act, ModelInfo, behind, downstream, graph_modules, in_out
+from .graph import (
+    PRODUCT_FUNCS,
+    Act,
+    ModelInfo,
+    behind,
+    constant_factor,
+    downstream,
+    graph_modules,
+    in_out,
+)
 from .graph import SHAPE_OPS as _SHAPE_OPS
 from .modules import (
     FunctionalLinear,
@@ -683,7 +692,7 @@ class _Walk:
     the values' input position: measured as a pool of the values where an example is given."""
     thetas: dict[str, int] = field(default_factory=dict)
     """Spatial transformers' localization heads: :func:`affine_thetas`."""
-    fixed_products: dict[int, tuple[int, Any]] = field(default_factory=dict)
+    fixed_products: dict[int, tuple[float, float, float]] = field(default_factory=dict)
     """Products of a signal with a fixed 2-D buffer: :func:`_fixed_products`."""
     held: dict[str, Held] = field(default_factory=dict)
     """Weight layers the plan does not solve (frozen, deliberate starts, overridden), by name:
@@ -1052,9 +1061,9 @@ def _pass(
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
         fixed = walk.fixed_products.get(n.idx)
-        if fixed is not None and n.idx not in walk.pools and ins[fixed[0]] is not None:
-            (s_in, mu), (sq, sums2, sums) = ins[fixed[0]], fixed[1]  # (unmeasured: from the
-            var = max(s_in - mu * mu, 0.0)  # buffer's own values)
+        if fixed is not None and n.idx not in walk.pools and ins[0] is not None:
+            (s_in, mu), (sq, sums2, sums) = ins[0], fixed  # (unmeasured: from the buffer's own
+            var = max(s_in - mu * mu, 0.0)  # values)
             mom[n.idx] = (var * sq + mu * mu * sums2, mu * sums)
             continue
         if pool is None and n.idx in info.data_products:
@@ -1809,15 +1818,15 @@ def _buffer_moments(model: nn.Module, info: ModelInfo) -> dict[int, tuple[float,
     return out
 
 
-def _fixed_products(model: nn.Module, info: ModelInfo) -> dict[int, tuple[int, Any]]:
-    """``{node: (the signal's input position, (Σᵢw², (Σᵢw)², Σᵢw) averaged over outputs)}``
-    for products of a signal's features with a fixed 2-D buffer — ``F.linear(x, P)``, ``x @ B``:
-    a random projection or random Fourier features the model holds. For features with
+def _fixed_products(model: nn.Module, info: ModelInfo) -> dict[int, tuple[float, float, float]]:
+    """``{node: (Σᵢw², (Σᵢw)², Σᵢw) averaged over outputs}`` for products of a signal's
+    features (the first operand) with a fixed 2-D buffer — ``F.linear(x, P)``, ``x @ B``: a
+    random projection or random Fourier features the model holds. For features with
     variance ``v`` and mean ``μ``, independent across the contracted dimension (the walk's
     assumption for every layer), ``E[y²] = v·Σw² + μ²·(Σw)²`` and ``E[y] = μ·Σw`` per output.
     (A fixed ×5 projection was "input moments unknown, E[x²] = 1 assumed": output rms 30.)"""
     g = info.graph
-    out: dict[int, tuple[int, Any]] = {}
+    out: dict[int, tuple[float, float, float]] = {}
     if g is None:
         return out
     buffers = _data_buffers(model)
@@ -1837,7 +1846,7 @@ def _fixed_products(model: nn.Module, info: ModelInfo) -> dict[int, tuple[int, A
         sq, sums = w.pow(2).sum(axis), w.sum(axis)
         coef = (float(sq.mean()), float(sums.pow(2).mean()), float(sums.mean()))
         if all(map(math.isfinite, coef)):
-            out[n.idx] = (0, coef)
+            out[n.idx] = coef  # (the signal is the first operand)
     return out
 
 
@@ -2352,14 +2361,7 @@ def affine_thetas(info: ModelInfo) -> dict[str, int]:
     for n in g.nodes:
         if n.op != "function" or str(n.target) != "affine_grid" or not n.inputs:
             continue
-        i = n.inputs[0]
-        for _ in range(8):  # (θ.view(-1, 2, 3))
-            src = g.nodes[i]
-            if src.op == "function" and src.target in _SHAPE_OPS and src.inputs:
-                i = src.inputs[0]
-                continue
-            break
-        src = g.nodes[i]
+        src = g.nodes[behind(g.nodes, n.inputs[0], _SHAPE_OPS)]  # (θ.view(-1, 2, 3))
         layer = info.layers.get(str(src.target)) if src.op == "module" else None
         m = layer.module if layer is not None else None
         if isinstance(m, nn.Linear) and m.bias is not None and m.out_features in (6, 12):
@@ -2580,7 +2582,7 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
         seen.add(i)
         u = g.nodes[i]
         if u.op == "function" and (
-            u.target in ("dropout", "contiguous", "to", "float") or _by_constant(u)
+            u.target in ("dropout", "contiguous", "to", "float") or constant_factor(u)
         ):  # (ArcFace's `s * F.normalize(x) @ Ŵᵀ` scales before its product)
             frontier.extend(users[i])
         elif u.op == "module" and info.kinds[i] == "weight":
@@ -2616,16 +2618,6 @@ def _reciprocal(x: tuple[float, float], c: float | None) -> tuple[float, float] 
     if r > RECIPROCAL_SPREAD:
         return None
     return (c * c * (1 + 3 * r) / (mu * mu), c * (1 + r) / mu)
-
-
-def _by_constant(n: Any) -> bool:
-    """Whether node ``n`` multiplies or divides one tensor by plain numbers only."""
-    return (
-        n.target in ("mul", "truediv", "div")
-        and len(n.inputs) == 1
-        and bool(n.args)
-        and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in n.args)
-    )
 
 
 _FILLED = {

@@ -413,15 +413,13 @@ def _plan(
                     else None
                 )
             )
-            if keep_frozen(p) and (e is None or e.scheme is not None):
+            drawn = e is None or e.scheme is not None  # (what a rule leaves as is stays so)
+            if drawn and keep_frozen(p):
                 e = kept(pname, p, FROZEN, mod_name)
-            elif (
-                id(p) in zeros
-                and (e is None or e.scheme is not None)
-                and (mod_name in (held or {}) or not _zeros(e))
-            ):  # (a rule's own zeros — LoRA's B, a coupling's last layer — keep its reason)
-                e = kept(pname, p, ZERO_START, mod_name)
-            elif id(p) in identities and (e is None or e.scheme is not None):
+            elif drawn and id(p) in zeros and (mod_name in (held or {}) or not _zeros(e)):
+                e = kept(pname, p, ZERO_START, mod_name)  # (a rule's own zeros — LoRA's B, a
+                # coupling's last layer — keep its reason)
+            elif drawn and id(p) in identities:
                 e = kept(pname, p, f"{IDENTITY_START} ({identities[id(p)]})", mod_name)
             if pname in through and not through[pname].writable:
                 e = ParamPlan(
@@ -743,8 +741,8 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
     for name, layer in info.layers.items():
         m = layer.module
         kind = module_kind(m)
+        prefix = f"{name}." if name else ""
         if isinstance(m, nn.RNNBase):  # (its probe runs with what is kept as built)
-            prefix = f"{name}." if name else ""
             keep = frozenset(
                 pname
                 for pname, _ in m.named_parameters(recurse=False)
@@ -756,7 +754,6 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
                 found[name] = Held(0.0, 0.0, 0.0, "kept as built", keep)
             continue
         if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
-            prefix = f"{name}." if name else ""
             e = entries.get(prefix + "weight")
             if e is not None and e.reason.startswith(f"kept: {ZERO_START}"):
                 b_mean, b_var = _bias_moments(m, entries.get(prefix + "bias"))
@@ -766,7 +763,6 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
             getattr(m, "weight", None), torch.Tensor
         ):
             continue
-        prefix = f"{name}." if name else ""
         e = entries.get(names.get(id(m.weight), prefix + "weight"))
         if e is None or not e.reason.startswith(HOLDS):
             continue
@@ -775,36 +771,36 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
         w = m.weight.detach()
         if w.is_meta or w.numel() == 0:
             continue
+        table = kind == "embedding"  # (its rows are its output: E[w²] and its mean)
         if e.scheme is None:
             w = w.double()
             rows = w.shape[1] if kind == "conv1d_hf" else w.shape[0]
-            how = (
-                "kept as it is (frozen)"
-                if e.reason.startswith(f"kept: {FROZEN}")
-                else "kept at zero (started at zero on purpose)"
-                if e.reason.startswith(f"kept: {ZERO_START}")
-                else "kept at the identity (started at the identity on purpose)"
-                if e.reason.startswith("kept: ")
-                else "left as is"
-            )
-            if kind == "embedding":
-                gain2, mean = float(w.pow(2).mean()), float(w.mean())
-            else:
-                gain2, mean = float(w.pow(2).sum()) / max(rows, 1), 0.0
-            gain2_how = f"{how}, its own weights"
-        elif e.std is not None and (kind == "embedding" or e.fan_in):
-            mean = float(getattr(e.scheme, "value", getattr(e.scheme, "mean", 0.0)))
-            var = e.std * e.std
-            gain2 = var + mean * mean if kind == "embedding" else e.fan_in * (var + mean * mean)
-            mean = mean if kind == "embedding" else 0.0
-            gain2_how = f"drawn by its override ({e.scheme.label})"
+            how = next((v for k, v in _HELD_HOW.items() if e.reason.startswith(k)), "left as is")
+            gain2 = float(w.pow(2).mean()) if table else float(w.pow(2).sum()) / max(rows, 1)
+            mean = float(w.mean()) if table else 0.0
+            how = f"{how}, its own weights"
+        elif e.std is not None and (table or e.fan_in):
+            mean = _scheme_mean(e.scheme)
+            gain2 = (e.std * e.std + mean * mean) * (1.0 if table else e.fan_in)
+            how = f"drawn by its override ({e.scheme.label})"
         else:
             continue
-        b_mean, b_var = mean, 0.0
-        if kind != "embedding":
-            b_mean, b_var = _bias_moments(m, entries.get(prefix + "bias"))
-        found[name] = Held(gain2, b_mean, b_var, gain2_how)
+        b_mean, b_var = (mean, 0.0) if table else _bias_moments(m, entries.get(prefix + "bias"))
+        found[name] = Held(gain2, b_mean, b_var, how)
     return found
+
+
+_HELD_HOW = {
+    f"kept: {FROZEN}": "kept as it is (frozen)",
+    f"kept: {ZERO_START}": "kept at zero (started at zero on purpose)",
+    f"kept: {IDENTITY_START}": "kept at the identity (started at the identity on purpose)",
+}
+"""How :func:`held_layers` names a kept layer, by its entry's reason."""
+
+
+def _scheme_mean(scheme: S.Scheme) -> float:
+    """The mean of a scheme's entries: a constant's value, a normal's mean, else 0."""
+    return float(getattr(scheme, "value", getattr(scheme, "mean", 0.0)))
 
 
 def _bias_moments(m: nn.Module, e: ParamPlan | None) -> tuple[float, float]:
@@ -815,8 +811,7 @@ def _bias_moments(m: nn.Module, e: ParamPlan | None) -> tuple[float, float]:
     if e is None or e.scheme is None:  # (kept: its own values)
         b = b.detach().double()
         return (float(b.mean()), float(b.var(unbiased=False)))
-    mean = float(getattr(e.scheme, "value", getattr(e.scheme, "mean", 0.0)))
-    return (mean, (e.std or 0.0) ** 2)
+    return (_scheme_mean(e.scheme), (e.std or 0.0) ** 2)
 
 
 def kept(pname: str, p: Any, why: str, mod_name: str) -> ParamPlan:

@@ -707,9 +707,7 @@ def measure_pools(
     by_mha = _mha_nodes(model, info)
     by_bag = _bag_nodes(model, info)
     by_edge = _edge_nodes(model, info)
-    site_edges = _site_edge_nodes(
-        model, info
-    )  # (raw-parameter convolutions: F.conv2d(x, self.w, …))
+    site_edges = _site_edge_nodes(model, info)  # (raw-parameter convs: F.conv2d(x, self.w, …))
     if not (by_module or by_function or by_mha or by_bag or by_edge or site_edges):
         return {}, None
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):

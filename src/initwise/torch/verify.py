@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, noted_run, seeded_rng, split, tensors
+from .modules import few
 from .pooling import COPY_LIMIT
 
 SEEDS = (0, 1, 2)
@@ -49,9 +50,7 @@ for a unit output."""
 
 def _names(names: Sequence[str]) -> str:
     """The first three of ``names``, quoted, and how many more."""
-    return ", ".join(f"'{n}'" for n in names[:3]) + (
-        f" and {len(names) - 3} more" if len(names) > 3 else ""
-    )
+    return few([f"'{n}'" for n in names], 3)
 
 
 def off_unit(

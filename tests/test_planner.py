@@ -112,10 +112,14 @@ def test_fixup_on_a_residual_net_without_norms():
 
 
 def test_vgg_and_dropout_pool_transparent():
-    p = it.plan(models.vgg())
+    p = it.plan(models.vgg().eval())  # (eval mode: dropout is the identity)
     assert p["9.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)  # Linear -> ReLU
     assert p["12.weight"].gain == pytest.approx(1.0, rel=1e-12)  # last layer (1 ulp off on AVX-512)
     assert p["5.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)
+    # in train mode Dropout(0.5) doubles E[x²] before the last layer (tests/test_dropout.py)
+    p = it.plan(models.vgg())
+    assert p["9.weight"].gain == pytest.approx(math.sqrt(2), abs=1e-9)
+    assert p["12.weight"].gain == pytest.approx(math.sqrt(0.5), rel=1e-12)
 
 
 def test_transformer_gpt2_policy_scales_residual_projections():

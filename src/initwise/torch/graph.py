@@ -124,8 +124,9 @@ def is_leaf(module: nn.Module) -> bool:
 
 def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[Node]) -> int:
     """Append the dataflow of a :data:`KNOWN` container (named ``name``, fed by the nodes
-    ``inputs``: src, or tgt and memory) to ``nodes``; return its output node. Dropout is the
-    identity here; masks do not change the structure."""
+    ``inputs``: src, or tgt and memory) to ``nodes``; return its output node. A dropout module
+    that is active (training mode, ``0 < p < 1``: :func:`dropout_noise`) is a node; one that is
+    the identity (eval mode, ``p = 0``) is left out; masks do not change the structure."""
 
     def add(op: str, target: str, ins: list[int]) -> int:
         nodes.append(Node(len(nodes), op, target, ins))
@@ -134,33 +135,45 @@ def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[No
     def at(prefix: str, child: str) -> str:
         return f"{prefix}.{child}" if prefix else child
 
+    def drop(layer: nn.Module, prefix: str, child: str, x: int) -> int:
+        m = getattr(layer, child, None)
+        active = isinstance(m, nn.Dropout) and m.training and 0.0 < m.p < 1.0
+        return add("module", at(prefix, child), [x]) if active else x
+
     def sublayer(layer: nn.Module, norm: str, x: int, body: Callable[[int], int]) -> int:
         """``x + body(norm(x))`` (norm_first) or ``norm(x + body(x))``."""
         if layer.norm_first:
             return add("function", "add", [x, body(add("module", norm, [x]))])
         return add("module", norm, [add("function", "add", [x, body(x)])])
 
-    def ff(layer: nn.Module, prefix: str, x: int) -> int:
+    def ff(layer: nn.Module, prefix: str, x: int, out_drop: str) -> int:
         h = add("module", at(prefix, "linear1"), [x])
         a = layer.activation
         if isinstance(a, nn.Module):
             h = add("module", at(prefix, "activation"), [h])
         else:
             h = add("function", _fn_name(a), [h])
-        return add("module", at(prefix, "linear2"), [h])
+        h = add("module", at(prefix, "linear2"), [drop(layer, prefix, "dropout", h)])
+        return drop(layer, prefix, out_drop, h)
 
-    def self_attn(prefix: str) -> Callable[[int], int]:
-        return lambda y: add("module", at(prefix, "self_attn"), [y])
+    def self_attn(layer: nn.Module, prefix: str) -> Callable[[int], int]:
+        return lambda y: drop(
+            layer, prefix, "dropout1", add("module", at(prefix, "self_attn"), [y])
+        )
 
     def encoder_layer(layer: nn.Module, prefix: str, x: int) -> int:
-        x = sublayer(layer, at(prefix, "norm1"), x, self_attn(prefix))
-        return sublayer(layer, at(prefix, "norm2"), x, lambda y: ff(layer, prefix, y))
+        x = sublayer(layer, at(prefix, "norm1"), x, self_attn(layer, prefix))
+        return sublayer(layer, at(prefix, "norm2"), x, lambda y: ff(layer, prefix, y, "dropout2"))
 
     def decoder_layer(layer: nn.Module, prefix: str, x: int, mem: int) -> int:
-        x = sublayer(layer, at(prefix, "norm1"), x, self_attn(prefix))
-        cross = lambda y: add("module", at(prefix, "multihead_attn"), [y, mem])  # noqa: E731
+        x = sublayer(layer, at(prefix, "norm1"), x, self_attn(layer, prefix))
+
+        def cross(y: int) -> int:
+            h = add("module", at(prefix, "multihead_attn"), [y, mem])
+            return drop(layer, prefix, "dropout2", h)
+
         x = sublayer(layer, at(prefix, "norm2"), x, cross)
-        return sublayer(layer, at(prefix, "norm3"), x, lambda y: ff(layer, prefix, y))
+        return sublayer(layer, at(prefix, "norm3"), x, lambda y: ff(layer, prefix, y, "dropout3"))
 
     def stack(container: nn.Module, prefix: str, x: int, mem: int | None) -> int:
         for i, layer in enumerate(container.layers):
@@ -953,6 +966,55 @@ def constant_factor(node: Node) -> float | None:
     if isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0 or not math.isfinite(c):
         return None
     return float(c) if t == "mul" else 1.0 / float(c)
+
+
+DROPOUT_FUNCS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "feature_dropout"})
+"""Inverted dropout as a function (``F.dropout``, ``torch.dropout``, the channel variants):
+``(input, p, training)``. ``alpha_dropout`` is not one: SELU's dropout keeps the moments."""
+
+
+def dropout_noise(node: Node, modules: dict[str, nn.Module]) -> tuple[float, float] | None:
+    """``(p, E[ε²])`` of a dropout that is active — an ``nn.Dropout``/``Dropout1d``/``2d``/``3d``
+    module in training mode, ``F.dropout(x, p, training)`` traced with ``training`` true, or a
+    drop-path (stochastic depth) module in training (timm's and Hugging Face's ``…DropPath``
+    with ``drop_prob``, torchvision's ``StochasticDepth`` with ``p``) — where ``0 < p < 1``,
+    else None.
+
+    Inverted dropout multiplies each value by ``ε ∈ {0, 1/(1 − p)}`` with ``E[ε] = 1`` and
+    ``E[ε²] = 1/(1 − p)``: the mean passes, ``E[x²]`` grows by ``1/(1 − p)`` in training, and a
+    gradient through it the same (Pretorius et al. 2018, "Critical initialisation for deep
+    signal propagation in noisy rectifier neural networks": the critical ReLU variance with
+    such noise is ``σ_w² = 2/(fan_in·E[ε²])``). Drop path draws one ``ε`` per example for a
+    whole residual branch (Huang et al. 2016): the same ``E[ε²]``, or ``1 − p`` where timm's
+    ``scale_by_keep`` is off. ``AlphaDropout`` keeps mean and variance by construction
+    (Klambauer et al. 2017) and is not counted; nor is any of them in eval mode, where it is
+    the identity."""
+    scaled = True
+    if node.op == "module":
+        m = modules.get(node.target)
+        name = type(m).__name__
+        if isinstance(m, nn.modules.dropout._DropoutNd) and not isinstance(
+            m, (nn.AlphaDropout, nn.FeatureAlphaDropout)
+        ):
+            p = m.p
+        elif m is not None and name.endswith("DropPath"):
+            p, scaled = getattr(m, "drop_prob", None), getattr(m, "scale_by_keep", True)
+        elif m is not None and name == "StochasticDepth":
+            p = getattr(m, "p", None)
+        else:
+            return None
+        active = m.training
+    elif node.op == "function" and node.target in DROPOUT_FUNCS:
+        args, kw = node.args, node.kwargs
+        p = kw.get("p", args[0] if args else 0.5)
+        active = kw.get("training", kw.get("train", args[1] if len(args) > 1 else True))
+    else:
+        return None
+    if active is not True or isinstance(p, bool) or not isinstance(p, (int, float)):
+        return None
+    if not 0.0 < p < 1.0:
+        return None
+    return float(p), (1.0 / (1.0 - p) if scaled is not False else 1.0 - p)
 
 
 def behind(nodes: list[Node], idx: int, ops: Collection[str]) -> int:

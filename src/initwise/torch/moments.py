@@ -17,7 +17,8 @@ cat / stack                      the mean of the operands' moments
 pooling                          measured on the example input, carried over by scale
                                  (:mod:`~initwise.torch.pooling`); else unchanged — for max
                                  pooling reaching a solved layer, an assumption said so
-shape ops, dropout               unchanged
+shape ops; dropout in eval mode  unchanged
+dropout, drop path in training   ``s·E[ε²]`` (``s/(1 − p)``), ``m`` (Pretorius et al. 2018)
 ================================ =========================================================
 
 A weight layer's **target**: the operating point (:mod:`initwise.math.operating`) of the
@@ -60,6 +61,7 @@ from .graph import (
     behind,
     constant_factor,
     downstream,
+    dropout_noise,
     graph_modules,
     in_out,
 )
@@ -719,7 +721,7 @@ def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
         called[n.target] = called.get(n.target, 0) + 1
         end = branch_end.get(n.target)
         if end is not None:
-            scale[n.idx] = _factor_along(info, users, n.idx, end.branch, lam, layers=True)
+            scale[n.idx] = _factor_along(info, users, n.idx, end.branch, lam, modules)
         dest = _scatter_dest(g, users, n.idx)
         if dest is not None:
             dests[n.target] = dest
@@ -1165,6 +1167,8 @@ def _pass(
             first_input = False
         elif n.op == "param":  # a layer scale λ (its E[λ²], E[λ]), a buffer's data; else unknown
             val = lam.get(n.idx) or walk.data.get(n.idx)
+        elif (noise := dropout_noise(n, modules)) is not None:  # dropout in training
+            val = _dropped(n, noise, known[0] if known else None, came, via, modules)
         elif n.op == "module":
             m = modules[n.target]
             again = res.layers.get(n.target) if k == "weight" else None
@@ -1252,6 +1256,31 @@ def _pass(
         if m is not None and m[0] > 0 and math.isfinite(m[0]):
             res.scattered[name] = m[0]
     return res
+
+
+def _dropped(
+    n: Any,
+    noise: tuple[float, float],
+    x: tuple[float, float] | None,
+    came: tuple[str, bool, str] | None,
+    via: dict[int, tuple[str, bool, str]],
+    modules: dict[str, nn.Module],
+) -> tuple[float, float] | None:
+    """The moments after dropout (or drop path) with drop probability ``p`` in training:
+    ``E[(εx)²] = E[ε²]·E[x²]`` (``1/(1 − p)`` for inverted dropout), ``E[εx] = E[x]``
+    (:func:`~.graph.dropout_noise`). The layer it reaches says so in its reason, unless an
+    assumption on the way is what it has to say."""
+    if x is None:
+        return None
+    p, f = noise
+    if came is None or came[1]:
+        if n.op == "module":
+            label = f"{type(modules[n.target]).__name__} '{n.target}'"
+        else:
+            label = f"{n.target} (node {n.idx})"
+        how = f"{label} p {p:g} in training: E[x²] ×{f:.3g}"
+        via[n.idx] = (how if came is None else f"{came[0]}; {how}", True, "")
+    return (x[0] * f, x[1])
 
 
 def _normed(known: list[tuple[float, float]], rms: bool) -> tuple[float, float]:
@@ -1734,7 +1763,8 @@ def _branch_target(s_skip: float, R: int, end: Any, f: float = 1.0) -> tuple[flo
     """(target E[y²], role) of a layer that ends one of ``R`` residual branches: ``s_skip / R``,
     shared equally by the branch's ``k`` exits (layers whose outputs are summed into it).
     ``f``: what the branch multiplies the layer's ``E[y²]`` by before the sum — a layer scale's
-    ``λ²`` (:func:`_factor_along`) — so the layer is solved for ``s_skip / (R·k·f)``; but never
+    ``λ²``, a dropout's ``1/(1 − p)`` in training (:func:`_factor_along`) — so the layer is
+    solved for ``s_skip / (R·k·f)``; but never
     above unit output (or ``s_skip/(R·k)`` where that is larger): a small layer scale (BEiT's
     0.1, ConvNeXt's 10⁻⁶) is the model's own choice to start the branch below its share, and
     undoing it would blow the layer up by ``1/λ``."""
@@ -1747,7 +1777,10 @@ def _branch_target(s_skip: float, R: int, end: Any, f: float = 1.0) -> tuple[flo
         return share, role + f" = {share:.3g}"
     cap = max(1.0, share)
     target = min(share / f, cap)
-    role += f", after a layer scale λ² = {f:.3g}: s_skip/{R * k}/λ² = {share / f:.3g}"
+    role += (
+        f", after ×{f:.3g} in E[x²] on the way (layer scales λ², constants c², dropout or "
+        f"drop path in training): s_skip/{R * k}/{f:.3g} = {share / f:.3g}"
+    )
     if target < share / f:
         role += f", kept at {target:.3g} (the layer scale keeps the branch below its share)"
     return target, role
@@ -1856,11 +1889,13 @@ def _factor_along(
     start: int,
     stop: int,
     lam: dict[int, tuple[float, float]] | None = None,
-    layers: bool = False,
+    modules: dict[str, nn.Module] | None = None,
 ) -> float:
     """What the path from node ``start`` to node ``stop`` multiplies ``E[y²]`` by: constant
     factors ``c²`` (multiplications and divisions by a number), layer scales' ``λ²`` (``lam``)
-    and, with ``layers``, modules that are no layer (dropout, drop path), through reshapes. 1
+    and, with the graph's ``modules``, modules that are no layer (dropout and drop path, which
+    in training multiply ``E[y²]`` by ``1/(1 − p)``: :func:`~.graph.dropout_noise`), through
+    reshapes. 1
     where the path forks or does anything else. A branch's exit to its sum's operand
     (:func:`_branch_target`); a tied head to the model's output (:func:`_scale_after`)."""
     g = info.graph
@@ -1873,8 +1908,11 @@ def _factor_along(
         if len(users[at]) != 1:
             return 1.0
         n = g.nodes[users[at][0]]
+        noise = dropout_noise(n, modules) if modules is not None else None
         if n.idx in lam:
             f *= lam[n.idx][0]
+        elif noise is not None:  # (dropout, drop path in training: E[x²]·E[ε²])
+            f *= noise[1]
         elif n.op == "function" and n.target in _MUL:
             other = [i for i in n.inputs if i != at]
             c = _scalar(n.args) if not other else None
@@ -1891,7 +1929,7 @@ def _factor_along(
             f /= c * c
         elif not (
             (n.op == "output" and n.idx == stop)
-            or (layers and n.op == "module" and info.kinds[n.idx] == "other")
+            or (modules is not None and n.op == "module" and info.kinds[n.idx] == "other")
             or (n.op == "function" and n.target in _SHAPE_OPS)
         ):
             return 1.0

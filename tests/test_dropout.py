@@ -1,0 +1,159 @@
+"""Dropout in training multiplies ``E[x²]`` by ``1/(1 − p)`` (inverted dropout: ``E[ε²] = 1/(1 −
+p)``); ``auto`` solves the layers after it for that in training mode (Pretorius et al. 2018) and
+takes it as the identity in eval mode, where it is one."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from initwise.torch import init_model, plan  # noqa: E402
+
+
+def _mlp(depth: int, p: float, width: int = 256, drop: type[nn.Module] = nn.Dropout) -> nn.Module:
+    torch.manual_seed(0)
+    blocks = [nn.Sequential(nn.Linear(width, width), nn.ReLU(), drop(p)) for _ in range(depth)]
+    return nn.Sequential(*blocks, nn.Linear(width, width))
+
+
+def _rms(model: nn.Module, x: torch.Tensor) -> float:
+    g = torch.Generator().manual_seed(1)  # (dropout's masks from a fixed state)
+    with torch.no_grad():
+        state = torch.get_rng_state()
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
+        try:
+            return float(model(x).pow(2).mean().sqrt())
+        finally:
+            torch.set_rng_state(state)
+
+
+def _x(width: int = 256) -> torch.Tensor:
+    return torch.randn(512, width, generator=torch.Generator().manual_seed(2))
+
+
+def _quiet(model: nn.Module, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return plan(model, "auto", **kw)
+
+
+def test_a_deep_dropout_mlp_in_training_keeps_its_scale():
+    # 12 × (Linear, ReLU, Dropout(0.5)) in train mode: each dropout doubled E[x²] and the old
+    # plan did not count it — output rms ≈ 2⁶ = 64 (measured 70.2; now 1.10)
+    m = _mlp(12, 0.5)
+    _quiet(m).apply(m, seed=0)
+    assert 0.5 < _rms(m, _x()) < 2.0
+
+
+def test_the_reason_names_the_dropout_and_its_factor():
+    m = _mlp(3, 0.2)
+    r = _quiet(m)["1.0.weight"]
+    assert "Dropout '0.2' p 0.2 in training: E[x²] ×1.25" in r.reason
+    # the layer reading it: He's gain for E[relu²] = 1, times √(1 − p)
+    assert r.gain == pytest.approx(math.sqrt(2 * 0.8), rel=1e-9)
+
+
+def test_in_eval_mode_dropout_is_the_identity_and_the_plan_is_the_plain_one():
+    m = _mlp(3, 0.3).eval()
+    bare = _mlp(3, 0.0).eval()
+    a, b = _quiet(m), _quiet(bare)
+    for name in ("0.0.weight", "1.0.weight", "3.weight"):
+        assert a[name].std == b[name].std
+        assert "dropout" not in a[name].reason
+
+
+def test_alpha_dropout_keeps_the_moments_and_is_not_counted():
+    m = _mlp(3, 0.3, drop=nn.AlphaDropout)
+    bare = _mlp(3, 0.0)
+    assert _quiet(m)["1.0.weight"].std == _quiet(bare)["1.0.weight"].std
+
+
+class _Functional(nn.Module):
+    """``F.dropout(…, training=self.training)`` in ``forward``, as Hugging Face writes it."""
+
+    def __init__(self, depth: int, p: float, width: int = 256) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.p = p
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.out = nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = F.dropout(F.relu(layer(x)), p=self.p, training=self.training)
+        return self.out(x)
+
+
+def test_functional_dropout_counts_when_traced_in_training():
+    m = _Functional(10, 0.5)
+    _quiet(m).apply(m, seed=0)
+    assert 0.5 < _rms(m, _x()) < 2.0
+    e = _Functional(10, 0.5).eval()  # traced with training=False: the identity
+    assert "dropout" not in _quiet(e)["layers.1.weight"].reason
+    assert _quiet(e)["layers.1.weight"].gain == pytest.approx(math.sqrt(2), rel=1e-9)
+
+
+def test_a_transformer_layers_dropouts_are_read_from_its_attributes():
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.2, batch_first=True, norm_first=True)
+    enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    p = _quiet(enc)
+    r = p["layers.0.linear2.weight"]
+    assert "Dropout 'layers.0.dropout' p 0.2 in training" in r.reason
+    # the branch ends: their output is scaled by the dropout after them on the way to the sum
+    assert "×1.25 in E[x²] on the way" in r.reason
+    assert "×1.25 in E[x²] on the way" in p["layers.1.self_attn.out_proj.weight"].reason
+    ev = _quiet(enc.eval())["layers.0.linear2.weight"].reason
+    assert "dropout" not in ev and "on the way" not in ev
+
+
+def test_init_model_on_a_dropout_network_leaves_the_rng_alone():
+    m = _mlp(3, 0.5)
+    state = torch.get_rng_state()
+    init_model(m, seed=0)
+    assert torch.equal(state, torch.get_rng_state())
+
+
+class DropPath(nn.Module):
+    """Stochastic depth as timm and Hugging Face write it: one keep/drop per example for the
+    whole branch, kept values divided by the keep probability."""
+
+    def __init__(self, drop_prob: float) -> None:
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1 - self.drop_prob
+        mask = torch.floor(torch.rand((x.shape[0],) + (1,) * (x.ndim - 1)) + keep)
+        return x.div(keep) * mask
+
+
+class _Residual(nn.Module):
+    def __init__(self, blocks: int, drop: float, width: int = 256) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc1 = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.fc2 = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.drop = nn.ModuleList(DropPath(drop) for _ in range(blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for a, b, d in zip(self.fc1, self.fc2, self.drop, strict=True):
+            x = x + d(b(F.relu(a(x))))
+        return x
+
+
+def test_drop_path_scales_the_branch_it_ends_in_training():
+    p = _quiet(_Residual(4, 0.5))
+    r = p["fc2.0.weight"].reason
+    assert "after ×2 in E[x²] on the way" in r
+    # the branch is solved for half its share, so the stream still grows to 2× over 4 blocks
+    base = _quiet(_Residual(4, 0.5).eval())["fc2.0.weight"]
+    assert p["fc2.0.weight"].std == pytest.approx(base.std * math.sqrt(0.5), rel=1e-9)
+    assert "on the way" not in base.reason

@@ -532,6 +532,7 @@ _STOP_FUNCS = {
     "einsum",
     "softmax",
     "log_softmax",
+    "softmin",
     "scaled_dot_product_attention",
     "linear",
     "bilinear",
@@ -966,6 +967,20 @@ def constant_factor(node: Node) -> float | None:
     if isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0 or not math.isfinite(c):
         return None
     return float(c) if t == "mul" else 1.0 / float(c)
+
+
+SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax", "_log_softmax", "softmin"})
+SOFTMAX_MODULES: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
+"""Softmax and its kin as functions and as modules: weights over a dimension (attention's, a
+gate's), which carry no moments of their own — what they weight is the pool."""
+
+
+def is_softmax(node: Node, modules: dict[str, nn.Module]) -> bool:
+    """Whether ``node`` computes a softmax, log-softmax or softmin (:data:`SOFTMAX_FUNCS`,
+    :data:`SOFTMAX_MODULES`)."""
+    if node.op == "function":
+        return str(node.target) in SOFTMAX_FUNCS
+    return node.op == "module" and isinstance(modules.get(node.target), SOFTMAX_MODULES)
 
 
 DROPOUT_FUNCS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "feature_dropout"})

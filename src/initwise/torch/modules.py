@@ -237,10 +237,10 @@ NORMS: tuple[type, ...] = (
     nn.modules.batchnorm._NormBase,
     nn.LayerNorm,
     nn.GroupNorm,
-    nn.LocalResponseNorm,
     *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
 )
-"""torch's normalization layers (others are recognised by class name, see :func:`is_norm`)."""
+"""torch's normalization layers (others are recognised by class name, see :func:`is_norm`).
+Local response normalization is not one: it leaves no unit scale (``moments._lrn``)."""
 
 PACKED_NAMES = ("qkv", "c_attn", "query_key_value", "in_proj", "wqkv", "qkv_proj")
 """Names of packed q/k/v projections: a weight of 3E×E under one of these names is three
@@ -672,7 +672,11 @@ def _norm_roles(m: nn.Module, shape: tuple[int, ...]) -> dict[str, str]:
 
 def is_norm(m: nn.Module) -> bool:
     """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm) —
-    not global response normalization (:func:`is_grn`), which normalizes nothing at init."""
+    not global response normalization (:func:`is_grn`), which normalizes nothing at init, nor
+    local response normalization (``nn.LocalResponseNorm``), which divides by ``(k + α·E[x²])^β``
+    and leaves no unit scale (``moments._lrn``)."""
+    if isinstance(m, (nn.LocalResponseNorm, nn.CrossMapLRN2d)):
+        return False
     return isinstance(m, NORMS) or (
         type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm", "NormGated")) and not is_grn(m)
     )

@@ -56,6 +56,7 @@ from .batch import tensors
 from .edges import has_edges
 from .graph import (
     PRODUCT_FUNCS,
+    SOFTMAX_FUNCS,
     Act,
     ModelInfo,
     behind,
@@ -64,6 +65,7 @@ from .graph import (
     dropout_noise,
     graph_modules,
     in_out,
+    is_softmax,
 )
 from .graph import SHAPE_OPS as _SHAPE_OPS
 from .modules import (
@@ -1232,10 +1234,12 @@ def _pass(
             elif n.idx in lam and known:  # a layer-scale module: x · λ
                 (s, mu), (l2, l1) = known[0], lam[n.idx]
                 val = (s * l2, mu * l1)
-            elif isinstance(m, (nn.Softmax, nn.LogSoftmax)):  # attention weights (timm's Swin):
-                pass  # no moments (pooling.attention_matmuls finds what they weight)
+            elif is_softmax(n, modules):  # attention weights (timm's Swin), a softmin's: no
+                pass  # moments (pooling.attention_matmuls finds what they weight)
             elif isinstance(m, nn.GLU):
                 val = _glu(known[0]) if known else None
+            elif isinstance(m, (nn.LocalResponseNorm, nn.CrossMapLRN2d)):
+                val = _lrn(known[0], m.alpha, m.beta, m.k) if known else None
             else:
                 if len(known) == 1 and zero_pad(n, modules):  # (unmeasured: said, as F.pad)
                     _pad_said(n, via, modules)
@@ -2589,6 +2593,19 @@ def _activate(act: Act, x: tuple[float, float]) -> tuple[float, float]:
     return shifted_moments(_act_fn(act), max(s, 1e-12), mu)
 
 
+def _lrn(x: tuple[float, float], alpha: float, beta: float, k: float) -> tuple[float, float]:
+    """Local response normalization, ``b_c = a_c / (k + α/n·Σ_{c' near c} a_{c'}²)^β``
+    (Krizhevsky et al. 2012, §3.3; ``nn.LocalResponseNorm``, ``nn.CrossMapLRN2d``): the sum
+    over ``n`` channels concentrates at ``n·E[a²]``, so the divisor is ``d = (k + α·E[a²])^β``
+    and ``E[b²] = E[a²]/d²``, ``E[b] = E[a]/d``. AlexNet's ``k = 2``, ``β = 0.75`` divide
+    ``E[x²]`` by 2.8 per LRN (passed as the identity before: ×0.54 in rms, unsaid)."""
+    s, mu = x
+    d = (float(k) + float(alpha) * s) ** float(beta)
+    if not d > 0 or not math.isfinite(d):
+        return x
+    return (s / (d * d), mu / d)
+
+
 def _glu(x: tuple[float, float]) -> tuple[float, float]:
     """``glu(x) = a ⊙ σ(b)`` (Dauphin et al. 2017), ``a`` and ``b`` the two halves of one layer's
     output (the same moments, independent): ``E[y²] = E[a²]·E[σ(b)²]``, ``E[y] = E[a]·E[σ(b)]``.
@@ -2887,7 +2904,16 @@ def _function(
         return _activate(info.acts[n.idx], x if x is not None else _unknown(n, via))
     if t in _NO_DATA or (t == "getattr" and n.args[:1] in (("shape",), ("ndim",))):
         return None  # (booleans, indices, a tensor's shape: none of its moments)
-    if t in ("softmax", "log_softmax"):  # attention weights: no moments (what they weight is
+    if t == "local_response_norm" and known:  # (input, size, alpha, beta, k)
+        a = (*n.args[1:], *([None] * 4))
+        kw = n.kwargs
+        return _lrn(
+            known[0],
+            kw.get("alpha", a[0] if a[0] is not None else 1e-4),
+            kw.get("beta", a[1] if a[1] is not None else 0.75),
+            kw.get("k", a[2] if a[2] is not None else 1.0),
+        )
+    if t in SOFTMAX_FUNCS:  # attention weights: no moments (what they weight is
         return None  # a pool node: pooling.attention_matmuls, pooling.ATTENTION_FUNCS)
     if t in ("masked_scatter", "masked_scatter_"):  # the destination's moments (the source is
         return ins[0] if ins else None  # solved to match them: _scatter_dest)

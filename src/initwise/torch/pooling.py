@@ -40,6 +40,7 @@ from .graph import (
     downstream,
     fn_name,
     is_leaf,
+    is_softmax,
     keeps_dim,
 )
 
@@ -432,9 +433,7 @@ def attention_matmuls(model: nn.Module, info: ModelInfo) -> set[int]:
     for n in g.nodes:
         t = str(n.target)
         m = modules.get(n.target) if n.op == "module" else None
-        if (n.op == "function" and t in ("softmax", "_softmax", "log_softmax")) or isinstance(
-            m, (nn.Softmax, nn.LogSoftmax)
-        ):
+        if is_softmax(n, modules):
             weights.add(n.idx)
         elif not n.inputs or n.inputs[0] not in weights:
             continue
@@ -462,7 +461,7 @@ PRODUCT_NAMES = frozenset(DATA_PRODUCTS | {"einsum"})
 def from_softmax(g: Any, idx: int) -> bool:
     """Whether graph node ``idx`` is a softmax's output (through reshapes: ``a[..., None]``)."""
     n = g.nodes[behind(g.nodes, idx, SHAPE_OPS)]
-    return n.op == "function" and n.target in ("softmax", "_softmax")
+    return n.op == "function" and n.target in ("softmax", "_softmax", "softmin")
 
 
 def weighted_products(info: ModelInfo) -> dict[int, int]:
@@ -529,11 +528,7 @@ def _logits(
     """Whether product ``idx`` reaches a softmax before any weight layer (attention's logits
     ``q·kᵀ``: what the softmax makes of them is measured where it averages the values)."""
     for i in downstream(users, idx, lambda i: kinds[i] != "weight"):
-        n = nodes[i]
-        m = modules.get(n.target) if n.op == "module" else None
-        if (n.op == "function" and str(n.target).lstrip("_") in ("softmax", "log_softmax")) or (
-            isinstance(m, (nn.Softmax, nn.LogSoftmax))
-        ):
+        if is_softmax(nodes[i], modules):
             return True
     return False
 

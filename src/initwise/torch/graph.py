@@ -107,6 +107,10 @@ KNOWN = (
 (norm placement, activation, residuals) is all in their fields."""
 
 
+_TORCH_LAYERS = ("torch.nn", "torch.ao.nn")
+"""Packages whose parameter-owning modules are layers to keep whole, children and all."""
+
+
 def is_leaf(module: nn.Module) -> bool:
     """Leaf for tracing: owns parameters directly, or has no children, or is a :data:`KNOWN`
     container (expanded from its attributes)."""
@@ -117,8 +121,9 @@ def is_leaf(module: nn.Module) -> bool:
     if has_parametrizations(module):  # the layer; its parametrizations compute its weight inside
         return True
     own = owns_parameters(module)
-    if own and (type(module).__module__.startswith("torch.nn") or not any(module.children())):
-        return True
+    if own and (type(module).__module__.startswith(_TORCH_LAYERS) or not any(module.children())):
+        return True  # (torch's layers, and their quantization-aware twins: a qat.Linear owns
+        # its weight's fake-quantizer — traced into, its weight reached no layer node)
     return not any(module.children())
 
 
@@ -1225,6 +1230,9 @@ SHAPE_OPS = frozenset(
         "tile",
         "masked_fill",
         "contiguous_format",
+        "fused_moving_avg_obs_fake_quant",  # (quantization-aware training's fake quantizers:
+        "fake_quantize_per_tensor_affine",  # quantize then dequantize, the values as they were
+        "fake_quantize_per_channel_affine",  # to within a step)
         "reshape_as",  # (the second operand gives only the shape or dtype: LeViT's BatchNorm1d
         "view_as",  # over flattened tokens, `bn(x.flatten(0, 1)).reshape_as(x)`)
         "expand_as",

@@ -461,6 +461,15 @@ def _plan(
     ]
     if info.note:
         notes.append(info.note + "; activations were not detected (assumed linear)")
+    elif pol.describes_tracing and info.method != "single layer":
+        drawn = {e.layer for e in entries if e.scheme is not None and e.name.endswith("weight")}
+        uncalled = _uncalled(info, model, drawn)
+        if uncalled:
+            notes.append(
+                f"{few([repr(n) for n in uncalled])} not called in forward on this trace (no "
+                "effect on it: a decoder's cross-attention without an encoder, an auxiliary "
+                "head): planned as linear, for unit input"
+            )
     notes += pol.notes(ctx)
     started = [e.name for e in entries if e.reason.startswith(STARTS)]
     if started:
@@ -609,6 +618,45 @@ def _ratio(st: Any) -> float:
     return max(st[2], 1e-300) / max(st[0], 1e-300)
 
 
+_UNREACHED_KINDS = frozenset({"linear", "conv", "conv_transpose", "conv1d_hf"})
+
+
+def _unreached(info: Any, model: nn.Module | None, weights: set[str]) -> list[str]:
+    """Linear and convolution layers in ``weights`` (those the plan draws) that the trace never
+    saw as a module call, alone or as a leaf's child, but whose weight it saw as a tensor — used
+    in code (``F.multi_head_attention_forward(…, q_proj_weight=self.q_proj.weight)``), or inside
+    a layer the tracer went into (a quantization-aware ``Linear`` before ``torch.ao.nn`` was a
+    leaf). Planned as linear for unit input, an assumption. Layers never called at all (a
+    decoder's cross-attention without an encoder, an auxiliary head switched off) have no
+    effect on this forward pass: :func:`_uncalled`."""
+    if model is None or info.graph is None:
+        return []
+    mods = dict(model.named_modules())
+    seen = {n.target for n in info.graph.nodes if n.op == "param"}
+    return [n for n in sorted(_off_trace(info, mods, weights)) if f"{n}.weight" in seen]
+
+
+def _uncalled(info: Any, model: nn.Module | None, weights: set[str]) -> list[str]:
+    """The layers of :func:`_unreached`'s kind whose weight the trace never saw at all."""
+    if model is None or info.graph is None:
+        return []
+    mods = dict(model.named_modules())
+    seen = {n.target for n in info.graph.nodes if n.op == "param"}
+    return [n for n in sorted(_off_trace(info, mods, weights)) if f"{n}.weight" not in seen]
+
+
+def _off_trace(info: Any, mods: dict[str, nn.Module], weights: set[str]) -> list[str]:
+    return [
+        n
+        for n in weights
+        if n not in info.layers
+        and n in mods
+        and module_kind(mods[n]) in _UNREACHED_KINDS
+        and probed_norm(mods[n]) is None
+        and _inherited(n, mods[n], info.layers).activation is None
+    ]
+
+
 def _report_assumptions(
     out: Plan,
     info: Any,
@@ -634,6 +682,13 @@ def _report_assumptions(
         blind = [n for n in blind if n in weights]
         if blind and not info.note:
             said.append(f"no activation found for {few(blind)} (assumed linear)")
+        unreached = _unreached(info, model, weights) if not info.note else []
+        if unreached:
+            said.append(
+                f"{few([repr(n) for n in unreached])}: the weight is used in code the trace does "
+                "not attribute to the layer (not as a module call): planned as linear, for unit "
+                "input"
+            )
     planned = {e.name for e in out if e.scheme is not None}
     unmeasured = [  # norms whose scale rule assumed weight·x̂ (modules.norm_offset)
         n

@@ -86,6 +86,7 @@ from .pooling import (
     carried,
     from_softmax,
     index_sum,
+    interpolation,
     node_pool,
     pooled_input,
     signal_products,
@@ -1090,16 +1091,21 @@ def _pass(
                 what = f"a weighted sum '{n.target}' (attention written as Σ a·v)"
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
+            mode = interpolation(n, modules) if pool == "avg" else None
             if measured is not None and base is not None:
                 val = carried(measured, base[0])
                 r = val[0] / base[0] if base[0] > 0 else float("nan")
-                what = {
-                    "attention": "attention",
-                    "sum": "a sum by index" if index_sum(n) else "a sum over a dimension",
-                    "product": "the product with data",
-                    "pad": "zero padding",
-                    "weights": "the weighting by softmax weights",
-                }.get(pool, f"{pool} pooling")
+                what = (
+                    f"{mode} interpolation"
+                    if mode
+                    else {
+                        "attention": "attention",
+                        "sum": "a sum by index" if index_sum(n) else "a sum over a dimension",
+                        "product": "the product with data",
+                        "pad": "zero padding",
+                        "weights": "the weighting by softmax weights",
+                    }.get(pool, f"{pool} pooling")
+                )
                 how = f"{what} '{n.target}' ×{r:.3g} in E[x²], measured on the example input"
                 via[n.idx] = (how, True, "")
             else:
@@ -1114,9 +1120,10 @@ def _pass(
                         "example_input= to measure it",
                     )
                 elif pool == "avg" and base is not None and base[1] ** 2 < AVG_SAID * base[0]:
+                    what = f"{mode} interpolation" if mode else "average pooling"
                     via[n.idx] = (
-                        f"average pooling '{n.target}' of a mean-free input assumed to leave "
-                        "E[x²] unchanged",
+                        f"{what} '{n.target}' of a mean-free input assumed to leave E[x²] "
+                        "unchanged",
                         False,
                         " (averaging N values keeps between 1/N of E[x²], for independent "
                         "values, and all of it, for equal ones — only the mean always passes, "

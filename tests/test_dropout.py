@@ -157,3 +157,12 @@ def test_drop_path_scales_the_branch_it_ends_in_training():
     base = _quiet(_Residual(4, 0.5).eval())["fc2.0.weight"]
     assert p["fc2.0.weight"].std == pytest.approx(base.std * math.sqrt(0.5), rel=1e-9)
     assert "on the way" not in base.reason
+
+
+def test_a_plan_in_eval_mode_says_dropout_was_taken_as_the_identity():
+    # (a pretrained model is loaded in eval mode; it trains with its dropout on)
+    notes = _quiet(_mlp(3, 0.3).eval()).notes
+    said = "planned for eval mode, where dropout is the identity (3 dropout modules, p up to 0.3)"
+    assert any(said in n for n in notes)
+    assert not any("eval mode" in n for n in _quiet(_mlp(3, 0.3)).notes)
+    assert not any("eval mode" in n for n in _quiet(_mlp(3, 0.0).eval()).notes)

@@ -142,7 +142,7 @@ def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[No
 
     def drop(layer: nn.Module, prefix: str, child: str, x: int) -> int:
         m = getattr(layer, child, None)
-        active = isinstance(m, nn.Dropout) and m.training and 0.0 < m.p < 1.0
+        active = dropout_rate(m) is not None and m.training
         return add("module", at(prefix, child), [x]) if active else x
 
     def sublayer(layer: nn.Module, norm: str, x: int, body: Callable[[int], int]) -> int:
@@ -993,6 +993,16 @@ DROPOUT_FUNCS = frozenset({"dropout", "dropout1d", "dropout2d", "dropout3d", "fe
 ``(input, p, training)``. ``alpha_dropout`` is not one: SELU's dropout keeps the moments."""
 
 
+def dropout_rate(m: nn.Module | None) -> float | None:
+    """``p`` of an inverted-dropout module (``nn.Dropout``, ``Dropout1d/2d/3d``; not
+    ``AlphaDropout``, which keeps the moments) with ``0 < p < 1``, in either mode; else None."""
+    if not isinstance(m, nn.modules.dropout._DropoutNd) or isinstance(
+        m, (nn.AlphaDropout, nn.FeatureAlphaDropout)
+    ):
+        return None
+    return float(m.p) if 0.0 < m.p < 1.0 else None
+
+
 def dropout_noise(node: Node, modules: dict[str, nn.Module]) -> tuple[float, float] | None:
     """``(p, E[ε²])`` of a dropout that is active — an ``nn.Dropout``/``Dropout1d``/``2d``/``3d``
     module in training mode, ``F.dropout(x, p, training)`` traced with ``training`` true, or a
@@ -1013,10 +1023,8 @@ def dropout_noise(node: Node, modules: dict[str, nn.Module]) -> tuple[float, flo
     if node.op == "module":
         m = modules.get(node.target)
         name = type(m).__name__
-        if isinstance(m, nn.modules.dropout._DropoutNd) and not isinstance(
-            m, (nn.AlphaDropout, nn.FeatureAlphaDropout)
-        ):
-            p = m.p
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            p = dropout_rate(m)
         elif m is not None and name.endswith("DropPath"):
             p, scaled = getattr(m, "drop_prob", None), getattr(m, "scale_by_keep", True)
         elif m is not None and name == "StochasticDepth":

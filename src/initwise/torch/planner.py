@@ -27,7 +27,7 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
 from .edges import unmeasured_chain
-from .graph import LINEAR, LayerInfo, expert_activation, graph_modules
+from .graph import LINEAR, LayerInfo, dropout_rate, expert_activation, graph_modules
 from .modules import (
     AFFINES,
     NORMS,
@@ -463,7 +463,7 @@ def _plan(
         notes.append(info.note + "; activations were not detected (assumed linear)")
     elif pol.describes_tracing and info.method != "single layer":
         drawn = {e.layer for e in entries if e.scheme is not None and e.name.endswith("weight")}
-        uncalled = _uncalled(info, model, drawn)
+        uncalled = _off_trace(info, model, drawn)[1]
         if uncalled:
             notes.append(
                 f"{few([repr(n) for n in uncalled])} not called in forward on this trace (no "
@@ -471,6 +471,13 @@ def _plan(
                 "head): planned as linear, for unit input"
             )
     notes += pol.notes(ctx)
+    resting = _resting_dropout(model) if moments is not None else None
+    if resting:
+        notes.append(
+            f"planned for eval mode, where dropout is the identity ({resting}); in training it "
+            "multiplies E[x²] by 1/(1 − p) where it acts — call model.train() before plan to "
+            "plan for training (a pretrained model is loaded in eval mode)"
+        )
     started = [e.name for e in entries if e.reason.startswith(STARTS)]
     if started:
         notes.append(
@@ -618,43 +625,43 @@ def _ratio(st: Any) -> float:
     return max(st[2], 1e-300) / max(st[0], 1e-300)
 
 
+def _resting_dropout(model: nn.Module) -> str:
+    """The dropout modules with ``p > 0`` that are in eval mode (their count and largest ``p``),
+    "" where there are none: the moments walk takes them as the identity
+    (:func:`~.graph.dropout_noise`), and the network trains with them on."""
+    ps = [p for m in model.modules() if not m.training and (p := dropout_rate(m)) is not None]
+    if not ps:
+        return ""
+    return f"{len(ps)} dropout module{'s' if len(ps) > 1 else ''}, p up to {max(ps):g}"
+
+
 _UNREACHED_KINDS = frozenset({"linear", "conv", "conv_transpose", "conv1d_hf"})
 
 
-def _unreached(info: Any, model: nn.Module | None, weights: set[str]) -> list[str]:
+def _off_trace(
+    info: Any, model: nn.Module | None, weights: set[str]
+) -> tuple[list[str], list[str]]:
     """Linear and convolution layers in ``weights`` (those the plan draws) that the trace never
-    saw as a module call, alone or as a leaf's child, but whose weight it saw as a tensor — used
-    in code (``F.multi_head_attention_forward(…, q_proj_weight=self.q_proj.weight)``), or inside
-    a layer the tracer went into (a quantization-aware ``Linear`` before ``torch.ao.nn`` was a
-    leaf). Planned as linear for unit input, an assumption. Layers never called at all (a
-    decoder's cross-attention without an encoder, an auxiliary head switched off) have no
-    effect on this forward pass: :func:`_uncalled`."""
+    saw as a module call, alone or as a leaf's child, planned as linear for unit input: (those
+    whose weight it saw as a tensor — used in code, ``F.multi_head_attention_forward(…,
+    q_proj_weight=self.q_proj.weight)``, or inside a layer the tracer went into, as a
+    quantization-aware ``Linear`` was before ``torch.ao.nn`` was a leaf: an assumption; those
+    never called at all — a decoder's cross-attention without an encoder, an auxiliary head
+    switched off: no effect on this forward pass, a note)."""
     if model is None or info.graph is None:
-        return []
+        return [], []
     mods = dict(model.named_modules())
     seen = {n.target for n in info.graph.nodes if n.op == "param"}
-    return [n for n in sorted(_off_trace(info, mods, weights)) if f"{n}.weight" in seen]
-
-
-def _uncalled(info: Any, model: nn.Module | None, weights: set[str]) -> list[str]:
-    """The layers of :func:`_unreached`'s kind whose weight the trace never saw at all."""
-    if model is None or info.graph is None:
-        return []
-    mods = dict(model.named_modules())
-    seen = {n.target for n in info.graph.nodes if n.op == "param"}
-    return [n for n in sorted(_off_trace(info, mods, weights)) if f"{n}.weight" not in seen]
-
-
-def _off_trace(info: Any, mods: dict[str, nn.Module], weights: set[str]) -> list[str]:
-    return [
+    off = [
         n
-        for n in weights
+        for n in sorted(weights)
         if n not in info.layers
         and n in mods
         and module_kind(mods[n]) in _UNREACHED_KINDS
         and probed_norm(mods[n]) is None
         and _inherited(n, mods[n], info.layers).activation is None
     ]
+    return [n for n in off if f"{n}.weight" in seen], [n for n in off if f"{n}.weight" not in seen]
 
 
 def _report_assumptions(
@@ -682,7 +689,7 @@ def _report_assumptions(
         blind = [n for n in blind if n in weights]
         if blind and not info.note:
             said.append(f"no activation found for {few(blind)} (assumed linear)")
-        unreached = _unreached(info, model, weights) if not info.note else []
+        unreached = _off_trace(info, model, weights)[0] if not info.note else []
         if unreached:
             said.append(
                 f"{few([repr(n) for n in unreached])}: the weight is used in code the trace does "

@@ -343,9 +343,9 @@ def _as_reduction(n: Any) -> bool:
     dim = _reduced(n.args, n.kwargs, True)
     if name == "sum":
         return dim is not None
-    if name in ("max", "amax") and len(n.inputs) != 1:
+    if name in MAX_REDUCTIONS and len(n.inputs) != 1:
         return False
-    return name in ("mean", "max", "amax") and _named(dim)
+    return (name == "mean" or name in MAX_REDUCTIONS) and _named(dim)
 
 
 DISTANCE_FUNCS = frozenset({"cdist", "pdist"})

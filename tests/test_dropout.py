@@ -166,3 +166,34 @@ def test_a_plan_in_eval_mode_says_dropout_was_taken_as_the_identity():
     assert any(said in n for n in notes)
     assert not any("eval mode" in n for n in _quiet(_mlp(3, 0.3)).notes)
     assert not any("eval mode" in n for n in _quiet(_mlp(3, 0.0).eval()).notes)
+
+
+class _Forms(nn.Module):
+    """Dropout written the ways code writes it."""
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.form = form
+        self.a, self.b = nn.Linear(64, 64), nn.Linear(64, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.a(x))
+        if self.form == "positional":
+            h = F.dropout(h, 0.5, True)
+        elif self.form == "torch.dropout off":
+            h = torch.dropout(h, 0.5, False)
+        elif self.form == "default training":  # (F.dropout's training defaults to True: it
+            h = F.dropout(h, p=0.5)  # acts in eval mode too)
+        else:
+            h = F.dropout2d(h.unsqueeze(-1), 0.5, True).squeeze(-1)
+        return self.b(h)
+
+
+@pytest.mark.parametrize(
+    "form, counted",
+    [("positional", True), ("torch.dropout off", False), ("default training", True), ("2d", True)],
+)
+def test_functional_dropout_forms(form, counted):
+    r = _quiet(_Forms(form).eval())["b.weight"].reason
+    assert ("in training: E[x²] ×2" in r) is counted

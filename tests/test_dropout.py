@@ -197,3 +197,18 @@ class _Forms(nn.Module):
 def test_functional_dropout_forms(form, counted):
     r = _quiet(_Forms(form).eval())["b.weight"].reason
     assert ("in training: E[x²] ×2" in r) is counted
+
+
+def test_lsuv_says_it_measured_with_dropout_off():
+    from initwise.plan import SignalWarning
+    from initwise.torch import lsuv
+
+    batch = _x()[:128]
+    said = r"lsuv: measured in eval mode, dropout off .* 3 dropout modules \(p up to 0.3\)"
+    with pytest.warns(SignalWarning, match=said):
+        res = lsuv(_mlp(3, 0.3), batch)
+    assert any("dropout off" in n for n in res.plan.notes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SignalWarning)
+        lsuv(_mlp(3, 0.3).eval(), batch)  # (planned for evaluation: nothing to say)
+        lsuv(_mlp(3, 0.0), batch)

@@ -28,12 +28,12 @@ from torch import nn
 
 from .. import _validate as v
 from .. import schemes as S
-from ..plan import AssumptionWarning, Plan
+from ..plan import AssumptionWarning, Plan, SignalWarning
 from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .capture import SiteCalls
-from .graph import fx_module, trace_sequential
+from .graph import dropout_rate, fx_module, trace_sequential
 from .modules import (
     FunctionalLayer,
     all_zero,
@@ -233,6 +233,7 @@ def _lsuv(
             policy="lsuv",
         )
     scaler = _Scaler(target, tol, max_iter)
+    acting = [p for m in model.modules() if m.training and (p := dropout_rate(m)) is not None]
     try:
         sites = _sites(model, batch)
         if base is not None:
@@ -276,7 +277,20 @@ def _lsuv(
                 AssumptionWarning(f"lsuv: {few(unscaled)}: orthonormal{_NOT_SCALED}"),
                 stacklevel=3,
             )
+    if acting:
+        said = _DROPOUT.format(n=len(acting), s="s" if len(acting) > 1 else "", p=max(acting))
+        warnings.warn(SignalWarning(said), stacklevel=3)
+        if result_plan is not None:
+            result_plan = dataclasses.replace(result_plan, notes=(*result_plan.notes, said))
     return LSUVResult(tuple(scaler.layers), result_plan, method, passes, scaler.evals)
+
+
+_DROPOUT = (
+    "lsuv: measured in eval mode, dropout off (as the lsuv package does); in training the "
+    "model's {n} dropout module{s} (p up to {p:g}) multiply E[x²] by 1/(1 − p) where they act, "
+    "so the scales hold for evaluation, not for the network that trains — plan(model, 'auto') "
+    "counts them (Pretorius et al. 2018)"
+)
 
 
 def _owner(param: str, scales: dict[str, float]) -> str:

@@ -212,3 +212,17 @@ def test_lsuv_says_it_measured_with_dropout_off():
         warnings.simplefilter("error", SignalWarning)
         lsuv(_mlp(3, 0.3).eval(), batch)  # (planned for evaluation: nothing to say)
         lsuv(_mlp(3, 0.0), batch)
+
+
+@pytest.mark.parametrize("policy", ["tat", "dks"])
+def test_kernel_shaping_says_dropout_in_training_is_not_covered(policy):
+    from initwise.plan import AssumptionError, AssumptionWarning
+
+    m = _mlp(20, 0.3, width=32)
+    with pytest.warns(AssumptionWarning, match="dropout in training is not covered"):
+        plan(m, policy)
+    with pytest.raises(AssumptionError, match="dropout in training is not covered"):
+        plan(m, policy, strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        plan(m.eval(), policy)  # (the identity in eval mode: nothing to say)

@@ -34,7 +34,15 @@ from .. import activations as A
 from .. import schemes as S
 from ..math import shaping as K
 from ..plan import ActivationRewrite, ParamPlan, Plan
-from .graph import ADD_FUNCS, MUL_FUNCS, Act, LeafTracer, fn_name, module_activation
+from .graph import (
+    ADD_FUNCS,
+    MUL_FUNCS,
+    Act,
+    LeafTracer,
+    dropout_noise,
+    fn_name,
+    module_activation,
+)
 from .modules import few
 from .multipliers import prepare_multipliers
 from .policies import Context, Policy, WeightSite, register_policy
@@ -180,6 +188,13 @@ def topology(
             m = modules.get(n.target)
             if isinstance(m, nn.MultiheadAttention):
                 gaps.append(f"{where}: attention is not covered by kernel shaping")
+            val[n.idx] = first
+        elif dropout_noise(n, modules) is not None:
+            gaps.append(
+                f"{where}: dropout in training is not covered by kernel shaping (it multiplies "
+                "q by 1/(1 − p) and pulls the correlation between inputs towards 0 at every "
+                "layer; DKS/TAT networks train without it)"
+            )
             val[n.idx] = first
         elif k == "norm":  # graph.analyze marks every norm module (modules.is_norm)
             gaps.append(

@@ -5,6 +5,7 @@ takes it as the identity in eval mode, where it is one."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import pytest
@@ -226,3 +227,50 @@ def test_kernel_shaping_says_dropout_in_training_is_not_covered(policy):
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)
         plan(m.eval(), policy)  # (the identity in eval mode: nothing to say)
+
+
+class LockedDropout(nn.Module):
+    """AWD-LSTM's dropout (Merity et al. 2018): one mask per sequence, shared over time."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not self.p:
+            return x
+        mask = x.new_empty(1, x.size(1), x.size(2)).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * mask
+
+
+class GaussianNoise(nn.Module):
+    """Additive noise in training (a denoising autoencoder's, Keras's ``GaussianNoise``)."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = sigma
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.randn_like(x) * self.sigma if self.training else x
+
+
+@pytest.mark.parametrize(
+    "make, factor",
+    [
+        (lambda: LockedDropout(0.5), r"×(1\.9\d*|2\.0\d*|2)\b"),
+        (lambda: GaussianNoise(0.5), r"×1\.2[45]"),
+    ],
+    ids=["LockedDropout", "GaussianNoise"],
+)
+def test_noise_written_by_hand_is_measured_in_training(make, factor):
+    # each was the identity to the walk (ten GaussianNoise(0.5) between ReLU layers: rms 2.2)
+    torch.manual_seed(0)
+    blocks = [nn.Sequential(make(), nn.Linear(64, 64), nn.ReLU()) for _ in range(10)]
+    m = nn.Sequential(*blocks, nn.Linear(64, 64))
+    p = _quiet(m)
+    r = p["1.1.weight"].reason
+    assert re.search(r"draws noise in training: E\[x²\] " + factor, r), r  # (measured: ±2 %)
+    p.apply(m, seed=0)
+    x = torch.randn(16, 32, 64, generator=torch.Generator().manual_seed(2))
+    assert 0.6 < _rms(m, x) < 1.6
+    assert "draws noise" not in _quiet(m.eval())["1.1.weight"].reason  # (eval: the identity)

@@ -274,3 +274,22 @@ def test_noise_written_by_hand_is_measured_in_training(make, factor):
     x = torch.randn(16, 32, 64, generator=torch.Generator().manual_seed(2))
     assert 0.6 < _rms(m, x) < 1.6
     assert "draws noise" not in _quiet(m.eval())["1.1.weight"].reason  # (eval: the identity)
+
+
+class _Recording(GaussianNoise):
+    """A noise module that counts its training-mode calls (state a module written for plotting
+    might keep; the activation probe's eval-mode calls are not counted)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.seen = getattr(self, "seen", 0) + 1
+        return super().forward(x)
+
+
+def test_probing_a_noise_module_leaves_it_as_it_was():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), _Recording(0.5), nn.Linear(64, 64))
+    state = torch.get_rng_state()
+    r = _quiet(m)["3.weight"].reason
+    assert "draws noise in training" in r
+    assert not hasattr(m[2], "seen") and torch.equal(state, torch.get_rng_state())

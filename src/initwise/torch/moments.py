@@ -30,6 +30,7 @@ the output).
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 from collections.abc import Callable, Collection
@@ -1298,7 +1299,8 @@ def noise_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] |
         return None
     sd = math.sqrt(max(s - mu * mu, 0.0))
     probe = torch.randn(_NOISE_PROBE, generator=torch.Generator().manual_seed(0)) * sd + mu
-    try:
+    try:  # (on a copy: a module that keeps what it saw, or counts its calls, is not touched)
+        m = copy.deepcopy(m)
         with torch.no_grad():
             with seeded_rng(1):
                 a = m(probe.clone())

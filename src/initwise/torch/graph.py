@@ -974,7 +974,9 @@ def constant_factor(node: Node) -> float | None:
     return float(c) if t == "mul" else 1.0 / float(c)
 
 
-SOFTMAX_FUNCS = frozenset({"softmax", "_softmax", "log_softmax", "_log_softmax", "softmin"})
+SOFTMAX_WEIGHTS = frozenset({"softmax", "_softmax", "softmin"})
+"""Functions whose output is weights that sum to one (what a weighted sum of values uses)."""
+SOFTMAX_FUNCS = SOFTMAX_WEIGHTS | {"log_softmax", "_log_softmax"}
 SOFTMAX_MODULES: tuple[type[nn.Module], ...] = (nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
 """Softmax and its kin as functions and as modules: weights over a dimension (attention's, a
 gate's), which carry no moments of their own — what they weight is the pool."""
@@ -1001,6 +1003,12 @@ def dropout_rate(m: nn.Module | None) -> float | None:
     ):
         return None
     return float(m.p) if 0.0 < m.p < 1.0 else None
+
+
+def dropout_rates(model: nn.Module, training: bool) -> list[float]:
+    """``p`` of each of ``model``'s inverted-dropout modules (:func:`dropout_rate`) whose mode is
+    ``training``."""
+    return [p for m in model.modules() if m.training is training and (p := dropout_rate(m))]
 
 
 def dropout_noise(node: Node, modules: dict[str, nn.Module]) -> tuple[float, float] | None:

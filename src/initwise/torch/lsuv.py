@@ -33,7 +33,7 @@ from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .capture import SiteCalls
-from .graph import dropout_rate, fx_module, trace_sequential
+from .graph import dropout_rates, fx_module, trace_sequential
 from .modules import (
     FunctionalLayer,
     all_zero,
@@ -233,7 +233,7 @@ def _lsuv(
             policy="lsuv",
         )
     scaler = _Scaler(target, tol, max_iter)
-    acting = [p for m in model.modules() if m.training and (p := dropout_rate(m)) is not None]
+    acting = dropout_rates(model, training=True)
     try:
         sites = _sites(model, batch)
         if base is not None:

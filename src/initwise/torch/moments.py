@@ -1255,7 +1255,7 @@ def _pass(
                     f"{type(m).__name__} '{n.target}' draws noise in training: E[x²] ×{r:.3g}, "
                     "measured on a seeded Gaussian probe"
                 )
-                via[n.idx] = (how if came is None else f"{came[0]}; {how}", True, "")
+                _noted(n.idx, how, came, via)
             else:
                 if len(known) == 1 and zero_pad(n, modules):  # (unmeasured: said, as F.pad)
                     _pad_said(n, via, modules)
@@ -1337,9 +1337,16 @@ def _dropped(
             label = f"{type(modules[n.target]).__name__} '{n.target}'"
         else:
             label = f"{n.target} (node {n.idx})"
-        how = f"{label} p {p:g} in training: E[x²] ×{f:.3g}"
-        via[n.idx] = (how if came is None else f"{came[0]}; {how}", True, "")
+        _noted(n.idx, f"{label} p {p:g} in training: E[x²] ×{f:.3g}", came, via)
     return (x[0] * f, x[1])
+
+
+def _noted(
+    idx: int, how: str, came: tuple[str, bool, str] | None, via: dict[int, tuple[str, bool, str]]
+) -> None:
+    """Record at node ``idx`` what training's noise did (``how``, measured or exact), after how
+    its input came, for the reason of the layer it reaches."""
+    via[idx] = (how if came is None else f"{came[0]}; {how}", True, "")
 
 
 def _normed(known: list[tuple[float, float]], rms: bool) -> tuple[float, float]:

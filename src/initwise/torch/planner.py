@@ -27,7 +27,7 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
 from .edges import unmeasured_chain
-from .graph import LINEAR, LayerInfo, dropout_rate, expert_activation, graph_modules
+from .graph import LINEAR, LayerInfo, dropout_rates, expert_activation, graph_modules
 from .modules import (
     AFFINES,
     NORMS,
@@ -629,7 +629,7 @@ def _resting_dropout(model: nn.Module) -> str:
     """The dropout modules with ``p > 0`` that are in eval mode (their count and largest ``p``),
     "" where there are none: the moments walk takes them as the identity
     (:func:`~.graph.dropout_noise`), and the network trains with them on."""
-    ps = [p for m in model.modules() if not m.training and (p := dropout_rate(m)) is not None]
+    ps = dropout_rates(model, training=False)
     if not ps:
         return ""
     return f"{len(ps)} dropout module{'s' if len(ps) > 1 else ''}, p up to {max(ps):g}"

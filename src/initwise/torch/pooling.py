@@ -35,6 +35,7 @@ from .edges import edge_factor, has_edges, measured_taps
 from .graph import (
     DATA_PRODUCTS,
     SHAPE_OPS,
+    SOFTMAX_WEIGHTS,
     ModelInfo,
     behind,
     downstream,
@@ -79,8 +80,9 @@ SMOOTH_MODES = frozenset({"linear", "bilinear", "bicubic", "trilinear"})
 """Interpolation modes that weight neighbouring values (``nn.Upsample``, ``F.interpolate``): each
 output is a weighted average of inputs, so ``E[x²]`` falls by between ``Σw²`` (independent
 values: 0.39 for a 2× bilinear upsampling of a map, measured ×0.34 after a random conv) and 1
-(equal ones), the mean passes — an average pool as far as moments go. Nearest and area
-upsampling copy values: the moments pass unchanged."""
+(equal ones), the mean passes — an average pool as far as moments go. Nearest upsampling
+copies values: the moments pass unchanged. Area mode, an adaptive average pool where it shrinks
+a map, is not read yet (a shape op)."""
 
 _INTERPOLATIONS = frozenset({"interpolate", "upsample"})
 """``F.interpolate`` and its old name: ``(input, size, scale_factor, mode, …)``."""
@@ -498,7 +500,7 @@ PRODUCT_NAMES = frozenset(DATA_PRODUCTS | {"einsum"})
 def from_softmax(g: Any, idx: int) -> bool:
     """Whether graph node ``idx`` is a softmax's output (through reshapes: ``a[..., None]``)."""
     n = g.nodes[behind(g.nodes, idx, SHAPE_OPS)]
-    return n.op == "function" and n.target in ("softmax", "_softmax", "softmin")
+    return n.op == "function" and n.target in SOFTMAX_WEIGHTS
 
 
 def weighted_products(info: ModelInfo) -> dict[int, int]:

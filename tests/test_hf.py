@@ -825,8 +825,15 @@ def test_musicgen_codebooks_are_no_residual_and_it_is_traced():
             num_codebooks=4,
         )
     )
-    p = it.plan(m, "auto", strict=True)
+    with pytest.warns(it.AssumptionWarning, match=r"encoder_attn.* not called in forward"):
+        p = it.plan(m, "auto")  # its cross-attention has no encoder here: an assumption
     assert p.notes[0] == "traced with run; 4 residual branches"
+    ids = torch.randint(0, 64, (4 * 2, 6), generator=torch.Generator().manual_seed(0))
+    enc = torch.randn(2, 5, 32, generator=torch.Generator().manual_seed(1))
+    p = it.plan(
+        m, "auto", example_input={"input_ids": ids, "encoder_hidden_states": enc}, strict=True
+    )
+    assert p.notes == ("traced with run; 6 residual branches",)
 
 
 @pytest.mark.parametrize("name", ["whisper", "hubert", "wavlm", "ast"])

@@ -511,15 +511,16 @@ class _AttnChain(nn.Module):
     def __init__(self, residual: bool, d: int = 32, layers: int = 3) -> None:
         super().__init__()
         self.W = nn.ModuleList(nn.Linear(d, d, bias=False) for _ in range(layers))
-        self.o = nn.ModuleList(nn.Linear(d, d) for _ in range(layers))
-        self.n = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers))
         self.residual = residual
+        if residual:  # (built only where forward calls them: a layer never called is warned)
+            self.o = nn.ModuleList(nn.Linear(d, d) for _ in range(layers))
+            self.n = nn.ModuleList(nn.LayerNorm(d) for _ in range(layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for W, o, n in zip(self.W, self.o, self.n, strict=True):
-            h = W(n(x) if self.residual else x)
+        for i, W in enumerate(self.W):
+            h = W(self.n[i](x) if self.residual else x)
             a = torch.softmax(h @ h.transpose(-1, -2) / h.shape[-1] ** 0.5, -1)
-            x = x + o(a @ h) if self.residual else F.elu(a @ h)
+            x = x + self.o[i](a @ h) if self.residual else F.elu(a @ h)
         return x
 
 

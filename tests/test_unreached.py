@@ -25,12 +25,25 @@ class _Unused(nn.Module):
         return self.body(x)
 
 
-def test_a_layer_never_called_is_noted_not_assumed():
-    # planned as linear for unit input, as before: it has no effect on the traced forward
+def test_a_layer_never_called_is_an_assumption():
+    # planned as linear for unit input, which is assumed (it was only a plan note): warned, and
+    # strict refuses it
+    with pytest.warns(AssumptionWarning, match="'aux' not called in forward on this trace"):
+        p = plan(_Unused(), "auto")
+    assert any("'aux' not called in forward" in n for n in p.notes)
+    with pytest.raises(AssumptionError, match="'aux' not called in forward"):
+        plan(_Unused(), "auto", strict=True)
+
+
+def test_an_override_is_the_users_choice_not_an_assumption():
+    # the error's own advice (an override for it) did not silence it for an uncalled or
+    # activation-less layer
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)
-        p = plan(_Unused(), "auto", strict=True)
-    assert any("'aux' not called in forward" in n for n in p.notes)
+        p = plan(_Unused(), "auto", overrides={"aux.weight": "xavier_normal"}, strict=True)
+        q = plan(_InCode(), "auto", overrides={"b.weight": "xavier_normal"}, strict=True)
+    assert p["aux.weight"].reason.startswith("override ")
+    assert q["b.weight"].reason.startswith("override ")
 
 
 class _InCode(nn.Module):

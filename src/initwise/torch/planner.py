@@ -645,9 +645,10 @@ def _off_trace(
     saw as a module call, alone or as a leaf's child, planned as linear for unit input: (those
     whose weight it saw as a tensor — used in code, ``F.multi_head_attention_forward(…,
     q_proj_weight=self.q_proj.weight)``, or inside a layer the tracer went into, as a
-    quantization-aware ``Linear`` was before ``torch.ao.nn`` was a leaf: an assumption; those
-    never called at all — a decoder's cross-attention without an encoder, an auxiliary head
-    switched off: no effect on this forward pass, a note)."""
+    quantization-aware ``Linear`` was before ``torch.ao.nn`` was a leaf; those never called at
+    all — a decoder's cross-attention without an encoder, an auxiliary head switched off: no
+    effect on this forward pass, but the input they will get is assumed). Both are assumptions,
+    warned (strict raises); the second is also said in the plan's notes."""
     if model is None or info.graph is None:
         return [], []
     mods = dict(model.named_modules())
@@ -685,16 +686,29 @@ def _report_assumptions(
             and is_weight_layer(lay.module)
             and probed_norm(lay.module) is None
         ]
-        weights = {e.layer for e in out if e.scheme is not None and e.name.endswith("weight")}
+        weights = {  # (a weight the user gave an override for is their choice: not assumed)
+            e.layer
+            for e in out
+            if e.scheme is not None
+            and e.name.endswith("weight")
+            and not e.reason.startswith("override ")
+        }
         blind = [n for n in blind if n in weights]
         if blind and not info.note:
             said.append(f"no activation found for {few(blind)} (assumed linear)")
-        unreached = _off_trace(info, model, weights)[0] if not info.note else []
+        unreached, uncalled = _off_trace(info, model, weights) if not info.note else ([], [])
         if unreached:
             said.append(
                 f"{few([repr(n) for n in unreached])}: the weight is used in code the trace does "
                 "not attribute to the layer (not as a module call): planned as linear, for unit "
                 "input"
+            )
+        if uncalled:
+            said.append(
+                f"{few([repr(n) for n in uncalled])} not called in forward on this trace (a "
+                "decoder's cross-attention without an encoder, an auxiliary head): planned as "
+                "linear, for unit input — give an example input that calls it to solve it for "
+                "what it gets"
             )
     planned = {e.name for e in out if e.scheme is not None}
     unmeasured = [  # norms whose scale rule assumed weight·x̂ (modules.norm_offset)

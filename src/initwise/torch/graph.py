@@ -39,6 +39,7 @@ from .modules import (
     is_norm,
     is_weight_layer,
     owns_parameters,
+    probe_copy,
     probed_activation,
     probed_norm,
 )
@@ -636,7 +637,8 @@ def module_activation(module: nn.Module) -> Act | None:
         spec, param = found
         return Act(spec.name, param)
     if next(module.parameters(), None) is None and not any(module.children()):
-        return _probe(module)
+        probe = probe_copy(module)  # (probed, and later tabulated, on a copy: the model's own
+        return None if probe is None else _probe(probe)  # module is not called by the plan)
     stand_in = probed_activation(module)  # (learned parameters: BigVGAN's Snake)
     if stand_in is not None:
         name = type(module).__name__
@@ -1492,6 +1494,22 @@ def _find_activation(
         else:
             queue.extend(users[i])
     return found
+
+
+def feature_width(nodes: list[Any], modules: dict[str, nn.Module], i: int) -> int | None:
+    """The feature width of graph node ``i``'s value: the out_features/out_channels of the
+    weight layer it comes from through single-input, shape-keeping steps (None if unknown)."""
+    seen = 0
+    while seen < 64:
+        n = nodes[i]
+        m = modules.get(n.target) if n.op == "module" else None
+        if m is not None and next(m.parameters(recurse=False), None) is not None:
+            w = getattr(m, "out_features", None) or getattr(m, "out_channels", None)
+            return int(w) if w else None
+        if len(n.inputs) != 1:
+            return None
+        i, seen = n.inputs[0], seen + 1
+    return None
 
 
 def in_out(m: nn.Module) -> tuple[int, int] | None:

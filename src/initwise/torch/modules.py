@@ -18,6 +18,7 @@ the layer's groups, stride and packing (q/k/v blocks) taken into account.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import weakref
 from collections.abc import Iterator
@@ -247,6 +248,17 @@ PACKED_NAMES = ("qkv", "c_attn", "query_key_value", "in_proj", "wqkv", "qkv_proj
 blocks, each with its own fans."""
 
 
+def probe_copy(m: nn.Module) -> nn.Module | None:
+    """A copy of ``m`` to probe by calling it, so that the model is not touched: its buffers
+    and the Python state its ``forward`` may write (a call counter, the last input kept, a
+    cache) are copied, its parameters shared — a forward does not write them, and a large
+    weight is not copied. None where ``m`` cannot be copied (then it is not called)."""
+    try:
+        return copy.deepcopy(m, {id(p): p for p in m.parameters()})
+    except Exception:
+        return None
+
+
 def has_parametrizations(m: nn.Module) -> bool:
     """``torch.nn.utils.parametrize.is_parametrized(m)`` without its ``getattr``, which raises
     and catches an AttributeError inside ``nn.Module.__getattr__`` for every module that has
@@ -352,9 +364,12 @@ def _used_weights(m: nn.Module, weights: list[Any]) -> list[Any] | None:
         generator=torch.Generator().manual_seed(0),
         dtype=w.dtype,
     ).to(w.device)
+    probe = probe_copy(m)
+    if probe is None:
+        return None
     with torch.no_grad(), Seen():
         for own in weights:
-            functional_call(m, {"weight": own}, (x,))
+            functional_call(probe, {"weight": own}, (x,))
     if len(got) != len(weights) or any(u.shape != w.shape for u in got):
         return None
     return got
@@ -435,22 +450,19 @@ def _one_axis_shape(ps: list[Any]) -> tuple[int, ...] | None:
 
 
 def _probe_norm(m: nn.Module) -> tuple[bool, tuple[int, ...]] | None:
-    import copy
-
     import torch
 
     ps = list(m._parameters.values())
     if m._modules or not ps or has_parametrizations(m) or kind(m) != "unknown":
         return None
-    if m._buffers:  # (running statistics, written by hand: probed on a copy in train mode)
-        if any(p.is_meta for p in ps) or any(
-            b.is_meta for b in m._buffers.values() if b is not None
-        ):
-            return None
-        m = copy.deepcopy(m).train()
-        ps = list(m._parameters.values())
     if any(p is None or p.is_meta or not p.is_floating_point() for p in ps):
         return None
+    if any(b.is_meta for b in m._buffers.values() if b is not None):
+        return None
+    probe = probe_copy(m)  # (running statistics written by hand: probed in train mode)
+    if probe is None:
+        return None
+    m = probe.train() if m._buffers else probe
     # vectors of one size d, or one broadcast shape with a single axis of size d (Conv-TasNet's
     # global layer norm keeps (1, C, 1): probed on (4, C, 5) inputs)
     if _one_axis_shape(ps) is None:
@@ -501,7 +513,8 @@ def probed_activation(m: nn.Module) -> nn.Module | None:
     the parameters are the model's choice, kept as built. Run once per module, without
     gradients or global random state."""
     shape = _activation_shape(m)
-    return None if shape is None else _FirstChannel(m, shape)
+    copied = probe_copy(m) if shape is not None else None  # (tabulated on a copy)
+    return None if shape is None or copied is None else _FirstChannel(copied, shape)
 
 
 def _activation_shape(m: nn.Module) -> tuple[int, ...] | None:
@@ -558,6 +571,10 @@ def _probe_activation(m: nn.Module) -> tuple[int, ...] | None:
     g = torch.Generator().manual_seed(0)
     dtype, dev = ps[0].dtype, ps[0].device
     x = (torch.rand(probe, generator=g, dtype=dtype) * 6 - 3).to(dev)
+    copied = probe_copy(m)
+    if copied is None:
+        return None
+    m = copied
     with torch.no_grad():
         y = m(x.clone())
         if not isinstance(y, torch.Tensor) or y.shape != x.shape:
@@ -607,8 +624,11 @@ def _probe_tokenizer(m: nn.Module) -> dict[str, str] | None:
     n = next(iter(shapes))[0]
     p0 = next(iter(ps.values()))
     x = torch.randn((4, n), generator=torch.Generator().manual_seed(0), dtype=p0.dtype)
+    probe = probe_copy(m)
+    if probe is None:
+        return None
     with torch.no_grad():
-        y = m(x.to(p0.device))
+        y = probe(x.to(p0.device))
         if not isinstance(y, torch.Tensor) or tuple(y.shape) != (4, *p0.shape):
             return None
         for w_name in ps:

@@ -64,6 +64,7 @@ from .graph import (
     constant_factor,
     downstream,
     dropout_noise,
+    feature_width,
     graph_modules,
     in_out,
     is_softmax,
@@ -72,6 +73,7 @@ from .graph import SHAPE_OPS as _SHAPE_OPS
 from .modules import (
     FunctionalLinear,
     embedding_norm_cap,
+    probe_copy,
     probed_norm,
     probed_tokenizer,
     standardized_gain,
@@ -1259,7 +1261,22 @@ def _pass(
             else:
                 if len(known) == 1 and zero_pad(n, modules):  # (unmeasured: said, as F.pad)
                     _pad_said(n, via, modules)
-                val = known[0] if known else None
+                    val = known[0]
+                elif len(known) == 1 and len(n.inputs) == 1:  # (not a rotary table's call)
+                    width = feature_width(g.nodes, modules, n.inputs[0])
+                    val, seen = opaque_moments(m, known[0], width)
+                    if val is not None:  # (a table it computes: measured)
+                        _noted(n.idx, f"{type(m).__name__} '{n.target}': {seen}", came, via)
+                    elif seen:
+                        res.assumed.append(
+                            f"{type(m).__name__} '{n.target}', a parameter-free module the "
+                            f"trace does not go into, {seen}: taken to pass its input's "
+                            "moments — write its ops in forward, where the plan reads them, "
+                            "or rescale by measurement with lsuv(model, example)"
+                        )
+                    val = val or known[0]
+                else:
+                    val = known[0] if known else None
         elif n.op == "function" and n.idx in walk.parts:  # a conditional table's part
             val = affine_moments(walk.parts[n.idx])
         elif n.op == "function":
@@ -1317,6 +1334,70 @@ def noise_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] |
     return out if math.isfinite(out[0]) else None
 
 
+def opaque_moments(
+    m: nn.Module, x: tuple[float, float], width: int | None
+) -> tuple[tuple[float, float] | None, str]:
+    """What a parameter-free module of the model's own (not torch's) that the trace does not go
+    into does to the moments, which the walk passed through it unchanged — probed on a copy
+    (:func:`~initwise.torch.modules.probe_copy`), in the module's mode, on seeded Gaussian
+    probes of the incoming moments ``x`` shaped ``(64, w)``, ``(16, 6, w)``, ``(8, w, 6, 6)`` or
+    ``(16, w, 12)`` (``w`` the width of the layer before it, else 32), the first that runs:
+
+    * ``(None, "")``: passing them is right — the output's values are the input's (a reshape, a
+      permutation, a selection), or its ``E[y²]`` and ``E[y]`` are the input's within 2 % and
+      the probe's sampling spread; or nothing could be checked (a module that cannot be copied,
+      or runs on none of the probes — it needs a particular shape, as LeViT's subsample: the
+      example input's output check is what sees it);
+    * ``(moments, how)``: the output does not depend on the input's values (a second probe
+      gives the same): a table the module computes (a sinusoidal position table,
+      ``zeros_like``) — its moments, measured;
+    * ``(None, how)``: it changes them (a cumulative sum, a pool written as a module): the
+      factor on ``E[x²]`` and the probe's shape, for an assumption.
+
+    Before, such a module was the identity to the walk without a word: a ``cumsum`` module in a
+    Sequential left the next layer at ×16 in ``E[x²]``."""
+    if m._parameters or m._modules or type(m).__module__.startswith("torch."):
+        return None, ""
+    s, mu = x
+    if not (s > 0 and math.isfinite(s)):
+        return None, ""
+    copied = probe_copy(m)
+    if copied is None:
+        return None, ""
+    w = width or 32
+    sd = math.sqrt(max(s - mu * mu, 0.0))
+    g = torch.Generator().manual_seed(0)
+    for shape in ((64, w), (16, 6, w), (8, w, 6, 6), (16, w, 12)):
+        probe = torch.randn(shape, generator=g) * sd + mu
+        try:
+            with torch.no_grad(), seeded_rng(0):
+                y = copied(probe.clone())
+            if not isinstance(y, torch.Tensor) or not y.is_floating_point() or y.numel() == 0:
+                continue
+            with torch.no_grad(), seeded_rng(0):
+                other = copied(torch.randn(shape, generator=g) * sd + mu)
+        except Exception:
+            continue
+        y = y.detach()
+        if y.dtype == probe.dtype and bool(torch.isin(y, probe).all()):
+            return None, ""  # (its values are the input's: a reshape, a permutation, a selection)
+        y, p = y.double(), probe.double()
+        ys, ps = float(y.pow(2).mean()), float(p.pow(2).mean())
+        ym, pm = float(y.mean()), float(p.mean())
+        if not math.isfinite(ys):
+            return None, f"gave non-finite values on a probe of shape {shape}"
+        if isinstance(other, torch.Tensor) and torch.equal(other.detach().double(), y):
+            return (ys, ym), (
+                f"its output does not depend on its input's values (a table it computes): "
+                f"E[y²] {ys:.3g}, measured"
+            )
+        tol = max(0.02, 3.0 * math.sqrt(2.0 / y.numel()))  # (and the probe's own spread)
+        if abs(ys / ps - 1.0) <= tol and abs(ym - pm) <= tol * math.sqrt(ps):
+            return None, ""
+        return None, f"E[x²] ×{ys / ps:.3g} on a seeded Gaussian probe of shape {shape}"
+    return None, ""
+
+
 def _dropped(
     n: Any,
     noise: tuple[float, float],
@@ -1344,8 +1425,9 @@ def _dropped(
 def _noted(
     idx: int, how: str, came: tuple[str, bool, str] | None, via: dict[int, tuple[str, bool, str]]
 ) -> None:
-    """Record at node ``idx`` what training's noise did (``how``, measured or exact), after how
-    its input came, for the reason of the layer it reaches."""
+    """Record at node ``idx`` what training's noise, or a module the walk measured, did
+    (``how``, measured or exact), after how its input came, for the reason of the layer it
+    reaches."""
     via[idx] = (how if came is None else f"{came[0]}; {how}", True, "")
 
 

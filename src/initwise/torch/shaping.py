@@ -40,6 +40,7 @@ from .graph import (
     Act,
     LeafTracer,
     dropout_noise,
+    feature_width,
     fn_name,
     module_activation,
 )
@@ -207,7 +208,7 @@ def topology(
             val[n.idx] = new(("sum", tuple((q[s] / total, s) for s in sig)), total)
         elif n.op == "function" and n.target in ("cat", "concat") and len(sig) >= 2:
             srcs = [i for i in n.inputs if i in val]
-            widths = [_width(nodes, modules, i) for i in srcs]
+            widths = [feature_width(nodes, modules, i) for i in srcs]
             if any(w is None for w in widths):
                 gaps.append(
                     f"{where}: concatenation weighted equally (the width of an operand is not "
@@ -233,22 +234,6 @@ def topology(
     if stop is not None:
         out = val.get(stop, 0)
     return K.Topology(tuple(ops), out), gaps
-
-
-def _width(nodes: list[Any], modules: dict[str, nn.Module], i: int) -> int | None:
-    """The feature width of graph node ``i``'s value: the out_features/out_channels of the
-    weight layer it comes from through single-input, shape-keeping steps (None if unknown)."""
-    seen = 0
-    while seen < 64:
-        n = nodes[i]
-        m = modules.get(n.target) if n.op == "module" else None
-        if m is not None and next(m.parameters(recurse=False), None) is not None:
-            w = getattr(m, "out_features", None) or getattr(m, "out_channels", None)
-            return int(w) if w else None
-        if len(n.inputs) != 1:
-            return None
-        i, seen = n.inputs[0], seen + 1
-    return None
 
 
 def network(info: Any) -> tuple[K.Topology, list[str]]:

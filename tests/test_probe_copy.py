@@ -4,6 +4,8 @@ module's forward once, with proxies, where fx traces into it)."""
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -94,3 +96,100 @@ def test_a_module_that_cannot_be_copied_is_not_called():
     m = nn.Sequential(nn.Linear(16, 32), acts[0], nn.Linear(32, 32), acts[1], nn.Linear(32, 8))
     plan(m, "auto")  # (taken as it was before: an opaque module, passing its moments)
     assert [a.calls for a in acts] == [0, 0]
+
+
+class _Keeps(nn.Module):
+    """A model whose forward writes Python state: a counter, a list, the last attention map
+    (a new attribute), and — with ``branchy`` — a data-dependent branch fx cannot trace."""
+
+    def __init__(self, branchy: bool = False) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 32)
+        self.b = nn.Linear(32, 8)
+        self.branchy = branchy
+        self.calls = 0
+        self.seen: list[object] = []
+        self.meta: dict[str, object] = {"k": 1}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        h = self.a(x)
+        self.seen.append(h)
+        self.meta["last"] = h
+        self.last_hidden = h
+        if self.branchy and bool(h.sum() > 0):
+            h = h * 1.0
+        return self.b(torch.relu(h))
+
+
+@pytest.mark.parametrize("branchy", [False, True])
+def test_tracing_and_running_leave_the_models_own_attributes(branchy: bool) -> None:
+    # fx's trace left a Proxy in `last_hidden`, `seen` and `meta` and counted a call; a run
+    # trace (and the plan's own runs on the example input) left the example's tensors there
+    m = _Keeps(branchy)
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    p = plan(m, "auto", example_input=x if branchy else None)
+    assert p.notes[0].startswith("traced with run" if branchy else "traced with fx")
+    assert m.calls == 0 and m.seen == [] and m.meta == {"k": 1}
+    assert not hasattr(m, "last_hidden")
+    assert dict(m.named_parameters()).keys() == {"a.weight", "a.bias", "b.weight", "b.bias"}
+
+
+def test_kept_attributes_puts_back_what_a_block_wrote() -> None:
+    from initwise.torch.batch import kept_attributes
+
+    m = _Keeps()
+    seen, meta = m.seen, m.meta
+    with kept_attributes(m):
+        m(torch.zeros(2, 16))
+        m.extra = 3
+        m.a.note = "x"
+    assert m.calls == 0 and m.seen is seen and seen == [] and m.meta is meta
+    assert meta == {"k": 1} and not hasattr(m, "extra") and not hasattr(m.a, "note")
+    assert not hasattr(m, "last_hidden") and m.training
+
+
+class _ActNorm(nn.Module):
+    """Glow's ActNorm (Kingma & Dhariwal 2018): a data-dependent init in its first forward."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.loc = nn.Parameter(torch.zeros(c))
+        self.scale = nn.Parameter(torch.ones(c))
+        self.initialized = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.initialized:
+            with torch.no_grad():
+                self.loc.data.copy_(-x.mean(0))
+                self.scale.data.copy_(1 / (x.std(0) + 1e-6))
+            self.initialized = True
+        return self.scale * (x + self.loc)
+
+
+class _Flow(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.l = nn.Linear(16, 32)
+        self.n = _ActNorm(32)
+        self.o = nn.Linear(32, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.n(self.l(x))
+        if bool(h.sum() > 0):  # (fx can not trace it: traced by running the example)
+            h = torch.relu(h)
+        return self.o(h)
+
+
+def test_a_data_dependent_init_in_forward_does_not_keep_the_examples_statistics():
+    # the run trace wrote the example's mean and std into ActNorm's loc and scale and set its
+    # flag: the model was changed by plan
+    m = _Flow()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = plan(m, "auto", example_input=x)
+    assert p.notes[0].startswith("traced with run")
+    assert m.n.initialized is False
+    assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())

@@ -73,6 +73,98 @@ def kept_buffers(model: torch.nn.Module) -> Iterator[None]:
                     b.copy_(saved[k])
 
 
+KEPT_PARAMETERS_BUDGET = 1 << 27
+"""Elements of parameters :func:`kept_parameters` copies at most (512 MB of float32)."""
+
+
+@contextmanager
+def kept_parameters(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block and put back the values of the parameters that modules of the model's own
+    (not torch's layers, which never write their weights in ``forward``) own directly: a
+    data-dependent init in ``forward`` — Glow's ActNorm sets its ``loc`` and ``scale`` from the
+    first batch it sees — wrote the example input's statistics into the model when the plan
+    ran it. Up to :data:`KEPT_PARAMETERS_BUDGET` elements, largest modules last; meta-device
+    parameters hold no values and are left alone."""
+    own = [
+        p
+        for m in model.modules()
+        if not type(m).__module__.startswith("torch.")
+        for p in m._parameters.values()
+        if p is not None and not p.is_meta
+    ]
+    saved, total = [], 0
+    for p in sorted(own, key=lambda t: t.numel()):
+        total += p.numel()
+        if total > KEPT_PARAMETERS_BUDGET:
+            break
+        saved.append((p, p.detach().clone()))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for p, v in saved:
+                if not torch.equal(p.detach(), v):
+                    p.detach().copy_(v)
+
+
+_MODULE_INTERNALS = frozenset(vars(torch.nn.Module()))
+"""The attributes torch keeps on every module (parameters, buffers, children, hooks, the mode):
+not the module's own Python state."""
+
+
+def _shallow(v: Any) -> Any:
+    """What a container attribute held, by identity (a list, dict or set is copied)."""
+    if type(v) is list:
+        return list(v)
+    if type(v) is dict:
+        return dict(v)
+    if type(v) is set:
+        return set(v)
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is list:
+        return len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
+    return a == b
+
+
+@contextmanager
+def kept_attributes(model: torch.nn.Module, keep_new_on_root: bool = False) -> Iterator[None]:
+    """Run the block and put each module's own Python attributes back afterwards — what a
+    ``forward`` writes while it is traced or run: a call counter (``self.calls += 1``), the
+    last attention map kept for a plot (``self.attn = attn``: an fx ``Proxy`` after a trace), a
+    list it appends to. Attributes it added are removed (``keep_new_on_root``: not those of
+    ``model`` itself, for the caller to take — :class:`~initwise.torch.graph.LeafTracer`'s
+    constants), rebound ones get their
+    object back, and a list, dict or set changed in place gets its contents back. torch's own
+    attributes (parameters, buffers, children, hooks, the mode) are not touched here."""
+    saved = []
+    for m in model.modules():
+        own = {k: v for k, v in vars(m).items() if k not in _MODULE_INTERNALS}
+        saved.append((m, own, {k: c for k, v in own.items() if (c := _shallow(v)) is not None}))
+    try:
+        yield
+    finally:
+        for m, own, contents in saved:
+            d = vars(m)
+            if not (keep_new_on_root and m is model):
+                for k in [k for k in d if k not in own and k not in _MODULE_INTERNALS]:
+                    del d[k]
+            for k, v in own.items():
+                if d.get(k) is not v:
+                    d[k] = v
+                if k in contents and not _same(v, contents[k]):
+                    c = contents[k]
+                    if type(v) is list:
+                        v[:] = c
+                    else:
+                        v.clear()
+                        v.update(c)
+
+
 def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Every tensor in ``obj`` (nested dicts, lists and tuples), in order."""
     out = [] if out is None else out

@@ -32,7 +32,15 @@ from torch import nn
 
 from .. import activations as A
 from ..math.gains import gain
-from .batch import kept_buffers, kept_modes, split, tensors, to_meta
+from .batch import (
+    kept_attributes,
+    kept_buffers,
+    kept_modes,
+    kept_parameters,
+    split,
+    tensors,
+    to_meta,
+)
 from .modules import (
     NORMS,
     has_parametrizations,
@@ -260,8 +268,9 @@ class LeafTracer(torch.fx.Tracer):
             return super().trace(root, concrete_args)
         saved = [(b, b.detach().clone()) for b in root.buffers() if not b.is_meta]
         before = set(vars(root))
-        try:
-            return super().trace(root, concrete_args)
+        try:  # (what forward writes on the modules while traced — proxies — is put back)
+            with kept_attributes(root, keep_new_on_root=True):
+                return super().trace(root, concrete_args)
         finally:
             with torch.no_grad():
                 for b, v in saved:
@@ -498,7 +507,13 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         producer[id(t)] = nodes[-1].idx
         keep.append(t)
     try:  # (running it may update norm statistics: put back)
-        with torch.no_grad(), kept_buffers(model), Recorder():
+        with (
+            torch.no_grad(),
+            kept_buffers(model),
+            kept_parameters(model),
+            kept_attributes(model),
+            Recorder(),
+        ):
             out = model(*args, **kwargs)
     finally:
         for h in handles:

@@ -227,17 +227,25 @@ def check_example(model: nn.Module, example_input: Any) -> None:
     where floats were expected the same. :func:`plan` calls this only where none of its own
     passes ran the model on the input (they note it: :func:`~initwise.torch.batch.noted_run`).
     The model runs once, on copies of the input's tensors, without gradients (with them if it
-    needs them: ``torch.autograd.grad`` in ``forward``), its modes, buffers and torch's random
-    state put back; on the meta device it does not run."""
+    needs them: ``torch.autograd.grad`` in ``forward``), its modes, buffers, modules' own
+    attributes and torch's random state put back; on the meta device it does not run."""
     import torch
 
-    from .batch import kept_buffers, kept_modes, seeded_rng, split, tensors
+    from .batch import (
+        kept_attributes,
+        kept_buffers,
+        kept_modes,
+        kept_parameters,
+        seeded_rng,
+        split,
+        tensors,
+    )
 
     state = [*model.parameters(), *model.buffers()]
     if any(t.is_meta for t in state) or any(t.is_meta for t in tensors(example_input)):
         return
     failed: Exception | None = None
-    with kept_buffers(model):
+    with kept_buffers(model), kept_parameters(model), kept_attributes(model):
         for grad in (False, True):
             args, kwargs = split(copied(example_input))
             try:

@@ -30,7 +30,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from .batch import kept_buffers, kept_modes, noted_run, seeded_rng, split, tensors
+from .batch import (
+    kept_attributes,
+    kept_buffers,
+    kept_modes,
+    kept_parameters,
+    noted_run,
+    seeded_rng,
+    split,
+    tensors,
+)
 from .edges import edge_factor, has_edges, measured_taps
 from .graph import (
     DATA_PRODUCTS,
@@ -866,9 +875,11 @@ def measure_pools(
             handles.append(m.register_forward_hook(mha_post, with_kwargs=True))
     # (a copy is thrown away: only the model itself gets its buffers back)
     buffers = contextlib.nullcontext() if copied else kept_buffers(model)
+    attrs = contextlib.nullcontext() if copied else kept_attributes(model)
+    params = contextlib.nullcontext() if copied else kept_parameters(model)
     args, kwargs = split(example_input)
     try:
-        with torch.no_grad(), seeded_rng(0), kept_modes(model), buffers, Recorder():
+        with torch.no_grad(), seeded_rng(0), kept_modes(model), buffers, params, attrs, Recorder():
             model(*args, **kwargs)
     except Exception as exc:  # (the plan then assumes, and says why it could not measure)
         noted_run(exc)

@@ -227,21 +227,26 @@ def test_models_too_large_to_copy_are_not_measured_and_the_plan_says_why(monkeyp
         it.plan(_Alex(), "auto", example_input=_x(4))
 
 
-def test_a_parameter_free_module_named_as_a_pool_is_measured():
+@pytest.mark.parametrize("library", [True, False])
+def test_a_parameter_free_module_named_as_a_pool_is_measured(library: bool) -> None:
     """timm's heads average in a leaf module of their own (``FastAdaptiveAvgPool``:
-    ``x.mean((1, 2))``), which fx keeps as a module node."""
+    ``x.mean((1, 2))``), which fx keeps as a module node; the same class of the model's own is
+    traced into (its ``mean`` measured as in forward)."""
 
     class FastAdaptiveAvgPool(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x.mean((2, 3))
 
+    if library:
+        FastAdaptiveAvgPool.__module__ = "timm.layers.adaptive_avgmax_pool"
     torch.manual_seed(0)
     m = nn.Sequential(
         nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), FastAdaptiveAvgPool(), nn.Linear(32, 256)
     )
     x = _x(16)
     plan = it.plan(m, "auto", example_input=x)
-    assert "avg pooling '2' ×" in plan["3.weight"].reason
+    where = "'2'" if library else "'mean'"
+    assert f"avg pooling {where} ×" in plan["3.weight"].reason
     plan.apply(m, seed=0)
     with torch.no_grad():  # (the pooled features barely vary across white-noise images: rms)
         assert 0.6 <= float(m(x).pow(2).mean().sqrt()) <= 1.6

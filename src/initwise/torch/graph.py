@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import operator
+import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from .batch import (
     kept_buffers,
     kept_modes,
     kept_parameters,
+    seeded_rng,
     split,
     tensors,
     to_meta,
@@ -134,6 +136,59 @@ def is_leaf(module: nn.Module) -> bool:
         return True  # (torch's layers, and their quantization-aware twins: a qat.Linear owns
         # its weight's fake-quantizer — traced into, its weight reached no layer node)
     return not any(module.children())
+
+
+LIBRARIES = ("torch.", "transformers.", "timm.", "torchvision.", "torchaudio.", "diffusers.")
+"""Where a module's class comes from a library whose parameter-free modules the planner reads
+as they are (leaves): its activations, drop paths, rotary tables, pools."""
+
+_OPENED: weakref.WeakKeyDictionary[nn.Module, tuple[bool, bool]] = weakref.WeakKeyDictionary()
+
+
+def traced_into(m: nn.Module) -> bool:
+    """Whether the trace goes into ``m`` instead of keeping it a leaf: a parameter-free module
+    without children, of the model's own (not a library's, :data:`LIBRARIES`), that is neither
+    an activation (:func:`module_activation`: elementwise, probed on a copy) nor a drop path by
+    its name nor a noise (in training, two seeded calls of a copy on a ``(8, 16, 32)`` probe
+    differ: a ``LockedDropout``, measured as one module). Its ops — a pool, a sum, a reshape, a
+    table written as a module — are then read as the same ops written in ``forward`` are: a
+    global average pool module had no rule of its own (the next layer was solved for ``E[x²]``
+    as it came) where ``x.mean((2, 3))`` in ``forward`` is measured on the example input or
+    said. Where fx cannot trace into one, :func:`trace_fx` keeps them all leaves. Decided once
+    per module and mode."""
+    if m._parameters or m._modules or type(m).__module__.startswith(LIBRARIES):
+        return False
+    hit = _OPENED.get(m)
+    if hit is not None and hit[0] is m.training:
+        return hit[1]
+    name = type(m).__name__
+    out = (
+        module_activation(m) is None
+        and not name.endswith("DropPath")
+        and name != "StochasticDepth"
+        and not _draws_noise(m)
+    )
+    _OPENED[m] = (m.training, out)
+    return out
+
+
+def _draws_noise(m: nn.Module) -> bool:
+    """Whether ``m`` (in training mode) gives two outputs for one probe under two seeds."""
+    if not m.training:
+        return False
+    copied = probe_copy(m)
+    if copied is None:
+        return True  # (not called: kept a leaf, as before)
+    x = torch.randn(8, 16, 32, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            with seeded_rng(1):
+                a = copied(x.clone())
+            with seeded_rng(2):
+                b = copied(x.clone())
+    except Exception:
+        return False
+    return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and not torch.equal(a, b)
 
 
 def expand_known(module: nn.Module, name: str, inputs: list[int], nodes: list[Node]) -> int:
@@ -253,8 +308,13 @@ class LeafTracer(torch.fx.Tracer):
     tracing: every buffer is put back as it was afterwards (a plan changed a hand-written
     norm's running variance 1 → 0.9)."""
 
+    opening = True
+    """Whether parameter-free modules of the model's own are traced into (:func:`traced_into`)."""
+
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return is_leaf(m)
+        return is_leaf(m) and id(m) not in self._opened
+
+    _opened: frozenset[int] = frozenset()
 
     constants: dict[str, Any]
     """The tensors fx lifted out of ``forward`` as attributes (``torch.tensor(0.)`` written in
@@ -266,6 +326,11 @@ class LeafTracer(torch.fx.Tracer):
         self.constants = {}
         if not isinstance(root, nn.Module):
             return super().trace(root, concrete_args)
+        # (decided before tracing: while fx traces, a module called outside the root — the
+        # probes' copies — fails)
+        self._opened = frozenset(
+            id(m) for m in root.modules() if self.opening and m is not root and traced_into(m)
+        )
         saved = [(b, b.detach().clone()) for b in root.buffers() if not b.is_meta]
         before = set(vars(root))
         try:  # (what forward writes on the modules while traced — proxies — is put back)
@@ -307,7 +372,15 @@ def fx_module(model: nn.Module) -> torch.fx.GraphModule:
 def trace_fx(model: nn.Module) -> Graph:
     """Build the graph with ``torch.fx`` (raises whatever fx raises when it cannot trace)."""
     tracer = LeafTracer()
-    graph = from_fx(model, tracer.trace(model))
+    try:
+        fx_graph = tracer.trace(model)
+    except Exception:  # (a module of its own fx cannot go into: all of them leaves, as before)
+        if not any(traced_into(m) for m in model.modules() if m is not model):
+            raise
+        tracer = LeafTracer()
+        tracer.opening = False
+        fx_graph = tracer.trace(model)
+    graph = from_fx(model, fx_graph)
     graph.constants = tracer.constants
     return graph
 
@@ -407,7 +480,7 @@ def trace_sequential(model: nn.Module) -> Graph | None:
                 # layers inside got no moments — a TransformerEncoder in a Sequential had
                 # every layer at LeCun's "no activation after it", nothing said)
                 return False
-            elif is_leaf(child):
+            elif is_leaf(child) and not traced_into(child):
                 names.append(full)
             else:
                 return False
@@ -496,7 +569,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
             add("module", names[m], (args, kwargs), out)
 
     for m in names:
-        if is_leaf(m) and m is not model:
+        if is_leaf(m) and m is not model and not traced_into(m):
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
             handles.append(m.register_forward_hook(post, with_kwargs=True))
     if any(p.is_meta for p in model.parameters()):  # shape-only run: inputs on meta too

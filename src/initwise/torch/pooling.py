@@ -52,6 +52,7 @@ from .graph import (
     is_leaf,
     is_softmax,
     keeps_dim,
+    traced_into,
 )
 
 MAX_POOLS: tuple[type[nn.Module], ...] = (
@@ -868,7 +869,7 @@ def measure_pools(
 
     handles = []
     for m in names:
-        if m is not model and is_leaf(m):
+        if m is not model and is_leaf(m) and not traced_into(m):
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
         if isinstance(m, nn.MultiheadAttention) and names[m] in by_mha:

@@ -1114,6 +1114,20 @@ def test_affine_couplings_start_as_the_identity(kw):
         assert grad is not None and float(grad.abs().sum()) > 0
 
 
+def test_a_flows_couplings_are_not_one_chain():
+    """Each coupling applies its net to the stream as a side branch (``b·exp(s) + t``), as a
+    residual block does: the nets of eight couplings were one 23-layer run for the operating
+    point and the width simulation ("relu over 23 layers at width 64: one draw's scale
+    scatters", a SignalWarning, though the flow is the identity at init). Each net is its own
+    3-layer chain now."""
+    torch.manual_seed(0)
+    m = _Flow(n=8, h=64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = it.plan(m)
+    assert "over depth 2)" in p["c.7.s.0.weight"].reason, p["c.7.s.0.weight"].reason
+
+
 def test_a_vae_sample_is_not_a_coupling():
     """``mu + exp(0.5·logvar)·ε`` multiplies noise, not a stream: its layers keep their solves."""
     p = it.plan(_VAE())
@@ -2662,3 +2676,41 @@ def test_a_fixed_matrix_buffer_gives_its_own_scale(fourier):
     x = torch.randn(512, 16, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert 0.6 < rms(m(x)) < 1.6
+
+
+class _HandMoE(nn.Module):
+    """A mixture of experts written by hand: each expert's output is added into a zero
+    accumulator at the rows routed to it, then to the stream."""
+
+    def __init__(self, d: int = 64, experts: int = 4, k: int = 2) -> None:
+        super().__init__()
+        self.router = nn.Linear(d, experts)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+            for _ in range(experts)
+        )
+        self.norm = nn.LayerNorm(d)
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        top, idx = torch.softmax(self.router(h), -1).topk(self.k, -1)
+        out = torch.zeros_like(x)
+        for e, expert in enumerate(self.experts):
+            rows = (idx == e).any(-1)
+            if rows.any():
+                out[rows] = out[rows] + expert(h[rows]) * top[rows][idx[rows] == e].unsqueeze(-1)
+        return x + out
+
+
+def test_a_branch_added_into_a_zero_accumulator_is_planned():
+    # the accumulator was taken as the residual skip, E[x²] 0: the experts' last layers were
+    # solved for "s_skip/16 = 0" and plan raised "kaiming_normal: gain must be > 0, got 0.0"
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(32, 64), *[_HandMoE() for _ in range(4)], nn.Linear(64, 10))
+    x = torch.randn(32, 32, generator=torch.Generator().manual_seed(1))
+    p = it.plan(m, example_input=x)
+    for seed in range(3):
+        p.apply(m, seed=seed)
+        with torch.no_grad():
+            assert 0.5 <= float(m(x).pow(2).mean().sqrt() / x.pow(2).mean().sqrt()) <= 2.0

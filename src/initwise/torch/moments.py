@@ -215,12 +215,16 @@ def input_moments(example_input: Any) -> tuple[float, float] | None:
 
 
 def _runs(info: ModelInfo) -> list[int]:
-    """Per graph node: how many weight layers lead to it without a norm, a stop or a residual
-    addition in between (a weight layer counts itself)."""
+    """Per graph node: how many weight layers lead to it without a norm, a stop, a residual
+    addition or an affine coupling's join in between (a weight layer counts itself). A flow's
+    couplings chained their nets into one run: 8 RealNVP couplings of 3-layer ReLU nets were
+    planned as a 23-layer chain, with its scatter warning."""
     g = info.graph
     assert g is not None
     run = [0] * len(g.nodes)
-    resets = {r.add for r in info.adds}
+    # (a residual sum, and where an affine coupling applies its net to the stream,
+    # y = x·exp(s) + t: the stream passes, the net is a side branch as a residual one is)
+    resets = {r.add for r in info.adds} | {j for c in coupling_sites(info) for j in c.joins}
     for n in g.nodes:
         k = info.kinds[n.idx]
         # (a layer and its low-rank adapter: the chain goes through the layer, not A and B)
@@ -1615,7 +1619,10 @@ def _weight(
         )
     elif end is not None and not (layer and layer.norm_after) and R > 0:
         skip = _skip_moment(end, mom, info)
-        s_skip = skip[0] if skip is not None else s
+        # (a "skip" of E[x²] 0 is an accumulator the branch is added into — a MoE written by
+        # hand: `out = zeros_like(x); out[m] = out[m] + expert(h[m])` — not a stream to be a
+        # share of: taken as an unknown skip is; it gave weights of std 0 and a ValueError)
+        s_skip = skip[0] if skip is not None and skip[0] > 0 else s
         target, role = _branch_target(s_skip, R, end, scale_after)
         if calls > 1:  # one module ending `calls` of the branches: the same map applied again
             target /= calls  # and again to a similar input adds up coherently (×calls² in E)
@@ -2574,8 +2581,36 @@ def affine_couplings(info: ModelInfo) -> dict[str, str]:
     tensor (the stream), and — where the product is added to, or multiplies a sum with, a weight
     layer's output reached the same way — that layer as the shift."""
     g = info.graph
+    out: dict[str, str] = {}
+    why = (
+        "the last layer of an affine coupling's {what} net (y = x·exp(s) + t, RealNVP): zero, "
+        "so the coupling starts as the identity (Glow, Kingma & Dhariwal 2018 §3.3; exp makes "
+        "any spread in s multiply the stream)"
+    )
+    for site in coupling_sites(info):
+        out[g.nodes[site.scale].target] = why.format(what="scale")
+        for t in site.shifts:
+            what = "scale and shift" if t == site.scale else "shift"
+            out[g.nodes[t].target] = why.format(what=what)
+    return out
+
+
+@dataclass(frozen=True)
+class CouplingSite:
+    """One affine coupling found in the graph (:func:`coupling_sites`): the weight-layer nodes
+    of its scale and of its shifts (none found: empty) and the nodes that apply them to the
+    stream — the product ``x·exp(s)`` and the sums with ``t``."""
+
+    scale: int
+    shifts: tuple[int, ...]
+    joins: tuple[int, ...]
+
+
+def coupling_sites(info: ModelInfo) -> list[CouplingSite]:
+    """The affine couplings of :func:`affine_couplings`, as graph nodes."""
+    g = info.graph
     if g is None:
-        return {}
+        return []
     users = g.users()
 
     def behind(i: int) -> Any:
@@ -2600,12 +2635,7 @@ def affine_couplings(info: ModelInfo) -> dict[str, str]:
     def noise(i: int) -> bool:
         return str(behind(i).target) in _NOISE
 
-    out: dict[str, str] = {}
-    why = (
-        "the last layer of an affine coupling's {what} net (y = x·exp(s) + t, RealNVP): zero, "
-        "so the coupling starts as the identity (Glow, Kingma & Dhariwal 2018 §3.3; exp makes "
-        "any spread in s multiply the stream)"
-    )
+    out: list[CouplingSite] = []
     for n in g.nodes:
         if n.op != "function" or str(n.target) != "exp" or len(n.inputs) != 1:
             continue
@@ -2619,7 +2649,7 @@ def affine_couplings(info: ModelInfo) -> dict[str, str]:
             stream = prod.inputs[0] if prod.inputs[1] == n.idx else prod.inputs[1]
             if stream == n.idx or layer_behind(stream) == s_layer or noise(stream):
                 continue  # (exp(s)·exp(s), a gate on its own layer's output, a VAE's σ·ε)
-            out[g.nodes[s_layer].target] = why.format(what="scale")
+            shifts, joins = [], [prod.idx]
             sums = [g.nodes[a] for a in users[prod.idx]] + [g.nodes[stream]]
             for a in sums:
                 if a.op != "function" or a.target not in _ADD | _SUB or len(a.inputs) != 2:
@@ -2628,8 +2658,9 @@ def affine_couplings(info: ModelInfo) -> dict[str, str]:
                     t_layer = layer_behind(j) if j not in (prod.idx, stream) else None
                     if t_layer is None:
                         continue
-                    what = "scale and shift" if t_layer == s_layer else "shift"
-                    out[g.nodes[t_layer].target] = why.format(what=what)
+                    shifts.append(t_layer)
+                    joins.append(a.idx)
+            out.append(CouplingSite(s_layer, tuple(shifts), tuple(joins)))
     return out
 
 

@@ -177,3 +177,21 @@ def test_a_residual_added_through_a_module_of_its_own_is_found():
         init_model(m, seed=seed)
         with torch.no_grad():
             assert 0.5 <= float(m(x).pow(2).mean().sqrt() / x.pow(2).mean().sqrt()) <= 2.0
+
+
+class _Clip(nn.Module):
+    """A guard with control flow on the data: fx cannot trace it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if bool(x.abs().max() < 100) else x.clamp(-100, 100)
+
+
+def test_one_module_fx_cannot_trace_does_not_close_the_others():
+    # the whole trace failed on the guard and was taken again with every such module a leaf:
+    # the Add modules' 8 residual branches were lost again (output rms ×10–15)
+    torch.manual_seed(0)
+    m = nn.Sequential(
+        nn.Linear(32, 64), *[_Block(64) for _ in range(8)], _Clip(), nn.Linear(64, 10)
+    )
+    p = plan(m, "auto")
+    assert p.notes[0] == "traced with fx; 8 residual branches"

@@ -154,8 +154,9 @@ def traced_into(m: nn.Module) -> bool:
     table written as a module — are then read as the same ops written in ``forward`` are: a
     global average pool module had no rule of its own (the next layer was solved for ``E[x²]``
     as it came) where ``x.mean((2, 3))`` in ``forward`` is measured on the example input or
-    said. Where fx cannot trace into one, :func:`trace_fx` keeps them all leaves. Decided once
-    per module and mode."""
+    said. One that fx cannot trace on its own (control flow on the data) stays a leaf; where
+    the model's trace still fails with the others opened, :func:`trace_fx` keeps them all
+    leaves. Decided once per module and mode."""
     if m._parameters or m._modules or type(m).__module__.startswith(LIBRARIES):
         return False
     hit = _OPENED.get(m)
@@ -167,9 +168,23 @@ def traced_into(m: nn.Module) -> bool:
         and not name.endswith("DropPath")
         and name != "StochasticDepth"
         and not _draws_noise(m)
+        and _traceable(m)
     )
     _OPENED[m] = (m.training, out)
     return out
+
+
+def _traceable(m: nn.Module) -> bool:
+    """Whether fx can trace ``m`` on its own (its ``forward`` has no control flow on the data):
+    one that can not stays a leaf, and the others are still traced into (the whole model's
+    trace would otherwise fail on it, and :func:`trace_fx` keep every one of them a leaf)."""
+    tracer = LeafTracer()
+    tracer.opening = False
+    try:
+        tracer.trace(m)
+    except Exception:
+        return False
+    return True
 
 
 def _draws_noise(m: nn.Module) -> bool:

@@ -107,7 +107,7 @@ def kept_parameters(model: torch.nn.Module) -> Iterator[None]:
                     p.detach().copy_(v)
 
 
-_MODULE_INTERNALS = frozenset(vars(torch.nn.Module()))
+MODULE_INTERNALS = frozenset(vars(torch.nn.Module()))
 """The attributes torch keeps on every module (parameters, buffers, children, hooks, the mode):
 not the module's own Python state."""
 
@@ -143,7 +143,7 @@ def kept_attributes(model: torch.nn.Module, keep_new_on_root: bool = False) -> I
     attributes (parameters, buffers, children, hooks, the mode) are not touched here."""
     saved = []
     for m in model.modules():
-        own = {k: v for k, v in vars(m).items() if k not in _MODULE_INTERNALS}
+        own = {k: v for k, v in vars(m).items() if k not in MODULE_INTERNALS}
         saved.append((m, own, {k: c for k, v in own.items() if (c := _shallow(v)) is not None}))
     try:
         yield
@@ -151,7 +151,7 @@ def kept_attributes(model: torch.nn.Module, keep_new_on_root: bool = False) -> I
         for m, own, contents in saved:
             d = vars(m)
             if not (keep_new_on_root and m is model):
-                for k in [k for k in d if k not in own and k not in _MODULE_INTERNALS]:
+                for k in [k for k in d if k not in own and k not in MODULE_INTERNALS]:
                     del d[k]
             for k, v in own.items():
                 if d.get(k) is not v:

@@ -34,6 +34,7 @@ from torch import nn
 from .. import activations as A
 from ..math.gains import gain
 from .batch import (
+    MODULE_INTERNALS,
     kept_attributes,
     kept_buffers,
     kept_modes,
@@ -162,6 +163,14 @@ def traced_into(m: nn.Module) -> bool:
     hit = _OPENED.get(m)
     if hit is not None and hit[0] is m.training:
         return hit[1]
+    # (a module with no state of its own — no buffers, no attributes beyond torch's — computes
+    # what its class computes: decided once per class and mode; 50 `Add` blocks probed 50 times
+    # took 65 ms of a fresh plan)
+    stateless = not m._buffers and not (set(vars(m)) - MODULE_INTERNALS)
+    key = (type(m), m.training)
+    if stateless and key in _OPENED_CLASSES:
+        _OPENED[m] = (m.training, _OPENED_CLASSES[key])
+        return _OPENED_CLASSES[key]
     name = type(m).__name__
     out = (
         module_activation(m) is None
@@ -171,7 +180,14 @@ def traced_into(m: nn.Module) -> bool:
         and _traceable(m)
     )
     _OPENED[m] = (m.training, out)
+    if stateless:
+        if len(_OPENED_CLASSES) > 256:
+            _OPENED_CLASSES.clear()
+        _OPENED_CLASSES[key] = out
     return out
+
+
+_OPENED_CLASSES: dict[tuple[type, bool], bool] = {}
 
 
 def _traceable(m: nn.Module) -> bool:

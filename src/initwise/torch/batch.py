@@ -165,6 +165,16 @@ def kept_attributes(model: torch.nn.Module, keep_new_on_root: bool = False) -> I
                         v.update(c)
 
 
+@contextmanager
+def kept_state(model: torch.nn.Module) -> Iterator[None]:
+    """Run the block and put back what running ``model`` may write: its buffers
+    (:func:`kept_buffers`), the parameters of its own modules (:func:`kept_parameters`) and
+    each module's own attributes (:func:`kept_attributes`). For the plan's own runs of the
+    model on its example input (the trace by running, the input's check, the measuring pass)."""
+    with kept_buffers(model), kept_parameters(model), kept_attributes(model):
+        yield
+
+
 def tensors(obj: Any, out: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Every tensor in ``obj`` (nested dicts, lists and tuples), in order."""
     out = [] if out is None else out

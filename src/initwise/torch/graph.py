@@ -36,9 +36,8 @@ from ..math.gains import gain
 from .batch import (
     MODULE_INTERNALS,
     kept_attributes,
-    kept_buffers,
     kept_modes,
-    kept_parameters,
+    kept_state,
     seeded_rng,
     split,
     tensors,
@@ -611,13 +610,7 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
         producer[id(t)] = nodes[-1].idx
         keep.append(t)
     try:  # (running it may update norm statistics: put back)
-        with (
-            torch.no_grad(),
-            kept_buffers(model),
-            kept_parameters(model),
-            kept_attributes(model),
-            Recorder(),
-        ):
+        with torch.no_grad(), kept_state(model), Recorder():
             out = model(*args, **kwargs)
     finally:
         for h in handles:

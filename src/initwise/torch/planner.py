@@ -232,10 +232,8 @@ def check_example(model: nn.Module, example_input: Any) -> None:
     import torch
 
     from .batch import (
-        kept_attributes,
-        kept_buffers,
         kept_modes,
-        kept_parameters,
+        kept_state,
         seeded_rng,
         split,
         tensors,
@@ -245,7 +243,7 @@ def check_example(model: nn.Module, example_input: Any) -> None:
     if any(t.is_meta for t in state) or any(t.is_meta for t in tensors(example_input)):
         return
     failed: Exception | None = None
-    with kept_buffers(model), kept_parameters(model), kept_attributes(model):
+    with kept_state(model):
         for grad in (False, True):
             args, kwargs = split(copied(example_input))
             try:

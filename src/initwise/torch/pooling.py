@@ -31,10 +31,8 @@ import torch
 from torch import nn
 
 from .batch import (
-    kept_attributes,
-    kept_buffers,
     kept_modes,
-    kept_parameters,
+    kept_state,
     noted_run,
     seeded_rng,
     split,
@@ -875,12 +873,10 @@ def measure_pools(
         if isinstance(m, nn.MultiheadAttention) and names[m] in by_mha:
             handles.append(m.register_forward_hook(mha_post, with_kwargs=True))
     # (a copy is thrown away: only the model itself gets its buffers back)
-    buffers = contextlib.nullcontext() if copied else kept_buffers(model)
-    attrs = contextlib.nullcontext() if copied else kept_attributes(model)
-    params = contextlib.nullcontext() if copied else kept_parameters(model)
+    kept = contextlib.nullcontext() if copied else kept_state(model)
     args, kwargs = split(example_input)
     try:
-        with torch.no_grad(), seeded_rng(0), kept_modes(model), buffers, params, attrs, Recorder():
+        with torch.no_grad(), seeded_rng(0), kept_modes(model), kept, Recorder():
             model(*args, **kwargs)
     except Exception as exc:  # (the plan then assumes, and says why it could not measure)
         noted_run(exc)

@@ -229,6 +229,31 @@ def test_uncovered_layers_are_reported_not_guessed() -> None:
         it.plan(pool, "dks", strict=True)
 
 
+class _Shuffled(nn.Module):
+    """Convolutions with a channel shuffle written in forward (ShuffleNet): sizes read from
+    ``x.shape``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 16, 3, padding=1)
+        self.b = nn.Conv2d(16, 16, 3, padding=1, groups=4)
+        self.c = nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(self.a(x))
+        b, c, h, w = x.shape
+        x = x.view(b, 4, c // 4, h, w).transpose(1, 2).reshape(b, c, h, w)
+        return self.c(torch.tanh(self.b(x)))
+
+
+def test_a_shape_read_from_the_signal_is_no_second_signal() -> None:
+    # `x.view(b, g, c // g, h, w)` with the sizes from x.shape was "view is not covered by
+    # kernel shaping" (the sizes counted as a second operand); a permutation of channels is
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        it.plan(_Shuffled(), "dks", strict=True)
+
+
 def test_tat_refuses_mixed_rectifiers_and_smooth_activations() -> None:
     m = nn.Sequential(nn.Linear(8, 8), nn.Tanh(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
     with pytest.raises(ValueError, match="mixes ReLU-family"):

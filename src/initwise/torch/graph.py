@@ -38,12 +38,12 @@ from .batch import (
     kept_attributes,
     kept_modes,
     kept_state,
-    seeded_rng,
     split,
     tensors,
     to_meta,
 )
 from .modules import (
+    NOISE_PROBE,
     NORMS,
     has_parametrizations,
     is_norm,
@@ -52,6 +52,7 @@ from .modules import (
     probe_copy,
     probed_activation,
     probed_norm,
+    seeded_pair,
 )
 from .modules import kind as module_kind
 
@@ -209,15 +210,11 @@ def _draws_noise(m: nn.Module) -> bool:
     copied = probe_copy(m)
     if copied is None:
         return True  # (not called: kept a leaf, as before)
-    x = torch.randn(8, 16, 32, generator=torch.Generator().manual_seed(0))
-    try:
-        with torch.no_grad():
-            with seeded_rng(1):
-                a = copied(x.clone())
-            with seeded_rng(2):
-                b = copied(x.clone())
-    except Exception:
+    x = torch.randn(NOISE_PROBE, generator=torch.Generator().manual_seed(0))
+    pair = seeded_pair(copied, x)
+    if pair is None:
         return False
+    a, b = pair
     return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and not torch.equal(a, b)
 
 
@@ -1606,6 +1603,16 @@ def _find_activation(
         else:
             queue.extend(users[i])
     return found
+
+
+def shape_query(n: Node) -> bool:
+    """Whether graph node ``n`` reads a tensor's size, not its values (``x.shape``, ``x.ndim``,
+    ``x.size(1)``, ``x.dim()``, ``x.numel()``)."""
+    if n.op != "function":
+        return False
+    if n.target == "getattr":
+        return n.args[:1] in (("shape",), ("ndim",))
+    return n.target in ("size", "numel", "dim")
 
 
 def feature_width(nodes: list[Any], modules: dict[str, nn.Module], i: int) -> int | None:

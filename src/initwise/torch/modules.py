@@ -29,6 +29,7 @@ from torch import nn
 from torch.nn.utils.parametrize import ParametrizationList
 
 from ..math.fans import Fans, fans
+from .batch import seeded_rng
 
 
 class FunctionalLayer(nn.Module):
@@ -257,6 +258,26 @@ def probe_copy(m: nn.Module) -> nn.Module | None:
         return copy.deepcopy(m, {id(p): p for p in m.parameters()})
     except Exception:
         return None
+
+
+NOISE_PROBE = (8, 16, 32)
+"""The probe a module is run on to see whether it draws noise: 3-D, as a sequence model's
+(time, batch, features) — AWD-LSTM's ``LockedDropout`` reads ``x.size(1)`` and ``x.size(2)``."""
+
+
+def seeded_pair(m: nn.Module, x: Any) -> tuple[Any, Any] | None:
+    """``m(x)`` twice, under torch's seeds 1 and 2 (its random state put back), without
+    gradients, each on its own copy of ``x``: a module that draws noise gives two outputs. Run
+    it on a :func:`probe_copy`. None where a call raises."""
+    try:
+        with torch.no_grad():
+            with seeded_rng(1):
+                a = m(x.clone())
+            with seeded_rng(2):
+                b = m(x.clone())
+    except Exception:
+        return None
+    return a, b
 
 
 def has_parametrizations(m: nn.Module) -> bool:

@@ -68,14 +68,17 @@ from .graph import (
     graph_modules,
     in_out,
     is_softmax,
+    shape_query,
 )
 from .graph import SHAPE_OPS as _SHAPE_OPS
 from .modules import (
+    NOISE_PROBE,
     FunctionalLinear,
     embedding_norm_cap,
     probe_copy,
     probed_norm,
     probed_tokenizer,
+    seeded_pair,
     standardized_gain,
     weight_fans,
 )
@@ -1299,11 +1302,6 @@ def _pass(
     return res
 
 
-_NOISE_PROBE = (8, 16, 32)
-"""The probe :func:`noise_moments` runs a module on: 3-D, as a sequence model's (time, batch,
-features) — AWD-LSTM's ``LockedDropout`` reads ``x.size(1)`` and ``x.size(2)``."""
-
-
 def noise_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | None:
     """``(E[y²], E[y])`` of a parameter-free module of the model's own (not torch's), in training
     mode, whose output is random — a dropout or a noise written by hand (AWD-LSTM's
@@ -1319,16 +1317,12 @@ def noise_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] |
     if not (s > 0 and math.isfinite(s)):
         return None
     sd = math.sqrt(max(s - mu * mu, 0.0))
-    probe = torch.randn(_NOISE_PROBE, generator=torch.Generator().manual_seed(0)) * sd + mu
-    try:  # (on a copy: a module that keeps what it saw, or counts its calls, is not touched)
-        m = copy.deepcopy(m)
-        with torch.no_grad():
-            with seeded_rng(1):
-                a = m(probe.clone())
-            with seeded_rng(2):
-                b = m(probe.clone())
-    except Exception:  # (a module that wants other shapes or inputs: left as it was)
+    probe = torch.randn(NOISE_PROBE, generator=torch.Generator().manual_seed(0)) * sd + mu
+    copied = probe_copy(m)  # (a module that keeps what it saw, or counts its calls, untouched)
+    pair = seeded_pair(copied, probe) if copied is not None else None
+    if pair is None:  # (a module that wants other shapes or inputs: left as it was)
         return None
+    a, b = pair
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape:
         return None
     if not a.is_floating_point() or torch.equal(a, b):
@@ -2220,7 +2214,6 @@ def rnn_moments(
     :data:`RNN_PROBE_LIMIT` parameters (then the next layer assumes unit input and says so).
     ``keep``: parameter names the plan leaves as built, which the copy keeps too (an IRNN's
     identity recurrent matrix, a frozen layer)."""
-    import copy
 
     cell = isinstance(m, nn.RNNCellBase)
     if not isinstance(m, (nn.RNNBase, nn.RNNCellBase)) or any(p.is_meta for p in m.parameters()):
@@ -2875,9 +2868,7 @@ def _from_shape(info: ModelInfo, idx: int) -> bool:
         v = g.nodes[idx]
         if v.op != "function":
             return False
-        if v.target in ("size", "numel", "dim") or (
-            v.target == "getattr" and v.args[:1] in (("shape",), ("ndim",))
-        ):
+        if shape_query(v):
             return True
         if len(v.inputs) != 1:
             return False

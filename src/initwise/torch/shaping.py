@@ -43,6 +43,7 @@ from .graph import (
     feature_width,
     fn_name,
     module_activation,
+    shape_query,
 )
 from .modules import few
 from .multipliers import prepare_multipliers
@@ -156,7 +157,7 @@ def topology(
             continue
         if stop is not None and n.idx > stop:
             break
-        if _shape_query(n):  # (x.shape, x.size(1): sizes, no signal — a channel shuffle's
+        if shape_query(n):  # (x.shape, x.size(1): sizes, no signal — a channel shuffle's
             continue  # `x.view(b, g, c // g, h, w)` read as a product of two signals)
         sig = [val[i] for i in n.inputs if i in val]
         if not sig:
@@ -236,16 +237,6 @@ def topology(
     if stop is not None:
         out = val.get(stop, 0)
     return K.Topology(tuple(ops), out), gaps
-
-
-def _shape_query(n: Any) -> bool:
-    """Whether graph node ``n`` reads a tensor's size, not its values (``x.shape``,
-    ``x.size(1)``, ``x.dim()``, ``len(x)``)."""
-    if n.op != "function":
-        return False
-    if n.target == "getattr":
-        return n.args[:1] in (("shape",), ("ndim",))
-    return n.target in ("size", "dim", "numel", "__len__")
 
 
 def network(info: Any) -> tuple[K.Topology, list[str]]:

@@ -106,6 +106,13 @@ def _nodes(q: float, panel: float = 0.25, order: int = 8) -> tuple[np.ndarray, n
     return x, w
 
 
+def gaussian_nodes(q: float, panel: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The composite Gauss–Legendre rule of :func:`gaussian_expectation` for ``x ~ N(0, q)``:
+    abscissas ``x`` and weights ``w`` (read-only, cached) with ``Σ w·g(x) ≈ E[g(x)]``; panels at
+    most ``panel`` wide with an edge at every point of :data:`KINKS`."""
+    return _nodes(q, panel)
+
+
 def gaussian_expectation(f: Activation, q: float = 1.0) -> float:
     r"""``E[f(x)]`` for ``x ~ N(0, q)`` by composite Gauss–Legendre quadrature.
 

@@ -36,6 +36,7 @@ from .gains import (
     expectation_at,
     gaussian_expectation,
     gaussian_expectations,
+    gaussian_nodes,
     kinks_of,
 )
 
@@ -136,6 +137,48 @@ def correlation_map(
     num = sigma_w2 * float(np.dot(w, f(u1) * f(u2))) + sigma_b2
     # clamp: 2-D and 1-D quadrature round differently, which can put c a hair above 1
     return max(-1.0, min(1.0, num / variance_map(q, sigma_w2, sigma_b2, activation, param)))
+
+
+def gaussian_cross(
+    f: Callable[[np.ndarray], np.ndarray],
+    a: tuple[float, float],
+    b: tuple[float, float],
+    cross: float,
+) -> float:
+    r"""``E[φ(u)·φ(v)]`` for jointly Gaussian ``u``, ``v`` with second moments and means
+    ``a = (E[u²], E[u])``, ``b = (E[v²], E[v])`` and ``E[u·v] = cross``: the kernel of two inputs
+    through one activation (Poole et al. 2016, eq. 4, with means). Over ``u`` and then ``v``
+    given ``u`` — ``v | u ~ N(μ_v + ρ σ_v/σ_u·(u − μ_u), σ_v²(1 − ρ²))``,
+    ``ρ = (cross − μ_u μ_v)/(σ_u σ_v)`` clipped to [−1, 1] — each by the composite
+    Gauss–Legendre rule of :func:`initwise.math.gains.gaussian_nodes` with panels of 0.5:
+    within 2e-6 of the arc-cosine kernel for ReLU (Cho & Saul 2009) at ρ from −0.9 to 0.95, in
+    ~1 ms (a 2-D Gauss–Hermite rule of 80² nodes was 1 % off at ReLU's kink)."""
+    (sa, ma), (sb, mb) = a, b
+    va, vb = max(sa - ma * ma, 0.0), max(sb - mb * mb, 0.0)
+
+    def at(x: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.asarray(f(x), dtype=np.float64)
+
+    if va <= 1e-12 * max(sa, 1e-300) or vb <= 1e-12 * max(sb, 1e-300):
+        # (one side deterministic: E[φ(u)]·E[φ(v)])
+        def mean_of(s2: float, m: float, var: float) -> float:
+            if var <= 1e-12 * max(s2, 1e-300):
+                return float(at(np.array([m]))[0])
+            x, w = gaussian_nodes(var, 0.5)
+            return float(np.dot(w, at(m + x)))
+
+        return mean_of(sa, ma, va) * mean_of(sb, mb, vb)
+    su, sv = math.sqrt(va), math.sqrt(vb)
+    rho = max(-1.0, min(1.0, (cross - ma * mb) / (su * sv)))
+    x1, w1 = gaussian_nodes(va, 0.5)
+    given = mb + rho * (sv / su) * x1  # E[v | u]
+    rest = vb * (1.0 - rho * rho)
+    if rest <= 1e-12 * vb:
+        return float(np.dot(w1, at(ma + x1) * at(given)))
+    x2, w2 = gaussian_nodes(rest, 0.5)
+    inner = at(given[:, None] + x2[None, :]) @ w2
+    return float(np.dot(w1, at(ma + x1) * inner))
 
 
 @dataclass(frozen=True)

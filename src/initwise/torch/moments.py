@@ -54,6 +54,8 @@ from ..math.operating import (
     shifted_moments,
 )
 from .batch import seeded_rng, tensors
+from .cross import SHARED_KINDS as _SHARED_KINDS
+from .cross import Cross, again_product
 from .edges import has_edges
 from .graph import (
     PRODUCT_FUNCS,
@@ -1041,6 +1043,7 @@ def _pass(
     weighted = walk.weighted
     R = n_res if n_res is not None else len(info.adds)
     mom: dict[int, tuple[float, float] | None] = {}
+    cross = Cross(info, modules, res.layers, mom, _act_fn)
     first_input = True
     # how moments came through a pool on the way to the next weight layer: measured (a note for
     # its reason) or, for max pooling, assumed unchanged (an assumption if the layer is solved)
@@ -1287,7 +1290,7 @@ def _pass(
         elif n.op == "function" and n.idx in walk.parts:  # a conditional table's part
             val = affine_moments(walk.parts[n.idx])
         elif n.op == "function":
-            val = _function(n, ins, known, k, info, mom, via)
+            val = _function(n, ins, known, k, info, mom, via, cross)
         elif n.op == "output" and len(n.inputs) == 1:
             res.output = ins[0]
             if ins[0] is None:
@@ -2712,10 +2715,6 @@ its second moment (a residual stream, a conv's output): the worst case of the un
 assumption, independent values, keeps only ``E[x]²`` (ReLU features keep ``1/π`` of ``E[x²]``,
 GELU's 0.19 at unit ``q``; a mean-free stream nothing — 1/N)."""
 
-_SHARED_KINDS = frozenset({"linear", "conv", "conv1d_hf"})
-"""Layer kinds whose output a second call computes from the first call's solve
-(:func:`_again`)."""
-
 
 def _again(solved: Solved, x: tuple[float, float] | None) -> tuple[float, float] | None:
     """The output moments of a layer called again with input moments ``x``, its weights as its
@@ -2724,9 +2723,9 @@ def _again(solved: Solved, x: tuple[float, float] | None) -> tuple[float, float]
     if x is None:
         return None
     s, mu = x
-    eff = max(s - mu * mu, 1e-12) if solved.centered else s
-    w = (solved.q - solved.bias_var) * eff / solved.effective
-    return (w + solved.bias_var + solved.bias_mean**2, solved.bias_mean)
+    # (centered: what the weights multiply is Var[x] ≥ 10⁻¹²)
+    product = max(s, mu * mu + 1e-12) if solved.centered else s
+    return (again_product(solved, product, mu * mu), solved.bias_mean)
 
 
 def _as_measured(
@@ -3056,8 +3055,16 @@ def _function(
     info: ModelInfo,
     mom: dict[int, tuple[float, float] | None],
     via: dict[int, tuple[str, bool, str]],
+    cross: Cross | None = None,
 ) -> tuple[float, float] | None:
     t = n.target
+    # E[a·b] of a sum's or product's two operands where one set of weights computed both
+    # (cross.py); else the product of their means (independent)
+    tied = (
+        cross(n.inputs[0], n.inputs[1])
+        if cross is not None and len(ins) >= 2 and ins[0] is not None and ins[1] is not None
+        else None
+    )
     if k == "norm" and n.idx in info.code_norms:  # a norm written as a formula
         src, rms = info.code_norms[n.idx]
         x = mom.get(src)
@@ -3147,7 +3154,8 @@ def _function(
             alpha = n.kwargs.get("alpha", 1.0)  # torch.add(x, y, alpha=a): x + a·y
             a = float(alpha) if isinstance(alpha, (int, float)) else 1.0
             sign = (-1.0 if t in _SUB else 1.0) * a
-            return (sa + sign * sign * sb + 2 * sign * ma * mb, ma + sign * mb)
+            ab = tied if tied is not None else ma * mb
+            return (max(sa + sign * sign * sb + 2 * sign * ab, 0.0), ma + sign * mb)
         if c is not None:
             s, mu = known[0]
             if t == "rsub":  # c − x (`1 - z`: a GRU's or a highway's carry): E[(c − x)²]
@@ -3162,6 +3170,9 @@ def _function(
     if t in _MUL:
         if len(known) >= 2:
             (sa, ma), (sb, mb) = known[0], known[1]
+            if tied is not None:  # Gaussian operands (Isserlis): E[a²b²] = E[a²]E[b²] +
+                cov = tied - ma * mb  # 4·E[a]E[b]·Cov + 2·Cov², E[ab] = E[a]E[b] + Cov
+                return (sa * sb + 4 * ma * mb * cov + 2 * cov * cov, tied)
             return (sa * sb, ma * mb)
         if c is not None:
             s, mu = known[0]

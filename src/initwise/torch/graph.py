@@ -598,7 +598,10 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
     for m in names:
         if is_leaf(m) and m is not model and not traced_into(m):
             handles.append(m.register_forward_pre_hook(pre, with_kwargs=True))
-            handles.append(m.register_forward_hook(post, with_kwargs=True))
+            # (first: a forward hook of the user's that returns a new output then runs at
+            # depth 0, recorded as the ops it computes on the module's output; after it, its
+            # output was taken for the module's own)
+            handles.append(m.register_forward_hook(post, with_kwargs=True, prepend=True))
     if any(p.is_meta for p in model.parameters()):  # shape-only run: inputs on meta too
         example_input = to_meta(example_input)
     args, kwargs = split(example_input)
@@ -614,6 +617,77 @@ def trace_run(model: nn.Module, example_input: Any) -> Graph:
             h.remove()
     add("output", "output", out, None)
     return Graph(nodes, "run")
+
+
+_HOOK_LIBRARIES = (*LIBRARIES, "accelerate.", "peft.", "initwise.")
+"""Where a hook's code comes from a library whose hooks keep a layer's values (weight_norm's,
+spectral_norm's and pruning's pre-hooks recompute a weight; FSDP's gather it; a quantization
+observer records ranges; transformers' output recorders read them)."""
+
+
+def value_hooks(m: nn.Module) -> list[str]:
+    """The forward pre-hooks and forward hooks on ``m`` that are not a library's
+    (:data:`_HOOK_LIBRARIES`): hooks of the user's, which may change the values the module gets
+    (a pre-hook returns new inputs) or gives (a hook returns a new output)."""
+    out = []
+    for what, hooks in (
+        ("forward pre-hook", m._forward_pre_hooks),
+        ("forward hook", m._forward_hooks),
+    ):
+        out += [f"{what} {_hook_name(fn)}" for fn in hooks.values() if not _library_hook(fn)]
+    return out
+
+
+def _hook_fn(fn: Any) -> Any:
+    while hasattr(fn, "func") and callable(fn.func):  # functools.partial
+        fn = fn.func
+    return getattr(fn, "__func__", fn)  # (a bound method: its function)
+
+
+def _library_hook(fn: Any) -> bool:
+    f = _hook_fn(fn)
+    owner = getattr(f, "__module__", None) or type(f).__module__ or ""
+    return f"{owner}.".startswith(_HOOK_LIBRARIES)
+
+
+def _hook_name(fn: Any) -> str:
+    f = _hook_fn(fn)
+    return str(getattr(f, "__qualname__", None) or type(f).__qualname__)
+
+
+def unrun_hooks(model: nn.Module, graph: Graph | None) -> list[str]:
+    """The modules whose own forward (pre-)hooks (:func:`value_hooks`) the trace that built
+    ``graph`` did not run, each with its hooks: torch.fx calls a leaf layer without its hooks
+    (it runs those of the modules it goes into, recording their ops) and never calls the root
+    module; the chain read from an ``nn.Sequential`` runs nothing; a run trace runs them all
+    (:func:`trace_run`). Global module hooks (``register_module_forward_hook``) likewise."""
+    if graph is None or graph.method == "run":
+        return []
+    called = {n.target for n in graph.nodes if n.op == "module"}
+    out = []
+    for name, m in model.named_modules():
+        hooks = value_hooks(m)
+        if hooks and (
+            graph.method == "sequential" or m is model or name in called or isinstance(m, KNOWN)
+        ):
+            out.append(f"'{name or type(model).__name__}' ({', '.join(hooks)})")
+    g = torch.nn.modules.module
+    for what, hooks in (
+        ("global forward pre-hook", getattr(g, "_global_forward_pre_hooks", {})),
+        ("global forward hook", getattr(g, "_global_forward_hooks", {})),
+    ):
+        out += [
+            f"every module ({what} {_hook_name(fn)})"
+            for fn in hooks.values()
+            if not _library_hook(fn)
+        ]
+    return out
+
+
+def hooked(model: nn.Module) -> bool:
+    """Whether a module of ``model`` has a forward (pre-)hook of the user's (:func:`value_hooks`),
+    which a run trace records and fx may not."""
+    return any(value_hooks(m) for m in model.modules())
 
 
 def _run_call(

@@ -16,6 +16,7 @@ from .graph import (
     LayerInfo,
     ModelInfo,
     analyze,
+    hooked,
     is_leaf,
     known_graph,
     trace_fx,
@@ -49,6 +50,16 @@ def inspect_model(model: nn.Module, example_input: Any = None) -> ModelInfo:
                 if graph.extra:
                     return analyze(model, graph)
         return ModelInfo({"": LayerInfo("", model)}, 0, "single layer")
+    if example_input is not None and hooked(model):
+        # forward (pre-)hooks of the user's: a run records what they compute (fx calls a leaf
+        # layer without its hooks; the chain read from a Sequential runs none — a pre-hook that
+        # scaled a layer's input ×10 left the output at rms 8.2, unsaid)
+        try:
+            traced = trace_run(model, example_input)
+            noted_run()
+            return analyze(model, functional_layers(model, traced))
+        except Exception:
+            pass  # (traced the usual way below; the hooks it does not run are said)
     chain = trace_sequential(model)
     if chain is not None and not _custom_layers(model):
         return analyze(model, chain)

@@ -27,7 +27,14 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
 from .edges import unmeasured_chain
-from .graph import LINEAR, LayerInfo, dropout_rates, expert_activation, graph_modules
+from .graph import (
+    LINEAR,
+    LayerInfo,
+    dropout_rates,
+    expert_activation,
+    graph_modules,
+    unrun_hooks,
+)
 from .modules import (
     AFFINES,
     NORMS,
@@ -708,6 +715,13 @@ def _report_assumptions(
                 f"{few([repr(n) for n in unreached])}: the weight is used in code the trace does "
                 "not attribute to the layer (not as a module call): planned as linear, for unit "
                 "input"
+            )
+        unrun = unrun_hooks(model, info.graph) if model is not None else []
+        if unrun:
+            said.append(
+                f"{few(unrun)}: hooks the trace does not run (torch.fx calls a layer without "
+                "its hooks), taken to leave the values unchanged — give example_input= to trace "
+                "them by running, or register them after init"
             )
         if uncalled:
             said.append(

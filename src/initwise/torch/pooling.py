@@ -89,8 +89,9 @@ SMOOTH_MODES = frozenset({"linear", "bilinear", "bicubic", "trilinear"})
 output is a weighted average of inputs, so ``E[x²]`` falls by between ``Σw²`` (independent
 values: 0.39 for a 2× bilinear upsampling of a map, measured ×0.34 after a random conv) and 1
 (equal ones), the mean passes — an average pool as far as moments go. Nearest upsampling
-copies values: the moments pass unchanged. Area mode, an adaptive average pool where it shrinks
-a map, is not read yet (a shape op)."""
+copies values: the moments pass unchanged. Area mode is an adaptive average pool where it shrinks
+a map (it copies values where it grows one): read as a pool unless its ``scale_factor`` is ≥ 1
+(:func:`_weighting`)."""
 
 _INTERPOLATIONS = frozenset({"interpolate", "upsample"})
 """``F.interpolate`` and its old name: ``(input, size, scale_factor, mode, …)``."""
@@ -102,20 +103,36 @@ def interpolation(n: Any, modules: dict[str, nn.Module]) -> str | None:
     ``F.upsample_bilinear`` — else None."""
     if n.op == "module":
         m = modules.get(n.target)
-        mode = m.mode if isinstance(m, nn.Upsample) else None
+        if not isinstance(m, nn.Upsample):
+            return None
+        mode, scale = m.mode, m.scale_factor
     elif n.op == "function" and str(n.target) == "upsample_bilinear":
-        mode = "bilinear"
+        mode, scale = "bilinear", None
     elif n.op == "function" and str(n.target) in _INTERPOLATIONS:
         mode = n.kwargs.get("mode", n.args[2] if len(n.args) > 2 else "nearest")
+        scale = n.kwargs.get("scale_factor", n.args[1] if len(n.args) > 1 else None)
     else:
         return None
-    return mode if mode in SMOOTH_MODES else None
+    return mode if _weighting(mode, scale) else None
+
+
+def _weighting(mode: Any, scale: Any) -> bool:
+    """Whether an interpolation of ``mode`` with ``scale_factor`` ``scale`` averages values: a
+    smooth mode always; area mode unless every scale factor is ≥ 1 (then it copies values, as
+    nearest does; with a ``size`` the graph has no shapes to tell, and it is taken as a pool)."""
+    if mode in SMOOTH_MODES:
+        return True
+    if mode != "area":
+        return False
+    scales = scale if isinstance(scale, (tuple, list)) else (scale,)
+    return not all(isinstance(f, (int, float)) and f >= 1 for f in scales)
 
 
 def _interpolate_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     """Whether an ``interpolate`` call (the tensor first) weights neighbours, as
     :func:`interpolation` reads its graph node."""
-    return kwargs.get("mode", args[3] if len(args) > 3 else "nearest") in SMOOTH_MODES
+    mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+    return _weighting(mode, kwargs.get("scale_factor", args[2] if len(args) > 2 else None))
 
 
 COPY_LIMIT = 1 << 29
@@ -379,7 +396,9 @@ def module_pool(m: nn.Module | None) -> str | None:
     ``AdaptiveAvgMaxPool2d``, averages too) — else None."""
     if isinstance(m, MAX_POOLS):
         return "max"
-    if isinstance(m, AVG_POOLS) or (isinstance(m, nn.Upsample) and m.mode in SMOOTH_MODES):
+    if isinstance(m, AVG_POOLS) or (
+        isinstance(m, nn.Upsample) and _weighting(m.mode, m.scale_factor)
+    ):
         return "avg"
     if m is None or m._parameters or m._modules:
         return None

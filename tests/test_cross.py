@@ -166,3 +166,20 @@ def test_a_gated_unit_halves_stay_independent() -> None:
     up = _planned_input(plan, "up")
     assert up == pytest.approx(1.0)
     assert _planned_input(plan, "down") == pytest.approx(2.0)
+
+
+def test_one_layer_called_twice_on_one_input_is_one_value_twice() -> None:
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(64, 64)
+            self.out = nn.Linear(64, 64)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(torch.relu(self.lin(x)) + torch.relu(self.lin(x)))
+
+    torch.manual_seed(0)
+    plan = it.plan(Twice())
+    # the layer aims its ReLU's output at E[relu(y)²] 1: twice one value has E[(2·relu(y))²] 4,
+    # not the 2 + 2·E[relu(y)]² = 2.64 of two independent values
+    assert "input E[x²] 4," in plan["out.weight"].reason

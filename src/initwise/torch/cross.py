@@ -138,6 +138,12 @@ class Cross:
                 return None
             inner = self._inner(ni.inputs[0], nj.inputs[0], depth)
             return inner[2] if inner is not None and inner[3] else None
+        if t == "normalize" and len(ni.inputs) == 1:  # x/|x|: each side by its own norm,
+            # E[â·b̂] = E[a·b]·√(E[â²]E[b̂²] / (E[a²]E[b²])) (the norm concentrates at √(D·E[x²]))
+            inner = self._inner(ni.inputs[0], nj.inputs[0], depth)
+            if inner is None or not inner[3] or inner[0][0] <= 0 or inner[1][0] <= 0:
+                return None
+            return inner[2] * math.sqrt(a[0] * b[0] / (inner[0][0] * inner[1][0]))
         if t in _SCALED and len(ni.inputs) == 1:  # x·c, x/c, −x: E[ab]·c² for one constant c
             inner = self._inner(ni.inputs[0], nj.inputs[0], depth)
             if inner is None or not inner[3]:

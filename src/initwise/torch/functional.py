@@ -90,7 +90,7 @@ def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
             continue
         j = 0 if t in ("matmul", "mm") and len(n.inputs) == 2 else 1  # (W @ x: W first)
         for i in (j, 1) if j == 0 else (1,):
-            read = _weight_read(graph, users, n.inputs[i])
+            read = weight_read(graph, users, n.inputs[i])
             if read is None:
                 continue
             owner, flip = read
@@ -107,7 +107,7 @@ def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
     return graph
 
 
-def _weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, bool] | None:
+def weight_read(graph: Graph, users: list[list[int]], idx: int) -> tuple[str, bool] | None:
     """``(owner module, transposed)`` where node ``idx`` reads a module's ``weight`` — directly
     or through single-use casts, transposes and squeeze/unsqueeze — else None."""
     read = _read(graph, users, idx)
@@ -1056,13 +1056,13 @@ def _tied_biases(
             a = graph.nodes[users[n.idx][0]]
             if a.op != "function" or a.target != "add" or len(a.inputs) != 2 or a.kwargs:
                 continue
-            w_idx = next((i for i in n.inputs if _weight_read(graph, users, i)), None)
+            w_idx = next((i for i in n.inputs if weight_read(graph, users, i)), None)
             b_idx = a.inputs[1] if a.inputs[0] == n.idx else a.inputs[0]
             if w_idx is None:
                 continue
         else:
             continue
-        read = _weight_read(graph, users, w_idx)
+        read = weight_read(graph, users, w_idx)
         b = _parameter_read(model, graph, users, b_idx, 1)
         if read is None or b is None or id(b[1]) in out:
             continue

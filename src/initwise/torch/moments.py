@@ -57,6 +57,7 @@ from .batch import seeded_rng, tensors
 from .cross import SHARED_KINDS as _SHARED_KINDS
 from .cross import Cross, again_product
 from .edges import has_edges
+from .functional import weight_read
 from .graph import (
     PRODUCT_FUNCS,
     SOFTMAX_FUNCS,
@@ -137,6 +138,9 @@ class Solved:
     fixed: bool = False
     """The weight the layer computes with is normalized in ``forward`` (``spectral_norm``,
     ``orthogonal``: :func:`_fixed_scale`): no draw sets its output's scale."""
+    also: str = ""
+    """Where ``forward`` also uses the weight outside the layer, and what that use gives (a tied
+    decoder: :func:`_tied_product`), for the reason."""
 
     @property
     def effective(self) -> float:
@@ -152,7 +156,8 @@ class Solved:
         mean = f", mean {self.m:.3g}" if abs(self.m) > 1e-3 * math.sqrt(self.s) else ""
         src = " (assumed: its input was not traced)" if self.assumed_input else ""
         via = f" ({self.via})" if self.via else ""
-        return f"input E[x²] {self.s:.3g}{mean}{src}{via} → {self.role}"
+        also = f"; {self.also}" if self.also else ""
+        return f"input E[x²] {self.s:.3g}{mean}{src}{via} → {self.role}{also}"
 
 
 @dataclass(frozen=True)
@@ -1075,7 +1080,8 @@ def _pass(
         if n.op == "function" and str(n.target) in DISTANCE_FUNCS and n.idx in walk.pools:
             measured = walk.pools[n.idx]  # (pairwise distances, measured on the example input)
             if measured[2] > 0:
-                what = f"pairwise distances '{n.target}' (node {n.idx})"
+                what = _DISTANCE_WHAT.get(str(n.target), "pairwise distances")
+                what = f"{what} '{n.target}' (node {n.idx})"
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
         fixed = walk.fixed_products.get(n.idx)
@@ -1289,6 +1295,8 @@ def _pass(
                     val = known[0] if known else None
         elif n.op == "function" and n.idx in walk.parts:  # a conditional table's part
             val = affine_moments(walk.parts[n.idx])
+        elif n.op == "function" and (tied := _tied_product(n, info, walk, res, mom)) is not None:
+            val = tied  # (a product with a weight its layer also uses: a tied decoder)
         elif n.op == "function":
             val = _function(n, ins, known, k, info, mom, via, cross)
         elif n.op == "output" and len(n.inputs) == 1:
@@ -1303,6 +1311,51 @@ def _pass(
         if m is not None and m[0] > 0 and math.isfinite(m[0]):
             res.scattered[name] = m[0]
     return res
+
+
+def _tied_product(
+    n: Any,
+    info: ModelInfo,
+    walk: _Walk,
+    res: Moments,
+    mom: dict[int, tuple[float, float] | None],
+) -> tuple[float, float] | None:
+    """The output moments of a product with the weight of a Linear the walk solved — a tied
+    autoencoder's decoder, ``F.linear(z, enc.weight.t(), b)`` or ``z @ enc.weight`` — where the
+    weight is planned at its layer and the product is no layer of its own:
+    ``E[y²] = n·E[w²]·E[z²]`` (``n`` the width the product sums over, ``E[w²]`` what the layer's
+    solve gives its weights), its bias (a zero start) adding nothing. None for any other node.
+    Before, no rule: the decoder's output had no moments, and its scale (×0.08 in ``E[x²]``
+    for a 256 → 64 sigmoid autoencoder) went unsaid."""
+    t = str(n.target)
+    if t not in ("linear", "matmul", "mm") or len(n.inputs) < 2 or info.graph is None:
+        return None
+    if t != "linear" and len(n.inputs) != 2:
+        return None
+    users, modules = walk.users, walk.modules
+    x_at, w_at = n.inputs[0], n.inputs[1]
+    read = weight_read(info.graph, users, w_at)
+    if read is None and t != "linear":  # (W @ z: the weight first)
+        x_at, w_at = w_at, x_at
+        read = weight_read(info.graph, users, w_at)
+    if read is None:
+        return None
+    owner, flipped = read
+    m, solved, x = modules.get(owner), res.layers.get(owner), mom.get(x_at)
+    if m is None or solved is None or x is None or module_kind(m) != "linear":
+        return None
+    out_f, in_f = m.weight.shape[0], m.weight.shape[1]
+    # linear(z, V) sums over V's columns; z @ V over its rows (V = W, or Wᵀ where flipped)
+    summed = (out_f if flipped else in_f) if t == "linear" else (in_f if flipped else out_f)
+    w2 = (solved.q - solved.bias_var) / (solved.effective * in_f)
+    y2 = summed * w2 * x[0]
+    how = f"`{t}` (node {n.idx})" + (", transposed" if flipped else "")
+    res.layers[owner] = replace(
+        solved,
+        also=f"its weight also used in {how}: E[y²] {y2:.3g} there (one std for both uses; this "
+        "layer's is solved, that product's output is not)",
+    )
+    return (y2, 0.0)
 
 
 def noise_moments(m: nn.Module, x: tuple[float, float]) -> tuple[float, float] | None:
@@ -2817,10 +2870,107 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
                 size = m.in_channels
         # (any other reader: the next one may tell — nGPT's normalized stream is read by the
         # residual update first and by the next block's Linear after)
+    if size is None and n.inputs:  # else the layer it comes from (a projection head's
+        # output normalized for a similarity matrix, SimCLR's `F.normalize(z) @ F.normalize(z)ᵀ`)
+        size = _producer_width(info, n.inputs[0], dim)
     if size is None:
         return None
     s, mu = x
     return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
+
+
+_TRANSPOSES = frozenset({"t", "transpose", "permute", "contiguous", "to", "float", "type"})
+
+
+def _normalized_source(g: Any, i: int, mom: dict[int, tuple[float, float] | None]) -> int | None:
+    """The ``F.normalize`` node that node ``i`` is, through transposes, casts and constant
+    factors (a number, or an operand whose value does not vary: a learned scale); else None."""
+    node = g.nodes[i]
+    for _ in range(16):
+        t = str(node.target)
+        if node.op != "function" or not node.inputs:
+            return None
+        if t == "normalize":
+            return node.idx
+        if t in _TRANSPOSES or (t in _MUL | _DIV and len(node.inputs) == 1):
+            node = g.nodes[node.inputs[0]]
+            continue
+        if t in _MUL and len(node.inputs) == 2:
+            fixed = [k for k in node.inputs if _fixed_value(mom.get(k))]
+            if len(fixed) != 1:
+                return None
+            node = g.nodes[next(k for k in node.inputs if k != fixed[0])]
+            continue
+        return None
+    return None
+
+
+def _fixed_value(x: tuple[float, float] | None) -> bool:
+    """Whether moments ``x`` are those of a value that does not vary (``E[x²] = E[x]²``)."""
+    return x is not None and x[0] > 0 and x[0] - x[1] * x[1] <= 1e-9 * x[0]
+
+
+def _similarities(
+    g: Any,
+    n: Any,
+    ins: list[tuple[float, float] | None],
+    mom: dict[int, tuple[float, float] | None],
+    cross: Cross | None,
+) -> tuple[float, float] | None:
+    """A matrix of similarities between two sets of L2-normalized vectors — CLIP's and SimCLR's
+    logits, ``F.normalize(u) @ F.normalize(v)ᵀ`` — from the normalized operands' moments: each
+    entry the dot product of two rows over ``D`` coordinates (``E[x²] = 1/D`` for a normalized
+    vector: :func:`_l2_normalized`) with ``c = E[u_k·v_k]`` per coordinate — the operands' cross
+    moment where one encoder computed both (two inputs through one set of weights are
+    correlated: :class:`~initwise.torch.cross.Cross`), else their means' product —
+    ``E[y] = D·c``, ``E[y²] = D·E[u²v²] + D(D−1)·c²`` (``E[u²v²]`` by Isserlis). None unless
+    both operands are such vectors (through transposes and casts). Before, the product had no
+    moments: the logits' scale unknown, unsaid."""
+    if ins[0] is None or ins[1] is None:
+        return None
+    sources = [_normalized_source(g, i, mom) for i in n.inputs]
+    if sources[0] is None or sources[1] is None:
+        return None
+    (sa, ma), (sb, mb) = ins[0], ins[1]
+    u, v = mom.get(sources[0]), mom.get(sources[1])
+    if sa <= 0 or sb <= 0 or u is None or v is None or u[0] <= 0 or v[0] <= 0:
+        return None
+    d = max(round(1.0 / u[0]), 1)  # (a normalized vector's E[x²] is 1/D)
+    c = cross(sources[0], sources[1]) if cross is not None else None
+    # (a constant factor on either side — CLIP's exp(logit_scale) — scales it as it scales E[x²])
+    c = c * math.sqrt(sa * sb / (u[0] * v[0])) if c is not None else ma * mb
+    cov = c - ma * mb
+    each = sa * sb + 4 * ma * mb * cov + 2 * cov * cov
+    return (d * each + d * (d - 1) * c * c, d * c)
+
+
+_KEEP_WIDTH = frozenset(
+    {"contiguous", "to", "type", "float", "half", "bfloat16", "clone", "dropout"}
+)
+
+
+def _producer_width(info: ModelInfo, i: int, dim: int) -> int | None:
+    """The length along ``dim`` of node ``i``'s value where it comes from a Linear (``dim``
+    −1: its ``out_features``) or a convolution (``dim`` 1: its ``out_channels``) through
+    single-input, shape-keeping steps (:func:`~initwise.torch.graph.feature_width`)."""
+    g = info.graph
+    assert g is not None
+    for _ in range(64):
+        n = g.nodes[i]
+        m = info.layers[n.target].module if n.op == "module" and n.target in info.layers else None
+        if m is not None and next(m.parameters(recurse=False), None) is not None:
+            if isinstance(m, nn.Linear) and dim == -1:
+                return m.out_features
+            if isinstance(m, nn.modules.conv._ConvNd) and dim == 1:
+                return m.out_channels
+            return None
+        keeps = info.kinds[i] == "act" or (
+            n.target in _KEEP_WIDTH if n.op == "function" else isinstance(m, nn.Dropout)
+        )  # (not a reshape: a head split `view(B, T, H, D/H)` changes the last dimension)
+        if len(n.inputs) != 1 or not keeps:
+            return None
+        i = n.inputs[0]
+    return None
 
 
 RECIPROCAL_SPREAD = 0.25
@@ -3019,9 +3169,55 @@ def _unknown_output(g: Any, mom: dict[int, tuple[float, float] | None], i: int) 
             continue
         if n.target in _SIGNAL_PRODUCTS and len(known) >= 2:
             return f"the product of two signals '{n.target}' (node {n.idx})"
-        if n.target in _AFFINE_PASS or n.target in _ADD or n.target in _SUB or n.target in _MUL:
+        if n.target in _AFFINE_PASS or n.target in _ADD | _SUB | _MUL | _DIV:  # (`s / τ` too)
             stack += [k for k in n.inputs if mom.get(k) is None]
     return ""
+
+
+_DISTANCE_WHAT = {"cosine_similarity": "cosine similarities", "pairwise_distance": "distances"}
+
+
+def _distances(
+    n: Any,
+    ins: list[tuple[float, float] | None],
+    info: ModelInfo,
+    cross: Cross | None,
+) -> tuple[float, float] | None:
+    """Euclidean distances between points — ``cdist(X, Y)``, ``pdist(X)``, and
+    ``pairwise_distance(a, b)`` of paired rows — and cosine similarities of paired rows, whose
+    dimension ``D`` is the width of the layer one side comes from
+    (:func:`~initwise.torch.graph.feature_width`). Each coordinate's difference has
+    ``v = E[x²] + E[y²] − 2·E[x·y]`` — ``E[x·y]`` the means' product for two different points
+    (``cdist``, ``pdist``), the pair's cross moment for paired rows (one encoder's two outputs
+    are correlated: :class:`~initwise.torch.cross.Cross`) — so ``E[d²] = D·v`` and
+    ``E[d] = √(2v)·Γ((D+1)/2)/Γ(D/2)`` (the χ distribution's mean); a cosine has mean
+    ``ρ = E[x·y]/√(E[x²]E[y²])`` and ``E[cos²] = ρ² + (1 − ρ²)²/D`` (Gaussian vectors). None
+    where ``D`` is not known or the norm is not the Euclidean one (``p`` ≠ 2). Before, every
+    distance was taken for points of one coordinate and said — a prototype network's head was
+    solved for ``E[d²]`` 2 where 128 arrives (output rms 8.7) — and a cosine had no rule."""
+    t = str(n.target)
+    known = [x for x in ins if x is not None]
+    p = n.kwargs.get("p", n.args[0] if n.args and isinstance(n.args[0], (int, float)) else 2.0)
+    if (p != 2 and t != "cosine_similarity") or info.graph is None or not known:
+        return None
+    mods = {k: lay.module for k, lay in info.layers.items()}
+    d = next((w for i in n.inputs if (w := feature_width(info.graph.nodes, mods, i))), None)
+    if d is None:
+        return None
+    a, b = known[0], known[1] if len(known) > 1 else known[0]
+    paired = t in ("pairwise_distance", "cosine_similarity")
+    if paired and (len(ins) < 2 or ins[0] is None or ins[1] is None):
+        return None
+    ab = a[1] * b[1]
+    if paired and cross is not None:
+        tied = cross(n.inputs[0], n.inputs[1])
+        ab = tied if tied is not None else ab
+    if t == "cosine_similarity":
+        rho = max(-1.0, min(1.0, ab / math.sqrt(a[0] * b[0]))) if a[0] * b[0] > 0 else 0.0
+        return (rho * rho + (1 - rho * rho) ** 2 / d, rho)
+    v = max(a[0] + b[0] - 2 * ab, 0.0)
+    mean = math.sqrt(2 * v) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
+    return (d * v, mean)
 
 
 def _scalar(args: tuple) -> float | None:
@@ -3094,6 +3290,10 @@ def _function(
         if len(ins) < 2 or ins[0] is None or ins[1] is None:
             return None
         return (info.generated[n.idx][1] * ins[1][0] * ins[0][0], 0.0)
+    if t in ("matmul", "mm") and info.graph is not None and len(ins) == 2:
+        sim = _similarities(info.graph, n, ins, mom, cross)
+        if sim is not None:
+            return sim
     if t in ("matmul", "bmm", "einsum"):  # (attention's are pool nodes, not passed here)
         return None
     if len(known) == 1 and zero_pad(n):  # unmeasured (no example input): passed on and said.
@@ -3127,7 +3327,12 @@ def _function(
 
     if info.graph is not None and len(known) == 1 and _square_of(info.graph, n) is not None:
         return _squared(known[0])
-    if t in DISTANCE_FUNCS and len(known) >= 1:  # unmeasured (no example input): said
+    if t in DISTANCE_FUNCS and len(known) >= 1:  # unmeasured (no example input)
+        dist = _distances(n, ins, info, cross)
+        if dist is not None:
+            return dist
+        if t == "cosine_similarity":
+            return None  # (no width: unknown, said where it is read)
         via[n.idx] = (
             f"pairwise distances ('{t}', node {n.idx})",
             False,

@@ -375,9 +375,12 @@ def _as_reduction(n: Any) -> bool:
     return (name == "mean" or name in MAX_REDUCTIONS) and _named(dim)
 
 
-DISTANCE_FUNCS = frozenset({"cdist", "pdist"})
-"""Pairwise distances: their scale grows with the points' dimension (``E[d²] = 2·D·Var[x]``),
-which the graph does not have — measured on an example input, else assumed and said."""
+DISTANCE_FUNCS = frozenset({"cdist", "pdist", "pairwise_distance", "cosine_similarity"})
+"""Distances between points (``cdist``, ``pdist``; ``pairwise_distance`` of paired rows) and
+cosine similarities: their scale is in the points' dimension (``E[d²] = D·E[(x − y)²]``; a
+cosine's spread ``(1 − ρ²)²/D``) — measured on an example input; without one, from the width
+of the layer the points come from where it is known (``moments._distances``), else assumed and
+said."""
 
 
 def pooled_input(op: str) -> int:
@@ -465,7 +468,10 @@ def has_pools(model: nn.Module, info: ModelInfo) -> bool:
     modules = dict(model.named_modules())
     return (
         any(
-            node_pool(n, modules) is not None or summed_dims(n) is not None or zero_pad(n, modules)
+            node_pool(n, modules) is not None
+            or summed_dims(n) is not None
+            or zero_pad(n, modules)
+            or (n.op == "function" and str(n.target) in DISTANCE_FUNCS)
             for n in info.graph.nodes
         )
         or bool(measured_attention(model, info))

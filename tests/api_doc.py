@@ -12,7 +12,8 @@ MODULES = {
                       "gaussian_expectation", "gaussian_expectations", "kinks_of",
                       "activation_fn"],
     "initwise.math.meanfield": ["variance_map", "chi", "chis", "fixed_point", "correlation_map",
-                                "depth_scales", "propagate", "ChainLayer", "DepthScales"],
+                                "depth_scales", "propagate", "gaussian_cross", "ChainLayer",
+                                "DepthScales"],
     "initwise.schemes": ["VarianceScaling", "Constant", "Normal", "Uniform", "TruncNormal",
                          "Orthogonal", "Eye", "Dirac", "DeltaOrthogonal", "Sparse", "from_dict",
                          "resolve", *[

@@ -56,6 +56,10 @@ class ParamPlan:
     ``padding_idx``). ``center_dims``: the drawn values are centered over these dims (each output
     unit's weights sum to zero, then scaled by ``√(n/(n−1))`` so the variance is kept) — ``auto``
     does this before activations with a large mean, so the mean does not reach the next layer.
+    ``row_scales``: each row (output unit) multiplied by its factor after the draw — a layer
+    whose forward multiplies its weight by a fixed 0/1 mask (MADE, PixelCNN) has rows that keep
+    different numbers of inputs, and ``√(mean kept fan / the row's kept fan)`` puts every unit
+    at the variance the rule sets for the mean one.
     """
 
     name: str
@@ -72,6 +76,7 @@ class ParamPlan:
     chunk_schemes: tuple[tuple[int, S.Scheme], ...] = ()
     zero_rows: tuple[int, ...] = ()
     center_dims: tuple[int, ...] = ()
+    row_scales: tuple[float, ...] = ()
     lr_mult: tuple[tuple[str, float], ...] = ()
     """Learning-rate multipliers by optimizer family (``(("adam", 0.25), ("sgd", 1.0))``), set
     by width-aware policies (μP); :meth:`Plan.param_groups` reads them."""
@@ -141,6 +146,8 @@ class ParamPlan:
             name += f", block {i}: {s.label}"
         if self.center_dims:
             name += ", centered"
+        if self.row_scales:
+            name += ", rows by kept fan"
         return name
 
     def to_dict(self) -> dict[str, Any]:
@@ -159,6 +166,7 @@ class ParamPlan:
             "chunk_schemes": [[i, s.to_dict()] for i, s in self.chunk_schemes],
             "zero_rows": list(self.zero_rows),
             **({"center_dims": list(self.center_dims)} if self.center_dims else {}),
+            **({"row_scales": list(self.row_scales)} if self.row_scales else {}),
             **({"lr_mult": dict(self.lr_mult)} if self.lr_mult else {}),
             **({"forward_mult": self.forward_mult} if self.forward_mult is not None else {}),
         }
@@ -193,6 +201,7 @@ class ParamPlan:
                 chunk_schemes=chunk_schemes,
                 zero_rows=tuple(int(r) for r in d.get("zero_rows", [])),
                 center_dims=tuple(int(r) for r in d.get("center_dims", [])),
+                row_scales=tuple(float(r) for r in d.get("row_scales", [])),
                 lr_mult=_lr_mult(d.get("lr_mult", {})),
                 forward_mult=_opt_float(d.get("forward_mult")),
             )
@@ -241,6 +250,14 @@ class ParamPlan:
         for r in self.zero_rows:
             if not self.shape or not 0 <= r < self.shape[0]:
                 raise ValueError(f"{where}: zero row {r} outside shape {self.shape}")
+        if self.row_scales:
+            if not self.shape or len(self.row_scales) != self.shape[0] or self.chunks > 1:
+                raise ValueError(
+                    f"{where}: row_scales must give one factor per row of shape {self.shape} "
+                    f"(got {len(self.row_scales)}) and no chunks"
+                )
+            if not all(math.isfinite(r) and r > 0 for r in self.row_scales):
+                raise ValueError(f"{where}: row_scales must be finite numbers > 0")
         if self.center_dims:
             if len(set(self.center_dims)) != len(self.center_dims) or not all(
                 0 <= c < len(self.shape) for c in self.center_dims
@@ -453,6 +470,7 @@ class Plan:
                     if scheme is not None:
                         scheme.check_shape(e.block_shape)
                     new = e.with_scheme(scheme, f"override {pattern!r}: {what}")
+                    new = dataclasses.replace(new, row_scales=())  # (the user's draw, as given)
                     if e.forward_mult is not None:  # u-μP: the stored weight is overridden
                         eff = (
                             ""

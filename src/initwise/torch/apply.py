@@ -68,7 +68,7 @@ def draw(
     ):
         return _draw_device(entry, seed, torch.device(device), dtype, target, box)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    if box is not None and entry.chunks == 1 and not entry.center_dims:
+    if box is not None and entry.chunks == 1 and not entry.center_dims and not entry.row_scales:
         assert entry.scheme is not None
         offset, local = box
         flat = sampling.sample(
@@ -144,7 +144,7 @@ def _draw_device(
     """The stream's values generated on ``device`` by the torch kernel (no host round trip for
     elementwise schemes); a shard generates only its own elements."""
     cdt = torch.float64 if dtype == torch.float64 else torch.float32
-    if box is not None and entry.chunks == 1 and not entry.center_dims:
+    if box is not None and entry.chunks == 1 and not entry.center_dims and not entry.row_scales:
         assert entry.scheme is not None
         offset, local = box
         flat = sampling.sample_tensor(
@@ -217,7 +217,8 @@ def _draw_torch(
 
 def _finish(out: torch.Tensor, entry: ParamPlan) -> None:
     """In place on the full tensor: center over ``entry.center_dims`` (in float64, times
-    ``√(n/(n−1))`` to keep the variance), then zero ``entry.zero_rows``."""
+    ``√(n/(n−1))`` to keep the variance), scale the rows by ``entry.row_scales``, then zero
+    ``entry.zero_rows``."""
     if entry.center_dims:
         dims = tuple(entry.center_dims)
         n = math.prod(out.shape[d] for d in dims)
@@ -225,6 +226,10 @@ def _finish(out: torch.Tensor, entry: ParamPlan) -> None:
             x = out.detach().double()
             x = (x - x.mean(dim=dims, keepdim=True)) * math.sqrt(n / (n - 1))
             out.detach().copy_(x)
+    if entry.row_scales:
+        shape = (-1,) + (1,) * (out.dim() - 1)
+        scales = torch.tensor(entry.row_scales, dtype=torch.float64).reshape(shape)
+        out.detach().copy_(out.detach().double() * scales.to(out.device))
     if entry.zero_rows:
         out[list(entry.zero_rows)] = 0
 

@@ -58,6 +58,7 @@ from .modules import (
     num_experts,
     probed_activation,
     probed_norm,
+    row_fans,
     standardized_gain,
     structured_starts,
     unwrap,
@@ -1678,6 +1679,13 @@ def weight_site(
     zero_rows: tuple[int, ...] = ()
     if kind == "embedding" and getattr(module, "padding_idx", None) is not None:
         zero_rows = (int(module.padding_idx),)
+    rows = row_fans(masked[1]) if masked is not None and kind in ("linear", "conv") else ()
+    if rows:
+        lo, hi = min(r for r in rows if r > 0), max(rows)
+        head += (
+            f"; its rows keep {lo:g} to {hi:g} inputs, each drawn at √(mean/own) of the "
+            "mean row's std (every unit at the same variance)"
+        )
     return WeightSite(
         name,
         module,
@@ -1690,4 +1698,14 @@ def weight_site(
         chunk_dim,
         head,
         zero_rows,
+        _row_scales(rows),
     )
+
+
+def _row_scales(rows: tuple[float, ...]) -> tuple[float, ...]:
+    """``√(mean kept fan / the row's kept fan)`` per row (1 for a row that keeps nothing)."""
+    kept = [r for r in rows if r > 0]
+    if not kept:
+        return ()
+    mean = sum(kept) / len(kept)
+    return tuple(math.sqrt(mean / r) if r > 0 else 1.0 for r in rows)

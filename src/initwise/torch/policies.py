@@ -87,6 +87,8 @@ class WeightSite:
     chunk_dim: int
     head: str
     zero_rows: tuple[int, ...] = ()
+    row_scales: tuple[float, ...] = ()
+    """Per-row factors of a masked layer (:attr:`~initwise.plan.ParamPlan.row_scales`)."""
 
     @property
     def cls(self) -> str:
@@ -94,7 +96,12 @@ class WeightSite:
 
     @property
     def kw(self) -> dict[str, Any]:
-        return {"chunks": self.chunks, "chunk_dim": self.chunk_dim, "zero_rows": self.zero_rows}
+        return {
+            "chunks": self.chunks,
+            "chunk_dim": self.chunk_dim,
+            "zero_rows": self.zero_rows,
+            "row_scales": self.row_scales,
+        }
 
 
 Planned = dict[str, ParamPlan]

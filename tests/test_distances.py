@@ -124,3 +124,23 @@ def test_a_similarity_matrix_of_normalized_projections_has_its_scale() -> None:
     with torch.no_grad():
         measured = float(m(*_inputs(3, True)).pow(2).mean())
     assert predicted == pytest.approx(measured, rel=0.35)
+
+
+class ScoreHead(nn.Module):
+    """A dot-product score of two projections, then a layer on the score."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e, self.q, self.out = nn.Linear(32, 64), nn.Linear(32, 64), nn.Linear(1, 64)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.out((torch.relu(self.e(x)) * self.q(y)).sum(-1, keepdim=True))
+
+
+def test_a_sum_over_the_features_counts_them() -> None:
+    # before: taken to leave E[x²] unchanged and said — the layer on the score solved for 1 where
+    # 64 arrives (output rms 8.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rms = _median_rms(ScoreHead, True, False)
+    assert 0.75 <= rms <= 1.33

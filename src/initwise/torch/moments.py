@@ -2879,6 +2879,41 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
     return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
 
 
+def _feature_sum(info: ModelInfo, n: Any, x: tuple[float, float]) -> tuple[float, float] | None:
+    """A sum over the feature dimension of values whose width is a layer's — the last dimension
+    of a Linear's output, the channels of a convolution's, through elementwise steps: a
+    dot-product score ``(u * q).sum(-1)`` — is ``D`` terms independent beyond their mean:
+    ``E[y²] = D·Var[x] + D²·E[x]²``, ``E[y] = D·E[x]`` (the mean is the pair's cross moment
+    where one encoder computed both factors). None where the summed dimension or its width is
+    not known (a sum over a set: its count is in the data, said by the caller). Before, every
+    such sum was taken to leave E[x²] unchanged and said: a score head solved for E[x²] 1
+    where 64 arrives (output rms 8.1)."""
+    dims = summed_dims(n)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims) if dims is not None else ()
+    if dims not in ((-1,), (1,)):
+        return None
+    d = _elementwise_width(info, n.inputs[0], dims[0])
+    if d is None:
+        return None
+    s, mu = x
+    return (d * max(s - mu * mu, 0.0) + d * d * mu * mu, d * mu)
+
+
+def _elementwise_width(info: ModelInfo, i: int, dim: int, depth: int = 0) -> int | None:
+    """:func:`_producer_width`, also through elementwise sums and products (the first operand
+    whose width is known)."""
+    g = info.graph
+    assert g is not None
+    n = g.nodes[i]
+    if depth < 8 and n.op == "function" and str(n.target) in _ADD | _SUB | _MUL | _DIV:
+        for k in n.inputs:
+            w = _elementwise_width(info, k, dim, depth + 1)
+            if w is not None:
+                return w
+        return None
+    return _producer_width(info, i, dim)
+
+
 _TRANSPOSES = frozenset({"t", "transpose", "permute", "contiguous", "to", "float", "type"})
 
 
@@ -3415,6 +3450,10 @@ def _function(
             "or give an override",
         )
         return (base[0] + src[0] + 2 * base[1] * src[1], base[1] + src[1])
+    if t == "sum" and len(known) == 1 and info.graph is not None:  # over the features
+        over = _feature_sum(info, n, known[0])
+        if over is not None:
+            return over
     if t in ("sum", "cumsum") and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets'
         what = "a cumulative sum along" if t == "cumsum" else "a sum over"  # Σ over the set,
         via[n.idx] = (  # a GNN's sum aggregation, a prefix sum: how many terms is in the data

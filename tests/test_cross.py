@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -197,3 +198,32 @@ def test_a_flatten_module_passes_the_tie() -> None:
     planned, measured, _ = _three_seeds(FlatSiamese)
     # (before: 1.36 planned where ~0.9 arrives)
     assert planned == pytest.approx(measured, rel=0.2)
+
+
+def test_a_deep_shared_encoder_plans() -> None:
+    """Following two operands back through 400 residual blocks went past the interpreter's
+    recursion limit (RecursionError from ``plan``); deeper than ``cross._DEPTH`` the pair is
+    tied through its means only."""
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.f = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.f(x)
+
+    class DeepSiamese(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc = nn.Sequential(*[Block() for _ in range(400)])
+            self.head = nn.Linear(8, 8)
+
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return self.head((self.enc(a) - self.enc(b)).abs())
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (a deep narrow chain: its scatter is said)
+        plan = it.plan(DeepSiamese())
+    assert math.isfinite(_planned_input(plan))

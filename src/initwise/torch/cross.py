@@ -44,8 +44,10 @@ _SUB = frozenset({"sub", "sub_", "isub"})
 _SCALED = frozenset({"mul", "mul_", "imul", "rmul", "div", "truediv", "div_", "neg"})
 _PASSING = (nn.Flatten, nn.Unflatten, nn.Identity)
 """Modules that pass their input's values (reshaped)."""
-_DEPTH = 400
-"""How far back two nodes are followed (a chain of shared layers deeper than this is cut)."""
+_DEPTH = 100
+"""How far back two nodes are followed: deeper, the pair is taken as tied only through its
+means from there (each step is a few Python frames; a Siamese encoder of 400 residual blocks
+without norms went past the interpreter's recursion limit at 400)."""
 
 Mom = tuple[float, float]
 
@@ -76,14 +78,17 @@ class Cross:
 
     def __call__(self, i: int, j: int) -> float | None:
         """``E[a·b]`` for nodes ``i`` and ``j``; None where nothing but their means ties them."""
-        return self._cross(i, j, 0)
+        try:
+            return self._cross(i, j, 0)
+        except RecursionError:  # (called from deep inside the planner: the pair as untied)
+            return None
 
     def or_means(self, i: int, j: int) -> float | None:
         """:meth:`__call__`, or ``E[a]·E[b]`` (independent), or None if a moment is unknown."""
         a, b = self.mom.get(i), self.mom.get(j)
         if a is None or b is None:
             return None
-        c = self._cross(i, j, 0)
+        c = self(i, j)
         return c if c is not None else a[1] * b[1]
 
     def _cross(self, i: int, j: int, depth: int) -> float | None:

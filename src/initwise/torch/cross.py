@@ -17,8 +17,9 @@ with correlation ≈ 0.49 (the ReLU features' mean is shared through the weights
 output rms 0.74 of the unit it aims at.
 
 :class:`Cross` follows the two nodes back while they are the same computation — the same
-weight layer called twice, the same activation, the same reshape or slice, sums of such, a
-constant factor, an average pool — and gives ``None`` where they part (then nothing but their
+weight layer called twice, the same activation, the same reshape or slice (functions, or
+``Flatten``/``Unflatten``/``Identity`` modules), sums of such, a constant factor, an L2
+normalization, an average pool — and gives ``None`` where they part (then nothing but their
 means ties them, and the walk's product of means stands).
 """
 
@@ -32,14 +33,13 @@ import numpy as np
 from torch import nn
 
 from ..math.meanfield import gaussian_cross
-from .graph import SHAPE_OPS
+from .graph import ADD_FUNCS, SHAPE_OPS
 from .modules import kind as module_kind
 from .pooling import node_pool
 
 SHARED_KINDS = frozenset({"linear", "conv", "conv1d_hf"})
 """Layer kinds whose output a second call computes from the first call's solve."""
 
-_ADD = frozenset({"add", "add_", "iadd", "radd"})
 _SUB = frozenset({"sub", "sub_", "isub"})
 _SCALED = frozenset({"mul", "mul_", "imul", "rmul", "div", "truediv", "div_", "neg"})
 _PASSING = (nn.Flatten, nn.Unflatten, nn.Identity)
@@ -157,7 +157,7 @@ class Cross:
                 return None
             c = _constant(ni.args, t)
             return inner[2] * c * c if c is not None else None
-        if (t in _ADD or t in _SUB) and len(ni.inputs) == 2:
+        if (t in ADD_FUNCS or t in _SUB) and len(ni.inputs) == 2:
             # (a₁ ± a₂)·(b₁ ± b₂): the four terms, tied or by their means
             sign = -1.0 if t in _SUB else 1.0
             total, tied = 0.0, False

@@ -456,6 +456,7 @@ def propagate(
     pools: dict[int, Stats] | None = None,
     kept: dict[str, tuple[float, float]] | None = None,
     held: dict[str, Held] | None = None,
+    inputs: dict[int, tuple[float, float]] | None = None,
 ) -> Moments:
     """Solve every weight layer reached by ``info.graph`` (see the module docstring).
 
@@ -464,7 +465,9 @@ def propagate(
     (:func:`~initwise.torch.pooling.measure_pools`); ``kept`` the ``(E[p²], E[p])`` of raw
     parameters the plan leaves as they are (a Perceiver's latent array added to the signal),
     by name — otherwise a parameter node's moments are unknown; ``held`` the weight layers it
-    does not solve (:class:`Held`), by module name.
+    does not solve (:class:`Held`), by module name; ``inputs`` the input moments of weight
+    layer nodes measured on an example input where the walk had no rule for what computes them
+    (:func:`~initwise.torch.pooling.measure_inputs`), by node.
     Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
     the head's output unit (solved by propagating twice: the head's input may or may not scale
     with the embedding). A layer whose output is scattered among other values — a
@@ -477,6 +480,7 @@ def propagate(
     heads = _tied_heads(model, info.graph)
     walk.tied = {h: e for e, h in heads.items()}
     walk.held = dict(held or {})
+    walk.inputs = dict(inputs or {})
     walk.feeds_held = _feeds_held(info, walk.users, walk.held)
     if kept:  # parameters the plan leaves as the model holds them: their values' moments
         for n in info.graph.nodes:
@@ -719,6 +723,9 @@ class _Walk:
     held: dict[str, Held] = field(default_factory=dict)
     """Weight layers the plan does not solve (frozen, deliberate starts, overridden), by name:
     :class:`Held`."""
+    inputs: dict[int, tuple[float, float]] = field(default_factory=dict)
+    """Weight layer nodes whose input moments were measured on the example input (the walk has
+    no rule for what computes them): :func:`propagate`'s ``inputs``."""
     feeds_held: dict[str, tuple[float, str]] = field(default_factory=dict)
     """Per weight layer read only by a held one with no activation after it (a tied head over
     a frozen table): that layer's ``fan_in·E[w²]`` and name (:func:`_feeds_held`)."""
@@ -1210,6 +1217,9 @@ def _pass(
                 # each part's, at its getitem
                 val = affine_moments(walk.conditional[n.target][0])
             elif k == "weight":
+                if n.idx in walk.inputs:  # (no rule for what computes its input: measured)
+                    ins = [walk.inputs[n.idx], *ins[1:]]
+                    came = (MEASURED_INPUT, True, "")
                 val = _weight(
                     m,
                     n.target,
@@ -1311,6 +1321,21 @@ def _pass(
         if m is not None and m[0] > 0 and math.isfinite(m[0]):
             res.scattered[name] = m[0]
     return res
+
+
+MEASURED_INPUT = (
+    "its input's E[x²] measured on the example input, where the walk has no rule for what "
+    "computes it"
+)
+"""How a layer's reason says that its input was measured (:func:`propagate`'s ``inputs``)."""
+
+
+def unknown_inputs(res: Moments) -> list[str]:
+    """The weight layers ``res`` solved for an assumed input: its moments unknown (an op the
+    walk has no rule for before it, or after the activation before it)."""
+    return [
+        name for name, v in res.layers.items() if v.assumed_input or "moments are unknown" in v.via
+    ]
 
 
 def _tied_product(

@@ -67,9 +67,9 @@ from .modules import (
     zero_starts,
 )
 from .modules import kind as module_kind
-from .moments import HELD_KINDS, Held, input_moments, propagate
+from .moments import HELD_KINDS, Held, input_moments, propagate, unknown_inputs
 from .policies import Context, Policy, WeightSite, get_policy
-from .pooling import has_attention, has_pools, measure_pools
+from .pooling import has_attention, has_pools, measure_inputs, measure_pools
 
 POLICIES = BUILTIN
 """The built-in policy names (:func:`initwise.torch.policies.policy_names` lists registered
@@ -329,15 +329,35 @@ def _plan(
                 pools = again
                 if why is not None or settled or not again:  # (nothing measured: a redraw
                     break  # would be the same draft)
+        loose = _kept_loose(model, info, tokens)
+        arriving = input_moments(example_input)
         moments = propagate(
-            model,
-            info,
-            input_moments(example_input),
-            n_res=None if own else 0,
-            pools=pools,
-            kept=_kept_loose(model, info, tokens),
-            held=held,
+            model, info, arriving, n_res=None if own else 0, pools=pools, kept=loose, held=held
         )
+        unknown = unknown_inputs(moments) if measure and example_input is not None else []
+        if unknown:  # an op the walk has no rule for before a layer (a capsule's squash, a
+            # custom normalizer): its input measured on a copy with the draft drawn, and the
+            # walk run again with it — before, assumed at E[x²] 1 even with an example input
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                draft = replan(False, False, pools, held)
+            seen = measure_inputs(model, unknown, example_input, draft)
+            inputs = {}
+            for name, calls in seen.items():
+                nodes = [n.idx for n in info.graph.nodes if n.op == "module" and n.target == name]
+                if len(nodes) == len(calls):  # (calls matched to the graph's nodes in order)
+                    inputs.update({i: c for i, c in zip(nodes, calls, strict=True) if c})
+            if inputs:
+                moments = propagate(
+                    model,
+                    info,
+                    arriving,
+                    n_res=None if own else 0,
+                    pools=pools,
+                    kept=loose,
+                    held=held,
+                    inputs=inputs,
+                )
         if moments.output_unknown and example_input is None:  # (with one: check_output)
             moments.assumed.append(
                 f"the model's output: its moments are unknown past {moments.output_unknown}, "

@@ -714,6 +714,51 @@ def _mha_values_and_mix(m: nn.MultiheadAttention, args: Any, kwargs: dict) -> St
     return (v[0], v[1], a[0], a[1]) if v is not None and a is not None else None
 
 
+def measure_inputs(
+    model: nn.Module, names: list[str], example_input: Any, draft: Any
+) -> dict[str, list[tuple[float, float] | None]]:
+    """Per module of ``names``, each call's first input ``(E[x²], E[x])`` on one forward pass of
+    ``example_input``, on a copy of the model with ``draft`` applied (seed 0), in the model's
+    own modes, without gradients, torch's random state put back: the input of a weight layer
+    the walk could not follow (:func:`~initwise.torch.moments.unknown_inputs`). ``{}`` where
+    it cannot run (the meta device, a model too large to copy, a failure)."""
+    if not names or example_input is None or draft is None:
+        return {}
+    if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
+        return {}
+    if sum(p.numel() for p in model.parameters()) > COPY_LIMIT:
+        return {}
+    try:
+        twin = copy.deepcopy(model)
+        draft.apply(twin, seed=0)
+    except Exception:  # (then the layers stay as assumed, and say so)
+        return {}
+    modules = dict(twin.named_modules())
+    out: dict[str, list[tuple[float, float] | None]] = {k: [] for k in names if k in modules}
+    handles = []
+    for k in out:
+
+        def pre(mod: nn.Module, args: Any, k: str = k) -> None:
+            x = next(iter(tensors(args)), None)
+            if x is None or not x.is_floating_point() or x.numel() == 0:
+                out[k].append(None)
+                return
+            xd = x.detach().double()
+            out[k].append((float(xd.pow(2).mean()), float(xd.mean())))
+
+        handles.append(modules[k].register_forward_pre_hook(pre))
+    args, kwargs = split(example_input)
+    try:
+        with torch.no_grad(), seeded_rng(0):
+            twin(*args, **kwargs)
+    except Exception:
+        return {}
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
 def measure_pools(
     model: nn.Module,
     info: ModelInfo,

@@ -39,6 +39,7 @@ from .gains import (
     gaussian_nodes,
     kinks_of,
 )
+from .operating import shifted_moments
 
 ActLike = str | Callable[..., Any]
 
@@ -161,14 +162,8 @@ def gaussian_cross(
             return np.asarray(f(x), dtype=np.float64)
 
     if va <= 1e-12 * max(sa, 1e-300) or vb <= 1e-12 * max(sb, 1e-300):
-        # (one side deterministic: E[φ(u)]·E[φ(v)])
-        def mean_of(s2: float, m: float, var: float) -> float:
-            if var <= 1e-12 * max(s2, 1e-300):
-                return float(at(np.array([m]))[0])
-            x, w = gaussian_nodes(var, 0.5)
-            return float(np.dot(w, at(m + x)))
-
-        return mean_of(sa, ma, va) * mean_of(sb, mb, vb)
+        # (one side deterministic: E[φ(u)]·E[φ(v)], each side's E[φ] as the walk takes it)
+        return shifted_moments(at, sa, ma)[1] * shifted_moments(at, sb, mb)[1]
     su, sv = math.sqrt(va), math.sqrt(vb)
     rho = max(-1.0, min(1.0, (cross - ma * mb) / (su * sv)))
     x1, w1 = gaussian_nodes(va, 0.5)

@@ -1330,12 +1330,15 @@ MEASURED_INPUT = (
 """How a layer's reason says that its input was measured (:func:`propagate`'s ``inputs``)."""
 
 
+UNKNOWN_ACT_INPUT = "whose own input's moments are unknown"
+"""How a layer's reason says that the activation before it read an input the walk could not
+follow (:func:`_unknown`; :func:`unknown_inputs` finds those layers by it)."""
+
+
 def unknown_inputs(res: Moments) -> list[str]:
     """The weight layers ``res`` solved for an assumed input: its moments unknown (an op the
     walk has no rule for before it, or after the activation before it)."""
-    return [
-        name for name, v in res.layers.items() if v.assumed_input or "moments are unknown" in v.via
-    ]
+    return [name for name, v in res.layers.items() if v.assumed_input or UNKNOWN_ACT_INPUT in v.via]
 
 
 def _tied_product(
@@ -2823,7 +2826,7 @@ def _unknown(n: Any, via: dict[int, tuple[str, bool, str]]) -> tuple[float, floa
     has no rule for), marked on the way (``via``) so that a layer solved from it says so — not
     one behind a norm, nor attention logits that only reach a softmax (Gemma 2's soft-cap)."""
     via[n.idx] = (
-        f"activation '{n.target}', whose own input's moments are unknown",
+        f"activation '{n.target}', {UNKNOWN_ACT_INPUT}",
         False,
         " (after an op with no rule: a product of two signals such as a graph's A @ h, a "
         "custom op), E[x²] = 1 assumed there",
@@ -3314,13 +3317,14 @@ def _function(
     cross: Cross | None = None,
 ) -> tuple[float, float] | None:
     t = n.target
-    # E[a·b] of a sum's or product's two operands where one set of weights computed both
-    # (cross.py); else the product of their means (independent)
-    tied = (
-        cross(n.inputs[0], n.inputs[1])
-        if cross is not None and len(ins) >= 2 and ins[0] is not None and ins[1] is not None
-        else None
-    )
+
+    def tied() -> float | None:
+        """E[a·b] of a sum's or product's two operands where one set of weights computed both
+        (cross.py); None where they are independent (then the product of their means)."""
+        if cross is None or len(ins) < 2 or ins[0] is None or ins[1] is None:
+            return None
+        return cross(n.inputs[0], n.inputs[1])
+
     if k == "norm" and n.idx in info.code_norms:  # a norm written as a formula
         src, rms = info.code_norms[n.idx]
         x = mom.get(src)
@@ -3419,7 +3423,8 @@ def _function(
             alpha = n.kwargs.get("alpha", 1.0)  # torch.add(x, y, alpha=a): x + a·y
             a = float(alpha) if isinstance(alpha, (int, float)) else 1.0
             sign = (-1.0 if t in _SUB else 1.0) * a
-            ab = tied if tied is not None else ma * mb
+            ab = tied()
+            ab = ab if ab is not None else ma * mb
             return (max(sa + sign * sign * sb + 2 * sign * ab, 0.0), ma + sign * mb)
         if c is not None:
             s, mu = known[0]
@@ -3435,9 +3440,10 @@ def _function(
     if t in _MUL:
         if len(known) >= 2:
             (sa, ma), (sb, mb) = known[0], known[1]
-            if tied is not None:  # Gaussian operands (Isserlis): E[a²b²] = E[a²]E[b²] +
-                cov = tied - ma * mb  # 4·E[a]E[b]·Cov + 2·Cov², E[ab] = E[a]E[b] + Cov
-                return (sa * sb + 4 * ma * mb * cov + 2 * cov * cov, tied)
+            ab = tied()
+            if ab is not None:  # Gaussian operands (Isserlis): E[a²b²] = E[a²]E[b²] +
+                cov = ab - ma * mb  # 4·E[a]E[b]·Cov + 2·Cov², E[ab] = E[a]E[b] + Cov
+                return (sa * sb + 4 * ma * mb * cov + 2 * cov * cov, ab)
             return (sa * sb, ma * mb)
         if c is not None:
             s, mu = known[0]

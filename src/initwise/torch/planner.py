@@ -331,9 +331,20 @@ def _plan(
                     break  # would be the same draft)
         loose = _kept_loose(model, info, tokens)
         arriving = input_moments(example_input)
-        moments = propagate(
-            model, info, arriving, n_res=None if own else 0, pools=pools, kept=loose, held=held
-        )
+
+        def walked(inputs: dict[int, tuple[float, float]] | None = None) -> Any:
+            return propagate(
+                model,
+                info,
+                arriving,
+                n_res=None if own else 0,
+                pools=pools,
+                kept=loose,
+                held=held,
+                inputs=inputs,
+            )
+
+        moments = walked()
         unknown = unknown_inputs(moments) if measure and example_input is not None else []
         if unknown:  # an op the walk has no rule for before a layer (a capsule's squash, a
             # custom normalizer): its input measured on a copy with the draft drawn, and the
@@ -348,16 +359,7 @@ def _plan(
                 if len(nodes) == len(calls):  # (calls matched to the graph's nodes in order)
                     inputs.update({i: c for i, c in zip(nodes, calls, strict=True) if c})
             if inputs:
-                moments = propagate(
-                    model,
-                    info,
-                    arriving,
-                    n_res=None if own else 0,
-                    pools=pools,
-                    kept=loose,
-                    held=held,
-                    inputs=inputs,
-                )
+                moments = walked(inputs)
         if moments.output_unknown and example_input is None:  # (with one: check_output)
             moments.assumed.append(
                 f"the model's output: its moments are unknown past {moments.output_unknown}, "

@@ -714,6 +714,22 @@ def _mha_values_and_mix(m: nn.MultiheadAttention, args: Any, kwargs: dict) -> St
     return (v[0], v[1], a[0], a[1]) if v is not None and a is not None else None
 
 
+def drafted_copy(model: nn.Module, draft: Any) -> tuple[nn.Module | None, str | None]:
+    """A copy of ``model`` with ``draft`` applied (seed 0) — the weights the plan will give, on
+    which the example input is measured — or ``(None, why)``: a model of more than
+    :data:`COPY_LIMIT` parameters is not copied, and a copy the draft cannot be applied to is
+    said by its error's type."""
+    n = sum(p.numel() for p in model.parameters())
+    if n > COPY_LIMIT:
+        return None, f"the model ({n:,} parameters) is too large to copy for measuring"
+    try:
+        twin = copy.deepcopy(model)
+        draft.apply(twin, seed=0)
+    except Exception as exc:
+        return None, f"a copy with the plan drawn could not be made ({type(exc).__name__})"
+    return twin, None
+
+
 def measure_inputs(
     model: nn.Module, names: list[str], example_input: Any, draft: Any
 ) -> dict[str, list[tuple[float, float] | None]]:
@@ -726,12 +742,8 @@ def measure_inputs(
         return {}
     if any(p.is_meta for p in model.parameters()) or any(t.is_meta for t in tensors(example_input)):
         return {}
-    if sum(p.numel() for p in model.parameters()) > COPY_LIMIT:
-        return {}
-    try:
-        twin = copy.deepcopy(model)
-        draft.apply(twin, seed=0)
-    except Exception:  # (then the layers stay as assumed, and say so)
+    twin, _ = drafted_copy(model, draft)
+    if twin is None:  # (then the layers stay as assumed, and say so)
         return {}
     modules = dict(twin.named_modules())
     out: dict[str, list[tuple[float, float] | None]] = {k: [] for k in names if k in modules}
@@ -826,16 +838,12 @@ def measure_pools(
         return {}, "the model or the example input is on the meta device"
     copied = draft is not None
     if copied:  # (the same module names in the copy)
-        n = sum(p.numel() for p in model.parameters())
-        if n > COPY_LIMIT:
-            return {}, f"the model ({n:,} parameters) is too large to copy for measuring"
         site_names = {k for k, p in model.named_parameters() if id(p) in site_weights}
         site_names |= set(site_edges)
-        try:
-            model = copy.deepcopy(model)
-            draft.apply(model, seed=0)
-        except Exception as exc:  # (then the plan assumes, and says why it could not measure)
-            return {}, f"a copy with the plan drawn could not be made ({type(exc).__name__})"
+        twin, why = drafted_copy(model, draft)
+        if twin is None:  # (then the plan assumes, and says why it could not measure)
+            return {}, why
+        model = twin
         modules = dict(model.named_modules())
         # the copy's own raw-parameter weights, by name: with the original's ids no product
         # with a site weight was told from a product of signals, the calls outnumbered the

@@ -1705,6 +1705,67 @@ def feature_width(nodes: list[Any], modules: dict[str, nn.Module], i: int) -> in
     return None
 
 
+_KEEP_WIDTH = frozenset(
+    {"dropout", "neg", "abs", "contiguous", "clone", "float", "to", "type_as", "detach", "pow"}
+)
+"""Single-tensor functions that keep every dimension (and scalar powers)."""
+_BINARY = frozenset({*_ADD, *_MUL, "sub", "rsub", "isub", "where"})
+
+
+def part_width(
+    nodes: list[Any], modules: dict[str, nn.Module], kinds: list[str], i: int, dim: Any
+) -> int | None:
+    """The size along ``dim`` of graph node ``i``'s value, read from the weight layer it comes
+    from — for ``dim == -1`` a Linear's ``out_features`` or an Embedding's ``embedding_dim``,
+    for ``dim == 1`` a convolution's ``out_channels`` — through steps that keep that dimension:
+    activations, norms, dropout and identities, elementwise unary and binary ops (a broadcast
+    sum takes its widest operand), ``unsqueeze`` at a non-negative position, ``expand`` whose
+    last size is ``-1``, and a ``keepdim=True`` sum or mean over the last dimension (size 1).
+    None where any step is not one of these (the graph has no shapes)."""
+    if dim not in (-1, 1):
+        return None
+    for _ in range(64):
+        n = nodes[i]
+        if n.op == "module":
+            m = modules.get(n.target)
+            if isinstance(m, nn.modules.conv._ConvNd):
+                return int(m.out_channels) if dim == 1 else None
+            if isinstance(m, (nn.Linear, nn.Bilinear)):
+                return int(m.out_features) if dim == -1 else None
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+                return int(m.embedding_dim) if dim == -1 else None
+            if not (kinds[i] in ("act", "norm") or isinstance(m, (nn.Dropout, nn.Identity))):
+                return None
+        elif n.op in ("function", "method"):
+            t = str(n.target)
+            if t in _BINARY:
+                found = [part_width(nodes, modules, kinds, j, dim) for j in n.inputs]
+                known = [w for w in found if w is not None]
+                return max(known) if known and len(known) == len(found) else None
+            if t in ("sum", "mean") and dim == -1 and n.kwargs.get("keepdim") is True:
+                over = n.kwargs.get("dim", n.args[0] if n.args else None)
+                return 1 if over in (-1, (-1,), [-1]) else None
+            if t == "unsqueeze" and dim == -1:
+                at = n.kwargs.get("dim", n.args[0] if n.args else None)
+                if not (isinstance(at, int) and at >= 0):
+                    return None
+            elif t == "expand" and dim == -1:
+                if not (n.args and n.args[-1] == -1):
+                    return None
+            elif not (
+                kinds[i] == "act"
+                or t in _KEEP_WIDTH
+                or function_activation(t, n.args, n.kwargs) is not None
+            ):
+                return None
+        else:
+            return None
+        if not n.inputs:
+            return None
+        i = n.inputs[0]
+    return None
+
+
 def in_out(m: nn.Module) -> tuple[int, int] | None:
     """``(in, out)`` features of a linear map (``nn.Linear`` or a raw matrix used as one)."""
     if isinstance(m, nn.Linear):

@@ -126,3 +126,31 @@ def test_part_width_reads_sizes_only_where_the_graph_tells_them() -> None:
     assert graph.part_width(g.nodes, modules, info.kinds, cat.inputs[0], 1) is None
     first = next(n for n in g.nodes if n.op == "input")
     assert graph.part_width(g.nodes, modules, info.kinds, first.idx, -1) is None
+
+
+class NormAppended(nn.Module):
+    """A hidden vector with its norm appended as one more feature, ``cat([h, ‖h‖], -1)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e, self.o = nn.Linear(16, 64), nn.Linear(65, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.e(x))
+        return self.o(torch.cat([h, h.norm(dim=-1, keepdim=True)], -1))
+
+
+def test_a_vector_norm_as_a_feature_counts_its_width() -> None:
+    # before: ‖h‖ passed h's moments on (E[x²] 1 where 64 arrives) and the concatenation took
+    # E[x²] 1 for all of it where ≈ 1.97 arrives
+    batch = torch.randn(512, 16, generator=torch.Generator().manual_seed(0))
+    ratios = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = NormAppended()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category=it.AssumptionWarning)
+            plan = it.plan(m)
+        plan.apply(m, seed=seed)
+        ratios.append(_arrives(m, m.o, batch) / _planned(plan["o.weight"].reason))
+    assert all(0.85 <= r <= 1.15 for r in ratios), ratios

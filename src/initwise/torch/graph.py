@@ -1706,10 +1706,25 @@ def feature_width(nodes: list[Any], modules: dict[str, nn.Module], i: int) -> in
 
 
 _KEEP_WIDTH = frozenset(
-    {"dropout", "neg", "abs", "contiguous", "clone", "float", "to", "type_as", "detach", "pow"}
+    {
+        "dropout",
+        "neg",
+        "abs",
+        "contiguous",
+        "clone",
+        "float",
+        "half",
+        "bfloat16",
+        "to",
+        "type",
+        "type_as",
+        "detach",
+        "pow",
+    }
 )
 """Single-tensor functions that keep every dimension (and scalar powers)."""
 _BINARY = frozenset({*_ADD, *_MUL, "sub", "rsub", "isub", "where"})
+_KEEPDIM_REDUCTIONS = frozenset({"sum", "mean", "norm", "vector_norm", "amax", "amin"})
 
 
 def part_width(
@@ -1719,9 +1734,10 @@ def part_width(
     from — for ``dim == -1`` a Linear's ``out_features`` or an Embedding's ``embedding_dim``,
     for ``dim == 1`` a convolution's ``out_channels`` — through steps that keep that dimension:
     activations, norms, dropout and identities, elementwise unary and binary ops (a broadcast
-    sum takes its widest operand), ``unsqueeze`` at a non-negative position, ``expand`` whose
-    last size is ``-1``, and a ``keepdim=True`` sum or mean over the last dimension (size 1).
-    None where any step is not one of these (the graph has no shapes)."""
+    sum takes its widest known operand where that is wider than 1: the others are as wide or
+    broadcast), ``unsqueeze`` at a non-negative position, ``expand`` whose last size is ``-1``,
+    and a ``keepdim=True`` sum, mean, norm or extreme over the last dimension (size 1). None
+    where any step is not one of these (the graph has no shapes)."""
     if dim not in (-1, 1):
         return None
     for _ in range(64):
@@ -1740,9 +1756,11 @@ def part_width(
             t = str(n.target)
             if t in _BINARY:
                 found = [part_width(nodes, modules, kinds, j, dim) for j in n.inputs]
-                known = [w for w in found if w is not None]
-                return max(known) if known and len(known) == len(found) else None
-            if t in ("sum", "mean") and dim == -1 and n.kwargs.get("keepdim") is True:
+                widest = max((w for w in found if w is not None), default=None)
+                if widest is None or (widest == 1 and None in found):
+                    return None
+                return widest
+            if t in _KEEPDIM_REDUCTIONS and dim == -1 and n.kwargs.get("keepdim") is True:
                 over = n.kwargs.get("dim", n.args[0] if n.args else None)
                 return 1 if over in (-1, (-1,), [-1]) else None
             if t == "unsqueeze" and dim == -1:

@@ -2863,6 +2863,18 @@ def _cat_sizes(info: ModelInfo, n: Any, modules: dict[str, nn.Module] | None) ->
     return sizes  # type: ignore[return-value]
 
 
+def _lost_data(info: ModelInfo, n: Any, ins: list[tuple[float, float] | None]) -> bool:
+    """Whether an operand of node ``n`` is computed from the data and has no moments (an op the
+    walk has no rule for, a comparison's mask): then ``n``'s moments are not its other
+    operands'. Before, an op with one operand known passed that operand's moments on — a
+    `lerp(x, gelu(W x), ½)` whose `x` had none took `gelu`'s (ten blocks: planned 0.74 where
+    0.25–0.33 arrived), `masked_fill` and `+` alike."""
+    g = info.graph
+    if g is None or all(x is not None for x in ins):
+        return False
+    return any(x is None and _from_data(g, i) for i, x in zip(n.inputs, ins, strict=True))
+
+
 def _from_data(g: Any, idx: int) -> bool:
     """Whether node ``idx``'s values are computed from the model's input (an input node among
     its ancestors, not through a size: ViT's class token ``cls.expand(x.shape[0], -1, -1)`` is
@@ -2924,7 +2936,9 @@ def _glu(x: tuple[float, float]) -> tuple[float, float]:
     return (s * e2, mu * m1)
 
 
-def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[float, float] | None:
+def _l2_normalized(
+    n: Any, x: tuple[float, float], info: ModelInfo, modules: dict[str, nn.Module]
+) -> tuple[float, float] | None:
     """``F.normalize(x, p=2, dim)``: each slice along ``dim`` has unit norm, so its entries have
     ``E[x²] = 1/n`` (``n`` the slice's length) and mean ``≈ μ/√(n·E[x²])``. ``n`` is read from
     the weight layer it feeds (a Linear's ``in_features`` for the last dim, a convolution's
@@ -2935,7 +2949,17 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
     dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else 1)
     if p != 2 or not isinstance(dim, int) or info.graph is None:
         return None
+    return _unit_slices(n, x, info, modules, dim)
+
+
+def _unit_slices(
+    n: Any, x: tuple[float, float], info: ModelInfo, modules: dict[str, nn.Module], dim: int
+) -> tuple[float, float] | None:
+    """The moments of node ``n``'s value whose slices along ``dim`` have unit L2 norm
+    (:func:`_l2_normalized`), the slices' length read from the layer that reads it or the one
+    it comes from."""
     g = info.graph
+    assert g is not None
     users = g.users()
     frontier, seen = list(users[n.idx]), set()
     size = None
@@ -2946,8 +2970,11 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
         seen.add(i)
         u = g.nodes[i]
         if u.op == "function" and (
-            u.target in ("dropout", "contiguous", "to", "float") or constant_factor(u)
-        ):  # (ArcFace's `s * F.normalize(x) @ Ŵᵀ` scales before its product)
+            u.target in ("dropout", "contiguous", "to", "float")
+            or constant_factor(u)
+            or u.target in _ADD | _SUB
+        ):  # (ArcFace's `s * F.normalize(x) @ Ŵᵀ` scales before its product; a sum keeps
+            # the shape)
             frontier.extend(users[i])
         elif u.op == "module" and info.kinds[i] == "weight":
             m = info.layers[u.target].module if u.target in info.layers else None
@@ -2961,14 +2988,62 @@ def _l2_normalized(n: Any, x: tuple[float, float], info: ModelInfo) -> tuple[flo
         # residual update first and by the next block's Linear after)
     if size is None and n.inputs:  # else the layer it comes from (a projection head's
         # output normalized for a similarity matrix, SimCLR's `F.normalize(z) @ F.normalize(z)ᵀ`)
-        size = _producer_width(info, n.inputs[0], dim)
+        size = part_width(g.nodes, modules, info.kinds, n.inputs[0], dim)
     if size is None:
         return None
     s, mu = x
     return (1.0 / size, mu / math.sqrt(size * s) if s > 0 else 0.0)
 
 
-def _feature_sum(info: ModelInfo, n: Any, x: tuple[float, float]) -> tuple[float, float] | None:
+_VECTOR_NORMS = frozenset({"norm", "vector_norm"})
+
+
+def _norm_dim(g: Any, i: int, src: int) -> int | None:
+    """The dimension of the L2 norm of node ``src`` that node ``i`` is — ``x.norm(dim=d,
+    keepdim=True)``, through ``+ ε`` and ``clamp(min=ε)`` — else None."""
+    for _ in range(4):
+        node = g.nodes[i]
+        t = str(node.target)
+        if node.op != "function" or not node.inputs:
+            return None
+        if t in _VECTOR_NORMS:
+            args = node.args if t == "norm" else node.args[1:]
+            p = node.kwargs.get("p", node.kwargs.get("ord", node.args[0] if node.args else 2))
+            dim = node.kwargs.get("dim", args[1] if len(args) > 1 else None)
+            ok = p in (2, 2.0) and isinstance(dim, int) and node.kwargs.get("keepdim") is True
+            return dim if ok and node.inputs[0] == src else None
+        if len(node.inputs) != 1 or not (t in _ADD or t in ("clamp", "clamp_min")):
+            return None
+        i = node.inputs[0]
+    return None
+
+
+def _vector_norm(
+    n: Any, x: tuple[float, float], info: ModelInfo, modules: dict[str, nn.Module]
+) -> tuple[float, float] | None:
+    """``x.norm(dim=d)`` / ``torch.linalg.vector_norm(x, 2, d)`` as a value (a feature): over
+    ``D`` entries, ``E[‖x‖²] = D·E[x²]`` and ``E[‖x‖] ≈ √(D·E[x²])`` (it concentrates as ``D``
+    grows), ``D`` the width along ``d`` (:func:`~initwise.torch.graph.part_width`). None
+    (unknown: said, or measured with an example input) where ``D`` is not known, the order is
+    not 2 or the norm is over every entry. Before, it passed its input's moments on: a feature
+    ``‖h‖`` of 64 ReLU units (E[x²] ≈ 64) was taken at 1."""
+    if info.graph is None:
+        return None
+    args = n.args if str(n.target) == "norm" else n.args[1:]  # (norm(p, dim) / (ord, dim))
+    p = n.kwargs.get("p", n.kwargs.get("ord", n.args[0] if n.args else 2))
+    dim = n.kwargs.get("dim", args[1] if len(args) > 1 else None)
+    if p not in (2, 2.0, "fro") or not isinstance(dim, int):
+        return None
+    d = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dim)
+    if d is None:
+        return None
+    s = d * x[0]
+    return (s, math.sqrt(s))
+
+
+def _feature_sum(
+    info: ModelInfo, n: Any, x: tuple[float, float], modules: dict[str, nn.Module]
+) -> tuple[float, float] | None:
     """A sum over the feature dimension of values whose width is a layer's — the last dimension
     of a Linear's output, the channels of a convolution's, through elementwise steps: a
     dot-product score ``(u * q).sum(-1)`` — is ``D`` terms independent beyond their mean:
@@ -2981,26 +3056,11 @@ def _feature_sum(info: ModelInfo, n: Any, x: tuple[float, float]) -> tuple[float
     dims = (dims,) if isinstance(dims, int) else tuple(dims) if dims is not None else ()
     if dims not in ((-1,), (1,)):
         return None
-    d = _elementwise_width(info, n.inputs[0], dims[0])
+    d = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dims[0])
     if d is None:
         return None
     s, mu = x
     return (d * max(s - mu * mu, 0.0) + d * d * mu * mu, d * mu)
-
-
-def _elementwise_width(info: ModelInfo, i: int, dim: int, depth: int = 0) -> int | None:
-    """:func:`_producer_width`, also through elementwise sums and products (the first operand
-    whose width is known)."""
-    g = info.graph
-    assert g is not None
-    n = g.nodes[i]
-    if depth < 8 and n.op == "function" and str(n.target) in _ADD | _SUB | _MUL | _DIV:
-        for k in n.inputs:
-            w = _elementwise_width(info, k, dim, depth + 1)
-            if w is not None:
-                return w
-        return None
-    return _producer_width(info, i, dim)
 
 
 _TRANSPOSES = frozenset({"t", "transpose", "permute", "contiguous", "to", "float", "type"})
@@ -3066,35 +3126,6 @@ def _similarities(
     cov = c - ma * mb
     each = sa * sb + 4 * ma * mb * cov + 2 * cov * cov
     return (d * each + d * (d - 1) * c * c, d * c)
-
-
-_KEEP_WIDTH = frozenset(
-    {"contiguous", "to", "type", "float", "half", "bfloat16", "clone", "dropout"}
-)
-
-
-def _producer_width(info: ModelInfo, i: int, dim: int) -> int | None:
-    """The length along ``dim`` of node ``i``'s value where it comes from a Linear (``dim``
-    −1: its ``out_features``) or a convolution (``dim`` 1: its ``out_channels``) through
-    single-input, shape-keeping steps (:func:`~initwise.torch.graph.feature_width`)."""
-    g = info.graph
-    assert g is not None
-    for _ in range(64):
-        n = g.nodes[i]
-        m = info.layers[n.target].module if n.op == "module" and n.target in info.layers else None
-        if m is not None and next(m.parameters(recurse=False), None) is not None:
-            if isinstance(m, nn.Linear) and dim == -1:
-                return m.out_features
-            if isinstance(m, nn.modules.conv._ConvNd) and dim == 1:
-                return m.out_channels
-            return None
-        keeps = info.kinds[i] == "act" or (
-            n.target in _KEEP_WIDTH if n.op == "function" else isinstance(m, nn.Dropout)
-        )  # (not a reshape: a head split `view(B, T, H, D/H)` changes the last dimension)
-        if len(n.inputs) != 1 or not keeps:
-            return None
-        i = n.inputs[0]
-    return None
 
 
 RECIPROCAL_SPREAD = 0.25
@@ -3282,6 +3313,7 @@ def _unknown_output(g: Any, mom: dict[int, tuple[float, float] | None], i: int) 
     9)"``; ``""`` where it lost them otherwise (a softmax's probabilities, indices, booleans:
     none by design). Follows the unknown input back to the op whose inputs were known."""
     stack, seen = [i], set()
+    with_param = ""
     while stack:  # (back through sums, products and reshapes of unknown values)
         j = stack.pop()
         if j in seen:
@@ -3293,9 +3325,18 @@ def _unknown_output(g: Any, mom: dict[int, tuple[float, float] | None], i: int) 
             continue
         if n.target in _SIGNAL_PRODUCTS and len(known) >= 2:
             return f"the product of two signals '{n.target}' (node {n.idx})"
+        if (
+            n.target in _SIGNAL_PRODUCTS
+            and known
+            and any(g.nodes[k].op == "param" for k in n.inputs)
+        ):  # (the biaffine scorer's `h_head·u` added to its product: a vector the walk does
+            # not follow; said where no product of two signals is found)
+            with_param = with_param or (
+                f"the product of a signal and a parameter '{n.target}' (node {n.idx})"
+            )
         if n.target in _AFFINE_PASS or n.target in _ADD | _SUB | _MUL | _DIV:  # (`s / τ` too)
             stack += [k for k in n.inputs if mom.get(k) is None]
-    return ""
+    return with_param
 
 
 _DISTANCE_WHAT = {"cosine_similarity": "cosine similarities", "pairwise_distance": "distances"}
@@ -3357,7 +3398,15 @@ def _pad_said(
     """Record, for the layers that read it, that zero-padding node ``n`` (``F.pad`` or a padding
     module: :func:`~initwise.torch.pooling.zero_pad`) was passed on unmeasured."""
     adds = zero_pad_said(n, modules)
-    if adds is not None:
+    if adds is not None and str(n.target).startswith("masked_fill"):
+        via[n.idx] = (
+            f"a fill with zeros ('{n.target}', node {n.idx}: {adds})",
+            False,
+            ", taken to leave E[x²] unchanged — the zeros lower it by the share of entries "
+            "the mask selects, which is in the data (a batch of sequences half padding "
+            "halves it); give example_input= to measure it",
+        )
+    elif adds is not None:
         via[n.idx] = (
             f"zero padding ('{n.target}', node {n.idx}: {adds})",
             False,
@@ -3422,12 +3471,14 @@ def _function(
             return sim
     if t in ("matmul", "bmm", "einsum"):  # (attention's are pool nodes, not passed here)
         return None
-    if len(known) == 1 and zero_pad(n):  # unmeasured (no example input): passed on and said.
+    if (
+        ins and ins[0] is not None and zero_pad(n)
+    ):  # unmeasured (no example input): passed on and said.
         # Before, a shape op, unsaid: an option-A ResNet's channel padding halves E[x²] (output
         # 0.41 where the example input's measurement gives 1.19), a TCN's causal left padding of
         # (k−1)·d lowers it by the padded share of each sequence (0.85 against 1.02)
         _pad_said(n, via)
-        return known[0]
+        return ins[0]
     if t in _SHAPE_OPS or (t.startswith("_") and t.lstrip("_") in _SHAPE_OPS):
         # (a private helper named as one, fx-wrapped: torchvision MViT's `_squeeze(x, …,
         # tensor_dim)`, whose other inputs are ints fx cannot tell from tensors)
@@ -3437,7 +3488,13 @@ def _function(
     if not known:
         return None
     if t == "normalize":
-        return _l2_normalized(n, known[0], info)
+        return _l2_normalized(n, known[0], info, modules or {})
+    if t in _VECTOR_NORMS and len(known) == 1:
+        return _vector_norm(n, known[0], info, modules or {})
+    if t in _DIV and len(n.inputs) == 2 and ins[0] is not None and info.graph is not None:
+        dim = _norm_dim(info.graph, n.inputs[1], n.inputs[0])
+        if dim is not None:  # `x / x.norm(dim=d, keepdim=True)`: F.normalize written out
+            return _unit_slices(n, ins[0], info, modules or {}, dim)
     if t == "glu":
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
@@ -3479,6 +3536,14 @@ def _function(
     through = _straight_through(n, info)
     if through is not None:  # x + (q − x).detach(): the value is q's
         return mom.get(through)
+    if t == "lerp" and len(ins) == 2 and len(known) == 2:  # a + w·(b − a), w a number
+        w = n.kwargs.get("weight", n.args[-1] if n.args else None)
+        if isinstance(w, (int, float)) and not isinstance(w, bool):
+            (sa, ma), (sb, mb) = known
+            ab = tied()
+            ab = ab if ab is not None else ma * mb
+            u = 1.0 - w
+            return (max(u * u * sa + w * w * sb + 2 * u * w * ab, 0.0), u * ma + w * mb)
     if t in _ADD | _SUB:
         if len(known) >= 2:
             (sa, ma), (sb, mb) = known[0], known[1]
@@ -3494,7 +3559,7 @@ def _function(
                 return (s - 2 * c * mu + c * c, c - mu)
             c = -c if t in _SUB and n.inputs else c
             return (s + 2 * c * mu + c * c, mu + c)
-        return known[0]
+        return None if _lost_data(info, n, ins) else known[0]
     if t in _MUL and any(_from_softmax(info, i) for i in n.inputs):
         # attention written as a weighted sum, `(a[..., None] * H).sum(1)`: the weights'
         # moments are not the values' (×1/N² each); what the sum gives is measured as a pool
@@ -3516,22 +3581,20 @@ def _function(
                 False,
                 ", taken as 1 (the graph has no shapes); give example_input= to check it",
             )
-        return known[0]
+        return None if _lost_data(info, n, ins) else known[0]
     if t in _DIV and c is not None and c != 0 and len(known) == 1:
         s, mu = known[0]
         return (s / (c * c), mu / c)
     if t in ("rtruediv", "reciprocal") and len(known) == 1:
         return _reciprocal(known[0], 1.0 if t == "reciprocal" else c)
     if t in _CAT:
-        if len(known) < len(ins) and info.graph is not None:
-            lost = [i for i, x in zip(n.inputs, ins, strict=True) if x is None]
-            if any(_from_data(info.graph, i) for i in lost):
-                # a part computed from the data by an op the walk has no rule for (DLRM's
-                # pairwise dot products `bmm(T, Tᵀ)`): the concatenation's moments are unknown,
-                # said (and measured with an example input) where a layer reads them. Before,
-                # the known parts' average was taken for all of it: the top MLP's first layer
-                # solved for E[x²] 1 where ~9.5 arrives (output rms ×2.6), unsaid
-                return None
+        if _lost_data(info, n, ins):
+            # a part computed from the data by an op the walk has no rule for (DLRM's pairwise
+            # dot products `bmm(T, Tᵀ)`): the concatenation's moments are unknown, said (and
+            # measured with an example input) where a layer reads them. Before, the known
+            # parts' average was taken for all of it: the top MLP's first layer solved for
+            # E[x²] 1 where ~9.5 arrives (output rms ×2.6), unsaid
+            return None
         sizes = _cat_sizes(info, n, modules) if len(known) == len(ins) > 1 else None
         if sizes is not None:  # each part weighed by its size along the concatenated dimension
             total = sum(sizes)
@@ -3560,7 +3623,7 @@ def _function(
         )
         return (base[0] + src[0] + 2 * base[1] * src[1], base[1] + src[1])
     if t == "sum" and len(known) == 1 and info.graph is not None:  # over the features
-        over = _feature_sum(info, n, known[0])
+        over = _feature_sum(info, n, known[0], modules or {})
         if over is not None:
             return over
     if t in ("sum", "cumsum") and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets'
@@ -3571,4 +3634,4 @@ def _function(
             ", taken to leave E[x²] unchanged — a sum of N independent terms multiplies it by "
             "N; give example_input= to measure it, write a mean, or give an override",
         )
-    return known[0] if len(known) == 1 else None
+    return known[0] if len(known) == 1 and not _lost_data(info, n, ins) else None

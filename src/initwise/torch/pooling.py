@@ -247,11 +247,16 @@ def zero_pad(n: Any, modules: dict[str, nn.Module] | None = None) -> bool:
     zero-padding module, :func:`zero_pad_module`, looked up in ``modules``): the CIFAR ResNets'
     "option A" shortcut pads the channels a stride-2 stage adds
     (``F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, c/4, c/4))``), which halves ``E[x²]`` where a
-    shape op keeps it. Measured like a pool where an example input is given."""
+    shape op keeps it. A ``masked_fill`` with 0 (a sequence's padding positions zeroed before
+    a layer) too: the zeros' share is in the mask. Measured like a pool where an example input
+    is given."""
     if n.op == "module":
         return modules is not None and zero_pad_module(modules.get(n.target))
     if n.op == "function" and str(n.target) == "unfold":  # (F.unfold's patches, padded)
         return _zero_padded_unfold((None, *n.args), n.kwargs)
+    if n.op == "function" and str(n.target) in _FILLS:  # (entries a mask selects set to 0:
+        value = n.kwargs.get("value", n.args[-1] if n.args else None)  # padding positions; the
+        return _zero_fill_call((None, None, value), {})  # node's args hold no tensor)
     if n.op != "function" or str(n.target) != "pad":
         return False
     return _zero_pad_call((None, *n.args), n.kwargs)
@@ -269,6 +274,8 @@ def zero_pad_said(n: Any, modules: dict[str, nn.Module] | None = None) -> str | 
     if unfold:  # (patches: the padding around the map they are taken from)
         p = m.padding if m is not None else _unfold_padding(n.args, n.kwargs)
         return f"patches taken with padding {p}" if p is not None else None
+    if n.op == "function" and str(n.target) in _FILLS:
+        return "the entries its mask selects set to 0"
     if n.op == "module":
         pad = getattr(m, "padding", None)
     else:
@@ -299,6 +306,15 @@ def _zero_pad_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
     value = kwargs.get("value", args[3] if len(args) > 3 else None)
     return mode == "constant" and value in (None, 0, 0.0)
+
+
+_FILLS = ("masked_fill", "masked_fill_")
+
+
+def _zero_fill_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
+    """Whether a ``masked_fill`` call (the tensor first, then the mask) fills with zeros."""
+    value = kwargs.get("value", args[2] if len(args) > 2 else None)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
 
 
 def summed_dims(n: Any) -> Any:
@@ -346,6 +362,7 @@ def _max_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
 _CALL_FILTERS = {
     **{name: _index_sum_call for name in INDEX_SUMS},
     "pad": _zero_pad_call,
+    **{name: _zero_fill_call for name in _FILLS},
     "unfold": _zero_padded_unfold,
     "sum": lambda a, k, p=False: _reduced(a[1:], k, p) is not None,  # (as summed_dims reads it)
     "cumsum": lambda a, k, p=False: isinstance(k.get("dim", a[1] if len(a) > 1 else None), int),

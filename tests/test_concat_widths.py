@@ -131,23 +131,27 @@ def test_part_width_reads_sizes_only_where_the_graph_tells_them() -> None:
 class NormAppended(nn.Module):
     """A hidden vector with its norm appended as one more feature, ``cat([h, ‖h‖], -1)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, linalg: bool = False) -> None:
         super().__init__()
         self.e, self.o = nn.Linear(16, 64), nn.Linear(65, 8)
+        self.linalg = linalg
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.e(x))
+        if self.linalg:
+            return self.o(torch.cat([h, torch.linalg.vector_norm(h, 2, -1, keepdim=True)], -1))
         return self.o(torch.cat([h, h.norm(dim=-1, keepdim=True)], -1))
 
 
-def test_a_vector_norm_as_a_feature_counts_its_width() -> None:
+@pytest.mark.parametrize("linalg", [False, True])
+def test_a_vector_norm_as_a_feature_counts_its_width(linalg: bool) -> None:
     # before: ‖h‖ passed h's moments on (E[x²] 1 where 64 arrives) and the concatenation took
     # E[x²] 1 for all of it where ≈ 1.97 arrives
     batch = torch.randn(512, 16, generator=torch.Generator().manual_seed(0))
     ratios = []
     for seed in range(3):
         torch.manual_seed(seed)
-        m = NormAppended()
+        m = NormAppended(linalg)
         with warnings.catch_warnings():
             warnings.simplefilter("error", category=it.AssumptionWarning)
             plan = it.plan(m)

@@ -1724,7 +1724,16 @@ _KEEP_WIDTH = frozenset(
 )
 """Single-tensor functions that keep every dimension (and scalar powers)."""
 _BINARY = frozenset({*_ADD, *_MUL, "sub", "rsub", "isub", "where"})
-_KEEPDIM_REDUCTIONS = frozenset({"sum", "mean", "norm", "vector_norm", "amax", "amin"})
+VECTOR_NORMS = frozenset({"norm", "vector_norm", "linalg_vector_norm"})
+"""Function names of vector norms (``x.norm(p, dim)``, ``torch.linalg.vector_norm``)."""
+_KEEPDIM_REDUCTIONS = frozenset({"sum", "mean", "amax", "amin", *VECTOR_NORMS})
+
+
+def norm_args(n: Any) -> tuple[Any, Any]:
+    """``(order, dim)`` of a vector-norm node (its args hold no tensor: ``x.norm(p, dim)``,
+    ``vector_norm(x, ord, dim)``); order 2 where not given, dim None."""
+    p = n.kwargs.get("p", n.kwargs.get("ord", n.args[0] if n.args else 2))
+    return p, n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else None)
 
 
 def part_width(
@@ -1761,7 +1770,11 @@ def part_width(
                     return None
                 return widest
             if t in _KEEPDIM_REDUCTIONS and dim == -1 and n.kwargs.get("keepdim") is True:
-                over = n.kwargs.get("dim", n.args[0] if n.args else None)
+                over = (
+                    norm_args(n)[1]
+                    if t in VECTOR_NORMS
+                    else n.kwargs.get("dim", n.args[0] if n.args else None)
+                )
                 return 1 if over in (-1, (-1,), [-1]) else None
             if t == "unsqueeze" and dim == -1:
                 at = n.kwargs.get("dim", n.args[0] if n.args else None)

@@ -383,3 +383,30 @@ def test_an_output_past_a_product_of_two_signals_is_said():
     with warnings.catch_warnings():
         warnings.simplefilter("error", SignalWarning)
         it.plan(Small(), "auto", example_input=x)
+
+
+class _Standardized(nn.Module):
+    """Raw features at scale 10 around 5, standardized in forward by stored statistics, or by
+    a first BatchNorm."""
+
+    def __init__(self, batchnorm: bool) -> None:
+        super().__init__()
+        self.register_buffer("mu", torch.full((16,), 5.0))
+        self.register_buffer("sd", torch.full((16,), 10.0))
+        self.bn = nn.BatchNorm1d(16) if batchnorm else None
+        self.l = nn.Sequential(nn.Linear(16, 64), nn.Tanh(), nn.Linear(64, 4))
+
+    def forward(self, x):
+        return self.l(self.bn(x) if self.bn is not None else (x - self.mu) / self.sd)
+
+
+@pytest.mark.parametrize("batchnorm", [False, True])
+def test_a_model_that_standardizes_its_raw_input_is_not_said_to_be_off(batchnorm):
+    """The output is solved for unit scale; the example input is raw data (E[x²] ≈ 125). Held
+    against the input's scale only, a unit output was "×0.008 … what follows the last weight
+    layers scales it" — said of a model whose output is what the plan solved for."""
+    x = 5 + 10 * torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SignalWarning)
+        it.plan(_Standardized(batchnorm), "auto", example_input=x)

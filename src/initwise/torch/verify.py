@@ -65,8 +65,11 @@ def off_unit(
     products over a feature dimension, as DeepONet's ``Σ_k b_k·t_k``; a factorization machine's
     pairwise term; distances to prototypes) scales it and no layer after it is solved for a unit
     output — else None (no prediction: a softmax's probabilities, an unknown op). Against the
-    input's, not 1: a forecaster that puts its output back in the data's scale (RevIN) is
-    right to. ``fixed``: the weight layers whose weight is normalized in ``forward``
+    input's: a forecaster that puts its output back in the data's scale (RevIN) is right to;
+    and a prediction within the band of 1 is not said either — a model that standardizes its
+    raw input (by stored statistics, a first BatchNorm) is solved for unit output on purpose
+    (an example input at data scale, E[x²] 120, gave "×0.0083" for a unit output before
+    2026-12-04). ``fixed``: the weight layers whose weight is normalized in ``forward``
     (``spectral_norm``, ``orthogonal``, standardized weights), which no draw can scale: where
     there are any, the sentence names them as the cause (an SN-GAN discriminator's signal
     shrinks at every layer). ``held``: the weight layers the plan keeps or overrides (frozen,
@@ -74,8 +77,9 @@ def off_unit(
     if predicted is None or not math.isfinite(predicted[0]) or predicted[0] <= 0:
         return None
     ref = first[0] if first is not None and first[0] > 0 else 1.0
-    if 1 / UNIT_BAND <= predicted[0] / ref <= UNIT_BAND:
-        return None
+    if 1 / UNIT_BAND <= predicted[0] / ref <= UNIT_BAND or _unit_scale(predicted[0]):
+        return None  # (at the input's scale, or at unit scale: a model that standardizes its
+        # raw input — `(x − μ)/σ` by stored statistics, a first BatchNorm — solves for that)
     against = f"the input's E[x²] {ref:.3g}" if first is not None else "a unit input"
     head = (
         f"the moments walk puts the model's output at E[y²] {predicted[0]:.3g} for {against} "
@@ -101,6 +105,11 @@ def off_unit(
         f"{head}: what follows the last weight layers scales it, and no layer after it is "
         "solved for a unit output (scale the output, or give an override)"
     )
+
+
+def _unit_scale(e2: float) -> bool:
+    """Whether an output ``E[y²]`` is within :data:`UNIT_BAND` of 1."""
+    return 1 / UNIT_BAND <= e2 <= UNIT_BAND
 
 
 def _redraw(plan: Any, twin: nn.Module, draft: Any) -> tuple[nn.Module, Any]:
@@ -203,6 +212,8 @@ def check_output(
     if not same_side or abs(mean) <= band + 2 * sd:
         return None
     measured, ratio = math.exp(mean) * target, math.exp(mean)
+    if predicted is None and _unit_scale(measured):  # (held against the input's scale: a
+        return None  # model that standardizes its raw input is at unit scale on purpose)
     if predicted is None:
         against = (
             f"for the input's E[x²] {target:.3g}" if given is not None else "against unit scale"

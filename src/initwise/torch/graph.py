@@ -1859,6 +1859,11 @@ def low_rank_adapters(
     return out
 
 
+def _kept_statistic(n: Node) -> bool:
+    """Whether ``n`` is a reduction that keeps its dimensions (``x.mean(-1, keepdim=True)``)."""
+    return n.op == "function" and n.target in _REDUCE and n.kwargs.get("keepdim") is True
+
+
 def _residuals(
     nodes: list[Node],
     kinds: list[str],
@@ -1904,6 +1909,9 @@ def _residuals(
         is_split = False
         if n.broadcast and (a in n.broadcast or b in n.broadcast):
             continue  # a term broadcast into the sum (PatchTST's `y·scale + loc`) is no stream
+        if _kept_statistic(nodes[a]) or _kept_statistic(nodes[b]):
+            continue  # (nor a statistic added back — RevIN's `y·σ + μ`, μ = x.mean(-1,
+            # keepdim=True): broadcast along what it reduced, with or without shapes)
         if anc[b] >> a & 1 and added[a] < 2:
             branch, side = full_b & ~full_a, (b, a)
         elif anc[a] >> b & 1 and added[b] < 2:

@@ -137,3 +137,31 @@ def test_a_chain_of_layers_after_ops_without_rules_is_measured_until_it_settles(
         plan.apply(m, seed=seed)
         outs.append(_rms(m, x))
     assert 0.8 <= statistics.median(outs) <= 1.3, outs
+
+
+class Centred(nn.Module):
+    """Tokens centred over the sequence, ``h − h.mean(1, keepdim=True)``, before a layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.e, self.o = nn.Linear(8, 64), nn.Linear(64, 64)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.e(x))
+        return self.o(h - h.mean(1, keepdim=True))
+
+
+def test_a_difference_with_its_own_mean_keeps_the_variance() -> None:
+    # before: the mean taken as an independent operand — planned at E[x²] 1.36 where 0.64
+    # arrives, output rms 0.71
+    x = torch.randn(32, 20, 8, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = Centred()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", category=it.AssumptionWarning)
+            plan = it.plan(m)
+        plan.apply(m, seed=seed)
+        outs.append(_rms(m, x))
+    assert 0.8 <= statistics.median(outs) <= 1.2, outs

@@ -74,6 +74,22 @@ def _rms(m: nn.Module, *batch: torch.Tensor) -> float:
         return float(m(*batch).pow(2).mean().sqrt())
 
 
+def _median_rms(net: type[nn.Module], x: torch.Tensor, example: bool = False) -> float:
+    """Output rms over seeds 0–2, each planned (without an assumption; GELU's scatter note
+    allowed) with or without ``x`` as the example input and drawn with its seed."""
+    outs = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = net()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=it.SignalWarning)
+            warnings.simplefilter("error", category=it.AssumptionWarning)
+            plan = it.plan(m, example_input=x if example else None)
+        plan.apply(m, seed=seed)
+        outs.append(_rms(m, x))
+    return statistics.median(outs)
+
+
 def _padded() -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(5)
     lengths = torch.randint(5, 40, (16, 1), generator=g)
@@ -110,33 +126,14 @@ def test_lerp_of_two_signals_has_a_rule() -> None:
     # before: no rule — the next block's input "unknown", output rms 0.013 without an example
     # input, ×244 with one
     x = torch.randn(256, 128, generator=torch.Generator().manual_seed(1))
-    outs = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        m = Lerp()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=it.SignalWarning)  # (GELU's scatter note)
-            warnings.simplefilter("error", category=it.AssumptionWarning)
-            plan = it.plan(m)
-        plan.apply(m, seed=seed)
-        outs.append(_rms(m, x))
-    assert 0.7 <= statistics.median(outs) <= 1.4, outs
+    assert 0.7 <= _median_rms(Lerp, x) <= 1.4
 
 
 def test_a_chain_of_layers_after_ops_without_rules_is_measured_until_it_settles() -> None:
     # before (one draft measured): the later blocks' inputs were measured with the earlier
     # blocks at their assumed scale, output rms 1.97 (1.95–2.53 over three seeds)
     x = torch.randn(256, 128, generator=torch.Generator().manual_seed(1))
-    outs = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        m = MaxChain()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", category=it.AssumptionWarning)
-            plan = it.plan(m, example_input=x)
-        plan.apply(m, seed=seed)
-        outs.append(_rms(m, x))
-    assert 0.8 <= statistics.median(outs) <= 1.3, outs
+    assert 0.8 <= _median_rms(MaxChain, x, example=True) <= 1.3
 
 
 class Centred(nn.Module):
@@ -155,13 +152,4 @@ def test_a_difference_with_its_own_mean_keeps_the_variance() -> None:
     # before: the mean taken as an independent operand — planned at E[x²] 1.36 where 0.64
     # arrives, output rms 0.71
     x = torch.randn(32, 20, 8, generator=torch.Generator().manual_seed(1))
-    outs = []
-    for seed in range(3):
-        torch.manual_seed(seed)
-        m = Centred()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", category=it.AssumptionWarning)
-            plan = it.plan(m)
-        plan.apply(m, seed=seed)
-        outs.append(_rms(m, x))
-    assert 0.8 <= statistics.median(outs) <= 1.2, outs
+    assert 0.8 <= _median_rms(Centred, x) <= 1.2

@@ -2848,7 +2848,7 @@ def _as_measured(
     return val
 
 
-def _cat_sizes(info: ModelInfo, n: Any, modules: dict[str, nn.Module] | None) -> list[int] | None:
+def _cat_sizes(info: ModelInfo, n: Any, modules: dict[str, nn.Module]) -> list[int] | None:
     """The sizes of a ``cat``'s parts along the dimension it joins them on
     (:func:`~initwise.torch.graph.part_width`), or None where one is not known (then the parts
     count equally: a graph input's width, a slice's). A ``stack`` joins parts of one shape:
@@ -2856,7 +2856,7 @@ def _cat_sizes(info: ModelInfo, n: Any, modules: dict[str, nn.Module] | None) ->
     ``cat([h_i, h_j, |h_i − h_j|²])`` of widths 32, 32 and 1 was solved for ~17× the E[x²] that
     arrives."""
     g = info.graph
-    if g is None or modules is None or str(n.target) not in ("cat", "concat", "concatenate"):
+    if g is None or str(n.target) not in ("cat", "concat", "concatenate"):
         return None
     dim = n.kwargs.get("dim", n.kwargs.get("axis", n.args[1] if len(n.args) > 1 else 0))
     sizes = [part_width(g.nodes, modules, info.kinds, i, dim) for i in n.inputs]
@@ -3463,8 +3463,8 @@ def _function(
     info: ModelInfo,
     mom: dict[int, tuple[float, float] | None],
     via: dict[int, tuple[str, bool, str]],
-    cross: Cross | None = None,
-    modules: dict[str, nn.Module] | None = None,
+    cross: Cross | None,
+    modules: dict[str, nn.Module],
 ) -> tuple[float, float] | None:
     t = n.target
 
@@ -3527,13 +3527,13 @@ def _function(
     if not known:
         return None
     if t == "normalize":
-        return _l2_normalized(n, known[0], info, modules or {})
+        return _l2_normalized(n, known[0], info, modules)
     if t in VECTOR_NORMS and len(known) == 1:
-        return _vector_norm(n, known[0], info, modules or {})
+        return _vector_norm(n, known[0], info, modules)
     if t in _DIV and len(n.inputs) == 2 and ins[0] is not None and info.graph is not None:
         dim = _norm_dim(info.graph, n.inputs[1], n.inputs[0])
         if dim is not None:  # `x / x.norm(dim=d, keepdim=True)`: F.normalize written out
-            return _unit_slices(n, ins[0], info, modules or {}, dim)
+            return _unit_slices(n, ins[0], info, modules, dim)
     if t == "glu":
         return _glu(known[0])
     if t in ("sin", "cos") and len(known) == 1:
@@ -3586,7 +3586,7 @@ def _function(
             u = 1.0 - w
             return (max(u * u * sa + w * w * sb + 2 * u * w * ab, 0.0), u * ma + w * mb)
     if t in _SUB and len(n.inputs) == 2 and ins[0] is not None and info.graph is not None:
-        centered = _centered(info, n, ins[0], modules or {})
+        centered = _centered(info, n, ins[0], modules)
         if centered is not None:
             return centered
     if t in _ADD | _SUB:
@@ -3668,7 +3668,7 @@ def _function(
         )
         return (base[0] + src[0] + 2 * base[1] * src[1], base[1] + src[1])
     if t == "sum" and len(known) == 1 and info.graph is not None:  # over the features
-        over = _feature_sum(info, n, known[0], modules or {})
+        over = _feature_sum(info, n, known[0], modules)
         if over is not None:
             return over
     if t in ("sum", "cumsum") and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets'

@@ -13,7 +13,7 @@ import dataclasses
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -329,10 +329,7 @@ def _plan(
                 drafted.clear()
                 again, why = measure_pools(model, info, example_input, draft, drafted)
                 drafted["plan"] = draft
-                settled = bool(pools) and all(
-                    k in pools and abs(math.log(_ratio(v) / _ratio(pools[k]))) < 0.05
-                    for k, v in again.items()
-                )
+                settled = _settled(pools, again, _ratio)
                 pools = again
                 if why is not None or settled or not again:  # (nothing measured: a redraw
                     break  # would be the same draft)
@@ -359,6 +356,10 @@ def _plan(
             # Drafted again with what was measured until it settles: where such layers follow
             # one another, each one's input depends on the scales solved before it (ten
             # `lerp(x, gelu(W x), ½)` blocks measured once came out at ×244 in rms)
+            calls_of: dict[str, list[int]] = {name: [] for name in unknown}
+            for n in info.graph.nodes:  # (each layer's calls, in order)
+                if n.op == "module" and n.target in calls_of:
+                    calls_of[n.target].append(n.idx)
             found: dict[int, tuple[float, float]] = {}
             for _ in range(min(len(unknown) + 1, INPUT_ROUNDS)):
                 with warnings.catch_warnings():
@@ -367,16 +368,10 @@ def _plan(
                 seen = measure_inputs(model, unknown, example_input, draft)
                 again: dict[int, tuple[float, float]] = {}
                 for name, calls in seen.items():
-                    nodes = [
-                        n.idx for n in info.graph.nodes if n.op == "module" and n.target == name
-                    ]
+                    nodes = calls_of.get(name, [])
                     if len(nodes) == len(calls):  # (calls matched to the graph's nodes in order)
                         again.update({i: c for i, c in zip(nodes, calls, strict=True) if c})
-                settled = bool(found) and all(
-                    k in found and found[k][0] > 0 and abs(math.log(v[0] / found[k][0])) < 0.05
-                    for k, v in again.items()
-                    if v[0] > 0
-                )
+                settled = _settled(found, again, lambda v: v[0])
                 found = again
                 if settled or not again:
                     break
@@ -683,6 +678,21 @@ chain of them; the rounds stop once the measurements move by less than 5 %)."""
 
 MEASURE_ROUNDS = 4
 """Drafts at most (:func:`_plan`) when the graph has attention whose averaging is measured."""
+
+
+def _settled(before: dict[int, Any], after: dict[int, Any], value: Callable[[Any], float]) -> bool:
+    """Whether a measuring round moved no measurement (``value`` of each, where positive) by 5 %
+    or more from the round before; False after the first round (``before`` empty)."""
+    if not before:
+        return False
+    for k, got in after.items():
+        a = value(got)
+        if a <= 0:
+            continue
+        b = value(before[k]) if k in before else 0.0
+        if b <= 0 or abs(math.log(a / b)) >= 0.05:
+            return False
+    return True
 
 
 def _ratio(st: Any) -> float:

@@ -255,8 +255,8 @@ def zero_pad(n: Any, modules: dict[str, nn.Module] | None = None) -> bool:
     if n.op == "function" and str(n.target) == "unfold":  # (F.unfold's patches, padded)
         return _zero_padded_unfold((None, *n.args), n.kwargs)
     if n.op == "function" and str(n.target) in _FILLS:  # (entries a mask selects set to 0:
-        value = n.kwargs.get("value", n.args[-1] if n.args else None)  # padding positions; the
-        return _zero_fill_call((None, None, value), {})  # node's args hold no tensor)
+        return _zero(n.kwargs.get("value", n.args[-1] if n.args else None))  # padding positions;
+        # the node's args hold no tensor)
     if n.op != "function" or str(n.target) != "pad":
         return False
     return _zero_pad_call((None, *n.args), n.kwargs)
@@ -311,10 +311,14 @@ def _zero_pad_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
 _FILLS = ("masked_fill", "masked_fill_")
 
 
+def _zero(value: Any) -> bool:
+    """Whether a fill value is the number 0."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+
+
 def _zero_fill_call(args: tuple, kwargs: dict, pooled: bool = False) -> bool:
     """Whether a ``masked_fill`` call (the tensor first, then the mask) fills with zeros."""
-    value = kwargs.get("value", args[2] if len(args) > 2 else None)
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0
+    return _zero(kwargs.get("value", args[2] if len(args) > 2 else None))
 
 
 def summed_dims(n: Any) -> Any:

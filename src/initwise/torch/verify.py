@@ -77,7 +77,7 @@ def off_unit(
     if predicted is None or not math.isfinite(predicted[0]) or predicted[0] <= 0:
         return None
     ref = first[0] if first is not None and first[0] > 0 else 1.0
-    if 1 / UNIT_BAND <= predicted[0] / ref <= UNIT_BAND or _unit_scale(predicted[0]):
+    if _within(predicted[0], ref, UNIT_BAND) or _within(predicted[0], 1.0, UNIT_BAND):
         return None  # (at the input's scale, or at unit scale: a model that standardizes its
         # raw input — `(x − μ)/σ` by stored statistics, a first BatchNorm — solves for that)
     against = f"the input's E[x²] {ref:.3g}" if first is not None else "a unit input"
@@ -105,11 +105,6 @@ def off_unit(
         f"{head}: what follows the last weight layers scales it, and no layer after it is "
         "solved for a unit output (scale the output, or give an override)"
     )
-
-
-def _unit_scale(e2: float) -> bool:
-    """Whether an output ``E[y²]`` is within :data:`UNIT_BAND` of 1."""
-    return 1 / UNIT_BAND <= e2 <= UNIT_BAND
 
 
 def _redraw(plan: Any, twin: nn.Module, draft: Any) -> tuple[nn.Module, Any]:
@@ -212,8 +207,8 @@ def check_output(
     if not same_side or abs(mean) <= band + 2 * sd:
         return None
     measured, ratio = math.exp(mean) * target, math.exp(mean)
-    if predicted is None and _unit_scale(measured):  # (held against the input's scale: a
-        return None  # model that standardizes its raw input is at unit scale on purpose)
+    if predicted is None and _within(measured, 1.0, UNIT_BAND):  # (held against the input's
+        return None  # scale: a model that standardizes its raw input is at unit scale)
     if predicted is None:
         against = (
             f"for the input's E[x²] {target:.3g}" if given is not None else "against unit scale"

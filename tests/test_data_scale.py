@@ -3,6 +3,7 @@ residual stream, and the logarithm of positive data has moments of its own."""
 
 from __future__ import annotations
 
+import math
 import statistics
 import warnings
 
@@ -77,3 +78,41 @@ def test_the_logarithm_of_counts_has_its_own_moments() -> None:
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="f.0: input moments unknown"):
         it.plan(Counts())
+
+
+class StatsPool(nn.Module):
+    """An x-vector's statistics pooling (Snyder et al. 2018): frame-level convolutions, then the
+    mean and the standard deviation over time of each channel, concatenated, into a head."""
+
+    def __init__(self, stat: str = "std") -> None:
+        super().__init__()
+        self.stat = stat
+        self.f = nn.Conv1d(24, 128, 5, padding=2)
+        self.seg, self.out = nn.Linear(128, 64), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.f(x))
+        s = h.std(-1) if self.stat == "std" else h.var(-1)
+        return self.out(torch.relu(self.seg(s)))
+
+
+@pytest.mark.parametrize("stat", ["std", "var"])
+def test_a_spread_over_time_as_a_feature_has_its_own_moments(stat: str) -> None:
+    """``h.std(-1)`` of ReLU features (E[x²] 1, Var 0.68) passed its input's moments on: the
+    head was solved for E[x²] 1 where 0.68 arrives (0.49 for the variance). Now the standard
+    deviation carries ``E[s²] = Var[x]``, the variance ``E[v] = Var[x]``, ``E[v²] ≈ Var[x]²``."""
+    x = torch.randn(64, 24, 100, generator=torch.Generator().manual_seed(1))
+    planned, arriving = [], []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = StatsPool(stat)
+        p = it.init_model(m, seed=seed)
+        why = p["seg.weight"].reason or ""
+        planned.append(float(why.split("input E[x²] ")[1].split(",")[0].split(" ")[0]))
+        with torch.no_grad():
+            h = torch.relu(m.f(x))
+            s = h.std(-1) if stat == "std" else h.var(-1)
+            arriving.append(float(s.pow(2).mean()))
+    var = 1 - 1 / math.pi  # Var[x] of ReLU units with E[x²] 1, E[x] = 1/√π
+    assert statistics.mean(planned) == pytest.approx(var if stat == "std" else var * var, 0.02)
+    assert statistics.mean(planned) == pytest.approx(statistics.mean(arriving), rel=0.15)

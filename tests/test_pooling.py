@@ -1197,3 +1197,73 @@ def test_what_the_example_input_did_not_measure_is_not_asked_for_again():
     (text,) = [str(w.message) for w in caught if isinstance(w.message, AssumptionWarning)]
     assert "max pooling 'pool'" in text and "example_input=" not in text
     assert "the example input's pass did not measure it" in text
+
+
+class _KMax(nn.Module):
+    """A text CNN with k-max pooling (Kalchbrenner et al. 2014): the 4 largest of 50 ReLU
+    positions per channel, flattened, into a head."""
+
+    def __init__(self, form: str = "values") -> None:
+        super().__init__()
+        self.form = form
+        self.conv = nn.Conv1d(16, 64, 3, padding=1)
+        self.fc, self.out = nn.Linear(64 * 4, 64), nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.conv(x))
+        h = h.topk(4, dim=-1).values if self.form == "values" else torch.topk(h, 4)[0]
+        return self.out(F.relu(self.fc(h.flatten(1))))
+
+
+@pytest.mark.parametrize("form", ["values", "index 0"])
+def test_k_max_pooling_is_a_max_pool(form):
+    """``h.topk(k, dim).values`` — k-max pooling — passed its input's moments on: the 4 largest
+    of 50 ReLU positions have E[x²] ≈ 6.9 where 1 was planned, nothing said (the head's output
+    rms ×2.6). Now a topk whose indices nothing reads is a max pool: said without an example
+    input, measured with one."""
+    x = torch.randn(32, 16, 50, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    with pytest.warns(AssumptionWarning, match="max pooling 'topk' assumed to"):
+        it.plan(_KMax(form), "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        p = it.plan(_KMax(form), "auto", example_input=x, strict=True)
+    why = p["fc.weight"].reason
+    assert "max pooling 'topk'" in why and "measured on the example input" in why
+    model = _KMax(form)
+    p.apply(model, seed=0)
+    with torch.no_grad():
+        h = F.relu(model.conv(x))
+        arriving = float(h.topk(4, dim=-1).values.pow(2).mean())
+        assert arriving > 3  # (the pool grows E[x²]: what the old walk missed)
+        planned = float(why.split("input E[x²] ")[1].split(",")[0].split(" ")[0])
+        assert planned == pytest.approx(arriving, rel=0.1)
+        assert 0.5 < float(model(x).pow(2).mean().sqrt()) < 2.0
+
+
+def test_a_router_s_topk_is_no_pool():
+    """A mixture-of-experts router reads topk's indices (which experts run): not a pool, and
+    nothing about max pooling is said."""
+
+    class Routed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp, self.router = nn.Linear(32, 32), nn.Linear(32, 4)
+            self.experts = nn.ModuleList(nn.Linear(32, 32) for _ in range(4))
+            self.out = nn.Linear(32, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = F.relu(self.inp(x))
+            w, idx = torch.softmax(self.router(h), -1).topk(2, dim=-1)
+            y = torch.zeros_like(h)
+            for e, expert in enumerate(self.experts):
+                gate = (w * (idx == e)).sum(-1, keepdim=True)
+                y = y + gate * expert(h)
+            return self.out(y)
+
+    info = inspect_model(Routed(), None)
+    assert not any(n.values_only for n in info.graph.nodes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        it.plan(Routed(), "auto")
+    assert not any("max pooling" in str(w.message) for w in caught)

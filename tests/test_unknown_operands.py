@@ -153,3 +153,34 @@ def test_a_difference_with_its_own_mean_keeps_the_variance() -> None:
     # arrives, output rms 0.71
     x = torch.randn(32, 20, 8, generator=torch.Generator().manual_seed(1))
     assert 0.8 <= _median_rms(Centred, x) <= 1.2
+
+
+class Spectral(nn.Module):
+    """Magnitudes of a signal's spectrum as features: ``|rfft(x)|`` of 128 samples, or of a
+    layer's 128 outputs (``norm`` as given), into an MLP."""
+
+    def __init__(self, of_layer: bool = False, norm: str | None = None) -> None:
+        super().__init__()
+        self.of_layer, self.norm = of_layer, norm
+        if of_layer:  # (built only where forward calls it: a layer never called is warned)
+            self.pre = nn.Linear(128, 128)
+        self.f = nn.Sequential(nn.Linear(65, 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.pre(x) if self.of_layer else x
+        return self.f(torch.fft.rfft(h, norm=self.norm).abs())
+
+
+@pytest.mark.parametrize("norm", [None, "forward", "ortho"])
+def test_a_spectrum_s_scale_is_its_length(norm: str | None) -> None:
+    """``torch.fft.rfft`` passed its input's moments on: the 65 magnitudes of 128 unit samples
+    (E[|X|²] = 128 with the default norm) were planned at 1 — output rms 10.6, nothing said.
+    Now each bin sums N values (``N·E[x²]``, ``E[x²]/N`` with ``norm="forward"``, ``E[x²]`` with
+    ``"ortho"``) where N is known (a Linear's width); else unknown: said without an example
+    input, measured with one."""
+    x = torch.randn(256, 128, generator=torch.Generator().manual_seed(3))
+    assert 0.5 < _median_rms(lambda: Spectral(True, norm), x) < 2.0
+    if norm is None:
+        with pytest.warns(UserWarning, match="f.0: input moments unknown"):
+            it.plan(Spectral(), "auto")
+        assert 0.5 < _median_rms(Spectral, x, example=True) < 2.0

@@ -80,6 +80,11 @@ class Node:
     whose result only feeds weight layers or the model's output, through reshapes: a pool — a
     graph network's ``x.sum(0, keepdim=True)`` read-out, a squeeze-excite's ``x.mean((2, 3),
     keepdim=True)`` — not a statistic a tensor is normalized by (set by :func:`analyze`)."""
+    values_only: bool = False
+    """A ``topk`` whose indices nothing reads (only ``.values`` or ``[0]``): k-max pooling, as
+    a text CNN's ``h.topk(k, dim=-1).values`` — a pool that grows ``E[x²]`` as a max does. A
+    mixture-of-experts router reads the indices (which experts): not a pool (set by
+    :func:`analyze`)."""
 
 
 @dataclass
@@ -992,7 +997,10 @@ def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
         kinds[i] = "other"
     for n in nodes:
         n.keepdim_pool = _keepdim_pool(nodes, users, kinds, n)
-    composite = composites(graph, kinds, acts, scalar_constants(graph))
+        n.values_only = _values_only(nodes, users, n)
+    composite = composites(
+        graph, kinds, acts, scalar_constants(graph), scalar_parameters(model, graph)
+    )
     layers: dict[str, LayerInfo] = {}
     for n in nodes:
         if n.op == "module" and n.target not in layers:
@@ -1051,6 +1059,20 @@ def _keepdim_pool(nodes: list[Node], users: list[list[int]], kinds: list[str], n
     if n.target in ("max", "amax") and len(n.inputs) != 1:
         return False  # (torch.max(a, b): elementwise)
     return _feeds_layers(nodes, users, kinds, n.idx)
+
+
+def _values_only(nodes: list[Node], users: list[list[int]], n: Node) -> bool:
+    """Whether ``n`` is a ``topk`` of one input that is used, and only through its values
+    (``.values``, ``[0]``; see :attr:`Node.values_only`)."""
+    if n.op != "function" or n.target != "topk" or len(n.inputs) != 1 or not users[n.idx]:
+        return False
+    for u in users[n.idx]:
+        m = nodes[u]
+        if m.op != "function" or m.args not in (("values",), (0,)):
+            return False
+        if m.target not in ("getattr", "getitem"):
+            return False
+    return True
 
 
 def downstream(users: list[list[int]], start: int, go: Callable[[int], bool]) -> Iterator[int]:
@@ -1531,21 +1553,69 @@ def scalar_constants(graph: Graph) -> dict[int, torch.Tensor]:
     return out
 
 
+def scalar_parameters(model: nn.Module, graph: Graph) -> dict[int, torch.Tensor]:
+    """One-element parameters and buffers read in ``forward`` — a learnable Swish-β
+    (``h * torch.sigmoid(self.beta * h)``), a hand-written PReLU's slope — and single elements
+    of a parameter vector read with a constant index (``self.beta[i]``, one per layer), by node,
+    at their value now (what the activation is at initialization; a meta tensor has none)."""
+    tensors = dict(model.named_parameters(remove_duplicate=False))
+    tensors.update(model.named_buffers(remove_duplicate=False))
+    out: dict[int, torch.Tensor] = {}
+    for n in graph.nodes:
+        v = None
+        if n.op == "param":
+            v = tensors.get(str(n.target))
+        elif (
+            n.op == "function"
+            and n.target == "getitem"
+            and len(n.inputs) == 1
+            and graph.nodes[n.inputs[0]].op == "param"
+            and len(n.args) == 1
+            and _constant_index(n.args[0])
+        ):
+            t = tensors.get(str(graph.nodes[n.inputs[0]].target))
+            if isinstance(t, torch.Tensor) and not t.is_meta:
+                try:
+                    v = t.detach()[n.args[0]]
+                except (IndexError, TypeError):
+                    v = None
+        if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_meta:
+            if v.is_floating_point():
+                out[n.idx] = v.detach().clone()
+    return out
+
+
+def _constant_index(a: Any) -> bool:
+    """An index of ints only (``[3]``, ``[0, 2]``): one element of a tensor, known now."""
+    if isinstance(a, tuple):
+        return bool(a) and all(isinstance(i, int) and not isinstance(i, bool) for i in a)
+    return isinstance(a, int) and not isinstance(a, bool)
+
+
 def composites(
     graph: Graph,
     kinds: list[str],
     acts: dict[int, Act],
     constants: dict[int, torch.Tensor] | None = None,
+    scalars: dict[int, torch.Tensor] | None = None,
 ) -> dict[int, int]:
     """Find elementwise stretches that follow a weight layer and are not one registered
     activation; probe each numerically (:func:`_probe`) and, if it is an elementwise
     nonlinearity, make its last node an activation computed by the stretch (``kinds`` and
     ``acts`` are updated; inner nodes become pass-through). A one-element tensor constant
     (``constants``) may be a threshold's operand (:data:`_WITH_CONSTANT`), as a number would
-    be. Returns ``{last node: source}``."""
+    be; a one-element parameter (``scalars``, :func:`scalar_parameters`) may be any member's
+    operand, at its value now: ``h * torch.sigmoid(self.beta * h)`` (Swish-β, β = 1 at
+    initialization) is probed as the SiLU it is — read as a sigmoid between two products, its
+    layers were solved for a unit output and a 20-layer chain grew to output rms 51, with only
+    "no rule for beta" said. A stretch that is one registered activation and products or sums
+    with such scalars (a ReZero gate ``α·relu(h)``, ``relu(γ·h)``) is not probed: the
+    activation stays the registered one and the scale is carried by the moments, as before.
+    Returns ``{last node: source}``."""
     nodes = graph.nodes
     users = graph.users()
     constants = constants or {}
+    scalars = scalars or {}
     found: dict[int, int] = {}
     for src in range(len(nodes)):
         if kinds[src] != "weight":
@@ -1565,7 +1635,7 @@ def composites(
                 n.target in _NOT_ELEMENTWISE and not _binary_extreme(n) and not cast
             ) or not n.inputs:
                 continue
-            held = constants if n.target in _WITH_CONSTANT else {}
+            held = {**constants, **scalars} if n.target in _WITH_CONSTANT else scalars
             if any(j != src and j not in region and j not in held for j in n.inputs):
                 continue
             if all(j in held for j in n.inputs):
@@ -1582,13 +1652,19 @@ def composites(
         ]
         if len(sinks) != 1:
             continue
-        core = [i for i in region if nodes[i].target not in _CAST_LIKE and not _metadata(nodes[i])]
+        core = [
+            i
+            for i in region
+            if nodes[i].target not in _CAST_LIKE
+            and not _metadata(nodes[i])
+            and not _scalar_scale(nodes[i], scalars)
+        ]
         if len(core) == 1 and core[0] in acts:
-            continue  # one registered activation (cast before or after it): nothing to probe
+            continue  # one registered activation (cast or scale before or after it): not probed
         if _statistic(nodes, users, sinks[0], kinds):
             continue
         members = [nodes[i] for i in sorted(region)]
-        stretch = Composite(members, src, sinks[0], constants)
+        stretch = Composite(members, src, sinks[0], {**constants, **scalars})
         if _affine(stretch):  # `y / n`, `y * c + d`: a scale (the moments' scalar rules are
             continue  # exact, and a layer-scale factor keeps the user's meaning), not φ
         act = _probe(stretch)
@@ -1602,6 +1678,16 @@ def composites(
         acts[sink] = Act(act.name, None, act.module, act.module.label)  # type: ignore[union-attr]
         found[sink] = src
     return found
+
+
+def _scalar_scale(n: Node, scalars: dict[int, torch.Tensor]) -> bool:
+    """A product, quotient, sum or difference with a one-element parameter (``α·h``,
+    ``h + b``): a scale or shift of a stretch, not its nonlinearity."""
+    return (
+        n.target in (_ADD | _MUL | {"sub", "rsub"})
+        and len(n.inputs) == 2
+        and any(j in scalars for j in n.inputs)
+    )
 
 
 _CASTS = frozenset({"to", "type"})

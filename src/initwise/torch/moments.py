@@ -3167,6 +3167,55 @@ def _logarithm(t: str, x: tuple[float, float]) -> tuple[float, float] | None:
     return (mean * mean + var / (m * m), mean)
 
 
+SPECTRA = frozenset(
+    f"fft_{i}{h}fft{d}" for i in ("", "i") for h in ("", "r", "h") for d in ("", "2", "n")
+) | {"stft", "istft"}
+"""Fourier transforms (``torch.fft.rfft`` is traced as ``fft_rfft``) and short-time ones."""
+
+
+def _spectrum(
+    n: Any, x: tuple[float, float], info: ModelInfo, modules: dict[str, nn.Module]
+) -> tuple[float, float] | None:
+    """A discrete Fourier transform of values with ``E[x²] = s``: each bin sums ``N`` of them,
+    so ``E[|X|²] = N·s`` for ``torch.fft.fft``/``rfft`` with the default ``norm="backward"``
+    (``s/N`` with ``norm="forward"``); any transform with ``norm="ortho"`` keeps ``s``
+    (Parseval); the mean (a complex value's) is taken as 0. ``N`` is the transformed length:
+    the ``n`` argument, else the width along ``dim`` where the graph tells it
+    (:func:`~initwise.torch.graph.part_width`). None (unknown: said, or measured with an example
+    input) for the others — inverse, 2-D/n-D and short-time transforms — and where ``N`` is not
+    known. Before, no rule: they passed their input's moments on — the magnitudes
+    ``torch.fft.rfft(x).abs()`` of 128 samples (E[|X|²] = 128) were planned at 1, output ×10.6,
+    nothing said."""
+    t = str(n.target)
+    norm = n.kwargs.get("norm", n.args[2] if len(n.args) > 2 else None) or "backward"
+    if norm == "ortho" and t not in ("stft", "istft"):
+        return (x[0], 0.0)
+    if t not in ("fft_fft", "fft_rfft") or norm not in ("backward", "forward"):
+        return None
+    size = n.kwargs.get("n", n.args[0] if n.args else None)
+    dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else -1)
+    if not (isinstance(size, int) and not isinstance(size, bool)) and info.graph is not None:
+        size = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dim)
+    if not isinstance(size, int) or size < 1:
+        return None
+    return (x[0] * size if norm == "backward" else x[0] / size, 0.0)
+
+
+def _spread(t: str, x: tuple[float, float]) -> tuple[float, float]:
+    """``x.std(d)`` / ``x.var(d)`` as a value (a feature: an x-vector's statistics pooling
+    ``cat([h.mean(-1), h.std(-1)])``, Snyder et al. 2018): for values independent along ``d``
+    the sample variance ``v`` has ``E[v] = Var[x]`` (unbiased; ``1 − 1/N`` of it with
+    ``correction=0``, taken as 1) and ``E[v²] ≈ Var[x]²``, the standard deviation
+    ``E[s²] = Var[x]``, ``E[s] ≈ √Var[x]`` (values that vary together along ``d`` keep less).
+    Before, no rule: they passed their input's moments on — the std over time of 128 ReLU
+    channels (E[x²] 1, Var 0.68) was taken at 1 where 0.68 arrives."""
+    s, mu = x
+    var = max(s - mu * mu, 0.0)
+    if t == "var":
+        return (var * var, var)
+    return (var, math.sqrt(var))
+
+
 RECIPROCAL_SPREAD = 0.25
 """The largest ``Var[x]/E[x]²`` whose reciprocal :func:`_reciprocal` gives moments for."""
 
@@ -3570,6 +3619,14 @@ def _function(
         return (known[0][0], -known[0][1])
     if t == "abs" and len(known) == 1:
         return _folded(known[0])
+    if t in ("std", "var") and len(known) == 1 and len(n.inputs) == 1:
+        return _spread(t, known[0])
+    if t in SPECTRA:
+        return _spectrum(n, known[0], info, modules) if len(known) == 1 else None
+    if t == "abs" and len(known) == 1 and info.graph is not None:
+        src = info.graph.nodes[n.inputs[0]]
+        if src.op == "function" and str(src.target) in SPECTRA:  # |X| of a complex spectrum
+            return (known[0][0], math.sqrt(math.pi * known[0][0]) / 2)  # (Rayleigh)
     if t == "sqrt" and len(known) == 1 and known[0][1] > 0:  # (of a non-negative value: a
         # distance written as ((a − b)²).sum(-1).sqrt(); E[(√x)²] = E[x], E[√x] ≤ √E[x])
         return (known[0][1], math.sqrt(known[0][1]))

@@ -345,6 +345,8 @@ def max_dims(n: Any) -> Any:
     max pool (``log Σ eˣ ≥ max + 0``, up to ``max + log N``): passed through as an unknown op, a
     head behind it was solved for its input's E[x²] (×34 in E[y²] over 256 ReLU positions,
     nothing said without an example input)."""
+    if n.op == "function" and n.values_only:  # (k-max pooling: topk's values, dim default -1)
+        return n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else -1)
     if n.op != "function" or str(n.target) not in MAX_REDUCTIONS or len(n.inputs) != 1:
         return None
     dim = _reduced(n.args, n.kwargs, n.keepdim_pool)
@@ -374,6 +376,7 @@ _CALL_FILTERS = {
     "max": _max_call,
     "amax": _max_call,
     "logsumexp": _max_call,
+    "topk": lambda a, k, p=False: True,  # (the graph's topk pools: read values only)
     "interpolate": _interpolate_call,
     "upsample": _interpolate_call,
 }

@@ -184,3 +184,44 @@ def test_a_spectrum_s_scale_is_its_length(norm: str | None) -> None:
         with pytest.warns(UserWarning, match="f.0: input moments unknown"):
             it.plan(Spectral(), "auto")
         assert 0.5 < _median_rms(Spectral, x, example=True) < 2.0
+
+
+class Along(nn.Module):
+    """A feature computed along a layer's outputs — a running product, neighbours'
+    differences, the product of a pair — into a head."""
+
+    def __init__(self, op: str) -> None:
+        super().__init__()
+        self.op = op
+        self.a = nn.Linear(32, 2 if op == "pair" else 64)
+        self.f = nn.Sequential(nn.Linear(_ALONG_WIDTH[op], 128), nn.ReLU(), nn.Linear(128, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x) * 2.0  # (E[h²] 4: a scale the op changes)
+        if self.op == "cumprod":
+            return self.f(torch.cumprod(torch.sigmoid(h), -1))
+        if self.op == "diff":
+            return self.f(torch.diff(h, dim=-1))
+        return self.f(h.prod(-1, keepdim=True))
+
+
+_ALONG_WIDTH = {"cumprod": 64, "diff": 63, "pair": 1}
+
+
+@pytest.mark.parametrize("op", ["cumprod", "diff"])
+def test_ops_along_a_dimension_without_a_rule_are_said_and_measured(op: str) -> None:
+    """``cumprod`` (NeRF's transmittance) and ``torch.diff`` passed their input's moments on:
+    the head came out at rms 0.18 and 1.4–1.6, nothing said. Now unknown: said without an
+    example input, measured with one."""
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(4))
+    with pytest.warns(UserWarning, match="f.0: input moments unknown"):
+        it.plan(Along(op), "auto")
+    assert 0.6 < _median_rms(lambda: Along(op), x, example=True) < 1.6
+
+
+def test_the_product_of_a_known_number_of_values() -> None:
+    """``h.prod(-1)`` over a Linear's 2 outputs at E[x²] 4: E[y²] = 4² (it was taken as 4)."""
+    p = it.plan(Along("pair"), "auto")
+    assert "input E[x²] 16" in (p["f.0.weight"].reason or "")
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(4))
+    assert 0.5 < _median_rms(lambda: Along("pair"), x) < 2.0

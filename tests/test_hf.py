@@ -293,6 +293,26 @@ def test_moe_experts_and_routers_are_planned_and_hold_the_stream(name):
     assert 0.5 < float(out.logits.std()) < 2
 
 
+def test_apertus_s_learned_activation_is_probed():
+    """Apertus's xIELU holds its constants β and ε as one-number buffers, which kept it from
+    being probed as an activation: every MLP's down_proj said "input moments unknown". Now it
+    is the MLP's activation, and down_proj is solved for what it gives."""
+    m = _family("apertus")
+    p = it.plan(m, "auto", strict=True)  # nothing assumed
+    assert (
+        "XIELUActivation (learned parameters as built)"
+        in p["model.layers.0.mlp.up_proj.weight"].reason
+    )
+    assert "input E[x²] 1.74" in p["model.layers.0.mlp.down_proj.weight"].reason
+    p.apply(m, seed=0)
+    x = torch.randint(0, 100, (4, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = m(x, output_hidden_states=True)
+    streams = [float(h.pow(2).mean()) for h in out.hidden_states[:-1]]
+    assert max(streams) / streams[0] < math.e
+    assert 0.5 < float(out.logits.std()) < 2
+
+
 def test_moe_zero_init_residual_zeroes_every_summed_output():
     """DeepSeek's MoE block sums its routed experts and a shared expert: both end the residual
     branch (the routed experts' down stacks and the shared expert's down_proj are its exits)."""

@@ -121,3 +121,58 @@ def test_scalar_parameters_reads_single_elements_at_their_value_now() -> None:
     assert values == [0.5, 1.0, 2.0]
     meta = SwishBeta(depth=3).to("meta")
     assert scalar_parameters(meta, inspect_model(meta, None).graph) == {}
+
+
+class XIELU(nn.Module):
+    """xIELU (Fishman et al. 2024; Apertus's activation): learned α_p, α_n of one element and
+    the constants β, ε held as buffers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha_p = nn.Parameter(torch.log(torch.expm1(torch.tensor(0.8))).unsqueeze(0))
+        self.alpha_n = nn.Parameter(torch.log(torch.expm1(torch.tensor(0.3))).unsqueeze(0))
+        self.register_buffer("beta", torch.tensor(0.5))
+        self.register_buffer("eps", torch.tensor(-1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha_p = nn.functional.softplus(self.alpha_p)
+        alpha_n = self.beta + nn.functional.softplus(self.alpha_n)
+        return torch.where(
+            x > 0,
+            alpha_p * x * x + self.beta * x,
+            (torch.expm1(torch.min(x, self.eps)) - x) * alpha_n + self.beta * x,
+        )
+
+
+class XIELUNet(nn.Module):
+    def __init__(self, depth: int = 8, width: int = 128) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.acts = nn.ModuleList(XIELU() for _ in range(depth))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer, act in zip(self.layers, self.acts, strict=True):
+            x = act(layer(x))
+        return x
+
+
+def test_an_activation_module_with_constant_buffers_is_probed() -> None:
+    """xIELU holds β and ε as one-number buffers: a module with buffers was never probed as an
+    activation (to keep a BatchNorm written by hand out), so every layer after one said "input
+    moments unknown" (Apertus: each MLP's down_proj). Single numbers are no running statistics:
+    it is probed now, and the layers after it are solved for what it gives."""
+    from initwise.torch.modules import probed_activation
+
+    assert probed_activation(XIELU()) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", it.AssumptionWarning)
+        it.plan(XIELUNet(), "auto")
+    rms = _output_rms(lambda: XIELUNet(depth=3))  # (quadratic for x > 0: no deep plain chain)
+    assert 0.3 < statistics.geometric_mean(rms) < 3, rms
+
+    class Counted(XIELU):  # (a step count is no constant: not probed)
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("steps", torch.zeros((), dtype=torch.long))
+
+    assert probed_activation(Counted()) is None

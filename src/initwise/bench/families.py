@@ -61,6 +61,9 @@ def builders(T: Any) -> dict[str, Callable[[], Any]]:
         ),
         "olmo2": lambda: T.Olmo2ForCausalLM(T.Olmo2Config(**ffn)),
         "exaone4": lambda: T.Exaone4ForCausalLM(T.Exaone4Config(**ffn, num_key_value_heads=2)),
+        "apertus": lambda: T.ApertusForCausalLM(  # (xIELU: a learned activation)
+            T.ApertusConfig(**ffn, num_key_value_heads=2)
+        ),
         "gpt-neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**ffn)),
         "gpt-j": lambda: T.GPTJForCausalLM(
             T.GPTJConfig(vocab_size=128, n_embd=64, n_layer=4, n_head=4, rotary_dim=8)

@@ -525,8 +525,9 @@ def probed_activation(m: nn.Module) -> nn.Module | None:
     """A parameter-free stand-in for ``m`` where ``m`` is an activation with learned
     parameters written by hand — BigVGAN's Snake ``x + sin²(αx)/α`` with ``α`` of ``(1, C,
     1)`` (Ziyin et al. 2020; Lee et al. 2023), a Swish with a learned β — found by what it does;
-    None for anything else. A leaf module of no known kind, without buffers, whose parameters
-    are numbers or share one broadcast shape with a single axis of size ``C`` and are equal
+    None for anything else. A leaf module of no known kind, whose buffers (if any) are single
+    numbers (xIELU's ``β``, ``ε``: Apertus's activation), whose parameters are numbers or share
+    one broadcast shape with a single axis of size ``C`` and are equal
     along it (every channel computes the same function, as at init), which on a seeded input of
     that shape acts elementwise (one element moved moves its own output only) and is not affine
     (not a scale or shift) nor scale-free (not a norm). The stand-in computes the first
@@ -541,9 +542,17 @@ def probed_activation(m: nn.Module) -> nn.Module | None:
 def _activation_shape(m: nn.Module) -> tuple[int, ...] | None:
     """:func:`probed_activation`'s finding without its stand-in: the parameters' broadcast
     shape where ``m`` is an activation with learned parameters, else None."""
-    if not m._parameters or m._modules or m._buffers or type(m).__module__.startswith("torch."):
+    if not m._parameters or m._modules or type(m).__module__.startswith("torch."):
         return None
+    if not all(_constant_buffer(b) for b in m._buffers.values()):
+        return None  # (running statistics: a BatchNorm written by hand, probed as a norm)
     return _probed_once(_PROBED_ACTIVATIONS, m, _probe_activation, None)
+
+
+def _constant_buffer(b: Any) -> bool:
+    """A buffer an activation may hold: one floating-point number (xIELU's ``beta`` and ``eps``,
+    Apertus's activation; Fishman et al. 2024) — not a statistic of channels nor a step count."""
+    return b is None or (b.is_floating_point() and b.numel() == 1 and not b.is_meta)
 
 
 class _FirstChannel(nn.Module):

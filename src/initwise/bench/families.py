@@ -64,6 +64,9 @@ def builders(T: Any) -> dict[str, Callable[[], Any]]:
         "apertus": lambda: T.ApertusForCausalLM(  # (xIELU: a learned activation)
             T.ApertusConfig(**ffn, num_key_value_heads=2)
         ),
+        "nemotron": lambda: T.NemotronForCausalLM(  # (LayerNorm1P: weight + 1)
+            T.NemotronConfig(**ffn, num_key_value_heads=2, head_dim=16)
+        ),
         "gpt-neox": lambda: T.GPTNeoXForCausalLM(T.GPTNeoXConfig(**ffn)),
         "gpt-j": lambda: T.GPTJForCausalLM(
             T.GPTJConfig(vocab_size=128, n_embd=64, n_layer=4, n_head=4, rotary_dim=8)

@@ -857,18 +857,23 @@ _OFFSETS: dict[tuple[type, str, tuple[int, ...]], float | None] = {}
 def norm_offset(module: nn.Module) -> float | None:
     """``c`` in the scale ``c + weight`` a norm applies to its normalized input: 0 for torch's
     norms and most others (``weight · x̂``), 1 for Gemma's RMSNorm (``(1 + weight) · x̂``, whose
-    identity scale is weight zeros). Measured on a copy of a norm not from torch (its weight set
-    to 0 and to 1, the bias to 0, a seeded ``(4, d)`` input): ``c = ⟨y₀, y₁ − y₀⟩ / ‖y₁ − y₀‖²``,
-    0 or 1 within 10⁻³. None where the copy cannot run on such an input (a norm that needs more,
-    e.g. a conditioning input) or gives another value: the scale rule then stays ``ones`` and
-    the planner reports the assumption. Cached per class, ``extra_repr`` and weight shape."""
+    identity scale is weight zeros) and Nemotron's ``LayerNorm1P`` (a subclass of
+    ``nn.LayerNorm`` that passes ``weight + 1``: taken for torch's own, its weight was set to
+    ones — every norm scaled by 2, the residual stream grew 11.3× over 4 layers and the logits
+    came out at std 2). Measured on a copy of a norm not from torch (its weight set to 0 and to
+    1, the bias to 0, a seeded ``(4, d)`` input, else ``(2, d, 3, 3)`` for a channels-first norm:
+    ConvNeXt's): ``c = ⟨y₀, y₁ − y₀⟩ / ‖y₁ − y₀‖²``, 0 or 1 within 10⁻³. None where the copy
+    runs on neither (a norm that needs more, e.g. a conditioning input) or gives another value:
+    the scale rule then stays ``ones`` and the planner reports the assumption. Cached per class,
+    ``extra_repr`` and weight shape."""
     import copy
 
     import torch
 
     w = getattr(module, "weight", None)
-    if isinstance(module, NORMS) or not isinstance(w, torch.Tensor) or w.ndim != 1:
-        return 0.0
+    torch_own = isinstance(module, NORMS) and type(module).__module__.startswith("torch.")
+    if torch_own or not isinstance(w, torch.Tensor) or w.ndim != 1:
+        return 0.0  # (a subclass of torch's norm may apply its own scale: Nemotron's)
     key = (type(module), module.extra_repr(), tuple(w.shape))
     if key in _OFFSETS:
         return _OFFSETS[key]
@@ -878,24 +883,39 @@ def norm_offset(module: nn.Module) -> float | None:
         if any(t.is_meta for t in probe.parameters()):
             probe = probe.to_empty(device="cpu")
         probe = probe.float().cpu()
-        x = torch.randn(4, w.shape[0], generator=torch.Generator().manual_seed(0))
-        outs = []
+        d_ = w.shape[0]
+        for shape in ((4, d_), (2, d_, 3, 3)):  # (channels last, then first: ConvNeXt's)
+            c = _offset_on(probe, torch.randn(*shape, generator=torch.Generator().manual_seed(0)))
+            if c is not None:
+                break
+    except Exception:  # (a copy that cannot be made: not measured, reported by the planner)
+        c = None
+    _OFFSETS[key] = c
+    return c
+
+
+def _offset_on(probe: nn.Module, x: Any) -> float | None:
+    """:func:`norm_offset` on one probe input ``x``: 0 or 1, else None (the norm does not run
+    on it, or gives another value)."""
+    import torch
+
+    outs = []
+    try:
         with torch.no_grad():
             for v in (0.0, 1.0):
-                probe.weight.fill_(v)
+                probe.weight.fill_(v)  # type: ignore[operator]
                 b = getattr(probe, "bias", None)
                 if isinstance(b, torch.Tensor):
                     b.zero_()
                 outs.append(probe(x).double())
-        y0, y1 = outs
-        d = y1 - y0
-        if y0.shape == x.shape and float((d * d).sum()) > 0:
-            ratio = float((y0 * d).sum() / (d * d).sum())
-            c = next((v for v in (0.0, 1.0) if abs(ratio - v) < 1e-3), None)
-    except Exception:  # a norm that needs another input: not measured (reported by the planner)
-        c = None
-    _OFFSETS[key] = c
-    return c
+    except Exception:  # a norm that needs another input or shape
+        return None
+    y0, y1 = outs
+    d = y1 - y0
+    if y0.shape != x.shape or not float((d * d).sum()) > 0:
+        return None
+    ratio = float((y0 * d).sum() / (d * d).sum())
+    return next((v for v in (0.0, 1.0) if abs(ratio - v) < 1e-3), None)
 
 
 def is_ssm_mixer(module: nn.Module) -> bool:

@@ -484,6 +484,17 @@ class _PointNet(nn.Module):
         return self.head(g + 0 * h.max(dim=2, keepdim=True).values.squeeze(-1))
 
 
+def _said_then_measured(make, x: torch.Tensor, pool: str):
+    """``make()`` planned without an example input (its max pool named ``pool`` said: an
+    AssumptionWarning) and with ``x`` (strict: nothing assumed); the second plan."""
+    torch.manual_seed(0)
+    with pytest.warns(AssumptionWarning, match=f"max pooling '{pool}' assumed to"):
+        it.plan(make(), "auto")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        return it.plan(make(), "auto", example_input=x, strict=True)
+
+
 @pytest.mark.parametrize("form", ["max", "torch.max", "amax", "logsumexp"])
 def test_a_max_over_a_dimension_is_a_max_pool(form):
     """``x.max(dim=2).values`` / ``torch.max(x, 2)[0]`` / ``torch.amax(x, -1)`` — PointNet's
@@ -492,12 +503,7 @@ def test_a_max_over_a_dimension_is_a_max_pool(form):
     ``keepdim=True`` max, a statistic, is not one). ``torch.logsumexp(x, 2)``, a smooth max,
     passed unseen too (until 2026-12-03)."""
     x = torch.randn(16, 3, 256, generator=torch.Generator().manual_seed(1))
-    torch.manual_seed(0)
-    with pytest.warns(AssumptionWarning, match="max pooling '(max|amax|logsumexp)' assumed to"):
-        it.plan(_PointNet(form), "auto")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AssumptionWarning)
-        p = it.plan(_PointNet(form), "auto", example_input=x, strict=True)
+    p = _said_then_measured(lambda: _PointNet(form), x, "(max|amax|logsumexp)")
     why = p["head.0.weight"].reason
     assert "max pooling" in why and "measured on the example input" in why
     ratio = float(why.split("max pooling '")[1].split("×")[1].split(" ")[0])
@@ -1222,12 +1228,7 @@ def test_k_max_pooling_is_a_max_pool(form):
     rms ×2.6). Now a topk whose indices nothing reads is a max pool: said without an example
     input, measured with one."""
     x = torch.randn(32, 16, 50, generator=torch.Generator().manual_seed(1))
-    torch.manual_seed(0)
-    with pytest.warns(AssumptionWarning, match="max pooling 'topk' assumed to"):
-        it.plan(_KMax(form), "auto")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AssumptionWarning)
-        p = it.plan(_KMax(form), "auto", example_input=x, strict=True)
+    p = _said_then_measured(lambda: _KMax(form), x, "topk")
     why = p["fc.weight"].reason
     assert "max pooling 'topk'" in why and "measured on the example input" in why
     model = _KMax(form)

@@ -180,6 +180,8 @@ def test_a_spectrum_s_scale_is_its_length(norm: str | None) -> None:
     input, measured with one."""
     x = torch.randn(256, 128, generator=torch.Generator().manual_seed(3))
     assert 0.5 < _median_rms(lambda: Spectral(True, norm), x) < 2.0
+    if norm == "ortho":  # |X| of a complex bin: Rayleigh's mean √(π·E|X|²)/2, not a real one's
+        assert "input E[x²] 1, mean 0.886" in it.plan(Spectral(True, norm))["f.0.weight"].reason
     if norm is None:
         with pytest.warns(UserWarning, match="f.0: input moments unknown"):
             it.plan(Spectral(), "auto")

@@ -1066,13 +1066,11 @@ def _values_only(nodes: list[Node], users: list[list[int]], n: Node) -> bool:
     (``.values``, ``[0]``; see :attr:`Node.values_only`)."""
     if n.op != "function" or n.target != "topk" or len(n.inputs) != 1 or not users[n.idx]:
         return False
-    for u in users[n.idx]:
-        m = nodes[u]
-        if m.op != "function" or m.args not in (("values",), (0,)):
-            return False
-        if m.target not in ("getattr", "getitem"):
-            return False
-    return True
+    return all(
+        nodes[u].op == "function"
+        and (nodes[u].target, nodes[u].args) in (("getattr", ("values",)), ("getitem", (0,)))
+        for u in users[n.idx]
+    )
 
 
 def downstream(users: list[list[int]], start: int, go: Callable[[int], bool]) -> Iterator[int]:
@@ -1579,8 +1577,8 @@ def scalar_parameters(model: nn.Module, graph: Graph) -> dict[int, torch.Tensor]
                     v = t.detach()[n.args[0]]
                 except (IndexError, TypeError):
                     v = None
-        if isinstance(v, torch.Tensor) and v.numel() == 1 and not v.is_meta:
-            if v.is_floating_point():
+        if isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point():
+            if not v.is_meta:
                 out[n.idx] = v.detach().clone()
     return out
 
@@ -1616,6 +1614,7 @@ def composites(
     users = graph.users()
     constants = constants or {}
     scalars = scalars or {}
+    both = {**constants, **scalars}  # (a threshold's operand may be either)
     found: dict[int, int] = {}
     for src in range(len(nodes)):
         if kinds[src] != "weight":
@@ -1635,7 +1634,7 @@ def composites(
                 n.target in _NOT_ELEMENTWISE and not _binary_extreme(n) and not cast
             ) or not n.inputs:
                 continue
-            held = {**constants, **scalars} if n.target in _WITH_CONSTANT else scalars
+            held = both if n.target in _WITH_CONSTANT else scalars
             if any(j != src and j not in region and j not in held for j in n.inputs):
                 continue
             if all(j in held for j in n.inputs):
@@ -1664,7 +1663,7 @@ def composites(
         if _statistic(nodes, users, sinks[0], kinds):
             continue
         members = [nodes[i] for i in sorted(region)]
-        stretch = Composite(members, src, sinks[0], {**constants, **scalars})
+        stretch = Composite(members, src, sinks[0], both)
         if _affine(stretch):  # `y / n`, `y * c + d`: a scale (the moments' scalar rules are
             continue  # exact, and a layer-scale factor keeps the user's meaning), not φ
         act = _probe(stretch)

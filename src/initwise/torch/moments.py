@@ -3643,7 +3643,9 @@ def _function(
     if t == "neg" and len(known) == 1:
         return (known[0][0], -known[0][1])
     if t == "abs" and len(known) == 1:
-        return _folded(known[0])
+        if info.graph is not None and str(info.graph.nodes[n.inputs[0]].target) in SPECTRA:
+            return (known[0][0], math.sqrt(math.pi * known[0][0]) / 2)  # (|X| of a complex
+        return _folded(known[0])  # spectrum: Rayleigh, E|X| = √(π·E|X|²)/2)
     if t in ("std", "var") and len(known) == 1 and len(n.inputs) == 1:
         return _spread(t, known[0])
     if t in _UNRULED:  # (their scale is in what they combine: unknown, said or measured)
@@ -3652,10 +3654,6 @@ def _function(
         return _product_over(n, known[0], info, modules)
     if t in SPECTRA:
         return _spectrum(n, known[0], info, modules) if len(known) == 1 else None
-    if t == "abs" and len(known) == 1 and info.graph is not None:
-        src = info.graph.nodes[n.inputs[0]]
-        if src.op == "function" and str(src.target) in SPECTRA:  # |X| of a complex spectrum
-            return (known[0][0], math.sqrt(math.pi * known[0][0]) / 2)  # (Rayleigh)
     if t == "sqrt" and len(known) == 1 and known[0][1] > 0:  # (of a non-negative value: a
         # distance written as ((a − b)²).sum(-1).sqrt(); E[(√x)²] = E[x], E[√x] ≤ √E[x])
         return (known[0][1], math.sqrt(known[0][1]))

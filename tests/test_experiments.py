@@ -172,6 +172,24 @@ def test_deep_vanilla_quick_outcome_in_numbers(quick):
     assert c["runs"]["torch-default/20"]["mean"] < 0.15 < c["runs"]["dks/20"]["mean"]
 
 
+def test_deep_vanilla_picks_a_kernel_shaping_target_on_the_validation_split():
+    """``tat-eta`` and ``tat-tau`` pick η (Leaky-ReLU TAT) or τ (GELU TAT) from their grid with
+    the learning rate; the cell records the pick and the report's table prints it."""
+    from initwise.experiments import deep_vanilla as dv
+
+    cell = dv._cell("tat-tau", 3, True, (0,))
+    assert cell["tau"] in dv.TAUS and cell["activation"] == "gelu"
+    assert set(cell["val_acc_by_log2_lr"]) == {
+        f"{k}/tau={t:g}" for k in dv.QUICK["log2_lrs"] for t in dv.TAUS
+    }
+    table = dv._table({"depths": (3,), "inits": ("tat-tau",)}, {"tat-tau/3": cell})
+    assert f"τ {cell['tau']:g})" in table[-1]
+    data = dv.mnist1d()
+    with torch.no_grad():  # (τ is the model's: another τ, another transformed GELU)
+        a, b = (dv._model("tat-tau", 3, 8, data, 0, t)(data.x_test[:8]) for t in (1.0, 3.0))
+    assert not torch.allclose(a, b)
+
+
 def test_plain_cnn_has_depth_weight_layers():
     from torch import nn
 

@@ -2848,6 +2848,15 @@ def _as_measured(
     return val
 
 
+def _width(info: ModelInfo, modules: dict[str, nn.Module], i: int, dim: Any) -> int | None:
+    """The size along ``dim`` of graph node ``i``'s value where the graph tells it
+    (:func:`~initwise.torch.graph.part_width`), else None — the width every rule that counts
+    entries (a concatenation's parts, a norm's or a sum's terms, a transform's length) reads."""
+    if info.graph is None:
+        return None
+    return part_width(info.graph.nodes, modules, info.kinds, i, dim)
+
+
 def _cat_sizes(info: ModelInfo, n: Any, modules: dict[str, nn.Module]) -> list[int] | None:
     """The sizes of a ``cat``'s parts along the dimension it joins them on
     (:func:`~initwise.torch.graph.part_width`), or None where one is not known (then the parts
@@ -2859,7 +2868,7 @@ def _cat_sizes(info: ModelInfo, n: Any, modules: dict[str, nn.Module]) -> list[i
     if g is None or str(n.target) not in ("cat", "concat", "concatenate"):
         return None
     dim = n.kwargs.get("dim", n.kwargs.get("axis", n.args[1] if len(n.args) > 1 else 0))
-    sizes = [part_width(g.nodes, modules, info.kinds, i, dim) for i in n.inputs]
+    sizes = [_width(info, modules, i, dim) for i in n.inputs]
     if any(w is None or w <= 0 for w in sizes):
         return None
     return sizes  # type: ignore[return-value]
@@ -2990,7 +2999,7 @@ def _unit_slices(
         # residual update first and by the next block's Linear after)
     if size is None and n.inputs:  # else the layer it comes from (a projection head's
         # output normalized for a similarity matrix, SimCLR's `F.normalize(z) @ F.normalize(z)ᵀ`)
-        size = part_width(g.nodes, modules, info.kinds, n.inputs[0], dim)
+        size = _width(info, modules, n.inputs[0], dim)
     if size is None:
         return None
     s, mu = x
@@ -3024,12 +3033,10 @@ def _vector_norm(
     (unknown: said, or measured with an example input) where ``D`` is not known, the order is
     not 2 or the norm is over every entry. Before, it passed its input's moments on: a feature
     ``‖h‖`` of 64 ReLU units (E[x²] ≈ 64) was taken at 1."""
-    if info.graph is None:
-        return None
     p, dim = norm_args(n)
     if p not in (2, 2.0, "fro") or not isinstance(dim, int):
         return None
-    d = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dim)
+    d = _width(info, modules, n.inputs[0], dim)
     if d is None:
         return None
     s = d * x[0]
@@ -3051,7 +3058,7 @@ def _feature_sum(
     dims = (dims,) if isinstance(dims, int) else tuple(dims) if dims is not None else ()
     if dims not in ((-1,), (1,)):
         return None
-    d = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dims[0])
+    d = _width(info, modules, n.inputs[0], dims[0])
     if d is None:
         return None
     s, mu = x
@@ -3145,7 +3152,7 @@ def _centered(
     if not isinstance(d, int):
         return None
     s, mu = x
-    width = part_width(g.nodes, modules, info.kinds, n.inputs[0], d)
+    width = _width(info, modules, n.inputs[0], d)
     keep = 1.0 - 1.0 / width if width else 1.0
     return (max(s - mu * mu, 0.0) * keep, 0.0)
 
@@ -3186,7 +3193,7 @@ def _product_over(
     dim = n.kwargs.get("dim", n.args[0] if n.args else None)
     if not isinstance(dim, int) or isinstance(dim, bool):
         return None
-    k = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dim)
+    k = _width(info, modules, n.inputs[0], dim)
     if not k or k > 64:  # (beyond that the power under- or overflows: unknown)
         return None
     return (x[0] ** k, x[1] ** k)
@@ -3219,8 +3226,8 @@ def _spectrum(
         return None
     size = n.kwargs.get("n", n.args[0] if n.args else None)
     dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else -1)
-    if not (isinstance(size, int) and not isinstance(size, bool)) and info.graph is not None:
-        size = part_width(info.graph.nodes, modules, info.kinds, n.inputs[0], dim)
+    if not (isinstance(size, int) and not isinstance(size, bool)):
+        size = _width(info, modules, n.inputs[0], dim)
     if not isinstance(size, int) or size < 1:
         return None
     return (x[0] * size if norm == "backward" else x[0] / size, 0.0)
@@ -3650,7 +3657,7 @@ def _function(
         return _spread(t, known[0])
     if t in _UNRULED:  # (their scale is in what they combine: unknown, said or measured)
         return None
-    if t == "prod" and len(known) == 1 and len(n.inputs) == 1 and info.graph is not None:
+    if t == "prod" and len(known) == 1 and len(n.inputs) == 1:
         return _product_over(n, known[0], info, modules)
     if t in SPECTRA:
         return _spectrum(n, known[0], info, modules) if len(known) == 1 else None

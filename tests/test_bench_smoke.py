@@ -41,6 +41,18 @@ def test_materialize_benchmark_ci_size(capsys):
     assert "GPT-2-ci" in capsys.readouterr().out
 
 
+def test_materialize_benchmark_says_why_a_child_failed():
+    """A variant's child that fails (here: CUDA asked for on a machine without one) is reported
+    with its own last lines, not as a bare exit status."""
+    pytest.importorskip("transformers")
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without CUDA")
+    from initwise.bench.materialize import measure
+
+    with pytest.raises(RuntimeError, match=r"(?s)'hf-from-config' child on cuda exited.*Error"):
+        measure("hf-from-config", "ci", "cuda")
+
+
 def test_bench_cli_unknown_name():
     from initwise.cli import build_parser
 

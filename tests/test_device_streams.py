@@ -207,3 +207,42 @@ def test_cli_bench_device_and_size_arguments(capsys):
     assert "xl to orthogonal and lsuv" in capsys.readouterr().err
     assert main(["bench", "diagnose", "xl"]) == 2
     assert "xl to orthogonal and lsuv" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_division_is_correctly_rounded_through_float64(device):
+    """The kernel's float32 ÷ (done in float64, rounded once) equals IEEE float32 division bit for
+    bit — NumPy's here — over the log-radius's operands and over arbitrary magnitudes."""
+    rng = np.random.default_rng(4)
+    m = (1 + rng.random(1 << 20)).astype(np.float32)  # the mantissa range the radius divides
+    a = np.concatenate([m - 1, rng.standard_normal(1 << 18).astype(np.float32)])
+    b = np.concatenate([m + 1, np.exp(rng.uniform(-60, 60, 1 << 18)).astype(np.float32)])
+    got = TK._div(torch.from_numpy(a).to(device), torch.from_numpy(b).to(device)).cpu().numpy()
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(_bits(got), _bits(a / b))
+
+
+@pytest.mark.skipif(not CUDA, reason="no CUDA GPU")
+@pytest.mark.parametrize("fp64", [False, True])
+@pytest.mark.parametrize("kind", ["uniform", "normal"])
+def test_cuda_fills_use_the_fused_kernel_and_keep_the_bits(kind, fp64, recwarn):
+    """On CUDA the compiled (Triton) kernel passes its bit-for-bit check at first use — so fills
+    run fused, at device speed — and a fill large enough to use it equals the host's bits."""
+    n = 1 << 22
+    dt, nd = (torch.float64, np.float64) if fp64 else (torch.float32, np.float32)
+    starts, lens = np.array([123]), np.array([n])
+    dev = torch.empty(n, dtype=dt, device="cuda")
+    KN.fill_tensor(kind, KEY, starts, lens, dev, scale=0.5, shift=0.25)
+    assert KN.device_kernel("cuda", kind, fp64) == "fused", [str(w.message) for w in recwarn]
+    host = KN.fill(kind, KEY, starts, lens, np.empty(n, nd), scale=0.5, shift=0.25)
+    np.testing.assert_array_equal(_bits(dev.cpu().numpy()), _bits(host))
+
+
+def test_device_kernel_says_which_kernel_fills_use(monkeypatch):
+    assert KN.device_kernel("cpu", "normal") == "eager ops"  # Numba's host kernel is faster
+    monkeypatch.setenv("INITWISE_DEVICE_KERNEL", "compiled")
+    monkeypatch.setattr(TK, "_compiled", {("cpu", "normal", False): None})
+    assert KN.device_kernel("cpu", "trunc") == "eager ops (check failed)"
+    assert KN.device_kernel("cpu", "uniform") == "not used yet"
+    monkeypatch.setattr(TK, "_compiled", {("cpu", "uniform", True): print})
+    assert KN.device_kernel("cpu", "uniform", fp64=True) == "fused"

@@ -99,6 +99,7 @@ def run(
                 row["torch_ops_melem_s"] = numel / timeit(on_device, 1, warmup=0) / 1e6
             else:
                 on_device()  # first call: compile (once per process) and self-check
+                row["device_kernel"] = kernels.device_kernel(device, name.split()[0])
                 row["initwise_melem_s"] = numel / _timed(on_device, device, repeat) / 1e6
                 on_device()
                 gpu = hashlib.sha256(t.cpu().numpy().tobytes()).hexdigest()
@@ -156,6 +157,7 @@ def _print(rows: list[dict[str, Any]], numel: int, threads: int, backend: str, d
             "initwise / torch",
             "initwise / fill_",
             "same bits as CPU",
+            "kernel",
         ]
         body = [
             [
@@ -165,6 +167,7 @@ def _print(rows: list[dict[str, Any]], numel: int, threads: int, backend: str, d
                 f"{r['ratio']:.2f}×",
                 f"{r['of_fill']:.0%}",
                 str(r["same_bits_as_cpu"]),
+                r["device_kernel"],
             ]
             for r in rows
         ]

@@ -135,7 +135,17 @@ def _child_device(variant: str, size: str, device: str) -> dict[str, Any]:
     torch.cuda.synchronize()
     seconds = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / 2**20
-    return _row(variant, size, model, seconds, peak, device=torch.cuda.get_device_name())
+    from initwise import kernels
+
+    return _row(
+        variant,
+        size,
+        model,
+        seconds,
+        peak,
+        device=torch.cuda.get_device_name(),
+        device_kernel=kernels.device_kernel(device, "normal"),
+    )
 
 
 def measure(variant: str, size: str, device: str = "cpu") -> dict[str, Any]:
@@ -148,9 +158,14 @@ def measure(variant: str, size: str, device: str = "cpu") -> dict[str, Any]:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        check=True,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
+    if out.returncode:
+        tail = "\n".join(out.stderr.strip().splitlines()[-12:])
+        raise RuntimeError(
+            f"bench materialize: the {variant!r} child on {device} exited with status "
+            f"{out.returncode}; its last lines:\n{tail}"
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -171,7 +186,12 @@ def run(
     ref = next((r for r in rows if r["variant"] == "initwise-meta"), rows[0])
     print_table(
         f"GPT-2-{size} ({rows[0]['params'] / 1e6:.0f} M params, {rows[0]['weights_mb']:.0f} MiB "
-        f"fp32), " + (f"{rows[0]['threads']} threads" if device == "cpu" else rows[0]["device"]),
+        f"fp32), "
+        + (
+            f"{rows[0]['threads']} threads"
+            if device == "cpu"
+            else f"{ref['device']}, initwise's device kernel: {ref['device_kernel']}"
+        ),
         [
             "variant",
             "seconds",

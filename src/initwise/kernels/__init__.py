@@ -356,3 +356,16 @@ def fill_tensor(
     if not _torch.fill(kind, key_words(key), starts, lens, out, p):
         raise RuntimeError(f"truncated normal: no draw in [{a}, {b}] after {K.MAX_TRIES} tries")
     return out
+
+
+def device_kernel(device: Any, kind: str, fp64: bool = False) -> str:
+    """Which torch kernel :func:`fill_tensor` uses for ``kind`` (``"uniform"``; ``"normal"`` and
+    ``"trunc"`` share the normal one) on ``device``: ``"fused"`` (compiled, passed its
+    bit-for-bit check at first use), ``"eager ops"``, ``"eager ops (check failed)"`` (a
+    :class:`~initwise.kernels._torch.DeviceKernelWarning` said why) or ``"not used yet"``."""
+    import torch
+
+    from . import _torch
+
+    base = "uniform" if kind == "uniform" else "normal"
+    return _torch.kernel_in_use(torch.device(device), base, fp64)

@@ -8,10 +8,12 @@ Every function here does the same IEEE operations, in the same order, as its twi
   every device and dtype. Each product is assembled from 16-bit limbs in int64, where every
   partial product is below 2^49 — exact, with no reliance on overflow behaviour.
 * **Floats**: only ``+ − × ÷`` and ``sqrt`` (correctly rounded in IEEE 754 on CPUs and, by
-  default, on CUDA), and conversions of integers below 2^24 (float32) / 2^53 (float64), which
-  are exact. Each operation is its own eager kernel, so nothing can be contracted into a fused
-  multiply-add (which rounds once instead of twice and would change bits): the polynomials are
-  evaluated as separate multiplies and adds, as in NumPy.
+  default, on CUDA; float32's ÷ and √ are done in float64 and rounded once, which gives the same
+  bits and survives compilers whose float32 ÷ is approximate), and conversions of integers
+  below 2^24 (float32) / 2^53 (float64), which are exact. Each operation is its own eager
+  kernel (and the fused, compiled kernel is built with contraction off), so nothing can be
+  contracted into a fused multiply-add (which rounds once instead of twice and would change
+  bits): the polynomials are evaluated as separate multiplies and adds, as in NumPy.
 * **Signed zeros**: a normal adds its shift (or +0.0) after Box–Muller, as the compiled kernel
   does, so −0.0 becomes +0.0 in all three.
 
@@ -140,6 +142,18 @@ def _sincos(
     )
 
 
+def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Correctly rounded ``a / b`` on every device. float32 operands are divided in float64 and
+    rounded once: with 53 ≥ 2·24 + 2 bits the double rounding is innocuous for ÷ (Figueroa 1995,
+    "When is double rounding innocuous?", SIGNUM Newsletter 30(3)), so the bits equal a float32
+    IEEE division's — also where a compiler's own float32 ``/`` is approximate (Triton lowers it
+    to ``div.full.f32``, within 2 ulp; inductor emits ``div_rn`` only when told). float64 ``/``
+    is ``div.rn.f64`` everywhere."""
+    if a.dtype == torch.float32:
+        return (a.to(torch.float64) / b.to(torch.float64)).to(torch.float32)
+    return a / b
+
+
 def _radius(
     e: torch.Tensor, m: torch.Tensor, s2: float, sqrt2: float, ln2: float, coefs: tuple
 ) -> torch.Tensor:
@@ -147,7 +161,7 @@ def _radius(
     big = m > sqrt2
     m = torch.where(big, m * 0.5, m)
     e = torch.where(big, e + 1, e)
-    t = (m - 1.0) / (m + 1.0)
+    t = _div(m - 1.0, m + 1.0)
     z = t * t
     p = z * _horner(z, coefs)
     p = p + 1.0
@@ -324,6 +338,19 @@ def use_compiled(device: torch.device) -> bool:
     if env:
         return env == "compiled"
     return device.type != "cpu"
+
+
+def kernel_in_use(device: torch.device, kind: str, fp64: bool = False) -> str:
+    """Which kernel fills of ``kind`` (``"uniform"`` or ``"normal"``) on ``device`` use:
+    ``"fused"`` (compiled, passed its bit-for-bit check), ``"eager ops"`` (not compiled here),
+    ``"eager ops (check failed)"`` (the compiled one failed to build or to match: a
+    :class:`DeviceKernelWarning` said why) or ``"not used yet"``."""
+    if not use_compiled(device):
+        return "eager ops"
+    k = (device.type, kind, fp64)
+    if k not in _compiled:
+        return "not used yet"
+    return "fused" if _compiled[k] is not None else "eager ops (check failed)"
 
 
 def groups(

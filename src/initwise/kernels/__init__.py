@@ -359,13 +359,15 @@ def fill_tensor(
 
 
 def device_kernel(device: Any, kind: str, fp64: bool = False) -> str:
-    """Which torch kernel :func:`fill_tensor` uses for ``kind`` (``"uniform"``; ``"normal"`` and
-    ``"trunc"`` share the normal one) on ``device``: ``"fused"`` (compiled, passed its
-    bit-for-bit check at first use), ``"eager ops"``, ``"eager ops (check failed)"`` (a
+    """Which torch-side kernel :func:`fill_tensor` uses for ``kind`` (``"uniform"``,
+    ``"normal"``, ``"trunc"``) on ``device``: ``"triton"`` (the Triton kernel, which passed its
+    bit-for-bit check at first use), ``"fused"`` (torch ops compiled by inductor, likewise),
+    ``"eager ops"``, ``"eager ops (check failed)"`` (a
     :class:`~initwise.kernels._torch.DeviceKernelWarning` said why) or ``"not used yet"``."""
     import torch
 
     from . import _torch
 
-    base = "uniform" if kind == "uniform" else "normal"
-    return _torch.kernel_in_use(torch.device(device), base, fp64)
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    return _torch.kernel_in_use(torch.device(device), kind, fp64)

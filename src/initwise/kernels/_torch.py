@@ -326,28 +326,93 @@ def _warn(msg: str) -> None:
     warnings.warn(msg, DeviceKernelWarning, stacklevel=3)
 
 
-def use_compiled(device: torch.device) -> bool:
-    """Whether fills on ``device`` use the compiled kernel: on accelerators unless
-    ``INITWISE_DEVICE_KERNEL=eager``; on the CPU only with ``INITWISE_DEVICE_KERNEL=compiled``
-    (the Numba kernel is faster there and compiling takes a minute)."""
+def _env() -> str:
     import os
 
     env = os.environ.get("INITWISE_DEVICE_KERNEL", "").strip().lower()
-    if env not in ("", "eager", "compiled"):
-        raise ValueError(f"INITWISE_DEVICE_KERNEL must be 'eager' or 'compiled', got {env!r}")
-    if env:
+    if env not in ("", "eager", "compiled", "triton"):
+        raise ValueError(
+            f"INITWISE_DEVICE_KERNEL must be 'eager', 'compiled' or 'triton', got {env!r}"
+        )
+    return env
+
+
+def use_compiled(device: torch.device) -> bool:
+    """Whether fills on ``device`` that do not use the Triton kernel use the compiled torch-ops
+    kernel: on accelerators unless ``INITWISE_DEVICE_KERNEL=eager``; on the CPU only with
+    ``INITWISE_DEVICE_KERNEL=compiled`` (the Numba kernel is faster there and compiling takes a
+    minute)."""
+    env = _env()
+    if env in ("eager", "compiled"):
         return env == "compiled"
     return device.type != "cpu"
 
 
+_triton_ok: dict[tuple[str, str, bool], bool] = {}
+
+
+def use_triton(device: torch.device, kind: str, fp64: bool) -> bool:
+    """Whether fills of ``kind`` on ``device`` use the Triton kernel
+    (:mod:`initwise.kernels._triton`): on accelerators by default, on the CPU only with
+    ``INITWISE_DEVICE_KERNEL=triton`` (Triton's interpreter, for tests); never with ``eager`` or
+    ``compiled``. At first use per (device type, kind, precision) it is checked bit for bit
+    against the torch-ops kernel on the CPU (odd offsets, partial groups, a counter above 2^32,
+    redraws) and not used if Triton is missing, fails to build or differs (a
+    :class:`DeviceKernelWarning` says which)."""
+    env = _env()
+    if env in ("eager", "compiled") or (env == "" and device.type == "cpu"):
+        return False
+    k = (device.type, kind, fp64)
+    if k not in _triton_ok:
+        _triton_ok[k] = _check_triton(device, kind, fp64)
+    return _triton_ok[k]
+
+
+def _check_triton(device: torch.device, kind: str, fp64: bool) -> bool:
+    dt = torch.float64 if fp64 else torch.float32
+    starts = np.array([3, 2**34 + 1, 17], np.int64)
+    lens = np.array([5_003, 4_001, 0], np.int64)
+    p = (0.375, 0.25, -0.28125, -0.5, 1.0)  # values exact in float32: trunc window [-0.5, 1]
+    key = (0x9E3779B9, 0x12345678, 0xDEADBEEF, 0x0BADF00D)
+    try:
+        from . import _triton
+
+        got = torch.empty(int(lens.sum()), dtype=dt, device=device)
+        ok = _triton.fill(kind, key, starts, lens, got, p)
+    except Exception as exc:  # no Triton, no compiler for this device, a launch failure
+        _warn(
+            f"the Triton device kernel is not available ({type(exc).__name__}: {exc}); "
+            "the torch-ops kernel is used"
+        )
+        return False
+    want = torch.empty(int(lens.sum()), dtype=dt)
+    _fill_ops(kind, key, starts, lens, want, p, compiled=False)
+    u = torch.int64 if fp64 else torch.int32
+    if not ok or not torch.equal(got.cpu().view(u), want.view(u)):
+        _warn(
+            f"the Triton device kernel ({kind}, {dt}) does not match the torch-ops one bit for "
+            "bit; the torch-ops kernel is used"
+        )
+        return False
+    return True
+
+
 def kernel_in_use(device: torch.device, kind: str, fp64: bool = False) -> str:
-    """Which kernel fills of ``kind`` (``"uniform"`` or ``"normal"``) on ``device`` use:
-    ``"fused"`` (compiled, passed its bit-for-bit check), ``"eager ops"`` (not compiled here),
-    ``"eager ops (check failed)"`` (the compiled one failed to build or to match: a
-    :class:`DeviceKernelWarning` said why) or ``"not used yet"``."""
+    """Which kernel fills of ``kind`` (``"uniform"``, ``"normal"``, ``"trunc"``) on ``device``
+    use: ``"triton"`` (the Triton kernel, passed its check), ``"fused"`` (torch ops compiled by
+    inductor, passed its check), ``"eager ops"``, ``"eager ops (check failed)"`` (a compiled
+    kernel failed to build or to match: a :class:`DeviceKernelWarning` said why) or ``"not used
+    yet"``."""
+    env = _env()
+    if env not in ("eager", "compiled") and (env == "triton" or device.type != "cpu"):
+        t = (device.type, kind, fp64)
+        if t not in _triton_ok:
+            return "not used yet"
+        if _triton_ok[t]:
+            return "triton"
     if not use_compiled(device):
         return "eager ops"
-    k = (device.type, kind, fp64)
+    k = (device.type, "uniform" if kind == "uniform" else "normal", fp64)
     if k not in _compiled:
         return "not used yet"
     return "fused" if _compiled[k] is not None else "eager ops (check failed)"
@@ -361,6 +426,7 @@ def groups(
     n: int,
     p: tuple,
     device: Any,
+    compiled: bool = True,
 ) -> torch.Tensor | None:
     """The ``n · GROUP`` values of groups ``g0 … g0 + n − 1`` in element order on ``device``
     (None if a truncated draw ran out of tries). ``p = (scale, shift, s2, lo, hi)`` as Python
@@ -374,7 +440,8 @@ def groups(
     s = s2 if kind != "trunc" else -2.0
     add = shift if kind != "trunc" else 0.0
     mul = scale if kind == "uniform" else 1.0
-    fn = _compiled_core(device, base, fp64) if use_compiled(device) and n > 1024 else None
+    use = compiled and use_compiled(device) and n > 1024
+    fn = _compiled_core(device, base, fp64) if use else None
     t = lambda v: torch.tensor(v, dtype=dtype, device=device)  # noqa: E731
     keyt = torch.tensor(key, dtype=torch.int64, device=device)
     if fn is not None:
@@ -403,11 +470,27 @@ def fill(
     p: tuple,
 ) -> bool:
     """Values of flat elements ``[starts[i], starts[i] + lens[i])``, concatenated, into the
-    contiguous 1-D float32/float64 tensor ``out`` (any device). False if a truncated draw ran
-    out of tries."""
+    contiguous 1-D float32/float64 tensor ``out`` (any device): by the Triton kernel where
+    :func:`use_triton` says so, else by torch ops. False if a truncated draw ran out of tries."""
+    if use_triton(out.device, kind, out.dtype == torch.float64):
+        from . import _triton
+
+        return _triton.fill(kind, key, starts, lens, out, p)
+    return _fill_ops(kind, key, starts, lens, out, p)
+
+
+def _fill_ops(
+    kind: str,
+    key: tuple[int, int, int, int],
+    starts: np.ndarray,
+    lens: np.ndarray,
+    out: torch.Tensor,
+    p: tuple,
+    compiled: bool = True,
+) -> bool:
     G = 4 if out.dtype == torch.float32 else 2
     for g, m, lo, hi, pos in chunks(starts, lens, G, CHUNK):
-        vals = groups(kind, out.dtype, key, g, m, p, out.device)
+        vals = groups(kind, out.dtype, key, g, m, p, out.device, compiled)
         if vals is None:
             return False
         out[pos : pos + hi - lo] = vals[lo:hi]

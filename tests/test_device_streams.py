@@ -224,16 +224,21 @@ def test_float32_division_is_correctly_rounded_through_float64(device):
 
 @pytest.mark.skipif(not CUDA, reason="no CUDA GPU")
 @pytest.mark.parametrize("fp64", [False, True])
-@pytest.mark.parametrize("kind", ["uniform", "normal"])
-def test_cuda_fills_use_the_fused_kernel_and_keep_the_bits(kind, fp64, recwarn):
-    """On CUDA the compiled (Triton) kernel passes its bit-for-bit check at first use — so fills
-    run fused, at device speed — and a fill large enough to use it equals the host's bits."""
+@pytest.mark.parametrize("kind", ["uniform", "normal", "trunc"])
+@pytest.mark.parametrize(("env", "used"), [("", "triton"), ("compiled", "fused")])
+def test_cuda_fills_use_a_fast_kernel_and_keep_the_bits(kind, fp64, env, used, monkeypatch):
+    """On CUDA the Triton kernel (by default) and the inductor-compiled torch-ops kernel (with
+    INITWISE_DEVICE_KERNEL=compiled) pass their bit-for-bit checks at first use, so fills run at
+    device speed, and a fill large enough to use them equals the host's bits."""
+    if kind == "trunc" and used == "fused":
+        pytest.skip("the compiled kernel draws; its redraws are eager ops")
+    monkeypatch.setenv("INITWISE_DEVICE_KERNEL", env)
     n = 1 << 22
     dt, nd = (torch.float64, np.float64) if fp64 else (torch.float32, np.float32)
     starts, lens = np.array([123]), np.array([n])
     dev = torch.empty(n, dtype=dt, device="cuda")
     KN.fill_tensor(kind, KEY, starts, lens, dev, scale=0.5, shift=0.25)
-    assert KN.device_kernel("cuda", kind, fp64) == "fused", [str(w.message) for w in recwarn]
+    assert KN.device_kernel("cuda", kind, fp64) == used
     host = KN.fill(kind, KEY, starts, lens, np.empty(n, nd), scale=0.5, shift=0.25)
     np.testing.assert_array_equal(_bits(dev.cpu().numpy()), _bits(host))
 

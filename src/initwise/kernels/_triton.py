@@ -32,11 +32,11 @@ import triton.language as tl
 
 from . import constants as K
 
-_M0: tl.constexpr = K.M0
-_M1: tl.constexpr = K.M1
-_W0: tl.constexpr = K.W0
-_W1: tl.constexpr = K.W1
-_MAX_TRIES: tl.constexpr = K.MAX_TRIES
+_M0 = tl.constexpr(K.M0)
+_M1 = tl.constexpr(K.M1)
+_W0 = tl.constexpr(K.W0)
+_W1 = tl.constexpr(K.W1)
+_MAX_TRIES = tl.constexpr(K.MAX_TRIES)
 
 # constant table layout (one tensor per precision): sqrt2, ln2, atanh coefficients, sin, cos
 _N32 = (len(K.LOG32), len(K.SIN32), len(K.COS32))
@@ -95,8 +95,10 @@ def _log_radius(e, m, s2, tab, NL: tl.constexpr, FP64: tl.constexpr):
     lnm = (t + t) * p
     el = e.to(m.dtype) * tl.load(tab + 1)
     if FP64:
-        return tl.sqrt((el + lnm) * s2)  # float64 sqrt is sqrt.rn.f64 (no approximate one)
-    return tl.sqrt_rn((el + lnm) * s2)  # float32 tl.sqrt is sqrt.approx.f32: not this one
+        r = tl.sqrt((el + lnm) * s2)  # float64 sqrt is sqrt.rn.f64 (no approximate one)
+    else:
+        r = tl.sqrt_rn((el + lnm) * s2)  # float32 tl.sqrt is sqrt.approx.f32: not this one
+    return r
 
 
 @triton.jit

@@ -197,7 +197,7 @@ def _store(out, v, s, a, n, pos, tail, par, KIND: tl.constexpr):
     tl.store(out + pos + (s - a), v, mask=(s >= a) & (s < a + n) & tail)
 
 
-@triton.jit(do_not_specialize=["a", "n", "pos", "g_end", "k0", "k1", "k2", "k3"])
+@triton.jit(do_not_specialize=["a", "n", "pos", "g_end"])
 def _fill_kernel(
     out,
     par,
@@ -208,10 +208,7 @@ def _fill_kernel(
     n,
     pos,
     g_end,
-    k0,
-    k1,
-    k2,
-    k3,
+    keys,
     KIND: tl.constexpr,  # 0 uniform, 1 normal, 2 truncated normal
     FP64: tl.constexpr,
     NL: tl.constexpr,
@@ -223,10 +220,12 @@ def _fill_kernel(
     g0 = a.to(tl.int64) // G
     g = g0 + tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK).to(tl.int64)
     tail = g < g_end
-    k0 = k0.to(tl.uint32)
-    k1 = k1.to(tl.uint32)
-    k2 = k2.to(tl.uint32)
-    k3 = k3.to(tl.uint32)
+    # the key words come in a tensor: as scalar arguments each would be typed i32 or i64 by
+    # its value, and every parameter's key a new signature to compile
+    k0 = tl.load(keys).to(tl.uint32)
+    k1 = tl.load(keys + 1).to(tl.uint32)
+    k2 = tl.load(keys + 2).to(tl.uint32)
+    k3 = tl.load(keys + 3).to(tl.uint32)
     c0 = (g & 0xFFFFFFFF).to(tl.uint32)
     c1 = (g >> 32).to(tl.uint32)
     w0, w1, w2, w3 = _philox(c0, c1, k2 + tl.zeros_like(c0), k3 + tl.zeros_like(c0), k0, k1)
@@ -320,6 +319,7 @@ def fill(
         par = [1.0, 0.0, -2.0, scale, shift]
     part = torch.tensor(par, dtype=out.dtype).to(dev)
     lim = torch.tensor([lo, hi], dtype=torch.float64).to(dev)
+    keys = torch.tensor(key, dtype=torch.int64).to(dev)
     fail = torch.zeros(1, dtype=torch.int32, device=dev)
     G = 2 if fp64 else 4
     nl, ns, nc = _N64 if fp64 else _N32
@@ -339,7 +339,7 @@ def fill(
             n,
             pos,
             g_end,
-            *key,
+            keys,
             KIND=_KINDS[kind],
             FP64=fp64,
             NL=nl,

@@ -27,7 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m initwise.cli bench
 
-# On a machine with a CUDA GPU (uses its python3 and torch, not .venv): issue 16's checks.
+# On a machine with a CUDA GPU (uses its python3 and torch, not .venv): the device tests and GPU benchmarks.
 gpu-check:
 	bash benchmarks/gpu_check.sh
 

@@ -301,3 +301,37 @@ def test_triton_kernel_equals_host_kernels_in_the_interpreter():
     assert len(rows) == 10
     assert all(r[1] == 0 for r in rows), rows
     assert all(r[2] == "triton" for r in rows), rows
+
+
+def test_triton_kernel_ptx_has_no_fused_or_approximate_float_operations():
+    """All six variants of the Triton kernel compiled for sm_90 (no GPU needed): no fused
+    multiply-add and no approximate ÷, √ or transcendental in the PTX — every float operation
+    carries .rn, which ptxas does not contract — and the normals divide and root with div.rn /
+    sqrt.rn. (Equal bits on a GPU are then checked at first use and by the CUDA tests.)"""
+    import re
+
+    pytest.importorskip("triton")
+    try:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError as exc:  # another Triton layout
+        pytest.skip(f"this Triton has no ASTSource/GPUTarget: {exc}")
+    from initwise.kernels import _triton as TT
+
+    for kind in (0, 1, 2):
+        for fp64 in (False, True):
+            f = "fp64" if fp64 else "fp32"
+            sig = {"out": f"*{f}", "par": f"*{f}", "lim": "*fp64", "tab": f"*{f}"}
+            sig |= {"fail": "*i32", "a": "i64", "n": "i64", "pos": "i64", "g_end": "i64"}
+            sig |= {"keys": "*i64"} | dict.fromkeys(("KIND", "FP64", "NL", "NS", "NC"), "constexpr")
+            nl, ns, nc = TT._N64 if fp64 else TT._N32
+            const = {"KIND": kind, "FP64": fp64, "NL": nl, "NS": ns, "NC": nc, "BLOCK": 256}
+            src = ASTSource(TT._fill_kernel, sig | {"BLOCK": "constexpr"}, const)
+            opts = TT.OPTIONS  # the options fill() launches with
+            ptx = triton.compile(src, target=GPUTarget("cuda", 90, 32), options=opts).asm["ptx"]
+            assert not re.search(r"\bfma\.|\bmad\.f|\.approx\.|div\.full", ptx), (kind, fp64)
+            floats = [m[0] for m in re.finditer(r"\b(?:add|sub|mul)(?:\.\w+)*?\.f(?:32|64)\b", ptx)]
+            assert floats and all(".rn" in m for m in floats), (kind, fp64)
+            if kind:
+                assert "div.rn.f64" in ptx and "sqrt.rn" in ptx, (kind, fp64)

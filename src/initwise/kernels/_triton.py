@@ -290,6 +290,8 @@ def _fill_kernel(
 
 
 BLOCK = 256
+#: compile options of every launch: no contraction of ``x * y + z`` into a fused multiply-add
+OPTIONS = {"num_warps": 4, "enable_fp_fusion": False}
 _KINDS = {"uniform": 0, "normal": 1, "trunc": 2}
 _tables: dict[tuple[str, bool], torch.Tensor] = {}
 
@@ -346,8 +348,7 @@ def fill(
             NS=ns,
             NC=nc,
             BLOCK=BLOCK,
-            num_warps=4,
-            enable_fp_fusion=False,
+            **OPTIONS,
         )
         pos += n
     return kind != "trunc" or int(fail.item()) == 0

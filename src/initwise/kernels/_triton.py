@@ -25,6 +25,8 @@ interpreter, which the tests use to check its logic where there is no GPU.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 import triton
@@ -326,29 +328,32 @@ def fill(
     G = 2 if fp64 else 4
     nl, ns, nc = _N64 if fp64 else _N32
     pos = 0
-    for a, n in zip(starts.tolist(), lens.tolist(), strict=True):
-        if n <= 0:
-            continue
-        g_end = (a + n - 1) // G + 1
-        grid = (triton.cdiv(g_end - a // G, BLOCK),)
-        _fill_kernel[grid](
-            out,
-            part,
-            lim,
-            _tables[tk],
-            fail,
-            a,
-            n,
-            pos,
-            g_end,
-            keys,
-            KIND=_KINDS[kind],
-            FP64=fp64,
-            NL=nl,
-            NS=ns,
-            NC=nc,
-            BLOCK=BLOCK,
-            **OPTIONS,
-        )
-        pos += n
+    # Triton launches on the current device: make it the tensor's (cuda:1 while cuda:0 is current)
+    on = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
+    with on:
+        for a, n in zip(starts.tolist(), lens.tolist(), strict=True):
+            if n <= 0:
+                continue
+            g_end = (a + n - 1) // G + 1
+            grid = (triton.cdiv(g_end - a // G, BLOCK),)
+            _fill_kernel[grid](
+                out,
+                part,
+                lim,
+                _tables[tk],
+                fail,
+                a,
+                n,
+                pos,
+                g_end,
+                keys,
+                KIND=_KINDS[kind],
+                FP64=fp64,
+                NL=nl,
+                NS=ns,
+                NC=nc,
+                BLOCK=BLOCK,
+                **OPTIONS,
+            )
+            pos += n
     return kind != "trunc" or int(fail.item()) == 0

@@ -65,15 +65,26 @@ def run(
         g = torch.Generator(device=device).manual_seed(0)
         ceiling = numel / _timed(lambda: t.fill_(1.0), device, repeat) / 1e6
         cases = [
-            ("uniform", lambda: torch.nn.init.uniform_(t, -1, 1, generator=g), S.uniform(-1, 1)),
-            ("normal", lambda: torch.nn.init.normal_(t, 0, 0.02, generator=g), S.normal(0, 0.02)),
+            (
+                "uniform",
+                lambda: torch.nn.init.uniform_(t, -1, 1, generator=g),
+                S.uniform(-1, 1),
+                "uniform",
+            ),
+            (
+                "normal",
+                lambda: torch.nn.init.normal_(t, 0, 0.02, generator=g),
+                S.normal(0, 0.02),
+                "normal",
+            ),
             (
                 "trunc_normal ±2σ",
                 lambda: torch.nn.init.trunc_normal_(t, 0, 0.02, -0.04, 0.04, generator=g),
                 S.trunc_normal(0, 0.02, -0.04, 0.04),
+                "trunc",  # the stream kernel's kind
             ),
         ]
-        for name, peer, scheme in cases:
+        for name, peer, scheme, kind in cases:
 
             def on_device(scheme: Any = scheme) -> None:
                 sampling.sample_tensor(scheme, (numel,), seed=0, name="bench", device=device, out=t)
@@ -109,7 +120,7 @@ def run(
                 row["torch_ops_melem_s"] = numel / timeit(on_device, 1, warmup=0) / 1e6
             else:
                 on_device()  # first call: compile (once per process) and self-check
-                row["device_kernel"] = kernels.device_kernel(device, name.split()[0].split("_")[0])
+                row["device_kernel"] = kernels.device_kernel(device, kind)
                 row["initwise_melem_s"] = numel / _timed(on_device, device, repeat) / 1e6
                 on_device()
                 gpu = hashlib.sha256(t.cpu().numpy().tobytes()).hexdigest()

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import constants as K
 
-KINDS = {"uniform": 0, "normal": 1, "trunc": 2}
+KINDS = K.KINDS
 Key = tuple[int, int, int, int]
 _PARALLEL_MIN = 1 << 16  # elements below which one thread is faster than a pool
 _SLOW_WARN_MIN = 1 << 24  # elements from which the NumPy fallback warns (once per process)
@@ -225,6 +225,11 @@ def _warn_slow(n: int) -> None:
     )
 
 
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+
+
 def key_words(key: int) -> Key:
     """The four 32-bit words of a 128-bit stream key, low word first."""
     return tuple((key >> (32 * i)) & K.MASK32 for i in range(4))  # type: ignore[return-value]
@@ -276,8 +281,7 @@ def fill(
 
     ``kind``: ``uniform`` (``u · scale + shift``), ``normal`` (std ``scale``, mean ``shift``) or
     ``trunc`` (standard normal on ``[a, b]``, then ``· scale + shift``)."""
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    _check_kind(kind)
     dtype = out.dtype
     if dtype not in K.GROUP:
         raise TypeError(f"out must be float32 or float64, got {dtype}")
@@ -338,8 +342,7 @@ def fill_tensor(
 
     from . import _torch
 
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    _check_kind(kind)
     if out.dtype not in (torch.float32, torch.float64):
         raise TypeError(f"out must be float32 or float64, got {out.dtype}")
     if out.dim() != 1 or not out.is_contiguous():
@@ -368,6 +371,5 @@ def device_kernel(device: Any, kind: str, fp64: bool = False) -> str:
 
     from . import _torch
 
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
+    _check_kind(kind)
     return _torch.kernel_in_use(torch.device(device), kind, fp64)

@@ -359,13 +359,19 @@ def use_triton(device: torch.device, kind: str, fp64: bool) -> bool:
     against the torch-ops kernel on the CPU (odd offsets, partial groups, a counter above 2^32,
     redraws) and not used if Triton is missing, fails to build or differs (a
     :class:`DeviceKernelWarning` says which)."""
-    env = _env()
-    if env in ("eager", "compiled") or (env == "" and device.type == "cpu"):
+    if not _triton_wanted(device):
         return False
     k = (device.type, kind, fp64)
     if k not in _triton_ok:
         _triton_ok[k] = _check_triton(device, kind, fp64)
     return _triton_ok[k]
+
+
+def _triton_wanted(device: torch.device) -> bool:
+    """The Triton kernel is tried on accelerators by default and anywhere with
+    ``INITWISE_DEVICE_KERNEL=triton``; never with ``eager`` or ``compiled``."""
+    env = _env()
+    return env == "triton" or (env == "" and device.type != "cpu")
 
 
 def _check_triton(device: torch.device, kind: str, fp64: bool) -> bool:
@@ -403,8 +409,7 @@ def kernel_in_use(device: torch.device, kind: str, fp64: bool = False) -> str:
     inductor, passed its check), ``"eager ops"``, ``"eager ops (check failed)"`` (a compiled
     kernel failed to build or to match: a :class:`DeviceKernelWarning` said why) or ``"not used
     yet"``."""
-    env = _env()
-    if env not in ("eager", "compiled") and (env == "triton" or device.type != "cpu"):
+    if _triton_wanted(device):
         t = (device.type, kind, fp64)
         if t not in _triton_ok:
             return "not used yet"

@@ -39,6 +39,8 @@ _M1 = tl.constexpr(K.M1)
 _W0 = tl.constexpr(K.W0)
 _W1 = tl.constexpr(K.W1)
 _MAX_TRIES = tl.constexpr(K.MAX_TRIES)
+_F24 = tl.constexpr(2.0**-24)
+_F53 = tl.constexpr(2.0**-53)
 
 # constant table layout (one tensor per precision): sqrt2, ln2, atanh coefficients, sin, cos
 _N32 = (len(K.LOG32), len(K.SIN32), len(K.COS32))
@@ -121,14 +123,14 @@ def _sincos(f, q, tab, NL: tl.constexpr, NS: tl.constexpr, NC: tl.constexpr):
 
 @triton.jit
 def _normal32(a, b, s2, tab, NL: tl.constexpr, NS: tl.constexpr, NC: tl.constexpr):
-    u1 = ((a >> 8) + 1).to(tl.float32) * 5.9604644775390625e-08  # 2^-24
+    u1 = ((a >> 8) + 1).to(tl.float32) * _F24
     bits = u1.to(tl.int32, bitcast=True)
     e = (bits >> 23) - 127
     m = ((bits & 0x7FFFFF) | 0x3F800000).to(tl.float32, bitcast=True)
     r = _log_radius(e, m, s2, tab, NL, False)
     k = (b >> 8).to(tl.int32)
     q = (k + (1 << 21)) >> 22
-    f = (k - (q << 22)).to(tl.float32) * 5.9604644775390625e-08
+    f = (k - (q << 22)).to(tl.float32) * _F24
     c, s = _sincos(f, q, tab, NL, NS, NC)
     return r * c, r * s
 
@@ -140,14 +142,14 @@ def _u53(a, b):
 
 @triton.jit
 def _normal64(a, b, c, d, s2, tab, NL: tl.constexpr, NS: tl.constexpr, NC: tl.constexpr):
-    u1 = (_u53(a, b) + 1).to(tl.float64) * 1.1102230246251565e-16  # 2^-53
+    u1 = (_u53(a, b) + 1).to(tl.float64) * _F53
     bits = u1.to(tl.int64, bitcast=True)
     e = (bits >> 52) - 1023
     m = ((bits & 0xFFFFFFFFFFFFF) | 0x3FF0000000000000).to(tl.float64, bitcast=True)
     r = _log_radius(e, m, s2, tab, NL, True)
     k = _u53(c, d)
     q = (k + (1 << 50)) >> 51
-    f = (k - (q << 51)).to(tl.float64) * 1.1102230246251565e-16
+    f = (k - (q << 51)).to(tl.float64) * _F53
     cs, sn = _sincos(f, q, tab, NL, NS, NC)
     return r * cs, r * sn
 
@@ -192,10 +194,15 @@ def _redraw(
 
 
 @triton.jit
+def _affine(v, scale, shift):
+    v = v * scale  # two roundings, as the host kernels do
+    return v + shift
+
+
+@triton.jit
 def _store(out, v, s, a, n, pos, tail, par, KIND: tl.constexpr):
     if KIND == 2:  # the truncated normal's scale and shift, after the redraws
-        v = v * tl.load(par + 3)
-        v = v + tl.load(par + 4)
+        v = _affine(v, tl.load(par + 3), tl.load(par + 4))
     tl.store(out + pos + (s - a), v, mask=(s >= a) & (s < a + n) & tail)
 
 
@@ -241,12 +248,8 @@ def _fill_kernel(
     pos = pos.to(tl.int64)
     if FP64:
         if KIND == 0:
-            v0 = _u53(w0, w1).to(tl.float64) * 1.1102230246251565e-16
-            v1 = _u53(w2, w3).to(tl.float64) * 1.1102230246251565e-16
-            v0 = v0 * scale
-            v0 = v0 + shift
-            v1 = v1 * scale
-            v1 = v1 + shift
+            v0 = _affine(_u53(w0, w1).to(tl.float64) * _F53, scale, shift)
+            v1 = _affine(_u53(w2, w3).to(tl.float64) * _F53, scale, shift)
         else:
             v0, v1 = _normal64(w0, w1, w2, w3, s2, tab, NL, NS, NC)
             v0 = v0 + shift
@@ -259,18 +262,10 @@ def _fill_kernel(
         _store(out, v1, 2 * g + 1, a, n, pos, tail, par, KIND)
     else:
         if KIND == 0:
-            v0 = (w0 >> 8).to(tl.float32) * 5.9604644775390625e-08
-            v1 = (w1 >> 8).to(tl.float32) * 5.9604644775390625e-08
-            v2 = (w2 >> 8).to(tl.float32) * 5.9604644775390625e-08
-            v3 = (w3 >> 8).to(tl.float32) * 5.9604644775390625e-08
-            v0 = v0 * scale
-            v0 = v0 + shift
-            v1 = v1 * scale
-            v1 = v1 + shift
-            v2 = v2 * scale
-            v2 = v2 + shift
-            v3 = v3 * scale
-            v3 = v3 + shift
+            v0 = _affine((w0 >> 8).to(tl.float32) * _F24, scale, shift)
+            v1 = _affine((w1 >> 8).to(tl.float32) * _F24, scale, shift)
+            v2 = _affine((w2 >> 8).to(tl.float32) * _F24, scale, shift)
+            v3 = _affine((w3 >> 8).to(tl.float32) * _F24, scale, shift)
         else:
             v0, v1 = _normal32(w0, w1, s2, tab, NL, NS, NC)
             v2, v3 = _normal32(w2, w3, s2, tab, NL, NS, NC)
@@ -294,7 +289,6 @@ def _fill_kernel(
 BLOCK = 256
 #: compile options of every launch: no contraction of ``x * y + z`` into a fused multiply-add
 OPTIONS = {"num_warps": 4, "enable_fp_fusion": False}
-_KINDS = {"uniform": 0, "normal": 1, "trunc": 2}
 _tables: dict[tuple[str, bool], torch.Tensor] = {}
 
 
@@ -347,7 +341,7 @@ def fill(
                 pos,
                 g_end,
                 keys,
-                KIND=_KINDS[kind],
+                KIND=K.KINDS[kind],
                 FP64=fp64,
                 NL=nl,
                 NS=ns,

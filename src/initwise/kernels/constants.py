@@ -62,5 +62,8 @@ LN2_64 = np.float64(math.log(2.0))
 SQRT2_32 = np.float32(math.sqrt(2.0))
 SQRT2_64 = np.float64(math.sqrt(2.0))
 
+#: kind codes of the compiled kernels (Numba and Triton take the number)
+KINDS = {"uniform": 0, "normal": 1, "trunc": 2}
+
 #: how many redraws a truncated normal may need for one element before giving up
 MAX_TRIES = 10_000

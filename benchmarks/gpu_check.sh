@@ -2,9 +2,10 @@
 # The GPU checks in one command, for a machine with a CUDA GPU and a python3 whose torch sees it:
 # the device-stream tests (CUDA values equal CPU values bit for bit, and fills use the fused
 # kernel; they skip on machines without a GPU) and diagnose on CUDA against the CPU report, then
-# `bench fill --device cuda` and `bench materialize xl --device cuda`. If the fused kernel failed
-# its bit-for-bit check, benchmarks/gpu_kernel_parts.py compiles each stage alone to say which one
-# loses bits. Each step has a time limit (STEP_SCALE multiplies them) and a failed step does not
+# `bench fill --device cuda`, `bench materialize xl --device cuda` and a profile of that
+# materialization (benchmarks/materialize_profile.py: host functions against device time). If
+# the fused kernel failed its bit-for-bit check, benchmarks/gpu_kernel_parts.py compiles each
+# stage alone to say which one loses bits. Each step has a time limit (STEP_SCALE multiplies them) and a failed step does not
 # stop the next; the exit status is the number of failed steps. Logs go to $1 (or $OUT, or
 # ./gpu-check).
 #   bash benchmarks/gpu_check.sh            # or: make gpu-check
@@ -41,5 +42,6 @@ if grep -q "check failed\|does not match\|compiling the device kernel failed" \
   step parts 90 "$PY" benchmarks/gpu_kernel_parts.py cuda
 fi
 step materialize 120 "$PY" -m initwise.cli bench materialize xl --device cuda
+step profile 90 "$PY" benchmarks/materialize_profile.py cuda xl
 echo "failed steps: $failed"
 exit "$failed"

@@ -41,6 +41,23 @@ def test_materialize_benchmark_ci_size(capsys):
     assert "GPT-2-ci" in capsys.readouterr().out
 
 
+def test_materialize_profile_script_runs_on_the_cpu(capsys):
+    """benchmarks/materialize_profile.py (a step of gpu_check.sh) runs: wall time, fills, the
+    host functions and the profiler's table."""
+    pytest.importorskip("transformers")
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "materialize_profile.py"
+    spec = importlib.util.spec_from_file_location("materialize_profile", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main("cpu", "ci")
+    out = capsys.readouterr().out
+    assert "materialize GPT-2 ci → cpu (host kernels)" in out and "52 drawn parameters" in out
+    assert "tottime" in out and "device kernels' own time in all: 0.0 ms" in out
+
+
 def test_materialize_benchmark_says_why_a_child_failed():
     """A variant's child that fails (here: CUDA asked for on a machine without one) is reported
     with its own last lines, not as a bare exit status."""

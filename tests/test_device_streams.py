@@ -322,9 +322,9 @@ def test_triton_kernel_ptx_has_no_fused_or_approximate_float_operations():
     for kind in (0, 1, 2):
         for fp64 in (False, True):
             f = "fp64" if fp64 else "fp32"
-            sig = {"out": f"*{f}", "par": f"*{f}", "lim": "*fp64", "tab": f"*{f}"}
-            sig |= {"fail": "*i32", "a": "i64", "n": "i64", "pos": "i64", "g_end": "i64"}
-            sig |= {"keys": "*i64"} | dict.fromkeys(("KIND", "FP64", "NL", "NS", "NC"), "constexpr")
+            sig = {"out": f"*{f}", "args": "*i64", "tab": f"*{f}"}
+            sig |= {"a": "i64", "n": "i64", "pos": "i64", "g_end": "i64"}
+            sig |= dict.fromkeys(("KIND", "FP64", "NL", "NS", "NC"), "constexpr")
             nl, ns, nc = TT._N64 if fp64 else TT._N32
             const = {"KIND": kind, "FP64": fp64, "NL": nl, "NS": ns, "NC": nc, "BLOCK": 256}
             src = ASTSource(TT._fill_kernel, sig | {"BLOCK": "constexpr"}, const)

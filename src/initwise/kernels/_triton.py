@@ -189,7 +189,7 @@ def _redraw(
         v = tl.where(bad, nv, v)
         nd = nv.to(tl.float64)
         bad = bad & ((nd < lo) | (nd > hi))
-    tl.atomic_max(fail, tl.max(bad.to(tl.int32), axis=0))
+    tl.atomic_max(fail, tl.max(bad.to(tl.int64), axis=0))
     return v
 
 
@@ -200,24 +200,31 @@ def _affine(v, scale, shift):
 
 
 @triton.jit
-def _store(out, v, s, a, n, pos, tail, par, KIND: tl.constexpr):
+def _arg(args, i: tl.constexpr, FP64: tl.constexpr):
+    """Float argument ``i`` of the packed words (:data:`ARGS`): a float64 bit pattern, rounded
+    once to float32 for a float32 stream (as ``torch.tensor(x, dtype=float32)`` rounds it)."""
+    v = tl.load(args + i).to(tl.float64, bitcast=True)
+    if not FP64:
+        v = v.to(tl.float32)
+    return v
+
+
+@triton.jit
+def _store(out, v, s, a, n, pos, tail, args, KIND: tl.constexpr, FP64: tl.constexpr):
     if KIND == 2:  # the truncated normal's scale and shift, after the redraws
-        v = _affine(v, tl.load(par + 3), tl.load(par + 4))
+        v = _affine(v, _arg(args, 9, FP64), _arg(args, 10, FP64))
     tl.store(out + pos + (s - a), v, mask=(s >= a) & (s < a + n) & tail)
 
 
 @triton.jit(do_not_specialize=["a", "n", "pos", "g_end"])
 def _fill_kernel(
     out,
-    par,
-    lim,
+    args,
     tab,
-    fail,
     a,
     n,
     pos,
     g_end,
-    keys,
     KIND: tl.constexpr,  # 0 uniform, 1 normal, 2 truncated normal
     FP64: tl.constexpr,
     NL: tl.constexpr,
@@ -231,18 +238,20 @@ def _fill_kernel(
     tail = g < g_end
     # the key words come in a tensor: as scalar arguments each would be typed i32 or i64 by
     # its value, and every parameter's key a new signature to compile
-    k0 = tl.load(keys).to(tl.uint32)
-    k1 = tl.load(keys + 1).to(tl.uint32)
-    k2 = tl.load(keys + 2).to(tl.uint32)
-    k3 = tl.load(keys + 3).to(tl.uint32)
+    k0 = tl.load(args).to(tl.uint32)
+    k1 = tl.load(args + 1).to(tl.uint32)
+    k2 = tl.load(args + 2).to(tl.uint32)
+    k3 = tl.load(args + 3).to(tl.uint32)
+    fail = args + 11
     c0 = (g & 0xFFFFFFFF).to(tl.uint32)
     c1 = (g >> 32).to(tl.uint32)
     w0, w1, w2, w3 = _philox(c0, c1, k2 + tl.zeros_like(c0), k3 + tl.zeros_like(c0), k0, k1)
-    scale = tl.load(par)
-    shift = tl.load(par + 1)
-    s2 = tl.load(par + 2)
-    lo = tl.load(lim)  # float64: the window is compared in float64, as the host kernels do
-    hi = tl.load(lim + 1)
+    scale = _arg(args, 6, FP64)
+    shift = _arg(args, 7, FP64)
+    s2 = _arg(args, 8, FP64)
+    # float64: the window is compared in float64, as the host kernels do
+    lo = tl.load(args + 4).to(tl.float64, bitcast=True)
+    hi = tl.load(args + 5).to(tl.float64, bitcast=True)
     a = a.to(tl.int64)
     n = n.to(tl.int64)
     pos = pos.to(tl.int64)
@@ -258,8 +267,8 @@ def _fill_kernel(
             live = tail & (2 * g + 1 >= a) & (2 * g < a + n)
             v0 = _redraw(v0, 2 * g, live, k0, k1, k2, k3, lo, hi, tab, fail, NL, NS, NC, True)
             v1 = _redraw(v1, 2 * g + 1, live, k0, k1, k2, k3, lo, hi, tab, fail, NL, NS, NC, True)
-        _store(out, v0, 2 * g, a, n, pos, tail, par, KIND)
-        _store(out, v1, 2 * g + 1, a, n, pos, tail, par, KIND)
+        _store(out, v0, 2 * g, a, n, pos, tail, args, KIND, FP64)
+        _store(out, v1, 2 * g + 1, a, n, pos, tail, args, KIND, FP64)
     else:
         if KIND == 0:
             v0 = _affine((w0 >> 8).to(tl.float32) * _F24, scale, shift)
@@ -280,13 +289,16 @@ def _fill_kernel(
             v1 = _redraw(v1, e + 1, live, k0, k1, k2, k3, lo, hi, tab, fail, NL, NS, NC, False)
             v2 = _redraw(v2, e + 2, live, k0, k1, k2, k3, lo, hi, tab, fail, NL, NS, NC, False)
             v3 = _redraw(v3, e + 3, live, k0, k1, k2, k3, lo, hi, tab, fail, NL, NS, NC, False)
-        _store(out, v0, 4 * g, a, n, pos, tail, par, KIND)
-        _store(out, v1, 4 * g + 1, a, n, pos, tail, par, KIND)
-        _store(out, v2, 4 * g + 2, a, n, pos, tail, par, KIND)
-        _store(out, v3, 4 * g + 3, a, n, pos, tail, par, KIND)
+        _store(out, v0, 4 * g, a, n, pos, tail, args, KIND, FP64)
+        _store(out, v1, 4 * g + 1, a, n, pos, tail, args, KIND, FP64)
+        _store(out, v2, 4 * g + 2, a, n, pos, tail, args, KIND, FP64)
+        _store(out, v3, 4 * g + 3, a, n, pos, tail, args, KIND, FP64)
 
 
 BLOCK = 256
+#: the kernel's packed arguments, one int64 tensor: the four key words, the truncation window
+#: (lo, hi) and the five stream parameters as float64 bit patterns, and the redraw-failure flag
+ARGS = 12
 #: compile options of every launch: no contraction of ``x * y + z`` into a fused multiply-add
 OPTIONS = {"num_warps": 4, "enable_fp_fusion": False}
 _tables: dict[tuple[str, bool], torch.Tensor] = {}
@@ -315,10 +327,10 @@ def fill(
         par = [1.0, shift, s2, 1.0, 0.0]
     else:  # standard normals (+0.0 added, as the host kernels do), redrawn, then scaled
         par = [1.0, 0.0, -2.0, scale, shift]
-    part = torch.tensor(par, dtype=out.dtype).to(dev)
-    lim = torch.tensor([lo, hi], dtype=torch.float64).to(dev)
-    keys = torch.tensor(key, dtype=torch.int64).to(dev)
-    fail = torch.zeros(1, dtype=torch.int32, device=dev)
+    words = np.zeros(ARGS, np.int64)  # one host→device copy a call (was three, and a zeros)
+    words[:4] = key
+    words[4:11] = np.array([lo, hi, *par], np.float64).view(np.int64)
+    args = torch.from_numpy(words).to(dev)
     G = 2 if fp64 else 4
     nl, ns, nc = _N64 if fp64 else _N32
     pos = 0
@@ -332,15 +344,12 @@ def fill(
             grid = (triton.cdiv(g_end - a // G, BLOCK),)
             _fill_kernel[grid](
                 out,
-                part,
-                lim,
+                args,
                 _tables[tk],
-                fail,
                 a,
                 n,
                 pos,
                 g_end,
-                keys,
                 KIND=K.KINDS[kind],
                 FP64=fp64,
                 NL=nl,
@@ -350,4 +359,4 @@ def fill(
                 **OPTIONS,
             )
             pos += n
-    return kind != "trunc" or int(fail.item()) == 0
+    return kind != "trunc" or int(args[11].item()) == 0

@@ -1073,3 +1073,102 @@ def test_vision_language_models_are_traced(name):
     # projector was solved "for the norm that follows" (the first block's) and gave 0.34 vs 1
     ratio = float(image.double().pow(2).mean() / text.double().pow(2).mean())
     assert 0.6 < ratio < 1.6, ratio
+
+
+def _lm(cls, cfg_cls, **kw):
+    c = dict(vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4)
+    return getattr(transformers, cls)(getattr(transformers, cfg_cls)(**c, **kw))
+
+
+def test_a_parameter_without_a_rule_takes_its_family_s_own():
+    """DiffLlama's λ vectors, Doge's ``A``, JetMoE's expert stacks and biases had no rule: left
+    as the constructor's global-RNG draw, said as "no rule". Now the family's ``_init_weights``
+    is read on a meta copy (its init calls recorded, none run) and its rule drawn from the seed's
+    stream: the same values for the same seed, the model and torch's RNG untouched by planning."""
+    cases = {
+        "diffllama": lambda: _lm(
+            "DiffLlamaForCausalLM", "DiffLlamaConfig", intermediate_size=128, lambda_std_dev=0.3
+        ),
+        "doge": lambda: _lm("DogeForCausalLM", "DogeConfig", intermediate_size=128),
+        "jetmoe": lambda: transformers.JetMoeForCausalLM(
+            transformers.JetMoeConfig(
+                vocab_size=128,
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_key_value_heads=2,
+                kv_channels=16,
+                intermediate_size=128,
+                num_local_experts=4,
+                num_experts_per_tok=2,
+                initializer_range=0.03,
+            )
+        ),
+    }
+    if not all(hasattr(transformers, c) for c in ("DiffLlamaConfig", "DogeConfig", "JetMoeConfig")):
+        pytest.skip("this transformers lacks DiffLlama, Doge or JetMoE")
+    expect = {
+        "diffllama": ("model.layers.0.self_attn.lambda_q1", "normal", 0.3),
+        "doge": ("model.layers.0.self_attn.A", "constant", 0.0),
+        "jetmoe": ("model.layers.0.mlp.input_linear.weight", "normal", 0.03),
+    }
+    for fam, build in cases.items():
+        torch.manual_seed(0)
+        model = build()
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        rng = torch.get_rng_state()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", it.AssumptionWarning)
+            p = it.plan(model, "auto")
+        assert torch.equal(torch.get_rng_state(), rng), fam
+        assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), fam
+        name, kind, value = expect[fam]
+        e = p[name]
+        assert e.scheme.type == kind and "_init_weights" in e.reason, (fam, e.reason)
+        assert (e.std if kind == "normal" else e.scheme.value) == pytest.approx(value), fam
+        p.apply(model, seed=3)
+        first = dict(model.named_parameters())[name].detach().clone()
+        p.apply(model, seed=3)
+        assert torch.equal(first, dict(model.named_parameters())[name]), fam
+        if kind == "normal":
+            assert not torch.equal(first, before[name]), fam  # (drawn, not the constructor's)
+            assert float(first.std()) == pytest.approx(value, rel=0.35), fam
+    jet = p["model.layers.0.mlp.input_linear.weight"]
+    assert "is_transposed" in jet.reason  # (why initwise's own rule could not serve)
+    assert p["model.layers.0.mlp.bias"].scheme.value == 0.0
+
+
+def test_family_rules_keep_only_whole_parameter_calls_and_restore_torch_init():
+    """A call on part of a parameter (a padding row) is no rule for it; an unmapped function
+    (xavier) neither; ``torch.nn.init``'s functions are back afterwards, the module untouched."""
+    from torch import nn
+
+    from initwise.torch.family import family_rules
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(4, 3))
+            self.v = nn.Parameter(torch.ones(5, 3))
+            self.x = nn.Parameter(torch.ones(3, 3))
+            self.u = nn.Parameter(torch.ones(3))
+
+    class Owner(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.block = Block()
+
+        def _init_weights(self, m):
+            nn.init.normal_(m.w, 0.0, 0.3)
+            nn.init.normal_(m.v, std=0.2)
+            nn.init.zeros_(m.v[0])
+            nn.init.xavier_uniform_(m.x)
+            nn.init.uniform_(m.u, -0.1, 0.1)
+
+    owner = Owner()
+    saved = {f: getattr(nn.init, f) for f in ("normal_", "zeros_", "xavier_uniform_")}
+    rules = family_rules(owner, owner.block)
+    assert set(rules) == {"w", "u"}
+    assert rules["w"][0].std_ == 0.3 and rules["w"][1] == "init.normal_(mean=0, std=0.3)"
+    assert (rules["u"][0].low, rules["u"][0].high) == (-0.1, 0.1)
+    assert all(getattr(nn.init, f) is g for f, g in saved.items())
+    assert all(bool((q == 1).all()) for q in owner.parameters())

@@ -27,6 +27,7 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
 from .edges import unmeasured_chain
+from .family import family_owner, family_rules
 from .graph import (
     LINEAR,
     LayerInfo,
@@ -414,6 +415,8 @@ def _plan(
     for site in found.values():
         by_module.setdefault(id(site.module), {})[site.attr] = site
     alive: list[Any] = []
+    families: dict[int, Any] = {}  # module id -> its family's rules (family_parameter)
+    fallback: set[int] = set()  # entries from a family's rule: a tie's own rule comes first
     for mod_name, module in model.named_modules():
         prefix = f"{mod_name}." if mod_name else ""
         own = [(n, p) for n, p in module.named_parameters(recurse=False) if prefix + n not in orig]
@@ -432,7 +435,8 @@ def _plan(
                 i = done[id(p)]
                 tie = f"{mod_name}.{pname}" if mod_name else pname
                 other = planned.get(pname)
-                if entries[i].scheme is None and other is not None and not keep_frozen(p):
+                unruled = entries[i].scheme is None or i in fallback
+                if unruled and other is not None and not keep_frozen(p):
                     # the first name has no rule (BERT's cls.predictions.bias), this one has
                     # (cls.predictions.decoder.bias): plan the shared tensor by this module
                     entries[i] = dataclasses.replace(
@@ -495,6 +499,12 @@ def _plan(
                     "draw with fans: as the model built it",
                     mod_name,
                 )
+            if e is None or (e.scheme is None and UNREAD_LAYOUT in e.reason):
+                why = f": {UNREAD_LAYOUT}" if e is not None else ""
+                fam = family_parameter(model, module, pname, p, families, why)
+                if fam is not None:
+                    e = fam
+                    fallback.add(len(entries))
             if e is None:
                 e = ParamPlan(
                     full,
@@ -1168,6 +1178,33 @@ def _kept_loose(
     return out
 
 
+def family_parameter(
+    model: nn.Module, module: nn.Module, pname: str, p: Any, cache: dict[int, Any], why: str = ""
+) -> ParamPlan | None:
+    """A parameter no rule of initwise's covers, in a Hugging Face model: the family's own rule
+    read from its ``_init_weights`` (:func:`~initwise.torch.family.family_rules`; DiffLlama's λ
+    vectors ``N(0, 0.1²)``, Doge's ``A`` zeros), drawn from initwise's stream. None where the
+    family's method sets no whole-parameter rule for it (then: left as is, said). ``cache``
+    holds each module's rules for one plan."""
+    if id(module) not in cache:
+        owner = family_owner(model)
+        cache[id(module)] = family_rules(owner, module) if owner is not None else {}
+    found = cache[id(module)].get(pname)
+    if found is None:
+        return None
+    scheme, call = found
+    family = type(family_owner(model)).__name__
+    return ParamPlan.build(
+        pname,
+        tuple(p.shape),
+        scheme,
+        f"{type(module).__name__}.{pname}: {call}, the family's own rule as "
+        f"{family}._init_weights writes it (no variance rule of initwise's applies{why}) "
+        "→ std {std}",
+        None,
+    )
+
+
 def loose_parameter(model: nn.Module, mod_name: str, pname: str, p: Any) -> ParamPlan | None:
     """A rule for a parameter that is not a layer's weight but whose family says how it is
     initialized: Hugging Face vision transformers' ``cls_token``, ``position_embeddings``,
@@ -1635,6 +1672,14 @@ def _einsum_matrix(module: nn.Module, planned: ParamPlan) -> ParamPlan:
     )
 
 
+UNREAD_LAYOUT = (
+    "neither an is_transposed flag nor the model width (hidden_dim/hidden_size) tells which side "
+    "is its input"
+)
+"""Why an expert stack's fans are unknown (:func:`_plan_experts`): the family's own rule is then
+used where it has one (:func:`family_parameter`; JetMoE's ``N(0, initializer_range²)``)."""
+
+
 def _plan_experts(
     pol: Policy,
     ctx: Context,
@@ -1663,9 +1708,7 @@ def _plan_experts(
                 shape,
                 None,
                 f"left as is: {type(module).__name__}.{pname} is a stack of {e} expert "
-                f"matrices {shape[1]}×{shape[2]}, and neither an is_transposed flag nor the "
-                "model width (hidden_dim/hidden_size) tells which side is its input; add an "
-                "override for it",
+                f"matrices {shape[1]}×{shape[2]}, and {UNREAD_LAYOUT}; add an override for it",
                 name,
             )
             continue

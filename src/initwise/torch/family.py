@@ -1,0 +1,191 @@
+"""A Hugging Face family's own rule for a parameter initwise has no rule for, read from the
+family's ``_init_weights`` without running it on the model.
+
+``PreTrainedModel._init_weights(module)`` is each family's statement of how its parameters start
+(DiffLlama's λ vectors ``N(0, lambda_std_dev²)``, Doge's ``A`` zeros, GPT-NeoX-Japanese's
+``dense_bias`` zeros, JetMoE's expert stacks ``N(0, initializer_range²)``). Before, such a
+parameter was "left as is": its values were whatever the constructor's global-RNG draw gave,
+not reproducible from the seed. Here the family's method is called on a copy of the module whose
+tensors are on the meta device (nothing of the model is read or written, no random number is
+drawn), with the init functions it calls — ``transformers.initialization``'s and
+``torch.nn.init``'s — replaced by recorders; the last call on each whole parameter is its rule,
+drawn then from initwise's stream like any scheme. Calls on part of a parameter (a padding row),
+other functions, or a family without ``_init_weights`` give no rule (still "left as is").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import schemes as S
+
+_RECORDED = ("normal_", "uniform_", "constant_", "ones_", "zeros_", "trunc_normal_")
+"""The init functions whose call is a rule (a distribution or a constant)."""
+
+
+def family_owner(model: nn.Module) -> nn.Module | None:
+    """The outermost Hugging Face model in ``model`` (a module with ``_init_weights`` and a
+    ``config``, transformers imported), or None."""
+    tf = sys.modules.get("transformers")
+    base = getattr(tf, "PreTrainedModel", None)
+    if base is None:
+        return None
+    return next((m for m in model.modules() if isinstance(m, base)), None)
+
+
+def family_rules(owner: nn.Module, module: nn.Module) -> dict[str, tuple[S.Scheme, str]]:
+    """``{parameter name: (scheme, the call as written)}`` for ``module``'s own parameters that
+    ``owner._init_weights(module)`` sets whole with one of :data:`_RECORDED`. Empty where the
+    method fails on the copy or sets nothing recognizable."""
+    try:
+        probe = _meta_copy(owner, module)
+    except Exception:  # (a module that cannot be copied: no rule)
+        return {}
+    own = dict(probe.named_parameters(recurse=False))
+    ids = {id(t): n for n, t in own.items()}
+    calls: dict[str, tuple[str, dict[str, Any]] | None] = {}
+
+    def record(fn: str, t: Any, kw: dict[str, Any]) -> None:
+        name = ids.get(id(t))
+        base = getattr(t, "_base", None)
+        if name is not None:
+            calls[name] = (fn, kw)
+        elif base is not None and id(base) in ids:
+            calls[ids[id(base)]] = None  # (part of it: not one rule)
+
+    try:
+        with _recording(record):
+            owner._init_weights(probe)  # type: ignore[operator]
+    except Exception:  # (a method that needs more than the copy gives: no rule)
+        return {}
+    out = {}
+    for name, call in calls.items():
+        scheme = _scheme(*call) if call is not None else None
+        if scheme is not None:
+            out[name] = (scheme, _written(*call))  # type: ignore[misc]
+    return out
+
+
+def _meta_copy(owner: nn.Module, module: nn.Module) -> nn.Module:
+    """``module`` deep-copied with every tensor of ``owner`` (and its own) replaced by an empty
+    meta tensor of the same shape: no data copied, nothing the family's init does reaches the
+    model."""
+    memo: dict[int, Any] = {}
+    for t in (*owner.parameters(), *module.parameters()):
+        if id(t) not in memo:
+            memo[id(t)] = nn.Parameter(
+                torch.empty_like(t, device="meta"), requires_grad=t.requires_grad
+            )
+    for b in (*owner.buffers(), *module.buffers()):
+        if id(b) not in memo:
+            memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(module, memo)
+
+
+@contextlib.contextmanager
+def _recording(record: Any) -> Iterator[None]:
+    """The init functions replaced by ``record(fn, tensor, kwargs)``, which writes nothing:
+    ``transformers.initialization.TORCH_INIT_FUNCTIONS`` (what its ``init.*`` wrappers call) and
+    ``torch.nn.init``'s (what older families call), put back afterwards."""
+    tables = []
+    hf = sys.modules.get("transformers.initialization")
+    table = getattr(hf, "TORCH_INIT_FUNCTIONS", None)
+    if isinstance(table, dict):
+        tables.append(table)
+    saved_table = [dict(t) for t in tables]
+    saved_nn = {fn: getattr(nn.init, fn) for fn in _ALL if hasattr(nn.init, fn)}
+
+    def recorder(fn: str) -> Any:
+        def call(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+            record(fn, tensor, _bind(fn, args, kwargs))
+            return tensor
+
+        return call
+
+    try:
+        for t in tables:
+            for fn in list(t):
+                t[fn] = recorder(fn)
+        for fn in saved_nn:
+            setattr(nn.init, fn, recorder(fn))
+        yield
+    finally:
+        for t, old in zip(tables, saved_table, strict=True):
+            t.update(old)
+        for fn, f in saved_nn.items():
+            setattr(nn.init, fn, f)
+
+
+_ALL = (
+    *_RECORDED,
+    "eye_",
+    "dirac_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "sparse_",
+)
+"""Every ``torch.nn.init`` function replaced while recording (the others are recorded, and give
+no rule)."""
+
+_PARAMS = {
+    "normal_": (("mean", 0.0), ("std", 1.0)),
+    "uniform_": (("a", 0.0), ("b", 1.0)),
+    "constant_": (("val", None),),
+    "ones_": (),
+    "zeros_": (),
+    "trunc_normal_": (("mean", 0.0), ("std", 1.0), ("a", -2.0), ("b", 2.0)),
+}
+
+
+def _bind(fn: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name, defaults filled in (``torch.nn.init``'s signatures)."""
+    names = _PARAMS.get(fn, ())
+    out = {k: v for k, v in names}
+    out.update(zip((k for k, _ in names), args, strict=False))
+    out.update({k: v for k, v in kwargs.items() if k != "generator"})
+    return out
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v)
+
+
+def _scheme(fn: str, kw: dict[str, Any]) -> S.Scheme | None:
+    """The initwise scheme of one recorded call, or None (a function or argument it does not
+    map: a generator-independent distribution with numbers only)."""
+    if fn not in _RECORDED:
+        return None
+    vals = {k: _num(v) for k, v in kw.items()}
+    if any(v is None for v in vals.values()):
+        return None
+    try:
+        if fn == "normal_":
+            return S.normal(vals["mean"], vals["std"])  # type: ignore[arg-type]
+        if fn == "uniform_":
+            return S.uniform(vals["a"], vals["b"])  # type: ignore[arg-type]
+        if fn == "constant_":
+            return S.constant(vals["val"])  # type: ignore[arg-type]
+        if fn in ("ones_", "zeros_"):
+            return S.ones() if fn == "ones_" else S.zeros()
+        if fn == "trunc_normal_":  # (torch's bounds are absolute)
+            v = vals
+            return S.trunc_normal(v["mean"], v["std"], v["a"], v["b"])  # type: ignore[arg-type]
+        return None
+    except (ValueError, TypeError):  # (a value the scheme refuses, e.g. a negative std)
+        return None
+
+
+def _written(fn: str, kw: dict[str, Any]) -> str:
+    args = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in kw.items())
+    return f"init.{fn}({args})"

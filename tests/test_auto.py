@@ -2590,6 +2590,52 @@ def test_a_chain_of_soft_mixtures_is_carried_from_its_values():
     assert 0.5 < math.exp(sum(logs) / 3) < 2.0
 
 
+class _RoutedBlock(nn.Module):
+    """``x + MoE(norm(x))``: soft (``softmax(gate(x))`` over every expert) or routed as JetMoE
+    and ScatterMoE do — top-k rows gathered by index, their outputs weighted by the softmax of
+    the top-k logits and put back with ``index_add``."""
+
+    def __init__(self, routed: bool, d: int = 32, e: int = 4) -> None:
+        super().__init__()
+        self.routed, self.norm, self.gate = routed, nn.LayerNorm(d), nn.Linear(d, e)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d)) for _ in range(e)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        if not self.routed:
+            g = torch.softmax(self.gate(h), -1)
+            return x + (torch.stack([f(h) for f in self.experts], -1) * g.unsqueeze(1)).sum(-1)
+        top, idx = self.gate(h).topk(2, dim=-1)
+        w = torch.softmax(top, -1)
+        out = torch.zeros_like(h)
+        for k in range(2):
+            for e, f in enumerate(self.experts):
+                rows = (idx[:, k] == e).nonzero().squeeze(-1)
+                out = out.index_add(0, rows, f(h[rows]) * w[rows, k].unsqueeze(-1))
+        return x + out
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_a_router_is_no_exit_of_its_residual_branch(routed: bool) -> None:
+    """The weights a router gives (a softmax, picked per row, broadcast) gate what the experts
+    give; the walk back from the residual sum took the router's Linear for one of the branch's
+    exits — "last layer of one of 3 residual branches …, shared by its 5 summed outputs", gain
+    0.26 — and routed rows' indices led it there too (JetMoE's router got gain 0.044). The
+    experts' last layers are the exits now, and the router is solved as a linear consumer."""
+    torch.manual_seed(0)
+    m = nn.Sequential(*[_RoutedBlock(routed) for _ in range(3)], nn.Linear(32, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(m, "auto")
+    gate = p["0.gate.weight"]
+    assert "residual branches" not in gate.reason and "unit output" in gate.reason, gate.reason
+    assert gate.gain == pytest.approx(1.0)
+    for e in range(4):
+        assert "shared by its 4 summed outputs" in p[f"0.experts.{e}.2.weight"].reason
+
+
 class _SpatialTransformer(nn.Module):
     """The PyTorch spatial-transformer tutorial's network (Jaderberg et al. 2015): a
     localization net whose last Linear gives θ for ``F.affine_grid``, then a small CNN."""

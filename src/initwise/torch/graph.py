@@ -2088,10 +2088,39 @@ def _exits(nodes: list[Node], kinds: list[str], operand: int, branch: int) -> li
             continue
         ins = n.inputs
         if n.op == "function" and n.target in _MUL:
-            values = [j for j in ins if kinds[j] != "act" and nodes[j].op != "param"]
+            values = [
+                j
+                for j in ins
+                if kinds[j] != "act" and nodes[j].op != "param" and not _gate(nodes, kinds, j)
+            ]
             ins = values or ins
+        elif n.op == "function" and n.target in _INDEXED and len(ins) > 1:
+            ins = [j for k, j in enumerate(ins) if k != _INDEXED[n.target]]  # (not the index)
         stack.extend(ins)
     return found
+
+
+_INDEXED = {"getitem": 1, "index_add": 1, "index_add_": 1, "scatter_add": 1, "index_copy": 1}
+"""Functions whose tensor inputs include an index (its position among them): ``x[idx]``,
+``zeros.index_add(0, idx, y)`` — a router's choice of rows, which carries no signal to the sum
+(:func:`_exits` does not walk into it)."""
+
+
+def _gate(nodes: list[Node], kinds: list[str], j: int) -> bool:
+    """Whether operand ``j`` of a product is a gate: an activation, or a softmax's weights
+    reached through shape and index steps only (a router's ``softmax(topk(logits))`` picked per
+    row and broadcast: JetMoE's and a hand-written soft MoE's ``Σ_e w_e·y_e``) — its layer is
+    not the branch's exit; the values it weights are."""
+    seen: set[int] = set()
+    while j not in seen:
+        seen.add(j)
+        n = nodes[j]
+        if kinds[j] == "act" or (n.op == "function" and str(n.target) in SOFTMAX_WEIGHTS):
+            return True
+        if n.op != "function" or n.target not in SHAPE_OPS or not n.inputs:
+            return False
+        j = n.inputs[0]
+    return False
 
 
 def _bits(mask: int) -> list[int]:

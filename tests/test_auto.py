@@ -2623,7 +2623,9 @@ def test_a_router_is_no_exit_of_its_residual_branch(routed: bool) -> None:
     give; the walk back from the residual sum took the router's Linear for one of the branch's
     exits — "last layer of one of 3 residual branches …, shared by its 5 summed outputs", gain
     0.26 — and routed rows' indices led it there too (JetMoE's router got gain 0.044). The
-    experts' last layers are the exits now, and the router is solved as a linear consumer."""
+    experts' last layers are the exits now, the router is solved as a linear consumer, and the
+    softmax-weighted experts count as one summed output (``Σ w_e·y_e`` with ``Σ w_e = 1`` has
+    at most each one's E[x²]): each is solved for the branch's whole share, not a fifth."""
     torch.manual_seed(0)
     m = nn.Sequential(*[_RoutedBlock(routed) for _ in range(3)], nn.Linear(32, 10))
     with warnings.catch_warnings():
@@ -2633,7 +2635,9 @@ def test_a_router_is_no_exit_of_its_residual_branch(routed: bool) -> None:
     assert "residual branches" not in gate.reason and "unit output" in gate.reason, gate.reason
     assert gate.gain == pytest.approx(1.0)
     for e in range(4):
-        assert "shared by its 4 summed outputs" in p[f"0.experts.{e}.2.weight"].reason
+        why = p[f"0.experts.{e}.2.weight"].reason
+        assert "s_skip/3 (its 4 softmax-weighted outputs count as one" in why, why
+        assert "summed outputs" not in why
 
 
 class _SpatialTransformer(nn.Module):

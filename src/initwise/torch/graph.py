@@ -939,6 +939,9 @@ class Residual:
     exits: tuple[str, ...] = ()
     """The branch's weight layers whose output reaches the sum with no weight layer between
     (``(last,)`` for a chain; a MoE block's routed experts and its shared expert both)."""
+    weighted: tuple[str, ...] = ()
+    """The exits whose outputs reach the sum weighted by a softmax (a router's ``Σ_e w_e·y_e``,
+    ``Σ w_e = 1``): one summed output together, not one each."""
 
 
 def analyze(model: nn.Module, graph: Graph) -> ModelInfo:
@@ -2056,7 +2059,8 @@ def _residuals(
             if kinds[n.idx] == "weight":
                 layers[n.target].branch_size = len(weights)
         last_w = weights[-1]
-        exits = _exits(nodes, kinds, ends[bi][1], branch) or [last_w.target]
+        exits, weighted = _exits(nodes, kinds, ends[bi][1], branch)
+        exits = exits or [last_w.target]
         for e in exits:
             layers[e].last_in_branch = True
         norms_after = [n for n in members if kinds[n.idx] == "norm" and n.idx > last_w.idx]
@@ -2064,20 +2068,24 @@ def _residuals(
             layers[norms_after[-1].target].last_norm_in_branch = True
             for e in exits:
                 layers[e].norm_after = True
-        out.append(Residual(*ends[bi], last_w.target, tuple(exits)))
+        out.append(Residual(*ends[bi], last_w.target, tuple(exits), tuple(weighted)))
     return out
 
 
-def _exits(nodes: list[Node], kinds: list[str], operand: int, branch: int) -> list[str]:
+def _exits(
+    nodes: list[Node], kinds: list[str], operand: int, branch: int
+) -> tuple[list[str], list[str]]:
     """The weight layers of a branch (node bitmask) whose output reaches ``operand`` (the sum's
     branch side) with no other weight layer between — walking back through the branch, where a
     gating product ``φ(g) · v`` is followed on its value side only (an operand that is an
-    activation is the gate)."""
+    activation, or a softmax's weights, is the gate) — and those of them reached through a
+    softmax's weights (:attr:`Residual.weighted`)."""
     found: list[str] = []
+    weighted: list[str] = []
     seen: set[int] = set()
-    stack = [operand]
+    stack = [(operand, False)]
     while stack:
-        i = stack.pop()
+        i, soft = stack.pop()
         if i in seen or not branch >> i & 1:
             continue
         seen.add(i)
@@ -2085,19 +2093,22 @@ def _exits(nodes: list[Node], kinds: list[str], operand: int, branch: int) -> li
         if kinds[i] == "weight":
             if n.target not in found:
                 found.append(n.target)
+                if soft:
+                    weighted.append(n.target)
             continue
         ins = n.inputs
         if n.op == "function" and n.target in _MUL:
+            gates = {j: _gate(nodes, kinds, j) for j in ins}
             values = [
-                j
-                for j in ins
-                if kinds[j] != "act" and nodes[j].op != "param" and not _gate(nodes, kinds, j)
+                j for j in ins if kinds[j] != "act" and nodes[j].op != "param" and not gates[j]
             ]
-            ins = values or ins
+            if values:
+                soft = soft or any(g == "softmax" for g in gates.values())
+                ins = values
         elif n.op == "function" and n.target in _INDEXED and len(ins) > 1:
             ins = [j for k, j in enumerate(ins) if k != _INDEXED[n.target]]  # (not the index)
-        stack.extend(ins)
-    return found
+        stack.extend((j, soft) for j in ins)
+    return found, weighted
 
 
 _INDEXED = {"getitem": 1, "index_add": 1, "index_add_": 1, "scatter_add": 1, "index_copy": 1}
@@ -2106,21 +2117,24 @@ _INDEXED = {"getitem": 1, "index_add": 1, "index_add_": 1, "scatter_add": 1, "in
 (:func:`_exits` does not walk into it)."""
 
 
-def _gate(nodes: list[Node], kinds: list[str], j: int) -> bool:
-    """Whether operand ``j`` of a product is a gate: an activation, or a softmax's weights
-    reached through shape and index steps only (a router's ``softmax(topk(logits))`` picked per
-    row and broadcast: JetMoE's and a hand-written soft MoE's ``Σ_e w_e·y_e``) — its layer is
-    not the branch's exit; the values it weights are."""
+def _gate(nodes: list[Node], kinds: list[str], j: int) -> str | None:
+    """Whether operand ``j`` of a product is a gate: ``"act"`` for an activation, ``"softmax"``
+    for a softmax's weights reached through shape and index steps only (a router's
+    ``softmax(topk(logits))`` picked per row and broadcast: JetMoE's and a hand-written soft
+    MoE's ``Σ_e w_e·y_e``) — its layer is not the branch's exit; the values it weights are.
+    None otherwise."""
     seen: set[int] = set()
     while j not in seen:
         seen.add(j)
         n = nodes[j]
-        if kinds[j] == "act" or (n.op == "function" and str(n.target) in SOFTMAX_WEIGHTS):
-            return True
+        if kinds[j] == "act":
+            return "act"
+        if n.op == "function" and str(n.target) in SOFTMAX_WEIGHTS:
+            return "softmax"
         if n.op != "function" or n.target not in SHAPE_OPS or not n.inputs:
-            return False
+            return None
         j = n.inputs[0]
-    return False
+    return None
 
 
 def _bits(mask: int) -> list[int]:

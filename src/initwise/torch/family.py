@@ -93,7 +93,9 @@ def _meta_copy(owner: nn.Module, module: nn.Module) -> nn.Module:
 def _recording(record: Any) -> Iterator[None]:
     """The init functions replaced by ``record(fn, tensor, kwargs)``, which writes nothing:
     ``transformers.initialization.TORCH_INIT_FUNCTIONS`` (what its ``init.*`` wrappers call) and
-    ``torch.nn.init``'s (what older families call), put back afterwards."""
+    ``torch.nn.init``'s (what older families call), put back afterwards — process-wide for the
+    call's duration: another thread initializing a tensor through them meanwhile would be
+    recorded instead."""
     tables = []
     hf = sys.modules.get("transformers.initialization")
     table = getattr(hf, "TORCH_INIT_FUNCTIONS", None)

@@ -2029,7 +2029,7 @@ def _branch_target(s_skip: float, R: int, end: Any, f: float = 1.0) -> tuple[flo
     above unit output (or ``s_skip/(R·k)`` where that is larger): a small layer scale (BEiT's
     0.1, ConvNeXt's 10⁻⁶) is the model's own choice to start the branch below its share, and
     undoing it would blow the layer up by ``1/λ``."""
-    weighted = getattr(end, "weighted", ())
+    weighted = end.weighted
     k = max(len(end.exits) - len(weighted) + (1 if weighted else 0), 1)
     share = s_skip / (R * k)
     role = f"last layer of one of {R} residual branches: output E[x²] = s_skip/{R}"

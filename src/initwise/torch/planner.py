@@ -415,7 +415,7 @@ def _plan(
     for site in found.values():
         by_module.setdefault(id(site.module), {})[site.attr] = site
     alive: list[Any] = []
-    families: dict[int, Any] = {}  # module id -> its family's rules (family_parameter)
+    families: dict[Any, Any] = {}  # the family's model, and each module's rules (family_parameter)
     fallback: set[int] = set()  # entries from a family's rule: a tie's own rule comes first
     for mod_name, module in model.named_modules():
         prefix = f"{mod_name}." if mod_name else ""
@@ -1179,21 +1179,25 @@ def _kept_loose(
 
 
 def family_parameter(
-    model: nn.Module, module: nn.Module, pname: str, p: Any, cache: dict[int, Any], why: str = ""
+    model: nn.Module, module: nn.Module, pname: str, p: Any, cache: dict[Any, Any], why: str = ""
 ) -> ParamPlan | None:
     """A parameter no rule of initwise's covers, in a Hugging Face model: the family's own rule
     read from its ``_init_weights`` (:func:`~initwise.torch.family.family_rules`; DiffLlama's λ
     vectors ``N(0, 0.1²)``, Doge's ``A`` zeros), drawn from initwise's stream. None where the
     family's method sets no whole-parameter rule for it (then: left as is, said). ``cache``
-    holds each module's rules for one plan."""
+    holds the family's model and each module's rules for one plan."""
+    if "owner" not in cache:
+        cache["owner"] = family_owner(model)
+    owner = cache["owner"]
+    if owner is None:
+        return None
     if id(module) not in cache:
-        owner = family_owner(model)
-        cache[id(module)] = family_rules(owner, module) if owner is not None else {}
+        cache[id(module)] = family_rules(owner, module)
     found = cache[id(module)].get(pname)
     if found is None:
         return None
     scheme, call = found
-    family = type(family_owner(model)).__name__
+    family = type(owner).__name__
     return ParamPlan.build(
         pname,
         tuple(p.shape),

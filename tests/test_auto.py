@@ -2640,6 +2640,37 @@ def test_a_router_is_no_exit_of_its_residual_branch(routed: bool) -> None:
         assert "summed outputs" not in why
 
 
+class _SEBlock(nn.Module):
+    """A squeeze-and-excitation residual block written by hand (Hu et al. 2018): the
+    excitation ``sigmoid(f2(relu(f1(pool(h)))))`` reshaped to ``(b, c, 1, 1)`` gates ``h``."""
+
+    def __init__(self, c: int = 16) -> None:
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 3, padding=1)
+        self.f1, self.f2 = nn.Linear(c, c // 4), nn.Linear(c // 4, c)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c2(F.relu(self.c1(x)))
+        b, c = h.shape[:2]
+        w = torch.sigmoid(self.f2(F.relu(self.f1(h.mean((2, 3))))))
+        return F.relu(x + h * w.view(b, c, 1, 1))
+
+
+def test_a_gate_behind_a_reshape_is_no_exit_of_its_branch() -> None:
+    """The excitation reaches the product through ``view``: it was taken for a value, its
+    Linear for a second exit of the branch ("shared by its 2 summed outputs", gain 0.25), the
+    convolution given half the branch. Now the gate is solved for its sigmoid and the
+    convolution ends the branch alone."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        p = it.plan(nn.Sequential(*[_SEBlock() for _ in range(4)]), "auto")
+    assert "residual branches" not in p["0.f2.weight"].reason
+    assert "sigmoid" in p["0.f2.weight"].reason
+    c2 = p["0.c2.weight"].reason
+    assert "last layer of one of 4 residual branches" in c2 and "summed outputs" not in c2
+
+
 class _SpatialTransformer(nn.Module):
     """The PyTorch spatial-transformer tutorial's network (Jaderberg et al. 2015): a
     localization net whose last Linear gives θ for ``F.affine_grid``, then a small CNN."""

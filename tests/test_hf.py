@@ -1139,7 +1139,10 @@ def test_a_parameter_without_a_rule_takes_its_family_s_own():
 
 def test_family_rules_keep_only_whole_parameter_calls_and_restore_torch_init():
     """A call on part of a parameter (a padding row) is no rule for it; an unmapped function
-    (xavier) neither; ``torch.nn.init``'s functions are back afterwards, the module untouched."""
+    (xavier) neither, nor a recorded call that another in-place write follows (kimi-linear's
+    ``copy_(A_log, uniform_(A_log, 1, 16).log())``: taken for ``U(1, 16)``, ``A = −exp(A_log)``
+    would reach −8.9·10⁶; a clamp through ``.data``); ``torch.nn.init``'s functions are back
+    afterwards, the module untouched."""
     from torch import nn
 
     from initwise.torch.family import family_rules
@@ -1151,6 +1154,8 @@ def test_family_rules_keep_only_whole_parameter_calls_and_restore_torch_init():
             self.v = nn.Parameter(torch.ones(5, 3))
             self.x = nn.Parameter(torch.ones(3, 3))
             self.u = nn.Parameter(torch.ones(3))
+            self.a = nn.Parameter(torch.ones(3))
+            self.d = nn.Parameter(torch.ones(3))
 
     class Owner(nn.Module):
         def __init__(self):
@@ -1163,6 +1168,9 @@ def test_family_rules_keep_only_whole_parameter_calls_and_restore_torch_init():
             nn.init.zeros_(m.v[0])
             nn.init.xavier_uniform_(m.x)
             nn.init.uniform_(m.u, -0.1, 0.1)
+            m.a.data.copy_(nn.init.uniform_(m.a, 1.0, 16.0).log())  # (kimi-linear's A_log)
+            nn.init.normal_(m.d, std=0.5)
+            m.d.data.clamp_(-1.0, 1.0)
 
     owner = Owner()
     saved = {f: getattr(nn.init, f) for f in ("normal_", "zeros_", "xavier_uniform_")}

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .. import schemes as S
 
@@ -50,18 +51,36 @@ def family_rules(owner: nn.Module, module: nn.Module) -> dict[str, tuple[S.Schem
         return {}
     own = dict(probe.named_parameters(recurse=False))
     ids = {id(t): n for n, t in own.items()}
+    aliases: dict[int, str] = {}  # id of a parameter's `.data` -> its name
+    keep: list[Any] = []  # (the aliases alive, so that their ids stay theirs)
     calls: dict[str, tuple[str, dict[str, Any]] | None] = {}
 
-    def record(fn: str, t: Any, kw: dict[str, Any]) -> None:
-        name = ids.get(id(t))
-        base = getattr(t, "_base", None)
+    def owner_of(t: Any) -> tuple[str | None, bool]:
+        """(the parameter ``t`` is, or is part of; whether whole)."""
+        name = ids.get(id(t)) or aliases.get(id(t))
         if name is not None:
-            calls[name] = (fn, kw)
-        elif base is not None and id(base) in ids:
-            calls[ids[id(base)]] = None  # (part of it: not one rule)
+            return name, True
+        base = getattr(t, "_base", None)
+        name = ids.get(id(base)) or aliases.get(id(base)) if base is not None else None
+        return name, False
+
+    def record(fn: str, t: Any, kw: dict[str, Any]) -> None:
+        name, whole = owner_of(t)
+        if name is not None:
+            calls[name] = (fn, kw) if whole else None  # (part of it: not one rule)
+
+    def written(t: Any) -> None:  # any other in-place write: the last call is not the rule
+        name, _ = owner_of(t)
+        if name is not None:
+            calls[name] = None
+
+    def alias(param: Any, data: Any) -> None:
+        if id(param) in ids:
+            aliases[id(data)] = ids[id(param)]
+            keep.append(data)
 
     try:
-        with _recording(record):
+        with _recording(record), _Writes(written, alias):
             owner._init_weights(probe)  # type: ignore[operator]
     except Exception:  # (a method that needs more than the copy gives: no rule)
         return {}
@@ -71,6 +90,32 @@ def family_rules(owner: nn.Module, module: nn.Module) -> dict[str, tuple[S.Schem
         if scheme is not None:
             out[name] = (scheme, _written(*call))  # type: ignore[misc]
     return out
+
+
+class _Writes(TorchFunctionMode):
+    """Every other in-place write the family's method makes on the copy's tensors (``copy_``
+    of a computed value, ``log_``, ``mul_``, an ``out=``): kimi-linear's ``init.copy_(A_log,
+    init.uniform_(A_log, 1, 16).log())`` records ``uniform_(1, 16)`` first, which is not the
+    rule — taken for it, ``A = −exp(A_log)`` would reach −8.9·10⁶. ``.data`` of a parameter is
+    followed as the parameter. The copy's tensors are on the meta device: the operations run
+    and write nothing."""
+
+    def __init__(self, written: Any, alias: Any) -> None:
+        super().__init__()
+        self.written, self.alias = written, alias
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[override]
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = getattr(func, "__name__", "")
+        if name == "__get__" and args:  # (`param.data`)
+            self.alias(args[0], out)
+        elif "out" in kwargs and isinstance(kwargs["out"], torch.Tensor):
+            self.written(kwargs["out"])
+        elif name.endswith("_") and not name.startswith("_") and args:
+            if isinstance(args[0], torch.Tensor):
+                self.written(args[0])
+        return out
 
 
 def _meta_copy(owner: nn.Module, module: nn.Module) -> nn.Module:

@@ -1134,6 +1134,9 @@ def test_a_parameter_without_a_rule_takes_its_family_s_own():
             assert float(first.std()) == pytest.approx(value, rel=0.35), fam
     jet = p["model.layers.0.mlp.input_linear.weight"]
     assert "is_transposed" in jet.reason  # (why initwise's own rule could not serve)
+    with torch.device("meta"):  # (read from the family's code, not from the values)
+        meta = cases["diffllama"]()
+    assert it.plan(meta, "auto").to_json() == it.plan(cases["diffllama"](), "auto").to_json()
     assert p["model.layers.0.mlp.bias"].scheme.value == 0.0
 
 

@@ -79,7 +79,7 @@ def main(device: str, size: str) -> None:
     events = tp.key_averages()
     dev_us = sum(getattr(e, "self_device_time_total", 0.0) for e in events)
     print(f"device kernels' own time in all: {dev_us / 1e3:.1f} ms (0 on cpu)")
-    sort = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    sort = "self_device_time_total" if device.startswith("cuda") else "self_cpu_time_total"
     print(events.table(sort_by=sort, row_limit=20))
 
 

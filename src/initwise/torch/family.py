@@ -27,8 +27,16 @@ from torch.overrides import TorchFunctionMode
 
 from .. import schemes as S
 
-_RECORDED = ("normal_", "uniform_", "constant_", "ones_", "zeros_", "trunc_normal_")
-"""The init functions whose call is a rule (a distribution or a constant)."""
+_PARAMS = {
+    "normal_": (("mean", 0.0), ("std", 1.0)),
+    "uniform_": (("a", 0.0), ("b", 1.0)),
+    "constant_": (("val", None),),
+    "ones_": (),
+    "zeros_": (),
+    "trunc_normal_": (("mean", 0.0), ("std", 1.0), ("a", -2.0), ("b", 2.0)),
+}
+"""The init functions whose call is a rule (a distribution or a constant), with their arguments
+by name and ``torch.nn.init``'s defaults."""
 
 
 def family_owner(model: nn.Module) -> nn.Module | None:
@@ -41,12 +49,33 @@ def family_owner(model: nn.Module) -> nn.Module | None:
     return next((m for m in model.modules() if isinstance(m, base)), None)
 
 
-def family_rules(owner: nn.Module, module: nn.Module) -> dict[str, tuple[S.Scheme, str]]:
+def meta_tensors(owner: nn.Module) -> dict[int, Any]:
+    """``{id(tensor): empty meta stand-in}`` for every parameter and buffer of ``owner``: the
+    copy memo of :func:`family_rules`, made once per plan (not once per module)."""
+    memo: dict[int, Any] = {}
+    for t in owner.parameters():
+        memo.setdefault(id(t), _stand_in(t))
+    for b in owner.buffers():
+        memo.setdefault(id(b), _stand_in(b))
+    return memo
+
+
+def _stand_in(t: torch.Tensor) -> Any:
+    meta = torch.empty_like(t, device="meta")
+    if isinstance(t, nn.Parameter):
+        return nn.Parameter(meta, requires_grad=t.requires_grad)
+    return meta
+
+
+def family_rules(
+    owner: nn.Module, module: nn.Module, meta: dict[int, Any] | None = None
+) -> dict[str, tuple[S.Scheme, str]]:
     """``{parameter name: (scheme, the call as written)}`` for ``module``'s own parameters that
-    ``owner._init_weights(module)`` sets whole with one of :data:`_RECORDED`. Empty where the
-    method fails on the copy or sets nothing recognizable."""
+    ``owner._init_weights(module)`` sets whole with one of :data:`_PARAMS`. Empty where the
+    method fails on the copy or sets nothing recognizable. ``meta``: :func:`meta_tensors` of
+    ``owner``, made here when not given."""
     try:
-        probe = _meta_copy(owner, module)
+        probe = _meta_copy(module, meta if meta is not None else meta_tensors(owner))
     except Exception:  # (a module that cannot be copied: no rule)
         return {}
     own = dict(probe.named_parameters(recurse=False))
@@ -108,7 +137,7 @@ class _Writes(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = getattr(func, "__name__", "")
-        if name == "__get__" and args:  # (`param.data`)
+        if getattr(func, "__self__", None) is torch._C.TensorBase.data and args:  # (`p.data`)
             self.alias(args[0], out)
         elif "out" in kwargs and isinstance(kwargs["out"], torch.Tensor):
             self.written(kwargs["out"])
@@ -118,19 +147,13 @@ class _Writes(TorchFunctionMode):
         return out
 
 
-def _meta_copy(owner: nn.Module, module: nn.Module) -> nn.Module:
-    """``module`` deep-copied with every tensor of ``owner`` (and its own) replaced by an empty
-    meta tensor of the same shape: no data copied, nothing the family's init does reaches the
-    model."""
-    memo: dict[int, Any] = {}
-    for t in (*owner.parameters(), *module.parameters()):
-        if id(t) not in memo:
-            memo[id(t)] = nn.Parameter(
-                torch.empty_like(t, device="meta"), requires_grad=t.requires_grad
-            )
-    for b in (*owner.buffers(), *module.buffers()):
-        if id(b) not in memo:
-            memo[id(b)] = torch.empty_like(b, device="meta")
+def _meta_copy(module: nn.Module, meta: dict[int, Any]) -> nn.Module:
+    """``module`` deep-copied with every tensor of its owner (``meta``) and its own replaced by
+    an empty meta tensor of the same shape: no data copied, nothing the family's init does
+    reaches the model. (``deepcopy`` adds to its memo: ``meta`` is copied, not changed.)"""
+    memo = dict(meta)
+    for t in (*module.parameters(), *module.buffers()):
+        memo.setdefault(id(t), _stand_in(t))
     return copy.deepcopy(module, memo)
 
 
@@ -171,7 +194,7 @@ def _recording(record: Any) -> Iterator[None]:
 
 
 _ALL = (
-    *_RECORDED,
+    *_PARAMS,
     "eye_",
     "dirac_",
     "xavier_uniform_",
@@ -182,15 +205,6 @@ _ALL = (
 )
 """Every ``torch.nn.init`` function replaced while recording (the others are recorded, and give
 no rule)."""
-
-_PARAMS = {
-    "normal_": (("mean", 0.0), ("std", 1.0)),
-    "uniform_": (("a", 0.0), ("b", 1.0)),
-    "constant_": (("val", None),),
-    "ones_": (),
-    "zeros_": (),
-    "trunc_normal_": (("mean", 0.0), ("std", 1.0), ("a", -2.0), ("b", 2.0)),
-}
 
 
 def _bind(fn: str, args: tuple, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +225,7 @@ def _num(v: Any) -> float | None:
 def _scheme(fn: str, kw: dict[str, Any]) -> S.Scheme | None:
     """The initwise scheme of one recorded call, or None (a function or argument it does not
     map: a generator-independent distribution with numbers only)."""
-    if fn not in _RECORDED:
+    if fn not in _PARAMS:
         return None
     vals = {k: _num(v) for k, v in kw.items()}
     if any(v is None for v in vals.values()):

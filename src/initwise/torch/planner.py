@@ -27,7 +27,7 @@ from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS
 from .edges import unmeasured_chain
-from .family import family_owner, family_rules
+from .family import family_owner, family_rules, meta_tensors
 from .graph import (
     LINEAR,
     LayerInfo,
@@ -1185,14 +1185,17 @@ def family_parameter(
     read from its ``_init_weights`` (:func:`~initwise.torch.family.family_rules`; DiffLlama's λ
     vectors ``N(0, 0.1²)``, Doge's ``A`` zeros), drawn from initwise's stream. None where the
     family's method sets no whole-parameter rule for it (then: left as is, said). ``cache``
-    holds the family's model and each module's rules for one plan."""
+    holds the family's model, its tensors' meta stand-ins and each module's rules for one
+    plan."""
     if "owner" not in cache:
         cache["owner"] = family_owner(model)
     owner = cache["owner"]
     if owner is None:
         return None
     if id(module) not in cache:
-        cache[id(module)] = family_rules(owner, module)
+        if "meta" not in cache:
+            cache["meta"] = meta_tensors(owner)
+        cache[id(module)] = family_rules(owner, module, cache["meta"])
     found = cache[id(module)].get(pname)
     if found is None:
         return None

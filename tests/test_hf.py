@@ -1084,7 +1084,8 @@ def test_a_parameter_without_a_rule_takes_its_family_s_own():
     """DiffLlama's λ vectors, Doge's ``A``, JetMoE's expert stacks and biases had no rule: left
     as the constructor's global-RNG draw, said as "no rule". Now the family's ``_init_weights``
     is read on a meta copy (its init calls recorded, none run) and its rule drawn from the seed's
-    stream: the same values for the same seed, the model and torch's RNG untouched by planning."""
+    stream: the same values for the same seed, the model and torch's RNG untouched by planning.
+    Borrowed, not derived, it is still said (and ``strict=True`` refuses it)."""
     cases = {
         "diffllama": lambda: _lm(
             "DiffLlamaForCausalLM", "DiffLlamaConfig", intermediate_size=128, lambda_std_dev=0.3
@@ -1116,9 +1117,14 @@ def test_a_parameter_without_a_rule_takes_its_family_s_own():
         model = build()
         before = {k: v.clone() for k, v in model.state_dict().items()}
         rng = torch.get_rng_state()
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", it.AssumptionWarning)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
             p = it.plan(model, "auto")
+        said = [str(w.message) for w in said if isinstance(w.message, it.AssumptionWarning)]
+        assert len(said) == 1 and "no rule for" not in said[0], (fam, said)  # (none left)
+        assert "the family's own rule, as its _init_weights writes it" in said[0], fam
+        with pytest.raises(it.AssumptionError, match="not solved for the signal"):
+            it.plan(model, "auto", strict=True)  # (borrowed, not derived: strict refuses)
         assert torch.equal(torch.get_rng_state(), rng), fam
         assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), fam
         name, kind, value = expect[fam]

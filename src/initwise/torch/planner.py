@@ -819,6 +819,12 @@ def _report_assumptions(
     left = [e.name for e in out if e.scheme is None and not e.reason.startswith(KEPT)]
     if left:
         said.append(f"no rule for {few(left)} (left as is)")
+    borrowed = [e.name for e in out if e.scheme is not None and FAMILY_RULE in e.reason]
+    if borrowed:
+        said.append(
+            f"no rule of initwise's for {few(borrowed)}: the family's own rule, as its "
+            "_init_weights writes it (reproducible from the seed, not solved for the signal)"
+        )
     if not said:
         return
     text = f"plan({out.model}, {out.policy!r}) assumed: " + "; ".join(said)
@@ -1178,6 +1184,11 @@ def _kept_loose(
     return out
 
 
+FAMILY_RULE = "the family's own rule as"
+"""Marks the reason of an entry drawn by a family's own rule (:func:`family_parameter`): not
+solved for the signal, so the plan's assumptions name it (``strict=True`` raises)."""
+
+
 def family_parameter(
     model: nn.Module, module: nn.Module, pname: str, p: Any, cache: dict[Any, Any], why: str = ""
 ) -> ParamPlan | None:
@@ -1205,7 +1216,7 @@ def family_parameter(
         pname,
         tuple(p.shape),
         scheme,
-        f"{type(module).__name__}.{pname}: {call}, the family's own rule as "
+        f"{type(module).__name__}.{pname}: {call}, {FAMILY_RULE} "
         f"{family}._init_weights writes it (no variance rule of initwise's applies{why}) "
         "→ std {std}",
         None,

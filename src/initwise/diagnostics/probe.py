@@ -313,7 +313,7 @@ def _diagnose(
             if is_weight_layer(m) and not isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
                 if probed_norm(m) is not None:
                     continue  # (a norm written by hand under another name: no layer)
-                own = [id(p) for p in m.parameters(recurse=False)]
+                own = [id(p) for p in m._parameters.values() if p is not None]
                 if not (own and covered.issuperset(own)):
                     handles.append(m.register_forward_hook(hook))
         names.update({m: n for n, m in sites.items()})
@@ -748,7 +748,9 @@ def _forward_reductions(
         post = y if overwritten else act.torch_fn()(y)
     else:  # a linear activation (the hook kept y for every other): φ(y) = y
         post = None
-    zero = y_sums[0].new_zeros(())
+    zero = scratch.get(y_sums[0].device)  # (one zero per device for the whole call)
+    if zero is None:
+        zero = scratch[y_sums[0].device] = y_sums[0].new_zeros(())
     vals: list[torch.Tensor] = []
     if x_sq is None:
         x_sq = _sq(x.float()) if x is not None else zero

@@ -41,6 +41,7 @@ from .modules import (
     FunctionalLayer,
     FunctionalLinear,
     einsum_roles,
+    has_children,
     has_parametrizations,
     owns_parameters,
     probed_tokenizer,
@@ -595,7 +596,7 @@ def custom_leaf(m: nn.Module, model: nn.Module) -> bool:
     (``class MyLinear(nn.Module)`` computing ``F.linear(x, self.weight, self.bias)``)."""
     return (
         m is not model
-        and not any(m.children())
+        and not has_children(m)
         and owns_parameters(m)
         and module_kind(m) == "unknown"
         and not has_parametrizations(m)

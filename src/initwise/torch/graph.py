@@ -45,6 +45,7 @@ from .batch import (
 from .modules import (
     NOISE_PROBE,
     NORMS,
+    has_children,
     has_parametrizations,
     is_norm,
     is_weight_layer,
@@ -138,10 +139,10 @@ def is_leaf(module: nn.Module) -> bool:
     if has_parametrizations(module):  # the layer; its parametrizations compute its weight inside
         return True
     own = owns_parameters(module)
-    if own and (type(module).__module__.startswith(_TORCH_LAYERS) or not any(module.children())):
+    if own and (type(module).__module__.startswith(_TORCH_LAYERS) or not has_children(module)):
         return True  # (torch's layers, and their quantization-aware twins: a qat.Linear owns
         # its weight's fake-quantizer — traced into, its weight reached no layer node)
-    return not any(module.children())
+    return not has_children(module)
 
 
 LIBRARIES = ("torch.", "transformers.", "timm.", "torchvision.", "torchaudio.", "diffusers.")
@@ -692,7 +693,9 @@ def unrun_hooks(model: nn.Module, graph: Graph | None) -> list[str]:
 def hooked(model: nn.Module) -> bool:
     """Whether a module of ``model`` has a forward (pre-)hook of the user's (:func:`value_hooks`),
     which a run trace records and fx may not."""
-    return any(value_hooks(m) for m in model.modules())
+    return any(
+        (m._forward_pre_hooks or m._forward_hooks) and value_hooks(m) for m in model.modules()
+    )
 
 
 def _run_call(
@@ -1131,6 +1134,8 @@ def data_products(
     Node -> the position of the layers' operand among its inputs (None: both are data).
     Attention's products (both operands from layers), raw-parameter products (``x @ W``) and
     hypernetworks' generated weights (``generated``) are not these."""
+    if not any(n.op == "function" and str(n.target).lstrip("_") in DATA_PRODUCTS for n in nodes):
+        return {}  # (no product of two tensors: a chain of layers)
     # (a parameter, not a buffer nor a tensor constant fx made of one: `x @ self.B.t()` with a
     # buffer B — random Fourier features — traces B.t() as `_tensor_constant0`, data)
     params = {n for n, _ in model.named_parameters(remove_duplicate=False)}
@@ -1559,9 +1564,11 @@ def scalar_parameters(model: nn.Module, graph: Graph) -> dict[int, torch.Tensor]
     (``h * torch.sigmoid(self.beta * h)``), a hand-written PReLU's slope — and single elements
     of a parameter vector read with a constant index (``self.beta[i]``, one per layer), by node,
     at their value now (what the activation is at initialization; a meta tensor has none)."""
+    out: dict[int, torch.Tensor] = {}
+    if not any(n.op == "param" for n in graph.nodes):
+        return out  # (no parameter read in forward: a chain of layers)
     tensors = dict(model.named_parameters(remove_duplicate=False))
     tensors.update(model.named_buffers(remove_duplicate=False))
-    out: dict[int, torch.Tensor] = {}
     for n in graph.nodes:
         v = None
         if n.op == "param":

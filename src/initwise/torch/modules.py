@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import weakref
 from collections.abc import Iterator
@@ -291,6 +292,11 @@ def owns_parameters(m: nn.Module) -> bool:
     """``next(m.parameters(recurse=False), None) is not None`` without its three nested
     generators (the graph's analysis and ``diagnose`` ask it of every module on every call)."""
     return any(p is not None for p in m._parameters.values())
+
+
+def has_children(m: nn.Module) -> bool:
+    """``any(m.children())`` without its generators (asked of every module on every call)."""
+    return any(c is not None for c in m._modules.values())
 
 
 def standardized_gain(m: nn.Module) -> float | None:
@@ -724,12 +730,23 @@ def is_norm(m: nn.Module) -> bool:
     """torch norms, and classes named ``…Norm`` / ``…RMSNorm`` / ``…LayerNorm`` (HF, timm) —
     not global response normalization (:func:`is_grn`), which normalizes nothing at init, nor
     local response normalization (``nn.LocalResponseNorm``), which divides by ``(k + α·E[x²])^β``
-    and leaves no unit scale (``moments._lrn``)."""
-    if isinstance(m, (nn.LocalResponseNorm, nn.CrossMapLRN2d)):
-        return False
-    return isinstance(m, NORMS) or (
-        type(m).__name__.endswith(("RMSNorm", "LayerNorm", "Norm", "NormGated")) and not is_grn(m)
+    and leaves no unit scale (``moments._lrn``). Decided by the class alone, once per class
+    (the graph's analysis and ``diagnose`` ask it of every module on every call)."""
+    t = type(m)
+    try:
+        return _NORM_TYPES[t]
+    except KeyError:
+        pass
+    found = not issubclass(t, (nn.LocalResponseNorm, nn.CrossMapLRN2d)) and (
+        issubclass(t, NORMS)
+        or (t.__name__.endswith(("RMSNorm", "LayerNorm", "Norm", "NormGated")) and not is_grn(m))
     )
+    _NORM_TYPES[t] = found
+    return found
+
+
+_NORM_TYPES: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+""":func:`is_norm` per class (its answer depends on the class only)."""
 
 
 LAYER_SCALES = (
@@ -809,30 +826,15 @@ def is_weight_layer(m: nn.Module) -> bool:
 
 def kind(module: nn.Module) -> str:
     """The module's kind (see the module docstring)."""
+    t = type(module)
+    try:
+        k = _TYPE_KINDS[t]
+    except KeyError:
+        k = _TYPE_KINDS[t] = _type_kind(module)
+    if k:
+        return k
     if isinstance(module, FunctionalLinear):
         return "conv1d_hf" if module.layout == "in_out" else "linear"
-    if isinstance(module, FunctionalConv):
-        return "conv"
-    if isinstance(module, FunctionalEinsum):
-        return "linear"
-    if isinstance(module, nn.MultiheadAttention):
-        return "mha"
-    if isinstance(module, (nn.RNNBase, nn.RNNCellBase)):
-        return "rnn"
-    if isinstance(module, nn.PReLU):
-        return "prelu"
-    if is_norm(module):
-        return "norm"
-    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
-        return "embedding"
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
-        return "conv_transpose"
-    if isinstance(module, nn.modules.conv._ConvNd):
-        return "conv"
-    if isinstance(module, nn.Linear):
-        return "linear"
-    if isinstance(module, nn.Bilinear):
-        return "bilinear"
     if is_grn(module) or is_affine(module):
         return "grn"  # the identity at init: ConvNeXt-V2's x + γ·(x·N(x)) + β, ResMLP's x·α + β
     if not module._parameters and not has_parametrizations(module):
@@ -849,6 +851,45 @@ def kind(module: nn.Module) -> str:
         if w is not None and w.ndim == 2 and w.shape[0] == e:
             return "router"
     return "unknown"
+
+
+def _type_kind(module: nn.Module) -> str:
+    """The kind :func:`kind` gives every module of ``module``'s class — a torch layer, a norm,
+    initwise's functional stand-ins but one — or "" where it depends on the module itself (a
+    :class:`FunctionalLinear`'s layout, a class of no known kind: its parameters decide)."""
+    t = type(module)
+    for base, k in _KINDS_BY_CLASS:
+        if issubclass(t, base):
+            return k
+    if is_norm(module):  # (by the class too)
+        return "norm"
+    for base, k in _LAYER_KINDS:
+        if issubclass(t, base):
+            return k
+    return ""
+
+
+_KINDS_BY_CLASS: tuple[tuple[Any, str], ...] = (
+    (FunctionalLinear, ""),
+    (FunctionalConv, "conv"),
+    (FunctionalEinsum, "linear"),
+    (nn.MultiheadAttention, "mha"),
+    ((nn.RNNBase, nn.RNNCellBase), "rnn"),
+    (nn.PReLU, "prelu"),
+)
+_LAYER_KINDS: tuple[tuple[Any, str], ...] = (
+    ((nn.Embedding, nn.EmbeddingBag), "embedding"),
+    (nn.modules.conv._ConvTransposeNd, "conv_transpose"),
+    (nn.modules.conv._ConvNd, "conv"),
+    (nn.Linear, "linear"),
+    (nn.Bilinear, "bilinear"),
+)
+""":func:`kind`'s classes in its order of tests: those before and after the norms."""
+
+_TYPE_KINDS: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
+""":func:`_type_kind` per class: the graph's analysis, the planner and ``diagnose`` ask a
+module's kind many times on every call (121 times on a 40-module MLP: a fifth of its
+analysis)."""
 
 
 _OFFSETS: dict[tuple[type, str, tuple[int, ...]], float | None] = {}
@@ -1003,7 +1044,7 @@ def weight_fans(
         f, chunks, dim, extra = weight_fans(kind, nn.Module(), shape, name)
         return f, chunks, dim, f"{extra}, used as {module.call} in forward"
     if isinstance(module, FunctionalConv):
-        f = fans(shape, "conv", groups=module.groups)
+        f = _fans(tuple(shape), "conv", groups=module.groups)
         return f, 1, 0, f"{_g(module.groups)}, used as {module.call} in forward"
     if isinstance(module, FunctionalEinsum):
         f = module.fans
@@ -1012,26 +1053,32 @@ def weight_fans(
             heads = math.prod(shape[d] for d in module.batch_dims)
             extra += f"; per head, {heads} heads"
         return f, 1, 0, f"{extra}), used as {module.call} in forward"
-    groups = getattr(module, "groups", 1)
-    if kind == "conv":
-        return fans(shape, "conv", groups=groups), 1, 0, _g(groups)
-    if kind == "conv_transpose":
-        f = fans(shape, "conv_transpose", groups=groups, stride=module.stride)
+    if kind in ("conv", "conv_transpose"):  # (asked of a Linear, the lookup raises inside)
+        groups = getattr(module, "groups", 1)
+        if kind == "conv":
+            return _fans(tuple(shape), "conv", groups=groups), 1, 0, _g(groups)
+        f = _fans(tuple(shape), "conv_transpose", groups=groups, stride=tuple(module.stride))
         strided = math.prod(module.stride) > 1
         return f, 1, 0, _g(groups) + (f", stride {tuple(module.stride)}" if strided else "")
     if kind == "embedding":
-        return fans(shape, "embedding"), 1, 0, ""
+        return _fans(tuple(shape), "embedding"), 1, 0, ""
     leaf = name.rsplit(".", 1)[-1].lower()
     if kind == "conv1d_hf":
         rows, cols = shape[1], shape[0]  # (in, out) layout
         if leaf in PACKED_NAMES and rows == 3 * cols:
-            return fans((rows, cols), "qkv"), 3, 1, ", packed q/k/v: per-block fans"
-        return fans((rows, cols)), 1, 0, ""
+            return _fans((rows, cols), "qkv"), 3, 1, ", packed q/k/v: per-block fans"
+        return _fans((rows, cols)), 1, 0, ""
     if leaf in PACKED_NAMES and shape[0] == 3 * shape[1]:
-        return fans(shape, "qkv"), 3, 0, ", packed q/k/v: per-block fans"
+        return _fans(tuple(shape), "qkv"), 3, 0, ", packed q/k/v: per-block fans"
     if kind == "bilinear":  # y_k = x1ᵀ W_k x2: in1·in2 products per output (linear's fans)
-        return fans(shape), 1, 0, f" = in1·in2 ({shape[1]}·{shape[2]}), bilinear"
-    return fans(shape), 1, 0, ""
+        return _fans(tuple(shape)), 1, 0, f" = in1·in2 ({shape[1]}·{shape[2]}), bilinear"
+    return _fans(tuple(shape)), 1, 0, ""
+
+
+_fans = functools.lru_cache(maxsize=4096)(fans)
+""":func:`~initwise.math.fans.fans` remembered by its arguments (all hashable here; a
+:class:`~initwise.math.fans.Fans` is immutable): ``diagnose`` and the planner ask it of every
+layer on every call, and its argument checks cost more than the arithmetic."""
 
 
 def _g(groups: int) -> str:
@@ -1171,8 +1218,12 @@ def unwrap_wrappers(model: nn.Module) -> nn.Module:
     """:func:`unwrap` without the TorchScript check: the innermost module under the compile and
     data-parallel wrappers (at most 16 levels)."""
     for _ in range(16):
-        inner = getattr(model, "_orig_mod", None)
-        if isinstance(inner, nn.Module) and type(model).__name__ == "OptimizedModule":
+        # (the class's name first: `getattr` of a missing attribute raises and catches an
+        # AttributeError inside nn.Module.__getattr__, and this is asked of every module)
+        inner = (
+            getattr(model, "_orig_mod", None) if type(model).__name__ == "OptimizedModule" else None
+        )
+        if isinstance(inner, nn.Module):
             model = inner
         elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
             model = model.module

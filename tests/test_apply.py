@@ -146,6 +146,45 @@ def test_meta_materialization_keeps_tied_parameters():
     assert same(snapshot(cpu), snapshot(meta))
 
 
+def test_materialized_tensors_are_what_to_empty_makes():
+    """``materialize`` makes each tensor as ``Module.to_empty`` would (``empty_like``: shape,
+    dtype, strides, requires_grad) but a plain contiguous one by ``torch.empty``, without
+    ``empty_like``'s Python path from the meta device: a column-major weight keeps its strides, a
+    frozen one stays frozen, a float64 buffer keeps its dtype."""
+
+    class Odd(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.Linear(3, 4)
+            self.t = nn.Parameter(torch.empty(3, 4).t())  # (4, 3) with strides (1, 4)
+            self.frozen = nn.Parameter(torch.empty(2, 3), requires_grad=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) + x @ self.t.t()
+
+    with torch.device("meta"):
+        meta = Odd()
+        meta.register_buffer("scale", torch.ones(3, dtype=torch.float64))
+    want = {n: torch.empty_like(t, device="cpu") for n, t in meta.state_dict().items()}
+    plan = it.plan(
+        Odd(), overrides={"t": S.normal(0.0, 0.1), "frozen": S.zeros(), "a.*": S.normal(0.0, 1.0)}
+    )
+    apply_mod.to_empty_keeping_ties(meta, "cpu")
+    for n, t in meta.state_dict().items():
+        w = want[n]
+        assert (t.shape, t.stride(), t.dtype, t.device) == (w.shape, w.stride(), w.dtype, w.device)
+    assert (
+        meta.t.stride() == (1, 4) and not meta.frozen.requires_grad and meta.a.weight.requires_grad
+    )
+    assert isinstance(meta.t, nn.Parameter) and meta.scale.dtype == torch.float64
+    with torch.device("meta"):
+        again = Odd()
+    it.materialize(again, plan, seed=3)
+    cpu = Odd()
+    plan.apply(cpu, seed=3)
+    assert all(torch.equal(p, q) for p, q in zip(again.parameters(), cpu.parameters(), strict=True))
+
+
 def test_meta_plan_made_on_meta_model():
     with torch.device("meta"):
         m = models.transformer()

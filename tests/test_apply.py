@@ -146,6 +146,22 @@ def test_meta_materialization_keeps_tied_parameters():
     assert same(snapshot(cpu), snapshot(meta))
 
 
+def test_meta_materialization_keeps_a_tie_inside_one_module():
+    """One parameter under two names of the same module: ``to_empty`` gives each name its own
+    uninitialized tensor; the re-tie listed each module's parameters once
+    (``named_parameters`` drops the repeat), so the second name kept uninitialized memory."""
+    with torch.device("meta"):
+        meta = nn.Linear(3, 3)
+    meta.alias = meta.weight
+    cpu = nn.Linear(3, 3)
+    cpu.alias = cpu.weight
+    p = it.plan(cpu)
+    p.apply(cpu, seed=2)
+    it.materialize(meta, p, seed=2)
+    assert meta.alias is meta.weight
+    assert torch.equal(meta.alias, cpu.weight)
+
+
 def test_materialized_tensors_are_what_to_empty_makes():
     """``materialize`` makes each tensor as ``Module.to_empty`` would (``empty_like``: shape,
     dtype, strides, requires_grad) but a plain contiguous one by ``torch.empty``, without

@@ -598,8 +598,9 @@ def to_empty_keeping_ties(model: nn.Module, device: str | torch.device) -> None:
     gives each module its own copy, e.g. GPT-2's ``lm_head`` and ``wte``)."""
     groups: dict[int, list[tuple[nn.Module, str]]] = {}
     for mod in model.modules():
-        for pname, p in mod.named_parameters(recurse=False):
-            groups.setdefault(id(p), []).append((mod, pname))
+        for pname, p in mod._parameters.items():  # (not named_parameters: its generators)
+            if p is not None:
+                groups.setdefault(id(p), []).append((mod, pname))
     if type(model).to_empty is nn.Module.to_empty:
         model._apply(lambda t: _empty_on(t, device))
     else:  # (a class's own to_empty is honoured)

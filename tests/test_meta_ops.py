@@ -219,3 +219,194 @@ def test_meta_plans_and_graphs_are_the_same_with_and_without_the_shortcuts(monke
                 calls = [u for f, u in used if f is func]
                 assert calls and all(calls), (func, calls)
         used.clear()
+
+
+# ---------------------------------------------------------------- meta stand-ins of a CPU model
+
+
+def test_cpu_plans_are_the_same_traced_on_meta_stand_ins(monkeypatch):
+    """A CPU model fx cannot trace is run on meta stand-ins of its tensors first: the same graph
+    and the same plan as its own forward on the example input (over 35 Hugging Face families
+    when measured), the stand-ins used, the model's tensors the same objects with the same
+    values afterwards."""
+    from initwise.torch.inspection import hf_example
+
+    monkeypatch.setattr(G, "STAND_INS_FROM", 0)  # (the test models are small)
+    ran_on = []
+    inner = G._trace_run
+
+    def recording(model: Any, *a: Any, **kw: Any) -> Any:
+        ran_on.append(next(model.parameters()).is_meta)
+        return inner(model, *a, **kw)
+
+    monkeypatch.setattr(G, "_trace_run", recording)
+    for name, build in _families().items():
+        torch.manual_seed(0)
+        model = build()
+        own = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        tensors = {k: (v, v.clone()) for k, v in own.items()}
+        seen = {}
+        for on in (False, True):
+            monkeypatch.setattr(G, "META_STAND_INS", on)
+            ran_on.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                graph = G.trace_run(model, hf_example(model))
+                plan = it.plan(model, "auto")
+            assert ran_on and ran_on[0] is on, (name, ran_on)  # (stand-ins: meta; else its own)
+            nodes = [(n.op, str(n.target), n.inputs, _shapes(n.args), _shapes(n.kwargs))
+                     for n in graph.nodes]  # fmt: skip
+            seen[on] = (nodes, json.dumps(plan.to_dict(), sort_keys=True, default=str))
+        assert seen[False] == seen[True], name
+        now = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+        assert now.keys() == tensors.keys(), name
+        assert all(now[k] is t and torch.equal(t, v) for k, (t, v) in tensors.items()), name
+
+
+def _shapes(a: Any) -> Any:
+    """A node's arguments with each tensor in them (a list given to ``cat``) as its shape and
+    dtype: a run on stand-ins holds meta tensors where the model's own run held its values."""
+    if isinstance(a, torch.Tensor):
+        return ("tensor", tuple(a.shape), a.dtype)
+    if isinstance(a, (list, tuple)):
+        return type(a)(_shapes(x) for x in a)
+    if isinstance(a, dict):
+        return {k: _shapes(v) for k, v in a.items()}
+    return a
+
+
+class _Writes(torch.nn.Module):
+    """A forward that writes what it should not keep: a buffer registered on first use, an
+    attribute, a parameter's values through ``.data``; a tie between two names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = torch.nn.Linear(8, 16)
+        self.b = torch.nn.Linear(16, 8)
+        self.b2 = self.b  # (one module under two names)
+        self.alias = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not hasattr(self, "cache"):
+            self.register_buffer("cache", torch.zeros(16, device=x.device), persistent=False)
+        self.calls = getattr(self, "calls", 0) + 1
+        self.a.bias.data.add_(1.0)
+        return self.b2(torch.relu(self.a(x)))
+
+
+def test_stand_ins_leave_the_model_as_it_was(monkeypatch):
+    monkeypatch.setattr(G, "STAND_INS_FROM", 0)
+    model = _Writes()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    params = list(model.parameters())
+    graph = G.trace_run(model, torch.randn(4, 8))
+    assert [n.target for n in graph.nodes if n.op == "module"] == ["a", "b"]
+    assert not hasattr(model, "cache") and not hasattr(model, "calls")
+    assert "cache" not in model._buffers and model.alias is model.a.weight
+    assert list(model.parameters()) == params and all(not p.is_meta for p in params)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_forward_that_reads_values_runs_on_the_model_s_own_tensors(monkeypatch):
+    """On meta stand-ins a branch on a value fails (a meta tensor has none): the model is run on
+    its own tensors, as before — the same graph as without stand-ins."""
+    monkeypatch.setattr(G, "STAND_INS_FROM", 0)
+
+    class Branches(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.l = torch.nn.Linear(8, 8)
+            self.o = torch.nn.Linear(8, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.l(x)
+            if bool(h.sum() > 0):
+                h = torch.relu(h)
+            else:
+                h = torch.tanh(h)
+            return self.o(h)
+
+    model = Branches()
+    x = torch.randn(4, 8)
+    ran_on = []
+    inner = G._trace_run
+
+    def recording(m: Any, *a: Any, **kw: Any) -> Any:
+        ran_on.append(next(m.parameters()).is_meta)
+        return inner(m, *a, **kw)
+
+    monkeypatch.setattr(G, "_trace_run", recording)
+    got = [(n.op, str(n.target)) for n in G.trace_run(model, x).nodes]
+    assert ran_on == [True, False]  # (tried on stand-ins, then on its own tensors)
+    monkeypatch.setattr(G, "META_STAND_INS", False)
+    assert got == [(n.op, str(n.target)) for n in G.trace_run(model, x).nodes]
+    assert all(not p.is_meta for p in model.parameters())
+
+
+def test_no_stand_ins_below_the_size_or_for_other_tensors():
+    small = torch.nn.Linear(8, 8)
+    assert not G._stand_ins_apply(small)  # (below STAND_INS_FROM: its own forward is faster)
+    big = torch.nn.Linear(4096, 2048)
+    assert G._stand_ins_apply(big)
+    with torch.device("meta"):
+        on_meta = torch.nn.Linear(4096, 2048)
+    assert not G._stand_ins_apply(on_meta)
+    big.weight.requires_grad_(False)
+    big.register_buffer("q", torch.quantize_per_tensor(torch.zeros(4), 0.1, 0, torch.qint8))
+    assert not G._stand_ins_apply(big)
+
+
+def test_a_forward_that_draws_random_numbers_on_the_cpu_runs_on_its_own_tensors(monkeypatch):
+    """LayerDrop (HuBERT, wav2vec 2.0 in train mode): ``torch.rand([]) < p`` draws on the CPU
+    and decides which layers run; on stand-ins dropout draws nothing, so the draws — and the
+    layers skipped — differed from the model's own run (HuBERT's attention layers went
+    "not called"). A stand-in run that moved the CPU generator is thrown away and the model
+    runs on its own tensors from the same random state: the graph its own run gives."""
+    monkeypatch.setattr(G, "STAND_INS_FROM", 0)
+
+    class LayerDrop(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(16, 16) for _ in range(6))
+            self.drop = torch.nn.Dropout(0.5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for layer in self.layers:
+                x = self.drop(x)
+                if not bool(torch.rand([]) < 0.3):
+                    x = torch.relu(layer(x))
+            return x
+
+    model = LayerDrop()
+    x = torch.randn(4, 16)
+
+    def calls(on: bool) -> list[str]:
+        monkeypatch.setattr(G, "META_STAND_INS", on)
+        torch.manual_seed(1)
+        graph = G.trace_run(model, x)
+        return [str(n.target) for n in graph.nodes if n.op == "module"], torch.get_rng_state()
+
+    (own, rng_own), (got, rng_got) = calls(False), calls(True)
+    assert got == own and torch.equal(rng_got, rng_own)
+    torch.manual_seed(1)
+    assert torch.equal(rng_own, torch.get_rng_state())  # (the caller's random state put back)
+
+
+def test_plan_leaves_torch_s_random_state_as_it_was():
+    """The trace by running ran a train-mode model's dropout on torch's global generator:
+    ``plan`` of a GPT-2 moved the caller's random stream. It runs seeded now, the state put
+    back (so a LayerDrop's choice of layers is the same on every call, too)."""
+    transformers = pytest.importorskip("transformers")
+    model = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=128)
+    ).train()
+    state = torch.get_rng_state()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = json.dumps(it.plan(model, "auto").to_dict(), sort_keys=True, default=str)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(123)  # (another caller state: the same plan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = json.dumps(it.plan(model, "auto").to_dict(), sort_keys=True, default=str)
+    assert again == first

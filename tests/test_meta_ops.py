@@ -32,6 +32,7 @@ CASES: list[tuple[Callable[..., Any], Callable[[], tuple], dict[str, Any], bool]
     (T.__radd__, lambda: (m(2, 1, 8), 3), {}, True),
     (torch.add, lambda: (m(2, 5, 8), m(8)), {"alpha": 2}, True),
     (T.__mul__, lambda: (m(2, 1, 8), m(1, 5, 1)), {}, True),
+    (torch.mul, lambda: (m(2, 8), m(8)), {"alpha": 2}, False),  # (mul takes no alpha)
     (T.__rmul__, lambda: (m(4, 3), 0.5), {}, True),
     (torch.mul, lambda: (m(4, 3, dtype=torch.float16), m(3)), {}, True),
     (torch.mul, lambda: (m(4, 3, dtype=torch.float16), 2.5), {}, True),
@@ -86,6 +87,12 @@ CASES: list[tuple[Callable[..., Any], Callable[[], tuple], dict[str, Any], bool]
         F.scaled_dot_product_attention,
         lambda: (m(3, 4, 5, 16), m(3, 2, 5, 16), m(3, 2, 5, 16)),
         {"enable_gqa": True},
+        False,
+    ),
+    (
+        F.scaled_dot_product_attention,
+        lambda: (m(3, 4, 5, 16), m(3, 4, 5, 16), m(3, 4, 5, 16)),
+        {"dropout_p": 1.5},
         False,
     ),
     (F.dropout, lambda: (m(2, 8), 0.1, True), {}, True),

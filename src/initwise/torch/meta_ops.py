@@ -44,11 +44,12 @@ def _number(a: Any) -> bool:
 
 
 def _binary(
-    a: Any, b: Any, kwargs: dict[str, Any], *, true_div: bool = False
+    a: Any, b: Any, kwargs: dict[str, Any], *, true_div: bool = False, alpha: bool = False
 ) -> torch.Tensor | Any:
     """``a ∘ b`` for tensors and Python numbers: the broadcast shape and the promoted dtype
-    (floating results only; true division of integers gives the default float dtype)."""
-    if any(k != "alpha" or not _number(v) for k, v in kwargs.items()):
+    (floating results only; true division of integers gives the default float dtype).
+    ``alpha``: the operation takes an ``alpha=`` number (``add``, ``sub``)."""
+    if any(k != "alpha" or not alpha or not _number(v) for k, v in kwargs.items()):
         return NotImplemented
     ts = [x for x in (a, b) if isinstance(x, _T)]
     if (
@@ -170,9 +171,8 @@ def _sdpa(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
             return NotImplemented
         if bound.get("is_causal", False):
             return NotImplemented  # (torch refuses a mask with is_causal)
-    if not _number(bound.get("dropout_p", 0.0)) or not isinstance(
-        bound.get("is_causal", False), bool
-    ):
+    p = bound.get("dropout_p", 0.0)
+    if not (_number(p) and 0.0 <= p <= 1.0) or not isinstance(bound.get("is_causal", False), bool):
         return NotImplemented
     scale = bound.get("scale")
     if scale is not None and not _number(scale):
@@ -256,6 +256,7 @@ _BINARY = {
     torch.mul, _T.mul, _T.__mul__, _T.__rmul__,
     torch.pow, _T.pow, _T.__pow__, _T.__rpow__,
 }  # fmt: skip
+_ALPHA = {torch.add, _T.add, torch.sub, _T.sub}
 _TRUE_DIV = {torch.div, _T.div, torch.true_divide, _T.__truediv__, _T.__rtruediv__}
 _UNARY = {
     torch.tanh, _T.tanh, torch.neg, _T.neg, _T.__neg__, torch.rsqrt, _T.rsqrt,
@@ -288,7 +289,7 @@ def fast_meta(func: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
             a, b = args
             if func in (_T.__rsub__, _T.__rpow__, _T.__rtruediv__):
                 a, b = b, a  # (`x.__rsub__(y)` is `y - x`: the same shape and dtype either way)
-            return _binary(a, b, kwargs, true_div=func in _TRUE_DIV)
+            return _binary(a, b, kwargs, true_div=func in _TRUE_DIV, alpha=func in _ALPHA)
         if func in _UNARY:
             if len(args) != 1:
                 return NotImplemented

@@ -130,3 +130,18 @@ def test_zoo_summary_over_seeds(capsys):
     assert "1 (0.3–1.5) 2/3" in out.replace("[", "(").replace("]", ")") and "2/3" in out
     assert main(["bench", "lsuv", "--seeds", "3"]) == 2
     assert "--seeds applies to the zoo benchmark only" in capsys.readouterr().err
+
+
+def test_plan_benchmark_ci_size(capsys):
+    """`initwise bench plan ci`: each way side by side, the same plan both ways, the switches
+    given back."""
+    pytest.importorskip("transformers")
+    from initwise.bench.plan import run
+    from initwise.torch import graph as G
+
+    flags = (G.META_SHORTCUTS, G.META_STAND_INS, G.STAND_INS_FROM)
+    rows = run("ci", repeat=1)
+    assert [r["model"] for r in rows] == ["GPT-2-ci, meta", "GPT-2-ci, CPU"]
+    assert all(r["same_plan"] and r["ratio"] > 0 for r in rows)
+    assert (G.META_SHORTCUTS, G.META_STAND_INS, G.STAND_INS_FROM) == flags
+    assert "before / now" in capsys.readouterr().out

@@ -553,9 +553,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.seeds != 1 and names != ["zoo"]:
         raise ValueError("--seeds applies to the zoo benchmark only")
     if args.size is not None and names != ["materialize"]:
-        if names not in (["orthogonal"], ["lsuv"]) or args.size != "xl":
+        if not (
+            (names in (["orthogonal"], ["lsuv"]) and args.size == "xl")
+            or (names == ["plan"] and args.size == "ci")
+        ):
             raise ValueError(
-                "a size applies to the materialize benchmark (and xl to orthogonal and lsuv) only"
+                "a size applies to the materialize benchmark (and xl to orthogonal and lsuv, ci "
+                "to plan) only"
             )
     if args.name == "load" or names == ["load"]:
         from .bench import load
@@ -573,6 +577,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             kw["size"] = args.size
         if name in ("orthogonal", "lsuv") and args.size == "xl":
             kw["xl"] = True
+        if name == "plan" and args.size == "ci":
+            kw["size"] = "ci"
         if name == "zoo" and args.seeds > 1:
             kw["seeds"] = tuple(range(args.seeds))
         # plain lines on stderr (a live bar would fight the tables printed on stdout)
@@ -875,6 +881,7 @@ def build_parser() -> argparse.ArgumentParser:
             "families",
             "shaping",
             "orthogonal",
+            "plan",
         ],
     )
     bn.add_argument(
@@ -883,7 +890,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         choices=["ci", "small", "medium", "xl"],
         help="GPT-2 size for the materialize benchmark (default medium); orthogonal xl adds "
-        "VGG-11's 4096×25088 classifier (~6 min more), lsuv xl VGG-11 at 224² (~4 min more)",
+        "VGG-11's 4096×25088 classifier (~6 min more), lsuv xl VGG-11 at 224² (~4 min more); "
+        "plan ci: a 2-layer GPT-2 only",
     )
     bn.add_argument(
         "--device",

@@ -544,7 +544,7 @@ def _diagnose_one(args: argparse.Namespace, label: str, batch: Any, loss_fn: Any
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     names = (
-        ["lsuv", "diagnose", "fill", "materialize", "shaping"]
+        ["lsuv", "diagnose", "fill", "materialize", "shaping", "plan"]
         if args.name == "all"
         else [args.name]
     )

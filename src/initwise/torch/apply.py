@@ -25,6 +25,7 @@ from .. import _validate as v
 from .. import sampling
 from ..plan import ParamPlan, Plan
 from . import parametrized as PZ
+from .batch import plain_strided
 from .init import check_range, check_tensor, sample
 from .modules import check_materialized, nested_unwrapped, unwrap
 from .threads import check_threads
@@ -618,7 +619,7 @@ def _empty_on(t: torch.Tensor, device: str | torch.device) -> torch.Tensor:
     for ``torch.empty``; 580 tensors of a GPT-2-XL-shaped model: 11.6 vs 1.0 ms). A plain
     contiguous tensor gets ``torch.empty`` of its shape and dtype — the same strides; anything
     else (a tensor subclass such as FSDP2's DTensor, a sparse or strided layout) ``empty_like``."""
-    if type(t) in (torch.Tensor, nn.Parameter) and t.layout == torch.strided and t.is_contiguous():
+    if plain_strided(t) and t.is_contiguous():
         return torch.empty(t.shape, dtype=t.dtype, device=device)
     return torch.empty_like(t, device=device)
 

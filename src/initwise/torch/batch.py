@@ -194,6 +194,36 @@ def first_tensor(obj: Any) -> torch.Tensor | None:
     return found[0] if found else None
 
 
+def plain_strided(t: Any) -> bool:
+    """A plain tensor (``torch.Tensor`` or ``nn.Parameter``, not a subclass such as FSDP2's
+    ``DTensor``) with the strided layout: one that shape, strides and dtype describe."""
+    return type(t) in (torch.Tensor, torch.nn.Parameter) and t.layout == torch.strided
+
+
+def meta_stand_in(t: torch.Tensor) -> torch.Tensor:
+    """An empty meta tensor of ``t``'s shape, strides and dtype (``empty_like`` for a tensor that
+    is not :func:`plain_strided`); an ``nn.Parameter`` with ``t``'s ``requires_grad`` for a
+    parameter. (``empty_like`` from a meta tensor runs torch's Python reference path, ~20 µs.)"""
+    if plain_strided(t):
+        s = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
+    else:
+        s = torch.empty_like(t, device="meta")
+    if isinstance(t, torch.nn.Parameter):
+        return torch.nn.Parameter(s, requires_grad=t.requires_grad)
+    return s
+
+
+def meta_tensors(model: torch.nn.Module) -> dict[int, Any]:
+    """``{id(tensor): meta_stand_in(tensor)}`` for every parameter and buffer of ``model``, one
+    per tensor (a tie: one stand-in)."""
+    memo: dict[int, Any] = {}
+    for t in model.parameters():
+        memo.setdefault(id(t), meta_stand_in(t))
+    for b in model.buffers():
+        memo.setdefault(id(b), meta_stand_in(b))
+    return memo
+
+
 def to_meta(obj: Any) -> Any:
     """``obj`` with every tensor moved to the meta device (shapes only)."""
     if isinstance(obj, torch.Tensor):

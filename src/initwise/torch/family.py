@@ -26,6 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from .. import schemes as S
+from .batch import meta_stand_in, meta_tensors
 
 _PARAMS = {
     "normal_": (("mean", 0.0), ("std", 1.0)),
@@ -47,24 +48,6 @@ def family_owner(model: nn.Module) -> nn.Module | None:
     if base is None:
         return None
     return next((m for m in model.modules() if isinstance(m, base)), None)
-
-
-def meta_tensors(owner: nn.Module) -> dict[int, Any]:
-    """``{id(tensor): empty meta stand-in}`` for every parameter and buffer of ``owner``: the
-    copy memo of :func:`family_rules`, made once per plan (not once per module)."""
-    memo: dict[int, Any] = {}
-    for t in owner.parameters():
-        memo.setdefault(id(t), _stand_in(t))
-    for b in owner.buffers():
-        memo.setdefault(id(b), _stand_in(b))
-    return memo
-
-
-def _stand_in(t: torch.Tensor) -> Any:
-    meta = torch.empty_like(t, device="meta")
-    if isinstance(t, nn.Parameter):
-        return nn.Parameter(meta, requires_grad=t.requires_grad)
-    return meta
 
 
 def family_rules(
@@ -153,7 +136,7 @@ def _meta_copy(module: nn.Module, meta: dict[int, Any]) -> nn.Module:
     reaches the model. (``deepcopy`` adds to its memo: ``meta`` is copied, not changed.)"""
     memo = dict(meta)
     for t in (*module.parameters(), *module.buffers()):
-        memo.setdefault(id(t), _stand_in(t))
+        memo.setdefault(id(t), meta_stand_in(t))
     return copy.deepcopy(module, memo)
 
 

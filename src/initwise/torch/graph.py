@@ -38,6 +38,8 @@ from .batch import (
     kept_attributes,
     kept_modes,
     kept_state,
+    meta_tensors,
+    plain_strided,
     seeded_rng,
     split,
     tensors,
@@ -585,9 +587,7 @@ def _stand_ins_apply(model: nn.Module) -> bool:
             for t in d.values():
                 if t is None:
                     continue
-                if type(t) not in (torch.Tensor, nn.Parameter) or t.device.type != "cpu":
-                    return False
-                if t.layout != torch.strided or t.is_quantized:
+                if not plain_strided(t) or t.device.type != "cpu" or t.is_quantized:
                     return False
                 total += t.numel()
     return total >= STAND_INS_FROM and total > 0
@@ -599,23 +599,14 @@ def meta_stand_ins(model: nn.Module) -> Iterator[None]:
     of the same shape, strides, dtype and ``requires_grad`` (one stand-in per tensor: a tie
     stays a tie). On the way out each module's parameters, buffers and children are exactly
     what they were — what the block added (a buffer registered in ``forward``) is removed."""
-    saved = []
-    made: dict[int, torch.Tensor] = {}
-    for m in model.modules():
-        saved.append((m, dict(m._parameters), dict(m._buffers), dict(m._modules)))
+    saved = [(m, dict(m._parameters), dict(m._buffers), dict(m._modules)) for m in model.modules()]
+    made = meta_tensors(model)
     try:
         for m, params, buffers, _ in saved:
-            for d, own, param in ((m._parameters, params, True), (m._buffers, buffers, False)):
+            for d, own in ((m._parameters, params), (m._buffers, buffers)):
                 for k, t in own.items():
-                    if t is None:
-                        continue
-                    s = made.get(id(t))
-                    if s is None:
-                        s = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="meta")
-                        if param:
-                            s = nn.Parameter(s, requires_grad=t.requires_grad)
-                        made[id(t)] = s
-                    d[k] = s
+                    if t is not None:
+                        d[k] = made[id(t)]
         yield
     finally:
         for m, params, buffers, children in saved:

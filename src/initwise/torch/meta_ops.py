@@ -22,12 +22,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .batch import plain_strided
+
 _T = torch.Tensor
 
 
 def _meta(t: Any) -> bool:
     """A plain (not a subclass), strided meta tensor."""
-    return type(t) in (torch.Tensor, torch.nn.Parameter) and t.is_meta and t.layout == torch.strided
+    return plain_strided(t) and t.is_meta
 
 
 def _plain(t: Any) -> bool:

@@ -25,9 +25,9 @@ from ..math.fans import Fans
 from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWarning
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
-from .batch import EXAMPLE_RUNS
+from .batch import EXAMPLE_RUNS, meta_tensors
 from .edges import unmeasured_chain
-from .family import family_owner, family_rules, meta_tensors
+from .family import family_owner, family_rules
 from .graph import (
     LINEAR,
     LayerInfo,

@@ -45,6 +45,20 @@ def _number(a: Any) -> bool:
     return isinstance(a, (int, float)) and not isinstance(a, bool)
 
 
+def _int(a: Any) -> bool:
+    return isinstance(a, int) and not isinstance(a, bool)
+
+
+def _bind(names: tuple[str, ...], args: tuple, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The call's arguments by name (``names`` in the function's order), or None where more are
+    given than it takes, one twice, or one it does not know (``out=``: torch runs it)."""
+    bound = dict(zip(names, args, strict=False))
+    if len(args) > len(names) or any(k in bound or k not in names for k in kwargs):
+        return None
+    bound.update(kwargs)
+    return bound
+
+
 def _binary(
     a: Any, b: Any, kwargs: dict[str, Any], *, true_div: bool = False, alpha: bool = False
 ) -> torch.Tensor | Any:
@@ -98,11 +112,9 @@ _UNARY_KW: dict[Any, dict[str, Callable[[Any], bool]]] = {
 
 
 def _layer_norm(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
-    names = ("input", "normalized_shape", "weight", "bias", "eps")
-    bound = dict(zip(names, args, strict=False))
-    if len(args) > len(names) or any(k in bound or k not in names for k in kwargs):
+    bound = _bind(("input", "normalized_shape", "weight", "bias", "eps"), args, kwargs)
+    if bound is None:
         return NotImplemented
-    bound.update(kwargs)
     x, shape = bound.get("input"), bound.get("normalized_shape")
     if not (_plain(x) and x.dtype.is_floating_point):
         return NotImplemented
@@ -145,11 +157,13 @@ def _addmm(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
 
 
 def _sdpa(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
-    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
-    bound = dict(zip(names, args, strict=False))
-    if len(args) > len(names) or any(k in bound or k not in names for k in kwargs):
+    bound = _bind(
+        ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+        args,
+        kwargs,
+    )
+    if bound is None:
         return NotImplemented
-    bound.update(kwargs)
     q, k, v = bound.get("query"), bound.get("key"), bound.get("value")
     # (any strides: torch's meta kernel gives a contiguous output; q, k and v are usually
     # transposed views of a projection's output)
@@ -183,11 +197,9 @@ def _sdpa(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
 
 
 def _dropout(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
-    names = ("input", "p", "training", "inplace")
-    bound = dict(zip(names, args, strict=False))
-    if len(args) > len(names) or any(k in bound or k not in names for k in kwargs):
+    bound = _bind(("input", "p", "training", "inplace"), args, kwargs)
+    if bound is None:
         return NotImplemented
-    bound.update(kwargs)
     x, p = bound.get("input"), bound.get("p", 0.5)
     training, inplace = bound.get("training", True), bound.get("inplace", False)
     if not (_plain(x) and x.dtype.is_floating_point) or inplace is not False:
@@ -200,18 +212,11 @@ def _dropout(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
 
 
 def _cat(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
-    names = ("tensors", "dim")
-    bound = dict(zip(names, args, strict=False))
-    if len(args) > len(names) or any(k in bound or k not in names for k in kwargs):
+    bound = _bind(("tensors", "dim"), args, kwargs)
+    if bound is None:
         return NotImplemented
-    bound.update(kwargs)
     ts, dim = bound.get("tensors"), bound.get("dim", 0)
-    if (
-        not isinstance(ts, (list, tuple))
-        or not ts
-        or not isinstance(dim, int)
-        or isinstance(dim, bool)
-    ):
+    if not isinstance(ts, (list, tuple)) or not ts or not _int(dim):
         return NotImplemented
     if not all(_plain(t) and t.dim() > 0 and t.dim() not in (4, 5) for t in ts):
         return NotImplemented  # (4-d and 5-d: torch may pick a channels-last output)
@@ -230,20 +235,16 @@ def _cat(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
 
 
 def _mean(args: tuple, kwargs: dict[str, Any]) -> torch.Tensor | Any:
-    names = ("input", "dim", "keepdim")
-    bound = dict(zip(names, args, strict=False))
-    if len(args) > len(names) or any(k in bound or k not in names for k in kwargs):
+    bound = _bind(("input", "dim", "keepdim"), args, kwargs)
+    if bound is None:
         return NotImplemented
-    bound.update(kwargs)
     x, dim, keep = bound.get("input"), bound.get("dim"), bound.get("keepdim", False)
     if not (_plain(x) and x.dtype.is_floating_point and x.dim() > 0) or not isinstance(keep, bool):
         return NotImplemented
-    dims = (dim,) if isinstance(dim, int) and not isinstance(dim, bool) else dim
+    dims = (dim,) if _int(dim) else dim
     if not isinstance(dims, (tuple, list)) or not dims:
         return NotImplemented
-    if not all(
-        isinstance(d, int) and not isinstance(d, bool) and -x.dim() <= d < x.dim() for d in dims
-    ):
+    if not all(_int(d) and -x.dim() <= d < x.dim() for d in dims):
         return NotImplemented
     reduced = {d % x.dim() for d in dims}
     if len(reduced) != len(dims):
@@ -288,10 +289,8 @@ def fast_meta(func: Any, args: tuple, kwargs: dict[str, Any]) -> Any:
         if func in _BINARY or func in _TRUE_DIV:
             if len(args) != 2:
                 return NotImplemented
-            a, b = args
-            if func in (_T.__rsub__, _T.__rpow__, _T.__rtruediv__):
-                a, b = b, a  # (`x.__rsub__(y)` is `y - x`: the same shape and dtype either way)
-            return _binary(a, b, kwargs, true_div=func in _TRUE_DIV, alpha=func in _ALPHA)
+            # (`x.__rsub__(y)` is `y - x`: the shape and the dtype do not depend on the order)
+            return _binary(*args, kwargs, true_div=func in _TRUE_DIV, alpha=func in _ALPHA)
         if func in _UNARY:
             if len(args) != 1:
                 return NotImplemented

@@ -724,9 +724,9 @@ def _trace_run(
         keep.append(t)
     try:  # (running it may update norm statistics: put back)
         with torch.no_grad(), seeded_rng(0), kept_state(model), Recorder():
-            start = torch.random.default_generator.get_state()
+            start = torch.random.default_generator.get_state() if drew is not None else None
             out = model(*args, **kwargs)
-            if drew is not None:
+            if start is not None:
                 drew.append(not torch.equal(torch.random.default_generator.get_state(), start))
     finally:
         for h in handles:
@@ -1244,7 +1244,10 @@ def data_products(
     Node -> the position of the layers' operand among its inputs (None: both are data).
     Attention's products (both operands from layers), raw-parameter products (``x @ W``) and
     hypernetworks' generated weights (``generated``) are not these."""
-    if not any(n.op == "function" and str(n.target).lstrip("_") in DATA_PRODUCTS for n in nodes):
+    products = [
+        n for n in nodes if n.op == "function" and str(n.target).lstrip("_") in DATA_PRODUCTS
+    ]
+    if not products:
         return {}  # (no product of two tensors: a chain of layers)
     # (a parameter, not a buffer nor a tensor constant fx made of one: `x @ self.B.t()` with a
     # buffer B — random Fourier features — traces B.t() as `_tensor_constant0`, data)
@@ -1257,14 +1260,8 @@ def data_products(
             param[i] for i in n.inputs
         )
     out: dict[int, int | None] = {}
-    for n in nodes:
-        if (
-            n.op != "function"
-            or str(n.target).lstrip("_") not in DATA_PRODUCTS
-            or len(n.inputs) != 2
-            or n.inputs[0] == n.inputs[1]
-            or n.idx in generated
-        ):
+    for n in products:
+        if len(n.inputs) != 2 or n.inputs[0] == n.inputs[1] or n.idx in generated:
             continue
         data = [not layered[i] and not param[i] for i in n.inputs]
         if all(data):
@@ -2216,9 +2213,8 @@ def _exits(
         ins = n.inputs
         if n.op == "function" and n.target in _MUL:
             gates = {j: _gate(nodes, kinds, j) for j in ins}
-            values = [
-                j for j in ins if kinds[j] != "act" and nodes[j].op != "param" and not gates[j]
-            ]
+            # (an activation is a gate: _gate gives "act")
+            values = [j for j in ins if not gates[j] and nodes[j].op != "param"]
             if values:
                 soft = soft or any(g == "softmax" for g in gates.values())
                 ins = values

@@ -149,21 +149,14 @@ def test_no_shortcut_with_gradients_or_off_the_meta_device():
 
 def _families() -> dict[str, Callable[[], Any]]:
     transformers = pytest.importorskip("transformers")
+    from initwise.bench.families import builders
+
     T_ = transformers
     return {
         "gpt2": lambda: T_.GPT2LMHeadModel(
             T_.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=128)
         ),
-        "llama": lambda: T_.LlamaForCausalLM(
-            T_.LlamaConfig(
-                vocab_size=128,
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                num_key_value_heads=2,
-            )
-        ),
+        "llama": builders(T_)["llama"],  # (`bench families`' own)
         "bert": lambda: T_.BertForMaskedLM(
             T_.BertConfig(
                 hidden_size=64,
@@ -239,14 +232,7 @@ def test_cpu_plans_are_the_same_traced_on_meta_stand_ins(monkeypatch):
     from initwise.torch.inspection import hf_example
 
     monkeypatch.setattr(G, "STAND_INS_FROM", 0)  # (the test models are small)
-    ran_on = []
-    inner = G._trace_run
-
-    def recording(model: Any, *a: Any, **kw: Any) -> Any:
-        ran_on.append(next(model.parameters()).is_meta)
-        return inner(model, *a, **kw)
-
-    monkeypatch.setattr(G, "_trace_run", recording)
+    ran_on = _record_runs(monkeypatch)
     for name, build in _families().items():
         torch.manual_seed(0)
         model = build()
@@ -268,6 +254,19 @@ def test_cpu_plans_are_the_same_traced_on_meta_stand_ins(monkeypatch):
         now = {**dict(model.named_parameters()), **dict(model.named_buffers())}
         assert now.keys() == tensors.keys(), name
         assert all(now[k] is t and torch.equal(t, v) for k, (t, v) in tensors.items()), name
+
+
+def _record_runs(monkeypatch: Any) -> list[bool]:
+    """The list that gets, for each run of the trace, whether it ran on meta tensors."""
+    ran_on: list[bool] = []
+    inner = G._trace_run
+
+    def recording(m: Any, *a: Any, **kw: Any) -> Any:
+        ran_on.append(next(m.parameters()).is_meta)
+        return inner(m, *a, **kw)
+
+    monkeypatch.setattr(G, "_trace_run", recording)
+    return ran_on
 
 
 def _shapes(a: Any) -> Any:
@@ -335,14 +334,7 @@ def test_a_forward_that_reads_values_runs_on_the_model_s_own_tensors(monkeypatch
 
     model = Branches()
     x = torch.randn(4, 8)
-    ran_on = []
-    inner = G._trace_run
-
-    def recording(m: Any, *a: Any, **kw: Any) -> Any:
-        ran_on.append(next(m.parameters()).is_meta)
-        return inner(m, *a, **kw)
-
-    monkeypatch.setattr(G, "_trace_run", recording)
+    ran_on = _record_runs(monkeypatch)
     got = [(n.op, str(n.target)) for n in G.trace_run(model, x).nodes]
     assert ran_on == [True, False]  # (tried on stand-ins, then on its own tensors)
     monkeypatch.setattr(G, "META_STAND_INS", False)

@@ -1207,6 +1207,16 @@ CASES: list[Case] = [
     ),
     Case(
         "plan file",
+        "Plan.load of a file that does not exist",
+        lambda: __import__("initwise.plan", fromlist=["Plan"]).Plan.load(
+            __import__("os").path.join(__import__("tempfile").gettempdir(), "no-such-plan.json")
+        ),
+        FileNotFoundError,
+        "no-such-plan.json' does not exist; write one with",
+        "write the plan first",
+    ),
+    Case(
+        "plan file",
         "100,000-deep JSON nesting",
         _deep_json,
         ValueError,
@@ -1311,6 +1321,14 @@ CASES: list[Case] = [
         CLIError,
         "is a directory; pass the plan's JSON file",
         "pass the JSON file",
+    ),
+    Case(
+        "CLI",
+        "--plan naming a file that does not exist",
+        _cli_file("apply", "{F}:make", "--plan", "{D}/nope.json", "--out", "{D}/w.st"),
+        CLIError,
+        "plan file .*nope.json' does not exist; write one with `initwise plan --json FILE`",
+        "write the plan first",
     ),
     Case(
         "CLI",

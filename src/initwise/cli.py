@@ -219,10 +219,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         raise ValueError("--plan and --policy exclude each other: the plan already chose")
     check_out(args.out, "--out")
     overrides = _overrides(args.override)
+    loaded = Plan.load(args.plan) if args.plan else None  # (before the factory: fail fast)
     model = _to(load_factory(args.model), args)
     p = (
-        Plan.load(args.plan)
-        if args.plan
+        loaded
+        if loaded is not None
         else _planned(args, model, args.policy or "auto", strict=args.strict)
     )
     if overrides:

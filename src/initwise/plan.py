@@ -596,10 +596,16 @@ class Plan:
 
     @classmethod
     def load(cls, path: str) -> Plan:
-        """Read a plan written by :meth:`save` (``ValueError`` for a directory, a binary or
-        non-JSON file, or an invalid plan, naming the path)."""
+        """Read a plan written by :meth:`save` (``FileNotFoundError`` for a missing file,
+        ``ValueError`` for a directory, a binary or non-JSON file, or an invalid plan, each naming
+        the path)."""
         if os.path.isdir(path):
             raise ValueError(f"plan file {path!r} is a directory; pass the plan's JSON file")
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"plan file {path!r} does not exist; write one with `initwise plan --json FILE` "
+                "or Plan.save"
+            )
         with open(path, "rb") as f:
             raw = f.read(MAX_PLAN_BYTES + 1)
         if len(raw) > MAX_PLAN_BYTES:

@@ -187,6 +187,13 @@ def _sample_one() -> Any:
     return sampling.sample(schemes.normal(), (4,), seed=0, name="w")
 
 
+def _inference_model() -> Any:
+    torch = _torch()
+    with torch.inference_mode():
+        m = torch.nn.Linear(4, 4)
+    return _it().init_model(m, seed=0)
+
+
 def _apply_mismatch() -> Any:
     torch = _torch()
     _it().plan(torch.nn.Linear(3, 3)).apply(torch.nn.Sequential(torch.nn.Linear(3, 3)), seed=0)
@@ -867,6 +874,14 @@ CASES: list[Case] = [
         "re-plan",
     ),
     # apply
+    Case(
+        "apply",
+        "a model built under torch.inference_mode()",
+        _inference_model,
+        RuntimeError,
+        "parameter 'weight': an inference tensor .* nothing was written — call this inside",
+        "call it inside inference mode, or build the model outside it",
+    ),
     Case(
         "apply",
         "plan for another model",

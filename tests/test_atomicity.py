@@ -195,3 +195,66 @@ def test_planning_leaves_buffers_that_forward_writes_as_they_were():
         it.plan(m, "auto")
         it.plan(m, "auto", example_input=torch.randn(4, 8))
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def _bn_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m: it.init_model(m, seed=0),
+        lambda m: it.plan(m).apply(m, seed=0, atomic=False),
+        lambda m: it.lsuv(m, torch.randn(16, 4), seed=0),
+        lambda m: it.lsuv(m, torch.randn(16, 4), seed=0, orthogonal=False),
+        lambda m: it.kaiming_normal_(m[0].weight),
+    ],
+    ids=["init_model", "apply-non-atomic", "lsuv", "lsuv-rescale", "drop-in"],
+)
+def test_inference_tensors_are_refused_before_anything_is_written(call):
+    # torch's copy_ into an inference tensor outside inference mode writes the data and *then*
+    # raises: before the check, init_model left the first weight drawn and the rest as built
+    with torch.inference_mode():
+        m = _bn_mlp()
+    before = snapshot(m)
+    with pytest.raises(RuntimeError, match="an inference tensor .* nothing was written"):
+        call(m)
+    assert same(before, snapshot(m))
+
+
+def test_inference_tensors_inside_inference_mode_get_the_same_bits():
+    with torch.inference_mode():
+        m = _bn_mlp()
+        m[1].running_mean += 1
+        it.init_model(m, seed=3)
+    ref = _bn_mlp()
+    it.init_model(ref, seed=3)
+    assert same(snapshot(ref), snapshot(m))  # (running statistics reset there too)
+
+
+def test_init_model_checks_the_norm_buffers_it_resets_before_writing():
+    m = _bn_mlp()
+    with torch.inference_mode():
+        m[1].running_mean = torch.ones(8)  # (a buffer loaded under inference mode)
+    before = snapshot(m)
+    with pytest.raises(RuntimeError, match="buffer '1.running_mean': an inference tensor"):
+        it.init_model(m, seed=0)
+    assert same(before, snapshot(m))  # (the weights were not written either)
+
+
+def test_zero_size_layers_are_planned():
+    # nn.AdaptiveLogSoftmaxWithLoss(8, 100, cutoffs=[10, 50]) has an (0, 8) tail projection
+    # (8 // 4**2 rows): planning raised "fans: shape (0, 8) has a zero-sized dimension"
+    m = nn.AdaptiveLogSoftmaxWithLoss(8, 100, cutoffs=[10, 50])
+    p = it.init_model(m, seed=0)
+    assert p["tail.1.0.weight"].scheme is None
+    assert "no elements" in p["tail.1.0.weight"].reason
+    assert p["head.weight"].scheme is not None
+    # a layer with no inputs (an (n, 0) weight; planning raised ZeroDivisionError): its bias,
+    # the layer's whole output, starts at zero
+    z = nn.Sequential(nn.Linear(0, 4), nn.ReLU(), nn.Linear(4, 3))
+    q = it.init_model(z, seed=0)
+    assert q["0.weight"].scheme is None
+    assert q["0.bias"].scheme.label == "zeros" and not z[0].bias.any()

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..plan import Plan
 from .apply import apply_plan
+from .init import check_writable
 from .modules import frozen, unwrap
 from .planner import plan as make_plan
 
@@ -30,13 +31,18 @@ def init_model(
     norm whose own affine parameters are frozen (``requires_grad=False``: a pretrained backbone's,
     kept as the plan keeps its weights). Nothing is reset if planning or applying fails."""
     p = make_plan(model, policy, example_input, overrides, **kwargs)
-    apply_plan(p, model, seed)
-    for m in unwrap(model).modules():
+    stale = []
+    for name, m in unwrap(model).named_modules():
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
             own = list(m.parameters(recurse=False))
             if own and all(frozen(q) for q in own):
                 continue
-            m.reset_running_stats()
+            for b, t in m.named_buffers(recurse=False):  # (checked before anything is written)
+                check_writable(t, f"buffer {(name + '.' if name else '') + b!r}")
+            stale.append(m)
+    apply_plan(p, model, seed)
+    for m in stale:
+        m.reset_running_stats()
     return p
 
 

@@ -148,13 +148,27 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def check_tensor(tensor: Any, where: str) -> None:
-    """Raise unless ``tensor`` is a floating-point torch tensor."""
+    """Raise unless ``tensor`` is a floating-point torch tensor that may be written in place
+    here (not an inference tensor outside ``torch.inference_mode()``: torch's ``copy_`` would
+    write it and *then* raise, so the check comes first)."""
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"{where}: expected a torch.Tensor, got {type(tensor).__name__}")
     if not tensor.is_floating_point():
         raise TypeError(
             f"{where}: tensor has dtype {tensor.dtype}; initializers need a floating-point "
             "tensor (convert it with tensor.float())"
+        )
+    check_writable(tensor, where)
+
+
+def check_writable(tensor: torch.Tensor, where: str) -> None:
+    """Raise ``RuntimeError`` (torch's type for it) for an inference tensor outside inference
+    mode: torch refuses in-place writes to one there, but only after its kernel wrote the data."""
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            f"{where}: an inference tensor (made under torch.inference_mode()), which torch lets "
+            "be written in place only inside inference mode; nothing was written — call this "
+            "inside `with torch.inference_mode():`, or build the model outside inference mode"
         )
 
 

@@ -34,6 +34,7 @@ from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .capture import SiteCalls
 from .graph import dropout_rates, fx_module, trace_sequential
+from .init import check_writable
 from .modules import (
     FunctionalLayer,
     all_zero,
@@ -196,6 +197,8 @@ def lsuv(
         )
     check_batch(batch)
     check_materialized(model, "lsuv")
+    for name, q in model.named_parameters():  # (LSUV rescales in place: each must take it)
+        check_writable(q, f"lsuv: parameter {name!r}")
     # (compiled models and blocks: LSUV runs the modules they compile, under their names)
     with nested_unwrapped(unwrap(model)) as inner:
         return _lsuv(inner, batch, tol, max_iter, target, seed, orthogonal)

@@ -1255,6 +1255,8 @@ def is_identity(w: Any, m: nn.Module) -> bool:
     square gate block of an RNN's recurrent matrix), ``dirac`` for a convolution's."""
     if not isinstance(w, torch.Tensor) or w.is_meta or not w.is_floating_point() or w.ndim < 2:
         return False
+    if not w.numel():  # (no identity of zero size: nn.Linear(0, n) has a (n, 0) weight)
+        return False
     t = w.detach()
     head = t.reshape(-1)[:_SCAN]  # (an identity holds only 0 and 1: random weights fail here)
     if not bool(((head == 0) | (head == 1)).all()):

@@ -1650,11 +1650,37 @@ def _plan_module(
     w = params.get("weight")
     if w is None or w.ndim < 2:
         return {}
+    if not w.numel():
+        return _empty_layer(module, params)
     site = weight_site(pol, name, module, kind, layer, tuple(w.shape))
     out = {"weight": _einsum_matrix(module, pol.weight(ctx, site))}
     b = params.get("bias")
     if b is not None:
         out["bias"] = pol.bias(ctx, site, tuple(b.shape))
+    return out
+
+
+def _empty_layer(module: nn.Module, params: dict[str, Any]) -> dict[str, ParamPlan]:
+    """A layer whose weight has no elements (``nn.Linear(0, n)``, or ``nn.Linear(8, 0)`` — an
+    adaptive softmax's tail projection of ``in_features // div_value**k`` rows, 0 at a small
+    width): nothing to draw for the weight; a bias of a layer with no inputs is the layer's
+    whole output and starts at zero (torch's own bound ``1/√fan_in`` is 0 there)."""
+    cls = type(module).__name__
+    out = {}
+    for pname, p in params.items():
+        if not p.numel():
+            out[pname] = ParamPlan(
+                pname, tuple(p.shape), None, f"{cls}.{pname} has no elements: nothing to draw", None
+            )
+        elif pname == "bias":
+            out[pname] = ParamPlan.build(
+                pname,
+                tuple(p.shape),
+                S.zeros(),
+                f"{cls} has no inputs (a weight of shape {tuple(params['weight'].shape)}): its "
+                "output is this bias alone, zeros (torch's bound 1/√fan_in is 0 at fan_in 0)",
+                None,
+            )
     return out
 
 

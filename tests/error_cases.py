@@ -187,6 +187,21 @@ def _sample_one() -> Any:
     return sampling.sample(schemes.normal(), (4,), seed=0, name="w")
 
 
+def _sparse_param() -> Any:
+    torch = _torch()
+    m = torch.nn.Module()
+    m.w = torch.nn.Parameter(torch.randn(4, 4).to_sparse())
+    return _it().init_model(m, seed=0, overrides={"w": "normal"})
+
+
+def _diagnose_inference() -> Any:
+    torch = _torch()
+    with torch.inference_mode():
+        m = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    diagnose = __import__("initwise.diagnostics", fromlist=["diagnose"]).diagnose
+    return diagnose(m, torch.randn(8, 4))
+
+
 def _inference_model() -> Any:
     torch = _torch()
     with torch.inference_mode():
@@ -709,6 +724,14 @@ CASES: list[Case] = [
     ),
     Case(
         "diagnose",
+        "a model built under torch.inference_mode()",
+        _diagnose_inference,
+        ValueError,
+        "diagnose: parameter '0.weight' and 1 more are inference tensors .* autograd cannot use",
+        "build the model outside inference mode",
+    ),
+    Case(
+        "diagnose",
         "lazy module that has not run",
         lambda: __import__("initwise.diagnostics", fromlist=["diagnose"]).diagnose(
             _torch().nn.Sequential(_torch().nn.LazyLinear(4)), _torch().randn(8, 3)
@@ -881,6 +904,14 @@ CASES: list[Case] = [
         RuntimeError,
         "parameter 'weight': an inference tensor .* nothing was written — call this inside",
         "call it inside inference mode, or build the model outside it",
+    ),
+    Case(
+        "apply",
+        "an override for a sparse parameter",
+        _sparse_param,
+        TypeError,
+        "parameter 'w': tensor has layout torch.sparse_coo; initializers fill dense",
+        "initialize a dense tensor and convert it",
     ),
     Case(
         "apply",

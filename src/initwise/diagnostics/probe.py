@@ -222,6 +222,19 @@ def diagnose(
     jacobian = v.boolean("jacobian", jacobian, where="diagnose")
     train = None if train is None else v.boolean("train", train, where="diagnose")
     check_batch(batch)
+    made = [n for n, q in model.named_parameters() if q.is_inference()]
+    if made:
+        raise ValueError(
+            f"diagnose: parameter {made[0]!r}"
+            + (
+                f" and {len(made) - 1} more are inference tensors"
+                if len(made) > 1
+                else " is an inference tensor"
+            )
+            + " (made under torch.inference_mode()), which autograd cannot use, and diagnose "
+            "measures gradients — build the model outside inference mode, or clone its "
+            "parameters (p.data = p.clone() outside inference mode)"
+        )
     # (compiled models and blocks: the modules they compile are run and hooked, under their
     # names; dynamo refuses a forward under a function mode)
     with nested_unwrapped(unwrap(model)) as inner:

@@ -158,6 +158,12 @@ def check_tensor(tensor: Any, where: str) -> None:
             f"{where}: tensor has dtype {tensor.dtype}; initializers need a floating-point "
             "tensor (convert it with tensor.float())"
         )
+    if tensor.layout != torch.strided:
+        raise TypeError(
+            f"{where}: tensor has layout {tensor.layout}; initializers fill dense (strided) "
+            "tensors — initialize a dense one and convert it (e.g. .to_sparse()), or leave this "
+            "one out (an override 'keep')"
+        )
     check_writable(tensor, where)
 
 

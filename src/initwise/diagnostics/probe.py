@@ -222,7 +222,11 @@ def diagnose(
     jacobian = v.boolean("jacobian", jacobian, where="diagnose")
     train = None if train is None else v.boolean("train", train, where="diagnose")
     check_batch(batch)
-    made = [n for n, q in model.named_parameters() if q.is_inference()]
+    made = [
+        n
+        for n, q in model.named_parameters()
+        if not isinstance(q, nn.parameter.UninitializedParameter) and q.is_inference()
+    ]  # (a lazy module's are refused, with their own message, once the model is unwrapped)
     if made:
         raise ValueError(
             f"diagnose: parameter {made[0]!r}"

@@ -258,3 +258,16 @@ def test_zero_size_layers_are_planned():
     q = it.init_model(z, seed=0)
     assert q["0.weight"].scheme is None
     assert q["0.bias"].scheme.label == "zeros" and not z[0].bias.any()
+
+
+def test_init_model_leaves_a_lazy_norm_that_has_not_run():
+    # a LazyBatchNorm without affine parameters has only uninitialized buffers: the norm-stat
+    # reset ran zero_() on them after the weights were written and raised ("Attempted to use an
+    # uninitialized parameter"), leaving the Linear drawn
+    m = nn.Sequential(nn.Linear(4, 4), nn.LazyBatchNorm1d(affine=False))
+    it.init_model(m, seed=0)
+    ref = nn.Sequential(nn.Linear(4, 4))
+    it.init_model(ref, seed=0)
+    assert torch.equal(m[0].weight, ref[0].weight)
+    m(torch.randn(3, 4))  # (the lazy norm still materializes on its first batch)
+    assert m[1].running_mean.shape == (4,)

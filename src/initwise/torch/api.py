@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from ..plan import Plan
 from .apply import apply_plan
@@ -37,6 +38,8 @@ def init_model(
             own = list(m.parameters(recurse=False))
             if own and all(frozen(q) for q in own):
                 continue
+            if any(is_lazy(t) for t in m.buffers(recurse=False)):
+                continue  # (a lazy norm that has not run: no statistics yet, nothing to reset)
             for b, t in m.named_buffers(recurse=False):  # (checked before anything is written)
                 check_writable(t, f"buffer {(name + '.' if name else '') + b!r}")
             stale.append(m)

@@ -995,6 +995,37 @@ def hidden_size(module: nn.Module) -> int | None:
     return None
 
 
+EXPERT_IO = (("input_size", "output_size"), ("in_features", "out_features"))
+"""Attribute pairs by which a module holding one ``(E, ·, ·)`` stack states its input and output
+sizes (JetMoE's and ScatterMoE's ``ParallelExperts``: ``input_size``/``output_size``)."""
+
+
+def expert_layer(module: nn.Module) -> tuple[str, bool] | None:
+    """``(parameter name, transposed)`` where ``module`` holds exactly one ``(E, a, b)`` expert
+    stack and states its sizes (:data:`EXPERT_IO`): one linear map per expert, the module a layer
+    of its own — what follows it (its activation, the branch it ends) is the graph's, as for a
+    Linear. ``transposed``: stored ``(E, in, out)``. JetMoE's ``JetMoeParallelExperts`` (weight
+    ``(E, output_size, input_size)``, used as ``F.linear(x_e, W[e])``). None otherwise (a
+    transformers experts module holds the whole MLP: gate/up and down stacks)."""
+    e = num_experts(module)
+    stacks = [
+        (n, p) for n, p in module.named_parameters(recurse=False) if p.ndim == 3 and p.shape[0] == e
+    ]
+    if len(stacks) != 1:
+        return None
+    pname, p = stacks[0]
+    _, a, b = p.shape
+    for i_attr, o_attr in EXPERT_IO:
+        i, o = getattr(module, i_attr, None), getattr(module, o_attr, None)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (i, o)):
+            continue
+        if (a, b) == (o, i):  # (out, in): F.linear(x, W[e]); square counts as this one
+            return pname, False
+        if (a, b) == (i, o):
+            return pname, True
+    return None
+
+
 def expert_stack(
     module: nn.Module, pname: str, shape: tuple[int, ...]
 ) -> tuple[bool, bool, bool] | None:
@@ -1004,7 +1035,12 @@ def expert_stack(
     ``x @ W[e]``) rather than ``(E, out, in)`` (``F.linear(x, W[e])``), and whether it holds the
     gate and up projections together (``gate_up``). The layout is the module's own
     ``is_transposed`` flag (transformers' experts) where it has one; otherwise the side that
-    meets the model width (:func:`hidden_size`). None where neither tells."""
+    meets the model width (:func:`hidden_size`). A module holding one stack whose sizes it states
+    (:func:`expert_layer`) is a layer of its own: ``out_side`` True (what follows it is the
+    graph's), its layout read from the sizes. None where nothing tells."""
+    one = expert_layer(module)
+    if one is not None and one[0] == pname:  # (a layer of its own: no in/out side within it)
+        return True, one[1], False
     _, a, b = shape
     low = pname.lower()
     out_side = any(part in low for part in EXPERT_OUT_SIDE)

@@ -81,6 +81,7 @@ from .modules import (
     NOISE_PROBE,
     FunctionalLinear,
     embedding_norm_cap,
+    expert_layer,
     probe_copy,
     probed_norm,
     probed_tokenizer,
@@ -1633,8 +1634,9 @@ def _weight(
         return ((x[0] if x is not None else 1.0) * w2 + (1.0 - w2), 0.0)
     if kind == "grn":  # the identity at init (γ = β = 0)
         return next((v for v in ins if v is not None), None)
-    if kind == "experts":
+    if kind == "experts" and expert_layer(m) is None:
         return _experts(m, name, ins[0] if ins else None, branch_end, R, mom, res, info)
+    # (a module holding one expert stack: one linear map per expert, solved as a Linear is)
     x = next((v for v in ins if v is not None), None)
     out_of_range = x is not None and x[0] > 0 and not INPUT_RANGE[0] < x[0] < INPUT_RANGE[1]
     if out_of_range:

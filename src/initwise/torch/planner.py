@@ -42,6 +42,7 @@ from .modules import (
     FunctionalEinsum,
     check_materialized,
     expert_fans,
+    expert_layer,
     expert_stack,
     few,
     frozen,
@@ -1739,6 +1740,7 @@ def _plan_experts(
     matrix (orthogonal…) would mix the experts: those stacks are left as is, with the reason."""
     e = num_experts(module)
     inner = expert_activation(module) or LINEAR
+    single = expert_layer(module) is not None  # (one stack: solved under the module's name)
     out: dict[str, ParamPlan] = {}
     sites: dict[str, WeightSite] = {}
     for pname, p in params.items():
@@ -1758,16 +1760,17 @@ def _plan_experts(
             continue
         f, chunks, chunk_dim, extra = expert_fans(shape, how)
         out_side = how[0]
+        label = name if single else f"{name}.{pname}"
         sub = dataclasses.replace(
             layer,
-            name=f"{name}.{pname}",
+            name=label,
             activation=layer.activation if out_side else inner,
             last_in_branch=layer.last_in_branch and out_side,
             norm_after=layer.norm_after and out_side,
         )
-        head = f"{type(module).__name__} '{name}.{pname}': fan_in {f.fan_in:g}{extra}"
+        head = f"{type(module).__name__} '{label}': fan_in {f.fan_in:g}{extra}"
         site = WeightSite(
-            f"{name}.{pname}",
+            label,
             module,
             "experts",
             sub,

@@ -228,5 +228,6 @@ def test_load_benchmark_quick_runs_and_reports(capsys):
     rows = load.run(quick=True)
     names = {r["task"] for r in rows}
     assert {"apply 30×256 MLP", "diagnose 20-layer MLP"} <= names
-    assert all(r["idle_s"] > 0 and r["loaded_s"] > 0 for r in rows)
-    assert "loaded / idle" in capsys.readouterr().out
+    assert all(r["idle_s"] > 0 and r["loaded_s"] > 0 and r["all_busy_s"] > 0 for r in rows)
+    out = capsys.readouterr().out
+    assert "1 busy / idle" in out and "busy / idle" in out.replace("1 busy / idle", "")

@@ -31,7 +31,6 @@ the same hash), then sliced.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import os
@@ -40,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from . import cpus, kernels
 from . import distributions as D
-from . import kernels
 from . import schemes as S
 from ._backend import NumpyBackend
 from .distributions import Dist
@@ -65,19 +64,13 @@ def stream_key(seed: int, name: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-@functools.cache
-def _cpu_count() -> int:
-    """``os.cpu_count()``, read once: it reads ``/sys/devices/system/cpu/online`` on every call
-    (15 µs idle, ~90 µs on a loaded 2-core VM, measured) and every stream asked for it — 21 % of
-    ``apply``'s time on a 12-layer transformer encoder in a profile under load."""
-    return max(1, os.cpu_count() or 1)
-
-
 def default_threads() -> int:
-    """Threads used when not given: ``INITWISE_THREADS`` or the CPU count."""
+    """Threads used when not given: ``INITWISE_THREADS``, else the CPUs free now
+    (:func:`initwise.cpus.free`: those this process may use, less those other processes keep
+    busy — a fill split over threads that cannot run waits for them)."""
     env = os.environ.get("INITWISE_THREADS")
     if not env:
-        return _cpu_count()
+        return cpus.free()
     try:
         n = int(env)
     except ValueError:

@@ -1,6 +1,8 @@
-"""What a user waits for, idle and on a busy machine: each task runs once with the machine idle
-and once while one CPU-bound competitor process (started and stopped here, bounded in time)
-keeps a core busy. Prints loaded / idle per task (users' machines are never idle).
+"""What a user waits for, idle and on a busy machine: each task runs once with the machine idle,
+once while one CPU-bound competitor process (started and stopped here, bounded in time) keeps a
+core busy, and once while as many competitors as the machine has CPUs keep every core busy (a
+training run, a data loader's workers). Prints loaded / idle per task (users' machines are never
+idle).
 
 Tasks: ``reproduce he2015 --quick``; ``apply`` of a plan on a 30×256 MLP (beside
 ``torch.nn.init``'s re-init of the same layers) and on GPT-2-small; ``diagnose`` on a 20-layer
@@ -25,15 +27,17 @@ _BUSY = (
 
 
 @contextmanager
-def competitor(seconds: float = 900.0) -> Any:
-    """One CPU-bound process for the duration of the block (and never longer than ``seconds``)."""
-    proc = subprocess.Popen([sys.executable, "-c", _BUSY, str(seconds)])
-    time.sleep(0.5)  # let it start spinning
+def competitor(seconds: float = 900.0, n: int = 1) -> Any:
+    """``n`` CPU-bound processes for the duration of the block (never longer than ``seconds``)."""
+    procs = [subprocess.Popen([sys.executable, "-c", _BUSY, str(seconds)]) for _ in range(n)]
+    time.sleep(0.5)  # let them start spinning
     try:
-        yield proc
+        yield procs
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=10)
 
 
 def _tasks(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
@@ -86,26 +90,43 @@ def _tasks(quick: bool) -> list[tuple[str, Callable[[], Any], int]]:
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Measure every task idle, then loaded; print and return the rows."""
+    from ..cpus import online
+
     tasks = _tasks(quick)
     idle = {name: timeit(fn, n) for name, fn, n in tasks}
     with competitor():
         loaded = {name: timeit(fn, n) for name, fn, n in tasks}
+    cores = online()
+    with competitor(n=cores):
+        full = {name: timeit(fn, n) for name, fn, n in tasks}
     rows = [
         {
             "task": name,
             "idle_s": idle[name],
             "loaded_s": loaded[name],
             "ratio": loaded[name] / idle[name],
+            "all_busy_s": full[name],
+            "all_busy_ratio": full[name] / idle[name],
         }
         for name, _, _ in tasks
     ]
     import torch
 
     print_table(
-        f"idle vs one busy competitor process ({torch.get_num_threads()} torch threads, "
-        f"median per task)",
-        ["task", "idle", "loaded", "loaded / idle"],
-        [[r["task"], _fmt(r["idle_s"]), _fmt(r["loaded_s"]), f"{r['ratio']:.2f}×"] for r in rows],
+        f"idle vs one busy competitor process vs {cores} ({torch.get_num_threads()} torch "
+        "threads, median per task)",
+        ["task", "idle", "1 busy", "1 busy / idle", f"{cores} busy", f"{cores} busy / idle"],
+        [
+            [
+                r["task"],
+                _fmt(r["idle_s"]),
+                _fmt(r["loaded_s"]),
+                f"{r['ratio']:.2f}×",
+                _fmt(r["all_busy_s"]),
+                f"{r['all_busy_ratio']:.2f}×",
+            ]
+            for r in rows
+        ],
     )
     return rows
 

@@ -28,7 +28,7 @@ from . import parametrized as PZ
 from .batch import plain_strided
 from .init import check_range, check_tensor, sample
 from .modules import check_materialized, nested_unwrapped, unwrap
-from .threads import check_threads
+from .threads import check_threads, intra_op_threads
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -361,7 +361,10 @@ def apply_plan(
             (seed, name, element index) — the same bits for any thread count, shard layout and
             device. ``"torch"``: a ``torch.Generator`` per parameter on its device (fast on GPUs;
             CPU and CUDA differ; no DTensor shards).
-        threads: threads for the stream engine (default ``INITWISE_THREADS`` or CPU count).
+        threads: threads for the stream engine and, when fewer than torch's intra-op count,
+            for torch's writes too (default ``INITWISE_THREADS``, else the CPUs free now:
+            :func:`initwise.cpus.free`, so a machine whose cores other processes keep busy
+            gets one thread, not a split that waits for threads that cannot run).
         draw_on: where the stream engine generates values: ``"auto"`` (default) — on the host
             for CPU parameters, on the parameter's own device for accelerator parameters (each
             rank draws only its shard there, no host round trip); ``"device"`` or ``"host"`` to
@@ -390,8 +393,10 @@ def apply_plan(
                 f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:0', got {device!r}"
             ) from None
     wrapper, model = model, unwrap(model)
-    with nested_unwrapped(model):  # (compiled blocks: their modules' names)
-        _apply(plan, model, seed, device, atomic, engine, threads, draw_on, progress)
+    n = threads if threads is not None else sampling.default_threads()  # (once per call)
+    scoped = intra_op_threads(n) if n < torch.get_num_threads() else contextlib.nullcontext()
+    with scoped, nested_unwrapped(model):  # (compiled blocks: their modules' names)
+        _apply(plan, model, seed, device, atomic, engine, n, draw_on, progress)
     return wrapper
 
 

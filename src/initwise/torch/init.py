@@ -19,6 +19,7 @@ Like torch, ``generator=None`` draws from torch's default generator; the planner
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ from .. import schemes as S
 from ..math.fans import Fans
 from ..math.fans import fans as compute_fans
 from ..math.gains import calculate_gain
+from ..sampling import default_threads
+from .threads import intra_op_threads
 
 __all__ = [
     "calculate_gain",
@@ -273,7 +276,11 @@ def init_(
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
         return tensor
     check_range(scheme, shape, fans, tensor.dtype, where)
-    with torch.no_grad():  # draw into a new buffer, then write: a failure changes nothing
+    # (on a machine whose cores other processes keep busy, torch's own split of the write waits
+    # for threads that cannot run: its intra-op threads held to the CPUs free now, as apply's)
+    free = default_threads()
+    scoped = intra_op_threads(free) if free < torch.get_num_threads() else contextlib.nullcontext()
+    with scoped, torch.no_grad():  # draw into a new buffer, then write: a failure changes nothing
         values = sample(
             scheme,
             shape,

@@ -28,7 +28,7 @@ from . import parametrized as PZ
 from .batch import plain_strided
 from .init import check_range, check_tensor, sample
 from .modules import check_materialized, nested_unwrapped, unwrap
-from .threads import check_threads, intra_op_threads
+from .threads import check_threads, held_to_free
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
 
@@ -394,8 +394,7 @@ def apply_plan(
             ) from None
     wrapper, model = model, unwrap(model)
     n = threads if threads is not None else sampling.default_threads()  # (once per call)
-    scoped = intra_op_threads(n) if n < torch.get_num_threads() else contextlib.nullcontext()
-    with scoped, nested_unwrapped(model):  # (compiled blocks: their modules' names)
+    with held_to_free(n), nested_unwrapped(model):  # (compiled blocks: their modules' names)
         _apply(plan, model, seed, device, atomic, engine, n, draw_on, progress)
     return wrapper
 

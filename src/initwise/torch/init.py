@@ -19,7 +19,6 @@ Like torch, ``generator=None`` draws from torch's default generator; the planner
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -32,8 +31,7 @@ from .. import schemes as S
 from ..math.fans import Fans
 from ..math.fans import fans as compute_fans
 from ..math.gains import calculate_gain
-from ..sampling import default_threads
-from .threads import intra_op_threads
+from .threads import held_to_free
 
 __all__ = [
     "calculate_gain",
@@ -276,11 +274,10 @@ def init_(
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=3)
         return tensor
     check_range(scheme, shape, fans, tensor.dtype, where)
-    # (on a machine whose cores other processes keep busy, torch's own split of the write waits
-    # for threads that cannot run: its intra-op threads held to the CPUs free now, as apply's)
-    free = default_threads()
-    scoped = intra_op_threads(free) if free < torch.get_num_threads() else contextlib.nullcontext()
-    with scoped, torch.no_grad():  # draw into a new buffer, then write: a failure changes nothing
+    # draw into a new buffer, then write: a failure changes nothing. (On a machine whose cores
+    # other processes keep busy, torch's own split of the write waits for threads that cannot
+    # run: its intra-op threads are held to the CPUs free now, as apply's.)
+    with held_to_free(), torch.no_grad():
         values = sample(
             scheme,
             shape,

@@ -52,6 +52,23 @@ def intra_op_threads(n: int | None) -> Iterator[int]:
         torch.set_num_threads(old)
 
 
+def held_to_free(n: int | None = None) -> Any:
+    """A context that holds torch's intra-op threads to ``n`` (default: the CPUs free now,
+    :func:`initwise.cpus.free` — or ``INITWISE_THREADS`` where set) while it is fewer than
+    torch's count, and gives the count back after; otherwise it changes nothing. On a machine
+    whose cores other processes keep busy, an operation split over threads waits for those that
+    cannot run (see :mod:`initwise.cpus`). Used where initwise writes (``apply``, the drop-ins);
+    not around a model's forward and backward (``diagnose``): there, under full load, two threads
+    get more of the machine than one (measured beside two CPU-bound processes on the 2-core VM:
+    ``diagnose`` of a 20×256 MLP 32.7 ms on torch's two threads, 38.3 ms held to one)."""
+    import contextlib
+
+    from ..sampling import default_threads
+
+    k = default_threads() if n is None else n
+    return intra_op_threads(k) if k < torch.get_num_threads() else contextlib.nullcontext()
+
+
 def forward_work(model: torch.nn.Module, rows: int) -> float:
     """Multiply-adds of one forward pass, estimated as parameters × rows (exact for MLPs; a
     lower bound for convolutions, which reuse weights over positions)."""

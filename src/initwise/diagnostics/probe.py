@@ -62,7 +62,7 @@ from ..torch.modules import (
     weight_fans,
 )
 from ..torch.modules import kind as module_kind
-from ..torch.threads import intra_op_threads
+from ..torch.threads import held_to_free, intra_op_threads
 from .render import render_text, report_table
 
 VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead")
@@ -241,7 +241,7 @@ def diagnose(
         )
     # (compiled models and blocks: the modules they compile are run and hooked, under their
     # names; dynamo refuses a forward under a function mode)
-    with nested_unwrapped(unwrap(model)) as inner:
+    with held_to_free(), nested_unwrapped(unwrap(model)) as inner:  # (busy cores: see cpus)
         return _diagnose(inner, batch, loss_fn, train, jacobian, tol, seed, label)
 
 

@@ -51,6 +51,7 @@ from .modules import kind as module_kind
 from .planner import CALLER_RUNS_EXAMPLE
 from .planner import plan as make_plan
 from .policies import Policy, register_policy
+from .threads import held_to_free
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,7 @@ def lsuv(
     for name, q in model.named_parameters():  # (LSUV rescales in place: each must take it)
         check_writable(q, f"lsuv: parameter {name!r}")
     # (compiled models and blocks: LSUV runs the modules they compile, under their names)
-    with nested_unwrapped(unwrap(model)) as inner:
+    with held_to_free(), nested_unwrapped(unwrap(model)) as inner:  # (busy cores: see cpus)
         return _lsuv(inner, batch, tol, max_iter, target, seed, orthogonal)
 
 

@@ -57,10 +57,8 @@ def held_to_free(n: int | None = None) -> Any:
     :func:`initwise.cpus.free` — or ``INITWISE_THREADS`` where set) while it is fewer than
     torch's count, and gives the count back after; otherwise it changes nothing. On a machine
     whose cores other processes keep busy, an operation split over threads waits for those that
-    cannot run (see :mod:`initwise.cpus`). Used where initwise writes (``apply``, the drop-ins);
-    not around a model's forward and backward (``diagnose``): there, under full load, two threads
-    get more of the machine than one (measured beside two CPU-bound processes on the 2-core VM:
-    ``diagnose`` of a 20×256 MLP 32.7 ms on torch's two threads, 38.3 ms held to one)."""
+    cannot run (see :mod:`initwise.cpus`). Around ``apply``, the drop-ins, ``diagnose`` and
+    ``lsuv``."""
     import contextlib
 
     from ..sampling import default_threads

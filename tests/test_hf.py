@@ -412,21 +412,27 @@ def test_a_module_holding_one_expert_stack_is_solved_as_a_layer(transposed):
         assert it.plan(blind, "auto")["0.weight"].scheme is None
 
 
-def test_jetmoe_experts_are_solved_not_borrowed():
-    if not hasattr(transformers, "JetMoeConfig"):
-        pytest.skip("this transformers lacks JetMoE")
-    cfg = dict(
+def _jetmoe(layers=4, **kw):
+    """A small JetMoE (width 64, 4 experts, top 2: mixture-of-attention and MoE blocks)."""
+    cfg = transformers.JetMoeConfig(
         vocab_size=128,
         hidden_size=64,
-        num_hidden_layers=4,
+        num_hidden_layers=layers,
         num_key_value_heads=2,
         kv_channels=16,
         intermediate_size=128,
         num_local_experts=4,
         num_experts_per_tok=2,
+        **kw,
     )
+    return transformers.JetMoeForCausalLM(cfg)
+
+
+def test_jetmoe_experts_are_solved_not_borrowed():
+    if not hasattr(transformers, "JetMoeConfig"):
+        pytest.skip("this transformers lacks JetMoE")
     torch.manual_seed(0)
-    m = transformers.JetMoeForCausalLM(transformers.JetMoeConfig(**cfg))
+    m = _jetmoe()
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         p = it.plan(m, "auto")
@@ -1174,19 +1180,7 @@ def test_a_parameter_without_a_rule_takes_its_family_s_own():
             "DiffLlamaForCausalLM", "DiffLlamaConfig", intermediate_size=128, lambda_std_dev=0.3
         ),
         "doge": lambda: _lm("DogeForCausalLM", "DogeConfig", intermediate_size=128),
-        "jetmoe": lambda: transformers.JetMoeForCausalLM(
-            transformers.JetMoeConfig(
-                vocab_size=128,
-                hidden_size=64,
-                num_hidden_layers=2,
-                num_key_value_heads=2,
-                kv_channels=16,
-                intermediate_size=128,
-                num_local_experts=4,
-                num_experts_per_tok=2,
-                initializer_range=0.03,
-            )
-        ),
+        "jetmoe": lambda: _jetmoe(2, initializer_range=0.03),
     }
     if not all(hasattr(transformers, c) for c in ("DiffLlamaConfig", "DogeConfig", "JetMoeConfig")):
         pytest.skip("this transformers lacks DiffLlama, Doge or JetMoE")

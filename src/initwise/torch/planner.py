@@ -72,6 +72,7 @@ from .modules import kind as module_kind
 from .moments import HELD_KINDS, Held, input_moments, propagate, unknown_inputs
 from .policies import Context, Policy, WeightSite, get_policy
 from .pooling import has_attention, has_pools, measure_inputs, measure_pools
+from .threads import held_to_free
 
 POLICIES = BUILTIN
 """The built-in policy names (:func:`initwise.torch.policies.policy_names` lists registered
@@ -137,7 +138,7 @@ def plan(
     check_materialized(model, "plan")
     # (reading a spectral_norm weight in train mode moves its vectors; compiled blocks planned
     # as the modules they compile)
-    with PZ.quiet(model), nested_unwrapped(model):
+    with held_to_free(), PZ.quiet(model), nested_unwrapped(model):  # (busy cores: see cpus)
         caller = CALLER_RUNS_EXAMPLE.get()
         check = example_input is not None and pol.plan_model is None and not caller
         if not check:

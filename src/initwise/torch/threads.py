@@ -57,8 +57,8 @@ def held_to_free(n: int | None = None) -> Any:
     :func:`initwise.cpus.free` — or ``INITWISE_THREADS`` where set) while it is fewer than
     torch's count, and gives the count back after; otherwise it changes nothing. On a machine
     whose cores other processes keep busy, an operation split over threads waits for those that
-    cannot run (see :mod:`initwise.cpus`). Around ``apply``, the drop-ins, ``diagnose`` and
-    ``lsuv``."""
+    cannot run (see :mod:`initwise.cpus`). Around ``plan``, ``apply``, the drop-ins,
+    ``diagnose`` and ``lsuv``."""
     import contextlib
 
     from ..sampling import default_threads

@@ -19,7 +19,7 @@ Changes to torch's thread count are scoped (:func:`intra_op_threads`) and undone
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import torch
@@ -59,12 +59,10 @@ def held_to_free(n: int | None = None) -> Any:
     whose cores other processes keep busy, an operation split over threads waits for those that
     cannot run (see :mod:`initwise.cpus`). Around ``plan``, ``apply``, the drop-ins,
     ``diagnose`` and ``lsuv``."""
-    import contextlib
-
-    from ..sampling import default_threads
+    from ..sampling import default_threads  # (NumPy and the kernels: loaded at first use)
 
     k = default_threads() if n is None else n
-    return intra_op_threads(k) if k < torch.get_num_threads() else contextlib.nullcontext()
+    return intra_op_threads(k) if k < torch.get_num_threads() else nullcontext()
 
 
 def forward_work(model: torch.nn.Module, rows: int) -> float:

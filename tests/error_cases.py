@@ -1110,6 +1110,22 @@ CASES: list[Case] = [
         "LSUV needs tol > 0",
         "pass tol > 0",
     ),
+    Case(
+        "lsuv",
+        "tolerance NaN",
+        _lsuv(lambda: _torch().ones(2, 4), tol=float("nan")),
+        ValueError,
+        "lsuv: tol must be finite, got nan",
+        "pass a finite tolerance (NaN compared False: every layer ran max_iter)",
+    ),
+    Case(
+        "diagnose",
+        "seed beyond torch's range",
+        _diagnose(lambda: _torch().ones(2, 4), seed=2**64),
+        ValueError,
+        r"diagnose: seed must be in \[-2\*\*63, 2\*\*64\)",
+        "use a smaller seed",
+    ),
     # optional dependencies
     Case(
         "dependencies",

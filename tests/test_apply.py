@@ -104,6 +104,36 @@ def test_bad_seed():
         it.plan(m).apply(m, seed="0")
 
 
+def test_seed_is_any_integer_numpy_included_and_checked_first():
+    """A NumPy integer (from a config array, ``np.arange`` of seeds) was refused by ``apply``,
+    ``init_model`` and ``lsuv`` while the streams took it; now every entry point takes it, with
+    the same bits as the int. A float, a string or a bool is refused naming the entry point —
+    ``init_model`` before it plans, ``diagnose`` where torch's generators would have raised
+    their own ``manual_seed expected a long``."""
+    import numpy as np
+
+    from initwise.diagnostics import diagnose
+
+    a, b = nn.Sequential(nn.Linear(4, 4), nn.Tanh()), nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+    it.init_model(a, seed=np.int64(7))
+    it.init_model(b, seed=7)
+    assert torch.equal(a[0].weight, b[0].weight)
+    x = torch.randn(8, 4)
+    assert diagnose(a, x, seed=np.int32(1)).verdict == diagnose(a, x, seed=1).verdict
+    before = snapshot(a)
+    for bad, err in ((3.0, TypeError), ("3", TypeError), (True, TypeError), (None, TypeError)):
+        with pytest.raises(err, match="init_model: seed must be an int"):
+            it.init_model(a, seed=bad)
+        with pytest.raises(err, match="lsuv: seed must be an int"):
+            it.lsuv(a, x, seed=bad)
+        with pytest.raises(err, match="diagnose: seed must be an int"):
+            diagnose(a, x, seed=bad)
+    with pytest.raises(ValueError, match=r"diagnose: seed must be in \[-2\*\*63, 2\*\*64\)"):
+        diagnose(a, x, seed=2**64)
+    assert same(before, snapshot(a))
+    it.init_model(b, seed=2**64)  # (the streams take any integer: it is hashed with the name)
+
+
 def test_device_is_where_a_meta_model_goes_not_a_move():
     """``device`` says where a meta-device model is materialized: a model already on a device
     with another ``device`` given was filled where it was, silently; now refused, untouched."""

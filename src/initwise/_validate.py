@@ -51,6 +51,31 @@ def positive_int(name: str, value: Any, *, where: str = "") -> int:
     return out
 
 
+TORCH_SEEDS = (-(1 << 63), 1 << 64)
+"""The seeds torch's generators take: ``[-2**63, 2**64)``."""
+
+
+def seed(value: Any, *, where: str = "", torch_range: bool = False) -> int:
+    """Return ``value`` as an int, or raise unless it is an integer (Python's or NumPy's; not a
+    bool: ``True`` is an int to Python, but a flag passed where a seed goes is a mistake).
+    Any integer keys initwise's streams (it is hashed with each parameter's name);
+    ``torch_range``: it also seeds torch's generators, which take ``[-2**63, 2**64)``."""
+    prefix = f"{where}: " if where else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"{prefix}seed must be an int, got {type(value).__name__} {value!r}; pass e.g. "
+            "seed=0"
+            + (f" (int({value!r}) if it is a whole number)" if isinstance(value, float) else "")
+        )
+    out = int(value)
+    lo, hi = TORCH_SEEDS
+    if torch_range and not lo <= out < hi:
+        raise ValueError(
+            f"{prefix}seed must be in [-2**63, 2**64) (it seeds torch's generators), got {out}"
+        )
+    return out
+
+
 def boolean(name: str, value: Any, *, where: str = "") -> bool:
     """Return ``value`` as a bool, or raise unless it is one (Python's or NumPy's): a string such
     as ``"no"`` is truthy, so taking it as given would decide the opposite of what it says."""

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _validate as v
 from . import cpus, kernels
 from . import distributions as D
 from . import schemes as S
@@ -58,8 +59,7 @@ def _ndtr() -> Any:
 
 def stream_key(seed: int, name: str) -> int:
     """128-bit key of parameter ``name`` under ``seed``."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = v.seed(seed)
     digest = hashlib.blake2b(f"{int(seed)}/{name}".encode(), digest_size=16).digest()
     return int.from_bytes(digest, "little")
 

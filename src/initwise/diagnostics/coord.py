@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import _validate as v
 from ..torch.batch import check_batch, first_tensor, run_model, seeded_rng
 from ..torch.modules import is_weight_layer
 
@@ -96,6 +97,7 @@ def coord_check(
     ``progress()`` is called after each training step (``len(widths) × steps`` calls)."""
     from ..torch import init_model
 
+    seed = v.seed(seed, where="coord_check", torch_range=True)
     widths = sorted({int(w) for w in widths})
     if len(widths) < 2 or widths[0] < 1:
         raise ValueError(f"coord_check needs at least two positive widths, got {widths}")

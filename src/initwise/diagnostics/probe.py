@@ -220,6 +220,7 @@ def diagnose(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"
         )
     jacobian = v.boolean("jacobian", jacobian, where="diagnose")
+    seed = v.seed(seed, where="diagnose", torch_range=True)
     train = None if train is None else v.boolean("train", train, where="diagnose")
     check_batch(batch)
     made = [

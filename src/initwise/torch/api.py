@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from .. import _validate as v
 from ..plan import Plan
 from .apply import apply_plan
 from .init import check_writable
@@ -31,6 +32,7 @@ def init_model(
     weights are written: statistics of the old weights do not describe the new ones — except a
     norm whose own affine parameters are frozen (``requires_grad=False``: a pretrained backbone's,
     kept as the plan keeps its weights). Nothing is reset if planning or applying fails."""
+    seed = v.seed(seed, where="init_model")  # (checked before planning, which may take a while)
     p = make_plan(model, policy, example_input, overrides, **kwargs)
     stale = []
     for name, m in unwrap(model).named_modules():

@@ -377,8 +377,7 @@ def apply_plan(
             not fit, a meta-device model has parameters the plan leaves as is or buffers initwise
             cannot fill. The model is unchanged.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"seed must be an int, got {seed!r}")
+    seed = v.seed(seed)
     if engine not in ("stream", "torch"):
         raise ValueError(f"engine must be 'stream' or 'torch', got {engine!r}")
     if draw_on not in ("auto", "device", "host"):

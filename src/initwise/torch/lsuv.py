@@ -192,6 +192,9 @@ def lsuv(
     if isinstance(max_iter, bool) or not hasattr(max_iter, "__index__"):
         raise TypeError(f"lsuv: max_iter must be a whole number >= 1, got {max_iter!r}")
     orthogonal = v.boolean("orthogonal", orthogonal, where="lsuv")
+    seed = v.seed(seed, where="lsuv")
+    tol = v.finite("tol", tol, where="lsuv")  # (NaN compared False: every layer ran max_iter)
+    target = v.finite("target", target, where="lsuv")
     if tol <= 0 or max_iter < 1 or target <= 0:
         raise ValueError(
             f"LSUV needs tol > 0, max_iter >= 1, target > 0 (got {tol}, {max_iter}, {target})"

@@ -57,6 +57,7 @@ from ..torch.modules import (
     is_norm,
     is_weight_layer,
     nested_unwrapped,
+    not_a_module,
     probed_norm,
     unwrap,
     weight_fans,
@@ -214,7 +215,7 @@ def diagnose(
         a :class:`Report`; ``print(report)`` shows the table.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise not_a_module(model)
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 1 or tol == inf:
         raise ValueError(
             f"diagnose: tol must be a finite number > 1 (a factor, e.g. 10), got {tol!r}"

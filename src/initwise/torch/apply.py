@@ -27,7 +27,7 @@ from ..plan import ParamPlan, Plan
 from . import parametrized as PZ
 from .batch import plain_strided
 from .init import check_range, check_tensor, sample
-from .modules import check_materialized, nested_unwrapped, unwrap
+from .modules import check_materialized, nested_unwrapped, not_a_module, unwrap
 from .threads import check_threads, held_to_free
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (global offset, local shape)
@@ -265,7 +265,7 @@ def validate(
     if not isinstance(plan, Plan):
         raise TypeError(f"plan must be an initwise Plan, got {type(plan).__name__}")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise not_a_module(model)
     named = list(model.named_parameters())
     check_materialized(model, "apply", named)
     params = targets(model, named, found)

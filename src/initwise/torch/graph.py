@@ -33,6 +33,7 @@ from torch import nn
 
 from .. import activations as A
 from ..math.gains import gain
+from .aten import is_aten, packet_name, torch_level
 from .batch import (
     MODULE_INTERNALS,
     kept_attributes,
@@ -334,6 +335,8 @@ def _fn_name(fn: Any) -> str:
         return "getitem"
     if fn is operator.matmul:
         return "matmul"
+    if is_aten(fn):
+        return packet_name(fn)  # (aten.add.Tensor → "add")
     name = getattr(fn, "__name__", None) or str(fn)
     return name.strip("_") if name.startswith("__") else name
 
@@ -439,6 +442,7 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
     # (a residual `x.add_(branch)` fed the next layer the pre-sum x: 8 blocks grew ×2.8)
     latest: dict[int, int] = {}
     for fn in fx_graph.nodes:
+        torch_level(fn)  # (an exported module's ATen operators: the torch functions they lower)
         inputs = [latest.get(index[a], index[a]) for a in fn.all_input_nodes]
         scalars = tuple(a for a in fn.args if not isinstance(a, torch.fx.Node))
         kwargs = {k: a for k, a in fn.kwargs.items() if not isinstance(a, torch.fx.Node)}

@@ -44,6 +44,7 @@ from .modules import (
     is_identity,
     is_weight_layer,
     nested_unwrapped,
+    not_a_module,
     standardized_gain,
     unwrap,
 )
@@ -188,7 +189,7 @@ def lsuv(
             weights (then no reproducing plan is returned).
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise not_a_module(model)
     if isinstance(max_iter, bool) or not hasattr(max_iter, "__index__"):
         raise TypeError(f"lsuv: max_iter must be a whole number >= 1, got {max_iter!r}")
     orthogonal = v.boolean("orthogonal", orthogonal, where="lsuv")

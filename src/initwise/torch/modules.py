@@ -1204,8 +1204,10 @@ def check_materialized(
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside ``torch.compile``'s ``OptimizedModule`` (``_orig_mod``) and
     ``DataParallel``/``DistributedDataParallel`` (``module``), so that plans name and draw the
-    same parameters with or without the wrapper. TorchScript modules are refused: their
-    parameters are copies the eager model does not see.
+    same parameters with or without the wrapper; a ``torch.export``'ed module read as the layers
+    it was exported from (:func:`~initwise.torch.exported.eager_view`: the same tensors, under
+    the same names). TorchScript modules are refused: their parameters are copies the eager
+    model does not see.
 
     Raises:
         TypeError: ``model`` (or a module it wraps) is a ``torch.jit`` ScriptModule.
@@ -1219,6 +1221,11 @@ def unwrap(model: nn.Module) -> nn.Module:
                 f"model is a TorchScript module ({type(m).__name__}); initwise plans eager "
                 "modules: plan and initialize the nn.Module first, then torch.jit.script it"
             )
+    if isinstance(inner, torch.fx.GraphModule):
+        from .exported import eager_view, is_exported
+
+        if is_exported(inner):
+            return eager_view(inner)
     return inner
 
 
@@ -1248,6 +1255,18 @@ def nested_unwrapped(model: nn.Module) -> Iterator[nn.Module]:
     finally:
         for m, name, child in reversed(swapped):
             m._modules[name] = child
+
+
+def not_a_module(model: Any) -> TypeError:
+    """The error for a ``model`` that is not an ``nn.Module`` (``torch.export``'s
+    ``ExportedProgram``: its ``.module()`` is one, sharing the program's tensors)."""
+    tip = ""
+    if type(model).__name__ == "ExportedProgram" and callable(getattr(model, "module", None)):
+        tip = (
+            "; pass program.module() — the module torch.export builds from it, whose "
+            "parameters are the program's own tensors"
+        )
+    return TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}{tip}")
 
 
 def unwrap_wrappers(model: nn.Module) -> nn.Module:

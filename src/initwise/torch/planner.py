@@ -57,6 +57,7 @@ from .modules import (
     nested_unwrapped,
     norm_offset,
     norm_roles,
+    not_a_module,
     num_experts,
     probed_activation,
     probed_norm,
@@ -126,7 +127,7 @@ def plan(
     """
     pol = get_policy(policy)
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        raise not_a_module(model)
     strict = v.boolean("strict", strict)
     for name, value in (("forget_bias", forget_bias), ("std", std)):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -136,6 +137,27 @@ def plan(
             raise ValueError(f"{name} must be {what}, got {value!r}")
     model = unwrap(model)
     check_materialized(model, "plan")
+    out = _plan_unwrapped(model, pol, example_input, overrides, forget_bias, std, strict)
+    if getattr(model, "exported_view", False):
+        said = (
+            "a torch.export'ed module: read as the layers it was exported from (its holders "
+            "of parameters as the Linear, Conv, Embedding and norm layers its ATen calls "
+            "compute; the same tensors under the same names)"
+        )
+        out = dataclasses.replace(out, notes=(*out.notes, said))
+    return out
+
+
+def _plan_unwrapped(
+    model: nn.Module,
+    pol: Policy,
+    example_input: Any,
+    overrides: Any,
+    forget_bias: float,
+    std: float,
+    strict: bool,
+) -> Plan:
+    """:func:`plan` on the unwrapped model, its arguments checked."""
     # (reading a spectral_norm weight in train mode moves its vectors; compiled blocks planned
     # as the modules they compile)
     with held_to_free(), PZ.quiet(model), nested_unwrapped(model):  # (busy cores: see cpus)

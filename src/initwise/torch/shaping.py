@@ -579,6 +579,13 @@ def prepare_forward(plan: Plan, model: nn.Module) -> Callable[[], None]:
     shaping) and forward multipliers (u-μP; an earlier plan's are removed) — raising
     ``ValueError`` on a mismatch before anything is changed, and return the function that
     installs them (assignments only)."""
+    changes = bool(plan.rewrites) or any(e.forward_mult is not None for e in plan)
+    if changes and getattr(model, "exported_view", False):
+        raise ValueError(
+            "the plan changes the forward pass (activation rewrites of kernel shaping, or "
+            "u-μP's forward multipliers), and a torch.export'ed module's forward is fixed: "
+            "apply the plan to the eager model, then export it"
+        )
     rewrites = prepare(plan, model)
     multipliers = prepare_multipliers(plan, model)
 

@@ -197,3 +197,22 @@ def test_multihead_attention_as_export_decomposes_it():
         p = it.plan(_export(_Attn(True), x, y))
     kinds = {e.name: e.scheme for e in p.entries}
     assert kinds["attn.in_proj_weight"] is None and kinds["attn.out_proj.weight"] is not None
+
+
+def test_exported_hf_gpt2_matches_the_eager_plan():
+    """An exported GPT-2: HF's Conv1D computed as ``addmm`` on raw parameters, the tanh-GELU
+    written out after a reshape, a tied head — the plan equals the eager model's, entry for
+    entry (the MLP's c_proj was solved for the written-out formula's tanh alone, std ×1.14)."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GPT2Config(
+        n_layer=2, n_embd=64, n_head=4, vocab_size=500, n_positions=64, use_cache=False,
+        bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    eager = transformers.GPT2LMHeadModel(cfg).eval()
+    ids = torch.randint(0, 500, (2, 16))
+    gm = _export(eager, ids)
+    pe, pg = it.plan(eager), it.plan(gm)
+    assert [e.name for e in pg.entries] == [e.name for e in pe.entries]
+    for a, b in zip(pe.entries, pg.entries, strict=True):
+        assert (b.std or 0.0) == pytest.approx(a.std or 0.0, rel=1e-6), a.name

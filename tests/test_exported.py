@@ -216,3 +216,21 @@ def test_exported_hf_gpt2_matches_the_eager_plan():
     assert [e.name for e in pg.entries] == [e.name for e in pe.entries]
     for a, b in zip(pe.entries, pg.entries, strict=True):
         assert (b.std or 0.0) == pytest.approx(a.std or 0.0, rel=1e-6), a.name
+
+
+def test_exported_hf_llama_matches_the_eager_plan():
+    """Llama's RMSNorm is written out (``x * rsqrt(mean(x²) + eps)``, then ``weight * x``); export
+    adds a dtype assert that reads the normalized value, which made it "used twice", and the
+    norm weights were "left as is". Now the plan equals the eager model's."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(
+        num_hidden_layers=2, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=128, vocab_size=500, use_cache=False,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    eager = transformers.LlamaForCausalLM(cfg).eval()
+    gm = _export(eager, torch.randint(0, 500, (2, 16)))
+    pe, pg = it.plan(eager), it.plan(gm)
+    assert [(e.name, repr(e.scheme)) for e in pg.entries] == [
+        (e.name, repr(e.scheme)) for e in pe.entries
+    ]

@@ -99,6 +99,24 @@ _REORDERED: dict[str, tuple[Callable[..., Any], Callable[..., tuple]]] = {
 }
 
 
+_CHECKS = frozenset(
+    {"_assert_tensor_metadata", "_assert_async", "_assert_scalar", "sym_constrain_range_for_size"}
+)
+
+
+def is_check(node: torch.fx.Node) -> bool:
+    """Whether ``node`` is one of export's checks (``aten._assert_tensor_metadata`` of a value's
+    dtype and device) that nothing reads: no computation, but a second use of the value it
+    checks — a hand-written RMSNorm's normalized value "used twice" was not read as one (Llama's
+    norm weights "left as is")."""
+    return (
+        node.op == "call_function"
+        and is_aten(node.target)
+        and packet_name(node.target) in _CHECKS
+        and not node.users
+    )
+
+
 def torch_level(node: torch.fx.Node) -> None:
     """Rewrite ``node`` (a ``call_function`` of an ATen operator) in place to the torch function
     it lowers, where one is known (see the module docstring); otherwise leave it."""

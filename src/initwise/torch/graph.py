@@ -33,7 +33,7 @@ from torch import nn
 
 from .. import activations as A
 from ..math.gains import gain
-from .aten import is_aten, packet_name, torch_level
+from .aten import is_aten, is_check, packet_name, torch_level
 from .batch import (
     MODULE_INTERNALS,
     kept_attributes,
@@ -443,6 +443,8 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
     latest: dict[int, int] = {}
     for fn in fx_graph.nodes:
         torch_level(fn)  # (an exported module's ATen operators: the torch functions they lower)
+        if is_check(fn):
+            continue  # (export's metadata asserts: a second use of a value that computes nothing)
         inputs = [latest.get(index[a], index[a]) for a in fn.all_input_nodes]
         scalars = tuple(a for a in fn.args if not isinstance(a, torch.fx.Node))
         kwargs = {k: a for k, a in fn.kwargs.items() if not isinstance(a, torch.fx.Node)}

@@ -216,6 +216,22 @@ def test_exported_hf_gpt2_matches_the_eager_plan():
     assert [e.name for e in pg.entries] == [e.name for e in pe.entries]
     for a, b in zip(pe.entries, pg.entries, strict=True):
         assert (b.std or 0.0) == pytest.approx(a.std or 0.0, rel=1e-6), a.name
+        assert (b.chunks, b.chunk_dim) == (a.chunks, a.chunk_dim), a.name  # (c_attn: q/k/v)
+    it.init_model(eager, seed=0)
+    it.init_model(gm, seed=0)
+    drawn = dict(gm.named_parameters())
+    assert all(torch.equal(p, drawn[k]) for k, p in eager.named_parameters())
+    # diagnose sees the same layers (Conv1D's addmm on raw parameters: called in the view as
+    # the torch function, which its function mode sees; ATen calls it did not)
+    loss = lambda o: (o[0] if isinstance(o, tuple) else o.logits).pow(2).mean()  # noqa: E731
+    de, dg = diagnose(eager, ids, loss), diagnose(gm, ids, loss)
+    # (a product on a raw parameter is named by it: `…c_attn.weight` for the module's `…c_attn`;
+    # the tied head by the table's first name)
+    names = [s.name.removesuffix(".weight") for s in dg.layers]
+    assert names[:-1] == [s.name for s in de.layers][:-1] and len(de.layers) == 9
+    assert (names[-1], de.layers[-1].name) == ("transformer.wte", "lm_head")
+    for a, b in zip(de.layers, dg.layers, strict=True):
+        assert b.out_std == pytest.approx(a.out_std, rel=1e-4), a.name
 
 
 def test_exported_hf_llama_matches_the_eager_plan():

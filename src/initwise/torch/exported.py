@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .aten import is_aten, packet_name
+from .aten import is_aten, packet_name, torch_level
 
 
 def is_exported(model: Any) -> bool:
@@ -207,6 +207,8 @@ def eager_view(gm: torch.fx.GraphModule) -> nn.Module:
     for n in list(graph.nodes):
         if n.op == "get_attr" and not n.users:
             graph.erase_node(n)
+        else:  # the rest called as the torch functions they lower: what runs the view under a
+            torch_level(n)  # function mode (diagnose's and LSUV's raw-parameter layers) sees them
     root = _mirror(gm, {k: v[0] for k, v in standins.items()})
     view = torch.fx.GraphModule(root, graph, class_name=f"Exported{type(gm).__name__}")
     view._modules, view._parameters, view._buffers = root._modules, root._parameters, root._buffers

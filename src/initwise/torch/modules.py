@@ -1077,7 +1077,10 @@ def weight_fans(
 ) -> tuple[Fans, int, int, str]:
     """(fans per block, chunks, chunk_dim, description) of a weight of a ``kind`` module."""
     if isinstance(module, FunctionalLinear):
-        f, chunks, dim, extra = weight_fans(kind, nn.Module(), shape, name)
+        # (a module's own `weight` used in a product — an exported model's, a custom layer
+        # traced into — is named as its module is: `…attn.c_attn`, a packed q/k/v projection)
+        owner = name.removesuffix(".weight") if name.endswith(".weight") else name
+        f, chunks, dim, extra = weight_fans(kind, nn.Module(), shape, owner)
         return f, chunks, dim, f"{extra}, used as {module.call} in forward"
     if isinstance(module, FunctionalConv):
         f = _fans(tuple(shape), "conv", groups=module.groups)

@@ -2024,6 +2024,28 @@ def test_rnn_cells_carry_their_probed_moments():
     assert lstm[0] < 0.2
 
 
+def test_an_lstm_with_a_projection_is_probed_inside_a_model():
+    """``proj_size`` makes the recurrent blocks (H, P), taller than wide: the probe's orthogonal
+    draw of them raised (a size mismatch), so planning any model with such an LSTM before
+    another layer failed. Its read-out is now solved for the probed state, as without it."""
+
+    class M(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(8, 16, num_layers=2, batch_first=True, proj_size=8)
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.rnn(x)[0][:, -1])
+
+    m = M()
+    p = it.init_model(m, seed=0)
+    assert "input E[x²] 0.0" in p["fc.weight"].reason  # (the probed small state, not 1)
+    with torch.no_grad():
+        out = m(torch.randn(256, 5, 8, generator=torch.Generator().manual_seed(0)))
+    assert 0.5 < float(out.std()) < 2
+
+
 def test_a_norm_over_flattened_tokens_follows_its_layer():
     """``bn(y.flatten(0, 1)).reshape_as(y)`` (LeViT's BatchNorm1d over tokens): ``y`` reaches
     ``reshape_as`` twice, once as the shape it gives; that reference was taken as a path of

@@ -250,3 +250,42 @@ def test_exported_hf_llama_matches_the_eager_plan():
     assert [(e.name, repr(e.scheme)) for e in pg.entries] == [
         (e.name, repr(e.scheme)) for e in pe.entries
     ]
+
+
+class _Recurrent(nn.Module):
+    def __init__(self, cls: type, **kw) -> None:
+        super().__init__()
+        self.rnn = cls(8, 16, num_layers=2, batch_first=True, **kw)
+        self.fc = nn.Linear(kw.get("proj_size", 16) * (2 if kw.get("bidirectional") else 1), 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.rnn(x)
+        return self.fc(out[:, -1])
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (nn.LSTM, {}),
+        (nn.GRU, {}),
+        (nn.RNN, {"nonlinearity": "relu"}),
+        (nn.LSTM, {"bidirectional": True}),
+        (nn.LSTM, {"proj_size": 8}),
+        (nn.GRU, {"bias": False}),
+    ],
+)
+def test_exported_recurrent_layers_are_their_modules(cls, kw):
+    """One ``aten.lstm``/``gru``/``rnn_*`` call on a list of weights, returning a flat tuple:
+    read as the module (which returns ``(output, (h, c))``), the same outputs bit for bit, the
+    eager plan and bits, and ``diagnose`` sees both layers (before: every weight "left as
+    is")."""
+    torch.manual_seed(0)
+    eager = _Recurrent(cls, **kw)
+    x = torch.randn(3, 5, 8)
+    gm = _export(eager, x)
+    assert torch.equal(eager_view(gm)(x), copy.deepcopy(gm)(x))
+    assert _entries(it.plan(gm)) == _entries(it.plan(eager))
+    it.init_model(eager, seed=0)
+    it.init_model(gm, seed=0)
+    assert _same(eager, gm)
+    assert len(diagnose(gm, x).layers) == len(diagnose(eager, x).layers) == 2

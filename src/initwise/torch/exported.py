@@ -23,6 +23,7 @@ The exported module itself is never changed, except through those shared tensors
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -139,6 +140,60 @@ def _layer(name: str, a: list[Any], p: Callable[[int], Any]) -> tuple[nn.Module,
     return None
 
 
+_RECURRENT = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
+
+
+def _recurrent(name: str, a: list[Any], p: Callable[[Any], Any]) -> nn.Module | None:
+    """The stand-in (meta device) of a recurrent ATen call ``lstm``/``gru``/``rnn_tanh``/
+    ``rnn_relu`` on ``(input, hx, params, has_biases, num_layers, dropout, train,
+    bidirectional, batch_first)``, its weights' names checked against the module's; None where
+    they do not match."""
+    cls = _RECURRENT.get(name)
+    if cls is None or len(a) < 9 or not isinstance(a[2], (list, tuple)) or not a[2]:
+        return None
+    params = [p(t) for t in a[2]]
+    if any(t is None for t in params) or not all(isinstance(v, bool) for v in (a[3], a[7], a[8])):
+        return None
+    names = [t.target.rpartition(".")[2] for t in a[2]]
+    got = dict(zip(names, params, strict=True))
+    proj = got.get("weight_hr_l0")
+    hidden = proj.shape[1] if proj is not None else got["weight_hh_l0"].shape[1]
+    kw: dict[str, Any] = {"proj_size": proj.shape[0]} if proj is not None else {}
+    if name.startswith("rnn_"):
+        kw["nonlinearity"] = name[4:]
+    m = cls(
+        got["weight_ih_l0"].shape[1], hidden, a[4], bias=a[3], batch_first=a[8],
+        dropout=float(a[5]), bidirectional=a[7], device="meta", **kw,
+    )  # fmt: skip
+    if list(m._flat_weights_names) != names:
+        return None
+    m.train(bool(a[6]))
+    return m
+
+
+def _lift_recurrent(graph: torch.fx.Graph, n: torch.fx.Node, holder: str, lstm: bool) -> None:
+    """Make recurrent ATen call ``n`` a call of module ``holder`` with the same state: the
+    module takes ``(input, (h0, c0))`` and gives ``(output, (h, c))`` where the ATen LSTM
+    gives ``(output, h, c)`` (a GRU/RNN: ``(input, h0)`` and ``(output, h)`` both ways)."""
+    # (a GRU's or RNN's h0 is one node: `hx`; an LSTM's a list of two)
+    x, hx = n.args[0], n.args[1]
+    with graph.inserting_before(n):
+        state = tuple(hx) if lstm else hx
+        call = graph.call_module(holder, (x, state))
+        parts = {0: graph.call_function(operator.getitem, (call, 0))}
+        if lstm:
+            hc = graph.call_function(operator.getitem, (call, 1))
+            parts[1] = graph.call_function(operator.getitem, (hc, 0))
+            parts[2] = graph.call_function(operator.getitem, (hc, 1))
+        else:
+            parts[1] = graph.call_function(operator.getitem, (call, 1))
+    call.meta = dict(n.meta)
+    for u in list(n.users):  # (export reads the results by index)
+        u.replace_all_uses_with(parts[u.args[1]])
+        graph.erase_node(u)
+    graph.erase_node(n)
+
+
 def eager_view(gm: torch.fx.GraphModule) -> nn.Module:
     """The stand-in of exported module ``gm`` described in the module docstring."""
     graph = torch.fx.Graph()
@@ -162,7 +217,11 @@ def eager_view(gm: torch.fx.GraphModule) -> nn.Module:
             t = _attr(gm, v.target)
             return t if isinstance(t, torch.Tensor) else None
 
-        made = _layer(packet_name(n.target), a, read)
+        name = packet_name(n.target)
+        if name in _RECURRENT:
+            _lift_rnn(graph, gm, owners, standins, n, a, name)
+            continue
+        made = _layer(name, a, read)
         if made is None:
             continue
         layer, signal, slots = made
@@ -218,6 +277,50 @@ def eager_view(gm: torch.fx.GraphModule) -> nn.Module:
         if k in vars(gm):
             setattr(view, k, vars(gm)[k])
     return view
+
+
+def _lift_rnn(
+    graph: torch.fx.Graph,
+    gm: nn.Module,
+    owners: dict[str, nn.Module],
+    standins: dict[str, tuple[nn.Module, tuple]],
+    n: torch.fx.Node,
+    a: list[Any],
+    name: str,
+) -> None:
+    """Lift recurrent call ``n`` (:func:`_recurrent`) where its weights are exactly one
+    holder's, every result is read by index and its state is one tensor per part."""
+    weights = a[2] if isinstance(a[2], (list, tuple)) else ()
+    if not weights or not all(isinstance(t, torch.fx.Node) and t.op == "get_attr" for t in weights):
+        return
+    holders = {t.target.rpartition(".")[0] for t in weights}
+    holder = holders.pop() if len(holders) == 1 else ""
+    h = owners.get(holder) if holder else None
+    if h is None or h._modules or holder in standins:
+        return
+    own = {k for k, v in h._parameters.items() if v is not None} | set(h._buffers)
+    if own != {t.target.rpartition(".")[2] for t in weights}:
+        return
+    lstm = name == "lstm"
+    hx = a[1]  # (an LSTM's (h0, c0) as a list; a GRU's or RNN's h0 as one tensor)
+    if not (
+        isinstance(hx, (list, tuple)) and len(hx) == 2 if lstm else isinstance(hx, torch.fx.Node)
+    ):
+        return
+    if not all(u.target is operator.getitem and u.args[1] in (0, 1, 2) for u in n.users):
+        return
+
+    def read(t: Any) -> Any:
+        v = _attr(gm, t.target)
+        return v if isinstance(v, torch.Tensor) else None
+
+    layer = _recurrent(name, a, read)
+    if layer is None:
+        return
+    for t in weights:
+        setattr(layer, t.target.rpartition(".")[2], _attr(gm, t.target))
+    standins[holder] = (layer, (type(layer), repr(layer), layer.training))
+    _lift_recurrent(graph, n, holder, lstm)
 
 
 def _attr(m: nn.Module, target: str) -> Any:

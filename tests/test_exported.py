@@ -289,3 +289,25 @@ def test_exported_recurrent_layers_are_their_modules(cls, kw):
     it.init_model(gm, seed=0)
     assert _same(eager, gm)
     assert len(diagnose(gm, x).layers) == len(diagnose(eager, x).layers) == 2
+
+
+def test_an_exported_block_inside_a_model_is_read_as_its_layers():
+    """An exported backbone under a new head: its norms were "left as is" (the holders are
+    plain modules) and its BatchNorm statistics were not reset. Now the plan and bits are the
+    eager model's, the statistics are reset, and the model's structure is given back."""
+    torch.manual_seed(0)
+    backbone = nn.Sequential(
+        nn.Linear(16, 32), nn.BatchNorm1d(32), nn.LayerNorm(32), nn.GELU(),
+        nn.Linear(32, 32), nn.GELU(),
+    )  # fmt: skip
+    x = torch.randn(8, 16)
+    gm = _export(backbone, x)
+    model, eager = nn.Sequential(gm, nn.Linear(32, 4)), nn.Sequential(backbone, nn.Linear(32, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        assert _entries(it.plan(model)) == _entries(it.plan(eager))
+    model(x)  # (a batch counted)
+    it.init_model(eager, seed=0)
+    it.init_model(model, seed=0)
+    assert _same(eager, model)
+    assert int(gm.get_buffer("1.num_batches_tracked")) == 0 and model[0] is gm

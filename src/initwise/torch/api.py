@@ -13,7 +13,7 @@ from .. import _validate as v
 from ..plan import Plan
 from .apply import apply_plan
 from .init import check_writable
-from .modules import frozen, unwrap
+from .modules import frozen, nested_unwrapped, unwrap
 from .planner import plan as make_plan
 
 
@@ -35,7 +35,9 @@ def init_model(
     seed = v.seed(seed, where="init_model")  # (checked before planning, which may take a while)
     p = make_plan(model, policy, example_input, overrides, **kwargs)
     stale = []
-    for name, m in unwrap(model).named_modules():
+    with nested_unwrapped(unwrap(model)) as inner:  # (an exported block's norms: its layers')
+        named = list(inner.named_modules())
+    for name, m in named:
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
             own = list(m.parameters(recurse=False))
             if own and all(frozen(q) for q in own):

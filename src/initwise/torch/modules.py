@@ -1238,9 +1238,10 @@ def nested_unwrapped(model: nn.Module) -> Iterator[nn.Module]:
     torchtitan compiles each transformer block), a data-parallel wrapper inside — replaced in
     its parent by the module it wraps, so that names, draws and tracing are the unwrapped
     model's (``blocks.0._orig_mod.fc.weight`` is ``blocks.0.fc.weight``; fx cannot trace a
-    compiled module, and running one under a function mode fails). Only the parents'
-    ``_modules`` entries change (no parameter, buffer or hook), and they are put back on the
-    way out, whatever happens inside."""
+    compiled module, and running one under a function mode fails); a ``torch.export``'ed block
+    by the layers it was exported from (:func:`~initwise.torch.exported.eager_view`). Only the
+    parents' ``_modules`` entries change (no parameter, buffer or hook), and they are put back
+    on the way out, whatever happens inside."""
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     try:
         stack = [model]
@@ -1250,6 +1251,11 @@ def nested_unwrapped(model: nn.Module) -> Iterator[nn.Module]:
                 if child is None:
                     continue
                 inner = unwrap_wrappers(child)
+                if isinstance(inner, torch.fx.GraphModule):  # (an exported block inside)
+                    from .exported import eager_view, is_exported
+
+                    if is_exported(inner):
+                        inner = eager_view(inner)
                 if inner is not child:
                     m._modules[name] = inner
                     swapped.append((m, name, child))

@@ -325,3 +325,38 @@ def test_packed_chunks_written_in_place_equal_the_concatenated_draw(chunk_dim):
     expected = torch.from_numpy(np.concatenate(parts, axis=chunk_dim))
     assert torch.equal(lin.weight.detach(), expected)
     assert torch.equal(apply_mod.draw(e, 5, torch.device("cpu"), torch.float32), expected)
+
+
+def test_complex_parameters_are_drawn_as_their_real_views():
+    """A complex weight (an FNO's spectral weights, a complex-valued layer) was refused with
+    advice to call ``.float()`` — which drops the imaginary part. Now it is drawn with
+    ``E|w|² = σ²``, each part at ``σ/√2`` (torch's complex ``normal_``), the same bits on every
+    call and engine-independent in scale; matrix schemes and uncentered ones are refused before
+    anything is written; LSUV refuses complex models (it measured the real part)."""
+    import initwise.schemes as S
+
+    m = nn.Sequential(nn.Linear(256, 256, dtype=torch.cfloat))
+    p = it.init_model(m, seed=0)
+    w = m[0].weight.detach()
+    assert float(w.abs().pow(2).mean()) == pytest.approx(p.entries[0].std ** 2, rel=0.02)
+    assert float(w.real.var()) == pytest.approx(float(w.imag.var()), rel=0.05)
+    twin = nn.Sequential(nn.Linear(256, 256, dtype=torch.cfloat))
+    it.init_model(twin, seed=0)
+    assert torch.equal(twin[0].weight, m[0].weight)
+    p.apply(twin, seed=0, engine="torch")
+    assert float(twin[0].weight.abs().pow(2).mean()) == pytest.approx(
+        p.entries[0].std ** 2, rel=0.03
+    )
+    t = torch.empty(300, 300, dtype=torch.cfloat)
+    it.xavier_uniform_(t)
+    assert float(t.abs().pow(2).mean()) == pytest.approx(2 / 600, rel=0.03)  # (torch: 2×)
+    it.constant_(t, 1.5)
+    assert torch.equal(t, torch.full_like(t, 1.5))
+    before = snapshot(m)
+    with pytest.raises(ValueError, match="orthogonal can not fill a complex tensor"):
+        it.init_model(m, seed=1, overrides={"0.weight": S.orthogonal()})
+    with pytest.raises(ValueError, match="not centered at 0 and symmetric"):
+        it.init_model(m, seed=1, overrides={"0.weight": S.normal(1.0, 0.1)})
+    with pytest.raises(TypeError, match="lsuv: parameter '0.weight' is complex"):
+        it.lsuv(m, torch.randn(8, 256, dtype=torch.cfloat))
+    assert same(before, snapshot(m))

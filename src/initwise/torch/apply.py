@@ -24,6 +24,7 @@ from torch import nn
 from .. import _validate as v
 from .. import sampling
 from ..plan import ParamPlan, Plan
+from . import complex as CX
 from . import parametrized as PZ
 from .batch import plain_strided
 from .init import check_range, check_tensor, sample
@@ -292,11 +293,16 @@ def validate(
             )
         e.check()
         if e.scheme is not None:
-            check_tensor(p, f"parameter {e.name!r}")
+            where = f"parameter {e.name!r}"
+            if isinstance(p, torch.Tensor) and p.is_complex():  # (drawn as its real view)
+                if found and e.name in found:
+                    raise TypeError(f"{where}: a complex parametrized weight is not supported")
+                e, p = CX.real_entry(e, where), torch.view_as_real(p.detach())
+            check_tensor(p, where)
             for i in range(e.chunks):
                 s = e.scheme_for_chunk(i)
                 if s is not None:
-                    check_range(s, e.block_shape, e.fans, p.dtype, f"parameter {e.name!r}")
+                    check_range(s, e.block_shape, e.fans, p.dtype, where)
     return params
 
 
@@ -437,6 +443,12 @@ def _apply(
         # the originals hold uninitialized memory until written: only shape and dtype are used
         params.update({n: _empty_on(t, dev) for n, t in shapes.items()})
         atomic = False
+    complex_ = [e.name for e in entries if params[e.name].is_complex()]
+    if complex_:  # drawn as their real views, (*shape, 2), each part at σ/√2 (torch/complex.py)
+        entries = [
+            CX.real_entry(e, f"parameter {e.name!r}") if e.name in complex_ else e for e in entries
+        ]
+        params = {**params, **{n: torch.view_as_real(params[n].detach()) for n in complex_}}
     boxes = {e.name: shard_box(params[e.name]) for e in entries}
 
     def put(name: str, v: torch.Tensor) -> None:

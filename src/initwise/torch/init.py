@@ -263,6 +263,8 @@ def init_(
     zero-element tensor warns and is left as is.
     """
     where = f"initwise.torch.{getattr(scheme, 'name', scheme.type)}_"
+    if isinstance(tensor, torch.Tensor) and tensor.is_complex():
+        return _init_complex(tensor, scheme, generator, fans, kind, groups, chunks, stride, where)
     check_tensor(tensor, where)
     shape = tuple(tensor.shape)
     scheme.check_shape(shape)
@@ -287,6 +289,38 @@ def init_(
             fans=fans,
         )
         tensor.copy_(values)
+    return tensor
+
+
+def _init_complex(
+    tensor: torch.Tensor,
+    scheme: S.Scheme,
+    generator: torch.Generator | None,
+    fans: Fans | None,
+    kind: str,
+    groups: int,
+    chunks: int | None,
+    stride: int | Sequence[int],
+    where: str,
+) -> torch.Tensor:
+    """:func:`init_` of a complex tensor: its real view drawn from the part scheme
+    (:mod:`initwise.torch.complex`: ``E|w|² = σ²``, each part ``σ/√2``) with the complex tensor's
+    own fans; a constant ``c`` is ``c + 0i``."""
+    from .complex import part_scheme
+
+    shape = tuple(tensor.shape)
+    scheme.check_shape(shape)
+    if scheme.needs_fans and fans is None and 0 not in shape:
+        fans = compute_fans(shape, kind, groups=groups, chunks=chunks, stride=stride)
+    d = scheme.dist(shape, fans)
+    if d is not None and d.kind == "constant" and d.mean != 0:
+        check_tensor(torch.view_as_real(tensor), where)
+        if not tensor.is_meta and tensor.numel():
+            with torch.no_grad():
+                tensor.fill_(d.mean)
+        return tensor
+    part = part_scheme(scheme, shape, fans, where)
+    init_(torch.view_as_real(tensor), part, generator, fans=fans)
     return tensor
 
 

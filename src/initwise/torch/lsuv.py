@@ -204,6 +204,12 @@ def lsuv(
     check_materialized(model, "lsuv")
     for name, q in model.named_parameters():  # (LSUV rescales in place: each must take it)
         check_writable(q, f"lsuv: parameter {name!r}")
+        if q.is_complex():  # (its std was taken of the real part: the scale came out √2 off)
+            raise TypeError(
+                f"lsuv: parameter {name!r} is complex; LSUV measures and rescales real "
+                "outputs — initialize a complex model with init_model (its weights are drawn "
+                "with E|w|² = σ²) and leave LSUV out"
+            )
     # (compiled models and blocks: LSUV runs the modules they compile, under their names)
     with held_to_free(), nested_unwrapped(unwrap(model)) as inner:  # (busy cores: see cpus)
         return _lsuv(inner, batch, tol, max_iter, target, seed, orthogonal)

@@ -10,8 +10,8 @@ scaled by ``1/√2`` with the complex tensor's own fans — the same bits on eve
 count and device, as for a real tensor.
 
 Only schemes centered at zero and symmetric have such a pair (a normal of mean 0, a uniform
-``U(−a, a)``, a truncated normal with ``a = −b``, variance scaling); a constant ``c`` is
-``c + 0i``. Matrix schemes (orthogonal, eye, dirac, delta-orthogonal, sparse) are refused: a
+``U(−a, a)``, a truncated normal with ``a = −b``, variance scaling); the drop-in
+``constant_`` writes ``c + 0i`` (a plan's non-zero constant is refused). Matrix schemes (orthogonal, eye, dirac, delta-orthogonal, sparse) are refused: a
 unitary draw is another distribution, not two real ones.
 """
 
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-
-import torch
 
 from .. import schemes as S
 from ..math.fans import Fans
@@ -47,8 +45,9 @@ def part_scheme(
     if d.kind == "constant":
         if d.mean != 0:
             raise ValueError(
-                f"{where}: a constant {d.mean:g} on a complex tensor is drawn by "
-                "complex_constant, not as two parts"
+                f"{where}: a plan's constant {d.mean:g} on a complex tensor is not two equal "
+                "parts (it is c + 0i): leave the parameter out of the plan (override 'keep') "
+                "and fill it with initwise.torch.constant_, which writes c + 0i"
             )
         return scheme
     symmetric = d.mean == 0 and (d.kind == "normal" or -d.low == d.high)
@@ -81,16 +80,3 @@ def real_entry(e: ParamPlan, where: str) -> ParamPlan:
         fan_in=f.fan_in if f is not None else None,
         fan_out=f.fan_out if f is not None else None,
     )
-
-
-def constant(e: ParamPlan) -> complex | None:
-    """The value of an entry that is a non-zero constant (``c + 0i`` on a complex tensor), or
-    None."""
-    if e.chunks != 1 or e.scheme is None:
-        return None
-    d = e.scheme.dist(e.block_shape, e.fans)
-    return d.mean if d is not None and d.kind == "constant" and d.mean != 0 else None
-
-
-def is_complex(t: torch.Tensor) -> bool:
-    return isinstance(t, torch.Tensor) and t.is_complex()

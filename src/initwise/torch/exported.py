@@ -75,6 +75,21 @@ _CONV = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
 _CONV_T = {"conv_transpose1d": 1, "conv_transpose2d": 2, "conv_transpose3d": 3}
 
 
+def _conv_call(name: str, a: list[Any], p: Callable[[int], Any]) -> tuple | None:
+    """``(spatial dims, weight, groups, module class)`` of a ``convNd``/``conv_transposeNd``
+    call on a parameter of ``N + 2`` dimensions, else None."""
+    d = _CONV.get(name) or _CONV_T.get(name)
+    w = p(1) if d is not None else None
+    if w is None or not isinstance(a[6], int) or w.ndim != d + 2:
+        return None
+    classes = (
+        (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+        if name in _CONV
+        else (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+    )
+    return d, w, a[6], classes[d - 1]
+
+
 def _layer(name: str, a: list[Any], p: Callable[[int], Any]) -> tuple[nn.Module, int, dict] | None:
     """``(stand-in module on the meta device, index of the signal argument, {slot: argument
     index})`` for ATen call ``name`` with arguments ``a``; ``p(i)``: the tensor that argument
@@ -84,22 +99,17 @@ def _layer(name: str, a: list[Any], p: Callable[[int], Any]) -> tuple[nn.Module,
         w = p(1)
         m = nn.Linear(w.shape[1], w.shape[0], bias=a[2] is not None, **meta)
         return m, 0, {"weight": 1, "bias": 2}
-    if name in _CONV and p(1) is not None:
-        d, w, g = _CONV[name], p(1), a[6]
-        if not isinstance(g, int) or w.ndim != d + 2:
-            return None
-        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[d - 1]
+    conv = _conv_call(name, a, p)
+    if conv is not None and name in _CONV:
+        d, w, g, cls = conv
         padding = a[4] if isinstance(a[4], str) else _nd(a[4], d)
         m = cls(
             w.shape[1] * g, w.shape[0], tuple(w.shape[2:]), _nd(a[3], d), padding,
             _nd(a[5], d), g, bias=a[2] is not None, **meta,
         )  # fmt: skip
         return m, 0, {"weight": 1, "bias": 2}
-    if name in _CONV_T and p(1) is not None:
-        d, w, g = _CONV_T[name], p(1), a[6]
-        if not isinstance(g, int) or w.ndim != d + 2:
-            return None
-        cls = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)[d - 1]
+    if conv is not None:  # (a transposed one)
+        d, w, g, cls = conv
         m = cls(
             w.shape[0], w.shape[1] * g, tuple(w.shape[2:]), _nd(a[3], d), _nd(a[4], d),
             _nd(a[5], d), g, bias=a[2] is not None, dilation=_nd(a[7], d), **meta,

@@ -11,8 +11,9 @@ count and device, as for a real tensor.
 
 Only schemes centered at zero and symmetric have such a pair (a normal of mean 0, a uniform
 ``U(−a, a)``, a truncated normal with ``a = −b``, variance scaling); the drop-in
-``constant_`` writes ``c + 0i`` (a plan's non-zero constant is refused). Matrix schemes (orthogonal, eye, dirac, delta-orthogonal, sparse) are refused: a
-unitary draw is another distribution, not two real ones.
+``constant_`` writes ``c + 0i`` (a plan's non-zero constant is refused). Matrix schemes
+(orthogonal, eye, dirac, delta-orthogonal, sparse) are refused: a unitary draw is another
+distribution, not two real ones.
 """
 
 from __future__ import annotations

@@ -290,6 +290,27 @@ def _apply_linear(**kw: Any) -> Callable[[], Any]:
     return call
 
 
+def _complex(scheme: str, lsuv: bool = False) -> Callable[[], Any]:
+    """A complex ``nn.Linear(4, 4)`` given ``scheme`` by an override, or run through LSUV."""
+
+    def call() -> Any:
+        torch = _torch()
+        from initwise import schemes as S
+
+        m = torch.nn.Linear(4, 4, dtype=torch.cfloat)
+        if lsuv:
+            return _it().lsuv(m, torch.randn(8, 4, dtype=torch.cfloat))
+        return _it().init_model(m, overrides={"weight": getattr(S, scheme)()})
+
+    return call
+
+
+def _exported_program() -> Any:
+    torch = _torch()
+    ep = torch.export.export(torch.nn.Linear(4, 4), (torch.randn(2, 4),))
+    return _it().plan(ep)
+
+
 def _override(spec: dict) -> Callable[[], Any]:
     def call() -> Any:
         torch = _torch()
@@ -944,6 +965,30 @@ CASES: list[Case] = [
         TypeError,
         "seed must be an int",
         "pass an int",
+    ),
+    Case(
+        "planner",
+        "a torch.export ExportedProgram instead of its module",
+        _exported_program,
+        TypeError,
+        r"ExportedProgram; pass program.module\(\)",
+        "pass program.module() (its tensors are the program's)",
+    ),
+    Case(
+        "apply",
+        "orthogonal override on a complex weight",
+        _complex("orthogonal"),
+        ValueError,
+        "orthogonal can not fill a complex tensor",
+        "give it a normal, uniform or variance-scaling scheme",
+    ),
+    Case(
+        "lsuv",
+        "a complex model",
+        _complex("", lsuv=True),
+        TypeError,
+        "lsuv: parameter 'weight' is complex",
+        "initialize it with init_model and leave LSUV out",
     ),
     Case(
         "apply",

@@ -1264,3 +1264,29 @@ def test_family_rules_keep_only_whole_parameter_calls_and_restore_torch_init():
     assert (rules["u"][0].low, rules["u"][0].high) == (-0.1, 0.1)
     assert all(getattr(nn.init, f) is g for f, g in saved.items())
     assert all(bool((q == 1).all()) for q in owner.parameters())
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_gradient_checkpointing_does_not_change_the_plan(family):
+    """With ``gradient_checkpointing_enable()`` fx cannot trace the model and it is traced by
+    running, where HF's ``inputs_embeds.requires_grad_(True)`` was recorded as a node: a second
+    use of the token table's output, so the position (and BERT's token-type) table was planned
+    N(0, 1) instead of the token table's std and GPT-2's residual branch ends ×5.7. A method
+    that changes no value is not a node now; the plan equals the plain model's."""
+    import copy
+
+    if family == "gpt2":
+        model = gpt2(2)
+    else:
+        cfg = transformers.BertConfig(
+            num_hidden_layers=2, hidden_size=64, num_attention_heads=4, intermediate_size=128,
+            vocab_size=128,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        model = transformers.BertForMaskedLM(cfg)
+    plain = copy.deepcopy(model).train()
+    model.gradient_checkpointing_enable()
+    model.train()
+    pa, pb = it.plan(plain), it.plan(model)
+    assert "traced with run" in pb.notes[0]
+    assert [(e.name, e.std) for e in pb] == [(e.name, e.std) for e in pa]

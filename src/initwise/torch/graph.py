@@ -445,6 +445,11 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
         torch_level(fn)  # (an exported module's ATen operators: the torch functions they lower)
         if is_check(fn):
             continue  # (export's metadata asserts: a second use of a value that computes nothing)
+        if fn.op == "call_method" and fn.target in _KEEPS_VALUE and fn.args:
+            first = fn.args[0]
+            if isinstance(first, torch.fx.Node) and first in index:
+                index[fn] = index[first]  # (`h.requires_grad_()`: h itself)
+                continue
         inputs = [latest.get(index[a], index[a]) for a in fn.all_input_nodes]
         scalars = tuple(a for a in fn.args if not isinstance(a, torch.fx.Node))
         kwargs = {k: a for k, a in fn.kwargs.items() if not isinstance(a, torch.fx.Node)}
@@ -472,6 +477,18 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
         if fn.op == "call_method" and _in_place_method(target) and inputs:
             latest[inputs[0]] = node.idx
     return Graph(nodes, "fx")
+
+
+_KEEPS_VALUE = frozenset({"requires_grad_", "retain_grad"})
+"""Tensor methods that change no value: recorded, they were a second use of the tensor (HF's
+gradient checkpointing calls ``inputs_embeds.requires_grad_(True)``: GPT-2's position table was
+then planned N(0, 1) instead of the token table's std, and the residual branch ends ×5.7)."""
+
+
+def _value_kept(func: Any, args: tuple, out: Any) -> bool:
+    """Whether a call recorded by a run trace returns its own first argument unchanged in value
+    (:data:`_KEEPS_VALUE`): not a node, its tensor keeps its producer."""
+    return _fn_name(func) in _KEEPS_VALUE and bool(args) and out is args[0]
 
 
 def _in_place_method(name: str) -> bool:
@@ -691,7 +708,7 @@ def _trace_run(
             out = fast_meta(func, args, kwargs) if on_meta and META_SHORTCUTS else NotImplemented
             if out is NotImplemented:
                 out = func(*args, **kwargs)
-            if depth[0] == 0 and tensors(out):
+            if depth[0] == 0 and tensors(out) and not _value_kept(func, args, out):
                 scalars = tuple(device_as(a) for a in args if not isinstance(a, torch.Tensor))
                 kw = {k: device_as(a) for k, a in kwargs.items() if not isinstance(a, torch.Tensor)}
                 add("function", _fn_name(func), (args, kwargs), out, scalars, kw, func)

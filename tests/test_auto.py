@@ -286,6 +286,44 @@ def test_a_formula_after_a_reshape_is_probed_as_the_activation(how):
     assert "input E[x²] 0.425" in p["b.weight"].reason
 
 
+class _Logged(nn.Module):
+    """A forward that keeps statistics aside to log them (not used by the output)."""
+
+    def __init__(self, log: bool) -> None:
+        super().__init__()
+        self.e, self.p = nn.Embedding(50, 16), nn.Embedding(8, 16)
+        self.a, self.b, self.c = nn.Linear(16, 64), nn.Linear(64, 64), nn.Linear(64, 4)
+        self.log = log
+
+    def forward(self, ids):
+        h = self.e(ids)
+        if self.log:
+            self.emb_norm = h.detach().norm()
+        h = h + self.p(torch.arange(ids.shape[1]))
+        z = self.a(h)
+        if self.log:
+            self.pre_mean = z.detach().mean()
+        h = z * torch.sigmoid(1.5 * z)
+        if self.log:
+            self.act_std = h.detach().std()
+        return self.c(F.gelu(self.b(h)))
+
+
+@pytest.mark.parametrize("example", [False, True], ids=["fx", "run"])
+def test_statistics_kept_aside_in_forward_do_not_change_the_plan(example):
+    """``self.pre_mean = z.detach().mean()`` was a second use of ``z``: the plain-function
+    activation after it was read as the ``sigmoid`` inside it and ``b``/``c`` came out 1.6×
+    off, nothing said. Values that reach neither the output nor a write are no nodes now."""
+    ids = torch.randint(0, 50, (4, 8), generator=torch.Generator().manual_seed(0))
+    x = ids if example else None
+    quiet, logged = (
+        it.plan(_Logged(False), example_input=x),
+        it.plan(_Logged(True), example_input=x),
+    )
+    assert [(e.name, e.std) for e in logged] == [(e.name, e.std) for e in quiet]
+    assert "probed mul·sigmoid·mul" in logged["a.weight"].reason
+
+
 def test_wrappers_are_unwrapped_and_torchscript_is_refused():
     torch.manual_seed(0)
     m = _mlp(nn.GELU, depth=3, width=16)

@@ -420,8 +420,65 @@ def trace_fx(model: nn.Module) -> Graph:
         tracer = LeafTracer()
         tracer.opening = False
         fx_graph = tracer.trace(model)
-    graph = from_fx(model, fx_graph)
+    graph = without_dead_ends(from_fx(model, fx_graph))
     graph.constants = tracer.constants
+    return graph
+
+
+_WRITES = frozenset({"setitem", "index_put", "scatter", "copy", "fill", "zero"})
+"""Function nodes that write into a tensor (besides the ``name_`` methods): never dead ends."""
+
+
+def without_dead_ends(graph: Graph) -> Graph:
+    """``graph`` without the function nodes that only observe it: computed from values of the
+    graph, reaching neither the output nor a write — a statistic ``forward`` computes to log or
+    keep (``self.pre_mean = z.detach().mean()``), a shape read for a check. Kept, such a node
+    was a second use of the value it reads, and single-use patterns failed: a plain-function
+    activation after that value was read as the ``sigmoid`` inside it, and the layers after it
+    were 1.6× off, with nothing said. What a module computes stays, used or not (SigLIP's
+    pooling head, which PaliGemma does not read, is still a residual block), and so do
+    operations that write into a tensor (``add_``, ``setitem``, ``copy_``) and what they
+    read."""
+
+    def writes(n: Node) -> bool:
+        t = str(n.target)
+        return n.op == "function" and (
+            (t.endswith("_") and not t.endswith("__")) or t.rstrip("_") in _WRITES
+        )
+
+    live: set[int] = set()
+    stack = [n.idx for n in graph.nodes if n.op == "output" or writes(n)]
+    while stack:
+        i = stack.pop()
+        if i not in live:
+            live.add(i)
+            stack.extend(graph.nodes[i].inputs)
+    users = graph.users()
+    dead = {n.idx for n in graph.nodes if n.op == "function" and n.idx not in live}
+    while True:  # observers only: read from live values or other observers, read by observers
+        keep = {
+            i
+            for i in dead
+            if any(j not in live and j not in dead for j in graph.nodes[i].inputs)
+            or any(u not in dead for u in users[i])
+        }
+        if not keep:
+            break
+        dead -= keep
+    if not dead:
+        return graph
+    new: dict[int, int] = {}
+    nodes: list[Node] = []
+    for n in graph.nodes:
+        if n.idx in dead:
+            continue
+        new[n.idx] = len(nodes)
+        n.idx = len(nodes)
+        n.inputs = [new[i] for i in n.inputs]
+        n.broadcast = frozenset(new[i] for i in n.broadcast if i in new)
+        nodes.append(n)
+    graph.nodes = nodes
+    graph.inlined = {k: new[v] for k, v in graph.inlined.items() if v in new}
     return graph
 
 
@@ -755,7 +812,7 @@ def _trace_run(
         for h in handles:
             h.remove()
     add("output", "output", out, None)
-    return Graph(nodes, "run")
+    return without_dead_ends(Graph(nodes, "run"))
 
 
 _HOOK_LIBRARIES = (*LIBRARIES, "accelerate.", "peft.", "initwise.")

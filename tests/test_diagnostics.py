@@ -574,3 +574,38 @@ def test_a_fully_frozen_model_says_no_gradients_were_measured():
     r = diagnose(m, torch.randn(16, 8))
     assert all(s.grad_std is None for s in r.layers)
     assert any("no gradients were measured" in n for n in r.notes)
+
+
+def test_diagnose_runs_through_reentrant_checkpointing():
+    """``checkpoint(..., use_reentrant=True)`` refuses ``autograd.grad``: diagnose raised torch's
+    RuntimeError. It now takes the same statistics as without checkpointing, and the
+    parameters' ``.grad`` are as they were."""
+    from torch.utils.checkpoint import checkpoint
+
+    class Net(torch.nn.Module):
+        def __init__(self, ckpt: bool) -> None:
+            super().__init__()
+            self.a, self.b, self.c = (torch.nn.Linear(16, 16) for _ in range(3))
+            self.ckpt = ckpt
+
+        def block(self, h: torch.Tensor) -> torch.Tensor:
+            return torch.tanh(self.b(h))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.tanh(self.a(x))
+            h = checkpoint(self.block, h, use_reentrant=True) if self.ckpt else self.block(h)
+            return self.c(h)
+
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    plain = Net(False)
+    torch.manual_seed(0)
+    ckpt = Net(True)
+    ckpt.a.weight.grad = torch.ones_like(ckpt.a.weight)
+    a, b = diagnose(plain, x), diagnose(ckpt, x)
+    assert [s.name for s in b.layers] == [s.name for s in a.layers]
+    for p, q in zip(a.layers, b.layers, strict=True):
+        assert q.out_std == pytest.approx(p.out_std, rel=1e-6)
+        assert q.weight_grad_std == pytest.approx(p.weight_grad_std, rel=1e-5)
+    assert torch.equal(ckpt.a.weight.grad, torch.ones_like(ckpt.a.weight))
+    assert ckpt.b.weight.grad is None

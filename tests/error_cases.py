@@ -311,6 +311,15 @@ def _exported_program() -> Any:
     return _it().plan(ep)
 
 
+def _exported_guard() -> Any:
+    from initwise.diagnostics import diagnose
+
+    torch = _torch()
+    m = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.Tanh())
+    gm = torch.export.export(m, (torch.randn(2, 8),)).module()
+    return diagnose(gm, torch.randn(32, 8))
+
+
 def _override(spec: dict) -> Callable[[], Any]:
     def call() -> Any:
         torch = _torch()
@@ -973,6 +982,14 @@ CASES: list[Case] = [
         TypeError,
         r"ExportedProgram; pass program.module\(\)",
         "pass program.module() (its tensors are the program's)",
+    ),
+    Case(
+        "diagnose",
+        "a batch a torch.export'ed module's shape guards refuse",
+        _exported_guard,
+        ValueError,
+        "could not run on the batch .* Guard failed: .* export with dynamic shapes",
+        "give a batch of the exported shapes, or export with torch.export.Dim",
     ),
     Case(
         "apply",

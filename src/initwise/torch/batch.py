@@ -305,8 +305,15 @@ def run_model(model: Callable[..., Any], batch: Any) -> Any:
         return call(model, batch)
     except ProbeError:
         raise
-    except (RuntimeError, TypeError, ValueError, IndexError) as exc:
+    except (RuntimeError, TypeError, ValueError, IndexError, AssertionError) as exc:
+        # (an `assert` in forward, or a torch.export'ed module's shape guards: they came out
+        # as a bare AssertionError)
+        said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if said.startswith("Guard failed"):
+            said += (
+                " — a torch.export'ed module takes the shapes it was exported with; give a "
+                "batch of those, or export with dynamic shapes (torch.export.Dim)"
+            )
         raise ValueError(
-            f"the model could not run on the batch (shapes {shapes(batch)}): "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"the model could not run on the batch (shapes {shapes(batch)}): {said}"
         ) from exc

@@ -320,6 +320,12 @@ def _exported_guard() -> Any:
     return diagnose(gm, torch.randn(32, 8))
 
 
+def _scripted_block() -> Any:
+    torch = _torch()
+    block = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()))
+    return _it().plan(torch.nn.Sequential(torch.nn.Linear(4, 4), block))
+
+
 def _override(spec: dict) -> Callable[[], Any]:
     def call() -> Any:
         torch = _torch()
@@ -990,6 +996,14 @@ CASES: list[Case] = [
         ValueError,
         "could not run on the batch .* Guard failed: .* export with dynamic shapes",
         "give a batch of the exported shapes, or export with torch.export.Dim",
+    ),
+    Case(
+        "planner",
+        "a TorchScript block inside an eager model",
+        _scripted_block,
+        TypeError,
+        "submodule '1' is a TorchScript module",
+        "plan with the eager block, then torch.jit.script it",
     ),
     Case(
         "apply",

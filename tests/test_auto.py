@@ -324,6 +324,27 @@ def test_statistics_kept_aside_in_forward_do_not_change_the_plan(example):
     assert "probed mul·sigmoid·mul" in logged["a.weight"].reason
 
 
+def test_a_torchscript_block_inside_a_model_is_refused_by_name():
+    """A scripted block inside an eager model crashed the planner's walk with an internal
+    AttributeError (its module dict has no ``get``); plan, init_model, diagnose and lsuv now
+    refuse it naming the submodule, as a scripted model is refused, and nothing is written."""
+    from initwise.diagnostics import diagnose
+
+    block = torch.jit.script(nn.Sequential(nn.Linear(16, 16), nn.ReLU()))
+    m = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Sequential(block), nn.Linear(16, 4))
+    before = [p.detach().clone() for p in m.parameters()]
+    x = torch.randn(8, 8)
+    for call in (
+        lambda: it.plan(m),
+        lambda: it.init_model(m, seed=0),
+        lambda: diagnose(m, x),
+        lambda: it.lsuv(m, x),
+    ):
+        with pytest.raises(TypeError, match="submodule '2.0' is a TorchScript module"):
+            call()
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
+
+
 def test_wrappers_are_unwrapped_and_torchscript_is_refused():
     torch.manual_seed(0)
     m = _mlp(nn.GELU, depth=3, width=16)

@@ -1244,12 +1244,19 @@ def nested_unwrapped(model: nn.Module) -> Iterator[nn.Module]:
     on the way out, whatever happens inside."""
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     try:
-        stack = [model]
+        stack = [(model, "")]
         while stack:
-            m = stack.pop()
+            m, prefix = stack.pop()
             for name, child in list(m._modules.items()):
                 if child is None:
                     continue
+                path = f"{prefix}{name}"
+                if isinstance(child, torch.jit.ScriptModule):  # (it crashed the walk inside)
+                    raise TypeError(
+                        f"submodule {path!r} is a TorchScript module ({type(child).__name__}); "
+                        "initwise plans eager modules: plan and initialize the model with the "
+                        "eager block, then torch.jit.script it"
+                    )
                 inner = unwrap_wrappers(child)
                 if isinstance(inner, torch.fx.GraphModule):  # (an exported block inside)
                     from .exported import eager_view, is_exported
@@ -1259,7 +1266,7 @@ def nested_unwrapped(model: nn.Module) -> Iterator[nn.Module]:
                 if inner is not child:
                     m._modules[name] = inner
                     swapped.append((m, name, child))
-                stack.append(inner)
+                stack.append((inner, f"{path}."))
         yield model
     finally:
         for m, name, child in reversed(swapped):

@@ -13,7 +13,7 @@ from .. import _validate as v
 from ..plan import Plan
 from .apply import apply_plan
 from .init import check_writable
-from .modules import frozen, nested_unwrapped, unwrap
+from .modules import frozen, nested_unwrapped, not_a_module, unwrap
 from .planner import plan as make_plan
 
 
@@ -32,12 +32,25 @@ def init_model(
     weights are written: statistics of the old weights do not describe the new ones — except a
     norm whose own affine parameters are frozen (``requires_grad=False``: a pretrained backbone's,
     kept as the plan keeps its weights). Nothing is reset if planning or applying fails."""
+    if not isinstance(model, nn.Module):
+        raise not_a_module(model)
     seed = v.seed(seed, where="init_model")  # (checked before planning, which may take a while)
-    p = make_plan(model, policy, example_input, overrides, **kwargs)
+    # (unwrapped once for the plan, the norms and the apply: an exported model's or block's
+    # view of its layers is built once, not once for each)
+    with nested_unwrapped(unwrap(model)) as inner:
+        p = make_plan(inner, policy, example_input, overrides, **kwargs)
+        stale = _stale_norms(inner)
+        apply_plan(p, inner, seed)
+    for m in stale:
+        m.reset_running_stats()
+    return p
+
+
+def _stale_norms(model: nn.Module) -> list[nn.Module]:
+    """The norms whose running statistics :func:`init_model` resets, their buffers checked
+    writable before anything is written."""
     stale = []
-    with nested_unwrapped(unwrap(model)) as inner:  # (an exported block's norms: its layers')
-        named = list(inner.named_modules())
-    for name, m in named:
+    for name, m in model.named_modules():
         if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats:
             own = list(m.parameters(recurse=False))
             if own and all(frozen(q) for q in own):
@@ -47,10 +60,7 @@ def init_model(
             for b, t in m.named_buffers(recurse=False):  # (checked before anything is written)
                 check_writable(t, f"buffer {(name + '.' if name else '') + b!r}")
             stale.append(m)
-    apply_plan(p, model, seed)
-    for m in stale:
-        m.reset_running_stats()
-    return p
+    return stale
 
 
 def materialize(

@@ -166,6 +166,8 @@ def _recurrent(name: str, a: list[Any], p: Callable[[Any], Any]) -> nn.Module | 
         return None
     names = [t.target.rpartition(".")[2] for t in a[2]]
     got = dict(zip(names, params, strict=True))
+    if "weight_ih_l0" not in got or "weight_hh_l0" not in got:
+        return None  # (not the module's names: left as a function, not a KeyError)
     proj = got.get("weight_hr_l0")
     hidden = proj.shape[1] if proj is not None else got["weight_hh_l0"].shape[1]
     kw: dict[str, Any] = {"proj_size": proj.shape[0]} if proj is not None else {}

@@ -345,6 +345,61 @@ def test_a_torchscript_block_inside_a_model_is_refused_by_name():
     assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
 
 
+
+class _Permuted(nn.Module):
+    """Dimensions reordered by ``transpose``/``.t()`` or by a one-operand ``einsum``."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.a, self.d = nn.Linear(16, 64), nn.Linear(64, 4)
+        self.W = nn.Parameter(torch.randn(64, 64))
+
+    def forward(self, x):
+        h = self.a(x)
+        if self.how == "identity":
+            h = torch.einsum("bi->bi", h)
+        h = h.view(x.shape[0], 8, 8)
+        if self.how == "einsum":
+            h = torch.einsum("bij->bji", h)
+        elif self.how == "ellipsis":
+            h = torch.einsum("...ij->...ji", h)
+        else:
+            h = h.transpose(1, 2)
+        h = torch.tanh(h.reshape(x.shape[0], 64))
+        w = torch.einsum("ij->ji", self.W) if self.how == "einsum" else self.W.t()
+        return self.d(F.gelu(h @ w))
+
+
+@pytest.mark.parametrize("example", [False, True], ids=["fx", "run"])
+@pytest.mark.parametrize("how", ["identity", "einsum", "ellipsis"])
+def test_a_one_operand_einsum_is_a_permutation(how, example):
+    """``einsum("bij->bji", h)`` moves values as ``transpose`` does; read as a product it
+    stopped the walk from ``a`` to its tanh (``a`` planned as a linear layer, the next layers
+    off: an identity ``einsum("bi->bi")`` made them ×0.63 and ×1.66), and a weight transposed
+    by ``einsum("ij->ji", W)`` was left as is and ``d`` solved for a product of two signals
+    (×0.19)."""
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0)) if example else None
+    base, other = (it.plan(_Permuted(k), example_input=x) for k in ("transpose", how))
+    assert [(e.name, e.std) for e in other] == [(e.name, e.std) for e in base]
+    assert "tanh" in other["a.weight"].reason
+    assert other["W"].std is not None
+
+
+
+def test_einsum_permutation_reads_only_reorderings():
+    from initwise.torch.graph import einsum_permutation as perm
+
+    assert perm("einsum", ("bij->bji",), 1) == ("permute", ((0, 2, 1),))
+    assert perm("einsum", ("b i j -> b j i",), 1) == ("permute", ((0, 2, 1),))
+    assert perm("einsum", ("...ij->...ji",), 1) == ("permute", ((-1, -2),))
+    assert perm("einsum", ("...ij->ji...",), 1) == ("permute", ())
+    for eq in ("bij->bi", "bii->bi", "bij->bjii", "ij,jk->ik", "bij", "...ij->ji", "b1->1b"):
+        assert perm("einsum", (eq,), 1) is None, eq
+    assert perm("einsum", ("bij->bji",), 2) is None
+    assert perm("matmul", ("bij->bji",), 1) is None
+
+
 def test_wrappers_are_unwrapped_and_torchscript_is_refused():
     torch.manual_seed(0)
     m = _mlp(nn.GELU, depth=3, width=16)

@@ -524,6 +524,9 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
         if target == "div" and len(fn.args) == 2 and not isinstance(fn.args[0], torch.fx.Node):
             target = "rtruediv"  # `1 / z`: the scalar first (as a run trace records it); it
             # was taken for `z / 1` (a linear attention's normalizer came out ×10⁹ too large)
+        permuted = einsum_permutation(target, scalars, len(inputs))
+        if permuted is not None:
+            target, scalars = permuted
         call = _fx_call(fn) if op == "function" else None
         if op == "module" and isinstance(model.get_submodule(target), KNOWN):
             index[fn] = expand_known(model.get_submodule(target), target, inputs, nodes)
@@ -546,6 +549,34 @@ def _value_kept(func: Any, args: tuple, out: Any) -> bool:
     """Whether a call recorded by a run trace returns its own first argument unchanged in value
     (:data:`_KEEPS_VALUE`): not a node, its tensor keeps its producer."""
     return _fn_name(func) in _KEEPS_VALUE and bool(args) and out is args[0]
+
+
+def einsum_permutation(target: str, args: tuple, n_inputs: int) -> tuple[str, tuple] | None:
+    """``("permute", (dims,))`` where ``target``/``args`` are an ``einsum`` of one operand that
+    only reorders its dimensions (``einsum("bnhd->bhnd", q)``, the identity ``"bi->bi"``): a
+    permutation, which moves values as ``permute`` does. As a product it stopped the walk from
+    a layer to its activation — ``einsum("bi->bi", fc(x))`` before a tanh made ``fc`` a linear
+    layer and the next two layers' scales ×0.63 and ×1.66 off. ``dims`` is empty where an
+    ellipsis hides the leading dimensions. None for anything else (a product of several
+    operands, a sum over a letter, a diagonal)."""
+    if target != "einsum" or n_inputs != 1 or not args or not isinstance(args[0], str):
+        return None
+    eq = args[0].replace(" ", "")
+    if eq.count("->") != 1 or "," in eq:
+        return None
+    lhs, rhs = eq.split("->")
+    if lhs.count("...") > 1 or lhs.count("...") != rhs.count("..."):
+        return None
+    left, right = lhs.replace("...", ""), rhs.replace("...", "")
+    if not (left + right).isalpha() or len(set(left)) != len(left):
+        return None
+    if sorted(left) != sorted(right):
+        return None  # (a sum over a letter, or a letter repeated on the right)
+    if "..." not in lhs:
+        return "permute", (tuple(lhs.index(c) for c in rhs),)
+    if lhs.startswith("...") and rhs.startswith("..."):  # the trailing letters, counted back
+        return "permute", (tuple(left.index(c) - len(left) for c in right),)
+    return "permute", ()
 
 
 def _in_place_method(name: str) -> bool:
@@ -749,6 +780,9 @@ def _trace_run(
             for t in tensors(inputs_obj)
             if id(t) in producer and op == "function" and t.numel() < size
         )
+        permuted = einsum_permutation(target, args, len(inputs))
+        if permuted is not None:
+            target, args = permuted
         node = Node(len(nodes), op, target, inputs, args, kwargs or {}, call, small)
         nodes.append(node)
         for t in outs:

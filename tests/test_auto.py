@@ -345,7 +345,6 @@ def test_a_torchscript_block_inside_a_model_is_refused_by_name():
     assert all(torch.equal(a, b) for a, b in zip(before, m.parameters(), strict=True))
 
 
-
 class _Permuted(nn.Module):
     """Dimensions reordered by ``transpose``/``.t()`` or by a one-operand ``einsum``."""
 
@@ -384,7 +383,6 @@ def test_a_one_operand_einsum_is_a_permutation(how, example):
     assert [(e.name, e.std) for e in other] == [(e.name, e.std) for e in base]
     assert "tanh" in other["a.weight"].reason
     assert other["W"].std is not None
-
 
 
 def test_einsum_permutation_reads_only_reorderings():

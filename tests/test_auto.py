@@ -398,6 +398,66 @@ def test_einsum_permutation_reads_only_reorderings():
     assert perm("matmul", ("bij->bji",), 1) is None
 
 
+class _MyTanh(nn.Module):
+    def forward(self, x):
+        return 2 * torch.sigmoid(2 * x) - 1
+
+
+_WRITTEN = {
+    "tanh": (torch.tanh, lambda h: 2 * torch.sigmoid(2 * h) - 1),
+    "softsign": (F.softsign, lambda h: h / (1 + h.abs())),
+    "gelu": (F.gelu, lambda h: 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))),
+    "sigmoid": (torch.sigmoid, lambda h: 1 / (1 + torch.exp(-h))),
+    "silu": (F.silu, lambda h: h * torch.sigmoid(h)),
+}
+
+
+class _Written(nn.Module):
+    def __init__(self, f) -> None:
+        super().__init__()
+        self.f = f
+        self.ls = nn.ModuleList([nn.Linear(16, 64), *[nn.Linear(64, 64) for _ in range(4)]])
+        self.out = nn.Linear(64, 4)
+
+    def forward(self, x):
+        for layer in self.ls:
+            x = self.f(layer(x))
+        return self.out(x)
+
+
+@pytest.mark.parametrize("example", [False, True], ids=["fx", "run"])
+@pytest.mark.parametrize("name", sorted(_WRITTEN))
+def test_a_registered_activation_written_out_is_planned_as_itself(name, example):
+    """A stretch of ``forward`` that computes a registered activation is identified by its
+    values: ``2·sigmoid(2x) − 1`` was planned by the generic smooth rule (no bias, q* 1.93,
+    χ 1.33 per layer) where tanh gets its edge-of-chaos point, and ``x / (1 + |x|)`` the same
+    against softsign's."""
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0)) if example else None
+    plain, written = (it.plan(_Written(f), example_input=x) for f in _WRITTEN[name])
+    assert [e.name for e in written] == [e.name for e in plain]
+    assert [e.std for e in written] == pytest.approx([e.std for e in plain], rel=1e-9)
+    assert f"(= {name}) at q*" in written["ls.1.weight"].reason
+
+
+def test_a_module_that_computes_a_registered_activation_is_planned_and_shaped_as_it():
+    torch.manual_seed(0)
+    mine, ref = (
+        nn.Sequential(nn.Linear(16, 32), a(), nn.Linear(32, 32), a(), nn.Linear(32, 4))
+        for a in (_MyTanh, nn.Tanh)
+    )
+    assert [(e.name, e.std) for e in it.plan(mine)] == [(e.name, e.std) for e in it.plan(ref)]
+    assert "_MyTanh (= tanh) at q*" in it.plan(mine)["0.weight"].reason
+    p = it.plan(mine, "dks")  # (kernel shaping rewrites it as it rewrites tanh)
+    assert [r.transform for r in p.rewrites] == [r.transform for r in it.plan(ref, "dks").rewrites]
+
+
+def test_a_near_miss_is_not_identified():
+    """``x·sigmoid(1.5x)`` is no registered activation (SiLU is ``x·sigmoid(x)``): probed."""
+    p = it.plan(_Written(lambda h: h * torch.sigmoid(1.5 * h)))
+    assert "probed mul·sigmoid·mul at q*" in p["ls.1.weight"].reason
+    assert "(= " not in p["ls.1.weight"].reason
+
+
 def test_wrappers_are_unwrapped_and_torchscript_is_refused():
     torch.manual_seed(0)
     m = _mlp(nn.GELU, depth=3, width=16)

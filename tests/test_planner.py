@@ -33,7 +33,7 @@ def test_activation_detection_modules_functions_methods_and_unknown():
         ("silu_f", "silu at q*"),
         ("leaky", "leaky_relu(0.2) at q*"),
         ("method", "relu at q* 2"),
-        ("swish", "Swish at q*"),  # an unknown elementwise module, probed
+        ("swish", "Swish (= silu) at q*"),  # an unknown elementwise module, probed: SiLU
     ]:
         assert act in p[f"{name}.weight"].reason, name
     assert g["relu.weight"] == pytest.approx(math.sqrt(2), abs=1e-9)  # unit input → He

@@ -125,3 +125,41 @@ def test_entries_picked_from_a_measured_product_are_measured_where_they_are_read
         plan.apply(m, seed=seed)
         ratios.append(_top_input(m, batch) / planned)
     assert all(0.8 <= r <= 1.25 for r in ratios), ratios
+
+
+class _CallAsProduct(nn.Module):
+    """A layer called as a product of its own weight (Mamba's ``self.dt_proj.weight @ x``)
+    before attention written with ``matmul`` or with SDPA."""
+
+    def __init__(self, sdpa: bool) -> None:
+        super().__init__()
+        self.sdpa = sdpa
+        self.e, self.mix = nn.Embedding(50, 32), nn.Linear(32, 32)
+        self.q, self.k, self.v, self.o = (nn.Linear(32, 32) for _ in range(4))
+        self.head = nn.Linear(32, 50)
+
+    def forward(self, ids):
+        import torch.nn.functional as F
+
+        h = self.e(ids)
+        h = F.gelu(self.mix.weight @ h.transpose(1, 2)).transpose(1, 2)
+        q, k, v = self.q(h), self.k(h), self.v(h)
+        if self.sdpa:
+            a = F.scaled_dot_product_attention(q, k, v)
+        else:
+            a = torch.matmul(torch.softmax(torch.matmul(q, k.transpose(1, 2)) / 32**0.5, -1), v)
+        return self.head(h + self.o(a))
+
+
+def test_a_layer_called_as_a_product_does_not_cost_attention_its_measurement() -> None:
+    """``self.mix.weight @ h`` is the ``mix`` node in the graph; its call was counted among the
+    graph's matmuls, the calls outnumbered the nodes and no matmul was measured: the attention's
+    ``weights @ values`` went unmeasured and ``o`` was solved for an input E[x²] of 1 (std
+    0.115 against 0.216 with SDPA; a Jamba's eager attention the same)."""
+    ids = torch.randint(0, 50, (4, 16), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    sdpa = it.plan(_CallAsProduct(True), example_input=ids)
+    torch.manual_seed(0)
+    written = it.plan(_CallAsProduct(False), example_input=ids)
+    assert written["o.weight"].std == pytest.approx(sdpa["o.weight"].std, rel=1e-6)
+    assert "attention 'matmul'" in written["o.weight"].reason

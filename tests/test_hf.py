@@ -663,7 +663,9 @@ def test_text_image_models_plan_with_nothing_assumed(family):
     """CLIPModel could not run its example input (its forward needs input_ids and pixel_values:
     "activations were not detected"), its class_embedding and logit_scale had no rule, and its
     projections were solved for a "probed pow" — the x² of the L2 normalization after them.
-    SigLIP's pooling probe had no rule either."""
+    SigLIP's pooling probe had no rule either. The one thing SigLIP's plan assumes without an
+    example input is its pooling head's attention average (said as SDPA's is; its pooled output
+    is returned unnormalized), which strict refuses."""
     text = dict(
         vocab_size=100,
         hidden_size=32,
@@ -685,7 +687,15 @@ def test_text_image_models_plan_with_nothing_assumed(family):
         m = transformers.SiglipModel(
             transformers.SiglipConfig(text_config=text, vision_config=vision)
         )
-    p = it.plan(m, "auto", strict=True)
+    if family == "siglip":
+        with pytest.raises(it.AssumptionError) as said:
+            it.plan(m, "auto", strict=True)
+        assert str(said.value).count(": its input passed") == 1
+        assert "vision_model.head.attention.out_proj: its input passed attention" in str(said.value)
+        with pytest.warns(it.AssumptionWarning):
+            p = it.plan(m, "auto")
+    else:
+        p = it.plan(m, "auto", strict=True)
     assert p.notes[0].startswith("traced with run")
     assert p["logit_scale"].reason.startswith("kept: ")
     if family == "clip":

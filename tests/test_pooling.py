@@ -552,6 +552,26 @@ def test_unmeasured_attention_is_said_where_it_compounds():
     assert "attention" in p["W.1.weight"].reason and "measured" in p["W.1.weight"].reason
 
 
+def test_unmeasured_multihead_attention_is_said_as_sdpa_is():
+    """``nn.MultiheadAttention`` averages its values as SDPA does; unmeasured, SDPA's reader was
+    said and strict refused it, while the MHA's ``out_proj`` was solved for the values' E[x²]
+    without a word (a plain MHA then a Linear: output rms 0.28 of the input's). Inside a
+    transformer's residual branch it stays unsaid, as SDPA's does."""
+    torch.manual_seed(0)
+    with pytest.warns(AssumptionWarning, match="attention 'attn' over mean-free values"):
+        p = it.plan(_PlainMHA(), "auto")
+    assert "attention 'attn' over mean-free values assumed" in p["attn.out_proj.weight"].reason
+    with pytest.raises(AssumptionError, match="attn.out_proj: its input passed attention"):
+        it.plan(_PlainMHA(), "auto", strict=True)
+    x = torch.randn(8, 32, 128, generator=torch.Generator().manual_seed(1))
+    from initwise.bench.zoo import PreNormTransformer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        it.plan(_PlainMHA(), "auto", example_input=x)
+        it.plan(PreNormTransformer(), "auto")
+
+
 def _adjacency(n: int = 60, p: float = 0.1, seed: int = 2) -> torch.Tensor:
     """A symmetric-normalized adjacency with self loops, D^-½ (A + I) D^-½ (Kipf & Welling)."""
     g = torch.Generator().manual_seed(seed)

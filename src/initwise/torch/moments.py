@@ -1663,6 +1663,17 @@ def _weight(
         if measured is not None:  # (measured on the example input: pooling.measure_pools)
             s, mu = carried(measured, 1.0)
             mixed = f" (attention ×{s:.3g} of the values' E[x²], measured on the example input)"
+        elif node not in branch_end and _reaches_output(info, node):  # said as for SDPA (a
+            # branch end's share is the stream's; an unused head's, PaliGemma's SigLIP pool, is
+            # nobody's)
+            mixed = f" (attention '{node}' over mean-free values assumed to leave E[x²] unchanged)"
+            res.assumed.append(
+                f"{name}: its input passed attention '{node}' over mean-free values assumed to "
+                "leave E[x²] unchanged (at init its weights are near uniform: it averages the "
+                "values over the keys, which keeps between 1/N of E[x²], for independent "
+                "values, and all of it, for equal ones; a chain of them without norms compounds "
+                "it); give example_input= to measure it"
+            )
     if measured is not None and kind in ("conv", "conv_transpose") and measured[0] > 0:
         # zero padding: the share of E[x²] that reaches the kernel's taps at the map's edges,
         # measured on the example input (edges.edge_factor); the layer is solved for it
@@ -3808,3 +3819,23 @@ def _function(
             "N; give example_input= to measure it, write a mean, or give an override",
         )
     return known[0] if len(known) == 1 and not _lost_data(info, n, ins) else None
+
+
+def _reaches_output(info: ModelInfo, name: str) -> bool:
+    """Whether a path leads from module ``name``'s node to the model's output (a module whose
+    output nothing reads — PaliGemma's SigLIP pooling head — has no say in it)."""
+    g = info.graph
+    if g is None:
+        return True
+    users = g.users()
+    stack = [n.idx for n in g.nodes if n.op == "module" and n.target == name]
+    seen: set[int] = set()
+    while stack:
+        i = stack.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        if g.nodes[i].op == "output":
+            return True
+        stack.extend(users[i])
+    return not seen  # (not in the graph: taken as used)

@@ -1858,7 +1858,9 @@ def _weight(
                 )
         if op.centered and not centered:
             role += " (centering skipped for this layer kind)"
-        if carry and isinstance(getattr(m, "bias", None), torch.Tensor) and not centered:
+        if carry and isinstance(getattr(m, "bias", None), torch.Tensor):  # (centered or not:
+            # the pre-activation is N(b, q) either way; skipped for centered gates, a highway
+            # network behind an input layer lost half its stream per block, unsaid)
             bias_mean = carry_bias(_act_fn(act), q, carry)
             role += (
                 f"; the carry gate of one of {carry} highway blocks (x·(1 − g) + f·g): bias "

@@ -454,6 +454,24 @@ def test_a_module_that_computes_a_registered_activation_is_planned_and_shaped_as
     assert [r.transform for r in p.rewrites] == [r.transform for r in it.plan(ref, "dks").rewrites]
 
 
+def test_identification_follows_the_registry():
+    """A stretch is identified against the registry as it is at planning time: registered, a
+    user's activation is found; unregistered again, the stretch is probed as before (not
+    identified by a stale memo as a name the registry no longer has)."""
+    import numpy as np
+
+    import initwise
+
+    f = lambda h: h * torch.sigmoid(1.5 * h)  # noqa: E731
+    assert "(= " not in it.plan(_Written(f))["ls.1.weight"].reason
+    initwise.register_activation("swish_one_half", lambda x: x / (1 + np.exp(-1.5 * x)))
+    try:
+        assert "(= swish_one_half) at q*" in it.plan(_Written(f))["ls.1.weight"].reason
+    finally:
+        initwise.unregister_activation("swish_one_half")
+    assert "(= " not in it.plan(_Written(f))["ls.1.weight"].reason
+
+
 def test_a_near_miss_is_not_identified():
     """``x·sigmoid(1.5x)`` is no registered activation (SiLU is ``x·sigmoid(x)``): probed."""
     p = it.plan(_Written(lambda h: h * torch.sigmoid(1.5 * h)))

@@ -1118,7 +1118,7 @@ def identify(module: nn.Module) -> str | None:
     the registry function's to :data:`IDENTIFY_TOL`. ``2 * torch.sigmoid(2 * x) - 1`` is
     tanh and ``x / (1 + x.abs())`` softsign; probed, they were planned by the generic smooth
     rule (tanh: no bias, q* 1.93 and χ 1.33 per layer over depth 5) where tanh itself gets its
-    edge-of-chaos point. Memoized by the values."""
+    edge-of-chaos point. Memoized by the values and the registry's state."""
     lo, hi, n = IDENTIFY_GRID
     x = torch.linspace(lo, hi, n).reshape(1, n)
     try:
@@ -1129,7 +1129,8 @@ def identify(module: nn.Module) -> str | None:
         values = y.detach().to("cpu", torch.float64).reshape(-1).numpy()
     except Exception:
         return None
-    key = values.tobytes()
+    # (the registry's state in the key: an activation registered or unregistered since is seen)
+    key = values.tobytes() + repr([(k, id(v)) for k, v in A.REGISTRY.items()]).encode()
     if key in _IDENTIFIED:
         return _IDENTIFIED[key]
     grid = x.to(torch.float64).reshape(-1)

@@ -1370,3 +1370,50 @@ def test_a_cosine_classifiers_class_matrix_is_its_direction_only(transposed):
         assert 1.2 < float(m(x).pow(2).mean().sqrt()) < 1.6  # (16/√128 = 1.41)
     with pytest.raises(AssumptionError):  # (a product of two parameters: still no layer)
         plan(nn.Sequential(_LowRank(16, 16)), "auto", strict=True)
+
+
+class _CalledByWeight(nn.Module):
+    """``fc`` called as a function of its own weight, or as itself."""
+
+    def __init__(self, how: str, conv: bool = False) -> None:
+        super().__init__()
+        self.how, self.conv = how, conv
+        if conv:
+            self.fc, self.out = nn.Conv1d(16, 64, 3, padding=1), nn.Conv1d(64, 4, 1)
+        else:
+            self.fc, self.out = nn.Linear(16, 64), nn.Linear(64, 4)
+
+    def forward(self, x):
+        if self.how == "module":
+            h = self.fc(x)
+        elif self.conv:
+            h = F.conv1d(x, self.fc.weight, self.fc.bias, padding=1)
+        elif self.how == "linear":
+            h = F.linear(x, self.fc.weight, self.fc.bias)
+        else:
+            h = x @ self.fc.weight.T + self.fc.bias
+        return self.out(F.gelu(h))
+
+
+@pytest.mark.parametrize("how", ["linear", "matmul", "conv"])
+def test_a_module_called_through_its_own_weight_is_diagnosed(how):
+    """``F.linear(x, self.fc.weight, self.fc.bias)``: the planner reads it as a call of ``fc``,
+    but no hook sees it run and ``diagnose`` reported ``out`` alone, nothing said. It is watched
+    as raw-parameter layers are, and its statistics equal the module call's."""
+    from initwise.diagnostics import diagnose
+
+    conv = how == "conv"
+    x = torch.randn(64, 16, 20) if conv else torch.randn(64, 16)
+    reports = []
+    for h in ("module", how):
+        torch.manual_seed(0)
+        m = _CalledByWeight(h, conv)
+        init_model(m, seed=0)
+        reports.append(diagnose(m, x))
+    base, other = reports
+    assert [s.name for s in other.layers] == ["fc", "out"]
+
+    def stats(r):
+        return [v for s in r.layers for v in (s.out_std, s.post_m2, s.grad_std, s.weight_grad_std)]
+
+    assert stats(other) == pytest.approx(stats(base), rel=1e-5)

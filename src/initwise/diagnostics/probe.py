@@ -437,11 +437,13 @@ def _diagnose(
     )
     raw = {n: m for n, m in sites.items() if n not in records}
     if raw:  # (a product of a form the function mode does not know, or not reached)
+        how = [f"{n} ({getattr(m, 'call', type(m).__name__)})" for n, m in raw.items()]
         notes.append(
-            f"not measured: {few([f'{n} ({m.call})' for n, m in raw.items()])} — raw "
-            "parameters used as a layer's weight in forward whose product did not run on "
-            "this batch in a form diagnose recognizes (the parameter, a view or a copy of it "
-            "in matmul/mm/addmm/F.linear/einsum/F.convNd): write these as modules to see them"
+            f"not measured: {few(how)} — layers computed in forward from their weight (a raw "
+            "parameter, or a module's own weight used through a function) whose product did "
+            "not run on this batch in a form diagnose recognizes (the weight, a view or a copy "
+            "of it in matmul/mm/addmm/F.linear/einsum/F.convNd): call them as modules to see "
+            "them"
         )
         warnings.warn(f"diagnose: {notes[-1]}", UserWarning, stacklevel=3)
     unreached = [

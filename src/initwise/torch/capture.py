@@ -141,14 +141,15 @@ class SiteCalls(TorchFunctionMode):
         return result
 
 
-def run_sites(graph: Any) -> dict[str, FunctionalLayer]:
-    """The raw-parameter sites of ``graph`` (its :attr:`~initwise.torch.graph.Graph.extra`)
-    that run as no module: those inside a custom module the analysis traced into run as that
-    module, which hooks see."""
+def run_sites(graph: Any) -> dict[str, Any]:
+    """The layers of ``graph`` that run as no module: its raw-parameter sites (its
+    :attr:`~initwise.torch.graph.Graph.extra`) and the modules whose call is a function of
+    their own weight (:attr:`~initwise.torch.graph.Graph.weight_calls`: ``F.linear(x,
+    self.fc.weight, self.fc.bias)`` — ``diagnose`` left such a layer out of its report without
+    a word). Those inside a custom module the analysis traced into run as that module, which
+    hooks see."""
     if graph is None:
         return {}
-    return {
-        n: m
-        for n, m in graph.extra.items()
-        if isinstance(m, FunctionalLayer) and not any(n.startswith(f"{k}.") for k in graph.inlined)
-    }
+    found = {n: m for n, m in graph.extra.items() if isinstance(m, FunctionalLayer)}
+    found.update(getattr(graph, "weight_calls", {}))
+    return {n: m for n, m in found.items() if not any(n.startswith(f"{k}.") for k in graph.inlined)}

@@ -104,6 +104,7 @@ def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
                 continue
             _as_call(n, owner, n.inputs[1 - i] if t in ("matmul", "mm") else n.inputs[0])
             called.add(owner)
+            graph.weight_calls[owner] = m
             break
     return graph
 

@@ -110,6 +110,11 @@ class Graph:
     constants: dict[str, Any] = field(default_factory=dict)
     """Tensors fx lifted out of ``forward`` (``_tensor_constant0``), by name: not attributes of
     the model (:class:`LeafTracer`)."""
+    weight_calls: dict[str, nn.Module] = field(default_factory=dict)
+    """The model's modules whose one call is a function of their own weight in ``forward``
+    (``F.linear(x, self.fc.weight, self.fc.bias)``, Mamba's ``self.dt_proj.weight @ x``), read
+    as module nodes (:func:`~initwise.torch.functional.functional_layers`): no module hook sees
+    them run, so ``diagnose`` watches their products as it watches :attr:`extra`'s."""
 
     def users(self) -> list[list[int]]:
         out: list[list[int]] = [[] for _ in self.nodes]

@@ -1417,3 +1417,27 @@ def test_a_module_called_through_its_own_weight_is_diagnosed(how):
         return [v for s in r.layers for v in (s.out_std, s.post_m2, s.grad_std, s.weight_grad_std)]
 
     assert stats(other) == pytest.approx(stats(base), rel=1e-5)
+
+
+@pytest.mark.parametrize("how", ["linear", "matmul", "conv"])
+def test_lsuv_scales_a_module_called_through_its_own_weight(how):
+    """No module hook or interpreter step runs ``fc`` when ``forward`` computes it as a function
+    of ``fc.weight``: LSUV left it orthonormal and unscaled (and said so). The fx graph its
+    pass runs reads such calls, and they are scaled where their product runs."""
+    from initwise.torch import lsuv
+
+    conv = how == "conv"
+    x = torch.randn(256, 16, 20) if conv else torch.randn(256, 16)
+    m = _CalledByWeight(how, conv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        result = lsuv(m, x, seed=0)
+    assert [layer.name for layer in result.layers] == ["fc", "out"]
+    with torch.no_grad():
+        h = (
+            F.conv1d(x, m.fc.weight, m.fc.bias, padding=1)
+            if conv
+            else F.linear(x, m.fc.weight, m.fc.bias)
+        )
+    assert abs(float(h.std()) - 1.0) < 0.1
+    assert result.plan["fc.weight"].scheme.gain == pytest.approx(result.layers[0].scale)

@@ -70,12 +70,12 @@ def functional_layers(model: nn.Module, graph: Graph) -> Graph:
     weight become :class:`~initwise.torch.modules.FunctionalLinear` sites
     (:func:`raw_parameter_layers`), and (fx graphs) a custom module whose parameters are all
     such weights is traced into (:func:`_inline_custom`)."""
-    graph = _module_weight_calls(model, graph)
+    graph = module_weight_calls(model, graph)
     graph = raw_parameter_layers(model, graph)
     return _inline_custom(model, graph) if graph.method == "fx" else graph
 
 
-def _module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
+def module_weight_calls(model: nn.Module, graph: Graph) -> Graph:
     """The module-weight half of :func:`functional_layers`: ``F.linear(x, lin.weight, …)``,
     ``F.convNd(x, conv.weight, …)`` and ``lin.weight @ x`` / ``x @ lin.weight.T`` (the weight
     read as is or through casts, transposes and squeeze/unsqueeze round trips), read as a call

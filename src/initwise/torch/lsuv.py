@@ -371,10 +371,30 @@ def _run(
     except Exception:
         gm = None
     if gm is not None and not isinstance(batch, dict):
+        sites = {**_weight_calls(model, gm), **sites}
+        watch = SiteCalls(sites, _site_scaler(scaler)) if sites else contextlib.nullcontext()
         with watch:
             run_model(_Interp(gm, scaler).run, batch)
         return "fx", 1
     return "hooks", _by_hooks(model, batch, scaler, run_model, sites)
+
+
+def _weight_calls(model: nn.Module, gm: torch.fx.GraphModule) -> dict[str, nn.Module]:
+    """Modules whose call is a function of their own weight in ``forward`` (``F.linear(x,
+    self.fc.weight, self.fc.bias)``, ``self.dt_proj.weight @ x``), read from the fx graph the
+    pass runs (no other trace): the interpreter runs no such module, so LSUV left its weight
+    orthonormal and unscaled (said); watched by :class:`~initwise.torch.capture.SiteCalls`,
+    it is scaled where its product runs."""
+    if not any(n.op == "get_attr" for n in gm.graph.nodes):
+        return {}  # (no parameter read in forward: every layer runs as a module)
+    from .functional import module_weight_calls  # (the planner's reading of such calls)
+    from .graph import from_fx
+
+    try:
+        graph = module_weight_calls(model, from_fx(model, copy.copy(gm.graph)))
+    except Exception:  # (a graph the reading does not take: the pass runs as before)
+        return {}
+    return dict(graph.weight_calls)
 
 
 def _site_scaler(sc: _Scaler) -> Any:

@@ -650,7 +650,9 @@ def _inline_custom(model: nn.Module, graph: Graph) -> Graph:
         inlined.setdefault(n.target, remap[n.idx])
         for k, v in sub.extra.items():
             extra.setdefault(f"{n.target}.{k}", v)
-    return Graph(nodes, graph.method, extra, inlined)
+    # (its other fields kept: the tensor constants fx lifted, the modules called through their
+    # weight — a new Graph dropped them, and diagnose lost such a module again)
+    return dataclasses.replace(graph, nodes=nodes, extra=extra, inlined=inlined)
 
 
 def _append(nodes: list[Node], n: Node, target: str, index: dict[int, int]) -> int:

@@ -1968,9 +1968,7 @@ def composites(
             acts.pop(i, None)
             kinds[i] = "other"
         kinds[sink] = "act"
-        acts[sink] = (
-            act if act.module is None else Act(act.name, None, act.module, act.module.label)  # type: ignore[attr-defined]
-        )
+        acts[sink] = act  # (labelled by _probe with the stretch's own label)
         found[sink] = src
     return found
 

@@ -359,11 +359,14 @@ def _run(
     layers (``sites``) are scaled in the same pass, where their product runs
     (:class:`~initwise.torch.capture.SiteCalls`)."""
     sites = sites or {}
-    watch = SiteCalls(sites, _site_scaler(scaler)) if sites else contextlib.nullcontext()
+
+    def watch(sites: dict[str, Any]) -> Any:
+        return SiteCalls(sites, _site_scaler(scaler)) if sites else contextlib.nullcontext()
+
     chain = trace_sequential(model)
     if chain is not None and isinstance(batch, torch.Tensor):
         names = [n.target for n in chain.nodes if n.op == "module"]
-        with watch:
+        with watch(sites):
             run_model(lambda x: _by_chain(model, names, x, scaler), batch)
         return "sequential", 1
     try:
@@ -371,9 +374,7 @@ def _run(
     except Exception:
         gm = None
     if gm is not None and not isinstance(batch, dict):
-        sites = {**_weight_calls(model, gm), **sites}
-        watch = SiteCalls(sites, _site_scaler(scaler)) if sites else contextlib.nullcontext()
-        with watch:
+        with watch({**_weight_calls(model, gm), **sites}):
             run_model(_Interp(gm, scaler).run, batch)
         return "fx", 1
     return "hooks", _by_hooks(model, batch, scaler, run_model, sites)
@@ -391,7 +392,7 @@ def _weight_calls(model: nn.Module, gm: torch.fx.GraphModule) -> dict[str, nn.Mo
     from .graph import from_fx
 
     try:
-        graph = module_weight_calls(model, from_fx(model, copy.copy(gm.graph)))
+        graph = module_weight_calls(model, from_fx(model, gm.graph))
     except Exception:  # (a graph the reading does not take: the pass runs as before)
         return {}
     return dict(graph.weight_calls)

@@ -3827,17 +3827,10 @@ def _reaches_output(info: ModelInfo, name: str) -> bool:
     """Whether a path leads from module ``name``'s node to the model's output (a module whose
     output nothing reads — PaliGemma's SigLIP pooling head — has no say in it)."""
     g = info.graph
-    if g is None:
+    starts = [n.idx for n in g.nodes if n.op == "module" and n.target == name] if g else []
+    if g is None or not starts:  # (not in the graph: taken as used)
         return True
     users = g.users()
-    stack = [n.idx for n in g.nodes if n.op == "module" and n.target == name]
-    seen: set[int] = set()
-    while stack:
-        i = stack.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        if g.nodes[i].op == "output":
-            return True
-        stack.extend(users[i])
-    return not seen  # (not in the graph: taken as used)
+    return any(
+        g.nodes[i].op == "output" for s in starts for i in downstream(users, s, lambda _: True)
+    )

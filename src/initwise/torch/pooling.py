@@ -43,7 +43,6 @@ from .graph import (
     DATA_PRODUCTS,
     SHAPE_OPS,
     SOFTMAX_WEIGHTS,
-    Graph,
     ModelInfo,
     behind,
     downstream,
@@ -630,33 +629,6 @@ def _logits(
     return False
 
 
-def _called_weights(model: nn.Module, g: Graph, modules: dict[str, nn.Module]) -> set[int]:
-    """Ids of the own parameters of the graph's module nodes that no product node of the graph
-    reads as a parameter: a product with one at the top level is a layer's call written as a
-    function (Mamba's ``self.dt_proj.weight @ x``, read as the ``dt_proj`` node), not a product
-    the graph has. Counted among the products, its two calls in a Jamba made the model's
-    matmul calls outnumber the graph's (30 against 28), and every matmul went unmeasured —
-    its eager attention's ``weights @ values`` too (``o_proj`` solved for an input E[x²] of 1
-    where it gets 0.33: its std ×1.8 off; with SDPA, a call of its own, it was measured)."""
-    names = {n.target for n in g.nodes if n.op == "module"}
-    own = {
-        id(p)
-        for name in names
-        if name in modules
-        for p in modules[name]._parameters.values()
-        if p is not None
-    }
-    params = dict(model.named_parameters())
-    read = {
-        id(params[str(g.nodes[j].target)])
-        for n in g.nodes
-        if n.op == "function" and str(n.target).lstrip("_") in PRODUCT_NAMES
-        for j in n.inputs
-        if g.nodes[j].op == "param" and str(g.nodes[j].target) in params
-    }
-    return own - read
-
-
 def _site_weight(t: Any, sites: set[int]) -> bool:
     """Whether ``t`` is the weight of a raw-parameter layer (``sites``: their ids) or a view of
     it: that product is a module node in the graph, not a function node, so its calls are not
@@ -874,8 +846,13 @@ def measure_pools(
         by_function[name] = found
     products = info.data_products
     signals = signal_products(model, info)
-    site_weights = {id(m.weight) for m in g.extra.values() if hasattr(m, "weight")}
-    site_weights |= _called_weights(model, g, modules)
+    # (raw-parameter sites, and modules called as a function of their own weight — Mamba's
+    # `self.dt_proj.weight @ x`: a module node, not a product; counted among the products, a
+    # Jamba's matmul calls outnumbered the graph's 30 to 28 and none was measured, its eager
+    # attention's o_proj solved for input E[x²] 1 where it gets 0.33)
+    site_weights = {
+        id(m.weight) for m in (*g.extra.values(), *g.weight_calls.values()) if hasattr(m, "weight")
+    }
     if attn_mm or products or signals:  # every product call is recorded (q·kᵀ too) and matched
         for n in g.nodes:  # to the graph's in order; attention's, data products (Â @ h) and
             name = str(n.target).lstrip("_")  # products of signals are kept

@@ -346,16 +346,21 @@ def test_a_torchscript_block_inside_a_model_is_refused_by_name():
 
 
 class _Permuted(nn.Module):
-    """Dimensions reordered by ``transpose``/``.t()`` or by a one-operand ``einsum``."""
+    """Dimensions reordered by ``transpose``/``.t()``, by a one-operand ``einsum`` or by the
+    ``.T``/``.mT`` properties."""
 
-    def __init__(self, how: str) -> None:
+    def __init__(self, how: str, untraceable: bool = False) -> None:
         super().__init__()
-        self.how = how
+        self.how, self.untraceable = how, untraceable
         self.a, self.d = nn.Linear(16, 64), nn.Linear(64, 4)
         self.W = nn.Parameter(torch.randn(64, 64))
 
     def forward(self, x):
+        if self.untraceable and float(x.abs().amax()) < 0:  # (control flow fx cannot trace)
+            x = -x
         h = self.a(x)
+        if self.how == "T2":
+            h = torch.tanh(h.T).T  # (the activation between two transposes, not after them)
         if self.how == "identity":
             h = torch.einsum("bi->bi", h)
         h = h.view(x.shape[0], 8, 8)
@@ -363,10 +368,18 @@ class _Permuted(nn.Module):
             h = torch.einsum("bij->bji", h)
         elif self.how == "ellipsis":
             h = torch.einsum("...ij->...ji", h)
+        elif self.how == "mT":
+            h = h.mT
+        elif self.how == "T":
+            h = h.T.permute(2, 0, 1)  # ((b, i, j) → (j, i, b) → (b, j, i))
         else:
             h = h.transpose(1, 2)
-        h = torch.tanh(h.reshape(x.shape[0], 64))
-        w = torch.einsum("ij->ji", self.W) if self.how == "einsum" else self.W.t()
+        h = h.reshape(x.shape[0], 64)
+        h = h if self.how == "T2" else torch.tanh(h)
+        if self.how == "einsum":
+            w = torch.einsum("ij->ji", self.W)
+        else:
+            w = self.W.T if self.how in ("T", "T2", "mT") else self.W.t()
         return self.d(F.gelu(h @ w))
 
 
@@ -385,6 +398,41 @@ def test_a_one_operand_einsum_is_a_permutation(how, example):
     assert other["W"].std is not None
 
 
+@pytest.mark.parametrize("trace", ["fx", "run"])
+@pytest.mark.parametrize("how", ["T", "T2", "mT"])
+def test_the_transposing_properties_are_transposes(how, trace):
+    """``h.T`` and ``h.mT`` move values as ``transpose`` does. fx records them as attribute
+    reads and a run trace as ``get`` (the property's getter), which nothing read: ``tanh(a(x).T).T``
+    was probed as a stretch of its own (``a`` solved for a chain of depth 1: std 0.262 for
+    0.275), and in a run trace ``x @ fc.weight.T`` was no call of ``fc`` (said, planned as
+    linear for unit input)."""
+    untraceable = trace == "run"
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    base, other = (it.plan(_Permuted(k, untraceable), example_input=x) for k in ("transpose", how))
+    assert [(e.name, e.std) for e in other] == [(e.name, e.std) for e in base]
+    assert "probed" not in other["a.weight"].reason
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        m = _CalledByTransposedWeight(untraceable)
+        p = it.plan(m, example_input=x)
+    assert p["fc.weight"].std == pytest.approx(p["ref.weight"].std)
+
+
+class _CalledByTransposedWeight(nn.Module):
+    """``x @ self.fc.weight.T + self.fc.bias``: a call of ``fc``, as ``ref`` is."""
+
+    def __init__(self, untraceable: bool) -> None:
+        super().__init__()
+        self.untraceable = untraceable
+        self.fc, self.ref, self.out = nn.Linear(16, 64), nn.Linear(16, 64), nn.Linear(64, 4)
+
+    def forward(self, x):
+        if self.untraceable and float(x.abs().amax()) < 0:  # (control flow fx cannot trace)
+            x = -x
+        h = torch.tanh(x @ self.fc.weight.T + self.fc.bias) + torch.tanh(self.ref(x))
+        return self.out(h)
+
+
 def test_einsum_permutation_reads_only_reorderings():
     from initwise.torch.graph import einsum_permutation as perm
 
@@ -396,6 +444,18 @@ def test_einsum_permutation_reads_only_reorderings():
         assert perm("einsum", (eq,), 1) is None, eq
     assert perm("einsum", ("bij->bji",), 2) is None
     assert perm("matmul", ("bij->bji",), 1) is None
+
+
+def test_rearrangement_reads_the_transposing_properties():
+    from initwise.torch.graph import property_read, rearrangement
+
+    assert rearrangement("getattr", ("T",), 1) == ("t", ())
+    assert rearrangement("getattr", ("mT",), 1) == ("transpose", (-2, -1))
+    assert rearrangement("getattr", ("shape",), 1) is None
+    assert rearrangement("getattr", ("H",), 1) is None  # (conjugates a complex tensor)
+    assert rearrangement("einsum", ("bij->bji",), 1) == ("permute", ((0, 2, 1),))
+    assert property_read(torch.Tensor.T.__get__) == "T"
+    assert property_read(torch.tanh) is None
 
 
 class _MyTanh(nn.Module):

@@ -1375,15 +1375,17 @@ def test_a_cosine_classifiers_class_matrix_is_its_direction_only(transposed):
 class _CalledByWeight(nn.Module):
     """``fc`` called as a function of its own weight, or as itself."""
 
-    def __init__(self, how: str, conv: bool = False) -> None:
+    def __init__(self, how: str, conv: bool = False, untraceable: bool = False) -> None:
         super().__init__()
-        self.how, self.conv = how, conv
+        self.how, self.conv, self.untraceable = how, conv, untraceable
         if conv:
             self.fc, self.out = nn.Conv1d(16, 64, 3, padding=1), nn.Conv1d(64, 4, 1)
         else:
             self.fc, self.out = nn.Linear(16, 64), nn.Linear(64, 4)
 
     def forward(self, x):
+        if self.untraceable and float(x.abs().amax()) < 0:  # (control flow fx cannot trace)
+            x = -x
         if self.how == "module":
             h = self.fc(x)
         elif self.conv:
@@ -1441,3 +1443,50 @@ def test_lsuv_scales_a_module_called_through_its_own_weight(how):
         )
     assert abs(float(h.std()) - 1.0) < 0.1
     assert result.plan["fc.weight"].scheme.gain == pytest.approx(result.layers[0].scale)
+
+
+@pytest.mark.parametrize("how", ["linear", "matmul", "conv"])
+@pytest.mark.parametrize("as_dict", [False, True])
+def test_lsuv_by_hooks_scales_a_module_called_through_its_own_weight(how, as_dict):
+    """Where fx cannot trace the model (or the batch is a dict of keyword arguments), LSUV runs
+    by hooks, and no hook sees ``fc`` run when ``forward`` computes it from ``fc.weight``: it
+    was left orthonormal and unscaled (said). Its product is watched there too, placed in
+    execution order, and scaled to unit output as the fx pass scales it."""
+    from initwise.torch import lsuv
+
+    conv = how == "conv"
+    x = torch.randn(256, 16, 20) if conv else torch.randn(256, 16)
+    m = _CalledByWeight(how, conv, untraceable=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        result = lsuv(m, {"x": x} if as_dict else x, seed=0)
+    assert result.method == "hooks"
+    assert [layer.name for layer in result.layers] == ["fc", "out"]
+    with torch.no_grad():
+        h = (
+            F.conv1d(x, m.fc.weight, m.fc.bias, padding=1)
+            if conv
+            else F.linear(x, m.fc.weight, m.fc.bias)
+        )
+        y = m(x)
+    assert abs(float(h.std()) - 1.0) < 0.1
+    assert abs(float(y.std()) - 1.0) < 0.1
+    assert result.plan["fc.weight"].scheme.gain == pytest.approx(result.layers[0].scale)
+
+
+def test_lsuv_by_hooks_traces_only_where_a_layer_did_not_run(monkeypatch):
+    """The trace that finds modules called through their own weight costs about a forward: the
+    pass by hooks asks for it only where a layer with a weight did not run as a module."""
+    import importlib
+
+    from initwise.torch import lsuv
+
+    lsuv_module = importlib.import_module("initwise.torch.lsuv")
+    asked = []
+    real = lsuv_module._traced_weight_calls
+    monkeypatch.setattr(lsuv_module, "_traced_weight_calls", lambda *a: asked.append(1) or real(*a))
+    x = torch.randn(256, 16)
+    lsuv(_CalledByWeight("module", untraceable=True), x, seed=0)
+    assert asked == []
+    lsuv(_CalledByWeight("linear", untraceable=True), x, seed=0)
+    assert asked == [1]

@@ -152,7 +152,7 @@ def _flips(node: Node) -> bool | None:
     t, a = str(node.target), node.args
     if t in CASTS or t in ("squeeze", "unsqueeze"):  # (a conv weight's (C, 1, k) round trip)
         return False
-    if t == "t" or (t == "getattr" and a in (("T",), ("mT",))):
+    if t == "t":  # (`W.T` is recorded as `t`, `W.mT` as `transpose(-2, -1)`)
         return True
     if t == "transpose" and len(a) == 2 and all(isinstance(d, int) for d in a):
         return {d % 2 for d in a} == {0, 1}

@@ -377,7 +377,11 @@ def _run(
         with watch({**_weight_calls(model, gm), **sites}):
             run_model(_Interp(gm, scaler).run, batch)
         return "fx", 1
-    return "hooks", _by_hooks(model, batch, scaler, run_model, sites)
+
+    def calls() -> dict[str, nn.Module]:  # (asked by the pass only where it may find some)
+        return _weight_calls(model, gm) if gm is not None else _traced_weight_calls(model, batch)
+
+    return "hooks", _by_hooks(model, batch, scaler, run_model, sites, calls)
 
 
 def _weight_calls(model: nn.Module, gm: torch.fx.GraphModule) -> dict[str, nn.Module]:
@@ -396,6 +400,26 @@ def _weight_calls(model: nn.Module, gm: torch.fx.GraphModule) -> dict[str, nn.Mo
     except Exception:  # (a graph the reading does not take: the pass runs as before)
         return {}
     return dict(graph.weight_calls)
+
+
+def _traced_weight_calls(model: nn.Module, batch: Any) -> dict[str, nn.Module]:
+    """:func:`_weight_calls` where fx cannot trace the model: read from the planner's trace by
+    running ``batch`` (its graph's :attr:`~initwise.torch.graph.Graph.weight_calls`), but those
+    inside a custom module LSUV scales as a whole. The pass by hooks runs the model twice per
+    layer and attempt, so the trace costs it about one more forward; LSUV used to leave such a
+    layer orthonormal and unscaled there (said), where the fx pass scaled it."""
+    from .inspection import inspect_model  # (only here: the planner's own import is lazy too)
+
+    try:
+        g = inspect_model(model, batch).graph
+    except Exception:  # (a model the trace does not take: the pass runs as before)
+        return {}
+    if g is None:
+        return {}
+    whole = [k for k in g.inlined if _relevant(model.get_submodule(k))]
+    return {
+        n: m for n, m in g.weight_calls.items() if not any(n.startswith(f"{k}.") for k in whole)
+    }
 
 
 def _site_scaler(sc: _Scaler) -> Any:
@@ -514,13 +538,18 @@ def _by_hooks(
     sc: _Scaler,
     run: Any,
     sites: dict[str, FunctionalLayer] | None = None,
+    weight_calls: Callable[[], dict[str, nn.Module]] | None = None,
 ) -> int:
     """LSUV through forward hooks (models fx cannot trace). The std is taken inside the hook:
     an in-place activation after the layer (``ReLU(inplace=True)``) overwrites the output once
     the hook returns, and a std read afterwards was the activation's (the layer was then
     scaled for the wrong quantity). Raw-parameter layers (``sites``, named by their weight)
     take their turn in execution order like modules, measured by
-    :class:`~initwise.torch.capture.SiteCalls`."""
+    :class:`~initwise.torch.capture.SiteCalls` — and so do modules called through their own
+    weight (``F.linear(x, self.fc.weight, self.fc.bias)``): ``weight_calls()`` reads them
+    (:func:`_traced_weight_calls`), asked only where a layer with a weight did not run as a
+    module in the first pass (such a module never does), and that pass is run again with them
+    watched to place them in order."""
     sites = sites or {}
     names = {m: n for n, m in model.named_modules()}
     order: list[nn.Module | str] = []
@@ -534,14 +563,25 @@ def _by_hooks(
             order.append(name)
         return out
 
-    hs = [m.register_forward_hook(record) for m in names if _relevant(m)]
-    try:
-        with SiteCalls(sites, record_site) if sites else contextlib.nullcontext():
-            run(model, batch)
-    finally:
-        for h in hs:
-            h.remove()
+    def record_order() -> None:
+        order.clear()
+        hs = [m.register_forward_hook(record) for m in names if _relevant(m)]
+        try:
+            with SiteCalls(sites, record_site) if sites else contextlib.nullcontext():
+                run(model, batch)
+        finally:
+            for h in hs:
+                h.remove()
+
+    record_order()
     passes = 1
+    unrun = any(_relevant(m) and m not in order and names[m] not in sites for m in names)
+    more = {} if weight_calls is None or not unrun else weight_calls()
+    more = {n: m for n, m in more.items() if n not in sites}
+    if more:
+        sites = {**more, **sites}
+        record_order()
+        passes += 1
     outs: dict[nn.Module | str, list[float]] = {}
     for m in order:
         box: dict[str, Any] = {}

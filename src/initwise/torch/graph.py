@@ -799,9 +799,11 @@ def _trace_run(
             if id(t) not in producer and id(t) in param_names:
                 nodes.append(Node(len(nodes), "param", param_names[id(t)]))
                 producer[id(t)] = nodes[-1].idx
-            elif id(t) not in producer and op == "module" and id(t) in buffer_names:
-                # a buffer a module reads (Swin v2's coordinate table into its position-bias
-                # MLP): known data, whose moments the planner measures (as fx's get_attr)
+            elif id(t) not in producer and id(t) in buffer_names:
+                # a buffer a module or a function reads (Swin v2's coordinate table into its
+                # position-bias MLP; a graph's adjacency in `self.adj @ h`): known data, whose
+                # moments the planner measures (as fx's get_attr). Read by a function it was no
+                # node: `self.adj @ h` had one operand and stopped the walk to the layer's ReLU
                 nodes.append(Node(len(nodes), "param", buffer_names[id(t)]))
                 producer[id(t)] = nodes[-1].idx
             if id(t) in producer:

@@ -130,3 +130,56 @@ def test_lsuv_errors():
         it.lsuv(m, torch.zeros(8, 4))  # zero input: the first layer's output is constant
     r = it.lsuv(m, torch.randn(64, 4), orthogonal=False)
     assert r.plan is None
+
+
+class _Encoder(nn.Module):
+    """Layers inside blocks the trace keeps whole: ``nn.TransformerEncoderLayer``s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, 64, 0.0, batch_first=True, norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.head(self.enc(self.inp(x)))
+
+
+@pytest.mark.parametrize("chain", [False, True], ids=["fx", "sequential"])
+def test_layers_inside_a_block_run_whole_are_scaled(chain, monkeypatch):
+    """The one-pass methods run a ``nn.TransformerEncoderLayer`` as one call, and LSUV scaled
+    only the layers it ran itself: the encoder's linear layers and attention outputs were left
+    orthonormal and unscaled (said): 2 of 8 layers measured, where the pass by hooks measured
+    every one. They are scaled in their turn now, to the same scales the pass by hooks finds."""
+    import importlib
+    import warnings
+
+    lsuv_module = importlib.import_module("initwise.torch.lsuv")
+    x = torch.randn(8, 12, 16, generator=torch.Generator().manual_seed(0))
+
+    def make():
+        torch.manual_seed(0)
+        m = _Encoder()
+        return nn.Sequential(m.inp, m.enc, m.head) if chain else m
+
+    m = make()
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        res = it.lsuv(m, x, seed=0)
+    assert res.method in ("sequential", "fx") and res.forward_passes == 1
+    names = [layer.name.rpartition(".")[2] for layer in res.layers]
+    assert names[1:-1] == ["self_attn", "linear1", "linear2"] * 2
+    assert all(layer.converged for layer in res.layers)
+    unscaled = " ".join(str(w.message) for w in said if "not rescaled" in str(w.message))
+    assert "linear1" not in unscaled and "out_proj" not in unscaled  # (in_proj: no output)
+    monkeypatch.setattr(lsuv_module, "fx_module", lambda *a: (_ for _ in ()).throw(TypeError()))
+    monkeypatch.setattr(lsuv_module, "trace_sequential", lambda *a: None)
+    h = make()
+    by_hooks = it.lsuv(h, x, seed=0)
+    assert by_hooks.method == "hooks"
+    assert [(a.name, a.scale) for a in res.layers] == [
+        (b.name, pytest.approx(b.scale, rel=1e-4)) for b in by_hooks.layers
+    ]
+    for a, b in zip(m.state_dict().values(), h.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)

@@ -19,7 +19,7 @@ import copy
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -485,15 +485,57 @@ def _scale(
     return out
 
 
+@contextlib.contextmanager
+def _inner_layers(sc: _Scaler, m: nn.Module, prefix: str) -> Iterator[None]:
+    """While a module the one-pass methods run whole (a leaf of the trace that is no layer
+    itself: ``nn.TransformerEncoderLayer``, a block kept whole) runs, the layers inside it are
+    scaled in their turn by forward hooks, each output computed again from the same inputs as
+    the pass does for a layer it runs itself. Those layers used to be left orthonormal and
+    unscaled (said): the fx pass of a 4-layer ``nn.TransformerEncoder`` ViT measured 2 of its 14
+    layers, where the pass by hooks measured all."""
+    inner = [(n, c) for n, c in m.named_modules() if n and _relevant(c)]
+    if not inner:
+        yield
+        return
+    running: set[nn.Module] = set()
+
+    def scaling(name: str) -> Any:
+        def hook(mod: nn.Module, args: Any, kwargs: Any, out: Any) -> Any:
+            if mod in running:  # (its output computed again below)
+                return None
+            running.add(mod)
+            try:
+                return _scale(sc, name, mod, out, lambda: mod(*args, **kwargs))
+            finally:
+                running.discard(mod)
+
+        return hook
+
+    hs = [
+        c.register_forward_hook(scaling(f"{prefix}.{n}" if prefix else n), with_kwargs=True)
+        for n, c in inner
+    ]
+    try:
+        yield
+    finally:
+        for h in hs:
+            h.remove()
+
+
 def _by_chain(model: nn.Module, names: list[str], x: torch.Tensor, sc: _Scaler) -> torch.Tensor:
     """A plain ``nn.Sequential``: the layers in order, no tracing (fx costs ~10 ms and its
     interpreter a Python call per node)."""
     for name in names:
         m = model.get_submodule(name)
+        if not _relevant(m):
+            if not m._modules:  # (an activation, a norm: nothing inside)
+                x = m(x)
+                continue
+            with _inner_layers(sc, m, name):
+                x = m(x)
+            continue
         out = m(x)
-        if _relevant(m):
-            out = _scale(sc, name, m, out, lambda m=m, x=x: m(x))
-        x = out
+        x = _scale(sc, name, m, out, lambda m=m, x=x: m(x))
     return x
 
 
@@ -503,10 +545,13 @@ class _Interp(torch.fx.Interpreter):
         self.scaler = scaler
 
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
-        out = super().call_module(target, args, kwargs)
         m = self.fetch_attr(target)
+        if not _relevant(m) and not m._modules:  # (an activation, a norm: nothing inside)
+            return super().call_module(target, args, kwargs)
         if not _relevant(m):
-            return out
+            with _inner_layers(self.scaler, m, str(target)):
+                return super().call_module(target, args, kwargs)
+        out = super().call_module(target, args, kwargs)
         return _scale(
             self.scaler,
             str(target),

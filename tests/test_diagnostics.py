@@ -609,3 +609,70 @@ def test_diagnose_runs_through_reentrant_checkpointing():
         assert q.weight_grad_std == pytest.approx(p.weight_grad_std, rel=1e-5)
     assert torch.equal(ckpt.a.weight.grad, torch.ones_like(ckpt.a.weight))
     assert ckpt.b.weight.grad is None
+
+
+@pytest.mark.parametrize("policy", ["fixup", "zero-init-residual"])
+def test_zero_initialized_layers_are_not_called_vanishing(policy):
+    """Fixup and zero-init-residual start each residual branch's last layer at zero (Fixup
+    the read-out too): the zero layer's output is its bias, and the layers before it get no
+    gradient through it until the first step. `diagnose` called 17 and 22 of the 33 layers
+    "vanishing" and advised drawing them at 1/√fan_in, which undoes the scheme. They are
+    "zero-init" now, each with why, and the verdict is healthy."""
+    from initwise.bench.zoo import ResidualMLP
+
+    torch.manual_seed(0)
+    m = ResidualMLP()
+    it.init_model(m, policy, seed=0)
+    r = diagnose(m, torch.randn(256, 256, generator=torch.Generator().manual_seed(1)))
+    assert r.verdict == "healthy" and "zero-initialized" in r.summary
+    ends = [s for s in r.layers if s.name.startswith("outer.")]
+    assert ends and all(s.zero_weight and s.verdict == "zero-init" for s in ends)
+    assert "weights all zero" in ends[0].suggestion
+    inner = [s for s in r.layers if s.name.startswith("inner.")]
+    assert all(s.verdict == "zero-init" and "no gradient reaches it yet" in s.suggestion
+               for s in inner)  # fmt: skip
+    assert {s.verdict for s in r.layers} <= {"healthy", "zero-init"}
+
+
+def test_a_network_zero_initialized_throughout_is_still_not_healthy():
+    """A zero weight on a zero input is the symmetry that never breaks (the zero-symmetry
+    experiment): not excused as a deliberate zero start."""
+    m = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    for p in m.parameters():
+        nn.init.zeros_(p)
+    r = diagnose(m, torch.randn(128, 64, generator=torch.Generator().manual_seed(0)))
+    assert r.verdict != "healthy"
+    assert [s.verdict for s in r.layers][1:] != ["zero-init", "zero-init"]
+
+
+class _Table(nn.Module):
+    """A bias table read in forward with no signal (Swin's relative position bias)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(8, 16))
+
+    def forward(self) -> torch.Tensor:
+        return self.table.sum(0)
+
+
+class _WithTable(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b, self.bias = nn.Linear(16, 16), nn.Linear(16, 4), _Table()
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x) + self.bias()))
+
+
+def test_a_zero_table_read_in_forward_is_not_vanishing():
+    """Swin's relative position bias is a module called with no signal, its table zero as
+    Hugging Face builds it: `diagnose` measured it as a layer whose signal "shrank to 0" and
+    the verdict was vanishing."""
+    torch.manual_seed(0)
+    m = _WithTable()
+    it.init_model(m, seed=0)
+    r = diagnose(m, torch.randn(64, 16, generator=torch.Generator().manual_seed(0)))
+    table = {s.name: s for s in r.layers}["bias"]
+    assert table.verdict == "zero-init" and "no signal" in table.suggestion
+    assert r.verdict == "healthy"

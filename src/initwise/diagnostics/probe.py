@@ -66,7 +66,7 @@ from ..torch.modules import kind as module_kind
 from ..torch.threads import held_to_free, intra_op_threads
 from .render import render_text, report_table
 
-VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead")
+VERDICTS = ("healthy", "vanishing", "exploding", "saturated", "dead", "zero-init")
 
 
 __all__ = [
@@ -115,6 +115,8 @@ class LayerStats:
     chi: float | None = None
     verdict: str = "healthy"
     suggestion: str = ""
+    zero_weight: bool = False
+    """Its weight is all zero (a residual branch end, read-out or table zero-initialized)."""
 
     @property
     def deviation(self) -> float | None:
@@ -431,7 +433,8 @@ def _diagnose(
     chain = skipped is None
     if chain:
         _chain_theory(layers)
-    verdict, summary = _verdicts(layers, tol)
+    zeros = _zero_weights(model) if any(s.grad_std == 0 for s in layers) else []
+    verdict, summary = _verdicts(layers, tol, zeros)
     notes = (
         [] if chain else [f"chain theory skipped: {skipped} (the local prediction still applies)"]
     )
@@ -895,6 +898,8 @@ def _store(
 ) -> None:
     mean = v[2] / ny
     rec.update(
+        has_x=has_x,
+        zero_weight=w_ok and v[10] == 0,
         in_m2=v[1] / nx if has_x else 0.0,
         out_mean=mean,
         out_std=_std(v[2], v[3], ny),
@@ -954,6 +959,8 @@ def _stats(
             r.get("weight_grad_std"),
         )
         s._act = r["act"]  # type: ignore[attr-defined]
+        s._has_x = r["has_x"]  # type: ignore[attr-defined]
+        s.zero_weight = r["zero_weight"]
         if fi is not None and kind != "conv_transpose":
             s.pred_local = fi * wm2 * r["in_m2"] + bm2
         out.append(s)
@@ -1058,7 +1065,52 @@ def _chain_theory(layers: list[LayerStats]) -> None:
             layers[i].pred_grad_chain = g
 
 
-def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
+def _zero_weights(model: nn.Module) -> list[str]:
+    """The modules whose ``weight`` is all zero: zero-initialized weight layers and norms (the
+    last BatchNorm of a zero-init residual branch, Goyal et al. 2017)."""
+    out = []
+    for name, m in model.named_modules():
+        w = m._parameters.get("weight")
+        if isinstance(w, torch.Tensor) and w.numel() and not w.is_meta and not w.detach().any():
+            out.append(name)
+    return out
+
+
+def _zero_init(s: LayerStats, zeros: list[str], r: float, tol: float) -> str | None:
+    """Why the layer's verdict is ``zero-init`` (its advice), or None. A layer whose weight is
+    all zero, on an input that is not (or none: a table read in ``forward``), starts at zero —
+    a residual branch end (Fixup, Zhang et al. 2019; SkipInit, De & Smith 2020), a read-out or
+    a table zero-initialized on purpose — and a layer whose gradient is exactly zero while some
+    weight is all zero and its forward signal holds gets none through it yet; both were called
+    "vanishing" with the advice to draw the weights at 1/√fan_in, which would undo the scheme.
+    A zero weight on a zero input (a network zero-initialized throughout: the symmetry never
+    breaks) keeps the verdicts it had. A module called with no signal whose output is zero
+    (Swin's relative position bias table, zero as Hugging Face builds it) is such a table."""
+    table = not getattr(s, "_has_x", True)  # (no signal in: a table read in forward)
+    if table and s.out_m2 == 0:
+        return (
+            "called with no signal and all zero: a table read in forward (a relative "
+            "position bias, a learned offset) zero-initialized on purpose, which adds nothing "
+            "at the start and moves in training; re-initialize it if not"
+        )
+    if s.zero_weight and s.in_m2 > 0:
+        return (
+            "weights all zero: its output is its bias alone, and layers before it get no "
+            "gradient through it until a step moves it — a residual branch end, read-out or "
+            "table zero-initialized on purpose (Fixup, SkipInit, zero-init residual); "
+            "re-initialize it if not (initwise policy auto)"
+        )
+    if s.grad_std == 0 and zeros and 1 / tol <= r <= tol:
+        return (
+            f"no gradient reaches it yet: every path from it to the loss passes an all-zero "
+            f"weight ({few(zeros)}), as zero-init schemes intend; the first step opens it"
+        )
+    return None
+
+
+def _verdicts(
+    layers: list[LayerStats], tol: float, zeros: list[str] | None = None
+) -> tuple[str, str]:
     if not layers:
         return "healthy", "no weight layers were run"
     # Layers are compared with the first (forward) and last (gradients) layer of the same *role*:
@@ -1072,7 +1124,8 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
     first: dict[tuple[str, str, str], float] = {}
     last: dict[tuple[str, str, str], float | None] = {}
     for s, role in zip(layers, roles, strict=True):
-        first.setdefault(role, s.out_m2 or 1e-300)
+        if not s.zero_weight:  # (a zero-initialized first layer of a role is no reference)
+            first.setdefault(role, s.out_m2 or 1e-300)
     for s, role in zip(hidden, roles, strict=False):
         if s.grad_std is not None:
             last[role] = s.grad_std
@@ -1080,7 +1133,7 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
     gains: dict[str, float] = {}  # per activation (a quadrature each)
     for s, role in zip(layers, roles, strict=True):
         act: Act = s._act  # type: ignore[attr-defined]
-        r = s.out_m2 / first[role]
+        r = s.out_m2 / first.get(role, s.out_m2 or 1e-300)
         is_output = s is layers[-1] and len(layers) > 1
         g_last = last.get(role)
         g = (s.grad_std / g_last) if (s.grad_std is not None and g_last and not is_output) else 1.0
@@ -1093,7 +1146,10 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
             except ValueError:
                 gains[role[2]] = 1.0
         good = gains[role[2]]
-        if s.dead > 0.5:
+        zero = _zero_init(s, zeros or [], r, tol)
+        if zero is not None:
+            s.verdict, s.suggestion = "zero-init", zero
+        elif s.dead > 0.5:
             s.verdict = "dead"
             s.suggestion = (
                 f"{s.dead:.0%} of units never activate: biases too negative or the "
@@ -1110,6 +1166,12 @@ def _verdicts(layers: list[LayerStats], tol: float) -> tuple[str, str]:
             s.suggestion = _suggest(s, act, r, g, tol, good)
         counts[s.verdict] += 1
     bad = [v for v in ("exploding", "vanishing", "saturated", "dead") if counts[v]]
+    zero = counts["zero-init"]
+    if not bad and zero:
+        return "healthy", (
+            f"{counts['healthy']} of {len(layers)} layers healthy (within ×{tol:g}), {zero} "
+            "zero-initialized (their notes say which)"
+        )
     if not bad:
         return "healthy", f"all {len(layers)} layers healthy (within ×{tol:g})"
     worst = bad[0]

@@ -18,6 +18,7 @@ _COLORS = {
     "exploding": "red",
     "saturated": "magenta",
     "dead": "red",
+    "zero-init": "cyan",
 }
 
 

@@ -71,7 +71,7 @@ from .modules import (
 )
 from .modules import kind as module_kind
 from .moments import HELD_KINDS, Held, input_moments, propagate, unknown_inputs
-from .policies import Context, Policy, WeightSite, get_policy
+from .policies import RESIDUAL_SET, Context, Policy, WeightSite, get_policy
 from .pooling import has_attention, has_pools, measure_inputs, measure_pools
 from .threads import held_to_free
 
@@ -591,9 +591,23 @@ def _plan(
     out = Plan(tuple(entries), pol.name, type(model).__name__, tuple(notes), rewrites)
     out = out.override(overrides) if overrides else out
     if held is None and moments is not None:
-        found_held = held_layers(model, info, out)
+        modified = ctx.memo.get(RESIDUAL_SET, set())
+        found_held = held_layers(model, info, out, modified)
         if found_held:  # planned again, the layers after them solved for what they give
-            return replan(strict, measure, given, found_held)
+            again = replan(strict, measure, given, found_held)
+            if not modified:
+                return again
+            # a residual modifier's layers keep what it set here: planned again, the base
+            # solves them as held (to the same values) and the modifier would act twice
+            # (depth-scaled-residual: the branch ends ×1/√L twice, the output at rms 0.72)
+            first = {
+                e.name: e
+                for e in out.entries
+                if e.name.rpartition(".")[0] in modified and e.name.endswith("weight")
+            }
+            return dataclasses.replace(
+                again, entries=tuple(first.get(e.name, e) for e in again.entries)
+            )
     if measure and moments is not None and not getattr(pol, "modifiers", ()) and not rewrites:
         # the walk's predicted output: far from unit, or off what the example input gives (a
         # finding, said). Not after modifiers (zero-init-residual, fixup change the weights
@@ -923,10 +937,16 @@ HOLDS = ("override ", f"kept: {FROZEN}", *STARTS)
 """Reasons of entries whose layer the walk takes as it will be (:func:`held_layers`)."""
 
 
-def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
+def held_layers(
+    model: nn.Module, info: Any, out: Plan, modified: set[str] | frozenset[str] = frozenset()
+) -> dict[str, Held]:
     """The weight layers of ``out`` that are not drawn as the walk solved them — frozen
-    (:data:`FROZEN`), started at zero or the identity on purpose (:data:`STARTS`) or given an
-    override — with what their weights will be after ``apply``
+    (:data:`FROZEN`), started at zero or the identity on purpose (:data:`STARTS`), given an
+    override, or set by a modifier that handles residual branches (``modified``, by module
+    name: zero-init-residual's zero branch ends and norms, Fixup's branches and head; the walk
+    took those branches at unit output, so the stream grew ×17 over 16 zero-initialized blocks
+    where it keeps its size, and the read-out came out at rms 0.24) — with what their weights
+    will be after ``apply``
     (:class:`~initwise.torch.moments.Held`): a kept tensor's own values, an overriding scheme's
     std (``fan_in·std²``) and mean. ``nn.Linear``/convolution/``Conv1D``/embedding layers the
     graph reaches, torch norms whose gain is kept at zero (they give their bias) and recurrent
@@ -953,7 +973,13 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
             continue
         if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
             e = entries.get(prefix + "weight")
-            if e is not None and e.reason.startswith(f"kept: {ZERO_START}"):
+            zeroed = (  # (zero-init-residual's scale zero: weight −1 where it is 1 + weight)
+                name in modified
+                and e is not None
+                and isinstance(e.scheme, S.Constant)
+                and e.scheme.value == -(norm_offset(m) or 0.0)
+            )
+            if e is not None and (e.reason.startswith(f"kept: {ZERO_START}") or zeroed):
                 b_mean, b_var = _bias_moments(m, entries.get(prefix + "bias"))
                 found[name] = Held(0.0, b_mean, b_var, "its gain kept at zero")
             continue
@@ -962,7 +988,7 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
         ):
             continue
         e = entries.get(names.get(id(m.weight), prefix + "weight"))
-        if e is None or not e.reason.startswith(HOLDS):
+        if e is None or not (e.reason.startswith(HOLDS) or name in modified):
             continue
         if e.forward_mult is not None:  # (u-μP: a stored weight and its multiplier, not solved
             continue  # by the walk's moments)
@@ -980,7 +1006,11 @@ def held_layers(model: nn.Module, info: Any, out: Plan) -> dict[str, Held]:
         elif e.std is not None and (table or e.fan_in):
             mean = _scheme_mean(e.scheme)
             gain2 = (e.std * e.std + mean * mean) * (1.0 if table else e.fan_in)
-            how = f"drawn by its override ({e.scheme.label})"
+            how = (
+                f"set by the policy's residual rule ({e.scheme.label})"
+                if name in modified and not e.reason.startswith(HOLDS)
+                else f"drawn by its override ({e.scheme.label})"
+            )
         else:
             continue
         b_mean, b_var = (mean, 0.0) if table else _bias_moments(m, entries.get(prefix + "bias"))

@@ -311,6 +311,15 @@ class Modifier:
         return entries
 
 
+RESIDUAL_SET = "residual-set"
+"""Key of :attr:`Context.memo`: the weight layers and norms whose weight a modifier that
+handles residual branches set (:attr:`Modifier.handles_residual`: zero-init-residual's zeros,
+Fixup's scaled branches and zero head). The walk ran before them, with branch ends at unit
+output; the planner plans again with them held as they are set
+(:func:`~initwise.torch.planner.held_layers`), so the layers after them are solved for what
+they give."""
+
+
 class Chain(Policy):
     """A policy followed by modifiers, applied in order (see :func:`chain`)."""
 
@@ -334,7 +343,9 @@ class Chain(Policy):
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
         e = self.base.weight(ctx, site)
         for m in self.modifiers:
-            e = m.weight(ctx, site, e)
+            before, e = e, m.weight(ctx, site, e)
+            if m.handles_residual and e is not before:
+                ctx.memo.setdefault(RESIDUAL_SET, set()).add(site.module_name)
         return e
 
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:
@@ -348,7 +359,9 @@ class Chain(Policy):
         if e is None or pname != "weight":
             return e
         for m in self.modifiers:
-            e = m.norm(ctx, name, module, layer, e)
+            before, e = e, m.norm(ctx, name, module, layer, e)
+            if m.handles_residual and e is not before:
+                ctx.memo.setdefault(RESIDUAL_SET, set()).add(name)
         return e
 
     def recurrent(self, ctx, name, module, params):  # type: ignore[no-untyped-def]

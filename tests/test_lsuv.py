@@ -183,3 +183,46 @@ def test_layers_inside_a_block_run_whole_are_scaled(chain, monkeypatch):
     ]
     for a, b in zip(m.state_dict().values(), h.state_dict().values(), strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("hooks", [False, True], ids=["one-pass", "hooks"])
+def test_a_layer_whose_bias_sets_its_std_is_left_as_it_is(hooks, monkeypatch):
+    """A bias kept as built with a wide spread (HF Mamba's ``dt_proj``: softplus⁻¹ of time
+    steps, std ≈ 1.4) sets the output's std whatever the weight: LSUV scaled the weight for
+    ``max_iter`` rounds down to ×0.03, nearly cutting the layer's input off, and reported it
+    unconverged. Scaling that does not move the std is undone and the layer said."""
+    import importlib
+
+    lsuv_module = importlib.import_module("initwise.torch.lsuv")
+    if hooks:
+        monkeypatch.setattr(lsuv_module, "trace_sequential", lambda *a: None)
+        monkeypatch.setattr(lsuv_module, "fx_module", lambda *a: (_ for _ in ()).throw(TypeError()))
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    with torch.no_grad():
+        m[0].bias.copy_(torch.linspace(-6.0, 0.0, 64))  # (std 1.8)
+    m[0].bias.requires_grad_(False)  # (kept as built by the pre-init plan)
+    x = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
+    res = it.lsuv(m, x, seed=0)
+    assert res.method == ("hooks" if hooks else "sequential")
+    first, last = res.layers
+    assert first.name.startswith("0 (its output std 1.") and "left as it is" in first.name
+    assert first.scale == 1.0 and not first.converged
+    assert last.converged
+    w = m[0].weight.detach()
+    assert torch.allclose(w.T @ w, torch.eye(16), atol=1e-4)  # (orthonormal, × 1: as drawn)
+    assert "not rescaled — its output std" in res.plan["0.weight"].reason
+
+
+def test_a_bias_below_the_target_still_converges():
+    """A kept bias whose own spread is below the target (std 0.5) leaves the target reachable:
+    the layer is scaled as before, to std 1 ± tol."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 4))
+    with torch.no_grad():
+        m[0].bias.copy_(torch.linspace(-0.85, 0.85, 64))  # (std 0.5)
+    m[0].bias.requires_grad_(False)
+    x = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
+    res = it.lsuv(m, x, seed=0)
+    assert [layer.name for layer in res.layers] == ["0", "2"]
+    assert all(layer.converged for layer in res.layers)

@@ -480,9 +480,37 @@ def _scale(
         out = again()
         sc.evals += 1
         it += 1
-        s = sc.std(name, out)
+        last, s = s, sc.std(name, out)
+        if _unmoved(last, s, f, sc):  # (its bias sets its std: put back as it was)
+            multiply(1 / total)
+            out = again()
+            sc.evals += 1
+            s = sc.std(name, out)
+            why = _UNMOVED.format(s=s)
+            sc.layers.append(LSUVLayer(f"{name} ({why})", 1.0, it, before, s, False))
+            return out
     sc.layers.append(LSUVLayer(name, total, it, before, s, abs(s - sc.target) < sc.tol))
     return out
+
+
+_UNMOVED = (
+    "its output std {s:.3g} is its bias's, which scaling the weight does not move: left as it is"
+)
+
+
+def _unmoved(last: float, s: float, f: float, sc: _Scaler) -> bool:
+    """Whether the output std cannot come down to the target by scaling the weight: with
+    ``std² = a·f² + c`` (the weight's part scales with the square of its factor, the bias's
+    part ``c`` does not), the two stds before and after scaling by ``f`` give
+    ``c = (s² − last²·f²)/(1 − f²)``, and where ``c`` reaches ``(target − tol)²`` no weight
+    scale gets the std within the tolerance but one near zero. That is a bias that sets the
+    output's spread: HF Mamba's ``dt_proj``, whose bias holds ``softplus⁻¹`` of time steps
+    spread over [0.001, 0.1] (std ≈ 1.5 at any weight scale) — LSUV went on scaling for
+    ``max_iter`` rounds and left the weight at ×0.03, its input nearly cut off, unconverged."""
+    if s <= sc.target or abs(1 - f * f) < 1e-3:
+        return False
+    c = (s * s - last * last * f * f) / (1 - f * f)
+    return c >= (sc.target - sc.tol) ** 2
 
 
 @contextlib.contextmanager
@@ -653,7 +681,15 @@ def _by_hooks(
                     run(model, batch)
                 passes += 1
                 it += 1
-                s = sc.check(label, box["s"])
+                last, s = s, sc.check(label, box["s"])
+                if _unmoved(last, s, f, sc):  # (its bias sets its std: put back as it was)
+                    multiply(1 / total)
+                    box.clear()
+                    with watch:
+                        run(model, batch)
+                    passes += 1
+                    s, total = sc.check(label, box["s"]), 1.0
+                    fixed = _UNMOVED.format(s=s)
         finally:
             if h is not None:
                 h.remove()

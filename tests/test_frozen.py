@@ -104,6 +104,44 @@ def test_a_layer_left_as_is_by_an_override_passes_its_own_weights():
     assert 0.75 < _rms(m, X) < 1.33
 
 
+def _upsampler() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, 16, 2, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 4, 1),
+    )
+
+
+@pytest.mark.parametrize("how", ["override", "frozen"])
+def test_a_transposed_convolution_held_passes_what_it_gives(how):
+    """A transposed convolution given an override (or frozen at its own values) was taken at
+    unit output: the layers after it were solved as if the plan had drawn it (an override ×3
+    of a U-Net's up-sampling layer put the output ×2.1–2.3). It is held as linear and
+    convolution layers are, with its true fan-in (the taps that reach one output)."""
+    x = torch.randn(16, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    m = _upsampler()
+    base = plan(m, example_input=x)
+    std = 3 * base["2.weight"].std
+    if how == "frozen":
+        with torch.no_grad():
+            m[2].weight.normal_(0.0, std, generator=torch.Generator().manual_seed(2))
+        m[2].weight.requires_grad_(False)
+        p = init_model(m, seed=0, example_input=x)
+    else:
+        p = init_model(
+            m, seed=0, example_input=x, overrides={"2.weight": {"scheme": "normal", "std": std}}
+        )
+    with torch.no_grad():
+        came = float(m[3](m[2](m[1](m[0](x)))).double().pow(2).mean())
+    assert abs(_said(p["4.weight"].reason) / came - 1) < 0.25, came  # (≈ 9 × 0.5, not 0.5)
+    assert 0.75 < _rms(m, x) < 1.33
+
+
 def test_a_frozen_embedding_table_gives_its_own_scale():
     """A frozen pretrained table (std 3): the Linear reading it is solved for its E[x²] ≈ 9."""
     torch.manual_seed(0)

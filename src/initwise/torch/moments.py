@@ -1988,8 +1988,11 @@ def _feeds_held(
     return found
 
 
-HELD_KINDS = ("linear", "conv", "conv1d_hf")
-"""Weight layers whose output the walk takes from :class:`Held` weights: ``y = W·x + b``."""
+HELD_KINDS = ("linear", "conv", "conv1d_hf", "conv_transpose")
+"""Weight layers whose output the walk takes from :class:`Held` weights: ``y = W·x + b``
+(a transposed convolution's ``fan_in·E[w²]`` with its true fan-in, the taps that reach one
+output: ``C_in·k/stride``; an override of a U-Net's up-sampling layer ×3 was taken as unit
+output, and the model's output came out ×2.1–2.3)."""
 
 
 def _fixed_scale(m: nn.Module, kind: str, name: str) -> tuple[str, float] | None:

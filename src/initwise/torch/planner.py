@@ -1001,6 +1001,9 @@ def held_layers(
             rows = w.shape[1] if kind == "conv1d_hf" else w.shape[0]
             how = next((v for k, v in _HELD_HOW.items() if e.reason.startswith(k)), "left as is")
             gain2 = float(w.pow(2).mean()) if table else float(w.pow(2).sum()) / max(rows, 1)
+            if kind == "conv_transpose":  # (its weight is (C_in, C_out/g, k…): the true fan-in)
+                fan = weight_fans(kind, m, tuple(w.shape), name)[0].fan_in
+                gain2 = float(w.pow(2).mean()) * fan
             mean = float(w.mean()) if table else 0.0
             how = f"{how}, its own weights"
         elif e.std is not None and (table or e.fan_in):

@@ -142,6 +142,42 @@ def test_a_transposed_convolution_held_passes_what_it_gives(how):
     assert 0.75 < _rms(m, x) < 1.33
 
 
+class _Normed(nn.Module):
+    def __init__(self, norm: str = "layer") -> None:
+        super().__init__()
+        self.inp, self.a, self.out = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 4)
+        self.ln = nn.LayerNorm(64) if norm == "layer" else nn.RMSNorm(64)
+
+    def forward(self, x):
+        return self.out(torch.nn.functional.gelu(self.a(self.ln(self.inp(x)))))
+
+
+@pytest.mark.parametrize(
+    "how", ["gain override", "bias override", "frozen", "frozen rms"], ids=lambda s: s
+)
+def test_a_norm_affine_held_passes_what_it_gives(how):
+    """A norm's gain or bias given an override, or frozen at pretrained values, was taken at
+    γ = 1, β = 0: the layer after it was solved for unit input (a LayerNorm gain overridden to
+    3: output rms 2.9; a bias of 2: 2.4). The walk now passes ``γ·x̂ + β`` as they will be."""
+    torch.manual_seed(0)
+    m = _Normed("rms" if how.endswith("rms") else "layer")
+    overrides = None
+    if how == "gain override":
+        overrides = {"ln.weight": {"scheme": "constant", "value": 3.0}}
+    elif how == "bias override":
+        overrides = {"ln.bias": {"scheme": "constant", "value": 2.0}}
+    else:
+        with torch.no_grad():
+            m.ln.weight.normal_(2.0, 0.5, generator=torch.Generator().manual_seed(4))
+        for q in m.ln.parameters():
+            q.requires_grad_(False)
+    p = init_model(m, seed=0, overrides=overrides)
+    with torch.no_grad():
+        came = float(m.ln(m.inp(X)).double().pow(2).mean())
+    assert abs(_said(p["a.weight"].reason) / came - 1) < 0.25, came
+    assert 0.75 < _rms(m, X) < 1.33
+
+
 def test_a_frozen_embedding_table_gives_its_own_scale():
     """A frozen pretrained table (std 3): the Linear reading it is solved for its E[x²] ≈ 9."""
     torch.manual_seed(0)

@@ -973,6 +973,7 @@ def held_layers(
             continue
         if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
             e = entries.get(prefix + "weight")
+            eb = entries.get(prefix + "bias")
             zeroed = (  # (zero-init-residual's scale zero: weight −1 where it is 1 + weight)
                 name in modified
                 and e is not None
@@ -980,8 +981,13 @@ def held_layers(
                 and e.scheme.value == -(norm_offset(m) or 0.0)
             )
             if e is not None and (e.reason.startswith(f"kept: {ZERO_START}") or zeroed):
-                b_mean, b_var = _bias_moments(m, entries.get(prefix + "bias"))
+                b_mean, b_var = _bias_moments(m, eb)
                 found[name] = Held(0.0, b_mean, b_var, "its gain kept at zero")
+            elif any(x is not None and x.reason.startswith(HOLDS) for x in (e, eb)):
+                gain2 = _gain_moment(m, e)
+                if gain2 is not None:  # (an overridden or frozen affine: what it will be)
+                    b_mean, b_var = _bias_moments(m, eb)
+                    found[name] = Held(gain2, b_mean, b_var, "its affine as it will be")
             continue
         if kind not in (*HELD_KINDS, "embedding") or not isinstance(
             getattr(m, "weight", None), torch.Tensor
@@ -1032,6 +1038,25 @@ _HELD_HOW = {
 def _scheme_mean(scheme: S.Scheme) -> float:
     """The mean of a scheme's entries: a constant's value, a normal's mean, else 0."""
     return float(getattr(scheme, "value", getattr(scheme, "mean", 0.0)))
+
+
+def _gain_moment(m: nn.Module, e: ParamPlan | None) -> float | None:
+    """``E[γ²]`` of norm ``m``'s gain after ``apply`` under entry ``e`` (``(1 + w)`` where the
+    norm multiplies by it, :func:`~initwise.torch.modules.norm_offset`): its own values where
+    kept, else the scheme's mean and std; 1 with no gain; None where unknown (a scheme with no
+    std, an offset the norm does not say)."""
+    w = getattr(m, "weight", None)
+    if not isinstance(w, torch.Tensor) or w.numel() == 0:
+        return 1.0
+    offset = norm_offset(m)
+    if offset is None or w.is_meta:
+        return None
+    if e is None or e.scheme is None:  # (kept: its own values)
+        return float((w.detach().double() + offset).pow(2).mean())
+    if e.std is None:
+        return None
+    mean = _scheme_mean(e.scheme) + offset
+    return e.std * e.std + mean * mean
 
 
 def _bias_moments(m: nn.Module, e: ParamPlan | None) -> tuple[float, float]:

@@ -104,6 +104,26 @@ def test_a_layer_left_as_is_by_an_override_passes_its_own_weights():
     assert 0.75 < _rms(m, X) < 1.33
 
 
+@pytest.mark.parametrize("how", ["override", "frozen"])
+def test_a_layer_whose_bias_is_held_passes_what_it_gives(how):
+    """A bias given an override (or frozen at its own values) was applied after the walk, which
+    took the bias the plan draws (zeros): the next layer was solved for the E[x²] of a zero
+    bias. The layer is held with its solved weight and that bias, its weight entry as solved."""
+    m = _mlp()
+    if how == "override":
+        p = init_model(m, seed=0, overrides={"2.bias": {"scheme": "constant", "value": 2.0}})
+    else:
+        with torch.no_grad():
+            m[2].bias.fill_(2.0)
+        m[2].bias.requires_grad_(False)
+        p = init_model(m, seed=0)
+    assert p["2.weight"].reason.startswith("Linear '2'")  # (its own solve, not "held")
+    with torch.no_grad():
+        came = float(torch.relu(m[2](torch.relu(m[0](X)))).double().pow(2).mean())
+    assert abs(_said(p["4.weight"].reason) / came - 1) < 0.25, came  # (≈ 6, not 1)
+    assert 0.75 < _rms(m, X) < 1.33
+
+
 def _upsampler() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(

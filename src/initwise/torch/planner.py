@@ -595,16 +595,19 @@ def _plan(
         found_held = held_layers(model, info, out, modified)
         if found_held:  # planned again, the layers after them solved for what they give
             again = replan(strict, measure, given, found_held)
-            if not modified:
-                return again
-            # a residual modifier's layers keep what it set here: planned again, the base
-            # solves them as held (to the same values) and the modifier would act twice
-            # (depth-scaled-residual: the branch ends ×1/√L twice, the output at rms 0.72)
+            # weights held for what was set around them — a residual modifier's layers, a
+            # layer held for its overridden or frozen bias — keep what this plan gave them:
+            # planned again, the base solves them as held (to the same values, with a reason
+            # that says only that) and a modifier would act twice (depth-scaled-residual: the
+            # branch ends ×1/√L twice, the output at rms 0.72)
+            own = {n for n in found_held if n in modified or found_held[n].how == _BIAS_HELD}
             first = {
                 e.name: e
                 for e in out.entries
-                if e.name.rpartition(".")[0] in modified and e.name.endswith("weight")
+                if e.name.rpartition(".")[0] in own and e.name.endswith("weight")
             }
+            if not first:
+                return again
             return dataclasses.replace(
                 again, entries=tuple(first.get(e.name, e) for e in again.entries)
             )
@@ -994,7 +997,9 @@ def held_layers(
         ):
             continue
         e = entries.get(names.get(id(m.weight), prefix + "weight"))
-        if e is None or not (e.reason.startswith(HOLDS) or name in modified):
+        eb = entries.get(prefix + "bias")
+        biased = eb is not None and eb.reason.startswith(HOLDS)  # (its bias overridden, kept)
+        if e is None or not (e.reason.startswith(HOLDS) or name in modified or biased):
             continue
         if e.forward_mult is not None:  # (u-μP: a stored weight and its multiplier, not solved
             continue  # by the walk's moments)
@@ -1015,16 +1020,23 @@ def held_layers(
         elif e.std is not None and (table or e.fan_in):
             mean = _scheme_mean(e.scheme)
             gain2 = (e.std * e.std + mean * mean) * (1.0 if table else e.fan_in)
-            how = (
-                f"set by the policy's residual rule ({e.scheme.label})"
-                if name in modified and not e.reason.startswith(HOLDS)
-                else f"drawn by its override ({e.scheme.label})"
-            )
+            if e.reason.startswith(HOLDS):
+                how = f"drawn by its override ({e.scheme.label})"
+            elif name in modified:
+                how = f"set by the policy's residual rule ({e.scheme.label})"
+            else:  # (solved by the walk; held for its bias, which is not the plan's)
+                how = _BIAS_HELD
         else:
             continue
-        b_mean, b_var = (mean, 0.0) if table else _bias_moments(m, entries.get(prefix + "bias"))
+        b_mean, b_var = (mean, 0.0) if table else _bias_moments(m, eb)
         found[name] = Held(gain2, b_mean, b_var, how)
     return found
+
+
+_BIAS_HELD = "its bias overridden or kept"
+"""How :func:`held_layers` names a layer held for its bias alone: an override ``"*.bias":
+2`` (or a frozen bias) was applied after the walk, which took the bias the plan draws, and
+the layer after it was solved for unit input (×5 of that in E[x²]: output rms 0.66)."""
 
 
 _HELD_HOW = {

@@ -1422,45 +1422,22 @@ def test_a_module_called_through_its_own_weight_is_diagnosed(how):
 
 
 @pytest.mark.parametrize("how", ["linear", "matmul", "conv"])
-def test_lsuv_scales_a_module_called_through_its_own_weight(how):
+@pytest.mark.parametrize("run", ["fx", "hooks", "hooks-dict"])
+def test_lsuv_scales_a_module_called_through_its_own_weight(how, run):
     """No module hook or interpreter step runs ``fc`` when ``forward`` computes it as a function
     of ``fc.weight``: LSUV left it orthonormal and unscaled (and said so). The fx graph its
-    pass runs reads such calls, and they are scaled where their product runs."""
+    pass runs reads such calls, and they are scaled where their product runs. Where fx cannot
+    trace the model (or the batch is a dict of keyword arguments) LSUV runs by hooks; the
+    product is watched there too, placed in execution order, and scaled the same way."""
     from initwise.torch import lsuv
 
     conv = how == "conv"
     x = torch.randn(256, 16, 20) if conv else torch.randn(256, 16)
-    m = _CalledByWeight(how, conv)
+    m = _CalledByWeight(how, conv, untraceable=run != "fx")
     with warnings.catch_warnings():
         warnings.simplefilter("error", AssumptionWarning)
-        result = lsuv(m, x, seed=0)
-    assert [layer.name for layer in result.layers] == ["fc", "out"]
-    with torch.no_grad():
-        h = (
-            F.conv1d(x, m.fc.weight, m.fc.bias, padding=1)
-            if conv
-            else F.linear(x, m.fc.weight, m.fc.bias)
-        )
-    assert abs(float(h.std()) - 1.0) < 0.1
-    assert result.plan["fc.weight"].scheme.gain == pytest.approx(result.layers[0].scale)
-
-
-@pytest.mark.parametrize("how", ["linear", "matmul", "conv"])
-@pytest.mark.parametrize("as_dict", [False, True])
-def test_lsuv_by_hooks_scales_a_module_called_through_its_own_weight(how, as_dict):
-    """Where fx cannot trace the model (or the batch is a dict of keyword arguments), LSUV runs
-    by hooks, and no hook sees ``fc`` run when ``forward`` computes it from ``fc.weight``: it
-    was left orthonormal and unscaled (said). Its product is watched there too, placed in
-    execution order, and scaled to unit output as the fx pass scales it."""
-    from initwise.torch import lsuv
-
-    conv = how == "conv"
-    x = torch.randn(256, 16, 20) if conv else torch.randn(256, 16)
-    m = _CalledByWeight(how, conv, untraceable=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", AssumptionWarning)
-        result = lsuv(m, {"x": x} if as_dict else x, seed=0)
-    assert result.method == "hooks"
+        result = lsuv(m, {"x": x} if run == "hooks-dict" else x, seed=0)
+    assert result.method == ("fx" if run == "fx" else "hooks")
     assert [layer.name for layer in result.layers] == ["fc", "out"]
     with torch.no_grad():
         h = (

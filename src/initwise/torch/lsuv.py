@@ -555,15 +555,13 @@ def _by_chain(model: nn.Module, names: list[str], x: torch.Tensor, sc: _Scaler) 
     interpreter a Python call per node)."""
     for name in names:
         m = model.get_submodule(name)
-        if not _relevant(m):
-            if not m._modules:  # (an activation, a norm: nothing inside)
-                x = m(x)
-                continue
+        if _relevant(m):
+            x = _scale(sc, name, m, m(x), lambda m=m, x=x: m(x))
+        elif m._modules:  # (a block run whole: the layers inside it scaled in their turn)
             with _inner_layers(sc, m, name):
                 x = m(x)
-            continue
-        out = m(x)
-        x = _scale(sc, name, m, out, lambda m=m, x=x: m(x))
+        else:  # (an activation, a norm: nothing inside)
+            x = m(x)
     return x
 
 
@@ -574,10 +572,10 @@ class _Interp(torch.fx.Interpreter):
 
     def call_module(self, target: Any, args: Any, kwargs: Any) -> Any:
         m = self.fetch_attr(target)
-        if not _relevant(m) and not m._modules:  # (an activation, a norm: nothing inside)
-            return super().call_module(target, args, kwargs)
         if not _relevant(m):
-            with _inner_layers(self.scaler, m, str(target)):
+            if not m._modules:  # (an activation, a norm: nothing inside)
+                return super().call_module(target, args, kwargs)
+            with _inner_layers(self.scaler, m, str(target)):  # (a block run whole)
                 return super().call_module(target, args, kwargs)
         out = super().call_module(target, args, kwargs)
         return _scale(

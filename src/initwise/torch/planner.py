@@ -951,8 +951,10 @@ def held_layers(
     where it keeps its size, and the read-out came out at rms 0.24) — with what their weights
     will be after ``apply``
     (:class:`~initwise.torch.moments.Held`): a kept tensor's own values, an overriding scheme's
-    std (``fan_in·std²``) and mean. ``nn.Linear``/convolution/``Conv1D``/embedding layers the
-    graph reaches, torch norms whose gain is kept at zero (they give their bias) and recurrent
+    std (``fan_in·std²``) and mean; a layer whose bias alone is overridden or frozen, with the
+    weight the walk solved (:data:`_BIAS_HELD`). ``nn.Linear``/convolution/transposed
+    convolution/``Conv1D``/embedding layers the graph reaches, torch norms whose gain is kept
+    at zero (they give their bias) or whose affine is overridden or frozen, and recurrent
     layers (the parameters kept as built, which their probe keeps); a scheme without a std
     (orthogonal of an odd shape…) and u-μP's stored weights (a forward multiplier) are
     skipped."""

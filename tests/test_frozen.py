@@ -124,6 +124,46 @@ def test_a_layer_whose_bias_is_held_passes_what_it_gives(how):
     assert 0.75 < _rms(m, X) < 1.33
 
 
+class _Attending(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, 64)
+        self.att = nn.MultiheadAttention(64, 4, batch_first=True)
+        self.ff, self.out = nn.Linear(64, 64), nn.Linear(64, 4)
+
+    def forward(self, x):
+        h = self.inp(x)
+        h = self.att(h, h, h, need_weights=False)[0]
+        return self.out(torch.nn.functional.gelu(self.ff(h)))
+
+
+@pytest.mark.parametrize("how", ["weight override", "bias override", "frozen"])
+def test_an_attention_output_projection_held_passes_what_it_gives(how):
+    """``nn.MultiheadAttention``'s ``out_proj`` given an override or frozen: the layer after the
+    attention was solved for unit input (its weight ×4 or a bias of 1.5: E[x²] ×3.3–3.9 there).
+    The walk passes the averaged values through it as it will be."""
+    x = torch.randn(32, 12, 16, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _Attending()
+    overrides = None
+    if how == "weight override":
+        overrides = {"att.out_proj.weight": {"scheme": "normal", "std": 0.5}}
+    elif how == "bias override":
+        overrides = {"att.out_proj.bias": {"scheme": "constant", "value": 1.5}}
+    else:
+        with torch.no_grad():
+            m.att.out_proj.weight.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(2))
+        m.att.out_proj.weight.requires_grad_(False)
+    p = init_model(m, seed=0, example_input=x, overrides=overrides)
+    if how == "bias override":  # (the weight's own solve, not "held")
+        assert "linear consumer" in p["att.out_proj.weight"].reason
+    with torch.no_grad():
+        h = m.inp(x)
+        came = float(m.att(h, h, h, need_weights=False)[0].double().pow(2).mean())
+    assert abs(_said(p["ff.weight"].reason) / came - 1) < 0.25, came
+    assert 0.7 < _rms(m, x) < 1.4
+
+
 def _upsampler() -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(

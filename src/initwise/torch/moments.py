@@ -1695,7 +1695,7 @@ def _weight(
             f" (×{f:.3g} of its E[x²] reaches the kernel's taps: {why}, measured on the "
             "example input)"
         )
-    if held is not None and kind in HELD_KINDS:
+    if held is not None and (kind in HELD_KINDS or kind == "mha"):  # (an MHA: its out_proj)
         out = held.gain2 * s + held.bias_var
         role = (
             f"{held.how}: output E[y²] = fan_in·E[w²] {held.gain2:.4g} × E[x²] {s:.3g}"

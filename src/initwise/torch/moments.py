@@ -1276,17 +1276,15 @@ def _pass(
                     res.layers[n.target] = replace(solved, via=came[0])
                     if not came[1]:
                         res.assumed.append(f"{n.target}: its input passed {came[0]}{came[2]}")
-            elif k == "norm" and n.target in walk.held:  # its affine as it will be: γ·x̂ + β
-                h = walk.held[n.target]  # (γ kept at zero: its bias alone)
-                rms = type(m).__name__.endswith("RMSNorm") or probed_norm(m) is False
-                s_hat, mu_hat = _normed(known, rms)
-                val = (
-                    h.gain2 * s_hat + h.bias_var + h.bias_mean * h.bias_mean,
-                    h.bias_mean + math.sqrt(h.gain2) * mu_hat,
-                )
             elif k == "norm":
                 rms = type(m).__name__.endswith("RMSNorm") or probed_norm(m) is False
                 val = _normed(known, rms)
+                h = walk.held.get(n.target)
+                if h is not None:  # its affine as it will be, γ·x̂ + β (γ kept at zero: β)
+                    val = (
+                        h.gain2 * val[0] + h.bias_var + h.bias_mean * h.bias_mean,
+                        h.bias_mean + math.sqrt(h.gain2) * val[1],
+                    )
             elif k == "act":
                 val = _activate(info.acts[n.idx], known[0] if known else _unknown(n, via))
             elif n.idx in lam and known:  # a layer-scale module: x · λ

@@ -992,11 +992,10 @@ def held_layers(
                     b_mean, b_var = _bias_moments(m, eb)
                     found[name] = Held(gain2, b_mean, b_var, "its affine as it will be")
             continue
-        if kind == "mha":  # (its out_proj, by its own entries: the walk passes the values)
-            held_proj = _held_projection(m.out_proj, entries, f"{prefix}out_proj.")
-            if held_proj is not None:
-                found[name] = held_proj
-            continue
+        if kind == "mha":  # its out_proj, held as a Linear: the walk passes the averaged
+            # values through it (an override ×3 of its weight, or a bias of 1.5, was applied
+            # after the walk, and the layer after the attention was solved for unit input)
+            m, kind, prefix = m.out_proj, "linear", f"{prefix}out_proj."
         if kind not in (*HELD_KINDS, "embedding") or not isinstance(
             getattr(m, "weight", None), torch.Tensor
         ):
@@ -1036,29 +1035,6 @@ def held_layers(
         b_mean, b_var = (mean, 0.0) if table else _bias_moments(m, eb)
         found[name] = Held(gain2, b_mean, b_var, how)
     return found
-
-
-def _held_projection(proj: nn.Module, entries: dict[str, ParamPlan], prefix: str) -> Held | None:
-    """An ``nn.MultiheadAttention``'s ``out_proj`` as it will be, where its weight or bias is
-    overridden or frozen (:data:`HOLDS`), else None: the walk passes the averaged values through
-    it instead of solving it (an override ×3 of its weight, or a bias of 1.5, was applied after
-    the walk, and the layer after the attention was solved for unit input: ×3.3–3.9 in E[x²])."""
-    e, eb = entries.get(prefix + "weight"), entries.get(prefix + "bias")
-    if e is None or not any(x is not None and x.reason.startswith(HOLDS) for x in (e, eb)):
-        return None
-    w = proj.weight
-    if not isinstance(w, torch.Tensor) or w.is_meta or w.numel() == 0:
-        return None
-    if e.scheme is None:  # (kept: its own values)
-        gain2 = float(w.detach().double().pow(2).sum()) / max(w.shape[0], 1)
-    elif e.std is not None and e.fan_in:
-        mean = _scheme_mean(e.scheme)
-        gain2 = (e.std * e.std + mean * mean) * e.fan_in
-    else:
-        return None
-    b_mean, b_var = _bias_moments(proj, eb)
-    how = "its output projection as it will be" if e.reason.startswith(HOLDS) else _BIAS_HELD
-    return Held(gain2, b_mean, b_var, how)
 
 
 _BIAS_HELD = "its bias overridden or kept"

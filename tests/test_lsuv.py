@@ -1,11 +1,14 @@
 """LSUV: unit variance at every layer, one pass with fx, reproducible plan, clear errors."""
 
+import warnings
+
 import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 import initwise.torch as it  # noqa: E402
+from initwise.plan import AssumptionWarning  # noqa: E402
 from tests import models  # noqa: E402
 
 
@@ -203,7 +206,8 @@ def test_a_layer_whose_bias_sets_its_std_is_left_as_it_is(hooks, monkeypatch):
         m[0].bias.copy_(torch.linspace(-6.0, 0.0, 64))  # (std 1.8)
     m[0].bias.requires_grad_(False)  # (kept as built by the pre-init plan)
     x = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
-    res = it.lsuv(m, x, seed=0)
+    with pytest.warns(AssumptionWarning, match="not scaled to std 1: 0 \\(its output std 1"):
+        res = it.lsuv(m, x, seed=0)
     assert res.method == ("hooks" if hooks else "sequential")
     first, last = res.layers
     assert first.name.startswith("0 (its output std 1.") and "left as it is" in first.name
@@ -223,6 +227,8 @@ def test_a_bias_below_the_target_still_converges():
         m[0].bias.copy_(torch.linspace(-0.85, 0.85, 64))  # (std 0.5)
     m[0].bias.requires_grad_(False)
     x = torch.randn(256, 16, generator=torch.Generator().manual_seed(0))
-    res = it.lsuv(m, x, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AssumptionWarning)
+        res = it.lsuv(m, x, seed=0)
     assert [layer.name for layer in res.layers] == ["0", "2"]
     assert all(layer.converged for layer in res.layers)

@@ -291,6 +291,12 @@ def _lsuv(
                 AssumptionWarning(f"lsuv: {few(unscaled)}: orthonormal{_NOT_SCALED}"),
                 stacklevel=3,
             )
+    unmoved = [x.name for x in scaler.layers if " (its output std " in x.name]
+    if unmoved:  # (not reached: a fallback, said as one)
+        warnings.warn(
+            AssumptionWarning(f"lsuv: not scaled to std {target:g}: {few(unmoved)}"),
+            stacklevel=3,
+        )
     if acting:
         said = _DROPOUT.format(n=len(acting), s="s" if len(acting) > 1 else "", p=max(acting))
         warnings.warn(SignalWarning(said), stacklevel=3)

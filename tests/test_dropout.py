@@ -120,6 +120,66 @@ def test_init_model_on_a_dropout_network_leaves_the_rng_alone():
     assert torch.equal(state, torch.get_rng_state())
 
 
+class _NumpyMasked(nn.Module):
+    """Masks time steps in train mode with NumPy's and Python's global generators, as Hugging
+    Face's Wav2Vec2/HuBERT/SEW do with ``np.random`` (SpecAugment) and layer-drop code with
+    ``random.uniform``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.fc, self.out = nn.Linear(8, 64), nn.Linear(64, 64), nn.Linear(64, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        import random
+
+        import numpy as np
+
+        h = self.inp(x)
+        if self.training:
+            keep = torch.from_numpy(np.random.rand(x.shape[1]) > 0.5).to(h.dtype)
+            h = h * keep[None, :, None] * (1.0 + random.random())
+        return self.out(torch.relu(self.fc(torch.relu(h))))
+
+
+def test_a_forward_drawing_from_numpy_and_python_leaves_their_streams_alone():
+    """``plan`` with an example input, ``init_model``, ``diagnose`` and ``lsuv`` run the model
+    in train mode: a forward drawing from ``np.random``/``random`` moved the caller's streams,
+    and the plan changed with the caller's NumPy seed. Both are seeded inside the call and put
+    back after it."""
+    import random
+
+    import numpy as np
+
+    from initwise.diagnostics import diagnose
+    from initwise.torch import lsuv
+
+    x = torch.randn(16, 10, 8, generator=torch.Generator().manual_seed(0))
+    m = _NumpyMasked()
+    calls = {
+        "plan": lambda: plan(m, example_input=x),
+        "init_model": lambda: init_model(m, seed=0, example_input=x),
+        "diagnose": lambda: diagnose(m, x),
+        "lsuv": lambda: lsuv(m, x, seed=0),
+    }
+    for name, call in calls.items():
+        np.random.seed(5)
+        random.seed(5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call()
+        assert (np.random.rand(), random.random()) == (
+            np.random.RandomState(5).rand(),
+            random.Random(5).random(),
+        ), name
+    plans = []
+    for s in (1, 2):  # (the caller's NumPy seed does not decide the plan)
+        np.random.seed(s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            plans.append([(e.name, e.std) for e in plan(m, example_input=x)])
+    assert plans[0] == plans[1]
+
+
 class DropPath(nn.Module):
     """Stochastic depth as timm and Hugging Face write it: one keep/drop per example for the
     whole branch, kept values divided by the keep probability."""

@@ -4,6 +4,8 @@ fit. Shared by graph tracing, LSUV and the diagnostics."""
 
 from __future__ import annotations
 
+import random
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -26,19 +28,34 @@ def seeded_rng(seed: int) -> Iterator[None]:
     """Run the block with torch's global generators seeded by ``seed`` — random layers (dropout
     in train mode) and module constructors draw the same values on every call — and put their
     states back afterwards, so the caller's random stream does not move. CUDA generators are
-    saved and restored where CUDA is in use."""
+    saved and restored where CUDA is in use. Python's ``random`` and NumPy's global generator
+    (``np.random.*``, where NumPy is loaded) are seeded and put back too: a forward that draws
+    from them — Hugging Face's Wav2Vec2/HuBERT/SEW mask time steps in train mode with
+    ``np.random`` (SpecAugment) — moved the caller's NumPy stream on every plan, ``diagnose``
+    or ``lsuv`` call, and the plan itself changed with the caller's NumPy seed."""
     devices = (
         list(range(torch.cuda.device_count()))
         if torch.cuda.is_available() and torch.cuda.is_initialized()
         else []
     )
-    with torch.random.fork_rng(devices=devices):
-        # not torch.manual_seed: with CUDA present but not yet initialized it queues a seed
-        # for the GPUs that would run later, outside this block, over the caller's own
-        torch.random.default_generator.manual_seed(seed)
-        if devices:
-            torch.cuda.manual_seed_all(seed)
-        yield
+    py_state = random.getstate()
+    np_random = getattr(sys.modules.get("numpy"), "random", None)  # (not imported for this)
+    np_state = np_random.get_state() if np_random is not None else None
+    try:
+        with torch.random.fork_rng(devices=devices):
+            # not torch.manual_seed: with CUDA present but not yet initialized it queues a
+            # seed for the GPUs that would run later, outside this block, over the caller's own
+            torch.random.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed_all(seed)
+            random.seed(seed)
+            if np_random is not None:
+                np_random.seed(seed % 2**32)
+            yield
+    finally:
+        random.setstate(py_state)
+        if np_random is not None:
+            np_random.set_state(np_state)
 
 
 @contextmanager

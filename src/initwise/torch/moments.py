@@ -41,6 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import sampling
 from ..math.gains import activation_fn
 from ..math.meanfield import normalized_weight_variance
 from ..math.operating import (
@@ -193,6 +194,20 @@ class Held:
     keep: frozenset[str] = frozenset()
     """A recurrent layer's parameters kept as built (frozen, an identity start): its probe
     (:func:`rnn_moments`) runs with them, not with ``auto``'s recurrent rule."""
+    draws: tuple[Any, ...] = ()
+    """A recurrent layer's plan entries (:class:`~initwise.plan.ParamPlan`) where they are not
+    ``auto``'s recurrent rule — an override, another forget-gate bias: its probe draws its
+    copy by them, as ``apply`` will."""
+    values: tuple[float, float, float] | None = None
+    """An ``nn.MultiheadAttention``'s value projection as it will be where it is overridden or
+    kept: ``(fan_in·E[w²], bias mean, bias variance)`` of its value block; the walk averages
+    the values it gives instead of unit ones."""
+    solved: bool = False
+    """The layer's own weight is the walk's to solve (only :attr:`values` is held)."""
+    param: bool = False
+    """A raw parameter the graph reads (a layer scale ``γ·x``, a token, a latent array), not a
+    layer: its values' ``(E[p²], E[p])`` are :attr:`gain2` and :attr:`bias_mean`
+    (``propagate``'s ``drawn``)."""
 
 
 @dataclass
@@ -482,7 +497,8 @@ def propagate(
     (:func:`~initwise.torch.pooling.measure_pools`); ``kept`` the ``(E[p²], E[p])`` of raw
     parameters the plan leaves as they are (a Perceiver's latent array added to the signal),
     by name — otherwise a parameter node's moments are unknown; ``held`` the weight layers it
-    does not solve (:class:`Held`), by module name; ``inputs`` the input moments of weight
+    does not solve (:class:`Held`), by module name, and the raw parameters overridden or
+    frozen (``Held.param``), by parameter name; ``inputs`` the input moments of weight
     layer nodes measured on an example input where the walk had no rule for what computes them
     (:func:`~initwise.torch.pooling.measure_inputs`), by node.
     Tied embeddings (an Embedding sharing its weight with a Linear head) get the std that makes
@@ -493,16 +509,22 @@ def propagate(
     """
     if info.graph is None:
         return Moments()
-    walk = _walk(model, info, pools or {})
+    # (raw parameters held — overridden or frozen — are values the graph reads, not layers)
+    drawn = {k: (h.gain2, h.bias_mean) for k, h in (held or {}).items() if h.param}
+    walk = _walk(model, info, pools or {}, drawn)
     heads = _tied_heads(model, info.graph)
     walk.tied = {h: e for e, h in heads.items()}
-    walk.held = dict(held or {})
+    walk.held = {k: h for k, h in (held or {}).items() if not h.param}
     walk.inputs = dict(inputs or {})
     walk.feeds_held = _feeds_held(info, walk.users, walk.held)
     if kept:  # parameters the plan leaves as the model holds them: their values' moments
         for n in info.graph.nodes:
             if n.op == "param" and n.target in kept and n.idx not in walk.data:
                 walk.data[n.idx] = kept[n.target]
+    if drawn:  # raw parameters overridden or frozen: what they will be
+        for n in info.graph.nodes:
+            if n.op == "param" and n.target in drawn:
+                walk.data[n.idx] = drawn[n.target]
     emb: dict[str, float] = dict.fromkeys(heads, 1.0)
     out = _pass(info, walk, first, n_res, emb)
     if heads:
@@ -748,13 +770,18 @@ class _Walk:
     a frozen table): that layer's ``fan_in·E[w²]`` and name (:func:`_feeds_held`)."""
 
 
-def _walk(model: nn.Module, info: ModelInfo, pools: dict[int, Stats]) -> _Walk:
+def _walk(
+    model: nn.Module,
+    info: ModelInfo,
+    pools: dict[int, Stats],
+    drawn: dict[str, tuple[float, float]] | None = None,
+) -> _Walk:
     g = info.graph
     assert g is not None
     modules = graph_modules(model, g)
     users = g.users()
     branch_end = {e: r for r in info.adds for e in (r.exits or (r.last,))}
-    lam = _layer_scales(model, modules, info)
+    lam = _layer_scales(model, modules, info, drawn or {})
     thetas = affine_thetas(info)
     scale: dict[int, float] = {}
     dests: dict[str, int] = {}
@@ -1367,10 +1394,26 @@ UNKNOWN_ACT_INPUT = "whose own input's moments are unknown"
 follow (:func:`_unknown`; :func:`unknown_inputs` finds those layers by it)."""
 
 
+UNSIZED_PARTS = "parts whose sizes the graph does not have"
+"""How a layer's reason says that a concatenation before it joined a learned part (a class
+token) to the data's, of unlike second moments, along a dimension whose sizes are unknown (the
+sequence a class token joins): averaged as equal there, measured with an example input
+(:func:`unknown_inputs`)."""
+
+UNSIZED_SPREAD = 2.0
+"""Parts of a concatenation whose ``E[x²]`` differ by more than this factor, sizes unknown: the
+equal average is said (and measured with an example input)."""
+
+
 def unknown_inputs(res: Moments) -> list[str]:
     """The weight layers ``res`` solved for an assumed input: its moments unknown (an op the
-    walk has no rule for before it, or after the activation before it)."""
-    return [name for name, v in res.layers.items() if v.assumed_input or UNKNOWN_ACT_INPUT in v.via]
+    walk has no rule for before it, or after the activation before it), or a concatenation of
+    a learned part and the data's, of unknown sizes and unlike moments, averaged as equal."""
+    return [
+        name
+        for name, v in res.layers.items()
+        if v.assumed_input or UNKNOWN_ACT_INPUT in v.via or UNSIZED_PARTS in v.via
+    ]
 
 
 def _tied_product(
@@ -1627,7 +1670,9 @@ def _weight(
         return (std * std, 0.0)
     if kind == "rnn":
         x = next((v for v in ins if v is not None), None)
-        return rnn_moments(m, x or (1.0, 0.0), held.keep if held is not None else frozenset())
+        if held is None:
+            return rnn_moments(m, x or (1.0, 0.0))
+        return rnn_moments(m, x or (1.0, 0.0), held.keep, held.draws)
     if kind == "unknown":
         roles = probed_tokenizer(m)  # x[..., None]·W + b: the planner draws W, b for unit tokens
         if roles is None:
@@ -1661,11 +1706,32 @@ def _weight(
     mixed = ""
     node = name  # (an MHA's out_proj ends the branch its module node ends)
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
-        res.layers[name] = Solved(s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed)
-        name, s, mu, assumed = f"{name}.out_proj", 1.0, 0.0, False
+        vals = held.values if held is not None else None
+        if vals is None:
+            res.layers[name] = Solved(
+                s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed
+            )
+            v2, v1 = 1.0, 0.0
+        else:  # the value projection overridden or kept: the values it gives (q/k solved)
+            sv = (ins[2] if len(ins) > 2 and ins[2] is not None else (s, mu))[0]
+            v2, v1 = vals[0] * sv + vals[2] + vals[1] ** 2, vals[1]
+            res.layers[name] = Solved(
+                s,
+                mu,
+                v2,
+                False,
+                f"q/k at unit second moment; its values drawn as overridden or kept: E[v²] = "
+                f"fan_in·E[w²] {vals[0]:.4g} × E[x²] {sv:.3g} + the bias's "
+                f"{vals[2] + vals[1] ** 2:.3g} = {v2:.3g}",
+                None,
+                assumed,
+            )
+        name, s, mu, assumed = f"{name}.out_proj", v2, v1, False
         if measured is not None:  # (measured on the example input: pooling.measure_pools)
-            s, mu = carried(measured, 1.0)
-            mixed = f" (attention ×{s:.3g} of the values' E[x²], measured on the example input)"
+            s, mu = carried(measured, v2)
+            mixed = (
+                f" (attention ×{s / v2:.3g} of the values' E[x²], measured on the example input)"
+            )
         elif node not in branch_end and _reaches_output(info, node):  # said as for SDPA (a
             # branch end's share is the stream's; an unused head's, PaliGemma's SigLIP pool, is
             # nobody's)
@@ -1693,7 +1759,8 @@ def _weight(
             f" (×{f:.3g} of its E[x²] reaches the kernel's taps: {why}, measured on the "
             "example input)"
         )
-    if held is not None and (kind in HELD_KINDS or kind == "mha"):  # (an MHA: its out_proj)
+    if held is not None and not held.solved and (kind in HELD_KINDS or kind == "mha"):  # (an
+        # MHA: its out_proj)
         out = held.gain2 * s + held.bias_var
         role = (
             f"{held.how}: output E[y²] = fan_in·E[w²] {held.gain2:.4g} × E[x²] {s:.3g}"
@@ -2075,12 +2142,15 @@ def _branch_target(s_skip: float, R: int, end: Any, f: float = 1.0) -> tuple[flo
 
 
 def _layer_scales(
-    model: nn.Module, modules: dict[str, nn.Module], info: ModelInfo
+    model: nn.Module,
+    modules: dict[str, nn.Module],
+    info: ModelInfo,
+    drawn: dict[str, tuple[float, float]] | None = None,
 ) -> dict[int, tuple[float, float]]:
     """``{node: (E[λ²], E[λ])}`` for the graph's layer scales (:data:`~.modules.LAYER_SCALES`):
     parameters multiplied in code (BEiT's ``lambda_1 * x``) and layer-scale modules (DINOv2's),
-    at the value the plan gives them — the config's (:func:`~.modules.layer_scale_value`) —
-    or, kept as built, their own."""
+    at the value the plan gives them — an override's (``drawn``, by parameter name), the
+    config's (:func:`~.modules.layer_scale_value`) — or, kept as built, their own."""
     from .modules import is_layer_scale, layer_scale_module, layer_scale_value
 
     g = info.graph
@@ -2103,7 +2173,10 @@ def _layer_scales(
             p = getattr(modules[n.target], pname)
         else:
             continue
-        if value is not None:
+        full = n.target if n.op == "param" else f"{n.target}.{pname}"
+        if drawn and full in drawn:  # (overridden: what its override draws)
+            out[n.idx] = drawn[full]
+        elif value is not None:
             out[n.idx] = (value * value, value)
         elif not p.is_meta:
             t = p.detach().double()
@@ -2340,7 +2413,10 @@ RNN_PROBE_LIMIT = 4_000_000
 
 
 def rnn_moments(
-    m: nn.Module, x: tuple[float, float], keep: frozenset[str] = frozenset()
+    m: nn.Module,
+    x: tuple[float, float],
+    keep: frozenset[str] = frozenset(),
+    draws: tuple[Any, ...] = (),
 ) -> tuple[float, float] | None:
     """``(E[h²], E[h])`` of a recurrent layer's output sequence, measured: a copy initialized by
     ``auto``'s recurrent rule (input weights Xavier per gate — LeCun's for a ReLU RNN —,
@@ -2353,7 +2429,11 @@ def rnn_moments(
     here, so it is probed; None for meta-device layers and layers over
     :data:`RNN_PROBE_LIMIT` parameters (then the next layer assumes unit input and says so).
     ``keep``: parameter names the plan leaves as built, which the copy keeps too (an IRNN's
-    identity recurrent matrix, a frozen layer)."""
+    identity recurrent matrix, a frozen layer). ``draws``: the plan's entries for the layer's
+    parameters where they are not that rule (an override, another forget-gate bias): the copy's
+    parameters are drawn by them, as ``apply`` draws the layer (before, the probe kept ``auto``'s
+    rule: a 2-layer LSTM with its ``bias_hh`` overridden to 1 had ×20 its predicted ``E[h²]``
+    and its read-out came out at rms 2.9–4.4; ``forget_bias=0`` gave ×0.28, rms 0.50–0.56)."""
 
     cell = isinstance(m, nn.RNNCellBase)
     if not isinstance(m, (nn.RNNBase, nn.RNNCellBase)) or any(p.is_meta for p in m.parameters()):
@@ -2370,8 +2450,9 @@ def rnn_moments(
     # a ReLU RNN's state scale moves with the draw of its orthogonal recurrent matrix (its
     # positive mean fed back: 12 draws of a 3-layer one gave E[h²] 0.36–5.9 around a median
     # of 1.0), so it is probed over 5 draws and the median taken; the others scatter little
+    drawn = {e.name.rsplit(".", 1)[-1]: e for e in draws}
     runs = sorted(
-        _rnn_probe(c, cell, mode, gates, relu, keep, x, k) for k in range(5 if relu else 1)
+        _rnn_probe(c, cell, mode, gates, relu, keep, x, k, drawn) for k in range(5 if relu else 1)
     )
     return runs[len(runs) // 2]
 
@@ -2385,15 +2466,20 @@ def _rnn_probe(
     keep: frozenset[str],
     x: tuple[float, float],
     seed: int,
+    drawn: dict[str, Any] | None = None,
 ) -> tuple[float, float]:
     """One draw of :func:`rnn_moments`' probe: ``(E[h²], E[h])`` of copy ``c`` initialized
-    with generator seed ``seed`` (0: the single draw the probe always made)."""
+    with generator seed ``seed`` (0: the single draw the probe always made); the parameters in
+    ``drawn`` by their plan entries (:func:`_entry_values`, seeded by ``seed``)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in c.named_parameters():
             if name in keep:  # (kept as built: frozen, an identity start)
                 continue
-            if name.startswith("weight_ih"):
+            e = (drawn or {}).get(name)
+            if e is not None and e.scheme is not None and tuple(e.shape) == tuple(p.shape):
+                p.copy_(_entry_values(e, seed))  # (its blocks, forget gate, override)
+            elif name.startswith("weight_ih"):
                 for block in p.chunk(gates, 0):
                     if relu:  # (LeCun's, as the plan's: see Policy.recurrent_input_scheme)
                         block.normal_(0.0, math.sqrt(1.0 / block.shape[1]), generator=g)
@@ -2432,6 +2518,26 @@ def _rnn_probe(
             seq = torch.randn(shape, generator=g) * sd + mu
             out = c(seq)[0].double()
     return float(out.pow(2).mean()), float(out.mean())
+
+
+def _entry_values(e: Any, seed: int) -> torch.Tensor:
+    """The values plan entry ``e`` (:class:`~initwise.plan.ParamPlan`) draws with ``seed``:
+    each block by its own scheme (an LSTM's forget-gate block), from :mod:`initwise.sampling`'s
+    streams as ``apply`` draws them on the host (a recurrent layer's entries have no centering,
+    row scales or zero rows)."""
+    blocks = [
+        sampling.sample(
+            e.scheme_for_chunk(i),
+            e.block_shape,
+            seed=seed,
+            name=e.name if e.chunks == 1 else f"{e.name}[{i}]",
+            fans=e.fans,
+            dtype=np.float32,
+        )
+        for i in range(e.chunks)
+    ]
+    full = blocks[0] if len(blocks) == 1 else np.concatenate(blocks, axis=e.chunk_dim)
+    return torch.from_numpy(np.ascontiguousarray(full))
 
 
 def carry_gates(model: nn.Module, info: ModelInfo) -> list[str]:
@@ -3793,6 +3899,20 @@ def _function(
             return (
                 sum(w * x[0] for w, x in zip(sizes, known, strict=True)) / total,
                 sum(w * x[1] for w, x in zip(sizes, known, strict=True)) / total,
+            )
+        lo, hi = min(x[0] for x in known), max(x[0] for x in known)
+        g = info.graph
+        from_data = [_from_data(g, i) for i in n.inputs] if g is not None else []
+        if len(known) == len(ins) > 1 and hi > UNSIZED_SPREAD * lo and len(set(from_data)) > 1:
+            # a learned part (a class token) joined to the data's (the patches, a sequence of a
+            # length the graph does not have), unlike in scale: any sizes average alike parts
+            # alike, not these — a class token overridden to 2 among 16 patches came at E[x²]
+            # 1.18 where the equal average said 2.5
+            via[n.idx] = (
+                f"a concatenation '{t}' (node {n.idx}) of {UNSIZED_PARTS}",
+                False,
+                f" (E[x²] {lo:.3g} to {hi:.3g}), averaged as if equal in size; give "
+                "example_input= to measure it",
             )
         return (
             sum(x[0] for x in known) / len(known),

@@ -963,16 +963,19 @@ def held_layers(
         m = layer.module
         kind = module_kind(m)
         prefix = f"{name}." if name else ""
-        if isinstance(m, nn.RNNBase):  # (its probe runs with what is kept as built)
+        if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):  # (its probe runs with what is kept
+            # as built, and draws what the plan draws otherwise than auto's recurrent rule)
+            params = dict(m.named_parameters(recurse=False))
+            mine = {pname: entries.get(prefix + pname) for pname in params}
             keep = frozenset(
                 pname
-                for pname, _ in m.named_parameters(recurse=False)
-                if (x := entries.get(prefix + pname)) is not None
-                and x.scheme is None
-                and x.reason.startswith(HOLDS)
+                for pname, x in mine.items()
+                if x is not None and x.scheme is None and x.reason.startswith(HOLDS)
             )
-            if keep:
-                found[name] = Held(0.0, 0.0, 0.0, "kept as built", keep)
+            draws = _recurrent_draws(name, m, params, mine)
+            if keep or draws:
+                how = "kept as built" if not draws else "drawn as planned"
+                found[name] = Held(0.0, 0.0, 0.0, how, keep, draws)
             continue
         if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
             e = entries.get(prefix + "weight")
@@ -992,9 +995,13 @@ def held_layers(
                     b_mean, b_var = _bias_moments(m, eb)
                     found[name] = Held(gain2, b_mean, b_var, "its affine as it will be")
             continue
+        values = None
         if kind == "mha":  # its out_proj, held as a Linear: the walk passes the averaged
             # values through it (an override ×3 of its weight, or a bias of 1.5, was applied
-            # after the walk, and the layer after the attention was solved for unit input)
+            # after the walk, and the layer after the attention was solved for unit input);
+            # and its value projection where that is overridden or kept (std 0.3 for 0.125:
+            # values ×5.8 in E[x²], the layer after the attention solved for unit input)
+            values = _held_values(m, prefix, entries)
             m, kind, prefix = m.out_proj, "linear", f"{prefix}out_proj."
         if kind not in (*HELD_KINDS, "embedding") or not isinstance(
             getattr(m, "weight", None), torch.Tensor
@@ -1004,6 +1011,8 @@ def held_layers(
         eb = entries.get(prefix + "bias")
         biased = eb is not None and eb.reason.startswith(HOLDS)  # (its bias overridden, kept)
         if e is None or not (e.reason.startswith(HOLDS) or name in modified or biased):
+            if values is not None:  # (its out_proj the walk's to solve, for those values)
+                found[name] = Held(0.0, 0.0, 0.0, "its values", values=values, solved=True)
             continue
         if e.forward_mult is not None:  # (u-μP: a stored weight and its multiplier, not solved
             continue  # by the walk's moments)
@@ -1033,8 +1042,113 @@ def held_layers(
         else:
             continue
         b_mean, b_var = (mean, 0.0) if table else _bias_moments(m, eb)
-        found[name] = Held(gain2, b_mean, b_var, how)
+        found[name] = Held(gain2, b_mean, b_var, how, values=values)
+    found.update(_held_parameters(model, info, entries))
     return found
+
+
+def _held_parameters(model: nn.Module, info: Any, entries: dict[str, ParamPlan]) -> dict[str, Held]:
+    """Raw parameters the graph reads as values (no layer owns them: a layer scale ``γ·x``, a
+    token, a latent array) whose entry is an override or frozen: ``Held(E[p²], E[p], param=
+    True)`` by parameter name, what they will be after ``apply``. The walk read a layer scale
+    at its built (or config) value and other such parameters as the model held them: ConvNeXt-
+    style branches ``x + γ·f(x)`` with ``γ`` overridden from 10⁻² to 1 put the read-out's input
+    at E[x²] ~75 where 1 was solved for (output rms 7.1–8.6)."""
+    g = info.graph
+    if g is None:
+        return {}
+    targets = {n.target for n in g.nodes if n.op == "param"}
+    sites = {id(t) for m in g.extra.values() for t in m.parameters()}
+    found: dict[str, Held] = {}
+    for name, p in model.named_parameters():
+        e = entries.get(name)
+        if name not in targets or id(p) in sites or e is None or not e.reason.startswith(HOLDS):
+            continue
+        mod_name = name.rpartition(".")[0]
+        if module_kind(model.get_submodule(mod_name) if mod_name else model) != "unknown":
+            continue
+        if p.is_meta or not p.is_floating_point() or not p.numel():
+            continue
+        if e.scheme is None:  # (kept: its own values)
+            t = p.detach().double()
+            s2, mu = float(t.pow(2).mean()), float(t.mean())
+        elif e.std is not None:
+            mu = _scheme_mean(e.scheme)
+            s2 = e.std * e.std + mu * mu
+        else:  # (a scheme without a std)
+            continue
+        if math.isfinite(s2) and math.isfinite(mu):
+            how = f"drawn by its override ({e.scheme.label})" if e.scheme else "kept as it is"
+            found[name] = Held(s2, mu, 0.0, how, param=True)
+    return found
+
+
+def _held_values(
+    m: nn.MultiheadAttention, prefix: str, entries: dict[str, ParamPlan]
+) -> tuple[float, float, float] | None:
+    """``(fan_in·E[w²], bias mean, bias variance)`` of ``m``'s value projection after
+    ``apply`` where its weight (the packed ``in_proj_weight``'s third block, or
+    ``v_proj_weight``) or its bias (``in_proj_bias``'s third block) is overridden or kept;
+    else None. A kept tensor by its own values; an override by its std and mean."""
+    packed = m.in_proj_weight is not None
+    wname = "in_proj_weight" if packed else "v_proj_weight"
+    w = getattr(m, wname, None)
+    e, eb = entries.get(prefix + wname), entries.get(prefix + "in_proj_bias")
+    held_w = e is not None and e.reason.startswith(HOLDS)
+    held_b = eb is not None and eb.reason.startswith(HOLDS)
+    if not (held_w or held_b) or not isinstance(w, torch.Tensor) or w.is_meta:
+        return None
+    d = m.embed_dim
+    wv = w.detach()[2 * d : 3 * d] if packed else w.detach()
+    if e is None or e.scheme is None:  # (kept: its own values, per output unit)
+        gain2 = float(wv.double().pow(2).sum()) / max(wv.shape[0], 1)
+    elif e.std is not None:
+        mean = _scheme_mean(e.scheme)
+        gain2 = (e.std * e.std + mean * mean) * wv.shape[1]
+    else:  # (a scheme without a std: not held)
+        return None
+    b = m.in_proj_bias
+    if not isinstance(b, torch.Tensor) or b.is_meta:
+        b_mean, b_var = 0.0, 0.0
+    elif eb is None or eb.scheme is None:
+        bv = b.detach().double()[2 * d : 3 * d]
+        b_mean, b_var = float(bv.mean()), float(bv.var(unbiased=False))
+    else:
+        b_mean, b_var = _scheme_mean(eb.scheme), (eb.std or 0.0) ** 2
+    return (gain2, b_mean, b_var)
+
+
+def _recurrent_draws(
+    name: str, m: nn.Module, params: dict[str, Any], mine: dict[str, ParamPlan | None]
+) -> tuple[ParamPlan, ...]:
+    """The plan entries of recurrent layer ``m`` when they are not what its probe draws by
+    default (``auto``'s recurrent rule, forget-gate bias 1: :func:`~initwise.torch.moments.
+    rnn_moments`) — an override, ``forget_bias`` other than 1, a policy's own rule —, else
+    ``()``. Compared by what they draw (scheme, blocks, std), not by their reasons."""
+    if not params or any(p.is_meta for p in params.values()):
+        return ()
+    rule = get_policy("auto").recurrent(_PROBE_CTX, name, m, params)  # type: ignore[arg-type]
+    drawn = [e for e in mine.values() if e is not None and e.scheme is not None]
+    if all(_same_draw(e, rule.get(e.name.rsplit(".", 1)[-1])) for e in drawn):
+        return ()
+    return tuple(drawn)
+
+
+_PROBE_CTX = type("_ProbeContext", (), {"forget_bias": 1.0})()
+"""What ``auto``'s :meth:`~initwise.torch.policies.Policy.recurrent` reads of its context for
+the probe's default rule: the forget-gate bias the probe draws."""
+
+
+def _same_draw(a: ParamPlan, b: ParamPlan | None) -> bool:
+    """Whether entries ``a`` and ``b`` draw the same distribution (scheme, blocks, std)."""
+    if b is None:
+        return False
+    fields = ("scheme", "chunks", "chunk_dim", "chunk_schemes", "center_dims", "row_scales")
+    if any(getattr(a, f) != getattr(b, f) for f in fields):
+        return False
+    return (a.std is None) == (b.std is None) and (
+        a.std is None or math.isclose(a.std, b.std or 0.0, rel_tol=1e-9)  # type: ignore[arg-type]
+    )
 
 
 _BIAS_HELD = "its bias overridden or kept"

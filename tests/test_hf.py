@@ -1300,3 +1300,28 @@ def test_gradient_checkpointing_does_not_change_the_plan(family):
     pa, pb = it.plan(plain), it.plan(model)
     assert "traced with run" in pb.notes[0]
     assert [(e.name, e.std) for e in pb] == [(e.name, e.std) for e in pa]
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma"])
+def test_an_overridden_hf_rms_norm_is_walked_as_it_will_be(family):
+    """Hugging Face's RMSNorms (not torch norm classes) given an override were not held: the
+    walk took γ = 1 and Mixtral's input norms overridden to 3 grew the residual stream ×5.1 over
+    4 layers where the plan holds it at ×1.5. Gemma's norm multiplies by ``1 + w``."""
+    cfg = dict(
+        num_hidden_layers=4, hidden_size=64, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=128, vocab_size=128,
+    )  # fmt: skip
+    make = {
+        "llama": lambda: transformers.LlamaModel(transformers.LlamaConfig(**cfg)),
+        "gemma": lambda: transformers.GemmaModel(transformers.GemmaConfig(**cfg, head_dim=16)),
+    }[family]
+    ids = torch.randint(0, 128, (4, 16), generator=torch.Generator().manual_seed(0))
+    streams = []
+    for overrides in (None, {"*.input_layernorm.weight": {"scheme": "constant", "value": 3.0}}):
+        torch.manual_seed(0)
+        model = make()
+        it.init_model(model, seed=0, overrides=overrides)
+        with torch.no_grad():
+            hs = model(input_ids=ids, output_hidden_states=True).hidden_states
+        streams.append(float(hs[-2].pow(2).mean()) / float(hs[0].pow(2).mean()))
+    assert streams[1] < 1.3 * streams[0], streams

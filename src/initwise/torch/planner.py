@@ -977,7 +977,9 @@ def held_layers(
                 how = "kept as built" if not draws else "drawn as planned"
                 found[name] = Held(0.0, 0.0, 0.0, how, keep, draws)
             continue
-        if isinstance(m, NORMS):  # (a norm whose gain is kept at zero gives its bias)
+        if isinstance(m, NORMS) or kind == "norm":  # (a norm whose gain is kept at zero gives
+            # its bias; Hugging Face's RMSNorms too: Mixtral's input norms overridden to 3 grew
+            # the stream ×5 over 4 layers where the plan holds it at ×1.5)
             e = entries.get(prefix + "weight")
             eb = entries.get(prefix + "bias")
             zeroed = (  # (zero-init-residual's scale zero: weight −1 where it is 1 + weight)

@@ -3141,3 +3141,60 @@ def test_a_branch_added_into_a_zero_accumulator_is_planned():
         p.apply(m, seed=seed)
         with torch.no_grad():
             assert 0.5 <= float(m(x).pow(2).mean().sqrt() / x.pow(2).mean().sqrt()) <= 2.0
+
+
+class _CrossDecoder(nn.Module):
+    """Cross-attention whose memory (keys and values) comes ×5 the query's scale."""
+
+    def __init__(self, d: int = 64) -> None:
+        super().__init__()
+        self.q, self.m = nn.Linear(16, d), nn.Linear(16, d)
+        self.att = nn.MultiheadAttention(d, 4, batch_first=True)
+        self.out = nn.Linear(d, 8)
+
+    def forward(self, x: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        kv = self.m(mem) * 5.0
+        return self.out(self.att(self.q(x), kv, kv, need_weights=False)[0])
+
+
+def test_cross_attention_solves_its_key_and_value_blocks_for_their_own_inputs():
+    """The packed ``in_proj_weight`` was solved for the query's E[x²] in all three blocks, so a
+    memory ×5 the query's scale put the values ×5 in rms and the output at 4.3–5.0 — with the
+    example input too (its averaging is measured as a ratio of the values). The key and value
+    blocks are solved for their own inputs."""
+    x = torch.randn(32, 20, 16, generator=torch.Generator().manual_seed(0))
+    mem = torch.randn(32, 12, 16, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(0)
+    m = _CrossDecoder()
+    p = it.init_model(m, seed=0, example_input=(x, mem))
+    e = p["att.in_proj_weight"]
+    assert "value E[x²] 25" in e.reason and "gains q 1, k 0.2, v 0.2" in e.reason
+    q, k, v = m.att.in_proj_weight.detach().chunk(3)
+    assert abs(float(k.std() / q.std()) - 0.2) < 0.02 and abs(float(v.std() / q.std()) - 0.2) < 0.02
+    with torch.no_grad():
+        assert 0.7 < rms(m(x, mem)) < 1.4
+
+
+def test_an_mha_call_lists_its_query_key_and_value_in_place():
+    """fx lists each input node once: ``att(x, x, v)`` came as two inputs, read as a query and
+    a shared key/value, and a mask after a self-attention's ``x`` took the key's place."""
+    from initwise.torch.inspection import inspect_model
+
+    class Calls(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.v = nn.Linear(8, 32), nn.Linear(8, 32)
+            self.att1 = nn.MultiheadAttention(32, 4, batch_first=True)
+            self.att2 = nn.MultiheadAttention(32, 4, batch_first=True)
+
+        def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            h, v = self.a(x), self.v(x)
+            y = self.att1(h, h, v, need_weights=False)[0]
+            return self.att2(y, y, y, attn_mask=mask, need_weights=False)[0]
+
+    g = inspect_model(Calls(), None).graph
+    node = {n.target: n for n in g.nodes if n.op == "module"}
+    a, v = node["a"].idx, node["v"].idx
+    assert node["att1"].inputs == [a, a, v]
+    y = node["att2"].inputs[0]
+    assert node["att2"].inputs[:3] == [y, y, y] and len(node["att2"].inputs) == 4

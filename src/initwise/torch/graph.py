@@ -497,6 +497,18 @@ def graph_modules(model: nn.Module, graph: Graph | None) -> dict[str, nn.Module]
     return modules
 
 
+def _mha_roles(fn: torch.fx.Node) -> list[torch.fx.Node] | None:
+    """The query, key and value nodes of an ``nn.MultiheadAttention`` call, by position or
+    keyword: fx's ``all_input_nodes`` lists each node once, so ``att(q, kv, kv)`` and
+    ``att(x, x, v)`` both came as two inputs, and a mask after them took a role's place. None
+    where one is not a node."""
+    names = ("query", "key", "value")
+    roles = [fn.args[i] if len(fn.args) > i else fn.kwargs.get(k) for i, k in enumerate(names)]
+    if not all(isinstance(a, torch.fx.Node) for a in roles):
+        return None
+    return roles  # type: ignore[return-value]
+
+
 def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
     index: dict[torch.fx.Node, int] = {}
     nodes: list[Node] = []
@@ -534,6 +546,11 @@ def from_fx(model: nn.Module, fx_graph: torch.fx.Graph) -> Graph:
         if permuted is not None:
             target, scalars = permuted
         call = _fx_call(fn) if op == "function" else None
+        if op == "module" and isinstance(model.get_submodule(target), nn.MultiheadAttention):
+            roles = _mha_roles(fn)  # (query, key, value in place, as a run trace records them)
+            if roles is not None:
+                qkv = [latest.get(index[a], index[a]) for a in roles]
+                inputs = qkv + [i for i in inputs if i not in qkv]
         if op == "module" and isinstance(model.get_submodule(target), KNOWN):
             index[fn] = expand_known(model.get_submodule(target), target, inputs, nodes)
             continue

@@ -159,6 +159,10 @@ class Solved:
     also: str = ""
     """Where ``forward`` also uses the weight outside the layer, and what that use gives (a tied
     decoder: :func:`_tied_product`), for the reason."""
+    blocks: tuple[float, float] | None = None
+    """An ``nn.MultiheadAttention`` whose key and value inputs differ from its query in
+    ``E[x²]``: theirs, ``(key, value)``; its key and value projections are solved for them (the
+    query's for all three put a decoder's values ×5 in rms where its memory was ×5)."""
 
     @property
     def effective(self) -> float:
@@ -1706,14 +1710,21 @@ def _weight(
     mixed = ""
     node = name  # (an MHA's out_proj ends the branch its module node ends)
     if kind == "mha":  # q/k/v solved to unit output; out_proj sees the average of the values
+        # (its inputs: query, key, value in place — the graph lists them so — then any masks)
+        km = ins[1] if len(ins) > 1 and ins[1] is not None else (s, mu)
+        vm = ins[2] if len(ins) > 2 and ins[2] is not None else km
+        blocks = (km[0], vm[0]) if max(_off(km[0], s), _off(vm[0], s)) > 0.01 else None
         vals = held.values if held is not None else None
         if vals is None:
-            res.layers[name] = Solved(
-                s, mu, 1.0, False, "q/k/v at unit second moment", None, assumed
+            role = "q/k/v at unit second moment" + (
+                f" (key E[x²] {km[0]:.3g}, value E[x²] {vm[0]:.3g}: their blocks solved for them)"
+                if blocks is not None
+                else ""
             )
+            res.layers[name] = Solved(s, mu, 1.0, False, role, None, assumed, blocks=blocks)
             v2, v1 = 1.0, 0.0
         else:  # the value projection overridden or kept: the values it gives (q/k solved)
-            sv = (ins[2] if len(ins) > 2 and ins[2] is not None else (s, mu))[0]
+            sv = vm[0]
             v2, v1 = vals[0] * sv + vals[2] + vals[1] ** 2, vals[1]
             res.layers[name] = Solved(
                 s,
@@ -1725,6 +1736,7 @@ def _weight(
                 f"{vals[2] + vals[1] ** 2:.3g} = {v2:.3g}",
                 None,
                 assumed,
+                blocks=blocks,
             )
         name, s, mu, assumed = f"{name}.out_proj", v2, v1, False
         if measured is not None:  # (measured on the example input: pooling.measure_pools)
@@ -2518,6 +2530,11 @@ def _rnn_probe(
             seq = torch.randn(shape, generator=g) * sd + mu
             out = c(seq)[0].double()
     return float(out.pow(2).mean()), float(out.mean())
+
+
+def _off(a: float, b: float) -> float:
+    """How far ``a`` is from ``b``, relatively (``|a/b − 1|``; ``inf`` for ``b`` 0)."""
+    return abs(a / b - 1.0) if b > 0 else math.inf
 
 
 def _entry_values(e: Any, seed: int) -> torch.Tensor:

@@ -515,12 +515,28 @@ class Auto(Policy):
         if solved is None or (pname != "in_proj_weight" and not pname.endswith("_proj_weight")):
             return e
         g = solved.gain
+        key = value = g
+        if solved.blocks is not None:  # (cross-attention: keys and values of another scale)
+            key, value = (math.sqrt(solved.q / max(b, 1e-12)) for b in solved.blocks)
+        if pname.startswith("k_"):
+            g = key
+        elif pname.startswith("v_"):
+            g = value
         scheme = S.VarianceScaling(1.0, "fan_in", "normal", g, "kaiming_normal")
         head = e.reason.rsplit("; ", 1)[0]
         out = dataclasses.replace(e, gain=g).with_scheme(scheme, "")
-        return dataclasses.replace(
-            out, reason=f"{head}; {solved.describe()} → gain {g:.4g} → std {out.std:.4g}"
-        )
+        why = f"gain {g:.4g} → std {out.std:.4g}"
+        if pname == "in_proj_weight" and solved.blocks is not None:
+            gains = ((1, key), (2, value))
+            out = dataclasses.replace(
+                out,
+                chunk_schemes=tuple(
+                    (i, S.VarianceScaling(1.0, "fan_in", "normal", b, "kaiming_normal"))
+                    for i, b in gains
+                ),
+            )
+            why = f"gains q {g:.4g}, k {key:.4g}, v {value:.4g} (q's std {out.std:.4g})"
+        return dataclasses.replace(out, reason=f"{head}; {solved.describe()} → {why}")
 
 
 _ROLE_TEXT = {

@@ -676,3 +676,26 @@ def test_a_zero_table_read_in_forward_is_not_vanishing():
     table = {s.name: s for s in r.layers}["bias"]
     assert table.verdict == "zero-init" and "no signal" in table.suggestion
     assert r.verdict == "healthy"
+
+
+def test_gradient_growth_through_batch_norms_is_not_blamed_on_the_init():
+    """A plain 30-layer Linear → BatchNorm → ReLU network explodes its gradients at init
+    (Yang et al. 2019): ×177 from the last hidden layer to the first. Each layer feeds a batch
+    norm, which removes its scale, so the advice to switch to fan_out (what an unnormalized
+    layer gets) would change nothing; it says so. In eval mode, fresh running statistics make
+    the norms affine and the layers' scales matter again."""
+    torch.manual_seed(0)
+    layers: list[nn.Module] = [nn.Linear(32, 64)]
+    for _ in range(30):
+        layers += [nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 64, bias=False)]
+    layers += [nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 10)]
+    m = nn.Sequential(*layers)
+    it.init_model(m, seed=0)
+    x = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
+    r = diagnose(m, x, train=True)
+    bad = [s for s in r.layers if s.verdict == "exploding"]
+    assert r.verdict == "exploding" and len(bad) > 10
+    assert all("through normalized layers" in s.suggestion for s in bad)
+    assert not any("fan_out'" in s.suggestion for s in bad)
+    ev = diagnose(m, x, train=False)
+    assert not any("through normalized layers" in s.suggestion for s in ev.layers)

@@ -63,6 +63,7 @@ from ..torch.modules import (
     weight_fans,
 )
 from ..torch.modules import kind as module_kind
+from ..torch.moments import norm_follows
 from ..torch.threads import held_to_free, intra_op_threads
 from .render import render_text, report_table
 
@@ -409,6 +410,7 @@ def _diagnose(
                     )
                 if loss.requires_grad:
                     _gradients(loss, records, order, model, batch)
+            scale_free = _scale_free(model, info)  # (in the modes it ran in)
             pending = []
             with intra_op_threads(threads):
                 for name in order:
@@ -429,6 +431,8 @@ def _diagnose(
                     if k in buffers:
                         b.copy_(buffers[k])
     layers = _stats(records, order, info)
+    for st in layers:
+        st._scale_free = st.name in scale_free  # type: ignore[attr-defined]
     skipped = _chain_skipped(info, layers)
     chain = skipped is None
     if chain:
@@ -520,6 +524,40 @@ def _reduction_threads(records: dict[str, dict[str, Any]], order: list[str]) -> 
 
 
 _IN_PLACE_OPERATORS = ("iadd", "isub", "imul", "itruediv", "ipow")
+
+
+def _scale_free(model: nn.Module, info: ModelInfo) -> set[str]:
+    """Weight layers whose output reaches only normalizations that remove its scale as the
+    model runs now (:func:`~initwise.torch.moments.norm_follows`; a BatchNorm in eval mode with
+    running statistics is an affine map, not one): their weight's scale cancels, so a
+    gradient that grows or shrinks on its way to them is no matter of their init."""
+    g = info.graph
+    if g is None:
+        return set()
+    users = g.users()
+    modules = dict(model.named_modules())
+    out: set[str] = set()
+    for idx in norm_follows(info):
+        stack, seen, norms = list(users[idx]), set(), []
+        while stack:
+            i = stack.pop()
+            if i in seen:
+                continue
+            seen.add(i)
+            if info.kinds[i] == "norm":
+                norms.append(modules.get(str(g.nodes[i].target)))
+            elif info.kinds[i] == "other":
+                stack.extend(users[i])
+        running = [
+            m
+            for m in norms
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+            and not m.training
+            and m.track_running_stats
+        ]
+        if norms and not running:
+            out.add(str(g.nodes[idx].target))
+    return out
 
 
 def _changed_in_place(model: nn.Module, info: ModelInfo) -> dict[str, bool]:
@@ -1200,6 +1238,16 @@ def _suggest(s: LayerStats, act: Act, r: float, g: float, tol: float, good: floa
     sigma_w2 = (s.fan_in or 0) * s.weight_m2
     own_init_ok = abs(sigma_w2 / good**2 - 1) < 0.2
     local_ok = bool(s.pred_local) and abs(math.log2(s.out_m2 / s.pred_local)) < 1
+    if not forward and getattr(s, "_scale_free", False):
+        return (
+            f"{where} {change} since {since} through normalized layers: this layer feeds a "
+            "normalization that removes its output's scale, so its weight's scale only "
+            "rescales this gradient inversely (its effective learning rate) and passes nothing "
+            "on to the layers before it — another init rule (fan_out, Xavier) does not change "
+            "the growth, which is the normalized layers' own at init (batch norm: Yang et al. "
+            "2019); residual connections with a small branch scale, or fewer normalized layers "
+            "in a row, reduce it"
+        )
     if own_init_ok and not forward:
         return (
             f"{where} {change} since {since} although the forward signal is preserved "

@@ -155,7 +155,10 @@ class _SetItem(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.a(x)
-        h[:, 0] = 0.0  # an in-place change diagnose does not recognize
+        if self.then_scale:  # an in-place change diagnose does not recognize: a write through
+            h.detach()[:, 0] = 0.0  # another tensor of the same storage
+        else:  # recorded as a node of its own (a setitem) since 2026-12-05
+            h[:, 0] = 0.0
         p = torch.relu(h)
         return self.b(p * 1.0 if self.then_scale else p)
 
@@ -234,6 +237,11 @@ def test_functional_in_place_activations_and_unrecognized_changes():
     assert r.layers[0].grad_std == pytest.approx(m.grad_std, rel=1e-5)
     assert r.layers[0].weight_grad_std == pytest.approx(m.weight_grad_std, rel=1e-5)
     assert not any("changed in place" in n for n in diagnose(_Functional(True), x).notes)
+    # the write by index is what the activation read: its statistics are the written tensor's
+    with torch.no_grad():
+        h = ref.a(x).clone()
+        h[:, 0] = 0.0
+        assert r.layers[0].post_m2 == pytest.approx(float(torch.relu(h).pow(2).mean()), rel=1e-5)
 
 
 def test_outputs_and_weight_gradients_are_not_kept_to_the_end():

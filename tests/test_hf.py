@@ -1325,3 +1325,34 @@ def test_an_overridden_hf_rms_norm_is_walked_as_it_will_be(family):
             hs = model(input_ids=ids, output_hidden_states=True).hidden_states
         streams.append(float(hs[-2].pow(2).mean()) / float(hs[0].pow(2).mean()))
     assert streams[1] < 1.3 * streams[0], streams
+
+
+def test_timesformer_plans_with_its_example_input():
+    """TimeSformer (traced by running: fx cannot) joins its class token with ``torch.cat((cls,
+    x), 1)``; a run trace kept the tensors of that list argument in the node's arguments, and
+    comparing two such nodes raised "Boolean value of Tensor with more than one value is
+    ambiguous" out of ``plan``. They stand for tensors now (``graph.TENSOR_ARG``)."""
+    from initwise.torch.graph import TENSOR_ARG
+    from initwise.torch.inspection import inspect_model
+
+    cfg = transformers.TimesformerConfig(
+        image_size=32, patch_size=8, num_frames=4, hidden_size=64, num_hidden_layers=2,
+        num_attention_heads=4, intermediate_size=128,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.TimesformerModel(cfg).eval()
+    video = {
+        "pixel_values": torch.randn(2, 4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    }
+    p = it.plan(model, example_input=video)
+    assert p["encoder.layer.0.intermediate.dense.weight"].scheme is not None
+    g = inspect_model(model, video).graph
+    cats = [n for n in g.nodes if n.target == "cat"]
+    assert cats and all(
+        not isinstance(t, torch.Tensor)
+        for n in cats
+        for a in n.args
+        if isinstance(a, (list, tuple))
+        for t in a
+    )
+    assert any(TENSOR_ARG in a for n in cats for a in n.args if isinstance(a, (list, tuple)))

@@ -523,7 +523,9 @@ def _reduction_threads(records: dict[str, dict[str, Any]], order: list[str]) -> 
     return 1
 
 
-_IN_PLACE_OPERATORS = ("iadd", "isub", "imul", "itruediv", "ipow")
+_IN_PLACE_OPERATORS = ("iadd", "isub", "imul", "itruediv", "ipow", "setitem")
+"""In-place operators a graph records under their own name (``h += x``; ``h[i] = v``, a
+``setitem`` node in run traces since 2026-12-05)."""
 
 
 def _scale_free(model: nn.Module, info: ModelInfo) -> set[str]:

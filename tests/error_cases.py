@@ -260,6 +260,23 @@ def _diagnose(batch: Callable[[], Any], **kw: Any) -> Callable[[], Any]:
     return call
 
 
+def _breaks_its_backward() -> Any:
+    from initwise.diagnostics import diagnose
+
+    torch = _torch()
+
+    class Writes(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = torch.nn.Linear(4, 4)
+
+        def forward(self, x: Any) -> Any:
+            h = torch.sigmoid(self.a(x))
+            return h.mul_(2.0)  # (sigmoid's backward needs its output)
+
+    return diagnose(Writes(), torch.ones(8, 4))
+
+
 def _overflow() -> Any:
     from initwise.diagnostics import diagnose
 
@@ -1151,6 +1168,14 @@ CASES: list[Case] = [
         ValueError,
         "loss_fn must return a scalar",
         "reduce the loss",
+    ),
+    Case(
+        "diagnose",
+        "a forward that writes in place into what its backward needs (HF RWKV's state in eval)",
+        _breaks_its_backward,
+        ValueError,
+        "the model's backward pass failed",
+        "run it as it trains (train=True) or pass use_cache=False",
     ),
     Case(
         "diagnose",

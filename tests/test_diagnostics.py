@@ -707,3 +707,31 @@ def test_gradient_growth_through_batch_norms_is_not_blamed_on_the_init():
     assert not any("fan_out'" in s.suggestion for s in bad)
     ev = diagnose(m, x, train=False)
     assert not any("through normalized layers" in s.suggestion for s in ev.layers)
+
+
+def test_a_forward_that_breaks_its_own_backward_gets_a_clear_error():
+    """A forward that writes in place into a tensor its gradient needs (HF RWKV's state in eval
+    mode; here a sigmoid's output) cannot be differentiated: torch's "one of the variables
+    needed for gradient computation has been modified by an inplace operation" came out of
+    diagnose as is. It is a ValueError that says what and what to do; the model is as it was."""
+
+    class Writes(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.sigmoid(self.a(x))
+            if not self.training:
+                h.mul_(2.0)  # (sigmoid's backward needs its output)
+            return self.b(h)
+
+    torch.manual_seed(0)
+    m = Writes().eval()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    x = torch.randn(32, 8, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="backward pass failed.*train=True"):
+        diagnose(m, x)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert all(p.grad is None for p in m.parameters()) and not m.training
+    assert diagnose(m, x, train=True).verdict in ("healthy", "vanishing", "exploding")

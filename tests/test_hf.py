@@ -1,6 +1,7 @@
 """Hugging Face transformers models built offline from small configs (optional extra)."""
 
 import math
+import re
 import warnings
 
 import pytest
@@ -1356,3 +1357,33 @@ def test_timesformer_plans_with_its_example_input():
         for t in a
     )
     assert any(TENSOR_ARG in a for n in cats for a in n.args if isinstance(a, (list, tuple)))
+
+
+def test_rwkv_attention_output_is_solved_for_what_its_state_writes_give():
+    """RWKV writes its recurrent state by index (``state[...] = ...``, ``shifted[:, 0] = ...``);
+    a run trace did not record such writes, and its attention output projections were solved
+    for E[x²] 1 where 0.006 came (×170), with the example input too. Writes are nodes now: with
+    the example input every layer's input is predicted as measured."""
+    cfg = transformers.RwkvConfig(
+        vocab_size=100, hidden_size=64, num_hidden_layers=4, attention_hidden_size=64,
+        intermediate_size=128, context_length=32,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.RwkvModel(cfg).eval()
+    ids = torch.randint(0, 100, (4, 16), generator=torch.Generator().manual_seed(0))
+    p = it.init_model(model, seed=0, example_input={"input_ids": ids})
+    came: dict[str, float] = {}
+    hooks = [
+        model.get_submodule(f"blocks.{i}.attention.output").register_forward_pre_hook(
+            lambda mod, a, i=i: came.setdefault(str(i), float(a[0].pow(2).mean())) and None
+        )
+        for i in range(4)
+    ]
+    with torch.no_grad():
+        model(input_ids=ids)
+    for h in hooks:
+        h.remove()
+    for i in range(4):
+        reason = p[f"blocks.{i}.attention.output.weight"].reason
+        said = float(re.search(r"input E\[x²\] ([0-9.e+-]+)", reason).group(1))
+        assert 0.5 < said / came[str(i)] < 2, (reason, came)

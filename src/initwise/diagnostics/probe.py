@@ -701,6 +701,17 @@ def _gradients(
             _backward_reentrant(loss, batch)
         else:
             torch.autograd.grad(loss, inputs, allow_unused=True)
+    except RuntimeError as e:
+        if "modified by an inplace operation" not in str(e):
+            raise
+        raise ValueError(
+            "diagnose: the model's backward pass failed — its forward writes in place into a "
+            "tensor its gradient needs, so it cannot be differentiated as it ran (a plain "
+            "loss.backward() fails the same way; Hugging Face's RWKV writes its recurrent "
+            "state so in eval mode). Run it as it trains: diagnose(..., train=True), or pass "
+            "use_cache=False in the batch where the model takes it. torch said: "
+            f"{str(e).splitlines()[0]}"
+        ) from e
     finally:
         for h in handles:
             h.remove()

@@ -1404,6 +1404,12 @@ token) to the data's, of unlike second moments, along a dimension whose sizes ar
 sequence a class token joins): averaged as equal there, measured with an example input
 (:func:`unknown_inputs`)."""
 
+WRITTEN = "the share it writes taken as small"
+"""How a layer's reason says that its input passed a write by index (``ctx[idx] = v``) walked as
+the tensor written into; with an example input the layer's input is measured instead
+(:func:`unknown_inputs`: Informer's decoder writes its attention output over all of a cumulative
+sum)."""
+
 UNSIZED_SPREAD = 2.0
 """Parts of a concatenation whose ``E[x²]`` differ by more than this factor, sizes unknown: the
 equal average is said (and measured with an example input)."""
@@ -1416,7 +1422,10 @@ def unknown_inputs(res: Moments) -> list[str]:
     return [
         name
         for name, v in res.layers.items()
-        if v.assumed_input or UNKNOWN_ACT_INPUT in v.via or UNSIZED_PARTS in v.via
+        if v.assumed_input
+        or UNKNOWN_ACT_INPUT in v.via
+        or UNSIZED_PARTS in v.via
+        or WRITTEN in v.via
     ]
 
 
@@ -3902,6 +3911,11 @@ def _function(
         return (s / (c * c), mu / c)
     if t in ("rtruediv", "reciprocal") and len(known) == 1:
         return _reciprocal(known[0], 1.0 if t == "reciprocal" else c)
+    if t == "setitem" and ins and ins[0] is not None:  # `ctx[idx] = v`: the tensor written
+        # into, its moments taken as they were (the write's share is the index's, unknown
+        # without an example input; with one, what reads it is measured: :func:`unknown_inputs`)
+        via[n.idx] = (f"a write by index into it ('setitem', node {n.idx}; {WRITTEN})", True, "")
+        return ins[0]
     if t in _CAT:
         if _lost_data(info, n, ins):
             # a part computed from the data by an op the walk has no rule for (DLRM's pairwise

@@ -3914,7 +3914,12 @@ def _function(
     if t == "setitem" and ins and ins[0] is not None:  # `ctx[idx] = v`: the tensor written
         # into, its moments taken as they were (the write's share is the index's, unknown
         # without an example input; with one, what reads it is measured: :func:`unknown_inputs`)
-        via[n.idx] = (f"a write by index into it ('setitem', node {n.idx}; {WRITTEN})", True, "")
+        write = f"a write by index into it ('setitem', node {n.idx}; {WRITTEN})"
+        came = via.get(n.inputs[0])
+        if came is not None and not came[1]:  # (an assumption on the way stays said)
+            via[n.idx] = (f"{came[0]}, then {write}", False, came[2])
+        else:
+            via[n.idx] = (write, True, "")
         return ins[0]
     if t in _CAT:
         if _lost_data(info, n, ins):

@@ -1332,8 +1332,8 @@ def test_timesformer_plans_with_its_example_input():
     """TimeSformer (traced by running: fx cannot) joins its class token with ``torch.cat((cls,
     x), 1)``; a run trace kept the tensors of that list argument in the node's arguments, and
     comparing two such nodes raised "Boolean value of Tensor with more than one value is
-    ambiguous" out of ``plan``. They stand for tensors now (``graph.TENSOR_ARG``)."""
-    from initwise.torch.graph import TENSOR_ARG
+    ambiguous" out of ``plan``. They stand for their tensors' nodes now (``graph.TensorArg``)."""
+    from initwise.torch.graph import TensorArg
     from initwise.torch.inspection import inspect_model
 
     cfg = transformers.TimesformerConfig(
@@ -1356,7 +1356,13 @@ def test_timesformer_plans_with_its_example_input():
         if isinstance(a, (list, tuple))
         for t in a
     )
-    assert any(TENSOR_ARG in a for n in cats for a in n.args if isinstance(a, (list, tuple)))
+    assert any(
+        isinstance(t, TensorArg)
+        for n in cats
+        for a in n.args
+        if isinstance(a, (list, tuple))
+        for t in a
+    )
 
 
 def test_rwkv_attention_output_is_solved_for_what_its_state_writes_give():

@@ -502,16 +502,16 @@ def _written(args: tuple) -> bool:
     return bool(args) and isinstance(args[0], torch.Tensor)
 
 
-class _TensorArg:
-    """Stands for a tensor inside a list argument of a run-traced call (the tensor itself is
-    among the node's inputs); equal only to itself."""
+@dataclass(frozen=True)
+class TensorArg:
+    """Stands for a tensor inside a list argument of a run-traced call — the tensor itself is
+    among the node's inputs — by the node that produced it (-1: none), so two calls' arguments
+    compare as fx's do, equal where they read the same nodes."""
+
+    node: int
 
     def __repr__(self) -> str:
-        return "<tensor>"
-
-
-TENSOR_ARG = _TensorArg()
-"""The one :class:`_TensorArg`."""
+        return f"<tensor of node {self.node}>"
 
 
 def _mha_roles(fn: torch.fx.Node) -> list[torch.fx.Node] | None:
@@ -815,7 +815,9 @@ def _trace_run(
             # kept as tensors, comparing two such nodes' arguments raised "Boolean value of
             # Tensor with more than one value is ambiguous" — TimeSformer's plan with an
             # example input)
-            return type(a)(TENSOR_ARG if isinstance(t, torch.Tensor) else t for t in a)
+            return type(a)(
+                TensorArg(producer.get(id(t), -1)) if isinstance(t, torch.Tensor) else t for t in a
+            )
         return a
 
     nodes: list[Node] = []

@@ -3,6 +3,7 @@ kept or drawn as told, and the layers after them are solved for what they give."
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -215,6 +216,28 @@ def test_an_attention_value_projection_held_passes_what_it_gives(how, example):
     else:  # (the attention's averaging assumed to keep E[x²], and said: out_proj is solved
         # for the values' own second moment, ×3 and more above the unit the walk took)
         assert values > 3 and abs(_said(p["att.out_proj.weight"].reason) / values - 1) < 0.25
+
+
+def test_an_attention_value_bias_held_leaves_the_projection_weights_solved():
+    """``in_proj_bias`` overridden alone: the values carry the bias, and out_proj is solved for
+    them, but the q/k/v weights stay solved for unit output. The held values' E[v²] went into
+    the projections' own gain (std 0.177 for 0.125), so the values came at E[x²] 3 where the
+    walk said 2."""
+    x = torch.randn(32, 12, 16, generator=torch.Generator().manual_seed(1))
+    over = {"att.in_proj_bias": {"scheme": "constant", "value": 1.0}}
+    torch.manual_seed(0)
+    plain = plan(_Attending(), example_input=x)
+    torch.manual_seed(0)
+    m = _Attending()
+    p = init_model(m, seed=0, example_input=x, overrides=over)
+    assert p["att.in_proj_weight"].std == pytest.approx(plain["att.in_proj_weight"].std)
+    assert "E[v²] = " in p["att.in_proj_weight"].reason
+    with torch.no_grad():
+        h = m.inp(x)
+        w, b = m.att.in_proj_weight[128:], m.att.in_proj_bias[128:]
+        values = float((h @ w.T + b).double().pow(2).mean())
+    said = float(re.search(r"E\[v²\] = .* = ([0-9.e+-]+)", p["att.in_proj_weight"].reason).group(1))
+    assert abs(said / values - 1) < 0.25, (said, values)
 
 
 class _Scaled(nn.Module):

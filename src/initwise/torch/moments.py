@@ -1725,28 +1725,22 @@ def _weight(
         blocks = (km[0], vm[0]) if max(_off(km[0], s), _off(vm[0], s)) > 0.01 else None
         vals = held.values if held is not None else None
         if vals is None:
+            v2, v1 = 1.0, 0.0
             role = "q/k/v at unit second moment" + (
                 f" (key E[x²] {km[0]:.3g}, value E[x²] {vm[0]:.3g}: their blocks solved for them)"
                 if blocks is not None
                 else ""
             )
-            res.layers[name] = Solved(s, mu, 1.0, False, role, None, assumed, blocks=blocks)
-            v2, v1 = 1.0, 0.0
         else:  # the value projection overridden or kept: the values it gives (q/k solved)
-            sv = vm[0]
-            v2, v1 = vals[0] * sv + vals[2] + vals[1] ** 2, vals[1]
-            res.layers[name] = Solved(
-                s,
-                mu,
-                v2,
-                False,
+            v2, v1 = vals[0] * vm[0] + vals[2] + vals[1] ** 2, vals[1]
+            role = (
                 f"q/k at unit second moment; its values drawn as overridden or kept: E[v²] = "
-                f"fan_in·E[w²] {vals[0]:.4g} × E[x²] {sv:.3g} + the bias's "
-                f"{vals[2] + vals[1] ** 2:.3g} = {v2:.3g}",
-                None,
-                assumed,
-                blocks=blocks,
+                f"fan_in·E[w²] {vals[0]:.4g} × E[x²] {vm[0]:.3g} + the bias's "
+                f"{vals[2] + vals[1] ** 2:.3g} = {v2:.3g}"
             )
+        # (q 1: the projections are solved for unit output either way — the values' E[v²]
+        # goes on to out_proj, not into their own gain, which a bias-only override had ×√2)
+        res.layers[name] = Solved(s, mu, 1.0, False, role, None, assumed, blocks=blocks)
         name, s, mu, assumed = f"{name}.out_proj", v2, v1, False
         if measured is not None:  # (measured on the example input: pooling.measure_pools)
             s, mu = carried(measured, v2)

@@ -101,6 +101,11 @@ class ParamPlan:
     def scheme_for_chunk(self, i: int) -> S.Scheme | None:
         return dict(self.chunk_schemes).get(i, self.scheme)
 
+    def chunk_stream(self, i: int) -> str:
+        """The name block ``i``'s counter-based stream is keyed by: the parameter's name, or
+        ``name[i]`` for a packed parameter's blocks (its bits depend on it)."""
+        return self.name if self.chunks == 1 else f"{self.name}[{i}]"
+
     @classmethod
     def build(
         cls,

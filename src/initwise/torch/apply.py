@@ -96,7 +96,7 @@ def draw(
     for i in range(entry.chunks):
         scheme = entry.scheme_for_chunk(i)
         assert scheme is not None
-        name = entry.name if entry.chunks == 1 else f"{entry.name}[{i}]"
+        name = entry.chunk_stream(i)
         # straight into the target where the chunk is contiguous in it; else through a temporary
         # copied into the strided slice (no concatenation of the chunks)
         view = target.detach().narrow(entry.chunk_dim, i * size, size) if direct else None
@@ -167,7 +167,7 @@ def _draw_device(
     for i in range(entry.chunks):
         scheme = entry.scheme_for_chunk(i)
         assert scheme is not None
-        name = entry.name if entry.chunks == 1 else f"{entry.name}[{i}]"
+        name = entry.chunk_stream(i)
         view = full.detach().narrow(entry.chunk_dim, i * size, size)
         contiguous = view.is_contiguous()
         values = sampling.sample_tensor(

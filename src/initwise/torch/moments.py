@@ -2550,7 +2550,7 @@ def _entry_values(e: Any, seed: int) -> torch.Tensor:
             e.scheme_for_chunk(i),
             e.block_shape,
             seed=seed,
-            name=e.name if e.chunks == 1 else f"{e.name}[{i}]",
+            name=e.chunk_stream(i),
             fans=e.fans,
             dtype=np.float32,
         )

@@ -497,11 +497,6 @@ def graph_modules(model: nn.Module, graph: Graph | None) -> dict[str, nn.Module]
     return modules
 
 
-def _written(args: tuple) -> bool:
-    """Whether a ``setitem`` call's arguments write into a tensor (its first)."""
-    return bool(args) and isinstance(args[0], torch.Tensor)
-
-
 @dataclass(frozen=True)
 class TensorArg:
     """Stands for a tensor inside a list argument of a run-traced call — the tensor itself is
@@ -884,7 +879,12 @@ def _trace_run(
                 if attr is not None:  # (`h.T`: recorded as fx records it, getattr(h, "T"))
                     name, scalars = "getattr", (attr,)
                 add("function", name, (args, kwargs), out, scalars, kw, func)
-            elif depth[0] == 0 and _fn_name(func) == "setitem" and _written(args):
+            elif (
+                depth[0] == 0
+                and _fn_name(func) == "setitem"
+                and args
+                and isinstance(args[0], torch.Tensor)
+            ):
                 # `ctx[idx] = v` writes into ctx and returns nothing: recorded as a node whose
                 # output is ctx, so what reads ctx afterwards reads the write (Informer's
                 # decoder overwrites a cumulative sum with the attention output: the out

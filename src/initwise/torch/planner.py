@@ -12,6 +12,7 @@ import contextvars
 import dataclasses
 import math
 import re
+import types
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -1136,7 +1137,7 @@ def _recurrent_draws(
     return tuple(drawn)
 
 
-_PROBE_CTX = type("_ProbeContext", (), {"forget_bias": 1.0})()
+_PROBE_CTX = types.SimpleNamespace(forget_bias=1.0)
 """What ``auto``'s :meth:`~initwise.torch.policies.Policy.recurrent` reads of its context for
 the probe's default rule: the forget-gate bias the probe draws."""
 

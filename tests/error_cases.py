@@ -113,6 +113,25 @@ def _u_mup_on(kind: str) -> Callable[[], Any]:
     return call
 
 
+def _mup_functional_tied() -> Any:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    import initwise.torch as it
+
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(10, 32)
+            self.ln = nn.LayerNorm(32)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.linear(self.ln(self.emb(x)), self.emb.weight)
+
+    return it.plan(LM(), it.MuP(base_width=8))
+
+
 def _apply_entry(**change: Any) -> Callable[[], Any]:
     def call() -> Any:
         from torch import nn
@@ -1306,6 +1325,30 @@ CASES: list[Case] = [
         ValueError,
         "tied weights.*Untie them",
         "untie, or MuP(base_width)",
+    ),
+    Case(
+        "plan file",
+        "forward_mult_at without forward_mult",
+        _plan_entry(forward_mult_at="head"),
+        ValueError,
+        "forward_mult_at names the module that carries a forward multiplier",
+        "remove forward_mult_at or give forward_mult",
+    ),
+    Case(
+        "plan file",
+        "forward_mult_at naming a module that does not use the weight",
+        _apply_entry(forward_mult=0.5, forward_mult_at="head"),
+        ValueError,
+        "module named by forward_mult_at must use this weight as its own",
+        "plan the model again",
+    ),
+    Case(
+        "policy",
+        "MuP with a tied read-out written as F.linear(x, emb.weight), off the base width",
+        _mup_functional_tied,
+        ValueError,
+        r"also the model's read-out .*only a Linear-like module",
+        "an nn.Linear sharing the table, untie, or plan at the base width",
     ),
     Case(
         "policy",

@@ -153,6 +153,38 @@ def test_cli_coord_check(tmp_path, capsys):
     assert "needs --widths" in capsys.readouterr().err
 
 
+def test_coord_check_of_a_transformer_encoder(tmp_path, capsys):
+    """nn.MultiheadAttention computes with its out_proj's weight without calling the module:
+    the check raised KeyError for every nn.TransformerEncoder. The attention is measured under
+    its own name, out_proj is listed as not measured, and the CLI says so."""
+    from initwise.cli import main
+    from initwise.diagnostics import coord_check
+
+    src = (
+        "from torch import nn\n"
+        "def make(width=32):\n"
+        "    layer = nn.TransformerEncoderLayer(width, 4, 2 * width, dropout=0.0,"
+        " batch_first=True, norm_first=True)\n"
+        "    return nn.Sequential(nn.Linear(8, width), nn.TransformerEncoder(layer, 2,"
+        " enable_nested_tensor=False),"
+        " nn.Linear(width, 4))\n"
+    )
+    f = tmp_path / "enc.py"
+    f.write_text(src)
+    scope: dict = {}
+    exec(src, scope)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(4, 6, 8, generator=g), torch.randn(4, 6, 4, generator=g)
+    cc = coord_check(scope["make"], (32, 64), x, y, steps=2)
+    assert "1.layers.0.self_attn" in cc.layers and "1.layers.0.linear1" in cc.layers
+    assert cc.unmeasured == ["1.layers.0.self_attn.out_proj", "1.layers.1.self_attn.out_proj"]
+    assert set(cc.growth()) == set(cc.layers)
+    args = ["diagnose", f"{f}:make", "--input-shape", "4,6,8", "--coord-check"]
+    assert main([*args, "--widths", "32,64", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "not measured (not called as modules in forward): 1.layers.0.self_attn.out_proj" in out
+
+
 def test_mup_attention_switches_hf_logits_to_one_over_d():
     transformers = pytest.importorskip("transformers")
     model = transformers.GPT2LMHeadModel(

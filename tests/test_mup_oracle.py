@@ -98,3 +98,42 @@ def test_readout_init_scales_like_mup():
         assert ratio == pytest.approx(mup_std(1024) / mup_std(base), rel=0.05)
         assert ratio == pytest.approx(1 / 16, rel=0.05)
     assert math.isfinite(mup_std(256))
+
+
+class _TiedLM(nn.Module):
+    """An embedding, a hidden layer and a read-out sharing the embedding's table: mup's
+    ``MuSharedReadout`` or (``readout=None``) an ``nn.Linear`` whose weight is the table."""
+
+    def __init__(self, width: int, shared: bool) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(40, width)
+        self.l1 = nn.Linear(width, width)
+        if shared:
+            self.head = mup.MuSharedReadout(self.emb.weight, bias=False)
+        else:
+            self.head = nn.Linear(width, 40, bias=False)
+            self.head.weight = self.emb.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.l1(self.emb(x))))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_mup_tied_readout_equals_mups_shared_readout(optimizer):
+    """A tied table: per parameter the same learning rate as mup's MuAdam/MuSGD gives (lr 1),
+    and the read-out's forward factor ``1/m`` on the read-out's call alone — mup's
+    ``MuSharedReadout`` multiplies its input by ``output_mult / width_mult``."""
+    base = 64
+    for width in (64, 256, 1024):
+        model = _TiedLM(width, shared=True)
+        mup.set_base_shapes(model, _TiedLM(base, shared=True), delta=_TiedLM(2 * base, shared=True))
+        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
+        opt = make(model.parameters(), lr=1.0)
+        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+        ref = {n: lr[id(p)] for n, p in model.named_parameters()}
+        ref_mult = 1.0 / model.head.width_mult()
+        ours_model = _TiedLM(width, shared=False)
+        p = it.init_model(ours_model, it.MuP(base_width=base), seed=0)
+        ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
+        assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
+        assert installed(ours_model) == ({"head": pytest.approx(ref_mult)} if width > base else {})

@@ -423,6 +423,7 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
 
     from .diagnostics import coord_check
     from .torch import MuP
+    from .torch.modules import few
 
     if not args.widths:
         raise ValueError("--coord-check needs --widths, e.g. --widths 64,256,1024")
@@ -475,6 +476,8 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
         out.print(f"{label}: change after {args.steps} steps, width {widths[-1]} / {widths[0]}:")
         for name in r.layers:
             out.print(f"  {name or '(model)'}: ×{growth[name]:.3g}")
+        if r.unmeasured:
+            out.print(f"  not measured (not called as modules in forward): {few(r.unmeasured)}")
         if args.out:
             slug = {"μ": "mup", "u": "umup"}.get(label[0], "standard")
             out.print(f"  plot: {r.plot(os.path.join(args.out, f'coord_{slug}.png'))}")

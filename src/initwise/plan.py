@@ -84,6 +84,11 @@ class ParamPlan:
     """A weight's forward multiplier ``A`` (the layer computes ``W·(A·x) + b``), set by u-μP;
     ``apply`` installs it on the weight's module as an input pre-hook
     (:mod:`initwise.torch.multipliers`). ``None``: no multiplier."""
+    forward_mult_at: str = ""
+    """The module whose call carries ``forward_mult`` when it is not the weight's own: a weight
+    shared by several modules (μP's tied read-out, ``head.weight = emb.weight``: the multiplier
+    ``1/m`` goes on the read-out's call only, the embedding's lookup stays as it is — mup's
+    ``MuSharedReadout``). ``""``: the module that owns the weight's name."""
 
     @property
     def fans(self) -> Fans | None:
@@ -174,6 +179,7 @@ class ParamPlan:
             **({"row_scales": list(self.row_scales)} if self.row_scales else {}),
             **({"lr_mult": dict(self.lr_mult)} if self.lr_mult else {}),
             **({"forward_mult": self.forward_mult} if self.forward_mult is not None else {}),
+            **({"forward_mult_at": self.forward_mult_at} if self.forward_mult_at else {}),
         }
 
     @classmethod
@@ -209,6 +215,7 @@ class ParamPlan:
                 row_scales=tuple(float(r) for r in d.get("row_scales", [])),
                 lr_mult=_lr_mult(d.get("lr_mult", {})),
                 forward_mult=_opt_float(d.get("forward_mult")),
+                forward_mult_at=_module_name(d.get("forward_mult_at", "")),
             )
         except (TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"{where}: {exc}") from None
@@ -251,6 +258,11 @@ class ParamPlan:
             raise ValueError(
                 f"{where}: forward_mult applies to weights (the layer's input is scaled); "
                 "remove it from this entry"
+            )
+        if self.forward_mult_at and a is None:
+            raise ValueError(
+                f"{where}: forward_mult_at names the module that carries a forward multiplier, "
+                "and the entry has none: remove forward_mult_at or give forward_mult"
             )
         for r in self.zero_rows:
             if not self.shape or not 0 <= r < self.shape[0]:
@@ -318,6 +330,13 @@ def _opt_float(x: Any) -> float | None:
     x = float(x)
     if not math.isfinite(x):
         raise ValueError(f"expected a finite number, got {x!r}")
+    return x
+
+
+def _module_name(x: Any) -> str:
+    """A module's name from JSON (``forward_mult_at``): a string, ``""`` for the root."""
+    if not isinstance(x, str):
+        raise ValueError(f"forward_mult_at must be a module's name (a string), got {x!r}")
     return x
 
 

@@ -35,6 +35,11 @@ class CoordCheck:
     rms: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     delta: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     label: str = ""
+    unmeasured: list[str] = field(default_factory=list)
+    """Weight layers whose output the check can not see: not called as modules in forward (a
+    weight used through a function, a module the forward never reaches; an
+    ``nn.MultiheadAttention``'s ``out_proj``, whose output is the attention module's, measured
+    under that module's name)."""
 
     def growth(self, step: int = -1) -> dict[str, float]:
         """Per layer: the last step's change at the widest width over the narrowest (≈ 1 when
@@ -125,13 +130,20 @@ def coord_check(
                 else torch.optim.SGD(groups, lr=lr)
             )
             names = [n for n, m in model.named_modules() if is_weight_layer(m) and n]
-            if not result.layers:
-                result.layers = names
-            elif names != result.layers:
+            first = _outputs(model, names, batch)
+            if not result.layers and not result.unmeasured:
+                result.layers = [n for n in names if n in first]
+                result.unmeasured = [n for n in names if n not in first]
+                if not result.layers:
+                    raise ValueError(
+                        "coord_check: no weight layer of the model is called as a module in "
+                        "its forward, so no layer's output can be measured"
+                    )
+            elif [n for n in names if n in first] != result.layers:
                 raise ValueError(
                     "coord_check: the models at different widths have different layers"
                 )
-            first = _outputs(model, names, batch)
+            names = result.layers
             result.rms[w] = {n: [_rms(first[n])] for n in names}
             result.delta[w] = {n: [0.0] for n in names}
             for _ in range(steps):
@@ -149,14 +161,18 @@ def coord_check(
 
 
 def _outputs(model: nn.Module, names: list[str], batch: Any) -> dict[str, torch.Tensor]:
+    """Each named layer's output (its first call) on ``batch``; a layer that is not called as a
+    module is missing (before 2026-12-05 a ``KeyError``: ``nn.MultiheadAttention`` computes
+    with its ``out_proj``'s weight without calling it, so every ``nn.TransformerEncoder``)."""
     got: dict[str, torch.Tensor] = {}
     mods = dict(model.named_modules())
-    handles = [
-        mods[n].register_forward_hook(
-            lambda m, a, o, n=n: got.setdefault(n, first_tensor(o).detach().clone())
-        )
-        for n in names
-    ]
+
+    def record(n: str, o: Any) -> None:
+        y = first_tensor(o)
+        if y is not None and n not in got:
+            got[n] = y.detach().clone()
+
+    handles = [mods[n].register_forward_hook(lambda m, a, o, n=n: record(n, o)) for n in names]
     try:
         with torch.no_grad():
             run_model(model, batch)

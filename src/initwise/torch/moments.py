@@ -516,7 +516,7 @@ def propagate(
     # (raw parameters held — overridden or frozen — are values the graph reads, not layers)
     drawn = {k: (h.gain2, h.bias_mean) for k, h in (held or {}).items() if h.param}
     walk = _walk(model, info, pools or {}, drawn)
-    heads = _tied_heads(model, info.graph)
+    heads = tied_heads(model, info.graph)
     walk.tied = {h: e for e, h in heads.items()}
     walk.held = {k: h for k, h in (held or {}).items() if not h.param}
     walk.inputs = dict(inputs or {})
@@ -750,7 +750,7 @@ class _Walk:
     """Per weight node whose output reaches the model's output only through measured pools
     (:func:`pooled_to_output`): what they multiply ``E[y²]`` by, and which they are."""
     tied: dict[str, str] = field(default_factory=dict)
-    """Per tied head: the embedding whose table it reads out with (:func:`_tied_heads`)."""
+    """Per tied head: the embedding whose table it reads out with (:func:`tied_heads`)."""
     conditional: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Embeddings that are a class-conditional norm's affine (:func:`conditional_affines`)."""
     parts: dict[int, str] = field(default_factory=dict)
@@ -1060,7 +1060,7 @@ def _scale_after(info: ModelInfo, users: list[list[int]], head: str) -> float:
     return _factor_along(info, users, at, end)
 
 
-def _tied_heads(model: nn.Module, graph: Any = None) -> dict[str, str]:
+def tied_heads(model: nn.Module, graph: Any = None) -> dict[str, str]:
     """``{embedding module: linear head module}`` for embeddings whose weight a Linear shares,
     or that ``forward`` uses as a read-out (``F.linear(x, emb.weight)``, ``x @ emb.weight.T``:
     a :class:`~initwise.torch.modules.FunctionalLinear` site of ``graph``)."""

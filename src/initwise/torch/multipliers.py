@@ -86,12 +86,33 @@ def prepare_multipliers(plan: Plan, model: nn.Module) -> Callable[[], None]:
             input (attention's packed projections, recurrent cells, custom modules).
     """
     modules = dict(model.named_modules())
+    params = dict(model.named_parameters())
     want: dict[str, float] = {}
     for e in plan:
         if e.forward_mult is None:
             continue
         owner, _, pname = e.name.rpartition(".")
-        m = modules.get(owner)
+        if e.forward_mult_at:  # (a shared weight: the multiplier on one of its uses)
+            owner = e.forward_mult_at
+            m = modules.get(owner)
+            p = params.get(e.name)
+            if m is None or p is None or getattr(m, "weight", None) is not p:
+                what = (
+                    "no such module"
+                    if m is None
+                    else "no such parameter"
+                    if p is None
+                    else f"a {type(m).__name__} whose weight is not {e.name!r}"
+                )
+                raise ValueError(
+                    f"plan entry {e.name!r} puts its forward multiplier "
+                    f"({e.forward_mult:g}) on the call of '{owner}', which is {what}: the "
+                    "module named by forward_mult_at must use this weight as its own (a tied "
+                    "read-out, head.weight = emb.weight). Plan this model again"
+                )
+            pname = "weight"
+        else:
+            m = modules.get(owner)
         if m is None or pname != "weight" or hook_kind(m) is None:
             what = "no such module" if m is None else f"a {type(m).__name__}"
             raise ValueError(

@@ -1017,8 +1017,9 @@ def held_layers(
             if values is not None:  # (its out_proj the walk's to solve, for those values)
                 found[name] = Held(0.0, 0.0, 0.0, "its values", values=values, solved=True)
             continue
-        if e.forward_mult is not None:  # (u-μP: a stored weight and its multiplier, not solved
-            continue  # by the walk's moments)
+        if e.forward_mult is not None and not e.forward_mult_at:  # (u-μP: a stored weight and
+            continue  # its multiplier, not solved by the walk's moments; μP's tied table is
+            # stored as its lookup gives it, the multiplier on the read-out's call)
         w = m.weight.detach()
         if w.is_meta or w.numel() == 0:
             continue

@@ -45,9 +45,10 @@ from torch import nn
 from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
-from .graph import LINEAR, Act, LayerInfo
+from .graph import LINEAR, Act, LayerInfo, graph_modules
 from .modules import FunctionalEinsum, embedding_norm_cap, is_weight_layer, norm_offset
-from .moments import Moments, Solved, affine_roles
+from .moments import Moments, Solved, affine_roles, tied_heads
+from .multipliers import hook_kind
 
 entry = ParamPlan.build
 
@@ -1338,9 +1339,15 @@ class MuP(Auto):
             m = self._mult(site.fans.fan_out)
             if role == "input+output":
                 return self._tag(e, 1.0, 1.0, "μP input and readout at once (one layer): as SP")
+            tied = self._tied_table(ctx, site, e, m)
+            if tied is not None:
+                return tied
             return self._tag(e, 1.0, m, f"μP input-like (m = fan_out/{self.base_width} = {m:.3g})")
         m = self._mult(site.fans.fan_in)
         if role == "output":
+            tied = self._tied_table(ctx, site, e, m)
+            if tied is not None:
+                return tied
             if e.scheme is not None and m != 1:
                 scaled = e.with_scheme(e.scheme.scaled(1 / math.sqrt(m)), "")
                 e = dataclasses.replace(
@@ -1351,6 +1358,90 @@ class MuP(Auto):
                 )
             return self._tag(e, 1 / m, 1 / m, f"μP output (m = fan_in/{self.base_width} = {m:.3g})")
         return self._tag(e, 1 / m, 1.0, f"μP hidden (m = fan_in/{self.base_width} = {m:.3g})")
+
+    def _tied_table(
+        self, ctx: Context, site: WeightSite, e: ParamPlan, m: float
+    ) -> ParamPlan | None:
+        """μP for an embedding table that is also the read-out (``head.weight = emb.weight``),
+        or whose lookup is summed with such a table (GPT-2's ``wpe``): one tensor can not be
+        both μP's input weight (init and Adam update constant in width) and its read-out (both
+        ∝ 1/m) by its init and learning rate alone. As mup's ``MuSharedReadout``: the table is
+        the input weight — ``auto``'s unit-logit std at this width × √m (its std at the base
+        width: constant in width), LR × 1 (Adam), × m (SGD) — and the read-out's call gets
+        μP's output multiplier ``1/m`` on its input (``forward_mult_at``: a forward change,
+        installed by ``apply``), so the read-out's effective weight starts at auto's × 1/√m
+        and moves ∝ 1/m. Left as ``auto`` gives it (the std ∝ 1/√width and no multiplier), a
+        tied 2-layer LM's read-out change after 4 Adam steps grew ×4.1 from width 64 to 1024
+        (×0.78 untied) and GPT-2's ×5.5. ``site`` is the table's module or, where the model
+        declares it first, the read-out's (the tensor is planned under its first name). None
+        where the table is not tied (or ``m`` is 1)."""
+        if m == 1 or ctx.moments is None or not ctx.moments.embedding_std or ctx.model is None:
+            return None
+        if "mup_heads" not in ctx.memo:
+            ctx.memo["mup_heads"] = tied_heads(ctx.model, ctx.info.graph)
+        heads: dict[str, str] = ctx.memo["mup_heads"]
+        if site.kind == "embedding":
+            name, head = site.module_name, heads.get(site.module_name)
+        else:  # (the read-out declared before its table)
+            name = next((t for t, h in heads.items() if h == site.module_name), None)
+            head = site.module_name
+        tied = ctx.moments.embedding_std.get(name) if name is not None else None
+        if tied is None:
+            return None
+        std, why0 = tied
+        if site.kind == "embedding":
+            if e.scheme is None or e.std is None or not math.isclose(e.std, std, rel_tol=1e-9):
+                return None  # (another rule gave this table: a family's, a conditional affine)
+        else:
+            e = entry(
+                "weight",
+                site.shape,
+                S.normal(0.0, std),
+                f"{site.cls} '{site.module_name}' (the table of '{name}'): {why0} → std {{std}}",
+                site.fans,
+                **site.kw,
+            )
+        r = math.sqrt(m)
+        scaled = e.with_scheme(S.normal(0.0, std * r), "")
+        base = e.reason.rsplit(" → std", 1)[0]
+        ctx.memo.setdefault(RESIDUAL_SET, set()).add(name)  # (the walk: the table as drawn)
+        tag = f"μP input-like (m = fan_out/{self.base_width} = {m:.3g})"
+        if head is None:  # (summed with a tied table's lookup)
+            why = f"μP input-like, beside a tied table (× √m = {r:.4g}: constant in width)"
+            out = dataclasses.replace(scaled, reason=f"{base}; {why} → std {scaled.std:.4g}")
+            return self._tag(out, 1.0, m, tag)
+        module = graph_modules(ctx.model, ctx.info.graph).get(head)
+        if (
+            module is None
+            or hook_kind(module) != "input"
+            or head not in dict(ctx.model.named_modules())
+        ):
+            call = getattr(module, "call", None)
+            what = (
+                f"{call} in forward, outside any module"
+                if call
+                else f"'{head}', a {type(module).__name__}, whose input a multiplier can not scale"
+            )
+            raise ValueError(
+                f"MuP: '{name}.weight' is also the model's read-out ({what}), and μP needs a "
+                "1/m multiplier on the read-out's call alone, which only a Linear-like module "
+                f"can carry: read out with an nn.Linear that shares the table (head.weight = "
+                f"{name}.weight), untie them, or plan at the base width ({self.base_width})"
+            )
+        a = 1.0 / m
+        ctx.memo.setdefault("mup_readouts", []).append(head)
+        why = (
+            f"μP tied table: input-like (× √m = {r:.4g}: its std at the base width), its "
+            f"read-out '{head}' gets μP's output multiplier 1/m = {a:.4g} on its input (a "
+            "forward change apply installs, as mup's MuSharedReadout)"
+        )
+        out = dataclasses.replace(
+            scaled,
+            reason=f"{base}; {why} → std {scaled.std:.4g}",
+            forward_mult=a,
+            forward_mult_at=head,
+        )
+        return self._tag(out, 1.0, m, tag)
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
         e = super().bias(ctx, site, shape)
@@ -1371,6 +1462,15 @@ class MuP(Auto):
             f"μP against base width {self.base_width}: learning-rate multipliers are in each "
             "entry (lr_mult); build the optimizer with plan.param_groups(model, lr, optimizer)"
         ]
+        heads = ctx.memo.get("mup_readouts")
+        if heads:
+            out.append(
+                f"μP's tied read-out{'s' if len(heads) > 1 else ''} {', '.join(heads)} "
+                f"carr{'y' if len(heads) > 1 else 'ies'} a forward multiplier 1/m on its "
+                "input (the table it reads out with is μP's input weight): apply installs "
+                "it; a model rebuilt from saved weights needs "
+                "initwise.torch.install_rewrites(plan, model)"
+            )
         attn = ctx.model is not None and any(
             isinstance(m, nn.MultiheadAttention) or type(m).__name__.endswith("Attention")
             for m in ctx.model.modules()
@@ -1496,7 +1596,8 @@ class UMuP(Auto):
             raise ValueError(
                 f"u-mup: '{site.module_name}.weight' is shared by "
                 f"{', '.join(repr(t) for t in tied)} (tied weights); u-μP's forward multiplier "
-                "differs per use. Untie them, or use MuP(base_width) (no forward change)"
+                "differs per use. Untie them, or use MuP(base_width) (which puts μP's 1/m on the "
+                "read-out's call alone, as mup's MuSharedReadout)"
             )
 
     def _role(self, ctx: Context, site: WeightSite) -> str:

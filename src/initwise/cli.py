@@ -253,9 +253,10 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         + f" (seed {args.seed}); weights written to {args.out}"
     )
     n_mult = sum(1 for e in p if e.forward_mult is not None)
+    whose = "μP's tied read-out" if any(e.forward_mult_at for e in p) else "u-μP"
     changes = [
         *([f"replaces {len(p.rewrites)} activations (kernel shaping)"] if p.rewrites else []),
-        *([f"gives {n_mult} weights a forward multiplier (u-μP)"] if n_mult else []),
+        *([f"gives {n_mult} weights a forward multiplier ({whose})"] if n_mult else []),
     ]
     if changes:
         print(

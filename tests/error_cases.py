@@ -1351,6 +1351,26 @@ CASES: list[Case] = [
         "an nn.Linear sharing the table, untie, or plan at the base width",
     ),
     Case(
+        "optimizer groups",
+        "param_groups(decay='mup')",
+        lambda: (
+            __import__("initwise.torch", fromlist=["plan"])
+            .plan(__import__("torch").nn.Linear(4, 4))
+            .param_groups(__import__("torch").nn.Linear(4, 4), lr=1e-3, decay="mup")
+        ),
+        ValueError,
+        "decay must be 'independent'",
+        "'independent' (mup's) or 'coupled'",
+    ),
+    Case(
+        "policy",
+        "MuP(base_width=64, width=0)",
+        lambda: __import__("initwise.torch", fromlist=["MuP"]).MuP(base_width=64, width=0),
+        ValueError,
+        "MuP: width must be a positive integer",
+        "the model's width, or None to infer it",
+    ),
+    Case(
         "policy",
         "UMuP(output_mult=0)",
         lambda: __import__("initwise.torch", fromlist=["UMuP"]).UMuP(output_mult=0),

@@ -204,3 +204,118 @@ def test_mup_attention_switches_hf_logits_to_one_over_d():
         it.mup_attention(nn.TransformerEncoderLayer(16, 2))
     with pytest.raises(ValueError, match="no attention module"):
         it.mup_attention(mlp(8))
+
+
+def _encoder_lm(width: int) -> nn.Module:
+    class LM(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, width)
+            layer = nn.TransformerEncoderLayer(
+                width, 4, 4 * width, dropout=0.0, batch_first=True, norm_first=True
+            )
+            self.enc = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
+            self.head = nn.Linear(width, 50)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.enc(self.emb(x)))
+
+    return LM()
+
+
+def _cnn(width: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, groups=width),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(width, 10),
+    )
+
+
+def _lstm(width: int) -> nn.Module:
+    class R(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = nn.LSTM(8, width, 2, batch_first=True)
+            self.out = nn.Linear(width, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.rnn(x)[0])
+
+    return R()
+
+
+@pytest.mark.parametrize("make", [_encoder_lm, _cnn, _lstm], ids=["encoder", "cnn", "lstm"])
+def test_every_multiplier_is_one_at_the_base_width_and_m_above_it(make):
+    """μP at the base width is auto (every multiplier 1) — before, a 4·d feed-forward layer had
+    m = 4 there, a 3×3 convolution m = 9, a depthwise one Adam ×7.1 at every width — and
+    attention and recurrent weights, which had none, get μP's."""
+    base = 32
+    p = it.plan(make(base), it.MuP(base_width=base))
+    assert {v for e in p for _, v in e.lr_mult} == {1.0}
+    assert all(e.lr_mult for e in p), [e.name for e in p if not e.lr_mult]
+    q = it.plan(make(4 * base), it.MuP(base_width=base))
+    adam = {e.name: dict(e.lr_mult)["adam"] for e in q}
+    sgd = {e.name: dict(e.lr_mult)["sgd"] for e in q}
+    assert set(adam.values()) <= {1.0, 0.25} and set(sgd.values()) <= {1.0, 4.0, 0.25}
+    hidden = {
+        _encoder_lm: ["enc.layers.0.self_attn.in_proj_weight", "enc.layers.0.linear2.weight"],
+        _cnn: ["4.weight"],
+        _lstm: ["rnn.weight_hh_l0", "rnn.weight_ih_l1"],
+    }[make]
+    assert all(adam[n] == 0.25 and sgd[n] == 1.0 for n in hidden)
+    vector = {
+        _encoder_lm: ["enc.layers.0.self_attn.in_proj_bias"],
+        _cnn: ["2.weight"],  # depthwise: one width dimension
+        _lstm: ["rnn.bias_ih_l0", "rnn.weight_ih_l0"],  # (reads the data: input-like)
+    }[make]
+    assert all(adam[n] == 1.0 and sgd[n] == 4.0 for n in vector)
+
+
+def test_the_models_width_is_inferred_or_given():
+    p = it.plan(_encoder_lm(128), it.MuP(base_width=32))
+    assert any("width 128 (the size of" in n and "m = 4 " in n for n in p.notes)
+    q = it.plan(_encoder_lm(128), it.MuP(base_width=32, width=64))  # (said, not inferred)
+    assert dict(q["enc.layers.0.linear1.weight"].lr_mult)["adam"] == 0.5
+    assert any("width 64 (given)" in n for n in q.notes)
+    for bad in (0, 2.5, True, "64"):
+        with pytest.raises(ValueError, match="MuP: width must be a positive integer"):
+            it.MuP(base_width=32, width=bad)
+
+
+def test_parameters_outside_any_layer_rule_get_multipliers_by_their_shape():
+    """A class token, a position table, a layer scale and a (positions × heads) table had no
+    multipliers (LR × 1 at every width); by their shape: one dimension that grows with the
+    width → vector-like (Adam × 1, SGD × m), none → × 1, two → a hidden matrix."""
+
+    class Tokens(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.proj = nn.Linear(12, width)
+            self.cls = nn.Parameter(torch.zeros(1, 1, width))
+            self.pos = nn.Parameter(torch.zeros(1, 9, width))
+            self.gamma = nn.Parameter(torch.full((width,), 0.1))
+            self.table = nn.Parameter(torch.zeros(9, 4))  # (positions, heads): no width
+            self.mix = nn.Parameter(torch.eye(width))
+            self.fc = nn.Linear(width, width)
+            self.head = nn.Linear(width, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.proj(x)], 1) + self.pos
+            h = h + self.table.sum(1)[None, :, None]
+            h = h @ self.mix
+            return self.head((h + self.gamma * torch.relu(self.fc(h))).mean(1))
+
+    base = 16
+    p = it.plan(Tokens(base), it.MuP(base_width=base))
+    assert all(e.lr_mult for e in p) and {v for e in p for _, v in e.lr_mult} == {1.0}
+    q = {e.name: dict(e.lr_mult) for e in it.plan(Tokens(4 * base), it.MuP(base_width=base))}
+    for n in ("cls", "pos", "gamma"):
+        assert q[n] == {"adam": 1.0, "sgd": 4.0}, n
+    assert q["table"] == {"adam": 1.0, "sgd": 1.0}
+    assert q["mix"] == {"adam": 0.25, "sgd": 1.0}

@@ -137,3 +137,111 @@ def test_mup_tied_readout_equals_mups_shared_readout(optimizer):
         ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
         assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
         assert installed(ours_model) == ({"head": pytest.approx(ref_mult)} if width > base else {})
+
+
+def _cnn(width: int, readout: type = nn.Linear) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, groups=width),  # depthwise: one width dimension
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, padding=1, groups=4),  # a fixed number of groups
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        readout(width, 10),
+    )
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_mup_convolutions_equal_the_mup_package(optimizer):
+    """Convolutions: μP's width is the channel count, not the fans (which count the kernel's
+    taps: a 3×3 convolution's multipliers were 9× off, at the base width too), and a depthwise
+    convolution has one width dimension (vector-like: its Adam LR was ×7.1 at every width)."""
+    base = 16
+    for width in (16, 64, 256):
+        model = _cnn(width, mup.MuReadout)
+        mup.set_base_shapes(model, _cnn(base, mup.MuReadout), delta=_cnn(2 * base, mup.MuReadout))
+        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
+        opt = make(model.parameters(), lr=1.0)
+        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+        m = width / base
+        ref = {}
+        for name, p in model.named_parameters():
+            a = 1 / m if name == "10.weight" else 1.0  # MuReadout's forward 1/m
+            ref[name] = lr[id(p)] * (a if optimizer == "adam" else a * a)
+        p = it.plan(_cnn(width), it.MuP(base_width=base))
+        ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
+        assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
+
+
+class _FFN(nn.Module):
+    """An embedding, a 4·d feed-forward block with a residual sum and norms, a read-out: the
+    dimensions that grow with the width are d and 4·d."""
+
+    def __init__(self, width: int, readout: type = nn.Linear) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(40, width)
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.up, self.down = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+        self.head = readout(width, 40)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.emb(x)
+        h = h + self.down(torch.nn.functional.gelu(self.up(self.ln1(h))))
+        return self.head(self.ln2(h))
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_mup_feed_forward_width_equals_the_mup_package(optimizer):
+    """One ratio m for every dimension that grows: the 4·d layer's m is d/d_base, as mup's base
+    shapes give it (it was 4·d/base_width: Adam LR ×¼ of auto's at the base width)."""
+    base = 32
+    for width in (32, 128, 512):
+        model = _FFN(width, mup.MuReadout)
+        mup.set_base_shapes(model, _FFN(base, mup.MuReadout), delta=_FFN(2 * base, mup.MuReadout))
+        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
+        opt = make(model.parameters(), lr=1.0)
+        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+        m = width / base
+        ref = {}
+        for name, p in model.named_parameters():
+            a = 1 / m if name == "head.weight" else 1.0
+            ref[name] = lr[id(p)] * (a if optimizer == "adam" else a * a)
+        p = it.plan(_FFN(width), it.MuP(base_width=base))
+        ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
+        assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
+        assert any(f"width {width} (the size of" in n for n in p.notes)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weight_decay_per_step_equals_mups(optimizer):
+    """mup scales each group's weight decay against its learning rate (``MuAdamW``: ``wd × m``
+    where ``lr / m``; ``MuSGD``: ``wd / k`` where ``lr × k``), so the decay a step applies,
+    ``lr · wd``, is the same for every parameter. ``param_groups`` does the same by default
+    (before 2026-12-05 it passed ``weight_decay`` unchanged: a hidden layer's decay per step
+    fell as 1/m); ``decay="coupled"`` keeps that."""
+    base, wd = 32, 0.1
+    for width in (32, 128, 512):
+        model = _FFN(width, mup.MuReadout)
+        mup.set_base_shapes(model, _FFN(base, mup.MuReadout), delta=_FFN(2 * base, mup.MuReadout))
+        make = mup.MuAdamW if optimizer == "adam" else mup.MuSGD
+        opt = make(model.parameters(), lr=1.0, weight_decay=wd)
+        ref = {id(p): g["lr"] * g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+        ref = {n: ref[id(p)] for n, p in model.named_parameters()}
+        ours_model = _FFN(width)
+        plan = it.plan(ours_model, it.MuP(base_width=base))
+        groups = plan.param_groups(ours_model, lr=1.0, optimizer=optimizer, weight_decay=wd)
+        by_id = {id(p): g["lr"] * g["weight_decay"] for g in groups for p in g["params"]}
+        ours = {n: by_id[id(p)] for n, p in ours_model.named_parameters()}
+        assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
+        assert all(v == pytest.approx(wd) for v in ours.values())
+        coupled = plan.param_groups(ours_model, lr=1.0, optimizer=optimizer, weight_decay=wd,
+                                    decay="coupled")  # fmt: skip
+        assert {g["weight_decay"] for g in coupled} == {wd}
+    with pytest.raises(ValueError, match="decay must be 'independent'"):
+        plan.param_groups(ours_model, lr=1.0, decay="mup")
+    with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+        plan.param_groups(ours_model, lr=1.0, weight_decay=-1)

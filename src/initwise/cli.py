@@ -446,7 +446,7 @@ def _cmd_coord_check(args: argparse.Namespace) -> int:
     skipped = {}
     runs = (
         ("standard (auto)", "auto"),
-        (f"μP (base {base})", lambda w: MuP(base)),
+        (f"μP (base {base})", lambda w: MuP(base, width=w)),
         ("u-μP", "u-mup"),
     )
     with _progress() as progress:

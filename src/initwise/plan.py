@@ -521,6 +521,7 @@ class Plan:
         lr: float,
         optimizer: str = "adam",
         weight_decay: float = 0.0,
+        decay: str = "independent",
     ) -> list[dict[str, Any]]:
         """torch optimizer parameter groups with each parameter's learning rate ``lr ×`` its
         multiplier for ``optimizer`` (``"adam"`` for Adam/AdamW/…, ``"sgd"``), 1 where the plan
@@ -529,11 +530,27 @@ class Plan:
         keeps the names), so nothing is stored on the tensors and the groups survive
         ``state_dict`` round trips. Tied parameters appear once.
 
-        ``weight_decay`` is passed through per group unchanged: with decoupled decay (AdamW)
-        torch multiplies it by the group's ``lr``, so μP's rule that decay scales with the
-        learning rate holds."""
+        ``weight_decay``: with ``decay="independent"`` (the default) each group gets
+        ``weight_decay / multiplier``, so the decay a step applies — torch's ``lr · wd``, in
+        AdamW and in SGD alike — is ``lr · weight_decay`` for every parameter whatever its
+        learning-rate multiplier: mup's ``MuAdam``/``MuAdamW``/``MuSGD`` scale it so (checked
+        against mup 1.0.0), and μP transfers with this "independent" decay (Wang & Aitchison
+        2024; Kosson et al. 2025: with decay scaled by the learning rate a hidden layer's decay
+        per step falls as 1/width). ``decay="coupled"``: ``weight_decay`` in every group as
+        given (what this method did before 2026-12-05)."""
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+        if decay not in ("independent", "coupled"):
+            raise ValueError(
+                f"decay must be 'independent' (lr · weight_decay the same for every parameter, "
+                f"as mup) or 'coupled' (weight_decay as given in every group), got {decay!r}"
+            )
+        if (
+            isinstance(weight_decay, bool)
+            or not isinstance(weight_decay, (int, float))
+            or not (math.isfinite(weight_decay) and weight_decay >= 0)
+        ):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
         try:
             lr = float(lr)
         except (TypeError, ValueError):
@@ -554,7 +571,12 @@ class Plan:
                 "plan for this model"
             )
         return [
-            {"params": ps, "lr": lr * m, "weight_decay": weight_decay, "lr_mult": m}
+            {
+                "params": ps,
+                "lr": lr * m,
+                "weight_decay": weight_decay / m if decay == "independent" else weight_decay,
+                "lr_mult": m,
+            }
             for m, ps in sorted(groups.items(), key=lambda kv: -kv[0])
         ]
 

@@ -1296,12 +1296,68 @@ def lr_tagged(e: ParamPlan, adam: float, sgd: float, why: str, source: str) -> P
     )
 
 
+def one_width_dimension(site: WeightSite) -> bool:
+    """Whether a weight has one dimension that grows with the width, as a bias: a depthwise
+    convolution (one channel per group: mup's "vector-like" weight; with the fans as widths
+    its Adam LR was ×7.1 at every width). A convolution's kernel taps never grow; groups are
+    taken as fixed in number otherwise (a ResNeXt's 32), as mup's base shapes would show."""
+    if site.kind not in ("conv", "conv_transpose"):
+        return False
+    g = int(getattr(site.module, "groups", 1) or 1)
+    return g > 1 and int(site.shape[1]) == 1  # ((out, in/g, *k) or (in, out/g, *k))
+
+
+def model_width(model: nn.Module | None, roles: Mapping[str, str]) -> tuple[int, str | None]:
+    """The model's width for μP — the size most of its width dimensions have — and a sentence
+    saying so: the output size of input layers and embeddings, the input size of read-outs,
+    both sizes of hidden layers (features; a convolution's channels; an attention's embedding
+    width; a recurrent layer's hidden size). A transformer's ``d_model`` (its 4·d feed-forward
+    width counts twice per block, d eight times), a CNN's channel count, an MLP's width. Ties
+    go to the smaller size. ``(1, None)`` for a model without weight layers."""
+    from collections import Counter
+
+    dims: Counter[int] = Counter()
+    for name, m in model.named_modules() if model is not None else ():
+        role = roles.get(name, "hidden")
+        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+            dims[m.embedding_dim] += 1
+            continue
+        if isinstance(m, nn.Linear):
+            i, o = m.in_features, m.out_features
+        elif isinstance(m, nn.modules.conv._ConvNd):
+            i, o = m.in_channels, m.out_channels
+        elif type(m).__name__ == "Conv1D" and getattr(m, "weight", None) is not None:
+            i, o = int(m.weight.shape[0]), int(m.weight.shape[1])
+        elif isinstance(m, nn.MultiheadAttention):
+            i = o = m.embed_dim
+        elif isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
+            i = o = m.hidden_size
+        else:
+            continue
+        if role == "input":
+            dims[o] += 1
+        elif role == "output":
+            dims[i] += 1
+        elif role == "hidden":
+            dims[i] += 1
+            dims[o] += 1
+    if not dims:
+        return 1, None
+    width, count = min(dims.items(), key=lambda kv: (-kv[1], kv[0]))
+    total = sum(dims.values())
+    return width, f"width {width} (the size of {count} of the {total} width dimensions)"
+
+
 class MuP(Auto):
     """Maximal Update Parametrization (Yang et al. 2022, Tensor Programs V, Table 3, the form
     without output multipliers) on top of ``auto``'s init, against ``base_width``.
 
-    With ``m = width / base_width`` (the layer's width-like fan: fan_out for input layers,
-    fan_in for hidden and output layers):
+    ``m = width / base_width``, one ratio for every dimension that grows with the width (as mup's
+    base shapes give it: ``4·d`` against ``4·d_base`` is ``m`` too). ``width`` is the model's
+    width — given, or the size most of its width dimensions have (a transformer's ``d_model``,
+    a CNN's channel count; the plan's notes say which). Which dimensions grow comes from the
+    graph: an input layer's input (the data) and a read-out's output do not; a convolution's
+    kernel taps do not; a depthwise convolution has one channel per group (vector-like).
 
     ============ ==================== ================ =================
     parameter    init std             Adam LR ×        SGD LR ×
@@ -1313,37 +1369,69 @@ class MuP(Auto):
     ============ ==================== ================ =================
 
     At ``m = 1`` this is ``auto`` with multipliers 1, so a base model tuned with ``auto`` keeps
-    its hyperparameters. The multipliers live in the plan (``lr_mult``; JSON) and reach the
-    optimizer through :meth:`~initwise.plan.Plan.param_groups`. Attention logits: μP divides
-    them by ``d`` instead of ``√d``; that is a forward change the plan's notes state and does
-    not make.
+    its hyperparameters. (Before 2026-12-05 ``m`` was each layer's own fan over
+    ``base_width``: a transformer's 4·d feed-forward layer got ``m = 4`` at the base width, its
+    Adam LR ×¼, and a 3×3 convolution ``m = 9``.) The multipliers live in the plan (``lr_mult``;
+    JSON) and reach the optimizer through :meth:`~initwise.plan.Plan.param_groups`. Attention
+    logits: μP divides them by ``d`` instead of ``√d``; that is a forward change the plan's
+    notes state and does not make.
     """
 
     name = "mup"
 
-    def __init__(self, base_width: int) -> None:
+    def __init__(self, base_width: int, width: int | None = None) -> None:
         if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
             raise ValueError(f"MuP: base_width must be a positive integer, got {base_width!r}")
+        if width is not None and (
+            isinstance(width, bool) or not isinstance(width, int) or width < 1
+        ):
+            raise ValueError(
+                f"MuP: width must be a positive integer (the model's width, as base_width is "
+                f"the base model's) or None to infer it, got {width!r}"
+            )
         self.base_width = base_width
+        self.width = width
 
     def _role(self, ctx: Context, name: str) -> str:
         return plan_roles(ctx).get(name, "hidden")
 
-    def _mult(self, fan: float) -> float:
-        return float(fan) / self.base_width
+    def _m(self, ctx: Context) -> float:
+        """``width / base_width`` for this model (its width inferred once per plan)."""
+        if "mup_width" not in ctx.memo:
+            if self.width is not None:
+                ctx.memo["mup_width"] = (self.width, f"width {self.width} (given)")
+            else:
+                width, how = model_width(ctx.model, plan_roles(ctx))
+                ctx.memo["mup_width"] = (
+                    (width, how)
+                    if how is not None
+                    else (self.base_width, "width: no weight layer has one (m = 1)")
+                )
+        return ctx.memo["mup_width"][0] / self.base_width
+
+    def _why(self, ctx: Context) -> str:
+        m = self._m(ctx)
+        return f"m = {ctx.memo['mup_width'][0]}/{self.base_width} = {m:.3g}"
 
     def weight(self, ctx: Context, site: WeightSite) -> ParamPlan:
         e = super().weight(ctx, site)
         role = self._role(ctx, site.module_name)
+        m, why = self._m(ctx), self._why(ctx)
         if site.kind == "embedding" or role in ("input", "input+output"):
-            m = self._mult(site.fans.fan_out)
             if role == "input+output":
                 return self._tag(e, 1.0, 1.0, "μP input and readout at once (one layer): as SP")
             tied = self._tied_table(ctx, site, e, m)
             if tied is not None:
                 return tied
-            return self._tag(e, 1.0, m, f"μP input-like (m = fan_out/{self.base_width} = {m:.3g})")
-        m = self._mult(site.fans.fan_in)
+            return self._tag(e, 1.0, m, f"μP input-like ({why})")
+        if one_width_dimension(site):  # (depthwise: as a bias)
+            return self._tag(
+                e,
+                1.0,
+                m,
+                "μP vector-like (a depthwise convolution: one channel in per group, so one "
+                f"width dimension; {why})",
+            )
         if role == "output":
             tied = self._tied_table(ctx, site, e, m)
             if tied is not None:
@@ -1356,8 +1444,50 @@ class MuP(Auto):
                     reason=e.reason.rsplit(" → std", 1)[0]
                     + f"; μP readout: × 1/√m → std {scaled.std:.4g}",
                 )
-            return self._tag(e, 1 / m, 1 / m, f"μP output (m = fan_in/{self.base_width} = {m:.3g})")
-        return self._tag(e, 1 / m, 1.0, f"μP hidden (m = fan_in/{self.base_width} = {m:.3g})")
+            return self._tag(e, 1 / m, 1 / m, f"μP output ({why})")
+        return self._tag(e, 1 / m, 1.0, f"μP hidden ({why})")
+
+    def _matrix(self, ctx: Context, e: ParamPlan, role: str) -> ParamPlan:
+        """μP's learning rates for a weight matrix planned by a module's own rule (attention's
+        q/k/v, a recurrent layer's gates): input-like where it reads the data, else hidden."""
+        m, why = self._m(ctx), self._why(ctx)
+        if role in ("input", "input+output"):
+            return self._tag(e, 1.0, m, f"μP input-like ({why})")
+        return self._tag(e, 1 / m, 1.0, f"μP hidden ({why})")
+
+    def _vector(self, ctx: Context, e: ParamPlan, what: str) -> ParamPlan:
+        return self._tag(e, 1.0, self._m(ctx), f"μP {what} ({self._why(ctx)})")
+
+    def attention(self, ctx, name, module, layer, params):  # type: ignore[no-untyped-def]
+        """``nn.MultiheadAttention``: its q/k/v weights are hidden matrices (input-like where
+        the attention reads the data), its biases vector-like; before 2026-12-05 they had no
+        multipliers (LR × 1 at every width)."""
+        out = super().attention(ctx, name, module, layer, params)
+        role = self._role(ctx, name)
+        for pname, e in list(out.items()):
+            if e is not None:
+                weight = pname.endswith("_weight")
+                out[pname] = (
+                    self._matrix(ctx, e, role) if weight else self._vector(ctx, e, "attention bias")
+                )
+        return out
+
+    def recurrent(self, ctx, name, module, params):  # type: ignore[no-untyped-def]
+        """Recurrent layers and cells: the first layer's input-to-hidden weights are
+        input-like where the layer reads the data, every other gate weight a hidden matrix,
+        biases vector-like. Before 2026-12-05 they had no multipliers (LR × 1 at every
+        width)."""
+        out = super().recurrent(ctx, name, module, params)
+        role = self._role(ctx, name)
+        for pname, e in list(out.items()):
+            if e is None or e.lr_mult:
+                continue
+            if len(e.shape) == 2:
+                first = pname in ("weight_ih", "weight_ih_l0", "weight_ih_l0_reverse")
+                out[pname] = self._matrix(ctx, e, role if first else "hidden")
+            else:
+                out[pname] = self._vector(ctx, e, "recurrent bias")
+        return out
 
     def _tied_table(
         self, ctx: Context, site: WeightSite, e: ParamPlan, m: float
@@ -1405,7 +1535,7 @@ class MuP(Auto):
         scaled = e.with_scheme(S.normal(0.0, std * r), "")
         base = e.reason.rsplit(" → std", 1)[0]
         ctx.memo.setdefault(RESIDUAL_SET, set()).add(name)  # (the walk: the table as drawn)
-        tag = f"μP input-like (m = fan_out/{self.base_width} = {m:.3g})"
+        tag = f"μP input-like ({self._why(ctx)})"
         if head is None:  # (summed with a tied table's lookup)
             why = f"μP input-like, beside a tied table (× √m = {r:.4g}: constant in width)"
             out = dataclasses.replace(scaled, reason=f"{base}; {why} → std {scaled.std:.4g}")
@@ -1447,20 +1577,46 @@ class MuP(Auto):
         e = super().bias(ctx, site, shape)
         if self._role(ctx, site.module_name) in ("output", "input+output"):
             return self._tag(e, 1.0, 1.0, "μP readout bias")
-        m = self._mult(site.fans.fan_out)
-        return self._tag(e, 1.0, m, f"μP bias (m = {m:.3g})")
+        return self._tag(e, 1.0, self._m(ctx), f"μP bias ({self._why(ctx)})")
 
     def norm(self, ctx, name, module, layer, pname, shape):  # type: ignore[no-untyped-def]
         e = super().norm(ctx, name, module, layer, pname, shape)
         if e is None:
             return e
-        m = self._mult(shape[0]) if shape else 1.0
-        return self._tag(e, 1.0, m, f"μP norm parameter (m = {m:.3g})")
+        return self._tag(e, 1.0, self._m(ctx), f"μP norm parameter ({self._why(ctx)})")
+
+    def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+        """Parameters no layer rule planned (a class token, position tables, layer scales, a
+        state-space layer's ``A_log``/``D``, relative-position tables): multipliers by their
+        shape — a dimension grows with the width where it is a multiple of it; none such:
+        LR × 1; one: vector-like (as a bias); two or more: a hidden matrix. Before 2026-12-05
+        they had none (LR × 1 at every width: a ViT's class token and position table, a
+        ConvNeXt's layer scales)."""
+        m, why = self._m(ctx), self._why(ctx)
+        width = ctx.memo["mup_width"][0]
+        out = []
+        for e in entries:
+            if e.lr_mult:
+                out.append(e)
+                continue
+            grow = [d for d in e.shape if d >= width and d % width == 0]
+            if not grow:
+                e = self._tag(e, 1.0, 1.0, "μP by its shape: no dimension grows with the width")
+            elif len(grow) == 1:
+                e = self._tag(e, 1.0, m, f"μP by its shape: vector-like ({why})")
+            else:
+                e = self._tag(e, 1 / m, 1.0, f"μP by its shape: a hidden matrix ({why})")
+            out.append(e)
+        return out
 
     def notes(self, ctx: Context) -> list[str]:
+        m = self._m(ctx)
+        said = f"this model's {ctx.memo['mup_width'][1]}"
         out = [
-            f"μP against base width {self.base_width}: learning-rate multipliers are in each "
-            "entry (lr_mult); build the optimizer with plan.param_groups(model, lr, optimizer)"
+            f"μP against base width {self.base_width}: {said}, so m = {m:.4g} for every "
+            "dimension that grows with the width (MuP(base_width, width=...) sets it); "
+            "learning-rate multipliers are in each entry (lr_mult); build the optimizer with "
+            "plan.param_groups(model, lr, optimizer)"
         ]
         heads = ctx.memo.get("mup_readouts")
         if heads:

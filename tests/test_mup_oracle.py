@@ -245,3 +245,39 @@ def test_weight_decay_per_step_equals_mups(optimizer):
         plan.param_groups(ours_model, lr=1.0, decay="mup")
     with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
         plan.param_groups(ours_model, lr=1.0, weight_decay=-1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_u_mup_convolutions_scale_with_width_as_mup_does(optimizer):
+    """u-μP on the CNN: each parameter's effective learning rate changes with the width as
+    mup's does — the depthwise convolution's SGD rate too (it was constant in width, mup's
+    grows with it: one width dimension)."""
+    base = 16
+
+    def mup_lr(width: int) -> dict[str, float]:
+        model = _cnn(width, mup.MuReadout)
+        mup.set_base_shapes(model, _cnn(base, mup.MuReadout), delta=_cnn(2 * base, mup.MuReadout))
+        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
+        opt = make(model.parameters(), lr=1.0)
+        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+        a = base / width  # MuReadout's forward factor
+        k = 1 if optimizer == "adam" else 2
+        return {
+            n: lr[id(p)] * (a**k if n == "10.weight" else 1.0) for n, p in model.named_parameters()
+        }
+
+    def ours(width: int) -> dict[str, float]:
+        model = _cnn(width)
+        p = it.init_model(model, "u-mup", seed=0)
+        mults = installed(model)
+        k = 1 if optimizer == "adam" else 2
+        return {
+            e.name: dict(e.lr_mult)[optimizer]
+            * (mults.get(e.name.rpartition(".")[0], 1.0) if e.name.endswith("weight") else 1.0) ** k
+            for e in p
+        }
+
+    r0, o0 = mup_lr(base), ours(base)
+    r1, o1 = mup_lr(8 * base), ours(8 * base)
+    for n in r0:
+        assert o1[n] / o0[n] == pytest.approx(r1[n] / r0[n], rel=1e-9), n

@@ -1814,6 +1814,13 @@ class UMuP(Auto):
         )
         if role == "input":
             return self._tag(e, 1 / math.sqrt(n), fan_out / a**2, "u-μP input weight")
+        if one_width_dimension(site):  # (a depthwise convolution: one width dimension, its
+            # channels — μP's SGD rule for it is an input weight's; it was a hidden one's,
+            # constant in width where mup's MuSGD scales it with the width)
+            c = float(getattr(site.module, "out_channels", site.shape[0]))
+            return self._tag(
+                e, 1 / math.sqrt(n), c / a**2, "u-μP depthwise weight (one width dimension)"
+            )
         return self._tag(e, 1 / math.sqrt(n), 1 / a**2, "u-μP hidden weight")
 
     def embedding(self, ctx: Context, site: WeightSite) -> ParamPlan:

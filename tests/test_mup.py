@@ -279,8 +279,19 @@ def test_every_multiplier_is_one_at_the_base_width_and_m_above_it(make):
 
 def test_the_models_width_is_inferred_or_given():
     p = it.plan(_encoder_lm(128), it.MuP(base_width=32))
-    assert any("width 128 (the size of" in n and "m = 4 " in n for n in p.notes)
-    q = it.plan(_encoder_lm(128), it.MuP(base_width=32, width=64))  # (said, not inferred)
+    assert any(
+        "width 128 (the output size of its input layer" in n and "m = 4 " in n for n in p.notes
+    )
+    cnn = it.plan(_cnn(128), it.MuP(base_width=32))  # (its stem's channels)
+    assert any("width 128 (the output size" in n for n in cnn.notes)
+    transformers = pytest.importorskip("transformers")
+    mamba = transformers.MambaForCausalLM(
+        transformers.MambaConfig(vocab_size=64, hidden_size=128, state_size=8, num_hidden_layers=1)
+    )  # its inner width 2·d is the most common size: the width is the embedding's, d
+    q = it.plan(mamba, it.MuP(base_width=32))
+    assert any("width 128 (the output size" in n and "m = 4 " in n for n in q.notes)
+    assert dict(q["backbone.layers.0.mixer.in_proj.weight"].lr_mult)["adam"] == 0.25
+    q = it.plan(_encoder_lm(128), it.MuP(base_width=32, width=64))  # (given, not inferred)
     assert dict(q["enc.layers.0.linear1.weight"].lr_mult)["adam"] == 0.5
     assert any("width 64 (given)" in n for n in q.notes)
     for bad in (0, 2.5, True, "64"):

@@ -162,3 +162,34 @@ def test_forward_mult_at_checked_before_anything_changes(tmp_path):
     d["entries"][i]["forward_mult_at"] = "head"
     with pytest.raises(ValueError, match="forward_mult_at names the module"):
         Plan.from_dict(d)
+
+
+def test_a_readout_input_scaled_by_one_over_root_width_is_said():
+    """T5 scales its decoder's output by d_model^-0.5 before the tied read-out: μP's 1/m on top
+    of that factor shrinks the read-out's updates as 1/√width — said (an AssumptionWarning;
+    strict=True raises), not left silent. GPT-2 (a LayerNorm before its read-out) is not."""
+    transformers = pytest.importorskip("transformers")
+    from initwise.torch import AssumptionWarning
+
+    t5 = transformers.T5ForConditionalGeneration(
+        transformers.T5Config(
+            vocab_size=V, d_model=128, d_kv=32, d_ff=256, num_layers=1, num_heads=4,
+            decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
+        )
+    )  # fmt: skip
+    with pytest.warns(AssumptionWarning, match=r"tied read-out 'lm_head' .* ≈ 1/width"):
+        it.plan(t5, it.MuP(base_width=32))
+    with pytest.raises(ValueError, match="≈ 1/width"):
+        it.plan(t5, it.MuP(base_width=32), strict=True)
+    gpt2 = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(
+            vocab_size=V, n_positions=16, n_embd=128, n_layer=1, n_head=4,
+            bos_token_id=0, eos_token_id=0,
+        )
+    )  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        it.plan(gpt2, it.MuP(base_width=32))
+    assert not [w for w in seen if "1/width" in str(w.message)]

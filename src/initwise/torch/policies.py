@@ -1308,19 +1308,23 @@ def one_width_dimension(site: WeightSite) -> bool:
 
 
 def model_width(model: nn.Module | None, roles: Mapping[str, str]) -> tuple[int, str | None]:
-    """The model's width for μP — the size most of its width dimensions have — and a sentence
-    saying so: the output size of input layers and embeddings, the input size of read-outs,
-    both sizes of hidden layers (features; a convolution's channels; an attention's embedding
-    width; a recurrent layer's hidden size). A transformer's ``d_model`` (its 4·d feed-forward
-    width counts twice per block, d eight times), a CNN's channel count, an MLP's width. Ties
-    go to the smaller size. ``(1, None)`` for a model without weight layers."""
+    """The model's width for μP, and a sentence saying how it was found: the output size of its
+    input layers (embeddings, a stem, a first projection: the residual stream's width) where
+    they all have one; else the size most of its width dimensions have — the output size of
+    input layers, the input size of read-outs, both sizes of hidden layers (features; a
+    convolution's channels; an attention's embedding width; a recurrent layer's hidden size),
+    ties to the smaller. (The most common size alone took a Mamba's inner width, 2·d, for its
+    width: m twice the ratio of its hidden size.) ``(1, None)`` for a model without weight
+    layers."""
     from collections import Counter
 
     dims: Counter[int] = Counter()
+    inputs: Counter[int] = Counter()
     for name, m in model.named_modules() if model is not None else ():
         role = roles.get(name, "hidden")
         if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
             dims[m.embedding_dim] += 1
+            inputs[m.embedding_dim] += 1
             continue
         if isinstance(m, nn.Linear):
             i, o = m.in_features, m.out_features
@@ -1336,11 +1340,18 @@ def model_width(model: nn.Module | None, roles: Mapping[str, str]) -> tuple[int,
             continue
         if role == "input":
             dims[o] += 1
+            inputs[o] += 1
         elif role == "output":
             dims[i] += 1
         elif role == "hidden":
             dims[i] += 1
             dims[o] += 1
+    if len(inputs) == 1:
+        (width, count), total = next(iter(inputs.items())), sum(dims.values())
+        return width, (
+            f"width {width} (the output size of its input layer{'s' if count > 1 else ''}; "
+            f"{dims[width]} of its {total} width dimensions have it)"
+        )
     if not dims:
         return 1, None
     width, count = min(dims.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -1354,8 +1365,9 @@ class MuP(Auto):
 
     ``m = width / base_width``, one ratio for every dimension that grows with the width (as mup's
     base shapes give it: ``4·d`` against ``4·d_base`` is ``m`` too). ``width`` is the model's
-    width — given, or the size most of its width dimensions have (a transformer's ``d_model``,
-    a CNN's channel count; the plan's notes say which). Which dimensions grow comes from the
+    width — given, or inferred (:func:`model_width`: its input layers' output size, a
+    transformer's ``d_model``, a CNN's stem channels; the plan's notes say). Which dimensions
+    grow comes from the
     graph: an input layer's input (the data) and a read-out's output do not; a convolution's
     kernel taps do not; a depthwise convolution has one channel per group (vector-like).
 
@@ -1560,6 +1572,10 @@ class MuP(Auto):
             )
         a = 1.0 / m
         ctx.memo.setdefault("mup_readouts", []).append(head)
+        solved = ctx.moments.layers.get(head)
+        d = float(site.shape[-1])
+        if solved is not None and solved.s < 0.1 and 0.5 < solved.s * d < 2:
+            ctx.memo.setdefault("mup_scaled_readouts", []).append((head, solved.s))
         why = (
             f"μP tied table: input-like (× √m = {r:.4g}: its std at the base width), its "
             f"read-out '{head}' gets μP's output multiplier 1/m = {a:.4g} on its input (a "
@@ -1608,6 +1624,20 @@ class MuP(Auto):
                 e = self._tag(e, 1 / m, 1.0, f"μP by its shape: a hidden matrix ({why})")
             out.append(e)
         return out
+
+    def assumptions(self, ctx: Context) -> list[str]:
+        """A tied read-out whose input has ``E[x²] ≈ 1/d``, as a factor ``d^-0.5`` before it
+        gives (T5 scales its decoder's output so): μP's ``1/m`` assumes the read-out's own scale
+        is the same at every width; with such a factor the read-out's updates shrink as
+        ``1/√width`` (as with mup's ``MuSharedReadout``)."""
+        return [
+            f"μP: the tied read-out '{head}' takes an input at E[x²] {s:.3g} ≈ 1/width, as a "
+            "factor width^-0.5 before it gives (T5's d_model^-0.5): its 1/m multiplier assumes "
+            "the read-out's own scale does not change with the width — with that factor its "
+            "updates shrink as 1/√width; untie the read-out, or remove the factor (the plan "
+            "puts μP's scale on the read-out)"
+            for head, s in ctx.memo.get("mup_scaled_readouts", [])
+        ]
 
     def notes(self, ctx: Context) -> list[str]:
         m = self._m(ctx)

@@ -279,17 +279,15 @@ def test_every_multiplier_is_one_at_the_base_width_and_m_above_it(make):
 
 def test_the_models_width_is_inferred_or_given():
     p = it.plan(_encoder_lm(128), it.MuP(base_width=32))
-    assert any(
-        "width 128 (the output size of its input layer" in n and "m = 4 " in n for n in p.notes
-    )
+    assert any("width 128 (its residual stream's" in n and "m = 4 " in n for n in p.notes)
     cnn = it.plan(_cnn(128), it.MuP(base_width=32))  # (its stem's channels)
     assert any("width 128 (the output size" in n for n in cnn.notes)
     transformers = pytest.importorskip("transformers")
     mamba = transformers.MambaForCausalLM(
         transformers.MambaConfig(vocab_size=64, hidden_size=128, state_size=8, num_hidden_layers=1)
-    )  # its inner width 2·d is the most common size: the width is the embedding's, d
+    )  # its inner width 2·d is the most common size: the width is its stream's, d
     q = it.plan(mamba, it.MuP(base_width=32))
-    assert any("width 128 (the output size" in n and "m = 4 " in n for n in q.notes)
+    assert any("width 128 (its residual stream's" in n and "m = 4 " in n for n in q.notes)
     assert dict(q["backbone.layers.0.mixer.in_proj.weight"].lr_mult)["adam"] == 0.25
     q = it.plan(_encoder_lm(128), it.MuP(base_width=32, width=64))  # (given, not inferred)
     assert dict(q["enc.layers.0.linear1.weight"].lr_mult)["adam"] == 0.5
@@ -330,3 +328,25 @@ def test_parameters_outside_any_layer_rule_get_multipliers_by_their_shape():
         assert q[n] == {"adam": 1.0, "sgd": 4.0}, n
     assert q["table"] == {"adam": 1.0, "sgd": 1.0}
     assert q["mix"] == {"adam": 0.25, "sgd": 1.0}
+
+
+def test_width_is_the_residual_streams_not_a_feature_encoders():
+    """A wav2vec2-like model: a 32-channel convolutional feature encoder (its input layer),
+    then a 64-wide residual stream. The width is the stream's (the input layer's 32 made m half
+    the ratio of the stream a user scales)."""
+
+    class Speech(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.feat = nn.Conv1d(1, 32, 10, stride=5)
+            self.proj = nn.Linear(32, width)
+            self.fc1, self.fc2 = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+            self.ln = nn.LayerNorm(width)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = self.proj(torch.relu(self.feat(x)).transpose(1, 2))
+            return h + self.fc2(torch.relu(self.fc1(self.ln(h))))
+
+    p = it.plan(Speech(64), it.MuP(base_width=16))
+    assert any("width 64 (its residual stream's" in n and "m = 4 " in n for n in p.notes)
+    assert dict(p["fc2.weight"].lr_mult)["adam"] == 0.25

@@ -213,7 +213,7 @@ def test_mup_feed_forward_width_equals_the_mup_package(optimizer):
         p = it.plan(_FFN(width), it.MuP(base_width=base))
         ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
         assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
-        assert any(f"width {width} (the output size of its input layer" in n for n in p.notes)
+        assert any(f"width {width} (its residual stream's" in n for n in p.notes)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

@@ -1307,37 +1307,52 @@ def one_width_dimension(site: WeightSite) -> bool:
     return g > 1 and int(site.shape[1]) == 1  # ((out, in/g, *k) or (in, out/g, *k))
 
 
-def model_width(model: nn.Module | None, roles: Mapping[str, str]) -> tuple[int, str | None]:
-    """The model's width for μP, and a sentence saying how it was found: the output size of its
-    input layers (embeddings, a stem, a first projection: the residual stream's width) where
-    they all have one; else the size most of its width dimensions have — the output size of
-    input layers, the input size of read-outs, both sizes of hidden layers (features; a
-    convolution's channels; an attention's embedding width; a recurrent layer's hidden size),
-    ties to the smaller. (The most common size alone took a Mamba's inner width, 2·d, for its
-    width: m twice the ratio of its hidden size.) ``(1, None)`` for a model without weight
-    layers."""
+def _sizes(m: nn.Module) -> tuple[int, int] | None:
+    """A weight layer's (input, output) width-like sizes: features, a convolution's channels,
+    an attention's embedding width, a recurrent layer's hidden size; None for other modules."""
+    if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
+        return m.embedding_dim, m.embedding_dim
+    if isinstance(m, nn.Linear):
+        return m.in_features, m.out_features
+    if isinstance(m, nn.modules.conv._ConvNd):
+        return m.in_channels, m.out_channels
+    if type(m).__name__ == "Conv1D" and getattr(m, "weight", None) is not None:
+        return int(m.weight.shape[0]), int(m.weight.shape[1])
+    if isinstance(m, nn.MultiheadAttention):
+        return m.embed_dim, m.embed_dim
+    if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
+        return m.hidden_size, m.hidden_size
+    return None
+
+
+def model_width(
+    model: nn.Module | None,
+    roles: Mapping[str, str],
+    layers: Mapping[str, LayerInfo] | None = None,
+) -> tuple[int, str | None]:
+    """The model's width for μP, and a sentence saying how it was found — the first of:
+
+    * its residual stream's width: the output size most of the layers that end its residual
+      branches have (a transformer's ``d_model``, a Mamba's ``d`` — not its inner 2·d, the
+      most common size —, a wav2vec2's hidden size — not its feature encoder's channels);
+    * the output size of its input layers where they all have one (an MLP's width, a plain
+      CNN's stem);
+    * the size most of its width dimensions have (input layers' outputs, read-outs' inputs,
+      both sizes of hidden layers).
+
+    Ties go to the smaller size. ``(1, None)`` for a model without weight layers."""
     from collections import Counter
 
     dims: Counter[int] = Counter()
     inputs: Counter[int] = Counter()
+    stream: Counter[int] = Counter()
     for name, m in model.named_modules() if model is not None else ():
-        role = roles.get(name, "hidden")
-        if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
-            dims[m.embedding_dim] += 1
-            inputs[m.embedding_dim] += 1
+        sizes = _sizes(m)
+        if sizes is None:
             continue
-        if isinstance(m, nn.Linear):
-            i, o = m.in_features, m.out_features
-        elif isinstance(m, nn.modules.conv._ConvNd):
-            i, o = m.in_channels, m.out_channels
-        elif type(m).__name__ == "Conv1D" and getattr(m, "weight", None) is not None:
-            i, o = int(m.weight.shape[0]), int(m.weight.shape[1])
-        elif isinstance(m, nn.MultiheadAttention):
-            i = o = m.embed_dim
-        elif isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
-            i = o = m.hidden_size
-        else:
-            continue
+        i, o = sizes
+        role = "input" if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) else roles.get(name)
+        role = role or "hidden"
         if role == "input":
             dims[o] += 1
             inputs[o] += 1
@@ -1346,16 +1361,29 @@ def model_width(model: nn.Module | None, roles: Mapping[str, str]) -> tuple[int,
         elif role == "hidden":
             dims[i] += 1
             dims[o] += 1
+        info = layers.get(name) if layers else None
+        if info is not None and info.last_in_branch:
+            stream[o] += 1
+
+    def most(c: Counter[int]) -> tuple[int, int]:
+        return min(c.items(), key=lambda kv: (-kv[1], kv[0]))
+
+    total = sum(dims.values())
+    if stream:
+        width, count = most(stream)
+        return width, (
+            f"width {width} (its residual stream's: the output size of {count} of the "
+            f"{sum(stream.values())} layers that end its residual branches)"
+        )
     if len(inputs) == 1:
-        (width, count), total = next(iter(inputs.items())), sum(dims.values())
+        width, count = next(iter(inputs.items()))
         return width, (
             f"width {width} (the output size of its input layer{'s' if count > 1 else ''}; "
             f"{dims[width]} of its {total} width dimensions have it)"
         )
     if not dims:
         return 1, None
-    width, count = min(dims.items(), key=lambda kv: (-kv[1], kv[0]))
-    total = sum(dims.values())
+    width, count = most(dims)
     return width, f"width {width} (the size of {count} of the {total} width dimensions)"
 
 
@@ -1365,9 +1393,8 @@ class MuP(Auto):
 
     ``m = width / base_width``, one ratio for every dimension that grows with the width (as mup's
     base shapes give it: ``4·d`` against ``4·d_base`` is ``m`` too). ``width`` is the model's
-    width — given, or inferred (:func:`model_width`: its input layers' output size, a
-    transformer's ``d_model``, a CNN's stem channels; the plan's notes say). Which dimensions
-    grow comes from the
+    width — given, or inferred (:func:`model_width`: its residual stream's width, a
+    transformer's ``d_model``; the plan's notes say). Which dimensions grow comes from the
     graph: an input layer's input (the data) and a read-out's output do not; a convolution's
     kernel taps do not; a depthwise convolution has one channel per group (vector-like).
 
@@ -1413,7 +1440,7 @@ class MuP(Auto):
             if self.width is not None:
                 ctx.memo["mup_width"] = (self.width, f"width {self.width} (given)")
             else:
-                width, how = model_width(ctx.model, plan_roles(ctx))
+                width, how = model_width(ctx.model, plan_roles(ctx), ctx.layers)
                 ctx.memo["mup_width"] = (
                     (width, how)
                     if how is not None

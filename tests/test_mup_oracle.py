@@ -25,20 +25,21 @@ def net(width: int, readout: type = nn.Linear) -> nn.Sequential:
     )
 
 
-def _mup_effective(width: int, base: int, optimizer: str) -> dict[str, float]:
-    """Per parameter: the learning rate mup's optimizer gives it (lr 1), times the readout's
-    forward factor 1/m (once for Adam, squared for SGD)."""
-    model = net(width, mup.MuReadout)
-    mup.set_base_shapes(model, net(base, mup.MuReadout), delta=net(2 * base, mup.MuReadout))
+def _mup_lrs(build, width: int, base: int, optimizer: str, readout: str) -> dict[str, float]:
+    """Per parameter: the learning rate mup's optimizer gives it (lr 1) in ``build(width,
+    mup.MuReadout)`` against the base width, times the read-out's forward factor 1/m (once for
+    Adam, squared for SGD)."""
+    model = build(width, mup.MuReadout)
+    mup.set_base_shapes(model, build(base, mup.MuReadout), delta=build(2 * base, mup.MuReadout))
     make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
     opt = make(model.parameters(), lr=1.0)
     lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
-    m = width / base
-    out = {}
-    for name, p in model.named_parameters():
-        a = 1 / m if name == "4.weight" else 1.0
-        out[name] = lr[id(p)] * (a if optimizer == "adam" else a * a)
-    return out
+    a, k = base / width, 1 if optimizer == "adam" else 2
+    return {n: lr[id(p)] * (a**k if n == readout else 1.0) for n, p in model.named_parameters()}
+
+
+def _mup_effective(width: int, base: int, optimizer: str) -> dict[str, float]:
+    return _mup_lrs(net, width, base, optimizer, "4.weight")
 
 
 def _ours_effective(width: int, policy: object, optimizer: str) -> dict[str, float]:
@@ -155,28 +156,6 @@ def _cnn(width: int, readout: type = nn.Linear) -> nn.Sequential:
     )
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_mup_convolutions_equal_the_mup_package(optimizer):
-    """Convolutions: μP's width is the channel count, not the fans (which count the kernel's
-    taps: a 3×3 convolution's multipliers were 9× off, at the base width too), and a depthwise
-    convolution has one width dimension (vector-like: its Adam LR was ×7.1 at every width)."""
-    base = 16
-    for width in (16, 64, 256):
-        model = _cnn(width, mup.MuReadout)
-        mup.set_base_shapes(model, _cnn(base, mup.MuReadout), delta=_cnn(2 * base, mup.MuReadout))
-        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
-        opt = make(model.parameters(), lr=1.0)
-        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
-        m = width / base
-        ref = {}
-        for name, p in model.named_parameters():
-            a = 1 / m if name == "10.weight" else 1.0  # MuReadout's forward 1/m
-            ref[name] = lr[id(p)] * (a if optimizer == "adam" else a * a)
-        p = it.plan(_cnn(width), it.MuP(base_width=base))
-        ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
-        assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
-
-
 class _FFN(nn.Module):
     """An embedding, a 4·d feed-forward block with a residual sum and norms, a read-out: the
     dimensions that grow with the width are d and 4·d."""
@@ -195,25 +174,24 @@ class _FFN(nn.Module):
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_mup_feed_forward_width_equals_the_mup_package(optimizer):
-    """One ratio m for every dimension that grows: the 4·d layer's m is d/d_base, as mup's base
-    shapes give it (it was 4·d/base_width: Adam LR ×¼ of auto's at the base width)."""
-    base = 32
-    for width in (32, 128, 512):
-        model = _FFN(width, mup.MuReadout)
-        mup.set_base_shapes(model, _FFN(base, mup.MuReadout), delta=_FFN(2 * base, mup.MuReadout))
-        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
-        opt = make(model.parameters(), lr=1.0)
-        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
-        m = width / base
-        ref = {}
-        for name, p in model.named_parameters():
-            a = 1 / m if name == "head.weight" else 1.0
-            ref[name] = lr[id(p)] * (a if optimizer == "adam" else a * a)
-        p = it.plan(_FFN(width), it.MuP(base_width=base))
+@pytest.mark.parametrize("case", ["cnn", "feed-forward"])
+def test_mup_learning_rates_equal_the_mup_package_beyond_the_mlp(case, optimizer):
+    """One ratio m for every dimension that grows, as mup's base shapes give it. The CNN: the
+    width is the channel count, not the fans (which count the kernel's taps: a 3×3
+    convolution's multipliers were 9× off, at the base width too), and a depthwise convolution
+    has one width dimension (vector-like: its Adam LR was ×7.1 at every width). The
+    feed-forward model: the 4·d layer's m is d/d_base (it was 4·d/base_width: Adam LR ×¼ of
+    auto's at the base width)."""
+    build, base, readout = {
+        "cnn": (_cnn, 16, "10.weight"),
+        "feed-forward": (_FFN, 32, "head.weight"),
+    }[case]
+    for width in (base, 4 * base, 16 * base):
+        ref = _mup_lrs(build, width, base, optimizer, readout)
+        p = it.plan(build(width), it.MuP(base_width=base))
         ours = {e.name: dict(e.lr_mult)[optimizer] for e in p}
         assert ours == pytest.approx(ref, rel=1e-12), (width, ours, ref)
-        assert any(f"width {width} (its residual stream's" in n for n in p.notes)
+        assert any(f"model's width {width} (" in n for n in p.notes)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
@@ -254,18 +232,6 @@ def test_u_mup_convolutions_scale_with_width_as_mup_does(optimizer):
     grows with it: one width dimension)."""
     base = 16
 
-    def mup_lr(width: int) -> dict[str, float]:
-        model = _cnn(width, mup.MuReadout)
-        mup.set_base_shapes(model, _cnn(base, mup.MuReadout), delta=_cnn(2 * base, mup.MuReadout))
-        make = mup.MuAdam if optimizer == "adam" else mup.MuSGD
-        opt = make(model.parameters(), lr=1.0)
-        lr = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
-        a = base / width  # MuReadout's forward factor
-        k = 1 if optimizer == "adam" else 2
-        return {
-            n: lr[id(p)] * (a**k if n == "10.weight" else 1.0) for n, p in model.named_parameters()
-        }
-
     def ours(width: int) -> dict[str, float]:
         model = _cnn(width)
         p = it.init_model(model, "u-mup", seed=0)
@@ -277,7 +243,7 @@ def test_u_mup_convolutions_scale_with_width_as_mup_does(optimizer):
             for e in p
         }
 
-    r0, o0 = mup_lr(base), ours(base)
-    r1, o1 = mup_lr(8 * base), ours(8 * base)
+    r0, o0 = _mup_lrs(_cnn, base, base, optimizer, "10.weight"), ours(base)
+    r1, o1 = _mup_lrs(_cnn, 8 * base, base, optimizer, "10.weight"), ours(8 * base)
     for n in r0:
         assert o1[n] / o0[n] == pytest.approx(r1[n] / r0[n], rel=1e-9), n

@@ -1598,11 +1598,12 @@ class MuP(Auto):
                 f"{name}.weight), untie them, or plan at the base width ({self.base_width})"
             )
         a = 1.0 / m
-        ctx.memo.setdefault("mup_readouts", []).append(head)
+        # (both uses of the table are planned, its own module's and the read-out's: once each)
+        ctx.memo.setdefault("mup_readouts", {})[head] = None
         solved = ctx.moments.layers.get(head)
         d = float(site.shape[-1])
         if solved is not None and solved.s < 0.1 and 0.5 < solved.s * d < 2:
-            ctx.memo.setdefault("mup_scaled_readouts", []).append((head, solved.s))
+            ctx.memo.setdefault("mup_scaled_readouts", {})[head] = solved.s
         why = (
             f"μP tied table: input-like (× √m = {r:.4g}: its std at the base width), its "
             f"read-out '{head}' gets μP's output multiplier 1/m = {a:.4g} on its input (a "
@@ -1663,7 +1664,7 @@ class MuP(Auto):
             "the read-out's own scale does not change with the width — with that factor its "
             "updates shrink as 1/√width; untie the read-out, or remove the factor (the plan "
             "puts μP's scale on the read-out)"
-            for head, s in ctx.memo.get("mup_scaled_readouts", [])
+            for head, s in ctx.memo.get("mup_scaled_readouts", {}).items()
         ]
 
     def notes(self, ctx: Context) -> list[str]:
@@ -1679,9 +1680,14 @@ class MuP(Auto):
         if heads:
             out.append(
                 f"μP's tied read-out{'s' if len(heads) > 1 else ''} {', '.join(heads)} "
-                f"carr{'y' if len(heads) > 1 else 'ies'} a forward multiplier 1/m on its "
-                "input (the table it reads out with is μP's input weight): apply installs "
-                "it; a model rebuilt from saved weights needs "
+                + (
+                    "carry a forward multiplier 1/m on their input (the tables they read out "
+                    "with are μP's input weights)"
+                    if len(heads) > 1
+                    else "carries a forward multiplier 1/m on its input (the table it reads "
+                    "out with is μP's input weight)"
+                )
+                + ": apply installs it; a model rebuilt from saved weights needs "
                 "initwise.torch.install_rewrites(plan, model)"
             )
         attn = ctx.model is not None and any(

@@ -1526,6 +1526,32 @@ CASES: list[Case] = [
     ),
     Case(
         "CLI",
+        "plan --policy mup without --base-width",
+        _cli_file("plan", "{F}:make", "--quiet", "--policy", "mup"),
+        CLIError,
+        "--policy mup needs --base-width N",
+        "give the width the hyperparameters were tuned at",
+    ),
+    Case(
+        "CLI",
+        "plan --base-width without --policy mup",
+        _cli_file("plan", "{F}:make", "--quiet", "--base-width", "32"),
+        CLIError,
+        "--base-width is μP's: give it with --policy mup",
+        "add --policy mup",
+    ),
+    Case(
+        "policy",
+        'plan(model, "mup") (μP needs its base width)',
+        lambda: __import__("initwise.torch", fromlist=["plan"]).plan(
+            __import__("torch").nn.Linear(4, 4), "mup"
+        ),
+        ValueError,
+        r"policy 'mup' needs its base width",
+        "MuP(base_width=...), or --policy mup --base-width N",
+    ),
+    Case(
+        "CLI",
         "a model file with a syntax error",
         _cli_file("plan", "{F}:make", "--quiet", text="def make(:\n"),
         CLIError,

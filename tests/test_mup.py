@@ -350,3 +350,35 @@ def test_width_is_the_residual_streams_not_a_feature_encoders():
     p = it.plan(Speech(64), it.MuP(base_width=16))
     assert any("width 64 (its residual stream's" in n and "m = 4 " in n for n in p.notes)
     assert dict(p["fc2.weight"].lr_mult)["adam"] == 0.25
+
+
+def test_cli_plan_and_apply_with_mup(tmp_path, capsys):
+    """`--policy mup --base-width N [--width W]` on plan and apply (MuP was Python-only); the
+    flags without each other refused; apply says the learning-rate multipliers need the plan;
+    `plan(model, "mup")` says how to give the base width."""
+    from initwise.cli import main
+    from initwise.plan import Plan
+
+    f = tmp_path / "wide.py"
+    f.write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Linear(16, 128), nn.ReLU(), nn.Linear(128, 128),"
+        " nn.ReLU(), nn.Linear(128, 4))\n"
+    )
+    js = tmp_path / "p.json"
+    args = ["plan", f"{f}:make", "--policy", "mup", "--base-width", "32", "--quiet"]
+    assert main([*args, "--json", str(js)]) == 0
+    assert dict(Plan.load(str(js))["2.weight"].lr_mult) == {"adam": 0.25, "sgd": 1.0}
+    assert main([*args, "--width", "64", "--json", str(js)]) == 0  # (given, not inferred)
+    assert dict(Plan.load(str(js))["2.weight"].lr_mult)["adam"] == 0.5
+    out = tmp_path / "w.safetensors"
+    apply = ["apply", f"{f}:make", "--policy", "mup", "--base-width", "32", "--out", str(out)]
+    assert main(apply) == 0
+    assert "learning-rate multipliers (μP)" in capsys.readouterr().out
+    assert main(["plan", f"{f}:make", "--policy", "mup"]) == 2
+    assert "--policy mup needs --base-width" in capsys.readouterr().err
+    assert main(["plan", f"{f}:make", "--base-width", "32"]) == 2
+    assert "--base-width is μP's" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"policy 'mup' needs its base width.*MuP\(base_width"):
+        it.plan(nn.Linear(4, 4), "mup")

@@ -184,6 +184,26 @@ def _in_flags(text: str, args: argparse.Namespace) -> str:
     )
 
 
+def _policy(args: argparse.Namespace, name: str) -> Any:
+    """``--policy``'s policy: a built-in name, or ``mup`` with ``--base-width`` (and
+    ``--width``) as ``initwise.torch.MuP``; the μP flags without ``--policy mup`` are
+    refused."""
+    base, width = getattr(args, "base_width", None), getattr(args, "width", None)
+    if name != "mup":
+        if base is not None or width is not None:
+            flag = "--base-width" if base is not None else "--width"
+            raise ValueError(f"{flag} is μP's: give it with --policy mup")
+        return name
+    if base is None:
+        raise ValueError(
+            "--policy mup needs --base-width N: the width the hyperparameters were tuned at "
+            "(the model's own width is inferred, or give --width)"
+        )
+    from .torch import MuP
+
+    return MuP(base, width=width)
+
+
 def _threads(args: argparse.Namespace) -> Any:
     from .torch.threads import intra_op_threads
 
@@ -194,9 +214,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
     check_out(args.json, "--json")
     overrides = _overrides(args.override)
+    policy = _policy(args, args.policy)
     model = load_factory(args.model)
     with _threads(args):
-        p = _planned(args, model, args.policy, strict=args.strict, overrides=overrides)
+        p = _planned(args, model, policy, strict=args.strict, overrides=overrides)
     if args.json:
         p.save(args.json)
     if not args.quiet:
@@ -220,12 +241,9 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     check_out(args.out, "--out")
     overrides = _overrides(args.override)
     loaded = Plan.load(args.plan) if args.plan else None  # (before the factory: fail fast)
+    policy = _policy(args, args.policy or "auto") if loaded is None else None
     model = _to(load_factory(args.model), args)
-    p = (
-        loaded
-        if loaded is not None
-        else _planned(args, model, args.policy or "auto", strict=args.strict)
-    )
+    p = loaded if loaded is not None else _planned(args, model, policy, strict=args.strict)
     if overrides:
         p = p.override(overrides)
     written = sum(1 for e in p if e.scheme is not None)
@@ -256,7 +274,11 @@ def _cmd_apply(args: argparse.Namespace) -> int:
     whose = "μP's tied read-out" if any(e.forward_mult_at for e in p) else "u-μP"
     changes = [
         *([f"replaces {len(p.rewrites)} activations (kernel shaping)"] if p.rewrites else []),
-        *([f"gives {n_mult} weights a forward multiplier ({whose})"] if n_mult else []),
+        *(
+            [f"gives {n_mult} weight{'s' if n_mult > 1 else ''} a forward multiplier ({whose})"]
+            if n_mult
+            else []
+        ),
     ]
     if changes:
         print(
@@ -265,6 +287,12 @@ def _cmd_apply(args: argparse.Namespace) -> int:
             "initwise.torch.install_rewrites(plan, model) (save the plan with `initwise plan "
             "--json`)"
             + (", and build the optimizer with plan.param_groups(model, lr)" if n_mult else "")
+        )
+    elif any(v != 1.0 for e in p for _, v in e.lr_mult):
+        print(
+            "note: the plan gives parameters their own learning-rate multipliers (μP), which a "
+            "weights file can not hold: save the plan (`initwise plan ... --json`) and build "
+            "the optimizer with plan.param_groups(model, lr)"
         )
     return 0
 
@@ -761,9 +789,28 @@ def build_parser() -> argparse.ArgumentParser:
         "0.02}') or keep (left as is)"
     )
 
+    mup_help = (
+        "; mup: μP against --base-width (the width the hyperparameters were tuned at; the "
+        "model's own width is inferred, or --width)"
+    )
+
+    def add_mup(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--base-width", type=_positive, default=None, help="with --policy mup: μP's base width"
+        )
+        parser.add_argument(
+            "--width",
+            type=_positive,
+            default=None,
+            help="with --policy mup: the model's width (default: inferred, the plan says how)",
+        )
+
     pl = sub.add_parser("plan", help="print (and save) the initialization plan of a model")
     pl.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
-    pl.add_argument("--policy", default="auto", choices=POLICIES, help=policy_help())
+    pl.add_argument(
+        "--policy", default="auto", choices=(*POLICIES, "mup"), help=policy_help() + mup_help
+    )
+    add_mup(pl)
     pl.add_argument("--override", action="append", metavar="PATTERN=SCHEME", help=override_help)
     pl.add_argument("--json", help="write the plan as JSON to this file")
     pl.add_argument("--input-shape", help="example input shape for tracing, e.g. 2,3,32,32")
@@ -781,8 +828,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("model", help="MODULE:FACTORY, a function that returns the model")
     ap.add_argument("--plan", help="plan JSON (from `initwise plan --json`); else --policy")
     ap.add_argument(
-        "--policy", default=None, choices=POLICIES, help="default auto; " + policy_help()
+        "--policy",
+        default=None,
+        choices=(*POLICIES, "mup"),
+        help="default auto; " + policy_help() + mup_help,
     )
+    add_mup(ap)
     ap.add_argument("--override", action="append", metavar="PATTERN=SCHEME", help=override_help)
     _add_device(ap)
     ap.add_argument("--input-shape", help="example input shape for tracing")

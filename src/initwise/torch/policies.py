@@ -1197,6 +1197,12 @@ def get_policy(policy: str | Policy | Sequence[Any]) -> Policy:
             import importlib
 
             importlib.import_module(_LAZY[policy])
+        if policy == "mup":
+            raise ValueError(
+                "policy 'mup' needs its base width (the width the hyperparameters were tuned "
+                "at): pass initwise.torch.MuP(base_width=...) — on the command line, "
+                "--policy mup --base-width N"
+            )
         if policy not in _REGISTRY:
             raise ValueError(
                 f"unknown policy {policy!r}; policies: {', '.join(policy_names())} (or pass a "

@@ -232,3 +232,63 @@ def test_a_bias_below_the_target_still_converges():
         res = it.lsuv(m, x, seed=0)
     assert [layer.name for layer in res.layers] == ["0", "2"]
     assert all(layer.converged for layer in res.layers)
+
+
+def test_a_readout_tied_to_an_embedding_is_not_rescaled_and_said():
+    """LSUV scaled a read-out tied to an embedding's table for unit logits, after the layers
+    behind the lookup had been scaled for the table as it was: a tied LM's hidden layer ended
+    at std 0.088 while the result reported 0.995, converged. The read-out is now left as it
+    is, reported as not converged with the reason, and warned; the layers behind the lookup
+    keep the scale LSUV gave them."""
+    import warnings
+
+    from initwise.torch import AssumptionWarning
+
+    class Tied(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 128)
+            self.l1, self.ln = nn.Linear(128, 128), nn.LayerNorm(128)
+            self.head = nn.Linear(128, 50, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(self.ln(torch.relu(self.l1(self.emb(x)))))
+
+    torch.manual_seed(0)
+    m = Tied()
+    x = torch.randint(0, 50, (256,), generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = it.lsuv(m, x, seed=0)
+    assert any(
+        isinstance(w.message, AssumptionWarning) and "'head' not rescaled" in str(w.message)
+        for w in seen
+    )
+    head = next(r for r in res.layers if r.name.startswith("head"))
+    assert "tied" in head.name and head.scale == 1.0 and not head.converged
+    with torch.no_grad():
+        assert float(m.l1(m.emb(x)).std()) == pytest.approx(1.0, abs=0.1)  # (was 0.088)
+    assert m.head.weight is m.emb.weight
+
+
+def test_a_weight_shared_by_two_layers_is_scaled_once():
+    """Two Linear modules holding one weight: the second rescaled it for its own output, moving
+    the first's off the std the result reported for it. It is scaled at its first layer."""
+
+    class Share(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.c = nn.Linear(64, 64), nn.Linear(64, 64), nn.Linear(64, 4)
+            self.b.weight = self.a.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.c(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+    m = Share()
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))
+    res = it.lsuv(m, x, seed=0)
+    a, b = res.layers[0], res.layers[1]
+    assert a.name == "a" and a.converged and "also 'a''s, scaled there" in b.name
+    with torch.no_grad():
+        assert float(m.a(x).std()) == pytest.approx(a.std_after, rel=1e-5)

@@ -140,11 +140,40 @@ def _first(obj: Any) -> torch.Tensor:
 
 
 class _Scaler:
-    def __init__(self, target: float, tol: float, max_iter: int) -> None:
+    def __init__(
+        self, target: float, tol: float, max_iter: int, model: nn.Module | None = None
+    ) -> None:
         self.target, self.tol, self.max_iter = target, tol, max_iter
         self.layers: list[LSUVLayer] = []
         self.evals = 0
         self.uses: dict[str, int] = {}
+        self.tables = {  # embedding tables by their weight: a read-out tied to one is not scaled
+            id(m.weight): n
+            for n, m in (model.named_modules() if model is not None else ())
+            if isinstance(m, (nn.Embedding, nn.EmbeddingBag))
+        }
+        self.scaled: dict[int, str] = {}  # weights scaled so far, by the layer that scaled them
+
+    def shared(self, name: str, m: nn.Module) -> str | None:
+        """Why ``m``'s weight may not be rescaled for ``m``'s output: it is an embedding's
+        table (a tied read-out: the lookup already ran, and the table scaled for the logits
+        left every layer after the lookup off the scale it was given — a tied LM's hidden
+        layer ended at std 0.088, reported as 1.0) or another layer's weight, scaled there."""
+        w = getattr(m, "weight", None)
+        if not isinstance(w, torch.Tensor):
+            return None
+        table = self.tables.get(id(w))
+        if table is not None:
+            return (
+                f"its weight is the table of embedding '{table}' (tied), whose lookup ran "
+                "first: rescaled for this output it would move every layer after the lookup "
+                "— left as it is"
+            )
+        other = self.scaled.get(id(w))
+        if other is not None and other != name:
+            return f"its weight is also '{other}''s, scaled there — left as it is"
+        self.scaled[id(w)] = name
+        return None
 
     def std(self, name: str, out: Any) -> float:
         return self.check(name, _raw_std(out))
@@ -246,7 +275,7 @@ def _lsuv(
             ),
             policy="lsuv",
         )
-    scaler = _Scaler(target, tol, max_iter)
+    scaler = _Scaler(target, tol, max_iter, model)
     acting = dropout_rates(model, training=True)
     try:
         sites = _sites(model, batch)
@@ -291,6 +320,21 @@ def _lsuv(
                 AssumptionWarning(f"lsuv: {few(unscaled)}: orthonormal{_NOT_SCALED}"),
                 stacklevel=3,
             )
+    tied = [x for x in scaler.layers if "(tied), whose lookup ran first" in x.name]
+    if tied:  # (not scaled, and its output off the target: said)
+        warnings.warn(
+            AssumptionWarning(
+                "lsuv: "
+                + "; ".join(
+                    f"'{x.name.partition(' (')[0]}' not rescaled, its output std {x.std_after:.3g}"
+                    for x in tied
+                )
+                + " — a read-out tied to an embedding's table: scaling the table for the "
+                "logits moves every layer after the lookup, which LSUV scaled before it "
+                "(plan(model, 'auto') solves a tied table for unit logits)"
+            ),
+            stacklevel=3,
+        )
     unmoved = [x.name for x in scaler.layers if " (its output std " in x.name]
     if unmoved:  # (not reached: a fallback, said as one)
         warnings.warn(
@@ -473,6 +517,7 @@ def _scale(
         return out
     fixed, own = _scaling(_scalable(m))
     multiply = multiply or own
+    fixed = fixed or sc.shared(name, _scalable(m))
     if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
         s = _raw_std(out)  # (unchecked: a layer started at zero has std 0 on purpose)
         sc.layers.append(LSUVLayer(f"{name} ({fixed})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol))

@@ -195,3 +195,13 @@ def test_a_readout_input_scaled_by_one_over_root_width_is_said():
         warnings.simplefilter("always")
         it.plan(gpt2, it.MuP(base_width=32))
     assert not [w for w in seen if "1/width" in str(w.message)]
+
+
+def test_an_override_of_the_tied_table_keeps_the_readouts_multiplier_and_says_so():
+    p = it.plan(TiedLM(256), it.MuP(base_width=64))
+    q = p.override({"emb.weight": {"scheme": "normal", "std": 0.02}})
+    e = q["emb.weight"]
+    assert e.std == 0.02 and e.forward_mult == pytest.approx(0.25)
+    assert e.forward_mult_at == "head"
+    assert "read-out 'head' keeps its forward multiplier ×0.25" in e.reason
+    assert "effective std" not in e.reason  # (the lookup has no multiplier: 0.02 is what it is)

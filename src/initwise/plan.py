@@ -495,7 +495,14 @@ class Plan:
                         scheme.check_shape(e.block_shape)
                     new = e.with_scheme(scheme, f"override {pattern!r}: {what}")
                     new = dataclasses.replace(new, row_scales=())  # (the user's draw, as given)
-                    if e.forward_mult is not None:  # u-μP: the stored weight is overridden
+                    if e.forward_mult is not None and e.forward_mult_at:  # (μP's tied table)
+                        new = dataclasses.replace(
+                            new,
+                            reason=f"{new.reason} (the table as stored and looked up; its "
+                            f"read-out '{e.forward_mult_at}' keeps its forward multiplier "
+                            f"×{e.forward_mult:.4g})",
+                        )
+                    elif e.forward_mult is not None:  # u-μP: the stored weight is overridden
                         eff = (
                             ""
                             if new.std is None

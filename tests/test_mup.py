@@ -382,3 +382,23 @@ def test_cli_plan_and_apply_with_mup(tmp_path, capsys):
     assert "--base-width is μP's" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"policy 'mup' needs its base width.*MuP\(base_width"):
         it.plan(nn.Linear(4, 4), "mup")
+
+
+def test_the_plan_table_shows_the_multipliers():
+    """A μP plan's table has the learning-rate multipliers (and a forward multiplier where the
+    plan has one) as columns — they were only in the reasons, so `plan --no-reasons` showed
+    none; an `auto` plan's table is as it was."""
+    from rich.console import Console
+
+    def text(p) -> str:
+        con = Console(width=200, record=True)
+        con.print(p.table(reasons=False))
+        return con.export_text()
+
+    mup = text(it.plan(mlp(128), it.MuP(base_width=32)))
+    assert "LR× Adam" in mup and "LR× SGD" in mup and "forward×" not in mup
+    row = next(line for line in mup.splitlines() if "2.weight" in line)
+    assert row.split("│")[-3].strip() == "0.25"  # (the hidden layer's Adam multiplier)
+    auto = text(it.plan(mlp(128)))
+    assert "LR×" not in auto and "forward×" not in auto
+    assert "forward×" in text(it.plan(mlp(128), "u-mup"))

@@ -683,12 +683,15 @@ class Plan:
         from rich.table import Table
 
         t = Table(title=escape(f"initwise plan — {self.model} (policy {self.policy})"))
-        for col in ("parameter", "shape", "scheme", "fan_in", "fan_out", "gain", "std"):
-            t.add_column(
-                col,
-                justify="right" if col in ("fan_in", "fan_out", "gain", "std") else "left",
-                overflow="fold",
-            )
+        # (μP / u-μP: the learning-rate and forward multipliers, where the plan has any — in the
+        # reasons only, `plan --no-reasons` showed none of them)
+        lr = any(e.lr_mult for e in self.entries)
+        fwd = any(e.forward_mult is not None for e in self.entries)
+        numeric = ("fan_in", "fan_out", "gain", "std", "LR× Adam", "LR× SGD", "forward×")
+        cols = ["parameter", "shape", "scheme", "fan_in", "fan_out", "gain", "std"]
+        cols += [*(["LR× Adam", "LR× SGD"] if lr else []), *(["forward×"] if fwd else [])]
+        for col in cols:
+            t.add_column(col, justify="right" if col in numeric else "left", overflow="fold")
         if reasons:
             t.add_column("reason", overflow="fold")
         for e in self.entries:
@@ -701,6 +704,12 @@ class Plan:
                 _fmt(e.gain),
                 _fmt(e.std),
             ]
+            if lr:
+                mult = dict(e.lr_mult)
+                row += [_fmt(mult.get("adam")), _fmt(mult.get("sgd"))]
+            if fwd:
+                at = f" at {e.forward_mult_at}" if e.forward_mult_at else ""
+                row.append(_fmt(e.forward_mult) + (at if e.forward_mult is not None else ""))
             cells = [*row, *([e.reason] if reasons else [])]
             t.add_row(*(escape(c) for c in cells))  # names and reasons are text, not markup
         return t

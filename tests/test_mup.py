@@ -402,3 +402,27 @@ def test_the_plan_table_shows_the_multipliers():
     auto = text(it.plan(mlp(128)))
     assert "LR×" not in auto and "forward×" not in auto
     assert "forward×" in text(it.plan(mlp(128), "u-mup"))
+
+
+def test_a_recurrent_layers_input_weights_keep_their_base_width_std():
+    """auto draws an LSTM's input weights by Xavier per gate, (fan_in + fan_out)/2: reading 16
+    features, their std fell as the width grew (0.158 → 0.044 from 64 to 1024) and the state
+    with it (rms 0.127 → 0.055), where μP's input weights keep theirs. MuP sets them to their
+    base-width std; the state's scale is then the same at both widths."""
+
+    def make(width: int) -> nn.Module:
+        return _lstm(width)
+
+    p64 = it.plan(make(64), it.MuP(base_width=64))
+    p1k = it.plan(make(1024), it.MuP(base_width=64))
+    assert p1k["rnn.weight_ih_l0"].std == pytest.approx(p64["rnn.weight_ih_l0"].std)
+    assert p64["rnn.weight_ih_l0"].std == pytest.approx(it.plan(make(64))["rnn.weight_ih_l0"].std)
+    assert p1k["rnn.weight_ih_l1"].std == pytest.approx(p64["rnn.weight_ih_l1"].std / 4)  # hidden
+    x = torch.randn(16, 8, 8, generator=torch.Generator().manual_seed(0))
+    rms = {}
+    for w in (64, 1024):
+        m = make(w)
+        it.init_model(m, it.MuP(base_width=64), seed=0)
+        with torch.no_grad():
+            rms[w] = float(m.rnn(x)[0].pow(2).mean().sqrt())
+    assert rms[1024] == pytest.approx(rms[64], rel=0.2), rms

@@ -86,7 +86,7 @@ def prepare_multipliers(plan: Plan, model: nn.Module) -> Callable[[], None]:
             input (attention's packed projections, recurrent cells, custom modules).
     """
     modules = dict(model.named_modules())
-    params = dict(model.named_parameters())
+    params: dict[str, Any] = {}  # (by name, read only for a multiplier on a shared weight)
     want: dict[str, float] = {}
     for e in plan:
         if e.forward_mult is None:
@@ -95,6 +95,7 @@ def prepare_multipliers(plan: Plan, model: nn.Module) -> Callable[[], None]:
         if e.forward_mult_at:  # (a shared weight: the multiplier on one of its uses)
             owner = e.forward_mult_at
             m = modules.get(owner)
+            params = params or dict(model.named_parameters())
             p = params.get(e.name)
             if m is None or p is None or getattr(m, "weight", None) is not p:
                 what = (

@@ -45,7 +45,7 @@ from torch import nn
 from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
-from .graph import LINEAR, Act, LayerInfo, graph_modules
+from .graph import LINEAR, Act, LayerInfo, graph_modules, in_out
 from .modules import FunctionalEinsum, embedding_norm_cap, is_weight_layer, norm_offset
 from .moments import Moments, Solved, affine_roles, tied_heads
 from .multipliers import hook_kind
@@ -1319,7 +1319,7 @@ def _sizes(m: nn.Module) -> tuple[int, int] | None:
     if isinstance(m, (nn.Embedding, nn.EmbeddingBag)):
         return m.embedding_dim, m.embedding_dim
     if isinstance(m, nn.Linear):
-        return m.in_features, m.out_features
+        return in_out(m)
     if isinstance(m, nn.modules.conv._ConvNd):
         return m.in_channels, m.out_channels
     if type(m).__name__ == "Conv1D" and getattr(m, "weight", None) is not None:
@@ -1466,9 +1466,7 @@ class MuP(Auto):
             if role == "input+output":
                 return self._tag(e, 1.0, 1.0, "μP input and readout at once (one layer): as SP")
             tied = self._tied_table(ctx, site, e, m)
-            if tied is not None:
-                return tied
-            return self._tag(e, 1.0, m, f"μP input-like ({why})")
+            return tied if tied is not None else self._matrix(ctx, e, "input")
         if one_width_dimension(site):  # (depthwise: as a bias)
             return self._tag(
                 e,
@@ -1490,7 +1488,7 @@ class MuP(Auto):
                     + f"; μP readout: × 1/√m → std {scaled.std:.4g}",
                 )
             return self._tag(e, 1 / m, 1 / m, f"μP output ({why})")
-        return self._tag(e, 1 / m, 1.0, f"μP hidden ({why})")
+        return self._matrix(ctx, e, "hidden")
 
     def _matrix(self, ctx: Context, e: ParamPlan, role: str) -> ParamPlan:
         """μP's learning rates for a weight matrix planned by a module's own rule (attention's
@@ -1611,17 +1609,13 @@ class MuP(Auto):
         scaled = e.with_scheme(S.normal(0.0, std * r), "")
         base = e.reason.rsplit(" → std", 1)[0]
         ctx.memo.setdefault(RESIDUAL_SET, set()).add(name)  # (the walk: the table as drawn)
-        tag = f"μP input-like ({self._why(ctx)})"
         if head is None:  # (summed with a tied table's lookup)
             why = f"μP input-like, beside a tied table (× √m = {r:.4g}: constant in width)"
             out = dataclasses.replace(scaled, reason=f"{base}; {why} → std {scaled.std:.4g}")
-            return self._tag(out, 1.0, m, tag)
+            return self._matrix(ctx, out, "input")
+        # (a read-out in forward, F.linear(x, emb.weight), is a graph site with no hook kind)
         module = graph_modules(ctx.model, ctx.info.graph).get(head)
-        if (
-            module is None
-            or hook_kind(module) != "input"
-            or head not in dict(ctx.model.named_modules())
-        ):
+        if module is None or hook_kind(module) != "input":
             call = getattr(module, "call", None)
             what = (
                 f"{call} in forward, outside any module"
@@ -1652,7 +1646,7 @@ class MuP(Auto):
             forward_mult=a,
             forward_mult_at=head,
         )
-        return self._tag(out, 1.0, m, tag)
+        return self._matrix(ctx, out, "input")
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
         e = super().bias(ctx, site, shape)

@@ -426,3 +426,29 @@ def test_a_recurrent_layers_input_weights_keep_their_base_width_std():
         with torch.no_grad():
             rms[w] = float(m.rnn(x)[0].pow(2).mean().sqrt())
     assert rms[1024] == pytest.approx(rms[64], rel=0.2), rms
+
+
+def test_a_guessed_width_is_said():
+    """No residual stream and input layers of two sizes: the width is the most common size, a
+    guess, said as an assumption (strict raises); given, it is not said."""
+    import warnings
+
+    from initwise.torch import AssumptionWarning
+
+    class TwoInputs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 64), nn.Linear(5, 32)
+            self.mid, self.out = nn.Linear(96, 64), nn.Linear(64, 3)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            h = torch.cat([torch.relu(self.a(x)), torch.relu(self.b(y))], -1)
+            return self.out(torch.relu(self.mid(h)))
+
+    with pytest.warns(AssumptionWarning, match=r"μP: this model's width 64 .* a guess"):
+        it.plan(TwoInputs(), it.MuP(base_width=16))
+    with pytest.raises(ValueError, match="a guess"):
+        it.plan(TwoInputs(), it.MuP(base_width=16), strict=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        it.plan(TwoInputs(), it.MuP(base_width=16, width=64))

@@ -1390,7 +1390,14 @@ def model_width(
     if not dims:
         return 1, None
     width, count = most(dims)
-    return width, f"width {width} (the size of {count} of the {total} width dimensions)"
+    return width, f"width {width} (the size of {count} of the {total} width dimensions){GUESSED}"
+
+
+GUESSED = (
+    " — a guess: no residual stream and no one input width says it; give MuP(base_width, width=...)"
+)
+""":func:`model_width`'s last rule, the most common size, is a guess; :meth:`MuP.assumptions`
+says it as an assumption (a warning; ``strict=True`` raises), the other rules as a note."""
 
 
 class MuP(Auto):
@@ -1685,11 +1692,16 @@ class MuP(Auto):
         return out
 
     def assumptions(self, ctx: Context) -> list[str]:
-        """A tied read-out whose input has ``E[x²] ≈ 1/d``, as a factor ``d^-0.5`` before it
-        gives (T5 scales its decoder's output so): μP's ``1/m`` assumes the read-out's own scale
-        is the same at every width; with such a factor the read-out's updates shrink as
-        ``1/√width`` (as with mup's ``MuSharedReadout``)."""
-        return [
+        """The model's width where it was guessed (:data:`GUESSED`: EfficientNet, VideoMAE,
+        TimeSformer and CLAP's audio model traced without an example input fall back to the
+        most common size); a tied read-out whose input has ``E[x²] ≈ 1/d``, as a factor
+        ``d^-0.5`` before it gives (T5 scales its decoder's output so): μP's ``1/m`` assumes
+        the read-out's own scale is the same at every width; with such a factor the read-out's
+        updates shrink as ``1/√width`` (as with mup's ``MuSharedReadout``)."""
+        self._m(ctx)
+        how = ctx.memo["mup_width"][1]
+        guessed = [f"μP: this model's {how}"] if how.endswith(GUESSED) else []
+        return guessed + [
             f"μP: the tied read-out '{head}' takes an input at E[x²] {s:.3g} ≈ 1/width, as a "
             "factor width^-0.5 before it gives (T5's d_model^-0.5): its 1/m multiplier assumes "
             "the read-out's own scale does not change with the width — with that factor its "

@@ -452,3 +452,58 @@ def test_a_guessed_width_is_said():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         it.plan(TwoInputs(), it.MuP(base_width=16, width=64))
+
+
+class _Scored(nn.Module):
+    """Attention pooling by a score vector (``h @ v``, Bahdanau's ``v``) over a sequence with a
+    learned 1,024-position table: both raw parameters, read in forward."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, width)
+        self.pos = nn.Parameter(torch.zeros(1, 1024, width))
+        self.fc = nn.Linear(width, width)
+        self.v = nn.Parameter(torch.randn(width) / width**0.5)
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.fc(self.inp(x) + self.pos[:, : x.shape[1]]))
+        self.score = h @ self.v
+        w = torch.softmax(self.score, -1)
+        return self.head((w[..., None] * h).sum(1))
+
+
+def test_score_vectors_are_readouts_and_position_tables_input_like_whatever_their_length():
+    """By their shape alone a 1,024-position table at width 256 (1,024 a multiple of it) was a
+    hidden matrix (Adam × 1/m) and a score vector vector-like (Adam × 1: its output's change
+    after 4 Adam steps grew ×6.5 from width 64 to 1024). By their use in forward: the table is
+    input-like, the score vector a read-out (std × 1/√m, Adam and SGD × 1/m)."""
+    x = torch.randn(8, 12, 16)
+    p = {e.name: e for e in it.plan(_Scored(256), it.MuP(base_width=64), example_input=x)}
+    base = {e.name: e for e in it.plan(_Scored(256), example_input=x)}
+    assert dict(p["pos"].lr_mult) == {"adam": 1.0, "sgd": 4.0}
+    assert "position table" in p["pos"].reason
+    assert dict(p["v"].lr_mult) == {"adam": 0.25, "sgd": 0.25}
+    assert p["v"].std == pytest.approx(base["v"].std / 2)
+    assert "score vector" in p["v"].reason
+
+    def change(width: int) -> float:  # the score's change after 4 Adam steps, 2 seeds
+        out = []
+        for seed in (0, 1):
+            torch.manual_seed(seed)
+            x, y = torch.randn(16, 12, 16), torch.randint(0, 5, (16,))
+            m = _Scored(width)
+            q = it.plan(m, it.MuP(base_width=32), example_input=x)
+            q.apply(m, seed=seed)
+            opt = torch.optim.Adam(q.param_groups(m, 0.01, "adam"))
+            m(x)
+            s0 = m.score.detach().clone()
+            for _ in range(4):
+                opt.zero_grad()
+                nn.functional.cross_entropy(m(x), y).backward()
+                opt.step()
+            m(x)
+            out.append(float((m.score.detach() - s0).pow(2).mean().sqrt()))
+        return sum(out) / len(out)
+
+    assert 0.5 < change(256) / change(32) < 2

@@ -275,3 +275,50 @@ def test_edge_of_chaos_bias_variance_is_folded_into_the_multiplier():
     # auto: w²·fan_in·s + σ_b² = q; u-μP: a²·fan_in·s = q (3-significant-digit s from the reason)
     assert a**2 * width * s_in == pytest.approx(w**2 * width * s_in + b2, rel=5e-3)
     assert "bias variance folded in" in u["2.weight"].reason
+
+
+def test_parameters_outside_any_layer_rule_get_u_mups_rules_by_their_use():
+    """A class token, a position table, a layer scale, a score vector, a state-space-like
+    (width × 16) table and a (width × width) raw parameter had no learning-rate multipliers
+    (LR × 1 at u-μP's large global rate). Now: embedding rule for tokens and tables (Adam ×
+    1/√d, SGD × d), a norm parameter's for the layer scale, the read-out's in absolute form for
+    the score vector (std, Adam × output_mult/n), a bias's for one dimension that grows, and an
+    assumption (strict: an error) for two."""
+    from initwise.plan import AssumptionError
+    from initwise.torch import AssumptionWarning
+
+    width = 64
+
+    class Loose(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = nn.Linear(12, width)
+            self.cls = nn.Parameter(torch.zeros(1, 1, width))
+            self.pos = nn.Parameter(torch.zeros(1, 9, width))
+            self.gamma = nn.Parameter(torch.full((width,), 0.1))
+            self.fc = nn.Linear(width, width)
+            self.v = nn.Parameter(torch.randn(width) / width**0.5)
+            self.state = nn.Parameter(torch.randn(width, 16))
+            self.square = nn.Parameter(torch.randn(width, width))
+            self.head = nn.Linear(width, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.cat([self.cls.expand(x.shape[0], -1, -1), self.proj(x)], 1) + self.pos
+            h = h + self.gamma * torch.relu(self.fc(h))
+            h = h + self.state.exp().mean(1) + self.square.mean(0)
+            w = torch.softmax(h @ self.v, -1)
+            return self.head((w[..., None] * h).sum(1))
+
+    x = torch.randn(4, 8, 12)
+    with pytest.warns(AssumptionWarning, match=r"square \(64, 64\)"):
+        p = it.plan(Loose(), it.UMuP(output_mult=2.0), example_input=x)
+    for n in ("cls", "pos"):
+        assert dict(p[n].lr_mult) == pytest.approx({"adam": 1 / 8, "sgd": 64.0}), n
+        assert "embedding rule" in p[n].reason
+    assert dict(p["gamma"].lr_mult) == {"adam": 1.0, "sgd": 64.0}
+    assert p["v"].std == pytest.approx(2 / width)
+    assert dict(p["v"].lr_mult) == pytest.approx({"adam": 2 / width, "sgd": 4 / width})
+    assert dict(p["state"].lr_mult) == {"adam": 1.0, "sgd": 64.0}
+    assert dict(p["square"].lr_mult) == {"adam": 1.0, "sgd": 1.0}
+    with pytest.raises(AssumptionError, match="square"):
+        it.plan(Loose(), it.UMuP(), example_input=x, strict=True)

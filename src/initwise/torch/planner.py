@@ -27,6 +27,7 @@ from ..plan import AssumptionError, AssumptionWarning, ParamPlan, Plan, SignalWa
 from ..policy_names import BUILTIN
 from . import parametrized as PZ
 from .batch import EXAMPLE_RUNS, meta_tensors
+from .copying import module_copy
 from .edges import unmeasured_chain
 from .family import family_owner, family_rules
 from .graph import (
@@ -431,6 +432,12 @@ def _plan(
             ]
     ctx = Context(info.layers, info.n_residual, forget_bias, std, model, moments, info)
     names = {id(p): n for n, p in model.named_parameters()}
+    # what a raw parameter is by its use in forward (a class token, a position table, a score
+    # vector, a layer scale …), by name: μP's and u-μP's learning rates for parameters no
+    # layer rule plans follow it (their shape alone took a 1,024-position table for a matrix)
+    ctx.memo["loose_kinds"] = {
+        names[i]: found for i, found in (*scales.items(), *tokens.items()) if i in names
+    }
     done: dict[int, int] = {}  # param id -> entry index
     entries: list[ParamPlan] = []
     found = PZ.sites(model)
@@ -656,7 +663,6 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
     ``out_proj``'s std is scaled by ``√(propagated / measured)`` and the reason says both.
     Meta-device mixers and ones whose copy fails to run keep the propagated value, and the
     plan's assumptions say so (an ``AssumptionWarning``; ``strict=True`` raises)."""
-    import copy
 
     import torch
 
@@ -686,7 +692,7 @@ def calibrate_ssm(model: nn.Module, ctx: Context, entries: list[ParamPlan]) -> l
         )
         seen: list[float] = []
         try:
-            probe = copy.deepcopy(mixer).float().cpu()
+            probe = module_copy(mixer).float().cpu()
             sub.apply(probe, 0)
             hook = probe.out_proj.register_forward_pre_hook(
                 lambda m, a, seen=seen: seen.append(float(a[0].detach().double().pow(2).mean()))

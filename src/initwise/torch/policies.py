@@ -46,7 +46,7 @@ from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
 from .graph import LINEAR, Act, LayerInfo, graph_modules, in_out
-from .modules import FunctionalEinsum, embedding_norm_cap, is_weight_layer, norm_offset
+from .modules import FunctionalEinsum, embedding_norm_cap, few, is_weight_layer, norm_offset
 from .moments import Moments, Solved, affine_roles, tied_heads
 from .multipliers import hook_kind
 
@@ -1400,6 +1400,45 @@ GUESSED = (
 says it as an assumption (a warning; ``strict=True`` raises), the other rules as a note."""
 
 
+INPUT_LIKE = frozenset(
+    {
+        "class token",
+        "position table",
+        "learned queries",
+        "learned input",
+        "tokenizer weight",
+        "tokenizer bias",
+    }
+)
+"""Kinds of raw parameters (:func:`loose_kind`) that enter the signal as data does — added to
+or concatenated with the stream, or read as its input — whose last dimension is the width."""
+
+
+def loose_kind(ctx: Context, name: str) -> str | None:
+    """What the raw parameter ``name`` is by its use in forward, as the planner found it
+    (:func:`~initwise.torch.functional.structural_parameters`): ``"class token"``, ``"position
+    table"``, ``"learned queries"``, ``"learned input"``, ``"tokenizer weight"``/``"bias"``,
+    ``"score vector"``, ``"bias"`` (a tied decoder's), ``"norm scale"``/``"norm shift"``/``"norm
+    offset scale"``, ``"layer scale"``; None where the graph does not say (untraced models, and
+    parameters read in other ways)."""
+    found = ctx.memo.get("loose_kinds", {}).get(name)
+    return found[0] if found is not None else None
+
+
+def _contracted(ctx: Context, name: str) -> int | None:
+    """How many inputs a score vector contracts (its fan-in), as the planner found it."""
+    found = ctx.memo.get("loose_kinds", {}).get(name)
+    try:
+        return int(found[1]) if found is not None and found[0] == "score vector" else None
+    except ValueError:
+        return None
+
+
+def _grows(d: int, width: int) -> bool:
+    """Whether a dimension of size ``d`` grows with the model's ``width`` (a multiple of it)."""
+    return d >= width and d % width == 0
+
+
 class MuP(Auto):
     """Maximal Update Parametrization (Yang et al. 2022, Tensor Programs V, Table 3, the form
     without output multipliers) on top of ``auto``'s init, against ``base_width``.
@@ -1668,12 +1707,23 @@ class MuP(Auto):
         return self._tag(e, 1.0, self._m(ctx), f"μP norm parameter ({self._why(ctx)})")
 
     def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
-        """Parameters no layer rule planned (a class token, position tables, layer scales, a
-        state-space layer's ``A_log``/``D``, relative-position tables): multipliers by their
-        shape — a dimension grows with the width where it is a multiple of it; none such:
-        LR × 1; one: vector-like (as a bias); two or more: a hidden matrix. Before 2026-12-05
-        they had none (LR × 1 at every width: a ViT's class token and position table, a
-        ConvNeXt's layer scales)."""
+        """Parameters no layer rule planned, by what their use in forward makes them
+        (:func:`loose_kind`), else by their shape — a dimension grows with the width where it
+        is a multiple of it:
+
+        * a class token, position table, learned query set or input, a feature tokenizer's
+          table: input-like, its width its last dimension (the positions, queries and features
+          do not grow): Adam × 1, SGD × m;
+        * a score vector (``x @ v``: the width contracted to one output, Bahdanau's ``v``,
+          GAT's ``a``): a read-out (Table 3's output weight) — std × 1/√m, Adam and SGD × 1/m;
+        * a tied decoder's bias: a read-out bias, × 1;
+        * anything else (a layer scale, a norm's affine written in code, a state-space layer's
+          ``A_log``/``D``, relative-position tables) by its shape: no dimension that grows
+          → × 1; one → vector-like (as a bias); two or more → a hidden matrix.
+
+        Before 2026-12-05 they had none at all (LR × 1 at every width); later that day a
+        score vector was vector-like by its shape (its updates then move its output by ×m) and
+        a 1,024-position table at width 256 a hidden matrix (its Adam LR × 1/m)."""
         m, why = self._m(ctx), self._why(ctx)
         width = ctx.memo["mup_width"][0]
         out = []
@@ -1681,8 +1731,32 @@ class MuP(Auto):
             if e.lr_mult:
                 out.append(e)
                 continue
-            grow = [d for d in e.shape if d >= width and d % width == 0]
-            if not grow:
+            kind = loose_kind(ctx, e.name)
+            grow = [d for d in e.shape if _grows(d, width)]
+            if kind in INPUT_LIKE:
+                if e.shape and _grows(e.shape[-1], width):
+                    e = self._tag(
+                        e, 1.0, m, f"μP input-like (a {kind}, its features' width; {why})"
+                    )
+                else:
+                    e = self._tag(
+                        e, 1.0, 1.0, f"μP: a {kind} whose features do not grow with the width"
+                    )
+            elif kind == "score vector" and grow:
+                if e.scheme is not None and m != 1:
+                    scaled = e.with_scheme(e.scheme.scaled(1 / math.sqrt(m)), "")
+                    e = dataclasses.replace(
+                        scaled,
+                        center_dims=e.center_dims,
+                        reason=e.reason.rsplit(" → std", 1)[0]
+                        + f"; μP readout: × 1/√m → std {scaled.std:.4g}",
+                    )
+                e = self._tag(
+                    e, 1 / m, 1 / m, f"μP output (a score vector: the width to one output; {why})"
+                )
+            elif kind == "bias":
+                e = self._tag(e, 1.0, 1.0, "μP readout bias (a tied decoder's)")
+            elif not grow:
                 e = self._tag(e, 1.0, 1.0, "μP by its shape: no dimension grows with the width")
             elif len(grow) == 1:
                 e = self._tag(e, 1.0, m, f"μP by its shape: vector-like ({why})")
@@ -1967,6 +2041,91 @@ class UMuP(Auto):
         raise ValueError(
             f"u-mup: {where} is a recurrent layer ({type(module).__name__}); u-μP's multipliers "
             "are defined for Linear/Conv/Embedding weights — use MuP(base_width)"
+        )
+
+    def finalize(self, ctx: Context, entries: list[ParamPlan]) -> list[ParamPlan]:
+        """Parameters no layer rule planned, by what their use in forward makes them
+        (:func:`loose_kind`), in u-μP's absolute form (no forward multiplier: the parameter is
+        the effective weight):
+
+        * a class token, position table, learned query set or input, a feature tokenizer's
+          table: u-μP's embedding rule, ``d`` its last dimension — Adam × 1/√d, SGD × d (its
+          init stays ``auto``'s: u-μP's unit-scaled adds are not installed);
+        * a score vector (``x @ v``, contracting ``n``): u-μP's read-out, ``A = output_mult/n``
+          folded into the parameter — std ``output_mult/n``, Adam × ``A``, SGD × ``A²·n``;
+        * a tied decoder's bias: a read-out bias, × 1;
+        * a layer scale, a norm's affine written in code: a norm parameter — Adam × 1, SGD ×
+          its size;
+        * anything else by its shape against the model's width (:func:`model_width`): no
+          dimension that grows → × 1; one (a state-space layer's ``A_log``/``D``) → as a bias
+          (Adam × 1, SGD × that size); two or more → × 1 and an assumption (u-μP's forward
+          multiplier has no module to live on; the unit-scaling library refuses such a
+          parameter unless told ``allow_non_unit_scaling_params``).
+
+        Before 2026-12-05 none of them had multipliers (LR × 1: a ViT's class token and
+        position table at u-μP's large global rate)."""
+        width: int | None = None
+        unruled: list[str] = []
+        out = []
+        for e in entries:
+            if e.lr_mult:
+                out.append(e)
+                continue
+            kind = loose_kind(ctx, e.name)
+            if kind in INPUT_LIKE and e.shape:
+                d = float(e.shape[-1])
+                e = self._tag(e, 1 / math.sqrt(d), d, f"u-μP embedding rule (a {kind}, d = {d:g})")
+            elif kind == "score vector" and _contracted(ctx, e.name):
+                n = float(_contracted(ctx, e.name))  # type: ignore[arg-type]
+                a = self.output_mult / n
+                if e.scheme is not None and e.std:
+                    scaled = e.with_scheme(e.scheme.scaled(a / e.std), "")
+                    e = dataclasses.replace(
+                        scaled,
+                        center_dims=e.center_dims,
+                        reason=e.reason.rsplit(" → std", 1)[0]
+                        + f"; u-μP readout with its multiplier folded in: std "
+                        f"{self.output_mult:g}/fan_in = {scaled.std:.4g}",
+                    )
+                e = self._tag(e, a, a * a * n, "u-μP readout (a score vector, no multiplier)")
+            elif kind == "bias":
+                e = self._tag(e, 1.0, 1.0, "u-μP readout bias (a tied decoder's)")
+            elif kind is not None and (kind == "layer scale" or kind.startswith("norm ")):
+                size = float(math.prod(e.shape)) if e.shape else 1.0
+                e = self._tag(e, 1.0, size, f"u-μP norm parameter (a {kind})")
+            else:
+                if width is None:
+                    width = model_width(ctx.model, plan_roles(ctx), ctx.layers)[0]
+                grow = [d for d in e.shape if _grows(d, width)]
+                if not grow:
+                    e = self._tag(
+                        e, 1.0, 1.0, "u-μP by its shape: no dimension grows with the width"
+                    )
+                elif len(grow) == 1:
+                    e = self._tag(
+                        e, 1.0, float(grow[0]), f"u-μP by its shape: as a bias (width {width})"
+                    )
+                else:
+                    unruled.append(f"{e.name} {tuple(e.shape)}")
+                    e = self._tag(
+                        e, 1.0, 1.0, f"u-μP: no rule (two dimensions grow with width {width})"
+                    )
+            out.append(e)
+        ctx.memo["umup_unruled"] = unruled
+        return out
+
+    def assumptions(self, ctx: Context) -> list[str]:
+        unruled = ctx.memo.get("umup_unruled", [])
+        return super().assumptions(ctx) + (
+            [
+                f"u-μP: {few(unruled)} — raw parameter(s) with two dimensions that grow with the "
+                "width, used outside any Linear/Conv: u-μP's forward multiplier has no module "
+                "to live on, so their learning rate is left × 1 (the unit-scaling library "
+                "refuses them unless told allow_non_unit_scaling_params); compute them with an "
+                "nn.Linear, or use MuP(base_width) (a hidden matrix there)"
+            ]
+            if unruled
+            else []
         )
 
     def notes(self, ctx: Context) -> list[str]:

@@ -163,3 +163,49 @@ def test_a_layer_called_as_a_product_does_not_cost_attention_its_measurement() -
     written = it.plan(_CallAsProduct(False), example_input=ids)
     assert written["o.weight"].std == pytest.approx(sdpa["o.weight"].std, rel=1e-6)
     assert "attention 'matmul'" in written["o.weight"].reason
+
+
+class _Filled(nn.Module):
+    """A buffer allocated with ``zeros_like`` and filled position by position (a recurrence
+    written as a loop: Informer's decoder, RWKV's state), then read out; runnable without an
+    example input through its ``dummy_inputs`` (as a Hugging Face model is)."""
+
+    def __init__(self, into_signal: bool = False) -> None:
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(16, 64), nn.Linear(64, 64), nn.Linear(64, 4)
+        self.into_signal = into_signal
+
+    @property
+    def dummy_inputs(self) -> dict[str, torch.Tensor]:
+        return {"x": torch.zeros(2, 6, 16)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.a(x))
+        acc = h.clone() if self.into_signal else torch.zeros_like(h)
+        for t in range(1 if self.into_signal else h.shape[1]):
+            acc[:, t] = 3 * self.b(h[:, t])
+        return self.c(acc)
+
+
+def test_a_tensor_filled_by_writes_by_index_is_walked_as_the_values_written() -> None:
+    """Without an example input, the zeros the buffer was made of were its moments (E[x²] 0 at
+    the read-out, "drawn as for a unit input", nothing warned): output rms ≈ 3. Now the values
+    written (E[x²] 9) are, said as an assumption: output rms ≈ 1."""
+    torch.manual_seed(0)
+    m = _Filled()
+    with pytest.warns(it.AssumptionWarning, match=r"written by index \('setitem'"):
+        p = it.plan(m)
+    assert "taken as the values written" in p["c.weight"].reason
+    p.apply(m, seed=0)
+    rms = float(m(torch.randn(256, 6, 16)).pow(2).mean().sqrt())
+    assert 0.6 < rms < 1.5, rms
+
+
+def test_a_write_by_index_into_a_signal_is_an_assumption_not_a_note() -> None:
+    """A write into a tensor that already holds the signal is walked as that tensor (its share
+    unknown without an example input). It was said in the reason only; now warned (strict:
+    raised)."""
+    with pytest.warns(it.AssumptionWarning, match="the share it writes taken as small"):
+        it.plan(_Filled(into_signal=True))
+    with pytest.raises(it.AssumptionError, match="setitem"):
+        it.plan(_Filled(into_signal=True), strict=True)

@@ -193,3 +193,49 @@ def test_a_data_dependent_init_in_forward_does_not_keep_the_examples_statistics(
     assert p.notes[0].startswith("traced with run")
     assert m.n.initialized is False
     assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
+
+
+class _Pooled(nn.Module):
+    """Attention pooling that keeps its weights for plotting (``self.attn = w``, and a list of
+    them): after one call outside ``torch.no_grad()`` the model holds tensors with an autograd
+    history, which ``copy.deepcopy`` refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.fc = nn.Linear(16, 64), nn.Linear(64, 64)
+        self.v = nn.Parameter(torch.randn(64) / 8)
+        self.head = nn.Linear(64, 5)
+        self.history: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.fc(self.inp(x)))
+        self.attn = torch.softmax(h @ self.v, -1)
+        self.history = [self.attn]
+        return self.head((self.attn[..., None] * h).sum(1))
+
+
+def test_a_model_holding_tensors_with_a_graph_is_measured_and_lsuv_planned() -> None:
+    """After one forward pass the draft copy failed: the head's input was "E[x²] = 1 assumed"
+    with the example input given (output rms 0.22 instead of ~1), and ``plan(model, "lsuv",
+    ...)`` raised torch's deepcopy error. The copies carry detached clones; the model's own
+    attributes are left as they were."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 12, 16)
+    m = _Pooled()
+    m(x)  # (a training step, a plot: the attribute now has a grad_fn)
+    kept, history = m.attn, m.history
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no assumption: the head's input is measured)
+        p = plan(m, example_input=x)
+    assert "measured on the example input" in p["head.weight"].reason
+    assert m.attn is kept and m.history is history
+    from initwise.torch.copying import module_copy
+
+    twin = module_copy(m)
+    assert twin.attn is not kept and twin.attn.grad_fn is None
+    assert torch.equal(twin.attn, kept.detach()) and twin.history[0] is twin.attn
+    p.apply(m, seed=0)
+    with torch.no_grad():
+        rms = float(m(torch.randn(128, 12, 16)).pow(2).mean().sqrt())
+    assert 0.6 < rms < 1.5, rms
+    assert plan(m, "lsuv", example_input=x).entries

@@ -16,7 +16,6 @@ other functions, or a family without ``_init_weights`` give no rule (still "left
 from __future__ import annotations
 
 import contextlib
-import copy
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 
 from .. import schemes as S
 from .batch import meta_stand_in, meta_tensors
+from .copying import module_copy
 
 _PARAMS = {
     "normal_": (("mean", 0.0), ("std", 1.0)),
@@ -137,7 +137,7 @@ def _meta_copy(module: nn.Module, meta: dict[int, Any]) -> nn.Module:
     memo = dict(meta)
     for t in (*module.parameters(), *module.buffers()):
         memo.setdefault(id(t), meta_stand_in(t))
-    return copy.deepcopy(module, memo)
+    return module_copy(module, memo)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,6 @@ state: everything lives in the call.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import warnings
@@ -33,6 +32,7 @@ from . import parametrized as PZ
 from .apply import apply_plan
 from .batch import ProbeError, check_batch, kept_modes, run_model, tensors
 from .capture import SiteCalls
+from .copying import module_copy
 from .graph import dropout_rates, fx_module, trace_sequential
 from .init import check_writable
 from .modules import (
@@ -787,7 +787,7 @@ def _site_std(sites: dict[str, FunctionalLayer], name: str, box: dict[str, Any])
 def lsuv_plan(model: nn.Module, batch: Any, **kwargs: Any) -> Plan:
     """The ``lsuv`` planner policy: LSUV on a copy of ``model`` (seed 0 unless given), returned
     as a plan — apply it with the same seed to reproduce LSUV's weights."""
-    clone = copy.deepcopy(model)
+    clone = module_copy(model)
     res = lsuv(clone, batch, **kwargs)
     assert res.plan is not None
     return res.plan

@@ -18,7 +18,6 @@ the layer's groups, stride and packing (q/k/v blocks) taken into account.
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import math
 import weakref
@@ -31,6 +30,7 @@ from torch.nn.utils.parametrize import ParametrizationList
 
 from ..math.fans import Fans, fans
 from .batch import seeded_rng
+from .copying import module_copy
 
 
 class FunctionalLayer(nn.Module):
@@ -256,7 +256,7 @@ def probe_copy(m: nn.Module) -> nn.Module | None:
     cache) are copied, its parameters shared — a forward does not write them, and a large
     weight is not copied. None where ``m`` cannot be copied (then it is not called)."""
     try:
-        return copy.deepcopy(m, {id(p): p for p in m.parameters()})
+        return module_copy(m, {id(p): p for p in m.parameters()})
     except Exception:
         return None
 
@@ -701,11 +701,10 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def _norm_roles(m: nn.Module, shape: tuple[int, ...]) -> dict[str, str]:
-    import copy
 
     import torch
 
-    probe = copy.deepcopy(m).float().cpu()
+    probe = module_copy(m).float().cpu()
     names = list(probe._parameters)
     g = torch.Generator().manual_seed(1)
     x, x2 = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
@@ -907,7 +906,6 @@ def norm_offset(module: nn.Module) -> float | None:
     runs on neither (a norm that needs more, e.g. a conditioning input) or gives another value:
     the scale rule then stays ``ones`` and the planner reports the assumption. Cached per class,
     ``extra_repr`` and weight shape."""
-    import copy
 
     import torch
 
@@ -920,7 +918,7 @@ def norm_offset(module: nn.Module) -> float | None:
         return _OFFSETS[key]
     c: float | None = None
     try:
-        probe = copy.deepcopy(module)
+        probe = module_copy(module)
         if any(t.is_meta for t in probe.parameters()):
             probe = probe.to_empty(device="cpu")
         probe = probe.float().cpu()

@@ -30,7 +30,6 @@ the output).
 
 from __future__ import annotations
 
-import copy
 import itertools
 import math
 from collections.abc import Callable, Collection
@@ -55,6 +54,7 @@ from ..math.operating import (
     shifted_moments,
 )
 from .batch import seeded_rng, tensors
+from .copying import module_copy
 from .cross import SHARED_KINDS as _SHARED_KINDS
 from .cross import Cross, again_product
 from .edges import has_edges
@@ -2455,7 +2455,7 @@ def rnn_moments(
         return None
     if sum(p.numel() for p in m.parameters()) > RNN_PROBE_LIMIT:
         return None
-    c = copy.deepcopy(m).float().cpu()
+    c = module_copy(m).float().cpu()
     mode = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}.get(type(c), "RNN") if cell else c.mode
     gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
     # (a ReLU RNN's input weights are the plan's, as in policies._rnn — LeCun's since
@@ -3449,6 +3449,33 @@ def _reciprocal(x: tuple[float, float], c: float | None) -> tuple[float, float] 
     return (c * c * (1 + 3 * r) / (mu * mu), c * (1 + r) / mu)
 
 
+ALLOCATED = (
+    "taken as the values written (where the writes leave part of it, its zeros lower E[x²] by "
+    "that share)"
+)
+"""How a layer's reason says that its input is a tensor allocated (``zeros_like``, ``empty``)
+and filled by writes by index, walked as the written values (:func:`_allocated`)."""
+
+_ALLOCATING = frozenset({"zeros", "zeros_like", "new_zeros", "empty", "empty_like", "new_empty"})
+
+
+def _allocated(info: ModelInfo, n: Any) -> tuple[str, int] | None:
+    """``(the allocating op, how many writes so far)`` where ``setitem`` node ``n`` writes into a
+    tensor made by zeros/empty (through earlier writes by index: a loop over positions), else
+    None."""
+    g = info.graph
+    if g is None or not n.inputs:
+        return None
+    i, writes = n.inputs[0], 1
+    for _ in range(100_000):
+        v = g.nodes[i]
+        if v.op != "function" or v.target != "setitem" or not v.inputs:
+            break
+        i, writes = v.inputs[0], writes + 1
+    v = g.nodes[i]
+    return (str(v.target), writes) if v.op == "function" and v.target in _ALLOCATING else None
+
+
 _FILLED = {
     "new_zeros": (0.0, 0.0),
     "zeros_like": (0.0, 0.0),
@@ -3905,15 +3932,46 @@ def _function(
         return (s / (c * c), mu / c)
     if t in ("rtruediv", "reciprocal") and len(known) == 1:
         return _reciprocal(known[0], 1.0 if t == "reciprocal" else c)
+    if t == "setitem" and len(ins) > 1:
+        made = _allocated(info, n)
+        if made is not None and ins[-1] is None:
+            return None  # (what is written is unknown: so is the tensor, not its zeros)
+        if made is not None:  # `out = zeros_like(h); out[:, t] = f(h[:, t])` in a loop: the
+            # writes are its content, not a small share of zeros — their values' average (the
+            # zeros had come out as the reader's input: E[x²] 0, drawn for a unit input)
+            root, writes = made
+            came = via.get(n.inputs[0])
+            if came is None or ALLOCATED not in came[0]:
+                via[n.idx] = (
+                    f"a tensor made by '{root}' and written by index ('setitem', node {n.idx}): "
+                    f"{ALLOCATED}",
+                    False,
+                    ", give example_input= to measure what reads it",
+                )
+            else:
+                via[n.idx] = came
+            prev, v = ins[0], ins[-1]
+            if writes == 1 or prev is None:
+                return v
+            return tuple((a * (writes - 1) + b) / writes for a, b in zip(prev, v, strict=True))  # type: ignore[return-value]
     if t == "setitem" and ins and ins[0] is not None:  # `ctx[idx] = v`: the tensor written
         # into, its moments taken as they were (the write's share is the index's, unknown
         # without an example input; with one, what reads it is measured: :func:`unknown_inputs`)
+        # — an assumption where a layer is solved from it when what is written is computed
+        # from the data (it was said in the reason only: Informer's attention output written
+        # over a cumulative sum); a parameter or constant written at masked positions
+        # (wav2vec2/HuBERT's masked_spec_embed in train mode) stays a note
         write = f"a write by index into it ('setitem', node {n.idx}; {WRITTEN})"
         came = via.get(n.inputs[0])
-        if came is not None and not came[1]:  # (an assumption on the way stays said)
-            via[n.idx] = (f"{came[0]}, then {write}", False, came[2])
+        g = info.graph
+        signal = g is not None and len(n.inputs) > 1 and _from_data(g, n.inputs[-1])
+        tip = ", give example_input= to measure what reads it" if signal else ""
+        if came is not None and WRITTEN in came[0] and (not came[1] or not signal):
+            via[n.idx] = came  # (writes in a loop: said once)
+        elif came is not None and not came[1]:  # (an assumption on the way stays said)
+            via[n.idx] = (f"{came[0]}, then {write}", False, came[2] or tip)
         else:
-            via[n.idx] = (write, True, "")
+            via[n.idx] = (write, not signal, tip)
         return ins[0]
     if t in _CAT:
         if _lost_data(info, n, ins):

@@ -23,7 +23,6 @@ the moments unchanged, and for max pooling that reaches a solved layer the plan 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from typing import Any
 
@@ -38,6 +37,7 @@ from .batch import (
     split,
     tensors,
 )
+from .copying import module_copy
 from .edges import edge_factor, has_edges, measured_taps
 from .graph import (
     DATA_PRODUCTS,
@@ -754,7 +754,7 @@ def drafted_copy(model: nn.Module, draft: Any) -> tuple[nn.Module | None, str | 
     if n > COPY_LIMIT:
         return None, f"the model ({n:,} parameters) is too large to copy for measuring"
     try:
-        twin = copy.deepcopy(model)
+        twin = module_copy(model)
         draft.apply(twin, seed=0)
     except Exception as exc:
         return None, f"a copy with the plan drawn could not be made ({type(exc).__name__})"

@@ -16,7 +16,6 @@ operating point holds: ``strict=True`` does not raise for it).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import warnings
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 
 from .batch import kept_modes, noted_run, seeded_rng, split, tensors
+from .copying import module_copy
 from .modules import few
 from .pooling import COPY_LIMIT
 
@@ -168,7 +168,7 @@ def check_output(
     args, kwargs = split(example_input)
     seen: list[float] = []
     try:
-        twin, first = (copy.deepcopy(model), plan) if drafted is None else _redraw(plan, *drafted)
+        twin, first = (module_copy(model), plan) if drafted is None else _redraw(plan, *drafted)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for seed in SEEDS:

@@ -322,3 +322,37 @@ def test_parameters_outside_any_layer_rule_get_u_mups_rules_by_their_use():
     assert dict(p["square"].lr_mult) == {"adam": 1.0, "sgd": 1.0}
     with pytest.raises(AssumptionError, match="square"):
         it.plan(Loose(), it.UMuP(), example_input=x, strict=True)
+
+
+def test_a_drawn_vector_is_an_embedding_and_a_table_of_positions_by_heads_is_fixed():
+    """CLIP's vision ``class_embedding`` (a 1-d vector drawn at random, no structural kind) was
+    LR × 1 and then, by its shape, a bias's rule (Adam × 1); drawn at random it is u-μP's
+    "weight", an embedding here: Adam × 1/√d. A (positions × heads) table added to attention
+    scores is found as a position table, but its last dimension is not the width: × 1."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.CLIPVisionConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+    )
+    p = it.plan(transformers.CLIPVisionModel(cfg), "u-mup")
+    e = p["embeddings.class_embedding"]
+    assert e.scheme is not None and dict(e.lr_mult) == pytest.approx({"adam": 1 / 8, "sgd": 64.0})
+    assert "embedding rule (drawn at random" in e.reason
+
+    class Biased(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.o = nn.Linear(12, 64), nn.Linear(12, 64), nn.Linear(64, 3)
+            self.bias = nn.Parameter(torch.zeros(9, 9))  # (positions, positions)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = torch.softmax(self.q(x) @ self.k(x).transpose(1, 2) / 8 + self.bias, -1)
+            return self.o(a @ self.q(x))
+
+    q = it.plan(Biased(), "u-mup", example_input=torch.randn(2, 9, 12))
+    assert dict(q["bias"].lr_mult) == {"adam": 1.0, "sgd": 1.0}
+    assert "a position table whose features do not grow" in q["bias"].reason

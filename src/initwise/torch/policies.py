@@ -1439,6 +1439,13 @@ def _grows(d: int, width: int) -> bool:
     return d >= width and d % width == 0
 
 
+def _drawn(e: ParamPlan) -> bool:
+    """Whether the plan draws ``e`` at random (a weight, in u-μP's terms: the unit-scaling
+    library's ``mup_type="weight"``), not as a constant or kept as it is (a bias, a norm's
+    gain)."""
+    return e.scheme is not None and not isinstance(e.scheme, (S.Constant, S.Eye, S.Dirac))
+
+
 class MuP(Auto):
     """Maximal Update Parametrization (Yang et al. 2022, Tensor Programs V, Table 3, the form
     without output multipliers) on top of ``auto``'s init, against ``base_width``.
@@ -2049,16 +2056,20 @@ class UMuP(Auto):
         the effective weight):
 
         * a class token, position table, learned query set or input, a feature tokenizer's
-          table: u-μP's embedding rule, ``d`` its last dimension — Adam × 1/√d, SGD × d (its
-          init stays ``auto``'s: u-μP's unit-scaled adds are not installed);
+          table — or a parameter drawn at random with one dimension that grows with the
+          model's width (:func:`model_width`; CLIP's ``class_embedding``, HuBERT's
+          ``masked_spec_embed``: the unit-scaling library's "weight") —: u-μP's embedding
+          rule, ``d`` that dimension — Adam × 1/√d, SGD × d (its init stays ``auto``'s: u-μP's
+          unit-scaled adds are not installed); a table whose last dimension does not grow
+          (LeViT's attention biases, positions × heads) × 1;
         * a score vector (``x @ v``, contracting ``n``): u-μP's read-out, ``A = output_mult/n``
           folded into the parameter — std ``output_mult/n``, Adam × ``A``, SGD × ``A²·n``;
         * a tied decoder's bias: a read-out bias, × 1;
         * a layer scale, a norm's affine written in code: a norm parameter — Adam × 1, SGD ×
           its size;
-        * anything else by its shape against the model's width (:func:`model_width`): no
-          dimension that grows → × 1; one (a state-space layer's ``A_log``/``D``) → as a bias
-          (Adam × 1, SGD × that size); two or more → × 1 and an assumption (u-μP's forward
+        * anything else by its shape against the model's width: no dimension that grows → ×
+          1; one (constant or kept: a state-space layer's ``A_log``/``D``) → as a bias (Adam ×
+          1, SGD × that size); two or more → × 1 and an assumption (u-μP's forward
           multiplier has no module to live on; the unit-scaling library refuses such a
           parameter unless told ``allow_non_unit_scaling_params``).
 
@@ -2072,9 +2083,23 @@ class UMuP(Auto):
                 out.append(e)
                 continue
             kind = loose_kind(ctx, e.name)
-            if kind in INPUT_LIKE and e.shape:
-                d = float(e.shape[-1])
-                e = self._tag(e, 1 / math.sqrt(d), d, f"u-μP embedding rule (a {kind}, d = {d:g})")
+            if width is None:
+                width = model_width(ctx.model, plan_roles(ctx), ctx.layers)[0]
+            grow = [d for d in e.shape if _grows(d, width)]
+            if kind in INPUT_LIKE or (kind is None and len(grow) == 1 and _drawn(e)):
+                if e.shape and _grows(e.shape[-1], width):
+                    d = float(e.shape[-1])
+                    what = f"a {kind}" if kind else "drawn at random, one width dimension"
+                    e = self._tag(
+                        e, 1 / math.sqrt(d), d, f"u-μP embedding rule ({what}, d = {d:g})"
+                    )
+                elif kind is not None:
+                    e = self._tag(e, 1.0, 1.0, f"u-μP: a {kind} whose features do not grow")
+                else:
+                    d = float(grow[0])
+                    e = self._tag(
+                        e, 1 / math.sqrt(d), d, f"u-μP embedding rule (drawn at random, d = {d:g})"
+                    )
             elif kind == "score vector" and _contracted(ctx, e.name):
                 n = float(_contracted(ctx, e.name))  # type: ignore[arg-type]
                 a = self.output_mult / n
@@ -2093,23 +2118,17 @@ class UMuP(Auto):
             elif kind is not None and (kind == "layer scale" or kind.startswith("norm ")):
                 size = float(math.prod(e.shape)) if e.shape else 1.0
                 e = self._tag(e, 1.0, size, f"u-μP norm parameter (a {kind})")
+            elif not grow:
+                e = self._tag(e, 1.0, 1.0, "u-μP by its shape: no dimension grows with the width")
+            elif len(grow) == 1:
+                e = self._tag(
+                    e, 1.0, float(grow[0]), f"u-μP by its shape: as a bias (width {width})"
+                )
             else:
-                if width is None:
-                    width = model_width(ctx.model, plan_roles(ctx), ctx.layers)[0]
-                grow = [d for d in e.shape if _grows(d, width)]
-                if not grow:
-                    e = self._tag(
-                        e, 1.0, 1.0, "u-μP by its shape: no dimension grows with the width"
-                    )
-                elif len(grow) == 1:
-                    e = self._tag(
-                        e, 1.0, float(grow[0]), f"u-μP by its shape: as a bias (width {width})"
-                    )
-                else:
-                    unruled.append(f"{e.name} {tuple(e.shape)}")
-                    e = self._tag(
-                        e, 1.0, 1.0, f"u-μP: no rule (two dimensions grow with width {width})"
-                    )
+                unruled.append(f"{e.name} {tuple(e.shape)}")
+                e = self._tag(
+                    e, 1.0, 1.0, f"u-μP: no rule (two dimensions grow with width {width})"
+                )
             out.append(e)
         ctx.memo["umup_unruled"] = unruled
         return out

@@ -341,3 +341,58 @@ def test_raw_parameter_convolutions_lose_their_edges_as_modules_do():
     )
     assert FunctionalConv(w, None, 1, "", ("?", 1, 1)).padding is None  # (not read: no edges)
     assert not has_edges(FunctionalConv(w, None, 1, "", ("?", 1, 1)))
+
+
+class _Decoder(nn.Module):
+    """A latent vector made into a 1×1 map and decoded by transposed convolutions (DCGAN's
+    generator without its norms, a VAE's decoder), the map made as ``how`` says."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(32, 64, 4, 1, 0),
+            nn.ReLU(),
+            nn.ConvTranspose2d(64, 32, 4, 2, 1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(32, 3, 4, 2, 1),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.how == "index":
+            x = z[:, :, None, None]
+        elif self.how == "view":
+            x = z.view(z.shape[0], -1, 1, 1)
+        elif self.how == "reshape":
+            x = z.reshape(-1, 32, 1, 1)
+        else:
+            x = z.unsqueeze(-1).unsqueeze(-1)
+        return self.net(x)
+
+
+@pytest.mark.parametrize("how", ["index", "view", "reshape", "unsqueeze"])
+def test_a_latent_made_into_a_one_by_one_map_is_solved_for_the_one_tap_it_reaches(how):
+    """Without an example input the first 4×4 layer was solved for its fan's 16 taps per output
+    where a 1×1 input gives each output one: the decoder's output rms was 0.22, nothing said.
+    The 1×1 map is in the graph (`z[:, :, None, None]` and its spellings): solved for 1/16."""
+    torch.manual_seed(0)
+    m = _Decoder(how)
+    p = it.plan(m, strict=True)  # (structural: nothing assumed)
+    assert "its input is a 1×1 map" in p["net.0.weight"].reason
+    assert "one tap" in p["net.0.weight"].reason
+    p.apply(m, seed=0)
+    with torch.no_grad():
+        rms = float(m(torch.randn(256, 32)).pow(2).mean().sqrt())
+    assert 0.6 < rms < 1.5, rms
+
+
+def test_a_one_by_one_kernel_or_a_map_from_elsewhere_is_not_a_unit_map():
+    """A 1×1 kernel loses nothing on a 1×1 map, and a map whose size the graph does not give
+    (a convolution on the model's input) keeps the fan's count."""
+    from initwise.torch.edges import unit_factor
+
+    assert unit_factor(nn.Conv2d(8, 8, 1)) is None
+    assert unit_factor(nn.Conv2d(8, 8, 3, padding=1)) == pytest.approx(1 / 9)
+    assert unit_factor(nn.ConvTranspose2d(8, 8, 4, 2, 1)) == pytest.approx(1 / 4)
+    p = it.plan(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 4, 3)))
+    assert "1×1 map" not in p["0.weight"].reason

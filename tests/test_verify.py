@@ -311,7 +311,9 @@ def test_the_first_draw_reuses_the_measured_copy_and_equals_a_fresh_draw(monkeyp
     monkeypatch.setattr(verify, "_redraw", spy)
     deep = []
     real_copy = copy.deepcopy
-    monkeypatch.setattr(verify.copy, "deepcopy", lambda m, *a: deep.append(m) or real_copy(m, *a))
+    from initwise.torch import copying  # (every copy initwise makes goes through it)
+
+    monkeypatch.setattr(copying.copy, "deepcopy", lambda m, *a: deep.append(m) or real_copy(m, *a))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         p = it.plan(model, "auto", example_input=x)

@@ -115,6 +115,67 @@ def edge_factor(m: nn.Module, x: Any) -> float | None:
     return f if math.isfinite(f) and 0 < f else None
 
 
+def _batch_size(g: Any, i: int) -> bool:
+    """Whether graph node ``i`` is a tensor's batch size: ``x.shape[0]`` or ``x.size(0)``."""
+    n = g.nodes[i]
+    if n.op != "function" or tuple(n.args) != (0,):
+        return False
+    if n.target == "size":
+        return True
+    src = g.nodes[n.inputs[0]] if n.target == "getitem" and n.inputs else None
+    return (
+        src is not None
+        and src.op == "function"
+        and src.target == "getattr"
+        and tuple(src.args) == ("shape",)
+    )
+
+
+def unit_map(g: Any, idx: int, nd: int) -> str | None:
+    """How graph node ``idx`` (the input of an ``nd``-dimensional convolution) is known, from
+    the graph alone, to be a map of size 1 along every spatial dimension — a latent vector made
+    into a 1×1 map (DCGAN's generator, a VAE's decoder): ``z[:, :, None, None]``,
+    ``z.view(z.shape[0], -1, 1, 1)``, ``z.reshape(-1, C, 1, 1)``, ``z.unsqueeze(-1)`` ``nd``
+    times — else None. Each output of a convolution on such a map reads one tap of its
+    kernel, not the fan's count (a 4×4 transposed convolution from 1×1: 1 of 16)."""
+    n = g.nodes[idx]
+    if n.op != "function":
+        return None
+    args = tuple(n.args)
+    if n.target == "getitem" and len(args) == 1 and isinstance(args[0], tuple):
+        index = args[0]
+        if len(index) >= nd and all(a is None for a in index[-nd:]):
+            return f"`[..., {', '.join(['None'] * nd)}]`"
+        return None
+    if n.target in ("view", "reshape"):
+        others = n.inputs[1:]
+        if len(others) > 1 or (others and not _batch_size(g, others[0])):
+            return None
+        if len(args) + len(others) == nd + 2 and args[-nd:] == (1,) * nd:
+            return f"`.{n.target}(…, {', '.join(['1'] * nd)})`"
+        return None
+    ups, i = 0, idx
+    while ups < nd:
+        v = g.nodes[i]
+        if v.op != "function" or v.target != "unsqueeze" or tuple(v.args) != (-1,):
+            break
+        ups, i = ups + 1, v.inputs[0]
+    return f"`.unsqueeze(-1)` × {nd}" if ups == nd else None
+
+
+def unit_factor(m: nn.Module) -> float | None:
+    """:func:`edge_factor` of convolution ``m`` on a map of size 1 along each spatial dimension
+    (:func:`unit_map`): ``1/taps`` for a kernel all of whose taps but one read padding or fall
+    outside; None where ``m`` loses nothing (a 1×1 kernel) or cannot run on it."""
+    nd = len(getattr(m, "kernel_size", ()))
+    if not 1 <= nd <= 3 or not measured_taps(m):
+        return None
+    try:
+        return edge_factor(m, torch.ones((1, 1, *([1] * nd)), dtype=torch.float64))
+    except RuntimeError:  # (a configuration torch refuses on such a map)
+        return None
+
+
 REFERENCE_MAP = 8
 """The map size per spatial dimension at which :func:`unmeasured_chain` counts the edges' loss
 of 2-D and 3-D convolutions without an example input: a small map (CIFAR's last stage, an 8³

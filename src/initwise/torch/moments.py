@@ -772,6 +772,9 @@ class _Walk:
     feeds_held: dict[str, tuple[float, str]] = field(default_factory=dict)
     """Per weight layer read only by a held one with no activation after it (a tied head over
     a frozen table): that layer's ``fan_in·E[w²]`` and name (:func:`_feeds_held`)."""
+    unit_maps: dict[int, tuple[float, str]] = field(default_factory=dict)
+    """Convolution nodes whose input is a 1×1 map by the graph alone (:func:`edges.unit_map`):
+    the share of the fan's count that reaches their taps, and how the map was made."""
 
 
 def _walk(
@@ -824,7 +827,26 @@ def _walk(
         weighted=weighted_products(info) if pools else {},
         thetas=thetas,
         fixed_products=_fixed_products(model, info),
+        unit_maps=_unit_maps(g, modules),
     )
+
+
+def _unit_maps(g: Any, modules: dict[str, nn.Module]) -> dict[int, tuple[float, str]]:
+    """:attr:`_Walk.unit_maps`: each convolution module node whose input is a 1×1 map by the
+    graph alone (:func:`edges.unit_map`) and whose kernel then loses taps."""
+    from .edges import unit_factor, unit_map
+
+    out: dict[int, tuple[float, str]] = {}
+    for n in g.nodes:
+        m = modules.get(n.target) if n.op == "module" else None
+        if not isinstance(m, nn.modules.conv._ConvNd) or not n.inputs:
+            continue
+        nd = len(m.kernel_size)
+        how = unit_map(g, n.inputs[0], nd)
+        f = unit_factor(m) if how is not None else None
+        if how is not None and f is not None and f < 1:
+            out[n.idx] = (f, how)
+    return out
 
 
 def pooled_to_output(
@@ -1291,6 +1313,7 @@ def _pass(
                     walk.pooled_out.get(n.idx),
                     walk.held.get(n.target),
                     walk.feeds_held.get(n.target),
+                    walk.unit_maps.get(n.idx),
                 )
                 solved = res.layers.get(n.target)
                 tied = walk.tied.get(n.target)
@@ -1664,6 +1687,7 @@ def _weight(
     pooled_out: tuple[float, str, str] | None = None,
     held: Held | None = None,
     feeds: tuple[float, str] | None = None,
+    unit: tuple[float, str] | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if held is not None and kind == "embedding":  # (its rows are what it outputs)
@@ -1758,6 +1782,15 @@ def _weight(
                 "values, and all of it, for equal ones; a chain of them without norms compounds "
                 "it); give example_input= to measure it"
             )
+    if measured is None and unit is not None and kind in ("conv", "conv_transpose"):
+        # a 1×1 map by the graph alone (a latent made into a map): each output reads one tap
+        # (the fan's count had DCGAN's first 4×4 layer at 16× E[x²], output rms ×0.22, unsaid)
+        f, how = unit
+        s, mu = s * f, mu * math.sqrt(f)
+        mixed = (
+            f" (×{f:.3g} of its E[x²] reaches the kernel's taps: its input is a 1×1 map, "
+            f"{how}, so each output reads one tap)"
+        )
     if measured is not None and kind in ("conv", "conv_transpose") and measured[0] > 0:
         # zero padding: the share of E[x²] that reaches the kernel's taps at the map's edges,
         # measured on the example input (edges.edge_factor); the layer is solved for it

@@ -450,14 +450,8 @@ class Auto(Policy):
         else:
             e = _solved_entry("weight", site.shape, site, solved)
         unscaled = None if site.kind == "embedding" else _unscaled_logits(ctx, site.module_name)
-        if unscaled is not None and e.scheme is not None:
-            factor, why = unscaled
-            scaled = e.with_scheme(e.scheme.scaled(factor), "")
-            e = dataclasses.replace(
-                scaled,
-                center_dims=e.center_dims,
-                reason=e.reason.rsplit(" → std", 1)[0] + f"; {why} → std {scaled.std:.4g}",
-            )
+        if unscaled is not None:
+            e = rescaled(e, *unscaled)
         return e
 
     def bias(self, ctx: Context, site: WeightSite, shape: tuple[int, ...]) -> ParamPlan:
@@ -1302,6 +1296,20 @@ def lr_tagged(e: ParamPlan, adam: float, sgd: float, why: str, source: str) -> P
     )
 
 
+def rescaled(e: ParamPlan, factor: float, why: str) -> ParamPlan:
+    """``e`` drawn ``factor`` times as wide (its centering kept), its reason ending with
+    ``why`` and the new std in place of the old ``→ std …``; ``e`` itself where it draws
+    nothing or ``factor`` is 1."""
+    if e.scheme is None or factor == 1:
+        return e
+    scaled = e.with_scheme(e.scheme.scaled(factor), "")
+    return dataclasses.replace(
+        scaled,
+        center_dims=e.center_dims,
+        reason=e.reason.rsplit(" → std", 1)[0] + f"; {why} → std {scaled.std:.4g}",
+    )
+
+
 def one_width_dimension(site: WeightSite) -> bool:
     """Whether a weight has one dimension that grows with the width, as a bias: a depthwise
     convolution (one channel per group: mup's "vector-like" weight; with the fans as widths
@@ -1532,14 +1540,7 @@ class MuP(Auto):
             tied = self._tied_table(ctx, site, e, m)
             if tied is not None:
                 return tied
-            if e.scheme is not None and m != 1:
-                scaled = e.with_scheme(e.scheme.scaled(1 / math.sqrt(m)), "")
-                e = dataclasses.replace(
-                    scaled,
-                    center_dims=e.center_dims,
-                    reason=e.reason.rsplit(" → std", 1)[0]
-                    + f"; μP readout: × 1/√m → std {scaled.std:.4g}",
-                )
+            e = rescaled(e, 1 / math.sqrt(m), "μP readout: × 1/√m")
             return self._tag(e, 1 / m, 1 / m, f"μP output ({why})")
         return self._matrix(ctx, e, "hidden")
 
@@ -1750,14 +1751,7 @@ class MuP(Auto):
                         e, 1.0, 1.0, f"μP: a {kind} whose features do not grow with the width"
                     )
             elif kind == "score vector" and grow:
-                if e.scheme is not None and m != 1:
-                    scaled = e.with_scheme(e.scheme.scaled(1 / math.sqrt(m)), "")
-                    e = dataclasses.replace(
-                        scaled,
-                        center_dims=e.center_dims,
-                        reason=e.reason.rsplit(" → std", 1)[0]
-                        + f"; μP readout: × 1/√m → std {scaled.std:.4g}",
-                    )
+                e = rescaled(e, 1 / math.sqrt(m), "μP readout: × 1/√m")
                 e = self._tag(
                     e, 1 / m, 1 / m, f"μP output (a score vector: the width to one output; {why})"
                 )
@@ -2103,14 +2097,12 @@ class UMuP(Auto):
             elif kind == "score vector" and _contracted(ctx, e.name):
                 n = float(_contracted(ctx, e.name))  # type: ignore[arg-type]
                 a = self.output_mult / n
-                if e.scheme is not None and e.std:
-                    scaled = e.with_scheme(e.scheme.scaled(a / e.std), "")
-                    e = dataclasses.replace(
-                        scaled,
-                        center_dims=e.center_dims,
-                        reason=e.reason.rsplit(" → std", 1)[0]
-                        + f"; u-μP readout with its multiplier folded in: std "
-                        f"{self.output_mult:g}/fan_in = {scaled.std:.4g}",
+                if e.std:
+                    e = rescaled(
+                        e,
+                        a / e.std,
+                        f"u-μP readout with its multiplier folded in: std "
+                        f"{self.output_mult:g}/fan_in",
                     )
                 e = self._tag(e, a, a * a * n, "u-μP readout (a score vector, no multiplier)")
             elif kind == "bias":

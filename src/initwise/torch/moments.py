@@ -772,6 +772,10 @@ class _Walk:
     feeds_held: dict[str, tuple[float, str]] = field(default_factory=dict)
     """Per weight layer read only by a held one with no activation after it (a tied head over
     a frozen table): that layer's ``fan_in·E[w²]`` and name (:func:`_feeds_held`)."""
+    normalized_sums: dict[int, tuple[float, int | None]] = field(default_factory=dict)
+    """Residual additions whose sum is a normalized one, by add node (:func:`_normalized_sums`):
+    ``(c, None)`` for ``(x + f(x))·c``, ``(a, x's node)`` for ``a·x + f(x)``, with ``c², a² <
+    1``."""
     unit_maps: dict[int, tuple[float, str]] = field(default_factory=dict)
     """Convolution nodes whose input is a 1×1 map by the graph alone (:func:`edges.unit_map`):
     the share of the fan's count that reaches their taps, and how the map was made."""
@@ -828,6 +832,73 @@ def _walk(
         thetas=thetas,
         fixed_products=_fixed_products(model, info),
         unit_maps=_unit_maps(g, modules),
+        normalized_sums=_normalized_sums(g, users, info),
+    )
+
+
+def _branch_sum(walk: _Walk, end: Any) -> tuple[float, int | None] | None:
+    """The normalized sum (:func:`_normalized_sums`) that a branch-ending layer's branch is
+    added by, if any."""
+    return walk.normalized_sums.get(end.add) if end is not None else None
+
+
+def _constant_factor(n: Any) -> float | None:
+    """``c`` where graph node ``n`` is ``x·c``, ``c·x`` or ``x/c`` for a number ``c`` and one
+    tensor ``x``; else None."""
+    if n.op != "function" or len(n.inputs) != 1:
+        return None
+    c = _scalar(tuple(n.args))
+    if c is None:
+        return None
+    if n.target in _MUL:
+        return c
+    return 1.0 / c if n.target in _DIV and c != 0 else None
+
+
+def _normalized_sums(
+    g: Any, users: list[list[int]], info: ModelInfo
+) -> dict[int, tuple[float, int | None]]:
+    """Residual additions the model itself normalizes by constants (:attr:`_Walk.normalized_sums`):
+    the sum's only user scales it by ``c`` with ``c² < 1`` (``(x + f(x)) / √2``), or the skip
+    operand is ``a·x`` with ``a² < 1`` (``√(1−w)·x + √w·f(x)``, DKS's and TAT's normalized
+    sums). The branch is then solved to keep the stream's E[x²] (:func:`_normalized_target`)
+    — the ``1/R`` share of an unnormalized sum made the stream shrink by ``c²(1 + 1/R)`` at
+    every block: ×0.54 twelve times, a read-out at gain 40 and ``diagnose`` "vanishing"."""
+    out: dict[int, tuple[float, int | None]] = {}
+    for r in info.adds:
+        after = users[r.add]
+        c = _constant_factor(g.nodes[after[0]]) if len(after) == 1 else None
+        if c is not None and 0 < c * c < 1:
+            out[r.add] = (c, None)
+            continue
+        skip = g.nodes[r.skip]
+        a = _constant_factor(skip)
+        if a is not None and 0 < a * a < 1:
+            out[r.add] = (a, skip.inputs[0])
+    return out
+
+
+def _normalized_target(
+    norm: tuple[float, int | None], s_skip: float, mom: dict[int, tuple[float, float] | None]
+) -> tuple[float, str] | None:
+    """(target E[y²] before the branch's own factors, role) of a branch ending in a normalized
+    sum (:func:`_normalized_sums`), solved so the sum keeps the stream's E[x²] ``s``:
+    ``c²·(s + b) = s`` gives ``b = s·(1/c² − 1)``; ``a²·s + b = s`` gives ``b = s·(1 − a²)``."""
+    c, src = norm
+    if src is None:
+        b = s_skip * (1 / (c * c) - 1)
+        return b, (
+            f"last layer of a residual branch whose sum the model scales by {c:.4g} "
+            f"((x + f(x))·c, a normalized sum): output E[x²] = s_skip·(1/c² − 1) = {b:.3g}, "
+            "which keeps the stream's E[x²]"
+        )
+    x = mom.get(src)
+    if x is None or not x[0] > 0:
+        return None
+    b = x[0] * (1 - c * c)
+    return b, (
+        f"last layer of a residual branch added to {c:.4g}·x (a normalized sum): output E[x²] "
+        f"= E[x²]·(1 − a²) = {b:.3g}, which keeps the stream's E[x²]"
     )
 
 
@@ -1314,6 +1385,7 @@ def _pass(
                     walk.held.get(n.target),
                     walk.feeds_held.get(n.target),
                     walk.unit_maps.get(n.idx),
+                    _branch_sum(walk, branch_end.get(n.target)),
                 )
                 solved = res.layers.get(n.target)
                 tied = walk.tied.get(n.target)
@@ -1688,6 +1760,7 @@ def _weight(
     held: Held | None = None,
     feeds: tuple[float, str] | None = None,
     unit: tuple[float, str] | None = None,
+    normalized: tuple[float, int | None] | None = None,
 ) -> tuple[float, float] | None:
     kind = module_kind(m)
     if held is not None and kind == "embedding":  # (its rows are what it outputs)
@@ -1860,7 +1933,14 @@ def _weight(
         # hand: `out = zeros_like(x); out[m] = out[m] + expert(h[m])` — not a stream to be a
         # share of: taken as an unknown skip is; it gave weights of std 0 and a ValueError)
         s_skip = skip[0] if skip is not None and skip[0] > 0 else s
-        target, role = _branch_target(s_skip, R, end, scale_after)
+        kept = _normalized_target(normalized, s_skip, mom) if normalized is not None else None
+        if kept is not None:  # (a normalized sum: the branch keeps the stream's E[x²])
+            target, role = kept
+            if scale_after != 1.0:
+                target /= scale_after
+                role += f", after ×{scale_after:.3g} on the way: {target:.3g}"
+        else:
+            target, role = _branch_target(s_skip, R, end, scale_after)
         if calls > 1:  # one module ending `calls` of the branches: the same map applied again
             target /= calls  # and again to a similar input adds up coherently (×calls² in E)
             role += (

@@ -17,6 +17,7 @@ BALANCED = {
     "MLP GELU ×30",
     "MLP SiLU ×30",
     "MLP sigmoid ×30",
+    "MLP softplus ×30",  # (added 2026-12-05: ×4–6 first/last before the centered edge of chaos)
     "MLP F.gelu/torch.tanh ×30",
     "MLP x·sigmoid(1.5x) ×10",
 }

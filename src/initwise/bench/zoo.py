@@ -234,6 +234,7 @@ ZOO: tuple[Net, ...] = (
     Net("MLP SiLU ×30", lambda: MLP(nn.SiLU), _vec()),
     Net("MLP tanh ×30", lambda: MLP(nn.Tanh), _vec()),
     Net("MLP sigmoid ×30", lambda: MLP(nn.Sigmoid), _vec()),
+    Net("MLP softplus ×30", lambda: MLP(nn.Softplus), _vec()),
     Net("MLP F.gelu/torch.tanh ×30", FunctionalMLP, _vec()),
     Net("MLP x·sigmoid(1.5x) ×10", lambda: PlainFunctionMLP(depth=10), _vec()),
     Net("residual MLP ×16, no norm", ResidualMLP, _vec()),

@@ -868,14 +868,31 @@ def _normalized_sums(
     for r in info.adds:
         after = users[r.add]
         c = _constant_factor(g.nodes[after[0]]) if len(after) == 1 else None
-        if c is not None and 0 < c * c < 1:
+        if c is not None and 0 < c * c < 1 and _reads(g, r.branch, r.skip):
             out[r.add] = (c, None)
             continue
         skip = g.nodes[r.skip]
         a = _constant_factor(skip)
-        if a is not None and 0 < a * a < 1:
+        if a is not None and 0 < a * a < 1 and _reads(g, r.branch, skip.inputs[0]):
             out[r.add] = (a, skip.inputs[0])
     return out
+
+
+def _reads(g: Any, node: int, source: int) -> bool:
+    """Whether graph node ``node`` is computed from ``source`` (an ancestor: the branch of a
+    residual reads the stream its skip carries). A sum whose "skip" is another computation —
+    DeepFM's ``0.5·((Σv)² − Σv²) + mlp(v)`` — is no normalized residual (taken for one, its
+    MLP was solved for ¾ of that term's E[x²]: output E[y²] 232 where 52 came before)."""
+    seen, todo = {node}, [node]
+    while todo:
+        i = todo.pop()
+        if i == source:
+            return True
+        for j in g.nodes[i].inputs:
+            if j >= source and j not in seen:  # (nodes are in order: an ancestor of `source`'s
+                seen.add(j)  # is never `source`)
+                todo.append(j)
+    return False
 
 
 def _normalized_target(

@@ -1732,39 +1732,30 @@ class MuP(Auto):
         Before 2026-12-05 they had none at all (LR × 1 at every width); later that day a
         score vector was vector-like by its shape (its updates then move its output by ×m) and
         a 1,024-position table at width 256 a hidden matrix (its Adam LR × 1/m)."""
+        return [e if e.lr_mult else self._loose(ctx, e) for e in entries]
+
+    def _loose(self, ctx: Context, e: ParamPlan) -> ParamPlan:
+        """:meth:`finalize`'s rule for one parameter no layer rule planned."""
         m, why = self._m(ctx), self._why(ctx)
         width = ctx.memo["mup_width"][0]
-        out = []
-        for e in entries:
-            if e.lr_mult:
-                out.append(e)
-                continue
-            kind = loose_kind(ctx, e.name)
-            grow = [d for d in e.shape if _grows(d, width)]
-            if kind in INPUT_LIKE:
-                if e.shape and _grows(e.shape[-1], width):
-                    e = self._tag(
-                        e, 1.0, m, f"μP input-like (a {kind}, its features' width; {why})"
-                    )
-                else:
-                    e = self._tag(
-                        e, 1.0, 1.0, f"μP: a {kind} whose features do not grow with the width"
-                    )
-            elif kind == "score vector" and grow:
-                e = rescaled(e, 1 / math.sqrt(m), "μP readout: × 1/√m")
-                e = self._tag(
-                    e, 1 / m, 1 / m, f"μP output (a score vector: the width to one output; {why})"
-                )
-            elif kind == "bias":
-                e = self._tag(e, 1.0, 1.0, "μP readout bias (a tied decoder's)")
-            elif not grow:
-                e = self._tag(e, 1.0, 1.0, "μP by its shape: no dimension grows with the width")
-            elif len(grow) == 1:
-                e = self._tag(e, 1.0, m, f"μP by its shape: vector-like ({why})")
-            else:
-                e = self._tag(e, 1 / m, 1.0, f"μP by its shape: a hidden matrix ({why})")
-            out.append(e)
-        return out
+        kind = loose_kind(ctx, e.name)
+        grow = [d for d in e.shape if _grows(d, width)]
+        if kind in INPUT_LIKE:
+            if e.shape and _grows(e.shape[-1], width):
+                return self._tag(e, 1.0, m, f"μP input-like (a {kind}, its features' width; {why})")
+            return self._tag(e, 1.0, 1.0, f"μP: a {kind} whose features do not grow with the width")
+        if kind == "score vector" and grow:
+            e = rescaled(e, 1 / math.sqrt(m), "μP readout: × 1/√m")
+            return self._tag(
+                e, 1 / m, 1 / m, f"μP output (a score vector: the width to one output; {why})"
+            )
+        if kind == "bias":
+            return self._tag(e, 1.0, 1.0, "μP readout bias (a tied decoder's)")
+        if not grow:
+            return self._tag(e, 1.0, 1.0, "μP by its shape: no dimension grows with the width")
+        if len(grow) == 1:
+            return self._tag(e, 1.0, m, f"μP by its shape: vector-like ({why})")
+        return self._tag(e, 1 / m, 1.0, f"μP by its shape: a hidden matrix ({why})")
 
     def assumptions(self, ctx: Context) -> list[str]:
         """The model's width where it was guessed (:data:`GUESSED`: EfficientNet, VideoMAE,
@@ -2069,61 +2060,50 @@ class UMuP(Auto):
 
         Before 2026-12-05 none of them had multipliers (LR × 1: a ViT's class token and
         position table at u-μP's large global rate)."""
-        width: int | None = None
-        unruled: list[str] = []
-        out = []
-        for e in entries:
-            if e.lr_mult:
-                out.append(e)
-                continue
-            kind = loose_kind(ctx, e.name)
-            if width is None:
-                width = model_width(ctx.model, plan_roles(ctx), ctx.layers)[0]
-            grow = [d for d in e.shape if _grows(d, width)]
-            if kind in INPUT_LIKE or (kind is None and len(grow) == 1 and _drawn(e)):
-                if e.shape and _grows(e.shape[-1], width):
-                    d = float(e.shape[-1])
-                    what = f"a {kind}" if kind else "drawn at random, one width dimension"
-                    e = self._tag(
-                        e, 1 / math.sqrt(d), d, f"u-μP embedding rule ({what}, d = {d:g})"
-                    )
-                elif kind is not None:
-                    e = self._tag(e, 1.0, 1.0, f"u-μP: a {kind} whose features do not grow")
-                else:
-                    d = float(grow[0])
-                    e = self._tag(
-                        e, 1 / math.sqrt(d), d, f"u-μP embedding rule (drawn at random, d = {d:g})"
-                    )
-            elif kind == "score vector" and _contracted(ctx, e.name):
-                n = float(_contracted(ctx, e.name))  # type: ignore[arg-type]
-                a = self.output_mult / n
-                if e.std:
-                    e = rescaled(
-                        e,
-                        a / e.std,
-                        f"u-μP readout with its multiplier folded in: std "
-                        f"{self.output_mult:g}/fan_in",
-                    )
-                e = self._tag(e, a, a * a * n, "u-μP readout (a score vector, no multiplier)")
-            elif kind == "bias":
-                e = self._tag(e, 1.0, 1.0, "u-μP readout bias (a tied decoder's)")
-            elif kind is not None and (kind == "layer scale" or kind.startswith("norm ")):
-                size = float(math.prod(e.shape)) if e.shape else 1.0
-                e = self._tag(e, 1.0, size, f"u-μP norm parameter (a {kind})")
-            elif not grow:
-                e = self._tag(e, 1.0, 1.0, "u-μP by its shape: no dimension grows with the width")
-            elif len(grow) == 1:
-                e = self._tag(
-                    e, 1.0, float(grow[0]), f"u-μP by its shape: as a bias (width {width})"
+        ctx.memo["umup_unruled"] = []
+        return [e if e.lr_mult else self._loose(ctx, e) for e in entries]
+
+    def _loose(self, ctx: Context, e: ParamPlan) -> ParamPlan:
+        """:meth:`finalize`'s rule for one parameter no layer rule planned."""
+        if "umup_width" not in ctx.memo:
+            ctx.memo["umup_width"] = model_width(ctx.model, plan_roles(ctx), ctx.layers)[0]
+        width = ctx.memo["umup_width"]
+        kind = loose_kind(ctx, e.name)
+        grow = [d for d in e.shape if _grows(d, width)]
+        if kind in INPUT_LIKE or (kind is None and len(grow) == 1 and _drawn(e)):
+            if e.shape and _grows(e.shape[-1], width):
+                d = float(e.shape[-1])
+                what = f"a {kind}" if kind else "drawn at random, one width dimension"
+                return self._tag(e, 1 / math.sqrt(d), d, f"u-μP embedding rule ({what}, d = {d:g})")
+            if kind is not None:
+                return self._tag(e, 1.0, 1.0, f"u-μP: a {kind} whose features do not grow")
+            d = float(grow[0])
+            return self._tag(
+                e, 1 / math.sqrt(d), d, f"u-μP embedding rule (drawn at random, d = {d:g})"
+            )
+        n = _contracted(ctx, e.name) if kind == "score vector" else None
+        if n:
+            a = self.output_mult / n
+            if e.std:
+                e = rescaled(
+                    e,
+                    a / e.std,
+                    f"u-μP readout with its multiplier folded in: std {self.output_mult:g}/fan_in",
                 )
-            else:
-                unruled.append(f"{e.name} {tuple(e.shape)}")
-                e = self._tag(
-                    e, 1.0, 1.0, f"u-μP: no rule (two dimensions grow with width {width})"
-                )
-            out.append(e)
-        ctx.memo["umup_unruled"] = unruled
-        return out
+            return self._tag(e, a, a * a * n, "u-μP readout (a score vector, no multiplier)")
+        if kind == "bias":
+            return self._tag(e, 1.0, 1.0, "u-μP readout bias (a tied decoder's)")
+        if kind is not None and (kind == "layer scale" or kind.startswith("norm ")):
+            size = float(math.prod(e.shape)) if e.shape else 1.0
+            return self._tag(e, 1.0, size, f"u-μP norm parameter (a {kind})")
+        if not grow:
+            return self._tag(e, 1.0, 1.0, "u-μP by its shape: no dimension grows with the width")
+        if len(grow) == 1:
+            return self._tag(
+                e, 1.0, float(grow[0]), f"u-μP by its shape: as a bias (width {width})"
+            )
+        ctx.memo["umup_unruled"].append(f"{e.name} {tuple(e.shape)}")
+        return self._tag(e, 1.0, 1.0, f"u-μP: no rule (two dimensions grow with width {width})")
 
     def assumptions(self, ctx: Context) -> list[str]:
         unruled = ctx.memo.get("umup_unruled", [])

@@ -356,3 +356,27 @@ def test_a_drawn_vector_is_an_embedding_and_a_table_of_positions_by_heads_is_fix
     q = it.plan(Biased(), "u-mup", example_input=torch.randn(2, 9, 12))
     assert dict(q["bias"].lr_mult) == {"adam": 1.0, "sgd": 1.0}
     assert "a position table whose features do not grow" in q["bias"].reason
+
+
+@pytest.mark.parametrize("act", [nn.Softplus, nn.Sigmoid])
+def test_centered_points_draw_the_unit_weights_centered(act):
+    """An activation with a mean gets centered weights from auto (its std is for Var[x]). u-μP
+    drew its unit weights uncentered with auto's std as the multiplier, so the mean passed: a
+    softplus ×20 chain's hidden signal grew to E[x²] ~10⁵ (output rms ×340 of u-μP's
+    read-out scale). Centered as auto's, its hidden layers carry what auto's do."""
+    layers = []
+    for _ in range(20):
+        layers += [nn.Linear(128, 128), act()]
+    model = nn.Sequential(*layers, nn.Linear(128, 10))
+    x = torch.randn(256, 128, generator=torch.Generator().manual_seed(0))
+    seen = {}
+    model[-1].register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0]))
+    out = {}
+    for policy in ("auto", "u-mup"):
+        p = it.plan(model, policy)
+        p.apply(model, seed=0)
+        with torch.no_grad():
+            model(x)
+        out[policy] = float(seen["x"].pow(2).mean())
+    assert "centered as auto's" in p["2.weight"].reason
+    assert 0.5 < out["u-mup"] / out["auto"] < 2, out

@@ -1979,10 +1979,17 @@ class UMuP(Auto):
             a = math.sqrt(solved.q / solved.effective / n)  # weights carry auto's whole q
             src = "auto's std with its edge-of-chaos bias variance folded in: biases start at 0"
         gain = a * math.sqrt(n)
+        centered = ""
+        if auto.center_dims:  # (auto's point centers the weights — an activation with a mean,
+            # softplus', sigmoid's — and its std is for Var[x]: the unit draw is centered too;
+            # uncentered, the mean passed and a softplus ×20 chain's output came out ×340)
+            unit = dataclasses.replace(unit, center_dims=auto.center_dims)
+            centered = ", centered as auto's (the input's mean does not pass)"
         e = dataclasses.replace(
             unit,
             forward_mult=a,
-            reason=f"{unit.reason}; forward × gain/√fan_in = {gain:.4g}/√{n:g} = {a:.4g} ({src})",
+            reason=f"{unit.reason}{centered}; forward × gain/√fan_in = {gain:.4g}/√{n:g} = "
+            f"{a:.4g} ({src})",
         )
         if role == "input":
             return self._tag(e, 1 / math.sqrt(n), fan_out / a**2, "u-μP input weight")

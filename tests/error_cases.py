@@ -105,6 +105,17 @@ def _u_mup_on(kind: str) -> Callable[[], Any]:
         if kind == "mha":
             m = nn.Sequential(nn.Linear(8, 8))
             m.attn = nn.MultiheadAttention(8, 2)
+        elif kind == "outside":
+
+            class Decoder(nn.Module):  # (the encoder's weight read again by a function)
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.enc = nn.Linear(8, 4)
+
+                def forward(self, x: Any) -> Any:
+                    return self.enc(x) @ self.enc.weight
+
+            return it.plan(Decoder(), "u-mup", example_input=__import__("torch").randn(2, 8))
         else:
             m = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 10, bias=False))
             m[1].weight = m[0].weight
@@ -1325,6 +1336,14 @@ CASES: list[Case] = [
         ValueError,
         "tied weights.*Untie them",
         "untie, or MuP(base_width)",
+    ),
+    Case(
+        "policy",
+        "u-mup on a weight forward also uses outside its module",
+        _u_mup_on("outside"),
+        ValueError,
+        "'enc.weight' is also used in forward outside its module",
+        "untie the use, or MuP(base_width)",
     ),
     Case(
         "plan file",

@@ -380,3 +380,40 @@ def test_centered_points_draw_the_unit_weights_centered(act):
         out[policy] = float(seen["x"].pow(2).mean())
     assert "centered as auto's" in p["2.weight"].reason
     assert 0.5 < out["u-mup"] / out["auto"] < 2, out
+
+
+def test_a_weight_also_used_outside_its_module_is_refused_and_the_model_kept():
+    """A tied autoencoder's decoder, `F.conv_transpose2d(h, self.e2.weight)`: u-μP drew the
+    weight at unit scale and put the multiplier on `e2`'s call only, so the decoder ran at unit
+    scale, nothing said. Refused now, naming the weight and the call; the model is unchanged. A
+    use whose result nothing reads (or a read of the weight's shape) is not a use."""
+    import torch.nn.functional as F
+
+    class TiedAE(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.e1, self.e2 = nn.Conv2d(1, 8, 4, 2, 1), nn.Conv2d(8, 16, 4, 2, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = F.relu(self.e2(F.relu(self.e1(x))))
+            return F.conv_transpose2d(h, self.e2.weight, stride=2, padding=1)
+
+    class Unused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            _ = self.a.weight.t() * 2  # (computed, never read)
+            return self.b(F.relu(self.a(x))) * self.a.weight.shape[0] / 16
+
+    m = TiedAE()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(
+        ValueError,
+        match=r"'e2.weight' is also used in forward outside its module \(`conv_transpose2d`",
+    ):
+        it.init_model(m, "u-mup", example_input=torch.randn(2, 1, 16, 16), seed=0)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    p = it.plan(Unused(), "u-mup", example_input=torch.randn(2, 8))
+    assert p["a.weight"].forward_mult is not None

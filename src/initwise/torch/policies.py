@@ -1859,6 +1859,23 @@ def mup_attention(model: nn.Module) -> list[str]:
 # ----------------------------------------------------------------------------- u-μP
 
 
+_METADATA = frozenset({"getattr", "size", "dim", "numel"})
+"""Calls that read a tensor's shape or type, not its values."""
+
+
+def _reaching_output(g: Any) -> set[int]:
+    """The graph's nodes from which its output is reached (what the model's result depends
+    on)."""
+    out = {n.idx for n in g.nodes if n.op == "output"}
+    todo = list(out)
+    while todo:
+        for j in g.nodes[todo.pop()].inputs:
+            if j not in out:
+                out.add(j)
+                todo.append(j)
+    return out
+
+
 class UMuP(Auto):
     """u-μP, the Unit-Scaled Maximal Update Parametrization (Blake et al. 2024, arXiv
     2407.17465, Table 3; the rules of graphcore-research/unit-scaling's ``optim``): every weight
@@ -1928,8 +1945,48 @@ class UMuP(Auto):
                 "read-out's call alone, as mup's MuSharedReadout)"
             )
 
+    def _not_read_outside(self, ctx: Context, site: WeightSite) -> None:
+        """Refuse a weight that gets a forward multiplier and that ``forward`` also uses as a
+        plain tensor, where the multiplier does not reach."""
+        read = self._read_outside(ctx).get(f"{site.module_name}.weight")
+        if read:
+            raise ValueError(
+                f"u-mup: '{site.module_name}.weight' is also used in forward outside its module "
+                f"({', '.join(f'`{c}`' for c in read)}: a tied decoder's "
+                "F.conv_transpose2d(h, enc.weight), x @ layer.weight.T); u-μP's forward "
+                "multiplier lives on the module's call and would not reach that use (the weight "
+                "is drawn at unit scale). Untie the use, or use MuP(base_width)"
+            )
+
+    @staticmethod
+    def _read_outside(ctx: Context) -> dict[str, list[str]]:
+        """``{module weight name: the calls that read it}`` for module weights the traced graph
+        reads as plain tensors, outside their module's call, computed once per plan. (A tied
+        autoencoder's decoder, ``F.conv_transpose2d(h, self.enc.weight)``, ran at unit scale
+        while the encoder got the multiplier; nothing said.)"""
+        if "umup_read" not in ctx.memo:
+            found: dict[str, list[str]] = {}
+            g = ctx.info.graph if ctx.info is not None else None
+            if g is not None:
+                users = g.users()
+                live = _reaching_output(g)  # (a use whose result nothing reads is no use:
+                # HF Mamba's mixer computes `conv1d.weight.squeeze(1)` for a cache it does not
+                # have)
+                for n in g.nodes:
+                    if n.op == "param":
+                        calls = [
+                            str(g.nodes[u].target)
+                            for u in users[n.idx]
+                            if u in live and str(g.nodes[u].target) not in _METADATA
+                        ]
+                        if calls:
+                            found.setdefault(str(n.target), []).extend(calls)
+            ctx.memo["umup_read"] = found
+        return ctx.memo["umup_read"]
+
     def _role(self, ctx: Context, site: WeightSite) -> str:
         self._untied(ctx, site)
+        self._not_read_outside(ctx, site)
         roles = plan_roles(ctx)
         role = roles.get(site.module_name)
         if role is None:

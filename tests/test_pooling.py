@@ -1355,3 +1355,33 @@ def test_an_einsum_attention_is_measured_with_the_example_input():
         assert "attention 'einsum'" in reason and "measured on the example input" in reason
         said = float(re.search(r"input E\[x²\] ([0-9.e+-]+)", reason).group(1))
         assert abs(said / came[i] - 1) < 0.1, (reason, came)
+
+
+class _LSTMAttention(nn.Module):
+    """A bidirectional LSTM and attention pooling over time, `(softmax(a(h))·h).sum(1)`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 64, batch_first=True, bidirectional=True)
+        self.att, self.out = nn.Linear(128, 1), nn.Linear(128, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.lstm(x)
+        w = torch.softmax(self.att(h).squeeze(-1), 1)
+        return self.out((w.unsqueeze(-1) * h).sum(1))
+
+
+def test_attention_pooling_without_an_example_is_an_average_of_its_values():
+    """Without an example input the softmax weights have no moments (1/N is in the data): the
+    weighted sum came out unknown and the read-out was solved for E[x²] 1 where the LSTM's
+    state gives ~0.02 — output rms 0.08. Now it is walked as an average of the values (their
+    E[x²], an upper bound: said), output rms in band; with the example input it is measured."""
+    torch.manual_seed(0)
+    m = _LSTMAttention()
+    with pytest.warns(it.AssumptionWarning, match="a softmax-weighted sum of values"):
+        p = it.plan(m)
+    assert "a softmax-weighted sum of values" in p["out.weight"].reason
+    p.apply(m, seed=0)
+    with torch.no_grad():
+        rms = float(m(torch.randn(64, 12, 8)).pow(2).mean().sqrt())
+    assert 0.3 < rms < 2, rms

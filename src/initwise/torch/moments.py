@@ -759,6 +759,10 @@ class _Walk:
     weighted: dict[int, int] = field(default_factory=dict)
     """Values times softmax weights (:func:`~initwise.torch.pooling.weighted_products`), with
     the values' input position: measured as a pool of the values where an example is given."""
+    weighted_sums: dict[int, int] = field(default_factory=dict)
+    """Values times softmax weights whose only reader is a sum (``(a[..., None]·h).sum(1)``:
+    attention pooling), by the product's node, with the values' input position — walked
+    without an example input as an average of the values (:func:`_weighted_sums`)."""
     thetas: dict[str, int] = field(default_factory=dict)
     """Spatial transformers' localization heads: :func:`affine_thetas`."""
     fixed_products: dict[int, tuple[float, float, float]] = field(default_factory=dict)
@@ -829,11 +833,28 @@ def _walk(
         conditional=(cond := conditional_affines(info, users, modules)),
         parts=conditional_parts(info, users, cond),
         weighted=weighted_products(info) if pools else {},
+        weighted_sums=_weighted_sums(g, users, info) if not pools else {},
         thetas=thetas,
         fixed_products=_fixed_products(model, info),
         unit_maps=_unit_maps(g, modules),
         normalized_sums=_normalized_sums(g, users, info),
     )
+
+
+WEIGHTED_SUM = "a softmax-weighted sum of values"
+"""How a reason starts that says a data-free attention pooling was walked as an average."""
+
+
+def _weighted_sums(g: Any, users: list[list[int]], info: ModelInfo) -> dict[int, int]:
+    """:attr:`_Walk.weighted_sums`: products of softmax weights and values
+    (:func:`~initwise.torch.pooling.weighted_products`) whose only user is a ``sum``."""
+    out: dict[int, int] = {}
+    for i, j in weighted_products(info).items():
+        after = users[i]
+        nxt = g.nodes[after[0]] if len(after) == 1 else None
+        if nxt is not None and nxt.op == "function" and nxt.target == "sum":
+            out[i] = j
+    return out
 
 
 def _branch_sum(walk: _Walk, end: Any) -> tuple[float, int | None] | None:
@@ -1249,6 +1270,22 @@ def _pass(
                 what = f"{what} '{n.target}' (node {n.idx})"
                 mom[n.idx] = _as_measured(n.idx, measured, via, what)
                 continue
+        j = walk.weighted_sums.get(n.idx)
+        if j is not None and len(ins) > j and ins[j] is not None:  # attention pooling, data-free:
+            # Σ_t w_t·h_t with Σ_t w_t = 1 is an average of the values — their moments, said (it
+            # keeps between 1/N of E[x²], for independent values, and all of it, for equal
+            # ones). The weights' moments have no rule (1/N is in the data), so the product and
+            # the sum came out unknown and the read-out was solved for E[x²] 1: after an LSTM
+            # (E[h²] 0.016) its output rms was 0.08
+            via[n.idx] = (
+                f"{WEIGHTED_SUM} ('{n.target}', node {n.idx}, then 'sum') taken to keep their "
+                "E[x²]",
+                False,
+                " (a weighted average keeps between 1/N of E[x²], for independent values, and "
+                "all of it, for equal ones); give example_input= to measure it",
+            )
+            mom[n.idx] = ins[j]
+            continue
         fixed = walk.fixed_products.get(n.idx)
         if fixed is not None and n.idx not in walk.pools and ins[0] is not None:
             (s_in, mu), (sq, sums2, sums) = ins[0], fixed  # (unmeasured: from the buffer's own
@@ -4156,6 +4193,9 @@ def _function(
         over = _feature_sum(info, n, known[0], modules)
         if over is not None:
             return over
+    came = via.get(n.inputs[0]) if t == "sum" and n.inputs else None
+    if came is not None and came[0].startswith(WEIGHTED_SUM):  # (said at the product: an
+        return known[0] if len(known) == 1 else None  # average of the values)
     if t in ("sum", "cumsum") and len(known) == 1 and summed_dims(n) is not None:  # Deep Sets'
         what = "a cumulative sum along" if t == "cumsum" else "a sum over"  # Σ over the set,
         via[n.idx] = (  # a GNN's sum aggregation, a prefix sum: how many terms is in the data

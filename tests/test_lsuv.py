@@ -292,3 +292,27 @@ def test_a_weight_shared_by_two_layers_is_scaled_once():
     assert a.name == "a" and a.converged and "also 'a''s, scaled there" in b.name
     with torch.no_grad():
         assert float(m.a(x).std()) == pytest.approx(a.std_after, rel=1e-5)
+
+
+def test_a_layer_with_one_output_value_is_left_as_it_is_and_said():
+    """A graph-level read-out over one graph (the node features averaged, then a Linear to one
+    value): the std of one value is NaN, and LSUV raised "produced non-finite outputs; check the
+    batch and the pre-init". The layer is left as it is, reported not converged with why; the
+    layers before it are scaled as usual."""
+    import torch
+    from torch import nn
+
+    class GraphHead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b, self.out = nn.Linear(8, 32), nn.Linear(32, 32), nn.Linear(32, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.relu(self.b(torch.relu(self.a(x))))
+            return self.out(h.mean(0, keepdim=True))
+
+    res = it.lsuv(GraphHead(), torch.randn(50, 8), seed=0)
+    last = res.layers[-1]
+    assert last.name.startswith("out (it gives one value on this batch")
+    assert not last.converged and last.scale == 1.0
+    assert all(layer.converged for layer in res.layers[:-1])

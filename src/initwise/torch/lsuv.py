@@ -518,6 +518,15 @@ def _scale(
     fixed, own = _scaling(_scalable(m))
     multiply = multiply or own
     fixed = fixed or sc.shared(name, _scalable(m))
+    if fixed is None and _first(out).numel() < 2:  # (a graph-level read-out over one graph:
+        # the std of one value is NaN, and LSUV raised "non-finite outputs; check the batch")
+        one = float(_first(out).detach().float().abs().sum())
+        why = (
+            "it gives one value on this batch, whose std is not defined — left as it is; a "
+            "batch with more outputs (more graphs, more examples) measures it"
+        )
+        sc.layers.append(LSUVLayer(f"{name} ({why})", 1.0, 0, one, one, False))
+        return out
     if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
         s = _raw_std(out)  # (unchecked: a layer started at zero has std 0 on purpose)
         sc.layers.append(LSUVLayer(f"{name} ({fixed})", 1.0, 0, s, s, abs(s - sc.target) < sc.tol))

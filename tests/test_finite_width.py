@@ -102,14 +102,16 @@ def test_width_is_checked_by_name():
 
 def test_shifted_softplus_chain_holds_its_signal():
     """Measured before the check: output rms 32–58 over three draws (E[x²] ×10³), nothing said.
-    After: within ½–2 for every draw, and nothing to say."""
+    After: within ½–2 for every draw, and nothing to say. Since 2026-12-05 the probed function
+    (softplus − log 2, a table) gets the centered edge of chaos, as softplus does (10 of 10
+    draws in band, 0.82–1.68; the width-checked grid point before it 0.97–1.80)."""
     torch.manual_seed(0)
     model = Chain(_shifted_softplus, depth=30, width=128)
     with warnings.catch_warnings():
         warnings.simplefilter("error", it.SignalWarning)
         plan = it.plan(model)
     reason = next(e.reason for e in plan if e.name == "layers.3.weight")
-    assert "at width 128" in reason
+    assert "edge of chaos" in reason and "centered" in reason
     assert all(0.5 <= r <= 2.0 for r in _out_rms(model, plan, 128))
 
 
@@ -398,3 +400,29 @@ def test_softplus_at_depth_30_runs_at_the_centered_edge_of_chaos():
         ratio = float(model.layers[0].weight.grad.norm() / model.out.weight.grad.norm())
         assert 0.5 < rms < 2 and 0.5 < ratio < 2, (seed, rms, ratio)
         assert diagnose(model, x).verdict == "healthy"
+
+
+def test_a_probed_activation_with_a_mean_gets_the_centered_edge_of_chaos():
+    """LogSigmoid (probed: an interpolated table) ×30 at width 256 kept its grid point — its
+    table's second derivative, taken at steps of 10⁻⁴, was spikes over budget — and drifted:
+    output rms 1.26–2.07, first/last gradients ×3.5–9, `diagnose` "exploding", nothing said.
+    Its curvature is taken at `operating.PROBED_STEP` now: the centered edge of chaos, as for
+    softplus. A kinked probed function (relu(x)², Softshrink) still gets none."""
+    from initwise.diagnostics import diagnose
+
+    torch.manual_seed(0)
+    model = Chain(F.logsigmoid, depth=30, width=256)
+    plan = it.plan(model)
+    assert "edge of chaos" in plan["layers.5.weight"].reason
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(3))
+    for seed in (0, 1):
+        plan.apply(model, seed=seed)
+        model.zero_grad()
+        y = model(x)
+        (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(seed))).sum().backward()
+        rms = float(y.detach().pow(2).mean().sqrt())
+        ratio = float(model.layers[0].weight.grad.norm() / model.out.weight.grad.norm())
+        assert 0.5 < rms < 2 and 0.5 < ratio < 2, (seed, rms, ratio)
+        assert diagnose(model, x).verdict == "healthy"
+    shrink = it.plan(Chain(F.softshrink, depth=30, width=256))
+    assert "edge of chaos" not in shrink["layers.5.weight"].reason

@@ -789,8 +789,9 @@ def _solve(
     if best is None:  # pragma: no cover - an activation that is constant on every q
         raise ValueError("operating_point: the activation has no variance on Gaussian input")
     _, q, centered, e2, m, chi, kappa, balance, cost = best
+    step = PROBED_STEP if probed else None
     if bias and cost > TOLERANCE and not centered:
-        edge = edge_of_chaos(f, depth, min(hi, 1.0))
+        edge = edge_of_chaos(f, depth, min(hi, 1.0), step=step)
         if edge is not None:
             return edge
     if bias and cost > TOLERANCE:
@@ -799,7 +800,7 @@ def _solve(
         # the end layers' balance (softplus at depth 30: e^1.16 on the grid — output rms 2.5,
         # first/last gradients 9.6 measured — against e^0.04); GELU/SiLU keep the grid's
         # point (their curvature budget forces q ≈ 0.1–0.25, balance ×7–20)
-        edge = edge_of_chaos(f, depth, min(hi, 1.0), centered=True)
+        edge = edge_of_chaos(f, depth, min(hi, 1.0), centered=True, step=step)
         free = edge is not None and edge.q >= min(hi, 1.0) * (1 - 1e-9)  # (its curvature not
         # binding: softplus ×50 at width 128, where the budget pulls q to 0.57, put 5 of 10
         # draws in band against the grid point's 10, gradients first/last ×26)
@@ -833,11 +834,20 @@ def _step(f: Callable[[np.ndarray], np.ndarray]) -> OperatingPoint | None:
     return OperatingPoint(1.0, False, e2, m, 0.0, kappa, 1.0, 1, rule)
 
 
+PROBED_STEP = 5e-3
+"""The finite-difference step of a probed activation's derivatives in :func:`edge_of_chaos`: a
+probed function is a table interpolated every 10⁻³, whose slope jumps at every node — at
+steps of 10⁻⁶ and 10⁻⁴ its second derivative was spikes that put every point over the
+curvature budget (LogSigmoid, softplus written as a module of the model's own, never got one).
+A kink still puts the curvature far over it."""
+
+
 def edge_of_chaos(
     f: Callable[[np.ndarray], np.ndarray],
     depth: int,
     q_max: float = Q_RANGE[1],
     centered: bool = False,
+    step: float | None = None,
 ) -> OperatingPoint | None:
     """The edge-of-chaos point with biases for a chain of ``depth`` layers (module docstring):
     the largest ``q`` on the grid with ``σ_b² ≥ 0``, a stable fixed point and network curvature
@@ -850,13 +860,16 @@ def edge_of_chaos(
     balance is then ``G² = 1/(q·E[φ²])`` (the last layer's weight gradient still sees the
     mean), as on the grid (:func:`_point`).
 
+    ``step``: the finite-difference step of the derivatives (:data:`PROBED_STEP` for a probed
+    activation's table; analytic ones keep 10⁻⁶ and 10⁻⁴).
+
     Examples:
         >>> op = edge_of_chaos(np.tanh, 50)
         >>> round(op.q, 3), round(op.chi, 6), round(op.bias_var, 4)
         (0.238, 1.0, 0.0073)
     """
-    d1 = derivative(f)
-    d2 = derivative(d1, 1e-4)
+    d1 = derivative(f) if step is None else derivative(f, step)
+    d2 = derivative(d1, 1e-4 if step is None else step)
     best = None
     grid = np.exp(np.linspace(math.log(Q_RANGE[0] / 10), math.log(q_max), _GRID * 2)).tolist()
     for q in grid:
@@ -882,6 +895,8 @@ def edge_of_chaos(
     s, sh = (e2 - m * m, e2h - mh * mh) if centered else (e2, e2h)
     kappa = math.log(sh / s) / math.log1p(h)
     slope = kappa * sw2 * s / q  # the q-map's slope at its fixed point: κ/χ₀
+    if not slope < 1:  # (an unstable fixed point is no operating point: relu(x)², probed, has a
+        return None  # slope ≥ 1 at every q — χ = 1 there amplified each example's deviations)
     # G² = E[φ′²]/E[φ²]² (plain); 1/(q·E[φ²]) centered
     balance = math.sqrt(1.0 / (q * e2)) if centered else math.sqrt(1.0 / sw2) / e2
     rule = (

@@ -425,19 +425,26 @@ def op_point(
     """The operating point of ``act`` for a chain of ``depth`` layers (named activations are
     cached process-wide; probed ones in ``cache``). ``bias``: the layer has a bias, so an
     edge-of-chaos point is allowed (:func:`operating_point` keeps kinked activations off it;
-    probed ones are never given it). ``width``/``ends``: the chain's width, for the check of its
-    forward drift at that width, and whether its last hidden layer may move for balance
+    a probed one's kink puts its curvature over budget). ``width``/``ends``: the chain's width,
+    for the check of its forward drift at that width, and whether its last hidden layer may
+    move for balance
     (:func:`~initwise.math.operating.at_width`); ``taps``: a chain of convolutions with kernels
     of that many taps and ``width`` channels (``dims`` 2: square 2-D kernels)."""
     key: Any = (act, depth, bias, width, ends, taps, dims)
     shared: Any = None
     if act.module is not None:  # equal stretches in every layer: key by the values
         probe = _act_fn(act)(np.linspace(-3.0, 3.0, 13))
-        key = (act.describe(), depth, tuple(np.round(probe, 9).tolist()), width, ends, taps, dims)
+        key = (
+            act.describe(), depth, tuple(np.round(probe, 9).tolist()), bias, width, ends, taps,
+            dims,
+        )  # fmt: skip
         if width is not None:  # (simulated at its width: kept for the process, by its values
             # on a finer grid; the same stretch planned again costs nothing)
             fine = _act_fn(act)(np.linspace(-12.0, 12.0, 241))
-            shared = (act.describe(), depth, np.round(fine, 9).tobytes(), width, ends, taps, dims)
+            shared = (
+                act.describe(), depth, np.round(fine, 9).tobytes(), bias, width, ends, taps,
+                dims,
+            )  # fmt: skip
             if shared in _POINTS:
                 return _POINTS[shared]
     if cache is not None and key in cache:
@@ -478,8 +485,9 @@ def _op_point(
         "taps": taps,
         "dims": dims,
     }
-    if act.module is not None:
-        return operating_point(_act_fn(act), **kw)
+    if act.module is not None:  # (probed: an edge-of-chaos point where its curvature, taken
+        # at operating.PROBED_STEP, is within budget — a kink's is not)
+        return operating_point(_act_fn(act), bias=bias, **kw)
     return operating_point(act.name, act.param, name=act.name, bias=bias, **kw)
 
 

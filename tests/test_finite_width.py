@@ -371,6 +371,23 @@ def test_a_conv_chain_that_amplifies_each_examples_scale_is_said_at_its_fan_in()
             it.plan(ConvChain(squared, depth=depth, channels=channels))
 
 
+def _held_and_balanced(model: nn.Module, plan, seeds) -> None:
+    """Each seed's draw: output rms and first/last weight-gradient ratio within ½–2 on a unit
+    batch, and ``diagnose`` healthy."""
+    from initwise.diagnostics import diagnose
+
+    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(3))
+    for seed in seeds:
+        plan.apply(model, seed=seed)
+        model.zero_grad()
+        y = model(x)
+        (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(seed))).sum().backward()
+        rms = float(y.detach().pow(2).mean().sqrt())
+        ratio = float(model.layers[0].weight.grad.norm() / model.out.weight.grad.norm())
+        assert 0.5 < rms < 2 and 0.5 < ratio < 2, (seed, rms, ratio)
+        assert diagnose(model, x).verdict == "healthy"
+
+
 def test_softplus_at_depth_30_runs_at_the_centered_edge_of_chaos():
     """softplus ×30 (a mean of 0.81 at unit pre-activation, so no plain edge of chaos): its best
     grid point left the chain drifting (χ 1.08) — output rms 1.34–1.97 over ten draws at width
@@ -380,8 +397,6 @@ def test_softplus_at_depth_30_runs_at_the_centered_edge_of_chaos():
     rms 0.93–1.14, gradients within ½–2 on ten of ten draws, healthy, and 0.464 ± 0.007 test
     accuracy on MNIST-1D with no seed diverging. At depth 50 the curvature budget would pull
     q to 0.57, where it measured worse: the grid point stays (the test above)."""
-    from initwise.diagnostics import diagnose
-
     torch.manual_seed(0)
     model = Chain(F.softplus, depth=30, width=256)
     with warnings.catch_warnings():
@@ -390,16 +405,7 @@ def test_softplus_at_depth_30_runs_at_the_centered_edge_of_chaos():
     e = plan["layers.5.weight"]
     assert "edge of chaos" in e.reason and "centered" in e.reason
     assert plan["layers.5.bias"].std == pytest.approx(math.sqrt(0.0745), rel=0.02)
-    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(3))
-    for seed in (0, 1, 2):
-        plan.apply(model, seed=seed)
-        model.zero_grad()
-        y = model(x)
-        (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(seed))).sum().backward()
-        rms = float(y.detach().pow(2).mean().sqrt())
-        ratio = float(model.layers[0].weight.grad.norm() / model.out.weight.grad.norm())
-        assert 0.5 < rms < 2 and 0.5 < ratio < 2, (seed, rms, ratio)
-        assert diagnose(model, x).verdict == "healthy"
+    _held_and_balanced(model, plan, (0, 1, 2))
 
 
 def test_a_probed_activation_with_a_mean_gets_the_centered_edge_of_chaos():
@@ -408,21 +414,10 @@ def test_a_probed_activation_with_a_mean_gets_the_centered_edge_of_chaos():
     output rms 1.26–2.07, first/last gradients ×3.5–9, `diagnose` "exploding", nothing said.
     Its curvature is taken at `operating.PROBED_STEP` now: the centered edge of chaos, as for
     softplus. A kinked probed function (relu(x)², Softshrink) still gets none."""
-    from initwise.diagnostics import diagnose
-
     torch.manual_seed(0)
     model = Chain(F.logsigmoid, depth=30, width=256)
     plan = it.plan(model)
     assert "edge of chaos" in plan["layers.5.weight"].reason
-    x = torch.randn(256, 256, generator=torch.Generator().manual_seed(3))
-    for seed in (0, 1):
-        plan.apply(model, seed=seed)
-        model.zero_grad()
-        y = model(x)
-        (y * torch.randn(y.shape, generator=torch.Generator().manual_seed(seed))).sum().backward()
-        rms = float(y.detach().pow(2).mean().sqrt())
-        ratio = float(model.layers[0].weight.grad.norm() / model.out.weight.grad.norm())
-        assert 0.5 < rms < 2 and 0.5 < ratio < 2, (seed, rms, ratio)
-        assert diagnose(model, x).verdict == "healthy"
+    _held_and_balanced(model, plan, (0, 1))
     shrink = it.plan(Chain(F.softshrink, depth=30, width=256))
     assert "edge of chaos" not in shrink["layers.5.weight"].reason

@@ -316,3 +316,28 @@ def test_a_layer_with_one_output_value_is_left_as_it_is_and_said():
     assert last.name.startswith("out (it gives one value on this batch")
     assert not last.converged and last.scale == 1.0
     assert all(layer.converged for layer in res.layers[:-1])
+
+
+def test_an_lsuv_error_is_the_message_written_without_torch_fx_noise():
+    """Raised inside LSUV's fx interpreter, every error ended with torch's "While executing %b …
+    Original traceback: None Use tlparse to see full graph"; the message is now what initwise
+    wrote, and only that."""
+    import torch
+    from torch import nn
+
+    from initwise.torch.batch import ProbeError
+
+    class Dead(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(8, 16), nn.Linear(16, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.relu(self.a(x)) * 0)
+
+    with pytest.raises(ProbeError) as info:
+        it.lsuv(Dead(), torch.randn(16, 8), seed=0)
+    text = str(info.value)
+    assert text.startswith("LSUV: layer 'b' output has std 0")
+    assert text.endswith("use a larger batch or another init for it")
+    assert "While executing" not in text and "tlparse" not in text

@@ -16,7 +16,16 @@ import torch
 
 class ProbeError(ValueError):
     """An error a probe raises about the model's values (not about the batch): passed through
-    :func:`run_model` unchanged."""
+    :func:`run_model` unchanged. Its message stays as written: raised inside a ``torch.fx``
+    interpreter (LSUV's pass), torch appended "While executing %b … Original traceback: None
+    Use tlparse to see full graph" to its arguments, and that was the end of every LSUV error."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        self.message = str(args[0]) if args else ""
+
+    def __str__(self) -> str:
+        return self.message
 
 
 class NonFiniteError(ProbeError):

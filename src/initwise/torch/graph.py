@@ -435,16 +435,9 @@ _WRITES = frozenset({"setitem", "index_put", "scatter", "copy", "fill", "zero"})
 """Function nodes that write into a tensor (besides the ``name_`` methods): never dead ends."""
 
 
-def without_dead_ends(graph: Graph) -> Graph:
-    """``graph`` without the function nodes that only observe it: computed from values of the
-    graph, reaching neither the output nor a write — a statistic ``forward`` computes to log or
-    keep (``self.pre_mean = z.detach().mean()``), a shape read for a check. Kept, such a node
-    was a second use of the value it reads, and single-use patterns failed: a plain-function
-    activation after that value was read as the ``sigmoid`` inside it, and the layers after it
-    were 1.6× off, with nothing said. What a module computes stays, used or not (SigLIP's
-    pooling head, which PaliGemma does not read, is still a residual block), and so do
-    operations that write into a tensor (``add_``, ``setitem``, ``copy_``) and what they
-    read."""
+def live_nodes(graph: Graph) -> set[int]:
+    """The nodes the model's output or a write into a tensor (an ``add_``, a ``setitem``, a
+    ``copy_``) is computed from: what ``forward`` computes for an effect."""
 
     def writes(n: Node) -> bool:
         t = str(n.target)
@@ -459,6 +452,21 @@ def without_dead_ends(graph: Graph) -> Graph:
         if i not in live:
             live.add(i)
             stack.extend(graph.nodes[i].inputs)
+    return live
+
+
+def without_dead_ends(graph: Graph) -> Graph:
+    """``graph`` without the function nodes that only observe it: computed from values of the
+    graph, reaching neither the output nor a write — a statistic ``forward`` computes to log or
+    keep (``self.pre_mean = z.detach().mean()``), a shape read for a check. Kept, such a node
+    was a second use of the value it reads, and single-use patterns failed: a plain-function
+    activation after that value was read as the ``sigmoid`` inside it, and the layers after it
+    were 1.6× off, with nothing said. What a module computes stays, used or not (SigLIP's
+    pooling head, which PaliGemma does not read, is still a residual block), and so do
+    operations that write into a tensor (``add_``, ``setitem``, ``copy_``) and what they
+    read."""
+
+    live = live_nodes(graph)
     users = graph.users()
     dead = {n.idx for n in graph.nodes if n.op == "function" and n.idx not in live}
     while True:  # observers only: read from live values or other observers, read by observers

@@ -45,7 +45,7 @@ from torch import nn
 from .. import schemes as S
 from ..math.fans import Fans, fans
 from ..plan import ParamPlan
-from .graph import LINEAR, Act, LayerInfo, graph_modules, in_out
+from .graph import LINEAR, Act, LayerInfo, graph_modules, in_out, live_nodes
 from .modules import FunctionalEinsum, embedding_norm_cap, few, is_weight_layer, norm_offset
 from .moments import Moments, Solved, affine_roles, tied_heads
 from .multipliers import hook_kind
@@ -1573,12 +1573,11 @@ class MuP(Auto):
         ):
             return e
         r = math.sqrt((e.fan_in + e.fan_out) / (e.fan_in + e.fan_out / m))
-        scaled = e.with_scheme(vs.scaled(r), "")
-        return dataclasses.replace(
-            scaled,
-            reason=e.reason.rsplit(" → std", 1)[0]
-            + f"; μP input weight: its std at the base width (× {r:.4g}, the fans' average "
-            f"at fan_out/m) → std {scaled.std:.4g}",
+        return rescaled(
+            e,
+            r,
+            f"μP input weight: its std at the base width (× {r:.4g}, the fans' average at "
+            "fan_out/m)",
         )
 
     def attention(self, ctx, name, module, layer, params):  # type: ignore[no-untyped-def]
@@ -1863,19 +1862,6 @@ _METADATA = frozenset({"getattr", "size", "dim", "numel"})
 """Calls that read a tensor's shape or type, not its values."""
 
 
-def _reaching_output(g: Any) -> set[int]:
-    """The graph's nodes from which its output is reached (what the model's result depends
-    on)."""
-    out = {n.idx for n in g.nodes if n.op == "output"}
-    todo = list(out)
-    while todo:
-        for j in g.nodes[todo.pop()].inputs:
-            if j not in out:
-                out.add(j)
-                todo.append(j)
-    return out
-
-
 class UMuP(Auto):
     """u-μP, the Unit-Scaled Maximal Update Parametrization (Blake et al. 2024, arXiv
     2407.17465, Table 3; the rules of graphcore-research/unit-scaling's ``optim``): every weight
@@ -1969,7 +1955,7 @@ class UMuP(Auto):
             g = ctx.info.graph if ctx.info is not None else None
             if g is not None:
                 users = g.users()
-                live = _reaching_output(g)  # (a use whose result nothing reads is no use:
+                live = live_nodes(g)  # (a use whose result nothing reads is no use:
                 # HF Mamba's mixer computes `conv1d.weight.squeeze(1)` for a cache it does not
                 # have)
                 for n in g.nodes:

@@ -417,3 +417,29 @@ def test_a_weight_also_used_outside_its_module_is_refused_and_the_model_kept():
     assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
     p = it.plan(Unused(), "u-mup", example_input=torch.randn(2, 8))
     assert p["a.weight"].forward_mult is not None
+
+
+def test_a_guessed_width_that_the_raw_parameters_rules_use_is_said():
+    """u-μP has no base width, but its rules for raw parameters compare their dimensions with the
+    model's width (:func:`model_width`); where that width is only the most common size (no
+    residual stream, input layers of two widths) it was used unsaid. Now an assumption (strict:
+    an error), as μP says its own guess."""
+    from initwise.plan import AssumptionError
+    from initwise.torch import AssumptionWarning
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(12, 32), nn.Linear(12, 48)
+            self.tok = nn.Parameter(torch.zeros(1, 1, 32))
+            self.out = nn.Linear(80, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            h = torch.cat([self.a(x) + self.tok, self.b(x)], -1)
+            return self.out(torch.relu(h)).mean(1)
+
+    x = torch.randn(2, 3, 12)
+    with pytest.warns(AssumptionWarning, match=r"u-μP: this model's width 32 .* a guess"):
+        it.plan(Two(), "u-mup", example_input=x)
+    with pytest.raises(AssumptionError, match="a guess"):
+        it.plan(Two(), "u-mup", example_input=x, strict=True)

@@ -2115,9 +2115,9 @@ class UMuP(Auto):
 
     def _loose(self, ctx: Context, e: ParamPlan) -> ParamPlan:
         """:meth:`finalize`'s rule for one parameter no layer rule planned."""
-        if "umup_width" not in ctx.memo:
-            ctx.memo["umup_width"] = model_width(ctx.model, plan_roles(ctx), ctx.layers)[0]
-        width = ctx.memo["umup_width"]
+        if "umup_width" not in ctx.memo:  # (with how it was found: a guess is said)
+            ctx.memo["umup_width"] = model_width(ctx.model, plan_roles(ctx), ctx.layers)
+        width = ctx.memo["umup_width"][0]
         kind = loose_kind(ctx, e.name)
         grow = [d for d in e.shape if _grows(d, width)]
         if kind in INPUT_LIKE or (kind is None and len(grow) == 1 and _drawn(e)):
@@ -2156,18 +2156,25 @@ class UMuP(Auto):
         return self._tag(e, 1.0, 1.0, f"u-μP: no rule (two dimensions grow with width {width})")
 
     def assumptions(self, ctx: Context) -> list[str]:
+        out = super().assumptions(ctx)
+        how = ctx.memo.get("umup_width", (0, None))[1]
+        if how is not None and how.endswith(GUESSED):  # (the raw parameters' rules used it)
+            out.append(
+                f"u-μP: this model's {how.removesuffix(GUESSED)} — a guess (no residual stream "
+                "and no one input width says it): the rules of its raw parameters (class "
+                "tokens, position tables, vectors by their shape) compare their dimensions with "
+                "it; check their lr_mult in the plan"
+            )
         unruled = ctx.memo.get("umup_unruled", [])
-        return super().assumptions(ctx) + (
-            [
+        if unruled:
+            out.append(
                 f"u-μP: {few(unruled)} — raw parameter(s) with two dimensions that grow with the "
                 "width, used outside any Linear/Conv: u-μP's forward multiplier has no module "
                 "to live on, so their learning rate is left × 1 (the unit-scaling library "
                 "refuses them unless told allow_non_unit_scaling_params); compute them with an "
                 "nn.Linear, or use MuP(base_width) (a hidden matrix there)"
-            ]
-            if unruled
-            else []
-        )
+            )
+        return out
 
     def notes(self, ctx: Context) -> list[str]:
         out = [

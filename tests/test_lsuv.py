@@ -297,8 +297,8 @@ def test_a_weight_shared_by_two_layers_is_scaled_once():
 def test_a_layer_with_one_output_value_is_left_as_it_is_and_said():
     """A graph-level read-out over one graph (the node features averaged, then a Linear to one
     value): the std of one value is NaN, and LSUV raised "produced non-finite outputs; check the
-    batch and the pre-init". The layer is left as it is, reported not converged with why; the
-    layers before it are scaled as usual."""
+    batch and the pre-init". The layer is left as it is, reported not converged with why and
+    warned; the layers before it are scaled as usual."""
     import torch
     from torch import nn
 
@@ -311,7 +311,8 @@ def test_a_layer_with_one_output_value_is_left_as_it_is_and_said():
             h = torch.relu(self.b(torch.relu(self.a(x))))
             return self.out(h.mean(0, keepdim=True))
 
-    res = it.lsuv(GraphHead(), torch.randn(50, 8), seed=0)
+    with pytest.warns(AssumptionWarning, match="lsuv: 'out': it gives one value on this batch"):
+        res = it.lsuv(GraphHead(), torch.randn(50, 8), seed=0)
     last = res.layers[-1]
     assert last.name.startswith("out (it gives one value on this batch")
     assert not last.converged and last.scale == 1.0

@@ -335,6 +335,12 @@ def _lsuv(
             ),
             stacklevel=3,
         )
+    single = [x.name.partition(" (")[0] for x in scaler.layers if _ONE_VALUE in x.name]
+    if single:  # (not scaled: said, not only recorded)
+        warnings.warn(
+            AssumptionWarning(f"lsuv: {few([repr(n) for n in single])}: {_ONE_VALUE}"),
+            stacklevel=3,
+        )
     unmoved = [x.name for x in scaler.layers if " (its output std " in x.name]
     if unmoved:  # (not reached: a fallback, said as one)
         warnings.warn(
@@ -521,11 +527,7 @@ def _scale(
     if fixed is None and _first(out).numel() < 2:  # (a graph-level read-out over one graph:
         # the std of one value is NaN, and LSUV raised "non-finite outputs; check the batch")
         one = float(_first(out).detach().float().abs().sum())
-        why = (
-            "it gives one value on this batch, whose std is not defined — left as it is; a "
-            "batch with more outputs (more graphs, more examples) measures it"
-        )
-        sc.layers.append(LSUVLayer(f"{name} ({why})", 1.0, 0, one, one, False))
+        sc.layers.append(LSUVLayer(f"{name} ({_ONE_VALUE})", 1.0, 0, one, one, False))
         return out
     if fixed is not None:  # it would loop to max_iter changing nothing and report the scale
         s = _raw_std(out)  # (unchecked: a layer started at zero has std 0 on purpose)
@@ -645,6 +647,14 @@ class _Interp(torch.fx.Interpreter):
             out,
             lambda: super(_Interp, self).call_module(target, args, kwargs),
         )
+
+
+_ONE_VALUE = (
+    "it gives one value on this batch, whose std is not defined — left as it is; a batch "
+    "with more outputs (more graphs, more examples) measures it"
+)
+"""Why LSUV leaves a layer whose output is a single value (a graph-level read-out over one
+graph) as it is; the result's entry and the warning say it."""
 
 
 def _raw_std(out: Any) -> float:
